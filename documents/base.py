@@ -1,0 +1,136 @@
+"""Shared shapes: the aggregate-root base document, UTC times, money, phones, emails."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+from uuid import UUID
+
+import phonenumbers
+from beanie import Document, Insert, Replace, before_event
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from uuid6 import uuid7
+
+
+def utcnow() -> datetime:
+    """Current time, timezone-aware UTC, truncated to BSON's millisecond precision."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _as_utc(value: datetime) -> datetime:
+    # BSON dates come back naive from some drivers/configs; they are always UTC.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A datetime normalised to aware UTC on the way in (naive values are read as UTC)."""
+
+Email = Annotated[EmailStr, AfterValidator(lambda v: v.strip().lower())]
+"""A syntactically valid email, stored trimmed and lower-cased."""
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(max_length=100_000)]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)
+]
+
+Cents = Annotated[int, Field(ge=0)]
+"""Money as non-negative integer cents (never a float in the database)."""
+
+
+def normalize_phone(value: str, region: str = "US") -> str:
+    """Parse a phone in `region` unless it carries a country code; return E.164 or raise ValueError."""
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValueError("not a possible phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _check_e164(value: str) -> str:
+    # Documents only accept already-normalised numbers; services normalise with the tenant region.
+    normalised = normalize_phone(value, "US")
+    if not _E164.match(normalised):
+        raise ValueError("phone must be E.164")
+    return normalised
+
+
+Phone = Annotated[str, AfterValidator(_check_e164)]
+"""A possible phone number stored in E.164 (numbers without a country code are read as US)."""
+
+
+class Embedded(BaseModel):
+    """Base of embedded sub-documents: unknown keys are refused, values re-validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PendingEvent(BaseModel):
+    """The journal outbox: the domain event written atomically with the state change it describes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: int
+
+
+class RootDocument(Document):
+    """Base of every aggregate root: tenant, audit, soft delete, archive and optimistic version.
+
+    `version` starts at 1 and grows by one with each change; the journal (`domain_events`) holds
+    one event per version. `pending_event` is the outbox the repository writes together with the
+    state so that a crash before the journal insert is repaired (see service/journal.py).
+    """
+
+    id: UUID = Field(default_factory=uuid7)  # type: ignore[assignment]
+    tenant_id: UUID
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+    updated_at: UTCDateTime = Field(default_factory=utcnow)
+    created_by: UUID | None = None
+    updated_by: UUID | None = None
+    is_deleted: bool = False
+    deleted_at: UTCDateTime | None = None
+    archived_at: UTCDateTime | None = None
+    version: int = Field(default=1, ge=1)
+    schema_version: int = 1
+    pending_event: PendingEvent | None = None
+
+    # The aggregate name used in the journal and in `/v1/<coll>/{id}/history`.
+    aggregate_type: ClassVar[str] = ""
+    # Dotted field paths whose values never reach the journal (replaced by "***").
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @before_event(Insert)
+    def _stamp_insert(self) -> None:
+        self.updated_at = self.created_at = self.created_at or utcnow()
+
+    @before_event(Replace)
+    def _stamp_replace(self) -> None:
+        self.updated_at = utcnow()
+
+    @classmethod
+    def collection_name(cls) -> str:
+        """The MongoDB collection this document lives in."""
+        return cls.get_settings().name or cls.__name__
+
+    def to_public(self) -> dict[str, Any]:
+        """The stored fields as plain data, without internals (outbox, secrets stay to the caller)."""
+        return self.model_dump(exclude={"pending_event", "revision_id"})
+
+
+class Segmented(BaseModel):
+    """Tags and free-form segmentation, as the plan asks on all major models."""
+
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    segments: dict[Annotated[str, StringConstraints(max_length=64)], ShortText] = Field(
+        default_factory=dict, max_length=50
+    )

@@ -1,0 +1,193 @@
+"""Authentication: turning credentials into a RequestContext, registration and login."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+import jwt
+from bson import Binary
+from uuid6 import uuid7
+
+from documents.api_key import ApiKey
+from documents.base import utcnow
+from documents.tenant import Tenant
+from documents.user import User
+from service import security
+from service.context import RequestContext, Role
+from service.errors import Conflict, Unauthorized, Unprocessable
+from service.repository import Repository
+from service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    ctx: RequestContext
+    expires: float
+
+
+class AuthCache:
+    """A short-lived cache of verified credentials, so the hot path skips a database lookup.
+
+    Revocations made by this process evict entries at once; other processes see them within
+    `AUTH_CACHE_SECONDS`.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, _Cached] = {}
+
+    def get(self, key: str) -> RequestContext | None:
+        """The cached context for a credential, if still fresh."""
+        hit = self._entries.get(key)
+        if hit is None or hit.expires < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return hit.ctx
+
+    def put(self, key: str, ctx: RequestContext) -> None:
+        """Remember a verified credential."""
+        if self.ttl <= 0:
+            return
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = _Cached(ctx, time.monotonic() + self.ttl)
+
+    def evict_actor(self, actor_id: UUID) -> None:
+        """Forget every credential of a user or key (after revoke, delete, role change)."""
+        for key in [k for k, v in self._entries.items() if v.ctx.actor_id == actor_id]:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._entries.clear()
+
+
+async def _context_for_user(user_id: UUID, tenant_id: UUID) -> RequestContext:
+    user = await User.find_one(
+        {
+            "_id": Binary.from_uuid(user_id),
+            "tenant_id": Binary.from_uuid(tenant_id),
+            "is_deleted": False,
+        }
+    )
+    if user is None or not user.is_active:
+        raise Unauthorized("The account no longer exists or is disabled.")
+    tenant = await Tenant.find_one({"_id": Binary.from_uuid(tenant_id)})
+    region = tenant.default_phone_region if tenant else "US"
+    return RequestContext(
+        tenant_id=tenant_id, actor_id=user.id, role=Role(user.role), phone_region=region
+    )
+
+
+async def authenticate(
+    *, settings: Settings, cache: AuthCache, bearer: str | None, api_key: str | None
+) -> RequestContext:
+    """The caller's context from a Bearer JWT or an API key; 401 when missing or invalid."""
+    if bearer:
+        cached = cache.get("jwt:" + bearer)
+        if cached:
+            return cached
+        try:
+            claims = security.decode_access_token(settings, bearer)
+            user_id, tenant_id = UUID(claims["sub"]), UUID(claims["tid"])
+        except (jwt.InvalidTokenError, ValueError, KeyError):
+            raise Unauthorized("The access token is invalid or expired.") from None
+        ctx = await _context_for_user(user_id, tenant_id)
+        cache.put("jwt:" + bearer, ctx)
+        return ctx
+    if api_key:
+        digest = security.hash_api_key(api_key)
+        cached = cache.get("key:" + digest)
+        if cached:
+            return cached
+        key = await ApiKey.find_one({"key_hash": digest, "is_deleted": False})
+        if key is None:
+            raise Unauthorized("The API key is invalid or revoked.")
+        tenant = await Tenant.find_one({"_id": Binary.from_uuid(key.tenant_id)})
+        ctx = RequestContext(
+            tenant_id=key.tenant_id,
+            actor_id=key.id,
+            role=Role(key.role),
+            actor_type="api_key",
+            phone_region=tenant.default_phone_region if tenant else "US",
+        )
+        cache.put("key:" + digest, ctx)
+        return ctx
+    raise Unauthorized("Credentials are required: a Bearer token or an X-API-Key header.")
+
+
+def check_password_policy(password: str, user: User | None = None) -> None:
+    """Enforce the account's SecuritySettings password policy (422 with the broken rule)."""
+    policy = (user.security.security_settings if user else None) or User.model_fields[
+        "security"
+    ].default_factory().security_settings  # type: ignore[misc]
+    problems = []
+    if len(password) < policy.min_password_length:
+        problems.append(f"at least {policy.min_password_length} characters")
+    if len(password) > 1024:
+        problems.append("at most 1024 characters")
+    if policy.require_digit and not any(c.isdigit() for c in password):
+        problems.append("a digit")
+    if policy.require_uppercase and not any(c.isupper() for c in password):
+        problems.append("an upper-case letter")
+    if policy.require_symbol and all(c.isalnum() for c in password):
+        problems.append("a symbol")
+    if problems:
+        raise Unprocessable(
+            "The password needs " + ", ".join(problems) + ".", loc=["body", "password"]
+        )
+
+
+async def ensure_unique_identity(*, email: str, username: str) -> None:
+    """409 when the email or username is already taken anywhere in the service."""
+    taken = await User.find_one({"$or": [{"email": email}, {"username": username}]})
+    if taken is not None:
+        field = "email" if taken.email == email else "username"
+        raise Conflict(f"That {field} is already registered.")
+
+
+async def register_owner(
+    *, username: str, email: str, password: str, organization_name: str | None
+) -> User:
+    """Create a new tenant and its owner user."""
+    await ensure_unique_identity(email=email, username=username)
+    check_password_policy(password)
+    user_id, tenant_id = uuid7(), uuid7()
+    ctx = RequestContext(tenant_id=tenant_id, actor_id=user_id, role=Role.owner)
+    user = User(
+        id=user_id,
+        tenant_id=tenant_id,
+        username=username,
+        email=email,
+        password_hash=security.hash_password(password),
+        role=Role.owner.value,
+    )
+    user.security.security_settings.password_changed_at = utcnow()
+    user = await Repository(User, ctx).create(user)
+    tenant = Tenant(
+        id=tenant_id,
+        tenant_id=tenant_id,
+        name=organization_name or f"{username}'s organization",
+        owner_id=user_id,
+    )
+    await Repository(Tenant, ctx).create(tenant)
+    return user
+
+
+async def find_login_user(login: str) -> User | None:
+    """The live user whose email or username is `login` (case-insensitive)."""
+    key = login.strip().lower()
+    return await User.find_one({"$or": [{"email": key}, {"username": key}], "is_deleted": False})
+
+
+async def login(*, settings: Settings, username: str, password: str) -> tuple[str, int]:
+    """Check a password and issue an access token; 401 on any mismatch (same time either way)."""
+    user = await find_login_user(username)
+    ok = security.verify_password(password, user.password_hash if user else None)
+    if user is None or not ok or not user.is_active:
+        raise Unauthorized("Incorrect username or password.")
+    return security.create_access_token(
+        settings, user_id=user.id, tenant_id=user.tenant_id, role=user.role
+    )

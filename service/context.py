@@ -1,0 +1,56 @@
+"""Who is calling: the tenant, the actor and the role every service call is scoped by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+from uuid import UUID
+
+from service.errors import Forbidden
+
+
+class Role(StrEnum):
+    """Roles, lowest to highest."""
+
+    viewer = "viewer"
+    member = "member"
+    admin = "admin"
+    owner = "owner"
+
+    @property
+    def rank(self) -> int:
+        """Position in the hierarchy (viewer 0 … owner 3)."""
+        return list(Role).index(self)
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Role):
+            return NotImplemented
+        return self.rank >= other.rank
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """The authenticated caller. Built once per request from its credentials, never from a body."""
+
+    tenant_id: UUID
+    actor_id: UUID  # the user's id, or the API key's id for internal services
+    role: Role
+    actor_type: Literal["user", "api_key"] = "user"
+    phone_region: str = "US"
+
+    @property
+    def user_id(self) -> UUID | None:
+        """The calling user, or None when an API key calls."""
+        return self.actor_id if self.actor_type == "user" else None
+
+    def require(self, role: Role) -> None:
+        """Raise 403 unless the caller has at least `role`."""
+        if not self.role >= role:
+            raise Forbidden(f"This action needs the {role.value} role or higher.")
+
+    def require_user(self) -> UUID:
+        """The calling user's id; API keys have no user aggregate of their own (403)."""
+        if self.user_id is None:
+            raise Forbidden("This endpoint needs a user's token, not an API key.")
+        return self.user_id

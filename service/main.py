@@ -1,0 +1,62 @@
+"""The application factory: `create_app()` builds the API, `app` is the ASGI entry point."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from documents import AGGREGATE_ROOTS
+from routes import ALL_ROUTERS
+from service.auth import AuthCache
+from service.database import Database, connect, init_models, kind_of
+from service.errors import install_error_handlers
+from service.journal import repair_journal
+from service.openapi import install_openapi
+from service.settings import Settings
+
+log = logging.getLogger("service")
+
+API_VERSION = "1.0.0"
+
+
+def create_app(*, settings: Settings | None = None, database: Any | None = None) -> FastAPI:
+    """Build a fresh app; with `database` given (a Motor-compatible database) it is used as is."""
+    settings = settings or Settings()
+    logging.basicConfig(level=settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db: Database = (
+            Database(db=database, kind=kind_of(database))
+            if database is not None
+            else connect(settings)
+        )
+        app.state.database = db
+        await init_models(db.db)
+        await repair_journal(AGGREGATE_ROOTS)
+        log.info("lead ignite data service started on %s database", db.kind)
+        yield
+
+    app = FastAPI(
+        title="Lead Ignite data service",
+        version=API_VERSION,
+        description=(
+            "The document store behind Lead Ignite: users, teams, campaigns, leads, touchpoint "
+            "events, content and analytics. Errors are `application/problem+json`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
+    install_error_handlers(app)
+    install_openapi(app)
+    for router in ALL_ROUTERS:
+        app.include_router(router)
+    return app
+
+
+app = create_app()

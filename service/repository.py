@@ -1,0 +1,225 @@
+"""The tenant-scoped repository every service uses: scoping, soft delete, versioned writes, journal.
+
+Tenancy and soft delete are applied in exactly one helper, `Repository.scope`; nothing else
+builds the tenant filter. Every write bumps `version` under an optimistic-concurrency guard and
+journals one domain event (see service/journal.py for the crash-safe protocol).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from beanie.odm.utils.encoder import Encoder
+from bson import Binary
+from pymongo.errors import BulkWriteError
+
+from documents.base import RootDocument, utcnow
+from documents.journal import DomainEvent
+from service import journal
+from service.context import RequestContext
+from service.errors import Conflict, NotFound, PreconditionFailed
+from service.pagination import NEWEST_FIRST, PageResult, Sort, paginate
+
+D = TypeVar("D", bound=RootDocument)
+
+
+def to_bson(value: Any) -> Any:
+    """Encode a filter or value for a raw driver call (UUIDs become BSON UUIDs, enums values)."""
+    return Encoder().encode(value)
+
+
+def uuid_filter(value: UUID) -> Binary:
+    """A UUID as stored (`Binary` subtype 4), for raw filters."""
+    return Binary.from_uuid(value)
+
+
+class Repository(Generic[D]):
+    """Data access for one aggregate root, scoped to the caller's tenant."""
+
+    def __init__(self, model: type[D], ctx: RequestContext) -> None:
+        self.model = model
+        self.ctx = ctx
+
+    # -- reading -------------------------------------------------------------------------
+
+    def scope(
+        self,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        include_deleted: bool = False,
+        include_archived: bool = True,
+    ) -> dict[str, Any]:
+        """The tenant + soft-delete filter, merged with an already-encoded `extra` filter."""
+        query: dict[str, Any] = {"tenant_id": uuid_filter(self.ctx.tenant_id)}
+        if not include_deleted:
+            query["is_deleted"] = False
+        if not include_archived:
+            query["archived_at"] = None
+        if extra:
+            query.update(extra)
+        return query
+
+    async def find_one(
+        self, extra: Mapping[str, Any] | None = None, *, include_deleted: bool = False
+    ) -> D | None:
+        """The first document matching `extra` in the tenant, or None."""
+        query = self.scope(extra, include_deleted=include_deleted)
+        return await self.model.find_one(query, with_children=True)
+
+    async def get(self, id: UUID, *, include_deleted: bool = False) -> D:
+        """The document with this id in the tenant; 404 if missing, deleted or another tenant's."""
+        doc = await self.find_one({"_id": uuid_filter(id)}, include_deleted=include_deleted)
+        if doc is None:
+            raise NotFound(f"{self.model.aggregate_type or 'resource'} {id} not found")
+        return doc
+
+    async def get_many(self, ids: Sequence[UUID]) -> list[D]:
+        """Live documents of the tenant among `ids`, in one query."""
+        query = self.scope({"_id": {"$in": [uuid_filter(i) for i in ids]}})
+        return await self.model.find(query, with_children=True).to_list()
+
+    async def count(self, extra: Mapping[str, Any] | None = None) -> int:
+        """How many live documents of the tenant match `extra`."""
+        return await self.model.find(self.scope(extra), with_children=True).count()
+
+    async def page(
+        self,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        include_deleted: bool = False,
+        include_archived: bool = False,
+        sort: Sort = NEWEST_FIRST,
+    ) -> PageResult[D]:
+        """One keyset page of the tenant's documents matching `extra`."""
+        query = self.scope(
+            extra, include_deleted=include_deleted, include_archived=include_archived
+        )
+        return await paginate(self.model, query, limit=limit, cursor=cursor, sort=sort)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _stamp_new(self, doc: D) -> DomainEvent:
+        now = utcnow()
+        doc.tenant_id = self.ctx.tenant_id
+        doc.created_at = doc.updated_at = now
+        doc.created_by = doc.updated_by = self.ctx.actor_id
+        doc.version = 1
+        doc.is_deleted, doc.deleted_at = False, None
+        changes = journal.diff({}, journal.journal_dump(doc), doc.secret_fields)
+        event = journal.new_event(doc, ctx=self.ctx, event_type="created", changes=changes)
+        doc.pending_event = journal.as_outbox(event)  # type: ignore[assignment]
+        return event
+
+    async def create(self, doc: D) -> D:
+        """Insert a new aggregate (version 1) in the caller's tenant and journal its creation."""
+        event = self._stamp_new(doc)
+        await doc.insert()
+        await journal.flush_pending(self.model, event)
+        doc.pending_event = None
+        return doc
+
+    async def create_many(self, docs: Sequence[D]) -> tuple[list[D], dict[int, Exception]]:
+        """Insert many aggregates with one unordered `insert_many`; returns created and failures.
+
+        Failures (usually unique-index duplicates) are keyed by index into `docs`; good rows
+        are kept. Their creation events are journaled with one insert and one outbox clear.
+        """
+        if not docs:
+            return [], {}
+        events = [self._stamp_new(doc) for doc in docs]
+        encoder = Encoder()
+        raw = [encoder.encode(doc) for doc in docs]
+        for row in raw:
+            row.pop("revision_id", None)
+        failed: dict[int, Exception] = {}
+        try:
+            await self.model.get_motor_collection().insert_many(raw, ordered=False)
+        except BulkWriteError as exc:
+            for err in exc.details.get("writeErrors", []):
+                failed[err["index"]] = exc
+        created = [doc for i, doc in enumerate(docs) if i not in failed]
+        await journal.flush_many(self.model, [e for i, e in enumerate(events) if i not in failed])
+        for doc in created:
+            doc.pending_event = None
+        return created, failed
+
+    async def update(
+        self,
+        doc: D,
+        changes: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+        event_type: str = "updated",
+    ) -> D:
+        """Apply top-level field `changes` to `doc`, bump its version and journal the change.
+
+        Values are re-validated by the document model. No change → no write, no new version.
+        A stale `expected_version` (If-Match) → 412; losing a race to a concurrent writer → 409.
+        """
+        if expected_version is not None and expected_version != doc.version:
+            raise PreconditionFailed(
+                f"The resource is at version {doc.version}, not {expected_version}."
+            )
+        updated = type(doc).model_validate({**doc.model_dump(), **changes})
+        field_changes = journal.diff(
+            journal.journal_dump(doc), journal.journal_dump(updated), doc.secret_fields
+        )
+        if not field_changes:
+            return doc
+        if doc.pending_event is not None:  # an earlier write crashed before journaling
+            await journal.flush_pending(self.model, doc.pending_event)
+        updated.version = doc.version + 1
+        updated.updated_at = utcnow()
+        updated.updated_by = self.ctx.actor_id
+        event = journal.new_event(
+            updated, ctx=self.ctx, event_type=event_type, changes=field_changes
+        )
+        touched = {c.field.split(".", 1)[0] for c in field_changes}
+        data = to_bson(updated)
+        fields = {k: data[k] for k in touched | {"version", "updated_at", "updated_by"}}
+        fields["pending_event"] = to_bson(journal.as_outbox(event))
+        result = await self.model.get_motor_collection().update_one(
+            {
+                "_id": uuid_filter(doc.id),
+                "tenant_id": uuid_filter(self.ctx.tenant_id),
+                "version": doc.version,
+            },
+            {"$set": fields},
+        )
+        if result.matched_count == 0:
+            raise Conflict("The resource was changed concurrently; reload it and retry.")
+        await journal.flush_pending(self.model, event)
+        return updated
+
+    async def soft_delete(self, doc: D, *, expected_version: int | None = None) -> D:
+        """Mark as deleted (nothing is removed from the database)."""
+        return await self.update(
+            doc,
+            {"is_deleted": True, "deleted_at": utcnow()},
+            expected_version=expected_version,
+            event_type="deleted",
+        )
+
+    async def restore(self, doc: D) -> D:
+        """Undo a soft delete; restoring a live document changes nothing."""
+        if not doc.is_deleted:
+            return doc
+        return await self.update(
+            doc, {"is_deleted": False, "deleted_at": None}, event_type="restored"
+        )
+
+    async def archive(self, doc: D) -> D:
+        """Set `archived_at` (a no-op when already archived)."""
+        if doc.archived_at is not None:
+            return doc
+        return await self.update(doc, {"archived_at": utcnow()}, event_type="archived")
+
+    async def unarchive(self, doc: D) -> D:
+        """Clear `archived_at` (a no-op when not archived)."""
+        if doc.archived_at is None:
+            return doc
+        return await self.update(doc, {"archived_at": None}, event_type="unarchived")

@@ -1,0 +1,121 @@
+"""Credential primitives: password hashing, JWTs, API-key hashing, TOTP and encryption at rest."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import jwt
+import pyotp
+from cryptography.fernet import InvalidToken
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from service.settings import Settings
+
+_hasher = PasswordHash((Argon2Hasher(),))
+# Verified against when the account does not exist, so login takes the same time either way.
+DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+API_KEY_PREFIX = "lik_"
+
+
+def hash_password(password: str) -> str:
+    """Argon2id hash of a password."""
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    """Check a password; with no hash, burn the same time and say no."""
+    if password_hash is None:
+        _hasher.verify(password, DUMMY_HASH)
+        return False
+    try:
+        return _hasher.verify(password, password_hash)
+    except Exception:  # a malformed stored hash must not turn into a 500
+        return False
+
+
+def create_access_token(
+    settings: Settings, *, user_id: UUID, tenant_id: UUID, role: str
+) -> tuple[str, int]:
+    """A signed JWT for a user and its lifetime in seconds."""
+    now = datetime.now(UTC)
+    ttl = settings.jwt_ttl_seconds
+    claims = {
+        "sub": str(user_id),
+        "tid": str(tenant_id),
+        "role": role,
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(seconds=ttl),
+        "jti": secrets.token_urlsafe(12),
+    }
+    assert settings.jwt_secret is not None
+    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm), ttl
+
+
+def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
+    """Verified claims of a JWT; raises jwt.InvalidTokenError when forged, expired or malformed."""
+    assert settings.jwt_secret is not None
+    return jwt.decode(
+        token,
+        settings.jwt_secret,
+        algorithms=[settings.jwt_algorithm],
+        options={"require": ["sub", "tid", "exp", "iat"]},
+    )
+
+
+def generate_api_key() -> str:
+    """A new API key: 32 random bytes, URL-safe, with a recognisable prefix."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 hex of an API key (keys are high-entropy, so no slow hash is needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_token() -> str:
+    """An unguessable token for links such as invitations."""
+    return secrets.token_urlsafe(32)
+
+
+def encrypt(settings: Settings, plaintext: str) -> str:
+    """Encrypt a secret for storage (Fernet)."""
+    return settings.fernet.encrypt(plaintext.encode()).decode()
+
+
+def decrypt(settings: Settings, token: str) -> str | None:
+    """Decrypt a stored secret; None if it was encrypted with another key."""
+    try:
+        return settings.fernet.decrypt(token.encode()).decode()
+    except InvalidToken:
+        return None
+
+
+def new_totp_secret() -> str:
+    """A random base32 TOTP secret."""
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, *, account: str, issuer: str = "Lead Ignite") -> str:
+    """The otpauth:// provisioning URI for authenticator apps."""
+    return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=issuer)
+
+
+def verify_totp(secret: str, code: str, *, last_used_step: int | None = None) -> int | None:
+    """The matched time step if `code` is valid now (±1 step) and not reused, else None."""
+    if not code.isdigit() or len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    now_step = totp.timecode(datetime.now(UTC))
+    for step in (now_step, now_step - 1, now_step + 1):
+        if last_used_step is not None and step <= last_used_step:
+            continue
+        if secrets.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None

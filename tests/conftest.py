@@ -1,0 +1,172 @@
+"""Fixtures: every test gets a fresh embedded database and an app bound to it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from documents.user import User
+from service import security
+from service.auth import register_owner
+from service.context import RequestContext, Role
+from service.database import embedded_database
+from service.main import create_app
+from service.repository import Repository
+from service.settings import Settings
+
+PASSWORD = "correct-horse-battery-9"
+_seq = itertools.count(1)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Test settings with fixed secrets."""
+    return Settings(
+        app_env="test",
+        jwt_secret="test-secret-" + "x" * 40,
+        fernet_key="yQ8hR3Hh6p4VbYdG0o8tYgq1w9H2sM3bGk7Zr8cXw5E=",
+        auth_cache_seconds=0,
+    )
+
+
+@pytest.fixture
+def database() -> Any:
+    """A fresh in-memory database for this test."""
+    return embedded_database(f"test_{next(_seq)}")
+
+
+@pytest.fixture
+async def app(settings: Settings, database: Any) -> AsyncIterator[FastAPI]:
+    """The app on the fresh database, with its lifespan running."""
+    application = create_app(settings=settings, database=database)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An anonymous HTTP client for the app."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@dataclass
+class Account:
+    """A registered user with an authenticated client."""
+
+    user: User
+    token: str
+    client: httpx.AsyncClient
+
+    @property
+    def id(self) -> UUID:
+        return self.user.id
+
+    @property
+    def tenant_id(self) -> UUID:
+        return self.user.tenant_id
+
+    @property
+    def ctx(self) -> RequestContext:
+        return RequestContext(tenant_id=self.tenant_id, actor_id=self.id, role=Role(self.user.role))
+
+
+@pytest.fixture
+async def make_account(app: FastAPI, settings: Settings) -> AsyncIterator[Any]:
+    """Factory: `await make_account(role="viewer", tenant_of=other)` → Account with a client.
+
+    Without `tenant_of` it registers a new tenant whose owner is the user; with it, the user
+    joins that account's tenant with `role`.
+    """
+    clients: list[httpx.AsyncClient] = []
+
+    async def factory(*, role: str = "owner", tenant_of: Account | None = None) -> Account:
+        n = next(_seq)
+        username, email = f"user{n}", f"user{n}@example.com"
+        if tenant_of is None:
+            user = await register_owner(
+                username=username, email=email, password=PASSWORD, organization_name=f"Org {n}"
+            )
+            if role != "owner":
+                user = await Repository(User, _ctx(user)).update(user, {"role": role})
+        else:
+            user = User(
+                tenant_id=tenant_of.tenant_id,
+                username=username,
+                email=email,
+                password_hash=security.hash_password(PASSWORD),
+                role=role,
+            )
+            user = await Repository(User, tenant_of.ctx).create(user)
+        token, _ = security.create_access_token(
+            settings, user_id=user.id, tenant_id=user.tenant_id, role=user.role
+        )
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        c = httpx.AsyncClient(
+            transport=transport,
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        clients.append(c)
+        return Account(user=user, token=token, client=c)
+
+    yield factory
+    for c in clients:
+        await c.aclose()
+
+
+def _ctx(user: User) -> RequestContext:
+    return RequestContext(tenant_id=user.tenant_id, actor_id=user.id, role=Role.owner)
+
+
+@pytest.fixture
+async def owner(make_account: Any) -> Account:
+    """The owner of tenant A."""
+    account: Account = await make_account()
+    return account
+
+
+@pytest.fixture
+async def stranger(make_account: Any) -> Account:
+    """The owner of another tenant (B), for cross-tenant checks."""
+    account: Account = await make_account()
+    return account
+
+
+@pytest.fixture
+async def viewer(make_account: Any, owner: Account) -> Account:
+    """A viewer in tenant A."""
+    account: Account = await make_account(role="viewer", tenant_of=owner)
+    return account
+
+
+@pytest.fixture
+async def member(make_account: Any, owner: Account) -> Account:
+    """A member in tenant A."""
+    account: Account = await make_account(role="member", tenant_of=owner)
+    return account
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """Assert a problem+json response with `status`; return its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= body.keys()
+    if status == 422:
+        assert body["errors"] and all({"loc", "msg", "type"} <= e.keys() for e in body["errors"])
+    return body
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
