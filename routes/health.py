@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from service.database import ping
 from service.errors import ServiceUnavailable
+from service.observability import metrics_payload
 
 router = APIRouter(tags=["health"])
 
@@ -45,3 +46,14 @@ async def ready(request: Request) -> Ready:
     if not await ping(database.db):
         raise ServiceUnavailable("The database does not answer a ping.")
     return Ready(database=database.kind)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus metrics."}},
+)
+async def metrics() -> Response:
+    """Prometheus metrics: request counts and latency by route and status, MongoDB latency."""
+    payload, content_type = metrics_payload()
+    return Response(payload, media_type=content_type)

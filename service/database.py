@@ -12,6 +12,7 @@ from pymongo import ReadPreference, WriteConcern
 from pymongo.read_concern import ReadConcern
 
 from documents import ALL_DOCUMENTS
+from service.observability import CommandLatency
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def connect(settings: Settings) -> Database:
             connectTimeoutMS=settings.mongodb_timeout_ms,
             socketTimeoutMS=max(settings.mongodb_timeout_ms * 5, 10_000),
             appname="lead-ignite-data-service",
+            event_listeners=[CommandLatency()],
         )
         db = client.get_database(
             settings.mongodb_db,

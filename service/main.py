@@ -14,7 +14,9 @@ from routes import ALL_ROUTERS
 from service.auth import AuthCache
 from service.database import Database, connect, init_models, kind_of
 from service.errors import install_error_handlers
+from routes.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from service.journal import repair_journal
+from service.observability import configure_logging
 from service.openapi import install_openapi
 from service.settings import Settings
 
@@ -26,7 +28,7 @@ API_VERSION = "1.0.0"
 def create_app(*, settings: Settings | None = None, database: Any | None = None) -> FastAPI:
     """Build a fresh app; with `database` given (a Motor-compatible database) it is used as is."""
     settings = settings or Settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +56,13 @@ def create_app(*, settings: Settings | None = None, database: Any | None = None)
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
     install_error_handlers(app)
     install_openapi(app)
+    # Added last = outermost: the request id and access log cover the body-size refusals too.
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        default=settings.max_body_bytes,
+        overrides={"/v1/leads/bulk": settings.bulk_max_body_bytes},
+    )
+    app.add_middleware(RequestContextMiddleware)
     for router in ALL_ROUTERS:
         app.include_router(router)
     return app
