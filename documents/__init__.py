@@ -3,18 +3,93 @@
 ALL_DOCUMENTS is what the database binds; AGGREGATE_ROOTS are the journaled roots.
 """
 
+from documents.ai import AIUsageLog
 from documents.api_key import ApiKey
 from documents.base import RootDocument
+from documents.blog import Blog
+from documents.campaign import (
+    CallCampaign,
+    CampaignBase,
+    CampaignLead,
+    EmailCampaign,
+    SocialCampaign,
+    TextCampaign,
+)
+from documents.event import (
+    CallEvent,
+    EmailEvent,
+    IdempotencyRecord,
+    SocialEvent,
+    TextEvent,
+    TouchpointEvent,
+)
+from documents.integration import Integration
 from documents.journal import DomainEvent
+from documents.kanban import GlobalKanban
+from documents.lead import GenericLead, LeadBase, MLSRealEstateLead
+from documents.read_models import (
+    CampaignStats,
+    GlobalAnalytics,
+    GlobalCampaign,
+    GlobalTeam,
+    ProjectionCheckpoint,
+)
+from documents.research import ResearchTopic
+from documents.saved_search import SavedSearch
+from documents.team import Invitation, Team
 from documents.tenant import Tenant
+from documents.throttle import ThrottleCounter
 from documents.user import User
+from documents.workspace_read_models import GlobalBlog, GlobalResearchStats
 
 AGGREGATE_ROOTS: list[type[RootDocument]] = [
     Tenant,
     User,
     ApiKey,
+    Team,
+    Invitation,
+    Blog,
+    GlobalKanban,
+    ResearchTopic,
+    AIUsageLog,
+    SavedSearch,
+    Integration,
+    CampaignBase,
+    LeadBase,
 ]
 
-READ_MODELS: list[type] = []
+READ_MODELS: list[type] = [
+    GlobalResearchStats,
+    GlobalBlog,
+    GlobalCampaign,
+    CampaignStats,
+    GlobalAnalytics,
+    GlobalTeam,
+    ProjectionCheckpoint,
+]
 
-ALL_DOCUMENTS: list[type] = [*AGGREGATE_ROOTS, DomainEvent, *READ_MODELS]
+# Campaign/lead subtypes share their root's collection (the root is the journaled aggregate);
+# events are immutable facts, not journaled aggregates (see documents/event.py).
+CAMPAIGN_LEAD_EVENT_DOCUMENTS: list[type] = [
+    CallCampaign,
+    SocialCampaign,
+    TextCampaign,
+    EmailCampaign,
+    CampaignLead,
+    MLSRealEstateLead,
+    GenericLead,
+    TouchpointEvent,
+    CallEvent,
+    TextEvent,
+    SocialEvent,
+    EmailEvent,
+    IdempotencyRecord,
+]
+
+ALL_DOCUMENTS: list[type] = [
+    *AGGREGATE_ROOTS,
+    *CAMPAIGN_LEAD_EVENT_DOCUMENTS,
+    DomainEvent,
+    ThrottleCounter,
+    *READ_MODELS,
+]

@@ -7,6 +7,7 @@ from typing import ClassVar
 from pymongo import IndexModel
 
 from documents.base import Name, RootDocument, UTCDateTime
+from documents.user import TenantRole
 
 
 class ApiKey(RootDocument):
@@ -16,9 +17,11 @@ class ApiKey(RootDocument):
     secret_fields: ClassVar[frozenset[str]] = frozenset({"key_hash"})
 
     name: Name
-    role: str = "member"
+    role: TenantRole = "member"
     prefix: str  # first characters of the key, to recognise it in listings
     key_hash: str  # SHA-256 of the key (keys are 256-bit random, so a fast hash is enough)
+    # Not updated on use: every write of an aggregate is journaled, and a journal entry per
+    # request would drown the key's history. Access logs record key use instead.
     last_used_at: UTCDateTime | None = None
 
     class Settings:

@@ -47,9 +47,12 @@ class DomainEvent(Document):
                 [("tenant_id", 1), ("aggregate_type", 1), ("occurred_at", 1), ("_id", 1)],
                 name="tenant_type_time",
             ),
+            # The audit log pages newest first by (occurred_at, _id): `_id` ends the keys so
+            # the keyset sort needs no in-memory stage.
             IndexModel(
-                [("tenant_id", 1), ("actor_id", 1), ("occurred_at", -1)], name="tenant_actor_time"
+                [("tenant_id", 1), ("actor_id", 1), ("occurred_at", -1), ("_id", -1)],
+                name="tenant_actor_time",
             ),
-            IndexModel([("tenant_id", 1), ("occurred_at", -1)], name="tenant_time"),
+            IndexModel([("tenant_id", 1), ("occurred_at", -1), ("_id", -1)], name="tenant_time"),
             IndexModel([("occurred_at", pymongo.ASCENDING), ("_id", 1)], name="projector_feed"),
         ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field, StringConstraints, field_validator
@@ -37,7 +37,8 @@ Username = Annotated[
         to_lower=True,
         min_length=3,
         max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        # Checked before lower-casing, so "Ana.Silva" is accepted and stored as "ana.silva".
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
     ),
 ]
 
@@ -254,6 +255,7 @@ class BillingStatus(StrEnum):
 
 
 MAX_BILLING_HISTORY = 36
+MAX_PAYMENT_METHODS = 10
 
 
 class BillingHistoryItem(Embedded):
@@ -286,7 +288,9 @@ class GlobalBilling(Embedded):
     billing_history: list[BillingHistoryItem] = Field(
         default_factory=list, max_length=MAX_BILLING_HISTORY
     )
-    payment_methods: list[PaymentDetails] = Field(default_factory=list, max_length=10)
+    payment_methods: list[PaymentDetails] = Field(
+        default_factory=list, max_length=MAX_PAYMENT_METHODS
+    )
 
 
 # -- AI ---------------------------------------------------------------------------------------
@@ -317,6 +321,10 @@ class GlobalAIContext(Embedded):
 
 # -- the aggregate root -----------------------------------------------------------------------
 
+# The tenant-wide role, lowest to highest (mirrors service.context.Role; documents stay
+# independent of the service layer).
+TenantRole = Literal["viewer", "member", "admin", "owner"]
+
 FeatureFlags = dict[Annotated[str, StringConstraints(max_length=64)], bool]
 
 
@@ -325,13 +333,17 @@ class User(RootDocument, Segmented):
 
     aggregate_type: ClassVar[str] = "user"
     secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"password_hash", "security.two_factor_auth.secret"}
+        {
+            "password_hash",
+            "security.two_factor_auth.secret",
+            "security.two_factor_auth.last_used_step",
+        }
     )
 
     username: Username
     email: Email
     password_hash: str
-    role: ShortText = "member"  # the tenant-wide role (service.context.Role)
+    role: TenantRole = "member"  # the tenant-wide role (service.context.Role)
     is_active: bool = True
     last_login_at: UTCDateTime | None = None
 
@@ -366,6 +378,10 @@ class User(RootDocument, Segmented):
             IndexModel([("email", 1)], unique=True, name="email_unique"),
             IndexModel([("username", 1)], unique=True, name="username_unique"),
             IndexModel([("tenant_id", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_list"),
+            # `GET /v1/users?role=`.
+            IndexModel(
+                [("tenant_id", 1), ("role", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_role"
+            ),
         ]
 
 
@@ -394,6 +410,7 @@ __all__ = [
     "Subscription",
     "SubscriptionStatus",
     "SubscriptionType",
+    "TenantRole",
     "TwoFactorAuth",
     "TwoFactorMethod",
     "User",

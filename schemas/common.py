@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
 
 T = TypeVar("T")
 
@@ -98,3 +106,61 @@ class TimeRange(BaseModel):
 
     since: datetime | None = None
     until: datetime | None = None
+
+
+class IgnoreTenantId(BaseModel):
+    """Base of request bodies: unknown fields are refused (422), but a `tenant_id` is dropped.
+
+    The contract says a `tenant_id` in a body is ignored (tenancy comes from credentials), so
+    that one key is removed before validation instead of failing `extra="forbid"`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_tenant_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tenant_id" in data:
+            data = {k: v for k, v in data.items() if k != "tenant_id"}
+        return data
+
+
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=14, decimal_places=2, description="Major units, at most 2 decimals."),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+"""Money in the API: a JSON number in major units (stored as integer cents)."""
+
+
+def money_to_cents(value: Decimal) -> int:
+    """Major units (at most 2 decimals) as integer cents."""
+    return int(value * 100)
+
+
+def cents_to_money(cents: int) -> Decimal:
+    """Integer cents as major units."""
+    return Decimal(cents) / 100
+
+
+class PatchBody(IgnoreTenantId):
+    """Base of partial-update bodies: an absent field is unchanged; `null` only where allowed.
+
+    Subclasses list in `nullable` the fields a client may clear with `null`; `null` for any other
+    field is a 422 rather than being mistaken for "unchanged" or stored as an invalid value.
+    """
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_forbidden_nulls(self) -> PatchBody:
+        bad = sorted(
+            f for f in self.model_fields_set if getattr(self, f) is None and f not in self.nullable
+        )
+        if bad:
+            raise ValueError(f"{', '.join(bad)} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent, as Python values."""
+        return {f: getattr(self, f) for f in self.model_fields_set}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import jwt
@@ -13,12 +14,13 @@ from uuid6 import uuid7
 from documents.api_key import ApiKey
 from documents.base import utcnow
 from documents.tenant import Tenant
-from documents.user import User
-from service import security
+from documents.user import SecuritySettings, User
+from service import security, teams
 from service.context import RequestContext, Role
 from service.errors import Conflict, Unauthorized, Unprocessable
 from service.repository import Repository
 from service.settings import Settings
+from service.throttle import login_throttle
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,9 @@ class AuthCache:
         self._entries.clear()
 
 
-async def _context_for_user(user_id: UUID, tenant_id: UUID) -> RequestContext:
+async def _context_for_user(
+    user_id: UUID, tenant_id: UUID, issued_at: int | None = None
+) -> RequestContext:
     user = await User.find_one(
         {
             "_id": Binary.from_uuid(user_id),
@@ -74,6 +78,10 @@ async def _context_for_user(user_id: UUID, tenant_id: UUID) -> RequestContext:
     )
     if user is None or not user.is_active:
         raise Unauthorized("The account no longer exists or is disabled.")
+    changed = user.security.security_settings.password_changed_at
+    # Tokens issued before the last password change are dead (`iat` has whole seconds).
+    if issued_at is not None and changed is not None and issued_at < int(changed.timestamp()):
+        raise Unauthorized("The access token predates a password change; log in again.")
     tenant = await Tenant.find_one({"_id": Binary.from_uuid(tenant_id)})
     region = tenant.default_phone_region if tenant else "US"
     return RequestContext(
@@ -92,9 +100,10 @@ async def authenticate(
         try:
             claims = security.decode_access_token(settings, bearer)
             user_id, tenant_id = UUID(claims["sub"]), UUID(claims["tid"])
+            issued_at = int(claims["iat"])
         except (jwt.InvalidTokenError, ValueError, KeyError):
             raise Unauthorized("The access token is invalid or expired.") from None
-        ctx = await _context_for_user(user_id, tenant_id)
+        ctx = await _context_for_user(user_id, tenant_id, issued_at)
         cache.put("jwt:" + bearer, ctx)
         return ctx
     if api_key:
@@ -120,9 +129,7 @@ async def authenticate(
 
 def check_password_policy(password: str, user: User | None = None) -> None:
     """Enforce the account's SecuritySettings password policy (422 with the broken rule)."""
-    policy = (user.security.security_settings if user else None) or User.model_fields[
-        "security"
-    ].default_factory().security_settings  # type: ignore[misc]
+    policy = user.security.security_settings if user else SecuritySettings()
     problems = []
     if len(password) < policy.min_password_length:
         problems.append(f"at least {policy.min_password_length} characters")
@@ -176,18 +183,109 @@ async def register_owner(
     return user
 
 
+async def register(
+    *,
+    username: str,
+    email: str,
+    password: str,
+    organization_name: str | None = None,
+    invitation_token: str | None = None,
+) -> User:
+    """Register a user: the owner of a new tenant, or an invitee joining the inviter's tenant."""
+    if invitation_token is None:
+        return await register_owner(
+            username=username, email=email, password=password, organization_name=organization_name
+        )
+    return await register_invited(
+        username=username, email=email, password=password, invitation_token=invitation_token
+    )
+
+
+async def register_invited(
+    *, username: str, email: str, password: str, invitation_token: str
+) -> User:
+    """Join the inviting tenant with the invitation's role and become a member of its team.
+
+    The invitation is consumed first, under its version guard, so a token redeemed twice at
+    once yields one user and one 409.
+    """
+    await ensure_unique_identity(email=email, username=username)
+    check_password_policy(password)
+    invitation = await teams.invitation_by_token(invitation_token)
+    user_id = uuid7()
+    ctx = RequestContext(
+        tenant_id=invitation.tenant_id, actor_id=user_id, role=Role(invitation.role)
+    )
+    team, invitation = await teams.redeem_invitation(
+        ctx=ctx, invitation=invitation, email=email, user_id=user_id
+    )
+    user = User(
+        id=user_id,
+        tenant_id=invitation.tenant_id,
+        username=username,
+        email=email,
+        password_hash=security.hash_password(password),
+        role=invitation.role,
+    )
+    user.security.security_settings.password_changed_at = utcnow()
+    user = await Repository(User, ctx).create(user)
+    await teams.add_invited_member(ctx=ctx, team=team, invitation=invitation)
+    return user
+
+
 async def find_login_user(login: str) -> User | None:
     """The live user whose email or username is `login` (case-insensitive)."""
     key = login.strip().lower()
     return await User.find_one({"$or": [{"email": key}, {"username": key}], "is_deleted": False})
 
 
-async def login(*, settings: Settings, username: str, password: str) -> tuple[str, int]:
-    """Check a password and issue an access token; 401 on any mismatch (same time either way)."""
+def verify_user_otp(settings: Settings, user: User, code: str | None) -> int | None:
+    """The TOTP step `code` matches for this user's (pending or enabled) secret, else None."""
+    tfa = user.security.two_factor_auth
+    if not code or tfa.secret is None:
+        return None
+    secret = security.decrypt(settings, tfa.secret)
+    if secret is None:  # encrypted with a key this service no longer has
+        return None
+    return security.verify_totp(secret, code, last_used_step=tfa.last_used_step)
+
+
+async def login(
+    *, settings: Settings, username: str, password: str, otp: str | None = None
+) -> tuple[str, int]:
+    """Check a password (and the TOTP code once 2FA is on) and issue an access token.
+
+    Any mismatch is 401 and costs one Argon2 verification whether or not the account exists.
+    Failures are counted per account (per submitted name when no account matches, so the 429
+    does not reveal which names exist); past LOGIN_MAX_FAILURES the account answers 429 for
+    LOGIN_LOCKOUT_SECONDS, even to the right password.
+    """
     user = await find_login_user(username)
+    throttle = login_throttle(settings)
+    key = f"user:{user.id}" if user else f"name:{username.strip().lower()}"
+    await throttle.check(key)
     ok = security.verify_password(password, user.password_hash if user else None)
     if user is None or not ok or not user.is_active:
+        await throttle.hit(key)
         raise Unauthorized("Incorrect username or password.")
+    changes: dict[str, Any] = {"last_login_at": utcnow()}
+    tfa = user.security.two_factor_auth
+    if tfa.enabled:
+        step = verify_user_otp(settings, user, otp)
+        if step is None:
+            await throttle.hit(key)
+            raise Unauthorized("A valid one-time code (`otp`) is required.")
+        # Remember the step so the same code cannot be replayed.
+        used = tfa.model_copy(update={"last_used_step": step})
+        changes["security"] = user.security.model_copy(update={"two_factor_auth": used})
+    ctx = RequestContext(tenant_id=user.tenant_id, actor_id=user.id, role=Role(user.role))
+    try:
+        await Repository(User, ctx).update(user, changes, event_type="logged_in")
+    except Conflict:
+        # A concurrent write won; with 2FA it may have been a replay of this very code.
+        if tfa.enabled:
+            raise Unauthorized("A valid one-time code (`otp`) is required.") from None
+    await throttle.reset(key)
     return security.create_access_token(
         settings, user_id=user.id, tenant_id=user.tenant_id, role=user.role
     )

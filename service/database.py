@@ -58,10 +58,37 @@ def connect(settings: Settings) -> Database:
     return Database(db=embedded_database(settings.mongodb_db), kind="embedded")
 
 
+def _forward_index_options_in_mongomock() -> None:
+    """Make mongomock's `create_indexes` keep IndexModel options such as partial filters.
+
+    Beanie creates indexes with `create_indexes([IndexModel, ...])`; mongomock 4.x only
+    forwards `unique`/`sparse`/`expireAfterSeconds`/`name` there and silently drops
+    `partialFilterExpression` (its `create_index` honours it), which would turn the leads'
+    partial unique indexes into full ones on the embedded backend.
+    """
+    from mongomock.collection import Collection
+
+    if getattr(Collection.create_indexes, "_forwards_options", False):
+        return
+
+    def create_indexes(self: Any, indexes: Any, session: Any = None) -> list[str]:
+        names = []
+        for index in indexes:
+            options = {k: v for k, v in index.document.items() if k != "key"}
+            names.append(
+                self.create_index(list(index.document["key"].items()), session=session, **options)
+            )
+        return names
+
+    create_indexes._forwards_options = True  # type: ignore[attr-defined]
+    Collection.create_indexes = create_indexes  # type: ignore[method-assign]
+
+
 def embedded_database(name: str = "lead_ignite") -> Any:
     """A fresh in-memory database (mongomock-motor), as tests and the embedded default use."""
     from mongomock_motor import AsyncMongoMockClient
 
+    _forward_index_options_in_mongomock()
     return AsyncMongoMockClient(uuidRepresentation="standard", tz_aware=True)[name]
 
 

@@ -67,6 +67,12 @@ class Conflict(DomainError):
     status, title = 409, "Conflict"
 
 
+class Gone(DomainError):
+    """The resource existed but is no longer usable (an expired or revoked invitation)."""
+
+    status, title = 410, "Gone"
+
+
 class PreconditionFailed(DomainError):
     status, title = 412, "Precondition Failed"
 

@@ -14,6 +14,7 @@ from uuid import UUID
 from beanie.odm.utils.encoder import Encoder
 from bson import Binary
 from pymongo.errors import BulkWriteError
+from uuid6 import uuid7
 
 from documents.base import RootDocument, utcnow
 from documents.journal import DomainEvent
@@ -100,6 +101,22 @@ class Repository(Generic[D]):
         )
         return await paginate(self.model, query, limit=limit, cursor=cursor, sort=sort)
 
+    async def aggregate(
+        self,
+        pipeline: Sequence[Mapping[str, Any]],
+        *,
+        match: Mapping[str, Any] | None = None,
+        include_archived: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Run an aggregation pipeline over the tenant's live documents matching `match`.
+
+        The scope is prepended as the first `$match`, so a pipeline never sees another tenant's
+        or a soft-deleted document (and the stage can use the tenant-prefixed indexes).
+        """
+        stages = [{"$match": self.scope(match, include_archived=include_archived)}, *pipeline]
+        cursor = self.model.get_motor_collection().aggregate(stages)
+        return [dict(row) async for row in cursor]
+
     # -- writing -------------------------------------------------------------------------
 
     def _stamp_new(self, doc: D) -> DomainEvent:
@@ -122,6 +139,20 @@ class Repository(Generic[D]):
         doc.pending_event = None
         return doc
 
+    async def append(self, doc: D) -> D:
+        """Insert an immutable fact (e.g. a touchpoint event) in the tenant, without journaling.
+
+        The document is its own record of what happened: it stays at version 1 and is never
+        updated, so a journal entry would only duplicate it.
+        """
+        doc.tenant_id = self.ctx.tenant_id
+        doc.created_at = doc.updated_at = utcnow()
+        doc.created_by = doc.updated_by = self.ctx.actor_id
+        doc.version = 1
+        doc.is_deleted, doc.deleted_at, doc.pending_event = False, None, None
+        await doc.insert()
+        return doc
+
     async def create_many(self, docs: Sequence[D]) -> tuple[list[D], dict[int, Exception]]:
         """Insert many aggregates with one unordered `insert_many`; returns created and failures.
 
@@ -131,10 +162,11 @@ class Repository(Generic[D]):
         if not docs:
             return [], {}
         events = [self._stamp_new(doc) for doc in docs]
-        encoder = Encoder()
-        raw = [encoder.encode(doc) for doc in docs]
-        for row in raw:
-            row.pop("revision_id", None)
+        # Tag the outboxes so flush_many clears exactly this batch's with one cheap update.
+        batch = uuid7().hex
+        for doc, event in zip(docs, events, strict=True):
+            doc.pending_event = {**journal.as_outbox(event), "batch": batch}  # type: ignore[assignment]
+        raw = [journal.encode_document(doc) for doc in docs]
         failed: dict[int, Exception] = {}
         try:
             await self.model.get_motor_collection().insert_many(raw, ordered=False)
@@ -142,7 +174,9 @@ class Repository(Generic[D]):
             for err in exc.details.get("writeErrors", []):
                 failed[err["index"]] = exc
         created = [doc for i, doc in enumerate(docs) if i not in failed]
-        await journal.flush_many(self.model, [e for i, e in enumerate(events) if i not in failed])
+        await journal.flush_many(
+            self.model, [e for i, e in enumerate(events) if i not in failed], batch=batch
+        )
         for doc in created:
             doc.pending_event = None
         return created, failed
@@ -191,6 +225,12 @@ class Repository(Generic[D]):
             {"$set": fields},
         )
         if result.matched_count == 0:
+            if expected_version is not None:
+                # The caller's If-Match held when read but another writer got there first: the
+                # precondition failed at write time, which the contract answers with 412.
+                raise PreconditionFailed(
+                    f"The resource changed after version {expected_version}; reload it."
+                )
             raise Conflict("The resource was changed concurrently; reload it and retry.")
         await journal.flush_pending(self.model, event)
         return updated

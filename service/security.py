@@ -84,6 +84,11 @@ def generate_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def hash_token(token: str) -> str:
+    """SHA-256 hex of a link token (invitations); only this hash is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def encrypt(settings: Settings, plaintext: str) -> str:
     """Encrypt a secret for storage (Fernet)."""
     return settings.fernet.encrypt(plaintext.encode()).decode()

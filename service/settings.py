@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=48, ge=24)
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=60, ge=1)
+    # Failures older than this are forgotten (the counter restarts), see service/throttle.py.
+    login_failure_window_seconds: int = Field(default=900, ge=1)
     register_max_per_minute: int = Field(default=20, ge=1)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

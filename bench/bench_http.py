@@ -1,0 +1,130 @@
+"""HTTP throughput: uvicorn on loopback under wrk, resource reads against GET /health.
+
+Targets (issue 7): GET /v1/campaigns/{id} >= 0.5x and GET /v1/leads?limit=50 >= 0.2x the
+req/s of GET /health, measured in the same run on the same server.
+
+Usage: .venv/bin/python bench/bench_http.py [--seconds 10] [--connections 32] [--rounds 3]
+Needs `wrk` (Debian package `wrk`). Runs the server on the embedded database and seeds it
+over HTTP, so the numbers include auth, validation, the repository and serialisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def call(base: str, method: str, path: str, body: Any = None, token: str | None = None,
+         form: dict[str, str] | None = None) -> Any:
+    headers = {"Content-Type": "application/json"}
+    data = None
+    if form is not None:
+        from urllib.parse import urlencode
+
+        data = urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = json.dumps(body).encode()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read() or b"null")
+
+
+def seed(base: str, leads: int) -> tuple[str, str]:
+    password = "bench-password-123"
+    call(base, "POST", "/v1/auth/register",
+         {"username": "bench", "email": "bench@example.com", "password": password})
+    token = call(base, "POST", "/v1/auth/token",
+                 form={"username": "bench", "password": password})["access_token"]
+    campaign = call(base, "POST", "/v1/campaigns",
+                    {"type": "call", "name": "Bench campaign"}, token)
+    rows = [{"type": "generic", "email": f"lead{i}@example.com", "first_name": f"Lead{i}"}
+            for i in range(leads)]
+    call(base, "POST", "/v1/leads/bulk", {"leads": rows}, token)
+    return token, campaign["id"]
+
+
+def wrk(url: str, seconds: int, connections: int, token: str | None) -> float:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if token:
+        cmd[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise SystemExit(f"{url}: {non2xx.group(1)} non-2xx responses\n{out}")
+    assert match, out
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--leads", type=int, default=500)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LOG_LEVEL": "WARNING", "AUTH_CACHE_SECONDS": "30"}
+    env.pop("MONGODB_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port),
+         "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    try:
+        for _ in range(100):
+            try:
+                call(base, "GET", "/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+        token, campaign_id = seed(base, args.leads)
+        targets = {
+            "GET /health": (f"{base}/health", None),
+            "GET /v1/campaigns/{id}": (f"{base}/v1/campaigns/{campaign_id}", token),
+            "GET /v1/leads?limit=50": (f"{base}/v1/leads?limit=50", token),
+        }
+        for url, tok in targets.values():  # warm-up
+            wrk(url, 2, args.connections, tok)
+        results: dict[str, list[float]] = {name: [] for name in targets}
+        for _ in range(args.rounds):  # interleaved rounds: machine noise hits all alike
+            for name, (url, tok) in targets.items():
+                results[name].append(wrk(url, args.seconds, args.connections, tok))
+        health = statistics.median(results["GET /health"])
+        print(f"rounds={args.rounds} seconds={args.seconds} connections={args.connections}")
+        for name, values in results.items():
+            rps = statistics.median(values)
+            print(f"{name:28s} {rps:9.0f} req/s  ratio to /health {rps / health:5.2f}")
+        print("targets: campaign >= 0.50, leads page >= 0.20")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

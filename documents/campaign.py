@@ -1,0 +1,196 @@
+"""Campaigns: one polymorphic root in `campaigns` (call, social, text, email) and its lead links.
+
+A campaign's leads are NOT an array in the campaign: membership grows without bound, so each
+link is a `CampaignLead` row in `campaign_leads` (unique per tenant, campaign and lead). The
+campaign keeps only `lead_count`, refreshed from that collection whenever leads are attached.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+from beanie import Document
+from pydantic import Field, StringConstraints
+from pymongo import IndexModel
+from uuid6 import uuid7
+
+from documents.base import (
+    Email,
+    Embedded,
+    Name,
+    Phone,
+    RootDocument,
+    Segmented,
+    ShortText,
+    UTCDateTime,
+    utcnow,
+)
+
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
+Script = Annotated[str, StringConstraints(max_length=20_000)]
+MAX_INTEGRATIONS = 20
+MAX_SENDERS = 20
+
+
+class CampaignType(StrEnum):
+    """The readable discriminator stored in `type`."""
+
+    call = "call"
+    social = "social"
+    text = "text"
+    email = "email"
+
+
+class CampaignStatus(StrEnum):
+    """Lifecycle of a campaign; see `STATUS_TRANSITIONS`."""
+
+    draft = "draft"
+    active = "active"
+    paused = "paused"
+    completed = "completed"
+
+
+# Allowed moves (staying in the same status is always a no-op). `completed` is final.
+STATUS_TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
+    CampaignStatus.draft: frozenset({CampaignStatus.active, CampaignStatus.completed}),
+    CampaignStatus.active: frozenset({CampaignStatus.paused, CampaignStatus.completed}),
+    CampaignStatus.paused: frozenset({CampaignStatus.active, CampaignStatus.completed}),
+    CampaignStatus.completed: frozenset(),
+}
+
+
+class SocialPlatform(StrEnum):
+    facebook = "facebook"
+    instagram = "instagram"
+    linkedin = "linkedin"
+    twitter = "twitter"
+    tiktok = "tiktok"
+    youtube = "youtube"
+
+
+class IntegrationRef(Embedded):
+    """A bounded reference to an integration (its own document in `integrations`)."""
+
+    integration_id: UUID
+    provider: ShortText | None = None
+    external_id: ShortText | None = None
+
+
+class CampaignBase(RootDocument, Segmented):
+    """Fields every campaign has; the subtypes add their channel's fields."""
+
+    aggregate_type: ClassVar[str] = "campaign"
+
+    type: CampaignType
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    status: CampaignStatus = CampaignStatus.draft
+    user_id: UUID | None = None  # the owning user (None when an API key created it)
+    starts_at: UTCDateTime | None = None
+    ends_at: UTCDateTime | None = None
+    integrations: list[IntegrationRef] = Field(default_factory=list, max_length=MAX_INTEGRATIONS)
+    lead_count: int = Field(default=0, ge=0)  # rows in campaign_leads, refreshed on attach
+
+    class Settings:
+        name = "campaigns"
+        is_root = True
+        indexes = [
+            IndexModel([("tenant_id", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_list"),
+            IndexModel([("tenant_id", 1), ("type", 1), ("_id", -1)], name="tenant_type"),
+            IndexModel([("tenant_id", 1), ("status", 1), ("_id", -1)], name="tenant_status"),
+            IndexModel([("tenant_id", 1), ("tags", 1), ("_id", -1)], name="tenant_tag"),
+            IndexModel([("tenant_id", 1), ("user_id", 1), ("_id", -1)], name="tenant_owner"),
+        ]
+
+
+class CallCampaign(CampaignBase):
+    """Outbound calling: scripts and the caller ids to dial from."""
+
+    type: Literal[CampaignType.call] = CampaignType.call  # type: ignore[assignment]
+    script: Script | None = None
+    voicemail_script: Script | None = None
+    caller_ids: list[Phone] = Field(default_factory=list, max_length=MAX_SENDERS)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+
+
+class SocialCampaign(CampaignBase):
+    """Social posting: where to post and what."""
+
+    type: Literal[CampaignType.social] = CampaignType.social  # type: ignore[assignment]
+    platforms: list[SocialPlatform] = Field(default_factory=list, max_length=len(SocialPlatform))
+    post_content: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    media_urls: list[Url] = Field(default_factory=list, max_length=10)
+    hashtags: list[ShortText] = Field(default_factory=list, max_length=30)
+
+
+class TextCampaign(CampaignBase):
+    """SMS: the message template and the numbers it is sent from."""
+
+    type: Literal[CampaignType.text] = CampaignType.text  # type: ignore[assignment]
+    message_template: Annotated[str, StringConstraints(max_length=1600)] | None = None
+    sender_numbers: list[Phone] = Field(default_factory=list, max_length=MAX_SENDERS)
+
+
+class EmailCampaign(CampaignBase):
+    """Email: subject, template and sender."""
+
+    type: Literal[CampaignType.email] = CampaignType.email  # type: ignore[assignment]
+    subject: Annotated[str, StringConstraints(max_length=998)] | None = None
+    template: Annotated[str, StringConstraints(max_length=100_000)] | None = None
+    from_name: ShortText | None = None
+    from_email: Email | None = None
+    reply_to: Email | None = None
+
+
+CAMPAIGN_CLASSES: dict[CampaignType, type[CampaignBase]] = {
+    CampaignType.call: CallCampaign,
+    CampaignType.social: SocialCampaign,
+    CampaignType.text: TextCampaign,
+    CampaignType.email: EmailCampaign,
+}
+
+
+class CampaignLead(Document):
+    """One lead attached to one campaign: the campaign ⟶ [n] lead link, one row per pair.
+
+    Not an aggregate root: rows are only written after the campaign and leads were resolved in
+    the caller's tenant through the repository, and the change is journaled on the campaign.
+    """
+
+    id: UUID = Field(default_factory=uuid7)  # type: ignore[assignment]
+    tenant_id: UUID
+    campaign_id: UUID
+    lead_id: UUID
+    added_at: UTCDateTime = Field(default_factory=utcnow)
+    added_by: UUID | None = None
+
+    class Settings:
+        name = "campaign_leads"
+        indexes = [
+            # The pair is unique; the same index serves "this campaign's leads, newest lead first"
+            # (lead ids are UUIDv7, so lead_id order is lead creation order).
+            IndexModel(
+                [("tenant_id", 1), ("campaign_id", 1), ("lead_id", -1)],
+                unique=True,
+                name="campaign_lead_unique",
+            ),
+            IndexModel([("tenant_id", 1), ("lead_id", 1)], name="tenant_lead"),
+        ]
+
+
+__all__ = [
+    "CAMPAIGN_CLASSES",
+    "STATUS_TRANSITIONS",
+    "CallCampaign",
+    "CampaignBase",
+    "CampaignLead",
+    "CampaignStatus",
+    "CampaignType",
+    "EmailCampaign",
+    "IntegrationRef",
+    "SocialCampaign",
+    "SocialPlatform",
+    "TextCampaign",
+]

@@ -1,0 +1,188 @@
+"""Touchpoint events: immutable facts in `events` (call, text, social, email) and idempotency keys.
+
+Events carry the envelope every stored resource has (`id`, `tenant_id`, `created_at`,
+`updated_at`, `is_deleted`, `archived_at`, `version`) so they read like every other resource,
+but they are never changed: `version` stays 1 and no journal entry is written for them, since
+the event IS the record of what happened (journaling it would copy every event into
+`domain_events`). They are not in AGGREGATE_ROOTS for that reason.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from beanie import Document
+from pydantic import Field, StringConstraints
+from pymongo import IndexModel
+from uuid6 import uuid7
+
+from documents.base import RootDocument, UTCDateTime, utcnow
+from documents.campaign import SocialPlatform
+
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class EventType(StrEnum):
+    """The readable discriminator stored in `type`."""
+
+    call = "call"
+    text = "text"
+    social = "social"
+    email = "email"
+
+
+class CallOutcome(StrEnum):
+    answered = "answered"
+    no_answer = "no_answer"
+    voicemail = "voicemail"
+    busy = "busy"
+    wrong_number = "wrong_number"
+    failed = "failed"
+
+
+class Direction(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class DeliveryStatus(StrEnum):
+    queued = "queued"
+    sent = "sent"
+    delivered = "delivered"
+    undelivered = "undelivered"
+    failed = "failed"
+    received = "received"
+
+
+class SocialAction(StrEnum):
+    view = "view"
+    like = "like"
+    comment = "comment"
+    share = "share"
+    message = "message"
+    follow = "follow"
+    mention = "mention"
+    click = "click"
+
+
+class EmailStatus(StrEnum):
+    sent = "sent"
+    delivered = "delivered"
+    opened = "opened"
+    clicked = "clicked"
+    replied = "replied"
+    bounced = "bounced"
+    unsubscribed = "unsubscribed"
+    spam = "spam"
+
+
+class TouchpointEvent(RootDocument):
+    """A touchpoint between the tenant and a lead within a campaign."""
+
+    aggregate_type: ClassVar[str] = "event"
+
+    type: EventType
+    campaign_id: UUID
+    lead_id: UUID
+    user_id: UUID | None = None  # the agent who made the touchpoint, if a person did
+    occurred_at: UTCDateTime = Field(default_factory=utcnow)
+    notes: Annotated[str, StringConstraints(max_length=5000)] | None = None
+
+    class Settings:
+        name = "events"
+        is_root = True
+        indexes = [
+            IndexModel([("tenant_id", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_list"),
+            IndexModel([("tenant_id", 1), ("campaign_id", 1), ("_id", -1)], name="tenant_campaign"),
+            # The lead timeline: newest first by occurred_at, ties broken by _id.
+            IndexModel(
+                [("tenant_id", 1), ("lead_id", 1), ("occurred_at", -1), ("_id", -1)],
+                name="tenant_lead_timeline",
+            ),
+            IndexModel([("tenant_id", 1), ("type", 1), ("_id", -1)], name="tenant_type"),
+            IndexModel([("tenant_id", 1), ("occurred_at", 1), ("_id", 1)], name="tenant_time"),
+        ]
+
+
+class CallEvent(TouchpointEvent):
+    type: Literal[EventType.call] = EventType.call  # type: ignore[assignment]
+    direction: Direction = Direction.outbound
+    duration_seconds: int = Field(default=0, ge=0, le=24 * 3600)
+    outcome: CallOutcome
+    recording_url: Url | None = None
+
+
+class TextEvent(TouchpointEvent):
+    type: Literal[EventType.text] = EventType.text  # type: ignore[assignment]
+    direction: Direction = Direction.outbound
+    body: Annotated[str, StringConstraints(max_length=1600)]
+    delivery_status: DeliveryStatus = DeliveryStatus.sent
+
+
+class SocialEvent(TouchpointEvent):
+    type: Literal[EventType.social] = EventType.social  # type: ignore[assignment]
+    platform: SocialPlatform
+    action: SocialAction
+    url: Url | None = None
+
+
+class EmailEvent(TouchpointEvent):
+    type: Literal[EventType.email] = EventType.email  # type: ignore[assignment]
+    subject: Annotated[str, StringConstraints(max_length=998)] | None = None
+    status: EmailStatus = EmailStatus.sent
+
+
+EVENT_CLASSES: dict[EventType, type[TouchpointEvent]] = {
+    EventType.call: CallEvent,
+    EventType.text: TextEvent,
+    EventType.social: SocialEvent,
+    EventType.email: EmailEvent,
+}
+
+
+class IdempotencyRecord(Document):
+    """A used `Idempotency-Key`: the request's body hash and, once done, the answer it got.
+
+    Inserted BEFORE the work (the unique index on (tenant_id, key) picks one winner among
+    concurrent retries); `event_id` is chosen up front so a takeover after a crash can never
+    create a second event. MongoDB's TTL monitor removes records after `expires_at`.
+    """
+
+    id: UUID = Field(default_factory=uuid7)  # type: ignore[assignment]
+    tenant_id: UUID
+    key: IdempotencyKey
+    request_hash: str  # SHA-256 of the body as canonical JSON
+    event_id: UUID
+    status_code: int | None = None  # None while the winner is still working
+    response: dict[str, Any] | None = None
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+    expires_at: UTCDateTime
+
+    class Settings:
+        name = "idempotency_keys"
+        indexes = [
+            IndexModel([("tenant_id", 1), ("key", 1)], unique=True, name="tenant_key_unique"),
+            # expireAfterSeconds=0: each record expires at its own `expires_at`, which the
+            # service sets from IDEMPOTENCY_TTL_HOURS (≥ 24 h) at write time.
+            IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="ttl"),
+        ]
+
+
+__all__ = [
+    "EVENT_CLASSES",
+    "CallEvent",
+    "CallOutcome",
+    "DeliveryStatus",
+    "Direction",
+    "EmailEvent",
+    "EmailStatus",
+    "EventType",
+    "IdempotencyRecord",
+    "SocialAction",
+    "SocialEvent",
+    "TextEvent",
+    "TouchpointEvent",
+]

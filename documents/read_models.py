@@ -1,0 +1,165 @@
+"""CQRS read models: denormalised projections of the write models, and the projectors' checkpoints.
+
+Every read model is derived data. It is maintained incrementally by the projectors in
+service/projections.py from the change journal (`domain_events`), the touchpoint `events` and
+the `campaign_leads` links, and can be dropped and rebuilt from those sources at any time
+(`python -m service.cli rebuild <name>`). None of them is written by a command; none is
+journaled. Each row carries `tenant_id` and every read filters on it first.
+
+Keys are deterministic (the user, campaign or team id; a UUIDv5 of tenant/day/channel for the
+daily analytics), so recomputing a key replaces its row and a re-run never double counts.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+from beanie import Document
+from pydantic import BaseModel, Field
+from pymongo import IndexModel
+
+from documents.base import UTCDateTime, utcnow
+from documents.team import MAX_TEAM_MEMBERS
+
+# Namespace of the UUIDv5 keys of `GlobalAnalytics` rows (fixed forever: it names stored rows).
+ANALYTICS_KEY_NAMESPACE = UUID("6f6b1c1e-4f53-4b7e-9d0e-6a1f3c2b9a10")
+# How many already-applied rows after a checkpoint's position it remembers (see below).
+MAX_RECENT = 5000
+
+
+class GlobalCampaign(Document):
+    """Per user: their campaigns counted by type and by status, their touchpoints, last activity."""
+
+    id: UUID  # type: ignore[assignment]  # the user's id: one row per user
+    tenant_id: UUID
+    user_id: UUID
+    campaigns_total: int = 0
+    by_type: dict[str, int] = Field(default_factory=dict, max_length=16)
+    by_status: dict[str, int] = Field(default_factory=dict, max_length=16)
+    by_type_and_status: dict[str, dict[str, int]] = Field(default_factory=dict, max_length=16)
+    events_total: int = 0
+    last_campaign_change_at: UTCDateTime | None = None
+    last_event_at: UTCDateTime | None = None
+    last_activity_at: UTCDateTime | None = None
+    computed_at: UTCDateTime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "read_global_campaigns"
+        indexes = [IndexModel([("tenant_id", 1), ("_id", 1)], name="tenant_user")]
+
+
+class CampaignStats(Document):
+    """Per campaign: its leads, touchpoints by type, leads contacted and the contact rate."""
+
+    id: UUID  # type: ignore[assignment]  # the campaign's id: one row per campaign
+    tenant_id: UUID
+    campaign_id: UUID
+    user_id: UUID | None = None
+    type: str
+    status: str
+    name: str
+    leads_total: int = 0
+    events_total: int = 0
+    events_by_type: dict[str, int] = Field(default_factory=dict, max_length=16)
+    leads_contacted: int = 0
+    contact_rate: float = 0.0
+    last_event_at: UTCDateTime | None = None
+    computed_at: UTCDateTime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "read_campaign_stats"
+        indexes = [
+            IndexModel([("tenant_id", 1), ("_id", 1)], name="tenant_campaign"),
+            IndexModel([("tenant_id", 1), ("user_id", 1), ("_id", 1)], name="tenant_user"),
+        ]
+
+
+def analytics_key(tenant_id: UUID, day: str, channel: str) -> UUID:
+    """The deterministic id of the `GlobalAnalytics` row of a tenant, day and channel."""
+    return uuid5(ANALYTICS_KEY_NAMESPACE, f"{tenant_id}|{day}|{channel}")
+
+
+class GlobalAnalytics(Document):
+    """Per tenant, per UTC day, per channel: touchpoints and distinct leads touched."""
+
+    id: UUID  # type: ignore[assignment]  # analytics_key(tenant_id, day, channel)
+    tenant_id: UUID
+    day: str  # "YYYY-MM-DD" (UTC)
+    channel: str  # the touchpoint type: call, text, social, email
+    events: int = 0
+    leads_touched: int = 0
+    computed_at: UTCDateTime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "read_analytics_daily"
+        indexes = [
+            IndexModel(
+                [("tenant_id", 1), ("day", 1), ("channel", 1)], unique=True, name="tenant_day"
+            ),
+        ]
+
+
+class GlobalTeamMember(BaseModel):
+    """A member with the user's names copied in, so a team reads in one query."""
+
+    user_id: UUID
+    role: str
+    status: str
+    joined_at: UTCDateTime | None = None
+    username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    display_name: str | None = None
+
+
+class GlobalTeam(Document):
+    """A team with its members' usernames and names denormalised from `users`."""
+
+    id: UUID  # type: ignore[assignment]  # the team's id
+    tenant_id: UUID
+    team_id: UUID
+    name: str
+    description: str | None = None
+    member_count: int = 0
+    members: list[GlobalTeamMember] = Field(default_factory=list, max_length=MAX_TEAM_MEMBERS)
+    computed_at: UTCDateTime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "read_global_teams"
+        indexes = [
+            IndexModel([("tenant_id", 1), ("_id", 1)], name="tenant_team"),
+            IndexModel([("tenant_id", 1), ("members.user_id", 1)], name="tenant_member"),
+        ]
+
+
+class ProjectionCheckpoint(Document):
+    """Where a projector stopped in one feed: everything up to `position` has been applied.
+
+    `_id` is `"<projector>:<feed>"`. `position` is a feed row `_id` (UUIDv7, so id order is
+    write order); the projector resumes strictly after it. `position` trails the newest row by
+    a settle delay (late rows may still land before it); `recent` lists the rows after
+    `position` already applied, so re-reading that window does not re-apply them. It is capped:
+    past the cap, rows are simply applied again, which is harmless.
+    """
+
+    id: str  # type: ignore[assignment]
+    projector: str
+    feed: str
+    position: UUID | None = None
+    recent: list[UUID] = Field(default_factory=list, max_length=MAX_RECENT)
+    rows_seen: int = 0
+    updated_at: UTCDateTime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "projection_checkpoints"
+
+
+__all__ = [
+    "CampaignStats",
+    "GlobalAnalytics",
+    "GlobalCampaign",
+    "GlobalTeam",
+    "GlobalTeamMember",
+    "ProjectionCheckpoint",
+    "analytics_key",
+]

@@ -1,0 +1,65 @@
+"""Workspace read models: per-user rollups of blogs and research, rebuilt from the sources.
+
+They are recomputed on demand (service/workspace_projections.py) by one aggregation pipeline
+over the source collection and upserted here, keyed by (tenant_id, user_id). On demand rather
+than on write because soft delete/restore/archive go through the shared lifecycle service,
+which has no per-domain hooks: a rollup updated on write would miss them.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from beanie import Document
+from pydantic import BaseModel, Field
+from pymongo import IndexModel
+from uuid6 import uuid7
+
+from documents.base import UTCDateTime, utcnow
+
+
+class GlobalResearchStats(Document):
+    """A user's research totals: topics, results, distinct keywords and summed search volume."""
+
+    id: UUID = Field(default_factory=uuid7)  # type: ignore[assignment]
+    tenant_id: UUID
+    user_id: UUID
+    topics_total: int = 0
+    results_total: int = 0
+    keywords_total: int = 0  # distinct keywords across all results
+    search_volume_total: int = 0
+    last_researched_at: UTCDateTime | None = None
+    computed_at: UTCDateTime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "read_research_stats"
+        indexes = [
+            IndexModel([("tenant_id", 1), ("user_id", 1)], unique=True, name="tenant_user"),
+        ]
+
+
+class BlogCounts(BaseModel):
+    """Blogs per status."""
+
+    planned: int = 0
+    scheduled: int = 0
+    posted: int = 0
+
+
+class GlobalBlog(Document):
+    """A user's blog rollup: counts by status and the last posting time."""
+
+    id: UUID = Field(default_factory=uuid7)  # type: ignore[assignment]
+    tenant_id: UUID
+    user_id: UUID
+    total: int = 0
+    by_status: BlogCounts = Field(default_factory=BlogCounts)
+    last_posted_at: UTCDateTime | None = None
+    next_scheduled_for: UTCDateTime | None = None
+    computed_at: UTCDateTime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "read_blog_stats"
+        indexes = [
+            IndexModel([("tenant_id", 1), ("user_id", 1)], unique=True, name="tenant_user"),
+        ]

@@ -1,0 +1,82 @@
+"""AI: the caller's config and context (`/v1/ai/config`, `/v1/ai/context`) and `/v1/ai/usage`.
+
+Config and context live on the caller's own User aggregate: any role may read and change its
+own; API keys (no user) get 403. Their `ETag` is the user aggregate's version.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from routes.deps import CurrentContext, IfMatch, set_etag
+from schemas.ai import (
+    AIConfigBody,
+    AIConfigRead,
+    AIContextBody,
+    AIContextRead,
+    AIUsageCreate,
+    AIUsageFilters,
+    AIUsagePage,
+    AIUsageRead,
+    ModelTotals,
+)
+from service import ai
+
+router = APIRouter(prefix="/v1/ai", tags=["ai"])
+
+
+@router.get("/config", response_model=AIConfigRead)
+async def get_config(ctx: CurrentContext, response: Response) -> Any:
+    """The caller's AI config."""
+    user = await ai.own_user(ctx=ctx)
+    set_etag(response, user.version)
+    return AIConfigRead.from_model(user.ai_config)
+
+
+@router.put("/config", response_model=AIConfigRead)
+async def put_config(
+    body: AIConfigBody, ctx: CurrentContext, if_match: IfMatch, response: Response
+) -> Any:
+    """Replace the caller's AI config (omitted fields take their defaults)."""
+    user = await ai.put_ai_config(ctx=ctx, data=body, expected_version=if_match)
+    set_etag(response, user.version)
+    return AIConfigRead.from_model(user.ai_config)
+
+
+@router.get("/context", response_model=AIContextRead)
+async def get_context(ctx: CurrentContext, response: Response) -> Any:
+    """The caller's AI context."""
+    user = await ai.own_user(ctx=ctx)
+    set_etag(response, user.version)
+    return AIContextRead.from_model(user.ai_context)
+
+
+@router.put("/context", response_model=AIContextRead)
+async def put_context(
+    body: AIContextBody, ctx: CurrentContext, if_match: IfMatch, response: Response
+) -> Any:
+    """Replace the caller's AI context."""
+    user = await ai.put_ai_context(ctx=ctx, data=body, expected_version=if_match)
+    set_etag(response, user.version)
+    return AIContextRead.from_model(user.ai_context)
+
+
+@router.post("/usage", response_model=AIUsageRead, status_code=status.HTTP_201_CREATED)
+async def record_usage(body: AIUsageCreate, ctx: CurrentContext, response: Response) -> Any:
+    """Log one model call (any role; a user logs their own usage)."""
+    log = await ai.record_usage(ctx=ctx, data=body)
+    set_etag(response, log.version)
+    return AIUsageRead.from_doc(log)
+
+
+@router.get("/usage", response_model=AIUsagePage)
+async def list_usage(ctx: CurrentContext, filters: Annotated[AIUsageFilters, Query()]) -> Any:
+    """The tenant's usage, newest first, with per-model `totals` over the whole range."""
+    page, totals = await ai.list_usage(ctx=ctx, filters=filters)
+    return AIUsagePage(
+        items=[AIUsageRead.from_doc(log) for log in page.items],
+        next_cursor=page.next_cursor,
+        totals={str(row["_id"]): ModelTotals.from_row(row) for row in totals},
+    )

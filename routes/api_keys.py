@@ -1,0 +1,62 @@
+"""API keys for internal services (owner/admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from routes.deps import Admin, AuthCacheDep, IfMatch, set_etag
+from schemas.api_keys import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyFilters,
+    ApiKeyRead,
+    to_api_key_created,
+    to_api_key_read,
+)
+from schemas.common import Page
+from service import api_keys
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    summary="Create a key (owner/admin); the key is in this response only",
+)
+async def create_api_key(body: ApiKeyCreate, ctx: Admin, response: Response) -> Any:
+    doc, key = await api_keys.create_api_key(ctx=ctx, name=body.name, role=body.role)
+    set_etag(response, doc.version)
+    return to_api_key_created(doc, key)
+
+
+@router.get("", response_model=Page[ApiKeyRead], summary="The tenant's keys (never the key)")
+async def list_api_keys(ctx: Admin, filters: Annotated[ApiKeyFilters, Query()]) -> Any:
+    page = await api_keys.list_api_keys(
+        ctx=ctx,
+        limit=filters.limit,
+        cursor=filters.cursor,
+        include_deleted=filters.include_deleted,
+    )
+    return {"items": [to_api_key_read(k) for k in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/{id}", response_model=ApiKeyRead, summary="One key (never the key)")
+async def get_api_key(id: UUID, ctx: Admin, response: Response) -> Any:
+    doc = await api_keys.get_api_key(ctx=ctx, id=id)
+    set_etag(response, doc.version)
+    return to_api_key_read(doc)
+
+
+@router.delete(
+    "/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a key: it answers 401 from then on",
+)
+async def revoke_api_key(id: UUID, ctx: Admin, cache: AuthCacheDep, if_match: IfMatch) -> Response:
+    await api_keys.revoke_api_key(ctx=ctx, cache=cache, id=id, expected_version=if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

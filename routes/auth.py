@@ -1,0 +1,59 @@
+"""Registration and login."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Response, status
+
+from routes.deps import SettingsDep, set_etag
+from schemas.auth import RegisterRequest, TokenResponse
+from schemas.users import UserMe, to_user_me
+from service import auth
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserMe,
+    summary="Register: a new tenant and its owner, or join a tenant with an invitation token",
+    responses={
+        403: {"description": "The invitation was sent to another email address"},
+        409: {"description": "Email or username taken, or the invitation was already used"},
+        410: {"description": "The invitation expired or was revoked, or its team is gone"},
+    },
+)
+async def register(body: RegisterRequest, response: Response) -> Any:
+    user = await auth.register(
+        username=body.username,
+        email=body.email,
+        password=body.password,
+        organization_name=body.organization_name,
+        invitation_token=body.invitation_token,
+    )
+    set_etag(response, user.version)
+    return to_user_me(user)
+
+
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    summary="Log in (OAuth2 password form; `otp` required once 2FA is on)",
+    responses={429: {"description": "Too many failed attempts for this account; see Retry-After"}},
+)
+async def token(
+    settings: SettingsDep,
+    username: Annotated[str, Form(min_length=1, max_length=320, description="Email or username.")],
+    password: Annotated[str, Form(min_length=1, max_length=1024)],
+    otp: Annotated[
+        str | None, Form(max_length=16, description="The current TOTP code when 2FA is on.")
+    ] = None,
+    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    scope: Annotated[str, Form(max_length=1024)] = "",
+) -> Any:
+    access_token, expires_in = await auth.login(
+        settings=settings, username=username, password=password, otp=otp
+    )
+    return TokenResponse(access_token=access_token, expires_in=expires_in)

@@ -1,0 +1,107 @@
+"""Blogs: `/v1/blogs` (CRUD, publish, the month calendar, the author rollup, lifecycle)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Query, Response, status
+
+from documents.blog import Blog
+from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.lifecycle import add_lifecycle_routes
+from schemas.blogs import (
+    BlogCalendar,
+    BlogCreate,
+    BlogFilters,
+    BlogPublish,
+    BlogRead,
+    BlogStatsRead,
+    BlogUpdate,
+    CalendarDay,
+    CalendarEntry,
+    CalendarParams,
+    StatsParams,
+)
+from schemas.common import Page
+from service import blogs
+
+router = APIRouter(prefix="/v1/blogs", tags=["blogs"])
+
+
+@router.post("", response_model=BlogRead, status_code=status.HTTP_201_CREATED)
+async def create_blog(body: BlogCreate, ctx: Member, response: Response) -> Any:
+    """Create a blog (`planned` by default; `scheduled` needs `scheduled_for`)."""
+    blog = await blogs.create_blog(ctx=ctx, data=body)
+    set_etag(response, blog.version)
+    return BlogRead.from_doc(blog)
+
+
+@router.get("", response_model=Page[BlogRead])
+async def list_blogs(ctx: CurrentContext, filters: Annotated[BlogFilters, Query()]) -> Any:
+    """The tenant's blogs, newest first."""
+    page = await blogs.list_blogs(ctx=ctx, filters=filters)
+    return {"items": [BlogRead.from_doc(b) for b in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/calendar", response_model=BlogCalendar)
+async def blog_calendar(ctx: CurrentContext, params: Annotated[CalendarParams, Query()]) -> Any:
+    """A month's blogs by UTC day: on the `scheduled_for` day, else on the `posted_at` day.
+
+    Only days with blogs are listed; deleted and archived blogs are left out.
+    """
+    items, truncated = await blogs.blog_calendar(ctx=ctx, params=params)
+    days: dict[date, list[CalendarEntry]] = {}
+    for blog in items:
+        assert blog.calendar_at is not None  # guaranteed by the range query
+        days.setdefault(blog.calendar_at.date(), []).append(CalendarEntry.from_doc(blog))
+    return BlogCalendar(
+        month=params.month,
+        days=[CalendarDay(date=day, blogs=entries) for day, entries in days.items()],
+        truncated=truncated,
+    )
+
+
+@router.get("/stats", response_model=BlogStatsRead)
+async def blog_stats(ctx: CurrentContext, params: Annotated[StatsParams, Query()]) -> Any:
+    """The `GlobalBlog` rollup of a user (the caller unless `user_id`), recomputed now."""
+    stats = await blogs.blog_stats(ctx=ctx, user_id=params.user_id)
+    return BlogStatsRead.from_doc(stats)
+
+
+@router.get("/{id}", response_model=BlogRead)
+async def get_blog(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+    """One blog."""
+    blog = await blogs.get_blog(ctx=ctx, id=id)
+    set_etag(response, blog.version)
+    return BlogRead.from_doc(blog)
+
+
+@router.patch("/{id}", response_model=BlogRead)
+async def update_blog(
+    id: UUID, body: BlogUpdate, ctx: Member, if_match: IfMatch, response: Response
+) -> Any:
+    """Change a blog's fields; `status` moves between `planned` and `scheduled` only."""
+    blog = await blogs.update_blog(ctx=ctx, id=id, patch=body, expected_version=if_match)
+    set_etag(response, blog.version)
+    return BlogRead.from_doc(blog)
+
+
+@router.post("/{id}/publish", response_model=BlogRead)
+async def publish_blog(
+    id: UUID,
+    ctx: Member,
+    if_match: IfMatch,
+    response: Response,
+    body: Annotated[BlogPublish | None, Body()] = None,
+) -> Any:
+    """Set `status: posted` and `posted_at` (409 if it is already posted)."""
+    blog = await blogs.publish_blog(
+        ctx=ctx, id=id, data=body or BlogPublish(), expected_version=if_match
+    )
+    set_etag(response, blog.version)
+    return BlogRead.from_doc(blog)
+
+
+add_lifecycle_routes(router, model=Blog, read_model=BlogRead, to_read=BlogRead.from_doc)

@@ -1,0 +1,83 @@
+"""Campaigns: `/v1/campaigns` (polymorphic CRUD, lead links, lifecycle)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from documents.campaign import CampaignBase
+from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.lifecycle import add_lifecycle_routes
+from schemas.campaigns import (
+    AttachLeads,
+    AttachResult,
+    CampaignCreate,
+    CampaignFilters,
+    CampaignRead,
+    CampaignUpdate,
+    to_campaign_read,
+)
+from schemas.common import Page
+from schemas.leads import CampaignLeadFilters, LeadRead, to_lead_read
+from service import campaigns, leads
+
+router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+
+
+@router.post("", response_model=CampaignRead, status_code=status.HTTP_201_CREATED)
+async def create_campaign(body: CampaignCreate, ctx: Member, response: Response) -> Any:
+    """Create a campaign; `type` (call, social, text, email) picks its type-specific fields."""
+    campaign = await campaigns.create_campaign(ctx=ctx, data=body)
+    set_etag(response, campaign.version)
+    return to_campaign_read(campaign)
+
+
+@router.get("", response_model=Page[CampaignRead])
+async def list_campaigns(ctx: CurrentContext, filters: Annotated[CampaignFilters, Query()]) -> Any:
+    """The tenant's campaigns, newest first."""
+    page = await campaigns.list_campaigns(ctx=ctx, filters=filters)
+    return {"items": [to_campaign_read(c) for c in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/{id}", response_model=CampaignRead)
+async def get_campaign(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+    """One campaign."""
+    campaign = await campaigns.get_campaign(ctx=ctx, id=id)
+    set_etag(response, campaign.version)
+    return to_campaign_read(campaign)
+
+
+@router.patch("/{id}", response_model=CampaignRead)
+async def update_campaign(
+    id: UUID, body: CampaignUpdate, ctx: Member, if_match: IfMatch, response: Response
+) -> Any:
+    """Change a campaign (its type's fields; status along the allowed transitions, else 409)."""
+    campaign = await campaigns.update_campaign(ctx=ctx, id=id, data=body, expected_version=if_match)
+    set_etag(response, campaign.version)
+    return to_campaign_read(campaign)
+
+
+@router.post("/{id}/leads", response_model=AttachResult)
+async def attach_leads(id: UUID, body: AttachLeads, ctx: Member) -> Any:
+    """Attach up to 1000 leads; `added` counts new links. Unknown ids → 422, none added."""
+    added = await campaigns.attach_leads(ctx=ctx, id=id, lead_ids=body.lead_ids)
+    return AttachResult(added=added)
+
+
+@router.get("/{id}/leads", response_model=Page[LeadRead])
+async def list_campaign_leads(
+    id: UUID, ctx: CurrentContext, filters: Annotated[CampaignLeadFilters, Query()]
+) -> Any:
+    """The campaign's leads, newest lead first."""
+    page = await leads.list_campaign_leads(ctx=ctx, id=id, filters=filters)
+    return {"items": [to_lead_read(lead) for lead in page.items], "next_cursor": page.next_cursor}
+
+
+add_lifecycle_routes(
+    router,
+    model=CampaignBase,
+    read_model=CampaignRead,
+    to_read=to_campaign_read,  # type: ignore[arg-type]
+)

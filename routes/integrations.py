@@ -1,0 +1,74 @@
+"""Integrations: `/v1/integrations` (create, list, get, patch, lifecycle); write-only secrets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from documents.integration import Integration
+from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag
+from routes.lifecycle import add_lifecycle_routes
+from schemas.common import Page
+from schemas.integrations import (
+    IntegrationCreate,
+    IntegrationFilters,
+    IntegrationRead,
+    IntegrationUpdate,
+)
+from service import integrations
+
+router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
+
+
+@router.post("", response_model=IntegrationRead, status_code=status.HTTP_201_CREATED)
+async def create_integration(
+    body: IntegrationCreate, ctx: Member, settings: SettingsDep, response: Response
+) -> Any:
+    """Add an integration; `credentials` are stored encrypted and never returned."""
+    integration = await integrations.create_integration(ctx=ctx, settings=settings, data=body)
+    set_etag(response, integration.version)
+    return IntegrationRead.from_doc(integration)
+
+
+@router.get("", response_model=Page[IntegrationRead])
+async def list_integrations(
+    ctx: CurrentContext, filters: Annotated[IntegrationFilters, Query()]
+) -> Any:
+    """The tenant's integrations, newest first."""
+    page = await integrations.list_integrations(ctx=ctx, filters=filters)
+    return {
+        "items": [IntegrationRead.from_doc(i) for i in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@router.get("/{id}", response_model=IntegrationRead)
+async def get_integration(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+    """One integration (`has_credentials`, never the credentials)."""
+    integration = await integrations.get_integration(ctx=ctx, id=id)
+    set_etag(response, integration.version)
+    return IntegrationRead.from_doc(integration)
+
+
+@router.patch("/{id}", response_model=IntegrationRead)
+async def update_integration(
+    id: UUID,
+    body: IntegrationUpdate,
+    ctx: Member,
+    settings: SettingsDep,
+    if_match: IfMatch,
+    response: Response,
+) -> Any:
+    """Change status, name or credentials (`credentials: null` removes them)."""
+    integration = await integrations.update_integration(
+        ctx=ctx, settings=settings, id=id, patch=body, expected_version=if_match
+    )
+    set_etag(response, integration.version)
+    return IntegrationRead.from_doc(integration)
+
+
+add_lifecycle_routes(
+    router, model=Integration, read_model=IntegrationRead, to_read=IntegrationRead.from_doc
+)

@@ -1,0 +1,87 @@
+"""Research: `/v1/research/topics` (CRUD, results, lifecycle) and `/v1/research/stats`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from documents.research import ResearchTopic
+from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.lifecycle import add_lifecycle_routes
+from schemas.common import Page
+from schemas.research import (
+    ResearchFilters,
+    ResearchResultIn,
+    ResearchStatsParams,
+    ResearchStatsRead,
+    ResearchTopicCreate,
+    ResearchTopicRead,
+    ResearchTopicUpdate,
+)
+from service import research
+
+router = APIRouter(prefix="/v1/research", tags=["research"])
+topics = APIRouter(prefix="/topics")
+
+
+@router.get("/stats", response_model=ResearchStatsRead)
+async def research_stats(
+    ctx: CurrentContext, params: Annotated[ResearchStatsParams, Query()]
+) -> Any:
+    """The `GlobalResearchStats` rollup of a user (the caller unless `user_id`), recomputed now."""
+    stats = await research.research_stats(ctx=ctx, user_id=params.user_id)
+    return ResearchStatsRead.from_doc(stats)
+
+
+@topics.post("", response_model=ResearchTopicRead, status_code=status.HTTP_201_CREATED)
+async def create_topic(body: ResearchTopicCreate, ctx: Member, response: Response) -> Any:
+    """Create a research topic."""
+    topic = await research.create_topic(ctx=ctx, data=body)
+    set_etag(response, topic.version)
+    return ResearchTopicRead.from_doc(topic)
+
+
+@topics.get("", response_model=Page[ResearchTopicRead])
+async def list_topics(ctx: CurrentContext, filters: Annotated[ResearchFilters, Query()]) -> Any:
+    """The tenant's research topics, newest first."""
+    page = await research.list_topics(ctx=ctx, filters=filters)
+    return {
+        "items": [ResearchTopicRead.from_doc(t) for t in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@topics.get("/{id}", response_model=ResearchTopicRead)
+async def get_topic(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+    """One research topic with its results."""
+    topic = await research.get_topic(ctx=ctx, id=id)
+    set_etag(response, topic.version)
+    return ResearchTopicRead.from_doc(topic)
+
+
+@topics.patch("/{id}", response_model=ResearchTopicRead)
+async def update_topic(
+    id: UUID, body: ResearchTopicUpdate, ctx: Member, if_match: IfMatch, response: Response
+) -> Any:
+    """Change a topic's name, description, market or tags."""
+    topic = await research.update_topic(ctx=ctx, id=id, patch=body, expected_version=if_match)
+    set_etag(response, topic.version)
+    return ResearchTopicRead.from_doc(topic)
+
+
+@topics.post("/{id}/results", response_model=ResearchTopicRead, status_code=status.HTTP_201_CREATED)
+async def add_result(
+    id: UUID, body: ResearchResultIn, ctx: Member, if_match: IfMatch, response: Response
+) -> Any:
+    """Append a research result (409 when the topic holds the most it may)."""
+    topic = await research.add_result(ctx=ctx, id=id, data=body, expected_version=if_match)
+    set_etag(response, topic.version)
+    return ResearchTopicRead.from_doc(topic)
+
+
+add_lifecycle_routes(
+    topics, model=ResearchTopic, read_model=ResearchTopicRead, to_read=ResearchTopicRead.from_doc
+)
+router.include_router(topics)

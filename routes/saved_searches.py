@@ -1,0 +1,92 @@
+"""Saved searches: `/v1/saved-searches` (CRUD, lifecycle) and `/{id}/run`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from documents.saved_search import SavedSearch, SavedSearchResource
+from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.lifecycle import add_lifecycle_routes
+from schemas.campaigns import to_campaign_read
+from schemas.common import Page
+from schemas.events import to_event_read
+from schemas.leads import to_lead_read
+from schemas.saved_searches import (
+    RunParams,
+    SavedSearchCreate,
+    SavedSearchFilters,
+    SavedSearchPage,
+    SavedSearchRead,
+    SavedSearchUpdate,
+)
+from service import saved_searches
+
+router = APIRouter(prefix="/v1/saved-searches", tags=["saved searches"])
+
+_TO_READ = {
+    SavedSearchResource.campaigns: to_campaign_read,
+    SavedSearchResource.leads: to_lead_read,
+    SavedSearchResource.events: to_event_read,
+}
+
+
+@router.post("", response_model=SavedSearchRead, status_code=status.HTTP_201_CREATED)
+async def create_saved_search(body: SavedSearchCreate, ctx: Member, response: Response) -> Any:
+    """Save a search: `filters` must be valid query parameters of the `resource` list (else 422)."""
+    search = await saved_searches.create_saved_search(ctx=ctx, data=body)
+    set_etag(response, search.version)
+    return SavedSearchRead.from_doc(search)
+
+
+@router.get("", response_model=Page[SavedSearchRead])
+async def list_saved_searches(
+    ctx: CurrentContext, filters: Annotated[SavedSearchFilters, Query()]
+) -> Any:
+    """The tenant's saved searches, newest first."""
+    page = await saved_searches.list_saved_searches(ctx=ctx, filters=filters)
+    return {
+        "items": [SavedSearchRead.from_doc(s) for s in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@router.get("/{id}", response_model=SavedSearchRead)
+async def get_saved_search(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+    """One saved search."""
+    search = await saved_searches.get_saved_search(ctx=ctx, id=id)
+    set_etag(response, search.version)
+    return SavedSearchRead.from_doc(search)
+
+
+@router.patch("/{id}", response_model=SavedSearchRead)
+async def update_saved_search(
+    id: UUID, body: SavedSearchUpdate, ctx: Member, if_match: IfMatch, response: Response
+) -> Any:
+    """Rename a saved search or replace its filters."""
+    search = await saved_searches.update_saved_search(
+        ctx=ctx, id=id, patch=body, expected_version=if_match
+    )
+    set_etag(response, search.version)
+    return SavedSearchRead.from_doc(search)
+
+
+@router.get("/{id}/run", response_model=SavedSearchPage)
+async def run_saved_search(
+    id: UUID, ctx: CurrentContext, params: Annotated[RunParams, Query()]
+) -> Any:
+    """Run it: one page of the list endpoint's answer (`items`, `next_cursor`) plus `resource`."""
+    search, page = await saved_searches.run_saved_search(ctx=ctx, id=id, params=params)
+    to_read = _TO_READ[search.resource]
+    return {
+        "resource": search.resource,
+        "items": [to_read(doc) for doc in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+add_lifecycle_routes(
+    router, model=SavedSearch, read_model=SavedSearchRead, to_read=SavedSearchRead.from_doc
+)

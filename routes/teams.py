@@ -1,0 +1,206 @@
+"""Teams, their members and their invitations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from documents.team import Team
+from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag
+from routes.lifecycle import add_lifecycle_routes
+from schemas.common import Page
+from schemas.teams import (
+    InvitationCreate,
+    InvitationCreated,
+    InvitationFilters,
+    InvitationRead,
+    MemberAdd,
+    MemberUpdate,
+    TeamCreate,
+    TeamFilters,
+    TeamRead,
+    TeamUpdate,
+    to_invitation_created,
+    to_invitation_read,
+    to_team_read,
+)
+from service import teams
+
+router = APIRouter(prefix="/v1/teams", tags=["teams"])
+
+_MANAGERS = "team owner/admin or tenant admin"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TeamRead,
+    summary="Create a team; the calling user becomes its owner member",
+)
+async def create_team(body: TeamCreate, ctx: Member, response: Response) -> Any:
+    team = await teams.create_team(
+        ctx=ctx, name=body.name, description=body.description, tags=body.tags
+    )
+    set_etag(response, team.version)
+    return to_team_read(team)
+
+
+@router.get("", response_model=Page[TeamRead], summary="The tenant's teams, newest first")
+async def list_teams(ctx: CurrentContext, filters: Annotated[TeamFilters, Query()]) -> Any:
+    page = await teams.list_teams(
+        ctx=ctx,
+        member_id=filters.member_id,
+        limit=filters.limit,
+        cursor=filters.cursor,
+        include_deleted=filters.include_deleted,
+        include_archived=filters.include_archived,
+    )
+    return {"items": [to_team_read(t) for t in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/{id}", response_model=TeamRead, summary="A team with its members")
+async def get_team(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+    team = await teams.get_team(ctx=ctx, id=id)
+    set_etag(response, team.version)
+    return to_team_read(team)
+
+
+@router.patch("/{id}", response_model=TeamRead, summary=f"Change a team ({_MANAGERS})")
+async def update_team(
+    id: UUID, body: TeamUpdate, ctx: Member, if_match: IfMatch, response: Response
+) -> Any:
+    team = await teams.update_team(
+        ctx=ctx, id=id, changes=body.model_dump(exclude_unset=True), expected_version=if_match
+    )
+    set_etag(response, team.version)
+    return to_team_read(team)
+
+
+@router.delete(
+    "/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Soft-delete a team (team owner or tenant admin); its invitations stop working",
+)
+async def delete_team(id: UUID, ctx: Member, if_match: IfMatch) -> Response:
+    await teams.delete_team(ctx=ctx, id=id, expected_version=if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{id}/restore", response_model=TeamRead, summary="Restore a soft-deleted team")
+async def restore_team(id: UUID, ctx: Member, response: Response) -> Any:
+    team = await teams.restore_team(ctx=ctx, id=id)
+    set_etag(response, team.version)
+    return to_team_read(team)
+
+
+# -- members ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{id}/members",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TeamRead,
+    summary=f"Add a user of the tenant to the team ({_MANAGERS})",
+)
+async def add_member(
+    id: UUID, body: MemberAdd, ctx: Member, if_match: IfMatch, response: Response
+) -> Any:
+    team = await teams.add_member(
+        ctx=ctx, team_id=id, user_id=body.user_id, role=body.role, expected_version=if_match
+    )
+    set_etag(response, team.version)
+    return to_team_read(team)
+
+
+@router.patch(
+    "/{id}/members/{user_id}",
+    response_model=TeamRead,
+    summary=f"Change a member's team role or status ({_MANAGERS}); a team keeps an owner",
+)
+async def update_member(
+    id: UUID,
+    user_id: UUID,
+    body: MemberUpdate,
+    ctx: Member,
+    if_match: IfMatch,
+    response: Response,
+) -> Any:
+    team = await teams.update_member(
+        ctx=ctx,
+        team_id=id,
+        user_id=user_id,
+        role=body.role,
+        status=body.status,
+        expected_version=if_match,
+    )
+    set_etag(response, team.version)
+    return to_team_read(team)
+
+
+@router.delete(
+    "/{id}/members/{user_id}",
+    response_model=TeamRead,
+    summary=f"Remove a member ({_MANAGERS}), or leave the team yourself",
+)
+async def remove_member(
+    id: UUID, user_id: UUID, ctx: CurrentContext, if_match: IfMatch, response: Response
+) -> Any:
+    team = await teams.remove_member(
+        ctx=ctx, team_id=id, user_id=user_id, expected_version=if_match
+    )
+    set_etag(response, team.version)
+    return to_team_read(team)
+
+
+# -- invitations ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{id}/invitations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InvitationCreated,
+    summary=f"Invite an email to the team ({_MANAGERS}); the token is shown only here",
+    responses={409: {"description": "Already a member, or a pending invitation exists"}},
+)
+async def invite(
+    id: UUID, body: InvitationCreate, ctx: Member, settings: SettingsDep, response: Response
+) -> Any:
+    invitation, token = await teams.invite(
+        ctx=ctx,
+        settings=settings,
+        team_id=id,
+        email=body.email,
+        role=body.role,
+        team_role=body.team_role,
+    )
+    set_etag(response, invitation.version)
+    return to_invitation_created(invitation, token)
+
+
+@router.get(
+    "/{id}/invitations",
+    response_model=Page[InvitationRead],
+    summary=f"The team's invitations, newest first ({_MANAGERS})",
+)
+async def list_invitations(
+    id: UUID, ctx: Member, filters: Annotated[InvitationFilters, Query()]
+) -> Any:
+    page = await teams.list_invitations(
+        ctx=ctx,
+        team_id=id,
+        status=filters.status,
+        limit=filters.limit,
+        cursor=filters.cursor,
+        include_deleted=filters.include_deleted,
+    )
+    return {
+        "items": [to_invitation_read(i) for i in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+add_lifecycle_routes(
+    router, model=Team, read_model=TeamRead, to_read=to_team_read, delete=False, archive=False
+)

@@ -1,0 +1,49 @@
+"""API shapes of API keys: the key itself appears only in the creation response."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from documents.api_key import ApiKey
+from documents.base import Name
+from schemas.common import IgnoreTenantId, ListParams, ResourceRead
+from service.context import Role
+
+
+class ApiKeyCreate(IgnoreTenantId):
+    """`POST /v1/api-keys`: a name and the role the key acts with (at most the creator's)."""
+
+    name: Name
+    role: Role = Role.member
+
+
+class ApiKeyRead(ResourceRead):
+    """A key as listed: never the key or its hash; `prefix` tells keys apart."""
+
+    name: str
+    role: Role
+    prefix: str
+    last_used_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    """The creation response: the only time `key` is shown; store it now."""
+
+    key: str = Field(description="Send as `X-API-Key`. Shown once, never again.")
+
+
+class ApiKeyFilters(ListParams):
+    """`GET /v1/api-keys`: `include_deleted=true` also lists revoked keys."""
+
+
+def to_api_key_read(key: ApiKey) -> ApiKeyRead:
+    """The listing view of a key."""
+    return ApiKeyRead.model_validate(key.model_dump(exclude={"key_hash", "pending_event"}))
+
+
+def to_api_key_created(key: ApiKey, secret: str) -> ApiKeyCreated:
+    """The creation view, with the key."""
+    data = key.model_dump(exclude={"key_hash", "pending_event"})
+    return ApiKeyCreated.model_validate({**data, "key": secret})

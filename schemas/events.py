@@ -1,0 +1,146 @@
+"""API shapes of touchpoint events: polymorphic create/read on `type` and list filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from documents.base import UTCDateTime
+from documents.campaign import SocialPlatform
+from documents.event import (
+    CallOutcome,
+    DeliveryStatus,
+    Direction,
+    EmailStatus,
+    EventType,
+    SocialAction,
+    TouchpointEvent,
+)
+from schemas.common import IgnoreTenantId, PageParams, ResourceRead
+
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
+Notes = Annotated[str, StringConstraints(max_length=5000)]
+
+
+class _CallFields(BaseModel):
+    direction: Direction = Direction.outbound
+    duration_seconds: int = Field(default=0, ge=0, le=24 * 3600)
+    outcome: CallOutcome
+    recording_url: Url | None = None
+
+
+class _TextFields(BaseModel):
+    direction: Direction = Direction.outbound
+    body: Annotated[str, StringConstraints(max_length=1600)]
+    delivery_status: DeliveryStatus = DeliveryStatus.sent
+
+
+class _SocialFields(BaseModel):
+    platform: SocialPlatform
+    action: SocialAction
+    url: Url | None = None
+
+
+class _EmailFields(BaseModel):
+    subject: Annotated[str, StringConstraints(max_length=998)] | None = None
+    status: EmailStatus = EmailStatus.sent
+
+
+class _EventCreateBase(IgnoreTenantId):
+    campaign_id: UUID = Field(description="A campaign of the caller's tenant (else 422).")
+    lead_id: UUID = Field(description="A lead of the caller's tenant (else 422).")
+    occurred_at: UTCDateTime | None = Field(
+        default=None, description="When it happened (defaults to now; not in the future)."
+    )
+    notes: Notes | None = None
+
+
+class CallEventCreate(_EventCreateBase, _CallFields):
+    type: Literal[EventType.call]
+
+
+class TextEventCreate(_EventCreateBase, _TextFields):
+    type: Literal[EventType.text]
+
+
+class SocialEventCreate(_EventCreateBase, _SocialFields):
+    type: Literal[EventType.social]
+
+
+class EmailEventCreate(_EventCreateBase, _EmailFields):
+    type: Literal[EventType.email]
+
+
+EventCreate = Annotated[
+    CallEventCreate | TextEventCreate | SocialEventCreate | EmailEventCreate,
+    Field(discriminator="type"),
+]
+"""`POST /v1/events`: the subtype is chosen by `type` (an unknown one → 422)."""
+
+
+class _EventReadBase(ResourceRead):
+    campaign_id: UUID
+    lead_id: UUID
+    user_id: UUID | None = None
+    occurred_at: datetime
+    notes: str | None = None
+
+
+class CallEventRead(_EventReadBase, _CallFields):
+    type: Literal[EventType.call]
+
+
+class TextEventRead(_EventReadBase, _TextFields):
+    type: Literal[EventType.text]
+
+
+class SocialEventRead(_EventReadBase, _SocialFields):
+    type: Literal[EventType.social]
+
+
+class EmailEventRead(_EventReadBase, _EmailFields):
+    type: Literal[EventType.email]
+
+
+EventRead = Annotated[
+    CallEventRead | TextEventRead | SocialEventRead | EmailEventRead,
+    Field(discriminator="type"),
+]
+
+_READ_MODELS: dict[EventType, type[_EventReadBase]] = {
+    EventType.call: CallEventRead,
+    EventType.text: TextEventRead,
+    EventType.social: SocialEventRead,
+    EventType.email: EmailEventRead,
+}
+
+
+def to_event_read(doc: TouchpointEvent) -> _EventReadBase:
+    """The API view of a stored event."""
+    return _READ_MODELS[doc.type].model_validate(doc.to_public())
+
+
+class EventFilters(PageParams):
+    """`GET /v1/events` query parameters (also the `filters` of a saved event search).
+
+    `since` is inclusive and `until` exclusive, on `occurred_at`; a date alone is midnight UTC.
+    """
+
+    campaign_id: UUID | None = None
+    lead_id: UUID | None = None
+    type: EventType | None = None
+    since: UTCDateTime | None = None
+    until: UTCDateTime | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> Any:
+        if self.since and self.until and self.until < self.since:
+            raise ValueError("until must not be before since")
+        return self
+
+
+class TimelineParams(PageParams):
+    """`GET /v1/leads/{id}/events` query parameters: newest `occurred_at` first."""

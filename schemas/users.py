@@ -1,0 +1,218 @@
+"""API shapes of the User aggregate: reads without secrets, the merge-patch body, 2FA bodies.
+
+The read shapes reuse the embedded part models of documents/user.py (they are plain, validated
+value objects) except `security`, which gets its own secret-free shape. Patch bodies are built
+from the same part models with every field optional (`partial`), so the edge validates types,
+lengths and ranges and refuses unknown keys; the document re-validates the merged result.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from documents.base import Tag
+from documents.user import (
+    CompanyInfo,
+    GlobalAIConfig,
+    GlobalAIContext,
+    GlobalBilling,
+    GlobalUserSettings,
+    LocationInfo,
+    MarketingProfile,
+    OnboardingStatus,
+    SecuritySettings,
+    SocialLinks,
+    Subscription,
+    TwoFactorMethod,
+    User,
+    Username,
+    UserProfile,
+)
+from schemas.common import IgnoreTenantId, ListParams, ResourceRead
+from service.context import Role
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+class TwoFactorRead(BaseModel):
+    """Whether 2FA is on; the secret never leaves the service."""
+
+    enabled: bool
+    methods: list[TwoFactorMethod] = []
+    confirmed_at: datetime | None = None
+
+
+class SecurityRead(BaseModel):
+    """The security part without secrets."""
+
+    two_factor_auth: TwoFactorRead
+    security_settings: SecuritySettings
+
+
+class UserRead(ResourceRead):
+    """A user as colleagues in the tenant see it (`GET /v1/users`, `GET /v1/users/{id}`)."""
+
+    username: str
+    email: str
+    role: Role
+    is_active: bool
+    last_login_at: datetime | None = None
+    profile: UserProfile
+    location: LocationInfo
+    company: CompanyInfo
+    socials: SocialLinks
+    tags: list[str]
+    segments: dict[str, str]
+
+
+class UserMe(UserRead):
+    """The caller's whole aggregate (`GET /v1/users/me`): every embedded part, no secrets."""
+
+    marketing: MarketingProfile
+    settings: GlobalUserSettings
+    onboarding: OnboardingStatus
+    security: SecurityRead
+    subscription: Subscription
+    billing: GlobalBilling
+    ai_config: GlobalAIConfig
+    ai_context: GlobalAIContext
+    feature_flags: dict[str, bool]
+
+
+_NEVER_SHOWN: Any = {
+    "password_hash": True,
+    "pending_event": True,
+    "revision_id": True,
+    "security": {"two_factor_auth": {"secret", "last_used_step"}},
+}
+
+
+def to_user_read(user: User) -> UserRead:
+    """The colleague view of a user."""
+    return UserRead.model_validate(user.model_dump(exclude=_NEVER_SHOWN))
+
+
+def to_user_me(user: User) -> UserMe:
+    """The owner's view of their aggregate, secrets left out."""
+    return UserMe.model_validate(user.model_dump(exclude=_NEVER_SHOWN))
+
+
+class UserFilters(ListParams):
+    """`GET /v1/users` filters."""
+
+    role: Role | None = Field(default=None, description="Only users with this tenant role.")
+    is_active: bool | None = Field(default=None, description="Only active (or inactive) users.")
+
+
+# -- the merge patch --------------------------------------------------------------------------
+
+
+def partial(
+    model: type[BaseModel], *, exclude: frozenset[str] = frozenset(), name: str | None = None
+) -> type[BaseModel]:
+    """A copy of `model` whose fields are all optional (default None), nested parts too.
+
+    Field constraints (lengths, ranges, patterns) are kept; unknown keys are refused.
+    """
+    fields: dict[str, Any] = {}
+    for field_name, info in model.model_fields.items():
+        if field_name in exclude:
+            continue
+        annotation: Any = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = partial(annotation)
+        elif info.metadata:
+            annotation = Annotated[annotation, *info.metadata]
+        fields[field_name] = (
+            annotation | None,
+            Field(default=None, description=info.description, alias=info.alias),
+        )
+    return cast(
+        type[BaseModel],
+        create_model(  # type: ignore[call-overload]
+            name or f"{model.__name__}Patch",
+            __config__=ConfigDict(extra="forbid"),
+            **fields,
+        ),
+    )
+
+
+ProfilePatch = partial(UserProfile)
+LocationPatch = partial(LocationInfo)
+CompanyPatch = partial(CompanyInfo)
+MarketingPatch = partial(MarketingProfile)
+SocialLinksPatch = partial(SocialLinks)
+SettingsPatch = partial(GlobalUserSettings)
+OnboardingPatch = partial(OnboardingStatus)
+# `password_changed_at` is the service's to set.
+SecuritySettingsPatch = partial(SecuritySettings, exclude=frozenset({"password_changed_at"}))
+
+FlagName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+SegmentKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+SegmentValue = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class SecurityPatch(BaseModel):
+    """Only the password policy is patchable; 2FA has its own routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    security_settings: SecuritySettingsPatch | None = None  # type: ignore[valid-type]
+
+
+class UserMePatch(IgnoreTenantId):
+    """`PATCH /v1/users/me`: a JSON merge patch (RFC 7396) of the patchable parts.
+
+    Send only what changes; `null` resets a field (or a whole part) to its default. `email`,
+    `role`, `password_hash`, `id`, `version`, 2FA, subscription, billing and the AI parts are
+    not patchable here: sending them is refused with 422. `username` may change (409 if taken).
+    """
+
+    username: Username | None = None
+    profile: ProfilePatch | None = None  # type: ignore[valid-type]
+    location: LocationPatch | None = None  # type: ignore[valid-type]
+    company: CompanyPatch | None = None  # type: ignore[valid-type]
+    marketing: MarketingPatch | None = None  # type: ignore[valid-type]
+    socials: SocialLinksPatch | None = None  # type: ignore[valid-type]
+    settings: SettingsPatch | None = None  # type: ignore[valid-type]
+    onboarding: OnboardingPatch | None = None  # type: ignore[valid-type]
+    security: SecurityPatch | None = None
+    feature_flags: dict[FlagName, bool | None] | None = Field(default=None, max_length=200)
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+    segments: dict[SegmentKey, SegmentValue | None] | None = Field(default=None, max_length=50)
+
+    def as_patch(self) -> dict[str, Any]:
+        """The merge patch as sent: set fields only, explicit nulls kept."""
+        return self.model_dump(exclude_unset=True)
+
+
+class UserAdminPatch(IgnoreTenantId):
+    """`PATCH /v1/users/{id}` (admin+): a colleague's tenant role and active flag."""
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class PasswordChange(IgnoreTenantId):
+    """`POST /v1/users/me/password`."""
+
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    new_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+# -- 2FA --------------------------------------------------------------------------------------
+
+
+class TwoFactorEnrolment(BaseModel):
+    """The provisioning URI to scan into an authenticator app (shown once)."""
+
+    provisioning_uri: str
+
+
+class TwoFactorCode(IgnoreTenantId):
+    """A 6-digit TOTP code."""
+
+    code: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}$")]

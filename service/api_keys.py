@@ -1,0 +1,69 @@
+"""API keys for internal services: created and revoked by owners/admins, stored only hashed."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from documents.api_key import ApiKey
+from documents.base import utcnow
+from service import security
+from service.auth import AuthCache
+from service.context import RequestContext, Role
+from service.errors import Forbidden
+from service.pagination import PageResult
+from service.repository import Repository
+
+PREFIX_LENGTH = 12  # "lik_" and 8 random characters: enough to tell keys apart in a listing
+
+
+async def create_api_key(
+    *, ctx: RequestContext, name: str, role: Role = Role.member
+) -> tuple[ApiKey, str]:
+    """Mint a key carrying `role` (at most the caller's); returns the key once, with its record."""
+    ctx.require(Role.admin)
+    if not ctx.role >= role:
+        raise Forbidden("A key cannot carry a higher role than its creator's.")
+    key = security.generate_api_key()
+    doc = ApiKey(
+        tenant_id=ctx.tenant_id,
+        name=name,
+        role=role.value,
+        prefix=key[:PREFIX_LENGTH],
+        key_hash=security.hash_api_key(key),
+    )
+    return await Repository(ApiKey, ctx).create(doc), key
+
+
+async def list_api_keys(
+    *, ctx: RequestContext, limit: int, cursor: str | None, include_deleted: bool = False
+) -> PageResult[ApiKey]:
+    """A page of the tenant's keys, newest first (revoked ones only with include_deleted)."""
+    ctx.require(Role.admin)
+    return await Repository(ApiKey, ctx).page(
+        None, limit=limit, cursor=cursor, include_deleted=include_deleted
+    )
+
+
+async def get_api_key(*, ctx: RequestContext, id: UUID) -> ApiKey:
+    """One live key of the tenant."""
+    ctx.require(Role.admin)
+    return await Repository(ApiKey, ctx).get(id)
+
+
+async def revoke_api_key(
+    *, ctx: RequestContext, cache: AuthCache, id: UUID, expected_version: int | None = None
+) -> ApiKey:
+    """Revoke a key: it answers 401 from now on (here at once, elsewhere within the cache TTL)."""
+    ctx.require(Role.admin)
+    repo = Repository(ApiKey, ctx)
+    key = await repo.get(id)
+    if not ctx.role >= Role(key.role):
+        raise Forbidden("Only an owner can revoke an owner's key.")
+    revoked = await repo.update(
+        key,
+        {"is_deleted": True, "deleted_at": utcnow()},
+        expected_version=expected_version,
+        event_type="revoked",
+    )
+    cache.evict_actor(key.id)
+    return revoked

@@ -1,0 +1,142 @@
+"""Blog commands and queries: the planned → scheduled → posted lifecycle and the month calendar.
+
+Allowed moves: planned ↔ scheduled (scheduling needs `scheduled_for`), planned/scheduled →
+posted (`publish`, which stamps `posted_at`). Posted is final: publishing again, or changing a
+posted blog's status or schedule, is a 409.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from documents.base import utcnow
+from documents.blog import Blog, BlogPlan, BlogStatus, PostedBlog
+from documents.workspace_read_models import GlobalBlog
+from schemas.blogs import BlogCreate, BlogFilters, BlogPublish, BlogUpdate, CalendarParams
+from service.context import RequestContext, Role
+from service.errors import Conflict, Unprocessable
+from service.pagination import PageResult, Sort
+from service.repository import Repository, uuid_filter
+from service.workspace_projections import rebuild_global_blog
+
+# The month view answers at most this many blogs (`truncated` says when there were more).
+MAX_CALENDAR_BLOGS = 1000
+# Clocks differ a little between services; a posting time slightly ahead of ours is accepted.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+async def create_blog(*, ctx: RequestContext, data: BlogCreate) -> Blog:
+    """Create a blog in the caller's tenant (a `posted` one is stamped `posted_at` now)."""
+    ctx.require(Role.member)
+    blog = Blog(
+        tenant_id=ctx.tenant_id,
+        user_id=ctx.user_id,
+        title=data.title,
+        content=data.content,
+        status=data.status,
+        plan=BlogPlan(
+            scheduled_for=data.scheduled_for, outline=data.outline, keywords=data.keywords
+        ),
+        posted=PostedBlog(posted_at=utcnow()) if data.status == BlogStatus.posted else None,
+        tags=data.tags,
+    )
+    return await Repository(Blog, ctx).create(blog)
+
+
+async def get_blog(*, ctx: RequestContext, id: UUID) -> Blog:
+    """One blog of the tenant (404 if missing, deleted or another tenant's)."""
+    return await Repository(Blog, ctx).get(id)
+
+
+async def list_blogs(*, ctx: RequestContext, filters: BlogFilters) -> PageResult[Blog]:
+    """A page of the tenant's blogs, newest first."""
+    query: dict[str, Any] = {}
+    if filters.status is not None:
+        query["status"] = filters.status.value
+    if filters.tag is not None:
+        query["tags"] = filters.tag
+    if filters.user_id is not None:
+        query["user_id"] = uuid_filter(filters.user_id)
+    return await Repository(Blog, ctx).page(
+        query,
+        limit=filters.limit,
+        cursor=filters.cursor,
+        include_deleted=filters.include_deleted,
+        include_archived=filters.include_archived,
+    )
+
+
+async def update_blog(
+    *, ctx: RequestContext, id: UUID, patch: BlogUpdate, expected_version: int | None
+) -> Blog:
+    """Apply a partial update, keeping the lifecycle rules (see the module docstring)."""
+    ctx.require(Role.member)
+    repo = Repository(Blog, ctx)
+    blog = await repo.get(id)
+    sent = patch.changes()
+    if blog.status == BlogStatus.posted and {"status", "scheduled_for"} & sent.keys():
+        raise Conflict("A posted blog's status and schedule can no longer change.")
+    plan = blog.plan.model_copy(
+        update={k: sent[k] for k in ("scheduled_for", "outline", "keywords") if k in sent}
+    )
+    status = sent.get("status", blog.status)
+    if status == BlogStatus.scheduled and plan.scheduled_for is None:
+        loc = "scheduled_for" if "scheduled_for" in sent else "status"
+        raise Unprocessable("A scheduled blog needs scheduled_for.", loc=["body", loc])
+    changes: dict[str, Any] = {k: sent[k] for k in ("title", "content", "tags") if k in sent}
+    changes["status"] = status
+    changes["plan"] = plan.model_dump()
+    event = "scheduled" if status != blog.status and status == BlogStatus.scheduled else "updated"
+    return await repo.update(blog, changes, expected_version=expected_version, event_type=event)
+
+
+async def publish_blog(
+    *, ctx: RequestContext, id: UUID, data: BlogPublish, expected_version: int | None
+) -> Blog:
+    """Mark a blog posted, stamping `posted_at` (now unless given; never in the future)."""
+    ctx.require(Role.member)
+    repo = Repository(Blog, ctx)
+    blog = await repo.get(id)
+    if blog.status == BlogStatus.posted:
+        raise Conflict("The blog is already posted.")
+    now = utcnow()
+    if data.posted_at is not None and data.posted_at > now + CLOCK_SKEW:
+        raise Unprocessable("posted_at cannot lie in the future.", loc=["body", "posted_at"])
+    posted = PostedBlog(posted_at=data.posted_at or now, url=data.url, platform=data.platform)
+    return await repo.update(
+        blog,
+        {"status": BlogStatus.posted, "posted": posted.model_dump()},
+        expected_version=expected_version,
+        event_type="published",
+    )
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """The UTC instants starting `YYYY-MM` and the month after it."""
+    year, mon = (int(part) for part in month.split("-"))
+    start = datetime(year, mon, 1, tzinfo=UTC)
+    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+async def blog_calendar(*, ctx: RequestContext, params: CalendarParams) -> tuple[list[Blog], bool]:
+    """The month's live, unarchived blogs in calendar order, and whether the cap cut it short.
+
+    One indexed range query on the derived `calendar_at` (the scheduled instant, or the posting
+    instant of a blog posted without a schedule).
+    """
+    start, end = month_bounds(params.month)
+    query: dict[str, Any] = {"calendar_at": {"$gte": start, "$lt": end}}
+    if params.user_id is not None:
+        query["user_id"] = uuid_filter(params.user_id)
+    page = await Repository(Blog, ctx).page(
+        query, limit=MAX_CALENDAR_BLOGS, sort=Sort("calendar_at", 1)
+    )
+    return page.items, page.next_cursor is not None
+
+
+async def blog_stats(*, ctx: RequestContext, user_id: UUID | None) -> GlobalBlog:
+    """The `GlobalBlog` rollup of a user of the tenant (the caller by default), rebuilt now."""
+    return await rebuild_global_blog(ctx=ctx, user_id=user_id or ctx.require_user())

@@ -1,0 +1,230 @@
+"""Touchpoint events: idempotent ingest, the lead's contact bookkeeping, lists and the timeline.
+
+Idempotency protocol (per tenant and `Idempotency-Key`):
+
+1. Claim the key by inserting an `IdempotencyRecord` (body hash, a pre-chosen event id). The
+   unique (tenant_id, key) index makes exactly one of concurrent requests the winner.
+2. The winner records the event under the pre-chosen id and stores its answer in the record.
+   If it fails, it removes its claim so a retry runs again.
+3. A loser with another body hash gets 409; with the same hash it polls briefly for the
+   winner's answer and returns it (same id, same body). A claim left unfinished for
+   `STALE_CLAIM` (the winner died) is taken over; because the event id was chosen at claim
+   time, the takeover can never create a second event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from pymongo.errors import DuplicateKeyError
+from uuid6 import uuid7
+
+from documents.base import utcnow
+from documents.campaign import CampaignBase
+from documents.event import EVENT_CLASSES, IdempotencyRecord, TouchpointEvent
+from documents.lead import LeadBase, LeadStatus
+from schemas.events import EventCreate, EventFilters, TimelineParams, to_event_read
+from service.context import RequestContext, Role
+from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from service.pagination import PageResult, Sort
+from service.repository import Repository, to_bson, uuid_filter
+
+CLOCK_SKEW = timedelta(minutes=5)  # an `occurred_at` slightly ahead of our clock is accepted
+STALE_CLAIM = timedelta(seconds=30)  # an unfinished claim this old belongs to a dead request
+WAIT_FOR_WINNER = 5.0  # seconds a concurrent retry waits for the first request's answer
+POLL_INTERVAL = 0.05
+STATUS_RETRIES = 5
+TIMELINE = Sort("occurred_at", -1)
+
+
+def request_hash(body: Any) -> str:
+    """SHA-256 of a body as canonical JSON (sorted keys, no whitespace)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# -- ingest -----------------------------------------------------------------------------------
+
+
+async def create_event(
+    *,
+    ctx: RequestContext,
+    data: EventCreate,
+    idempotency_key: str | None = None,
+    ttl_hours: int = 48,
+) -> dict[str, Any]:
+    """Record a touchpoint and answer its JSON view; replays of a key answer the first view."""
+    ctx.require(Role.member)
+    if idempotency_key is None:
+        return _view(await _record(ctx, data, uuid7()))
+    digest = request_hash(data.model_dump(mode="json", exclude_unset=True))
+    deadline = asyncio.get_running_loop().time() + WAIT_FOR_WINNER
+    while True:
+        record, won = await _claim(ctx, idempotency_key, digest, ttl_hours)
+        if record.request_hash != digest:
+            raise Conflict("This Idempotency-Key was already used with a different body.")
+        if won:
+            return await _run_claimed(ctx, data, record)
+        if record.response is not None:
+            return record.response
+        if asyncio.get_running_loop().time() >= deadline:
+            raise Conflict("A request with this Idempotency-Key is still in progress; retry.")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def _claim(
+    ctx: RequestContext, key: str, digest: str, ttl_hours: int
+) -> tuple[IdempotencyRecord, bool]:
+    now = utcnow()
+    record = IdempotencyRecord(
+        tenant_id=ctx.tenant_id,
+        key=key,
+        request_hash=digest,
+        event_id=uuid7(),
+        created_at=now,
+        expires_at=now + timedelta(hours=ttl_hours),
+    )
+    collection = IdempotencyRecord.get_motor_collection()
+    try:
+        await collection.insert_one(_raw(record))
+        return record, True
+    except DuplicateKeyError:
+        pass
+    key_filter = {"tenant_id": uuid_filter(ctx.tenant_id), "key": key}
+    existing = await IdempotencyRecord.find_one(key_filter)
+    if existing is None:  # the winner gave up between our insert and our read: claim again
+        return await _claim(ctx, key, digest, ttl_hours)
+    stale = existing.response is None and existing.created_at < now - STALE_CLAIM
+    if stale and existing.request_hash == digest:
+        took_over = await collection.update_one(
+            {**key_filter, "response": None, "created_at": to_bson(existing.created_at)},
+            {"$set": {"created_at": to_bson(now)}},
+        )
+        return existing, took_over.modified_count == 1
+    return existing, False
+
+
+async def _run_claimed(
+    ctx: RequestContext, data: EventCreate, record: IdempotencyRecord
+) -> dict[str, Any]:
+    collection = IdempotencyRecord.get_motor_collection()
+    try:
+        body = _view(await _record(ctx, data, record.event_id))
+    except BaseException:
+        # Release the claim so that a retry (e.g. after creating the missing lead) runs again.
+        await collection.delete_one({"_id": uuid_filter(record.id), "response": None})
+        raise
+    await collection.update_one(
+        {"_id": uuid_filter(record.id)}, {"$set": {"status_code": 201, "response": body}}
+    )
+    return body
+
+
+async def _record(ctx: RequestContext, data: EventCreate, event_id: UUID) -> TouchpointEvent:
+    """Check the references, store the event and update the lead's contact bookkeeping."""
+    campaign = await Repository(CampaignBase, ctx).find_one({"_id": uuid_filter(data.campaign_id)})
+    if campaign is None:
+        raise Unprocessable("No such campaign in this tenant.", loc=["body", "campaign_id"])
+    leads = Repository(LeadBase, ctx)
+    lead = await leads.find_one({"_id": uuid_filter(data.lead_id)})
+    if lead is None:
+        raise Unprocessable("No such lead in this tenant.", loc=["body", "lead_id"])
+    now = utcnow()
+    occurred_at = data.occurred_at or now
+    if occurred_at > now + CLOCK_SKEW:
+        raise Unprocessable("occurred_at lies in the future.", loc=["body", "occurred_at"])
+    fields = data.model_dump(exclude={"type", "occurred_at"})
+    event = EVENT_CLASSES[data.type](
+        id=event_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id, occurred_at=occurred_at, **fields
+    )
+    repo = Repository(TouchpointEvent, ctx)
+    try:
+        event = await repo.append(event)
+    except DuplicateKeyError:  # a crashed earlier attempt of this key already stored it
+        event = await repo.get(event_id)
+    await _mark_contacted(ctx, lead, event.occurred_at)
+    return event
+
+
+async def _mark_contacted(ctx: RequestContext, lead: LeadBase, occurred_at: Any) -> None:
+    # Raise last_contacted_at atomically whatever order events arrive in: a conditional `$set`
+    # ("only if unset or older"), i.e. `$max`, which the embedded backend cannot apply to a
+    # null field. It is derived bookkeeping (recomputable from `events`), so it is neither
+    # versioned nor journaled; the status change it implies is, through the repository.
+    leads = Repository(LeadBase, ctx)
+    when = to_bson(occurred_at)
+    older = {"$or": [{"last_contacted_at": None}, {"last_contacted_at": {"$lt": when}}]}
+    await LeadBase.get_motor_collection().update_one(
+        leads.scope({"_id": uuid_filter(lead.id), **older}),
+        {"$set": {"last_contacted_at": when}},
+    )
+    for _ in range(STATUS_RETRIES):
+        if lead.status != LeadStatus.new:
+            return
+        try:
+            await leads.update(
+                lead,
+                {"status": LeadStatus.contacted},
+                expected_version=lead.version,
+                event_type="status_changed",
+            )
+            return
+        except (Conflict, PreconditionFailed):
+            try:
+                lead = await leads.get(lead.id)
+            except NotFound:  # deleted meanwhile: nothing left to mark
+                return
+
+
+def _view(event: TouchpointEvent) -> dict[str, Any]:
+    return to_event_read(event).model_dump(mode="json")
+
+
+def _raw(record: IdempotencyRecord) -> dict[str, Any]:
+    data: dict[str, Any] = to_bson(record)
+    data.pop("revision_id", None)
+    return data
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+
+async def get_event(*, ctx: RequestContext, id: UUID) -> TouchpointEvent:
+    """One event of the tenant (404 if missing or another tenant's)."""
+    return await Repository(TouchpointEvent, ctx).get(id)
+
+
+async def list_events(*, ctx: RequestContext, filters: EventFilters) -> PageResult[TouchpointEvent]:
+    """A page of the tenant's events, newest first, by campaign, lead, type and time range."""
+    query: dict[str, Any] = {}
+    if filters.campaign_id is not None:
+        query["campaign_id"] = uuid_filter(filters.campaign_id)
+    if filters.lead_id is not None:
+        query["lead_id"] = uuid_filter(filters.lead_id)
+    if filters.type is not None:
+        query["type"] = filters.type.value
+    window: dict[str, Any] = {}
+    if filters.since is not None:
+        window["$gte"] = filters.since
+    if filters.until is not None:
+        window["$lt"] = filters.until
+    if window:
+        query["occurred_at"] = window
+    return await Repository(TouchpointEvent, ctx).page(
+        query, limit=filters.limit, cursor=filters.cursor
+    )
+
+
+async def list_lead_events(
+    *, ctx: RequestContext, id: UUID, params: TimelineParams
+) -> PageResult[TouchpointEvent]:
+    """A lead's timeline, newest `occurred_at` first (404 unless the tenant's live lead)."""
+    lead = await Repository(LeadBase, ctx).get(id)
+    return await Repository(TouchpointEvent, ctx).page(
+        {"lead_id": uuid_filter(lead.id)}, limit=params.limit, cursor=params.cursor, sort=TIMELINE
+    )

@@ -1,0 +1,109 @@
+"""Integrations: connections to outside systems with write-only, encrypted credentials.
+
+Credentials are serialised to JSON and encrypted with Fernet (`FERNET_KEY`) before they reach
+the document, so neither the collection nor the journal (which also redacts the field) holds
+them in clear. `connected_at` is when the integration last became `connected`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from documents.base import utcnow
+from documents.integration import Integration, IntegrationStatus
+from schemas.integrations import IntegrationCreate, IntegrationFilters, IntegrationUpdate
+from service import security
+from service.context import RequestContext, Role
+from service.pagination import PageResult
+from service.repository import Repository, uuid_filter
+from service.settings import Settings
+
+
+def _seal(settings: Settings, credentials: dict[str, str] | None) -> str | None:
+    if credentials is None:
+        return None
+    return security.encrypt(settings, json.dumps(credentials, sort_keys=True))
+
+
+async def create_integration(
+    *, ctx: RequestContext, settings: Settings, data: IntegrationCreate
+) -> Integration:
+    """Connect an outside system for the caller (credentials encrypted at rest)."""
+    ctx.require(Role.member)
+    connected = data.status == IntegrationStatus.connected
+    integration = Integration(
+        tenant_id=ctx.tenant_id,
+        user_id=ctx.user_id,
+        type=data.type,
+        name=data.name,
+        status=data.status,
+        connected_at=utcnow() if connected else None,
+        credentials_encrypted=_seal(settings, data.credentials),
+    )
+    return await Repository(Integration, ctx).create(integration)
+
+
+async def get_integration(*, ctx: RequestContext, id: UUID) -> Integration:
+    """One integration of the tenant."""
+    return await Repository(Integration, ctx).get(id)
+
+
+async def list_integrations(
+    *, ctx: RequestContext, filters: IntegrationFilters
+) -> PageResult[Integration]:
+    """A page of the tenant's integrations, newest first."""
+    query: dict[str, Any] = {}
+    if filters.type is not None:
+        query["type"] = filters.type.value
+    if filters.status is not None:
+        query["status"] = filters.status.value
+    if filters.user_id is not None:
+        query["user_id"] = uuid_filter(filters.user_id)
+    return await Repository(Integration, ctx).page(
+        query,
+        limit=filters.limit,
+        cursor=filters.cursor,
+        include_deleted=filters.include_deleted,
+        include_archived=filters.include_archived,
+    )
+
+
+async def update_integration(
+    *,
+    ctx: RequestContext,
+    settings: Settings,
+    id: UUID,
+    patch: IntegrationUpdate,
+    expected_version: int | None,
+) -> Integration:
+    """Change status, name or credentials (replaced whole; `null` removes them)."""
+    ctx.require(Role.member)
+    repo = Repository(Integration, ctx)
+    integration = await repo.get(id)
+    sent = patch.changes()
+    changes: dict[str, Any] = {k: sent[k] for k in ("status", "name") if k in sent}
+    if "credentials" in sent:
+        changes["credentials_encrypted"] = _seal(settings, sent["credentials"])
+    becomes_connected = (
+        sent.get("status") == IntegrationStatus.connected
+        and integration.status != IntegrationStatus.connected
+    )
+    if becomes_connected:
+        changes["connected_at"] = utcnow()
+    return await repo.update(integration, changes, expected_version=expected_version)
+
+
+async def reveal_credentials(
+    *, ctx: RequestContext, settings: Settings, id: UUID
+) -> dict[str, str] | None:
+    """The decrypted credentials, for the service's own connectors only (never routed).
+
+    None when there are none or they were sealed with another key (rotate by re-entering them).
+    """
+    integration = await Repository(Integration, ctx).get(id)
+    if integration.credentials_encrypted is None:
+        return None
+    plain = security.decrypt(settings, integration.credentials_encrypted)
+    return None if plain is None else dict(json.loads(plain))

@@ -1,0 +1,94 @@
+"""Research topics: create, read, list, edit and append results (bounded per topic)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from documents.base import utcnow
+from documents.research import MAX_RESULTS_PER_TOPIC, ResearchTopic, TopicResearchResult
+from documents.workspace_read_models import GlobalResearchStats
+from schemas.research import (
+    ResearchFilters,
+    ResearchResultIn,
+    ResearchTopicCreate,
+    ResearchTopicUpdate,
+)
+from service.context import RequestContext, Role
+from service.errors import Conflict
+from service.pagination import PageResult
+from service.repository import Repository, uuid_filter
+from service.workspace_projections import rebuild_global_research_stats
+
+
+def _result(data: ResearchResultIn) -> TopicResearchResult:
+    values = data.model_dump(exclude={"researched_at"})
+    return TopicResearchResult(**values, researched_at=data.researched_at or utcnow())
+
+
+async def create_topic(*, ctx: RequestContext, data: ResearchTopicCreate) -> ResearchTopic:
+    """Create a research topic (with its first results, if any)."""
+    ctx.require(Role.member)
+    topic = ResearchTopic(
+        tenant_id=ctx.tenant_id,
+        user_id=ctx.user_id,
+        topic=data.topic,
+        description=data.description,
+        market=data.market,
+        tags=data.tags,
+        results=[_result(r) for r in data.results],
+    )
+    return await Repository(ResearchTopic, ctx).create(topic)
+
+
+async def get_topic(*, ctx: RequestContext, id: UUID) -> ResearchTopic:
+    """One topic of the tenant."""
+    return await Repository(ResearchTopic, ctx).get(id)
+
+
+async def list_topics(
+    *, ctx: RequestContext, filters: ResearchFilters
+) -> PageResult[ResearchTopic]:
+    """A page of the tenant's topics, newest first."""
+    query: dict[str, Any] = {}
+    if filters.tag is not None:
+        query["tags"] = filters.tag
+    if filters.user_id is not None:
+        query["user_id"] = uuid_filter(filters.user_id)
+    return await Repository(ResearchTopic, ctx).page(
+        query,
+        limit=filters.limit,
+        cursor=filters.cursor,
+        include_deleted=filters.include_deleted,
+        include_archived=filters.include_archived,
+    )
+
+
+async def update_topic(
+    *, ctx: RequestContext, id: UUID, patch: ResearchTopicUpdate, expected_version: int | None
+) -> ResearchTopic:
+    """Change a topic's own fields."""
+    ctx.require(Role.member)
+    repo = Repository(ResearchTopic, ctx)
+    topic = await repo.get(id)
+    return await repo.update(topic, patch.changes(), expected_version=expected_version)
+
+
+async def add_result(
+    *, ctx: RequestContext, id: UUID, data: ResearchResultIn, expected_version: int | None
+) -> ResearchTopic:
+    """Append a research result; 409 once the topic holds `MAX_RESULTS_PER_TOPIC`."""
+    ctx.require(Role.member)
+    repo = Repository(ResearchTopic, ctx)
+    topic = await repo.get(id)
+    if len(topic.results) >= MAX_RESULTS_PER_TOPIC:
+        raise Conflict(f"A topic holds at most {MAX_RESULTS_PER_TOPIC} results; start a new topic.")
+    results = [*(r.model_dump() for r in topic.results), _result(data).model_dump()]
+    return await repo.update(
+        topic, {"results": results}, expected_version=expected_version, event_type="result_added"
+    )
+
+
+async def research_stats(*, ctx: RequestContext, user_id: UUID | None) -> GlobalResearchStats:
+    """The `GlobalResearchStats` rollup of a user of the tenant (the caller by default)."""
+    return await rebuild_global_research_stats(ctx=ctx, user_id=user_id or ctx.require_user())

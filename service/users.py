@@ -1,0 +1,297 @@
+"""The User aggregate: the caller's own profile (merge patch), 2FA, and tenant user management.
+
+`PATCH /v1/users/me` is a JSON merge patch (RFC 7396) of a fixed set of parts. `username` is
+patchable (unique across the service → 409); `email` is not (it is the login and invitation
+identity and would need a verified change flow); role, secrets, subscription, billing and the AI
+parts are not patchable here (the AI parts have their own routes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+from pymongo.errors import DuplicateKeyError
+
+from documents.base import utcnow
+from documents.user import TwoFactorAuth, TwoFactorMethod, User
+from service import security
+from service.auth import AuthCache, check_password_policy, verify_user_otp
+from service.context import RequestContext, Role
+from service.errors import Conflict, Forbidden, Unprocessable
+from service.pagination import PageResult
+from service.repository import Repository
+from service.settings import Settings
+
+PATCHABLE = frozenset(
+    {
+        "username",
+        "profile",
+        "location",
+        "company",
+        "marketing",
+        "socials",
+        "settings",
+        "onboarding",
+        "security",
+        "feature_flags",
+        "tags",
+        "segments",
+    }
+)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge key by key, `null` removes a key, anything else replaces."""
+    if not isinstance(patch, Mapping):
+        return patch
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _unprocessable(exc: ValidationError) -> Unprocessable:
+    first = exc.errors()[0]
+    return Unprocessable(
+        str(first.get("msg", "invalid value")),
+        loc=["body", *first.get("loc", ())],
+        type=str(first.get("type", "value_error")),
+    )
+
+
+async def _update(
+    repo: Repository[User],
+    user: User,
+    changes: Mapping[str, Any],
+    *,
+    expected_version: int | None = None,
+    event_type: str = "updated",
+) -> User:
+    # Values are re-validated by the document model on update; a failure is the caller's 422.
+    try:
+        return await repo.update(
+            user, changes, expected_version=expected_version, event_type=event_type
+        )
+    except ValidationError as exc:
+        raise _unprocessable(exc) from None
+    except DuplicateKeyError:
+        raise Conflict("That username is already taken.") from None
+
+
+# -- the caller's own aggregate ---------------------------------------------------------------
+
+
+async def get_me(*, ctx: RequestContext) -> User:
+    """The calling user's whole aggregate."""
+    return await Repository(User, ctx).get(ctx.require_user())
+
+
+async def update_me(
+    *, ctx: RequestContext, patch: Mapping[str, Any], expected_version: int | None = None
+) -> User:
+    """Apply a JSON merge patch to the calling user's patchable parts (a null resets a part)."""
+    refused = sorted(set(patch) - PATCHABLE)
+    if refused:  # the API schema refuses these already; services keep the rule too
+        raise Unprocessable(f"Not patchable: {', '.join(refused)}.", loc=["body", refused[0]])
+    if "security" in patch and patch["security"] is None:
+        # Only the password policy is the caller's to reset; 2FA changes need a code.
+        patch = {**patch, "security": {"security_settings": None}}
+    repo = Repository(User, ctx)
+    user = await repo.get(ctx.require_user())
+    current = user.model_dump(include=set(patch))
+    merged = merge_patch(current, patch)
+    changes: dict[str, Any] = {}
+    for key in patch:
+        if key in merged:
+            changes[key] = merged[key]
+        elif key == "username":
+            raise Unprocessable("username cannot be removed.", loc=["body", "username"])
+        else:
+            changes[key] = User.model_fields[key].get_default(call_default_factory=True)
+    username = changes.get("username")
+    if (
+        username is not None
+        and username != user.username
+        and await User.find_one({"username": username}) is not None
+    ):
+        raise Conflict("That username is already taken.")
+    return await _update(repo, user, changes, expected_version=expected_version)
+
+
+async def change_password(
+    *, ctx: RequestContext, cache: AuthCache, current_password: str, new_password: str
+) -> User:
+    """Change the caller's password after checking the current one (403 when wrong)."""
+    repo = Repository(User, ctx)
+    user = await repo.get(ctx.require_user())
+    if not security.verify_password(current_password, user.password_hash):
+        raise Forbidden("The current password is not correct.")
+    check_password_policy(new_password, user)
+    settings = user.security.security_settings.model_copy(update={"password_changed_at": utcnow()})
+    security_part = user.security.model_copy(update={"security_settings": settings})
+    updated = await _update(
+        repo,
+        user,
+        {"password_hash": security.hash_password(new_password), "security": security_part},
+        event_type="password_changed",
+    )
+    cache.evict_actor(user.id)
+    return updated
+
+
+# -- two-factor authentication ----------------------------------------------------------------
+
+
+async def enrol_two_factor(*, ctx: RequestContext, settings: Settings) -> str:
+    """Start TOTP enrolment: store a new encrypted secret, return its provisioning URI.
+
+    The URI is the only time the secret leaves the service. 409 when 2FA is already on.
+    """
+    repo = Repository(User, ctx)
+    user = await repo.get(ctx.require_user())
+    if user.security.two_factor_auth.enabled:
+        raise Conflict("Two-factor authentication is already enabled.")
+    secret = security.new_totp_secret()
+    pending = TwoFactorAuth(enabled=False, secret=security.encrypt(settings, secret))
+    part = user.security.model_copy(update={"two_factor_auth": pending})
+    await _update(repo, user, {"security": part}, event_type="two_factor_enrolled")
+    return security.totp_uri(secret, account=user.email)
+
+
+async def confirm_two_factor(*, ctx: RequestContext, settings: Settings, code: str) -> User:
+    """Turn 2FA on with a first valid code (422 when wrong, 409 without enrolment)."""
+    repo = Repository(User, ctx)
+    user = await repo.get(ctx.require_user())
+    tfa = user.security.two_factor_auth
+    if tfa.enabled:
+        raise Conflict("Two-factor authentication is already enabled.")
+    if tfa.secret is None:
+        raise Conflict("Start enrolment with POST /v1/users/me/2fa first.")
+    step = verify_user_otp(settings, user, code)
+    if step is None:
+        raise Unprocessable("The code is not valid.", loc=["body", "code"])
+    enabled = tfa.model_copy(
+        update={
+            "enabled": True,
+            "methods": [TwoFactorMethod.totp],
+            "confirmed_at": utcnow(),
+            "last_used_step": step,
+        }
+    )
+    part = user.security.model_copy(update={"two_factor_auth": enabled})
+    return await _update(repo, user, {"security": part}, event_type="two_factor_enabled")
+
+
+async def disable_two_factor(*, ctx: RequestContext, settings: Settings, code: str) -> User:
+    """Turn 2FA off with a valid current code (422 when wrong, 409 when it is off)."""
+    repo = Repository(User, ctx)
+    user = await repo.get(ctx.require_user())
+    if not user.security.two_factor_auth.enabled:
+        raise Conflict("Two-factor authentication is not enabled.")
+    if verify_user_otp(settings, user, code) is None:
+        raise Unprocessable("The code is not valid.", loc=["body", "code"])
+    part = user.security.model_copy(update={"two_factor_auth": TwoFactorAuth()})
+    return await _update(repo, user, {"security": part}, event_type="two_factor_disabled")
+
+
+# -- the tenant's users -----------------------------------------------------------------------
+
+
+async def list_users(
+    *,
+    ctx: RequestContext,
+    role: Role | None,
+    is_active: bool | None,
+    limit: int,
+    cursor: str | None,
+    include_deleted: bool = False,
+    include_archived: bool = False,
+) -> PageResult[User]:
+    """A page of the tenant's users, newest first."""
+    extra: dict[str, Any] = {}
+    if role is not None:
+        extra["role"] = role.value
+    if is_active is not None:
+        extra["is_active"] = is_active
+    return await Repository(User, ctx).page(
+        extra,
+        limit=limit,
+        cursor=cursor,
+        include_deleted=include_deleted,
+        include_archived=include_archived,
+    )
+
+
+async def get_user(*, ctx: RequestContext, id: UUID) -> User:
+    """One live user of the tenant."""
+    return await Repository(User, ctx).get(id)
+
+
+def _require_outranks(ctx: RequestContext, target: User, action: str) -> None:
+    """Admins manage members and viewers; only an owner manages admins and owners."""
+    ctx.require(Role.admin)
+    if target.id == ctx.actor_id:
+        raise Conflict(f"You cannot {action} yourself.")
+    if Role(target.role) >= Role.admin and ctx.role != Role.owner:
+        raise Forbidden(f"Only an owner can {action} an {target.role}.")
+
+
+async def manage_user(
+    *,
+    ctx: RequestContext,
+    cache: AuthCache,
+    id: UUID,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    expected_version: int | None = None,
+) -> User:
+    """Change a user's tenant role and/or active flag (admin+, never one's own; `role_changed`)."""
+    repo = Repository(User, ctx)
+    user = await repo.get(id)
+    _require_outranks(ctx, user, "change")
+    changes: dict[str, Any] = {}
+    if role is not None:
+        if not ctx.role >= role:
+            raise Forbidden("You cannot grant a role higher than your own.")
+        changes["role"] = role.value
+    if is_active is not None:
+        changes["is_active"] = is_active
+    if role is not None and role.value != user.role:
+        event = "role_changed"
+    elif is_active is not None and is_active != user.is_active:
+        event = "activated" if is_active else "deactivated"
+    else:
+        event = "updated"
+    updated = await _update(
+        repo, user, changes, expected_version=expected_version, event_type=event
+    )
+    cache.evict_actor(user.id)  # the next request re-reads role and active flag
+    return updated
+
+
+async def delete_user(
+    *, ctx: RequestContext, cache: AuthCache, id: UUID, expected_version: int | None = None
+) -> User:
+    """Soft-delete a user (admin+; not oneself); their credentials stop working at once."""
+    repo = Repository(User, ctx)
+    user = await repo.get(id)
+    _require_outranks(ctx, user, "delete")
+    deleted = await repo.soft_delete(user, expected_version=expected_version)
+    cache.evict_actor(user.id)
+    return deleted
+
+
+async def restore_user(*, ctx: RequestContext, id: UUID) -> User:
+    """Bring back a soft-deleted user (admin+)."""
+    ctx.require(Role.admin)
+    repo = Repository(User, ctx)
+    user = await repo.get(id, include_deleted=True)
+    if Role(user.role) >= Role.admin and ctx.role != Role.owner:
+        raise Forbidden(f"Only an owner can restore an {user.role}.")
+    return await repo.restore(user)

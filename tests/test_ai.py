@@ -1,0 +1,246 @@
+"""AI: own config/context get/put with validation, usage logs and per-model totals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from documents.api_key import ApiKey
+from documents.user import User
+from service import security
+from service.repository import Repository
+from tests.conftest import Account, assert_problem
+
+ServiceClient = Callable[..., Coroutine[Any, Any, httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def service_client(app: FastAPI) -> AsyncIterator[ServiceClient]:
+    """Factory: an HTTP client authenticated with a new API key of `account`'s tenant."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def factory(account: Account, role: str = "admin") -> httpx.AsyncClient:
+        key = security.generate_api_key()
+        await Repository(ApiKey, account.ctx).create(
+            ApiKey(
+                tenant_id=account.tenant_id,
+                name="service",
+                role=role,
+                prefix=key[:8],
+                key_hash=security.hash_api_key(key),
+            )
+        )
+        c = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://test",
+            headers={"X-API-Key": key},
+        )
+        clients.append(c)
+        return c
+
+    yield factory
+    for c in clients:
+        await c.aclose()
+
+
+def usage(model: str = "gpt-4o", **extra: Any) -> dict[str, Any]:
+    return {
+        "model": model,
+        "prompt_tokens": 100,
+        "completion_tokens": 50,
+        "feature": "blog_writer",
+        **extra,
+    }
+
+
+# -- config and context -----------------------------------------------------------------------
+
+
+async def test_config_defaults_then_put_replaces(owner: Account, stranger: Account) -> None:
+    response = await owner.client.get("/v1/ai/config")
+    assert response.status_code == 200, response.text
+    assert response.json()["default_model"] == "gpt-4o-mini"
+    version = int(response.headers["ETag"].strip('"'))
+
+    body = {
+        "default_model": "claude-3-5-sonnet",
+        "temperature": 0.2,
+        "max_tokens": 4000,
+        "monthly_cost_limit": 25.5,
+        "allowed_models": ["claude-3-5-sonnet", "gpt-4o"],
+        "tenant_id": str(stranger.tenant_id),
+    }
+    response = await owner.client.put("/v1/ai/config", json=body)
+    assert response.status_code == 200, response.text
+    config = response.json()
+    assert config["default_model"] == "claude-3-5-sonnet" and config["temperature"] == 0.2
+    assert config["monthly_cost_limit"] == 25.5
+    assert response.headers["ETag"] == f'"{version + 1}"'
+    stored = await User.get(owner.id)
+    assert stored is not None and stored.ai_config.monthly_cost_limit_cents == 2550
+    assert (await owner.client.get("/v1/ai/config")).json() == config
+
+
+async def test_config_validation(owner: Account) -> None:
+    bad = [
+        {"temperature": 2.5},
+        {"temperature": -0.1},
+        {"max_tokens": 0},
+        {"max_tokens": 10**9},
+        {"top_p": 0},
+        {"monthly_cost_limit": 1.234},
+        {"monthly_cost_limit": -1},
+        {"default_model": "a b"},
+        {"default_model": "x", "allowed_models": ["y"]},
+        {"unknown": True},
+    ]
+    for body in bad:
+        assert_problem(await owner.client.put("/v1/ai/config", json=body), 422)
+    stale = await owner.client.put("/v1/ai/config", json={}, headers={"If-Match": '"99"'})
+    assert_problem(stale, 412)
+
+
+async def test_context_get_put(owner: Account, viewer: Account) -> None:
+    body = {"business_description": "Luxury condos", "tone": "warm", "goals": ["more leads"]}
+    response = await viewer.client.put("/v1/ai/context", json=body)  # any role: their own
+    assert response.status_code == 200, response.text
+    assert response.json()["tone"] == "warm" and response.json()["keywords"] == []
+    assert (await viewer.client.get("/v1/ai/context")).json()["goals"] == ["more leads"]
+    assert (await owner.client.get("/v1/ai/context")).json()["tone"] is None  # not shared
+    assert_problem(await owner.client.put("/v1/ai/context", json={"tone": "x" * 201}), 422)
+    assert_problem(await owner.client.put("/v1/ai/context", json={"goals": ["g"] * 51}), 422)
+
+
+async def test_api_keys_have_no_ai_config(owner: Account, service_client: ServiceClient) -> None:
+    service = await service_client(owner)
+    assert_problem(await service.get("/v1/ai/config"), 403)
+    assert_problem(await service.put("/v1/ai/context", json={}), 403)
+
+
+async def test_config_change_is_journaled(owner: Account) -> None:
+    await owner.client.put("/v1/ai/config", json={"temperature": 1.1})
+    from bson import Binary
+
+    from documents.journal import DomainEvent
+
+    events = await DomainEvent.find({"aggregate_id": Binary.from_uuid(owner.id)}).to_list()
+    last = max(events, key=lambda e: e.version)
+    assert last.event_type == "user.ai_config_changed"
+    assert [(c.field, c.new) for c in last.changes] == [("ai_config.temperature", 1.1)]
+
+
+# -- usage ------------------------------------------------------------------------------------
+
+
+async def test_record_usage(owner: Account, stranger: Account) -> None:
+    response = await owner.client.post(
+        "/v1/ai/usage", json=usage(cost=0.42, tenant_id=str(stranger.tenant_id))
+    )
+    assert response.status_code == 201, response.text
+    log = response.json()
+    assert log["user_id"] == str(owner.id) and log["tenant_id"] == str(owner.tenant_id)
+    assert log["total_tokens"] == 150 and log["cost"] == 0.42
+    no_cost = (await owner.client.post("/v1/ai/usage", json=usage())).json()
+    assert no_cost["cost"] == 0
+
+
+async def test_usage_validation(owner: Account, member: Account) -> None:
+    bad = [
+        usage(prompt_tokens=-1),
+        usage(cost=0.001),
+        usage(cost=-1),
+        usage(model=""),
+        usage(model="$bad"),
+        usage(occurred_at="2999-01-01T00:00:00Z"),
+        {"model": "gpt-4o"},
+        usage(extra_field=1),
+    ]
+    for body in bad:
+        assert_problem(await owner.client.post("/v1/ai/usage", json=body), 422)
+    # A user logs only their own usage.
+    assert_problem(await owner.client.post("/v1/ai/usage", json=usage(user_id=str(member.id))), 403)
+
+
+async def test_service_logs_usage_for_a_user_of_its_tenant(
+    owner: Account, member: Account, stranger: Account, service_client: ServiceClient
+) -> None:
+    service = await service_client(owner)
+    ok = await service.post("/v1/ai/usage", json=usage(user_id=str(member.id)))
+    assert ok.status_code == 201 and ok.json()["user_id"] == str(member.id)
+    tenant_level = await service.post("/v1/ai/usage", json=usage())
+    assert tenant_level.status_code == 201 and tenant_level.json()["user_id"] is None
+    foreign = await service.post("/v1/ai/usage", json=usage(user_id=str(stranger.id)))
+    assert_problem(foreign, 422)
+
+
+async def test_usage_list_and_totals_over_the_whole_range(
+    owner: Account, member: Account, stranger: Account
+) -> None:
+    rows = [
+        (owner, "gpt-4o", "2026-11-01T00:00:00Z", 100, 10, 0.10),
+        (owner, "gpt-4o", "2026-11-02T12:00:00Z", 200, 20, 0.25),
+        (member, "gpt-4o", "2026-11-03T00:00:00Z", 300, 30, 1.00),
+        (owner, "claude-3-haiku", "2026-11-02T00:00:00Z", 1000, 500, 0.05),
+        (owner, "gpt-4o", "2026-10-31T23:59:59Z", 9999, 9999, 9.99),  # before the range
+        (owner, "gpt-4o", "2026-11-04T00:00:00Z", 9999, 9999, 9.99),  # `until` is exclusive
+        (stranger, "gpt-4o", "2026-11-02T00:00:00Z", 7777, 7777, 7.77),  # another tenant
+    ]
+    for account, model, at, prompt, completion, cost in rows:
+        body = usage(
+            model, occurred_at=at, prompt_tokens=prompt, completion_tokens=completion, cost=cost
+        )
+        assert (await account.client.post("/v1/ai/usage", json=body)).status_code == 201
+
+    params = {"since": "2026-11-01", "until": "2026-11-04", "limit": 2}
+    response = await owner.client.get("/v1/ai/usage", params=params)
+    assert response.status_code == 200, response.text
+    page = response.json()
+    # Newest first by occurred_at; the totals cover the whole range, not just this page.
+    assert [i["occurred_at"][:10] for i in page["items"]] == ["2026-11-03", "2026-11-02"]
+    assert page["next_cursor"]
+    assert page["totals"] == {
+        "gpt-4o": {
+            "calls": 3,
+            "prompt_tokens": 600,
+            "completion_tokens": 60,
+            "total_tokens": 660,
+            "cost": 1.35,
+        },
+        "claude-3-haiku": {
+            "calls": 1,
+            "prompt_tokens": 1000,
+            "completion_tokens": 500,
+            "total_tokens": 1500,
+            "cost": 0.05,
+        },
+    }
+    rest = await owner.client.get("/v1/ai/usage", params={**params, "cursor": page["next_cursor"]})
+    assert [i["occurred_at"][:10] for i in rest.json()["items"]] == ["2026-11-02", "2026-11-01"]
+    assert rest.json()["next_cursor"] is None
+
+    mine = await owner.client.get(
+        "/v1/ai/usage",
+        params={"since": "2026-11-01", "until": "2026-11-04", "user_id": str(member.id)},
+    )
+    assert mine.json()["totals"]["gpt-4o"]["prompt_tokens"] == 300
+    by_model = await owner.client.get("/v1/ai/usage", params={"model": "claude-3-haiku"})
+    assert list(by_model.json()["totals"]) == ["claude-3-haiku"]
+
+
+async def test_usage_list_validation(owner: Account) -> None:
+    for params in (
+        {"since": "2026-11-02", "until": "2026-11-01"},
+        {"since": "yesterday"},
+        {"limit": 0},
+        {"limit": 201},
+        {"cursor": "!!"},
+        {"cursor": "abc"},
+        {"tenant": "x"},
+    ):
+        assert_problem(await owner.client.get("/v1/ai/usage", params=params), 422)
+    empty = (await owner.client.get("/v1/ai/usage")).json()
+    assert empty == {"items": [], "next_cursor": None, "totals": {}}

@@ -1,0 +1,248 @@
+"""Analytics endpoints: hand-computed figures, buckets, range rules, isolation, one trip."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from unittest.mock import patch
+from uuid import uuid4
+
+import pytest
+
+from documents.campaign import CampaignBase
+from service import analytics, lifecycle
+from service.errors import Unprocessable
+from tests import analytics_seed as seed
+from tests.conftest import Account, assert_problem
+
+
+def at(text: str) -> datetime:
+    """A UTC instant from "YYYY-MM-DD HH:MM"."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# -- GET /v1/analytics/campaigns/{id} ----------------------------------------------------------
+
+
+async def test_campaign_figures_match_hand_count(owner: Account) -> None:
+    ctx = owner.ctx
+    camp, other = await seed.campaign(ctx), await seed.campaign(ctx)
+    l1, l2, l3, l4, outsider = [await seed.lead(ctx) for _ in range(5)]
+    await seed.link(ctx, camp.id, l1.id, l2.id, l3.id, l4.id)
+    await seed.link(ctx, other.id, l3.id)
+    t = at("2024-03-01 10:00")
+    await seed.touch(ctx, "call", camp.id, l1.id, t)
+    await seed.touch(ctx, "call", camp.id, l1.id, t)
+    await seed.touch(ctx, "text", camp.id, l1.id, t)
+    await seed.touch(ctx, "email", camp.id, l2.id, t)
+    await seed.touch(ctx, "call", camp.id, outsider.id, t)  # counted as an event, not a lead
+    await seed.touch(ctx, "social", other.id, l3.id, t)  # another campaign: not counted
+
+    r = await owner.client.get(f"/v1/analytics/campaigns/{camp.id}")
+
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "campaign_id": str(camp.id),
+        "leads_total": 4,
+        "events_total": 5,
+        "events_by_type": {"call": 3, "text": 1, "social": 0, "email": 1},
+        "leads_contacted": 2,  # l1 and l2; the outsider is not one of its leads
+        "contact_rate": 0.5,
+    }
+
+
+async def test_campaign_without_leads_or_events_is_all_zero(owner: Account) -> None:
+    camp = await seed.campaign(owner.ctx)
+    r = await owner.client.get(f"/v1/analytics/campaigns/{camp.id}")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["leads_total"] == body["events_total"] == body["leads_contacted"] == 0
+    assert body["contact_rate"] == 0
+    assert body["events_by_type"] == {"call": 0, "text": 0, "social": 0, "email": 0}
+
+
+async def test_campaign_analytics_is_tenant_scoped(owner: Account, stranger: Account) -> None:
+    camp = await seed.campaign(owner.ctx)
+    lead = await seed.lead(owner.ctx)
+    await seed.link(owner.ctx, camp.id, lead.id)
+    await seed.touch(owner.ctx, "call", camp.id, lead.id, at("2024-03-01 10:00"))
+    assert_problem(await stranger.client.get(f"/v1/analytics/campaigns/{camp.id}"), 404)
+    # Even a stranger's events filed under the owner's campaign id never leak into its figures.
+    foreign_lead = await seed.lead(stranger.ctx)
+    await seed.touch(stranger.ctx, "call", camp.id, foreign_lead.id, at("2024-03-01 11:00"))
+    body = (await owner.client.get(f"/v1/analytics/campaigns/{camp.id}")).json()
+    assert body["events_total"] == 1 and body["leads_total"] == 1
+
+
+async def test_campaign_analytics_errors(owner: Account, viewer: Account, client: Any) -> None:
+    camp = await seed.campaign(owner.ctx)
+    assert (await viewer.client.get(f"/v1/analytics/campaigns/{camp.id}")).status_code == 200
+    assert_problem(await owner.client.get(f"/v1/analytics/campaigns/{uuid4()}"), 404)
+    assert_problem(await owner.client.get("/v1/analytics/campaigns/not-a-uuid"), 422)
+    assert_problem(await client.get(f"/v1/analytics/campaigns/{camp.id}"), 401)
+    await lifecycle.delete(ctx=owner.ctx, model=CampaignBase, id=camp.id)
+    assert_problem(await owner.client.get(f"/v1/analytics/campaigns/{camp.id}"), 404)
+
+
+# -- GET /v1/analytics/overview ----------------------------------------------------------------
+
+
+async def _seed_series(account: Account) -> None:
+    ctx = account.ctx
+    camp, lead = await seed.campaign(ctx), await seed.lead(ctx)
+    for kind, when in [
+        ("call", "2024-01-01 00:00"),  # since is inclusive
+        ("call", "2024-01-01 23:59"),
+        ("text", "2024-01-02 12:00"),
+        ("email", "2024-01-07 09:00"),  # a Sunday: still the week of Monday 1 January
+        ("social", "2024-01-08 00:00"),  # Monday: next week
+        ("call", "2024-01-31 23:59"),
+        ("text", "2024-02-01 00:00"),
+        ("call", "2023-12-31 23:59"),  # before the range
+    ]:
+        await seed.touch(ctx, kind, camp.id, lead.id, at(when))
+
+
+async def test_overview_by_day_fills_empty_days(owner: Account) -> None:
+    await _seed_series(owner)
+    r = await owner.client.get(
+        "/v1/analytics/overview", params={"since": "2024-01-01", "until": "2024-01-04"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "series": [
+            {"bucket": "2024-01-01", "call": 2, "text": 0, "social": 0, "email": 0},
+            {"bucket": "2024-01-02", "call": 0, "text": 1, "social": 0, "email": 0},
+            {"bucket": "2024-01-03", "call": 0, "text": 0, "social": 0, "email": 0},
+        ]
+    }
+
+
+async def test_overview_until_is_exclusive(owner: Account) -> None:
+    await _seed_series(owner)
+    r = await owner.client.get(
+        "/v1/analytics/overview",
+        params={"since": "2024-01-31", "until": "2024-02-01T00:00:00Z"},
+    )
+    assert r.json()["series"] == [
+        {"bucket": "2024-01-31", "call": 1, "text": 0, "social": 0, "email": 0}
+    ]
+
+
+async def test_overview_weeks_start_on_monday(owner: Account) -> None:
+    await _seed_series(owner)
+    r = await owner.client.get(
+        "/v1/analytics/overview",
+        params={"since": "2024-01-01", "until": "2024-01-22", "interval": "week"},
+    )
+    assert [
+        (b["bucket"], b["call"], b["text"], b["social"], b["email"]) for b in r.json()["series"]
+    ] == [
+        ("2024-01-01", 2, 1, 0, 1),
+        ("2024-01-08", 0, 0, 1, 0),
+        ("2024-01-15", 0, 0, 0, 0),
+    ]
+
+
+async def test_overview_partial_first_week_is_named_by_its_monday(owner: Account) -> None:
+    await _seed_series(owner)
+    r = await owner.client.get(
+        "/v1/analytics/overview",
+        params={"since": "2024-01-02", "until": "2024-01-08", "interval": "week"},
+    )
+    # Only [2 Jan, 8 Jan) is counted, in the bucket named by that week's Monday.
+    assert r.json()["series"] == [
+        {"bucket": "2024-01-01", "call": 0, "text": 1, "social": 0, "email": 1}
+    ]
+
+
+async def test_overview_by_month(owner: Account) -> None:
+    await _seed_series(owner)
+    r = await owner.client.get(
+        "/v1/analytics/overview",
+        params={"since": "2024-01-01", "until": "2024-04-01", "interval": "month"},
+    )
+    assert r.json()["series"] == [
+        {"bucket": "2024-01-01", "call": 3, "text": 1, "social": 1, "email": 1},
+        {"bucket": "2024-02-01", "call": 0, "text": 1, "social": 0, "email": 0},
+        {"bucket": "2024-03-01", "call": 0, "text": 0, "social": 0, "email": 0},
+    ]
+
+
+async def test_overview_reads_offsets_as_utc(owner: Account) -> None:
+    await _seed_series(owner)
+    # 2024-01-02T02:00+02:00 is 2024-01-02T00:00Z: the 1 January events are outside.
+    r = await owner.client.get(
+        "/v1/analytics/overview",
+        params={"since": "2024-01-02T02:00:00+02:00", "until": "2024-01-03"},
+    )
+    assert r.json()["series"] == [
+        {"bucket": "2024-01-02", "call": 0, "text": 1, "social": 0, "email": 0}
+    ]
+
+
+async def test_overview_is_tenant_scoped(owner: Account, stranger: Account) -> None:
+    await _seed_series(owner)
+    r = await stranger.client.get(
+        "/v1/analytics/overview",
+        params={"since": "2024-01-01", "until": "2024-02-01", "interval": "month"},
+    )
+    assert r.json()["series"] == [
+        {"bucket": "2024-01-01", "call": 0, "text": 0, "social": 0, "email": 0}
+    ]
+
+
+async def test_overview_default_range_is_the_last_30_days(owner: Account) -> None:
+    r = await owner.client.get("/v1/analytics/overview")
+    series = r.json()["series"]
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert len(series) == 30 and series[-1]["bucket"] == today
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "2024-01-05", "until": "2024-01-05"},  # empty range
+        {"since": "2024-01-05", "until": "2024-01-01"},  # reversed
+        {"since": "2020-01-01", "until": "2024-01-01"},  # > 366 day buckets
+        {"since": "2000-01-01", "until": "2024-01-01", "interval": "month"},  # > 120 months
+        {"interval": "year"},
+        {"since": "yesterday"},
+        {"bogus": "1"},
+        {"since": "0001-01-01", "until": "0001-01-02", "interval": "week"},
+        {"until": "0001-01-02"},
+        {"since": "9999-12-31", "until": "9999-12-31T12:00:00", "interval": "month"},
+    ],
+)
+async def test_overview_rejects_bad_ranges(owner: Account, params: dict[str, str]) -> None:
+    assert_problem(await owner.client.get("/v1/analytics/overview", params=params), 422)
+
+
+def test_bucket_list_is_bounded_per_interval() -> None:
+    _, _, days = analytics.resolve_range(at("2024-01-01 00:00"), at("2025-01-01 00:00"), "day")
+    assert len(days) == 366 and days[0] == "2024-01-01" and days[-1] == "2024-12-31"
+    with pytest.raises(Unprocessable):
+        analytics.resolve_range(at("2024-01-01 00:00"), at("2025-01-02 00:00"), "day")
+    _, _, months = analytics.resolve_range(at("2024-01-15 00:00"), at("2024-03-01 00:00"), "month")
+    assert months == ["2024-01-01", "2024-02-01"]
+
+
+# -- round trips ---------------------------------------------------------------------------------
+
+
+async def test_each_analytics_request_is_one_aggregate(owner: Account) -> None:
+    await _seed_series(owner)
+    camp = await seed.campaign(owner.ctx)
+    from service.repository import Repository
+
+    calls: list[str] = []
+    real = Repository.aggregate
+
+    async def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(self.model.__name__)
+        return await real(self, *args, **kwargs)
+
+    with patch.object(Repository, "aggregate", counting):
+        await owner.client.get(f"/v1/analytics/campaigns/{camp.id}")
+        await owner.client.get("/v1/analytics/overview", params={"interval": "week"})
+    assert calls == ["TouchpointEvent", "TouchpointEvent"]
