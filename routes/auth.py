@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 
 from routes.deps import SettingsDep, set_etag
 from schemas.auth import RegisterRequest, TokenResponse
 from schemas.users import UserMe, to_user_me
 from service import auth
+from service.throttle import address_limit
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+async def limit_per_address(request: Request, settings: SettingsDep) -> None:
+    """Cap registration and login attempts per client address (429 with Retry-After)."""
+    address = request.client.host if request.client else "unknown"
+    await address_limit(settings).consume(address)
+
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[Depends(limit_per_address)])
 
 
 @router.post(

@@ -90,7 +90,10 @@ def _clash_filter(keys: Iterable[tuple[str, str]]) -> dict[str, Any]:
     by_field: dict[str, list[str]] = {}
     for name, value in keys:
         by_field.setdefault(name, []).append(value)
-    return {"$or": [{name: {"$in": values}} for name, values in by_field.items()]}
+    # `$type` repeats the partial unique indexes' filter so that MongoDB can use them here.
+    return {
+        "$or": [{name: {"$in": values, "$type": "string"}} for name, values in by_field.items()]
+    }
 
 
 async def _raise_if_duplicate(ctx: RequestContext, doc: LeadBase) -> None:
@@ -145,6 +148,11 @@ async def update_lead(
             f"{doc.type.value} leads have no field {foreign[0]}.", loc=["body", foreign[0]]
         )
     changes = _normalise(changes, ctx.phone_region)
+    if data.address is not None:  # a partial address changes only the parts it names
+        changes["address"] = {
+            **doc.address.model_dump(),
+            **data.address.model_dump(exclude_unset=True),
+        }
     status = changes.get("status")
     event_type = "status_changed" if status is not None and status != doc.status else "updated"
     if any(

@@ -13,7 +13,7 @@ same count (an in-process dict would let an attacker spread attempts over the wo
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -100,3 +100,38 @@ def login_throttle(settings: Settings) -> Throttle:
         lockout_seconds=settings.login_lockout_seconds,
         window_seconds=settings.login_failure_window_seconds,
     )
+
+
+class RateLimit:
+    """A fixed-window request cap per key (e.g. per client address), shared across processes.
+
+    Each window is one counter document (`<scope>:<key>:<window>`) incremented atomically
+    with an upsert — one round trip per request; the TTL index removes old windows.
+    """
+
+    def __init__(self, scope: str, *, limit: int, window_seconds: int = 60) -> None:
+        self.scope = scope
+        self.limit = limit
+        self.window_seconds = window_seconds
+
+    async def consume(self, key: str) -> None:
+        """Count one request for `key`; 429 with Retry-After once the window's cap is passed."""
+        now = utcnow()
+        window = int(now.timestamp()) // self.window_seconds
+        ends = datetime.fromtimestamp((window + 1) * self.window_seconds, tz=UTC)
+        raw = await ThrottleCounter.get_motor_collection().find_one_and_update(
+            {"_id": f"{self.scope}:{key}:{window}"[:300]},
+            {"$inc": {"failures": 1}, "$setOnInsert": {"locked_until": None, "expires_at": ends}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        if int(raw["failures"]) > self.limit:
+            wait = math.ceil((ends - now).total_seconds())
+            raise TooManyRequests(
+                "Too many requests from this address; slow down.", retry_after=wait
+            )
+
+
+def address_limit(settings: Settings) -> RateLimit:
+    """The per-client-address cap on registration and login (REGISTER_MAX_PER_MINUTE)."""
+    return RateLimit("auth-ip", limit=settings.register_max_per_minute, window_seconds=60)

@@ -89,7 +89,9 @@ async def test_tenant_id_in_body_is_ignored(owner: Account, stranger: Account) -
 async def test_viewer_reads_but_cannot_write(owner: Account, viewer: Account) -> None:
     created = await make_campaign(owner)
     assert (await viewer.client.get(f"/v1/campaigns/{created['id']}")).status_code == 200
-    assert_problem(await viewer.client.post("/v1/campaigns", json={"type": "call", "name": "x"}), 403)
+    assert_problem(
+        await viewer.client.post("/v1/campaigns", json={"type": "call", "name": "x"}), 403
+    )
     patch = await viewer.client.patch(f"/v1/campaigns/{created['id']}", json={"name": "y"})
     assert_problem(patch, 403)
 
@@ -230,12 +232,16 @@ async def test_attach_leads_counts_new_links_and_lists_them(owner: Account) -> N
     assert response.json() == {"added": 1}
     again = await owner.client.post(f"{url}/leads", json={"lead_ids": [b["id"]]})
     assert again.json() == {"added": 0}
-    assert await CampaignLead.find({"campaign_id": Binary.from_uuid(uuid_of(campaign))}).count() == 2
+    assert (
+        await CampaignLead.find({"campaign_id": Binary.from_uuid(uuid_of(campaign))}).count() == 2
+    )
     current = (await owner.client.get(url)).json()
     assert current["lead_count"] == 2 and current["version"] == 3  # no change → no version
     members = (await owner.client.get(f"{url}/leads")).json()
     assert [m["id"] for m in members["items"]] == [b["id"], a["id"]]
-    journal = await DomainEvent.find({"aggregate_id": Binary.from_uuid(uuid_of(campaign))}).to_list()
+    journal = await DomainEvent.find(
+        {"aggregate_id": Binary.from_uuid(uuid_of(campaign))}
+    ).to_list()
     assert [e.event_type for e in journal][-1] == "campaign.leads_attached"
 
 
@@ -245,7 +251,9 @@ def uuid_of(resource: dict[str, Any]) -> Any:
     return UUID(resource["id"])
 
 
-async def test_attach_refuses_unknown_foreign_or_too_many(owner: Account, stranger: Account) -> None:
+async def test_attach_refuses_unknown_foreign_or_too_many(
+    owner: Account, stranger: Account
+) -> None:
     campaign = await make_campaign(owner)
     url = f"/v1/campaigns/{campaign['id']}/leads"
     mine = await make_lead(owner, "mine@example.com")

@@ -94,7 +94,9 @@ async def test_duplicates_are_409_with_existing_id(owner: Account) -> None:
         problem = assert_problem(await post_lead(owner, **body), 409)
         assert problem["existing_id"] == first["id"]
     mls = (await owner.client.post("/v1/leads", json=MLS)).json()
-    problem = assert_problem(await owner.client.post("/v1/leads", json={**MLS, "mls_id": "ML-123"}), 409)
+    problem = assert_problem(
+        await owner.client.post("/v1/leads", json={**MLS, "mls_id": "ML-123"}), 409
+    )
     assert problem["existing_id"] == mls["id"] and problem["field"] == "mls_id"
 
 
@@ -124,6 +126,17 @@ async def test_patch_normalises_and_checks_dedupe(owner: Account) -> None:
     assert ok.json()["phone"] == "+14155550199" and ok.json()["status"] == "qualified"
     same = await owner.client.patch(url, json={"email": "b@example.com"})  # its own key
     assert same.status_code == 200 and same.json()["version"] == 2
+
+
+async def test_patch_merges_address(owner: Account) -> None:
+    lead = await make_lead(
+        owner, email="addr@example.com", address={"line1": "1 Main St", "city": "Springfield"}
+    )
+    url = f"/v1/leads/{lead['id']}"
+    response = await owner.client.patch(url, json={"address": {"city": "Shelbyville"}})
+    assert response.json()["address"]["line1"] == "1 Main St"
+    assert response.json()["address"]["city"] == "Shelbyville"
+    assert_problem(await owner.client.patch(url, json={"address": {"$set": "x"}}), 422)
 
 
 async def test_patch_rules(owner: Account) -> None:

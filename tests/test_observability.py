@@ -70,3 +70,28 @@ async def test_oversized_chunked_body_is_413_problem(client: httpx.AsyncClient) 
     r = await client.post("/v1/auth/register", content=chunks(),
                           headers={"content-type": "application/json"})
     assert_problem(r, 413)
+
+
+async def test_login_and_registration_are_capped_per_client_address(
+    client: httpx.AsyncClient, settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from service import throttle
+
+    # Freeze the clock mid-window so a minute boundary cannot reset the count mid-test.
+    frozen = datetime.now(UTC).replace(second=30, microsecond=0)
+    monkeypatch.setattr(throttle, "utcnow", lambda: frozen)
+    limit = settings.register_max_per_minute  # type: ignore[attr-defined]
+    for i in range(limit):
+        r = await client.post("/v1/auth/token", data={"username": f"nobody{i}", "password": "x"})
+        assert r.status_code == 401
+    r = await client.post("/v1/auth/token", data={"username": "nobody", "password": "x"})
+    body = assert_problem(r, 429)
+    assert r.headers["retry-after"] == "30"
+    assert "address" in body["detail"]
+    r = await client.post(
+        "/v1/auth/register",
+        json={"username": "late", "email": "late@example.com", "password": "long-password-123"},
+    )
+    assert_problem(r, 429)
