@@ -78,6 +78,6 @@ async def list_campaign_leads(
 add_lifecycle_routes(
     router,
     model=CampaignBase,
-    read_model=CampaignRead,
+    read_model=CampaignRead,  # type: ignore[arg-type]  # a discriminated union works as a response model
     to_read=to_campaign_read,  # type: ignore[arg-type]
 )

@@ -82,6 +82,6 @@ async def lead_timeline(
 add_lifecycle_routes(
     router,
     model=LeadBase,
-    read_model=LeadRead,
+    read_model=LeadRead,  # type: ignore[arg-type]  # a discriminated union works as a response model
     to_read=to_lead_read,  # type: ignore[arg-type]
 )

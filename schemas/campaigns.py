@@ -26,7 +26,7 @@ RawPhone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3,
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
 Tags = Annotated[list[Tag], Field(max_length=50)]
 Segments = Annotated[
-    dict[Annotated[str, StringConstraints(max_length=64, pattern=r"^[^$.]+$")], ShortText],
+    dict[Annotated[str, StringConstraints(max_length=64, pattern=r"^[^$.\x00]+$")], ShortText],
     Field(max_length=50),
 ]
 Integrations = Annotated[list[IntegrationRef], Field(max_length=MAX_INTEGRATIONS)]

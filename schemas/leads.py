@@ -30,7 +30,7 @@ from schemas.common import (
 RawPhone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
 Tags = Annotated[list[Tag], Field(max_length=50)]
 Segments = Annotated[
-    dict[Annotated[str, StringConstraints(max_length=64, pattern=r"^[^$.]+$")], ShortText],
+    dict[Annotated[str, StringConstraints(max_length=64, pattern=r"^[^$.\x00]+$")], ShortText],
     Field(max_length=50),
 ]
 Notes = Annotated[str, StringConstraints(max_length=5000)]
@@ -216,7 +216,13 @@ def to_lead_read(doc: LeadBase) -> GenericLeadRead | MLSLeadRead:
 # -- lists -------------------------------------------------------------------------------------
 
 SearchText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS)
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        pattern=r"^[^\x00-\x1f]+$",  # no control characters (MongoDB refuses a NUL in a regex)
+    ),
 ]
 
 

@@ -327,8 +327,8 @@ async def bulk_import(*, ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcom
     for chunk in _chunks(fresh, BULK_CHUNK):
         created, failures = await repo.create_many([doc for _, doc in chunk])
         outcome.created += len(created)
-        for position, exc in sorted(failures.items()):
-            error = _write_error(exc, position)
+        for position, failure in sorted(failures.items()):
+            error = _write_error(failure, position)
             if error.get("code") == 11000:
                 outcome.duplicates += 1
             else:

@@ -75,6 +75,8 @@ async def test_create_rejects_bad_input(owner: Account) -> None:
         {"type": "call", "name": "x", "is_deleted": True},  # mass assignment
         {"type": "call", "name": "x", "version": 9},
         {"type": "call", "name": "x", "segments": {"$where": "1"}},
+        {"type": "call", "name": "x", "segments": {"a.b": "1"}},
+        {"type": "call", "name": "x", "segments": {"a\u0000b": "1"}},
         {"type": "call", "name": "x", "tags": ["t"] * 51},
     ]:
         assert_problem(await c.post("/v1/campaigns", json=body), 422)
