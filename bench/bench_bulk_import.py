@@ -6,18 +6,24 @@ and the import's database calls growing with N / chunk, not with N (<= 2*ceil(N/
 mongomock checks every unique index by scanning the whole collection on each insert (MongoDB
 uses B-trees), which would make any bulk load quadratic; the secondary indexes are therefore
 dropped on both sides before timing. Each round uses a fresh database; a warm-up round runs
-first and the median of the timed rounds is reported.
+first and the median of the timed rounds is reported. The raw side inserts exactly the
+documents the service stores (built by the service's own code ahead of time, outbox aside).
 
-Usage: .venv/bin/python bench/bench_bulk_import.py [--rows 10000] [--rounds 5]
+Usage: .venv/bin/python bench/bench_bulk_import.py [--rows 10000] [--rounds 5] [--profile]
+(`--profile` runs one more service round under cProfile and prints where its time goes.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
+import cProfile
+import inspect
 import itertools
 import math
 import os
+import pstats
 import statistics
 import sys
 import time
@@ -29,7 +35,10 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import httpx
+from beanie.odm.utils.parsing import parse_obj
 from mongomock_motor import AsyncMongoMockCollection
+from pydantic import TypeAdapter
+from uuid6 import uuid7
 
 from service import security
 from service.auth import register_owner
@@ -55,22 +64,39 @@ _seq = itertools.count()
 
 
 @contextmanager
-def count_calls() -> Iterator[Counter[str]]:
-    """Count every database call made through the (embedded) Motor collection API."""
+def count_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
+    """Count every database call made through the (embedded) Motor collection API, and time it.
+
+    Yields (calls, seconds) per `collection.method`; only awaited calls are timed (`find`
+    returns a cursor, whose work happens while it is iterated).
+    """
     calls: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
     originals = {name: getattr(AsyncMongoMockCollection, name) for name in COUNTED}
 
     def wrap(name: str, fn: Any) -> Any:
         def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            calls[f"{self.name}.{name}"] += 1
-            return fn(self, *args, **kwargs)
+            key = f"{self.name}.{name}"
+            calls[key] += 1
+            result = fn(self, *args, **kwargs)
+            if not inspect.isawaitable(result):
+                return result
+
+            async def timed() -> Any:
+                start = time.perf_counter()
+                try:
+                    return await result
+                finally:
+                    seconds[key] += time.perf_counter() - start
+
+            return timed()
 
         return counted
 
     for name, fn in originals.items():
         setattr(AsyncMongoMockCollection, name, wrap(name, fn))
     try:
-        yield calls
+        yield calls, seconds
     finally:
         for name, fn in originals.items():
             setattr(AsyncMongoMockCollection, name, fn)
@@ -97,34 +123,47 @@ def lead_rows(n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def raw_documents(rows: list[dict[str, Any]], tenant_id: Any) -> list[dict[str, Any]]:
-    """What the service stores for `rows`, built ahead of time for the raw driver."""
-    from datetime import UTC, datetime
+def raw_documents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Exactly the lead documents the service stores for `rows` (outbox aside), BSON-ready.
 
-    from bson import Binary
+    Built with the service's own normalisation and encoder, outside any timing, so the raw
+    driver inserts the same fields (every optional one too) with the same values.
+    """
     from uuid6 import uuid7
 
-    now = datetime.now(UTC)
+    from documents.base import utcnow
+    from schemas.leads import LeadCreate
+    from service.context import RequestContext, Role
+    from service.journal import encode_document
+    from service.leads import build_lead
+
+    ctx = RequestContext(tenant_id=uuid7(), actor_id=uuid7(), role=Role.owner)
+    adapter: TypeAdapter[Any] = TypeAdapter(LeadCreate)
+    now = utcnow()
     docs = []
     for row in rows:
-        doc = {
-            "_id": Binary.from_uuid(uuid7()),
-            "_class_id": "LeadBase.GenericLead" if row["type"] == "generic" else "LeadBase.MLS",
-            "tenant_id": Binary.from_uuid(tenant_id),
-            "created_at": now,
-            "updated_at": now,
-            "is_deleted": False,
-            "deleted_at": None,
-            "archived_at": None,
-            "version": 1,
-            "status": "new",
-            **{k: v for k, v in row.items() if k != "list_price"},
-        }
-        doc["email"] = row["email"].lower()
-        if "list_price" in row:
-            doc["list_price_cents"] = int(row["list_price"] * 100)
-        docs.append(doc)
+        doc = build_lead(ctx, adapter.validate_python(row))
+        doc.created_at = doc.updated_at = now
+        doc.created_by = doc.updated_by = ctx.actor_id
+        docs.append(encode_document(doc))
     return docs
+
+
+def journal_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `lead.created` events of `docs` as the service journals them (built untimed)."""
+    from documents.lead import LeadBase
+    from service import journal
+
+    events = []
+    for raw in docs:
+        doc = parse_obj(LeadBase, raw)
+        changes = journal.creation_changes(journal.journal_dump(doc), doc.secret_fields)
+        events.append(
+            journal.creation_event_document(
+                doc, event_id=uuid7(), actor_type="user", changes=changes
+            )
+        )
+    return events
 
 
 async def drop_secondary_indexes(db: Any, *names: str) -> None:
@@ -133,8 +172,10 @@ async def drop_secondary_indexes(db: Any, *names: str) -> None:
         await db[name].drop_indexes()
 
 
-async def service_round(settings: Settings, rows: list[dict[str, Any]]) -> tuple[float, Counter]:
-    """Time one `POST /v1/leads/bulk` of `rows` on a fresh database."""
+async def service_round(
+    settings: Settings, rows: list[dict[str, Any]], profiler: cProfile.Profile | None = None
+) -> tuple[float, Counter[str], Counter[str]]:
+    """Time one `POST /v1/leads/bulk` of `rows` on a fresh database (optionally profiled)."""
     db = embedded_database(f"bench_service_{next(_seq)}")
     app = create_app(settings=settings, database=db)
     async with app.router.lifespan_context(app):
@@ -156,51 +197,52 @@ async def service_round(settings: Settings, rows: list[dict[str, Any]]) -> tuple
             timeout=600,
             headers={"Authorization": f"Bearer {token}"},
         ) as client:
-            with count_calls() as calls:
+            with count_calls() as (calls, seconds):
+                if profiler is not None:
+                    profiler.enable()
                 start = time.perf_counter()
                 response = await client.post("/v1/leads/bulk", json={"leads": rows})
                 elapsed = time.perf_counter() - start
+                if profiler is not None:
+                    profiler.disable()
         body = response.json()
         assert response.status_code == 200, response.text
         assert body["created"] == len(rows), body
-        return elapsed, calls
+        return elapsed, calls, seconds
 
 
-async def raw_round(rows: list[dict[str, Any]]) -> float:
+async def raw_round(docs: list[dict[str, Any]]) -> float:
     """Time raw Motor `insert_many` of the equivalent documents on a fresh database."""
-    from uuid6 import uuid7
-
     db = embedded_database(f"bench_raw_{next(_seq)}")
-    docs = raw_documents(rows, uuid7())
+    docs = copy.deepcopy(docs)  # untimed: each round inserts its own objects
     start = time.perf_counter()
     await db["leads"].insert_many(docs, ordered=False)
     return time.perf_counter() - start
 
 
-async def raw_same_writes_round(rows: list[dict[str, Any]], chunk: int = 2000) -> float:
-    """Time the raw driver doing the writes the service's protocol makes, per chunk.
+async def raw_same_writes_round(
+    docs: list[dict[str, Any]], events: list[dict[str, Any]], chunk: int
+) -> float:
+    """Time the raw driver making the writes the service's protocol makes, per chunk.
 
-    Leads with their outbox, the journal entries, then the outbox clear: this is the floor
-    the journaled import cannot go below on this backend (three document writes per lead).
+    Leads with their creation marker, the journal entries, then the marker clear: the floor
+    a journaled import cannot go below on this backend (three document writes per lead).
     """
-    from bson import Binary
-    from uuid6 import uuid7
-
     db = embedded_database(f"bench_raw_{next(_seq)}")
-    docs = raw_documents(rows, uuid7())
-    journal = []
-    for doc in docs:
-        # The journal entry lists every field's creation, as the service's does.
-        changes = [{"field": k, "old": None, "new": v} for k, v in doc.items() if k != "_id"]
-        event = {"_id": Binary.from_uuid(uuid7()), "aggregate_id": doc["_id"], "version": 1}
-        event["changes"] = changes
-        journal.append(event)
-        doc["pending_event"] = {**event, "batch": "b"}
+    docs, events = copy.deepcopy(docs), copy.deepcopy(events)
+    for doc, event in zip(docs, events, strict=True):
+        doc["pending_event"] = {
+            "version": 1,
+            "id": event["_id"],
+            "aggregate_id": doc["_id"],
+            "actor_type": "user",
+            "batch": "b",
+        }
     start = time.perf_counter()
     for i in range(0, len(docs), chunk):
         part = docs[i : i + chunk]
         await db["leads"].insert_many(part, ordered=False)
-        await db["domain_events"].insert_many(journal[i : i + chunk], ordered=False)
+        await db["domain_events"].insert_many(events[i : i + chunk], ordered=False)
         await db["leads"].update_many(
             {"pending_event.batch": "b", "_id": {"$gte": part[0]["_id"], "$lte": part[-1]["_id"]}},
             {"$unset": {"pending_event": ""}},
@@ -208,7 +250,19 @@ async def raw_same_writes_round(rows: list[dict[str, Any]], chunk: int = 2000) -
     return time.perf_counter() - start
 
 
-async def main(n_rows: int, rounds: int) -> None:
+def print_profile(profiler: cProfile.Profile, top: int = 30) -> None:
+    """The profiled request's hot spots: cumulative first (where), then own time (what)."""
+    stats = pstats.Stats(profiler)
+    print("\n--- profile of one service round (cProfile; absolute times inflated) ---")
+    # Cumulative: the service's own steps and the backend's entry points, not the ASGI stack.
+    ours = r"(/service/|/documents/|/schemas/|mongomock/collection\.py|phonenumberutil\.py)"
+    stats.sort_stats("cumulative").print_stats(ours, top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+async def main(n_rows: int, rounds: int, profile: bool) -> None:
+    from service.leads import BULK_CHUNK
+
     settings = Settings(
         app_env="test",
         jwt_secret="bench-secret-" + "x" * 40,
@@ -218,32 +272,46 @@ async def main(n_rows: int, rounds: int) -> None:
     )
     rows = lead_rows(n_rows)
     await service_round(settings, rows[:500])  # warm-up: imports, validators, first requests
-    await raw_round(rows[:500])
-    service_times, raw_times, floor_times, calls = [], [], [], Counter()
+    docs = raw_documents(rows)  # after the warm-up: the models need Beanie initialised
+    events = journal_documents(docs)
+    await raw_round(docs[:500])
+    service_times, raw_times, floor_times = [], [], []
+    calls: Counter[str] = Counter()
+    call_seconds: dict[str, list[float]] = {}
     for _ in range(rounds):
-        raw_times.append(await raw_round(rows))
-        floor_times.append(await raw_same_writes_round(rows))
-        elapsed, calls = await service_round(settings, rows)
+        raw_times.append(await raw_round(docs))
+        floor_times.append(await raw_same_writes_round(docs, events, BULK_CHUNK))
+        elapsed, calls, seconds = await service_round(settings, rows)
         service_times.append(elapsed)
+        for name, spent in seconds.items():
+            call_seconds.setdefault(name, []).append(spent)
     service, raw = statistics.median(service_times), statistics.median(raw_times)
     floor = statistics.median(floor_times)
+    in_db = sum(statistics.median(v) for v in call_seconds.values())
     total_calls = sum(calls.values())
     budget = 2 * math.ceil(n_rows / 1000) + 10
     print(f"rows={n_rows} rounds={rounds} (median after warm-up; secondary indexes dropped)")
     print(f"service POST /v1/leads/bulk : {service:8.3f} s  ({n_rows / service:,.0f} rows/s)")
     print(f"raw motor insert_many      : {raw:8.3f} s  ({n_rows / raw:,.0f} rows/s)")
-    print(f"raw, same writes as service: {floor:8.3f} s  (leads + journal + outbox clear)")
+    print(f"raw, same writes as service: {floor:8.3f} s  (leads + journal + marker clear)")
     print(f"ratio service/raw          : {service / raw:8.2f}x  (target <= 2.00x)")
     print(f"ratio same-writes/raw      : {floor / raw:8.2f}x  (the journaled protocol's floor)")
     print(f"ratio service/same-writes  : {service / floor:8.2f}x  (validation, normalisation, API)")
+    print(f"service time in db calls   : {in_db:8.3f} s  (rest: Python work in the service)")
     print(f"database calls             : {total_calls} (budget 2*ceil(N/1000)+10 = {budget})")
     for name, count in sorted(calls.items()):
-        print(f"    {name:32s} {count}")
+        spent = statistics.median(call_seconds.get(name, [0.0]))
+        print(f"    {name:32s} {count:3d}  {spent:7.3f} s")
+    if profile:
+        profiler = cProfile.Profile()
+        await service_round(settings, rows, profiler)
+        print_profile(profiler)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="profile one more service round")
     args = parser.parse_args()
-    asyncio.run(main(args.rows, args.rounds))
+    asyncio.run(main(args.rows, args.rounds, args.profile))

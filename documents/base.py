@@ -9,7 +9,15 @@ from uuid import UUID
 
 import phonenumbers
 from beanie import Document, Insert, Replace, before_event
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 from uuid6 import uuid7
 
 
@@ -26,7 +34,19 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+
+
+def _not_a_timestamp(value: Any) -> Any:
+    # Pydantic reads numbers (and numeric strings) as Unix timestamps; the API speaks ISO 8601.
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value)
+    ):
+        raise ValueError("expected an ISO 8601 date-time, not a number")
+    return value
+
+
+UTCDateTime = Annotated[datetime, BeforeValidator(_not_a_timestamp), AfterValidator(_as_utc)]
 """A datetime normalised to aware UTC on the way in (naive values are read as UTC)."""
 
 Email = Annotated[EmailStr, AfterValidator(lambda v: v.strip().lower())]

@@ -20,8 +20,11 @@ MAX_RESULTS_PER_TOPIC = 50
 MAX_KEYWORDS_PER_RESULT = 100
 MAX_SOURCES_PER_RESULT = 50
 
+# `[^\s\x85]` rather than `\S`: NEL (U+0085) is whitespace to the validator's regex engine but
+# not to ECMA regexes, so OpenAPI clients would otherwise send URLs we refuse.
 Url = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2048, pattern=r"^https?://\S+$")
+    str,
+    StringConstraints(strip_whitespace=True, max_length=2048, pattern=r"^https?://[^\s\x85]+$"),
 ]
 Summary = Annotated[str, StringConstraints(max_length=20_000)]
 Keyword = Annotated[

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response, status
-from starlette.exceptions import HTTPException
 
 from routes.deps import CurrentContext, Member, SettingsDep, set_etag
-from schemas.common import Page, Problem
+from schemas.common import Page
 from schemas.events import EventCreate, EventFilters, EventRead, to_event_read
 from service import events
 
@@ -60,24 +59,5 @@ async def get_event(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     return to_event_read(event)
 
 
-async def events_are_immutable(id: UUID) -> NoReturn:
-    """Events are facts: they cannot be changed or deleted (always 405)."""
-    raise HTTPException(
-        status.HTTP_405_METHOD_NOT_ALLOWED,
-        detail="Events are immutable facts: they cannot be changed or deleted.",
-        headers={"Allow": "GET"},
-    )
-
-
-# Declared (rather than left to the router) so that OpenAPI documents the 405 of each verb.
-for _method in ("PATCH", "PUT", "DELETE"):
-    router.add_api_route(
-        "/{id}",
-        events_are_immutable,
-        methods=[_method],
-        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
-        response_model=None,
-        responses={405: {"model": Problem, "description": "Events are immutable facts."}},
-        summary=f"{_method} an event (not allowed)",
-        operation_id=f"{_method.lower()}_event_not_allowed",
-    )
+# PATCH/PUT/DELETE are not routes: events are facts, so the router answers 405 with `Allow`
+# (service/errors.py lists every method of the path), and OpenAPI does not offer those verbs.

@@ -9,10 +9,12 @@ from uuid import UUID
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -125,10 +127,35 @@ class IgnoreTenantId(BaseModel):
         return data
 
 
+def _money_number(value: Any) -> Any:
+    """Accept only JSON numbers, snapping binary-float noise (0.5700000000000001) to the cent."""
+    if isinstance(value, bool | str):
+        raise ValueError("money must be a JSON number")
+    if isinstance(value, float):
+        exact = Decimal(repr(value))
+        if not exact.is_finite() or exact.adjusted() > 15:
+            return exact  # far out of range: the field's own bounds refuse it (422)
+        cents = exact.quantize(Decimal("0.01"))
+        return cents if abs(exact - cents) < Decimal("1e-9") else exact
+    return value
+
+
 Money = Annotated[
     Decimal,
+    BeforeValidator(_money_number),
     Field(ge=0, max_digits=14, decimal_places=2, description="Major units, at most 2 decimals."),
     PlainSerializer(float, return_type=float, when_used="json"),
+    # Pydantic would document `number | string`; the contract says money is a JSON number.
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 999_999_999_999.99,
+            "multipleOf": 0.01,
+            "description": "Major units, at most 2 decimals.",
+        },
+        mode="validation",
+    ),
 ]
 """Money in the API: a JSON number in major units (stored as integer cents)."""
 
@@ -143,12 +170,30 @@ def cents_to_money(cents: int) -> Decimal:
     return Decimal(cents) / 100
 
 
+def _strip_nulls(schema: dict[str, Any], cls: Any) -> None:
+    """Document `null` only for the fields a patch may clear (`nullable`); others refuse it."""
+    nullable: frozenset[str] = getattr(cls, "nullable", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        if name in nullable or "anyOf" not in prop:
+            continue
+        options = [o for o in prop["anyOf"] if o != {"type": "null"}]
+        if prop.get("default", ...) is None:
+            del prop["default"]
+        if len(options) == 1:
+            del prop["anyOf"]
+            prop.update(options[0])
+        else:
+            prop["anyOf"] = options
+
+
 class PatchBody(IgnoreTenantId):
     """Base of partial-update bodies: an absent field is unchanged; `null` only where allowed.
 
     Subclasses list in `nullable` the fields a client may clear with `null`; `null` for any other
     field is a 422 rather than being mistaken for "unchanged" or stored as an invalid value.
     """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_strip_nulls)
 
     nullable: ClassVar[frozenset[str]] = frozenset()
 

@@ -20,6 +20,8 @@ Credentials = Annotated[
         min_length=1,
         max_length=20,
         description="Write-only secrets (API keys, tokens); stored encrypted, never returned.",
+        # Keys outside the pattern are refused, so OpenAPI must not allow them either.
+        json_schema_extra={"additionalProperties": False},
     ),
 ]
 

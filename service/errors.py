@@ -125,8 +125,28 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status, exc.title, exc.detail, exc.headers or None, **exc.extra)
 
 
-async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
+def _method_not_allowed(request: Request) -> JSONResponse | None:
+    """405 when the path names a fixed resource that lacks this method.
+
+    Without this, `PATCH /v1/blogs/calendar` would reach `PATCH /v1/blogs/{id}` and answer
+    422 for the id "calendar"; HTTP says the resource exists but not the method.
+    """
+    from service.openapi import documented_methods  # the schema imports routes, so lazily
+
+    found = documented_methods(request.app, request.scope.get("path", ""))
+    if found is None or not found.fixed or request.method in found.methods:
+        return None
+    return problem(
+        405, "Method Not Allowed", "Method Not Allowed", {"Allow": ", ".join(found.methods)}
+    )
+
+
+async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError | ValidationError)
+    if isinstance(exc, RequestValidationError):
+        not_allowed = _method_not_allowed(request)
+        if not_allowed is not None:
+            return not_allowed
     return problem(
         422,
         "Unprocessable Entity",
@@ -135,13 +155,19 @@ async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     titles = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large"}
     detail = exc.detail if isinstance(exc.detail, str) else titles.get(exc.status_code, "Error")
-    return problem(
-        exc.status_code, titles.get(exc.status_code, detail), detail, dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        from service.openapi import documented_methods
+
+        # The router names only the first route that matched the path; RFC 9110 wants them all.
+        found = documented_methods(request.app, request.scope.get("path", ""))
+        if found is not None:
+            headers["Allow"] = ", ".join(found.methods)
+    return problem(exc.status_code, titles.get(exc.status_code, detail), detail, headers)
 
 
 async def _duplicate(_: Request, exc: Exception) -> JSONResponse:

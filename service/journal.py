@@ -13,18 +13,28 @@ of that aggregate, by `repair_journal` at start-up and by `python -m service.cli
 it into the journal. Inserting an event that is already there is a no-op, so every step can be
 retried. The journal therefore never misses a version and an aggregate's `version` always
 equals its last event's once pending outboxes are flushed.
+
+Bulk creations (`Repository.create_many`) write a slim outbox instead of the whole event: a
+creation MARKER `{"version": 1, "id", "aggregate_id", "actor_type", "batch"}`. A creation
+event carries nothing the version-1 document does not (its `changes` are the document's
+fields, secrets redacted; actor and time are `created_by` and `created_at`), so
+`flush_pending` / `repair_journal` rebuild it from the stored document. The marker keeps the
+event's id, so the rebuilt event is the one the bulk path journals, and
+`projections.oldest_pending_event` still sees it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from beanie import Document
+from beanie.odm.utils.parsing import parse_obj
 from bson import Binary, Decimal128, ObjectId
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -42,7 +52,9 @@ UNJOURNALED = frozenset(
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
-    if isinstance(value, Mapping) and value:
+    # The root is always walked: an empty root (a creation's "before") has no leaves, where
+    # an empty nested mapping is a leaf value of its own.
+    if isinstance(value, Mapping) and (value or not prefix):
         for key, inner in value.items():
             _flatten(inner, f"{prefix}.{key}" if prefix else str(key), out)
     else:
@@ -100,24 +112,152 @@ def as_outbox(event: DomainEvent) -> dict[str, Any]:
     return event.model_dump(mode="python")
 
 
-async def flush_pending(model: type[RootDocument], pending: Mapping[str, Any] | Any) -> None:
-    """Copy an outbox event into the journal (idempotent) and clear the outbox."""
+def creation_changes(
+    data: Mapping[str, Any], secret_fields: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """A creation event's changes from a JSON-mode dump: `diff({}, data)` without the models.
+
+    Every non-null leaf (flattened as `diff` does, sorted by path) becomes `old: None`, `new:
+    value`; secret paths are redacted. Null top-level fields (most of a new document's) are
+    dropped before flattening: this runs once per row of a bulk import.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None or key in UNJOURNALED:
+            continue
+        if isinstance(value, Mapping) and value:
+            _flatten(value, key, flat)
+        else:
+            flat[key] = value
+    secrets = tuple(secret_fields)
+    changes = []
+    for field in sorted(flat):
+        value = flat[field]
+        if value is None:  # `diff` skips fields equal on both sides: absent (None) → None
+            continue
+        if secrets and any(field == s or field.startswith(f"{s}.") for s in secrets):
+            value = REDACTED
+        changes.append({"field": field, "old": None, "new": value})
+    return changes
+
+
+def creation_marker(
+    *, event_id: UUID, aggregate_id: UUID, actor_type: str, batch: str
+) -> dict[str, Any]:
+    """The slim outbox of a bulk creation (BSON-ready): enough to rebuild its event."""
+    return {
+        "version": 1,
+        "id": Binary.from_uuid(event_id),
+        "aggregate_id": Binary.from_uuid(aggregate_id),
+        "actor_type": actor_type,
+        "batch": batch,
+    }
+
+
+def is_creation_marker(pending: Mapping[str, Any]) -> bool:
+    """True when an outbox is a creation marker (no event body) rather than a whole event."""
+    return "event_type" not in pending and pending.get("version") == 1
+
+
+def creation_event_document(
+    doc: RootDocument, *, event_id: UUID, actor_type: str, changes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The version-1 `created` event of a stamped `doc`, BSON-ready (`encode_document` shape).
+
+    Built directly rather than through a `DomainEvent` and the encoder: field for field what
+    `encode_document(new_event(doc, event_type="created", ...))` stores (a test checks it).
+    """
+    return {
+        "_id": Binary.from_uuid(event_id),
+        "tenant_id": Binary.from_uuid(doc.tenant_id),
+        "aggregate_type": doc.aggregate_type,
+        "aggregate_id": Binary.from_uuid(doc.id),
+        "version": 1,
+        "event_type": f"{doc.aggregate_type}.created",
+        "actor_id": None if doc.created_by is None else Binary.from_uuid(doc.created_by),
+        "actor_type": actor_type,
+        "occurred_at": doc.updated_at,
+        "changes": changes,
+    }
+
+
+def creation_event_from_stored(
+    model: type[RootDocument], stored: Mapping[str, Any], marker: Mapping[str, Any]
+) -> DomainEvent:
+    """Rebuild the `created` event a creation marker stands for from the stored document."""
+    doc = cast(RootDocument, parse_obj(model, dict(stored)))  # the subclass by `_class_id`
+    return DomainEvent(
+        id=_as_uuid(marker["id"]),
+        tenant_id=doc.tenant_id,
+        aggregate_type=doc.aggregate_type,
+        aggregate_id=doc.id,
+        version=1,
+        event_type=f"{doc.aggregate_type}.created",
+        actor_id=doc.created_by,
+        actor_type=marker.get("actor_type", "system"),
+        occurred_at=doc.updated_at,
+        changes=[
+            FieldChange.model_validate(c)
+            for c in creation_changes(journal_dump(doc), doc.secret_fields)
+        ],
+    )
+
+
+def _as_uuid(value: Any) -> UUID:
+    # Outbox values read back raw are `Binary`; through Beanie/Motor they are already UUIDs.
+    return value.as_uuid() if isinstance(value, Binary) else UUID(str(value))
+
+
+async def flush_pending(
+    model: type[RootDocument],
+    pending: Mapping[str, Any] | Any,
+    *,
+    stored: Mapping[str, Any] | None = None,
+) -> None:
+    """Copy an outbox event into the journal (idempotent) and clear the outbox.
+
+    A creation marker is expanded from the stored document (`stored`, or read by its id).
+    """
     data = pending.model_dump() if hasattr(pending, "model_dump") else dict(pending)
+    if is_creation_marker(data):
+        await _flush_marker(model, data, stored)
+        return
     event = DomainEvent.model_validate(data)
-    try:
+    with suppress(DuplicateKeyError):  # already journaled by an earlier attempt
         await DomainEvent.get_motor_collection().insert_one(_encode(event))
-    except DuplicateKeyError:
-        pass  # already journaled by an earlier attempt
     await model.get_motor_collection().update_one(
         {"_id": Binary.from_uuid(event.aggregate_id), "pending_event.version": event.version},
         {"$unset": {"pending_event": ""}},
     )
 
 
+async def _flush_marker(
+    model: type[RootDocument], marker: Mapping[str, Any], stored: Mapping[str, Any] | None
+) -> None:
+    aggregate_id = Binary.from_uuid(_as_uuid(marker["aggregate_id"]))
+    # Only the outbox still holding this marker: once cleared or replaced by a later write's
+    # event (writes flush first), version 1 is journaled already.
+    guard = {"_id": aggregate_id, "pending_event.id": Binary.from_uuid(_as_uuid(marker["id"]))}
+    collection = model.get_motor_collection()
+    if stored is None:
+        stored = await collection.find_one(guard)
+        if stored is None:
+            return
+    event = creation_event_from_stored(model, stored, marker)
+    with suppress(DuplicateKeyError):  # the bulk path got that far before the crash
+        await DomainEvent.get_motor_collection().insert_one(_encode(event))
+    await collection.update_one(guard, {"$unset": {"pending_event": ""}})
+
+
 async def flush_many(
-    model: type[RootDocument], events: list[DomainEvent], *, batch: str | None = None
+    model: type[RootDocument],
+    events: Sequence[DomainEvent | Mapping[str, Any]],
+    *,
+    batch: str | None = None,
 ) -> None:
     """Journal a batch of outbox events in one insert and clear their outboxes in one update.
+
+    `events` are `DomainEvent`s or already-encoded event documents (`creation_event_document`).
 
     `batch` names outboxes that were tagged `pending_event.batch` when written together
     (Repository.create_many): they are then cleared by that tag within the batch's `_id`
@@ -126,15 +266,15 @@ async def flush_many(
     """
     if not events:
         return
+    raw = [e if isinstance(e, Mapping) else _encode(e) for e in events]
     try:
-        await DomainEvent.get_motor_collection().insert_many(
-            [_encode(e) for e in events], ordered=False
-        )
+        # Inserted as given: the documents are not used afterwards, so no defensive copy.
+        await DomainEvent.get_motor_collection().insert_many(raw, ordered=False)
     except BulkWriteError as exc:
         if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
             raise
     if batch is not None:
-        ids = [Binary.from_uuid(e.aggregate_id) for e in events]
+        ids = [e["aggregate_id"] for e in raw]
         await model.get_motor_collection().update_many(
             # The tag first: the embedded backend stops at the first failing condition.
             {"pending_event.batch": batch, "_id": {"$gte": min(ids), "$lte": max(ids)}},
@@ -144,8 +284,8 @@ async def flush_many(
     # Clear only the outboxes still holding these versions: a concurrent update may already
     # have put its own (not yet journaled) event there, which must survive until flushed.
     by_version: dict[int, list[Binary]] = {}
-    for e in events:
-        by_version.setdefault(e.version, []).append(Binary.from_uuid(e.aggregate_id))
+    for e in raw:
+        by_version.setdefault(e["version"], []).append(e["aggregate_id"])
     for version, ids in by_version.items():
         await model.get_motor_collection().update_many(
             {"_id": {"$in": ids}, "pending_event.version": version},
@@ -157,12 +297,20 @@ async def repair_journal(models: Iterable[type[RootDocument]]) -> int:
     """Flush every outbox left behind by a crash; returns how many events were journaled."""
     repaired = 0
     for model in models:
-        cursor = model.get_motor_collection().find(
-            {"pending_event": {"$ne": None}}, {"pending_event": 1}
-        )
+        # Whole documents: a creation marker's event is rebuilt from the document itself.
+        cursor = model.get_motor_collection().find({"pending_event": {"$ne": None}})
+        batches: dict[str, list[DomainEvent]] = {}
         async for raw in cursor:
-            await flush_pending(model, raw["pending_event"])
+            pending = raw["pending_event"]
+            if is_creation_marker(pending) and pending.get("batch"):
+                # A crashed bulk batch is journaled as it would have been: one insert, one clear.
+                event = creation_event_from_stored(model, raw, pending)
+                batches.setdefault(pending["batch"], []).append(event)
+            else:
+                await flush_pending(model, pending, stored=raw)
             repaired += 1
+        for batch, events in batches.items():
+            await flush_many(model, events, batch=batch)
     if repaired:
         log.warning("journal repair: flushed %d pending event(s)", repaired)
     return repaired
@@ -223,13 +371,18 @@ def history_filter(ctx: RequestContext, aggregate_type: str, aggregate_id: UUID)
 
 
 __all__ = [
-    "encode_document",
     "REDACTED",
     "as_outbox",
+    "creation_changes",
+    "creation_event_document",
+    "creation_event_from_stored",
+    "creation_marker",
     "diff",
+    "encode_document",
     "flush_many",
     "flush_pending",
     "history_filter",
+    "is_creation_marker",
     "journal_dump",
     "new_event",
     "repair_journal",

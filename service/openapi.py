@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,6 +13,7 @@ from schemas.common import Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 TITLES = {
+    400: "The request body could not be parsed",
     401: "Missing, invalid or expired credentials",
     403: "The caller's role is too low",
     404: "Not found (or another tenant's)",
@@ -26,11 +29,73 @@ PUBLIC = {401, 404, 413, 422, 429, 503}
 AUTHENTICATED = PUBLIC | {401, 403, 409, 412}
 
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+@dataclass(frozen=True, slots=True)
+class PathMethods:
+    """The methods OpenAPI documents for one path; `fixed` when the path has no parameters."""
+
+    template: str
+    fixed: bool
+    methods: tuple[str, ...]
+    regex: re.Pattern[str]
+
+
+def _path_index(app: FastAPI) -> list[PathMethods]:
+    index: list[PathMethods] | None = getattr(app.state, "openapi_path_index", None)
+    if index is None:
+        index = []
+        for template, item in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            methods = tuple(sorted(m.upper() for m in item if m in _HTTP_METHODS))
+            index.append(PathMethods(template, "{" not in template, methods, re.compile(pattern)))
+        # A fixed path (`/v1/blogs/calendar`) outranks a template that also matches it.
+        index.sort(key=lambda entry: not entry.fixed)
+        app.state.openapi_path_index = index
+    return index
+
+
+def documented_methods(app: FastAPI, path: str) -> PathMethods | None:
+    """The documented resource a request path names, with its methods (for `Allow` and 405)."""
+    return next((e for e in _path_index(app) if e.regex.fullmatch(path)), None)
+
+
 def _problem(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {"application/problem+json": {"schema": PROBLEM_REF}},
     }
+
+
+def _errors_as_problems(responses: dict[str, Any]) -> None:
+    """Every error a route declares itself is problem+json too, whatever media type it named."""
+    for key, response in responses.items():
+        if not key.isdigit() or int(key) < 400:
+            continue
+        content = response.get("content") or {}
+        if set(content) != {"application/problem+json"}:
+            schema = next(iter(content.values()), {}).get("schema") or PROBLEM_REF
+            response["content"] = {"application/problem+json": {"schema": schema}}
+
+
+def _no_null_parameters(operation: dict[str, Any]) -> None:
+    """Optional parameters are left out, never sent as `null`: drop `null` from their schemas.
+
+    FastAPI documents `str | None` as `anyOf: [string, null]`, which tells clients that the
+    literal text `null` is a valid header or query value.
+    """
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        options = schema.get("anyOf")
+        if not options or {"type": "null"} not in options:
+            continue
+        rest = [o for o in options if o != {"type": "null"}]
+        del schema["anyOf"]
+        if len(rest) == 1:
+            schema.update(rest[0])
+        else:
+            schema["anyOf"] = rest
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -53,12 +118,17 @@ def install_openapi(app: FastAPI) -> None:
                 if not isinstance(operation, dict) or "responses" not in operation:
                     continue
                 codes = AUTHENTICATED if operation.get("security") else PUBLIC
+                if "requestBody" in operation:
+                    # FastAPI answers 400 when a body is not decodable at all (e.g. not UTF-8).
+                    codes = codes | {400}
                 responses = operation["responses"]
                 for code in sorted(codes):
                     key = str(code)
                     if key in responses and "content" in responses[key] and key != "422":
                         continue
                     responses[key] = _problem(TITLES[code])
+                _errors_as_problems(responses)
+                _no_null_parameters(operation)
         app.openapi_schema = schema
         return schema
 

@@ -8,6 +8,7 @@ journals one domain event (see service/journal.py for the crash-safe protocol).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -119,13 +120,15 @@ class Repository(Generic[D]):
 
     # -- writing -------------------------------------------------------------------------
 
-    def _stamp_new(self, doc: D) -> DomainEvent:
-        now = utcnow()
+    def _stamp_fields(self, doc: D, now: datetime) -> None:
         doc.tenant_id = self.ctx.tenant_id
         doc.created_at = doc.updated_at = now
         doc.created_by = doc.updated_by = self.ctx.actor_id
         doc.version = 1
-        doc.is_deleted, doc.deleted_at = False, None
+        doc.is_deleted, doc.deleted_at, doc.pending_event = False, None, None
+
+    def _stamp_new(self, doc: D) -> DomainEvent:
+        self._stamp_fields(doc, utcnow())
         changes = journal.diff({}, journal.journal_dump(doc), doc.secret_fields)
         event = journal.new_event(doc, ctx=self.ctx, event_type="created", changes=changes)
         doc.pending_event = journal.as_outbox(event)  # type: ignore[assignment]
@@ -157,16 +160,32 @@ class Repository(Generic[D]):
         """Insert many aggregates with one unordered `insert_many`; returns created and failures.
 
         Failures (usually unique-index duplicates) are keyed by index into `docs`; good rows
-        are kept. Their creation events are journaled with one insert and one outbox clear.
+        are kept. Each row's outbox is a creation marker (its event can be rebuilt from the
+        document, see service/journal.py); the events go in with one journal insert and the
+        markers are cleared with one update.
         """
         if not docs:
             return [], {}
-        events = [self._stamp_new(doc) for doc in docs]
-        # Tag the outboxes so flush_many clears exactly this batch's with one cheap update.
+        now = utcnow()
+        # The tag lets flush_many clear exactly this batch's markers with one cheap update.
         batch = uuid7().hex
-        for doc, event in zip(docs, events, strict=True):
-            doc.pending_event = {**journal.as_outbox(event), "batch": batch}  # type: ignore[assignment]
-        raw = [journal.encode_document(doc) for doc in docs]
+        actor_type = self.ctx.actor_type
+        raw: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        for doc in docs:
+            self._stamp_fields(doc, now)
+            event_id = uuid7()
+            stored = journal.encode_document(doc)
+            stored["pending_event"] = journal.creation_marker(
+                event_id=event_id, aggregate_id=doc.id, actor_type=actor_type, batch=batch
+            )
+            raw.append(stored)
+            changes = journal.creation_changes(journal.journal_dump(doc), doc.secret_fields)
+            events.append(
+                journal.creation_event_document(
+                    doc, event_id=event_id, actor_type=actor_type, changes=changes
+                )
+            )
         failed: dict[int, Exception] = {}
         try:
             await self.model.get_motor_collection().insert_many(raw, ordered=False)
@@ -177,8 +196,6 @@ class Repository(Generic[D]):
         await journal.flush_many(
             self.model, [e for i, e in enumerate(events) if i not in failed], batch=batch
         )
-        for doc in created:
-            doc.pending_event = None
         return created, failed
 
     async def update(

@@ -10,8 +10,10 @@ from bson import Binary
 
 from documents import AGGREGATE_ROOTS
 from documents.journal import DomainEvent
+from documents.lead import Address, GenericLead, LeadBase, ListingAgent, MLSRealEstateLead
 from documents.tenant import Tenant
-from service import journal
+from documents.user import User
+from service import journal, projections
 from service.errors import Conflict, NotFound, PreconditionFailed
 from service.repository import Repository
 from tests.conftest import Account
@@ -133,3 +135,146 @@ async def test_secrets_are_redacted_in_the_journal(owner: Account) -> None:
     created = events[0]
     pw = [c for c in created.changes if c.field == "password_hash"]
     assert pw and pw[0].new == journal.REDACTED
+
+
+# -- bulk creations: creation markers and their repair -----------------------------------------
+
+
+def _leads(owner: Account, n: int) -> list[GenericLead]:
+    return [
+        GenericLead(
+            tenant_id=owner.tenant_id,
+            email=f"m{i}@example.com",
+            address=Address(city="Springfield"),
+            segments={"source": "fair"} if i % 2 else {},
+            tags=["a", "b"],
+        )
+        for i in range(n)
+    ]
+
+
+async def test_creation_changes_equal_the_generic_diff(owner: Account) -> None:
+    user = await User.get(owner.id)
+    assert user is not None
+    lead = MLSRealEstateLead(
+        tenant_id=owner.tenant_id,
+        mls_id="X-1",
+        listing_agent=ListingAgent(name="Al", phone="+14155550100"),
+        segments={},
+    )
+    for doc in (user, lead):
+        data = journal.journal_dump(doc)
+        expected = [c.model_dump() for c in journal.diff({}, data, doc.secret_fields)]
+        assert journal.creation_changes(data, doc.secret_fields) == expected
+    redacted = journal.creation_changes(journal.journal_dump(user), user.secret_fields)
+    assert {"field": "password_hash", "old": None, "new": journal.REDACTED} in redacted
+    assert all(c["field"] and c["new"] is not None for c in redacted)  # no root or null entries
+
+
+async def test_creation_event_document_is_what_the_encoder_stores(owner: Account) -> None:
+    repo = Repository(GenericLead, owner.ctx)
+    doc = _leads(owner, 1)[0]
+    event = repo._stamp_new(doc)
+    changes = [c.model_dump() for c in event.changes]
+    built = journal.creation_event_document(
+        doc, event_id=event.id, actor_type="user", changes=changes
+    )
+    assert built == journal.encode_document(event)
+    assert list(built) == list(journal.encode_document(event))
+
+
+async def test_create_many_journals_like_create_and_leaves_no_outbox(owner: Account) -> None:
+    docs = _leads(owner, 3)
+    created, failed = await Repository(LeadBase, owner.ctx).create_many(docs)
+    assert len(created) == 3 and not failed
+    for doc in created:
+        raw = await LeadBase.get_motor_collection().find_one({"_id": Binary.from_uuid(doc.id)})
+        assert "pending_event" not in raw and raw["version"] == 1
+        [event] = await events_of(doc.id)
+        assert (event.event_type, event.version, event.actor_id) == ("lead.created", 1, owner.id)
+        assert event.occurred_at == doc.created_at
+        # The changes `Repository.create` journals: the generic diff against nothing.
+        assert event.changes == journal.diff({}, journal.journal_dump(doc), doc.secret_fields)
+        email = next(c for c in event.changes if c.field == "email")
+        assert (email.old, email.new) == (None, doc.email)
+
+
+async def test_create_many_keeps_good_rows_and_journals_only_them(owner: Account) -> None:
+    docs = _leads(owner, 2)
+    await Repository(LeadBase, owner.ctx).create(docs[0])
+    again = _leads(owner, 2)
+    again[0].id = docs[0].id  # the same `_id`: refused by the primary key
+    created, failed = await Repository(LeadBase, owner.ctx).create_many(again)
+    assert [d.id for d in created] == [again[1].id] and list(failed) == [0]
+    assert [e.version for e in await events_of(docs[0].id)] == [1]  # no second creation
+    assert [e.version for e in await events_of(again[1].id)] == [1]
+
+
+async def _crash_a_bulk_create(owner: Account, n: int) -> list[Any]:
+    async def crash(*_: Any, **__: Any) -> None:
+        raise RuntimeError("process died")
+
+    with patch.object(journal, "flush_many", crash), pytest.raises(RuntimeError):
+        await Repository(LeadBase, owner.ctx).create_many(_leads(owner, n))
+    return await LeadBase.get_motor_collection().find({}).to_list(None)
+
+
+async def test_a_crashed_bulk_create_leaves_slim_markers(owner: Account) -> None:
+    stored = await _crash_a_bulk_create(owner, 2)
+    for raw in stored:
+        marker = raw["pending_event"]
+        assert journal.is_creation_marker(marker)
+        assert set(marker) == {"version", "id", "aggregate_id", "actor_type", "batch"}
+        assert await events_of(journal._as_uuid(raw["_id"])) == []
+    # The projector rewind still finds the oldest pending event by its id.
+    oldest = await projections.oldest_pending_event(AGGREGATE_ROOTS)
+    ids = [journal._as_uuid(raw["pending_event"]["id"]) for raw in stored]
+    assert oldest == min(ids)
+
+
+async def test_repair_rebuilds_creation_events_from_the_documents(owner: Account) -> None:
+    stored = await _crash_a_bulk_create(owner, 3)
+    assert await journal.repair_journal(AGGREGATE_ROOTS) == 3
+    for raw in stored:
+        doc = await LeadBase.get(raw["_id"], with_children=True)
+        assert doc is not None and doc.pending_event is None
+        [event] = await events_of(doc.id)
+        assert event.id == journal._as_uuid(raw["pending_event"]["id"])  # the marker's id
+        assert (event.event_type, event.actor_id, event.actor_type) == (
+            "lead.created",
+            owner.id,
+            "user",
+        )
+        expected = journal.creation_changes(journal.journal_dump(doc), doc.secret_fields)
+        assert [c.model_dump() for c in event.changes] == expected
+    assert await journal.repair_journal(AGGREGATE_ROOTS) == 0
+
+
+async def test_repair_after_the_journal_insert_adds_no_duplicates(owner: Account) -> None:
+    async def journal_then_die(model: Any, events: Any, *, batch: Any = None) -> None:
+        await DomainEvent.get_motor_collection().insert_many(list(events))
+        raise RuntimeError("process died before clearing the markers")
+
+    with patch.object(journal, "flush_many", journal_then_die), pytest.raises(RuntimeError):
+        await Repository(LeadBase, owner.ctx).create_many(_leads(owner, 2))
+    assert await journal.repair_journal(AGGREGATE_ROOTS) == 2
+    for doc in await LeadBase.find_all(with_children=True).to_list():
+        assert doc.pending_event is None
+        assert [e.version for e in await events_of(doc.id)] == [1]
+
+
+async def test_next_write_expands_a_marker_before_its_own_event(owner: Account) -> None:
+    await _crash_a_bulk_create(owner, 1)
+    repo = Repository(LeadBase, owner.ctx)
+    [lead] = await LeadBase.find_all(with_children=True).to_list()
+    assert lead.pending_event is not None
+    updated = await repo.update(await repo.get(lead.id), {"first_name": "Ana"})
+    events = await events_of(lead.id)
+    assert [(e.version, e.event_type) for e in events] == [(1, "lead.created"), (2, "lead.updated")]
+    assert any(c.field == "email" for c in events[0].changes)
+    assert updated.version == 2
+    raw = await LeadBase.get_motor_collection().find_one({"_id": Binary.from_uuid(lead.id)})
+    assert raw.get("pending_event") is None
+    # Flushing the stale marker again (a late retry) changes nothing.
+    await journal.flush_pending(LeadBase, lead.pending_event)
+    assert len(await events_of(lead.id)) == 2

@@ -1,0 +1,265 @@
+"""Schemathesis fuzzes the whole API in-process: every check, two tenants, fixed seed, 0 failures.
+
+The run is what `schemathesis run --checks all` does (probing, coverage, fuzzing and stateful
+phases), driven through `schemathesis.engine` against `create_app(...)` on a fresh embedded
+database, so it needs no server and runs in the normal `pytest` suite. Two owners of two
+tenants are the WFC `peers`, which turns on `object_level_authorization`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import schemathesis
+from schemathesis.config import SchemathesisConfig
+from schemathesis.engine import events, from_schema
+from schemathesis.openapi.checks import RejectedPositiveData
+from schemathesis.python import asgi
+
+from service.database import embedded_database
+from service.main import create_app
+from service.settings import Settings
+
+SEED = 20_261_124
+# Per operation and phase; with the coverage and stateful phases this is about 2 minutes on 2 cores.
+MAX_EXAMPLES = 15
+STATEFUL_STEPS = 10
+PASSWORD = "correct-horse-battery-9"
+PEERS = ("alice", "bob")
+REPORTED = int(os.environ.get("FUZZ_REPORTED", "40"))
+
+ALL_CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+    "positive_data_acceptance",
+    "negative_data_rejection",
+    "use_after_free",
+    "ensure_resource_availability",
+    "missing_required_header",
+    "ignored_auth",
+    "object_level_authorization",
+    "unsupported_method",
+    "allow_header_conformance",
+)
+# Checks that only run in particular situations; the test proves they did run.
+MUST_RUN = {"ignored_auth", "object_level_authorization", "unsupported_method", "use_after_free"}
+
+# Schema-valid requests the contract itself answers with 422: the rule depends on stored data,
+# on the clock, or relates fields in a way JSON Schema cannot state. `positive_data_acceptance`
+# cannot know that; each entry is (operation or "*", location of the offending input).
+SEMANTIC_422: dict[tuple[str, tuple[str, ...]], str] = {
+    ("*", ("query", "cursor")): "the cursor is an opaque token the API issued; a forged one is 422",
+    ("*", ("query", "until")): "`until` must come after `since` (a cross-parameter rule)",
+    ("*", ("query",)): "`until` must come after `since` (a cross-parameter rule)",
+    ("POST /v1/events", ("body", "campaign_id")): "contract: the campaign must exist (422)",
+    ("POST /v1/events", ("body", "lead_id")): "contract: the lead must exist (422)",
+    ("POST /v1/kanban/tasks", ("body", "state_id")): "the state must exist on the board",
+    ("POST /v1/kanban/tasks/{task_id}/move", ("body", "state_id")): "the state must exist",
+    ("POST /v1/teams/{id}/members", ("body", "user_id")): "the user must exist in the tenant",
+    ("POST /v1/billing/history", ("body", "user_id")): "the user must exist in the tenant",
+    ("POST /v1/users/me/2fa/confirm", ("body", "code")): "contract: a wrong TOTP code is 422",
+    ("DELETE /v1/users/me/2fa", ("body", "code")): "contract: a wrong TOTP code is 422",
+    ("POST /v1/billing/payment-methods", ("body",)): "a card must not have expired (clock)",
+    ("POST /v1/campaigns", ("body",)): "`ends_at` must come after `starts_at` (cross-field)",
+    ("PATCH /v1/campaigns/{id}", ("body", "type")): "a campaign keeps the type it was made with",
+    ("PATCH /v1/leads/{id}", ("body", "type")): "a lead keeps the type it was made with",
+    ("POST /v1/leads", ("body",)): "a generic lead needs an email or a phone (cross-field)",
+    ("PATCH /v1/leads/{id}", ("body",)): "a generic lead keeps an email or a phone (stored data)",
+    ("POST /v1/leads", ("body", "phone")): "phones must be possible numbers (libphonenumber)",
+    ("PATCH /v1/leads/{id}", ("body", "phone")): "phones must be possible numbers (libphonenumber)",
+    ("POST /v1/saved-searches", ("body", "filters")): "filters must be that list's parameters",
+    ("PATCH /v1/saved-searches/{id}", ("body", "filters")): "filters must match the resource",
+}
+
+
+@dataclass
+class Outcome:
+    """What one engine run produced."""
+
+    failures: list[str] = field(default_factory=list)
+    checks_run: set[str] = field(default_factory=set)
+    scenarios: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _semantic_rule(label: str, response: Any) -> str | None:
+    """The SEMANTIC_422 reason covering every error of a 422 problem, or None."""
+    if response.status_code != 422:
+        return None
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return None
+    reasons = []
+    for error in errors:
+        loc = tuple(str(part) for part in error.get("loc", ()))
+        reason = next(
+            (
+                why
+                for (operation, prefix), why in SEMANTIC_422.items()
+                if operation in ("*", label)
+                and loc[: len(prefix)] == prefix
+                # Body entries name a field; `("body",)` alone is a model-level rule.
+                and (len(prefix) > 1 or len(loc) <= 2)
+            ),
+            None,
+        )
+        if reason is None:
+            return None
+        reasons.append(reason)
+    return reasons[0] if reasons else None
+
+
+def _register(client: Any, name: str) -> str:
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    created = client.post("/v1/auth/register", json=body)
+    assert created.status_code == 201, created.text
+    token = client.post("/v1/auth/token", data={"username": name, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    access: str = token.json()["access_token"]
+    return access
+
+
+def _config(wfc_path: Path) -> SchemathesisConfig:
+    checks: dict[str, Any] = {name: {"enabled": True} for name in ALL_CHECKS}
+    # 412 answers a schema-valid If-Match that names another version: a state-dependent outcome
+    # like 409, so it counts as acceptance (malformed If-Match values are 422).
+    checks["positive_data_acceptance"]["expected-statuses"] = [
+        "2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx",
+    ]  # fmt: skip
+    return SchemathesisConfig.from_dict(
+        {
+            "seed": SEED,
+            "max-failures": 200,
+            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
+            "checks": checks,
+            "phases": {"stateful": {"max-steps": STATEFUL_STEPS}},
+            "cache": {"enabled": False},
+            "workers": 1,
+            "auth": {"wfc": {"path": str(wfc_path), "peers": list(PEERS)}},
+        }
+    )
+
+
+SHOWN_HEADERS = {"if-match", "idempotency-key", "x-api-key", "content-type"}
+
+
+def _describe(label: str, check: str, failure: Any, interaction: Any) -> str:
+    request = response = ""
+    if interaction is not None:
+        request = f"{interaction.request.method} {interaction.request.uri}"
+        body = interaction.request.body
+        headers = {
+            k: v for k, v in interaction.request.headers.items() if k.lower() in SHOWN_HEADERS
+        }
+        request += f" headers={headers}" if headers else ""
+        request += f" body={body[:300]!r}" if body else ""
+        if interaction.response is not None:
+            response = (
+                f"-> {interaction.response.status_code} {interaction.response.content[:300]!r}"
+            )
+    return f"[{check}] {label}: {failure.title}: {failure.message[:300]}\n    {request}\n    {response}"
+
+
+def _run(schema: Any) -> Outcome:
+    outcome = Outcome()
+    for event in from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            outcome.scenarios += 1
+            for case_id, checks in event.recorder.checks.items():
+                for check in checks:
+                    outcome.checks_run.add(check.name)
+                    if check.failure_info is None:
+                        continue
+                    interaction = event.recorder.interactions.get(case_id)
+                    outcome.failures.append(
+                        _describe(
+                            event.recorder.label,
+                            check.name,
+                            check.failure_info.failure,
+                            interaction,
+                        )
+                    )
+        elif isinstance(event, events.NonFatalError):
+            outcome.failures.append(f"[error] {event.label}: {event.value!r}")
+        elif isinstance(event, events.FatalError):
+            outcome.failures.append(f"[fatal] {event.exception!r}")
+    return outcome
+
+
+@pytest.fixture
+def fuzz_schema(tmp_path: Path) -> Iterator[tuple[Any, dict[str, int]]]:
+    """The app's OpenAPI loaded by Schemathesis, with two tenants' owners as WFC peers."""
+    settings = Settings(
+        app_env="test",
+        jwt_secret="fuzz-secret-" + "x" * 40,
+        fernet_key="yQ8hR3Hh6p4VbYdG0o8tYgq1w9H2sM3bGk7Zr8cXw5E=",
+        auth_cache_seconds=0,
+        log_level="WARNING",
+    )
+    app = create_app(settings=settings, database=embedded_database(f"fuzz_{uuid4().hex}"))
+    with asgi.get_client(app) as client:
+        tokens = {name: _register(client, name) for name in PEERS}
+    wfc = {
+        "auth": [
+            {"name": name, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {t}"}]}
+            for name, t in tokens.items()
+        ]
+    }
+    wfc_path = tmp_path / "wfc.json"
+    wfc_path.write_text(json.dumps(wfc))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=_config(wfc_path))
+    dropped: dict[str, int] = {}
+
+    @schema.hook
+    def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+        if not isinstance(failure, RejectedPositiveData):
+            return True
+        reason = _semantic_rule(f"{case.method} {case.path}", response)
+        if reason is None:
+            return True
+        dropped[reason] = dropped.get(reason, 0) + 1
+        return False
+
+    yield schema, dropped
+    asgi.shutdown_lifespans()
+
+
+def test_the_whole_api_is_fuzz_clean(fuzz_schema: tuple[Any, dict[str, int]]) -> None:
+    schema, dropped = fuzz_schema
+    outcome = _run(schema)
+    assert outcome.scenarios > 50, "the engine tested too few operations"
+    assert outcome.checks_run >= MUST_RUN, f"never ran: {MUST_RUN - outcome.checks_run}"
+    report = "\n".join(outcome.failures[:REPORTED])
+    assert not outcome.failures, f"{len(outcome.failures)} Schemathesis failures:\n{report}"
+
+
+def test_semantic_allow_list_is_narrow() -> None:
+    class Fake:
+        def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
+            self.status_code = status
+            self._body = {"errors": errors}
+
+        def json(self) -> dict[str, Any]:
+            return self._body
+
+    cursor = [{"loc": ["query", "cursor"]}]
+    assert _semantic_rule("GET /v1/leads", Fake(422, cursor))
+    assert _semantic_rule("GET /v1/leads", Fake(400, cursor)) is None
+    # A listed rule covers only its own operation and input.
+    campaign = [{"loc": ["body", "campaign_id"]}]
+    assert _semantic_rule("POST /v1/events", Fake(422, campaign))
+    assert _semantic_rule("POST /v1/leads", Fake(422, [{"loc": ["body", "email"]}])) is None
+    # One unlisted error among listed ones keeps the failure.
+    mixed = [*cursor, {"loc": ["query", "limit"]}]
+    assert _semantic_rule("GET /v1/leads", Fake(422, mixed)) is None
