@@ -175,6 +175,9 @@ async def scale_round(
             headers={"Authorization": f"Bearer {token}"},
         ) as client:
             campaign = await seed(client, db, user.tenant_id, n_events)
+            # Let the seeded rows age past the projectors' settle delay, as in a live system
+            # where only the last few seconds of writes are still "in flight".
+            await asyncio.sleep(projections.SETTLE.total_seconds())
             # Steady state: the read models are current. A rebuild is one pipeline per read model
             # (catching up 500 rows at a time would rescan the index-less embedded collection).
             for name in projections.PROJECTORS:

@@ -12,7 +12,7 @@ from uuid import UUID
 from pydantic import Field, StringConstraints
 from pymongo import IndexModel
 
-from documents.base import Cents, RootDocument, UTCDateTime, utcnow
+from documents.base import NOT_BLANK, Cents, RootDocument, UTCDateTime, utcnow
 
 ModelName = Annotated[
     str,
@@ -23,7 +23,9 @@ ModelName = Annotated[
 """An LLM model name; used as a key of `totals`, so no spaces, dots-only names or `$`."""
 
 FeatureName = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=100)
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=100),
+    Field(json_schema_extra=NOT_BLANK),
 ]
 
 MAX_TOKENS_PER_CALL = 100_000_000

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 from uuid import UUID
 
 import phonenumbers
@@ -17,6 +18,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    model_validator,
 )
 from uuid6 import uuid7
 
@@ -46,17 +48,34 @@ def _not_a_timestamp(value: Any) -> Any:
     return value
 
 
-UTCDateTime = Annotated[datetime, BeforeValidator(_not_a_timestamp), AfterValidator(_as_utc)]
+ISODateTime = Annotated[datetime, BeforeValidator(_not_a_timestamp)]
+"""A datetime given as ISO 8601 text (numbers, which pydantic reads as Unix time, are refused)."""
+
+UTCDateTime = Annotated[ISODateTime, AfterValidator(_as_utc)]
 """A datetime normalised to aware UTC on the way in (naive values are read as UTC)."""
 
 Email = Annotated[EmailStr, AfterValidator(lambda v: v.strip().lower())]
 """A syntactically valid email, stored trimmed and lower-cased."""
 
+NOT_BLANK = {"pattern": r"[^\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"}
+"""JSON Schema for "has a non-space character": stripped text must stay at least 1 long.
+
+Documentation only (`Field(json_schema_extra=NOT_BLANK)`); the stripping does the check. The
+class lists exactly what the validator strips (Unicode White_Space), which differs from ECMA
+whitespace (NEL U+0085 is stripped, BOM U+FEFF is not).
+"""
+
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(json_schema_extra=NOT_BLANK),
+]
 LongText = Annotated[str, StringConstraints(max_length=100_000)]
 Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64),
+    Field(json_schema_extra=NOT_BLANK),
 ]
 
 Cents = Annotated[int, Field(ge=0)]
@@ -89,10 +108,45 @@ Phone = Annotated[str, AfterValidator(_check_e164)]
 """A possible phone number stored in E.164 (numbers without a country code are read as US)."""
 
 
+def _scalar_kind(annotation: Any) -> type | None:
+    """`bool`, `int` or `float` when a field holds that (optionally None), else None."""
+    if get_origin(annotation) is Annotated:
+        return _scalar_kind(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        return _scalar_kind(options[0]) if len(options) == 1 else None
+    return annotation if annotation in (bool, int, float) else None
+
+
+def refuse_bool_number_mixups(model: type[BaseModel], data: Any) -> Any:
+    """Refuse `true` for a number and `0`/`1` for a boolean, which pydantic would coerce.
+
+    JSON has distinct booleans and numbers; OpenAPI clients are told so, and a flag sent as
+    `0` or a count sent as `false` is a client bug worth a 422.
+    """
+    if not isinstance(data, dict):
+        return data
+    for name, info in model.model_fields.items():
+        value = data.get(info.alias or name)
+        if value is None:
+            continue
+        kind = _scalar_kind(info.annotation)
+        if kind is bool and not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false")
+        if kind in (int, float) and isinstance(value, bool):
+            raise ValueError(f"{name} must be a number, not a boolean")
+    return data
+
+
 class Embedded(BaseModel):
     """Base of embedded sub-documents: unknown keys are refused, values re-validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_scalars(cls, data: Any) -> Any:
+        return refuse_bool_number_mixups(cls, data)
 
 
 class PendingEvent(BaseModel):

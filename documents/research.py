@@ -14,7 +14,16 @@ from pydantic import Field, StringConstraints
 from pymongo import IndexModel
 from uuid6 import uuid7
 
-from documents.base import Embedded, Name, RootDocument, Segmented, ShortText, UTCDateTime, utcnow
+from documents.base import (
+    NOT_BLANK,
+    Embedded,
+    Name,
+    RootDocument,
+    Segmented,
+    ShortText,
+    UTCDateTime,
+    utcnow,
+)
 
 MAX_RESULTS_PER_TOPIC = 50
 MAX_KEYWORDS_PER_RESULT = 100
@@ -28,7 +37,9 @@ Url = Annotated[
 ]
 Summary = Annotated[str, StringConstraints(max_length=20_000)]
 Keyword = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=100)
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=100),
+    Field(json_schema_extra=NOT_BLANK),
 ]
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from documents.base import ISODateTime
 from schemas.common import HistoryEntry, PageParams
 
 Interval = Literal["day", "week", "month"]
@@ -29,10 +30,10 @@ class OverviewParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime | None = Field(
+    since: ISODateTime | None = Field(
         default=None, description="Inclusive start; default: 30 days/12 weeks/12 months back."
     )
-    until: datetime | None = Field(
+    until: ISODateTime | None = Field(
         default=None, description="Exclusive end; default: the next midnight UTC."
     )
     interval: Interval = Field(default="day", description="Bucket size (weeks start on Monday).")
@@ -67,8 +68,8 @@ class AuditParams(PageParams):
         default=None, description="Only this kind of resource (e.g. `campaign`, `user`)."
     )
     aggregate_id: UUID | None = Field(default=None, description="Only this resource.")
-    since: datetime | None = Field(default=None, description="Inclusive.")
-    until: datetime | None = Field(default=None, description="Exclusive.")
+    since: ISODateTime | None = Field(default=None, description="Inclusive.")
+    until: ISODateTime | None = Field(default=None, description="Exclusive.")
 
 
 class AuditEntry(HistoryEntry):
@@ -124,8 +125,8 @@ class DailyParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime | None = Field(default=None, description="Inclusive; default 30 days back.")
-    until: datetime | None = Field(default=None, description="Exclusive; default next midnight.")
+    since: ISODateTime | None = Field(default=None, description="Inclusive; default 30 days back.")
+    until: ISODateTime | None = Field(default=None, description="Exclusive; default next midnight.")
 
 
 class DailyRow(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from documents.base import Email, Name
 from documents.user import Username
@@ -26,7 +26,12 @@ class RegisterRequest(IgnoreTenantId):
 
     username: Username
     email: Email
-    password: Password
+    # The default policy, checked by the service (422 naming the broken rule); stated here so
+    # that OpenAPI clients can build a password the service accepts.
+    password: Annotated[
+        Password,
+        Field(json_schema_extra={"minLength": 12, "pattern": "[0-9]"}),
+    ]
     organization_name: Name | None = None
     invitation_token: Token | None = None
 

@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from documents.base import refuse_bool_number_mixups
+
 T = TypeVar("T")
 
 Cursor = Annotated[
@@ -124,7 +126,7 @@ class IgnoreTenantId(BaseModel):
     def _drop_tenant_id(cls, data: Any) -> Any:
         if isinstance(data, dict) and "tenant_id" in data:
             data = {k: v for k, v in data.items() if k != "tenant_id"}
-        return data
+        return refuse_bool_number_mixups(cls, data)
 
 
 def _money_number(value: Any) -> Any:
@@ -170,7 +172,7 @@ def cents_to_money(cents: int) -> Decimal:
     return Decimal(cents) / 100
 
 
-def _strip_nulls(schema: dict[str, Any], cls: Any) -> None:
+def strip_nulls(schema: dict[str, Any], cls: Any) -> None:
     """Document `null` only for the fields a patch may clear (`nullable`); others refuse it."""
     nullable: frozenset[str] = getattr(cls, "nullable", frozenset())
     for name, prop in schema.get("properties", {}).items():
@@ -193,7 +195,7 @@ class PatchBody(IgnoreTenantId):
     field is a 422 rather than being mistaken for "unchanged" or stored as an invalid value.
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_strip_nulls)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=strip_nulls)
 
     nullable: ClassVar[frozenset[str]] = frozenset()
 

@@ -17,7 +17,7 @@ from documents.team import (
     Team,
     TeamRole,
 )
-from schemas.common import IgnoreTenantId, ListParams, ResourceRead
+from schemas.common import IgnoreTenantId, ListParams, PatchBody, ResourceRead
 
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
@@ -30,8 +30,10 @@ class TeamCreate(IgnoreTenantId):
     tags: list[Tag] = Field(default_factory=list, max_length=50)
 
 
-class TeamUpdate(IgnoreTenantId):
+class TeamUpdate(PatchBody):
     """`PATCH /v1/teams/{id}`: fields to change (team owner/admin or tenant admin)."""
+
+    nullable = frozenset({"description"})
 
     name: Name | None = None
     description: Description | None = None

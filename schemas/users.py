@@ -9,11 +9,11 @@ lengths and ranges and refuses unknown keys; the document re-validates the merge
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from documents.base import Tag
+from documents.base import Embedded, Tag
 from documents.user import (
     CompanyInfo,
     GlobalAIConfig,
@@ -31,7 +31,7 @@ from documents.user import (
     Username,
     UserProfile,
 )
-from schemas.common import IgnoreTenantId, ListParams, ResourceRead
+from schemas.common import IgnoreTenantId, ListParams, ResourceRead, strip_nulls
 from service.context import Role
 
 # -- reads ------------------------------------------------------------------------------------
@@ -134,7 +134,8 @@ def partial(
         type[BaseModel],
         create_model(  # type: ignore[call-overload]
             name or f"{model.__name__}Patch",
-            __config__=ConfigDict(extra="forbid"),
+            # Embedded: unknown keys refused, and no bool/number coercion (see documents/base.py).
+            __base__=Embedded,
             **fields,
         ),
     )
@@ -170,6 +171,13 @@ class UserMePatch(IgnoreTenantId):
     `role`, `password_hash`, `id`, `version`, 2FA, subscription, billing and the AI parts are
     not patchable here: sending them is refused with 422. `username` may change (409 if taken).
     """
+
+    # Every part may be reset with `null`, but not the username: OpenAPI documents exactly that.
+    model_config = ConfigDict(extra="forbid", json_schema_extra=strip_nulls)
+    nullable: ClassVar[frozenset[str]] = frozenset(
+        {"profile", "location", "company", "marketing", "socials", "settings", "onboarding"}
+        | {"security", "feature_flags", "tags", "segments"}
+    )
 
     username: Username | None = None
     profile: ProfilePatch | None = None  # type: ignore[valid-type]

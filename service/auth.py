@@ -135,7 +135,7 @@ def check_password_policy(password: str, user: User | None = None) -> None:
         problems.append(f"at least {policy.min_password_length} characters")
     if len(password) > 1024:
         problems.append("at most 1024 characters")
-    if policy.require_digit and not any(c.isdigit() for c in password):
+    if policy.require_digit and not any(c in "0123456789" for c in password):
         problems.append("a digit")
     if policy.require_uppercase and not any(c.isupper() for c in password):
         problems.append("an upper-case letter")

@@ -79,6 +79,48 @@ def _errors_as_problems(responses: dict[str, Any]) -> None:
             response["content"] = {"application/problem+json": {"schema": schema}}
 
 
+def _closed_pattern_properties(node: Any) -> None:
+    """Maps with constrained keys (`patternProperties`) refuse other keys: say so.
+
+    Pydantic validates dict keys, so a key outside the pattern is a 422; without
+    `additionalProperties: false` the schema would call such a body valid.
+    """
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _closed_pattern_properties(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_pattern_properties(value)
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    options = schema.get("anyOf")
+    if not options or {"type": "null"} not in options:
+        return
+    rest = [o for o in options if o != {"type": "null"}]
+    del schema["anyOf"]
+    if len(rest) == 1:
+        schema.update(rest[0])
+    else:
+        schema["anyOf"] = rest
+
+
+def _no_null_form_fields(operation: dict[str, Any], components: dict[str, Any]) -> None:
+    """Form fields, like parameters, are left out rather than sent as the text `null`."""
+    content = operation.get("requestBody", {}).get("content", {})
+    form = content.get("application/x-www-form-urlencoded")
+    if form is None:
+        return
+    schema = form.get("schema", {})
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = components.get(ref.rsplit("/", 1)[1], {})
+    for prop in schema.get("properties", {}).values():
+        _without_null(prop)
+
+
 def _no_null_parameters(operation: dict[str, Any]) -> None:
     """Optional parameters are left out, never sent as `null`: drop `null` from their schemas.
 
@@ -86,16 +128,7 @@ def _no_null_parameters(operation: dict[str, Any]) -> None:
     literal text `null` is a valid header or query value.
     """
     for parameter in operation.get("parameters", []):
-        schema = parameter.get("schema", {})
-        options = schema.get("anyOf")
-        if not options or {"type": "null"} not in options:
-            continue
-        rest = [o for o in options if o != {"type": "null"}]
-        del schema["anyOf"]
-        if len(rest) == 1:
-            schema.update(rest[0])
-        else:
-            schema["anyOf"] = rest
+        _without_null(parameter.get("schema", {}))
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -113,6 +146,7 @@ def install_openapi(app: FastAPI) -> None:
         )
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
+        _closed_pattern_properties(components)
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 if not isinstance(operation, dict) or "responses" not in operation:
@@ -129,6 +163,7 @@ def install_openapi(app: FastAPI) -> None:
                     responses[key] = _problem(TITLES[code])
                 _errors_as_problems(responses)
                 _no_null_parameters(operation)
+                _no_null_form_fields(operation, components)
         app.openapi_schema = schema
         return schema
 

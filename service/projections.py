@@ -464,20 +464,33 @@ async def rebuild(name: str) -> int:
     projector = PROJECTORS[name]
     async with _locks[name]:
         horizon = floor_id(utcnow() - SETTLE)
-        heads: dict[str, UUID | None] = {}
+        heads: dict[str, tuple[UUID | None, list[UUID]]] = {}
         for feed in projector.feeds:
-            last = await _collection(FEEDS[feed].collection).find_one(
-                projector.feed_filters.get(feed, {}), {"_id": 1}, sort=[("_id", -1)]
-            )
-            heads[feed] = _uuid(last["_id"]) if last else None
+            heads[feed] = await _feed_head(projector, feed, horizon)
         # Compute before dropping, so readers see an empty read model only for the swap.
         docs = await projector.compute(None)
         await projector.model.get_motor_collection().delete_many({})
         await _replace_all(projector.model, docs)
-        for feed, head in heads.items():
-            await _save(await _checkpoint(projector, feed), head, horizon, ())
+        for feed, (head, covered) in heads.items():
+            await _save(await _checkpoint(projector, feed), head, horizon, covered)
     log.info("rebuilt read model %s: %d rows", name, len(docs))
     return len(docs)
+
+
+async def _feed_head(
+    projector: Projector, feed: str, horizon: UUID
+) -> tuple[UUID | None, list[UUID]]:
+    # The newest row of a feed, and the rows after the settle horizon that already exist: the
+    # rebuild that follows covers them, so the next catch-up need not apply them again.
+    collection = _collection(FEEDS[feed].collection)
+    query = projector.feed_filters.get(feed, {})
+    last = await collection.find_one(query, {"_id": 1}, sort=[("_id", -1)])
+    if last is None:
+        return None, []
+    window = {**query, "_id": {"$gt": Binary.from_uuid(horizon)}}
+    cursor = collection.find(window, {"_id": 1}).sort("_id", -1).limit(MAX_RECENT)
+    covered = [i for i in [_uuid(r["_id"]) async for r in cursor] if i]
+    return _uuid(last["_id"]), covered
 
 
 async def oldest_pending_event(models: Iterable[type[Document]]) -> UUID | None:

@@ -74,11 +74,23 @@ SEMANTIC_422: dict[tuple[str, tuple[str, ...]], str] = {
     ("PATCH /v1/campaigns/{id}", ("body", "type")): "a campaign keeps the type it was made with",
     ("PATCH /v1/leads/{id}", ("body", "type")): "a lead keeps the type it was made with",
     ("POST /v1/leads", ("body",)): "a generic lead needs an email or a phone (cross-field)",
-    ("PATCH /v1/leads/{id}", ("body",)): "a generic lead keeps an email or a phone (stored data)",
     ("POST /v1/leads", ("body", "phone")): "phones must be possible numbers (libphonenumber)",
     ("PATCH /v1/leads/{id}", ("body", "phone")): "phones must be possible numbers (libphonenumber)",
     ("POST /v1/saved-searches", ("body", "filters")): "filters must be that list's parameters",
     ("PATCH /v1/saved-searches/{id}", ("body", "filters")): "filters must match the resource",
+    ("PUT /v1/ai/config", ("body",)): "`default_model` must be one of `allowed_models`",
+    ("PATCH /v1/campaigns/{id}", ("body",)): "fields of another type than the stored campaign's",
+    ("PATCH /v1/leads/{id}", ("body",)): "another type's fields, or a lead left without contact",
+}
+# The same, recognised by the rule's message wherever the input sits.
+SEMANTIC_MESSAGES = {
+    "not a phone number": "phones must be possible numbers (libphonenumber)",
+    "not a possible phone number": "phones must be possible numbers (libphonenumber)",
+    "value is not a valid email address": "deliverable-looking email (email-validator)",
+}
+# Error types that name a rule rather than a shape.
+SEMANTIC_TYPES = {
+    "card_data_refused": "free text that looks like a card number is refused (PCI)",
 }
 
 
@@ -103,16 +115,22 @@ def _semantic_rule(label: str, response: Any) -> str | None:
     reasons = []
     for error in errors:
         loc = tuple(str(part) for part in error.get("loc", ()))
-        reason = next(
-            (
-                why
-                for (operation, prefix), why in SEMANTIC_422.items()
-                if operation in ("*", label)
-                and loc[: len(prefix)] == prefix
-                # Body entries name a field; `("body",)` alone is a model-level rule.
-                and (len(prefix) > 1 or len(loc) <= 2)
-            ),
-            None,
+        message, kind = str(error.get("msg", "")), str(error.get("type", ""))
+        by_message = next((w for m, w in SEMANTIC_MESSAGES.items() if message.startswith(m)), None)
+        reason = (
+            SEMANTIC_TYPES.get(kind)
+            or by_message
+            or next(
+                (
+                    why
+                    for (operation, prefix), why in SEMANTIC_422.items()
+                    if operation in ("*", label)
+                    and loc[: len(prefix)] == prefix
+                    # Body entries name a field; `("body",)` alone is a model-level rule.
+                    and (len(prefix) > 1 or len(loc) <= 2)
+                ),
+                None,
+            )
         )
         if reason is None:
             return None
