@@ -37,15 +37,14 @@ AuthCacheDep = Annotated[AuthCache, Depends(get_auth_cache)]
 
 async def get_context(
     request: Request,
-    settings: SettingsDep,
-    cache: AuthCacheDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> RequestContext:
     """Authenticate the caller (Bearer JWT or X-API-Key) into a RequestContext."""
+    state = request.app.state  # read directly: this runs on every request (hot path)
     ctx = await authenticate(
-        settings=settings,
-        cache=cache,
+        settings=state.settings,
+        cache=state.auth_cache,
         bearer=bearer.credentials if bearer else None,
         api_key=api_key,
     )

@@ -566,7 +566,8 @@ def mutating_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 
 def test_every_mutating_route_is_driven(app: FastAPI) -> None:
-    driven = {(s.method, s.route) for s in STEPS}
+    # Steps that expect 405 drive refusals (events are facts), which need not be documented.
+    driven = {(s.method, s.route) for s in STEPS if s.status != 405}
     discovered = mutating_routes(app)
     assert driven <= discovered, f"steps for unknown routes: {sorted(driven - discovered)}"
     missing = discovered - driven - NOT_DRIVEN.keys()
