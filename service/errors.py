@@ -20,6 +20,8 @@ from pymongo.errors import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.openapi import documented_methods
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -131,8 +133,6 @@ def _method_not_allowed(request: Request) -> JSONResponse | None:
     Without this, `PATCH /v1/blogs/calendar` would reach `PATCH /v1/blogs/{id}` and answer
     422 for the id "calendar"; HTTP says the resource exists but not the method.
     """
-    from service.openapi import documented_methods  # the schema imports routes, so lazily
-
     found = documented_methods(request.app, request.scope.get("path", ""))
     if found is None or not found.fixed or request.method in found.methods:
         return None
@@ -161,8 +161,6 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else titles.get(exc.status_code, "Error")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        from service.openapi import documented_methods
-
         # The router names only the first route that matched the path; RFC 9110 wants them all.
         found = documented_methods(request.app, request.scope.get("path", ""))
         if found is not None:

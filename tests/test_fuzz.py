@@ -26,10 +26,11 @@ from schemathesis.python import asgi
 from service.database import embedded_database
 from service.main import create_app
 from service.settings import Settings
+from tests.conftest import Account, assert_problem
 
 SEED = 20_261_124
 # Per operation and phase; with the coverage and stateful phases this is about 2 minutes on 2 cores.
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
 STATEFUL_STEPS = 10
 PASSWORD = "correct-horse-battery-9"
 PEERS = ("alice", "bob")
@@ -292,3 +293,69 @@ def test_semantic_allow_list_is_narrow() -> None:
     # One unlisted error among listed ones keeps the failure.
     mixed = [*cursor, {"loc": ["query", "limit"]}]
     assert _semantic_rule("GET /v1/leads", Fake(422, mixed)) is None
+
+
+# -- the fixes the fuzzer drove, pinned down one by one -----------------------------------------
+
+
+async def test_405_lists_every_documented_method_of_the_resource(owner: Account) -> None:
+    created = await owner.client.post("/v1/blogs", json={"title": "T", "content": "c"})
+    assert created.status_code == 201, created.text
+    response = await owner.client.request("OPTIONS", f"/v1/blogs/{created.json()['id']}")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    events = await owner.client.put(f"/v1/events/{created.json()['id']}", json={})
+    assert_problem(events, 405)
+    assert events.headers["allow"] == "GET"
+
+
+async def test_unsupported_method_on_a_fixed_path_is_405_not_a_bad_id(owner: Account) -> None:
+    # `/v1/blogs/calendar` exists (GET only); PATCH must not fall through to `/v1/blogs/{id}`.
+    response = await owner.client.patch("/v1/blogs/calendar", json={"title": "x"})
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET"
+    # A malformed id on the template itself is still 422.
+    assert_problem(await owner.client.patch("/v1/blogs/not-a-uuid", json={}), 422)
+
+
+async def test_malformed_if_match_is_422_and_a_stale_one_412(owner: Account) -> None:
+    created = await owner.client.post("/v1/blogs", json={"title": "T", "content": "c"})
+    url = f"/v1/blogs/{created.json()['id']}"
+    for bad in ("null", "abc", '"1"x'):
+        response = await owner.client.patch(url, json={"title": "B"}, headers={"If-Match": bad})
+        body = assert_problem(response, 422)
+        assert body["errors"][0]["loc"] == ["header", "if-match"]
+    stale = await owner.client.patch(url, json={"title": "B"}, headers={"If-Match": '"9"'})
+    assert_problem(stale, 412)
+
+
+async def test_numbers_and_booleans_are_not_coerced(owner: Account) -> None:
+    blog = await owner.client.post(
+        "/v1/blogs", json={"title": "T", "content": "c", "scheduled_for": 0}
+    )
+    assert assert_problem(blog, 422)["errors"][0]["loc"][-1] == "scheduled_for"
+    state = await owner.client.post("/v1/kanban/states", json={"name": "S", "position": False})
+    assert_problem(state, 422)
+    usage = {"model": "gpt-4o", "prompt_tokens": 1, "completion_tokens": 1, "feature": "x"}
+    as_text = await owner.client.post("/v1/ai/usage", json={**usage, "cost": "1.50"})
+    assert_problem(as_text, 422)
+    # Binary-float noise on a whole number of cents is that number of cents.
+    ok = await owner.client.post("/v1/ai/usage", json={**usage, "cost": 57 * 0.01})
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["cost"] == 0.57
+    since = await owner.client.get("/v1/events", params={"since": "0.5"})
+    assert_problem(since, 422)
+
+
+async def test_openapi_documents_what_the_service_answers(client: Any) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    patch = schema["paths"]["/v1/blogs/{id}"]["patch"]
+    if_match = next(p for p in patch["parameters"] if p["name"].lower() == "if-match")
+    assert "anyOf" not in if_match["schema"] and if_match["schema"]["pattern"]
+    for code in ("400", "401", "404", "412", "422"):
+        assert "application/problem+json" in patch["responses"][code]["content"]
+    # Events are facts: no verb but GET on one event is offered.
+    assert set(schema["paths"]["/v1/events/{id}"]) == {"get"}
+    # A PATCH documents `null` only where it clears a field.
+    team_patch = schema["components"]["schemas"]["TeamUpdate"]["properties"]
+    assert "anyOf" not in team_patch["tags"] and "anyOf" in team_patch["description"]
