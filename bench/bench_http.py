@@ -32,8 +32,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def call(base: str, method: str, path: str, body: Any = None, token: str | None = None,
-         form: dict[str, str] | None = None) -> Any:
+def call(
+    base: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    form: dict[str, str] | None = None,
+) -> Any:
     headers = {"Content-Type": "application/json"}
     data = None
     if form is not None:
@@ -52,14 +58,22 @@ def call(base: str, method: str, path: str, body: Any = None, token: str | None 
 
 def seed(base: str, leads: int) -> tuple[str, str]:
     password = "bench-password-123"
-    call(base, "POST", "/v1/auth/register",
-         {"username": "bench", "email": "bench@example.com", "password": password})
-    token = call(base, "POST", "/v1/auth/token",
-                 form={"username": "bench", "password": password})["access_token"]
-    campaign = call(base, "POST", "/v1/campaigns",
-                    {"type": "call", "name": "Bench campaign"}, token)
-    rows = [{"type": "generic", "email": f"lead{i}@example.com", "first_name": f"Lead{i}"}
-            for i in range(leads)]
+    call(
+        base,
+        "POST",
+        "/v1/auth/register",
+        {"username": "bench", "email": "bench@example.com", "password": password},
+    )
+    token = call(base, "POST", "/v1/auth/token", form={"username": "bench", "password": password})[
+        "access_token"
+    ]
+    campaign = call(
+        base, "POST", "/v1/campaigns", {"type": "call", "name": "Bench campaign"}, token
+    )
+    rows = [
+        {"type": "generic", "email": f"lead{i}@example.com", "first_name": f"Lead{i}"}
+        for i in range(leads)
+    ]
     call(base, "POST", "/v1/leads/bulk", {"leads": rows}, token)
     return token, campaign["id"]
 
@@ -92,9 +106,19 @@ def main() -> None:
     env = {**os.environ, "LOG_LEVEL": "WARNING", "AUTH_CACHE_SECONDS": "30"}
     env.pop("MONGODB_URL", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.main:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         for _ in range(100):

@@ -83,7 +83,7 @@ Cents = Annotated[int, Field(ge=0)]
 
 
 def normalize_phone(value: str, region: str = "US") -> str:
-    """Parse a phone in `region` unless it carries a country code; return E.164 or raise ValueError."""
+    """A phone read in `region` unless it has a country code, as E.164; ValueError if impossible."""
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
@@ -139,7 +139,7 @@ def refuse_bool_number_mixups(model: type[BaseModel], data: Any) -> Any:
 
 
 class Embedded(BaseModel):
-    """Base of embedded sub-documents: unknown keys are refused, values re-validated on assignment."""
+    """Base of embedded sub-documents: unknown keys refused, values re-validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -150,7 +150,7 @@ class Embedded(BaseModel):
 
 
 class PendingEvent(BaseModel):
-    """The journal outbox: the domain event written atomically with the state change it describes."""
+    """The journal outbox: the domain event written atomically with the state it describes."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -197,7 +197,7 @@ class RootDocument(Document):
         return cls.get_settings().name or cls.__name__
 
     def to_public(self) -> dict[str, Any]:
-        """The stored fields as plain data, without internals (outbox, secrets stay to the caller)."""
+        """The stored fields as plain data without internals (secrets are the caller's to drop)."""
         return self.model_dump(exclude={"pending_event", "revision_id"})
 
 

@@ -177,6 +177,10 @@ class CampaignLead(Document):
                 name="campaign_lead_unique",
             ),
             IndexModel([("tenant_id", 1), ("lead_id", 1)], name="tenant_lead"),
+            # `$lookup` joins on one foreign field (no tenant prefix): the analytics pipeline
+            # joins on campaign_id, the CampaignStats projector on lead_id.
+            IndexModel([("campaign_id", 1)], name="lookup_campaign"),
+            IndexModel([("lead_id", 1)], name="lookup_lead"),
         ]
 
 

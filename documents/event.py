@@ -104,6 +104,10 @@ class TouchpointEvent(RootDocument):
             ),
             IndexModel([("tenant_id", 1), ("type", 1), ("_id", -1)], name="tenant_type"),
             IndexModel([("tenant_id", 1), ("occurred_at", 1), ("_id", 1)], name="tenant_time"),
+            # The GlobalCampaign projector: a user's touchpoints and last activity.
+            IndexModel(
+                [("tenant_id", 1), ("user_id", 1), ("occurred_at", -1)], name="tenant_user_time"
+            ),
         ]
 
 

@@ -24,7 +24,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestContextMiddleware:
-    """Tags each request with an `X-Request-ID` (an incoming sane one is kept), logs and counts it."""
+    """Tags each request with an `X-Request-ID` (keeping a sane incoming one), logs, counts it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,7 +44,8 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [
-                    *message.get("headers", []), (b"x-request-id", request_id.encode())
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
                 ]
             await send(message)
 

@@ -145,12 +145,8 @@ async def _project(names: Sequence[str]) -> int:
 async def _repair() -> int:
     from documents import AGGREGATE_ROOTS
     from service import projections
-    from service.journal import repair_journal
 
-    oldest = await projections.oldest_pending_event(AGGREGATE_ROOTS)
-    repaired = await repair_journal(AGGREGATE_ROOTS)
-    if oldest is not None:
-        await projections.rewind("domain_events", before=oldest)
+    repaired = await projections.repair(AGGREGATE_ROOTS)
     print(f"journal repair: {repaired} pending event(s) flushed")
     return 0
 

@@ -298,7 +298,7 @@ async def repair_journal(models: Iterable[type[RootDocument]]) -> int:
     repaired = 0
     for model in models:
         # Whole documents: a creation marker's event is rebuilt from the document itself.
-        cursor = model.get_motor_collection().find({"pending_event": {"$ne": None}})
+        cursor = model.get_motor_collection().find({"pending_event.version": {"$exists": True}})
         batches: dict[str, list[DomainEvent]] = {}
         async for raw in cursor:
             pending = raw["pending_event"]
@@ -314,6 +314,18 @@ async def repair_journal(models: Iterable[type[RootDocument]]) -> int:
     if repaired:
         log.warning("journal repair: flushed %d pending event(s)", repaired)
     return repaired
+
+
+async def ensure_outbox_indexes(models: Iterable[type[RootDocument]]) -> None:
+    """A sparse index on every root's outbox, so the repair sweep reads only pending documents.
+
+    Created here rather than in each document's `Settings.indexes` because the outbox is the
+    journal's mechanism, shared by every aggregate root.
+    """
+    for model in models:
+        await model.get_motor_collection().create_index(
+            [("pending_event.version", 1)], sparse=True, name="pending_outbox"
+        )
 
 
 def _encode(event: DomainEvent) -> dict[str, Any]:
@@ -379,6 +391,7 @@ __all__ = [
     "creation_marker",
     "diff",
     "encode_document",
+    "ensure_outbox_indexes",
     "flush_many",
     "flush_pending",
     "history_filter",

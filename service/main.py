@@ -11,13 +11,14 @@ from fastapi import FastAPI
 
 from documents import AGGREGATE_ROOTS
 from routes import ALL_ROUTERS
+from routes.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from service.auth import AuthCache
 from service.database import Database, connect, init_models, kind_of
 from service.errors import install_error_handlers
-from routes.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from service.journal import repair_journal
+from service.journal import ensure_outbox_indexes
 from service.observability import configure_logging
 from service.openapi import install_openapi
+from service.projections import repair
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -39,7 +40,8 @@ def create_app(*, settings: Settings | None = None, database: Any | None = None)
         )
         app.state.database = db
         await init_models(db.db)
-        await repair_journal(AGGREGATE_ROOTS)
+        await ensure_outbox_indexes(AGGREGATE_ROOTS)
+        await repair(AGGREGATE_ROOTS)  # a crash may have left journal outboxes behind
         log.info("lead ignite data service started on %s database", db.kind)
         yield
 

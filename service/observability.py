@@ -14,16 +14,19 @@ from pymongo import monitoring
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 REQUESTS = Counter(
-    "http_requests_total", "HTTP requests by route template, method and status.",
+    "http_requests_total",
+    "HTTP requests by route template, method and status.",
     ["route", "method", "status"],
 )
 LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency by route template and method.",
+    "http_request_duration_seconds",
+    "HTTP request latency by route template and method.",
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 DB_LATENCY = Histogram(
-    "mongodb_command_duration_seconds", "MongoDB command latency by command and outcome.",
+    "mongodb_command_duration_seconds",
+    "MongoDB command latency by command and outcome.",
     ["command", "outcome"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )

@@ -498,7 +498,7 @@ async def oldest_pending_event(models: Iterable[type[Document]]) -> UUID | None:
     oldest: UUID | None = None
     for model in models:
         found = await model.get_motor_collection().find_one(
-            {"pending_event": {"$ne": None}},
+            {"pending_event.version": {"$exists": True}},
             {"pending_event.id": 1},
             sort=[("pending_event.id", 1)],
         )
@@ -537,3 +537,17 @@ __all__ = [
     "rebuild",
     "rewind",
 ]
+
+
+async def repair(models: Iterable[type[Document]]) -> int:
+    """Flush crashed journal outboxes, then rewind the journal projectors so they see them.
+
+    Run at start-up and by `python -m service.cli repair`; returns the events flushed.
+    """
+    from service.journal import repair_journal
+
+    oldest = await oldest_pending_event(models)
+    repaired = await repair_journal(models)  # type: ignore[arg-type]
+    if oldest is not None:
+        await rewind("domain_events", before=oldest)
+    return repaired

@@ -50,8 +50,12 @@ def test_naive_datetimes_are_read_as_utc_and_offsets_converted() -> None:
 
 async def test_domain_event_round_trips_through_bson(owner: Account, database: Any) -> None:
     event = DomainEvent(
-        tenant_id=owner.tenant_id, aggregate_type="campaign", aggregate_id=owner.id, version=3,
-        event_type="campaign.updated", actor_id=owner.id,
+        tenant_id=owner.tenant_id,
+        aggregate_type="campaign",
+        aggregate_id=owner.id,
+        version=3,
+        event_type="campaign.updated",
+        actor_id=owner.id,
         changes=[FieldChange(field="name", old="a", new="b")],
     )
     await event.insert()
@@ -66,8 +70,11 @@ async def test_journal_rejects_a_second_event_for_the_same_version(owner: Accoun
     from pymongo.errors import DuplicateKeyError
 
     common: dict[str, Any] = {
-        "tenant_id": owner.tenant_id, "aggregate_type": "campaign", "aggregate_id": owner.id,
-        "version": 2, "event_type": "campaign.updated",
+        "tenant_id": owner.tenant_id,
+        "aggregate_type": "campaign",
+        "aggregate_id": owner.id,
+        "version": 2,
+        "event_type": "campaign.updated",
     }
     await DomainEvent(**common).insert()
     with pytest.raises(DuplicateKeyError):

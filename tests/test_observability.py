@@ -57,8 +57,9 @@ async def test_access_log_is_json_with_request_fields(
 
 
 async def test_oversized_body_is_413_problem(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/auth/register", content=b"x" * 2_000_000,
-                          headers={"content-type": "application/json"})
+    r = await client.post(
+        "/v1/auth/register", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
+    )
     assert_problem(r, 413)
 
 
@@ -67,8 +68,9 @@ async def test_oversized_chunked_body_is_413_problem(client: httpx.AsyncClient) 
         for _ in range(40):
             yield b"x" * 65536
 
-    r = await client.post("/v1/auth/register", content=chunks(),
-                          headers={"content-type": "application/json"})
+    r = await client.post(
+        "/v1/auth/register", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert_problem(r, 413)
 
 

@@ -26,8 +26,17 @@ def database_down(database: Any, error: Exception) -> Iterator[None]:
     def fail(*_: Any, **__: Any) -> Any:
         raise error
 
-    names = ["find", "find_one", "insert_one", "insert_many", "update_one", "update_many",
-             "aggregate", "count_documents", "find_one_and_update"]
+    names = [
+        "find",
+        "find_one",
+        "insert_one",
+        "insert_many",
+        "update_one",
+        "update_many",
+        "aggregate",
+        "count_documents",
+        "find_one_and_update",
+    ]
     with patch.multiple(type(database["any"]), **{n: fail for n in names}):
         yield
 
