@@ -17,7 +17,7 @@ from documents.journal import DomainEvent
 from service.context import RequestContext, Role
 from service.errors import Unprocessable
 from service.pagination import PageResult, Sort, paginate
-from service.repository import uuid_filter
+from service.repository import tenant_filter, uuid_filter
 
 # Newest first by time, ties broken by id; served by the tenant-prefixed journal indexes
 # `tenant_time`, `tenant_actor_time` and `tenant_type_time` (documents/journal.py).
@@ -34,7 +34,7 @@ def audit_filter(
     until: datetime | None = None,
 ) -> dict[str, Any]:
     """The journal query of the caller's tenant with the given filters (time: `[since, until)`)."""
-    query: dict[str, Any] = {"tenant_id": uuid_filter(ctx.tenant_id)}
+    query: dict[str, Any] = tenant_filter(ctx)
     if actor_id is not None:
         query["actor_id"] = uuid_filter(actor_id)
     if aggregate_type is not None:

@@ -28,7 +28,7 @@ from schemas.campaigns import TYPE_FIELDS, CampaignCreate, CampaignFilters, Camp
 from service.context import RequestContext, Role
 from service.errors import Conflict, Unprocessable
 from service.pagination import PageResult
-from service.repository import Repository, to_bson, uuid_filter
+from service.repository import Repository, tenant_filter, to_bson, uuid_filter
 
 PHONE_LIST_FIELDS = ("caller_ids", "sender_numbers")
 ALL_TYPE_FIELDS = frozenset().union(*TYPE_FIELDS.values())
@@ -157,7 +157,7 @@ async def _insert_links(rows: list[CampaignLead]) -> int:
 
 def campaign_link_filter(ctx: RequestContext, campaign_id: UUID) -> dict[str, Any]:
     """The `campaign_leads` rows of one campaign in the caller's tenant."""
-    return {"tenant_id": uuid_filter(ctx.tenant_id), "campaign_id": uuid_filter(campaign_id)}
+    return tenant_filter(ctx, {"campaign_id": uuid_filter(campaign_id)})
 
 
 async def _refresh_lead_count(ctx: RequestContext, campaign: CampaignBase) -> None:

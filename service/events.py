@@ -32,7 +32,7 @@ from schemas.events import EventCreate, EventFilters, TimelineParams, to_event_r
 from service.context import RequestContext, Role
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from service.pagination import PageResult, Sort
-from service.repository import Repository, to_bson, uuid_filter
+from service.repository import Repository, tenant_filter, to_bson, uuid_filter
 
 CLOCK_SKEW = timedelta(minutes=5)  # an `occurred_at` slightly ahead of our clock is accepted
 STALE_CLAIM = timedelta(seconds=30)  # an unfinished claim this old belongs to a dead request
@@ -95,7 +95,7 @@ async def _claim(
         return record, True
     except DuplicateKeyError:
         pass
-    key_filter = {"tenant_id": uuid_filter(ctx.tenant_id), "key": key}
+    key_filter = tenant_filter(ctx, {"key": key})
     existing = await IdempotencyRecord.find_one(key_filter)
     if existing is None:  # the winner gave up between our insert and our read: claim again
         return await _claim(ctx, key, digest, ttl_hours)

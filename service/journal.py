@@ -373,15 +373,6 @@ def encode_document(doc: Document) -> dict[str, Any]:
     return out
 
 
-def history_filter(ctx: RequestContext, aggregate_type: str, aggregate_id: UUID) -> dict[str, Any]:
-    """The journal query for one aggregate's history, tenant-scoped."""
-    return {
-        "tenant_id": Binary.from_uuid(ctx.tenant_id),
-        "aggregate_type": aggregate_type,
-        "aggregate_id": Binary.from_uuid(aggregate_id),
-    }
-
-
 __all__ = [
     "REDACTED",
     "as_outbox",
@@ -394,7 +385,6 @@ __all__ = [
     "ensure_outbox_indexes",
     "flush_many",
     "flush_pending",
-    "history_filter",
     "is_creation_marker",
     "journal_dump",
     "new_event",

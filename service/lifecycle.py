@@ -9,11 +9,10 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent
-from service import journal
 from service.context import RequestContext
 from service.errors import Conflict
 from service.pagination import OLDEST_FIRST, PageResult, Sort, paginate
-from service.repository import Repository
+from service.repository import Repository, tenant_filter, uuid_filter
 
 D = TypeVar("D", bound=RootDocument)
 
@@ -58,7 +57,9 @@ async def history(
 ) -> PageResult[DomainEvent]:
     """A resource's change events, oldest first (also for soft-deleted resources)."""
     await Repository(model, ctx).get(id, include_deleted=True)  # 404 unless it is the tenant's
-    query = journal.history_filter(ctx, model.aggregate_type, id)
+    query = tenant_filter(
+        ctx, {"aggregate_type": model.aggregate_type, "aggregate_id": uuid_filter(id)}
+    )
     return await paginate(
         DomainEvent, query, limit=limit, cursor=cursor, sort=Sort("version", OLDEST_FIRST.direction)
     )

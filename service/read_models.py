@@ -1,8 +1,8 @@
 """Queries over the read models; each catches its projector up before answering.
 
 Read models are not aggregate roots (no version, no soft delete, no journal), so they are not
-read through `Repository`; `_scoped` is the one place here that adds the caller's tenant, and
-every query goes through it. Catching up first means a reader sees every write that finished
+read through `Repository`; every query goes through `tenant_filter`, the one helper that adds
+the caller's tenant. Catching up first means a reader sees every write that finished
 before its request; it reads at most `CATCH_UP_BATCHES` batches of each feed, so a backlog
 (after an import or an outage) cannot make a read slow — the next reads continue from there.
 """
@@ -19,13 +19,9 @@ from service import projections
 from service.analytics import resolve_range
 from service.context import RequestContext, Role
 from service.errors import NotFound
-from service.repository import Repository, uuid_filter
+from service.repository import Repository, tenant_filter, uuid_filter
 
 CATCH_UP_BATCHES = 4
-
-
-def _scoped(ctx: RequestContext, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"tenant_id": uuid_filter(ctx.tenant_id), **(extra or {})}
 
 
 async def global_campaign(*, ctx: RequestContext, user_id: UUID | None) -> dict[str, Any]:
@@ -34,7 +30,7 @@ async def global_campaign(*, ctx: RequestContext, user_id: UUID | None) -> dict[
     if target != ctx.user_id:
         ctx.require(Role.admin)
     await projections.catch_up(["global_campaign"], max_batches=CATCH_UP_BATCHES)
-    row = await GlobalCampaign.find_one(_scoped(ctx, {"_id": uuid_filter(target)}))
+    row = await GlobalCampaign.find_one(tenant_filter(ctx, {"_id": uuid_filter(target)}))
     if row is not None:
         return row.model_dump()
     # No campaigns and no touchpoints yet: an all-zero summary, if the user is the tenant's.
@@ -45,7 +41,7 @@ async def global_campaign(*, ctx: RequestContext, user_id: UUID | None) -> dict[
 async def campaign_stats(*, ctx: RequestContext, campaign_id: UUID) -> CampaignStats:
     """The stats row of a live campaign of the tenant (404 otherwise)."""
     await projections.catch_up(["campaign_stats"], max_batches=CATCH_UP_BATCHES)
-    row = await CampaignStats.find_one(_scoped(ctx, {"_id": uuid_filter(campaign_id)}))
+    row = await CampaignStats.find_one(tenant_filter(ctx, {"_id": uuid_filter(campaign_id)}))
     if row is None:
         raise NotFound(f"campaign {campaign_id} not found")
     return row
@@ -58,14 +54,14 @@ async def analytics_daily(
     _, _, days = resolve_range(since, until, "day")
     await projections.catch_up(["global_analytics"], max_batches=CATCH_UP_BATCHES)
     # Rows are whole days: the range selects the days it touches, as the buckets do.
-    query = _scoped(ctx, {"day": {"$gte": days[0], "$lte": days[-1]}})
+    query = tenant_filter(ctx, {"day": {"$gte": days[0], "$lte": days[-1]}})
     return await GlobalAnalytics.find(query).sort([("day", 1), ("channel", 1)]).to_list()
 
 
 async def global_team(*, ctx: RequestContext, team_id: UUID) -> GlobalTeam:
     """A live team of the tenant with its members' names (404 otherwise)."""
     await projections.catch_up(["global_team"], max_batches=CATCH_UP_BATCHES)
-    row = await GlobalTeam.find_one(_scoped(ctx, {"_id": uuid_filter(team_id)}))
+    row = await GlobalTeam.find_one(tenant_filter(ctx, {"_id": uuid_filter(team_id)}))
     if row is None:
         raise NotFound(f"team {team_id} not found")
     return row

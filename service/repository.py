@@ -37,6 +37,19 @@ def uuid_filter(value: UUID) -> Binary:
     return Binary.from_uuid(value)
 
 
+def tenant_filter(ctx: RequestContext, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The caller's tenant as a raw filter, merged with an already-encoded `extra`.
+
+    The one place the tenant condition is built: `Repository.scope` adds soft delete to it for
+    aggregate roots; collections without soft delete (links, read models, idempotency keys,
+    the journal) use it directly.
+    """
+    query: dict[str, Any] = {"tenant_id": uuid_filter(ctx.tenant_id)}
+    if extra:
+        query.update(extra)
+    return query
+
+
 class Repository(Generic[D]):
     """Data access for one aggregate root, scoped to the caller's tenant."""
 
@@ -54,7 +67,7 @@ class Repository(Generic[D]):
         include_archived: bool = True,
     ) -> dict[str, Any]:
         """The tenant + soft-delete filter, merged with an already-encoded `extra` filter."""
-        query: dict[str, Any] = {"tenant_id": uuid_filter(self.ctx.tenant_id)}
+        query = tenant_filter(self.ctx)
         if not include_deleted:
             query["is_deleted"] = False
         if not include_archived:

@@ -20,7 +20,7 @@ from documents.research import ResearchTopic
 from documents.user import User
 from documents.workspace_read_models import BlogCounts, GlobalBlog, GlobalResearchStats
 from service.context import RequestContext
-from service.repository import Repository, to_bson, uuid_filter
+from service.repository import Repository, tenant_filter, to_bson, uuid_filter
 
 R = TypeVar("R", bound=Document)
 
@@ -30,7 +30,7 @@ def _utc(value: Any) -> Any:
 
 
 async def _upsert(model: type[R], ctx: RequestContext, user_id: UUID, values: dict[str, Any]) -> R:
-    key = {"tenant_id": uuid_filter(ctx.tenant_id), "user_id": uuid_filter(user_id)}
+    key = tenant_filter(ctx, {"user_id": uuid_filter(user_id)})
     doc = model(tenant_id=ctx.tenant_id, user_id=user_id, computed_at=utcnow(), **values)
     data = to_bson(doc)
     new_id = data.pop("_id")
