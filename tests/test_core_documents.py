@@ -190,6 +190,6 @@ async def test_every_list_path_has_a_tenant_prefixed_index() -> None:
         info = await model.get_motor_collection().index_information()
         # `_id_` and the journal's sparse outbox index (used by the repair sweep, not by lists).
         internal = {"_id_", "pending_outbox"}
-        keys = [[k for k, _ in index["key"]] for name, index in info.items() if name not in internal]
+        keys = [[k for k, _ in ix["key"]] for name, ix in info.items() if name not in internal]
         assert all(k[0] == "tenant_id" for k in keys), keys
         assert fields <= {k[1] for k in keys if len(k) > 1}
