@@ -72,6 +72,9 @@ Name = Annotated[
     Field(json_schema_extra=NOT_BLANK),
 ]
 LongText = Annotated[str, StringConstraints(max_length=100_000)]
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
+"""A link (http(s) or other scheme), trimmed, at most 2048 characters."""
+
 Tag = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64),
@@ -208,3 +211,14 @@ class Segmented(BaseModel):
     segments: dict[Annotated[str, StringConstraints(max_length=64)], ShortText] = Field(
         default_factory=dict, max_length=50
     )
+
+
+class PostalAddress(Embedded):
+    """A postal address (lead properties, billing)."""
+
+    line1: ShortText | None = None
+    line2: ShortText | None = None
+    city: ShortText | None = None
+    state: ShortText | None = None
+    postal_code: ShortText | None = None
+    country: ShortText | None = None

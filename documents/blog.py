@@ -7,10 +7,10 @@ the calendar view (`BlogCalendar`) is a response shape (schemas/blogs.py), not s
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import ClassVar
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 from pymongo import IndexModel
 
 from documents.base import (
@@ -21,10 +21,9 @@ from documents.base import (
     Segmented,
     ShortText,
     Tag,
+    Url,
     UTCDateTime,
 )
-
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
 
 MAX_OUTLINE_ITEMS = 100
 MAX_BLOG_KEYWORDS = 50

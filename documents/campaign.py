@@ -24,11 +24,11 @@ from documents.base import (
     RootDocument,
     Segmented,
     ShortText,
+    Url,
     UTCDateTime,
     utcnow,
 )
 
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
 Script = Annotated[str, StringConstraints(max_length=20_000)]
 MAX_INTEGRATIONS = 20
 MAX_SENDERS = 20

@@ -18,10 +18,9 @@ from pydantic import Field, StringConstraints
 from pymongo import IndexModel
 from uuid6 import uuid7
 
-from documents.base import RootDocument, UTCDateTime, utcnow
+from documents.base import RootDocument, Url, UTCDateTime, utcnow
 from documents.campaign import SocialPlatform
 
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 

@@ -21,6 +21,7 @@ from documents.base import (
     Email,
     Embedded,
     Phone,
+    PostalAddress,
     RootDocument,
     Segmented,
     ShortText,
@@ -76,15 +77,8 @@ class PropertyType(StrEnum):
     other = "other"
 
 
-class Address(Embedded):
-    """A postal address (searched by `q`)."""
-
-    line1: ShortText | None = None
-    line2: ShortText | None = None
-    city: ShortText | None = None
-    state: ShortText | None = None
-    postal_code: ShortText | None = None
-    country: ShortText | None = None
+class Address(PostalAddress):
+    """The property's postal address (searched by `q`)."""
 
 
 class ListingAgent(Embedded):

@@ -22,14 +22,15 @@ from documents.base import (
     LongText,
     Name,
     Phone,
+    PostalAddress,
     RootDocument,
     Segmented,
     ShortText,
+    Url,
     UTCDateTime,
     utcnow,
 )
 
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
 Username = Annotated[
     str,
     StringConstraints(
@@ -228,13 +229,8 @@ class Subscription(Embedded):
     plan_history: list[PlanChange] = Field(default_factory=list, max_length=MAX_PLAN_HISTORY)
 
 
-class BillingAddress(Embedded):
-    line1: ShortText | None = None
-    line2: ShortText | None = None
-    city: ShortText | None = None
-    state: ShortText | None = None
-    postal_code: ShortText | None = None
-    country: ShortText | None = None
+class BillingAddress(PostalAddress):
+    """Where invoices go."""
 
 
 class BillingInfo(Embedded):

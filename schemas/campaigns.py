@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from documents.base import Email, Name, ShortText, Tag, UTCDateTime
+from documents.base import Email, Name, ShortText, Tag, Url, UTCDateTime
 from documents.campaign import (
     MAX_INTEGRATIONS,
     MAX_SENDERS,
@@ -23,7 +23,6 @@ from schemas.common import IgnoreTenantId, ListParams, PatchBody, ResourceRead
 Description = Annotated[str, StringConstraints(max_length=5000)]
 Script = Annotated[str, StringConstraints(max_length=20_000)]
 RawPhone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
 Tags = Annotated[list[Tag], Field(max_length=50)]
 Segments = Annotated[
     dict[Annotated[str, StringConstraints(max_length=64, pattern=r"^[^$.\x00]+$")], ShortText],

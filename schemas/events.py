@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from documents.base import UTCDateTime
+from documents.base import Url, UTCDateTime
 from documents.campaign import SocialPlatform
 from documents.event import (
     CallOutcome,
@@ -21,7 +21,6 @@ from documents.event import (
 )
 from schemas.common import IgnoreTenantId, PageParams, ResourceRead
 
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
 Notes = Annotated[str, StringConstraints(max_length=5000)]
 
 
