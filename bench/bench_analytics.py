@@ -25,9 +25,6 @@ import os
 import statistics
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import httpx
 from bson import Binary
-from mongomock_motor import AsyncMongoMockCollection
 from uuid6 import uuid7
 
 from service import projections, security
@@ -43,47 +39,12 @@ from service.auth import register_owner
 from service.database import embedded_database
 from service.main import create_app
 from service.settings import Settings
+from tests.dbcalls import count_db_calls
 
-COUNTED = (
-    "find",
-    "aggregate",
-    "find_one",
-    "insert_one",
-    "insert_many",
-    "update_one",
-    "update_many",
-    "delete_one",
-    "delete_many",
-    "count_documents",
-    "replace_one",
-    "bulk_write",
-)
 CHANNELS = ("call", "text", "social", "email")
 START = datetime(2024, 1, 1, tzinfo=UTC)
 DAYS = 90
 _seq = itertools.count()
-
-
-@contextmanager
-def count_calls() -> Iterator[Counter[str]]:
-    """Count every database call made through the (embedded) Motor collection API."""
-    calls: Counter[str] = Counter()
-    originals = {name: getattr(AsyncMongoMockCollection, name) for name in COUNTED}
-
-    def wrap(name: str, fn: Any) -> Any:
-        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            calls[f"{self.name}.{name}"] += 1
-            return fn(self, *args, **kwargs)
-
-        return counted
-
-    for name, fn in originals.items():
-        setattr(AsyncMongoMockCollection, name, wrap(name, fn))
-    try:
-        yield calls
-    finally:
-        for name, fn in originals.items():
-            setattr(AsyncMongoMockCollection, name, fn)
 
 
 async def seed(client: httpx.AsyncClient, db: Any, tenant_id: Any, n_events: int) -> str:
@@ -145,7 +106,7 @@ async def measure(
         start = time.perf_counter()
         r = await client.get(path, params=params)
         times.append(time.perf_counter() - start)
-    with count_calls() as calls:
+    with count_db_calls() as (calls, _):
         await client.get(path, params=params)
     return statistics.median(times), sum(calls.values())
 

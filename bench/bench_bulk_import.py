@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import copy
 import cProfile
-import inspect
 import itertools
 import math
 import os
@@ -28,15 +27,12 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import httpx
 from beanie.odm.utils.parsing import parse_obj
-from mongomock_motor import AsyncMongoMockCollection
 from pydantic import TypeAdapter
 from uuid6 import uuid7
 
@@ -45,61 +41,9 @@ from service.auth import register_owner
 from service.database import embedded_database
 from service.main import create_app
 from service.settings import Settings
+from tests.dbcalls import count_db_calls
 
-COUNTED = (
-    "find",
-    "aggregate",
-    "find_one",
-    "insert_one",
-    "insert_many",
-    "update_one",
-    "update_many",
-    "delete_one",
-    "delete_many",
-    "count_documents",
-    "replace_one",
-    "find_one_and_update",
-)
 _seq = itertools.count()
-
-
-@contextmanager
-def count_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
-    """Count every database call made through the (embedded) Motor collection API, and time it.
-
-    Yields (calls, seconds) per `collection.method`; only awaited calls are timed (`find`
-    returns a cursor, whose work happens while it is iterated).
-    """
-    calls: Counter[str] = Counter()
-    seconds: Counter[str] = Counter()
-    originals = {name: getattr(AsyncMongoMockCollection, name) for name in COUNTED}
-
-    def wrap(name: str, fn: Any) -> Any:
-        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            key = f"{self.name}.{name}"
-            calls[key] += 1
-            result = fn(self, *args, **kwargs)
-            if not inspect.isawaitable(result):
-                return result
-
-            async def timed() -> Any:
-                start = time.perf_counter()
-                try:
-                    return await result
-                finally:
-                    seconds[key] += time.perf_counter() - start
-
-            return timed()
-
-        return counted
-
-    for name, fn in originals.items():
-        setattr(AsyncMongoMockCollection, name, wrap(name, fn))
-    try:
-        yield calls, seconds
-    finally:
-        for name, fn in originals.items():
-            setattr(AsyncMongoMockCollection, name, fn)
 
 
 def lead_rows(n: int) -> list[dict[str, Any]]:
@@ -197,7 +141,7 @@ async def service_round(
             timeout=600,
             headers={"Authorization": f"Bearer {token}"},
         ) as client:
-            with count_calls() as (calls, seconds):
+            with count_db_calls() as (calls, seconds):
                 if profiler is not None:
                     profiler.enable()
                 start = time.perf_counter()

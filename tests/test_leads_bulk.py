@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from bson import Binary
-from mongomock_motor import AsyncMongoMockCollection
 
 from documents import AGGREGATE_ROOTS
 from documents.journal import DomainEvent
@@ -18,40 +14,7 @@ from documents.lead import LeadBase
 from service import journal
 from service import leads as lead_service
 from tests.conftest import Account, assert_problem
-
-COUNTED = (
-    "find",
-    "find_one",
-    "aggregate",
-    "insert_one",
-    "insert_many",
-    "update_one",
-    "update_many",
-    "delete_one",
-    "count_documents",
-)
-
-
-@contextmanager
-def count_db_calls() -> Iterator[Counter[str]]:
-    """Count calls made through the Motor collection API (embedded backend)."""
-    calls: Counter[str] = Counter()
-    originals = {name: getattr(AsyncMongoMockCollection, name) for name in COUNTED}
-
-    def wrap(name: str, fn: Any) -> Any:
-        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            calls[f"{self.name}.{name}"] += 1
-            return fn(self, *args, **kwargs)
-
-        return counted
-
-    for name, fn in originals.items():
-        setattr(AsyncMongoMockCollection, name, wrap(name, fn))
-    try:
-        yield calls
-    finally:
-        for name, fn in originals.items():
-            setattr(AsyncMongoMockCollection, name, fn)
+from tests.dbcalls import count_db_calls
 
 
 async def bulk(account: Account, rows: list[Any]) -> Any:
@@ -137,7 +100,7 @@ async def test_database_calls_grow_with_chunks_not_rows(owner: Account, monkeypa
     n = 200
     rows = [{"type": "generic", "email": f"c{i}@example.com"} for i in range(n)]
     rows += [{"type": "generic", "email": "c0@example.com"}, {"type": "bogus"}]
-    with count_db_calls() as calls:
+    with count_db_calls() as (calls, _):
         body = (await bulk(owner, rows)).json()
     assert body["created"] == n and body["duplicates"] == 1 and len(body["failed"]) == 1
     chunks = math.ceil(n / 40)
