@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -85,9 +86,10 @@ class Unprocessable(DomainError):
     status, title = 422, "Unprocessable Entity"
 
     def __init__(
-        self, detail: str, *, loc: list[str | int] | None = None, type: str = "value_error"
-    ):
-        super().__init__(detail, errors=[{"loc": loc or ["body"], "msg": detail, "type": type}])
+        self, detail: str, *, loc: Sequence[str | int] | None = None, type: str = "value_error"
+    ) -> None:
+        where = list(loc) if loc else ["body"]
+        super().__init__(detail, errors=[{"loc": where, "msg": detail, "type": type}])
 
 
 class TooManyRequests(DomainError):

@@ -73,9 +73,10 @@ def _errors_as_problems(responses: dict[str, Any]) -> None:
     for key, response in responses.items():
         if not key.isdigit() or int(key) < 400:
             continue
-        content = response.get("content") or {}
+        content: dict[str, Any] = response.get("content") or {}
         if set(content) != {"application/problem+json"}:
-            schema = next(iter(content.values()), {}).get("schema") or PROBLEM_REF
+            first: dict[str, Any] = next(iter(content.values()), {})
+            schema = first.get("schema") or PROBLEM_REF
             response["content"] = {"application/problem+json": {"schema": schema}}
 
 

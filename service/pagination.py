@@ -14,10 +14,10 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
-from beanie import Document
+from beanie import Document, SortDirection
 from bson import Binary
 
 from documents.base import _as_utc
@@ -98,12 +98,14 @@ async def paginate(
     """One page of `model` documents matching `query` (already tenant-scoped by the caller)."""
     if cursor:
         query = {"$and": [query, decode_cursor(cursor, sort)]}
-    order = [(sort.field, sort.direction)]
+    direction = SortDirection(sort.direction)
+    order = [(sort.field, direction)]
     if sort.field != "_id":
-        order.append(("_id", sort.direction))
+        order.append(("_id", direction))
     docs = await model.find(query, with_children=True).sort(order).limit(limit + 1).to_list()
     if len(docs) <= limit:
         return PageResult(items=docs, next_cursor=None)
     last = docs[limit - 1]
-    value = last.id if sort.field == "_id" else getattr(last, sort.field)
-    return PageResult(items=docs[:limit], next_cursor=encode_cursor(sort, value, last.id))
+    last_id = cast(UUID, last.id)  # every document here has a UUID `_id`
+    value = last_id if sort.field == "_id" else getattr(last, sort.field)
+    return PageResult(items=docs[:limit], next_cursor=encode_cursor(sort, value, last_id))

@@ -332,12 +332,12 @@ def analytics_daily(tenant_days: Sequence[tuple[UUID, str]] | None) -> tuple[str
                 }
             )
         match["$or"] = ranges or [{"_id": None}]
-    day = bucket_expression("day")
+    day_key = bucket_expression("day")
     return EVENTS, [
         {"$match": match},
         {
             "$group": {
-                "_id": {"t": "$tenant_id", "d": day, "c": "$type", "l": "$lead_id"},
+                "_id": {"t": "$tenant_id", "d": day_key, "c": "$type", "l": "$lead_id"},
                 "n": {"$sum": 1},
             }
         },

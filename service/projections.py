@@ -101,6 +101,14 @@ async def _aggregate(spec: tuple[str, pipelines.Pipeline]) -> list[dict[str, Any
     return [row async for row in _collection(collection).aggregate(stages)]
 
 
+def _required_uuid(value: Any) -> UUID:
+    """A UUID that a pipeline's `_id` always carries (a ValueError would be a pipeline bug)."""
+    result = _uuid(value)
+    if result is None:
+        raise ValueError(f"expected a UUID, got {value!r}")
+    return result
+
+
 def _uuid(value: Any) -> UUID | None:
     if isinstance(value, UUID):
         return value
@@ -241,7 +249,7 @@ class GlobalCampaignProjector(Projector):
             return rows[user_id]
 
         for g in groups:
-            r = row(_uuid(g["_id"]["u"]), g["tenant_id"])
+            r = row(_required_uuid(g["_id"]["u"]), g["tenant_id"])
             kind, status, n = g["_id"]["t"], g["_id"]["s"], g["n"]
             r.campaigns_total += n
             r.by_type[kind] = r.by_type.get(kind, 0) + n
@@ -249,7 +257,7 @@ class GlobalCampaignProjector(Projector):
             r.by_type_and_status.setdefault(kind, {})[status] = n
             r.last_campaign_change_at = _latest(r.last_campaign_change_at, g["last"])
         for e in events:
-            r = row(_uuid(e["_id"]), e["tenant_id"])
+            r = row(_required_uuid(e["_id"]), e["tenant_id"])
             r.events_total, r.last_event_at = e["n"], e["last"]
         for r in rows.values():
             r.last_activity_at = _latest(r.last_campaign_change_at, r.last_event_at)
@@ -278,7 +286,7 @@ class GlobalAnalyticsProjector(Projector):
         spec = pipelines.analytics_daily(sorted(keys, key=str) if keys is not None else None)
         return [
             GlobalAnalytics(
-                id=analytics_key(_uuid(g["_id"]["t"]), g["_id"]["d"], g["_id"]["c"]),
+                id=analytics_key(_required_uuid(g["_id"]["t"]), g["_id"]["d"], g["_id"]["c"]),
                 tenant_id=g["_id"]["t"],
                 day=g["_id"]["d"],
                 channel=g["_id"]["c"],

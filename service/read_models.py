@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from beanie import SortDirection
+
 from documents.read_models import CampaignStats, GlobalAnalytics, GlobalCampaign, GlobalTeam
 from documents.user import User
 from service import projections
@@ -55,7 +57,11 @@ async def analytics_daily(
     await projections.catch_up(["global_analytics"], max_batches=CATCH_UP_BATCHES)
     # Rows are whole days: the range selects the days it touches, as the buckets do.
     query = tenant_filter(ctx, {"day": {"$gte": days[0], "$lte": days[-1]}})
-    return await GlobalAnalytics.find(query).sort([("day", 1), ("channel", 1)]).to_list()
+    return (
+        await GlobalAnalytics.find(query)
+        .sort([("day", SortDirection.ASCENDING), ("channel", SortDirection.ASCENDING)])
+        .to_list()
+    )
 
 
 async def global_team(*, ctx: RequestContext, team_id: UUID) -> GlobalTeam:
