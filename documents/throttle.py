@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from beanie import Document
 from pydantic import Field
 from pymongo import IndexModel
@@ -30,4 +28,4 @@ class ThrottleCounter(Document):
         indexes = [IndexModel([("expires_at", 1)], expireAfterSeconds=0, name="expires_ttl")]
 
 
-__all__ = ["ThrottleCounter", "datetime"]
+__all__ = ["ThrottleCounter"]

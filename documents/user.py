@@ -7,7 +7,6 @@ The few embedded lists are bounded by validation (see the README's data-model ta
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
@@ -19,8 +18,6 @@ from documents.base import (
     Cents,
     Email,
     Embedded,
-    LongText,
-    Name,
     Phone,
     PostalAddress,
     RootDocument,
@@ -393,9 +390,7 @@ __all__ = [
     "GlobalBilling",
     "GlobalUserSettings",
     "LocationInfo",
-    "LongText",
     "MarketingProfile",
-    "Name",
     "NotificationPreferences",
     "OnboardingStatus",
     "PaymentDetails",
@@ -412,5 +407,4 @@ __all__ = [
     "User",
     "UserProfile",
     "UserSettings",
-    "datetime",
 ]
