@@ -157,6 +157,16 @@ class GenericLead(LeadBase):
         return self
 
 
+# Property facts, bounded once here and shared by the API schemas (the bulk import builds
+# documents from schema-validated rows without validating again, so the bounds must not drift).
+Beds = Annotated[int, Field(ge=0, le=100)]
+Baths = Annotated[float, Field(ge=0, le=100, multiple_of=0.25)]
+SquareFeet = Annotated[int, Field(ge=0, le=10_000_000)]
+LotSizeSqft = Annotated[int, Field(ge=0, le=1_000_000_000)]
+YearBuilt = Annotated[int, Field(ge=1600, le=2100)]
+DaysOnMarket = Annotated[int, Field(ge=0, le=100_000)]
+
+
 class MLSRealEstateLead(LeadBase):
     """A lead from an MLS listing: the property's facts and its listing agent."""
 
@@ -166,12 +176,12 @@ class MLSRealEstateLead(LeadBase):
     listing_status: ListingStatus | None = None
     list_price_cents: Cents | None = None
     property_type: PropertyType | None = None
-    beds: int | None = Field(default=None, ge=0, le=100)
-    baths: float | None = Field(default=None, ge=0, le=100, multiple_of=0.25)
-    square_feet: int | None = Field(default=None, ge=0, le=10_000_000)
-    lot_size_sqft: int | None = Field(default=None, ge=0, le=1_000_000_000)
-    year_built: int | None = Field(default=None, ge=1600, le=2100)
-    days_on_market: int | None = Field(default=None, ge=0, le=100_000)
+    beds: Beds | None = None
+    baths: Baths | None = None
+    square_feet: SquareFeet | None = None
+    lot_size_sqft: LotSizeSqft | None = None
+    year_built: YearBuilt | None = None
+    days_on_market: DaysOnMarket | None = None
     listed_at: UTCDateTime | None = None
     listing_agent: ListingAgent | None = None
 

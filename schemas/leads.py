@@ -11,12 +11,18 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from documents.base import Email, ShortText, Tag, UTCDateTime
 from documents.lead import (
     Address,
+    Baths,
+    Beds,
+    DaysOnMarket,
     LeadBase,
     LeadStatus,
     LeadType,
     ListingStatus,
+    LotSizeSqft,
     MlsId,
     PropertyType,
+    SquareFeet,
+    YearBuilt,
 )
 from schemas.common import (
     IgnoreTenantId,
@@ -52,12 +58,12 @@ class _MlsFields(BaseModel):
     mls_board: ShortText | None = None
     listing_status: ListingStatus | None = None
     property_type: PropertyType | None = None
-    beds: int | None = Field(default=None, ge=0, le=100)
-    baths: float | None = Field(default=None, ge=0, le=100, multiple_of=0.25)
-    square_feet: int | None = Field(default=None, ge=0, le=10_000_000)
-    lot_size_sqft: int | None = Field(default=None, ge=0, le=1_000_000_000)
-    year_built: int | None = Field(default=None, ge=1600, le=2100)
-    days_on_market: int | None = Field(default=None, ge=0, le=100_000)
+    beds: Beds | None = None
+    baths: Baths | None = None
+    square_feet: SquareFeet | None = None
+    lot_size_sqft: LotSizeSqft | None = None
+    year_built: YearBuilt | None = None
+    days_on_market: DaysOnMarket | None = None
     listed_at: UTCDateTime | None = None
 
 
@@ -154,12 +160,12 @@ class LeadUpdate(PatchBody):
     mls_board: ShortText | None = None
     listing_status: ListingStatus | None = None
     property_type: PropertyType | None = None
-    beds: int | None = Field(default=None, ge=0, le=100)
-    baths: float | None = Field(default=None, ge=0, le=100, multiple_of=0.25)
-    square_feet: int | None = Field(default=None, ge=0, le=10_000_000)
-    lot_size_sqft: int | None = Field(default=None, ge=0, le=1_000_000_000)
-    year_built: int | None = Field(default=None, ge=1600, le=2100)
-    days_on_market: int | None = Field(default=None, ge=0, le=100_000)
+    beds: Beds | None = None
+    baths: Baths | None = None
+    square_feet: SquareFeet | None = None
+    lot_size_sqft: LotSizeSqft | None = None
+    year_built: YearBuilt | None = None
+    days_on_market: DaysOnMarket | None = None
     listed_at: UTCDateTime | None = None
 
 
