@@ -1,4 +1,4 @@
-"""Bulk lead import: `POST /v1/leads/bulk` with N leads vs raw Motor `insert_many`, same backend.
+"""Bulk lead import: `POST /v1/leads/bulk` with N leads vs the raw driver API's `insert_many`, same backend.
 
 Targets (issue 4): the service within 2x of the raw driver inserting equivalent documents,
 and the import's database calls growing with N / chunk, not with N (<= 2*ceil(N/1000) + 10).
@@ -236,7 +236,7 @@ async def main(n_rows: int, rounds: int, profile: bool) -> None:
     budget = 2 * math.ceil(n_rows / 1000) + 10
     print(f"rows={n_rows} rounds={rounds} (median after warm-up; secondary indexes dropped)")
     print(f"service POST /v1/leads/bulk : {service:8.3f} s  ({n_rows / service:,.0f} rows/s)")
-    print(f"raw motor insert_many      : {raw:8.3f} s  ({n_rows / raw:,.0f} rows/s)")
+    print(f"raw insert_many           : {raw:8.3f} s  ({n_rows / raw:,.0f} rows/s)")
     print(f"raw, same writes as service: {floor:8.3f} s  (leads + journal + marker clear)")
     print(f"ratio service/raw          : {service / raw:8.2f}x  (target <= 2.00x)")
     print(f"ratio same-writes/raw      : {floor / raw:8.2f}x  (the journaled protocol's floor)")

@@ -145,7 +145,7 @@ async def _insert_links(rows: list[CampaignLead]) -> int:
     raw = [to_bson(row) for row in rows]
     for row in raw:
         row.pop("revision_id", None)
-    collection = CampaignLead.get_motor_collection()
+    collection = CampaignLead.get_pymongo_collection()
     try:
         result = await collection.insert_many(raw, ordered=False)
     except BulkWriteError as exc:
@@ -163,7 +163,7 @@ def campaign_link_filter(ctx: RequestContext, campaign_id: UUID) -> dict[str, An
 async def _refresh_lead_count(ctx: RequestContext, campaign: CampaignBase) -> None:
     # Re-count instead of adding: concurrent attaches and retries can never make it drift.
     repo = Repository(CampaignBase, ctx)
-    collection = CampaignLead.get_motor_collection()
+    collection = CampaignLead.get_pymongo_collection()
     for _ in range(COUNT_RETRIES):
         count = await collection.count_documents(campaign_link_filter(ctx, campaign.id))
         try:

@@ -10,8 +10,9 @@
 * `repair` flushes journal outboxes left by a crash, then rewinds the projectors' journal
   checkpoints to the oldest repaired event, so read models pick the late events up.
 
-Database commands connect with `service.database.connect(Settings())` (MONGODB_URL, or the
-embedded in-memory database when it is unset, which is only useful for trying the commands).
+Database commands connect with `service.database.connect(Settings())`: MONGODB_URL, or, when
+it is unset, the embedded database in EMBEDDED_DB_PATH — the same data `make run` serves. The
+embedded file has one owner at a time: while a server runs on it, commands refuse (exit 2).
 """
 
 from __future__ import annotations
@@ -115,11 +116,19 @@ def print_pipelines(args: argparse.Namespace) -> int:
 
 async def _with_database(work: Callable[[], Any]) -> Any:
     from service.database import connect, init_models
+    from service.embedded import EmbeddedDataError
     from service.settings import Settings
 
-    database = connect(Settings())
-    await init_models(database.db)
-    return await work()
+    try:
+        database = connect(Settings())
+    except EmbeddedDataError as exc:  # another process owns the file, or it is unusable
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        await init_models(database.db)
+        return await work()
+    finally:
+        await database.close()  # the embedded database saves what the command changed
 
 
 async def _rebuild(name: str) -> int:

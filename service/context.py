@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -54,3 +55,16 @@ class RequestContext:
         if self.user_id is None:
             raise Forbidden("This endpoint needs a user's token, not an API key.")
         return self.user_id
+
+
+YIELD_EVERY = 200
+
+
+async def yield_now(position: int) -> None:
+    """Let other requests run every YIELD_EVERY items of a long CPU-bound loop.
+
+    A bulk import validates and encodes thousands of rows; without a pause the event loop
+    would answer nothing else (health checks included) until the whole batch is done.
+    """
+    if position % YIELD_EVERY == YIELD_EVERY - 1:
+        await asyncio.sleep(0)

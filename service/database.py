@@ -1,4 +1,9 @@
-"""The one place that builds the MongoDB client and binds the Beanie documents to it."""
+"""The one place that builds the MongoDB client and binds the Beanie documents to it.
+
+With `MONGODB_URL` set the service talks to that server through PyMongo's native async client
+(`AsyncMongoClient`); without it, to the embedded backend (service/embedded/), kept in the file
+`EMBEDDED_DB_PATH`. Nothing else in the service knows which one runs.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from beanie import init_beanie
-from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import ReadPreference, WriteConcern
+from pymongo import AsyncMongoClient, ReadPreference, WriteConcern
 from pymongo.read_concern import ReadConcern
 
 from documents import ALL_DOCUMENTS
+from service.embedded import EmbeddedDatabase, Snapshotter, open_embedded
+from service.embedded import embedded_database as _fresh_embedded
 from service.observability import CommandLatency
 from service.settings import Settings
 
@@ -22,16 +28,28 @@ DatabaseKind = Literal["mongodb", "embedded"]
 
 @dataclass
 class Database:
-    """A connected database and what kind of server is behind it."""
+    """A connected database, what kind of server is behind it, and how to let it go."""
 
-    db: Any  # AsyncIOMotorDatabase or its mongomock-motor twin
+    db: Any  # pymongo's AsyncDatabase, or an EmbeddedDatabase
     kind: DatabaseKind
+    owned: bool = False  # opened here (closed at shutdown), not handed in by a caller
+    snapshotter: Snapshotter | None = None
+
+    def start(self) -> None:
+        """Begin background work that needs the running loop (embedded snapshots)."""
+        if self.snapshotter is not None:
+            self.snapshotter.start()
+
+    async def close(self) -> None:
+        """Close a client this module opened (an embedded one writes its last snapshot)."""
+        if self.owned:
+            await self.db.client.close()
 
 
 def connect(settings: Settings) -> Database:
-    """Connect to MONGODB_URL, or to an in-memory embedded MongoDB when it is unset."""
+    """Connect to MONGODB_URL, or open the embedded database when it is unset."""
     if settings.mongodb_url:
-        client: Any = AsyncIOMotorClient(
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             settings.mongodb_url,
             uuidRepresentation="standard",
             tz_aware=True,
@@ -40,63 +58,47 @@ def connect(settings: Settings) -> Database:
             readConcernLevel="majority",
             serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
             connectTimeoutMS=settings.mongodb_timeout_ms,
-            socketTimeoutMS=max(settings.mongodb_timeout_ms * 5, 10_000),
+            # Client-side operation timeout: PyMongo also sends it as `maxTimeMS` with every
+            # command, so a runaway query or aggregate is stopped on the server too.
+            timeoutMS=settings.mongodb_max_time_ms,
             appname="lead-ignite-data-service",
             event_listeners=[CommandLatency()],
         )
-        db = client.get_database(
+        real = client.get_database(
             settings.mongodb_db,
             write_concern=WriteConcern("majority"),
             read_concern=ReadConcern("majority"),
             read_preference=ReadPreference.PRIMARY,
         )
-        return Database(db=db, kind="mongodb")
-    log.warning(
-        "MONGODB_URL is not set: running on an EMBEDDED in-memory MongoDB (mongomock-motor). "
-        "Data is lost on exit; do not use this in production."
+        return Database(db=real, kind="mongodb", owned=True)
+    if not settings.embedded_db_path:
+        log.warning(
+            "MONGODB_URL is not set: running on the EMBEDDED database in memory only "
+            "(EMBEDDED_DB_PATH is empty): data is lost on exit. Not for production."
+        )
+        return Database(db=_fresh_embedded(settings.mongodb_db), kind="embedded", owned=True)
+    db, snapshotter = open_embedded(
+        settings.embedded_db_path,
+        settings.mongodb_db,
+        interval=settings.embedded_snapshot_seconds,
     )
-    return Database(db=embedded_database(settings.mongodb_db), kind="embedded")
+    log.warning(
+        "MONGODB_URL is not set: running on the EMBEDDED database kept in %s (one process, "
+        "saved every %ss and at shutdown). Not for production.",
+        settings.embedded_db_path,
+        settings.embedded_snapshot_seconds,
+    )
+    return Database(db=db, kind="embedded", owned=True, snapshotter=snapshotter)
 
 
-def _forward_index_options_in_mongomock() -> None:
-    """Make mongomock's `create_indexes` keep IndexModel options such as partial filters.
-
-    Beanie creates indexes with `create_indexes([IndexModel, ...])`; mongomock 4.x only
-    forwards `unique`/`sparse`/`expireAfterSeconds`/`name` there and silently drops
-    `partialFilterExpression` (its `create_index` honours it), which would turn the leads'
-    partial unique indexes into full ones on the embedded backend.
-    """
-    from mongomock.collection import Collection
-
-    if getattr(Collection.create_indexes, "_forwards_options", False):
-        return
-
-    def create_indexes(self: Any, indexes: Any, session: Any = None) -> list[str]:
-        names = []
-        for index in indexes:
-            options = {k: v for k, v in index.document.items() if k != "key"}
-            names.append(
-                self.create_index(list(index.document["key"].items()), session=session, **options)
-            )
-        return names
-
-    create_indexes._forwards_options = True  # type: ignore[attr-defined]
-    Collection.create_indexes = create_indexes  # type: ignore[method-assign]
-
-
-def embedded_database(name: str = "lead_ignite") -> Any:
-    """A fresh in-memory database (mongomock-motor), as tests and the embedded default use."""
-    from mongomock_motor import AsyncMongoMockClient
-
-    _forward_index_options_in_mongomock()
-    return AsyncMongoMockClient(uuidRepresentation="standard", tz_aware=True)[name]
+def embedded_database(name: str = "lead_ignite") -> EmbeddedDatabase:
+    """A fresh, empty, in-memory embedded database (nothing persisted), for tests and tools."""
+    return _fresh_embedded(name)
 
 
 def kind_of(db: Any) -> DatabaseKind:
-    """Whether a database object is a real Motor database or the embedded one."""
-    # mongomock-motor disguises its classes as Motor's; its database has a mongomock delegate.
-    mocked = any(c.__module__.startswith("mongomock") for c in type(db).__mro__)
-    return "embedded" if mocked else "mongodb"
+    """Whether a database object is a real MongoDB database or the embedded one."""
+    return "embedded" if isinstance(db, EmbeddedDatabase) else "mongodb"
 
 
 async def init_models(db: Any) -> None:

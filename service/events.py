@@ -89,7 +89,7 @@ async def _claim(
         created_at=now,
         expires_at=now + timedelta(hours=ttl_hours),
     )
-    collection = IdempotencyRecord.get_motor_collection()
+    collection = IdempotencyRecord.get_pymongo_collection()
     try:
         await collection.insert_one(_raw(record))
         return record, True
@@ -112,7 +112,7 @@ async def _claim(
 async def _run_claimed(
     ctx: RequestContext, data: EventCreate, record: IdempotencyRecord
 ) -> dict[str, Any]:
-    collection = IdempotencyRecord.get_motor_collection()
+    collection = IdempotencyRecord.get_pymongo_collection()
     try:
         body = _view(await _record(ctx, data, record.event_id))
     except BaseException:
@@ -152,16 +152,13 @@ async def _record(ctx: RequestContext, data: EventCreate, event_id: UUID) -> Tou
 
 
 async def _mark_contacted(ctx: RequestContext, lead: LeadBase, occurred_at: Any) -> None:
-    # Raise last_contacted_at atomically whatever order events arrive in: a conditional `$set`
-    # ("only if unset or older"), i.e. `$max`, which the embedded backend cannot apply to a
-    # null field. It is derived bookkeeping (recomputable from `events`), so it is neither
-    # versioned nor journaled; the status change it implies is, through the repository.
+    # Raise last_contacted_at atomically whatever order events arrive in (`$max`; null sorts
+    # below every date). It is derived bookkeeping (recomputable from `events`), so it is
+    # neither versioned nor journaled; the status change it implies is, through the repository.
     leads = Repository(LeadBase, ctx)
-    when = to_bson(occurred_at)
-    older = {"$or": [{"last_contacted_at": None}, {"last_contacted_at": {"$lt": when}}]}
-    await LeadBase.get_motor_collection().update_one(
-        leads.scope({"_id": uuid_filter(lead.id), **older}),
-        {"$set": {"last_contacted_at": when}},
+    await LeadBase.get_pymongo_collection().update_one(
+        leads.scope({"_id": uuid_filter(lead.id)}),
+        {"$max": {"last_contacted_at": to_bson(occurred_at)}},
     )
     for _ in range(STATUS_RETRIES):
         if lead.status != LeadStatus.new:

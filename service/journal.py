@@ -15,7 +15,7 @@ retried. The journal therefore never misses a version and an aggregate's `versio
 equals its last event's once pending outboxes are flushed.
 
 Bulk creations (`Repository.create_many`) write a slim outbox instead of the whole event: a
-creation MARKER `{"version": 1, "id", "aggregate_id", "actor_type", "batch"}`. A creation
+creation MARKER `{"version": 1, "id", "aggregate_id", "actor_type"}`. A creation
 event carries nothing the version-1 document does not (its `changes` are the document's
 fields, secrets redacted; actor and time are `created_by` and `created_at`), so
 `flush_pending` / `repair_journal` rebuild it from the stored document. The marker keeps the
@@ -141,16 +141,13 @@ def creation_changes(
     return changes
 
 
-def creation_marker(
-    *, event_id: UUID, aggregate_id: UUID, actor_type: str, batch: str
-) -> dict[str, Any]:
+def creation_marker(*, event_id: UUID, aggregate_id: UUID, actor_type: str) -> dict[str, Any]:
     """The slim outbox of a bulk creation (BSON-ready): enough to rebuild its event."""
     return {
         "version": 1,
         "id": Binary.from_uuid(event_id),
         "aggregate_id": Binary.from_uuid(aggregate_id),
         "actor_type": actor_type,
-        "batch": batch,
     }
 
 
@@ -224,8 +221,8 @@ async def flush_pending(
         return
     event = DomainEvent.model_validate(data)
     with suppress(DuplicateKeyError):  # already journaled by an earlier attempt
-        await DomainEvent.get_motor_collection().insert_one(_encode(event))
-    await model.get_motor_collection().update_one(
+        await DomainEvent.get_pymongo_collection().insert_one(_encode(event))
+    await model.get_pymongo_collection().update_one(
         {"_id": Binary.from_uuid(event.aggregate_id), "pending_event.version": event.version},
         {"$unset": {"pending_event": ""}},
     )
@@ -238,59 +235,47 @@ async def _flush_marker(
     # Only the outbox still holding this marker: once cleared or replaced by a later write's
     # event (writes flush first), version 1 is journaled already.
     guard = {"_id": aggregate_id, "pending_event.id": Binary.from_uuid(_as_uuid(marker["id"]))}
-    collection = model.get_motor_collection()
+    collection = model.get_pymongo_collection()
     if stored is None:
         stored = await collection.find_one(guard)
         if stored is None:
             return
     event = creation_event_from_stored(model, stored, marker)
     with suppress(DuplicateKeyError):  # the bulk path got that far before the crash
-        await DomainEvent.get_motor_collection().insert_one(_encode(event))
+        await DomainEvent.get_pymongo_collection().insert_one(_encode(event))
     await collection.update_one(guard, {"$unset": {"pending_event": ""}})
 
 
 async def flush_many(
-    model: type[RootDocument],
-    events: Sequence[DomainEvent | Mapping[str, Any]],
-    *,
-    batch: str | None = None,
+    model: type[RootDocument], events: Sequence[DomainEvent | Mapping[str, Any]]
 ) -> None:
-    """Journal a batch of outbox events in one insert and clear their outboxes in one update.
+    """Journal a batch of outbox events in one insert and clear their outboxes.
 
     `events` are `DomainEvent`s or already-encoded event documents (`creation_event_document`).
-
-    `batch` names outboxes that were tagged `pending_event.batch` when written together
-    (Repository.create_many): they are then cleared by that tag within the batch's `_id`
-    range, which an `_id` index range scan serves, instead of an `$in` over every id (which
-    the embedded backend evaluates per document per id: quadratic for a bulk import).
+    One update per version clears the outboxes, by `_id` and only where they still hold that
+    version: a concurrent update may already have put its own (not yet journaled) event
+    there, which must survive until flushed.
     """
     if not events:
         return
     raw = [e if isinstance(e, Mapping) else _encode(e) for e in events]
     try:
         # Inserted as given: the documents are not used afterwards, so no defensive copy.
-        await DomainEvent.get_motor_collection().insert_many(raw, ordered=False)
+        await DomainEvent.get_pymongo_collection().insert_many(raw, ordered=False)
     except BulkWriteError as exc:
         if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
             raise
-    if batch is not None:
-        ids = [e["aggregate_id"] for e in raw]
-        await model.get_motor_collection().update_many(
-            # The tag first: the embedded backend stops at the first failing condition.
-            {"pending_event.batch": batch, "_id": {"$gte": min(ids), "$lte": max(ids)}},
-            {"$unset": {"pending_event": ""}},
-        )
-        return
-    # Clear only the outboxes still holding these versions: a concurrent update may already
-    # have put its own (not yet journaled) event there, which must survive until flushed.
     by_version: dict[int, list[Binary]] = {}
     for e in raw:
         by_version.setdefault(e["version"], []).append(e["aggregate_id"])
     for version, ids in by_version.items():
-        await model.get_motor_collection().update_many(
+        await model.get_pymongo_collection().update_many(
             {"_id": {"$in": ids}, "pending_event.version": version},
             {"$unset": {"pending_event": ""}},
         )
+
+
+REPAIR_CHUNK = 1000
 
 
 async def repair_journal(models: Iterable[type[RootDocument]]) -> int:
@@ -298,19 +283,20 @@ async def repair_journal(models: Iterable[type[RootDocument]]) -> int:
     repaired = 0
     for model in models:
         # Whole documents: a creation marker's event is rebuilt from the document itself.
-        cursor = model.get_motor_collection().find({"pending_event.version": {"$exists": True}})
-        batches: dict[str, list[DomainEvent]] = {}
+        cursor = model.get_pymongo_collection().find({"pending_event.version": {"$exists": True}})
+        markers: list[DomainEvent] = []
         async for raw in cursor:
             pending = raw["pending_event"]
-            if is_creation_marker(pending) and pending.get("batch"):
-                # A crashed bulk batch is journaled as it would have been: one insert, one clear.
-                event = creation_event_from_stored(model, raw, pending)
-                batches.setdefault(pending["batch"], []).append(event)
+            if is_creation_marker(pending):
+                # A crashed bulk import is journaled as it would have been: in chunks.
+                markers.append(creation_event_from_stored(model, raw, pending))
+                if len(markers) >= REPAIR_CHUNK:
+                    await flush_many(model, markers)
+                    markers = []
             else:
                 await flush_pending(model, pending, stored=raw)
             repaired += 1
-        for batch, events in batches.items():
-            await flush_many(model, events, batch=batch)
+        await flush_many(model, markers)
     if repaired:
         log.warning("journal repair: flushed %d pending event(s)", repaired)
     return repaired
@@ -323,7 +309,7 @@ async def ensure_outbox_indexes(models: Iterable[type[RootDocument]]) -> None:
     journal's mechanism, shared by every aggregate root.
     """
     for model in models:
-        await model.get_motor_collection().create_index(
+        await model.get_pymongo_collection().create_index(
             [("pending_event.version", 1)], sparse=True, name="pending_outbox"
         )
 

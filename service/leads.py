@@ -39,7 +39,7 @@ from schemas.leads import (
     MLSLeadCreate,
 )
 from service.campaigns import campaign_link_filter
-from service.context import RequestContext, Role
+from service.context import RequestContext, Role, yield_now
 from service.errors import Conflict, Unprocessable, validation_errors
 from service.pagination import NEWEST_FIRST, PageResult, decode_cursor, encode_cursor
 from service.repository import Repository, uuid_filter
@@ -256,7 +256,7 @@ async def _campaign_members(
         {"$match": scope},
         {"$limit": filters.limit + 1},
     ]
-    cursor = CampaignLead.get_motor_collection().aggregate(pipeline)
+    cursor = await CampaignLead.get_pymongo_collection().aggregate(pipeline)
     docs: list[LeadBase] = [parse_obj(LeadBase, raw) async for raw in cursor]  # type: ignore[misc]
     if len(docs) <= filters.limit:
         return PageResult(items=docs, next_cursor=None)
@@ -321,66 +321,69 @@ def _bulk_document(ctx: RequestContext, row: Any) -> LeadBase:
     )
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 async def bulk_import(*, ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
     """Validate each row alone, drop duplicates (in the batch and stored), insert in chunks.
 
-    Database calls: one dedupe query per BULK_CHUNK rows, all made before any insert (so they
-    only scan what was stored before), then one `create_many` (insert + journal + outbox
-    clear) per chunk. A row losing a race to a concurrent writer counts as a duplicate.
+    Rows go through in chunks of BULK_CHUNK — validate, one dedupe query, one `create_many`
+    (insert + journal + outbox clear) — so only one chunk's documents are alive at a time.
+    A row repeating a key of an earlier row of the batch is a duplicate before any query;
+    so a chunk's dedupe query can only find leads stored before the import. A row losing a
+    race to a concurrent writer counts as a duplicate.
     """
     ctx.require(Role.member)
     outcome = BulkOutcome()
     seen: set[tuple[str, str]] = set()
-    candidates: list[tuple[int, LeadBase, list[tuple[str, str]]]] = []
-    for index, row in enumerate(rows):
-        try:
-            doc = _bulk_document(ctx, row)
-        except (ValidationError, Unprocessable) as exc:
-            outcome.failed.append({"index": index, "errors": _row_errors(exc)})
-            continue
-        keys = dedupe_keys(doc)
-        if seen.intersection(keys):
-            outcome.duplicates += 1
-            continue
-        seen.update(keys)
-        candidates.append((index, doc, keys))
-
     repo = Repository(LeadBase, ctx)
-    stored: set[tuple[str, str]] = set()
-    for chunk in _chunks(candidates, BULK_CHUNK):
-        keys = [k for _, _, doc_keys in chunk for k in doc_keys]
-        if keys:
-            stored.update(await _stored_keys(repo, keys))
-    fresh = [(index, doc) for index, doc, keys in candidates if not stored.intersection(keys)]
-    outcome.duplicates += len(candidates) - len(fresh)
-
-    for chunk in _chunks(fresh, BULK_CHUNK):
-        created, failures = await repo.create_many([doc for _, doc in chunk])
-        outcome.created += len(created)
-        for position, failure in sorted(failures.items()):
-            error = _write_error(failure, position)
-            if error.get("code") == 11000:
+    for start in range(0, len(rows), BULK_CHUNK):
+        candidates: list[tuple[int, LeadBase, list[tuple[str, str]]]] = []
+        for index in range(start, min(start + BULK_CHUNK, len(rows))):
+            await yield_now(index)
+            try:
+                doc = _bulk_document(ctx, rows[index])
+            except (ValidationError, Unprocessable) as exc:
+                outcome.failed.append({"index": index, "errors": _row_errors(exc)})
+                continue
+            keys = dedupe_keys(doc)
+            if seen.intersection(keys):
                 outcome.duplicates += 1
-            else:
-                message = str(error.get("errmsg", "the database refused this row"))
-                outcome.failed.append(
-                    {
-                        "index": chunk[position][0],
-                        "errors": [{"loc": [], "msg": message, "type": "write_error"}],
-                    }
-                )
+                continue
+            seen.update(keys)
+            candidates.append((index, doc, keys))
+        await _insert_chunk(repo, candidates, outcome)
     outcome.failed.sort(key=lambda f: f["index"])
     return outcome
 
 
+async def _insert_chunk(
+    repo: Repository[LeadBase],
+    candidates: list[tuple[int, LeadBase, list[tuple[str, str]]]],
+    outcome: BulkOutcome,
+) -> None:
+    keys = [k for _, _, doc_keys in candidates for k in doc_keys]
+    stored = await _stored_keys(repo, keys) if keys else set()
+    fresh = [(index, doc) for index, doc, keys in candidates if not stored.intersection(keys)]
+    outcome.duplicates += len(candidates) - len(fresh)
+    if not fresh:
+        return
+    created, failures = await repo.create_many([doc for _, doc in fresh])
+    outcome.created += len(created)
+    for position, failure in sorted(failures.items()):
+        error = _write_error(failure, position)
+        if error.get("code") == 11000:
+            outcome.duplicates += 1
+        else:
+            message = str(error.get("errmsg", "the database refused this row"))
+            outcome.failed.append(
+                {
+                    "index": fresh[position][0],
+                    "errors": [{"loc": [], "msg": message, "type": "write_error"}],
+                }
+            )
+
+
 async def _stored_keys(repo: Repository[LeadBase], keys: list[tuple[str, str]]) -> set[Any]:
     projection = {f: 1 for f in DEDUPE_FIELDS}
-    cursor = repo.model.get_motor_collection().find(
+    cursor = repo.model.get_pymongo_collection().find(
         repo.scope(_clash_filter(keys)), projection | {"_id": 0}
     )
     return {(f, raw[f]) async for raw in cursor for f in DEDUPE_FIELDS if raw.get(f) is not None}

@@ -54,7 +54,6 @@ from documents.read_models import (
 )
 from documents.team import Team
 from service import pipelines
-from service.database import kind_of
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +92,12 @@ def floor_id(moment: datetime) -> UUID:
 
 
 def _collection(name: str) -> Any:
-    return DomainEvent.get_motor_collection().database.get_collection(name)
+    return DomainEvent.get_pymongo_collection().database.get_collection(name)
 
 
 async def _aggregate(spec: tuple[str, pipelines.Pipeline]) -> list[dict[str, Any]]:
     collection, stages = spec
-    return [row async for row in _collection(collection).aggregate(stages)]
+    return [row async for row in await _collection(collection).aggregate(stages)]
 
 
 def _required_uuid(value: Any) -> UUID:
@@ -372,13 +371,8 @@ async def _replace_all(model: type[Document], docs: Sequence[Document]) -> None:
     raw = [encoder.encode(d) for d in docs]
     for r in raw:
         r.pop("revision_id", None)
-    collection = model.get_motor_collection()
-    if kind_of(collection) == "mongodb":
-        requests = [ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in raw]
-        await collection.bulk_write(requests, ordered=False)
-        return
-    for r in raw:  # the embedded backend's bulk_write cannot take pymongo 4's ReplaceOne
-        await collection.replace_one({"_id": r["_id"]}, r, upsert=True)
+    requests = [ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in raw]
+    await model.get_pymongo_collection().bulk_write(requests, ordered=False)
 
 
 async def apply(projector: Projector, keys: set[Any]) -> int:
@@ -387,7 +381,7 @@ async def apply(projector: Projector, keys: set[Any]) -> int:
         return 0
     docs = await projector.compute(keys)
     keep = [d.id for d in docs]
-    await projector.model.get_motor_collection().delete_many(
+    await projector.model.get_pymongo_collection().delete_many(
         {"$and": [projector.rows_of(keys), {"_id": {"$nin": Encoder().encode(keep)}}]}
     )
     await _replace_all(projector.model, docs)
@@ -477,7 +471,7 @@ async def rebuild(name: str) -> int:
             heads[feed] = await _feed_head(projector, feed, horizon)
         # Compute before dropping, so readers see an empty read model only for the swap.
         docs = await projector.compute(None)
-        await projector.model.get_motor_collection().delete_many({})
+        await projector.model.get_pymongo_collection().delete_many({})
         await _replace_all(projector.model, docs)
         for feed, (head, covered) in heads.items():
             await _save(await _checkpoint(projector, feed), head, horizon, covered)
@@ -505,7 +499,7 @@ async def oldest_pending_event(models: Iterable[type[Document]]) -> UUID | None:
     """The smallest id of the journal events still waiting in outboxes (look before a repair)."""
     oldest: UUID | None = None
     for model in models:
-        found = await model.get_motor_collection().find_one(
+        found = await model.get_pymongo_collection().find_one(
             {"pending_event.version": {"$exists": True}},
             {"pending_event.id": 1},
             sort=[("pending_event.id", 1)],

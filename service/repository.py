@@ -20,7 +20,7 @@ from uuid6 import uuid7
 from documents.base import RootDocument, utcnow
 from documents.journal import DomainEvent
 from service import journal
-from service.context import RequestContext
+from service.context import RequestContext, yield_now
 from service.errors import Conflict, NotFound, PreconditionFailed
 from service.pagination import NEWEST_FIRST, PageResult, Sort, paginate
 
@@ -128,7 +128,7 @@ class Repository(Generic[D]):
         or a soft-deleted document (and the stage can use the tenant-prefixed indexes).
         """
         stages = [{"$match": self.scope(match, include_archived=include_archived)}, *pipeline]
-        cursor = self.model.get_motor_collection().aggregate(stages)
+        cursor = await self.model.get_pymongo_collection().aggregate(stages)
         return [dict(row) async for row in cursor]
 
     # -- writing -------------------------------------------------------------------------
@@ -180,17 +180,16 @@ class Repository(Generic[D]):
         if not docs:
             return [], {}
         now = utcnow()
-        # The tag lets flush_many clear exactly this batch's markers with one cheap update.
-        batch = uuid7().hex
         actor_type = self.ctx.actor_type
         raw: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
-        for doc in docs:
+        for position, doc in enumerate(docs):
+            await yield_now(position)
             self._stamp_fields(doc, now)
             event_id = uuid7()
             stored = journal.encode_document(doc)
             stored["pending_event"] = journal.creation_marker(
-                event_id=event_id, aggregate_id=doc.id, actor_type=actor_type, batch=batch
+                event_id=event_id, aggregate_id=doc.id, actor_type=actor_type
             )
             raw.append(stored)
             changes = journal.creation_changes(journal.journal_dump(doc), doc.secret_fields)
@@ -201,14 +200,12 @@ class Repository(Generic[D]):
             )
         failed: dict[int, Exception] = {}
         try:
-            await self.model.get_motor_collection().insert_many(raw, ordered=False)
+            await self.model.get_pymongo_collection().insert_many(raw, ordered=False)
         except BulkWriteError as exc:
             for err in exc.details.get("writeErrors", []):
                 failed[err["index"]] = exc
         created = [doc for i, doc in enumerate(docs) if i not in failed]
-        await journal.flush_many(
-            self.model, [e for i, e in enumerate(events) if i not in failed], batch=batch
-        )
+        await journal.flush_many(self.model, [e for i, e in enumerate(events) if i not in failed])
         return created, failed
 
     async def update(
@@ -246,7 +243,7 @@ class Repository(Generic[D]):
         data = to_bson(updated)
         fields = {k: data[k] for k in touched | {"version", "updated_at", "updated_by"}}
         fields["pending_event"] = to_bson(journal.as_outbox(event))
-        result = await self.model.get_motor_collection().update_one(
+        result = await self.model.get_pymongo_collection().update_one(
             {
                 "_id": uuid_filter(doc.id),
                 "tenant_id": uuid_filter(self.ctx.tenant_id),

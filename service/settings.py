@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     mongodb_url: str | None = None
     mongodb_db: str = "lead_ignite"
     mongodb_timeout_ms: int = Field(default=2000, ge=100, le=60_000)
+    mongodb_max_time_ms: int = Field(default=15_000, ge=100, le=600_000)
+    # The embedded backend (MONGODB_URL unset) keeps its data here; empty = memory only.
+    embedded_db_path: str = ".data/lead_ignite.embedded"
+    embedded_snapshot_seconds: float = Field(default=5.0, ge=0, le=3600)
 
     jwt_secret: str | None = Field(default=None, min_length=32)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"

@@ -41,7 +41,7 @@ class Throttle:
 
     @staticmethod
     def _collection() -> Any:
-        return ThrottleCounter.get_motor_collection()
+        return ThrottleCounter.get_pymongo_collection()
 
     async def retry_after(self, key: str) -> int:
         """Seconds until `key` may try again (0 when it is not locked)."""
@@ -119,12 +119,13 @@ class RateLimit:
         now = utcnow()
         window = int(now.timestamp()) // self.window_seconds
         ends = datetime.fromtimestamp((window + 1) * self.window_seconds, tz=UTC)
-        raw = await ThrottleCounter.get_motor_collection().find_one_and_update(
+        raw = await ThrottleCounter.get_pymongo_collection().find_one_and_update(
             {"_id": f"{self.scope}:{key}:{window}"[:300]},
             {"$inc": {"failures": 1}, "$setOnInsert": {"locked_until": None, "expires_at": ends}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert raw is not None  # an upsert returning the document after always finds one
         if int(raw["failures"]) > self.limit:
             wait = math.ceil((ends - now).total_seconds())
             raise TooManyRequests(

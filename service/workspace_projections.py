@@ -36,10 +36,10 @@ async def _upsert(model: type[R], ctx: RequestContext, user_id: UUID, values: di
     new_id = data.pop("_id")
     data.pop("revision_id", None)
     # Keyed by the unique (tenant_id, user_id): concurrent rebuilds converge on one document.
-    await model.get_motor_collection().update_one(
+    await model.get_pymongo_collection().update_one(
         key, {"$set": data, "$setOnInsert": {"_id": new_id}}, upsert=True
     )
-    stored = await model.get_motor_collection().find_one(key, {"_id": 1})
+    stored = await model.get_pymongo_collection().find_one(key, {"_id": 1})
     doc.id = stored["_id"] if stored else doc.id
     return doc
 

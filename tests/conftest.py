@@ -33,6 +33,7 @@ def settings() -> Settings:
         jwt_secret="test-secret-" + "x" * 40,
         fernet_key="yQ8hR3Hh6p4VbYdG0o8tYgq1w9H2sM3bGk7Zr8cXw5E=",
         auth_cache_seconds=0,
+        embedded_db_path="",  # an app built without a database never touches a file
     )
 
 

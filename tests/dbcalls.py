@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mongomock_motor import AsyncMongoMockCollection
+from service.embedded import EmbeddedCollection
 
 COUNTED = (
     "find",
@@ -30,14 +30,14 @@ COUNTED = (
 
 @contextmanager
 def count_db_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
-    """Count every call made through the Motor collection API, and time the awaited ones.
+    """Count every call made through the collection API, and time the awaited ones.
 
     Yields (calls, seconds) keyed by `collection.method`; `find` returns a cursor whose work
     happens while it is iterated, so it is counted but not timed.
     """
     calls: Counter[str] = Counter()
     seconds: Counter[str] = Counter()
-    originals = {name: getattr(AsyncMongoMockCollection, name) for name in COUNTED}
+    originals = {name: getattr(EmbeddedCollection, name) for name in COUNTED}
 
     def wrap(name: str, fn: Any) -> Any:
         def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -59,9 +59,9 @@ def count_db_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
         return counted
 
     for name, fn in originals.items():
-        setattr(AsyncMongoMockCollection, name, wrap(name, fn))
+        setattr(EmbeddedCollection, name, wrap(name, fn))
     try:
         yield calls, seconds
     finally:
         for name, fn in originals.items():
-            setattr(AsyncMongoMockCollection, name, fn)
+            setattr(EmbeddedCollection, name, fn)

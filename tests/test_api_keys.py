@@ -46,7 +46,7 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(owner: Account
     assert body["role"] == "member" and body["name"] == "crm-sync"  # role defaults to member
     assert len(key) >= 4 + 43 and key.startswith(body["prefix"])  # ≥ 32 random bytes
     assert "key_hash" not in body and response.headers["ETag"] == '"1"'
-    raw = await ApiKey.get_motor_collection().find_one({"_id": Binary.from_uuid(_id(body))})
+    raw = await ApiKey.get_pymongo_collection().find_one({"_id": Binary.from_uuid(_id(body))})
     assert raw is not None and raw["key_hash"] == security.hash_api_key(key)
     assert key not in str(raw)
     listed = await owner.client.get("/v1/api-keys")

@@ -151,7 +151,7 @@ async def test_login_form_needs_username_and_password(client: httpx.AsyncClient)
 
 
 async def test_disabled_user_cannot_log_in(client: httpx.AsyncClient, owner: Account) -> None:
-    await User.get_motor_collection().update_one(
+    await User.get_pymongo_collection().update_one(
         {"_id": Binary.from_uuid(owner.id)}, {"$set": {"is_active": False}}
     )
     assert_problem(await login(client, owner.user.username, PASSWORD), 401)
@@ -172,7 +172,7 @@ async def test_repeated_failures_are_throttled_then_released(
     assert 1 <= int(response.headers["Retry-After"]) <= settings.login_lockout_seconds
     # The lock is short: once it has passed the real owner gets in again.
     past = datetime.now(UTC) - timedelta(seconds=1)
-    await ThrottleCounter.get_motor_collection().update_many({}, {"$set": {"locked_until": past}})
+    await ThrottleCounter.get_pymongo_collection().update_many({}, {"$set": {"locked_until": past}})
     assert (await login(client, owner.user.username, PASSWORD)).status_code == 200
 
 
@@ -205,7 +205,9 @@ async def test_throttle_is_keyed_and_reusable_per_address(app: Any) -> None:
     await throttle.hit("10.0.0.1")  # a failure while locked does not lift the lock
     with pytest.raises(TooManyRequests):
         await throttle.check("10.0.0.1")
-    stored = await ThrottleCounter.get_motor_collection().find_one({"_id": "register-ip:10.0.0.1"})
+    stored = await ThrottleCounter.get_pymongo_collection().find_one(
+        {"_id": "register-ip:10.0.0.1"}
+    )
     assert stored is not None and stored["expires_at"] is not None  # the TTL index cleans up
 
 
@@ -213,7 +215,7 @@ async def test_stale_failures_are_forgotten(app: Any) -> None:
     throttle = Throttle("t", max_failures=2, lockout_seconds=30, window_seconds=60)
     await throttle.hit("k")
     past = datetime.now(UTC) - timedelta(seconds=1)
-    await ThrottleCounter.get_motor_collection().update_one(
+    await ThrottleCounter.get_pymongo_collection().update_one(
         {"_id": "t:k"}, {"$set": {"expires_at": past}}
     )
     assert await throttle.hit("k") == 1  # the window restarted

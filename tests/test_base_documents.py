@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from documents.base import Email, Phone, UTCDateTime, normalize_phone
 from documents.journal import DomainEvent, FieldChange
 from tests.conftest import Account
+from tests.helpers import stored_form
 
 
 class Sample(BaseModel):
@@ -59,7 +60,7 @@ async def test_domain_event_round_trips_through_bson(owner: Account, database: A
         changes=[FieldChange(field="name", old="a", new="b")],
     )
     await event.insert()
-    raw = await database["domain_events"].find_one({"_id": Binary.from_uuid(event.id)})
+    raw = await stored_form(database["domain_events"]).find_one({"_id": Binary.from_uuid(event.id)})
     assert raw["aggregate_id"] == Binary.from_uuid(owner.id)  # a BSON UUID, not a string
     assert isinstance(raw["occurred_at"], datetime)
     loaded = await DomainEvent.get(event.id)

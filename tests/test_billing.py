@@ -12,6 +12,7 @@ from documents.journal import DomainEvent
 from documents.user import User
 from schemas.billing import looks_like_pan, luhn_valid
 from tests.conftest import Account, assert_problem
+from tests.helpers import stored_form
 from tests.test_ai import ServiceClient, service_client  # noqa: F401  (fixture)
 
 CARD = {"provider": "stripe", "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2099}
@@ -20,9 +21,11 @@ PANS = ["4111111111111111", "4242 4242 4242 4242", "5555-5555-5555-4444", "37828
 
 async def raw_user_and_journal(account: Account) -> str:
     """Everything stored about the user: the raw document and its journal, as text."""
-    raw = await User.get_motor_collection().find_one({"_id": Binary.from_uuid(account.id)})
+    raw = await stored_form(User.get_pymongo_collection()).find_one(
+        {"_id": Binary.from_uuid(account.id)}
+    )
     events = (
-        await DomainEvent.get_motor_collection()
+        await stored_form(DomainEvent.get_pymongo_collection())
         .find({"aggregate_id": Binary.from_uuid(account.id)})
         .to_list(None)
     )

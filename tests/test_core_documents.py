@@ -24,6 +24,7 @@ from documents.journal import DomainEvent, FieldChange
 from documents.lead import GenericLead, LeadBase, MLSRealEstateLead
 from documents.user import User
 from service.journal import encode_document
+from tests.helpers import stored_form
 
 TENANT = uuid7()
 SAMPLES = 12  # len(sample_documents()); documents can only be built once Beanie is bound
@@ -72,7 +73,9 @@ async def test_round_trip_through_stored_bson(index: int) -> None:
     doc = samples[index]
     model = type(doc)
     await doc.insert()
-    raw = await model.get_motor_collection().find_one({"_id": Binary.from_uuid(doc.id)})
+    raw = await stored_form(model.get_pymongo_collection()).find_one(
+        {"_id": Binary.from_uuid(doc.id)}
+    )
     assert isinstance(raw["_id"], Binary) and raw["_id"].subtype == 4
     assert isinstance(raw["tenant_id"], Binary)
     if hasattr(doc, "type"):
@@ -87,7 +90,7 @@ async def test_round_trip_through_stored_bson(index: int) -> None:
 async def test_fast_encoder_matches_beanie(index: int) -> None:
     doc = sample_documents()[index]
     if isinstance(doc, GenericLead):  # the bulk path stores a tagged outbox dict
-        doc.pending_event = {"version": 1, "aggregate_id": uuid7(), "batch": "b"}  # type: ignore[assignment]
+        doc.pending_event = {"version": 1, "aggregate_id": uuid7(), "actor_type": "user"}  # type: ignore[assignment]
     expected = Encoder().encode(doc)
     expected.pop("revision_id", None)
     assert encode_document(doc) == expected
@@ -125,7 +128,7 @@ async def test_document_validation(model: Any, fields: dict[str, Any]) -> None:
 
 async def test_unknown_stored_type_is_not_read_as_a_subtype() -> None:
     await GenericLead(tenant_id=TENANT, email="a@example.com").insert()
-    await LeadBase.get_motor_collection().insert_one(
+    await LeadBase.get_pymongo_collection().insert_one(
         {"_id": Binary.from_uuid(uuid7()), "_class_id": "LeadBase.Fax", "type": "fax"}
     )
     found = await LeadBase.find({}, with_children=True).to_list()
@@ -161,7 +164,7 @@ async def test_lead_unique_indexes_are_partial_and_per_tenant() -> None:
     await MLSRealEstateLead(tenant_id=TENANT, mls_id="M1").insert()
     with pytest.raises(DuplicateKeyError):
         await MLSRealEstateLead(tenant_id=TENANT, mls_id="m1").insert()
-    info = await LeadBase.get_motor_collection().index_information()
+    info = await LeadBase.get_pymongo_collection().index_information()
     assert info["tenant_email_unique"]["partialFilterExpression"] == {
         "is_deleted": False,
         "email": {"$type": "string"},
@@ -177,7 +180,7 @@ async def test_link_and_idempotency_keys_are_unique() -> None:
     await IdempotencyRecord(**record, expires_at="2999-01-01T00:00:00Z").insert()
     with pytest.raises(DuplicateKeyError):
         await IdempotencyRecord(**record, expires_at="2999-01-01T00:00:00Z").insert()
-    info = await IdempotencyRecord.get_motor_collection().index_information()
+    info = await IdempotencyRecord.get_pymongo_collection().index_information()
     assert info["ttl"]["expireAfterSeconds"] == 0
 
 
@@ -187,7 +190,7 @@ async def test_every_list_path_has_a_tenant_prefixed_index() -> None:
         (LeadBase, {"type", "status", "tags", "email", "phone", "mls_id"}),
         (TouchpointEvent, {"campaign_id", "lead_id", "type", "occurred_at"}),
     ):
-        info = await model.get_motor_collection().index_information()
+        info = await model.get_pymongo_collection().index_information()
         # `_id_` and the journal's sparse outbox index (used by the repair sweep, not by lists).
         internal = {"_id_", "pending_outbox"}
         keys = [[k for k, _ in ix["key"]] for name, ix in info.items() if name not in internal]

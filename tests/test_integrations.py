@@ -12,6 +12,7 @@ from documents.journal import DomainEvent
 from service import integrations
 from service.settings import Settings
 from tests.conftest import Account, assert_problem
+from tests.helpers import stored_form
 
 SECRET = "sk_live_very-secret-token-123"
 
@@ -24,11 +25,11 @@ async def make_integration(account: Account, **body: Any) -> dict[str, Any]:
 
 async def stored_text(integration_id: str) -> str:
     """The raw stored document and its journal, as text."""
-    raw = await Integration.get_motor_collection().find_one(
+    raw = await stored_form(Integration.get_pymongo_collection()).find_one(
         {"_id": Binary.from_uuid(UUID(integration_id))}
     )
     events = (
-        await DomainEvent.get_motor_collection()
+        await stored_form(DomainEvent.get_pymongo_collection())
         .find({"aggregate_id": Binary.from_uuid(UUID(integration_id))})
         .to_list(None)
     )

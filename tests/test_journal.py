@@ -539,13 +539,13 @@ class Snapshot:
 async def snapshot() -> Snapshot:
     """Every aggregate's version and outbox, and every journal event, as stored."""
     snap = Snapshot()
-    for name in {m.get_motor_collection().name for m in AGGREGATE_ROOTS}:
-        collection = AGGREGATE_ROOTS[0].get_motor_collection().database.get_collection(name)
+    for name in {m.get_pymongo_collection().name for m in AGGREGATE_ROOTS}:
+        collection = AGGREGATE_ROOTS[0].get_pymongo_collection().database.get_collection(name)
         async for doc in collection.find({}, {"version": 1, "pending_event": 1}):
             snap.versions[(name, doc["_id"])] = doc["version"]
             if doc.get("pending_event"):
                 snap.pending.append((name, doc["_id"]))
-    async for e in DomainEvent.get_motor_collection().find({}):
+    async for e in DomainEvent.get_pymongo_collection().find({}):
         snap.events[(e["aggregate_id"], e["version"])] = e
     return snap
 

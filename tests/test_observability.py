@@ -77,12 +77,13 @@ async def test_oversized_chunked_body_is_413_problem(client: httpx.AsyncClient) 
 async def test_login_and_registration_are_capped_per_client_address(
     client: httpx.AsyncClient, settings: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from service import throttle
 
-    # Freeze the clock mid-window so a minute boundary cannot reset the count mid-test.
-    frozen = datetime.now(UTC).replace(second=30, microsecond=0)
+    # Freeze the clock mid-window so a minute boundary cannot reset the count mid-test; a
+    # minute ahead, so the window's counter is not due for TTL removal while the test runs.
+    frozen = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=30, microsecond=0)
     monkeypatch.setattr(throttle, "utcnow", lambda: frozen)
     limit = settings.register_max_per_minute  # type: ignore[attr-defined]
     for i in range(limit):

@@ -71,7 +71,7 @@ async def test_ready_reports_503_while_down(client: Any, database: Any) -> None:
     assert (await client.get("/ready")).status_code == 200
 
 
-def test_real_client_fails_fast_instead_of_hanging() -> None:
+async def test_real_client_fails_fast_instead_of_hanging() -> None:
     """The driver's 30 s default server selection is replaced by the configured timeout."""
     from service.database import connect
     from service.settings import Settings
@@ -82,4 +82,6 @@ def test_real_client_fails_fast_instead_of_hanging() -> None:
     assert client.options.server_selection_timeout == 1.5
     assert client.options.pool_options.connect_timeout == 1.5
     assert database.kind == "mongodb"
-    client.close()
+    # Every operation is also time-limited on the server (PyMongo sends it as maxTimeMS).
+    assert client.options.timeout == settings.mongodb_max_time_ms / 1000
+    await client.close()

@@ -38,7 +38,7 @@ def at(text: str) -> datetime:
 
 async def snapshot(model: type[Document]) -> list[dict[str, Any]]:
     """A read model's stored rows without the computation timestamp, in key order."""
-    rows = await model.get_motor_collection().find({}, {"computed_at": 0}).to_list(None)
+    rows = await model.get_pymongo_collection().find({}, {"computed_at": 0}).to_list(None)
     return sorted(rows, key=lambda r: str(r["_id"]))
 
 
@@ -119,7 +119,7 @@ async def test_a_rerun_from_scratch_does_not_double_count(
 ) -> None:
     await build_world(owner, member, stranger)
     before = {m.__name__: await snapshot(m) for m in MODELS}
-    await ProjectionCheckpoint.get_motor_collection().delete_many({})  # forget every position
+    await ProjectionCheckpoint.get_pymongo_collection().delete_many({})  # forget every position
     await projections.catch_up()
     await projections.catch_up()
     assert {m.__name__: await snapshot(m) for m in MODELS} == before
@@ -135,7 +135,7 @@ async def test_checkpoint_resumes_after_the_last_row(owner: Account) -> None:
     assert cp.position <= projections.floor_id(utcnow())
 
     old = utcnow() - timedelta(minutes=5)
-    await ProjectionCheckpoint.get_motor_collection().update_one(
+    await ProjectionCheckpoint.get_pymongo_collection().update_one(
         {"_id": cp.id}, {"$set": {"position": Binary.from_uuid(projections.floor_id(old))}}
     )
     await seed.touch(owner.ctx, "call", camp.id, lead.id, at("2024-05-01 10:00"))
@@ -237,7 +237,9 @@ async def test_late_repaired_event_reaches_the_read_models(owner: Account) -> No
         await Repository(CampaignBase, owner.ctx).update(camp, {"status": "active"})
     # Time passes: the projectors' checkpoints move beyond the crashed event's id.
     later = Binary.from_uuid(projections.floor_id(utcnow() + timedelta(minutes=1)))
-    await ProjectionCheckpoint.get_motor_collection().update_many({}, {"$set": {"position": later}})
+    await ProjectionCheckpoint.get_pymongo_collection().update_many(
+        {}, {"$set": {"position": later}}
+    )
     await projections.catch_up(["campaign_stats"])
     stale = await CampaignStats.get(camp.id)
     assert stale is not None and stale.status == "draft"

@@ -188,7 +188,7 @@ async def test_create_many_journals_like_create_and_leaves_no_outbox(owner: Acco
     created, failed = await Repository(LeadBase, owner.ctx).create_many(docs)
     assert len(created) == 3 and not failed
     for doc in created:
-        raw = await LeadBase.get_motor_collection().find_one({"_id": Binary.from_uuid(doc.id)})
+        raw = await LeadBase.get_pymongo_collection().find_one({"_id": Binary.from_uuid(doc.id)})
         assert "pending_event" not in raw and raw["version"] == 1
         [event] = await events_of(doc.id)
         assert (event.event_type, event.version, event.actor_id) == ("lead.created", 1, owner.id)
@@ -216,7 +216,7 @@ async def _crash_a_bulk_create(owner: Account, n: int) -> list[Any]:
 
     with patch.object(journal, "flush_many", crash), pytest.raises(RuntimeError):
         await Repository(LeadBase, owner.ctx).create_many(_leads(owner, n))
-    return await LeadBase.get_motor_collection().find({}).to_list(None)
+    return await LeadBase.get_pymongo_collection().find({}).to_list(None)
 
 
 async def test_a_crashed_bulk_create_leaves_slim_markers(owner: Account) -> None:
@@ -224,7 +224,7 @@ async def test_a_crashed_bulk_create_leaves_slim_markers(owner: Account) -> None
     for raw in stored:
         marker = raw["pending_event"]
         assert journal.is_creation_marker(marker)
-        assert set(marker) == {"version", "id", "aggregate_id", "actor_type", "batch"}
+        assert set(marker) == {"version", "id", "aggregate_id", "actor_type"}
         assert await events_of(journal._as_uuid(raw["_id"])) == []
     # The projector rewind still finds the oldest pending event by its id.
     oldest = await projections.oldest_pending_event(AGGREGATE_ROOTS)
@@ -251,8 +251,8 @@ async def test_repair_rebuilds_creation_events_from_the_documents(owner: Account
 
 
 async def test_repair_after_the_journal_insert_adds_no_duplicates(owner: Account) -> None:
-    async def journal_then_die(model: Any, events: Any, *, batch: Any = None) -> None:
-        await DomainEvent.get_motor_collection().insert_many(list(events))
+    async def journal_then_die(model: Any, events: Any) -> None:
+        await DomainEvent.get_pymongo_collection().insert_many(list(events))
         raise RuntimeError("process died before clearing the markers")
 
     with patch.object(journal, "flush_many", journal_then_die), pytest.raises(RuntimeError):
@@ -273,7 +273,7 @@ async def test_next_write_expands_a_marker_before_its_own_event(owner: Account) 
     assert [(e.version, e.event_type) for e in events] == [(1, "lead.created"), (2, "lead.updated")]
     assert any(c.field == "email" for c in events[0].changes)
     assert updated.version == 2
-    raw = await LeadBase.get_motor_collection().find_one({"_id": Binary.from_uuid(lead.id)})
+    raw = await LeadBase.get_pymongo_collection().find_one({"_id": Binary.from_uuid(lead.id)})
     assert raw.get("pending_event") is None
     # Flushing the stale marker again (a late retry) changes nothing.
     await journal.flush_pending(LeadBase, lead.pending_event)

@@ -245,7 +245,7 @@ async def test_unknown_expired_and_revoked_tokens(
     assert_problem(await register(client, "bobby@example.com", "x" * 43), 404)
 
     expiring = (await invite(owner, team["id"], "bobby@example.com")).json()
-    await Invitation.get_motor_collection().update_one(
+    await Invitation.get_pymongo_collection().update_one(
         {"token_hash": security.hash_token(expiring["token"])},
         {"$set": {"expires_at": datetime.now(UTC) - timedelta(minutes=1)}},
     )

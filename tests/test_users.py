@@ -136,7 +136,7 @@ async def test_resetting_security_keeps_two_factor(owner: Account) -> None:
     tfa = stored.security.two_factor_auth.model_copy(
         update={"enabled": True, "methods": [TwoFactorMethod.totp], "secret": "encrypted"}
     )
-    await User.get_motor_collection().update_one(
+    await User.get_pymongo_collection().update_one(
         {"_id": Binary.from_uuid(owner.id)},
         {"$set": {"security.two_factor_auth": tfa.model_dump(mode="json")}},
     )
@@ -272,7 +272,7 @@ async def test_tokens_issued_before_a_password_change_stop_working(
     owner: Account, settings: Settings
 ) -> None:
     later = datetime.now(UTC) + timedelta(seconds=5)
-    await User.get_motor_collection().update_one(
+    await User.get_pymongo_collection().update_one(
         {"_id": Binary.from_uuid(owner.id)},
         {"$set": {"security.security_settings.password_changed_at": later}},
     )

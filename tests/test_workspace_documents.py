@@ -49,7 +49,7 @@ async def test_blog_round_trip_and_derived_calendar_day(owner: Account) -> None:
     stored = await round_trip(owner, blog)
     assert stored.title == "Tips" and stored.plan.keywords == ["seo"] and stored.tags == ["homes"]
     assert stored.calendar_at == WHEN and stored.plan.scheduled_for.tzinfo is not None
-    raw = await Blog.get_motor_collection().find_one({"_id": Binary.from_uuid(stored.id)})
+    raw = await Blog.get_pymongo_collection().find_one({"_id": Binary.from_uuid(stored.id)})
     assert raw["status"] == "scheduled" and isinstance(raw["calendar_at"], datetime)
 
 
@@ -189,7 +189,7 @@ async def test_ai_usage_round_trip(owner: Account) -> None:
     )
     stored = await round_trip(owner, log)
     assert stored.feature == "blog_writer" and stored.occurred_at == WHEN
-    raw = await AIUsageLog.get_motor_collection().find_one({"_id": Binary.from_uuid(stored.id)})
+    raw = await AIUsageLog.get_pymongo_collection().find_one({"_id": Binary.from_uuid(stored.id)})
     assert raw["cost_cents"] == 12 and isinstance(raw["cost_cents"], int)
 
 

@@ -1,0 +1,942 @@
+"""The embedded backend's face: the part of PyMongo's async API that Beanie 2 and the service use.
+
+`EmbeddedClient`, `EmbeddedDatabase`, `EmbeddedCollection`, `EmbeddedCursor` and
+`EmbeddedCommandCursor` answer like `AsyncMongoClient`, `AsyncDatabase`, `AsyncCollection`,
+`AsyncCursor` and `AsyncCommandCursor`. Every operation runs in one worker thread (so the
+event loop keeps serving while the engine works, and operations never interleave: a
+single-writer store needs no finer locking), on canonical BSON values (codec.py), and every
+result is decoded as the real client decodes a reply.
+
+Differences from PyMongo, all deliberate:
+
+- No sessions, transactions or change streams (`start_session`, `watch` raise
+  NotImplementedError): the service is written not to need them.
+- No collations, `$text`, `$merge`, `$lookup` with `let`/`pipeline`, `$dateTrunc` or
+  `$setWindowFields` (mongomock lacks them); `$jsonSchema` validators given to `collMod` are
+  kept but not enforced.
+- A cursor computes its matches when first read and decodes them batch by batch; documents
+  changed between batches are read as they are then (a server gives no snapshot either).
+- `command` knows `ping`, `buildInfo`, `hello`/`isMaster`, `serverStatus`, `collMod`,
+  `dbStats` and `listCollections`.
+- `close()` is a coroutine (as PyMongo's is) and also writes the last snapshot of a persistent
+  client (see snapshot.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bson import ObjectId
+from bson.codec_options import CodecOptions
+from mongomock.collection import validate_ok_for_replace, validate_ok_for_update
+from pymongo import (
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    ReturnDocument,
+    UpdateMany,
+    UpdateOne,
+)
+from pymongo.errors import BulkWriteError, InvalidOperation, OperationFailure, WriteError
+from pymongo.operations import IndexModel
+from pymongo.results import (
+    BulkWriteResult,
+    DeleteResult,
+    InsertManyResult,
+    InsertOneResult,
+    UpdateResult,
+)
+
+from service.embedded import codec
+from service.embedded.engine import (
+    SERVER_VERSION,
+    EngineClient,
+    EngineCollection,
+    EngineDatabase,
+    sort_spec,
+)
+
+T = TypeVar("T")
+
+# One worker for every embedded client in the process: operations are serialised, as a
+# single-writer in-memory store needs, and run off the event loop.
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-mongodb")
+_BATCH = 500  # documents decoded per cursor batch
+
+
+async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run an engine call in the worker thread."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_WORKER, functools.partial(fn, *args, **kwargs))
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One call the backend received, for observers (query-plan checks, call counting)."""
+
+    collection: str
+    method: str
+    filter: Mapping[str, Any] | None = None
+    sort: Sequence[tuple[str, int]] = ()
+    pipeline: Sequence[Mapping[str, Any]] = ()
+
+
+observers: list[Callable[[Operation], None]] = []
+"""Called with every operation before it runs (tests register here, nothing else does)."""
+
+
+def _observe(op: Operation) -> None:
+    for observer in observers:
+        observer(op)
+
+
+class EmbeddedClient:
+    """An in-process MongoDB server with PyMongo's async client interface."""
+
+    kind = "embedded"
+
+    def __init__(self, engine: EngineClient | None = None) -> None:
+        self.engine = engine or EngineClient()
+        self.writes = 0  # bumped by every write; the snapshotter saves when it moved
+        self.metadata: list[Any] = []
+        self._on_close: list[Callable[[], Any]] = []
+
+    def __getitem__(self, name: str) -> EmbeddedDatabase:
+        return self.get_database(name)
+
+    def get_database(self, name: str, **_: Any) -> EmbeddedDatabase:
+        """A database of this client (codec and concern options do not apply here)."""
+        return EmbeddedDatabase(self, name)
+
+    def append_metadata(self, driver_info: Any) -> None:
+        """Accept driver metadata as `AsyncMongoClient` does (Beanie sends its own)."""
+        self.metadata.append(driver_info)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the server is: in this process."""
+        return ("embedded", 0)
+
+    async def list_database_names(self) -> list[str]:
+        """Databases holding at least one collection."""
+        return [n for n, d in self.engine.databases.items() if d.list_collection_names()]
+
+    async def drop_database(self, name_or_database: str | EmbeddedDatabase) -> None:
+        """Drop every collection of a database."""
+        name = getattr(name_or_database, "name", name_or_database)
+        db = self.engine.databases.pop(str(name), None)
+        if db is not None:
+            self.writes += 1
+
+    def on_close(self, callback: Callable[[], Any]) -> None:
+        """Run `callback` (a coroutine function or function) when the client closes."""
+        self._on_close.append(callback)
+
+    async def close(self) -> None:
+        """Close the client (a persistent one writes its last snapshot and frees its file)."""
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            result = callback()
+            if asyncio.iscoroutine(result):
+                await result
+
+    def start_session(self, *_: Any, **__: Any) -> Any:
+        """Sessions (and so transactions) do not exist on the embedded backend."""
+        raise NotImplementedError("the embedded backend has no sessions or transactions")
+
+
+class EmbeddedDatabase:
+    """A database with `AsyncDatabase`'s interface."""
+
+    def __init__(self, client: EmbeddedClient, name: str) -> None:
+        self.client = client
+        self.name = name
+        self.engine: EngineDatabase = client.engine.database(name)
+        self.codec_options = codec.READER
+
+    def __repr__(self) -> str:
+        return f"EmbeddedDatabase({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EmbeddedDatabase) and other.engine is self.engine
+
+    def __hash__(self) -> int:
+        return hash((id(self.engine), self.name))
+
+    def __getitem__(self, name: str) -> EmbeddedCollection:
+        return self.get_collection(name)
+
+    def __getattr__(self, name: str) -> EmbeddedCollection:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.get_collection(name)
+
+    def get_collection(
+        self, name: str, codec_options: CodecOptions | None = None, **_: Any
+    ) -> EmbeddedCollection:
+        """A collection of this database (decoding replies with `codec_options` if given)."""
+        return EmbeddedCollection(self, name, codec_options or self.codec_options)
+
+    def with_options(self, codec_options: CodecOptions | None = None, **_: Any) -> EmbeddedDatabase:
+        """This database decoding with other codec options (concerns mean nothing here)."""
+        if codec_options is None:
+            return self
+        view = EmbeddedDatabase(self.client, self.name)
+        view.codec_options = codec_options
+        return view
+
+    async def command(self, command: str | Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """The few database commands the service and Beanie send."""
+        if isinstance(command, str):
+            command = {command: kwargs.pop("value", 1), **kwargs}
+        name = next(iter(command))
+        if name == "ping":
+            return {"ok": 1.0}
+        if name == "buildInfo":
+            return self.client.engine.server_info()
+        if name in ("hello", "isMaster", "ismaster"):
+            return {"isWritablePrimary": True, "ismaster": True, "maxWireVersion": 21, "ok": 1.0}
+        if name == "serverStatus":
+            return {"ok": 1.0, "process": "embedded", "version": SERVER_VERSION}
+        if name == "listCollections":
+            names = await self.list_collection_names()
+            return {"cursor": {"firstBatch": [{"name": n} for n in names]}, "ok": 1.0}
+        if name == "collMod":
+            return await run(self._coll_mod, dict(command))
+        if name == "dbStats":
+            return await run(self._db_stats)
+        raise OperationFailure(f"no such command: '{name}' (embedded backend)", code=59)
+
+    def _coll_mod(self, command: dict[str, Any]) -> dict[str, Any]:
+        store = self.engine.store(command["collMod"])
+        for option in ("validator", "validationLevel", "validationAction"):
+            if option in command:
+                store.options[option] = codec.canonical_value(command[option])
+        self.client.writes += 1
+        return {"ok": 1.0}
+
+    def _db_stats(self) -> dict[str, Any]:
+        sizes = [sum(len(raw) for raw, _ in st.docs.values()) for st in self.engine.stores.values()]
+        return {
+            "db": self.name,
+            "collections": len(self.engine.list_collection_names()),
+            "objects": sum(len(st) for st in self.engine.stores.values()),
+            "dataSize": sum(sizes),
+            "ok": 1.0,
+        }
+
+    async def list_collection_names(
+        self, filter: Mapping[str, Any] | None = None, **_: Any
+    ) -> list[str]:
+        """Names of the collections that exist (`filter` on `name` only)."""
+        names = await run(self.engine.list_collection_names)
+        if filter and "name" in filter:
+            from mongomock.filtering import filter_applies
+
+            names = [n for n in names if filter_applies({"name": filter["name"]}, {"name": n})]
+        return names
+
+    async def create_collection(self, name: str, **_: Any) -> EmbeddedCollection:
+        """Create a collection (CollectionInvalid when it exists)."""
+        await run(self.engine.create_collection, name)
+        self.client.writes += 1
+        return self.get_collection(name)
+
+    async def drop_collection(self, name_or_collection: Any, **_: Any) -> dict[str, Any]:
+        """Drop a collection."""
+        name = getattr(name_or_collection, "name", name_or_collection)
+        await run(self.engine.drop_collection, str(name))
+        self.client.writes += 1
+        return {"ok": 1.0}
+
+
+class EmbeddedCollection:
+    """A collection with `AsyncCollection`'s interface."""
+
+    def __init__(
+        self, database: EmbeddedDatabase, name: str, codec_options: CodecOptions = codec.READER
+    ) -> None:
+        self.database = database
+        self.name = name
+        self.engine: EngineCollection = database.engine.get_collection(name)
+        self.codec_options = codec_options
+
+    def __repr__(self) -> str:
+        return f"EmbeddedCollection({self.database.name!r}, {self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EmbeddedCollection) and other.engine is self.engine
+
+    def __hash__(self) -> int:
+        return hash((id(self.engine), self.name))
+
+    @property
+    def full_name(self) -> str:
+        """`database.collection`."""
+        return f"{self.database.name}.{self.name}"
+
+    def with_options(
+        self, codec_options: CodecOptions | None = None, **_: Any
+    ) -> EmbeddedCollection:
+        """This collection decoding with other codec options (concerns mean nothing here)."""
+        if codec_options is None:
+            return self
+        return EmbeddedCollection(self.database, self.name, codec_options)
+
+    def _wrote(self) -> None:
+        self.database.client.writes += 1
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def find(
+        self, filter: Mapping[str, Any] | None = None, *args: Any, **kwargs: Any
+    ) -> EmbeddedCursor:
+        """A cursor over matching documents (chain `sort`/`skip`/`limit`, then iterate)."""
+        names = ("projection", "skip", "limit", "no_cursor_timeout", "cursor_type", "sort")
+        for name, value in zip(names, args, strict=False):
+            kwargs[name] = value
+        _refuse_session(kwargs.get("session"))
+        if kwargs.get("collation") is not None:
+            raise NotImplementedError("the embedded backend has no collations")
+        return EmbeddedCursor(
+            self,
+            filter or {},
+            projection=kwargs.get("projection"),
+            sort=kwargs.get("sort"),
+            skip=kwargs.get("skip") or 0,
+            limit=kwargs.get("limit") or 0,
+        )
+
+    async def find_one(
+        self, filter: Any = None, *args: Any, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """The first matching document, or None."""
+        if filter is not None and not isinstance(filter, Mapping):
+            filter = {"_id": filter}
+        kwargs["limit"] = 1
+        return await self.find(filter, *args, **kwargs).next_or_none()
+
+    async def count_documents(
+        self, filter: Mapping[str, Any], session: Any = None, **kwargs: Any
+    ) -> int:
+        """How many documents match."""
+        _refuse_session(session)
+        query = codec.canonical(filter)
+        _observe(Operation(self.name, "count_documents", query))
+        return await run(
+            self.engine.count_documents, query, skip=kwargs.get("skip"), limit=kwargs.get("limit")
+        )
+
+    async def estimated_document_count(self, **_: Any) -> int:
+        """How many documents the collection holds."""
+        return await run(lambda: len(self.engine._store))
+
+    async def distinct(
+        self, key: str, filter: Mapping[str, Any] | None = None, session: Any = None, **_: Any
+    ) -> list[Any]:
+        """Distinct values of `key` among matching documents."""
+        _refuse_session(session)
+        query = codec.canonical(filter or {})
+        _observe(Operation(self.name, "distinct", query))
+        values = await run(self.engine.distinct, key, query)
+        return list(codec.reply({"v": values}, self.codec_options)["v"])
+
+    async def aggregate(
+        self, pipeline: Sequence[Mapping[str, Any]], session: Any = None, **kwargs: Any
+    ) -> EmbeddedCommandCursor:
+        """Run an aggregation pipeline; a leading `$match` uses the indexes."""
+        _refuse_session(session)
+        stages = codec.canonical({"p": list(pipeline)})["p"]
+        first = stages[0].get("$match") if stages else None
+        _observe(Operation(self.name, "aggregate", first, pipeline=stages))
+
+        def execute() -> list[dict[str, Any]]:
+            rows = self.engine.aggregate(stages)
+            if any("$out" in s for s in stages):
+                self._wrote()
+            return [codec.reply(row, self.codec_options) for row in rows]
+
+        return EmbeddedCommandCursor(await run(execute))
+
+    def watch(self, *_: Any, **__: Any) -> Any:
+        """Change streams need a replica set's oplog, which the embedded backend has not."""
+        raise NotImplementedError("the embedded backend has no change streams")
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def insert_one(
+        self, document: Any, *_: Any, session: Any = None, **__: Any
+    ) -> InsertOneResult:
+        """Insert a document (its `_id` is set on the given dict when missing, as PyMongo does)."""
+        _refuse_session(session)
+        if "_id" not in document:
+            document["_id"] = ObjectId()
+        _observe(Operation(self.name, "insert_one"))
+        await run(self._insert, document)
+        return InsertOneResult(document["_id"], True)
+
+    def _insert(self, document: Any) -> None:
+        try:
+            self.engine._insert(document)
+        finally:
+            self._wrote()
+
+    async def insert_many(
+        self,
+        documents: Iterable[Any],
+        ordered: bool = True,
+        *_: Any,
+        session: Any = None,
+        **__: Any,
+    ) -> InsertManyResult:
+        """Insert documents; unordered, every good one is kept (BulkWriteError lists the rest)."""
+        _refuse_session(session)
+        docs = list(documents)
+        if not docs:
+            raise TypeError("documents must be a non-empty list")
+        for doc in docs:
+            if "_id" not in doc:
+                doc["_id"] = ObjectId()
+        _observe(Operation(self.name, "insert_many"))
+
+        def execute() -> None:
+            try:
+                self.engine._insert_many(docs, ordered)
+            finally:
+                self._wrote()
+
+        await run(execute)
+        return InsertManyResult([d["_id"] for d in docs], True)
+
+    async def update_one(
+        self, filter: Mapping[str, Any], update: Any, upsert: bool = False, **kwargs: Any
+    ) -> UpdateResult:
+        """Update the first matching document."""
+        return await self._update("update_one", filter, update, upsert, multi=False, **kwargs)
+
+    async def update_many(
+        self, filter: Mapping[str, Any], update: Any, upsert: bool = False, **kwargs: Any
+    ) -> UpdateResult:
+        """Update every matching document."""
+        return await self._update("update_many", filter, update, upsert, multi=True, **kwargs)
+
+    async def replace_one(
+        self, filter: Mapping[str, Any], replacement: Any, upsert: bool = False, **kwargs: Any
+    ) -> UpdateResult:
+        """Replace the first matching document."""
+        validate_ok_for_replace(replacement)
+        return await self._update("replace_one", filter, replacement, upsert, multi=False, **kwargs)
+
+    async def _update(
+        self,
+        method: str,
+        filter: Mapping[str, Any],
+        update: Any,
+        upsert: bool,
+        *,
+        multi: bool,
+        **kwargs: Any,
+    ) -> UpdateResult:
+        _refuse_session(kwargs.get("session"))
+        if method != "replace_one":
+            validate_ok_for_update(update)
+        for option in ("array_filters", "collation", "let", "hint", "sort"):
+            if kwargs.get(option):
+                raise NotImplementedError(f"the embedded backend does not take {option}")
+        query = codec.canonical(filter)
+        change = codec.canonical({"u": update})["u"]
+        _observe(Operation(self.name, method, query))
+
+        def execute() -> dict[str, Any]:
+            try:
+                return self.engine._update(query, change, upsert=upsert, multi=multi)  # type: ignore[no-any-return]
+            finally:
+                self._wrote()
+
+        return UpdateResult(_update_result(await run(execute)), True)
+
+    async def delete_one(self, filter: Mapping[str, Any], **kwargs: Any) -> DeleteResult:
+        """Delete the first matching document."""
+        return await self._delete("delete_one", filter, multi=False, **kwargs)
+
+    async def delete_many(self, filter: Mapping[str, Any], **kwargs: Any) -> DeleteResult:
+        """Delete every matching document."""
+        return await self._delete("delete_many", filter, multi=True, **kwargs)
+
+    async def _delete(
+        self, method: str, filter: Mapping[str, Any], *, multi: bool, **kwargs: Any
+    ) -> DeleteResult:
+        _refuse_session(kwargs.get("session"))
+        query = codec.canonical(filter)
+        _observe(Operation(self.name, method, query))
+
+        def execute() -> dict[str, Any]:
+            try:
+                return self.engine._delete(query, collation=kwargs.get("collation"), multi=multi)
+            finally:
+                self._wrote()
+
+        return DeleteResult(await run(execute), True)
+
+    async def find_one_and_update(
+        self,
+        filter: Mapping[str, Any],
+        update: Any,
+        projection: Any = None,
+        sort: Any = None,
+        upsert: bool = False,
+        return_document: bool = ReturnDocument.BEFORE,
+        **kwargs: Any,
+    ) -> dict[str, Any] | None:
+        """Update the first matching document and return it (before or after)."""
+        validate_ok_for_update(update)
+        return await self._find_and_modify(
+            "find_one_and_update",
+            filter,
+            projection,
+            sort,
+            kwargs,
+            update=update,
+            upsert=upsert,
+            return_document=return_document,
+        )
+
+    async def find_one_and_replace(
+        self,
+        filter: Mapping[str, Any],
+        replacement: Any,
+        projection: Any = None,
+        sort: Any = None,
+        upsert: bool = False,
+        return_document: bool = ReturnDocument.BEFORE,
+        **kwargs: Any,
+    ) -> dict[str, Any] | None:
+        """Replace the first matching document and return it (before or after)."""
+        validate_ok_for_replace(replacement)
+        return await self._find_and_modify(
+            "find_one_and_replace",
+            filter,
+            projection,
+            sort,
+            kwargs,
+            update=replacement,
+            upsert=upsert,
+            return_document=return_document,
+        )
+
+    async def find_one_and_delete(
+        self, filter: Mapping[str, Any], projection: Any = None, sort: Any = None, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """Delete the first matching document and return it."""
+        return await self._find_and_modify(
+            "find_one_and_delete", filter, projection, sort, kwargs, remove=True
+        )
+
+    async def _find_and_modify(
+        self,
+        method: str,
+        filter: Mapping[str, Any],
+        projection: Any,
+        sort: Any,
+        options: Mapping[str, Any],
+        **kwargs: Any,
+    ) -> dict[str, Any] | None:
+        _refuse_session(options.get("session"))
+        query = codec.canonical(filter)
+        if "update" in kwargs:
+            kwargs["update"] = codec.canonical({"u": kwargs["update"]})["u"]
+        order = sort_spec(sort)
+        _observe(Operation(self.name, method, query, sort=order))
+
+        def execute() -> dict[str, Any] | None:
+            try:
+                found = self.engine._find_and_modify(
+                    query, projection=projection, sort=order or None, **kwargs
+                )
+            finally:
+                self._wrote()
+            return None if found is None else codec.reply(found, self.codec_options)
+
+        return await run(execute)
+
+    async def bulk_write(
+        self, requests: Sequence[Any], ordered: bool = True, *_: Any, session: Any = None, **__: Any
+    ) -> BulkWriteResult:
+        """Run insert/update/replace/delete operations in order; errors as PyMongo reports them."""
+        _refuse_session(session)
+        _observe(Operation(self.name, "bulk_write"))
+        ops = [_bulk_op(r) for r in requests]
+
+        def execute() -> dict[str, Any]:
+            try:
+                return _run_bulk(self.engine, ops, ordered)
+            finally:
+                self._wrote()
+
+        result = await run(execute)
+        if result["writeErrors"]:
+            raise BulkWriteError(result)
+        return BulkWriteResult(result, True)
+
+    # -- indexes --------------------------------------------------------------------------
+
+    async def create_index(self, keys: Any, session: Any = None, **kwargs: Any) -> str:
+        """Create an index (every option kept, `partialFilterExpression` included)."""
+        _refuse_session(session)
+        name = await run(self.engine.create_index, keys, **kwargs)
+        self._wrote()
+        return name
+
+    async def create_indexes(
+        self, indexes: Sequence[IndexModel], session: Any = None, **_: Any
+    ) -> list[str]:
+        """Create several indexes from `IndexModel`s."""
+        _refuse_session(session)
+        names = []
+        for model in indexes:
+            spec = dict(model.document)
+            keys = list(spec.pop("key").items())
+            names.append(await run(self.engine.create_index, keys, **spec))
+        self._wrote()
+        return names
+
+    async def drop_index(self, index_or_name: Any, session: Any = None, **_: Any) -> None:
+        """Drop an index by name or key pattern."""
+        _refuse_session(session)
+        await run(self.engine.drop_index, index_or_name)
+        self._wrote()
+
+    async def drop_indexes(self, session: Any = None, **_: Any) -> None:
+        """Drop every index but `_id_`."""
+        _refuse_session(session)
+        for name in list(await self.index_information()):
+            if name != "_id_":
+                await self.drop_index(name)
+
+    async def index_information(self, session: Any = None, **_: Any) -> dict[str, dict[str, Any]]:
+        """Indexes by name with their key and options."""
+        _refuse_session(session)
+        info = await run(self.engine.index_information)
+        return {
+            name: {**codec.reply(spec), "key": [tuple(k) for k in spec["key"]]}
+            for name, spec in info.items()
+        }
+
+    async def list_indexes(self, session: Any = None, **_: Any) -> EmbeddedCommandCursor:
+        """Index descriptions as `listIndexes` returns them."""
+        info = await self.index_information(session=session)
+        return EmbeddedCommandCursor(
+            [{"name": name, **spec, "key": dict(spec["key"])} for name, spec in info.items()]
+        )
+
+    async def drop(self, session: Any = None, **_: Any) -> None:
+        """Drop the collection with its indexes."""
+        _refuse_session(session)
+        await run(self.engine.drop)
+        self._wrote()
+
+
+class EmbeddedCursor:
+    """A find cursor: chain options synchronously, then read with `async for` or `to_list`."""
+
+    def __init__(
+        self,
+        collection: EmbeddedCollection,
+        filter: Mapping[str, Any],
+        *,
+        projection: Any = None,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int = 0,
+    ) -> None:
+        self.collection = collection
+        self._filter = codec.canonical(filter)
+        self._projection = _projection(projection)
+        self._sort = sort_spec(sort)
+        self._skip = skip
+        self._limit = abs(limit)
+        self._matches: list[bytes] | None = None
+        self._buffer: list[dict[str, Any]] = []
+        self._read = 0  # documents of the buffer already handed out
+        self._position = 0  # matches decoded so far
+        self._closed = False
+
+    def _check_fresh(self) -> None:
+        if self._matches is not None:
+            raise InvalidOperation("cannot set options after executing query")
+
+    def sort(self, key_or_list: Any, direction: int | None = None) -> EmbeddedCursor:
+        """Order the results."""
+        self._check_fresh()
+        self._sort = (
+            [(key_or_list, direction or 1)]
+            if isinstance(key_or_list, str)
+            else sort_spec(key_or_list)
+        )
+        return self
+
+    def skip(self, skip: int) -> EmbeddedCursor:
+        """Skip the first `skip` results."""
+        self._check_fresh()
+        self._skip = skip
+        return self
+
+    def limit(self, limit: int) -> EmbeddedCursor:
+        """Return at most `limit` results (0: no limit)."""
+        self._check_fresh()
+        self._limit = abs(limit)
+        return self
+
+    def batch_size(self, _: int) -> EmbeddedCursor:
+        """Accepted for compatibility (the backend decodes in batches of its own)."""
+        return self
+
+    def max_time_ms(self, _: int | None) -> EmbeddedCursor:
+        """Accepted for compatibility (operations are not interrupted)."""
+        return self
+
+    def hint(self, _: Any) -> EmbeddedCursor:
+        """Accepted for compatibility (the planner chooses the index)."""
+        return self
+
+    def allow_disk_use(self, _: bool) -> EmbeddedCursor:
+        """Accepted for compatibility."""
+        return self
+
+    def comment(self, _: Any) -> EmbeddedCursor:
+        """Accepted for compatibility."""
+        return self
+
+    def collation(self, collation: Any) -> EmbeddedCursor:
+        """Collations do not exist on the embedded backend."""
+        if collation is not None:
+            raise NotImplementedError("the embedded backend has no collations")
+        return self
+
+    @property
+    def alive(self) -> bool:
+        """Whether more results may come."""
+        return not self._closed and (self._matches is None or self._position < len(self._matches))
+
+    async def close(self) -> None:
+        """Release the cursor."""
+        self._closed = True
+        self._matches, self._buffer = [], []
+
+    async def explain(self) -> dict[str, Any]:
+        """The plan the embedded planner chooses, in `explain()`'s shape."""
+        from service.embedded.planner import plan
+
+        def execute() -> dict[str, Any]:
+            chosen = plan(self.collection.engine._store, self._filter, self._sort)
+            stage = "COLLSCAN" if chosen.name == "COLLSCAN" else "IXSCAN"
+            winning: dict[str, Any] = {"stage": stage}
+            if stage == "IXSCAN":
+                winning["indexName"] = chosen.name
+            return {"queryPlanner": {"winningPlan": winning}, "ok": 1.0}
+
+        return await run(execute)
+
+    async def _fill(self) -> bool:
+        # Makes sure the buffer has an unread document; False when the cursor is exhausted.
+        if self._read < len(self._buffer):
+            return True
+        if self._closed:
+            return False
+        if self._matches is None:
+            _observe(Operation(self.collection.name, "find", self._filter, sort=self._sort))
+            self._matches, self._buffer = await run(self._first)
+        elif self._position < len(self._matches):
+            batch = self._matches[self._position : self._position + _BATCH]
+            self._buffer = await run(self._decode, batch)
+        else:
+            return False
+        self._position += len(self._buffer)
+        self._read = 0
+        return bool(self._buffer)
+
+    def _first(self) -> tuple[list[bytes], list[dict[str, Any]]]:
+        found = self.collection.engine.matching(
+            self._filter, sort=self._sort, skip=self._skip, limit=self._limit, keep=False
+        )
+        matches = [raw for raw, _ in found]
+        return matches, self._decode(matches[:_BATCH])
+
+    def _decode(self, batch: Sequence[bytes]) -> list[dict[str, Any]]:
+        options = self.collection.codec_options
+        if self._projection is None:
+            return [codec.read(raw, options) for raw in batch]
+        engine = self.collection.engine
+        return [
+            codec.reply(engine.project(codec.to_canonical(raw), self._projection), options)
+            for raw in batch
+        ]
+
+    def __aiter__(self) -> EmbeddedCursor:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if not await self._fill():
+            raise StopAsyncIteration
+        self._read += 1
+        return self._buffer[self._read - 1]
+
+    async def next(self) -> dict[str, Any]:
+        """The next document (StopAsyncIteration at the end)."""
+        return await self.__anext__()
+
+    async def next_or_none(self) -> dict[str, Any] | None:
+        """The next document, or None at the end."""
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
+        """The remaining documents (at most `length`)."""
+        out: list[dict[str, Any]] = []
+        while (length is None or len(out) < length) and await self._fill():
+            end = len(self._buffer)
+            if length is not None:
+                end = min(end, self._read + length - len(out))
+            out.extend(self._buffer[self._read : end])
+            self._read = end
+        return out
+
+
+class EmbeddedCommandCursor:
+    """The cursor `aggregate` and `list_indexes` return (results are already computed)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = rows
+        self._position = 0
+
+    @property
+    def alive(self) -> bool:
+        """Whether more results may come."""
+        return self._position < len(self._rows)
+
+    def __aiter__(self) -> EmbeddedCommandCursor:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._position >= len(self._rows):
+            raise StopAsyncIteration
+        self._position += 1
+        return self._rows[self._position - 1]
+
+    async def next(self) -> dict[str, Any]:
+        """The next row."""
+        return await self.__anext__()
+
+    async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
+        """The remaining rows (at most `length`)."""
+        end = len(self._rows) if length is None else min(len(self._rows), self._position + length)
+        rows, self._position = self._rows[self._position : end], end
+        return rows
+
+    async def close(self) -> None:
+        """Release the cursor."""
+        self._position = len(self._rows)
+
+
+def _refuse_session(session: Any) -> None:
+    if session is not None:
+        raise NotImplementedError("the embedded backend has no sessions or transactions")
+
+
+def _projection(projection: Any) -> dict[str, Any] | None:
+    if projection is None:
+        return None
+    if isinstance(projection, Mapping):
+        return dict(projection) or None
+    return dict.fromkeys(projection, 1)
+
+
+def _update_result(raw: dict[str, Any]) -> dict[str, Any]:
+    # The shape PyMongo builds from a server's reply: an upsert matched nothing.
+    upserted = raw.get("upserted")
+    result = {"n": raw.get("n", 0), "nModified": raw.get("nModified", 0), "ok": 1.0}
+    if upserted is not None:
+        result["upserted"] = codec.reply({"v": upserted})["v"]
+        result["nModified"] = 0
+    result["updatedExisting"] = bool(raw.get("updatedExisting"))
+    return result
+
+
+def _bulk_op(request: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(request, InsertOne):
+        doc = request._doc
+        if "_id" not in doc:
+            doc["_id"] = ObjectId()
+        return "insert", {"doc": doc}
+    if isinstance(request, DeleteOne | DeleteMany):
+        return "delete", {
+            "filter": codec.canonical(request._filter),
+            "multi": isinstance(request, DeleteMany),
+        }
+    if isinstance(request, ReplaceOne):
+        validate_ok_for_replace(request._doc)
+        return "update", {
+            "filter": codec.canonical(request._filter),
+            "update": codec.canonical(request._doc),
+            "upsert": bool(request._upsert),
+            "multi": False,
+        }
+    if isinstance(request, UpdateOne | UpdateMany):
+        validate_ok_for_update(request._doc)
+        return "update", {
+            "filter": codec.canonical(request._filter),
+            "update": codec.canonical({"u": request._doc})["u"],
+            "upsert": bool(request._upsert),
+            "multi": isinstance(request, UpdateMany),
+        }
+    raise TypeError(f"{request!r} is not a valid request")
+
+
+def _run_bulk(
+    engine: EngineCollection, ops: list[tuple[str, dict[str, Any]]], ordered: bool
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "writeErrors": [],
+        "writeConcernErrors": [],
+        "nInserted": 0,
+        "nUpserted": 0,
+        "nMatched": 0,
+        "nModified": 0,
+        "nRemoved": 0,
+        "upserted": [],
+    }
+    for index, (kind, args) in zip(itertools.count(), ops, strict=False):
+        try:
+            if kind == "insert":
+                engine._insert(args["doc"])
+                result["nInserted"] += 1
+            elif kind == "delete":
+                result["nRemoved"] += engine._delete(args["filter"], multi=args["multi"])["n"]
+            else:
+                raw = engine._update(
+                    args["filter"], args["update"], upsert=args["upsert"], multi=args["multi"]
+                )
+                if raw.get("upserted") is not None:
+                    result["nUpserted"] += 1
+                    result["upserted"].append(
+                        {"index": index, "_id": codec.reply({"v": raw["upserted"]})["v"]}
+                    )
+                else:
+                    result["nMatched"] += raw.get("n", 0)
+                    result["nModified"] += raw.get("nModified", 0)
+        except WriteError as exc:
+            result["writeErrors"].append(
+                {**(exc.details or {}), "index": index, "code": exc.code, "errmsg": str(exc)}
+            )
+            if ordered:
+                break
+    return result

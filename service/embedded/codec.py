@@ -1,0 +1,102 @@
+"""What crosses the embedded backend's boundary goes through BSON, as it does with a server.
+
+Documents, filters and updates are encoded exactly as PyMongo encodes them for the wire
+(`uuidRepresentation="standard"`), then decoded into the backend's canonical form: UUIDs as
+`Binary` subtype 4, datetimes naive UTC at millisecond precision, regexes as `bson.Regex`.
+So matching sees what a server sees (a UUID and its `Binary` match alike, microseconds are
+gone), a value BSON cannot hold fails here as it would in the driver, and every copy a caller
+gets is decoded afresh, as the driver decodes a reply (UUIDs, aware UTC datetimes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any
+
+import bson
+from bson import Binary
+from bson.binary import UuidRepresentation
+from bson.codec_options import CodecOptions
+from pymongo.errors import DocumentTooLarge, OperationFailure
+
+MAX_BSON_SIZE = 16 * 1024 * 1024
+"""MongoDB's document size limit, enforced on every stored and returned document."""
+
+_WIRE: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.STANDARD, tz_aware=True
+)
+_CANONICAL: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.UNSPECIFIED
+)
+READER: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD, tz_aware=True, tzinfo=UTC)
+"""How the real client is configured to decode replies (and so how this backend answers)."""
+
+
+def encode(doc: Mapping[str, Any]) -> bytes:
+    """A document as BSON, the way the driver puts it on the wire."""
+    return bson.encode(doc, codec_options=_WIRE)
+
+
+def canonical(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A filter, update or projection in canonical form."""
+    return bson.decode(encode(doc), codec_options=_CANONICAL)
+
+
+def canonical_value(value: Any) -> Any:
+    """One value in canonical form."""
+    return canonical({"v": value})["v"]
+
+
+def stored(doc: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """A document to store: its canonical dict and its BSON, refused above 16 MiB."""
+    raw = encode(doc)
+    if len(raw) > MAX_BSON_SIZE:
+        raise DocumentTooLarge(
+            f"BSON document too large ({len(raw)} bytes) - the connected server supports "
+            f"BSON document sizes up to {MAX_BSON_SIZE} bytes."
+        )
+    return bson.decode(raw, codec_options=_CANONICAL), raw
+
+
+def updated(doc: Mapping[str, Any]) -> bytes:
+    """The BSON of a document after an update, refused above 16 MiB as MongoDB does."""
+    raw = encode(doc)
+    if len(raw) > MAX_BSON_SIZE:
+        raise OperationFailure(
+            f"Resulting document after update is larger than {MAX_BSON_SIZE}",
+            code=17419,
+        )
+    return raw
+
+
+def read(raw: bytes, options: CodecOptions[dict[str, Any]] = READER) -> dict[str, Any]:
+    """A caller's copy of a stored document, decoded as the real client decodes it."""
+    return bson.decode(raw, codec_options=options)
+
+
+def reply(doc: Mapping[str, Any], options: CodecOptions[dict[str, Any]] = READER) -> dict[str, Any]:
+    """A computed document (projection, aggregation row) as the client would receive it.
+
+    A result above 16 MiB fails as it does on a server: no single document of a reply (an
+    aggregation row included) may exceed the limit.
+    """
+    raw = encode(doc)
+    if len(raw) > MAX_BSON_SIZE:
+        raise OperationFailure(
+            f"BSONObj size: {len(raw)} (0x{len(raw):X}) is invalid. "
+            f"Size must be between 0 and {MAX_BSON_SIZE}(16MB)",
+            code=10334,
+            details={"codeName": "BSONObjectTooLarge"},
+        )
+    return bson.decode(raw, codec_options=options)
+
+
+def binary(data: bytes, subtype: int) -> Binary:
+    """A BSON binary value."""
+    return Binary(data, subtype)
+
+
+def to_canonical(raw: bytes) -> dict[str, Any]:
+    """A stored document's canonical dict, decoded afresh (a private copy to work on)."""
+    return bson.decode(raw, codec_options=_CANONICAL)

@@ -1,0 +1,570 @@
+"""The synchronous engine: mongomock's query, update and aggregation semantics on indexed storage.
+
+mongomock decides what a filter matches (`filter_applies`), how an update document changes a
+document (`Collection._update`) and what an aggregation stage computes (`process_pipeline`).
+This module replaces the parts of mongomock that make it a toy: its storage (a full scan per
+query, a full scan per unique-index check, a deep copy of every matching document before a
+`limit`) becomes `store.CollectionStore` with real indexes, chosen by `planner.plan`, and its
+index creation keeps `partialFilterExpression`. Everything here runs in the backend's one
+worker thread (see aio.py), so no locking is needed inside.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from mongomock import aggregate as mm_aggregate
+from mongomock import collection as mm_collection
+from mongomock import filtering as mm_filtering
+from mongomock.collection import Collection as MongomockCollection
+from mongomock.filtering import filter_applies
+from pymongo.errors import (
+    BulkWriteError,
+    CollectionInvalid,
+    DocumentTooLarge,
+    InvalidName,
+    OperationFailure,
+    WriteError,
+)
+
+from service.embedded import codec
+from service.embedded.keys import path_values, sort_key, sort_value
+from service.embedded.planner import Plan, plan
+from service.embedded.store import CollectionStore, Index
+
+SERVER_VERSION = "7.0.0"
+"""The MongoDB version the engine answers `buildInfo` with (mongomock's feature level)."""
+
+# Stages after which a document may have outgrown 16 MiB (MongoDB checks every document).
+_GROWING_STAGES = frozenset(
+    {"$lookup", "$group", "$facet", "$bucket", "$bucketAuto", "$graphLookup", "$addFields"}
+)
+
+Sort = Sequence[tuple[str, int]]
+
+_MISSING = object()
+
+
+def _extremum(pick_new: Any) -> Any:
+    def updater(doc: Any, field: str, value: Any) -> None:
+        if isinstance(doc, dict):
+            current = doc.get(field, _MISSING)
+            if current is _MISSING or pick_new(sort_key(value), sort_key(current)):
+                doc[field] = value
+
+    return updater
+
+
+class InList(list):  # type: ignore[type-arg]
+    """An `$in`/`$nin` array with a hash set of its members, built once per query.
+
+    mongomock tests membership with a linear scan (and re-checks every element for regexes)
+    per document, which makes `_id: {$in: [thousands]}` quadratic; equality is unchanged.
+    """
+
+    def __init__(self, values: list[Any]) -> None:
+        super().__init__(values)
+        self.has_regex = any(isinstance(v, mm_filtering._RE_TYPES) for v in values)
+        self.has_none = None in values
+        members = set()
+        for v in values:
+            try:
+                members.add(v)
+            except TypeError:  # unhashable (documents, arrays): found by the linear fallback
+                continue
+        self.members = members
+
+
+class Same:
+    """An equality operand that equals only values of its own BSON kind.
+
+    Python says `True == 1`; MongoDB says a boolean never equals a number. Numbers and
+    booleans in a filter's equality positions are wrapped in `Same` before matching, so
+    mongomock's `==` and `in` give MongoDB's answer (1 still equals 1.0).
+    """
+
+    __slots__ = ("boolean", "value")
+
+    def __init__(self, value: bool | int | float) -> None:
+        self.value = value
+        self.boolean = isinstance(value, bool)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Same):
+            other = other.value
+        if isinstance(other, bool) != self.boolean or not isinstance(other, int | float):
+            return False
+        return bool(other == self.value)
+
+    def __hash__(self) -> int:
+        return hash((self.boolean, self.value))
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+def _probe(value: Any) -> Any:
+    return Same(value) if isinstance(value, bool | int | float) else value
+
+
+def _in(doc_val: Any, search_val: Any) -> bool:
+    if not isinstance(search_val, InList) or search_val.has_regex:
+        return mm_in(doc_val, search_val)  # type: ignore[no-any-return]
+    if doc_val is mm_filtering.NOTHING:
+        return search_val.has_none
+    for value in doc_val if isinstance(doc_val, list | tuple) else (doc_val,):
+        try:
+            if _probe(value) in search_val.members:
+                return True
+        except TypeError:
+            if list.__contains__(search_val, value):
+                return True
+    return False
+
+
+mm_in = mm_filtering._in_op
+mm_filtering._filterer_inst._operator_map["$in"] = _in
+mm_filtering._filterer_inst._operator_map["$nin"] = lambda dv, sv: not _in(dv, sv)
+
+
+_EQUALITY_OPERATORS = frozenset({"$eq", "$ne"})
+_MEMBERSHIP_OPERATORS = frozenset({"$in", "$nin", "$all"})
+_FILTER_OPERATORS = frozenset({"$elemMatch", "$not"})
+
+
+def prepared(query: Any) -> Any:
+    """A filter ready for mongomock's matcher with MongoDB's meaning and speed.
+
+    Equality operands compare within their BSON kind (`Same`), and `$in`/`$nin` arrays
+    become `InList`s with a hash set.
+    """
+    if not isinstance(query, dict):
+        return query
+    out: dict[str, Any] = {}
+    for key, value in query.items():
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            out[key] = [prepared(part) for part in value]
+        elif key.startswith("$"):
+            out[key] = value  # $expr, $where, $comment...: left as given
+        elif isinstance(value, dict) and value and all(k.startswith("$") for k in value):
+            out[key] = _operators(value)
+        else:
+            out[key] = _operand(value)
+    return out
+
+
+def _operators(ops: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for op, arg in ops.items():
+        if op in _EQUALITY_OPERATORS:
+            out[op] = _operand(arg)
+        elif op in _MEMBERSHIP_OPERATORS and isinstance(arg, list):
+            members = [_operand(v) for v in arg]
+            out[op] = InList(members) if op != "$all" else members
+        elif op in _FILTER_OPERATORS and isinstance(arg, dict):
+            out[op] = prepared(arg) if not all(k.startswith("$") for k in arg) else _operators(arg)
+        else:
+            out[op] = arg
+    return out
+
+
+def _operand(value: Any) -> Any:
+    # Embedded documents and arrays compare element by element: wrap inside them too.
+    if isinstance(value, bool | int | float):
+        return Same(value)
+    if isinstance(value, dict):
+        return {k: _operand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_operand(v) for v in value]
+    return value
+
+
+# mongomock's `$max`/`$min` compare with Python's `max`/`min`, which fail on null and mixed
+# types; MongoDB compares in BSON order (null below every date).
+mm_collection._updaters["$max"] = _extremum(lambda new, old: new > old)
+mm_collection._updaters["$min"] = _extremum(lambda new, old: new < old)
+
+
+class EngineClient:
+    """A server: databases by name. mongomock's update code asks it for `server_info()`."""
+
+    _ids = itertools.count()
+
+    def __init__(self) -> None:
+        self._id = next(self._ids)
+        self.databases: dict[str, EngineDatabase] = {}
+
+    def database(self, name: str) -> EngineDatabase:
+        """The database of this name (created on first use, as MongoDB does)."""
+        if name not in self.databases:
+            self.databases[name] = EngineDatabase(self, name)
+        return self.databases[name]
+
+    def server_info(self) -> dict[str, Any]:
+        """What `buildInfo` answers."""
+        parts = [int(p) for p in SERVER_VERSION.split(".")]
+        return {
+            "version": SERVER_VERSION,
+            "versionArray": [*parts, 0],
+            "maxBsonObjectSize": codec.MAX_BSON_SIZE,
+            "ok": 1.0,
+        }
+
+
+class EngineDatabase:
+    """A database: collection stores by name."""
+
+    def __init__(self, client: EngineClient, name: str) -> None:
+        self.client = client
+        self.name = name
+        self.stores: dict[str, CollectionStore] = {}
+        self._collections: dict[str, EngineCollection] = {}
+
+    def store(self, name: str) -> CollectionStore:
+        """The store of a collection (created empty on first use)."""
+        if name not in self.stores:
+            self.stores[name] = CollectionStore(name)
+        return self.stores[name]
+
+    def get_collection(self, name: str, **_: Any) -> EngineCollection:
+        """A collection (mongomock's aggregation stages look `$lookup` targets up here)."""
+        if not name or "$" in name or name.startswith(".") or name.endswith("."):
+            raise InvalidName(f"collection names must not be empty or contain '$': {name!r}")
+        if name not in self._collections:
+            self._collections[name] = EngineCollection(self, name)
+        return self._collections[name]
+
+    __getitem__ = get_collection
+
+    def list_collection_names(self) -> list[str]:
+        """Collections that exist (hold documents, indexes, or were created)."""
+        return [n for n, s in self.stores.items() if s.created and not n.startswith("system.")]
+
+    def create_collection(self, name: str) -> None:
+        """Create an empty collection; CollectionInvalid if it exists."""
+        if name in self.list_collection_names():
+            raise CollectionInvalid(f"collection {name} already exists")
+        self.store(name).created = True
+
+    def drop_collection(self, name: str) -> None:
+        """Remove a collection with its documents and indexes."""
+        if name in self.stores:
+            self.stores[name].drop()
+
+
+class EngineCollection(MongomockCollection):  # type: ignore[misc]
+    """One collection: mongomock's semantics over `CollectionStore`."""
+
+    def __init__(self, database: EngineDatabase, name: str) -> None:
+        super().__init__(database, name, _db_store=None)
+
+    @property
+    def _store(self) -> CollectionStore:  # type: ignore[override]
+        return self.database.store(self.name)
+
+    # -- the hooks mongomock's update code calls ------------------------------------------
+
+    def _iter_documents(self, filter: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        # Candidates are fixed before the update starts changing (and re-indexing) them.
+        candidates = list(self._plan(filter).candidates)
+        query = prepared(filter)
+        docs = (codec.to_canonical(raw) for raw, _ in candidates)
+        return (doc for doc in docs if filter_applies(query, doc))
+
+    def _ensure_uniques(self, new_data: dict[str, Any]) -> None:
+        # Called after an update changed its copy of a document: store it (re-indexed).
+        self._store.replace(sort_key(new_data["_id"]), new_data, codec.updated(new_data))
+
+    def _insert(self, data: Any, session: Any = None, ordered: bool = True) -> Any:
+        _no_session(session)
+        if isinstance(data, dict):
+            if "_id" not in data:
+                data["_id"] = ObjectId()
+            doc, raw = codec.stored(data)
+            self._store.insert(doc, raw)
+            return data["_id"]
+        return self._insert_many(list(data), ordered)
+
+    def _insert_many(self, docs: list[dict[str, Any]], ordered: bool) -> list[Any]:
+        prepared = []
+        for doc in docs:
+            doc.setdefault("_id", ObjectId())
+            prepared.append(codec.stored(doc))  # DocumentTooLarge before anything is written
+        errors: list[dict[str, Any]] = []
+        inserted = 0
+        for index, (doc, raw) in enumerate(prepared):
+            try:
+                self._store.insert(doc, raw)
+                inserted += 1
+            except WriteError as exc:
+                errors.append({**(exc.details or {}), "index": index, "code": exc.code, "op": doc})
+                if ordered:
+                    break
+        if errors:
+            raise BulkWriteError(_bulk_details(errors, n_inserted=inserted))
+        return [d["_id"] for d in docs]
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _plan(self, filter: Mapping[str, Any], sort: Sort = (), wanted: int | None = None) -> Plan:
+        self._expire()
+        return plan(self._store, filter, sort, wanted)
+
+    def matching(
+        self,
+        filter: Mapping[str, Any],
+        *,
+        sort: Sort = (),
+        skip: int = 0,
+        limit: int = 0,
+        keep: bool = True,
+    ) -> list[tuple[bytes, dict[str, Any] | None]]:
+        """The matching documents, sorted and sliced: `(raw, decoded)` pairs.
+
+        With `keep=False` the decoded documents are not kept (`None`): a long result then
+        holds only the stored bytes, which a cursor decodes batch by batch.
+        """
+        wanted = skip + limit if limit else None
+        chosen = self._plan(filter, sort, wanted)
+        query = prepared(filter)
+        sorting = bool(sort) and not chosen.ordered
+        found: list[tuple[bytes, dict[str, Any] | None]] = []
+        order: list[tuple[Any, ...]] = []
+        for raw, _ in chosen.candidates:
+            doc = codec.to_canonical(raw)
+            if query and not filter_applies(query, doc):
+                continue
+            found.append((raw, doc if keep else None))
+            if sorting:
+                order.append(tuple(sort_value(doc, f, d < 0) for f, d in sort))
+            elif wanted is not None and len(found) >= wanted:
+                break
+        if sorting:
+            found = [pair for _, pair in sorted(zip(order, found, strict=True), key=_by(sort))]
+        return found[skip : skip + limit] if limit else found[skip:]
+
+    def find(  # type: ignore[override]
+        self,
+        filter: Mapping[str, Any] | None = None,
+        projection: Any = None,
+        skip: int = 0,
+        limit: int = 0,
+        sort: Any = None,
+        **_: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """Private canonical copies (what mongomock's own code and `$lookup` work on)."""
+        found = self.matching(filter or {}, sort=sort_spec(sort), skip=skip, limit=limit)
+        for _raw, copy in found:
+            assert copy is not None
+            yield copy if projection is None else self.project(copy, projection)
+
+    def project(self, doc: dict[str, Any], projection: Any) -> dict[str, Any]:
+        """A projection of a document, with mongomock's projection rules."""
+        if isinstance(projection, list | tuple):
+            projection = dict.fromkeys(projection, 1)
+        return self._copy_only_fields(doc, dict(projection), dict)  # type: ignore[no-any-return]
+
+    def count_documents(self, filter: Mapping[str, Any], **kwargs: Any) -> int:  # type: ignore[override]
+        """How many documents match (with pymongo's `skip`/`limit`)."""
+        skip, limit = int(kwargs.get("skip") or 0), int(kwargs.get("limit") or 0)
+        return len(self.matching(filter, skip=skip, limit=limit, keep=False))
+
+    def _delete(  # type: ignore[override]
+        self,
+        filter: Mapping[str, Any],
+        collation: Any = None,
+        hint: Any = None,
+        multi: bool = False,
+        session: Any = None,
+    ) -> dict[str, Any]:
+        _no_session(session)
+        if collation is not None:
+            raise NotImplementedError("the embedded backend has no collations")
+        found = self.matching(filter, limit=0 if multi else 1)
+        for _, doc in found:
+            assert doc is not None
+            self._store.delete(sort_key(doc["_id"]))
+        return {"n": len(found), "ok": 1.0}
+
+    def aggregate(
+        self, pipeline: Sequence[Mapping[str, Any]], session: Any = None, **_: Any
+    ) -> list[dict[str, Any]]:  # type: ignore[override]
+        """Run a pipeline; a leading `$match` (and `$sort`/`$limit`) uses the indexes."""
+        _no_session(session)
+        stages = list(pipeline)
+        match: Mapping[str, Any] = {}
+        if stages and "$match" in stages[0]:
+            match = stages.pop(0)["$match"]
+        sort: Sort = ()
+        limit = 0
+        if stages and "$sort" in stages[0]:
+            sort = sort_spec(stages[0]["$sort"])
+            if len(stages) > 1 and "$limit" in stages[1]:
+                limit = int(stages[1]["$limit"])
+        docs = [doc for _, doc in self.matching(match, sort=sort, limit=limit) if doc is not None]
+        if sort:
+            stages.pop(0)
+            if limit:
+                stages.pop(0)
+        for position, stage in enumerate(stages):
+            if "$match" in stage:
+                stage = {"$match": prepared(stage["$match"])}
+            docs = list(mm_aggregate.process_pipeline(docs, self.database, [stage], None))
+            name = next(iter(stage))
+            if name in _GROWING_STAGES and not _unwound_next(stages, position):
+                _check_sizes(name, docs)
+        return docs
+
+    def distinct(
+        self, key: str, filter: Mapping[str, Any] | None = None, session: Any = None
+    ) -> list[Any]:  # type: ignore[override]
+        """Distinct values of a field among matching documents (arrays contribute elements)."""
+        _no_session(session)
+        values: dict[tuple[Any, ...], Any] = {}
+        for _, doc in self.matching(filter or {}):
+            assert doc is not None
+            for value in path_values(doc, key):
+                if value is not None or _has(doc, key):
+                    values.setdefault(sort_key(value), value)
+        return list(values.values())
+
+    # -- indexes --------------------------------------------------------------------------
+
+    def create_index(self, keys: Any, session: Any = None, **options: Any) -> str:  # type: ignore[override]
+        """Create an index with every option kept (partial filters included)."""
+        _no_session(session)
+        key_list = _key_list(keys)
+        name = options.pop("name", None) or "_".join(f"{k}_{d}" for k, d in key_list)
+        kept = {k: v for k, v in options.items() if v is not None and v is not False}
+        if "partialFilterExpression" in kept:
+            kept["partialFilterExpression"] = codec.canonical(kept["partialFilterExpression"])
+        self._store.create_index(Index(name, key_list, kept))
+        return name
+
+    def index_information(self, session: Any = None) -> dict[str, dict[str, Any]]:  # type: ignore[override]
+        """Indexes by name, as MongoDB describes them."""
+        _no_session(session)
+        if not self._store.created:
+            return {}
+        return {name: index.info for name, index in self._store.indexes.items()}
+
+    def drop_index(self, index_or_name: Any, session: Any = None) -> None:  # type: ignore[override]
+        """Remove an index by name or key pattern."""
+        _no_session(session)
+        name = index_or_name
+        if not isinstance(index_or_name, str):
+            name = "_".join(f"{k}_{d}" for k, d in _key_list(index_or_name))
+        self._store.drop_index(name)
+
+    def drop(self, session: Any = None) -> None:  # type: ignore[override]
+        """Drop the collection."""
+        _no_session(session)
+        self.database.drop_collection(self.name)
+
+    # -- TTL ------------------------------------------------------------------------------
+
+    def _expire(self) -> None:
+        store = self._store
+        if not any(i.ttl is not None for i in store.indexes.values()):
+            return
+        now = datetime.utcnow()
+        for key in store.expire(now):
+            if key in store:
+                store.delete(key)
+
+
+def _by(sort: Sort) -> Any:
+    """A sort key over (keys, pair) rows honouring each key's direction (stable)."""
+
+    class Row:
+        __slots__ = ("keys",)
+
+        def __init__(self, row: tuple[tuple[Any, ...], Any]) -> None:
+            self.keys = row[0]
+
+        def __lt__(self, other: Row) -> bool:
+            for (_, direction), mine, theirs in zip(sort, self.keys, other.keys, strict=True):
+                if mine != theirs:
+                    return bool(mine < theirs) if direction > 0 else bool(mine > theirs)
+            return False
+
+    return Row
+
+
+def _no_session(session: Any) -> None:
+    if session is not None:
+        raise NotImplementedError("the embedded backend has no sessions or transactions")
+
+
+def _key_list(keys: Any) -> list[tuple[str, Any]]:
+    if isinstance(keys, str):
+        return [(keys, 1)]
+    if isinstance(keys, Mapping):
+        return list(keys.items())
+    return [(str(k), d) for k, d in keys]
+
+
+def sort_spec(sort: Any) -> list[tuple[str, int]]:
+    """A sort given as PyMongo takes it, as a list of (field, direction)."""
+    if not sort:
+        return []
+    if isinstance(sort, Mapping):
+        sort = list(sort.items())
+    if isinstance(sort, str):
+        return [(sort, 1)]
+    return [(str(k), int(d)) for k, d in sort]
+
+
+def _has(doc: Mapping[str, Any], path: str) -> bool:
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False
+        value = value[part]
+    return True
+
+
+def _unwound_next(stages: list[Mapping[str, Any]], position: int) -> bool:
+    # MongoDB folds `$lookup` + `$unwind` of its `as` field into one stage: no big array.
+    stage = stages[position]
+    if "$lookup" not in stage or position + 1 >= len(stages):
+        return False
+    unwind = stages[position + 1].get("$unwind")
+    path = unwind.get("path") if isinstance(unwind, Mapping) else unwind
+    return path == f"${stage['$lookup'].get('as')}"
+
+
+def _check_sizes(stage: str, docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        size = len(codec.encode(doc))
+        if size > codec.MAX_BSON_SIZE:
+            if stage == "$lookup":
+                raise OperationFailure(
+                    "Total size of documents in $lookup exceeds maximum document size",
+                    code=4568,
+                )
+            raise OperationFailure(
+                f"BSONObj size: {size} (0x{size:X}) is invalid. "
+                f"Size must be between 0 and {codec.MAX_BSON_SIZE}(16MB)",
+                code=10334,
+            )
+
+
+def _bulk_details(errors: list[dict[str, Any]], *, n_inserted: int = 0) -> dict[str, Any]:
+    return {
+        "writeErrors": errors,
+        "writeConcernErrors": [],
+        "nInserted": n_inserted,
+        "nUpserted": 0,
+        "nMatched": 0,
+        "nModified": 0,
+        "nRemoved": 0,
+        "upserted": [],
+    }
+
+
+__all__ = ["DocumentTooLarge", "EngineClient", "EngineCollection", "EngineDatabase"]

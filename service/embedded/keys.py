@@ -1,0 +1,166 @@
+"""MongoDB's value order and index keys, for the embedded backend's indexes and sorts.
+
+Stored documents are in the backend's canonical form (see `codec.py`): UUIDs are BSON
+`Binary` subtype 4, datetimes naive UTC with millisecond precision. `sort_key` maps such a value
+to a Python tuple whose natural order is MongoDB's BSON comparison order (MinKey < null <
+numbers < strings < objects < arrays < binary < ObjectId < booleans < dates < timestamps <
+regular expressions < MaxKey); numbers compare by value across int, float and Decimal128.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from itertools import product
+from typing import Any
+from uuid import UUID
+
+from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+
+# Ranks of BSON types in comparison order.
+_MINKEY, _NULL, _NUMBER, _STRING, _OBJECT, _ARRAY = 0, 1, 2, 3, 4, 5
+_BINARY, _OBJECTID, _BOOL, _DATE, _TIMESTAMP, _REGEX, _MAXKEY = 6, 7, 8, 9, 10, 11, 12
+
+NULL_KEY: tuple[Any, ...] = (_NULL,)
+EMPTY_ARRAY_KEY: tuple[Any, ...] = (_ARRAY, ())
+LOWEST: tuple[Any, ...] = (-1,)
+HIGHEST: tuple[Any, ...] = (99,)
+
+
+def _number(value: Any) -> float | int | Decimal:
+    if isinstance(value, Decimal128):
+        value = value.to_decimal()
+    if isinstance(value, Decimal):
+        return -math.inf if value.is_nan() else value
+    if isinstance(value, float) and math.isnan(value):
+        return -math.inf  # NaN sorts before every other number
+    return value
+
+
+def type_rank(value: Any) -> int:
+    """The rank of a value's BSON type in MongoDB's comparison order."""
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return _BOOL
+    if isinstance(value, int | float | Int64 | Decimal128 | Decimal):
+        return _NUMBER
+    if isinstance(value, str):
+        return _STRING
+    if isinstance(value, Mapping):
+        return _OBJECT
+    if isinstance(value, list | tuple):
+        return _ARRAY
+    if isinstance(value, bytes | UUID):
+        return _BINARY
+    if isinstance(value, ObjectId):
+        return _OBJECTID
+    if isinstance(value, datetime):
+        return _DATE
+    if isinstance(value, Timestamp):
+        return _TIMESTAMP
+    if isinstance(value, Regex):
+        return _REGEX
+    if isinstance(value, MinKey):
+        return _MINKEY
+    if isinstance(value, MaxKey):
+        return _MAXKEY
+    if hasattr(value, "pattern"):  # a compiled re.Pattern
+        return _REGEX
+    raise TypeError(f"no BSON order for {type(value).__name__}")
+
+
+def sort_key(value: Any) -> tuple[Any, ...]:
+    """A tuple ordering like `value` does in MongoDB (arrays compare element by element)."""
+    rank = type_rank(value)
+    if rank == _NULL or rank in (_MINKEY, _MAXKEY):
+        return (rank,)
+    if rank == _NUMBER:
+        return (rank, _number(value))
+    if rank in (_STRING, _BOOL, _OBJECTID):
+        return (rank, value if rank != _OBJECTID else value.binary)
+    if rank == _DATE:
+        if value.tzinfo is not None:
+            value = value.replace(tzinfo=None) - (value.utcoffset() or 0)
+        return (rank, value)
+    if rank == _BINARY:
+        if isinstance(value, UUID):
+            value = Binary.from_uuid(value)
+        subtype = value.subtype if isinstance(value, Binary) else 0
+        return (rank, len(value), subtype, bytes(value))
+    if rank == _OBJECT:
+        return (rank, tuple((type_rank(v), k, sort_key(v)) for k, v in value.items()))
+    if rank == _ARRAY:
+        return (rank, tuple(sort_key(v) for v in value))
+    if rank == _TIMESTAMP:
+        return (rank, value.time, value.inc)
+    return (rank, value.pattern, str(getattr(value, "flags", "")))
+
+
+def equality_key(value: Any) -> tuple[Any, ...] | None:
+    """The index key an equality match on `value` looks up, or None if no index serves it.
+
+    Arrays and embedded documents as whole values, and regular expressions, are left to a
+    scan of the other candidates: the index holds array elements, not arrays.
+    """
+    if isinstance(value, list | tuple | Mapping | Regex) or hasattr(value, "pattern"):
+        return None
+    return sort_key(value)
+
+
+def path_values(doc: Any, path: str) -> list[Any]:
+    """Every value at a dotted path, descending into arrays as MongoDB's multikey indexes do.
+
+    A missing field yields `[None]` (indexed as null); an array yields its elements (an empty
+    array yields the empty-array marker value `[]`).
+    """
+    out: list[Any] = []
+    _collect(doc, path.split("."), out)
+    return out or [None]
+
+
+def _collect(value: Any, parts: Sequence[str], out: list[Any]) -> None:
+    if not parts:
+        if isinstance(value, list):
+            if value:
+                out.extend(value)
+            else:
+                out.append([])
+        else:
+            out.append(value)
+        return
+    head, rest = parts[0], parts[1:]
+    if isinstance(value, Mapping):
+        if head in value:
+            _collect(value[head], rest, out)
+        else:
+            out.append(None)
+    elif isinstance(value, list):
+        if head.isdigit() and int(head) < len(value):
+            _collect(value[int(head)], rest, out)
+        for item in value:
+            if isinstance(item, Mapping):
+                _collect(item, parts, out)
+    else:
+        out.append(None)
+
+
+def index_keys(doc: Mapping[str, Any], fields: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """The index entries of a document: one key tuple per combination of array elements."""
+    per_field = []
+    for field in fields:
+        values = path_values(doc, field)
+        keys = {EMPTY_ARRAY_KEY if isinstance(v, list) and not v else sort_key(v) for v in values}
+        per_field.append(sorted(keys))
+    for combo in product(*per_field):
+        yield tuple(combo)
+
+
+def sort_value(doc: Mapping[str, Any], path: str, descending: bool) -> tuple[Any, ...]:
+    """The key a document sorts by on `path`: an array sorts by its smallest element
+    ascending and its largest descending, as MongoDB does."""
+    values = path_values(doc, path)
+    keys = [EMPTY_ARRAY_KEY if isinstance(v, list) and not v else sort_key(v) for v in values]
+    return max(keys) if descending else min(keys)

@@ -1,0 +1,301 @@
+"""Choosing which documents a query must look at, from the collection's declared indexes.
+
+The planner never decides what matches — `mongomock.filtering.filter_applies` does, on every
+candidate — it only narrows the candidates, so a plan may be wider than the answer but never
+narrower. Like MongoDB's planner it reads the filter's top-level conjunction: equality and
+`$in` conditions on an index's leading fields, then one range on the next field (type
+bracketed, as MongoDB compares), give bounds on the index's sorted entries; a sort the index
+order serves is answered by walking the bounds in order and stopping at the limit. A top-level
+`$or` whose every branch has bounds is answered by the union of its branches. Anything else
+reads the whole collection, as a collection scan would.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.embedded.keys import HIGHEST, equality_key, sort_key, type_rank
+from service.embedded.store import CollectionStore, Index, Stored
+
+MAX_INTERVALS = 20_000  # `$in` combinations beyond this are scanned rather than looked up
+
+
+@dataclass
+class Bounds:
+    """What a filter says about one field: equality points and/or a range."""
+
+    points: list[tuple[Any, ...]] | None = None
+    low: tuple[Any, ...] | None = None
+    low_inclusive: bool = True
+    high: tuple[Any, ...] | None = None
+    high_inclusive: bool = True
+
+    @property
+    def has_range(self) -> bool:
+        return self.low is not None or self.high is not None
+
+
+@dataclass
+class Conjunction:
+    """The top-level AND of a filter: bounds per field, and its `$or` lists."""
+
+    fields: dict[str, Bounds] = field(default_factory=dict)
+    ors: list[list[Mapping[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """The chosen access path: where candidates come from and whether they arrive sorted."""
+
+    name: str
+    cost: int
+    ordered: bool
+    candidates: Iterator[Stored]
+
+
+def analyse(query: Mapping[str, Any]) -> Conjunction:
+    """Split a filter into per-field bounds (conditions nothing can serve are left out)."""
+    conj = Conjunction()
+    _walk(query, conj)
+    return conj
+
+
+def _walk(query: Mapping[str, Any], conj: Conjunction) -> None:
+    for key, value in query.items():
+        if key == "$and" and isinstance(value, list):
+            for part in value:
+                if isinstance(part, Mapping):
+                    _walk(part, conj)
+        elif key == "$or" and isinstance(value, list) and value:
+            conj.ors.append([b for b in value if isinstance(b, Mapping)])
+        elif not key.startswith("$"):
+            bounds = _field_bounds(value)
+            if bounds is not None:
+                _merge(conj.fields.setdefault(key, Bounds()), bounds)
+
+
+def _field_bounds(value: Any) -> Bounds | None:
+    if not (isinstance(value, Mapping) and value and all(k.startswith("$") for k in value)):
+        key = equality_key(value)
+        return Bounds(points=[key]) if key is not None else None
+    bounds = Bounds()
+    for op, arg in value.items():
+        if op == "$eq":
+            key = equality_key(arg)
+            if key is not None:
+                _merge(bounds, Bounds(points=[key]))
+        elif op == "$in" and isinstance(arg, list):
+            keys = [equality_key(v) for v in arg]
+            if all(k is not None for k in keys):
+                _merge(bounds, Bounds(points=sorted(set(keys))))  # type: ignore[arg-type]
+        elif op in ("$gt", "$gte", "$lt", "$lte") and equality_key(arg) is not None:
+            _merge(bounds, _range(op, arg))
+    if bounds.points is None and not bounds.has_range:
+        return None
+    return bounds
+
+
+def _range(op: str, arg: Any) -> Bounds:
+    # Type bracketing: `$gt: 5` matches numbers only, so the other end is the end of its type.
+    key, rank = sort_key(arg), type_rank(arg)
+    if op in ("$gt", "$gte"):
+        return Bounds(low=key, low_inclusive=op == "$gte", high=(rank + 0.5,))
+    return Bounds(low=(rank,), high=key, high_inclusive=op == "$lte")
+
+
+def _merge(into: Bounds, other: Bounds) -> None:
+    if other.points is not None:
+        into.points = (
+            other.points if into.points is None else sorted(set(into.points) & set(other.points))
+        )
+    if other.low is not None and (into.low is None or other.low > into.low):
+        into.low, into.low_inclusive = other.low, other.low_inclusive
+    if other.high is not None and (into.high is None or other.high < into.high):
+        into.high, into.high_inclusive = other.high, other.high_inclusive
+
+
+def _intervals(
+    index: Index, conj: Conjunction
+) -> tuple[list[tuple[tuple[Any, ...], tuple[Any, ...]]], int, int] | None:
+    """Index bounds for a conjunction: (intervals, leading single-point fields, fields used)."""
+    prefixes: list[list[tuple[Any, ...]]] = []
+    fixed = 0
+    for name in index.fields:
+        bounds = conj.fields.get(name)
+        if bounds is None or bounds.points is None:
+            break
+        prefixes.append(bounds.points)
+        if len(bounds.points) == 1 and fixed == len(prefixes) - 1:
+            fixed += 1
+    used = len(prefixes)
+    ranged = None
+    if used < len(index.fields):
+        bounds = conj.fields.get(index.fields[used])
+        if bounds is not None and bounds.has_range:
+            ranged = bounds
+    if not used and ranged is None:
+        return None
+    combos = 1
+    for points in prefixes:
+        combos *= len(points)
+    if combos > MAX_INTERVALS:
+        return None
+    out = []
+    for combo in itertools.product(*prefixes):
+        if ranged is None:
+            out.append((combo, (*combo, HIGHEST)))
+            continue
+        low, low_inclusive = ranged.low, ranged.low_inclusive
+        high, high_inclusive = ranged.high, ranged.high_inclusive
+        if index.multikey and low is not None:
+            # Two elements of one array may satisfy the two sides: bound one side only.
+            high, high_inclusive = None, True
+        if low is None:
+            lo: tuple[Any, ...] = combo
+        else:
+            lo = (*combo, low) if low_inclusive else (*combo, low, HIGHEST)
+        if high is None:
+            hi: tuple[Any, ...] = (*combo, HIGHEST)
+        else:
+            hi = (*combo, high, HIGHEST) if high_inclusive else (*combo, high)
+        out.append((lo, hi))
+    return out, fixed, used + (ranged is not None)
+
+
+def _serves_sort(
+    index: Index, fixed: int, sort: Sequence[tuple[str, int]], conj: Conjunction
+) -> int:
+    """+1 or -1 when walking the index (forward/backward) yields `sort` order, else 0."""
+    if index.multikey:
+        return 0
+    wanted = [
+        (f, d) for f, d in sort if not (f in index.fields[:fixed] and _single(conj.fields.get(f)))
+    ]
+    if not wanted:
+        return 1
+    rest = [*index.fields[fixed:], "_id"]  # entries end with the `_id` key
+    directions = {d for _, d in wanted}
+    if len(directions) != 1 or len(wanted) > len(rest):
+        return 0
+    if [f for f, _ in wanted] != rest[: len(wanted)]:
+        return 0
+    return directions.pop()
+
+
+def _single(bounds: Bounds | None) -> bool:
+    return bounds is not None and bounds.points is not None and len(bounds.points) == 1
+
+
+def _walk_index(
+    store: CollectionStore, index: Index, intervals: list[tuple[Any, Any]], reverse: bool
+) -> Iterator[Stored]:
+    seen: set[Any] | None = set() if index.multikey or len(intervals) > 1 else None
+    # Keys first: the walk must not see the index change under it (callers may write).
+    keys = [
+        entry[-1]
+        for lo, hi in (reversed(intervals) if reverse else intervals)
+        for entry in index.entries.irange(lo, hi, reverse=reverse)
+    ]
+    for key in keys:
+        if seen is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        stored = store.get(key)
+        if stored is not None:
+            yield stored
+
+
+def _count(index: Index, intervals: list[tuple[Any, Any]]) -> int:
+    entries = index.entries
+    return sum(entries.bisect_right(hi) - entries.bisect_left(lo) for lo, hi in intervals)
+
+
+def _best_for(
+    store: CollectionStore,
+    conj: Conjunction,
+    sort: Sequence[tuple[str, int]],
+    wanted: int | None,
+) -> Plan | None:
+    best: tuple[int, Index, list[Any]] | None = None
+    best_sorted: tuple[int, Index, list[Any], int] | None = None
+    for index in store.indexes.values():
+        found = _intervals(index, conj)
+        if found is None:
+            direction = _serves_sort(index, 0, sort, conj) if sort else 0
+            if direction and wanted is not None:
+                whole = [((), (HIGHEST,))]
+                cost = len(store)
+                if best_sorted is None or cost < best_sorted[0]:
+                    best_sorted = (cost, index, whole, direction)
+            continue
+        intervals, fixed, _ = found
+        cost = _count(index, intervals)
+        if best is None or cost < best[0]:
+            best = (cost, index, intervals)
+        direction = _serves_sort(index, fixed, sort, conj) if sort else 0
+        if direction and len(intervals) == 1 and (best_sorted is None or cost < best_sorted[0]):
+            best_sorted = (cost, index, intervals, direction)
+    if best_sorted is not None and (
+        best is None or _walk_is_cheaper(best_sorted[0], best[0], wanted)
+    ):
+        cost, index, intervals, direction = best_sorted
+        return Plan(
+            index.name, cost, True, _walk_index(store, index, intervals, reverse=direction < 0)
+        )
+    if best is not None:
+        cost, index, intervals = best
+        ordered = not sort
+        return Plan(index.name, cost, ordered, _walk_index(store, index, intervals, False))
+    return None
+
+
+def _walk_is_cheaper(walk: int, lookup: int, wanted: int | None) -> bool:
+    # Walking in sort order reads about `wanted` matches' worth of a range that holds
+    # `lookup` matches among `walk` entries; the alternative reads `lookup` and sorts them.
+    expected = walk if wanted is None else min(walk, wanted * walk / max(lookup, 1))
+    return expected <= lookup * 1.5 + 16
+
+
+def plan(
+    store: CollectionStore,
+    query: Mapping[str, Any],
+    sort: Sequence[tuple[str, int]] = (),
+    wanted: int | None = None,
+) -> Plan:
+    """The cheapest way to find the documents `query` may match (`wanted`: skip + limit)."""
+    conj = analyse(query)
+    best = _best_for(store, conj, sort, wanted)
+    if conj.ors and (best is None or best.cost > 64):
+        union = _union(store, conj, conj.ors[0])
+        if union is not None and (best is None or union.cost < best.cost):
+            best = union
+    if best is not None:
+        return best
+    return Plan("COLLSCAN", len(store), not sort, store.all())
+
+
+def _union(
+    store: CollectionStore, conj: Conjunction, branches: list[Mapping[str, Any]]
+) -> Plan | None:
+    plans = []
+    for branch in branches:
+        merged = Conjunction(fields={k: Bounds(**vars(v)) for k, v in conj.fields.items()}, ors=[])
+        _walk(branch, merged)
+        found = _best_for(store, merged, (), None)
+        if found is None:
+            return None
+        plans.append(found)
+    return Plan("OR", sum(p.cost for p in plans), False, _merged(plans))
+
+
+def _merged(plans: list[Plan]) -> Iterator[Stored]:
+    # Natural order, as a scan would return them; each document once.
+    chosen: dict[int, Stored] = {}
+    for p in plans:
+        for stored in p.candidates:
+            chosen.setdefault(stored[1], stored)
+    yield from (chosen[k] for k in sorted(chosen))

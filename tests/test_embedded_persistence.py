@@ -1,0 +1,215 @@
+"""The embedded default keeps its data in one file, owned by one process at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo.errors import DuplicateKeyError
+
+from service.embedded import EmbeddedDataError, open_embedded
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRETS = {
+    "JWT_SECRET": "persistence-test-secret-" + "x" * 40,
+    "FERNET_KEY": "yQ8hR3Hh6p4VbYdG0o8tYgq1w9H2sM3bGk7Zr8cXw5E=",
+}
+
+
+async def test_a_snapshot_keeps_documents_and_index_semantics(tmp_path: Path) -> None:
+    path = tmp_path / "data.embedded"
+    db, _ = open_embedded(path, "app")
+    leads = db["leads"]
+    await leads.create_index(
+        [("t", 1), ("email", 1)],
+        unique=True,
+        partialFilterExpression={"email": {"$type": "string"}},
+    )
+    await leads.insert_many([{"_id": i, "t": 1, "email": f"{i}@x.io"} for i in range(50)])
+    await leads.insert_many([{"_id": 100 + i, "t": 1} for i in range(3)])  # outside the index
+    await db.client.close()
+    assert path.exists() and not list(tmp_path.glob(".*.tmp"))  # written whole, then renamed
+
+    db, _ = open_embedded(path, "app")
+    leads = db["leads"]
+    assert await leads.count_documents({}) == 53
+    assert (await leads.find_one({"email": "7@x.io"}))["_id"] == 7  # type: ignore[index]
+    with pytest.raises(DuplicateKeyError):
+        await leads.insert_one({"t": 1, "email": "7@x.io"})
+    await leads.insert_one({"t": 1})  # still partial: no email, no clash
+    await db.client.close()
+
+
+async def test_snapshots_are_written_periodically_while_data_changes(tmp_path: Path) -> None:
+    path = tmp_path / "data.embedded"
+    db, snapshotter = open_embedded(path, "app", interval=0.05)
+    snapshotter.start()
+    await db["c"].insert_one({"_id": 1})
+    for _ in range(100):
+        if path.exists():
+            break
+        await asyncio.sleep(0.05)
+    first = path.stat().st_mtime_ns
+    await asyncio.sleep(0.2)
+    assert path.stat().st_mtime_ns == first  # nothing changed: nothing written
+    await db["c"].insert_one({"_id": 2})
+    for _ in range(100):
+        if path.stat().st_mtime_ns != first:
+            break
+        await asyncio.sleep(0.05)
+    assert path.stat().st_mtime_ns != first
+    await db.client.close()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda data: data[: len(data) // 2], "truncated|ends inside"),
+        (lambda data: data[:-40] + bytes([data[-40] ^ 0xFF]) + data[-39:], "corrupt|cannot"),
+        (lambda data: b"name,email\nana,ana@x.io\n", "not a Lead Ignite"),
+    ],
+    ids=["truncated", "altered", "foreign"],
+)
+async def test_a_damaged_file_stops_start_up_clearly(
+    tmp_path: Path, damage: object, message: str
+) -> None:
+    path = tmp_path / "data.embedded"
+    db, _ = open_embedded(path, "app")
+    await db["c"].insert_many([{"_id": i, "v": "x" * 100} for i in range(20)])
+    await db.client.close()
+    path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
+    with pytest.raises(EmbeddedDataError, match=message) as caught:
+        open_embedded(path, "app")
+    assert str(path) in str(caught.value) and "Move the file away" in str(caught.value)
+    open_embedded(tmp_path / "other.embedded", "app")  # the failed open released nothing else
+
+
+async def test_one_process_owns_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "data.embedded"
+    db, _ = open_embedded(path, "app")
+    with pytest.raises(
+        EmbeddedDataError, match=rf"in use by another process \(pid {os.getpid()}\)"
+    ):
+        open_embedded(path, "app")
+    await db.client.close()
+    db, _ = open_embedded(path, "app")  # released at close
+    await db.client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(path: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        **SECRETS,
+        "EMBEDDED_DB_PATH": str(path),
+        "EMBEDDED_SNAPSHOT_SECONDS": "0.5",
+    }
+    env.pop("MONGODB_URL", None)
+    return env
+
+
+class Server:
+    """`uvicorn service.main:app` on the embedded file, as `make run` starts it."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, path: Path) -> str:
+        port = _free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port)],
+            cwd=ROOT,
+            env=_env(path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    return base
+            except httpx.HTTPError:
+                if self.process.poll() is not None:
+                    assert self.process.stderr is not None
+                    raise RuntimeError(self.process.stderr.read().decode()) from None
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def stop(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    running = Server()
+    yield running
+    if running.process is not None and running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+
+
+def _cli(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=ROOT,
+        env=_env(path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _login(base: str, credentials: dict[str, str]) -> dict[str, str]:
+    token = httpx.post(base + "/v1/auth/token", data=credentials).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_server_keeps_its_data_across_restarts_and_kill_9(tmp_path: Path, server: Server) -> None:
+    """As a new user: run, add leads, Ctrl-C, run again; add one, kill -9, run again."""
+    path = tmp_path / "lead_ignite.embedded"
+    base = server.start(path)
+    user = {"username": "persisted", "email": "p@example.com", "password": "long-password-123"}
+    assert httpx.post(base + "/v1/auth/register", json=user).status_code == 201
+    login = {"username": "persisted", "password": user["password"]}
+    headers = _login(base, login)
+    rows = [{"type": "generic", "email": f"lead{i}@example.com"} for i in range(300)]
+    imported = httpx.post(base + "/v1/leads/bulk", json={"leads": rows}, headers=headers)
+    assert imported.json()["created"] == 300
+
+    # While the server owns the file, the CLI refuses clearly instead of using other data.
+    refused = _cli(path, "repair")
+    assert refused.returncode == 2 and "in use by another process" in refused.stderr
+
+    server.stop(signal.SIGINT)  # Ctrl-C: the last snapshot is written at shutdown
+    base = server.start(path)
+    headers = _login(base, login)
+    page = httpx.get(base + "/v1/leads", params={"limit": 200}, headers=headers).json()
+    assert len(page["items"]) == 200 and page["next_cursor"]
+    late = httpx.post(
+        base + "/v1/leads", json={"type": "generic", "email": "late@example.com"}, headers=headers
+    )
+    assert late.status_code == 201
+    time.sleep(0.5 * 4)  # more than one snapshot interval
+    server.stop(signal.SIGKILL)  # kill -9: no shutdown, the periodic snapshot must have it
+
+    done = _cli(path, "repair")  # the CLI now works on that same data
+    assert done.returncode == 0, done.stderr
+    base = server.start(path)
+    got = httpx.get(base + "/v1/leads/" + late.json()["id"], headers=_login(base, login))
+    assert got.status_code == 200
