@@ -1,0 +1,139 @@
+"""The query-plan checker: it must catch what MongoDB's planner would not serve from an index."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from service.embedded import Operation, embedded_database
+from tests.query_plan_plugin import findings, shape_of_operation
+from tests.query_plans import IndexSpec, check, make_shape
+
+T = uuid.uuid4()
+
+LEADS = [
+    IndexSpec("_id_", (("_id", 1),), unique=True),
+    IndexSpec("tenant_list", (("tenant_id", 1), ("is_deleted", 1), ("_id", -1))),
+    IndexSpec("tenant_status", (("tenant_id", 1), ("is_deleted", 1), ("status", 1), ("_id", -1))),
+    IndexSpec(
+        "tenant_email_unique",
+        (("tenant_id", 1), ("email", 1)),
+        unique=True,
+        partial='{"email": {"$type": "string"}, "is_deleted": {"$eq": false}}',
+    ),
+    IndexSpec("outbox", (("pending.v", 1),), sparse=True),
+]
+
+
+def verdict(query: dict[str, Any], sort: list[tuple[str, int]] | None = None) -> str | None:
+    return check(make_shape("leads", "find", query, sort or []), LEADS)
+
+
+def test_equality_prefix_then_sort_is_served() -> None:
+    assert verdict({"tenant_id": T, "is_deleted": False}, [("_id", -1)]) is None
+    assert verdict({"tenant_id": T, "is_deleted": False}, [("_id", 1)]) is None  # reversed walk
+    query = {"tenant_id": T, "is_deleted": False, "status": "new"}
+    assert verdict(query, [("_id", -1)]) is None
+    assert verdict({**query, "_id": {"$lt": T}}, [("_id", -1)]) is None  # a keyset page
+
+
+def test_a_sort_the_index_does_not_give_is_a_blocking_sort() -> None:
+    reason = verdict({"tenant_id": T, "is_deleted": False}, [("last_name", 1), ("_id", 1)])
+    assert reason is not None and reason.startswith("blocking sort")
+    # Without the soft-delete equality the index order breaks after tenant_id (issue 11.4).
+    reason = verdict({"tenant_id": T}, [("_id", -1)])
+    assert reason is not None and "blocking sort" in reason
+    # A mixed direction the index cannot walk.
+    reason = verdict({"tenant_id": T, "is_deleted": False}, [("status", 1), ("_id", 1)])
+    assert reason is not None
+
+
+def test_no_bounds_is_a_finding_even_when_an_index_has_the_order() -> None:
+    assert verdict({"status": "new"}) == "no declared index bounds this query"
+    reason = verdict({}, [("_id", 1)])
+    assert reason is not None and "whole collection" in reason
+    reason = verdict({"status": {"$ne": "new"}}, [("tenant_id", 1)])
+    assert reason is not None and "whole-index scan" in reason
+
+
+def test_a_single_document_needs_no_sort() -> None:
+    assert verdict({"_id": T}, [("created_at", -1)]) is None
+    assert verdict({"tenant_id": T, "email": "a", "is_deleted": False}) is None
+
+
+def test_partial_indexes_need_the_query_to_imply_their_filter() -> None:
+    served = {"tenant_id": T, "is_deleted": False, "email": {"$in": ["a", "b"], "$type": "string"}}
+    assert verdict(served) is None
+    # Issue 11.1: the soft-delete condition outside the $or; each branch alone does not imply
+    # the partial filter, so MongoDB reads the tenant's leads instead of the unique index.
+    outside = {
+        "tenant_id": T,
+        "is_deleted": False,
+        "$or": [{"email": {"$in": ["a"], "$type": "string"}}, {"phone": {"$in": ["1"]}}],
+    }
+    reason = verdict(outside)
+    assert reason is not None and "tenant_email_unique" in reason and "$or branch" in reason
+    inside = {
+        "tenant_id": T,
+        "$or": [
+            {"email": {"$in": ["a"], "$type": "string"}, "is_deleted": False},
+            {"email": "b", "is_deleted": False},
+        ],
+    }
+    assert verdict(inside) is None
+
+
+def test_sparse_indexes_serve_only_queries_that_exclude_missing_fields() -> None:
+    assert verdict({"pending.v": {"$exists": True}}) is None
+    assert verdict({"pending.v": None}) == "no declared index bounds this query"
+
+
+def test_an_or_is_served_branch_by_branch_or_not_at_all() -> None:
+    both = {"$or": [{"_id": T}, {"tenant_id": T, "is_deleted": True}]}
+    assert verdict(both) is None
+    one_unserved = {"$or": [{"_id": T}, {"status": "x"}]}
+    reason = verdict(one_unserved)
+    assert reason is not None and reason.startswith("an $or branch is not served")
+
+
+def test_the_suite_recorder_flags_an_unindexed_query_sent_at_run_time() -> None:
+    """What the plugin does at the end of the suite, on a query the service might add."""
+    from service.embedded import observers
+
+    operations: list[Operation] = []
+
+    async def send() -> None:
+        db = embedded_database("plans")
+        await db["leads"].insert_one({"x": 1})
+        await db["leads"].find({"last_name": "Silva"}).sort("_id", -1).to_list()
+        await db["leads"].find({"_id": 1}).to_list()
+
+    observers.append(operations.append)
+    try:
+        asyncio.run(send())
+    finally:
+        observers.remove(operations.append)
+    shapes = {s for op in operations if (s := shape_of_operation(op)) is not None}
+    found = dict(findings(shapes))
+    assert [str(s) for s in found] == [
+        'leads.find {"last_name": {"=": "string"}} sort=[(\'_id\', -1)]'
+    ]
+    assert "no condition bounds an index" in next(iter(found.values()))
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"tenant_id": T, "created_at": {"$gte": 1}}, "bounded"),
+        ({"tenant_id": T, "last_name": {"$regex": "^Sil"}}, "bounded"),
+    ],
+)
+def test_ranges_and_anchored_regexes_bound_the_index(query: dict[str, Any], expected: str) -> None:
+    specs = [
+        IndexSpec("t_created", (("tenant_id", 1), ("created_at", 1))),
+        IndexSpec("t_last", (("tenant_id", 1), ("last_name", 1))),
+    ]
+    assert check(make_shape("leads", "find", query, []), specs) is None
