@@ -18,6 +18,7 @@ from pymongo.read_concern import ReadConcern
 from documents import ALL_DOCUMENTS
 from service.embedded import EmbeddedDatabase, Snapshotter, open_embedded
 from service.embedded import embedded_database as _fresh_embedded
+from service.indexes import reconcile
 from service.observability import CommandLatency
 from service.settings import Settings
 
@@ -102,7 +103,12 @@ def kind_of(db: Any) -> DatabaseKind:
 
 
 async def init_models(db: Any) -> None:
-    """Bind every Beanie document to `db` and create the declared indexes."""
+    """Bind every Beanie document to `db` and create the declared indexes.
+
+    Indexes whose definition changed since they were built are rebuilt first (service/indexes.py)
+    instead of failing start-up.
+    """
+    await reconcile(db, ALL_DOCUMENTS)
     await init_beanie(database=db, document_models=list(ALL_DOCUMENTS))
 
 
