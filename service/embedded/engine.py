@@ -189,6 +189,25 @@ mm_collection._updaters["$max"] = _extremum(lambda new, old: new > old)
 mm_collection._updaters["$min"] = _extremum(lambda new, old: new < old)
 
 
+class WorkingCopy(dict):  # type: ignore[type-arg]
+    """A stored document decoded for an update, remembering the BSON it came from.
+
+    mongomock snapshots each document it updates with `copy.deepcopy` (to detect a change and
+    to roll back): decoding the original BSON again is the same copy, many times faster.
+    """
+
+    __slots__ = ("raw",)
+
+    @classmethod
+    def of(cls, raw: bytes) -> WorkingCopy:
+        copy = cls(codec.to_canonical(raw))
+        copy.raw = raw
+        return copy
+
+    def __deepcopy__(self, memo: Any) -> dict[str, Any]:
+        return codec.to_canonical(self.raw)
+
+
 class EngineClient:
     """A server: databases by name. mongomock's update code asks it for `server_info()`."""
 
@@ -272,12 +291,21 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         # Candidates are fixed before the update starts changing (and re-indexing) them.
         candidates = list(self._plan(filter).candidates)
         query = prepared(filter)
-        docs = (codec.to_canonical(raw) for raw, _ in candidates)
+        docs = (WorkingCopy.of(raw) for raw, _ in candidates)
         return (doc for doc in docs if filter_applies(query, doc))
 
     def _ensure_uniques(self, new_data: dict[str, Any]) -> None:
         # Called after an update changed its copy of a document: store it (re-indexed).
-        self._store.replace(sort_key(new_data["_id"]), new_data, codec.updated(new_data))
+        changed = None
+        if isinstance(new_data, WorkingCopy):
+            old = codec.to_canonical(new_data.raw)
+            changed = frozenset(
+                k
+                for k in old.keys() | new_data.keys()
+                if old.get(k, _MISSING) != new_data.get(k, _MISSING)
+            )
+        key = sort_key(new_data["_id"])
+        self._store.replace(key, dict(new_data), codec.updated(new_data), changed)
 
     def _insert(self, data: Any, session: Any = None, ordered: bool = True) -> Any:
         _no_session(session)

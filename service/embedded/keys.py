@@ -72,8 +72,32 @@ def type_rank(value: Any) -> int:
     raise TypeError(f"no BSON order for {type(value).__name__}")
 
 
+def _binary_key(value: Binary) -> tuple[Any, ...]:
+    return (_BINARY, len(value), value.subtype, bytes(value))
+
+
+def _date_key(value: datetime) -> tuple[Any, ...]:
+    if value.tzinfo is not None:
+        value = value.replace(tzinfo=None) - (value.utcoffset() or 0)
+    return (_DATE, value)
+
+
+# The common stored types, by exact type: most keys are computed without the isinstance chain.
+_FAST: dict[type, Any] = {
+    str: lambda v: (_STRING, v),
+    int: lambda v: (_NUMBER, v),
+    bool: lambda v: (_BOOL, v),
+    type(None): lambda v: NULL_KEY,
+    Binary: _binary_key,
+    datetime: _date_key,
+}
+
+
 def sort_key(value: Any) -> tuple[Any, ...]:
     """A tuple ordering like `value` does in MongoDB (arrays compare element by element)."""
+    fast = _FAST.get(type(value))
+    if fast is not None:
+        return fast(value)  # type: ignore[no-any-return]
     rank = type_rank(value)
     if rank == _NULL or rank in (_MINKEY, _MAXKEY):
         return (rank,)
@@ -116,6 +140,11 @@ def path_values(doc: Any, path: str) -> list[Any]:
     A missing field yields `[None]` (indexed as null); an array yields its elements (an empty
     array yields the empty-array marker value `[]`).
     """
+    if "." not in path:  # the common case: a top-level field
+        value = doc.get(path) if isinstance(doc, Mapping) else None
+        if not isinstance(value, list):
+            return [value]
+        return list(value) if value else [[]]
     out: list[Any] = []
     _collect(doc, path.split("."), out)
     return out or [None]
@@ -152,8 +181,15 @@ def index_keys(doc: Mapping[str, Any], fields: Sequence[str]) -> Iterator[tuple[
     per_field = []
     for field in fields:
         values = path_values(doc, field)
+        if len(values) == 1:
+            v = values[0]
+            per_field.append([EMPTY_ARRAY_KEY if isinstance(v, list) and not v else sort_key(v)])
+            continue
         keys = {EMPTY_ARRAY_KEY if isinstance(v, list) and not v else sort_key(v) for v in values}
         per_field.append(sorted(keys))
+    if all(len(k) == 1 for k in per_field):
+        yield tuple(k[0] for k in per_field)  # no arrays: one entry (the common case)
+        return
     for combo in product(*per_field):
         yield tuple(combo)
 

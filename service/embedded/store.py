@@ -54,6 +54,9 @@ class Index:
         self.ttl: int | None = self.options.get("expireAfterSeconds")
         if self.unique:
             self.owners = {}
+        # Top-level fields whose change can change this index's entries or membership.
+        self.watched = frozenset(f.split(".", 1)[0] for f in (*self.fields, *(self.partial or {})))
+        self._applies = _compile(self.partial) if self.partial is not None else None
 
     @property
     def info(self) -> dict[str, Any]:
@@ -68,7 +71,41 @@ class Index:
         """Whether the unique constraint applies to this document (sparse and partial rules)."""
         if self.sparse and not any(_has_path(doc, f) for f in self.fields):
             return False
-        return self.partial is None or filter_applies(self.partial, doc)
+        return self._applies is None or self._applies(doc)
+
+
+_TYPE_CHECKS: dict[str, Any] = {
+    "string": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "date": lambda v: isinstance(v, datetime),
+    "null": lambda v: v is None,
+}
+
+
+def _compile(expr: Mapping[str, Any]) -> Any:
+    """A fast test for the partial filters indexes use (`{f: literal}`, `{f: {"$type": t}}`,
+    `{f: {"$exists": b}}`); anything else is left to mongomock's matcher."""
+    checks = []
+    for name, spec in expr.items():
+        if "." in name or name.startswith("$"):
+            return lambda doc: filter_applies(expr, doc)
+        if isinstance(spec, Mapping) and len(spec) == 1 and "$type" in spec:
+            check = _TYPE_CHECKS.get(spec["$type"]) if isinstance(spec["$type"], str) else None
+            if check is None:
+                return lambda doc: filter_applies(expr, doc)
+            checks.append(lambda doc, n=name, c=check: n in doc and c(doc[n]))
+        elif isinstance(spec, Mapping) and len(spec) == 1 and "$exists" in spec:
+            checks.append(lambda doc, n=name, e=bool(spec["$exists"]): (n in doc) == e)
+        elif isinstance(spec, bool | str) or spec is None:
+            # Equality with a boolean, string or null literal (null also matches missing).
+            checks.append(
+                lambda doc, n=name, v=spec: (
+                    doc.get(n) is v if v is None or isinstance(v, bool) else doc.get(n) == v
+                )
+            )
+        else:
+            return lambda doc: filter_applies(expr, doc)
+    return lambda doc: all(check(doc) for check in checks)
 
 
 def _has_path(doc: Mapping[str, Any], path: str) -> bool:
@@ -122,12 +159,23 @@ class CollectionStore:
         for name, index in self.indexes.items():
             self._add(index, key, doc, new_keys[name])
 
-    def replace(self, key: IdKey, doc: dict[str, Any], raw: bytes) -> None:
-        """Store a new version of a document (keeping its rank); DuplicateKeyError on a clash."""
+    def replace(
+        self, key: IdKey, doc: dict[str, Any], raw: bytes, changed: frozenset[str] | None = None
+    ) -> None:
+        """Store a new version of a document (keeping its rank); DuplicateKeyError on a clash.
+
+        `changed` (top-level fields that differ from the stored version), when known, spares
+        the indexes that watch none of them.
+        """
         seq = self.docs[key][1]
-        new_keys = {name: index.keys_of(doc) for name, index in self.indexes.items()}
+        affected = {
+            name: index
+            for name, index in self.indexes.items()
+            if changed is None or index.watched & changed
+        }
+        new_keys = {name: index.keys_of(doc) for name, index in affected.items()}
         self._check_unique(key, doc, new_keys)
-        for name, index in self.indexes.items():
+        for name, index in affected.items():
             if index.by_doc.get(key) == tuple((*k, key) for k in new_keys[name]):
                 owners = index.owners
                 if owners is None or index.constrains(doc) == any(
@@ -197,10 +245,11 @@ class CollectionStore:
     def _check_unique(
         self, key: IdKey, doc: Mapping[str, Any], new_keys: Mapping[str, list[tuple[Any, ...]]]
     ) -> None:
-        for name, index in self.indexes.items():
+        for name, keys in new_keys.items():
+            index = self.indexes[name]
             if index.owners is None or not index.constrains(doc):
                 continue
-            for k in new_keys[name]:
+            for k in keys:
                 owner = index.owners.get(k)
                 if owner is not None and owner != key:
                     raise _duplicate(name, dict(index.keys), _key_value(index, k))
