@@ -100,10 +100,9 @@ def _unsupported_media_type(request: Request) -> JSONResponse | None:
         return None
     got = f"`{kind}`" if kind else "no Content-Type"
     if form:
-        fields = ", ".join(f"`{name}`" for name in _form_fields(body_field))
         detail = (
-            f"This operation reads a form (`application/x-www-form-urlencoded`) with the "
-            f"fields {fields}; it got {got}. JSON is not accepted here."
+            f"This operation reads a form (`application/x-www-form-urlencoded`) with "
+            f"{_form_fields(body_field)}; it got {got}. JSON is not accepted here."
         )
         accept = ", ".join(FORM_TYPES)
     else:
@@ -112,10 +111,14 @@ def _unsupported_media_type(request: Request) -> JSONResponse | None:
     return problem(415, "Unsupported Media Type", detail, {"Accept": accept})
 
 
-def _form_fields(body_field: Any) -> list[str]:
+def _form_fields(body_field: Any) -> str:
+    """`username`, `password` (optional: `otp`): the fields of a form body, for people."""
     model = getattr(body_field.field_info, "annotation", None)
-    fields = getattr(model, "model_fields", {})
-    return [info.alias or name for name, info in fields.items()]
+    fields: dict[str, Any] = getattr(model, "model_fields", {})
+    required = [f"`{info.alias or name}`" for name, info in fields.items() if info.is_required()]
+    optional = [f"`{info.alias or n}`" for n, info in fields.items() if not info.is_required()]
+    text = "the fields " + ", ".join(required or ["(none required)"])
+    return f"{text} (optional: {', '.join(optional)})" if optional else text
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:

@@ -169,7 +169,7 @@ def _message(error: dict[str, Any]) -> str:
 def _location(error: dict[str, Any]) -> list[str | int]:
     loc = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
     loc = [p for p in loc if not (isinstance(p, str) and _INTERNAL_LOC.match(p))]
-    if error.get("type") == "union_tag_not_found":
+    if error.get("type") in ("union_tag_not_found", "union_tag_invalid"):
         loc.append(str(error.get("ctx", {}).get("discriminator", "type")).strip("'"))
     return loc
 
