@@ -128,7 +128,7 @@ def operation_id(route: APIRoute) -> str:
     forms = _word_forms(resource)
     action = "_".join(w for w in route.name.lower().split("_") if w and w not in forms)
     if not action:  # `health` in `health`: name the verb
-        action = sorted(route.methods)[0].lower()
+        action = sorted(route.methods or {"get"})[0].lower()
     return f"{resource}_{action}"
 
 
@@ -321,7 +321,7 @@ def _endpoints(app: FastAPI) -> dict[tuple[str, str], Callable[..., Any]]:
     for context in iter_route_contexts(list(app.routes)):
         route = context.original_route
         if isinstance(route, APIRoute) and context.path_format:
-            for method in route.methods:
+            for method in route.methods or ():
                 found[(context.path_format, method.lower())] = route.endpoint
     return found
 

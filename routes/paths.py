@@ -39,7 +39,7 @@ class RouteIndex:
                 continue
             self._templates[id(route)] = template
             if route.include_in_schema:
-                methods.setdefault(template, set()).update(route.methods)
+                methods.setdefault(template, set()).update(route.methods or ())
         entries = [
             PathMethods(
                 template,

@@ -1,4 +1,4 @@
-"""A pytest plugin (`-p tests.problem_audit` in pyproject.toml) auditing every answer the suite gets.
+"""A pytest plugin (`-p tests.problem_audit`, see pyproject.toml): it audits every answer.
 
 Every response any test receives through httpx (the ASGI clients, Starlette's test client under
 Schemathesis, real sockets) is checked as it arrives:
@@ -132,5 +132,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    counts = ", ".join(f"{n} × {code}" for code, n in sorted(AUDIT.counts.items()))
+    counts = ", ".join(f"{n} x {code}" for code, n in sorted(AUDIT.counts.items()))
     terminalreporter.write_line(f"problem audit: checked {counts or 'nothing'}")

@@ -182,7 +182,7 @@ def test_pydantic_wording_is_rewritten_centrally() -> None:
             "type": "model_type",
             "loc": ("body",),
             "msg": "Input should be a valid dictionary or instance of GenericLeadCreate",
-        },  # fmt: skip
+        },
         {
             "type": "union_tag_not_found",
             "loc": ("body",),
