@@ -70,19 +70,20 @@ Member = Annotated[RequestContext, require_role(Role.member)]
 Admin = Annotated[RequestContext, require_role(Role.admin)]
 Owner = Annotated[RequestContext, require_role(Role.owner)]
 
-# RFC 9110 entity-tags: `"3"` (strong) or `W/"3"` (weak); ours are the version, quoted.
+# RFC 9110 entity-tags: `"3"` (strong) or `W/"3"` (weak); ours are the version, quoted. A bare
+# version (`3`, as some clients send it) is read as `"3"`.
 _ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e]{0,64}"'
-IF_MATCH_PATTERN = rf"^(?:\*|{_ENTITY_TAG})$"
-_STRONG_VERSION = re.compile(r'"(\d{1,12})"')
+IF_MATCH_PATTERN = rf"^(?:\*|[0-9]{{1,12}}|{_ENTITY_TAG})$"
+_STRONG_VERSION = re.compile(r'"(\d{1,12})"|(\d{1,12})')
 
 
 async def parse_if_match(
     if_match: Annotated[
         str | None,
         Header(
-            description='`*` or the ETag of the version you read (`"3"`); another version '
-            'answers 412 and nothing changes. Compared strongly: a weak tag (`W/"3"`) never '
-            "matches.",
+            description='`*` or the ETag of the version you read (`"3"`, or just `3`); another '
+            "version answers 412 and nothing changes. Compared strongly: a weak tag "
+            '(`W/"3"`) never matches. One tag: a list is 422.',
             # Malformed values are bad input (422), not a failed precondition.
             pattern=IF_MATCH_PATTERN,
             max_length=200,
@@ -95,7 +96,7 @@ async def parse_if_match(
     match = _STRONG_VERSION.fullmatch(if_match)
     if match is None:  # weak, or not a tag this API issues: it cannot match (RFC 9110 13.1.1)
         raise PreconditionFailed("If-Match does not name the current version of this resource.")
-    return int(match.group(1))
+    return int(match.group(1) or match.group(2))
 
 
 IfMatch = Annotated[int | None, Depends(parse_if_match)]

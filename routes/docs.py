@@ -2,12 +2,14 @@
 
 The pages are FastAPI's own; their scripts, stylesheet and icon come from the assets the
 `fastapi-offline` package ships (Swagger UI 5 and ReDoc 2 bundles, refreshed from their npm
-releases by that package), mounted at `/docs/assets`. Google Fonts and Swagger UI's online
-validator badge, the two other outside requests the default pages make, are turned off.
+releases by that package), mounted at `/docs/assets`. The other outside requests the pages
+would make are turned off: Google Fonts, Swagger UI's online validator badge, and ReDoc's
+"API docs by Redocly" logo, which its bundle loads from a CDN (replaced by an inline image).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
@@ -16,17 +18,32 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 ASSETS_URL = "/docs/assets"
 ASSETS = files("fastapi_offline") / "static"
+_REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+_BLANK_IMAGE = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"
+
+
+@cache
+def redoc_bundle() -> bytes:
+    """ReDoc's standalone bundle with its one CDN image replaced by an inline blank one."""
+    return (ASSETS / "redoc.standalone.js").read_bytes().replace(
+        _REDOC_LOGO.encode(), _BLANK_IMAGE.encode()
+    )
 
 
 def install_docs(app: FastAPI) -> None:
     """Mount the bundled assets and the two documentation pages (not part of the API)."""
     assert app.openapi_url and app.swagger_ui_oauth2_redirect_url
     openapi_url, oauth2_redirect_url = app.openapi_url, app.swagger_ui_oauth2_redirect_url
+
+    @app.get(f"{ASSETS_URL}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_js() -> Response:
+        return Response(redoc_bundle(), media_type="text/javascript")
+
     app.mount(ASSETS_URL, StaticFiles(directory=str(ASSETS)), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)

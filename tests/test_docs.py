@@ -55,4 +55,5 @@ async def test_docs_assets_are_the_bundles(client: httpx.AsyncClient) -> None:
     redoc = await client.get("/docs/assets/redoc.standalone.js")
     assert b"SwaggerUIBundle" in swagger.content
     assert b"Redoc" in redoc.content
+    assert b"cdn.redoc.ly" not in redoc.content  # its logo would be the one outside request
     assert (await client.get("/docs/assets/nothing-here.js")).status_code == 404
