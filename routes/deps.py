@@ -10,7 +10,6 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from service.auth import AuthCache, authenticate
 from service.context import RequestContext, Role
-from service.errors import PreconditionFailed
 from service.settings import Settings
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a worker
@@ -75,6 +74,9 @@ Owner = Annotated[RequestContext, require_role(Role.owner)]
 _ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e]{0,64}"'
 IF_MATCH_PATTERN = rf"^(?:\*|[0-9]{{1,12}}|{_ENTITY_TAG})$"
 _STRONG_VERSION = re.compile(r'"(\d{1,12})"|(\d{1,12})')
+# What a tag that can never match (weak, or not one of ours) expects: no resource has version 0,
+# so the write fails with 412 exactly where a stale version would, after the 404 and 422 checks.
+NO_VERSION = 0
 
 
 async def parse_if_match(
@@ -95,7 +97,7 @@ async def parse_if_match(
         return None
     match = _STRONG_VERSION.fullmatch(if_match)
     if match is None:  # weak, or not a tag this API issues: it cannot match (RFC 9110 13.1.1)
-        raise PreconditionFailed("If-Match does not name the current version of this resource.")
+        return NO_VERSION
     return int(match.group(1) or match.group(2))
 
 

@@ -30,8 +30,10 @@ _BLANK_IMAGE = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E
 @cache
 def redoc_bundle() -> bytes:
     """ReDoc's standalone bundle with its one CDN image replaced by an inline blank one."""
-    return (ASSETS / "redoc.standalone.js").read_bytes().replace(
-        _REDOC_LOGO.encode(), _BLANK_IMAGE.encode()
+    return (
+        (ASSETS / "redoc.standalone.js")
+        .read_bytes()
+        .replace(_REDOC_LOGO.encode(), _BLANK_IMAGE.encode())
     )
 
 

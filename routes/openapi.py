@@ -101,7 +101,7 @@ _IF_NONE_MATCH = {
     "required": False,
     "description": "An ETag you hold (or `*`): 304 Not Modified, without a body, while it is "
     "current.",
-    "schema": {"type": "string", "maxLength": 200},
+    "schema": {"type": "string"},
 }
 
 

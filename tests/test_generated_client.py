@@ -29,8 +29,10 @@ def generated(app: FastAPI, tmp_path: Path) -> Iterator[ModuleType]:
     # Its ruff post-hooks run from the venv that runs the tests.
     env = {**os.environ, "PATH": f"{GENERATOR.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     run = subprocess.run(
-        [str(GENERATOR), "generate", "--path", str(document), "--meta", "none"]
-        + ["--output-path", str(tmp_path / package)],
+        [
+            *(str(GENERATOR), "generate", "--path", str(document), "--meta", "none"),
+            *("--output-path", str(tmp_path / package)),
+        ],
         capture_output=True,
         text=True,
         env=env,
