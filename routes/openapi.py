@@ -182,7 +182,7 @@ def _hoist_unions(schema: dict[str, Any], components: dict[str, Any]) -> None:
         node["$ref"] = _REF + name
 
 
-def _readable_name(name: str, schema: dict[str, Any]) -> str | None:
+def _readable_name(name: str, schema: dict[str, Any], forms: set[str]) -> str | None:
     """A better name for a generated component (`Page_…_` → LeadPage, `Body_…` → …Form)."""
     if name.startswith("Page_"):
         items = schema.get("properties", {}).get("items", {}).get("items", {})
@@ -191,16 +191,34 @@ def _readable_name(name: str, schema: dict[str, Any]) -> str | None:
             return ref.removeprefix(_REF).removesuffix("Read") + "Page"
     if name.startswith("Body_"):
         words = name.removeprefix("Body_").split("_")
-        return "".join(w.capitalize() for w in words) + "Form"
+        return "".join(w.capitalize() for w in words) + ("Form" if name in forms else "Body")
     if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", name):
         return "".join(w[:1].upper() + w[1:] for w in re.split(r"[^A-Za-z0-9]+", name) if w)
     return None
 
 
+def _form_bodies(schema: dict[str, Any]) -> set[str]:
+    """The components that are form request bodies."""
+    found = set()
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            content = (
+                operation.get("requestBody", {}).get("content", {})
+                if isinstance(operation, dict)
+                else {}
+            )
+            for media_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                ref = str(content.get(media_type, {}).get("schema", {}).get("$ref", ""))
+                if ref.startswith(_REF):
+                    found.add(ref.removeprefix(_REF))
+    return found
+
+
 def _rename_components(schema: dict[str, Any], components: dict[str, Any]) -> None:
     renames: dict[str, str] = {}
+    forms = _form_bodies(schema)
     for name, component in components.items():
-        better = _readable_name(name, component)
+        better = _readable_name(name, component, forms)
         if better and better not in components and better not in renames.values():
             renames[name] = better
     if not renames:

@@ -64,6 +64,10 @@ async def test_if_match_compares_strongly(owner: Account) -> None:
     assert anything.status_code == 200 and anything.headers["etag"] == '"4"'
     deleted = await owner.client.delete(url, headers={"If-Match": 'W/"4"'})
     assert_problem(deleted, 412)
+    # A tag that cannot match still comes after "is there such a resource" and "is the id valid".
+    weak = {"If-Match": 'W/"1"'}
+    assert_problem(await owner.client.delete(f"/v1/leads/{uuid4()}", headers=weak), 404)
+    assert_problem(await owner.client.delete("/v1/leads/not-a-uuid", headers=weak), 422)
 
 
 # -- If-None-Match: 304 -------------------------------------------------------------------------
