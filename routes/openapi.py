@@ -259,10 +259,23 @@ def _document_errors(operation: dict[str, Any]) -> None:
             response.update(_problem(int(key), described))
 
 
-def _sends(endpoint: Callable[..., Any] | None, helper: str) -> bool:
-    # The document follows the code: an endpoint sends a header when it calls its helper.
+def _sends(endpoint: Callable[..., Any] | None, helper: str, depth: int = 1) -> bool:
+    """Whether `endpoint` calls `helper`, itself or through a function of its own module.
+
+    The document follows the code: an endpoint sends a header when it calls its helper.
+    """
     code = getattr(endpoint, "__code__", None)
-    return code is not None and helper in code.co_names
+    if code is None:
+        return False
+    if helper in code.co_names:
+        return True
+    module = getattr(endpoint, "__module__", None)
+    scope: dict[str, Any] = getattr(endpoint, "__globals__", {})
+    return depth > 0 and any(
+        _sends(scope[name], helper, depth - 1)
+        for name in code.co_names
+        if callable(scope.get(name)) and getattr(scope[name], "__module__", None) == module
+    )
 
 
 def _document_headers(
