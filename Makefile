@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench clean
+SPECTRAL := tools/spectral/node_modules/.bin/spectral
+
+.PHONY: run test lint openapi bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +29,24 @@ run: $(RUN_STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/pytest
 
-lint: $(TEST_STAMP)
+# Spectral (pinned in tools/spectral/package-lock.json) from the npm registry, into
+# tools/spectral/node_modules (git-ignored).
+$(SPECTRAL): tools/spectral/package.json tools/spectral/package-lock.json
+	npm ci --prefix tools/spectral --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The OpenAPI document as served, written to build/openapi.json.
+openapi: $(RUN_STAMP)
+	mkdir -p build
+	$(BIN)/python -m routes.openapi > build/openapi.json
+
+# ruff, ruff format, mypy, and Spectral's `spectral:oas` rules on the OpenAPI document
+# (0 errors and 0 warnings: --fail-severity=warn).
+lint: $(TEST_STAMP) $(SPECTRAL) openapi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy service documents routes schemas
+	$(SPECTRAL) lint build/openapi.json --ruleset .spectral.yaml --fail-severity=warn
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) tools/spectral/node_modules build

@@ -1,4 +1,11 @@
-"""HTTP adapters: each module is one domain's router; ALL_ROUTERS is what the app mounts."""
+"""The HTTP layer: one router per domain, plus the shell around them.
+
+`app.py` builds the application (lifespan, middleware, error handlers, docs, OpenAPI);
+`errors.py` renders every error as problem+json; `openapi.py` shapes the document;
+`docs.py` serves /docs and /redoc offline; `middleware.py`, `paths.py` and `deps.py` hold
+what routers share. `API_ROUTERS` is mounted under `API_PREFIX`; each router carries only
+its own part of the path (`APIRouter(prefix="/leads")`).
+"""
 
 from fastapi import APIRouter
 
@@ -12,7 +19,6 @@ from routes import (
     blogs,
     campaigns,
     events,
-    health,
     integrations,
     invitations,
     kanban,
@@ -24,9 +30,10 @@ from routes import (
     users,
 )
 
+API_PREFIX = "/v1"
+
 # Routes are matched in order: the hottest read paths come first.
-ALL_ROUTERS: list[APIRouter] = [
-    health.router,
+API_ROUTERS: list[APIRouter] = [
     campaigns.router,
     leads.router,
     events.router,

@@ -7,10 +7,11 @@ own; API keys (no user) get 403. Their `ETag` is the user aggregate's version.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import CurrentContext, IfMatch, set_etag
+from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from schemas.ai import (
     AIConfigBody,
     AIConfigRead,
@@ -24,7 +25,7 @@ from schemas.ai import (
 )
 from service import ai
 
-router = APIRouter(prefix="/v1/ai", tags=["ai"])
+router = APIRouter(prefix="/ai", tags=["ai"])
 
 
 @router.get("/config", response_model=AIConfigRead)
@@ -64,10 +65,13 @@ async def put_context(
 
 
 @router.post("/usage", response_model=AIUsageRead, status_code=status.HTTP_201_CREATED)
-async def record_usage(body: AIUsageCreate, ctx: CurrentContext, response: Response) -> Any:
+async def record_usage(
+    body: AIUsageCreate, ctx: CurrentContext, request: Request, response: Response
+) -> Any:
     """Log one model call (any role; a user logs their own usage)."""
     log = await ai.record_usage(ctx=ctx, data=body)
     set_etag(response, log.version)
+    set_location(request, response, "get_usage", id=log.id)
     return AIUsageRead.from_doc(log)
 
 
@@ -80,3 +84,11 @@ async def list_usage(ctx: CurrentContext, filters: Annotated[AIUsageFilters, Que
         next_cursor=page.next_cursor,
         totals={str(row["_id"]): ModelTotals.from_row(row) for row in totals},
     )
+
+
+@router.get("/usage/{id}", response_model=AIUsageRead)
+async def get_usage(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+    """One usage record of the tenant (where `POST /v1/ai/usage` points with `Location`)."""
+    log = await ai.get_usage(ctx=ctx, id=id)
+    set_etag(response, log.version)
+    return AIUsageRead.from_doc(log)

@@ -11,7 +11,7 @@ from routes.deps import CurrentContext
 from schemas.analytics import CampaignAnalyticsRead, OverviewParams, OverviewRead
 from service import analytics
 
-router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+router = APIRouter(prefix="/analytics", tags=["analytics"])
 
 
 @router.get(

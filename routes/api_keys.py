@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import Admin, AuthCacheDep, IfMatch, set_etag
+from routes.deps import Admin, AuthCacheDep, IfMatch, set_etag, set_location
 from schemas.api_keys import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -19,7 +19,7 @@ from schemas.api_keys import (
 from schemas.common import Page
 from service import api_keys
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 
 
 @router.post(
@@ -28,9 +28,12 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
     response_model=ApiKeyCreated,
     summary="Create a key (owner/admin); the key is in this response only",
 )
-async def create_api_key(body: ApiKeyCreate, ctx: Admin, response: Response) -> Any:
+async def create_api_key(
+    body: ApiKeyCreate, ctx: Admin, request: Request, response: Response
+) -> Any:
     doc, key = await api_keys.create_api_key(ctx=ctx, name=body.name, role=body.role)
     set_etag(response, doc.version)
+    set_location(request, response, "get_api_key", id=doc.id)
     return to_api_key_created(doc, key)
 
 

@@ -11,7 +11,7 @@ from schemas.analytics import AuditEntry, AuditParams
 from schemas.common import Page
 from service import audit
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 @router.get(

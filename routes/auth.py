@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 
-from routes.deps import SettingsDep, set_etag
+from routes.deps import SettingsDep, set_etag, set_location
 from schemas.auth import RegisterRequest, TokenResponse
 from schemas.users import UserMe, to_user_me
 from service import auth
@@ -19,7 +19,7 @@ async def limit_per_address(request: Request, settings: SettingsDep) -> None:
     await address_limit(settings).consume(address)
 
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[Depends(limit_per_address)])
+router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(limit_per_address)])
 
 
 @router.post(
@@ -33,7 +33,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[Depends(limit
         410: {"description": "The invitation expired or was revoked, or its team is gone"},
     },
 )
-async def register(body: RegisterRequest, response: Response) -> Any:
+async def register(body: RegisterRequest, request: Request, response: Response) -> Any:
     user = await auth.register(
         username=body.username,
         email=body.email,
@@ -42,6 +42,7 @@ async def register(body: RegisterRequest, response: Response) -> Any:
         invitation_token=body.invitation_token,
     )
     set_etag(response, user.version)
+    set_location(request, response, "get_user", id=user.id)
     return to_user_me(user)
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from documents.user import User
-from routes.deps import CurrentContext, IfMatch, set_etag
+from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from schemas.billing import (
     BillingHistoryCreate,
     BillingHistoryRead,
@@ -27,7 +27,7 @@ from schemas.billing import (
 )
 from service import billing
 
-router = APIRouter(prefix="/v1", tags=["billing"])
+router = APIRouter(tags=["billing"])
 
 
 def _billing(user: User) -> BillingRead:
@@ -63,11 +63,12 @@ async def put_billing_info(
     status_code=status.HTTP_201_CREATED,
 )
 async def add_payment_method(
-    body: PaymentMethodCreate, ctx: CurrentContext, response: Response
+    body: PaymentMethodCreate, ctx: CurrentContext, request: Request, response: Response
 ) -> Any:
     """Store a payment method: provider, brand, last4, expiry (a card number or CVC is 422)."""
     user, method = await billing.add_payment_method(ctx=ctx, data=body)
     set_etag(response, user.version)
+    set_location(request, response, "remove_payment_method", id=method.id)
     return PaymentMethodRead.from_model(method)
 
 

@@ -6,10 +6,10 @@ from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from documents.blog import Blog
-from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.blogs import (
     BlogCalendar,
@@ -27,14 +27,15 @@ from schemas.blogs import (
 from schemas.common import Page
 from service import blogs
 
-router = APIRouter(prefix="/v1/blogs", tags=["blogs"])
+router = APIRouter(prefix="/blogs", tags=["blogs"])
 
 
 @router.post("", response_model=BlogRead, status_code=status.HTTP_201_CREATED)
-async def create_blog(body: BlogCreate, ctx: Member, response: Response) -> Any:
+async def create_blog(body: BlogCreate, ctx: Member, request: Request, response: Response) -> Any:
     """Create a blog (`planned` by default; `scheduled` needs `scheduled_for`)."""
     blog = await blogs.create_blog(ctx=ctx, data=body)
     set_etag(response, blog.version)
+    set_location(request, response, "get_blog", id=blog.id)
     return BlogRead.from_doc(blog)
 
 

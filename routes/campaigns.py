@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.campaign import CampaignBase
-from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.campaigns import (
     AttachLeads,
@@ -23,14 +23,17 @@ from schemas.common import Page
 from schemas.leads import CampaignLeadFilters, LeadRead, to_lead_read
 from service import campaigns, leads
 
-router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
 
 @router.post("", response_model=CampaignRead, status_code=status.HTTP_201_CREATED)
-async def create_campaign(body: CampaignCreate, ctx: Member, response: Response) -> Any:
+async def create_campaign(
+    body: CampaignCreate, ctx: Member, request: Request, response: Response
+) -> Any:
     """Create a campaign; `type` (call, social, text, email) picks its type-specific fields."""
     campaign = await campaigns.create_campaign(ctx=ctx, data=body)
     set_etag(response, campaign.version)
+    set_location(request, response, "get_campaign", id=campaign.id)
     return to_campaign_read(campaign)
 
 

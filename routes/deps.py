@@ -10,7 +10,6 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from service.auth import AuthCache, authenticate
 from service.context import RequestContext, Role
-from service.errors import PreconditionFailed
 from service.settings import Settings
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a worker
@@ -70,35 +69,55 @@ Member = Annotated[RequestContext, require_role(Role.member)]
 Admin = Annotated[RequestContext, require_role(Role.admin)]
 Owner = Annotated[RequestContext, require_role(Role.owner)]
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
-_ONE_ETAG = r'(?:W/)?"?[0-9]{1,12}"?'
-_IF_MATCH = rf"^(?:\*|{_ONE_ETAG}(?:, ?{_ONE_ETAG})*)$"
+# RFC 9110 entity-tags: `"3"` (strong) or `W/"3"` (weak); ours are the version, quoted. A bare
+# version (`3`, as some clients send it) is read as `"3"`.
+_ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e]{0,64}"'
+IF_MATCH_PATTERN = rf"^(?:\*|[0-9]{{1,12}}|{_ENTITY_TAG})$"
+_STRONG_VERSION = re.compile(r'"(\d{1,12})"|(\d{1,12})')
+# What a tag that can never match (weak, or not one of ours) expects: no resource has version 0,
+# so the write fails with 412 exactly where a stale version would, after the 404 and 422 checks.
+NO_VERSION = 0
 
 
 async def parse_if_match(
     if_match: Annotated[
         str | None,
         Header(
-            description='Expected version as an ETag (`"3"`); a stale one answers 412.',
+            description='`*` or the ETag of the version you read (`"3"`, or just `3`); another '
+            "version answers 412 and nothing changes. Compared strongly: a weak tag "
+            '(`W/"3"`) never matches. One tag: a list is 422.',
             # Malformed values are bad input (422), not a failed precondition.
-            pattern=_IF_MATCH,
+            pattern=IF_MATCH_PATTERN,
             max_length=200,
         ),
     ] = None,
 ) -> int | None:
-    """The version an If-Match header expects (`*` or none: no precondition)."""
-    if if_match is None or if_match.strip() == "*":
+    """The version an If-Match header requires (None: `*` or no header, no precondition)."""
+    if if_match is None or if_match == "*":
         return None
-    for part in if_match.split(","):
-        match = _ETAG.match(part)
-        if match:
-            return int(match.group(1))
-    raise PreconditionFailed("If-Match does not name a version of this resource.")
+    match = _STRONG_VERSION.fullmatch(if_match)
+    if match is None:  # weak, or not a tag this API issues: it cannot match (RFC 9110 13.1.1)
+        return NO_VERSION
+    return int(match.group(1) or match.group(2))
 
 
 IfMatch = Annotated[int | None, Depends(parse_if_match)]
 
 
 def set_etag(response: Response, version: int) -> None:
-    """Expose a resource's version as its ETag."""
+    """Expose a resource's version as its (strong) ETag."""
     response.headers["ETag"] = f'"{version}"'
+
+
+def set_location(request: Request, response: Response, route_name: str, **params: Any) -> None:
+    """Point `Location` at a created resource: the path of the route `route_name` with `params`.
+
+    Naming a route (rather than writing a path) keeps the header on a URL the API serves.
+    """
+    response.headers["Location"] = str(request.app.url_path_for(route_name, **params))
+
+
+def set_replayed(response: Response, replayed: bool) -> None:
+    """`Idempotent-Replayed: true` when the answer is a stored one (an idempotent replay)."""
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"

@@ -5,14 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from routes.deps import CurrentContext, Member, SettingsDep, set_etag
+from routes.deps import (
+    CurrentContext,
+    Member,
+    SettingsDep,
+    set_etag,
+    set_location,
+    set_replayed,
+)
 from schemas.common import Page
 from schemas.events import EventCreate, EventFilters, EventRead, to_event_read
 from service import events
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"])
 
 IdempotencyKey = Annotated[
     str | None,
@@ -30,17 +37,23 @@ async def create_event(
     body: EventCreate,
     ctx: Member,
     settings: SettingsDep,
+    request: Request,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """Record a touchpoint; `campaign_id` and `lead_id` must be the tenant's (else 422)."""
-    view = await events.create_event(
+    """Record a touchpoint; `campaign_id` and `lead_id` must be the tenant's (else 422).
+
+    A replay of an `Idempotency-Key` answers the first answer with `Idempotent-Replayed: true`.
+    """
+    view, replayed = await events.create_event(
         ctx=ctx,
         data=body,
         idempotency_key=idempotency_key,
         ttl_hours=settings.idempotency_ttl_hours,
     )
     set_etag(response, view["version"])
+    set_location(request, response, "get_event", id=view["id"])
+    set_replayed(response, replayed)
     return view
 
 

@@ -1,14 +1,17 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and Prometheus metrics (behind `METRICS_TOKEN`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import hmac
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from routes.deps import SettingsDep
 from service.database import ping
-from service.errors import ServiceUnavailable
+from service.errors import NotFound, ServiceUnavailable, Unauthorized
 from service.observability import metrics_payload
 
 router = APIRouter(tags=["health"])
@@ -48,12 +51,40 @@ async def ready(request: Request) -> Ready:
     return Ready(database=database.kind)
 
 
+_metrics_bearer = HTTPBearer(
+    auto_error=False, scheme_name="MetricsToken", description="The `METRICS_TOKEN` setting."
+)
+
+
+async def require_metrics_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)],
+) -> None:
+    """404 while METRICS_TOKEN is unset (metrics are off); 401 unless the bearer token is it."""
+    if settings.metrics_token is None:
+        raise NotFound("Metrics are off: set METRICS_TOKEN to turn them on.")
+    expected = settings.metrics_token.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials else b""
+    if not hmac.compare_digest(given, expected):  # constant time: the token cannot be guessed
+        raise Unauthorized("`/metrics` needs `Authorization: Bearer <METRICS_TOKEN>`.")
+
+
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus metrics."}},
+    dependencies=[Depends(require_metrics_token)],
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus metrics (text exposition format).",
+        },
+        404: {"description": "Metrics are off (METRICS_TOKEN is unset)."},
+    },
 )
 async def metrics() -> Response:
-    """Prometheus metrics: request counts and latency by route and status, MongoDB latency."""
+    """Prometheus metrics: request counts and latency by route and status, MongoDB latency.
+
+    Needs `Authorization: Bearer <METRICS_TOKEN>`; answers 404 while `METRICS_TOKEN` is unset.
+    """
     payload, content_type = metrics_payload()
     return Response(payload, media_type=content_type)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.integration import Integration
-from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag
+from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.integrations import (
@@ -19,16 +19,21 @@ from schemas.integrations import (
 )
 from service import integrations
 
-router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
+router = APIRouter(prefix="/integrations", tags=["integrations"])
 
 
 @router.post("", response_model=IntegrationRead, status_code=status.HTTP_201_CREATED)
 async def create_integration(
-    body: IntegrationCreate, ctx: Member, settings: SettingsDep, response: Response
+    body: IntegrationCreate,
+    ctx: Member,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
 ) -> Any:
     """Add an integration; `credentials` are stored encrypted and never returned."""
     integration = await integrations.create_integration(ctx=ctx, settings=settings, data=body)
     set_etag(response, integration.version)
+    set_location(request, response, "get_integration", id=integration.id)
     return IntegrationRead.from_doc(integration)
 
 

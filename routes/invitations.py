@@ -11,7 +11,7 @@ from routes.deps import CurrentContext, IfMatch, Member, set_etag
 from schemas.teams import TeamRead, to_team_read
 from service import teams
 
-router = APIRouter(prefix="/v1/invitations", tags=["teams"])
+router = APIRouter(prefix="/invitations", tags=["teams"])
 
 Token = Annotated[str, Path(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 

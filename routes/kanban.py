@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
-from routes.deps import CurrentContext, IfMatch, set_etag
+from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from schemas.kanban import (
     KanbanBoardRead,
     KanbanMove,
@@ -23,7 +23,7 @@ from schemas.kanban import (
 )
 from service import kanban
 
-router = APIRouter(prefix="/v1/kanban", tags=["kanban"])
+router = APIRouter(prefix="/kanban", tags=["kanban"])
 
 
 def _no_content(version: int) -> Response:
@@ -42,11 +42,16 @@ async def get_board(ctx: CurrentContext, response: Response) -> Any:
 
 @router.post("/states", response_model=KanbanStateRead, status_code=status.HTTP_201_CREATED)
 async def add_state(
-    body: KanbanStateCreate, ctx: CurrentContext, if_match: IfMatch, response: Response
+    body: KanbanStateCreate,
+    ctx: CurrentContext,
+    if_match: IfMatch,
+    request: Request,
+    response: Response,
 ) -> Any:
     """Add a state (column); 409 when the board already has the most states it may hold."""
     board, state = await kanban.add_state(ctx=ctx, data=body, expected_version=if_match)
     set_etag(response, board.version)
+    set_location(request, response, "update_state", state_id=state.id)
     return KanbanStateRead.from_model(state)
 
 
@@ -75,11 +80,16 @@ async def delete_state(state_id: UUID, ctx: CurrentContext, if_match: IfMatch) -
 
 @router.post("/tasks", response_model=KanbanTaskRead, status_code=status.HTTP_201_CREATED)
 async def add_task(
-    body: KanbanTaskCreate, ctx: CurrentContext, if_match: IfMatch, response: Response
+    body: KanbanTaskCreate,
+    ctx: CurrentContext,
+    if_match: IfMatch,
+    request: Request,
+    response: Response,
 ) -> Any:
     """Add a task to a state (422 for a state not on the board; 409 when the board is full)."""
     board, task = await kanban.add_task(ctx=ctx, data=body, expected_version=if_match)
     set_etag(response, board.version)
+    set_location(request, response, "update_task", task_id=task.id)
     return KanbanTaskRead.from_model(task)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.lead import LeadBase
-from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.events import EventRead, TimelineParams, to_event_read
@@ -23,14 +23,15 @@ from schemas.leads import (
 )
 from service import events, leads
 
-router = APIRouter(prefix="/v1/leads", tags=["leads"])
+router = APIRouter(prefix="/leads", tags=["leads"])
 
 
 @router.post("", response_model=LeadRead, status_code=status.HTTP_201_CREATED)
-async def create_lead(body: LeadCreate, ctx: Member, response: Response) -> Any:
+async def create_lead(body: LeadCreate, ctx: Member, request: Request, response: Response) -> Any:
     """Create a lead; a duplicate email, phone or MLS id → 409 with `existing_id`."""
     lead = await leads.create_lead(ctx=ctx, data=body)
     set_etag(response, lead.version)
+    set_location(request, response, "get_lead", id=lead.id)
     return to_lead_read(lead)
 
 

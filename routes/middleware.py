@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids, access logs and metrics, and request body size caps.
+"""ASGI middleware: client addresses behind trusted proxies, request ids, access logs and
+metrics, request body size caps, and 304 answers to conditional GETs.
 
 Written as plain ASGI (not BaseHTTPMiddleware) so the hot path adds no extra task or copy.
 """
@@ -10,12 +11,15 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PROBLEM_JSON
+from routes.errors import PROBLEM_JSON
+from routes.paths import RouteIndex
 from service.observability import LATENCY, REQUESTS, request_id_var
 
 log = logging.getLogger("service.access")
@@ -53,8 +57,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = _template(scope)
             method = scope["method"]
             REQUESTS.labels(template, method, str(status)).inc()
             LATENCY.labels(template, method).observe(elapsed)
@@ -71,6 +74,18 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's full path template (`/v1/leads/{id}`), for metrics and logs."""
+    route = scope.get("route")
+    if route is None:
+        return "unmatched"
+    index: RouteIndex | None = getattr(
+        getattr(scope.get("app"), "state", None), "route_index", None
+    )
+    found = index.template(route) if index is not None else None
+    return found or getattr(route, "path", None) or "unmatched"
 
 
 class BodySizeLimitMiddleware:
@@ -120,3 +135,122 @@ async def _too_large(send: Send, limit: int) -> None:
     ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+Network = IPv4Network | IPv6Network
+
+
+def client_address(peer: str, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
+    """The client's address: `peer`, or, when `peer` is a trusted proxy, the forwarded chain
+    walked from the right past every trusted proxy.
+
+    Each proxy appends the address it got the request from, so only the entries at the right
+    end, written by proxies we trust, are believed; anything to the left of the first untrusted
+    address could have been written by the client itself.
+    """
+    nearest = peer
+    for hop in [peer, *reversed(forwarded_for)]:
+        try:
+            address = ip_address(hop)
+        except ValueError:
+            return nearest  # a hop we cannot read: believe no further than the proxy before it
+        if not any(address in network for network in trusted):
+            return hop
+        nearest = hop
+    return nearest
+
+
+def forwarded_chain(headers: Sequence[tuple[bytes, bytes]]) -> list[str]:
+    """The addresses in `X-Forwarded-For` (or, without it, RFC 7239 `Forwarded: for=`), in order.
+
+    `X-Forwarded-For` wins when both are present: it is what common proxies (and uvicorn's own
+    proxy support) append, so a `Forwarded` header would come from the client.
+    """
+    xff = [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for"]
+    if xff:
+        return [part.strip() for line in xff for part in line.split(",") if part.strip()]
+    chain: list[str] = []
+    for key, value in headers:
+        if key != b"forwarded":
+            continue
+        for element in value.decode("latin-1").split(","):
+            for pair in element.split(";"):
+                name, _, raw = pair.strip().partition("=")
+                if name.lower() == "for":
+                    chain.append(_forwarded_node(raw.strip().strip('"')))
+    return chain
+
+
+def _forwarded_node(node: str) -> str:
+    # `192.0.2.1:4711`, `"[2001:db8::1]:4711"`, `unknown`, `_hidden`: the address part only.
+    if node.startswith("["):
+        return node[1 : node.find("]")] if "]" in node else node
+    return node.rsplit(":", 1)[0] if node.count(":") == 1 else node
+
+
+class TrustedProxyMiddleware:
+    """Sets the request's client address from forwarded headers sent by `TRUSTED_PROXIES`.
+
+    Per-address limits (login, registration) and logs then see the real client; a client that
+    is not a trusted proxy cannot move itself into another bucket with a forged header.
+    """
+
+    def __init__(self, app: ASGIApp, *, trusted: Sequence[Network]) -> None:
+        self.app = app
+        self.trusted = tuple(trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] == "http" and client:
+            address = client_address(client[0], forwarded_chain(scope["headers"]), self.trusted)
+            if address != client[0]:
+                scope["client"] = (address, 0)
+        await self.app(scope, receive, send)
+
+
+# Headers a 304 keeps (RFC 9110 15.4.5); the body and its description go.
+_NOT_MODIFIED_KEEPS = {b"etag", b"cache-control", b"content-location", b"date", b"expires", b"vary"}
+
+
+def _opaque_tags(value: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in value.split(",") if tag.strip()}
+
+
+class ConditionalGetMiddleware:
+    """Answers 304 Not Modified to a GET whose `If-None-Match` names the response's ETag.
+
+    Single-resource GETs send `ETag`; comparing here (weakly, as RFC 9110 says for
+    If-None-Match) serves them all without each route repeating the check.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        wanted = ",".join(v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match")
+        if not wanted:
+            await self.app(scope, receive, send)
+            return
+        tags = _opaque_tags(wanted)
+        not_modified = False
+
+        async def send_conditional(message: Message) -> None:
+            nonlocal not_modified
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                headers = message.get("headers", [])
+                etag = next((v.decode("latin-1") for k, v in headers if k == b"etag"), None)
+                if etag is not None and ("*" in tags or etag.removeprefix("W/") in tags):
+                    not_modified = True
+                    kept = [(k, v) for k, v in headers if k in _NOT_MODIFIED_KEEPS]
+                    await send({"type": "http.response.start", "status": 304, "headers": kept})
+                    return
+            if not_modified:
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    await send({"type": "http.response.body", "body": b""})
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_conditional)

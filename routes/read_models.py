@@ -18,7 +18,7 @@ from schemas.analytics import (
 )
 from service import read_models
 
-router = APIRouter(prefix="/v1/read-models", tags=["read models"])
+router = APIRouter(prefix="/read-models", tags=["read models"])
 
 
 @router.get(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.research import ResearchTopic
-from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.research import (
@@ -22,7 +22,7 @@ from schemas.research import (
 )
 from service import research
 
-router = APIRouter(prefix="/v1/research", tags=["research"])
+router = APIRouter(prefix="/research", tags=["research"])
 topics = APIRouter(prefix="/topics")
 
 
@@ -36,10 +36,13 @@ async def research_stats(
 
 
 @topics.post("", response_model=ResearchTopicRead, status_code=status.HTTP_201_CREATED)
-async def create_topic(body: ResearchTopicCreate, ctx: Member, response: Response) -> Any:
+async def create_topic(
+    body: ResearchTopicCreate, ctx: Member, request: Request, response: Response
+) -> Any:
     """Create a research topic."""
     topic = await research.create_topic(ctx=ctx, data=body)
     set_etag(response, topic.version)
+    set_location(request, response, "get_topic", id=topic.id)
     return ResearchTopicRead.from_doc(topic)
 
 
@@ -73,11 +76,17 @@ async def update_topic(
 
 @topics.post("/{id}/results", response_model=ResearchTopicRead, status_code=status.HTTP_201_CREATED)
 async def add_result(
-    id: UUID, body: ResearchResultIn, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID,
+    body: ResearchResultIn,
+    ctx: Member,
+    if_match: IfMatch,
+    request: Request,
+    response: Response,
 ) -> Any:
     """Append a research result (409 when the topic holds the most it may)."""
     topic = await research.add_result(ctx=ctx, id=id, data=body, expected_version=if_match)
     set_etag(response, topic.version)
+    set_location(request, response, "get_topic", id=id)  # a result lives in its topic
     return ResearchTopicRead.from_doc(topic)
 
 

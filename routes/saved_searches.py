@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.saved_search import SavedSearch, SavedSearchResource
-from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.campaigns import to_campaign_read
 from schemas.common import Page
@@ -24,7 +24,7 @@ from schemas.saved_searches import (
 )
 from service import saved_searches
 
-router = APIRouter(prefix="/v1/saved-searches", tags=["saved searches"])
+router = APIRouter(prefix="/saved-searches", tags=["saved searches"])
 
 _TO_READ = {
     SavedSearchResource.campaigns: to_campaign_read,
@@ -34,10 +34,13 @@ _TO_READ = {
 
 
 @router.post("", response_model=SavedSearchRead, status_code=status.HTTP_201_CREATED)
-async def create_saved_search(body: SavedSearchCreate, ctx: Member, response: Response) -> Any:
+async def create_saved_search(
+    body: SavedSearchCreate, ctx: Member, request: Request, response: Response
+) -> Any:
     """Save a search: `filters` must be valid query parameters of the `resource` list (else 422)."""
     search = await saved_searches.create_saved_search(ctx=ctx, data=body)
     set_etag(response, search.version)
+    set_location(request, response, "get_saved_search", id=search.id)
     return SavedSearchRead.from_doc(search)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.team import Team
-from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag
+from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.teams import (
@@ -28,7 +28,7 @@ from schemas.teams import (
 )
 from service import teams
 
-router = APIRouter(prefix="/v1/teams", tags=["teams"])
+router = APIRouter(prefix="/teams", tags=["teams"])
 
 _MANAGERS = "team owner/admin or tenant admin"
 
@@ -39,11 +39,12 @@ _MANAGERS = "team owner/admin or tenant admin"
     response_model=TeamRead,
     summary="Create a team; the calling user becomes its owner member",
 )
-async def create_team(body: TeamCreate, ctx: Member, response: Response) -> Any:
+async def create_team(body: TeamCreate, ctx: Member, request: Request, response: Response) -> Any:
     team = await teams.create_team(
         ctx=ctx, name=body.name, description=body.description, tags=body.tags
     )
     set_etag(response, team.version)
+    set_location(request, response, "get_team", id=team.id)
     return to_team_read(team)
 
 
@@ -105,12 +106,13 @@ async def restore_team(id: UUID, ctx: Member, response: Response) -> Any:
     summary=f"Add a user of the tenant to the team ({_MANAGERS})",
 )
 async def add_member(
-    id: UUID, body: MemberAdd, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: MemberAdd, ctx: Member, if_match: IfMatch, request: Request, response: Response
 ) -> Any:
     team = await teams.add_member(
         ctx=ctx, team_id=id, user_id=body.user_id, role=body.role, expected_version=if_match
     )
     set_etag(response, team.version)
+    set_location(request, response, "update_member", id=id, user_id=body.user_id)
     return to_team_read(team)
 
 
@@ -165,7 +167,12 @@ async def remove_member(
     responses={409: {"description": "Already a member, or a pending invitation exists"}},
 )
 async def invite(
-    id: UUID, body: InvitationCreate, ctx: Member, settings: SettingsDep, response: Response
+    id: UUID,
+    body: InvitationCreate,
+    ctx: Member,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
 ) -> Any:
     invitation, token = await teams.invite(
         ctx=ctx,
@@ -176,6 +183,7 @@ async def invite(
         team_role=body.team_role,
     )
     set_etag(response, invitation.version)
+    set_location(request, response, "revoke_invitation", id=invitation.id)
     return to_invitation_created(invitation, token)
 
 

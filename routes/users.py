@@ -26,7 +26,7 @@ from schemas.users import (
 )
 from service import users
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"])
 
 # -- /me (declared before /{id}) --------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from documents.base import refuse_bool_number_mixups
 
@@ -91,16 +92,62 @@ class HistoryEntry(BaseModel):
     changes: list[HistoryChange]
 
 
+class ProblemError(BaseModel):
+    """One invalid input of a 422: where it is, what is wrong, and a machine-readable kind."""
+
+    loc: list[str | int] = Field(
+        description='Where the input is: `["body", "leads", 3, "email"]`, `["query", "limit"]`.'
+    )
+    msg: str = Field(description="What is wrong, for people.")
+    type: str = Field(description="The kind of error (`missing`, `string_too_long`…).")
+
+
 class Problem(BaseModel):
-    """An RFC 9457 problem document (`application/problem+json`)."""
+    """An RFC 9457 problem document (`application/problem+json`): every error the API answers."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    errors: list[dict[str, object]] | None = None
+    type: str = Field(default="about:blank", description="Always `about:blank`.")
+    title: str = Field(description="The status's reason phrase.")
+    status: int = Field(ge=400, le=599, description="The HTTP status code.")
+    detail: str = Field(description="What went wrong, for people.")
+
+
+class ValidationProblem(Problem):
+    """422: the request is well-formed but some inputs are invalid; `errors` lists each one."""
+
+    errors: list[ProblemError] = Field(min_length=1)
+
+
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """A problem leaves out the optional members it lacks (never `null`): document them so."""
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+
+
+class ConflictProblem(Problem):
+    """409. A clash with an existing resource (a duplicate on create, update, restore or merge)
+    names it: `existing_id` and the unique `field` it shares; other conflicts carry neither."""
+
+    model_config = ConfigDict(json_schema_extra=_absent_not_null)
+
+    existing_id: UUID | SkipJsonSchema[None] = Field(
+        default=None, description="The live resource this request clashes with."
+    )
+    field: str | SkipJsonSchema[None] = Field(
+        default=None, description="The unique field both share."
+    )
+
+
+class RetryProblem(Problem):
+    """429 or 503: try again after `retry_after` seconds (also sent as `Retry-After`)."""
+
+    model_config = ConfigDict(json_schema_extra=_absent_not_null)
+
+    retry_after: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(
+        default=None, description="Seconds to wait."
+    )
 
 
 class TimeRange(BaseModel):

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, SkipValidation, StringConstraints, model_validator
 
 from documents.base import Email, ShortText, Tag, UTCDateTime
 from documents.lead import (
@@ -29,6 +29,7 @@ from schemas.common import (
     ListParams,
     Money,
     PatchBody,
+    ProblemError,
     ResourceRead,
     cents_to_money,
 )
@@ -254,17 +255,24 @@ class LeadFilters(CampaignLeadFilters):
 
 
 class LeadBulkImport(IgnoreTenantId):
-    """`POST /v1/leads/bulk`: up to 10,000 rows, each a `LeadCreate`, validated one by one."""
+    """`POST /v1/leads/bulk`: up to 10,000 rows, each a `LeadCreate`, validated one by one.
 
-    leads: list[Any] = Field(
+    Rows are documented as `LeadCreate` but not validated here (`SkipValidation`): the service
+    validates each row alone, so a bad row is reported in `failed` and the good rows are kept.
+    """
+
+    leads: list[SkipValidation[LeadCreate]] = Field(
         max_length=MAX_BULK_ROWS,
-        description="Lead objects as for POST /v1/leads; a bad row fails alone.",
+        description="Lead objects as for POST /v1/leads, each checked alone: a bad row is "
+        "reported in `failed` (with its `index`) and the others are imported.",
     )
 
 
 class BulkFailure(BaseModel):
+    """A row that was not imported: its position in `leads` and what is wrong with it."""
+
     index: int
-    errors: list[dict[str, Any]]
+    errors: list[ProblemError]
 
 
 class LeadBulkResult(BaseModel):

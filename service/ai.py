@@ -85,6 +85,11 @@ async def record_usage(*, ctx: RequestContext, data: AIUsageCreate) -> AIUsageLo
     return await Repository(AIUsageLog, ctx).create(log)
 
 
+async def get_usage(*, ctx: RequestContext, id: UUID) -> AIUsageLog:
+    """One usage record of the tenant (404 for another tenant's)."""
+    return await Repository(AIUsageLog, ctx).get(id)
+
+
 def _usage_filter(filters: AIUsageFilters) -> dict[str, Any]:
     query: dict[str, Any] = {}
     window: dict[str, Any] = {}

@@ -1,32 +1,27 @@
-"""Domain errors carry their HTTP status; one set of handlers renders all errors as problem+json."""
+"""Domain errors: exceptions carrying their HTTP status, raised by services, rendered elsewhere.
+
+The HTTP layer (routes/errors.py) turns a `DomainError` into a problem+json answer: `status`,
+`title` and `detail` plus the keyword extras (`existing_id`, `field`, `retry_after`…) as body
+fields, and `headers` as response headers. Nothing here knows about the web framework.
+"""
 
 from __future__ import annotations
 
-import logging
+import re
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from pymongo.errors import (
     AutoReconnect,
     ConnectionFailure,
-    DuplicateKeyError,
     ExecutionTimeout,
     NetworkTimeout,
     ServerSelectionTimeoutError,
     WTimeoutError,
 )
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.openapi import documented_methods
-
-log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-
+# Driver errors that mean "the database is away or too slow": answered 503 with Retry-After.
 DATABASE_UNAVAILABLE = (
     AutoReconnect,
     ConnectionFailure,
@@ -35,6 +30,7 @@ DATABASE_UNAVAILABLE = (
     ExecutionTimeout,
     WTimeoutError,
 )
+DATABASE_RETRY_AFTER = 5
 
 
 class DomainError(Exception):
@@ -45,7 +41,7 @@ class DomainError(Exception):
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
-        self.detail = detail or self.title
+        self.detail = readable(detail or self.title)
         self.extra = extra
         self.headers: dict[str, str] = {}
 
@@ -67,7 +63,37 @@ class NotFound(DomainError):
 
 
 class Conflict(DomainError):
+    """409. A clash with an existing resource names it: `existing_id` and the clashing `field`.
+
+    Every duplicate clash (create, update, restore, merge) answers the same body, so raise
+    `Conflict.duplicate(...)` for those; other conflicts (a state transition, a full board)
+    carry only `detail`.
+    """
+
     status, title = 409, "Conflict"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        existing_id: UUID | str | None = None,
+        field: str | None = None,
+        **extra: Any,
+    ) -> None:
+        if existing_id is not None:
+            extra["existing_id"] = str(existing_id)
+        if field is not None:
+            extra["field"] = field
+        super().__init__(detail, **extra)
+
+    @classmethod
+    def duplicate(cls, *, resource: str, field: str, existing_id: UUID | str) -> Conflict:
+        """The clash of a unique `field` with the live `resource` `existing_id`."""
+        return cls(
+            f"A {resource} with the same {field} already exists.",
+            existing_id=existing_id,
+            field=field,
+        )
 
 
 class Gone(DomainError):
@@ -89,114 +115,72 @@ class Unprocessable(DomainError):
         self, detail: str, *, loc: Sequence[str | int] | None = None, type: str = "value_error"
     ) -> None:
         where = list(loc) if loc else ["body"]
-        super().__init__(detail, errors=[{"loc": where, "msg": detail, "type": type}])
+        super().__init__(detail, errors=[{"loc": where, "msg": readable(detail), "type": type}])
 
 
 class TooManyRequests(DomainError):
+    """429; `retry_after` (seconds) is sent both as the `Retry-After` header and in the body."""
+
     status, title = 429, "Too Many Requests"
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail)
-        self.headers = {"Retry-After": str(max(1, retry_after))}
+        seconds = max(1, retry_after)
+        super().__init__(detail, retry_after=seconds)
+        self.headers = {"Retry-After": str(seconds)}
 
 
 class ServiceUnavailable(DomainError):
     status, title = 503, "Service Unavailable"
 
 
-def problem(
-    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    """An RFC 9457 problem+json response."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+# -- error text for people ----------------------------------------------------------------------
+
+# `<CampaignType.call: 'call'>` (an enum's repr) reads as `'call'`.
+_ENUM_REPR = re.compile(r"<[A-Za-z_][\w.]*: ('[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?)>")
+# Pydantic's prefixes for errors raised inside validators.
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+# Pydantic names internal validator steps in `loc` (`function-after[_check(), LeadCreate]`).
+_INTERNAL_LOC = re.compile(r"^[a-z][a-z-]*\[.*\]$")
 
 
-def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
-    """Pydantic/FastAPI errors reduced to JSON-safe `{loc, msg, type}` items."""
+def readable(text: str) -> str:
+    """Text for people: enum reprs become their values; pydantic's prefixes go."""
+    for prefix in _PREFIXES:
+        text = text.removeprefix(prefix)
+    return _ENUM_REPR.sub(r"\1", text)
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error.get("type")
+    ctx: dict[str, Any] = error.get("ctx") or {}
+    if kind == "union_tag_not_found":
+        return "A `type` is required: it chooses which kind of resource this is."
+    if kind == "union_tag_invalid":
+        expected = readable(str(ctx.get("expected_tags", "")))
+        return f"`type` must be one of {expected}; got {ctx.get('tag')!r}."
+    if kind in ("model_type", "model_attributes_type", "dataclass_type"):
+        return "Input should be a JSON object."
+    if kind == "json_invalid":
+        reason = ctx.get("error")
+        return f"The body is not valid JSON: {reason}." if reason else "The body is not valid JSON."
+    return readable(str(error.get("msg", "")))
+
+
+def _location(error: dict[str, Any]) -> list[str | int]:
+    loc = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
+    loc = [p for p in loc if not (isinstance(p, str) and _INTERNAL_LOC.match(p))]
+    if error.get("type") in ("union_tag_not_found", "union_tag_invalid"):
+        loc.append(str(error.get("ctx", {}).get("discriminator", "type")).strip("'"))
+    return loc
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic errors as the contract's JSON-safe `{loc, msg, type}` items, worded for people."""
     return [
         {
-            "loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
-            "msg": str(e.get("msg", "")),
+            "loc": _location(e),
+            "msg": _message(e),
             "type": str(e.get("type", "value_error")),
         }
         for e in errors
     ]
-
-
-async def _domain(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DomainError)
-    return problem(exc.status, exc.title, exc.detail, exc.headers or None, **exc.extra)
-
-
-def _method_not_allowed(request: Request) -> JSONResponse | None:
-    """405 when the path names a fixed resource that lacks this method.
-
-    Without this, `PATCH /v1/blogs/calendar` would reach `PATCH /v1/blogs/{id}` and answer
-    422 for the id "calendar"; HTTP says the resource exists but not the method.
-    """
-    found = documented_methods(request.app, request.scope.get("path", ""))
-    if found is None or not found.fixed or request.method in found.methods:
-        return None
-    return problem(
-        405, "Method Not Allowed", "Method Not Allowed", {"Allow": ", ".join(found.methods)}
-    )
-
-
-async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError | ValidationError)
-    if isinstance(exc, RequestValidationError):
-        not_allowed = _method_not_allowed(request)
-        if not_allowed is not None:
-            return not_allowed
-    return problem(
-        422,
-        "Unprocessable Entity",
-        "The request is not valid.",
-        errors=validation_errors(list(exc.errors())),
-    )
-
-
-async def _http(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    titles = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large"}
-    detail = exc.detail if isinstance(exc.detail, str) else titles.get(exc.status_code, "Error")
-    headers = dict(exc.headers or {})
-    if exc.status_code == 405:
-        # The router names only the first route that matched the path; RFC 9110 wants them all.
-        found = documented_methods(request.app, request.scope.get("path", ""))
-        if found is not None:
-            headers["Allow"] = ", ".join(found.methods)
-    return problem(exc.status_code, titles.get(exc.status_code, detail), detail, headers)
-
-
-async def _duplicate(_: Request, exc: Exception) -> JSONResponse:
-    # Unique indexes are the last word on uniqueness; services usually turn this into a richer 409.
-    return problem(409, "Conflict", "A resource with the same unique key already exists.")
-
-
-async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-    log.error("database unavailable: %s", type(exc).__name__)
-    return problem(
-        503,
-        "Service Unavailable",
-        "The database is not reachable; retry shortly.",
-        {"Retry-After": "5"},
-    )
-
-
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return problem(500, "Internal Server Error", "An unexpected error occurred.")
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the problem+json renderers for every kind of error."""
-    app.add_exception_handler(DomainError, _domain)
-    app.add_exception_handler(RequestValidationError, _request_validation)
-    app.add_exception_handler(ValidationError, _request_validation)
-    app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(DuplicateKeyError, _duplicate)
-    for exc_type in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(exc_type, _unavailable)
-    app.add_exception_handler(Exception, _unexpected)

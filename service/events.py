@@ -57,11 +57,11 @@ async def create_event(
     data: EventCreate,
     idempotency_key: str | None = None,
     ttl_hours: int = 48,
-) -> dict[str, Any]:
-    """Record a touchpoint and answer its JSON view; replays of a key answer the first view."""
+) -> tuple[dict[str, Any], bool]:
+    """Record a touchpoint; answers its JSON view and whether it is a replay of a key's first."""
     ctx.require(Role.member)
     if idempotency_key is None:
-        return _view(await _record(ctx, data, uuid7()))
+        return _view(await _record(ctx, data, uuid7())), False
     digest = request_hash(data.model_dump(mode="json", exclude_unset=True))
     deadline = asyncio.get_running_loop().time() + WAIT_FOR_WINNER
     while True:
@@ -69,9 +69,9 @@ async def create_event(
         if record.request_hash != digest:
             raise Conflict("This Idempotency-Key was already used with a different body.")
         if won:
-            return await _run_claimed(ctx, data, record)
+            return await _run_claimed(ctx, data, record), False
         if record.response is not None:
-            return record.response
+            return record.response, True
         if asyncio.get_running_loop().time() >= deadline:
             raise Conflict("A request with this Idempotency-Key is still in progress; retry.")
         await asyncio.sleep(POLL_INTERVAL)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 from functools import cached_property
-from typing import Literal
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated, Any, Literal
 
 from cryptography.fernet import Fernet
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     bulk_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+
+    # Proxies whose X-Forwarded-For / Forwarded headers are believed for the client address
+    # (comma-separated addresses or CIDRs in the environment). Empty: the socket peer is it.
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
+    # Bearer token `/metrics` asks for; unset, `/metrics` is off (404).
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
+        return value
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:

@@ -147,7 +147,8 @@ async def test_login_burns_a_hash_when_the_account_does_not_exist(
 
 async def test_login_form_needs_username_and_password(client: httpx.AsyncClient) -> None:
     assert_problem(await client.post("/v1/auth/token", data={"username": "x"}), 422)
-    assert_problem(await client.post("/v1/auth/token", json={"username": "x"}), 422)
+    # JSON instead of the OAuth2 form: 415, saying what to send (tests/test_http_semantics.py).
+    assert_problem(await client.post("/v1/auth/token", json={"username": "x"}), 415)
 
 
 async def test_disabled_user_cannot_log_in(client: httpx.AsyncClient, owner: Account) -> None:

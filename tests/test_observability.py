@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from service.main import create_app
 from service.observability import JsonFormatter
+from service.settings import Settings
 from tests.conftest import assert_problem
 
 
@@ -34,13 +40,42 @@ async def test_error_responses_carry_request_id(client: httpx.AsyncClient) -> No
     assert r.headers["x-request-id"]
 
 
-async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
-    await client.get("/health")
-    r = await client.get("/metrics")
+METRICS_TOKEN = "metrics-token-" + "m" * 32
+
+
+@pytest.fixture
+async def metrics_client(settings: Settings, database: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose METRICS_TOKEN is set."""
+    configured = settings.model_copy(update={"metrics_token": SecretStr(METRICS_TOKEN)})
+    app = create_app(settings=configured, database=database)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
+
+
+async def test_metrics_count_requests_by_route_template(metrics_client: httpx.AsyncClient) -> None:
+    await metrics_client.get("/health")
+    await metrics_client.get(f"/v1/leads/{uuid4()}")  # 401, under its template
+    r = await metrics_client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     assert 'http_requests_total{method="GET",route="/health",status="200"}' in r.text
+    assert 'http_requests_total{method="GET",route="/v1/leads/{id}",status="401"}' in r.text
     assert "http_request_duration_seconds_bucket" in r.text
+
+
+async def test_metrics_need_the_token(metrics_client: httpx.AsyncClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_TOKEN}):
+        r = await metrics_client.get("/metrics", headers=headers)
+        assert_problem(r, 401)
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert "http_requests_total" not in r.text
+
+
+async def test_metrics_are_off_without_a_token(client: httpx.AsyncClient) -> None:
+    r = await client.get("/metrics", headers={"Authorization": "Bearer anything-at-all"})
+    assert "METRICS_TOKEN" in assert_problem(r, 404)["detail"]
 
 
 async def test_access_log_is_json_with_request_fields(

@@ -1,0 +1,136 @@
+"""A pytest plugin (`-p tests.problem_audit`, see pyproject.toml): it audits every answer.
+
+Every response any test receives through httpx (the ASGI clients, Starlette's test client under
+Schemathesis, real sockets) is checked as it arrives:
+
+- a problem+json 422 must read as text for people: no Python reprs (`<CampaignType.call:
+  'call'>`), no pydantic prefixes ("Value error, "), no discriminator jargon, no class names;
+- a 201 must say where the new resource is (`Location`).
+
+A test whose requests got such an answer fails, naming the request; answers outside any test
+(fixtures) fail the session. `AUDIT.counts` says how much was checked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+LEAKS: dict[str, re.Pattern[str]] = {
+    "a Python enum repr": re.compile(r"<[A-Za-z_][\w.]*: [^>]*>"),
+    "a pydantic prefix": re.compile(r"\b(?:Value error|Assertion failed), "),
+    "discriminator jargon": re.compile(r"Unable to extract tag|found using '"),
+    "a Python class name": re.compile(r"instance of [A-Z]\w*"),
+    "a Python object repr": re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>"),
+    "a pydantic internal location": re.compile(r"^[a-z][a-z-]*\[.*\]$"),
+}
+# 201s that have no URL of their own yet (each documented where it is answered).
+NO_LOCATION = {("POST", "/v1/billing/history")}
+
+
+def leaks(body: Any) -> list[str]:
+    """What in a 422 problem body is Python rather than text for people."""
+    texts: list[str] = [str(body.get("detail", ""))]
+    for error in body.get("errors") or []:
+        texts.append(str(error.get("msg", "")))
+        texts.extend(str(part) for part in error.get("loc", []))
+    return [
+        f"{name}: {text!r}" for text in texts for name, rule in LEAKS.items() if rule.search(text)
+    ]
+
+
+@dataclass
+class Audit:
+    """Findings since the last `take()`, findings outside tests, counts over the session."""
+
+    findings: list[str] = field(default_factory=list)
+    outside_tests: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def check(self, response: httpx.Response) -> None:
+        request = response.request
+        where = f"{request.method} {request.url.path}"
+        if response.status_code == 201:
+            self.counts["201"] += 1
+            if "location" not in response.headers and (request.method, request.url.path) not in (
+                NO_LOCATION
+            ):
+                self.findings.append(f"{where} answered 201 without Location")
+        content_type = response.headers.get("content-type", "")
+        if response.status_code != 422 or not content_type.startswith("application/problem+json"):
+            return
+        self.counts["422"] += 1
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            self.findings.append(f"{where} answered a 422 that is not JSON")
+            return
+        self.findings.extend(f"{where} answered 422 with {leak}" for leak in leaks(body))
+
+    def take(self) -> list[str]:
+        found, self.findings = self.findings, []
+        return found
+
+
+AUDIT = Audit()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Wrap httpx's `send` so every answer passes the audit."""
+    sync_send, async_send = httpx.Client.send, httpx.AsyncClient.send
+
+    # Streamed responses (`stream=True`) are left alone: reading them here would consume them.
+    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        response = sync_send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            AUDIT.check(response)
+        return response
+
+    async def asend(
+        self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
+    ) -> httpx.Response:
+        response = await async_send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            AUDIT.check(response)
+        return response
+
+    httpx.Client.send = send  # type: ignore[method-assign]
+    httpx.AsyncClient.send = asend  # type: ignore[method-assign]
+
+    def restore() -> None:
+        httpx.Client.send = sync_send  # type: ignore[method-assign]
+        httpx.AsyncClient.send = async_send  # type: ignore[method-assign]
+
+    config.add_cleanup(restore)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    AUDIT.outside_tests += AUDIT.take()  # answers to fixtures are judged at the end
+    result = yield
+    found = AUDIT.take()
+    if found:
+        shown = "\n  ".join(found[:20])
+        raise AssertionError(f"answers a person should not get ({len(found)}):\n  {shown}")
+    return result
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    found = AUDIT.outside_tests + AUDIT.take()
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("problem audit, outside tests:\n  " + "\n  ".join(found[:20]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    counts = ", ".join(f"{n} x {code}" for code, n in sorted(AUDIT.counts.items()))
+    terminalreporter.write_line(f"problem audit: checked {counts or 'nothing'}")
