@@ -26,7 +26,7 @@ from schemathesis.python import asgi
 from service.database import embedded_database
 from service.main import create_app
 from service.settings import Settings
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 SEED = 20_261_124
 # Per operation and phase; with the coverage and stateful phases this is about 2 minutes on 2 cores.

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from service.observability import JsonFormatter
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 
 async def test_request_id_is_generated_and_returned(client: httpx.AsyncClient) -> None:
