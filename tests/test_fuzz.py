@@ -263,6 +263,7 @@ def fuzz_schema(tmp_path: Path) -> Iterator[tuple[Any, dict[str, int]]]:
     asgi.shutdown_lifespans()
 
 
+@pytest.mark.fuzz
 def test_the_whole_api_is_fuzz_clean(fuzz_schema: tuple[Any, dict[str, int]]) -> None:
     schema, dropped = fuzz_schema
     outcome = _run(schema)

@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any
 from uuid import UUID
@@ -27,6 +26,7 @@ import typer
 from pydantic import TypeAdapter
 from rich.table import Table
 
+from documents.lead import LeadType
 from documents.tenant import Tenant
 from documents.user import User
 from schemas.leads import LeadCreate
@@ -384,9 +384,6 @@ def _print_summary(summary: ImportSummary, as_json: bool) -> None:
         console.out(f"failed rows and their errors: {summary.report}")
 
 
-LeadTypeName = StrEnum("LeadTypeName", {"generic": "generic", "mls": "mls"})  # type: ignore[misc]
-
-
 @app.command(
     "import",
     short_help="Import leads from a CSV file (the bulk import's validation and dedupe).",
@@ -425,8 +422,8 @@ def import_leads(
         typer.Option(help="Also map headers that name a field (Email, First Name, Zip, ...)."),
     ] = True,
     lead_type: Annotated[
-        LeadTypeName, typer.Option("--type", help="Lead type of rows without a `type` column.")
-    ] = LeadTypeName("generic"),
+        LeadType, typer.Option("--type", help="Lead type of rows without a `type` column.")
+    ] = LeadType.generic,
     report: Annotated[
         Path | None,
         typer.Option(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -104,7 +104,14 @@ PIPELINES: dict[str, PipelineSpec] = {
 """Every pipeline the CLI prints, by name (the names `pipelines --help` lists)."""
 
 PipelineName = StrEnum("PipelineName", {name: name for name in PIPELINES})  # type: ignore[misc]
-IntervalName = StrEnum("IntervalName", {name: name for name in ("day", "week", "month")})  # type: ignore[misc]
+
+
+class IntervalName(StrEnum):
+    """Bucket sizes of the overview (weeks start on Monday)."""
+
+    day = "day"
+    week = "week"
+    month = "month"
 
 
 def _stages_json(stages: pipelines.Pipeline) -> Any:
@@ -139,9 +146,9 @@ def print_pipelines(
     until: Annotated[
         datetime | None, typer.Option(help="overview: end, ISO date/time (exclusive).")
     ] = None,
-    interval: Annotated[IntervalName, typer.Option(help="overview: bucket size.")] = IntervalName(
-        "day"
-    ),
+    interval: Annotated[
+        IntervalName, typer.Option(help="overview: bucket size.")
+    ] = IntervalName.day,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -175,7 +182,7 @@ def print_pipelines(
         campaign=campaign or PLACEHOLDER,
         since=since,
         until=until,
-        interval=cast(pipelines.Interval, interval.value),
+        interval=interval.value,
     )
     built = {n: PIPELINES[n].build(params) for n in chosen}
     console = out()
