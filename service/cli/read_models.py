@@ -25,6 +25,7 @@ async def rebuild_read_models(names: list[str]) -> dict[str, int]:
             steps.describe(f"rebuild {name}")
             rows[name] = await projections.rebuild(name)
             steps.advance()
+        steps.describe("rebuild")
     return rows
 
 
@@ -40,6 +41,7 @@ async def repair_journal() -> int:
             steps.describe(f"repair {model.get_collection_name()}")
             repaired += await projections.repair([model])
             steps.advance()
+        steps.describe("repair")
     return repaired
 
 
