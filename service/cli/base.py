@@ -35,6 +35,7 @@ app = typer.Typer(
     help="Operator commands of the Lead Ignite data service.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",  # docstrings and help are Markdown: wrapped lines join
     pretty_exceptions_show_locals=False,  # locals may hold secrets and personal data
 )
 

@@ -44,7 +44,7 @@ def _lead_fields() -> dict[str, str]:
     """Every field path a CSV column can fill (`address.city`), with its JSON type.
 
     Read from the API's own JSON schema of a lead, so a field added there is importable.
-    `segments` (a map) is filled per key: `segments.<key>`.
+    `segments` (a map) is filled per key: `segments.KEY`.
     """
     schema = TypeAdapter(LeadCreate).json_schema()
     defs = schema.get("$defs", {})
@@ -73,7 +73,7 @@ def _lead_fields() -> dict[str, str]:
 
 
 FIELDS = _lead_fields()
-FIELD_NAMES = ", ".join(f"{name}.<key>" if kind == "map" else name for name, kind in FIELDS.items())
+FIELD_NAMES = ", ".join(f"{name}.KEY" if kind == "map" else name for name, kind in FIELDS.items())
 
 # Common spellings of CSV headers (normalised: lower case, words joined by `_`).
 ALIASES = {
@@ -428,7 +428,7 @@ def import_leads(
         Path | None,
         typer.Option(
             help="Where failed rows go: .csv (one line per error) or NDJSON. "
-            "Default: <file>.errors.ndjson.",
+            "Default: FILE.errors.ndjson.",
             show_default=False,
             dir_okay=False,
         ),

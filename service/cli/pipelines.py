@@ -130,7 +130,17 @@ def _names(name: str | None) -> list[str]:
     return [name] if name else list(PIPELINES)
 
 
-@app.command("pipelines")
+_HELP = (
+    "Print the analytics pipelines as mongosh-ready Extended JSON (relaxed).\n\n"
+    "Paste a printed statement into mongosh connected to the service's database. Without "
+    "`--tenant` the endpoint pipelines (campaign_analytics, overview) can only be shown with a "
+    "placeholder tenant that matches nothing: asking for one by name then fails, and the full "
+    "listing says so on stderr.\n\n"
+    + "\n".join(f"* **{name}**: {spec.description}" for name, spec in PIPELINES.items())
+)
+
+
+@app.command("pipelines", help=_HELP)
 def print_pipelines(
     name: Annotated[
         PipelineName | None,
@@ -158,13 +168,7 @@ def print_pipelines(
         ),
     ] = False,
 ) -> None:
-    """Print the analytics pipelines as mongosh-ready Extended JSON (relaxed).
-
-    Paste a printed statement into mongosh connected to the service's database. Without
-    --tenant the endpoint pipelines (campaign_analytics, overview) can only be shown with a
-    placeholder tenant that matches nothing: asking for one by name then fails, and the full
-    listing says so on stderr.
-    """
+    """Print the analytics pipelines (the help text is `_HELP`)."""
     chosen = _names(name.value if name else None)
     given = {"tenant": tenant, "campaign": campaign}
     missing = {n: [p for p in PIPELINES[n].needs if given[p] is None] for n in chosen}
