@@ -412,7 +412,17 @@ def test_import_refuses_bad_arguments_before_touching_data(
         env=_env(db_file),
     )
     assert stranger.exit_code == 2 and "no tenant" in stranger.stderr
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("email,first_name\nzoe@example.com,Zoé\n".encode("latin-1"))
+    undecodable = runner.invoke(app, ["import", str(latin), *tenant], env=_env(db_file))
+    assert undecodable.exit_code == 2 and "pass --encoding" in undecodable.stderr
     assert _stored_leads(db_file, owner_of.tenant_id) == []
+    decoded = runner.invoke(
+        app, ["import", str(latin), *tenant, "--encoding", "latin-1"], env=_env(db_file)
+    )
+    assert decoded.exit_code == 0, decoded.output
+    (lead,) = _stored_leads(db_file, owner_of.tenant_id)
+    assert lead.first_name == "Zoé"
 
 
 def test_import_acts_as_the_named_user_and_needs_a_member(

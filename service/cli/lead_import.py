@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -227,7 +227,7 @@ class Record:
     cells: list[str]
 
 
-def _records(reader: Iterator[list[str]], line_of: Any) -> Iterator[Record]:
+def _records(reader: Iterator[list[str]], line_of: Callable[[], int]) -> Iterator[Record]:
     number, line = 0, line_of()
     for cells in reader:
         start, line = line + 1, line_of()
@@ -244,11 +244,24 @@ def _open(path: Path, encoding: str) -> IO[str]:
         fail(f"cannot read {path}: {exc}")
 
 
-def _count_records(path: Path, encoding: str, delimiter: str) -> int:
+def _scan(path: Path, encoding: str, delimiter: str) -> tuple[list[str], int]:
+    """The header row and how many records follow; exits 2 on a file that cannot be read.
+
+    The whole file is decoded and parsed once before anything is imported, so an encoding
+    or CSV error stops the command before the first row is stored.
+    """
     with _open(path, encoding) as f:
         reader = csv.reader(f, delimiter=delimiter)
-        next(reader, None)
-        return sum(1 for cells in reader if any(c.strip() for c in cells))
+        try:
+            headers = next(reader, [])
+            return headers, sum(1 for cells in reader if any(c.strip() for c in cells))
+        except UnicodeDecodeError as exc:
+            fail(
+                f"{path} is not {encoding} ({exc.reason} near line {reader.line_num + 1}); "
+                "pass --encoding."
+            )
+        except csv.Error as exc:
+            fail(f"{path}, line {reader.line_num}: {exc}")
 
 
 # -- the report of failed rows -----------------------------------------------------------------
@@ -443,8 +456,7 @@ def import_leads(
     """Import leads from a CSV file."""
     if len(delimiter) != 1:
         fail("--delimiter takes one character.")
-    with _open(csv_file, encoding) as f:
-        headers = next(csv.reader(f, delimiter=delimiter), [])
+    headers, total = _scan(csv_file, encoding, delimiter)
     if not any(h.strip() for h in headers):
         fail(f"{csv_file} has no header row.")
     mapping = column_mapping(headers, maps or [], auto=auto_map)
@@ -455,7 +467,6 @@ def import_leads(
     notes.print("columns: " + ", ".join(f"{headers[i]} → {name}" for name, i in mapping.items()))
     if ignored:
         notes.print(f"[yellow]ignored columns:[/] {', '.join(ignored)}")
-    total = _count_records(csv_file, encoding, delimiter)
     report_path = report or csv_file.with_name(csv_file.name + ".errors.ndjson")
 
     async def work() -> ImportSummary:
