@@ -122,9 +122,9 @@ def tracing_requested(env: Mapping[str, str] = os.environ) -> bool:
     )
 
 
-def _exporters(env: Mapping[str, str]) -> list[Any]:
-    # The exporters OTEL_TRACES_EXPORTER names (default `otlp`), loaded through the entry
-    # points the OpenTelemetry packages register; `otlp` is gRPC unless
+def tracing_exporters(env: Mapping[str, str]) -> list[Any]:
+    """The span exporters OTEL_TRACES_EXPORTER names (default `otlp`)."""
+    # Loaded through the entry points the OpenTelemetry packages register; `otlp` is gRPC unless
     # OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL says `http/protobuf`, as in the OpenTelemetry SDK.
     names = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",") if n.strip()]
     protocol = (
@@ -143,25 +143,34 @@ def _exporters(env: Mapping[str, str]) -> list[Any]:
     return exporters
 
 
-def _provider(settings: Any, env: Mapping[str, str]) -> Any:
-    from opentelemetry import trace
+def tracing_resource(settings: Any) -> Any:
+    """The resource spans are reported with: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES first.
+
+    Defaults where those are silent: service.name `lead-ignite-data-service`, the package's
+    version, and `deployment.environment.name` from APP_ENV.
+    """
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     try:
         version = metadata.version(SERVICE_NAME)
     except metadata.PackageNotFoundError:
         version = "unknown"
-    # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read by Resource.create; the name
-    # below only replaces the SDK's "unknown_service".
-    resource = Resource.create(
-        {"service.version": version, "deployment.environment.name": settings.app_env}
-    )
+    defaults = {"service.version": version, "deployment.environment.name": settings.app_env}
+    detected = Resource.create({})  # the SDK's defaults plus the OTEL_* variables
+    resource = Resource(defaults).merge(detected)
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
-    provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
-    for exporter in _exporters(env):
+    return resource
+
+
+def _provider(settings: Any, env: Mapping[str, str]) -> Any:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    # The sampler comes from OTEL_TRACES_SAMPLER (parent-based always-on by default).
+    provider = TracerProvider(resource=tracing_resource(settings))
+    for exporter in tracing_exporters(env):
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return provider

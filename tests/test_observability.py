@@ -29,7 +29,13 @@ from service import observability
 from service.database import embedded_database
 from service.embedded import observers
 from service.main import create_app
-from service.observability import JsonFormatter, configure_tracing, tracing_requested
+from service.observability import (
+    JsonFormatter,
+    configure_tracing,
+    tracing_exporters,
+    tracing_requested,
+    tracing_resource,
+)
 from service.serve import LOG_CONFIG
 from service.settings import Settings
 from tests.helpers import assert_problem
@@ -201,6 +207,35 @@ def test_tracing_is_off_unless_the_standard_variables_ask() -> None:
         {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "x"}
     )
     assert not tracing_requested({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"})
+
+
+def test_exporters_and_resource_follow_the_standard_variables(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    def kinds(env: dict[str, str]) -> list[type]:
+        return [type(e) for e in tracing_exporters(env)]
+
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}
+    assert kinds(endpoint) == [Grpc]  # the OpenTelemetry SDK's default protocol
+    assert kinds(endpoint | {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}) == [Http]
+    assert kinds({"OTEL_TRACES_EXPORTER": "console,otlp"}) == [ConsoleSpanExporter, Grpc]
+    with pytest.raises(RuntimeError, match="no installed span exporter 'zipkin'"):
+        tracing_exporters({"OTEL_TRACES_EXPORTER": "zipkin"})
+
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    resource = tracing_resource(settings).attributes
+    assert resource["service.name"] == "lead-ignite-data-service"
+    assert resource["deployment.environment.name"] == "test"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "crm-data")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging")
+    resource = tracing_resource(settings).attributes
+    assert resource["service.name"] == "crm-data"
+    assert resource["deployment.environment.name"] == "staging"
 
 
 @dataclass
