@@ -76,5 +76,5 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
 ENTRYPOINT ["/usr/local/bin/lead-ignite-entrypoint"]
 # --proxy-headers (uvicorn's default, spelled out) is only as safe as FORWARDED_ALLOW_IPS above.
 # Workers: WEB_CONCURRENCY (uvicorn reads it), 1 by default; see docs/deployment.md on scaling.
-CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000", \
+CMD ["python", "-m", "service.serve", "--host", "0.0.0.0", "--port", "8000", \
      "--proxy-headers", "--no-server-header", "--timeout-graceful-shutdown", "20"]

@@ -31,7 +31,7 @@ from routes.paths import RouteIndex
 from service.auth import AuthCache
 from service.database import Database, connect, init_models, kind_of
 from service.journal import ensure_outbox_indexes
-from service.observability import configure_logging
+from service.observability import configure_logging, configure_tracing
 from service.projections import repair
 from service.settings import Settings
 
@@ -109,4 +109,5 @@ def create_app(*, settings: Settings | None = None, database: Any | None = None)
     app.add_middleware(RequestContextMiddleware)
     if settings.trusted_proxies:
         app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
+    configure_tracing(app, settings)  # off unless the OTEL_* variables ask for it
     return app

@@ -1,12 +1,13 @@
-"""Fixtures: every test gets a fresh embedded database and an app bound to it."""
+"""Fixtures: every test gets a fresh embedded database and an app bound to it.
+
+Helpers that test modules import (Account, assert_problem, PASSWORD...) live in helpers.py.
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import httpx
 import pytest
@@ -20,8 +21,8 @@ from service.database import embedded_database
 from service.main import create_app
 from service.repository import Repository
 from service.settings import Settings
+from tests.helpers import PASSWORD, Account
 
-PASSWORD = "correct-horse-battery-9"
 _seq = itertools.count(1)
 
 
@@ -57,27 +58,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
-
-
-@dataclass
-class Account:
-    """A registered user with an authenticated client."""
-
-    user: User
-    token: str
-    client: httpx.AsyncClient
-
-    @property
-    def id(self) -> UUID:
-        return self.user.id
-
-    @property
-    def tenant_id(self) -> UUID:
-        return self.user.tenant_id
-
-    @property
-    def ctx(self) -> RequestContext:
-        return RequestContext(tenant_id=self.tenant_id, actor_id=self.id, role=Role(self.user.role))
 
 
 @pytest.fixture
@@ -154,18 +134,6 @@ async def member(make_account: Any, owner: Account) -> Account:
     """A member in tenant A."""
     account: Account = await make_account(role="member", tenant_of=owner)
     return account
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """Assert a problem+json response with `status`; return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= body.keys()
-    if status == 422:
-        assert body["errors"] and all({"loc", "msg", "type"} <= e.keys() for e in body["errors"])
-    return body
 
 
 @pytest.fixture

@@ -1,10 +1,21 @@
-"""Helpers shared by tests (fixtures live in conftest.py)."""
+"""Helpers shared by tests: accounts, problem+json checks, stored-form reads.
+
+Fixtures live in conftest.py; anything a test module imports lives here.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
+import httpx
 from bson.codec_options import CodecOptions
+
+from documents.user import User
+from service.context import RequestContext, Role
+
+PASSWORD = "correct-horse-battery-9"
 
 # Replies decoded without a UUID representation: UUIDs come back as the `Binary` subtype-4
 # values they are stored as, which is what a test about the stored layout wants to see.
@@ -14,3 +25,36 @@ STORED_FORM = CodecOptions(tz_aware=True)
 def stored_form(collection: Any) -> Any:
     """The collection answering with values as stored (BSON UUIDs as `Binary`), on any backend."""
     return collection.with_options(codec_options=STORED_FORM)
+
+
+@dataclass
+class Account:
+    """A registered user with an authenticated client."""
+
+    user: User
+    token: str
+    client: httpx.AsyncClient
+
+    @property
+    def id(self) -> UUID:
+        return self.user.id
+
+    @property
+    def tenant_id(self) -> UUID:
+        return self.user.tenant_id
+
+    @property
+    def ctx(self) -> RequestContext:
+        return RequestContext(tenant_id=self.tenant_id, actor_id=self.id, role=Role(self.user.role))
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """Assert a problem+json response with `status`; return its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= body.keys()
+    if status == 422:
+        assert body["errors"] and all({"loc", "msg", "type"} <= e.keys() for e in body["errors"])
+    return body

@@ -13,7 +13,7 @@ from documents.api_key import ApiKey
 from documents.user import User
 from service import security
 from service.repository import Repository
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 ServiceClient = Callable[..., Coroutine[Any, Any, httpx.AsyncClient]]
 

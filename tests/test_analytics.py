@@ -13,7 +13,7 @@ from documents.campaign import CampaignBase
 from service import analytics, lifecycle
 from service.errors import Unprocessable
 from tests import analytics_seed as seed
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 
 def at(text: str) -> datetime:

@@ -16,7 +16,7 @@ from service import api_keys, security
 from service.auth import AuthCache, authenticate
 from service.errors import Unauthorized
 from service.settings import Settings
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from service import journal, security
 from service.errors import TooManyRequests
 from service.settings import Settings
 from service.throttle import Throttle
-from tests.conftest import PASSWORD, Account, assert_problem
+from tests.helpers import PASSWORD, Account, assert_problem
 
 GOOD_PASSWORD = "a-long-password-42"
 

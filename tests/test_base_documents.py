@@ -11,8 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from documents.base import Email, Phone, UTCDateTime, normalize_phone
 from documents.journal import DomainEvent, FieldChange
-from tests.conftest import Account
-from tests.helpers import stored_form
+from tests.helpers import Account, stored_form
 
 
 class Sample(BaseModel):

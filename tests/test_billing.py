@@ -11,8 +11,7 @@ from bson import Binary, json_util
 from documents.journal import DomainEvent
 from documents.user import User
 from schemas.billing import looks_like_pan, luhn_valid
-from tests.conftest import Account, assert_problem
-from tests.helpers import stored_form
+from tests.helpers import Account, assert_problem, stored_form
 from tests.test_ai import ServiceClient, service_client  # noqa: F401  (fixture)
 
 CARD = {"provider": "stripe", "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2099}

@@ -10,7 +10,7 @@ from bson import Binary
 
 from documents.campaign import CampaignLead
 from documents.journal import DomainEvent
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 
 async def make_campaign(account: Account, **fields: Any) -> dict[str, Any]:

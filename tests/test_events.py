@@ -12,7 +12,7 @@ from bson import Binary
 
 from documents.event import IdempotencyRecord, TouchpointEvent
 from documents.journal import DomainEvent
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 
 @pytest.fixture

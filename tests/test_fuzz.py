@@ -27,7 +27,7 @@ from schemathesis.python import asgi
 from service.database import embedded_database
 from service.main import create_app
 from service.settings import Settings
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 SEED = 20_261_124
 # Per operation and phase; with the coverage and stateful phases this is about 2 minutes on 2 cores.
@@ -311,6 +311,7 @@ def fuzz_schema(tmp_path: Path) -> Iterator[tuple[Any, dict[str, int]]]:
     asgi.shutdown_lifespans()
 
 
+@pytest.mark.fuzz
 def test_the_whole_api_is_fuzz_clean(fuzz_schema: tuple[Any, dict[str, int]]) -> None:
     schema, dropped = fuzz_schema
     outcome = _run(schema)

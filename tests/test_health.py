@@ -7,7 +7,7 @@ from unittest.mock import patch
 
 import httpx
 
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 
 async def test_health_reports_embedded_database(client: httpx.AsyncClient) -> None:

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.errors import Conflict, validation_errors
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 from tests.problem_audit import leaks
 
 ROOT = Path(__file__).resolve().parents[1]

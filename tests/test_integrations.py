@@ -11,8 +11,7 @@ from documents.integration import Integration
 from documents.journal import DomainEvent
 from service import integrations
 from service.settings import Settings
-from tests.conftest import Account, assert_problem
-from tests.helpers import stored_form
+from tests.helpers import Account, assert_problem, stored_form
 
 SECRET = "sk_live_very-secret-token-123"
 

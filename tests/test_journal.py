@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from documents import AGGREGATE_ROOTS
 from documents.journal import DomainEvent
 from service.repository import Repository
-from tests.conftest import PASSWORD, Account, assert_problem
+from tests.helpers import PASSWORD, Account, assert_problem
 
 State = dict[str, Any]
 

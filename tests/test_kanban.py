@@ -9,7 +9,7 @@ from bson import Binary
 
 from documents.journal import DomainEvent
 from documents.kanban import GlobalKanban
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 from tests.test_ai import ServiceClient, service_client  # noqa: F401  (fixture)
 
 

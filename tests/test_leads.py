@@ -8,7 +8,7 @@ import pytest
 
 from documents.tenant import Tenant
 from service.repository import Repository
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 MLS = {
     "type": "mls",

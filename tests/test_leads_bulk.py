@@ -13,8 +13,8 @@ from documents.journal import DomainEvent
 from documents.lead import LeadBase
 from service import journal
 from service import leads as lead_service
-from tests.conftest import Account, assert_problem
 from tests.dbcalls import count_db_calls
+from tests.helpers import Account, assert_problem
 
 
 async def bulk(account: Account, rows: list[Any]) -> Any:

@@ -10,7 +10,7 @@ from unittest.mock import patch
 import pytest
 from pymongo.errors import AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
 
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 DRIVER_ERRORS = [
     ServerSelectionTimeoutError("no servers available"),

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 from beanie import Document
-from bson import Binary, json_util
+from bson import Binary
 
 from documents.base import utcnow
 from documents.campaign import CampaignBase
@@ -24,10 +24,11 @@ from documents.read_models import (
 )
 from documents.team import Team, TeamMember, TeamRole
 from documents.user import User
-from service import cli, journal, lifecycle, pipelines, projections
+from service import journal, lifecycle, projections
+from service.cli.read_models import repair_journal
 from service.repository import Repository
 from tests import analytics_seed as seed
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 MODELS: list[type[Document]] = [GlobalCampaign, CampaignStats, GlobalAnalytics, GlobalTeam]
 
@@ -244,45 +245,12 @@ async def test_late_repaired_event_reaches_the_read_models(owner: Account) -> No
     stale = await CampaignStats.get(camp.id)
     assert stale is not None and stale.status == "draft"
 
-    assert await cli._repair() == 0  # flushes the outbox and rewinds the journal checkpoints
+    assert await repair_journal() == 1  # flushes the outbox and rewinds the journal checkpoints
     await projections.catch_up(["campaign_stats"])
     fresh = await CampaignStats.get(camp.id)
     assert fresh is not None and fresh.status == "active"
     history = await DomainEvent.find({"aggregate_id": Binary.from_uuid(camp.id)}).to_list()
     assert sorted(e.version for e in history) == [1, 2]
-
-
-async def test_cli_rebuild_and_project(owner: Account, capsys: pytest.CaptureFixture[str]) -> None:
-    camp, lead = await seed.campaign(owner.ctx), await seed.lead(owner.ctx)
-    await seed.touch(owner.ctx, "call", camp.id, lead.id, at("2024-05-01 09:00"))
-    assert await cli._project([]) == 0
-    assert await cli._rebuild("all") == 0
-    assert await cli._rebuild("nope") == 2
-    out = capsys.readouterr().out
-    assert "global_analytics: 1 rows" in out and "campaign_stats: 1 rows" in out
-
-
-def test_cli_prints_every_pipeline_as_extended_json(capsys: pytest.CaptureFixture[str]) -> None:
-    tenant, campaign = uuid4(), uuid4()
-    argv = ["pipelines", "campaign_analytics", "--json", "--tenant", str(tenant)]
-    assert cli.main([*argv, "--campaign", str(campaign)]) == 0
-    printed = capsys.readouterr().out.split("\n", 1)[1]
-    stages = json_util.loads(printed)
-    assert stages[0] == {
-        "$match": {
-            "tenant_id": Binary.from_uuid(tenant),
-            "is_deleted": False,
-            "campaign_id": Binary.from_uuid(campaign),
-        }
-    }
-    assert stages[1:] == pipelines.campaign_analytics(tenant_id=tenant, campaign_id=campaign)
-
-    assert cli.main(["pipelines"]) == 0
-    out = capsys.readouterr().out
-    for name in cli.PIPELINES:
-        assert f"// {name}:" in out
-    assert out.count("db.getCollection(") == len(cli.PIPELINES)
-    assert cli.main(["pipelines", "nope"]) == 2
 
 
 async def test_a_second_run_applies_nothing(owner: Account) -> None:

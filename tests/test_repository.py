@@ -16,7 +16,7 @@ from documents.user import User
 from service import journal, projections
 from service.errors import Conflict, NotFound, PreconditionFailed
 from service.repository import Repository
-from tests.conftest import Account
+from tests.helpers import Account
 
 
 async def events_of(aggregate_id: Any) -> list[DomainEvent]:

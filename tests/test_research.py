@@ -9,7 +9,7 @@ from uuid import UUID
 from bson import Binary
 
 from documents.workspace_read_models import GlobalResearchStats
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 RESULT = {
     "keywords": ["Condos Miami", "miami condos for sale"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 
 async def save(account: Account, resource: str, filters: dict[str, Any], **extra: Any) -> Any:

@@ -14,7 +14,7 @@ from documents.team import Invitation
 from documents.tenant import Tenant
 from documents.user import User
 from service import security
-from tests.conftest import Account, assert_problem
+from tests.helpers import Account, assert_problem
 
 PASSWORD = "a-long-password-42"
 

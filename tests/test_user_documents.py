@@ -51,7 +51,7 @@ from documents.user import (
     UserSettings,
 )
 from service.repository import Repository
-from tests.conftest import Account
+from tests.helpers import Account
 
 
 @pytest.fixture(autouse=True)

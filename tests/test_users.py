@@ -16,7 +16,7 @@ from service.auth import AuthCache, authenticate
 from service.context import Role
 from service.errors import Unauthorized
 from service.settings import Settings
-from tests.conftest import PASSWORD, Account, assert_problem
+from tests.helpers import PASSWORD, Account, assert_problem
 
 PARTS = {
     "profile",

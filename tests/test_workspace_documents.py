@@ -20,7 +20,7 @@ from documents.research import MAX_RESULTS_PER_TOPIC, ResearchTopic, TopicResear
 from documents.saved_search import MAX_FILTERS, SavedSearch, SavedSearchResource
 from documents.workspace_read_models import BlogCounts, GlobalBlog, GlobalResearchStats
 from service.repository import Repository
-from tests.conftest import Account
+from tests.helpers import Account
 
 TENANT = uuid4()
 WHEN = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)

@@ -1,0 +1,215 @@
+"""`pipelines`: the analytics pipelines as mongosh-ready Extended JSON, for analysts.
+
+Endpoint pipelines start with the exact tenant-scope `$match` the service runs, so they need
+a tenant (`--tenant`, and `--campaign` for one campaign's analytics); projector pipelines are
+shown in their rebuild form (every tenant) and need none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+from bson import json_util
+from bson.json_util import RELAXED_JSON_OPTIONS
+
+from documents.event import TouchpointEvent
+from service import pipelines
+from service.analytics import resolve_range
+from service.cli.base import app, err, fail, out
+from service.context import RequestContext, Role
+from service.errors import Unprocessable
+from service.repository import Repository, uuid_filter
+
+PLACEHOLDER = UUID(int=0)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The values an endpoint pipeline is built with (what the endpoint's query carries)."""
+
+    tenant: UUID = PLACEHOLDER
+    campaign: UUID = PLACEHOLDER
+    since: datetime | None = None
+    until: datetime | None = None
+    interval: pipelines.Interval = "day"
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """How to build one pipeline, what it serves, and the parameters it cannot do without."""
+
+    build: Callable[[Params], tuple[str, pipelines.Pipeline]]
+    description: str
+    needs: tuple[str, ...] = ()
+
+
+def _scope(tenant_id: UUID, match: dict[str, Any]) -> dict[str, Any]:
+    # The same first stage `Repository.aggregate` puts in front of an endpoint pipeline.
+    ctx = RequestContext(tenant_id=tenant_id, actor_id=PLACEHOLDER, role=Role.viewer)
+    return {"$match": Repository(TouchpointEvent, ctx).scope(match)}
+
+
+def _campaign_analytics(p: Params) -> tuple[str, pipelines.Pipeline]:
+    stages = pipelines.campaign_analytics(tenant_id=p.tenant, campaign_id=p.campaign)
+    scope = _scope(p.tenant, {"campaign_id": uuid_filter(p.campaign)})
+    return pipelines.EVENTS, [scope, *stages]
+
+
+def _overview(p: Params) -> tuple[str, pipelines.Pipeline]:
+    try:
+        since, until, _ = resolve_range(p.since, p.until, p.interval)
+    except Unprocessable as exc:
+        fail(exc.detail)
+    scope = _scope(p.tenant, {"occurred_at": {"$gte": since, "$lt": until}})
+    return pipelines.EVENTS, [scope, *pipelines.overview(interval=p.interval)]
+
+
+PIPELINES: dict[str, PipelineSpec] = {
+    "campaign_analytics": PipelineSpec(
+        _campaign_analytics, "GET /v1/analytics/campaigns/{id}", ("tenant", "campaign")
+    ),
+    "overview": PipelineSpec(_overview, "GET /v1/analytics/overview", ("tenant",)),
+    "campaign_stats_events": PipelineSpec(
+        lambda p: pipelines.campaign_stats_events(None),
+        "CampaignStats: touchpoints and contacted leads per campaign",
+    ),
+    "campaign_stats_links": PipelineSpec(
+        lambda p: pipelines.campaign_stats_links(None), "CampaignStats: leads per campaign"
+    ),
+    "campaign_stats_campaigns": PipelineSpec(
+        lambda p: pipelines.campaign_stats_campaigns(None), "CampaignStats: the live campaigns"
+    ),
+    "global_campaign_campaigns": PipelineSpec(
+        lambda p: pipelines.global_campaign_campaigns(None),
+        "GlobalCampaign: campaigns per user by type and status",
+    ),
+    "global_campaign_events": PipelineSpec(
+        lambda p: pipelines.global_campaign_events(None), "GlobalCampaign: touchpoints per user"
+    ),
+    "analytics_daily": PipelineSpec(
+        lambda p: pipelines.analytics_daily(None),
+        "GlobalAnalytics: touchpoints per tenant, day and channel",
+    ),
+    "global_team": PipelineSpec(
+        lambda p: pipelines.global_team(None), "GlobalTeam: teams with member names"
+    ),
+}
+"""Every pipeline the CLI prints, by name (the names `pipelines --help` lists)."""
+
+PipelineName = StrEnum("PipelineName", {name: name for name in PIPELINES})  # type: ignore[misc]
+
+
+class IntervalName(StrEnum):
+    """Bucket sizes of the overview (weeks start on Monday)."""
+
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+def _stages_json(stages: pipelines.Pipeline) -> Any:
+    # Relaxed Extended JSON as plain JSON values: UUIDs as {"$binary": …}, dates as {"$date": …}.
+    return json.loads(json_util.dumps(stages, json_options=RELAXED_JSON_OPTIONS))
+
+
+def render(collection: str, stages: pipelines.Pipeline) -> str:
+    """A pipeline as a mongosh `aggregate` call over relaxed Extended JSON."""
+    text = json.dumps(_stages_json(stages), indent=2)
+    # EJSON.parse turns {"$binary": …} and {"$date": …} back into BSON values in mongosh.
+    return f'db.getCollection("{collection}").aggregate(EJSON.parse(`{text}`))'
+
+
+def _names(name: str | None) -> list[str]:
+    return [name] if name else list(PIPELINES)
+
+
+_HELP = (
+    "Print the analytics pipelines as mongosh-ready Extended JSON (relaxed).\n\n"
+    "Paste a printed statement into mongosh connected to the service's database. Without "
+    "`--tenant` the endpoint pipelines (campaign_analytics, overview) can only be shown with a "
+    "placeholder tenant that matches nothing: asking for one by name then fails, and the full "
+    "listing says so on stderr.\n\n"
+    + "\n".join(f"* **{name}**: {spec.description}" for name, spec in PIPELINES.items())
+)
+
+
+@app.command("pipelines", help=_HELP)
+def print_pipelines(
+    name: Annotated[
+        PipelineName | None,
+        typer.Argument(help="One pipeline (default: all of them).", show_default=False),
+    ] = None,
+    tenant: Annotated[
+        UUID | None, typer.Option(help="Tenant id (required by the endpoint pipelines).")
+    ] = None,
+    campaign: Annotated[UUID | None, typer.Option(help="Campaign id (campaign_analytics).")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="overview: start, ISO date/time (inclusive).")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="overview: end, ISO date/time (exclusive).")
+    ] = None,
+    interval: Annotated[
+        IntervalName, typer.Option(help="overview: bucket size.")
+    ] = IntervalName.day,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print JSON only: with NAME the stage array; without, an object "
+            "{name: {collection, description, pipeline}}.",
+        ),
+    ] = False,
+) -> None:
+    """Print the analytics pipelines (the help text is `_HELP`)."""
+    chosen = _names(name.value if name else None)
+    given = {"tenant": tenant, "campaign": campaign}
+    missing = {n: [p for p in PIPELINES[n].needs if given[p] is None] for n in chosen}
+    if name is not None and missing[name.value]:
+        flags = " and ".join(f"--{p}" for p in missing[name.value])
+        fail(f"{name.value} runs for one tenant's data: pass {flags}.")
+    placeholders = sorted(n for n in chosen if missing[n])
+    if placeholders:
+        err().print(
+            f"[bold yellow]PLACEHOLDER:[/] {', '.join(placeholders)} shown for tenant/campaign "
+            f"{PLACEHOLDER}, which matches nothing; pass --tenant (and --campaign) for real ones."
+        )
+    params = Params(
+        tenant=tenant or PLACEHOLDER,
+        campaign=campaign or PLACEHOLDER,
+        since=since,
+        until=until,
+        interval=interval.value,
+    )
+    built = {n: PIPELINES[n].build(params) for n in chosen}
+    console = out()
+    if as_json:
+        if name is not None:
+            document: Any = _stages_json(built[name.value][1])
+        else:
+            document = {
+                n: {
+                    "collection": collection,
+                    "description": PIPELINES[n].description,
+                    "placeholder": n in placeholders,
+                    "pipeline": _stages_json(stages),
+                }
+                for n, (collection, stages) in built.items()
+            }
+        console.out(json.dumps(document, indent=2))
+        return
+    for n, (collection, stages) in built.items():
+        marker = "  (PLACEHOLDER tenant: pass --tenant)" if n in placeholders else ""
+        console.out(f"// {n}: {PIPELINES[n].description}{marker}")
+        console.out(render(collection, stages))
+        console.out("")
+
+
+__all__ = ["PIPELINES", "PLACEHOLDER", "Params", "PipelineSpec", "print_pipelines", "render"]
