@@ -242,7 +242,9 @@ def _merge(pred: Predicate, spec: Any) -> None:
         return
     for op, arg in spec.items():
         if op in ("=", "$eq"):
-            tag = "bool" if isinstance(arg, bool) else arg if isinstance(arg, str) else type_tag(arg)
+            tag = (
+                "bool" if isinstance(arg, bool) else arg if isinstance(arg, str) else type_tag(arg)
+            )
             if tag not in ("object", "array"):
                 pred.eq.append(tag)
                 pred.points = 1 if pred.points == 0 else pred.points

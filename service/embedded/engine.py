@@ -197,6 +197,7 @@ class WorkingCopy(dict):  # type: ignore[type-arg]
     """
 
     __slots__ = ("raw",)
+    raw: bytes
 
     @classmethod
     def of(cls, raw: bytes) -> WorkingCopy:

@@ -77,8 +77,9 @@ def _binary_key(value: Binary) -> tuple[Any, ...]:
 
 
 def _date_key(value: datetime) -> tuple[Any, ...]:
-    if value.tzinfo is not None:
-        value = value.replace(tzinfo=None) - (value.utcoffset() or 0)
+    offset = value.utcoffset()
+    if offset is not None:
+        value = value.replace(tzinfo=None) - offset
     return (_DATE, value)
 
 
@@ -106,9 +107,7 @@ def sort_key(value: Any) -> tuple[Any, ...]:
     if rank in (_STRING, _BOOL, _OBJECTID):
         return (rank, value if rank != _OBJECTID else value.binary)
     if rank == _DATE:
-        if value.tzinfo is not None:
-            value = value.replace(tzinfo=None) - (value.utcoffset() or 0)
-        return (rank, value)
+        return _date_key(value)
     if rank == _BINARY:
         if isinstance(value, UUID):
             value = Binary.from_uuid(value)
