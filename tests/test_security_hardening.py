@@ -1,0 +1,78 @@
+"""Issue 12: each defect an outside probe found, as a test that failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from service import security
+from service.settings import Settings
+from tests.conftest import PASSWORD, Account, assert_problem
+
+# -- defect 10: claims of a validly signed token are validated strictly -----------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"tid": ["a", "b"]},
+        {"tid": {"$gt": ""}},
+        {"sub": 42},
+        {"sub": None},
+        {"tid": "not-a-uuid"},
+        {"iat": "yesterday"},
+        {"iat": [1]},
+    ],
+)
+async def test_a_signed_token_with_malformed_claims_is_401(
+    client: httpx.AsyncClient, owner: Account, settings: Settings, bad: dict[str, Any]
+) -> None:
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": str(owner.id),
+        "tid": str(owner.tenant_id),
+        "role": "owner",
+        "iat": int(now.timestamp()),
+        "exp": now + timedelta(hours=1),
+        "ver": 0,
+        **bad,
+    }
+    token = jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm)
+    response = await client.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert_problem(response, 401)
+
+
+# -- defect 8: a password change revokes every token issued before it -------------------------
+
+
+async def test_a_password_change_revokes_tokens_issued_in_the_same_second(
+    client: httpx.AsyncClient, owner: Account, settings: Settings
+) -> None:
+    # Start at the beginning of a second, so the token and the change share it.
+    await asyncio.sleep(1 - time.time() % 1 + 0.01)
+    token, _ = security.create_access_token(
+        settings, user_id=owner.id, tenant_id=owner.tenant_id, role="owner"
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    changed = await client.post(
+        "/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "another-password-7"},
+        headers=headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert_problem(await client.get("/v1/users/me", headers=headers), 401)
+    assert_problem(await owner.client.get("/v1/users/me"), 401)
+    # A token issued right after the change (same second) works.
+    fresh = await client.post(
+        "/v1/auth/token",
+        data={"username": owner.user.username, "password": "another-password-7"},
+    )
+    assert fresh.status_code == 200, fresh.text
+    again = {"Authorization": f"Bearer {fresh.json()['access_token']}"}
+    assert (await client.get("/v1/users/me", headers=again)).status_code == 200
