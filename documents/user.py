@@ -183,6 +183,9 @@ class Security(Embedded):
 
     two_factor_auth: TwoFactorAuth = Field(default_factory=TwoFactorAuth)
     security_settings: SecuritySettings = Field(default_factory=SecuritySettings)
+    # Bumped by every password change: access tokens carry the version they were issued at
+    # (`ver`), and one carrying an older version is dead, however close in time it was issued.
+    token_version: int = Field(default=0, ge=0)
 
 
 # -- subscription and billing -----------------------------------------------------------------

@@ -66,9 +66,8 @@ class AuthCache:
         self._entries.clear()
 
 
-async def _context_for_user(
-    user_id: UUID, tenant_id: UUID, issued_at: int | None = None
-) -> RequestContext:
+async def _context_for_user(claims: security.AccessClaims) -> RequestContext:
+    user_id, tenant_id = claims.sub, claims.tid
     user = await User.find_one(
         {
             "_id": Binary.from_uuid(user_id),
@@ -79,8 +78,11 @@ async def _context_for_user(
     if user is None or not user.is_active:
         raise Unauthorized("The account no longer exists or is disabled.")
     changed = user.security.security_settings.password_changed_at
-    # Tokens issued before the last password change are dead (`iat` has whole seconds).
-    if issued_at is not None and changed is not None and issued_at < int(changed.timestamp()):
+    # Tokens issued before the last password change are dead: the version counter decides
+    # exactly (`iat` has whole seconds); the time check also covers a change stamped outside
+    # the service.
+    stale_time = changed is not None and claims.iat < int(changed.timestamp())
+    if claims.ver != user.security.token_version or stale_time:
         raise Unauthorized("The access token predates a password change; log in again.")
     tenant = await Tenant.find_one({"_id": Binary.from_uuid(tenant_id)})
     region = tenant.default_phone_region if tenant else "US"
@@ -99,11 +101,9 @@ async def authenticate(
             return cached
         try:
             claims = security.decode_access_token(settings, bearer)
-            user_id, tenant_id = UUID(claims["sub"]), UUID(claims["tid"])
-            issued_at = int(claims["iat"])
-        except (jwt.InvalidTokenError, ValueError, KeyError):
+        except jwt.InvalidTokenError:
             raise Unauthorized("The access token is invalid or expired.") from None
-        ctx = await _context_for_user(user_id, tenant_id, issued_at)
+        ctx = await _context_for_user(claims)
         cache.put("jwt:" + bearer, ctx)
         return ctx
     if api_key:
@@ -287,5 +287,10 @@ async def login(
             raise Unauthorized("A valid one-time code (`otp`) is required.") from None
     await throttle.reset(key)
     return security.create_access_token(
-        settings, user_id=user.id, tenant_id=user.tenant_id, role=user.role
+        settings,
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        role=user.role,
+        # The version the password was checked against: a change racing this login wins.
+        token_version=user.security.token_version,
     )

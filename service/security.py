@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import jwt
 import pyotp
 from cryptography.fernet import InvalidToken
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -40,15 +41,16 @@ def verify_password(password: str, password_hash: str | None) -> bool:
 
 
 def create_access_token(
-    settings: Settings, *, user_id: UUID, tenant_id: UUID, role: str
+    settings: Settings, *, user_id: UUID, tenant_id: UUID, role: str, token_version: int = 0
 ) -> tuple[str, int]:
-    """A signed JWT for a user and its lifetime in seconds."""
+    """A signed JWT for a user (at its credentials' `token_version`) and its lifetime in seconds."""
     now = datetime.now(UTC)
     ttl = settings.jwt_ttl_seconds
     claims = {
         "sub": str(user_id),
         "tid": str(tenant_id),
         "role": role,
+        "ver": token_version,
         "iat": now,
         "nbf": now,
         "exp": now + timedelta(seconds=ttl),
@@ -58,15 +60,41 @@ def create_access_token(
     return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm), ttl
 
 
-def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
+def _text(value: Any) -> Any:
+    # A claim that names an id must be a JSON string: a list or an object is a forged shape.
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+ClaimId = Annotated[UUID, BeforeValidator(_text)]
+
+
+class AccessClaims(BaseModel):
+    """The claims this service reads from an access token, each of exactly its JSON type."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sub: ClaimId
+    tid: ClaimId
+    iat: StrictInt
+    ver: StrictInt = Field(ge=0)
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     """Verified claims of a JWT; raises jwt.InvalidTokenError when forged, expired or malformed."""
     assert settings.jwt_secret is not None
-    return jwt.decode(
+    raw = jwt.decode(
         token,
         settings.jwt_secret,
         algorithms=[settings.jwt_algorithm],
-        options={"require": ["sub", "tid", "exp", "iat"]},
+        options={"require": ["sub", "tid", "exp", "iat", "ver"]},
     )
+    try:
+        return AccessClaims.model_validate(raw)
+    except ValidationError:
+        # Signed by us yet shaped wrongly (a list as tenant, a number as subject…): a bad token.
+        raise jwt.InvalidTokenError("malformed claims") from None
 
 
 def generate_api_key() -> str:

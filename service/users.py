@@ -134,7 +134,9 @@ async def change_password(
         raise Forbidden("The current password is not correct.")
     check_password_policy(new_password, user)
     settings = user.security.security_settings.model_copy(update={"password_changed_at": utcnow()})
-    security_part = user.security.model_copy(update={"security_settings": settings})
+    security_part = user.security.model_copy(
+        update={"security_settings": settings, "token_version": user.security.token_version + 1}
+    )
     updated = await _update(
         repo,
         user,
