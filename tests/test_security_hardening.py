@@ -76,3 +76,44 @@ async def test_a_password_change_revokes_tokens_issued_in_the_same_second(
     assert fresh.status_code == 200, fresh.text
     again = {"Authorization": f"Bearer {fresh.json()['access_token']}"}
     assert (await client.get("/v1/users/me", headers=again)).status_code == 200
+
+
+# -- defect 6: keys that become MongoDB field paths are checked -------------------------------
+
+BAD_KEYS = ["$gt", "a.b", "a\x00b", "", "$where"]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+@pytest.mark.parametrize("part", ["segments", "feature_flags"])
+async def test_user_segment_and_flag_keys_are_checked(owner: Account, part: str, key: str) -> None:
+    value: Any = "x" if part == "segments" else True
+    response = await owner.client.patch("/v1/users/me", json={part: {key: value}})
+    assert_problem(response, 422)
+    me = (await owner.client.get("/v1/users/me")).json()
+    assert key not in me[part]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_documents_refuse_such_keys_too(key: str) -> None:
+    from uuid import uuid4
+
+    from pydantic import ValidationError
+
+    from documents.team import Team
+    from documents.user import User
+
+    base = {"tenant_id": uuid4(), "username": "ana", "email": "a@example.com"}
+    with pytest.raises(ValidationError):
+        User(**base, password_hash="x", segments={key: "x"})
+    with pytest.raises(ValidationError):
+        User(**base, password_hash="x", feature_flags={key: True})
+    with pytest.raises(ValidationError):
+        Team(tenant_id=uuid4(), name="t", segments={key: "x"})
+
+
+async def test_good_segment_and_flag_keys_are_kept(owner: Account) -> None:
+    body = {"segments": {"farm area": "north", "Tier-1": "gold"}, "feature_flags": {"beta_ui": True}}
+    response = await owner.client.patch("/v1/users/me", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["segments"] == body["segments"]
+    assert response.json()["feature_flags"] == {"beta_ui": True}
