@@ -204,13 +204,19 @@ class RootDocument(Document):
         return self.model_dump(exclude={"pending_event", "revision_id"})
 
 
+FieldKey = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^$.\x00]+$")]
+"""A client-chosen map key that is stored as a MongoDB field name (segments, feature flags).
+
+Not empty, and no `$` (an operator), `.` (a path) or NUL (BSON refuses it) anywhere: the one
+rule every such map uses, in documents and request schemas alike.
+"""
+
+
 class Segmented(BaseModel):
     """Tags and free-form segmentation, as the plan asks on all major models."""
 
     tags: list[Tag] = Field(default_factory=list, max_length=50)
-    segments: dict[Annotated[str, StringConstraints(max_length=64)], ShortText] = Field(
-        default_factory=dict, max_length=50
-    )
+    segments: dict[FieldKey, ShortText] = Field(default_factory=dict, max_length=50)
 
 
 class PostalAddress(Embedded):

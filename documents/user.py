@@ -8,16 +8,17 @@ The few embedded lists are bounded by validation (see the README's data-model ta
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 from pymongo import IndexModel
 
 from documents.base import (
     Cents,
     Email,
     Embedded,
+    FieldKey,
     Phone,
     PostalAddress,
     RootDocument,
@@ -321,7 +322,7 @@ class GlobalAIContext(Embedded):
 # independent of the service layer).
 TenantRole = Literal["viewer", "member", "admin", "owner"]
 
-FeatureFlags = dict[Annotated[str, StringConstraints(max_length=64)], bool]
+FeatureFlags = dict[FieldKey, bool]
 
 
 class User(RootDocument, Segmented):
@@ -356,15 +357,6 @@ class User(RootDocument, Segmented):
     ai_config: GlobalAIConfig = Field(default_factory=GlobalAIConfig)
     ai_context: GlobalAIContext = Field(default_factory=GlobalAIContext)
     feature_flags: FeatureFlags = Field(default_factory=dict, max_length=200)
-
-    @field_validator("feature_flags")
-    @classmethod
-    def _flag_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # Flag names become Mongo field paths: no dots or leading dollars.
-        for name in value:
-            if not name or "." in name or name.startswith("$"):
-                raise ValueError(f"invalid feature flag name: {name!r}")
-        return value
 
     class Settings:
         name = "users"
