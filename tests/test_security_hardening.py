@@ -117,3 +117,62 @@ async def test_good_segment_and_flag_keys_are_kept(owner: Account) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["segments"] == body["segments"]
     assert response.json()["feature_flags"] == {"beta_ui": True}
+
+
+# -- defect 5: date-times at the edges of the calendar are 422, never 500 ---------------------
+
+# Valid ISO 8601 that Python parses, but that leave years 1..9999 once converted to UTC.
+OUT_OF_RANGE = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+
+
+def _cursor(field: str, when: str) -> str:
+    import base64
+    import json
+    from uuid import uuid4
+
+    raw = json.dumps({"f": field, "v": {"t": when}, "i": str(uuid4())})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("when", OUT_OF_RANGE)
+async def test_out_of_range_date_times_are_422(owner: Account, when: str) -> None:
+    c = owner.client
+    bodies: list[tuple[str, str, dict[str, Any]]] = [
+        ("PATCH", "/v1/users/me", {"onboarding": {"completed_at": when}}),
+        ("POST", "/v1/campaigns", {"type": "call", "name": "c", "starts_at": when}),
+        ("POST", "/v1/campaigns", {"type": "call", "name": "c", "ends_at": when}),
+        (
+            "POST",
+            "/v1/blogs",
+            {"title": "t", "content": "c", "status": "scheduled", "scheduled_for": when},
+        ),
+        (
+            "POST",
+            "/v1/ai/usage",
+            {"model": "m", "prompt_tokens": 1, "completion_tokens": 1, "feature": "f"}
+            | {"occurred_at": when},
+        ),
+    ]
+    for method, path, body in bodies:
+        assert_problem(await c.request(method, path, json=body), 422)
+    for path in ("/v1/events", "/v1/ai/usage", "/v1/audit"):
+        for param in ("since", "until"):
+            assert_problem(await c.get(path, params={param: when}), 422)
+    for path in ("/v1/ai/usage", "/v1/audit"):
+        assert_problem(await c.get(path, params={"cursor": _cursor("occurred_at", when)}), 422)
+
+
+def test_the_shared_types_refuse_what_utc_cannot_hold() -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from documents.base import ISODateTime, UTCDateTime, as_utc
+
+    for annotation in (UTCDateTime, ISODateTime):
+        adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+        for when in OUT_OF_RANGE:
+            with pytest.raises(ValidationError):
+                adapter.validate_python(when)
+        assert adapter.validate_python("0001-01-01T00:00:00Z").year == 1
+        assert adapter.validate_python("9999-12-31T23:59:59+00:00").year == 9999
+    with pytest.raises(ValueError):
+        as_utc(datetime.fromisoformat(OUT_OF_RANGE[0]))
