@@ -176,3 +176,245 @@ def test_the_shared_types_refuse_what_utc_cannot_hold() -> None:
         assert adapter.validate_python("9999-12-31T23:59:59+00:00").year == 9999
     with pytest.raises(ValueError):
         as_utc(datetime.fromisoformat(OUT_OF_RANGE[0]))
+
+
+# -- defect 2: one conditional update decides each attempt ------------------------------------
+
+
+async def test_parallel_wrong_logins_check_at_most_the_limit(
+    client: httpx.AsyncClient, owner: Account, settings: Settings
+) -> None:
+    form = {"username": owner.user.username, "password": "wrong-password-1"}
+    answers = await asyncio.gather(*(client.post("/v1/auth/token", data=form) for _ in range(20)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes.count(401) == settings.login_max_failures, codes
+    assert codes.count(429) == 20 - settings.login_max_failures, codes
+
+
+async def test_parallel_attempts_take_exactly_the_limit(app: Any) -> None:
+    from service.errors import TooManyRequests
+    from service.throttle import Throttle
+
+    throttle = Throttle("t", max_failures=5, lockout_seconds=30, window_seconds=60)
+
+    async def one() -> bool:
+        try:
+            await throttle.attempt("k")
+        except TooManyRequests:
+            return False
+        return True
+
+    taken = await asyncio.gather(*(one() for _ in range(40)))
+    assert taken.count(True) == 5
+
+
+# -- defect 3: every secret a caller can guess is throttled ----------------------------------
+
+
+async def _guesses_until_429(send: Any, limit: int) -> list[int]:
+    codes = []
+    for _ in range(limit + 1):
+        codes.append((await send()).status_code)
+    return codes
+
+
+async def test_current_password_guesses_are_throttled(owner: Account, settings: Settings) -> None:
+    limit = settings.login_max_failures
+
+    async def guess() -> httpx.Response:
+        body = {"current_password": "wrong-password-1", "new_password": "another-password-7"}
+        return await owner.client.post("/v1/users/me/password", json=body)
+
+    assert await _guesses_until_429(guess, limit) == [403] * limit + [429]
+    right = {"current_password": PASSWORD, "new_password": "another-password-7"}
+    locked = await owner.client.post("/v1/users/me/password", json=right)
+    assert_problem(locked, 429)
+    assert int(locked.headers["Retry-After"]) >= 1
+
+
+async def test_the_password_is_one_secret_for_login_and_password_change(
+    client: httpx.AsyncClient, owner: Account, settings: Settings
+) -> None:
+    body = {"current_password": "wrong-password-1", "new_password": "another-password-7"}
+    for _ in range(settings.login_max_failures):
+        assert_problem(await owner.client.post("/v1/users/me/password", json=body), 403)
+    form = {"username": owner.user.username, "password": PASSWORD}
+    assert_problem(await client.post("/v1/auth/token", data=form), 429)
+
+
+async def _enrol(account: Account) -> str:
+    from urllib.parse import parse_qs, urlparse
+
+    uri = (await account.client.post("/v1/users/me/2fa")).json()["provisioning_uri"]
+    return parse_qs(urlparse(uri).query)["secret"][0]
+
+
+def _wrong_code(secret: str) -> str:
+    import pyotp
+
+    totp = pyotp.TOTP(secret)
+    now = totp.timecode(datetime.now(UTC))
+    valid = {totp.generate_otp(now + d) for d in (-1, 0, 1)}
+    return next(c for c in (f"{n:06d}" for n in range(1000)) if c not in valid)
+
+
+async def test_two_factor_codes_are_throttled_on_confirm_delete_and_login(
+    client: httpx.AsyncClient, owner: Account, settings: Settings
+) -> None:
+    import pyotp
+
+    limit = settings.login_max_failures
+    secret = await _enrol(owner)
+    wrong = {"code": _wrong_code(secret)}
+
+    async def confirm() -> httpx.Response:
+        return await owner.client.post("/v1/users/me/2fa/confirm", json=wrong)
+
+    assert await _guesses_until_429(confirm, limit) == [422] * limit + [429]
+
+    # The lock covers the right code too; once it is over, the right code turns 2FA on.
+    from documents.throttle import ThrottleCounter
+
+    await ThrottleCounter.get_pymongo_collection().delete_many({})
+    code = pyotp.TOTP(secret).now()
+    ok = await owner.client.post("/v1/users/me/2fa/confirm", json={"code": code})
+    assert ok.status_code == 200, ok.text
+
+    async def disable() -> httpx.Response:
+        return await owner.client.request("DELETE", "/v1/users/me/2fa", json=wrong)
+
+    assert await _guesses_until_429(disable, limit) == [422] * limit + [429]
+
+    await ThrottleCounter.get_pymongo_collection().delete_many({})
+    form = {"username": owner.user.username, "password": PASSWORD, "otp": wrong["code"]}
+
+    async def login() -> httpx.Response:
+        return await client.post("/v1/auth/token", data=form)
+
+    assert await _guesses_until_429(login, limit) == [401] * limit + [429]
+
+
+async def test_invitation_token_guesses_are_throttled(
+    client: httpx.AsyncClient, member: Account, settings: Settings
+) -> None:
+    import secrets
+
+    limit = settings.login_max_failures
+
+    async def accept() -> httpx.Response:
+        return await member.client.post(f"/v1/invitations/{secrets.token_urlsafe(32)}/accept")
+
+    assert await _guesses_until_429(accept, limit) == [404] * limit + [429]
+
+    async def register() -> httpx.Response:
+        n = secrets.token_hex(4)
+        body = {
+            "username": f"guess{n}",
+            "email": f"guess{n}@example.com",
+            "password": "a-long-password-42",
+            "invitation_token": secrets.token_urlsafe(32),
+        }
+        return await client.post("/v1/auth/register", json=body)
+
+    codes = await _guesses_until_429(register, limit)
+    assert codes == [404] * limit + [429]
+    assert "invitation" in (await register()).json()["detail"].lower()
+
+
+async def test_a_valid_invitation_does_not_count_as_a_guess(
+    client: httpx.AsyncClient, owner: Account, settings: Settings
+) -> None:
+    team = (await owner.client.post("/v1/teams", json={"name": "T"})).json()
+    for n in range(settings.login_max_failures + 2):
+        created = await owner.client.post(
+            f"/v1/teams/{team['id']}/invitations", json={"email": f"x{n}@example.com"}
+        )
+        body = {
+            "username": f"invitee{n}",
+            "email": f"x{n}@example.com",
+            "password": "a-long-password-42",
+            "invitation_token": created.json()["token"],
+        }
+        assert (await client.post("/v1/auth/register", json=body)).status_code == 201
+
+
+# -- defect 4: Argon2 runs off the event loop, a bounded number at a time ---------------------
+
+
+async def test_password_hashing_leaves_the_event_loop_free(
+    client: httpx.AsyncClient, owner: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from pwdlib import PasswordHash
+
+    loop_thread = threading.get_ident()
+    finished: list[str] = []
+    threads: list[int] = []
+    real = PasswordHash.verify
+
+    def slow_verify(self: Any, password: Any, hash: Any) -> bool:
+        threads.append(threading.get_ident())
+        time.sleep(1.5)  # a slow hash: the loop must keep answering meanwhile
+        finished.append("verify")
+        return bool(real(self, password, hash))
+
+    monkeypatch.setattr(PasswordHash, "verify", slow_verify)
+    form = {"username": owner.user.username, "password": PASSWORD}
+    login = asyncio.create_task(client.post("/v1/auth/token", data=form))
+    while not threads:
+        await asyncio.sleep(0.01)
+    health = await client.get("/health")
+    finished.append("health")
+    assert health.status_code == 200
+    assert (await login).status_code == 200
+    assert finished == ["health", "verify"]
+    assert loop_thread not in threads
+
+
+async def test_concurrent_hashes_are_bounded_by_the_setting(
+    client: httpx.AsyncClient, owner: Account, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from pwdlib import PasswordHash
+
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+    real = PasswordHash.verify
+
+    def counting_verify(self: Any, password: Any, hash: Any) -> bool:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return bool(real(self, password, hash))
+
+    monkeypatch.setattr(PasswordHash, "verify", counting_verify)
+    # Unknown accounts: each login still burns one hash, and no account gets locked.
+    forms = [{"username": f"ghost{n}", "password": "wrong-password-1"} for n in range(8)]
+    answers = await asyncio.gather(*(client.post("/v1/auth/token", data=f) for f in forms))
+    assert all(r.status_code == 401 for r in answers)
+    assert 1 <= peak <= settings.password_hash_concurrency
+
+
+def test_argon2_cost_comes_from_settings() -> None:
+    from pydantic import ValidationError
+
+    weak = {"password_hash_time_cost": 1, "password_hash_memory_kib": 64}
+    production = {
+        "app_env": "production",
+        "jwt_secret": "s" * 40,
+        "fernet_key": "yQ8hR3Hh6p4VbYdG0o8tYgq1w9H2sM3bGk7Zr8cXw5E=",
+        "mongodb_url": "mongodb://db",
+    }
+    with pytest.raises(ValidationError, match="PASSWORD_HASH"):
+        Settings(**production, **weak)
+    assert Settings(**production).password_hash_memory_kib >= 19456
+    cheap = Settings(app_env="test", **weak)
+    stored = asyncio.run(security.hash_password(cheap, "a-long-password-42"))
+    assert stored.startswith("$argon2id$") and "m=64,t=1," in stored
