@@ -56,12 +56,18 @@ async def patch_me(
     "/me/password",
     response_model=UserMe,
     summary="Change the caller's password (403 when the current one is wrong)",
+    responses={429: {"description": "Too many wrong passwords for this account; see Retry-After"}},
 )
 async def change_password(
-    body: PasswordChange, ctx: CurrentContext, cache: AuthCacheDep, response: Response
+    body: PasswordChange,
+    ctx: CurrentContext,
+    settings: SettingsDep,
+    cache: AuthCacheDep,
+    response: Response,
 ) -> Any:
     user = await users.change_password(
         ctx=ctx,
+        settings=settings,
         cache=cache,
         current_password=body.current_password,
         new_password=body.new_password,
@@ -85,7 +91,10 @@ async def enrol_two_factor(ctx: CurrentContext, settings: SettingsDep) -> Any:
     "/me/2fa/confirm",
     response_model=TwoFactorRead,
     summary="Turn 2FA on with a valid code (422 when wrong)",
-    responses={409: {"description": "Not enrolled, or already enabled"}},
+    responses={
+        409: {"description": "Not enrolled, or already enabled"},
+        429: {"description": "Too many wrong codes for this account; see Retry-After"},
+    },
 )
 async def confirm_two_factor(
     body: TwoFactorCode, ctx: CurrentContext, settings: SettingsDep, response: Response
@@ -99,7 +108,10 @@ async def confirm_two_factor(
     "/me/2fa",
     response_model=TwoFactorRead,
     summary='Turn 2FA off with a valid current code (body `{"code"}`; 422 when wrong)',
-    responses={409: {"description": "2FA is not enabled"}},
+    responses={
+        409: {"description": "2FA is not enabled"},
+        429: {"description": "Too many wrong codes for this account; see Retry-After"},
+    },
 )
 async def disable_two_factor(
     body: TwoFactorCode, ctx: CurrentContext, settings: SettingsDep, response: Response

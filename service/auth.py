@@ -20,7 +20,7 @@ from service.context import RequestContext, Role
 from service.errors import Conflict, Unauthorized, Unprocessable
 from service.repository import Repository
 from service.settings import Settings
-from service.throttle import login_throttle
+from service.throttle import guess_throttle
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +156,12 @@ async def ensure_unique_identity(*, email: str, username: str) -> None:
 
 
 async def register_owner(
-    *, username: str, email: str, password: str, organization_name: str | None
+    *,
+    settings: Settings,
+    username: str,
+    email: str,
+    password: str,
+    organization_name: str | None,
 ) -> User:
     """Create a new tenant and its owner user."""
     await ensure_unique_identity(email=email, username=username)
@@ -168,7 +173,7 @@ async def register_owner(
         tenant_id=tenant_id,
         username=username,
         email=email,
-        password_hash=security.hash_password(password),
+        password_hash=await security.hash_password(settings, password),
         role=Role.owner.value,
     )
     user.security.security_settings.password_changed_at = utcnow()
@@ -185,33 +190,55 @@ async def register_owner(
 
 async def register(
     *,
+    settings: Settings,
+    client: str,
     username: str,
     email: str,
     password: str,
     organization_name: str | None = None,
     invitation_token: str | None = None,
 ) -> User:
-    """Register a user: the owner of a new tenant, or an invitee joining the inviter's tenant."""
+    """Register a user: the owner of a new tenant, or an invitee joining the inviter's tenant.
+
+    `client` is the caller's address: unknown invitation tokens are guesses counted per address.
+    """
     if invitation_token is None:
         return await register_owner(
-            username=username, email=email, password=password, organization_name=organization_name
+            settings=settings,
+            username=username,
+            email=email,
+            password=password,
+            organization_name=organization_name,
         )
     return await register_invited(
-        username=username, email=email, password=password, invitation_token=invitation_token
+        settings=settings,
+        client=client,
+        username=username,
+        email=email,
+        password=password,
+        invitation_token=invitation_token,
     )
 
 
 async def register_invited(
-    *, username: str, email: str, password: str, invitation_token: str
+    *,
+    settings: Settings,
+    client: str,
+    username: str,
+    email: str,
+    password: str,
+    invitation_token: str,
 ) -> User:
     """Join the inviting tenant with the invitation's role and become a member of its team.
 
     The invitation is consumed first, under its version guard, so a token redeemed twice at
-    once yields one user and one 409.
+    once yields one user and one 409. Unknown tokens are throttled per client address.
     """
     await ensure_unique_identity(email=email, username=username)
     check_password_policy(password)
-    invitation = await teams.invitation_by_token(invitation_token)
+    invitation = await teams.invitation_by_token(
+        invitation_token, throttle=guess_throttle(settings, "invitation"), key=f"address:{client}"
+    )
     user_id = uuid7()
     ctx = RequestContext(
         tenant_id=invitation.tenant_id, actor_id=user_id, role=Role(invitation.role)
@@ -224,7 +251,7 @@ async def register_invited(
         tenant_id=invitation.tenant_id,
         username=username,
         email=email,
-        password_hash=security.hash_password(password),
+        password_hash=await security.hash_password(settings, password),
         role=invitation.role,
     )
     user.security.security_settings.password_changed_at = utcnow()
@@ -256,24 +283,30 @@ async def login(
     """Check a password (and the TOTP code once 2FA is on) and issue an access token.
 
     Any mismatch is 401 and costs one Argon2 verification whether or not the account exists.
-    Failures are counted per account (per submitted name when no account matches, so the 429
-    does not reveal which names exist); past LOGIN_MAX_FAILURES the account answers 429 for
-    LOGIN_LOCKOUT_SECONDS, even to the right password.
+    Each attempt takes a ticket of the account's password throttle before the password is
+    checked (per submitted name when no account matches, so the 429 does not reveal which names
+    exist), and of its 2FA-code throttle before the code is; past LOGIN_MAX_FAILURES the account
+    answers 429 for LOGIN_LOCKOUT_SECONDS, even to the right password. A hash made at another
+    Argon2 cost than configured is replaced on the way.
     """
     user = await find_login_user(username)
-    throttle = login_throttle(settings)
+    passwords = guess_throttle(settings, "password")
     key = f"user:{user.id}" if user else f"name:{username.strip().lower()}"
-    await throttle.check(key)
-    ok = security.verify_password(password, user.password_hash if user else None)
+    await passwords.attempt(key)
+    ok, new_hash = await security.verify_and_update(
+        settings, password, user.password_hash if user else None
+    )
     if user is None or not ok or not user.is_active:
-        await throttle.hit(key)
         raise Unauthorized("Incorrect username or password.")
     changes: dict[str, Any] = {"last_login_at": utcnow()}
+    if new_hash is not None:
+        changes["password_hash"] = new_hash
     tfa = user.security.two_factor_auth
+    codes = guess_throttle(settings, "totp")
     if tfa.enabled:
+        await codes.attempt(key)
         step = verify_user_otp(settings, user, otp)
         if step is None:
-            await throttle.hit(key)
             raise Unauthorized("A valid one-time code (`otp`) is required.")
         # Remember the step so the same code cannot be replayed.
         used = tfa.model_copy(update={"last_used_step": step})
@@ -285,7 +318,9 @@ async def login(
         # A concurrent write won; with 2FA it may have been a replay of this very code.
         if tfa.enabled:
             raise Unauthorized("A valid one-time code (`otp`) is required.") from None
-    await throttle.reset(key)
+    await passwords.reset(key)
+    if tfa.enabled:
+        await codes.reset(key)
     return security.create_access_token(
         settings,
         user_id=user.id,

@@ -2,42 +2,103 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from functools import lru_cache
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import jwt
 import pyotp
 from cryptography.fernet import InvalidToken
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
 from service.settings import Settings
 
-_hasher = PasswordHash((Argon2Hasher(),))
-# Verified against when the account does not exist, so login takes the same time either way.
-DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+T = TypeVar("T")
+
+
+@dataclass
+class _Passwords:
+    """Argon2id at one cost, with the thread pool its hashes run in."""
+
+    argon2: Argon2Hasher
+    hasher: PasswordHash
+    pool: ThreadPoolExecutor
+    # Verified against when the account does not exist, so login takes the same time either
+    # way; made on first use, in the pool.
+    dummy_hash: str | None = None
+
+    def dummy(self) -> str:
+        if self.dummy_hash is None:
+            self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        return self.dummy_hash
+
+
+@lru_cache(maxsize=8)
+def _passwords(time_cost: int, memory_kib: int, parallelism: int, concurrency: int) -> _Passwords:
+    argon2 = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    # A pool of its own bounds how many hashes run at once (each holds `memory_kib`), and
+    # argon2 releases the GIL, so the event loop keeps answering while they run.
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
+    return _Passwords(argon2, PasswordHash((argon2,)), pool)
+
+
+def _configured(settings: Settings) -> _Passwords:
+    return _passwords(
+        settings.password_hash_time_cost,
+        settings.password_hash_memory_kib,
+        settings.password_hash_parallelism,
+        settings.password_hash_concurrency,
+    )
+
+
+async def _off_loop(passwords: _Passwords, fn: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(passwords.pool, fn)
+
+
+async def hash_password(settings: Settings, password: str) -> str:
+    """Argon2id hash of a password at the configured cost, computed off the event loop."""
+    passwords = _configured(settings)
+    return await _off_loop(passwords, lambda: passwords.hasher.hash(password))
+
+
+async def verify_password(settings: Settings, password: str, password_hash: str | None) -> bool:
+    """Check a password off the event loop; with no hash, burn the same time and say no."""
+    ok, _ = await verify_and_update(settings, password, password_hash)
+    return ok
+
+
+async def verify_and_update(
+    settings: Settings, password: str, password_hash: str | None
+) -> tuple[bool, str | None]:
+    """Check a password; when right but hashed at another cost, also its new hash (else None)."""
+    passwords = _configured(settings)
+
+    def check() -> tuple[bool, str | None]:
+        if password_hash is None:
+            passwords.hasher.verify(password, passwords.dummy())
+            return False, None
+        try:
+            if not passwords.hasher.verify(password, password_hash):
+                return False, None
+        except Exception:  # a malformed stored hash must not turn into a 500
+            return False, None
+        if passwords.argon2.check_needs_rehash(password_hash):
+            return True, passwords.hasher.hash(password)
+        return True, None
+
+    return await _off_loop(passwords, check)
+
 
 API_KEY_PREFIX = "lik_"
-
-
-def hash_password(password: str) -> str:
-    """Argon2id hash of a password."""
-    return _hasher.hash(password)
-
-
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """Check a password; with no hash, burn the same time and say no."""
-    if password_hash is None:
-        _hasher.verify(password, DUMMY_HASH)
-        return False
-    try:
-        return _hasher.verify(password, password_hash)
-    except Exception:  # a malformed stored hash must not turn into a 500
-        return False
 
 
 def create_access_token(

@@ -11,7 +11,7 @@ least one active owner. Every change is one journaled event with its own `event_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -33,6 +33,7 @@ from service.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from service.pagination import PageResult
 from service.repository import Repository, uuid_filter
 from service.settings import Settings
+from service.throttle import Throttle, guess_throttle
 
 # -- permissions ------------------------------------------------------------------------------
 
@@ -326,16 +327,27 @@ async def revoke_invitation(
     )
 
 
-async def invitation_by_token(token: str) -> Invitation:
-    """The invitation a token names, in whatever tenant (404 if none).
-
-    The token is the credential here (the registering invitee has no tenant yet), so this is
-    the one lookup that is not scoped by a caller's tenant; only a hash is compared.
-    """
-    found = await Invitation.find_one({"token_hash": security.hash_token(token)})
+async def _guarded_lookup(
+    find: Callable[[], Awaitable[Invitation | None]], *, throttle: Throttle, key: str
+) -> Invitation:
+    """Run an invitation lookup as one throttled guess: unknown tokens count, real ones don't."""
+    await throttle.attempt(key)
+    found = await find()
     if found is None:
         raise NotFound("No such invitation.")
+    await throttle.refund(key)  # a real token is no guess (and proves nothing to reset on)
     return found
+
+
+async def invitation_by_token(token: str, *, throttle: Throttle, key: str) -> Invitation:
+    """The invitation a token names, in whatever tenant (404 if none; 429 after many guesses).
+
+    The token is the credential here (the registering invitee has no tenant yet), so this is
+    the one lookup that is not scoped by a caller's tenant; only a hash is compared. Unknown
+    tokens are guesses counted by `throttle` under `key` (the client's address).
+    """
+    query = {"token_hash": security.hash_token(token)}
+    return await _guarded_lookup(lambda: Invitation.find_one(query), throttle=throttle, key=key)
 
 
 async def redeem_invitation(
@@ -386,18 +398,20 @@ async def add_invited_member(*, ctx: RequestContext, team: Team, invitation: Inv
         return await _add(repo, await repo.get(team.id), member)
 
 
-async def accept_invitation(*, ctx: RequestContext, token: str) -> Team:
+async def accept_invitation(*, ctx: RequestContext, settings: Settings, token: str) -> Team:
     """The calling user, already in the invitation's tenant, joins its team (200 with the team).
 
-    A token of another tenant answers 404, as any other tenant's resource does.
+    A token of another tenant answers 404, as any other tenant's resource does; unknown tokens
+    are guesses, throttled per calling user (429).
     """
     user_id = ctx.require_user()
     user = await Repository(User, ctx).get(user_id)
-    invitation = await Repository(Invitation, ctx).find_one(
-        {"token_hash": security.hash_token(token)}, include_deleted=True
+    query = {"token_hash": security.hash_token(token)}
+    invitation = await _guarded_lookup(
+        lambda: Repository(Invitation, ctx).find_one(query, include_deleted=True),
+        throttle=guess_throttle(settings, "invitation"),
+        key=f"user:{user_id}",
     )
-    if invitation is None:
-        raise NotFound("No such invitation.")
     team, invitation = await redeem_invitation(
         ctx=ctx, invitation=invitation, email=user.email, user_id=user_id
     )

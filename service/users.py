@@ -24,6 +24,7 @@ from service.errors import Conflict, Forbidden, Unprocessable
 from service.pagination import PageResult
 from service.repository import Repository
 from service.settings import Settings
+from service.throttle import guess_throttle
 
 PATCHABLE = frozenset(
     {
@@ -125,22 +126,36 @@ async def update_me(
 
 
 async def change_password(
-    *, ctx: RequestContext, cache: AuthCache, current_password: str, new_password: str
+    *,
+    ctx: RequestContext,
+    settings: Settings,
+    cache: AuthCache,
+    current_password: str,
+    new_password: str,
 ) -> User:
-    """Change the caller's password after checking the current one (403 when wrong)."""
+    """Change the caller's password after checking the current one (403 when wrong).
+
+    Guesses of the current password share the login throttle of the account (429).
+    """
     repo = Repository(User, ctx)
     user = await repo.get(ctx.require_user())
-    if not security.verify_password(current_password, user.password_hash):
+    throttle, key = guess_throttle(settings, "password"), f"user:{user.id}"
+    await throttle.attempt(key)
+    if not await security.verify_password(settings, current_password, user.password_hash):
         raise Forbidden("The current password is not correct.")
+    await throttle.reset(key)
     check_password_policy(new_password, user)
-    settings = user.security.security_settings.model_copy(update={"password_changed_at": utcnow()})
+    policy = user.security.security_settings.model_copy(update={"password_changed_at": utcnow()})
     security_part = user.security.model_copy(
-        update={"security_settings": settings, "token_version": user.security.token_version + 1}
+        update={"security_settings": policy, "token_version": user.security.token_version + 1}
     )
     updated = await _update(
         repo,
         user,
-        {"password_hash": security.hash_password(new_password), "security": security_part},
+        {
+            "password_hash": await security.hash_password(settings, new_password),
+            "security": security_part,
+        },
         event_type="password_changed",
     )
     cache.evict_actor(user.id)
@@ -148,6 +163,20 @@ async def change_password(
 
 
 # -- two-factor authentication ----------------------------------------------------------------
+
+
+async def _checked_code(settings: Settings, user: User, code: str) -> int:
+    """The TOTP step `code` matches, as one throttled guess (422 when wrong, 429 past the limit).
+
+    Confirm, disable and login count the same codes of the account (one `totp` throttle).
+    """
+    throttle, key = guess_throttle(settings, "totp"), f"user:{user.id}"
+    await throttle.attempt(key)
+    step = verify_user_otp(settings, user, code)
+    if step is None:
+        raise Unprocessable("The code is not valid.", loc=["body", "code"])
+    await throttle.reset(key)
+    return step
 
 
 async def enrol_two_factor(*, ctx: RequestContext, settings: Settings) -> str:
@@ -175,9 +204,7 @@ async def confirm_two_factor(*, ctx: RequestContext, settings: Settings, code: s
         raise Conflict("Two-factor authentication is already enabled.")
     if tfa.secret is None:
         raise Conflict("Start enrolment with POST /v1/users/me/2fa first.")
-    step = verify_user_otp(settings, user, code)
-    if step is None:
-        raise Unprocessable("The code is not valid.", loc=["body", "code"])
+    step = await _checked_code(settings, user, code)
     enabled = tfa.model_copy(
         update={
             "enabled": True,
@@ -196,8 +223,7 @@ async def disable_two_factor(*, ctx: RequestContext, settings: Settings, code: s
     user = await repo.get(ctx.require_user())
     if not user.security.two_factor_auth.enabled:
         raise Conflict("Two-factor authentication is not enabled.")
-    if verify_user_otp(settings, user, code) is None:
-        raise Unprocessable("The code is not valid.", loc=["body", "code"])
+    await _checked_code(settings, user, code)
     part = user.security.model_copy(update={"two_factor_auth": TwoFactorAuth()})
     return await _update(repo, user, {"security": part}, event_type="two_factor_disabled")
 

@@ -112,7 +112,10 @@ def test_documents_refuse_such_keys_too(key: str) -> None:
 
 
 async def test_good_segment_and_flag_keys_are_kept(owner: Account) -> None:
-    body = {"segments": {"farm area": "north", "Tier-1": "gold"}, "feature_flags": {"beta_ui": True}}
+    body = {
+        "segments": {"farm area": "north", "Tier-1": "gold"},
+        "feature_flags": {"beta_ui": True},
+    }
     response = await owner.client.patch("/v1/users/me", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["segments"] == body["segments"]
@@ -353,8 +356,12 @@ async def test_password_hashing_leaves_the_event_loop_free(
     threads: list[int] = []
     real = PasswordHash.verify
 
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
     def slow_verify(self: Any, password: Any, hash: Any) -> bool:
         threads.append(threading.get_ident())
+        loop.call_soon_threadsafe(started.set)
         time.sleep(1.5)  # a slow hash: the loop must keep answering meanwhile
         finished.append("verify")
         return bool(real(self, password, hash))
@@ -362,8 +369,7 @@ async def test_password_hashing_leaves_the_event_loop_free(
     monkeypatch.setattr(PasswordHash, "verify", slow_verify)
     form = {"username": owner.user.username, "password": PASSWORD}
     login = asyncio.create_task(client.post("/v1/auth/token", data=form))
-    while not threads:
-        await asyncio.sleep(0.01)
+    await started.wait()
     health = await client.get("/health")
     finished.append("health")
     assert health.status_code == 200
