@@ -424,3 +424,39 @@ def test_argon2_cost_comes_from_settings() -> None:
     cheap = Settings(app_env="test", **weak)
     stored = asyncio.run(security.hash_password(cheap, "a-long-password-42"))
     assert stored.startswith("$argon2id$") and "m=64,t=1," in stored
+
+
+# -- defect 9: a campaign only references its own tenant's integrations ----------------------
+
+
+async def test_a_campaign_refuses_another_tenants_integration(
+    owner: Account, stranger: Account
+) -> None:
+    theirs = (await stranger.client.post("/v1/integrations", json={"type": "twilio"})).json()
+    mine = (await owner.client.post("/v1/integrations", json={"type": "twilio"})).json()
+    body: dict[str, Any] = {"type": "call", "name": "c"}
+    foreign = [{"integration_id": mine["id"]}, {"integration_id": theirs["id"]}]
+    refused = assert_problem(
+        await owner.client.post("/v1/campaigns", json={**body, "integrations": foreign}), 422
+    )
+    assert refused["errors"][0]["loc"] == ["body", "integrations", 1, "integration_id"]
+    created = await owner.client.post(
+        "/v1/campaigns", json={**body, "integrations": [{"integration_id": mine["id"]}]}
+    )
+    assert created.status_code == 201, created.text
+    campaign = created.json()
+    patched = await owner.client.patch(
+        f"/v1/campaigns/{campaign['id']}",
+        json={"integrations": [{"integration_id": theirs["id"]}]},
+    )
+    assert_problem(patched, 422)
+    # A deleted integration of one's own tenant is no valid reference either.
+    assert (await owner.client.delete(f"/v1/integrations/{mine['id']}")).status_code == 204
+    assert_problem(
+        await owner.client.post(
+            "/v1/campaigns", json={**body, "integrations": [{"integration_id": mine["id"]}]}
+        ),
+        422,
+    )
+    stored = (await owner.client.get(f"/v1/campaigns/{campaign['id']}")).json()
+    assert [i["integration_id"] for i in stored["integrations"]] == [mine["id"]]
