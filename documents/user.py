@@ -8,7 +8,7 @@ The few embedded lists are bounded by validation (see the README's data-model ta
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar
 from uuid import UUID
 
 from pydantic import Field, StringConstraints
@@ -318,9 +318,46 @@ class GlobalAIContext(Embedded):
 
 # -- the aggregate root -----------------------------------------------------------------------
 
-# The tenant-wide role, lowest to highest (mirrors service.context.Role; documents stay
-# independent of the service layer).
-TenantRole = Literal["viewer", "member", "admin", "owner"]
+
+class Role(StrEnum):
+    """The tenant-wide role of a user or an API key, lowest to highest.
+
+    Defined here, where it is stored (`users.role`, `api_keys.role`, `invitations.role`);
+    `service.context` and the schemas use this one. Compared by rank, never alphabetically.
+    """
+
+    viewer = "viewer"
+    member = "member"
+    admin = "admin"
+    owner = "owner"
+
+    @property
+    def rank(self) -> int:
+        """Position in the hierarchy (viewer 0 … owner 3)."""
+        return _RANKS[self.value]
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Role):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Role):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __le__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Role):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Role):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+_RANKS = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
 
 FeatureFlags = dict[FieldKey, bool]
 
@@ -340,7 +377,7 @@ class User(RootDocument, Segmented):
     username: Username
     email: Email
     password_hash: str
-    role: TenantRole = "member"  # the tenant-wide role (service.context.Role)
+    role: Role = Role.member  # the tenant-wide role
     is_active: bool = True
     last_login_at: UTCDateTime | None = None
 
@@ -390,13 +427,13 @@ __all__ = [
     "OnboardingStatus",
     "PaymentDetails",
     "PlanChange",
+    "Role",
     "Security",
     "SecuritySettings",
     "SocialLinks",
     "Subscription",
     "SubscriptionStatus",
     "SubscriptionType",
-    "TenantRole",
     "TwoFactorAuth",
     "TwoFactorMethod",
     "User",

@@ -23,6 +23,7 @@ from documents.user import (
     LocationInfo,
     MarketingProfile,
     OnboardingStatus,
+    Role,
     SecuritySettings,
     SocialLinks,
     Subscription,
@@ -32,7 +33,6 @@ from documents.user import (
     UserProfile,
 )
 from schemas.common import IgnoreTenantId, ListParams, ResourceRead, strip_nulls
-from service.context import Role
 
 # -- reads ------------------------------------------------------------------------------------
 
