@@ -460,3 +460,49 @@ async def test_a_campaign_refuses_another_tenants_integration(
     )
     stored = (await owner.client.get(f"/v1/campaigns/{campaign['id']}")).json()
     assert [i["integration_id"] for i in stored["integrations"]] == [mine["id"]]
+
+
+# -- defect 1: history shows no more than GET ------------------------------------------------
+
+PRIVATE_VALUES = ["TAX-98765", "Silva Holdings", "Rua Privada 7", "Visa", "4242", "2031"]
+PRIVATE_VALUES += ["never tell colleagues this", "Private Tower"]
+
+
+async def _fill_private_parts(account: Account) -> None:
+    info = {
+        "billing_name": "Silva Holdings",
+        "tax_id": "TAX-98765",
+        "address": {"line1": "Rua Privada 7", "city": "Private Tower"},
+    }
+    assert (await account.client.put("/v1/billing/info", json=info)).status_code == 200
+    card = {"provider": "stripe", "brand": "Visa", "last4": "4242", "exp_month": 1}
+    created = await account.client.post(
+        "/v1/billing/payment-methods", json=card | {"exp_year": 2031}
+    )
+    assert created.status_code == 201, created.text
+    context = {"custom_instructions": "never tell colleagues this"}
+    assert (await account.client.put("/v1/ai/context", json=context)).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["viewer", "member", "admin"])
+async def test_a_colleagues_history_hides_what_their_get_hides(
+    owner: Account, make_account: Any, role: str
+) -> None:
+    await _fill_private_parts(owner)
+    colleague: Account = await make_account(role=role, tenant_of=owner)
+    seen = await colleague.client.get(f"/v1/users/{owner.id}")
+    history = await colleague.client.get(f"/v1/users/{owner.id}/history")
+    assert seen.status_code == 200 and history.status_code == 200
+    for value in PRIVATE_VALUES:
+        assert value not in seen.text
+        assert value not in history.text, value
+    fields = {c["field"].split(".")[0] for e in history.json()["items"] for c in e["changes"]}
+    assert fields <= set(seen.json())  # nothing but what GET shows
+    assert {"billing", "ai_context", "security", "password_hash"}.isdisjoint(fields)
+    # The events themselves stay listed (versions never skip), only their private changes go.
+    versions = [e["version"] for e in history.json()["items"]]
+    assert versions == list(range(1, len(versions) + 1))
+
+    mine = await owner.client.get(f"/v1/users/{owner.id}/history")
+    for value in PRIVATE_VALUES:
+        assert value in mine.text, value  # one's own history shows it all (secrets aside)
