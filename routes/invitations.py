@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Response, status
 
-from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag
+from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag
 from schemas.teams import TeamRead, to_team_read
 from service import teams
 
@@ -42,6 +42,6 @@ async def accept_invitation(
     summary="Revoke an invitation (team owner/admin or tenant admin); its token stops working",
     responses={409: {"description": "The invitation was already accepted"}},
 )
-async def revoke_invitation(id: UUID, ctx: Member, if_match: IfMatch) -> Response:
+async def revoke_invitation(id: UUID, ctx: CurrentContext, if_match: IfMatch) -> Response:
     await teams.revoke_invitation(ctx=ctx, id=id, expected_version=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -39,6 +40,7 @@ class AuthCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[str, _Cached] = {}
+        _CACHES.add(self)
 
     def get(self, key: str) -> RequestContext | None:
         """The cached context for a credential, if still fresh."""
@@ -64,6 +66,16 @@ class AuthCache:
     def clear(self) -> None:
         """Forget everything."""
         self._entries.clear()
+
+
+# Every cache of this process, so a revocation reaches them all without carrying one around.
+_CACHES: weakref.WeakSet[AuthCache] = weakref.WeakSet()
+
+
+def forget_actor(actor_id: UUID) -> None:
+    """Evict a user's or key's credentials from every cache of this process (at once)."""
+    for cache in list(_CACHES):
+        cache.evict_actor(actor_id)
 
 
 async def _context_for_user(claims: security.AccessClaims) -> RequestContext:

@@ -31,6 +31,7 @@ from service import security
 from service.context import RequestContext, Role
 from service.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from service.pagination import PageResult
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, uuid_filter
 from service.settings import Settings
 from service.throttle import Throttle, guess_throttle
@@ -40,7 +41,7 @@ from service.throttle import Throttle, guess_throttle
 
 def _require_manager(ctx: RequestContext, team: Team, *, owner_level: bool = False) -> None:
     """403 unless the caller may manage `team` (owner-level: may grant/revoke team ownership)."""
-    ctx.require(Role.member)  # viewers read only, whatever their team role
+    POLICY.require(ctx, Action.update)  # viewers read only, whatever their team role
     if ctx.role >= Role.admin:
         return
     mine = team.member(ctx.user_id)
@@ -48,6 +49,17 @@ def _require_manager(ctx: RequestContext, team: Team, *, owner_level: bool = Fal
     if mine is None or mine.status != MemberStatus.active or mine.role not in allowed:
         needed = "owner" if owner_level else "owner or admin"
         raise Forbidden(f"This needs a team {needed} or a tenant admin.")
+
+
+async def _guard(ctx: RequestContext, action: Action, team: Team) -> None:
+    # Deleting or restoring a team takes a team owner (or a tenant admin); changing it, a
+    # team owner or admin.
+    _require_manager(ctx, team, owner_level=action in (Action.delete, Action.restore))
+
+
+# Tenant members and above write teams; which team they may change depends on their part in
+# it (`_guard`). Teams are not archived.
+POLICY: ResourcePolicy[Team] = register_policy(ResourcePolicy(model=Team, guard=_guard))
 
 
 def _require_an_owner(members: list[TeamMember]) -> None:
@@ -66,7 +78,7 @@ async def create_team(
     tags: list[str] | None = None,
 ) -> Team:
     """Create a team whose first member (its owner) is the calling user."""
-    ctx.require(Role.member)
+    POLICY.require(ctx, Action.create)
     user_id = ctx.require_user()
     team = Team(
         tenant_id=ctx.tenant_id,
@@ -118,24 +130,6 @@ async def update_team(
     return await repo.update(
         team, {k: v for k, v in changes.items() if k in allowed}, expected_version=expected_version
     )
-
-
-async def delete_team(
-    *, ctx: RequestContext, id: UUID, expected_version: int | None = None
-) -> Team:
-    """Soft-delete a team (team owner or tenant admin); its invitations can no longer be used."""
-    repo = Repository(Team, ctx)
-    team = await repo.get(id)
-    _require_manager(ctx, team, owner_level=True)
-    return await repo.soft_delete(team, expected_version=expected_version)
-
-
-async def restore_team(*, ctx: RequestContext, id: UUID) -> Team:
-    """Bring back a soft-deleted team (tenant admin, or a team owner of it)."""
-    repo = Repository(Team, ctx)
-    team = await repo.get(id, include_deleted=True)
-    _require_manager(ctx, team, owner_level=True)
-    return await repo.restore(team)
 
 
 # -- members ----------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.base import utcnow
 from documents.user import TwoFactorAuth, TwoFactorMethod, User
-from service import security
-from service.auth import AuthCache, check_password_policy, verify_user_otp
+from service import security, visibility
+from service.auth import check_password_policy, forget_actor, verify_user_otp
 from service.context import RequestContext, Role
 from service.errors import Conflict, Forbidden, Unprocessable
 from service.pagination import PageResult
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository
 from service.settings import Settings
 from service.throttle import guess_throttle
@@ -129,7 +130,6 @@ async def change_password(
     *,
     ctx: RequestContext,
     settings: Settings,
-    cache: AuthCache,
     current_password: str,
     new_password: str,
 ) -> User:
@@ -158,7 +158,7 @@ async def change_password(
         },
         event_type="password_changed",
     )
-    cache.evict_actor(user.id)
+    forget_actor(user.id)
     return updated
 
 
@@ -256,24 +256,39 @@ async def list_users(
     )
 
 
-async def get_user(*, ctx: RequestContext, id: UUID) -> User:
-    """One live user of the tenant."""
-    return await Repository(User, ctx).get(id)
+async def get_user(*, ctx: RequestContext, id: UUID) -> dict[str, Any]:
+    """One live user of the tenant, as the caller may see them (service/visibility.py)."""
+    return visibility.visible_document(ctx, await Repository(User, ctx).get(id))
 
 
-def _require_outranks(ctx: RequestContext, target: User, action: str) -> None:
-    """Admins manage members and viewers; only an owner manages admins and owners."""
-    ctx.require(Role.admin)
+async def _guard(ctx: RequestContext, action: Action, target: User) -> None:
+    """Admins manage members and viewers; only an owner manages admins and owners; not oneself."""
+    verb = "change" if action == Action.update else action.value
     if target.id == ctx.actor_id:
-        raise Conflict(f"You cannot {action} yourself.")
+        raise Conflict(f"You cannot {verb} yourself.")
     if Role(target.role) >= Role.admin and ctx.role != Role.owner:
-        raise Forbidden(f"Only an owner can {action} an {target.role}.")
+        raise Forbidden(f"Only an owner can {verb} an {target.role}.")
+
+
+async def _forget_credentials(ctx: RequestContext, user: User) -> None:
+    forget_actor(user.id)  # a deleted user's tokens stop working at once in this process
+
+
+# The tenant's users are managed by admins and owners (a user changes their own aggregate
+# through /me, which needs no role). Registration creates users; nobody archives them.
+POLICY: ResourcePolicy[User] = register_policy(
+    ResourcePolicy(
+        model=User,
+        roles=dict.fromkeys(Action, Role.admin),
+        guard=_guard,
+        after_delete=_forget_credentials,
+    )
+)
 
 
 async def manage_user(
     *,
     ctx: RequestContext,
-    cache: AuthCache,
     id: UUID,
     role: Role | None = None,
     is_active: bool | None = None,
@@ -282,7 +297,7 @@ async def manage_user(
     """Change a user's tenant role and/or active flag (admin+, never one's own; `role_changed`)."""
     repo = Repository(User, ctx)
     user = await repo.get(id)
-    _require_outranks(ctx, user, "change")
+    await POLICY.check(ctx, Action.update, user)
     changes: dict[str, Any] = {}
     if role is not None:
         if not ctx.role >= role:
@@ -299,27 +314,5 @@ async def manage_user(
     updated = await _update(
         repo, user, changes, expected_version=expected_version, event_type=event
     )
-    cache.evict_actor(user.id)  # the next request re-reads role and active flag
+    forget_actor(user.id)  # the next request re-reads role and active flag
     return updated
-
-
-async def delete_user(
-    *, ctx: RequestContext, cache: AuthCache, id: UUID, expected_version: int | None = None
-) -> User:
-    """Soft-delete a user (admin+; not oneself); their credentials stop working at once."""
-    repo = Repository(User, ctx)
-    user = await repo.get(id)
-    _require_outranks(ctx, user, "delete")
-    deleted = await repo.soft_delete(user, expected_version=expected_version)
-    cache.evict_actor(user.id)
-    return deleted
-
-
-async def restore_user(*, ctx: RequestContext, id: UUID) -> User:
-    """Bring back a soft-deleted user (admin+)."""
-    ctx.require(Role.admin)
-    repo = Repository(User, ctx)
-    user = await repo.get(id, include_deleted=True)
-    if Role(user.role) >= Role.admin and ctx.role != Role.owner:
-        raise Forbidden(f"Only an owner can restore an {user.role}.")
-    return await repo.restore(user)
