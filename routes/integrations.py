@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from documents.integration import Integration
-from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag
+from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.integrations import (
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
 
 @router.post("", response_model=IntegrationRead, status_code=status.HTTP_201_CREATED)
 async def create_integration(
-    body: IntegrationCreate, ctx: Member, settings: SettingsDep, response: Response
+    body: IntegrationCreate, ctx: CurrentContext, settings: SettingsDep, response: Response
 ) -> Any:
     """Add an integration; `credentials` are stored encrypted and never returned."""
     integration = await integrations.create_integration(ctx=ctx, settings=settings, data=body)
@@ -56,7 +56,7 @@ async def get_integration(id: UUID, ctx: CurrentContext, response: Response) -> 
 async def update_integration(
     id: UUID,
     body: IntegrationUpdate,
-    ctx: Member,
+    ctx: CurrentContext,
     settings: SettingsDep,
     if_match: IfMatch,
     response: Response,

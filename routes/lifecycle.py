@@ -15,7 +15,7 @@ from schemas.common import HistoryEntry, Page, PageParams
 from service import lifecycle
 from service.policy import ResourcePolicy, policy_for
 
-VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="A version (1 = created).")]
+VersionNumber = Annotated[int, Path(ge=0, le=2**31 - 1, description="A version (1 = created).")]
 
 _VISIBILITY = (
     "Shows what `GET` shows the caller: fields the caller may not see of this resource (such "

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from documents.research import ResearchTopic
-from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.deps import CurrentContext, IfMatch, set_etag
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.research import (
@@ -36,7 +36,7 @@ async def research_stats(
 
 
 @topics.post("", response_model=ResearchTopicRead, status_code=status.HTTP_201_CREATED)
-async def create_topic(body: ResearchTopicCreate, ctx: Member, response: Response) -> Any:
+async def create_topic(body: ResearchTopicCreate, ctx: CurrentContext, response: Response) -> Any:
     """Create a research topic."""
     topic = await research.create_topic(ctx=ctx, data=body)
     set_etag(response, topic.version)
@@ -63,7 +63,7 @@ async def get_topic(id: UUID, ctx: CurrentContext, response: Response) -> Any:
 
 @topics.patch("/{id}", response_model=ResearchTopicRead)
 async def update_topic(
-    id: UUID, body: ResearchTopicUpdate, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: ResearchTopicUpdate, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     """Change a topic's name, description, market or tags."""
     topic = await research.update_topic(ctx=ctx, id=id, patch=body, expected_version=if_match)
@@ -73,7 +73,7 @@ async def update_topic(
 
 @topics.post("/{id}/results", response_model=ResearchTopicRead, status_code=status.HTTP_201_CREATED)
 async def add_result(
-    id: UUID, body: ResearchResultIn, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: ResearchResultIn, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     """Append a research result (409 when the topic holds the most it may)."""
     topic = await research.add_result(ctx=ctx, id=id, data=body, expected_version=if_match)

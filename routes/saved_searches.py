@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from documents.saved_search import SavedSearch, SavedSearchResource
-from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.deps import CurrentContext, IfMatch, set_etag
 from routes.lifecycle import add_lifecycle_routes
 from schemas.campaigns import to_campaign_read
 from schemas.common import Page
@@ -34,7 +34,9 @@ _TO_READ = {
 
 
 @router.post("", response_model=SavedSearchRead, status_code=status.HTTP_201_CREATED)
-async def create_saved_search(body: SavedSearchCreate, ctx: Member, response: Response) -> Any:
+async def create_saved_search(
+    body: SavedSearchCreate, ctx: CurrentContext, response: Response
+) -> Any:
     """Save a search: `filters` must be valid query parameters of the `resource` list (else 422)."""
     search = await saved_searches.create_saved_search(ctx=ctx, data=body)
     set_etag(response, search.version)
@@ -63,7 +65,7 @@ async def get_saved_search(id: UUID, ctx: CurrentContext, response: Response) ->
 
 @router.patch("/{id}", response_model=SavedSearchRead)
 async def update_saved_search(
-    id: UUID, body: SavedSearchUpdate, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: SavedSearchUpdate, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     """Rename a saved search or replace its filters."""
     search = await saved_searches.update_saved_search(

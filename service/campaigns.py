@@ -26,9 +26,10 @@ from documents.campaign import (
 from documents.integration import Integration
 from documents.lead import LeadBase
 from schemas.campaigns import TYPE_FIELDS, CampaignCreate, CampaignFilters, CampaignUpdate
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.errors import Conflict, Unprocessable
 from service.pagination import PageResult
+from service.policy import Action, policy_for
 from service.repository import Repository, tenant_filter, to_bson, uuid_filter
 
 PHONE_LIST_FIELDS = ("caller_ids", "sender_numbers")
@@ -86,7 +87,7 @@ async def list_campaigns(
 
 async def create_campaign(*, ctx: RequestContext, data: CampaignCreate) -> CampaignBase:
     """Create a campaign of `data.type` owned by the calling user."""
-    ctx.require(Role.member)
+    policy_for(CampaignBase).require(ctx, Action.create)
     fields = data.model_dump(exclude={"type"})
     _normalize_phones(fields, ctx.phone_region)
     await _check_integrations(ctx, fields.get("integrations"))
@@ -107,7 +108,7 @@ async def update_campaign(
     expected_version: int | None = None,
 ) -> CampaignBase:
     """Patch a campaign: its type's fields only, status along the allowed transitions."""
-    ctx.require(Role.member)
+    policy_for(CampaignBase).require(ctx, Action.update)
     repo = Repository(CampaignBase, ctx)
     doc = await repo.get(id)
     changes = data.changes()
@@ -134,7 +135,7 @@ async def update_campaign(
 
 async def attach_leads(*, ctx: RequestContext, id: UUID, lead_ids: Sequence[UUID]) -> int:
     """Attach live leads of the tenant to a campaign; returns how many were newly attached."""
-    ctx.require(Role.member)
+    policy_for(CampaignBase).require(ctx, Action.update)
     repo = Repository(CampaignBase, ctx)
     campaign = await repo.get(id)
     wanted = list(dict.fromkeys(lead_ids))
