@@ -235,6 +235,18 @@ def _resolve(root: Mapping[str, Any], node: Any) -> Mapping[str, Any]:
     return {}
 
 
+def _entries(node: Mapping[str, Any]) -> Any:
+    """The schema of a map's values (`additionalProperties`, or a key-pattern's), if a map."""
+    if "properties" in node:
+        return None
+    if isinstance(node.get("additionalProperties"), Mapping):
+        return node["additionalProperties"]
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, Mapping) and patterns:
+        return next(iter(patterns.values()))
+    return None
+
+
 def _is_map(root: Mapping[str, Any], parts: Sequence[str]) -> bool:
     """Whether the container at `parts` is a free-form map (keys are data, not fields)."""
     node = _resolve(root, root)
@@ -242,11 +254,11 @@ def _is_map(root: Mapping[str, Any], parts: Sequence[str]) -> bool:
         properties = node.get("properties", {})
         if part in properties:
             node = _resolve(root, properties[part])
-        elif isinstance(node.get("additionalProperties"), Mapping):
-            node = _resolve(root, node["additionalProperties"])
+        elif (entries := _entries(node)) is not None:
+            node = _resolve(root, entries)
         else:
             return False
-    return "properties" not in node and "additionalProperties" in node
+    return _entries(node) is not None
 
 
 def _apply(state: dict[str, Any], schema: Mapping[str, Any], parts: list[str], new: Any) -> None:
