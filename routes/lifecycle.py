@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -32,14 +32,17 @@ def add_lifecycle_routes(
     policy: ResourcePolicy[Any] | None = None,
     delete: bool = True,
     archive: bool = True,
+    notes: Mapping[str, str] | None = None,
 ) -> None:
     """Add DELETE, restore, archive/unarchive, history and versions routes for `model`.
 
     Who may do what comes from the resource's `ResourcePolicy` (`policy`, else the one its
     domain registered, else the default: members write), checked by the lifecycle commands;
-    reads follow the resource's visibility (service/visibility.py).
+    reads follow the resource's visibility (service/visibility.py). `notes` adds a resource's
+    own rules to a route's OpenAPI description (keys: delete, restore, archive, unarchive).
     """
     name = model.aggregate_type
+    notes = notes or {}
 
     def rules() -> ResourcePolicy[Any]:
         # Looked up per request, so a policy registered after the routes are built still holds.
@@ -51,6 +54,7 @@ def add_lifecycle_routes(
             "/{id}",
             status_code=status.HTTP_204_NO_CONTENT,
             summary=f"Soft-delete a {name}",
+            description=notes.get("delete", ""),
         )
         async def delete_resource(id: UUID, ctx: CurrentContext, if_match: IfMatch) -> Response:
             await lifecycle.delete(ctx=ctx, policy=rules(), id=id, expected_version=if_match)
@@ -60,6 +64,7 @@ def add_lifecycle_routes(
             "/{id}/restore",
             response_model=read_model,
             summary=f"Restore a soft-deleted {name}",
+            description=notes.get("restore", ""),
             responses={409: {"description": "It would duplicate a live resource"}},
         )
         async def restore_resource(id: UUID, ctx: CurrentContext, response: Response) -> Any:
@@ -73,6 +78,7 @@ def add_lifecycle_routes(
             "/{id}/archive",
             response_model=read_model,
             summary=f"Archive a {name}",
+            description=notes.get("archive", ""),
         )
         async def archive_resource(id: UUID, ctx: CurrentContext, response: Response) -> Any:
             doc = await lifecycle.archive(ctx=ctx, policy=rules(), id=id)
@@ -83,6 +89,7 @@ def add_lifecycle_routes(
             "/{id}/unarchive",
             response_model=read_model,
             summary=f"Unarchive a {name}",
+            description=notes.get("unarchive", ""),
         )
         async def unarchive_resource(id: UUID, ctx: CurrentContext, response: Response) -> Any:
             doc = await lifecycle.unarchive(ctx=ctx, policy=rules(), id=id)

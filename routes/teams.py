@@ -193,4 +193,8 @@ add_lifecycle_routes(
     to_read=to_team_read,
     policy=teams.POLICY,
     archive=False,
+    notes={
+        "delete": "A team owner or a tenant admin; the team's invitations stop working.",
+        "restore": "A team owner or a tenant admin.",
+    },
 )

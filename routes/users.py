@@ -174,4 +174,9 @@ add_lifecycle_routes(
     to_read=to_user_read,
     policy=users.POLICY,
     archive=False,
+    notes={
+        "delete": "Admin+; not yourself; only an owner deletes an admin or owner. The user's "
+        "credentials stop working.",
+        "restore": "Admin+; only an owner restores an admin or owner.",
+    },
 )

@@ -28,20 +28,30 @@ from service import journal, visibility
 from service.context import RequestContext
 from service.errors import Conflict, NotFound
 from service.pagination import OLDEST_FIRST, PageResult, Sort, paginate
-from service.policy import Action, ResourcePolicy
+from service.policy import Action, ResourcePolicy, policy_for
 from service.repository import Repository, tenant_filter, uuid_filter
 
 D = TypeVar("D", bound=RootDocument)
 
 
+def _policy(policy: ResourcePolicy[D] | None, model: type[D] | None) -> ResourcePolicy[D]:
+    # Callers name the policy, or just the model (its registered or default policy).
+    if policy is not None:
+        return policy
+    assert model is not None, "pass policy= or model="
+    return policy_for(model)
+
+
 async def delete(
     *,
     ctx: RequestContext,
-    policy: ResourcePolicy[D],
     id: UUID,
+    policy: ResourcePolicy[D] | None = None,
+    model: type[D] | None = None,
     expected_version: int | None = None,
 ) -> D:
     """Soft-delete a live resource (404 if missing or already deleted, 412 if stale)."""
+    policy = _policy(policy, model)
     repo = Repository(policy.model, ctx)
     doc = await repo.get(id)
     await policy.check(ctx, Action.delete, doc)
@@ -51,8 +61,15 @@ async def delete(
     return deleted
 
 
-async def restore(*, ctx: RequestContext, policy: ResourcePolicy[D], id: UUID) -> D:
+async def restore(
+    *,
+    ctx: RequestContext,
+    id: UUID,
+    policy: ResourcePolicy[D] | None = None,
+    model: type[D] | None = None,
+) -> D:
     """Bring back a soft-deleted resource; 409 when it now clashes with a live duplicate."""
+    policy = _policy(policy, model)
     repo = Repository(policy.model, ctx)
     doc = await repo.get(id, include_deleted=True)
     await policy.check(ctx, Action.restore, doc)
@@ -70,16 +87,30 @@ async def restore(*, ctx: RequestContext, policy: ResourcePolicy[D], id: UUID) -
     return restored
 
 
-async def archive(*, ctx: RequestContext, policy: ResourcePolicy[D], id: UUID) -> D:
+async def archive(
+    *,
+    ctx: RequestContext,
+    id: UUID,
+    policy: ResourcePolicy[D] | None = None,
+    model: type[D] | None = None,
+) -> D:
     """Set `archived_at`."""
+    policy = _policy(policy, model)
     repo = Repository(policy.model, ctx)
     doc = await repo.get(id)
     await policy.check(ctx, Action.archive, doc)
     return await repo.archive(doc)
 
 
-async def unarchive(*, ctx: RequestContext, policy: ResourcePolicy[D], id: UUID) -> D:
+async def unarchive(
+    *,
+    ctx: RequestContext,
+    id: UUID,
+    policy: ResourcePolicy[D] | None = None,
+    model: type[D] | None = None,
+) -> D:
     """Clear `archived_at`."""
+    policy = _policy(policy, model)
     repo = Repository(policy.model, ctx)
     doc = await repo.get(id)
     await policy.check(ctx, Action.archive, doc)
