@@ -506,3 +506,56 @@ async def test_a_colleagues_history_hides_what_their_get_hides(
     mine = await owner.client.get(f"/v1/users/{owner.id}/history")
     for value in PRIVATE_VALUES:
         assert value in mine.text, value  # one's own history shows it all (secrets aside)
+
+
+def _request_models() -> list[type[Any]]:
+    import importlib
+    import pkgutil
+
+    import schemas
+    from schemas.common import IgnoreTenantId, ListParams, PageParams
+
+    for info in pkgutil.iter_modules(schemas.__path__):
+        importlib.import_module(f"schemas.{info.name}")
+    found: list[type[Any]] = []
+    pending: list[type[Any]] = [IgnoreTenantId, ListParams, PageParams]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def test_every_date_time_a_request_takes_refuses_what_utc_cannot_hold() -> None:
+    import typing
+    from datetime import datetime as dt
+
+    from pydantic import BaseModel, TypeAdapter, ValidationError
+
+    def mentions_datetime(annotation: Any) -> bool:
+        if annotation is dt:
+            return True
+        return any(mentions_datetime(a) for a in typing.get_args(annotation))
+
+    checked = 0
+    seen: set[type[Any]] = set()
+    models = _request_models()
+    while models:
+        model = models.pop()
+        if model in seen or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            for arg in typing.get_args(annotation) or (annotation,):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    models.append(arg)
+            if not mentions_datetime(annotation):
+                continue
+            full = typing.Annotated[annotation, *info.metadata] if info.metadata else annotation
+            adapter: TypeAdapter[Any] = TypeAdapter(full)
+            for when in OUT_OF_RANGE:
+                with pytest.raises(ValidationError):
+                    adapter.validate_python(when)
+            checked += 1
+    assert checked >= 12
