@@ -1,4 +1,6 @@
-"""Bulk lead import: `POST /v1/leads/bulk` with N leads vs the raw driver API's `insert_many`, same backend.
+"""Bulk lead import: `POST /v1/leads/bulk` with N leads vs the raw driver's `insert_many`.
+
+Both on the same backend.
 
 Targets (issue 4): the service within 2x of the raw driver inserting equivalent documents,
 and the import's database calls growing with N / chunk, not with N (<= 2*ceil(N/1000) + 10).

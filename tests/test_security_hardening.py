@@ -545,7 +545,7 @@ def test_every_date_time_a_request_takes_refuses_what_utc_cannot_hold() -> None:
         if model in seen or not (isinstance(model, type) and issubclass(model, BaseModel)):
             continue
         seen.add(model)
-        for name, info in model.model_fields.items():
+        for info in model.model_fields.values():
             annotation = info.annotation
             for arg in typing.get_args(annotation) or (annotation,):
                 if isinstance(arg, type) and issubclass(arg, BaseModel):
