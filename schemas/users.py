@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, create_model
 
 from documents.base import Embedded, FieldKey, Tag
 from documents.user import (
@@ -186,7 +186,7 @@ class UserMePatch(IgnoreTenantId):
     settings: SettingsPatch | None = None  # type: ignore[valid-type]
     onboarding: OnboardingPatch | None = None  # type: ignore[valid-type]
     security: SecurityPatch | None = None
-    feature_flags: dict[FieldKey, bool | None] | None = Field(default=None, max_length=200)
+    feature_flags: dict[FieldKey, StrictBool | None] | None = Field(default=None, max_length=200)
     tags: list[Tag] | None = Field(default=None, max_length=50)
     segments: dict[FieldKey, SegmentValue | None] | None = Field(default=None, max_length=50)
 

@@ -164,6 +164,13 @@ async def member(make_account: Any, owner: Account) -> Account:
     return account
 
 
+@pytest.fixture
+async def admin(make_account: Any, owner: Account) -> Account:
+    """An admin in tenant A."""
+    account: Account = await make_account(role="admin", tenant_of=owner)
+    return account
+
+
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     """Assert a problem+json response with `status`; return its body."""
     assert response.status_code == status, response.text

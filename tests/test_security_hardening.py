@@ -559,3 +559,9 @@ def test_every_date_time_a_request_takes_refuses_what_utc_cannot_hold() -> None:
                     adapter.validate_python(when)
             checked += 1
     assert checked >= 12
+
+
+async def test_feature_flags_are_json_booleans(owner: Account) -> None:
+    for value in (0, 1, "true"):
+        response = await owner.client.patch("/v1/users/me", json={"feature_flags": {"x": value}})
+        assert_problem(response, 422)
