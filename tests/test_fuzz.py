@@ -99,6 +99,8 @@ SEMANTIC_MESSAGES = {
     "must be after `since`": "`until` must come after `since` (a cross-parameter rule)",
     "until must not be before since": "`until` must come after `since` (a cross-parameter rule)",
     "since must be before until": "`until` must come after `since` (a cross-parameter rule)",
+    "No integration": "an integration must exist in the tenant (stored data)",
+    "cannot lie in the future": "a posting time is not in the future (clock)",
 }
 # Error types that name a rule rather than a shape.
 SEMANTIC_TYPES = {
