@@ -120,6 +120,7 @@ async def scale_round(
     async with app.router.lifespan_context(app):
         n = next(_seq)
         user = await register_owner(
+            settings=settings,
             username=f"bench{n}",
             email=f"bench{n}@example.com",
             password="bench-password-123",

@@ -127,6 +127,7 @@ async def service_round(
     async with app.router.lifespan_context(app):
         n = next(_seq)
         user = await register_owner(
+            settings=settings,
             username=f"bench{n}",
             email=f"bench{n}@example.com",
             password="bench-password-123",

@@ -7,7 +7,7 @@ from typing import ClassVar
 from pymongo import IndexModel
 
 from documents.base import Name, RootDocument, UTCDateTime
-from documents.user import TenantRole
+from documents.user import Role
 
 
 class ApiKey(RootDocument):
@@ -17,7 +17,7 @@ class ApiKey(RootDocument):
     secret_fields: ClassVar[frozenset[str]] = frozenset({"key_hash"})
 
     name: Name
-    role: TenantRole = "member"
+    role: Role = Role.member
     prefix: str  # first characters of the key, to recognise it in listings
     key_hash: str  # SHA-256 of the key (keys are 256-bit random, so a fast hash is enough)
     # Not updated on use: every write of an aggregate is journaled, and a journal entry per

@@ -29,11 +29,27 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def _as_utc(value: datetime) -> datetime:
-    # BSON dates come back naive from some drivers/configs; they are always UTC.
+def as_utc(value: datetime) -> datetime:
+    """`value` as aware UTC (naive values are read as UTC, as BSON dates are).
+
+    ValueError when UTC cannot hold it: years 1..9999 with an offset can fall outside
+    (`0001-01-01T00:00:00+01:00`), which Python reports as an OverflowError. Raising ValueError
+    makes every validator (and cursor decoding) answer 422 instead of 500.
+    """
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date-time out of range once converted to UTC") from None
+
+
+_as_utc = as_utc  # the former private name, still imported by a few modules
+
+
+def _representable_in_utc(value: datetime) -> datetime:
+    as_utc(value)  # raises ValueError when out of range
+    return value
 
 
 _NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
@@ -48,10 +64,15 @@ def _not_a_timestamp(value: Any) -> Any:
     return value
 
 
-ISODateTime = Annotated[datetime, BeforeValidator(_not_a_timestamp)]
-"""A datetime given as ISO 8601 text (numbers, which pydantic reads as Unix time, are refused)."""
+ISODateTime = Annotated[
+    datetime, BeforeValidator(_not_a_timestamp), AfterValidator(_representable_in_utc)
+]
+"""A datetime given as ISO 8601 text (numbers, which pydantic reads as Unix time, are refused).
 
-UTCDateTime = Annotated[ISODateTime, AfterValidator(_as_utc)]
+Its offset is kept, but it must be representable in UTC (years 1..9999 once converted).
+"""
+
+UTCDateTime = Annotated[ISODateTime, AfterValidator(as_utc)]
 """A datetime normalised to aware UTC on the way in (naive values are read as UTC)."""
 
 Email = Annotated[EmailStr, AfterValidator(lambda v: v.strip().lower())]
@@ -204,13 +225,19 @@ class RootDocument(Document):
         return self.model_dump(exclude={"pending_event", "revision_id"})
 
 
+FieldKey = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^$.\x00]+$")]
+"""A client-chosen map key that is stored as a MongoDB field name (segments, feature flags).
+
+Not empty, and no `$` (an operator), `.` (a path) or NUL (BSON refuses it) anywhere: the one
+rule every such map uses, in documents and request schemas alike.
+"""
+
+
 class Segmented(BaseModel):
     """Tags and free-form segmentation, as the plan asks on all major models."""
 
     tags: list[Tag] = Field(default_factory=list, max_length=50)
-    segments: dict[Annotated[str, StringConstraints(max_length=64)], ShortText] = Field(
-        default_factory=dict, max_length=50
-    )
+    segments: dict[FieldKey, ShortText] = Field(default_factory=dict, max_length=50)
 
 
 class PostalAddress(Embedded):

@@ -8,16 +8,17 @@ The few embedded lists are bounded by validation (see the README's data-model ta
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 from pymongo import IndexModel
 
 from documents.base import (
     Cents,
     Email,
     Embedded,
+    FieldKey,
     Phone,
     PostalAddress,
     RootDocument,
@@ -183,6 +184,9 @@ class Security(Embedded):
 
     two_factor_auth: TwoFactorAuth = Field(default_factory=TwoFactorAuth)
     security_settings: SecuritySettings = Field(default_factory=SecuritySettings)
+    # Bumped by every password change: access tokens carry the version they were issued at
+    # (`ver`), and one carrying an older version is dead, however close in time it was issued.
+    token_version: int = Field(default=0, ge=0)
 
 
 # -- subscription and billing -----------------------------------------------------------------
@@ -314,11 +318,48 @@ class GlobalAIContext(Embedded):
 
 # -- the aggregate root -----------------------------------------------------------------------
 
-# The tenant-wide role, lowest to highest (mirrors service.context.Role; documents stay
-# independent of the service layer).
-TenantRole = Literal["viewer", "member", "admin", "owner"]
 
-FeatureFlags = dict[Annotated[str, StringConstraints(max_length=64)], bool]
+class Role(StrEnum):
+    """The tenant-wide role of a user or an API key, lowest to highest.
+
+    Defined here, where it is stored (`users.role`, `api_keys.role`, `invitations.role`);
+    `service.context` and the schemas use this one. Compared by rank, never alphabetically.
+    """
+
+    viewer = "viewer"
+    member = "member"
+    admin = "admin"
+    owner = "owner"
+
+    @property
+    def rank(self) -> int:
+        """Position in the hierarchy (viewer 0 … owner 3)."""
+        return _RANKS[self.value]
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Role):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Role):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __le__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Role):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Role):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+_RANKS = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
+
+FeatureFlags = dict[FieldKey, bool]
 
 
 class User(RootDocument, Segmented):
@@ -336,7 +377,7 @@ class User(RootDocument, Segmented):
     username: Username
     email: Email
     password_hash: str
-    role: TenantRole = "member"  # the tenant-wide role (service.context.Role)
+    role: Role = Role.member  # the tenant-wide role
     is_active: bool = True
     last_login_at: UTCDateTime | None = None
 
@@ -353,15 +394,6 @@ class User(RootDocument, Segmented):
     ai_config: GlobalAIConfig = Field(default_factory=GlobalAIConfig)
     ai_context: GlobalAIContext = Field(default_factory=GlobalAIContext)
     feature_flags: FeatureFlags = Field(default_factory=dict, max_length=200)
-
-    @field_validator("feature_flags")
-    @classmethod
-    def _flag_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # Flag names become Mongo field paths: no dots or leading dollars.
-        for name in value:
-            if not name or "." in name or name.startswith("$"):
-                raise ValueError(f"invalid feature flag name: {name!r}")
-        return value
 
     class Settings:
         name = "users"
@@ -395,13 +427,13 @@ __all__ = [
     "OnboardingStatus",
     "PaymentDetails",
     "PlanChange",
+    "Role",
     "Security",
     "SecuritySettings",
     "SocialLinks",
     "Subscription",
     "SubscriptionStatus",
     "SubscriptionType",
-    "TenantRole",
     "TwoFactorAuth",
     "TwoFactorMethod",
     "User",

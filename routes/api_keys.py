@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import Admin, AuthCacheDep, IfMatch, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from schemas.api_keys import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/api-keys", tags=["api-keys"])
     summary="Create a key (owner/admin); the key is in this response only",
 )
 async def create_api_key(
-    body: ApiKeyCreate, ctx: Admin, request: Request, response: Response
+    body: ApiKeyCreate, ctx: CurrentContext, request: Request, response: Response
 ) -> Any:
     doc, key = await api_keys.create_api_key(ctx=ctx, name=body.name, role=body.role)
     set_etag(response, doc.version)
@@ -38,7 +38,7 @@ async def create_api_key(
 
 
 @router.get("", response_model=Page[ApiKeyRead], summary="The tenant's keys (never the key)")
-async def list_api_keys(ctx: Admin, filters: Annotated[ApiKeyFilters, Query()]) -> Any:
+async def list_api_keys(ctx: CurrentContext, filters: Annotated[ApiKeyFilters, Query()]) -> Any:
     page = await api_keys.list_api_keys(
         ctx=ctx,
         limit=filters.limit,
@@ -49,7 +49,7 @@ async def list_api_keys(ctx: Admin, filters: Annotated[ApiKeyFilters, Query()]) 
 
 
 @router.get("/{id}", response_model=ApiKeyRead, summary="One key (never the key)")
-async def get_api_key(id: UUID, ctx: Admin, response: Response) -> Any:
+async def get_api_key(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     doc = await api_keys.get_api_key(ctx=ctx, id=id)
     set_etag(response, doc.version)
     return to_api_key_read(doc)
@@ -60,6 +60,6 @@ async def get_api_key(id: UUID, ctx: Admin, response: Response) -> Any:
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke a key: it answers 401 from then on",
 )
-async def revoke_api_key(id: UUID, ctx: Admin, cache: AuthCacheDep, if_match: IfMatch) -> Response:
-    await api_keys.revoke_api_key(ctx=ctx, cache=cache, id=id, expected_version=if_match)
+async def revoke_api_key(id: UUID, ctx: CurrentContext, if_match: IfMatch) -> Response:
+    await api_keys.revoke_api_key(ctx=ctx, id=id, expected_version=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -13,10 +13,14 @@ from service import auth
 from service.throttle import address_limit
 
 
+def client_address(request: Request) -> str:
+    """The caller's address, as the per-address limits count it."""
+    return request.client.host if request.client else "unknown"
+
+
 async def limit_per_address(request: Request, settings: SettingsDep) -> None:
     """Cap registration and login attempts per client address (429 with Retry-After)."""
-    address = request.client.host if request.client else "unknown"
-    await address_limit(settings).consume(address)
+    await address_limit(settings).consume(client_address(request))
 
 
 router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(limit_per_address)])
@@ -31,10 +35,15 @@ router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(limit_pe
         403: {"description": "The invitation was sent to another email address"},
         409: {"description": "Email or username taken, or the invitation was already used"},
         410: {"description": "The invitation expired or was revoked, or its team is gone"},
+        429: {"description": "Too many requests, or unknown invitation tokens, from this address"},
     },
 )
-async def register(body: RegisterRequest, request: Request, response: Response) -> Any:
+async def register(
+    body: RegisterRequest, request: Request, settings: SettingsDep, response: Response
+) -> Any:
     user = await auth.register(
+        settings=settings,
+        client=client_address(request),
         username=body.username,
         email=body.email,
         password=body.password,
@@ -50,7 +59,9 @@ async def register(body: RegisterRequest, request: Request, response: Response) 
     "/token",
     response_model=TokenResponse,
     summary="Log in (OAuth2 password form; `otp` required once 2FA is on)",
-    responses={429: {"description": "Too many failed attempts for this account; see Retry-After"}},
+    responses={
+        429: {"description": "Too many failed passwords or codes for this account; see Retry-After"}
+    },
 )
 async def token(
     settings: SettingsDep,

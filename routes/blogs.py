@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from documents.blog import Blog
-from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.blogs import (
     BlogCalendar,
@@ -31,7 +31,9 @@ router = APIRouter(prefix="/blogs", tags=["blogs"])
 
 
 @router.post("", response_model=BlogRead, status_code=status.HTTP_201_CREATED)
-async def create_blog(body: BlogCreate, ctx: Member, request: Request, response: Response) -> Any:
+async def create_blog(
+    body: BlogCreate, ctx: CurrentContext, request: Request, response: Response
+) -> Any:
     """Create a blog (`planned` by default; `scheduled` needs `scheduled_for`)."""
     blog = await blogs.create_blog(ctx=ctx, data=body)
     set_etag(response, blog.version)
@@ -81,7 +83,7 @@ async def get_blog(id: UUID, ctx: CurrentContext, response: Response) -> Any:
 
 @router.patch("/{id}", response_model=BlogRead)
 async def update_blog(
-    id: UUID, body: BlogUpdate, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: BlogUpdate, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     """Change a blog's fields; `status` moves between `planned` and `scheduled` only."""
     blog = await blogs.update_blog(ctx=ctx, id=id, patch=body, expected_version=if_match)
@@ -92,7 +94,7 @@ async def update_blog(
 @router.post("/{id}/publish", response_model=BlogRead)
 async def publish_blog(
     id: UUID,
-    ctx: Member,
+    ctx: CurrentContext,
     if_match: IfMatch,
     response: Response,
     body: Annotated[BlogPublish | None, Body()] = None,

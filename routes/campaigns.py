@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.campaign import CampaignBase
-from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.campaigns import (
     AttachLeads,
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
 @router.post("", response_model=CampaignRead, status_code=status.HTTP_201_CREATED)
 async def create_campaign(
-    body: CampaignCreate, ctx: Member, request: Request, response: Response
+    body: CampaignCreate, ctx: CurrentContext, request: Request, response: Response
 ) -> Any:
     """Create a campaign; `type` (call, social, text, email) picks its type-specific fields."""
     campaign = await campaigns.create_campaign(ctx=ctx, data=body)
@@ -54,7 +54,7 @@ async def get_campaign(id: UUID, ctx: CurrentContext, response: Response) -> Any
 
 @router.patch("/{id}", response_model=CampaignRead)
 async def update_campaign(
-    id: UUID, body: CampaignUpdate, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: CampaignUpdate, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     """Change a campaign (its type's fields; status along the allowed transitions, else 409)."""
     campaign = await campaigns.update_campaign(ctx=ctx, id=id, data=body, expected_version=if_match)
@@ -63,7 +63,7 @@ async def update_campaign(
 
 
 @router.post("/{id}/leads", response_model=AttachResult)
-async def attach_leads(id: UUID, body: AttachLeads, ctx: Member) -> Any:
+async def attach_leads(id: UUID, body: AttachLeads, ctx: CurrentContext) -> Any:
     """Attach up to 1000 leads; `added` counts new links. Unknown ids → 422, none added."""
     added = await campaigns.attach_leads(ctx=ctx, id=id, lead_ids=body.lead_ids)
     return AttachResult(added=added)

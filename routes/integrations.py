@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.integration import Integration
-from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.integrations import (
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/integrations", tags=["integrations"])
 @router.post("", response_model=IntegrationRead, status_code=status.HTTP_201_CREATED)
 async def create_integration(
     body: IntegrationCreate,
-    ctx: Member,
+    ctx: CurrentContext,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -61,7 +61,7 @@ async def get_integration(id: UUID, ctx: CurrentContext, response: Response) -> 
 async def update_integration(
     id: UUID,
     body: IntegrationUpdate,
-    ctx: Member,
+    ctx: CurrentContext,
     settings: SettingsDep,
     if_match: IfMatch,
     response: Response,

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Response, status
 
-from routes.deps import CurrentContext, IfMatch, Member, set_etag
+from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag
 from schemas.teams import TeamRead, to_team_read
 from service import teams
 
@@ -25,10 +25,13 @@ Token = Annotated[str, Path(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9
         404: {"description": "No such invitation in the caller's tenant"},
         409: {"description": "The invitation was already used, or already a member"},
         410: {"description": "The invitation expired or was revoked, or its team is gone"},
+        429: {"description": "Too many unknown tokens from this user; see Retry-After"},
     },
 )
-async def accept_invitation(token: Token, ctx: CurrentContext, response: Response) -> Any:
-    team = await teams.accept_invitation(ctx=ctx, token=token)
+async def accept_invitation(
+    token: Token, ctx: CurrentContext, settings: SettingsDep, response: Response
+) -> Any:
+    team = await teams.accept_invitation(ctx=ctx, settings=settings, token=token)
     set_etag(response, team.version)
     return to_team_read(team)
 
@@ -39,6 +42,6 @@ async def accept_invitation(token: Token, ctx: CurrentContext, response: Respons
     summary="Revoke an invitation (team owner/admin or tenant admin); its token stops working",
     responses={409: {"description": "The invitation was already accepted"}},
 )
-async def revoke_invitation(id: UUID, ctx: Member, if_match: IfMatch) -> Response:
+async def revoke_invitation(id: UUID, ctx: CurrentContext, if_match: IfMatch) -> Response:
     await teams.revoke_invitation(ctx=ctx, id=id, expected_version=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

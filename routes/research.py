@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.research import ResearchTopic
-from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.research import (
@@ -37,7 +37,7 @@ async def research_stats(
 
 @topics.post("", response_model=ResearchTopicRead, status_code=status.HTTP_201_CREATED)
 async def create_topic(
-    body: ResearchTopicCreate, ctx: Member, request: Request, response: Response
+    body: ResearchTopicCreate, ctx: CurrentContext, request: Request, response: Response
 ) -> Any:
     """Create a research topic."""
     topic = await research.create_topic(ctx=ctx, data=body)
@@ -66,7 +66,7 @@ async def get_topic(id: UUID, ctx: CurrentContext, response: Response) -> Any:
 
 @topics.patch("/{id}", response_model=ResearchTopicRead)
 async def update_topic(
-    id: UUID, body: ResearchTopicUpdate, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: ResearchTopicUpdate, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     """Change a topic's name, description, market or tags."""
     topic = await research.update_topic(ctx=ctx, id=id, patch=body, expected_version=if_match)
@@ -78,7 +78,7 @@ async def update_topic(
 async def add_result(
     id: UUID,
     body: ResearchResultIn,
-    ctx: Member,
+    ctx: CurrentContext,
     if_match: IfMatch,
     request: Request,
     response: Response,

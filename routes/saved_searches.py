@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.saved_search import SavedSearch, SavedSearchResource
-from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.campaigns import to_campaign_read
 from schemas.common import Page
@@ -35,7 +35,7 @@ _TO_READ = {
 
 @router.post("", response_model=SavedSearchRead, status_code=status.HTTP_201_CREATED)
 async def create_saved_search(
-    body: SavedSearchCreate, ctx: Member, request: Request, response: Response
+    body: SavedSearchCreate, ctx: CurrentContext, request: Request, response: Response
 ) -> Any:
     """Save a search: `filters` must be valid query parameters of the `resource` list (else 422)."""
     search = await saved_searches.create_saved_search(ctx=ctx, data=body)
@@ -66,7 +66,7 @@ async def get_saved_search(id: UUID, ctx: CurrentContext, response: Response) ->
 
 @router.patch("/{id}", response_model=SavedSearchRead)
 async def update_saved_search(
-    id: UUID, body: SavedSearchUpdate, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: SavedSearchUpdate, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     """Rename a saved search or replace its filters."""
     search = await saved_searches.update_saved_search(

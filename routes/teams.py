@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.team import Team
-from routes.deps import CurrentContext, IfMatch, Member, SettingsDep, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.teams import (
@@ -39,7 +39,9 @@ _MANAGERS = "team owner/admin or tenant admin"
     response_model=TeamRead,
     summary="Create a team; the calling user becomes its owner member",
 )
-async def create_team(body: TeamCreate, ctx: Member, request: Request, response: Response) -> Any:
+async def create_team(
+    body: TeamCreate, ctx: CurrentContext, request: Request, response: Response
+) -> Any:
     team = await teams.create_team(
         ctx=ctx, name=body.name, description=body.description, tags=body.tags
     )
@@ -70,28 +72,11 @@ async def get_team(id: UUID, ctx: CurrentContext, response: Response) -> Any:
 
 @router.patch("/{id}", response_model=TeamRead, summary=f"Change a team ({_MANAGERS})")
 async def update_team(
-    id: UUID, body: TeamUpdate, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: TeamUpdate, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     team = await teams.update_team(
         ctx=ctx, id=id, changes=body.model_dump(exclude_unset=True), expected_version=if_match
     )
-    set_etag(response, team.version)
-    return to_team_read(team)
-
-
-@router.delete(
-    "/{id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Soft-delete a team (team owner or tenant admin); its invitations stop working",
-)
-async def delete_team(id: UUID, ctx: Member, if_match: IfMatch) -> Response:
-    await teams.delete_team(ctx=ctx, id=id, expected_version=if_match)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.post("/{id}/restore", response_model=TeamRead, summary="Restore a soft-deleted team")
-async def restore_team(id: UUID, ctx: Member, response: Response) -> Any:
-    team = await teams.restore_team(ctx=ctx, id=id)
     set_etag(response, team.version)
     return to_team_read(team)
 
@@ -106,7 +91,12 @@ async def restore_team(id: UUID, ctx: Member, response: Response) -> Any:
     summary=f"Add a user of the tenant to the team ({_MANAGERS})",
 )
 async def add_member(
-    id: UUID, body: MemberAdd, ctx: Member, if_match: IfMatch, request: Request, response: Response
+    id: UUID,
+    body: MemberAdd,
+    ctx: CurrentContext,
+    if_match: IfMatch,
+    request: Request,
+    response: Response,
 ) -> Any:
     team = await teams.add_member(
         ctx=ctx, team_id=id, user_id=body.user_id, role=body.role, expected_version=if_match
@@ -125,7 +115,7 @@ async def update_member(
     id: UUID,
     user_id: UUID,
     body: MemberUpdate,
-    ctx: Member,
+    ctx: CurrentContext,
     if_match: IfMatch,
     response: Response,
 ) -> Any:
@@ -169,7 +159,7 @@ async def remove_member(
 async def invite(
     id: UUID,
     body: InvitationCreate,
-    ctx: Member,
+    ctx: CurrentContext,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -193,7 +183,7 @@ async def invite(
     summary=f"The team's invitations, newest first ({_MANAGERS})",
 )
 async def list_invitations(
-    id: UUID, ctx: Member, filters: Annotated[InvitationFilters, Query()]
+    id: UUID, ctx: CurrentContext, filters: Annotated[InvitationFilters, Query()]
 ) -> Any:
     page = await teams.list_invitations(
         ctx=ctx,
@@ -209,6 +199,17 @@ async def list_invitations(
     }
 
 
+# DELETE /{id} (team owner or tenant admin; its invitations stop working), restore, history
+# and versions, under the teams' policy (service/teams.py POLICY).
 add_lifecycle_routes(
-    router, model=Team, read_model=TeamRead, to_read=to_team_read, delete=False, archive=False
+    router,
+    model=Team,
+    read_model=TeamRead,
+    to_read=to_team_read,
+    policy=teams.POLICY,
+    archive=False,
+    notes={
+        "delete": "A team owner or a tenant admin; the team's invitations stop working.",
+        "restore": "A team owner or a tenant admin.",
+    },
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Response
 
 from documents.user import User
-from routes.deps import Admin, AuthCacheDep, CurrentContext, IfMatch, SettingsDep, set_etag
+from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.users import (
@@ -56,13 +56,14 @@ async def patch_me(
     "/me/password",
     response_model=UserMe,
     summary="Change the caller's password (403 when the current one is wrong)",
+    responses={429: {"description": "Too many wrong passwords for this account; see Retry-After"}},
 )
 async def change_password(
-    body: PasswordChange, ctx: CurrentContext, cache: AuthCacheDep, response: Response
+    body: PasswordChange, ctx: CurrentContext, settings: SettingsDep, response: Response
 ) -> Any:
     user = await users.change_password(
         ctx=ctx,
-        cache=cache,
+        settings=settings,
         current_password=body.current_password,
         new_password=body.new_password,
     )
@@ -85,7 +86,10 @@ async def enrol_two_factor(ctx: CurrentContext, settings: SettingsDep) -> Any:
     "/me/2fa/confirm",
     response_model=TwoFactorRead,
     summary="Turn 2FA on with a valid code (422 when wrong)",
-    responses={409: {"description": "Not enrolled, or already enabled"}},
+    responses={
+        409: {"description": "Not enrolled, or already enabled"},
+        429: {"description": "Too many wrong codes for this account; see Retry-After"},
+    },
 )
 async def confirm_two_factor(
     body: TwoFactorCode, ctx: CurrentContext, settings: SettingsDep, response: Response
@@ -99,7 +103,10 @@ async def confirm_two_factor(
     "/me/2fa",
     response_model=TwoFactorRead,
     summary='Turn 2FA off with a valid current code (body `{"code"}`; 422 when wrong)',
-    responses={409: {"description": "2FA is not enabled"}},
+    responses={
+        409: {"description": "2FA is not enabled"},
+        429: {"description": "Too many wrong codes for this account; see Retry-After"},
+    },
 )
 async def disable_two_factor(
     body: TwoFactorCode, ctx: CurrentContext, settings: SettingsDep, response: Response
@@ -126,11 +133,17 @@ async def list_users(ctx: CurrentContext, filters: Annotated[UserFilters, Query(
     return {"items": [to_user_read(u) for u in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/{id}", response_model=UserRead, summary="A user of the tenant")
+@router.get(
+    "/{id}",
+    response_model=UserRead,
+    summary="A user of the tenant",
+    description="What colleagues see of a user; their private parts (settings, security, "
+    "subscription, billing, AI) are only in the user's own `GET /v1/users/me`.",
+)
 async def get_user(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     user = await users.get_user(ctx=ctx, id=id)
-    set_etag(response, user.version)
-    return to_user_read(user)
+    set_etag(response, user["version"])
+    return UserRead.model_validate(user)
 
 
 @router.patch(
@@ -139,16 +152,10 @@ async def get_user(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     summary="Change a user's tenant role or active flag (admin+; only owners manage admins)",
 )
 async def manage_user(
-    id: UUID,
-    body: UserAdminPatch,
-    ctx: Admin,
-    cache: AuthCacheDep,
-    if_match: IfMatch,
-    response: Response,
+    id: UUID, body: UserAdminPatch, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     user = await users.manage_user(
         ctx=ctx,
-        cache=cache,
         id=id,
         role=body.role,
         is_active=body.is_active,
@@ -158,23 +165,18 @@ async def manage_user(
     return to_user_read(user)
 
 
-@router.delete(
-    "/{id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Soft-delete a user (admin+; not yourself); their credentials stop working",
-)
-async def delete_user(id: UUID, ctx: Admin, cache: AuthCacheDep, if_match: IfMatch) -> Response:
-    await users.delete_user(ctx=ctx, cache=cache, id=id, expected_version=if_match)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.post("/{id}/restore", response_model=UserRead, summary="Restore a soft-deleted user")
-async def restore_user(id: UUID, ctx: Admin, response: Response) -> Any:
-    user = await users.restore_user(ctx=ctx, id=id)
-    set_etag(response, user.version)
-    return to_user_read(user)
-
-
+# DELETE /{id} (admin+; not yourself; their credentials stop working), restore, history and
+# versions, under the users' policy (service/users.py POLICY).
 add_lifecycle_routes(
-    router, model=User, read_model=UserRead, to_read=to_user_read, delete=False, archive=False
+    router,
+    model=User,
+    read_model=UserRead,
+    to_read=to_user_read,
+    policy=users.POLICY,
+    archive=False,
+    notes={
+        "delete": "Admin+; not yourself; only an owner deletes an admin or owner. The user's "
+        "credentials stop working.",
+        "restore": "Admin+; only an owner restores an admin or owner.",
+    },
 )

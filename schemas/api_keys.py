@@ -8,8 +8,8 @@ from pydantic import Field
 
 from documents.api_key import ApiKey
 from documents.base import Name
+from documents.user import Role
 from schemas.common import IgnoreTenantId, ListParams, ResourceRead
-from service.context import Role
 
 
 class ApiKeyCreate(IgnoreTenantId):

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, create_model
 
-from documents.base import Embedded, Tag
+from documents.base import Embedded, FieldKey, Tag
 from documents.user import (
     CompanyInfo,
     GlobalAIConfig,
@@ -23,6 +23,7 @@ from documents.user import (
     LocationInfo,
     MarketingProfile,
     OnboardingStatus,
+    Role,
     SecuritySettings,
     SocialLinks,
     Subscription,
@@ -32,7 +33,6 @@ from documents.user import (
     UserProfile,
 )
 from schemas.common import IgnoreTenantId, ListParams, ResourceRead, strip_nulls
-from service.context import Role
 
 # -- reads ------------------------------------------------------------------------------------
 
@@ -151,8 +151,6 @@ OnboardingPatch = partial(OnboardingStatus)
 # `password_changed_at` is the service's to set.
 SecuritySettingsPatch = partial(SecuritySettings, exclude=frozenset({"password_changed_at"}))
 
-FlagName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-SegmentKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 SegmentValue = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
@@ -188,9 +186,9 @@ class UserMePatch(IgnoreTenantId):
     settings: SettingsPatch | None = None  # type: ignore[valid-type]
     onboarding: OnboardingPatch | None = None  # type: ignore[valid-type]
     security: SecurityPatch | None = None
-    feature_flags: dict[FlagName, bool | None] | None = Field(default=None, max_length=200)
+    feature_flags: dict[FieldKey, StrictBool | None] | None = Field(default=None, max_length=200)
     tags: list[Tag] | None = Field(default=None, max_length=50)
-    segments: dict[SegmentKey, SegmentValue | None] | None = Field(default=None, max_length=50)
+    segments: dict[FieldKey, SegmentValue | None] | None = Field(default=None, max_length=50)
 
     def as_patch(self) -> dict[str, Any]:
         """The merge patch as sent: set fields only, explicit nulls kept."""

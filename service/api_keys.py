@@ -6,21 +6,27 @@ from uuid import UUID
 
 from documents.api_key import ApiKey
 from documents.base import utcnow
-from service import security
-from service.auth import AuthCache
+from service import security, visibility
+from service.auth import forget_actor
 from service.context import RequestContext, Role
 from service.errors import Forbidden
 from service.pagination import PageResult
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository
 
 PREFIX_LENGTH = 12  # "lik_" and 8 random characters: enough to tell keys apart in a listing
+
+# Owners and admins mint and revoke keys (and only they see them: service/visibility.py).
+POLICY: ResourcePolicy[ApiKey] = register_policy(
+    ResourcePolicy(model=ApiKey, roles=dict.fromkeys(Action, Role.admin))
+)
 
 
 async def create_api_key(
     *, ctx: RequestContext, name: str, role: Role = Role.member
 ) -> tuple[ApiKey, str]:
     """Mint a key carrying `role` (at most the caller's); returns the key once, with its record."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.create)
     if not ctx.role >= role:
         raise Forbidden("A key cannot carry a higher role than its creator's.")
     key = security.generate_api_key()
@@ -38,7 +44,7 @@ async def list_api_keys(
     *, ctx: RequestContext, limit: int, cursor: str | None, include_deleted: bool = False
 ) -> PageResult[ApiKey]:
     """A page of the tenant's keys, newest first (revoked ones only with include_deleted)."""
-    ctx.require(Role.admin)
+    visibility.require_read(ctx, ApiKey.aggregate_type)
     return await Repository(ApiKey, ctx).page(
         None, limit=limit, cursor=cursor, include_deleted=include_deleted
     )
@@ -46,15 +52,15 @@ async def list_api_keys(
 
 async def get_api_key(*, ctx: RequestContext, id: UUID) -> ApiKey:
     """One live key of the tenant."""
-    ctx.require(Role.admin)
+    visibility.require_read(ctx, ApiKey.aggregate_type)
     return await Repository(ApiKey, ctx).get(id)
 
 
 async def revoke_api_key(
-    *, ctx: RequestContext, cache: AuthCache, id: UUID, expected_version: int | None = None
+    *, ctx: RequestContext, id: UUID, expected_version: int | None = None
 ) -> ApiKey:
     """Revoke a key: it answers 401 from now on (here at once, elsewhere within the cache TTL)."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.delete)
     repo = Repository(ApiKey, ctx)
     key = await repo.get(id)
     if not ctx.role >= Role(key.role):
@@ -65,5 +71,5 @@ async def revoke_api_key(
         expected_version=expected_version,
         event_type="revoked",
     )
-    cache.evict_actor(key.id)
+    forget_actor(key.id)
     return revoked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -20,7 +21,7 @@ from service.context import RequestContext, Role
 from service.errors import Conflict, Unauthorized, Unprocessable
 from service.repository import Repository
 from service.settings import Settings
-from service.throttle import login_throttle
+from service.throttle import guess_throttle
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class AuthCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[str, _Cached] = {}
+        _CACHES.add(self)
 
     def get(self, key: str) -> RequestContext | None:
         """The cached context for a credential, if still fresh."""
@@ -66,9 +68,18 @@ class AuthCache:
         self._entries.clear()
 
 
-async def _context_for_user(
-    user_id: UUID, tenant_id: UUID, issued_at: int | None = None
-) -> RequestContext:
+# Every cache of this process, so a revocation reaches them all without carrying one around.
+_CACHES: weakref.WeakSet[AuthCache] = weakref.WeakSet()
+
+
+def forget_actor(actor_id: UUID) -> None:
+    """Evict a user's or key's credentials from every cache of this process (at once)."""
+    for cache in list(_CACHES):
+        cache.evict_actor(actor_id)
+
+
+async def _context_for_user(claims: security.AccessClaims) -> RequestContext:
+    user_id, tenant_id = claims.sub, claims.tid
     user = await User.find_one(
         {
             "_id": Binary.from_uuid(user_id),
@@ -79,8 +90,11 @@ async def _context_for_user(
     if user is None or not user.is_active:
         raise Unauthorized("The account no longer exists or is disabled.")
     changed = user.security.security_settings.password_changed_at
-    # Tokens issued before the last password change are dead (`iat` has whole seconds).
-    if issued_at is not None and changed is not None and issued_at < int(changed.timestamp()):
+    # Tokens issued before the last password change are dead: the version counter decides
+    # exactly (`iat` has whole seconds); the time check also covers a change stamped outside
+    # the service.
+    stale_time = changed is not None and claims.iat < int(changed.timestamp())
+    if claims.ver != user.security.token_version or stale_time:
         raise Unauthorized("The access token predates a password change; log in again.")
     tenant = await Tenant.find_one({"_id": Binary.from_uuid(tenant_id)})
     region = tenant.default_phone_region if tenant else "US"
@@ -99,11 +113,9 @@ async def authenticate(
             return cached
         try:
             claims = security.decode_access_token(settings, bearer)
-            user_id, tenant_id = UUID(claims["sub"]), UUID(claims["tid"])
-            issued_at = int(claims["iat"])
-        except (jwt.InvalidTokenError, ValueError, KeyError):
+        except jwt.InvalidTokenError:
             raise Unauthorized("The access token is invalid or expired.") from None
-        ctx = await _context_for_user(user_id, tenant_id, issued_at)
+        ctx = await _context_for_user(claims)
         cache.put("jwt:" + bearer, ctx)
         return ctx
     if api_key:
@@ -156,7 +168,12 @@ async def ensure_unique_identity(*, email: str, username: str) -> None:
 
 
 async def register_owner(
-    *, username: str, email: str, password: str, organization_name: str | None
+    *,
+    settings: Settings,
+    username: str,
+    email: str,
+    password: str,
+    organization_name: str | None,
 ) -> User:
     """Create a new tenant and its owner user."""
     await ensure_unique_identity(email=email, username=username)
@@ -168,7 +185,7 @@ async def register_owner(
         tenant_id=tenant_id,
         username=username,
         email=email,
-        password_hash=security.hash_password(password),
+        password_hash=await security.hash_password(settings, password),
         role=Role.owner.value,
     )
     user.security.security_settings.password_changed_at = utcnow()
@@ -185,33 +202,55 @@ async def register_owner(
 
 async def register(
     *,
+    settings: Settings,
+    client: str,
     username: str,
     email: str,
     password: str,
     organization_name: str | None = None,
     invitation_token: str | None = None,
 ) -> User:
-    """Register a user: the owner of a new tenant, or an invitee joining the inviter's tenant."""
+    """Register a user: the owner of a new tenant, or an invitee joining the inviter's tenant.
+
+    `client` is the caller's address: unknown invitation tokens are guesses counted per address.
+    """
     if invitation_token is None:
         return await register_owner(
-            username=username, email=email, password=password, organization_name=organization_name
+            settings=settings,
+            username=username,
+            email=email,
+            password=password,
+            organization_name=organization_name,
         )
     return await register_invited(
-        username=username, email=email, password=password, invitation_token=invitation_token
+        settings=settings,
+        client=client,
+        username=username,
+        email=email,
+        password=password,
+        invitation_token=invitation_token,
     )
 
 
 async def register_invited(
-    *, username: str, email: str, password: str, invitation_token: str
+    *,
+    settings: Settings,
+    client: str,
+    username: str,
+    email: str,
+    password: str,
+    invitation_token: str,
 ) -> User:
     """Join the inviting tenant with the invitation's role and become a member of its team.
 
     The invitation is consumed first, under its version guard, so a token redeemed twice at
-    once yields one user and one 409.
+    once yields one user and one 409. Unknown tokens are throttled per client address.
     """
     await ensure_unique_identity(email=email, username=username)
     check_password_policy(password)
-    invitation = await teams.invitation_by_token(invitation_token)
+    invitation = await teams.invitation_by_token(
+        invitation_token, throttle=guess_throttle(settings, "invitation"), key=f"address:{client}"
+    )
     user_id = uuid7()
     ctx = RequestContext(
         tenant_id=invitation.tenant_id, actor_id=user_id, role=Role(invitation.role)
@@ -224,7 +263,7 @@ async def register_invited(
         tenant_id=invitation.tenant_id,
         username=username,
         email=email,
-        password_hash=security.hash_password(password),
+        password_hash=await security.hash_password(settings, password),
         role=invitation.role,
     )
     user.security.security_settings.password_changed_at = utcnow()
@@ -256,24 +295,30 @@ async def login(
     """Check a password (and the TOTP code once 2FA is on) and issue an access token.
 
     Any mismatch is 401 and costs one Argon2 verification whether or not the account exists.
-    Failures are counted per account (per submitted name when no account matches, so the 429
-    does not reveal which names exist); past LOGIN_MAX_FAILURES the account answers 429 for
-    LOGIN_LOCKOUT_SECONDS, even to the right password.
+    Each attempt takes a ticket of the account's password throttle before the password is
+    checked (per submitted name when no account matches, so the 429 does not reveal which names
+    exist), and of its 2FA-code throttle before the code is; past LOGIN_MAX_FAILURES the account
+    answers 429 for LOGIN_LOCKOUT_SECONDS, even to the right password. A hash made at another
+    Argon2 cost than configured is replaced on the way.
     """
     user = await find_login_user(username)
-    throttle = login_throttle(settings)
+    passwords = guess_throttle(settings, "password")
     key = f"user:{user.id}" if user else f"name:{username.strip().lower()}"
-    await throttle.check(key)
-    ok = security.verify_password(password, user.password_hash if user else None)
+    await passwords.attempt(key)
+    ok, new_hash = await security.verify_and_update(
+        settings, password, user.password_hash if user else None
+    )
     if user is None or not ok or not user.is_active:
-        await throttle.hit(key)
         raise Unauthorized("Incorrect username or password.")
     changes: dict[str, Any] = {"last_login_at": utcnow()}
+    if new_hash is not None:
+        changes["password_hash"] = new_hash
     tfa = user.security.two_factor_auth
+    codes = guess_throttle(settings, "totp")
     if tfa.enabled:
+        await codes.attempt(key)
         step = verify_user_otp(settings, user, otp)
         if step is None:
-            await throttle.hit(key)
             raise Unauthorized("A valid one-time code (`otp`) is required.")
         # Remember the step so the same code cannot be replayed.
         used = tfa.model_copy(update={"last_used_step": step})
@@ -285,7 +330,14 @@ async def login(
         # A concurrent write won; with 2FA it may have been a replay of this very code.
         if tfa.enabled:
             raise Unauthorized("A valid one-time code (`otp`) is required.") from None
-    await throttle.reset(key)
+    await passwords.reset(key)
+    if tfa.enabled:
+        await codes.reset(key)
     return security.create_access_token(
-        settings, user_id=user.id, tenant_id=user.tenant_id, role=user.role
+        settings,
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        role=user.role,
+        # The version the password was checked against: a change racing this login wins.
+        token_version=user.security.token_version,
     )

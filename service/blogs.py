@@ -15,9 +15,10 @@ from documents.base import utcnow
 from documents.blog import Blog, BlogPlan, BlogStatus, PostedBlog
 from documents.workspace_read_models import GlobalBlog
 from schemas.blogs import BlogCreate, BlogFilters, BlogPublish, BlogUpdate, CalendarParams
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.errors import Conflict, Unprocessable
 from service.pagination import PageResult, Sort
+from service.policy import Action, policy_for
 from service.repository import Repository, uuid_filter
 from service.workspace_projections import rebuild_global_blog
 
@@ -29,7 +30,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 async def create_blog(*, ctx: RequestContext, data: BlogCreate) -> Blog:
     """Create a blog in the caller's tenant (a `posted` one is stamped `posted_at` now)."""
-    ctx.require(Role.member)
+    policy_for(Blog).require(ctx, Action.create)
     blog = Blog(
         tenant_id=ctx.tenant_id,
         user_id=ctx.user_id,
@@ -72,7 +73,7 @@ async def update_blog(
     *, ctx: RequestContext, id: UUID, patch: BlogUpdate, expected_version: int | None
 ) -> Blog:
     """Apply a partial update, keeping the lifecycle rules (see the module docstring)."""
-    ctx.require(Role.member)
+    policy_for(Blog).require(ctx, Action.update)
     repo = Repository(Blog, ctx)
     blog = await repo.get(id)
     sent = patch.changes()
@@ -96,7 +97,7 @@ async def publish_blog(
     *, ctx: RequestContext, id: UUID, data: BlogPublish, expected_version: int | None
 ) -> Blog:
     """Mark a blog posted, stamping `posted_at` (now unless given; never in the future)."""
-    ctx.require(Role.member)
+    policy_for(Blog).require(ctx, Action.update)
     repo = Repository(Blog, ctx)
     blog = await repo.get(id)
     if blog.status == BlogStatus.posted:

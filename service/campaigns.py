@@ -23,11 +23,13 @@ from documents.campaign import (
     CampaignLead,
     CampaignStatus,
 )
+from documents.integration import Integration
 from documents.lead import LeadBase
 from schemas.campaigns import TYPE_FIELDS, CampaignCreate, CampaignFilters, CampaignUpdate
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.errors import Conflict, Unprocessable
 from service.pagination import PageResult
+from service.policy import Action, policy_for
 from service.repository import Repository, tenant_filter, to_bson, uuid_filter
 
 PHONE_LIST_FIELDS = ("caller_ids", "sender_numbers")
@@ -47,6 +49,20 @@ def _normalize_phones(changes: dict[str, Any], region: str) -> None:
             except ValueError as exc:
                 raise Unprocessable(str(exc), loc=["body", field, i]) from None
         changes[field] = list(dict.fromkeys(normalised))
+
+
+async def _check_integrations(ctx: RequestContext, refs: Sequence[Any] | None) -> None:
+    """422 unless every `integration_id` names a live integration of the caller's tenant."""
+    if not refs:
+        return
+    ids = [r["integration_id"] if isinstance(r, dict) else r.integration_id for r in refs]
+    found = {i.id for i in await Repository(Integration, ctx).get_many(ids)}
+    for position, integration_id in enumerate(ids):
+        if integration_id not in found:
+            raise Unprocessable(
+                f"No integration {integration_id} in this tenant.",
+                loc=["body", "integrations", position, "integration_id"],
+            )
 
 
 async def list_campaigns(
@@ -71,9 +87,10 @@ async def list_campaigns(
 
 async def create_campaign(*, ctx: RequestContext, data: CampaignCreate) -> CampaignBase:
     """Create a campaign of `data.type` owned by the calling user."""
-    ctx.require(Role.member)
+    policy_for(CampaignBase).require(ctx, Action.create)
     fields = data.model_dump(exclude={"type"})
     _normalize_phones(fields, ctx.phone_region)
+    await _check_integrations(ctx, fields.get("integrations"))
     doc = CAMPAIGN_CLASSES[data.type](tenant_id=ctx.tenant_id, user_id=ctx.user_id, **fields)
     return await Repository(CampaignBase, ctx).create(doc)
 
@@ -91,7 +108,7 @@ async def update_campaign(
     expected_version: int | None = None,
 ) -> CampaignBase:
     """Patch a campaign: its type's fields only, status along the allowed transitions."""
-    ctx.require(Role.member)
+    policy_for(CampaignBase).require(ctx, Action.update)
     repo = Repository(CampaignBase, ctx)
     doc = await repo.get(id)
     changes = data.changes()
@@ -104,6 +121,7 @@ async def update_campaign(
             f"{doc.type.value} campaigns have no field {foreign[0]}.", loc=["body", foreign[0]]
         )
     _normalize_phones(changes, ctx.phone_region)
+    await _check_integrations(ctx, changes.get("integrations"))
     status = changes.get("status")
     if status is not None and status != doc.status and status not in STATUS_TRANSITIONS[doc.status]:
         raise Conflict(f"A {doc.status.value} campaign cannot become {status.value}.")
@@ -117,7 +135,7 @@ async def update_campaign(
 
 async def attach_leads(*, ctx: RequestContext, id: UUID, lead_ids: Sequence[UUID]) -> int:
     """Attach live leads of the tenant to a campaign; returns how many were newly attached."""
-    ctx.require(Role.member)
+    policy_for(CampaignBase).require(ctx, Action.update)
     repo = Repository(CampaignBase, ctx)
     campaign = await repo.get(id)
     wanted = list(dict.fromkeys(lead_ids))

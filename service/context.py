@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
+from documents.user import Role
 from service.errors import Forbidden
 
-
-class Role(StrEnum):
-    """Roles, lowest to highest."""
-
-    viewer = "viewer"
-    member = "member"
-    admin = "admin"
-    owner = "owner"
-
-    @property
-    def rank(self) -> int:
-        """Position in the hierarchy (viewer 0 … owner 3)."""
-        return list(Role).index(self)
-
-    def __ge__(self, other: object) -> bool:  # type: ignore[override]
-        if not isinstance(other, Role):
-            return NotImplemented
-        return self.rank >= other.rank
+__all__ = ["YIELD_EVERY", "RequestContext", "Role", "yield_now"]
 
 
 @dataclass(frozen=True, slots=True)

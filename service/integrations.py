@@ -15,8 +15,9 @@ from documents.base import utcnow
 from documents.integration import Integration, IntegrationStatus
 from schemas.integrations import IntegrationCreate, IntegrationFilters, IntegrationUpdate
 from service import security
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.pagination import PageResult
+from service.policy import Action, policy_for
 from service.repository import Repository, uuid_filter
 from service.settings import Settings
 
@@ -31,7 +32,7 @@ async def create_integration(
     *, ctx: RequestContext, settings: Settings, data: IntegrationCreate
 ) -> Integration:
     """Connect an outside system for the caller (credentials encrypted at rest)."""
-    ctx.require(Role.member)
+    policy_for(Integration).require(ctx, Action.create)
     connected = data.status == IntegrationStatus.connected
     integration = Integration(
         tenant_id=ctx.tenant_id,
@@ -79,7 +80,7 @@ async def update_integration(
     expected_version: int | None,
 ) -> Integration:
     """Change status, name or credentials (replaced whole; `null` removes them)."""
-    ctx.require(Role.member)
+    policy_for(Integration).require(ctx, Action.update)
     repo = Repository(Integration, ctx)
     integration = await repo.get(id)
     sent = patch.changes()

@@ -75,10 +75,69 @@ def diff(
         a, b = old.get(field), new.get(field)
         if a == b:
             continue
-        if any(field == s or field.startswith(f"{s}.") for s in secrets):
+        if _is_secret(field, secrets):
             a, b = (REDACTED if a is not None else None), (REDACTED if b is not None else None)
         changes.append(FieldChange(field=field, old=a, new=b))
+    changes.extend(_vanished_subdocuments(old, new, secrets, {c.field for c in changes}))
+    changes.sort(key=lambda c: c.field)
     return changes
+
+
+def _is_secret(field: str, secrets: tuple[str, ...]) -> bool:
+    return any(field == s or field.startswith(f"{s}.") for s in secrets)
+
+
+def _parents(flat: Mapping[str, Any]) -> set[str]:
+    return {key.rsplit(".", n)[0] for key in flat for n in range(1, key.count(".") + 1)}
+
+
+def _vanished_subdocuments(
+    old: Mapping[str, Any], new: Mapping[str, Any], secrets: tuple[str, ...], recorded: set[str]
+) -> list[FieldChange]:
+    """Changes for sub-documents that stop being sub-documents, at their own path.
+
+    When a sub-document becomes null (`posted: {...} → null`) or leaves a map (a kanban task
+    removed), its leaves alone say "each leaf became null", which a sub-document full of
+    nulls says too; the change at its own path (old: the sub-document, new: null or its new
+    value) is what lets a state be rebuilt exactly (service/lifecycle.py `state_at`). Only
+    the outermost vanished path is recorded, and none where the leaf loop already did.
+    """
+    vanished = _parents(old) - _parents(new)
+    out = []
+    for path in sorted(vanished):
+        if path in recorded or any(path.startswith(f"{p}.") for p in vanished):
+            continue
+        prefix = f"{path}."
+        subtree: dict[str, Any] = {}
+        for key, value in old.items():
+            if key.startswith(prefix):
+                _set_path(subtree, key[len(prefix) :].split("."), value)
+        before: Any = REDACTED if _is_secret(path, secrets) else _redacted(subtree, path, secrets)
+        after = new.get(path)
+        if _is_secret(path, secrets) and after is not None:
+            after = REDACTED
+        out.append(FieldChange(field=path, old=before, new=after))
+    return out
+
+
+def _set_path(target: dict[str, Any], parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = value
+
+
+def _redacted(subtree: dict[str, Any], path: str, secrets: tuple[str, ...]) -> dict[str, Any]:
+    # Secret leaves inside a vanished sub-document stay out of the journal as everywhere.
+    out: dict[str, Any] = {}
+    for key, value in subtree.items():
+        inner = f"{path}.{key}"
+        if _is_secret(inner, secrets):
+            out[key] = REDACTED if value is not None else None
+        elif isinstance(value, dict) and value:
+            out[key] = _redacted(value, inner, secrets)
+        else:
+            out[key] = value
+    return out
 
 
 def journal_dump(doc: RootDocument) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from schemas.research import (
     ResearchTopicCreate,
     ResearchTopicUpdate,
 )
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.errors import Conflict
 from service.pagination import PageResult
+from service.policy import Action, policy_for
 from service.repository import Repository, uuid_filter
 from service.workspace_projections import rebuild_global_research_stats
 
@@ -28,7 +29,7 @@ def _result(data: ResearchResultIn) -> TopicResearchResult:
 
 async def create_topic(*, ctx: RequestContext, data: ResearchTopicCreate) -> ResearchTopic:
     """Create a research topic (with its first results, if any)."""
-    ctx.require(Role.member)
+    policy_for(ResearchTopic).require(ctx, Action.create)
     topic = ResearchTopic(
         tenant_id=ctx.tenant_id,
         user_id=ctx.user_id,
@@ -68,7 +69,7 @@ async def update_topic(
     *, ctx: RequestContext, id: UUID, patch: ResearchTopicUpdate, expected_version: int | None
 ) -> ResearchTopic:
     """Change a topic's own fields."""
-    ctx.require(Role.member)
+    policy_for(ResearchTopic).require(ctx, Action.update)
     repo = Repository(ResearchTopic, ctx)
     topic = await repo.get(id)
     return await repo.update(topic, patch.changes(), expected_version=expected_version)
@@ -78,7 +79,7 @@ async def add_result(
     *, ctx: RequestContext, id: UUID, data: ResearchResultIn, expected_version: int | None
 ) -> ResearchTopic:
     """Append a research result; 409 once the topic holds `MAX_RESULTS_PER_TOPIC`."""
-    ctx.require(Role.member)
+    policy_for(ResearchTopic).require(ctx, Action.update)
     repo = Repository(ResearchTopic, ctx)
     topic = await repo.get(id)
     if len(topic.results) >= MAX_RESULTS_PER_TOPIC:

@@ -23,10 +23,11 @@ from schemas.saved_searches import (
     SavedSearchUpdate,
 )
 from service import campaigns, events, leads
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.errors import Conflict, Unprocessable
 from service.errors import validation_errors as _errors
 from service.pagination import PageResult
+from service.policy import Action, policy_for
 from service.repository import Repository, uuid_filter
 
 Runner = Callable[..., Awaitable[PageResult[Any]]]
@@ -59,7 +60,7 @@ def validated_filters(resource: SavedSearchResource, filters: dict[str, Any]) ->
 
 async def create_saved_search(*, ctx: RequestContext, data: SavedSearchCreate) -> SavedSearch:
     """Save a search for the caller (member or higher)."""
-    ctx.require(Role.member)
+    policy_for(SavedSearch).require(ctx, Action.create)
     search = SavedSearch(
         tenant_id=ctx.tenant_id,
         user_id=ctx.user_id,
@@ -97,7 +98,7 @@ async def update_saved_search(
     *, ctx: RequestContext, id: UUID, patch: SavedSearchUpdate, expected_version: int | None
 ) -> SavedSearch:
     """Rename it or replace its filters (validated against its resource)."""
-    ctx.require(Role.member)
+    policy_for(SavedSearch).require(ctx, Action.update)
     repo = Repository(SavedSearch, ctx)
     search = await repo.get(id)
     changes = patch.changes()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import jwt
@@ -13,42 +18,100 @@ import pyotp
 from cryptography.fernet import InvalidToken
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
 from service.settings import Settings
 
-_hasher = PasswordHash((Argon2Hasher(),))
-# Verified against when the account does not exist, so login takes the same time either way.
-DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+T = TypeVar("T")
+
+
+@dataclass
+class _Passwords:
+    """Argon2id at one cost, with the thread pool its hashes run in."""
+
+    argon2: Argon2Hasher
+    hasher: PasswordHash
+    pool: ThreadPoolExecutor
+    # Verified against when the account does not exist, so login takes the same time either
+    # way; made on first use, in the pool.
+    dummy_hash: str | None = None
+
+    def dummy(self) -> str:
+        if self.dummy_hash is None:
+            self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        return self.dummy_hash
+
+
+@lru_cache(maxsize=8)
+def _passwords(time_cost: int, memory_kib: int, parallelism: int, concurrency: int) -> _Passwords:
+    argon2 = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    # A pool of its own bounds how many hashes run at once (each holds `memory_kib`), and
+    # argon2 releases the GIL, so the event loop keeps answering while they run.
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
+    return _Passwords(argon2, PasswordHash((argon2,)), pool)
+
+
+def _configured(settings: Settings) -> _Passwords:
+    return _passwords(
+        settings.password_hash_time_cost,
+        settings.password_hash_memory_kib,
+        settings.password_hash_parallelism,
+        settings.password_hash_concurrency,
+    )
+
+
+async def _off_loop(passwords: _Passwords, fn: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(passwords.pool, fn)
+
+
+async def hash_password(settings: Settings, password: str) -> str:
+    """Argon2id hash of a password at the configured cost, computed off the event loop."""
+    passwords = _configured(settings)
+    return await _off_loop(passwords, lambda: passwords.hasher.hash(password))
+
+
+async def verify_password(settings: Settings, password: str, password_hash: str | None) -> bool:
+    """Check a password off the event loop; with no hash, burn the same time and say no."""
+    ok, _ = await verify_and_update(settings, password, password_hash)
+    return ok
+
+
+async def verify_and_update(
+    settings: Settings, password: str, password_hash: str | None
+) -> tuple[bool, str | None]:
+    """Check a password; when right but hashed at another cost, also its new hash (else None)."""
+    passwords = _configured(settings)
+
+    def check() -> tuple[bool, str | None]:
+        if password_hash is None:
+            passwords.hasher.verify(password, passwords.dummy())
+            return False, None
+        try:
+            if not passwords.hasher.verify(password, password_hash):
+                return False, None
+        except Exception:  # a malformed stored hash must not turn into a 500
+            return False, None
+        if passwords.argon2.check_needs_rehash(password_hash):
+            return True, passwords.hasher.hash(password)
+        return True, None
+
+    return await _off_loop(passwords, check)
+
 
 API_KEY_PREFIX = "lik_"
 
 
-def hash_password(password: str) -> str:
-    """Argon2id hash of a password."""
-    return _hasher.hash(password)
-
-
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """Check a password; with no hash, burn the same time and say no."""
-    if password_hash is None:
-        _hasher.verify(password, DUMMY_HASH)
-        return False
-    try:
-        return _hasher.verify(password, password_hash)
-    except Exception:  # a malformed stored hash must not turn into a 500
-        return False
-
-
 def create_access_token(
-    settings: Settings, *, user_id: UUID, tenant_id: UUID, role: str
+    settings: Settings, *, user_id: UUID, tenant_id: UUID, role: str, token_version: int = 0
 ) -> tuple[str, int]:
-    """A signed JWT for a user and its lifetime in seconds."""
+    """A signed JWT for a user (at its credentials' `token_version`) and its lifetime in seconds."""
     now = datetime.now(UTC)
     ttl = settings.jwt_ttl_seconds
     claims = {
         "sub": str(user_id),
         "tid": str(tenant_id),
         "role": role,
+        "ver": token_version,
         "iat": now,
         "nbf": now,
         "exp": now + timedelta(seconds=ttl),
@@ -58,15 +121,41 @@ def create_access_token(
     return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm), ttl
 
 
-def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
+def _text(value: Any) -> Any:
+    # A claim that names an id must be a JSON string: a list or an object is a forged shape.
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+ClaimId = Annotated[UUID, BeforeValidator(_text)]
+
+
+class AccessClaims(BaseModel):
+    """The claims this service reads from an access token, each of exactly its JSON type."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sub: ClaimId
+    tid: ClaimId
+    iat: StrictInt
+    ver: StrictInt = Field(ge=0)
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     """Verified claims of a JWT; raises jwt.InvalidTokenError when forged, expired or malformed."""
     assert settings.jwt_secret is not None
-    return jwt.decode(
+    raw = jwt.decode(
         token,
         settings.jwt_secret,
         algorithms=[settings.jwt_algorithm],
-        options={"require": ["sub", "tid", "exp", "iat"]},
+        options={"require": ["sub", "tid", "exp", "iat", "ver"]},
     )
+    try:
+        return AccessClaims.model_validate(raw)
+    except ValidationError:
+        # Signed by us yet shaped wrongly (a list as tenant, a number as subject…): a bad token.
+        raise jwt.InvalidTokenError("malformed claims") from None
 
 
 def generate_api_key() -> str:

@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
+# OWASP's minimum Argon2id configuration (m=19 MiB, t=2, p=1): production refuses less.
+MIN_PRODUCTION_TIME_COST = 2
+MIN_PRODUCTION_MEMORY_KIB = 19_456
+
 
 class Settings(BaseSettings):
     """Service settings; secrets must be set explicitly outside development."""
@@ -44,6 +48,13 @@ class Settings(BaseSettings):
     # Failures older than this are forgotten (the counter restarts), see service/throttle.py.
     login_failure_window_seconds: int = Field(default=900, ge=1)
     register_max_per_minute: int = Field(default=20, ge=1)
+    # Argon2id cost of new password hashes (argon2-cffi's RFC 9106 defaults); production refuses
+    # less than OWASP's minimum (t=2, 19 MiB). Hashes run in a pool of PASSWORD_HASH_CONCURRENCY
+    # threads, off the event loop; more logins than that wait their turn.
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65_536, ge=8, le=4 * 1_048_576)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=16)
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     bulk_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
@@ -72,6 +83,20 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"set {', '.join(n.upper() for n in missing)} in production")
+            if self.password_hash_time_cost < MIN_PRODUCTION_TIME_COST:
+                raise ValueError(
+                    f"PASSWORD_HASH_TIME_COST below {MIN_PRODUCTION_TIME_COST} is too weak "
+                    "for production"
+                )
+            if self.password_hash_memory_kib < MIN_PRODUCTION_MEMORY_KIB:
+                raise ValueError(
+                    f"PASSWORD_HASH_MEMORY_KIB below {MIN_PRODUCTION_MEMORY_KIB} is too weak "
+                    "for production"
+                )
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError(
+                "PASSWORD_HASH_MEMORY_KIB must be at least 8 x PASSWORD_HASH_PARALLELISM"
+            )
         if self.jwt_secret is None:
             log.warning("JWT_SECRET is not set: generated a random one (tokens die on restart)")
             self.jwt_secret = secrets.token_urlsafe(48)

@@ -11,7 +11,7 @@ least one active owner. Every change is one journaled event with its own `event_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -31,15 +31,17 @@ from service import security
 from service.context import RequestContext, Role
 from service.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from service.pagination import PageResult
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, uuid_filter
 from service.settings import Settings
+from service.throttle import Throttle, guess_throttle
 
 # -- permissions ------------------------------------------------------------------------------
 
 
 def _require_manager(ctx: RequestContext, team: Team, *, owner_level: bool = False) -> None:
     """403 unless the caller may manage `team` (owner-level: may grant/revoke team ownership)."""
-    ctx.require(Role.member)  # viewers read only, whatever their team role
+    POLICY.require(ctx, Action.update)  # viewers read only, whatever their team role
     if ctx.role >= Role.admin:
         return
     mine = team.member(ctx.user_id)
@@ -47,6 +49,17 @@ def _require_manager(ctx: RequestContext, team: Team, *, owner_level: bool = Fal
     if mine is None or mine.status != MemberStatus.active or mine.role not in allowed:
         needed = "owner" if owner_level else "owner or admin"
         raise Forbidden(f"This needs a team {needed} or a tenant admin.")
+
+
+async def _guard(ctx: RequestContext, action: Action, team: Team) -> None:
+    # Deleting or restoring a team takes a team owner (or a tenant admin); changing it, a
+    # team owner or admin.
+    _require_manager(ctx, team, owner_level=action in (Action.delete, Action.restore))
+
+
+# Tenant members and above write teams; which team they may change depends on their part in
+# it (`_guard`). Teams are not archived.
+POLICY: ResourcePolicy[Team] = register_policy(ResourcePolicy(model=Team, guard=_guard))
 
 
 def _require_an_owner(members: list[TeamMember]) -> None:
@@ -65,7 +78,7 @@ async def create_team(
     tags: list[str] | None = None,
 ) -> Team:
     """Create a team whose first member (its owner) is the calling user."""
-    ctx.require(Role.member)
+    POLICY.require(ctx, Action.create)
     user_id = ctx.require_user()
     team = Team(
         tenant_id=ctx.tenant_id,
@@ -117,24 +130,6 @@ async def update_team(
     return await repo.update(
         team, {k: v for k, v in changes.items() if k in allowed}, expected_version=expected_version
     )
-
-
-async def delete_team(
-    *, ctx: RequestContext, id: UUID, expected_version: int | None = None
-) -> Team:
-    """Soft-delete a team (team owner or tenant admin); its invitations can no longer be used."""
-    repo = Repository(Team, ctx)
-    team = await repo.get(id)
-    _require_manager(ctx, team, owner_level=True)
-    return await repo.soft_delete(team, expected_version=expected_version)
-
-
-async def restore_team(*, ctx: RequestContext, id: UUID) -> Team:
-    """Bring back a soft-deleted team (tenant admin, or a team owner of it)."""
-    repo = Repository(Team, ctx)
-    team = await repo.get(id, include_deleted=True)
-    _require_manager(ctx, team, owner_level=True)
-    return await repo.restore(team)
 
 
 # -- members ----------------------------------------------------------------------------------
@@ -326,16 +321,27 @@ async def revoke_invitation(
     )
 
 
-async def invitation_by_token(token: str) -> Invitation:
-    """The invitation a token names, in whatever tenant (404 if none).
-
-    The token is the credential here (the registering invitee has no tenant yet), so this is
-    the one lookup that is not scoped by a caller's tenant; only a hash is compared.
-    """
-    found = await Invitation.find_one({"token_hash": security.hash_token(token)})
+async def _guarded_lookup(
+    find: Callable[[], Awaitable[Invitation | None]], *, throttle: Throttle, key: str
+) -> Invitation:
+    """Run an invitation lookup as one throttled guess: unknown tokens count, real ones don't."""
+    await throttle.attempt(key)
+    found = await find()
     if found is None:
         raise NotFound("No such invitation.")
+    await throttle.refund(key)  # a real token is no guess (and proves nothing to reset on)
     return found
+
+
+async def invitation_by_token(token: str, *, throttle: Throttle, key: str) -> Invitation:
+    """The invitation a token names, in whatever tenant (404 if none; 429 after many guesses).
+
+    The token is the credential here (the registering invitee has no tenant yet), so this is
+    the one lookup that is not scoped by a caller's tenant; only a hash is compared. Unknown
+    tokens are guesses counted by `throttle` under `key` (the client's address).
+    """
+    query = {"token_hash": security.hash_token(token)}
+    return await _guarded_lookup(lambda: Invitation.find_one(query), throttle=throttle, key=key)
 
 
 async def redeem_invitation(
@@ -386,18 +392,20 @@ async def add_invited_member(*, ctx: RequestContext, team: Team, invitation: Inv
         return await _add(repo, await repo.get(team.id), member)
 
 
-async def accept_invitation(*, ctx: RequestContext, token: str) -> Team:
+async def accept_invitation(*, ctx: RequestContext, settings: Settings, token: str) -> Team:
     """The calling user, already in the invitation's tenant, joins its team (200 with the team).
 
-    A token of another tenant answers 404, as any other tenant's resource does.
+    A token of another tenant answers 404, as any other tenant's resource does; unknown tokens
+    are guesses, throttled per calling user (429).
     """
     user_id = ctx.require_user()
     user = await Repository(User, ctx).get(user_id)
-    invitation = await Repository(Invitation, ctx).find_one(
-        {"token_hash": security.hash_token(token)}, include_deleted=True
+    query = {"token_hash": security.hash_token(token)}
+    invitation = await _guarded_lookup(
+        lambda: Repository(Invitation, ctx).find_one(query, include_deleted=True),
+        throttle=guess_throttle(settings, "invitation"),
+        key=f"user:{user_id}",
     )
-    if invitation is None:
-        raise NotFound("No such invitation.")
     team, invitation = await redeem_invitation(
         ctx=ctx, invitation=invitation, email=user.email, user_id=user_id
     )

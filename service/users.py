@@ -17,13 +17,15 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.base import utcnow
 from documents.user import TwoFactorAuth, TwoFactorMethod, User
-from service import security
-from service.auth import AuthCache, check_password_policy, verify_user_otp
+from service import security, visibility
+from service.auth import check_password_policy, forget_actor, verify_user_otp
 from service.context import RequestContext, Role
 from service.errors import Conflict, Forbidden, Unprocessable
 from service.pagination import PageResult
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository
 from service.settings import Settings
+from service.throttle import guess_throttle
 
 PATCHABLE = frozenset(
     {
@@ -125,27 +127,56 @@ async def update_me(
 
 
 async def change_password(
-    *, ctx: RequestContext, cache: AuthCache, current_password: str, new_password: str
+    *,
+    ctx: RequestContext,
+    settings: Settings,
+    current_password: str,
+    new_password: str,
 ) -> User:
-    """Change the caller's password after checking the current one (403 when wrong)."""
+    """Change the caller's password after checking the current one (403 when wrong).
+
+    Guesses of the current password share the login throttle of the account (429).
+    """
     repo = Repository(User, ctx)
     user = await repo.get(ctx.require_user())
-    if not security.verify_password(current_password, user.password_hash):
+    throttle, key = guess_throttle(settings, "password"), f"user:{user.id}"
+    await throttle.attempt(key)
+    if not await security.verify_password(settings, current_password, user.password_hash):
         raise Forbidden("The current password is not correct.")
+    await throttle.reset(key)
     check_password_policy(new_password, user)
-    settings = user.security.security_settings.model_copy(update={"password_changed_at": utcnow()})
-    security_part = user.security.model_copy(update={"security_settings": settings})
+    policy = user.security.security_settings.model_copy(update={"password_changed_at": utcnow()})
+    security_part = user.security.model_copy(
+        update={"security_settings": policy, "token_version": user.security.token_version + 1}
+    )
     updated = await _update(
         repo,
         user,
-        {"password_hash": security.hash_password(new_password), "security": security_part},
+        {
+            "password_hash": await security.hash_password(settings, new_password),
+            "security": security_part,
+        },
         event_type="password_changed",
     )
-    cache.evict_actor(user.id)
+    forget_actor(user.id)
     return updated
 
 
 # -- two-factor authentication ----------------------------------------------------------------
+
+
+async def _checked_code(settings: Settings, user: User, code: str) -> int:
+    """The TOTP step `code` matches, as one throttled guess (422 when wrong, 429 past the limit).
+
+    Confirm, disable and login count the same codes of the account (one `totp` throttle).
+    """
+    throttle, key = guess_throttle(settings, "totp"), f"user:{user.id}"
+    await throttle.attempt(key)
+    step = verify_user_otp(settings, user, code)
+    if step is None:
+        raise Unprocessable("The code is not valid.", loc=["body", "code"])
+    await throttle.reset(key)
+    return step
 
 
 async def enrol_two_factor(*, ctx: RequestContext, settings: Settings) -> str:
@@ -173,9 +204,7 @@ async def confirm_two_factor(*, ctx: RequestContext, settings: Settings, code: s
         raise Conflict("Two-factor authentication is already enabled.")
     if tfa.secret is None:
         raise Conflict("Start enrolment with POST /v1/users/me/2fa first.")
-    step = verify_user_otp(settings, user, code)
-    if step is None:
-        raise Unprocessable("The code is not valid.", loc=["body", "code"])
+    step = await _checked_code(settings, user, code)
     enabled = tfa.model_copy(
         update={
             "enabled": True,
@@ -194,8 +223,7 @@ async def disable_two_factor(*, ctx: RequestContext, settings: Settings, code: s
     user = await repo.get(ctx.require_user())
     if not user.security.two_factor_auth.enabled:
         raise Conflict("Two-factor authentication is not enabled.")
-    if verify_user_otp(settings, user, code) is None:
-        raise Unprocessable("The code is not valid.", loc=["body", "code"])
+    await _checked_code(settings, user, code)
     part = user.security.model_copy(update={"two_factor_auth": TwoFactorAuth()})
     return await _update(repo, user, {"security": part}, event_type="two_factor_disabled")
 
@@ -228,24 +256,39 @@ async def list_users(
     )
 
 
-async def get_user(*, ctx: RequestContext, id: UUID) -> User:
-    """One live user of the tenant."""
-    return await Repository(User, ctx).get(id)
+async def get_user(*, ctx: RequestContext, id: UUID) -> dict[str, Any]:
+    """One live user of the tenant, as the caller may see them (service/visibility.py)."""
+    return visibility.visible_document(ctx, await Repository(User, ctx).get(id))
 
 
-def _require_outranks(ctx: RequestContext, target: User, action: str) -> None:
-    """Admins manage members and viewers; only an owner manages admins and owners."""
-    ctx.require(Role.admin)
+async def _guard(ctx: RequestContext, action: Action, target: User) -> None:
+    """Admins manage members and viewers; only an owner manages admins and owners; not oneself."""
+    verb = "change" if action == Action.update else action.value
     if target.id == ctx.actor_id:
-        raise Conflict(f"You cannot {action} yourself.")
+        raise Conflict(f"You cannot {verb} yourself.")
     if Role(target.role) >= Role.admin and ctx.role != Role.owner:
-        raise Forbidden(f"Only an owner can {action} an {target.role}.")
+        raise Forbidden(f"Only an owner can {verb} an {target.role}.")
+
+
+async def _forget_credentials(ctx: RequestContext, user: User) -> None:
+    forget_actor(user.id)  # a deleted user's tokens stop working at once in this process
+
+
+# The tenant's users are managed by admins and owners (a user changes their own aggregate
+# through /me, which needs no role). Registration creates users; nobody archives them.
+POLICY: ResourcePolicy[User] = register_policy(
+    ResourcePolicy(
+        model=User,
+        roles=dict.fromkeys(Action, Role.admin),
+        guard=_guard,
+        after_delete=_forget_credentials,
+    )
+)
 
 
 async def manage_user(
     *,
     ctx: RequestContext,
-    cache: AuthCache,
     id: UUID,
     role: Role | None = None,
     is_active: bool | None = None,
@@ -254,7 +297,7 @@ async def manage_user(
     """Change a user's tenant role and/or active flag (admin+, never one's own; `role_changed`)."""
     repo = Repository(User, ctx)
     user = await repo.get(id)
-    _require_outranks(ctx, user, "change")
+    await POLICY.check(ctx, Action.update, user)
     changes: dict[str, Any] = {}
     if role is not None:
         if not ctx.role >= role:
@@ -271,27 +314,5 @@ async def manage_user(
     updated = await _update(
         repo, user, changes, expected_version=expected_version, event_type=event
     )
-    cache.evict_actor(user.id)  # the next request re-reads role and active flag
+    forget_actor(user.id)  # the next request re-reads role and active flag
     return updated
-
-
-async def delete_user(
-    *, ctx: RequestContext, cache: AuthCache, id: UUID, expected_version: int | None = None
-) -> User:
-    """Soft-delete a user (admin+; not oneself); their credentials stop working at once."""
-    repo = Repository(User, ctx)
-    user = await repo.get(id)
-    _require_outranks(ctx, user, "delete")
-    deleted = await repo.soft_delete(user, expected_version=expected_version)
-    cache.evict_actor(user.id)
-    return deleted
-
-
-async def restore_user(*, ctx: RequestContext, id: UUID) -> User:
-    """Bring back a soft-deleted user (admin+)."""
-    ctx.require(Role.admin)
-    repo = Repository(User, ctx)
-    user = await repo.get(id, include_deleted=True)
-    if Role(user.role) >= Role.admin and ctx.role != Role.owner:
-        raise Forbidden(f"Only an owner can restore an {user.role}.")
-    return await repo.restore(user)

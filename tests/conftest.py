@@ -35,6 +35,10 @@ def settings() -> Settings:
         fernet_key="yQ8hR3Hh6p4VbYdG0o8tYgq1w9H2sM3bGk7Zr8cXw5E=",
         auth_cache_seconds=0,
         embedded_db_path="",  # an app built without a database never touches a file
+        # Argon2 at its lowest cost: the suite hashes hundreds of passwords (production refuses it).
+        password_hash_time_cost=1,
+        password_hash_memory_kib=8,
+        password_hash_parallelism=1,
     )
 
 
@@ -74,7 +78,11 @@ async def make_account(app: FastAPI, settings: Settings) -> AsyncIterator[Any]:
         username, email = f"user{n}", f"user{n}@example.com"
         if tenant_of is None:
             user = await register_owner(
-                username=username, email=email, password=PASSWORD, organization_name=f"Org {n}"
+                settings=settings,
+                username=username,
+                email=email,
+                password=PASSWORD,
+                organization_name=f"Org {n}",
             )
             if role != "owner":
                 user = await Repository(User, _ctx(user)).update(user, {"role": role})
@@ -83,7 +91,7 @@ async def make_account(app: FastAPI, settings: Settings) -> AsyncIterator[Any]:
                 tenant_id=tenant_of.tenant_id,
                 username=username,
                 email=email,
-                password_hash=security.hash_password(PASSWORD),
+                password_hash=await security.hash_password(settings, PASSWORD),
                 role=role,
             )
             user = await Repository(User, tenant_of.ctx).create(user)
@@ -133,6 +141,13 @@ async def viewer(make_account: Any, owner: Account) -> Account:
 async def member(make_account: Any, owner: Account) -> Account:
     """A member in tenant A."""
     account: Account = await make_account(role="member", tenant_of=owner)
+    return account
+
+
+@pytest.fixture
+async def admin(make_account: Any, owner: Account) -> Account:
+    """An admin in tenant A."""
+    account: Account = await make_account(role="admin", tenant_of=owner)
     return account
 
 

@@ -167,6 +167,6 @@ async def test_revoking_evicts_the_cached_key(owner: Account, settings: Settings
     cache = AuthCache(60)
     ctx = await authenticate(settings=settings, cache=cache, bearer=None, api_key=key)
     assert ctx.actor_id == doc.id and ctx.actor_type == "api_key"
-    await api_keys.revoke_api_key(ctx=owner.ctx, cache=cache, id=doc.id)
+    await api_keys.revoke_api_key(ctx=owner.ctx, id=doc.id)
     with pytest.raises(Unauthorized):
         await authenticate(settings=settings, cache=cache, bearer=None, api_key=key)

@@ -134,15 +134,15 @@ async def test_login_burns_a_hash_when_the_account_does_not_exist(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str | None] = []
-    real = security.verify_password
+    real = security.verify_and_update
 
-    def spy(password: str, password_hash: str | None) -> bool:
+    async def spy(settings: Settings, password: str, password_hash: str | None) -> Any:
         calls.append(password_hash)
-        return real(password, password_hash)
+        return await real(settings, password, password_hash)
 
-    monkeypatch.setattr(security, "verify_password", spy)
+    monkeypatch.setattr(security, "verify_and_update", spy)
     assert_problem(await login(client, "ghost", "whatever-123"), 401)
-    assert calls == [None]  # verify_password(pw, None) verifies against the dummy hash
+    assert calls == [None]  # verify_and_update(pw, None) verifies against the dummy hash
 
 
 async def test_login_form_needs_username_and_password(client: httpx.AsyncClient) -> None:
@@ -196,16 +196,15 @@ async def test_a_success_resets_the_failure_count(
 
 async def test_throttle_is_keyed_and_reusable_per_address(app: Any) -> None:
     throttle = Throttle("register-ip", max_failures=2, lockout_seconds=30, window_seconds=60)
-    await throttle.check("10.0.0.1")
-    assert await throttle.hit("10.0.0.1") == 1
-    assert await throttle.hit("10.0.0.1") == 2
+    assert await throttle.retry_after("10.0.0.1") == 0
+    await throttle.attempt("10.0.0.1")
+    await throttle.attempt("10.0.0.1")  # the last ticket: locks the key
     with pytest.raises(TooManyRequests) as exc:
-        await throttle.check("10.0.0.1")
+        await throttle.attempt("10.0.0.1")
     assert 29 <= int(exc.value.headers["Retry-After"]) <= 30
-    await throttle.check("10.0.0.2")  # other keys are unaffected
-    await throttle.hit("10.0.0.1")  # a failure while locked does not lift the lock
-    with pytest.raises(TooManyRequests):
-        await throttle.check("10.0.0.1")
+    await throttle.attempt("10.0.0.2")  # other keys are unaffected
+    with pytest.raises(TooManyRequests):  # attempts while locked do not lift the lock
+        await throttle.attempt("10.0.0.1")
     stored = await ThrottleCounter.get_pymongo_collection().find_one(
         {"_id": "register-ip:10.0.0.1"}
     )
@@ -214,13 +213,27 @@ async def test_throttle_is_keyed_and_reusable_per_address(app: Any) -> None:
 
 async def test_stale_failures_are_forgotten(app: Any) -> None:
     throttle = Throttle("t", max_failures=2, lockout_seconds=30, window_seconds=60)
-    await throttle.hit("k")
+    await throttle.attempt("k")
     past = datetime.now(UTC) - timedelta(seconds=1)
     await ThrottleCounter.get_pymongo_collection().update_one(
         {"_id": "t:k"}, {"$set": {"expires_at": past}}
     )
-    assert await throttle.hit("k") == 1  # the window restarted
-    await throttle.check("k")
+    await throttle.attempt("k")  # the window restarted: this is failure 1 of 2, not 2
+    stored = await ThrottleCounter.get_pymongo_collection().find_one({"_id": "t:k"})
+    assert stored is not None and stored["failures"] == 1 and stored["locked_until"] is None
+
+
+async def test_a_refund_gives_back_the_ticket_and_the_lock(app: Any) -> None:
+    throttle = Throttle("t", max_failures=2, lockout_seconds=30, window_seconds=60)
+    await throttle.attempt("k")
+    await throttle.attempt("k")  # locks
+    await throttle.refund("k")  # …but that attempt was no wrong guess
+    assert await throttle.retry_after("k") == 0
+    await throttle.attempt("k")
+    with pytest.raises(TooManyRequests):
+        await throttle.attempt("k")
+    await throttle.reset("k")  # a proven secret forgives everything
+    await throttle.attempt("k")
 
 
 # -- tokens -----------------------------------------------------------------------------------

@@ -42,6 +42,17 @@ ROOT = Path(__file__).resolve().parent.parent
 WIDE = {"COLUMNS": "400", "TERMINAL_WIDTH": "400"}
 
 
+# Password hashing at the test suite's low cost (the test settings' values).
+CHEAP = Settings(
+    app_env="test",
+    jwt_secret="cli-test-" + "x" * 40,
+    fernet_key=Fernet.generate_key().decode(),
+    password_hash_time_cost=1,
+    password_hash_memory_kib=8,
+    password_hash_parallelism=1,
+)
+
+
 def _runner() -> CliRunner:
     return CliRunner()
 
@@ -82,7 +93,11 @@ def owner_of(db_file: Path) -> User:
 
     async def register() -> User:
         return await register_owner(
-            username="owner", email="owner@example.com", password=PASSWORD, organization_name="O"
+            settings=CHEAP,
+            username="owner",
+            email="owner@example.com",
+            password=PASSWORD,
+            organization_name="O",
         )
 
     return _on(db_file, register)
@@ -437,7 +452,7 @@ def test_import_acts_as_the_named_user_and_needs_a_member(
                 tenant_id=owner_of.tenant_id,
                 username=name,
                 email=f"{name}@example.com",
-                password_hash=security.hash_password(PASSWORD),
+                password_hash=await security.hash_password(CHEAP, PASSWORD),
                 role=role,
             )
             made.append(await Repository(User, _ctx(owner_of)).create(user))

@@ -101,6 +101,7 @@ SEMANTIC_MESSAGES = {
     "cannot lie in the future": "a time ahead of the service's clock is refused (clock)",
     "until must not be before since": "`until` must come after `since` (a cross-parameter rule)",
     "since must be before until": "`until` must come after `since` (a cross-parameter rule)",
+    "No integration": "an integration must exist in the tenant (stored data)",
 }
 # Error types that name a rule rather than a shape.
 SEMANTIC_TYPES = {

@@ -339,3 +339,25 @@ def test_stored_uuids_are_bson_standard_binaries() -> None:
     raw = BSON.encode(Encoder().encode(inv), codec_options=CODEC).decode()  # no UUID decoding
     assert raw["_id"] == Binary.from_uuid(inv.id) and raw["_id"].subtype == 4
     assert UUID(bytes=bytes(raw["team_id"])) == inv.team_id
+
+
+def test_role_is_defined_once_and_ordered_by_rank() -> None:
+    import ast
+    from pathlib import Path
+
+    from documents.user import Role
+    from service import context
+
+    assert context.Role is Role
+    assert Role.viewer < Role.member < Role.admin < Role.owner  # not alphabetical
+    assert Role.owner >= Role.admin and not Role.admin >= Role.owner
+    assert max(Role) is Role.owner
+    # Schemas describe the API from documents; they never import the service layer.
+    for path in Path("schemas").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = [
+            n.module
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module is not None
+        ]
+        assert not [m for m in imported if m.split(".")[0] == "service"], path

@@ -11,7 +11,7 @@ from bson import Binary
 
 from documents.journal import DomainEvent
 from documents.user import TwoFactorMethod, User
-from service import users
+from service import lifecycle, users
 from service.auth import AuthCache, authenticate
 from service.context import Role
 from service.errors import Unauthorized
@@ -403,7 +403,7 @@ async def test_deleting_a_user_evicts_cached_credentials(
     ctx = await authenticate(settings=settings, cache=cache, bearer=member.token, api_key=None)
     assert ctx.actor_id == member.id and cache.get("jwt:" + member.token) is not None
     owner_ctx = await authenticate(settings=settings, cache=cache, bearer=owner.token, api_key=None)
-    await users.delete_user(ctx=owner_ctx, cache=cache, id=member.id)
+    await lifecycle.delete(ctx=owner_ctx, policy=users.POLICY, id=member.id)
     assert cache.get("jwt:" + member.token) is None
     with pytest.raises(Unauthorized):
         await authenticate(settings=settings, cache=cache, bearer=member.token, api_key=None)
