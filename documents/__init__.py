@@ -24,8 +24,9 @@ from documents.event import (
     TouchpointEvent,
 )
 from documents.integration import Integration
-from documents.journal import DomainEvent
+from documents.journal import DomainEvent, FeedHead
 from documents.kanban import GlobalKanban
+from documents.lease import Lease
 from documents.lead import GenericLead, LeadBase, MLSRealEstateLead
 from documents.read_models import (
     CampaignStats,
@@ -86,10 +87,14 @@ CAMPAIGN_LEAD_EVENT_DOCUMENTS: list[type] = [
     IdempotencyRecord,
 ]
 
+# Operational state of the background workers: leases and the feeds' sequencing heads.
+OPERATIONAL_DOCUMENTS: list[type] = [Lease, FeedHead]
+
 ALL_DOCUMENTS: list[type] = [
     *AGGREGATE_ROOTS,
     *CAMPAIGN_LEAD_EVENT_DOCUMENTS,
     DomainEvent,
     ThrottleCounter,
     *READ_MODELS,
+    *OPERATIONAL_DOCUMENTS,
 ]

@@ -14,6 +14,7 @@ from documents import AGGREGATE_ROOTS
 from routes import ALL_ROUTERS
 from routes.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from service.auth import AuthCache
+from service.background import start_background
 from service.database import Database, connect, init_models, kind_of
 from service.errors import install_error_handlers
 from service.journal import ensure_outbox_indexes
@@ -44,13 +45,17 @@ def create_app(*, settings: Settings | None = None, database: Any | None = None)
             await init_models(db.db)
             await ensure_outbox_indexes(AGGREGATE_ROOTS)
             await repair(AGGREGATE_ROOTS)  # a crash may have left journal outboxes behind
+            background = await start_background(settings)
             db.start()
             # Everything built so far (modules, schemas, routes) lives as long as the process:
             # keep it out of the cyclic GC's full collections, which otherwise walk it each
             # time and pause every request for tens of milliseconds.
             gc.freeze()
             log.info("lead ignite data service started on %s database", db.kind)
-            yield
+            try:
+                yield
+            finally:
+                await background.stop()
         finally:
             await db.close()
 

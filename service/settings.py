@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     bulk_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
 
+    # Background workers (service/background.py): sequencer, projectors, journal repair,
+    # webhook delivery. Every process runs them; leases make one process do each at a time.
+    background_workers: bool = True
+    worker_poll_seconds: float = Field(default=1.0, ge=0.01, le=60)
+    lease_ttl_seconds: float = Field(default=30.0, ge=1, le=600)
+    journal_repair_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
+
     @model_validator(mode="after")
     def _secrets(self) -> Settings:
         if self.app_env == "production":

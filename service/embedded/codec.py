@@ -29,7 +29,9 @@ _WIRE: CodecOptions[dict[str, Any]] = CodecOptions(
 _CANONICAL: CodecOptions[dict[str, Any]] = CodecOptions(
     uuid_representation=UuidRepresentation.UNSPECIFIED
 )
-READER: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD, tz_aware=True, tzinfo=UTC)
+READER: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.STANDARD, tz_aware=True, tzinfo=UTC
+)
 """How the real client is configured to decode replies (and so how this backend answers)."""
 
 
