@@ -11,6 +11,7 @@ from routes import (
     billing,
     blogs,
     campaigns,
+    changes,
     events,
     health,
     integrations,
@@ -22,6 +23,7 @@ from routes import (
     saved_searches,
     teams,
     users,
+    webhooks,
 )
 
 # Routes are matched in order: the hottest read paths come first.
@@ -45,4 +47,6 @@ ALL_ROUTERS: list[APIRouter] = [
     analytics.router,
     audit.router,
     read_models.router,
+    changes.router,
+    webhooks.router,
 ]

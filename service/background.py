@@ -57,12 +57,18 @@ async def _repair(_: leases.Held) -> bool:
     return False
 
 
+def add_sequencer_worker(runtime: workers.Runtime, settings: Settings) -> None:
+    """Register the sequencer's worker in a runtime."""
+    ttl = timedelta(seconds=settings.lease_ttl_seconds)
+    runtime.add(sequencer.LEASE, _sequence, poll=settings.worker_poll_seconds, ttl=ttl)
+
+
 def build_runtime(settings: Settings) -> workers.Runtime:
     """Every background worker of a process, not started yet."""
     runtime = workers.Runtime()
     ttl = timedelta(seconds=settings.lease_ttl_seconds)
     poll = settings.worker_poll_seconds
-    runtime.add(sequencer.LEASE, _sequence, poll=poll, ttl=ttl)
+    add_sequencer_worker(runtime, settings)
     for name in projections.PROJECTORS:
         runtime.add(lease_name(name), _projector_step(name), poll=poll, ttl=ttl)
     # Start-up already repaired: the first periodic run comes one interval later.
@@ -98,4 +104,4 @@ async def start_background(settings: Settings) -> Background:
     return Background(runtime)
 
 
-__all__ = ["Background", "build_runtime", "start_background"]
+__all__ = ["Background", "add_sequencer_worker", "build_runtime", "start_background"]

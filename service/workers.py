@@ -122,6 +122,11 @@ class Runtime:
         self.owner = owner or new_owner()
         self.workers: dict[str, Worker] = {}
         self.tasks: list[asyncio.Task[None]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` after the loops stopped (e.g. close an HTTP client)."""
+        self._on_stop.append(callback)
 
     def add(
         self, name: str, step: Step, *, poll: float, ttl: timedelta, first_delay: bool = False
@@ -151,6 +156,8 @@ class Runtime:
         for worker in self.workers.values():
             async with worker.lock:
                 await worker.release()
+        for callback in self._on_stop:
+            await callback()
 
 
 _RUNTIMES: list[Runtime] = []
