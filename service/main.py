@@ -45,7 +45,7 @@ def create_app(*, settings: Settings | None = None, database: Any | None = None)
             await init_models(db.db)
             await ensure_outbox_indexes(AGGREGATE_ROOTS)
             await repair(AGGREGATE_ROOTS)  # a crash may have left journal outboxes behind
-            background = await start_background(settings)
+            background = app.state.background = await start_background(settings)
             db.start()
             # Everything built so far (modules, schemas, routes) lives as long as the process:
             # keep it out of the cyclic GC's full collections, which otherwise walk it each

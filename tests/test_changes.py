@@ -38,7 +38,7 @@ async def test_oldest_first_and_resumable_without_skips_or_repeats(owner: Accoun
     await owner.client.patch(f"/v1/campaigns/{cid}", json={"name": "B"})
     await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@example.com"})
     second, cursor2 = await read_all(owner.client, cursor)
-    assert [(e["aggregate_id"], e["version"]) for e in second][0] == (cid, 2)
+    assert (second[0]["aggregate_id"], second[0]["version"]) == (cid, 2)
     assert [e["event_type"] for e in second] == ["campaign.updated", "lead.created"]
     assert not {e["id"] for e in first} & {e["id"] for e in second}
     again, cursor3 = await read_all(owner.client, cursor2)

@@ -40,7 +40,7 @@ def receiver(answer: Callable[[int], int] | None = None) -> Iterator[Receiver]:
     box: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             rec = box["r"]
             with rec.lock:
