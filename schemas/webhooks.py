@@ -11,7 +11,16 @@ from pydantic import BaseModel, Field, StringConstraints
 from documents.webhook import MAX_EVENT_TYPES, EventPattern
 from schemas.common import IgnoreTenantId, PageParams, PatchBody, ResourceRead
 
-WebhookUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_HOST = r"([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])"
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=2048,
+        pattern=rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}(:{_PORT})?([/?#][^\s]*)?$",
+    ),
+]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 EVENT_TYPES_DOC = "Changes to send: `lead.created`, `lead.*` (every lead change) or `*`."
 

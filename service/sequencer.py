@@ -53,7 +53,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pymongo import IndexModel, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from documents.base import utcnow
 from documents.campaign import CampaignLead
@@ -90,9 +90,20 @@ def collection(feed: str) -> Any:
 
 
 async def ensure_feed_indexes() -> None:
-    """Create the sequencing indexes on every feed (idempotent)."""
+    """Create the sequencing indexes on every feed (idempotent).
+
+    On a SHARDED feed MongoDB refuses a unique index not prefixed by the shard key, so
+    `seq_unique` cannot exist there: the sequencer then runs fenced by its lease alone (a
+    sequencer paused past its lease could write a stale position). Keep the three feeds
+    unsharded, or move to per-tenant positions (unique `(tenant_id, seq)`) before sharding
+    them; see docs/deployment.md.
+    """
     for feed in FEEDS:
-        await collection(feed).create_indexes(SEQ_INDEXES)
+        await collection(feed).create_indexes(SEQ_INDEXES[:1])
+        try:
+            await collection(feed).create_indexes(SEQ_INDEXES[1:])
+        except OperationFailure as exc:
+            log.error("sequencer: no unique seq index on %s (%s): lease-only fencing", feed, exc)
 
 
 async def head(feed: str) -> int:

@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import uuid4
@@ -30,6 +31,9 @@ from uuid import uuid4
 from service import leases
 
 log = logging.getLogger(__name__)
+
+in_background: ContextVar[bool] = ContextVar("in_background", default=False)
+"""True inside a worker's own loop (tools that count a request's database calls skip these)."""
 
 Step = Callable[[leases.Held], Awaitable[bool]]
 """One unit of work under a held lease; True when more work is waiting (run again soon)."""
@@ -78,6 +82,7 @@ class Worker:
     async def loop(self) -> None:
         """Run the step while holding the lease; otherwise try to take it now and then."""
         retry = self.ttl.total_seconds() / 3
+        in_background.set(True)  # this task's context only
         if self.first_delay:
             await asyncio.sleep(self.poll)
         while True:
@@ -221,4 +226,14 @@ async def wait_for(
         await asyncio.sleep(every)
 
 
-__all__ = ["Runtime", "Step", "Worker", "leased", "new_owner", "poke", "poke_prefix", "wait_for"]
+__all__ = [
+    "Runtime",
+    "Step",
+    "Worker",
+    "in_background",
+    "leased",
+    "new_owner",
+    "poke",
+    "poke_prefix",
+    "wait_for",
+]
