@@ -12,7 +12,7 @@ from documents.webhook import MAX_EVENT_TYPES, EventPattern
 from schemas.common import IgnoreTenantId, PageParams, PatchBody, ResourceRead
 
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
-_HOST = r"([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])"
+_HOST = r"[A-Za-z0-9._~-]+"  # a name or IPv4 address (IPv6 literals: use a name)
 WebhookUrl = Annotated[
     str,
     StringConstraints(
