@@ -24,9 +24,10 @@ from documents.event import (
     TouchpointEvent,
 )
 from documents.integration import Integration
-from documents.journal import DomainEvent
+from documents.journal import DomainEvent, FeedHead
 from documents.kanban import GlobalKanban
 from documents.lead import GenericLead, LeadBase, MLSRealEstateLead
+from documents.lease import Lease
 from documents.read_models import (
     CampaignStats,
     GlobalAnalytics,
@@ -40,6 +41,7 @@ from documents.team import Invitation, Team
 from documents.tenant import Tenant
 from documents.throttle import ThrottleCounter
 from documents.user import User
+from documents.webhook import WebhookDelivery, WebhookEndpoint, WebhookState
 from documents.workspace_read_models import GlobalBlog, GlobalResearchStats
 
 AGGREGATE_ROOTS: list[type[RootDocument]] = [
@@ -56,6 +58,7 @@ AGGREGATE_ROOTS: list[type[RootDocument]] = [
     Integration,
     CampaignBase,
     LeadBase,
+    WebhookEndpoint,
 ]
 
 READ_MODELS: list[type] = [
@@ -86,10 +89,14 @@ CAMPAIGN_LEAD_EVENT_DOCUMENTS: list[type] = [
     IdempotencyRecord,
 ]
 
+# Operational state of the background workers: leases, feed heads, webhook delivery.
+OPERATIONAL_DOCUMENTS: list[type] = [Lease, FeedHead, WebhookState, WebhookDelivery]
+
 ALL_DOCUMENTS: list[type] = [
     *AGGREGATE_ROOTS,
     *CAMPAIGN_LEAD_EVENT_DOCUMENTS,
     DomainEvent,
     ThrottleCounter,
     *READ_MODELS,
+    *OPERATIONAL_DOCUMENTS,
 ]

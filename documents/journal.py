@@ -1,11 +1,15 @@
-"""The change journal: one immutable domain event per aggregate version."""
+"""The change journal: one immutable domain event per aggregate version, and the feeds' heads.
+
+Every journal entry carries `seq`, its position in the journal's total order, assigned by the
+sequencer (service/sequencer.py) after the entry became visible: `null` (or missing) until
+then. Consumers (projectors, `GET /v1/changes`, webhook delivery) read by `seq`, never by `_id`.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 from uuid import UUID
 
-import pymongo
 from beanie import Document
 from pydantic import BaseModel, Field
 from pymongo import IndexModel
@@ -23,7 +27,10 @@ class FieldChange(BaseModel):
 
 
 class DomainEvent(Document):
-    """A change to an aggregate root, appended to `domain_events` (never updated or removed)."""
+    """A change to an aggregate root, appended to `domain_events` (never updated or removed).
+
+    The one field ever set after the insert is `seq` (by the sequencer, once).
+    """
 
     id: UUID = Field(default_factory=uuid7)  # type: ignore[assignment]
     tenant_id: UUID
@@ -35,6 +42,10 @@ class DomainEvent(Document):
     actor_type: Literal["user", "api_key", "system"] = "user"
     occurred_at: UTCDateTime = Field(default_factory=utcnow)
     changes: list[FieldChange] = Field(default_factory=list)
+    # The X-Request-ID of the request that made the change, when there was one (webhook
+    # delivery logs it next to each attempt).
+    request_id: str | None = None
+    seq: int | None = None
 
     class Settings:
         name = "domain_events"
@@ -54,5 +65,34 @@ class DomainEvent(Document):
                 name="tenant_actor_time",
             ),
             IndexModel([("tenant_id", 1), ("occurred_at", -1), ("_id", -1)], name="tenant_time"),
-            IndexModel([("occurred_at", pymongo.ASCENDING), ("_id", 1)], name="projector_feed"),
+            # Projectors read one or a few aggregate types across tenants in `seq` order.
+            IndexModel([("aggregate_type", 1), ("seq", 1)], name="type_seq"),
+            # `GET /v1/changes` and webhook delivery: the tenant's journal in `seq` order,
+            # optionally of one aggregate type or one event type.
+            IndexModel([("tenant_id", 1), ("seq", 1)], name="tenant_seq"),
+            IndexModel(
+                [("tenant_id", 1), ("aggregate_type", 1), ("seq", 1)], name="tenant_type_seq"
+            ),
+            IndexModel([("tenant_id", 1), ("event_type", 1), ("seq", 1)], name="tenant_event_seq"),
+            # (`seq_pending` and the unique `seq_unique` are created by the sequencer on every
+            # feed, this one included: service/sequencer.py FEEDS.)
         ]
+
+
+class FeedHead(Document):
+    """How far a feed is sequenced: every entry with `seq <= head` exists and never changes.
+
+    `_id` is the feed (collection) name. Only the sequencer moves it, forward, after checking
+    that the whole range below it is assigned (service/sequencer.py).
+    """
+
+    id: str  # type: ignore[assignment]
+    head: int = 0
+    updated_at: UTCDateTime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "feed_heads"
+        indexes: list[object] = []  # read and written by `_id` only
+
+
+__all__ = ["DomainEvent", "FeedHead", "FieldChange"]

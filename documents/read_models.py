@@ -1,10 +1,11 @@
 """CQRS read models: denormalised projections of the write models, and the projectors' checkpoints.
 
 Every read model is derived data. It is maintained incrementally by the projectors in
-service/projections.py from the change journal (`domain_events`), the touchpoint `events` and
-the `campaign_leads` links, and can be dropped and rebuilt from those sources at any time
+service/projections/ from the change journal (`domain_events`), the touchpoint `events` and
+the `campaign_leads` links, and can be rebuilt from those sources at any time
 (`python -m service.cli rebuild <name>`). None of them is written by a command; none is
-journaled. Each row carries `tenant_id` and every read filters on it first.
+journaled. Each row carries `tenant_id`; every read and every projector write filters on it
+(writes stay targeted on a cluster sharded by tenant).
 
 Keys are deterministic (the user, campaign or team id; a UUIDv5 of tenant/day/channel for the
 daily analytics), so recomputing a key replaces its row and a re-run never double counts.
@@ -23,8 +24,6 @@ from documents.team import MAX_TEAM_MEMBERS
 
 # Namespace of the UUIDv5 keys of `GlobalAnalytics` rows (fixed forever: it names stored rows).
 ANALYTICS_KEY_NAMESPACE = UUID("6f6b1c1e-4f53-4b7e-9d0e-6a1f3c2b9a10")
-# How many already-applied rows after a checkpoint's position it remembers (see below).
-MAX_RECENT = 5000
 
 
 class GlobalCampaign(Document):
@@ -133,25 +132,24 @@ class GlobalTeam(Document):
 
 
 class ProjectionCheckpoint(Document):
-    """Where a projector stopped in one feed: everything up to `position` has been applied.
+    """Where a projector stopped in one feed: every entry with `seq <= position` is applied.
 
-    `_id` is `"<projector>:<feed>"`. `position` is a feed row `_id` (UUIDv7, so id order is
-    write order); the projector resumes strictly after it. `position` trails the newest row by
-    a settle delay (late rows may still land before it); `recent` lists the rows after
-    `position` already applied, so re-reading that window does not re-apply them. It is capped:
-    past the cap, rows are simply applied again, which is harmless.
+    `_id` is `"<projector>:<feed>"`. `position` is a feed `seq` (service/sequencer.py): entries
+    at or below the feed's head never change and no new one appears there, so the projector
+    resumes strictly after it and needs no settle window. It moves to the head after a scan
+    that found nothing more, so an idle feed is never rescanned.
     """
 
     id: str  # type: ignore[assignment]
     projector: str
     feed: str
-    position: UUID | None = None
-    recent: list[UUID] = Field(default_factory=list, max_length=MAX_RECENT)
+    position: int = 0
     rows_seen: int = 0
     updated_at: UTCDateTime = Field(default_factory=utcnow)
 
     class Settings:
         name = "projection_checkpoints"
+        indexes: list[object] = []  # read and written by `_id` only
 
 
 __all__ = [

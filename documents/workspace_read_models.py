@@ -1,9 +1,9 @@
-"""Workspace read models: per-user rollups of blogs and research, rebuilt from the sources.
+"""Workspace read models: per-user rollups of blogs and research.
 
-They are recomputed on demand (service/workspace_projections.py) by one aggregation pipeline
-over the source collection and upserted here, keyed by (tenant_id, user_id). On demand rather
-than on write because soft delete/restore/archive go through the shared lifecycle service,
-which has no per-domain hooks: a rollup updated on write would miss them.
+Maintained like every read model, by a projector (service/projections/definitions.py) that
+follows the journal: any change of a blog or topic — soft delete, restore and archive through
+the shared lifecycle routes included — is a journal entry, so no per-domain hook is needed.
+Rows are keyed by (tenant_id, user_id), the unique index below.
 """
 
 from __future__ import annotations

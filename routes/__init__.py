@@ -18,6 +18,7 @@ from routes import (
     billing,
     blogs,
     campaigns,
+    changes,
     events,
     integrations,
     invitations,
@@ -28,6 +29,7 @@ from routes import (
     saved_searches,
     teams,
     users,
+    webhooks,
 )
 
 API_PREFIX = "/v1"
@@ -52,4 +54,6 @@ API_ROUTERS: list[APIRouter] = [
     analytics.router,
     audit.router,
     read_models.router,
+    changes.router,
+    webhooks.router,
 ]

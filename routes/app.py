@@ -29,6 +29,7 @@ from routes.middleware import (
 from routes.openapi import TAGS, install_openapi, operation_id
 from routes.paths import RouteIndex
 from service.auth import AuthCache
+from service.background import start_background
 from service.database import Database, connect, init_models, kind_of
 from service.journal import ensure_outbox_indexes
 from service.observability import configure_logging, configure_tracing
@@ -59,6 +60,8 @@ def lifespan(settings: Settings, database: Any | None) -> Lifespan:
             await init_models(db.db)
             await ensure_outbox_indexes(AGGREGATE_ROOTS)
             await repair(AGGREGATE_ROOTS)  # a crash may have left journal outboxes behind
+            background = app.state.background = await start_background(settings)
+            stack.push_async_callback(background.stop)  # before the database closes
             db.start()  # embedded snapshots
             # Everything built so far (modules, schemas, routes) lives as long as the process:
             # keep it out of the cyclic GC's full collections, which otherwise walk it each

@@ -47,6 +47,8 @@ TAGS: list[dict[str, str]] = [
     {"name": "analytics", "description": "Campaign and tenant analytics (aggregation pipelines)."},
     {"name": "audit", "description": "The tenant's change journal, for admins."},
     {"name": "read models", "description": "Precomputed views (CQRS projections)."},
+    {"name": "changes", "description": "The tenant's change feed, oldest first, resumable."},
+    {"name": "webhooks", "description": "Signed deliveries of changes (Standard Webhooks)."},
 ]
 
 _ERROR_TITLES = {

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, cast
 from uuid import UUID
@@ -40,11 +40,14 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.base import RootDocument, utcnow
 from documents.journal import DomainEvent, FieldChange
+from service import workers
 from service.context import RequestContext
+from service.observability import request_id_var
 
 log = logging.getLogger(__name__)
 
 REDACTED = "***"
+SEQUENCER = "sequencer"  # the sequencer's worker (service/sequencer.py), woken after inserts
 # Bookkeeping fields that every change touches: the event itself records who/when/version.
 UNJOURNALED = frozenset(
     {"version", "updated_at", "updated_by", "pending_event", "revision_id", "schema_version"}
@@ -163,6 +166,7 @@ def new_event(
         actor_type=ctx.actor_type if ctx else "system",
         occurred_at=doc.updated_at,
         changes=changes,
+        request_id=request_id_var.get(),
     )
 
 
@@ -234,6 +238,8 @@ def creation_event_document(
         "actor_type": actor_type,
         "occurred_at": doc.updated_at,
         "changes": changes,
+        "request_id": request_id_var.get(),
+        "seq": None,  # assigned by the sequencer once visible (service/sequencer.py)
     }
 
 
@@ -281,6 +287,7 @@ async def flush_pending(
     event = DomainEvent.model_validate(data)
     with suppress(DuplicateKeyError):  # already journaled by an earlier attempt
         await DomainEvent.get_pymongo_collection().insert_one(_encode(event))
+    workers.poke(SEQUENCER)
     await model.get_pymongo_collection().update_one(
         {"_id": Binary.from_uuid(event.aggregate_id), "pending_event.version": event.version},
         {"$unset": {"pending_event": ""}},
@@ -302,6 +309,7 @@ async def _flush_marker(
     event = creation_event_from_stored(model, stored, marker)
     with suppress(DuplicateKeyError):  # the bulk path got that far before the crash
         await DomainEvent.get_pymongo_collection().insert_one(_encode(event))
+    workers.poke(SEQUENCER)
     await collection.update_one(guard, {"$unset": {"pending_event": ""}})
 
 
@@ -324,6 +332,7 @@ async def flush_many(
     except BulkWriteError as exc:
         if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
             raise
+    workers.poke(SEQUENCER)
     by_version: dict[int, list[Binary]] = {}
     for e in raw:
         by_version.setdefault(e["version"], []).append(e["aggregate_id"])
@@ -337,14 +346,24 @@ async def flush_many(
 REPAIR_CHUNK = 1000
 
 
-async def repair_journal(models: Iterable[type[RootDocument]]) -> int:
-    """Flush every outbox left behind by a crash; returns how many events were journaled."""
+async def repair_journal(
+    models: Iterable[type[RootDocument]], *, older_than: datetime | None = None
+) -> int:
+    """Flush every outbox left behind by a crash; returns how many events were journaled.
+
+    `older_than` leaves alone outboxes of documents changed after that time: writes in flight
+    flush their own outbox a few milliseconds later (flushing twice is harmless, but useless).
+    The periodic repair passes it; start-up and the CLI flush everything.
+    """
     repaired = 0
     for model in models:
         # Whole documents: a creation marker's event is rebuilt from the document itself.
         cursor = model.get_pymongo_collection().find({"pending_event.version": {"$exists": True}})
         markers: list[DomainEvent] = []
         async for raw in cursor:
+            changed = raw.get("updated_at")
+            if older_than is not None and changed is not None and _utc(changed) > older_than:
+                continue
             pending = raw["pending_event"]
             if is_creation_marker(pending):
                 # A crashed bulk import is journaled as it would have been: in chunks.
@@ -371,6 +390,10 @@ async def ensure_outbox_indexes(models: Iterable[type[RootDocument]]) -> None:
         await model.get_pymongo_collection().create_index(
             [("pending_event.version", 1)], sparse=True, name="pending_outbox"
         )
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _encode(event: DomainEvent) -> dict[str, Any]:

@@ -2,13 +2,16 @@
 
 Two kinds live here:
 
-* **Endpoint pipelines** (`campaign_analytics`, `overview`) answer an API request in ONE
-  `aggregate()` round trip. They are the stages that run *after* the repository's tenant scope
+* **Endpoint pipelines** (`campaign_analytics`, `campaign_analytics_leads`, `overview`)
+  answer an API request. They are the stages that run *after* the tenant scope
   (`Repository.aggregate` prepends `{"$match": {tenant_id, is_deleted: false, ...}}`), so they
-  can never see another tenant's rows and start on the tenant-prefixed indexes of `events`.
+  can never see another tenant's rows and start on the tenant-prefixed indexes. Each streams
+  its input and ends in a few small documents: no stage gathers a list that grows with a
+  campaign, a tenant or a user into one document (MongoDB's 16 MiB limit).
 * **Projector pipelines** (`campaign_stats_*`, `global_campaign_*`, `analytics_daily`,
-  `global_team`) recompute read-model rows for a set of keys (or for everything, on rebuild).
-  They run across tenants (projectors are system processes), so they carry their own `$match`.
+  `global_team`, `blog_stats`, `research_stats_*`) recompute read-model rows for a set of keys
+  (or for everything, on rebuild). They run across tenants (projectors are system
+  processes), so they carry their own `$match`.
 
 Portability: the embedded backend (mongomock) lacks `$merge`, `$dateTrunc`, `$setWindowFields`,
 `$unionWith`, `$setIntersection`, `$isoDayOfWeek` and `$lookup` with `let`/pipeline or an
@@ -28,8 +31,11 @@ from uuid import UUID
 
 from bson import Binary
 
+from documents.blog import Blog
 from documents.campaign import CampaignBase, CampaignLead
 from documents.event import EventType, TouchpointEvent
+from documents.lead import LeadBase
+from documents.research import ResearchTopic
 from documents.team import Team
 from documents.user import User
 
@@ -46,6 +52,9 @@ CAMPAIGNS = CampaignBase.Settings.name
 CAMPAIGN_LEADS = CampaignLead.Settings.name
 TEAMS = Team.Settings.name
 USERS = User.Settings.name
+LEADS = LeadBase.Settings.name
+BLOGS = Blog.Settings.name
+RESEARCH = ResearchTopic.Settings.name
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -92,102 +101,94 @@ def bucket_expression(interval: Interval, date: str = "$occurred_at") -> dict[st
 # -- endpoint pipelines ------------------------------------------------------------------------
 
 
+def _live_lead(lead_id: str, tenant: Any) -> list[Stage]:
+    """Join one lead (by `_id`: at most one document) and keep its row only if it is live.
+
+    `$lookup` matches on the foreign `_id` alone; the tenant is re-checked after the join.
+    """
+    return [
+        {"$lookup": {"from": LEADS, "localField": lead_id, "foreignField": "_id", "as": "lead"}},
+        {"$match": {"lead": {"$elemMatch": {"tenant_id": tenant, "is_deleted": False}}}},
+    ]
+
+
 def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
-    """`GET /v1/analytics/campaigns/{id}` over the tenant's events of one campaign (one trip).
+    """`GET /v1/analytics/campaigns/{id}`, touchpoint side (on `events`, one small document).
 
-    Runs after `$match {tenant_id, is_deleted: false, campaign_id}` on `events`:
+    Runs after `$match {tenant_id, is_deleted: false, campaign_id}` (index
+    `events.tenant_campaign`). Per lead first — one document per contacted lead, streamed — then
+    each lead's liveness (`$lookup` by `_id`, one lead) and its membership of THIS campaign
+    (`$lookup` of the lead's own links by `lead_id`: one row per campaign the lead is in, so
+    bounded by the lead, never by the campaign), then one `$group` of counters. No array ever
+    grows with the campaign, so a campaign of any size answers with documents of a few kB.
 
-    1. `$facet` always yields exactly one document (even with no events): the events counted
-       by type, and the distinct leads that have an event in the campaign.
-    2. Two `$lookup`s by the campaign id fetch the campaign itself (so a missing, deleted or
-       other tenant's campaign is detected in the same round trip: `found` is 0) and its
-       `campaign_leads` links (the campaign's leads; a bounded row per lead).
-    3. `leads_contacted` = links whose lead is among the leads with events.
-
-    Output: `{found, by_type: [{_id: type, n}], events_total, leads_total, leads_contacted}`;
-    the service fills missing types with 0 and computes the rate.
-
-    Indexes: the `$match` uses `events.tenant_campaign`; the campaign lookup uses `_id`. A
-    `$lookup` cannot use a tenant-prefixed index, so the link lookup wants an index on
-    `campaign_leads` whose first key is `campaign_id` (the tenant is re-checked in `$project`).
+    Output: one document `{events_total, <type>: n…, leads_contacted}` (none without events).
     """
     tenant, campaign = _b(tenant_id), _b(campaign_id)
+    per_lead: dict[str, Any] = {"_id": "$lead_id", "n": {"$sum": 1}}
+    total: dict[str, Any] = {"_id": None, "events_total": {"$sum": "$n"}}
+    for channel in CHANNELS:
+        per_lead[channel] = _count_if_type(channel)
+        total[channel] = {"$sum": f"${channel}"}
+    total["leads_contacted"] = {"$sum": {"$cond": ["$member", 1, 0]}}
     return [
-        {
-            "$facet": {
-                "by_type": [{"$group": {"_id": "$type", "n": {"$sum": 1}}}],
-                "leads": [{"$group": {"_id": "$lead_id"}}],
-            }
-        },
-        {"$addFields": {"campaign_id": {"$literal": campaign}}},
-        {
-            "$lookup": {
-                "from": CAMPAIGNS,
-                "localField": "campaign_id",
-                "foreignField": "_id",
-                "as": "campaign",
-            }
-        },
+        {"$group": per_lead},
+        {"$lookup": {"from": LEADS, "localField": "_id", "foreignField": "_id", "as": "lead"}},
         {
             "$lookup": {
                 "from": CAMPAIGN_LEADS,
-                "localField": "campaign_id",
-                "foreignField": "campaign_id",
+                "localField": "_id",
+                "foreignField": "lead_id",
                 "as": "links",
             }
         },
         {
             "$project": {
-                "_id": 0,
-                "by_type": 1,
-                "events_total": {"$sum": "$by_type.n"},
-                "lead_ids": "$leads._id",
-                "found": {
-                    "$size": {
-                        "$filter": {
-                            "input": "$campaign",
-                            "as": "c",
-                            "cond": {
+                "n": 1,
+                **{channel: 1 for channel in CHANNELS},
+                "member": {
+                    "$and": [
+                        _any(
+                            "$lead",
+                            {
                                 "$and": [
-                                    {"$eq": ["$$c.tenant_id", tenant]},
-                                    {"$eq": ["$$c.is_deleted", False]},
+                                    {"$eq": ["$$x.tenant_id", tenant]},
+                                    {"$eq": ["$$x.is_deleted", False]},
                                 ]
                             },
-                        }
-                    }
-                },
-                "member_ids": {
-                    "$map": {
-                        "input": {
-                            "$filter": {
-                                "input": "$links",
-                                "as": "l",
-                                "cond": {"$eq": ["$$l.tenant_id", tenant]},
-                            }
-                        },
-                        "as": "l",
-                        "in": "$$l.lead_id",
-                    }
+                        ),
+                        _any(
+                            "$links",
+                            {
+                                "$and": [
+                                    {"$eq": ["$$x.tenant_id", tenant]},
+                                    {"$eq": ["$$x.campaign_id", campaign]},
+                                ]
+                            },
+                        ),
+                    ]
                 },
             }
         },
-        {
-            "$project": {
-                "found": 1,
-                "by_type": 1,
-                "events_total": 1,
-                "leads_total": {"$size": "$member_ids"},
-                "leads_contacted": {
-                    "$size": {
-                        "$filter": {
-                            "input": "$member_ids",
-                            "as": "m",
-                            "cond": {"$in": ["$$m", "$lead_ids"]},
-                        }
-                    }
-                },
-            }
-        },
+        {"$group": total},
+    ]
+
+
+def _any(array: str, cond: dict[str, Any]) -> dict[str, Any]:
+    # True when some element `$$x` of `array` satisfies `cond`.
+    return {"$gt": [{"$size": {"$filter": {"input": array, "as": "x", "cond": cond}}}, 0]}
+
+
+def campaign_analytics_leads(*, tenant_id: UUID) -> Pipeline:
+    """`GET /v1/analytics/campaigns/{id}`, membership side (on `campaign_leads`).
+
+    Runs after `$match {tenant_id, campaign_id}` (index `campaign_lead_unique`): each link joins
+    its lead (one document) and counts only when the lead is live. Output: one `{leads_total}`
+    document (none for a campaign without live leads).
+    """
+    return [
+        *_live_lead("lead_id", _b(tenant_id)),
+        {"$group": {"_id": None, "leads_total": {"$sum": 1}}},
     ]
 
 
@@ -212,9 +213,10 @@ def campaign_stats_events(campaign_ids: Keys) -> tuple[str, Pipeline]:
     """Per campaign (on `events`): touchpoints by type, last touchpoint, leads contacted.
 
     Groups per (campaign, lead) first so each lead is looked up once in `campaign_leads`
-    (a lead's links are bounded by the campaigns it is in); a lead counts as contacted when it
-    is linked to that campaign. The lookup wants an index on `campaign_leads` whose first key
-    is `lead_id` (the tenant-prefixed `tenant_lead` cannot serve a `$lookup`).
+    (a lead's links are bounded by the campaigns it is in) and in `leads` (one document); a
+    lead counts as contacted when it is live and linked to that campaign — the same rule as
+    `campaign_analytics`. The lookups want indexes whose first key is the joined field
+    (`campaign_leads.lookup_lead`, `leads._id`): a tenant-prefixed index cannot serve them.
     """
     per_lead: dict[str, Any] = {
         "_id": {"c": "$campaign_id", "l": "$lead_id"},
@@ -227,7 +229,7 @@ def campaign_stats_events(campaign_ids: Keys) -> tuple[str, Pipeline]:
         "tenant_id": {"$first": "$tenant_id"},
         "events_total": {"$sum": "$n"},
         "last_event_at": {"$max": "$last"},
-        "leads_contacted": {"$sum": {"$cond": ["$linked", 1, 0]}},
+        "leads_contacted": {"$sum": {"$cond": [{"$and": ["$linked", "$live"]}, 1, 0]}},
     }
     for channel in CHANNELS:
         per_lead[channel] = _count_if_type(channel)
@@ -243,22 +245,11 @@ def campaign_stats_events(campaign_ids: Keys) -> tuple[str, Pipeline]:
                 "as": "links",
             }
         },
+        {"$lookup": {"from": LEADS, "localField": "_id.l", "foreignField": "_id", "as": "lead"}},
         {
             "$addFields": {
-                "linked": {
-                    "$gt": [
-                        {
-                            "$size": {
-                                "$filter": {
-                                    "input": "$links",
-                                    "as": "k",
-                                    "cond": {"$eq": ["$$k.campaign_id", "$_id.c"]},
-                                }
-                            }
-                        },
-                        0,
-                    ]
-                }
+                "linked": _any("$links", {"$eq": ["$$x.campaign_id", "$_id.c"]}),
+                "live": _any("$lead", {"$eq": ["$$x.is_deleted", False]}),
             }
         },
         {"$group": per_campaign},
@@ -266,9 +257,11 @@ def campaign_stats_events(campaign_ids: Keys) -> tuple[str, Pipeline]:
 
 
 def campaign_stats_links(campaign_ids: Keys) -> tuple[str, Pipeline]:
-    """Per campaign (on `campaign_leads`): how many leads it has."""
+    """Per campaign (on `campaign_leads`): how many live leads it has (each link joins its lead)."""
     return CAMPAIGN_LEADS, [
         {"$match": _in("campaign_id", campaign_ids)},
+        {"$lookup": {"from": LEADS, "localField": "lead_id", "foreignField": "_id", "as": "lead"}},
+        {"$match": {"lead.is_deleted": False}},
         {"$group": {"_id": "$campaign_id", "leads_total": {"$sum": 1}}},
     ]
 
@@ -398,13 +391,70 @@ def global_team(team_ids: Keys) -> tuple[str, Pipeline]:
     ]
 
 
+def blog_stats(user_ids: Keys) -> tuple[str, Pipeline]:
+    """Per user and status (on `blogs`, live and archived ones): count, last post, next slot.
+
+    Output rows `{_id: {u: user, s: status}, tenant_id, n, last_posted_at,
+    first_scheduled_for}`; the projector folds a user's statuses into one `GlobalBlog`.
+    """
+    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids)}
+    return BLOGS, [
+        {"$match": match},
+        {
+            "$group": {
+                "_id": {"u": "$user_id", "s": "$status"},
+                "tenant_id": {"$first": "$tenant_id"},
+                "n": {"$sum": 1},
+                "last_posted_at": {"$max": "$posted.posted_at"},
+                "first_scheduled_for": {"$min": "$plan.scheduled_for"},
+            }
+        },
+    ]
+
+
+def research_stats_totals(user_ids: Keys) -> tuple[str, Pipeline]:
+    """Per user (on `research`): topics, results, summed search volume, last research time."""
+    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids)}
+    return RESEARCH, [
+        {"$match": match},
+        {
+            "$group": {
+                "_id": "$user_id",
+                "tenant_id": {"$first": "$tenant_id"},
+                "topics": {"$sum": 1},
+                "results": {"$sum": {"$size": "$results"}},
+                "volume": {"$sum": {"$sum": "$results.search_volume"}},
+                "last": {"$max": {"$max": "$results.researched_at"}},
+            }
+        },
+    ]
+
+
+def research_stats_keywords(user_ids: Keys) -> tuple[str, Pipeline]:
+    """Per user (on `research`): distinct keywords across all results.
+
+    Grouped per (user, keyword) first and then counted per user: no `$addToSet` list that
+    grows with a user's keywords.
+    """
+    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids)}
+    return RESEARCH, [
+        {"$match": match},
+        {"$unwind": "$results"},
+        {"$unwind": "$results.keywords"},
+        {"$group": {"_id": {"u": "$user_id", "k": "$results.keywords"}}},
+        {"$group": {"_id": "$_id.u", "keywords": {"$sum": 1}}},
+    ]
+
+
 __all__ = [
     "CHANNELS",
     "Interval",
     "Pipeline",
     "analytics_daily",
+    "blog_stats",
     "bucket_expression",
     "campaign_analytics",
+    "campaign_analytics_leads",
     "campaign_stats_campaigns",
     "campaign_stats_events",
     "campaign_stats_links",
@@ -412,4 +462,6 @@ __all__ = [
     "global_campaign_events",
     "global_team",
     "overview",
+    "research_stats_keywords",
+    "research_stats_totals",
 ]

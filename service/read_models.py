@@ -2,9 +2,13 @@
 
 Read models are not aggregate roots (no version, no soft delete, no journal), so they are not
 read through `Repository`; every query goes through `tenant_filter`, the one helper that adds
-the caller's tenant. Catching up first means a reader sees every write that finished
-before its request; it reads at most `CATCH_UP_BATCHES` batches of each feed, so a backlog
-(after an import or an outage) cannot make a read slow — the next reads continue from there.
+the caller's tenant. Catching up first means a reader sees every write that finished before
+its request (when this process can run the projector; otherwise after at most `READ_WAIT`,
+see service/projections/runner.py); it reads at most `CATCH_UP_BATCHES` batches of each feed,
+so a backlog (after an import or an outage) cannot make a read slow.
+
+One authorization rule for every per-user read model (campaign summary, blog stats, research
+stats): `subject` — your own with any role, another user's of your tenant with admin or more.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from beanie import SortDirection
 
 from documents.read_models import CampaignStats, GlobalAnalytics, GlobalCampaign, GlobalTeam
 from documents.user import User
+from documents.workspace_read_models import GlobalBlog, GlobalResearchStats
 from service import projections
 from service.analytics import resolve_range
 from service.context import RequestContext, Role
@@ -26,23 +31,54 @@ from service.repository import Repository, tenant_filter, uuid_filter
 CATCH_UP_BATCHES = 4
 
 
-async def global_campaign(*, ctx: RequestContext, user_id: UUID | None) -> dict[str, Any]:
-    """A user's campaign summary (the caller's by default; another user's needs admin)."""
+async def subject(ctx: RequestContext, user_id: UUID | None) -> UUID:
+    """Whose per-user read model the caller may read: their own, or (admin+) a colleague's.
+
+    The caller's own by default (an API key has none: 403 without `user_id`); another user's
+    needs admin, and must be a user of the caller's tenant (404 otherwise).
+    """
     target = user_id or ctx.require_user()
     if target != ctx.user_id:
         ctx.require(Role.admin)
-    await projections.catch_up(["global_campaign"], max_batches=CATCH_UP_BATCHES)
+        await Repository(User, ctx).get(target)
+    return target
+
+
+async def _fresh(name: str) -> None:
+    await projections.catch_up([name], max_batches=CATCH_UP_BATCHES)
+
+
+async def global_campaign(*, ctx: RequestContext, user_id: UUID | None) -> dict[str, Any]:
+    """A user's campaign summary (the caller's by default; another user's needs admin)."""
+    target = await subject(ctx, user_id)
+    await _fresh("global_campaign")
     row = await GlobalCampaign.find_one(tenant_filter(ctx, {"_id": uuid_filter(target)}))
     if row is not None:
         return row.model_dump()
-    # No campaigns and no touchpoints yet: an all-zero summary, if the user is the tenant's.
-    await Repository(User, ctx).get(target)
+    # No campaigns and no touchpoints yet: an all-zero summary.
     return GlobalCampaign(id=target, tenant_id=ctx.tenant_id, user_id=target).model_dump()
+
+
+async def blog_stats(*, ctx: RequestContext, user_id: UUID | None) -> GlobalBlog:
+    """A user's blog rollup (the caller's by default; another user's needs admin)."""
+    target = await subject(ctx, user_id)
+    await _fresh("blog_stats")
+    row = await GlobalBlog.find_one(tenant_filter(ctx, {"user_id": uuid_filter(target)}))
+    return row or GlobalBlog(tenant_id=ctx.tenant_id, user_id=target)
+
+
+async def research_stats(*, ctx: RequestContext, user_id: UUID | None) -> GlobalResearchStats:
+    """A user's research rollup (the caller's by default; another user's needs admin)."""
+    target = await subject(ctx, user_id)
+    await _fresh("research_stats")
+    query = tenant_filter(ctx, {"user_id": uuid_filter(target)})
+    row = await GlobalResearchStats.find_one(query)
+    return row or GlobalResearchStats(tenant_id=ctx.tenant_id, user_id=target)
 
 
 async def campaign_stats(*, ctx: RequestContext, campaign_id: UUID) -> CampaignStats:
     """The stats row of a live campaign of the tenant (404 otherwise)."""
-    await projections.catch_up(["campaign_stats"], max_batches=CATCH_UP_BATCHES)
+    await _fresh("campaign_stats")
     row = await CampaignStats.find_one(tenant_filter(ctx, {"_id": uuid_filter(campaign_id)}))
     if row is None:
         raise NotFound(f"campaign {campaign_id} not found")
@@ -54,7 +90,7 @@ async def analytics_daily(
 ) -> list[GlobalAnalytics]:
     """The tenant's per-day, per-channel rows in `[since, until)` (whole UTC days, ≤ 366)."""
     _, _, days = resolve_range(since, until, "day")
-    await projections.catch_up(["global_analytics"], max_batches=CATCH_UP_BATCHES)
+    await _fresh("global_analytics")
     # Rows are whole days: the range selects the days it touches, as the buckets do.
     query = tenant_filter(ctx, {"day": {"$gte": days[0], "$lte": days[-1]}})
     return (
@@ -66,7 +102,7 @@ async def analytics_daily(
 
 async def global_team(*, ctx: RequestContext, team_id: UUID) -> GlobalTeam:
     """A live team of the tenant with its members' names (404 otherwise)."""
-    await projections.catch_up(["global_team"], max_batches=CATCH_UP_BATCHES)
+    await _fresh("global_team")
     row = await GlobalTeam.find_one(tenant_filter(ctx, {"_id": uuid_filter(team_id)}))
     if row is None:
         raise NotFound(f"team {team_id} not found")

@@ -14,12 +14,12 @@ from schemas.research import (
     ResearchTopicCreate,
     ResearchTopicUpdate,
 )
+from service import read_models
 from service.context import RequestContext
 from service.errors import Conflict
 from service.pagination import PageResult
 from service.policy import Action, policy_for
 from service.repository import Repository, uuid_filter
-from service.workspace_projections import rebuild_global_research_stats
 
 
 def _result(data: ResearchResultIn) -> TopicResearchResult:
@@ -91,5 +91,5 @@ async def add_result(
 
 
 async def research_stats(*, ctx: RequestContext, user_id: UUID | None) -> GlobalResearchStats:
-    """The `GlobalResearchStats` rollup of a user of the tenant (the caller by default)."""
-    return await rebuild_global_research_stats(ctx=ctx, user_id=user_id or ctx.require_user())
+    """The `GlobalResearchStats` read model of a user (the caller's; another's needs admin)."""
+    return await read_models.research_stats(ctx=ctx, user_id=user_id)

@@ -75,6 +75,20 @@ class Settings(BaseSettings):
             return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
         return value
 
+    # Background workers (service/background.py): sequencer, projectors, journal repair,
+    # webhook delivery. Every process runs them; leases make one process do each at a time.
+    background_workers: bool = True
+    worker_poll_seconds: float = Field(default=1.0, ge=0.01, le=60)
+    lease_ttl_seconds: float = Field(default=30.0, ge=1, le=600)
+    journal_repair_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
+
+    # Webhook delivery (service/webhooks/delivery.py).
+    webhook_timeout_seconds: float = Field(default=5.0, ge=0.1, le=60)
+    webhook_retry_base_seconds: float = Field(default=5.0, ge=0.01, le=3600)
+    webhook_retry_max_seconds: float = Field(default=3600.0, ge=0.01, le=86_400)
+    webhook_disable_after_seconds: float = Field(default=3 * 86_400.0, ge=1)
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
+
     @model_validator(mode="after")
     def _secrets(self) -> Settings:
         if self.app_env == "production":

@@ -142,6 +142,24 @@ SHARD_PLAN: tuple[ShardPlan, ...] = (
         None,
         "one document per projector and feed (a handful, global): stays on the primary shard",
     ),
+    ShardPlan(
+        "feed_heads",
+        None,
+        "one document per sequenced feed (three, global; service/sequencer.py): stays on the "
+        "primary shard",
+    ),
+    ShardPlan(
+        "leases",
+        None,
+        "one document per background worker (a dozen, global; service/leases.py), taken and "
+        "renewed by _id: stays on the primary shard",
+    ),
+    ShardPlan(
+        "webhook_states",
+        None,
+        "one small document per webhook subscription, read by the delivery worker across "
+        "tenants by _id: stays on the primary shard",
+    ),
     # --- Tenant-scoped aggregates: {tenant_id, _id}. ---------------------------------------
     ShardPlan("teams", _TENANT_ID, _TENANT_ID_REASON),
     ShardPlan("campaigns", _TENANT_ID, _TENANT_ID_REASON + " (all campaign types share it)"),
@@ -250,22 +268,18 @@ SHARD_PLAN: tuple[ShardPlan, ...] = (
         "one row per user, unique (tenant_id, user_id) and read by that pair",
         supporting_index="tenant_user",
     ),
-    # --- Planned collections (no document class yet). --------------------------------------
     ShardPlan(
         "webhooks",
         _TENANT_ID,
-        "planned: a tenant's webhook subscriptions, read by tenant; any unique index it "
-        "declares must start with tenant_id (tests/test_sharding.py checks it once the "
-        "document exists)",
-        future=True,
+        "a tenant's webhook subscriptions, read by tenant; the delivery worker's scan of the "
+        "enabled ones across tenants queries every shard (a leased background job, not a "
+        "request path)",
     ),
     ShardPlan(
         "webhook_deliveries",
         _TENANT_ID,
-        "planned: one row per delivery attempt, grows with events; tenant reads are "
-        "targeted, while the delivery worker's due-queue scan across tenants queries every "
-        "shard (a leased background job, not a request path)",
-        future=True,
+        "one row per delivery attempt (expires after 30 days), written and listed by tenant "
+        "and endpoint: targeted",
     ),
 )
 

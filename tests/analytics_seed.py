@@ -51,6 +51,7 @@ async def touch(
     at: datetime,
     *,
     user_id: UUID | None = None,
+    id: UUID | None = None,
 ) -> TouchpointEvent:
     """One touchpoint of `kind` at `at` (events are immutable facts: a plain insert)."""
     common: dict[str, Any] = {
@@ -60,6 +61,8 @@ async def touch(
         "occurred_at": at,
         "user_id": user_id if user_id is not None else ctx.user_id,
     }
+    if id is not None:  # e.g. an id chosen long ago (an idempotent retry taking over)
+        common["id"] = id
     doc: TouchpointEvent
     if kind == "call":
         doc = CallEvent(**common, outcome="answered")

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from unittest.mock import patch
 from uuid import uuid4
 
 import pytest
 
 from documents.campaign import CampaignBase
-from service import analytics, lifecycle
+from service import analytics, lifecycle, pipelines
 from service.errors import Unprocessable
+from service.settings import Settings
 from tests import analytics_seed as seed
 from tests.helpers import Account, assert_problem
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """No background workers: the round-trip counts below are this request's alone."""
+    return settings.model_copy(update={"background_workers": False})
 
 
 def at(text: str) -> datetime:
@@ -230,19 +236,50 @@ def test_bucket_list_is_bounded_per_interval() -> None:
 # -- round trips ---------------------------------------------------------------------------------
 
 
-async def test_each_analytics_request_is_one_aggregate(owner: Account) -> None:
+async def test_analytics_round_trips_are_bounded(owner: Account) -> None:
+    """Overview: one aggregate. A campaign: two streaming aggregates (touchpoints, live
+    members) and the campaign's own read, sent concurrently (see service/analytics.py)."""
     await _seed_series(owner)
     camp = await seed.campaign(owner.ctx)
-    from service.repository import Repository
+    from tests.dbcalls import count_db_calls
 
-    calls: list[str] = []
-    real = Repository.aggregate
-
-    async def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(self.model.__name__)
-        return await real(self, *args, **kwargs)
-
-    with patch.object(Repository, "aggregate", counting):
+    with count_db_calls() as (calls, _):
         await owner.client.get(f"/v1/analytics/campaigns/{camp.id}")
+    aggregates = {k: v for k, v in calls.items() if k.endswith(".aggregate")}
+    assert aggregates == {"events.aggregate": 1, "campaign_leads.aggregate": 1}
+    with count_db_calls() as (calls, _):
         await owner.client.get("/v1/analytics/overview", params={"interval": "week"})
-    assert calls == ["TouchpointEvent", "TouchpointEvent"]
+    assert {k: v for k, v in calls.items() if k.endswith(".aggregate")} == {"events.aggregate": 1}
+
+
+def _stages(pipeline: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    out = []
+    for stage in pipeline:
+        for name, spec in stage.items():
+            out.append((name, spec))
+            if name == "$facet":
+                for sub in spec.values():
+                    out += _stages(sub)
+    return out
+
+
+def test_campaign_analytics_gathers_nothing_that_grows_with_the_campaign() -> None:
+    """By construction, the 16 MiB limit cannot be reached, whatever the campaign's size:
+    no `$push`/`$addToSet`/`$facet`, and every `$lookup` joins ONE lead's rows (the lead by
+    `_id`, or that lead's own links by `lead_id`), never the campaign's."""
+    tenant, campaign = uuid4(), uuid4()
+    for pipeline in (
+        pipelines.campaign_analytics(tenant_id=tenant, campaign_id=campaign),
+        pipelines.campaign_analytics_leads(tenant_id=tenant),
+    ):
+        stages = _stages(pipeline)
+        text = repr(pipeline)
+        assert "$push" not in text and "$addToSet" not in text
+        assert all(name != "$facet" for name, _ in stages)
+        for name, spec in stages:
+            if name == "$lookup":
+                assert spec["foreignField"] in ("_id", "lead_id"), spec
+                assert spec["localField"] in ("_id", "lead_id"), spec  # a lead id per row
+            if name == "$group":
+                # Groups are per lead (`$lead_id`) or one counter document (`None`).
+                assert spec["_id"] in ("$lead_id", None), spec

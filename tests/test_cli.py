@@ -214,6 +214,7 @@ def test_endpoint_pipelines_need_a_tenant_or_say_they_show_a_placeholder() -> No
     document = json.loads(listing.stdout)
     assert {n for n, p in document.items() if p["placeholder"]} == {
         "campaign_analytics",
+        "campaign_analytics_leads",
         "overview",
     }
 
@@ -493,3 +494,16 @@ def test_rows_are_built_as_the_api_takes_them() -> None:
     }
     assert FIELDS["list_price"] == "number" and FIELDS["beds"] == "integer"
     assert build_row(["", "", "", "", "", ""], mapping, "generic") == {"type": "generic"}
+
+
+def test_deliver_needs_the_servers_key_and_stops_when_asked(db_file: Path) -> None:
+    refused = _runner().invoke(
+        app, ["deliver", "--seconds", "0.2"], env={**_env(db_file), "FERNET_KEY": None}
+    )
+    assert refused.exit_code == 2 and "FERNET_KEY" in refused.stderr
+    key = Fernet.generate_key().decode()
+    ran = _runner().invoke(
+        app, ["deliver", "--seconds", "0.3"], env={**_env(db_file), "FERNET_KEY": key}
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "delivering webhooks" in ran.stderr

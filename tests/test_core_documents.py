@@ -191,8 +191,9 @@ async def test_every_list_path_has_a_tenant_prefixed_index() -> None:
         (TouchpointEvent, {"campaign_id", "lead_id", "type", "occurred_at"}),
     ):
         info = await model.get_pymongo_collection().index_information()
-        # `_id_` and the journal's sparse outbox index (used by the repair sweep, not by lists).
-        internal = {"_id_", "pending_outbox"}
+        # `_id_`, the journal's sparse outbox index (used by the repair sweep, not by lists) and
+        # the sequencer's feed indexes (service/sequencer.py: system processes, cross-tenant).
+        internal = {"_id_", "pending_outbox", "seq_pending", "seq_unique"}
         keys = [[k for k, _ in ix["key"]] for name, ix in info.items() if name not in internal]
         assert all(k[0] == "tenant_id" for k in keys), keys
         assert fields <= {k[1] for k in keys if len(k) > 1}

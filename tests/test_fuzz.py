@@ -63,6 +63,7 @@ MUST_RUN = {"ignored_auth", "object_level_authorization", "unsupported_method", 
 _CAMPAIGN_DATES = "`ends_at` must come after `starts_at` (cross-field)"
 SEMANTIC_422: dict[tuple[str, tuple[str, ...]], str] = {
     ("*", ("query", "cursor")): "the cursor is an opaque token the API issued; a forged one is 422",
+    ("GET /v1/changes", ("query", "after")): "the change-feed cursor, opaque like `cursor`",
     ("POST /v1/events", ("body", "campaign_id")): "contract: the campaign must exist (422)",
     ("POST /v1/events", ("body", "lead_id")): "contract: the lead must exist (422)",
     ("POST /v1/kanban/tasks", ("body", "state_id")): "the state must exist on the board",

@@ -509,6 +509,28 @@ for _coll, _id in (
         ),
     ]
 
+STEPS += [
+    Step(
+        "POST",
+        "/v1/webhooks",
+        "owner",
+        201,
+        body=lambda s: {"url": "http://127.0.0.1:9/hook", "event_types": ["lead.*"]},
+        keep=_k("webhook"),
+    ),
+    Step(
+        "PATCH",
+        "/v1/webhooks/{id}",
+        "owner",
+        200,
+        path=lambda s: f"/v1/webhooks/{s['webhook']}",
+        body=lambda s: {"event_types": ["*"], "enabled": False},
+    ),
+    Step(
+        "DELETE", "/v1/webhooks/{id}", "owner", 204, path=lambda s: f"/v1/webhooks/{s['webhook']}"
+    ),
+]
+
 # Last: changing the password ends the member's current token.
 STEPS.append(
     Step(

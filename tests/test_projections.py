@@ -1,4 +1,4 @@
-"""Read models: incremental equals rebuilt, idempotent re-runs, checkpoints, isolation."""
+"""Read models: incremental equals rebuilt, idempotent re-runs, checkpoints by `seq`, isolation."""
 
 from __future__ import annotations
 
@@ -24,13 +24,30 @@ from documents.read_models import (
 )
 from documents.team import Team, TeamMember, TeamRole
 from documents.user import User
-from service import journal, lifecycle, projections
+from documents.workspace_read_models import GlobalBlog, GlobalResearchStats
+from service import journal, lifecycle, projections, sequencer
 from service.cli.read_models import repair_journal
+from service.embedded import aio
+from service.projections import runner
 from service.repository import Repository
+from service.settings import Settings
 from tests import analytics_seed as seed
 from tests.helpers import Account, assert_problem
 
-MODELS: list[type[Document]] = [GlobalCampaign, CampaignStats, GlobalAnalytics, GlobalTeam]
+MODELS: list[type[Document]] = [
+    GlobalCampaign,
+    CampaignStats,
+    GlobalAnalytics,
+    GlobalTeam,
+    GlobalBlog,
+    GlobalResearchStats,
+]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """No background workers here: these tests count what each catch-up applies itself."""
+    return settings.model_copy(update={"background_workers": False})
 
 
 def at(text: str) -> datetime:
@@ -70,6 +87,12 @@ async def build_world(owner: Account, member: Account, stranger: Account) -> dic
     await seed.touch(ctx, "call", doomed.id, leads[2].id, at("2024-05-03 10:00"))
     await lifecycle.delete(ctx=ctx, model=CampaignBase, id=doomed.id)
     team = await make_team(owner, member)
+    await owner.client.post("/v1/blogs", json={"title": "Open house"})
+    await member.client.post("/v1/blogs", json={"title": "Draft"})
+    await owner.client.post(
+        "/v1/research/topics",
+        json={"topic": "Condos", "results": [{"keywords": ["a", "b"], "search_volume": 5}]},
+    )
     s_camp, s_lead = await seed.campaign(stranger.ctx), await seed.lead(stranger.ctx)
     await seed.link(stranger.ctx, s_camp.id, s_lead.id)
     await seed.touch(stranger.ctx, "social", s_camp.id, s_lead.id, at("2024-05-01 12:00"))
@@ -131,20 +154,49 @@ async def test_checkpoint_resumes_after_the_last_row(owner: Account) -> None:
     await seed.touch(owner.ctx, "call", camp.id, lead.id, at("2024-05-01 09:00"))
     await projections.catch_up(["global_analytics"])
     cp = await ProjectionCheckpoint.get("global_analytics:events")
-    assert cp is not None and cp.position is not None and cp.rows_seen == 1
-    # The checkpoint stays behind the settle horizon: recent rows are re-read (idempotently).
-    assert cp.position <= projections.floor_id(utcnow())
+    assert cp is not None and cp.rows_seen == 1
+    assert cp.position == await sequencer.head("events")  # everything up to the head
 
-    old = utcnow() - timedelta(minutes=5)
-    await ProjectionCheckpoint.get_pymongo_collection().update_one(
-        {"_id": cp.id}, {"$set": {"position": Binary.from_uuid(projections.floor_id(old))}}
-    )
     await seed.touch(owner.ctx, "call", camp.id, lead.id, at("2024-05-01 10:00"))
     seen = await projections.catch_up(["global_analytics"])
-    # Both rows are after the stored position, but the first is remembered as applied.
-    assert seen == {"global_analytics": 1}
+    assert seen == {"global_analytics": 1}  # only the new entry
     day = await GlobalAnalytics.get(analytics_key(owner.tenant_id, "2024-05-01", "call"))
     assert day is not None and day.events == 2 and day.leads_touched == 1
+
+
+async def test_an_entry_visible_late_below_the_position_is_still_applied(owner: Account) -> None:
+    """A touchpoint stored with an OLD id (an idempotent takeover) after newer ones were read."""
+    camp, lead = await seed.campaign(owner.ctx), await seed.lead(owner.ctx)
+    await seed.touch(owner.ctx, "call", camp.id, lead.id, at("2024-05-01 09:00"))
+    await projections.catch_up(["global_analytics"])
+    early = projections_floor(utcnow() - timedelta(minutes=10))
+    late = await seed.touch(owner.ctx, "text", camp.id, lead.id, at("2024-05-01 11:00"), id=early)
+    assert late.id < (await seed.touch(owner.ctx, "call", camp.id, lead.id, at("2024-05-02"))).id
+
+    await projections.catch_up(["global_analytics"])
+
+    text = await GlobalAnalytics.get(analytics_key(owner.tenant_id, "2024-05-01", "text"))
+    assert text is not None and text.events == 1
+
+
+async def test_an_empty_scan_moves_the_position_to_the_head(owner: Account) -> None:
+    await projections.catch_up()
+    # Many journal entries that `global_team` does not follow (campaigns).
+    for _ in range(3):
+        await seed.campaign(owner.ctx)
+    await projections.catch_up(["global_team"])
+    head = await sequencer.head("domain_events")
+    cp = await ProjectionCheckpoint.get("global_team:domain_events")
+    assert cp is not None and cp.position == head
+    reads: list[Any] = []
+    aio.observers.append(lambda op: reads.append(op) if op.collection == "domain_events" else None)
+    try:
+        await projections.catch_up(["global_team"])
+    finally:
+        aio.observers.pop()
+    # The sequencer probes the feed's tail; the projector scans nothing (no `seq` range read).
+    scans = [op for op in reads if "$lte" in str((op.filter or {}).get("seq"))]
+    assert scans == []
 
 
 async def test_batches_are_bounded_and_resume(owner: Account) -> None:
@@ -153,6 +205,8 @@ async def test_batches_are_bounded_and_resume(owner: Account) -> None:
         await seed.touch(owner.ctx, "call", camp.id, lead.id, at(f"2024-05-01 0{hour}:00"))
     seen = await projections.catch_up(["global_analytics"], batch_size=2, max_batches=1)
     assert seen == {"global_analytics": 2}
+    rest = await projections.catch_up(["global_analytics"], batch_size=2)
+    assert rest == {"global_analytics": 3}
     day = await GlobalAnalytics.get(analytics_key(owner.tenant_id, "2024-05-01", "call"))
     # Recomputing a key counts every source row of it, not just the batch's.
     assert day is not None and day.events == 5
@@ -236,11 +290,8 @@ async def test_late_repaired_event_reaches_the_read_models(owner: Account) -> No
 
     with patch.object(journal, "flush_pending", crash), pytest.raises(RuntimeError):
         await Repository(CampaignBase, owner.ctx).update(camp, {"status": "active"})
-    # Time passes: the projectors' checkpoints move beyond the crashed event's id.
-    later = Binary.from_uuid(projections.floor_id(utcnow() + timedelta(minutes=1)))
-    await ProjectionCheckpoint.get_pymongo_collection().update_many(
-        {}, {"$set": {"position": later}}
-    )
+    # Time passes: newer journal entries are read, the checkpoint moves past the crashed id.
+    await seed.campaign(owner.ctx)
     await projections.catch_up(["campaign_stats"])
     stale = await CampaignStats.get(camp.id)
     assert stale is not None and stale.status == "draft"
@@ -253,20 +304,55 @@ async def test_late_repaired_event_reaches_the_read_models(owner: Account) -> No
     assert sorted(e.version for e in history) == [1, 2]
 
 
+async def test_rebuild_swaps_rows_in_without_an_empty_window(
+    owner: Account, member: Account, stranger: Account
+) -> None:
+    world = await build_world(owner, member, stranger)
+    # A row of a key that no longer exists: the rebuild must remove it, and only it.
+    await CampaignStats.get_pymongo_collection().insert_one(
+        {
+            "_id": Binary.from_uuid(uuid4()),
+            "tenant_id": Binary.from_uuid(owner.tenant_id),
+            "computed_at": utcnow() - timedelta(days=1),
+        }
+    )
+    seen: list[Any] = []
+    aio.observers.append(
+        lambda op: seen.append(op) if op.collection == "read_campaign_stats" else None
+    )
+    try:
+        rows = await projections.rebuild("campaign_stats")
+    finally:
+        aio.observers.pop()
+    writes = [op.method for op in seen if op.method in ("bulk_write", "delete_many")]
+    assert writes == ["bulk_write", "delete_many"]  # upsert over the old rows, then prune
+    prune = next(op for op in seen if op.method == "delete_many")
+    assert set(prune.filter or {}) == {"computed_at"}  # only rows the rebuild did not write
+    assert rows == await CampaignStats.get_pymongo_collection().count_documents({})
+    assert await CampaignStats.get(world["c1"].id) is not None
+
+
 async def test_a_second_run_applies_nothing(owner: Account) -> None:
     camp, lead = await seed.campaign(owner.ctx), await seed.lead(owner.ctx)
     await seed.touch(owner.ctx, "call", camp.id, lead.id, at("2024-05-01 09:00"))
     first = await projections.catch_up()
     assert first["global_analytics"] == 1 and first["campaign_stats"] >= 2
     calls = 0
-    real = projections.apply
+    real = runner.apply
 
     async def counting(*args: Any, **kwargs: Any) -> int:
         nonlocal calls
         calls += 1
         return await real(*args, **kwargs)
 
-    # The rows are still inside the settle window (re-read), but remembered as applied.
-    with patch.object(projections, "apply", counting):
+    with patch.object(runner, "apply", counting):
         again = await projections.catch_up()
     assert set(again.values()) == {0} and calls == 0
+
+
+def projections_floor(moment: datetime) -> Any:
+    """The smallest UUIDv7 of a millisecond (an id as a writer of that moment made it)."""
+    from uuid import UUID
+
+    ms = int(moment.timestamp() * 1000)
+    return UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62))

@@ -13,7 +13,7 @@ from documents.journal import DomainEvent
 from documents.lead import Address, GenericLead, LeadBase, ListingAgent, MLSRealEstateLead
 from documents.tenant import Tenant
 from documents.user import User
-from service import journal, projections
+from service import journal
 from service.errors import Conflict, NotFound, PreconditionFailed
 from service.repository import Repository
 from tests.helpers import Account
@@ -226,10 +226,6 @@ async def test_a_crashed_bulk_create_leaves_slim_markers(owner: Account) -> None
         assert journal.is_creation_marker(marker)
         assert set(marker) == {"version", "id", "aggregate_id", "actor_type"}
         assert await events_of(journal._as_uuid(raw["_id"])) == []
-    # The projector rewind still finds the oldest pending event by its id.
-    oldest = await projections.oldest_pending_event(AGGREGATE_ROOTS)
-    ids = [journal._as_uuid(raw["pending_event"]["id"]) for raw in stored]
-    assert oldest == min(ids)
 
 
 async def test_repair_rebuilds_creation_events_from_the_documents(owner: Account) -> None:

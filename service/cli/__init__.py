@@ -6,7 +6,8 @@ Commands, one module each (docs/architecture.md, "Adding a CLI command"):
 * `rebuild NAME…|all`, `project [NAME…]`, `repair` — read models and the journal
   (read_models.py);
 * `import FILE --tenant ID` — leads from a CSV file through the bulk import (lead_import.py);
-* `shards` — the statements that shard the database as planned (shards.py).
+* `shards` — the statements that shard the database as planned (shards.py);
+* `deliver` — a process that only delivers webhooks (deliver.py).
 
 Database commands connect with `service.database.connect(Settings())`: MONGODB_URL, or, when
 it is unset, the embedded database in EMBEDDED_DB_PATH — the same data `make run` serves. The
@@ -20,7 +21,7 @@ import logging
 from rich.logging import RichHandler
 
 # Importing a command module registers its commands on `app`.
-from service.cli import lead_import, pipelines, read_models, shards  # noqa: F401
+from service.cli import deliver, lead_import, pipelines, read_models, shards  # noqa: F401
 from service.cli.base import app, err
 from service.cli.pipelines import PIPELINES, render
 

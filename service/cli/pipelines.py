@@ -62,6 +62,15 @@ def _campaign_analytics(p: Params) -> tuple[str, pipelines.Pipeline]:
     return pipelines.EVENTS, [scope, *stages]
 
 
+def _campaign_analytics_leads(p: Params) -> tuple[str, pipelines.Pipeline]:
+    # Links are not an aggregate root: the tenant and campaign alone scope them.
+    scope = {"$match": {"tenant_id": uuid_filter(p.tenant), "campaign_id": uuid_filter(p.campaign)}}
+    return pipelines.CAMPAIGN_LEADS, [
+        scope,
+        *pipelines.campaign_analytics_leads(tenant_id=p.tenant),
+    ]
+
+
 def _overview(p: Params) -> tuple[str, pipelines.Pipeline]:
     try:
         since, until, _ = resolve_range(p.since, p.until, p.interval)
@@ -74,6 +83,11 @@ def _overview(p: Params) -> tuple[str, pipelines.Pipeline]:
 PIPELINES: dict[str, PipelineSpec] = {
     "campaign_analytics": PipelineSpec(
         _campaign_analytics, "GET /v1/analytics/campaigns/{id}", ("tenant", "campaign")
+    ),
+    "campaign_analytics_leads": PipelineSpec(
+        _campaign_analytics_leads,
+        "GET /v1/analytics/campaigns/{id}: its live leads (membership side)",
+        ("tenant", "campaign"),
     ),
     "overview": PipelineSpec(_overview, "GET /v1/analytics/overview", ("tenant",)),
     "campaign_stats_events": PipelineSpec(
@@ -96,6 +110,17 @@ PIPELINES: dict[str, PipelineSpec] = {
     "analytics_daily": PipelineSpec(
         lambda p: pipelines.analytics_daily(None),
         "GlobalAnalytics: touchpoints per tenant, day and channel",
+    ),
+    "blog_stats": PipelineSpec(
+        lambda p: pipelines.blog_stats(None), "GlobalBlog: blogs per user by status"
+    ),
+    "research_stats_totals": PipelineSpec(
+        lambda p: pipelines.research_stats_totals(None),
+        "GlobalResearchStats: topics, results and search volume per user",
+    ),
+    "research_stats_keywords": PipelineSpec(
+        lambda p: pipelines.research_stats_keywords(None),
+        "GlobalResearchStats: distinct keywords per user",
     ),
     "global_team": PipelineSpec(
         lambda p: pipelines.global_team(None), "GlobalTeam: teams with member names"

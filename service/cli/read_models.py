@@ -32,8 +32,8 @@ async def rebuild_read_models(names: list[str]) -> dict[str, int]:
 async def repair_journal() -> int:
     """Flush crashed journal outboxes of every aggregate root; returns the events flushed.
 
-    One root at a time (for progress); the projectors' journal checkpoints end up rewound to
-    the oldest repaired event, as one `projections.repair` over every root would leave them.
+    One root at a time (for progress). The flushed events get the journal's next positions
+    (service/sequencer.py), so projectors and feed consumers pick them up without a rewind.
     """
     repaired = 0
     with progress("repair", len(AGGREGATE_ROOTS), "collections") as steps:
@@ -72,7 +72,7 @@ def project(
 
 @app.command()
 def repair() -> None:
-    """Flush journal outboxes left by a crash; rewind the projectors to pick the events up."""
+    """Flush journal outboxes left by a crash (the background worker also does, periodically)."""
     repaired = run_with_database(repair_journal)
     out().out(f"journal repair: {repaired} pending event(s) flushed")
 

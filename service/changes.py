@@ -1,0 +1,146 @@
+"""The change feed: the tenant's journal, oldest first, resumable from an opaque cursor.
+
+Positions are the journal's `seq` (service/sequencer.py), not ids or times: a page reads
+`position < seq <= head` of the caller's tenant in `seq` order, and every entry at or below
+the published head is final. So a consumer that stores `next_cursor` and asks again later
+never misses a change and never gets one twice, also when an entry became visible after
+entries with larger ids (an outbox flushed by repair or by the next write, a retry that
+took over an idempotency claim). A page that comes back short ends at the head, so the cursor
+moves past entries that did not match the filters (they are not scanned again).
+
+Visibility: each page goes through `visible_items`, the one place the feed (and webhook
+delivery, which sends the same items) decides what a caller may see of a change. It applies
+history's rules (`service/visibility.py`, the same function `GET /{id}/history` uses):
+secrets are already redacted in the journal; another user's private parts (billing, payment,
+AI settings, security…) are cut to what the colleague view shows; entries of resources the
+caller may not read at all (another user's kanban board; API keys and invitations below
+admin) are left out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from documents.journal import DomainEvent
+from service import sequencer, visibility
+from service.context import RequestContext
+from service.errors import Unprocessable
+from service.projections import sync_feeds
+from service.repository import tenant_filter
+
+SYNC_PATIENCE = 0.5  # seconds a read waits for another process's sequencer
+
+
+def encode_cursor(position: int) -> str:
+    """An opaque, URL-safe cursor after journal position `position`."""
+    raw = json.dumps({"s": position}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The position a cursor stands for; a broken or foreign cursor is 422."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+        position = data["s"]
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+            raise ValueError("not a position")
+    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise Unprocessable(
+            "The cursor is not valid for this feed.", loc=["query", "after"]
+        ) from None
+    return position
+
+
+async def visible_items(ctx: RequestContext, events: list[DomainEvent]) -> list[dict[str, Any]]:
+    """Journal entries as the caller may see them: the one redaction point of feed and webhooks."""
+    return [_item(e.model_dump(mode="json")) for e in await visibility.visible_events(ctx, events)]
+
+
+def _item(event: Mapping[str, Any]) -> dict[str, Any]:
+    changes = list(event.get("changes") or [])
+    return {
+        "id": event["id"],
+        "aggregate_type": event["aggregate_type"],
+        "aggregate_id": event["aggregate_id"],
+        "version": event["version"],
+        "event_type": event["event_type"],
+        "actor_id": event.get("actor_id"),
+        "occurred_at": event["occurred_at"],
+        "changes": changes,
+    }
+
+
+def feed_filter(
+    ctx: RequestContext,
+    *,
+    position: int,
+    head: int,
+    aggregate_type: str | None = None,
+    event_type: str | None = None,
+) -> dict[str, Any]:
+    """The journal query of a page: the tenant, the filters, `position < seq <= head`.
+
+    Served by `tenant_seq`, `tenant_type_seq` or `tenant_event_seq` (documents/journal.py).
+    """
+    extra: dict[str, Any] = {}
+    if aggregate_type is not None:
+        extra["aggregate_type"] = aggregate_type
+    if event_type is not None:
+        extra["event_type"] = event_type
+    extra["seq"] = {"$gt": position, "$lte": head}
+    return tenant_filter(ctx, extra)
+
+
+async def read_page(
+    ctx: RequestContext,
+    *,
+    position: int,
+    limit: int,
+    aggregate_type: str | None = None,
+    event_type: str | None = None,
+) -> tuple[list[DomainEvent], int]:
+    """Up to `limit` journal entries after `position`, and the position to resume from."""
+    head = await sequencer.head(sequencer.JOURNAL)
+    if position >= head:
+        return [], position
+    query = feed_filter(
+        ctx, position=position, head=head, aggregate_type=aggregate_type, event_type=event_type
+    )
+    events = await DomainEvent.find(query).sort("seq").limit(limit).to_list()
+    if len(events) == limit:
+        last = events[-1].seq
+        assert last is not None  # every entry at or below the head has its position
+        return events, last
+    return events, head
+
+
+async def list_changes(
+    *,
+    ctx: RequestContext,
+    after: str | None,
+    limit: int,
+    aggregate_type: str | None = None,
+    event_type: str | None = None,
+) -> dict[str, Any]:
+    """One page of the tenant's change feed, oldest first, with the cursor to resume from."""
+    position = decode_cursor(after) if after else 0
+    await sync_feeds(patience=SYNC_PATIENCE)  # include the caller's own latest writes
+    events, resume = await read_page(
+        ctx, position=position, limit=limit, aggregate_type=aggregate_type, event_type=event_type
+    )
+    items = await visible_items(ctx, events)
+    return {"items": items, "next_cursor": encode_cursor(resume)}
+
+
+__all__ = [
+    "decode_cursor",
+    "encode_cursor",
+    "feed_filter",
+    "list_changes",
+    "read_page",
+    "visible_items",
+]

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions (`endpoints.py`) and their delivery from the journal (`delivery.py`)."""

@@ -1,0 +1,121 @@
+"""The sequencer and leases: positions are unique, gap-free below the head, in version order;
+a late writer cannot land below the head; one lease owner at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from bson import Binary
+from pymongo.errors import DuplicateKeyError
+from uuid6 import uuid7
+
+from documents.base import utcnow
+from documents.lease import Lease
+from service import leases, sequencer
+from service.settings import Settings
+from tests.helpers import Account
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test drives the sequencer itself."""
+    return settings.model_copy(update={"background_workers": False})
+
+
+def journal() -> Any:
+    return sequencer.collection(sequencer.JOURNAL)
+
+
+async def positions() -> list[int]:
+    rows = await journal().find({"seq": {"$gt": 0}}, {"seq": 1}).to_list(None)
+    return sorted(r["seq"] for r in rows)
+
+
+def entry(aggregate: Any, version: int, tenant: Any) -> dict[str, Any]:
+    return {
+        "_id": Binary.from_uuid(uuid7()),
+        "tenant_id": Binary.from_uuid(tenant),
+        "aggregate_type": "lead",
+        "aggregate_id": Binary.from_uuid(aggregate),
+        "version": version,
+        "event_type": "lead.updated",
+        "occurred_at": utcnow(),
+        "changes": [],
+        "seq": None,
+    }
+
+
+async def test_positions_are_unique_contiguous_and_published(owner: Account) -> None:
+    await owner.client.post("/v1/leads", json={"type": "generic", "email": "s@x.io"})
+    await sequencer.sequence_all()
+    seqs = await positions()
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert await sequencer.head(sequencer.JOURNAL) == len(seqs)
+    assert not await sequencer.unsequenced(sequencer.JOURNAL)
+
+
+async def test_an_aggregates_versions_are_sequenced_in_order(owner: Account) -> None:
+    await sequencer.sequence_all()
+    aggregate = uuid7()
+    v2 = entry(aggregate, 2, owner.tenant_id)  # created first: the smaller id
+    v1 = entry(aggregate, 1, owner.tenant_id)  # a writer with a slower clock
+    await journal().insert_many([v2, v1])
+    await sequencer.sequence_all(batch=1)  # v2 alone fits the batch: v1 must still come first
+    order = await journal().find({"aggregate_id": v1["aggregate_id"]}).sort("seq", 1).to_list(None)
+    assert [r["version"] for r in order] == [1, 2]
+
+
+async def test_nothing_can_land_below_the_head(owner: Account) -> None:
+    await sequencer.sequence_all()
+    head = await sequencer.head(sequencer.JOURNAL)
+    late = entry(uuid7(), 1, owner.tenant_id)
+    late["seq"] = head  # a stale sequencer's write of an old position
+    with pytest.raises(DuplicateKeyError):
+        await journal().insert_one(late)
+
+
+async def test_a_broken_tail_is_resequenced_and_a_whole_one_published(owner: Account) -> None:
+    await sequencer.sequence_all()
+    head = await sequencer.head(sequencer.JOURNAL)
+    a, b = entry(uuid7(), 1, owner.tenant_id), entry(uuid7(), 1, owner.tenant_id)
+    a["seq"], b["seq"] = head + 1, head + 3  # a gap at head + 2: a concurrent pass died
+    await journal().insert_many([a, b])
+    await sequencer.sequence_all()
+    seqs = await positions()
+    assert seqs == list(range(1, len(seqs) + 1)) and await sequencer.head("domain_events") == len(
+        seqs
+    )
+    c = entry(uuid7(), 1, owner.tenant_id)
+    c["seq"] = len(seqs) + 1  # assigned, not published (the pass died before its step 4)
+    await journal().insert_one(c)
+    await sequencer.sequence_all()
+    assert await sequencer.head("domain_events") == len(seqs) + 1
+
+
+async def test_concurrent_passes_never_share_a_position(owner: Account) -> None:
+    await journal().insert_many([entry(uuid7(), 1, owner.tenant_id) for _ in range(50)])
+    await asyncio.gather(*(sequencer.sequence_all(batch=7) for _ in range(4)))
+    while await sequencer.unsequenced(sequencer.JOURNAL):
+        await sequencer.sequence_all()
+    seqs = await positions()
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert await sequencer.head("domain_events") == len(seqs)
+
+
+async def test_a_lease_has_one_owner_until_it_expires_or_is_released(app: Any) -> None:
+    ttl = timedelta(seconds=30)
+    a = await leases.take("job", "a", ttl)
+    assert a is not None and await leases.take("job", "b", ttl) is None
+    assert await leases.holder("job") == "a" and await leases.renew(a)
+    await leases.release(a)
+    b = await leases.take("job", "b", ttl)
+    assert b is not None and not await leases.renew(a)  # a's lease is gone
+    await Lease.get_pymongo_collection().update_one(
+        {"_id": "job"}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}}
+    )
+    assert await leases.holder("job") is None
+    c = await leases.take("job", "c", ttl)
+    assert c is not None and c.fence > b.fence and not await leases.renew(b)

@@ -1,0 +1,280 @@
+"""Webhooks: subscriptions, signed delivery to a real loopback receiver, retries, restarts,
+two instances, disabling, and the SSRF rule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from standardwebhooks.webhooks import Webhook
+
+from documents.webhook import WebhookEndpoint
+from service.main import create_app
+from service.settings import Settings
+from service.webhooks.urls import BlockedUrl, check_url
+from tests.helpers import Account, assert_problem
+from tests.webhook_receiver import Receiver, receiver
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Fast loops and short retry delays, so deliveries happen within a test."""
+    return settings.model_copy(
+        update={
+            "worker_poll_seconds": 0.05,
+            "webhook_retry_base_seconds": 0.05,
+            "webhook_retry_max_seconds": 0.2,
+            "webhook_timeout_seconds": 2.0,
+        }
+    )
+
+
+async def subscribe(account: Account, url: str, types: list[str] | None = None) -> dict[str, Any]:
+    r = await account.client.post("/v1/webhooks", json={"url": url, "event_types": types or ["*"]})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def until(check: Callable[[], bool], seconds: float = 15.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out waiting for deliveries")
+
+
+def verified(rec: Receiver, secret: str) -> list[dict[str, Any]]:
+    """Every 2xx-answered delivery, its signature verified with standardwebhooks."""
+    hook = Webhook(secret)
+    out = []
+    for r in rec.ok():
+        body = hook.verify(r.body, r.headers)
+        assert r.headers["webhook-id"] == body["data"]["id"]
+        out.append(body)
+    return out
+
+
+@asynccontextmanager
+async def running(settings: Settings, database: Any) -> AsyncIterator[FastAPI]:
+    app = create_app(settings=settings, database=database)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def test_subscriptions_are_admin_only_and_hide_the_secret(
+    owner: Account, member: Account, stranger: Account
+) -> None:
+    created = await subscribe(owner, "http://127.0.0.1:9/hook", ["lead.*", "campaign.created"])
+    assert created["secret"].startswith("whsec_") and created["enabled"] is True
+    wid = created["id"]
+    one = (await owner.client.get(f"/v1/webhooks/{wid}")).json()
+    assert "secret" not in one and "secret_encrypted" not in one
+    assert one["delivery"]["delivered"] == 0
+    listed = (await owner.client.get("/v1/webhooks")).json()["items"]
+    assert [w["id"] for w in listed] == [wid]
+    patched = await owner.client.patch(f"/v1/webhooks/{wid}", json={"event_types": ["*"]})
+    assert patched.status_code == 200 and patched.json()["event_types"] == ["*"]
+    assert_problem(await member.client.get("/v1/webhooks"), 403)
+    assert_problem(await member.client.post("/v1/webhooks", json={"url": "x"}), 403)
+    assert_problem(await stranger.client.get(f"/v1/webhooks/{wid}"), 404)
+    for bad in (
+        {"url": "ftp://x/y", "event_types": ["*"]},
+        {"url": "http://h", "event_types": []},
+        {"url": "http://h", "event_types": ["Lead created"]},
+    ):
+        assert_problem(await owner.client.post("/v1/webhooks", json=bad), 422)
+    history = (await owner.client.get("/v1/changes", params={"aggregate_type": "webhook"})).json()
+    assert "whsec_" not in json.dumps(history)  # the secret never reaches the journal
+    assert (await owner.client.delete(f"/v1/webhooks/{wid}")).status_code == 204
+    assert_problem(await owner.client.get(f"/v1/webhooks/{wid}"), 404)
+    assert_problem(await owner.client.get(f"/v1/webhooks/{wid}/deliveries"), 404)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/x",  # not https
+        "https://127.0.0.1/x",
+        "https://localhost/x",
+        "https://10.0.0.8/x",
+        "https://192.168.1.1/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/x",
+        "https://[::ffff:127.0.0.1]/x",
+        "https://user:pw@example.com/x",
+    ],
+)
+async def test_production_refuses_non_public_urls(url: str) -> None:
+    with pytest.raises(BlockedUrl):
+        await check_url(url, strict=True)
+
+
+async def test_production_subscription_to_loopback_is_422(owner: Account, app: FastAPI) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"app_env": "production"})
+    r = await owner.client.post(
+        "/v1/webhooks", json={"url": "https://127.0.0.1/x", "event_types": ["*"]}
+    )
+    assert_problem(r, 422)
+
+
+async def test_every_change_is_delivered_signed_and_in_order(owner: Account) -> None:
+    with receiver() as rec:
+        hook = await subscribe(owner, rec.url, ["lead.*", "campaign.*"])
+        lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@x.io"})
+        lid = lead.json()["id"]
+        await owner.client.patch(f"/v1/leads/{lid}", json={"first_name": "Ana"})
+        await owner.client.delete(f"/v1/leads/{lid}")
+        bulk = [{"type": "generic", "email": f"b{i}@x.io"} for i in range(5)]
+        await owner.client.post("/v1/leads/bulk", json={"leads": bulk})
+        await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})
+        await owner.client.post("/v1/blogs", json={"title": "not subscribed"})
+        await until(lambda: len(rec.ok()) >= 9)
+        await asyncio.sleep(0.2)
+        bodies = verified(rec, hook["secret"])
+        types = Counter(b["type"] for b in bodies)
+        assert types == {
+            "lead.created": 6,
+            "lead.updated": 1,
+            "lead.deleted": 1,
+            "campaign.created": 1,
+        }
+        versions: dict[str, list[int]] = defaultdict(list)
+        for b in bodies:
+            versions[b["data"]["aggregate_id"]].append(b["data"]["version"])
+        assert versions[lid] == [1, 2, 3]  # order per aggregate
+        assert all(b["timestamp"] == b["data"]["occurred_at"] for b in bodies)
+        log = (await owner.client.get(f"/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
+        assert len(log) == 9 and all(d["succeeded"] and d["status_code"] == 204 for d in log)
+        assert all(d["request_id"] for d in log)  # the request that made each change
+        status = (await owner.client.get(f"/v1/webhooks/{hook['id']}")).json()["delivery"]
+        assert status["delivered"] == 9 and status["failing_since"] is None
+
+
+async def test_failures_are_retried_with_backoff_until_they_pass(owner: Account) -> None:
+    with receiver(answer=lambda n: 500 if n < 3 else 200) as rec:
+        hook = await subscribe(owner, rec.url, ["campaign.created"])
+        await owner.client.post("/v1/campaigns", json={"type": "call", "name": "Retry me"})
+        await owner.client.post("/v1/campaigns", json={"type": "call", "name": "Next"})
+        await until(lambda: len(rec.ok()) == 2)
+        names = [b["data"]["changes"] for b in verified(rec, hook["secret"])]
+        assert ["Retry me" in str(c) for c in names] == [True, False]  # order kept
+        log = (await owner.client.get(f"/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
+        attempts = [(d["attempt"], d["status_code"], d["succeeded"]) for d in reversed(log)]
+        assert attempts == [
+            (1, 500, False),
+            (2, 500, False),
+            (3, 500, False),
+            (4, 200, True),
+            (1, 200, True),
+        ]
+        assert all(d["error"] == "HTTP 500" for d in log if not d["succeeded"])
+
+
+async def test_an_endpoint_failing_for_long_is_disabled_and_says_why(
+    owner: Account, app: FastAPI
+) -> None:
+    with receiver(answer=lambda n: 503) as rec:
+        hook = await subscribe(owner, rec.url)
+        await owner.client.post("/v1/campaigns", json={"type": "call", "name": "Down"})
+        doc = await WebhookEndpoint.get(hook["id"])
+        assert doc is not None
+        await until(lambda: len(rec.requests) >= 1)
+    # Make "long" short: the next failure past the limit disables the endpoint.
+    settings = app.state.settings
+    settings.webhook_disable_after_seconds = (
+        0.0 if False else settings.webhook_disable_after_seconds
+    )
+    body: dict[str, Any] = {}
+
+    async def disabled() -> bool:
+        nonlocal body
+        body = (await owner.client.get(f"/v1/webhooks/{hook['id']}")).json()
+        return body["enabled"] is False
+
+    from service.webhooks import delivery
+
+    with receiver(answer=lambda n: 503) as rec2:
+        await owner.client.patch(f"/v1/webhooks/{hook['id']}", json={"url": rec2.url})
+        real = delivery.Dispatcher.attempt
+
+        async def impatient(self: Any, *args: Any) -> bool:
+            self.settings = self.settings.model_copy(update={"webhook_disable_after_seconds": 1})
+            return await real(self, *args)
+
+        delivery.Dispatcher.attempt = impatient  # type: ignore[method-assign]
+        try:
+            for _ in range(200):
+                if await disabled():
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            delivery.Dispatcher.attempt = real  # type: ignore[method-assign]
+    assert body["enabled"] is False and "HTTP 503" in body["disabled_reason"]
+    kinds = (await owner.client.get("/v1/changes", params={"aggregate_type": "webhook"})).json()
+    assert "webhook.disabled" in {e["event_type"] for e in kinds["items"]}
+    enabled = await owner.client.patch(f"/v1/webhooks/{hook['id']}", json={"enabled": True})
+    assert enabled.json()["disabled_reason"] is None and enabled.json()["delivery"]["attempts"] == 0
+
+
+async def test_at_least_once_across_a_restart(
+    settings: Settings, database: Any, owner: Account, app: FastAPI
+) -> None:
+    """The first app delivers some, stops; changes made meanwhile arrive from the next one."""
+    with receiver() as rec:
+        hook = await subscribe(owner, rec.url, ["campaign.*"])
+        for i in range(3):
+            await owner.client.post("/v1/campaigns", json={"type": "call", "name": f"A{i}"})
+        await until(lambda: len(rec.ok()) >= 3)
+    # The fixture's process "goes away": its workers stop and give their leases up.
+    await app.state.background.stop()
+    with receiver() as rec2:
+        # The same port is gone; point the subscription at the new receiver without delivering.
+        await WebhookEndpoint.get_pymongo_collection().update_one(
+            {"url": rec.url}, {"$set": {"url": rec2.url}}
+        )
+        async with running(settings, database) as second:
+            transport = httpx.ASGITransport(app=second)
+            headers = {"Authorization": f"Bearer {owner.token}"}
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://t", headers=headers
+            ) as c:
+                for i in range(3):
+                    await c.post("/v1/campaigns", json={"type": "call", "name": f"B{i}"})
+                await until(lambda: len(rec2.ok()) >= 3)
+        names = [str(b["data"]["changes"]) for b in verified(rec2, hook["secret"])]
+        assert all(f"B{i}" in " ".join(names) for i in range(3))
+        assert not any("A0" in n for n in names)  # nothing delivered twice after the restart
+
+
+async def test_two_instances_never_double_deliver(
+    settings: Settings, database: Any, owner: Account
+) -> None:
+    with receiver() as rec:
+        hook = await subscribe(owner, rec.url, ["lead.created"])
+        async with running(settings, database) as other:
+            transport = httpx.ASGITransport(app=other)
+            headers = {"Authorization": f"Bearer {owner.token}"}
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://t", headers=headers
+            ) as c:
+                clients = [owner.client, c]
+                await asyncio.gather(
+                    *(
+                        clients[i % 2].post(
+                            "/v1/leads", json={"type": "generic", "email": f"l{i}@x.io"}
+                        )
+                        for i in range(20)
+                    )
+                )
+                await until(lambda: len(rec.ok()) >= 20)
+                await asyncio.sleep(0.5)  # time for a duplicate to show up, if any
+        ids = Counter(r.headers["webhook-id"] for r in rec.requests)
+        assert len(ids) == 20 and set(ids.values()) == {1}
+        assert len(verified(rec, hook["secret"])) == 20
