@@ -58,7 +58,10 @@ async def rebuild_global_blog(*, ctx: RequestContext, user_id: UUID) -> GlobalBl
                     "_id": "$status",
                     "n": {"$sum": 1},
                     "last_posted_at": {"$max": "$posted.posted_at"},
-                    "first_scheduled_for": {"$min": "$plan.scheduled_for"},
+                    # Shape-1 blogs (not yet migrated) kept it in `plan.scheduled_for`.
+                    "first_scheduled_for": {
+                        "$min": {"$ifNull": ["$calendar.scheduled_for", "$plan.scheduled_for"]}
+                    },
                 }
             }
         ],
