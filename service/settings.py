@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     bulk_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    # What MongoDB does with a write failing a collection's `$jsonSchema` validator once
+    # installed (service/validators.py): refuse it, or accept it and log a warning.
+    validation_action: Literal["error", "warn"] = "error"
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:

@@ -21,6 +21,9 @@ from service.main import create_app
 from service.repository import Repository
 from service.settings import Settings
 
+# VALIDATE_STORED_DOCUMENTS=1 checks every test's stored documents against the validators.
+pytest_plugins = ["tests.validate_stored"]
+
 PASSWORD = "correct-horse-battery-9"
 _seq = itertools.count(1)
 
