@@ -39,6 +39,8 @@ MAX_BLOG_KEYWORDS = 50
 # A recurring blog has at most this many occurrences (so `calendar.months` stays small too).
 MAX_OCCURRENCES = 100
 MAX_INTERVAL = 99
+# The API's fields for a blog's schedule: the `BlogCalendar` without its derived `months`.
+SCHEDULE_FIELDS = ("scheduled_for", "timezone", "channel", "recurrence")
 
 
 class BlogStatus(StrEnum):
@@ -149,21 +151,24 @@ class BlogCalendar(Embedded):
         rule = self.recurrence
         if rule is None:
             return [anchor]
-        zone = ZoneInfo(self.timezone)
-        until = rule.until.astimezone(zone) if rule.until else None
-        times = rrule.rrule(
-            _RRULE_FREQ[rule.frequency],
-            dtstart=anchor.astimezone(zone),
-            interval=rule.interval,
-            count=rule.count,
-            until=until,
-            cache=False,
-        )
-        found = []
-        for when in times:
-            found.append(when.astimezone(UTC))
-            if len(found) > MAX_OCCURRENCES:
-                raise ValueError(f"a recurrence may have at most {MAX_OCCURRENCES} occurrences")
+        try:
+            zone = ZoneInfo(self.timezone)
+            until = rule.until.astimezone(zone) if rule.until else None
+            times = rrule.rrule(
+                _RRULE_FREQ[rule.frequency],
+                dtstart=anchor.astimezone(zone),
+                interval=rule.interval,
+                count=rule.count,
+                until=until,
+                cache=False,
+            )
+            found = []
+            for when in times:
+                found.append(when.astimezone(UTC))
+                if len(found) > MAX_OCCURRENCES:
+                    raise ValueError(f"a recurrence may have at most {MAX_OCCURRENCES} occurrences")
+        except OverflowError:  # a local time past year 9999
+            raise ValueError("the recurrence runs past the last representable date") from None
         return found
 
     def between(self, anchor: datetime, start: datetime, end: datetime) -> list[datetime]:
@@ -244,6 +249,13 @@ class Blog(RootDocument, Segmented):
     def scheduled_for(self) -> datetime | None:
         """The planned instant (the first occurrence), if the blog was scheduled."""
         return self.calendar.scheduled_for if self.calendar else None
+
+    def schedule_fields(self) -> dict[str, Any]:
+        """The schedule as the API's fields (`SCHEDULE_FIELDS`), all None when unscheduled."""
+        calendar = self.calendar
+        if calendar is None or calendar.scheduled_for is None:
+            return dict.fromkeys(SCHEDULE_FIELDS)
+        return calendar.model_dump(include=set(SCHEDULE_FIELDS))
 
     @property
     def calendar_anchor(self) -> datetime | None:

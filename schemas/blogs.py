@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -119,7 +119,7 @@ class BlogRead(ResourceRead):
         posted = doc.posted
         return cls(
             **doc.model_dump(include=set(ResourceRead.model_fields)),
-            **_schedule(doc),
+            **doc.schedule_fields(),
             user_id=doc.user_id,
             title=doc.title,
             content=doc.content,
@@ -131,13 +131,6 @@ class BlogRead(ResourceRead):
             keywords=doc.plan.keywords,
             tags=doc.tags,
         )
-
-
-def _schedule(doc: Blog) -> dict[str, Any]:
-    calendar = doc.calendar
-    if calendar is None or calendar.scheduled_for is None:
-        return {"scheduled_for": None, "timezone": None, "channel": None, "recurrence": None}
-    return calendar.model_dump(include={"scheduled_for", "timezone", "channel", "recurrence"})
 
 
 class BlogFilters(ListParams):
@@ -184,7 +177,7 @@ class CalendarEntry(BaseModel):
     def from_doc(cls, doc: Blog, occurs_at: datetime) -> CalendarEntry:
         """The calendar shape of one occurrence of a stored blog."""
         return cls(
-            **_schedule(doc),
+            **doc.schedule_fields(),
             id=doc.id,
             user_id=doc.user_id,
             title=doc.title,

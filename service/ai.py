@@ -28,7 +28,7 @@ from schemas.common import money_to_cents
 from service.context import RequestContext
 from service.errors import Forbidden, NotFound, Unprocessable
 from service.pagination import Sort
-from service.repository import Repository, tenant_filter, to_bson, uuid_filter
+from service.repository import Repository, tenant_filter, uuid_filter
 
 # Clocks differ a little between services; a usage time slightly ahead of ours is accepted.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -198,7 +198,7 @@ async def _keep_totals(
         computed_at=now,
         expires_at=now + TOTALS_TTL,
     )
-    await AIUsageTotals.get_pymongo_collection().insert_one(to_bson(row))
+    await row.insert()
     return row.id
 
 

@@ -15,7 +15,14 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from documents.base import utcnow
-from documents.blog import Blog, BlogCalendar, BlogPlan, BlogStatus, PostedBlog
+from documents.blog import (
+    SCHEDULE_FIELDS,
+    Blog,
+    BlogCalendar,
+    BlogPlan,
+    BlogStatus,
+    PostedBlog,
+)
 from documents.workspace_read_models import GlobalBlog
 from schemas.blogs import BlogCreate, BlogFilters, BlogPublish, BlogUpdate, CalendarParams
 from service.context import RequestContext, Role
@@ -28,8 +35,6 @@ from service.workspace_projections import rebuild_global_blog
 MAX_CALENDAR_BLOGS = 1000
 # Clocks differ a little between services; a posting time slightly ahead of ours is accepted.
 CLOCK_SKEW = timedelta(minutes=5)
-# The API fields a blog's embedded `BlogCalendar` is made of.
-SCHEDULE_FIELDS = ("scheduled_for", "timezone", "channel", "recurrence")
 
 
 def schedule(values: dict[str, Any]) -> BlogCalendar | None:
@@ -52,19 +57,6 @@ def schedule(values: dict[str, Any]) -> BlogCalendar | None:
         message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         raise Unprocessable(f"Invalid schedule: {message}.", loc=["body", "recurrence"]) from None
     return calendar
-
-
-def schedule_values(blog: Blog) -> dict[str, Any]:
-    """A stored blog's schedule as the API's fields (all None when it is not scheduled)."""
-    calendar = blog.calendar
-    if calendar is None or calendar.scheduled_for is None:
-        return dict.fromkeys(SCHEDULE_FIELDS)
-    return {
-        "scheduled_for": calendar.scheduled_for,
-        "timezone": calendar.timezone,
-        "channel": calendar.channel,
-        "recurrence": calendar.recurrence,
-    }
 
 
 async def create_blog(*, ctx: RequestContext, data: BlogCreate) -> Blog:
@@ -125,7 +117,7 @@ async def update_blog(
     scheduled_for = blog.scheduled_for
     if sent.keys() & set(SCHEDULE_FIELDS):
         # Unscheduling (`scheduled_for: null`) drops the schedule's details with it.
-        kept = schedule_values(blog) if sent.get("scheduled_for", True) is not None else {}
+        kept = blog.schedule_fields() if sent.get("scheduled_for", True) is not None else {}
         calendar = schedule({**kept, **{f: sent[f] for f in SCHEDULE_FIELDS if f in sent}})
         changes["calendar"] = calendar.model_dump() if calendar else None
         scheduled_for = calendar.scheduled_for if calendar else None

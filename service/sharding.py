@@ -142,6 +142,13 @@ SHARD_PLAN: tuple[ShardPlan, ...] = (
         None,
         "one document per projector and feed (a handful, global): stays on the primary shard",
     ),
+    ShardPlan(
+        "ai_usage_totals",
+        None,
+        "a cache: one small document per paged GET /v1/ai/usage walk, read by _id and "
+        "removed by a TTL index an hour later; a few thousand live rows at most, nothing to "
+        "split: stays on the primary shard",
+    ),
     # --- Tenant-scoped aggregates: {tenant_id, _id}. ---------------------------------------
     ShardPlan("teams", _TENANT_ID, _TENANT_ID_REASON),
     ShardPlan("campaigns", _TENANT_ID, _TENANT_ID_REASON + " (all campaign types share it)"),

@@ -203,6 +203,7 @@ async def test_migrate_defaults_to_every_versioned_collection(owner: Account) ->
     assert {c.collection: c.migrated for c in report.collections if c.migrated} == {"blogs": 4}
 
 
+@pytest.mark.stores_invalid_documents  # a broken blog, to be reported
 async def test_migrate_leaves_documents_changed_meanwhile_and_reports_broken_ones(
     owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
