@@ -114,9 +114,9 @@ def upcast(model: type[BaseModel], raw: Mapping[str, Any]) -> dict[str, Any]:
 def rewrite_update(doc: BaseModel, encoded: Mapping[str, Any]) -> dict[str, Any] | None:
     """For a document read in an older shape: the update storing it whole in the current one.
 
-    `encoded` is the whole new state as stored (BSON-ready, `_id` included or not). Top-level
-    keys the upcasters removed when it was read are unset. None when
-    the document was read in the current shape, so the caller's partial `$set` is right.
+    `encoded` is the whole new state as stored (BSON-ready, `_id` included or not); the
+    top-level keys the upcasters removed when it was read are unset. None when the document
+    was read in the current shape, so the caller's partial `$set` is right.
     """
     if not isinstance(doc, Versioned) or doc._stored_schema_version is None:
         return None
