@@ -3,7 +3,7 @@
 ALL_DOCUMENTS is what the database binds; AGGREGATE_ROOTS are the journaled roots.
 """
 
-from documents.ai import AIUsageLog
+from documents.ai import AIUsageLog, AIUsageTotals
 from documents.api_key import ApiKey
 from documents.base import RootDocument
 from documents.blog import Blog
@@ -97,6 +97,7 @@ ALL_DOCUMENTS: list[type] = [
     *CAMPAIGN_LEAD_EVENT_DOCUMENTS,
     DomainEvent,
     ThrottleCounter,
+    AIUsageTotals,
     *READ_MODELS,
     *OPERATIONAL_DOCUMENTS,
 ]

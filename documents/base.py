@@ -22,6 +22,8 @@ from pydantic import (
 )
 from uuid6 import uuid7
 
+from documents.migrations import Versioned
+
 
 def utcnow() -> datetime:
     """Current time, timezone-aware UTC, truncated to BSON's millisecond precision."""
@@ -181,12 +183,14 @@ class PendingEvent(BaseModel):
     version: int
 
 
-class RootDocument(Document):
+class RootDocument(Document, Versioned):
     """Base of every aggregate root: tenant, audit, soft delete, archive and optimistic version.
 
     `version` starts at 1 and grows by one with each change; the journal (`domain_events`) holds
     one event per version. `pending_event` is the outbox the repository writes together with the
     state so that a crash before the journal insert is repaired (see service/journal.py).
+    `schema_version` is the stored shape (documents/migrations.py): a subclass raises its default
+    and registers `upcasters` when its shape changes.
     """
 
     id: UUID = Field(default_factory=uuid7)  # type: ignore[assignment]
@@ -199,7 +203,6 @@ class RootDocument(Document):
     deleted_at: UTCDateTime | None = None
     archived_at: UTCDateTime | None = None
     version: int = Field(default=1, ge=1)
-    schema_version: int = 1
     pending_event: PendingEvent | None = None
 
     # The aggregate name used in the journal and in `/v1/<coll>/{id}/history`.

@@ -77,12 +77,15 @@ async def record_usage(
 
 @router.get("/usage", response_model=AIUsagePage)
 async def list_usage(ctx: CurrentContext, filters: Annotated[AIUsageFilters, Query()]) -> Any:
-    """The tenant's usage, newest first, with per-model `totals` over the whole range."""
-    page, totals = await ai.list_usage(ctx=ctx, filters=filters)
+    """The tenant's usage, newest first, with per-model `totals` over the whole range.
+
+    The totals are computed once per walk (the first page) and repeated on its later pages.
+    """
+    page = await ai.list_usage(ctx=ctx, filters=filters)
     return AIUsagePage(
         items=[AIUsageRead.from_doc(log) for log in page.items],
         next_cursor=page.next_cursor,
-        totals={str(row["_id"]): ModelTotals.from_row(row) for row in totals},
+        totals={row.model: ModelTotals.from_model(row) for row in page.totals},
     )
 
 

@@ -31,12 +31,7 @@ router = APIRouter(tags=["billing"])
 
 
 def _billing(user: User) -> BillingRead:
-    return BillingRead(
-        subscription=SubscriptionRead.from_model(user.subscription),
-        billing_info=BillingInfoRead.from_model(user.billing.billing_info),
-        billing_history=[BillingHistoryRead.from_model(i) for i in user.billing.billing_history],
-        payment_methods=[PaymentMethodRead.from_model(m) for m in user.billing.payment_methods],
-    )
+    return BillingRead.from_user(user.subscription, user.billing)
 
 
 @router.get("/billing", response_model=BillingRead)

@@ -12,7 +12,6 @@ from documents.blog import Blog
 from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.blogs import (
-    BlogCalendar,
     BlogCreate,
     BlogFilters,
     BlogPublish,
@@ -21,6 +20,7 @@ from schemas.blogs import (
     BlogUpdate,
     CalendarDay,
     CalendarEntry,
+    CalendarMonth,
     CalendarParams,
     StatsParams,
 )
@@ -48,20 +48,29 @@ async def list_blogs(ctx: CurrentContext, filters: Annotated[BlogFilters, Query(
     return {"items": [BlogRead.from_doc(b) for b in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/calendar", response_model=BlogCalendar)
+@router.get("/calendar", response_model=CalendarMonth)
 async def blog_calendar(ctx: CurrentContext, params: Annotated[CalendarParams, Query()]) -> Any:
     """A month's blogs by UTC day: on the `scheduled_for` day, else on the `posted_at` day.
 
-    Only days with blogs are listed; deleted and archived blogs are left out.
+    A recurring blog sits on each day it occurs. Only days with blogs are listed; deleted and
+    archived blogs are left out.
     """
     items, truncated = await blogs.blog_calendar(ctx=ctx, params=params)
+    start, end = blogs.month_bounds(params.month)
+    entries = sorted(
+        (
+            CalendarEntry.from_doc(blog, when)
+            for blog in items
+            for when in blog.calendar_days(start, end)
+        ),
+        key=lambda entry: (entry.occurs_at, entry.id),
+    )
     days: dict[date, list[CalendarEntry]] = {}
-    for blog in items:
-        assert blog.calendar_at is not None  # guaranteed by the range query
-        days.setdefault(blog.calendar_at.date(), []).append(CalendarEntry.from_doc(blog))
-    return BlogCalendar(
+    for entry in entries:
+        days.setdefault(entry.occurs_at.date(), []).append(entry)
+    return CalendarMonth(
         month=params.month,
-        days=[CalendarDay(date=day, blogs=entries) for day, entries in days.items()],
+        days=[CalendarDay(date=day, blogs=day_entries) for day, day_entries in days.items()],
         truncated=truncated,
     )
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from documents.ai import MAX_TOKENS_PER_CALL, AIUsageLog, FeatureName, ModelName
+from documents.ai import (
+    MAX_TOKENS_PER_CALL,
+    AIUsageLog,
+    FeatureName,
+    ModelName,
+    ModelUsageTotals,
+)
 from documents.base import ShortText, UTCDateTime
 from documents.user import GlobalAIConfig, GlobalAIContext
 from schemas.common import (
@@ -168,20 +174,24 @@ class ModelTotals(BaseModel):
     cost: Money
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ModelTotals:
-        """The totals of one `$group` row (`cost_cents` → major units)."""
-        prompt, completion = int(row["prompt_tokens"]), int(row["completion_tokens"])
+    def from_model(cls, row: ModelUsageTotals) -> ModelTotals:
+        """The response shape of one model's totals (`cost_cents` → major units)."""
         return cls(
-            calls=int(row["calls"]),
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=prompt + completion,
-            cost=cents_to_money(int(row["cost_cents"])),
+            calls=row.calls,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+            total_tokens=row.prompt_tokens + row.completion_tokens,
+            cost=cents_to_money(row.cost_cents),
         )
 
 
 class AIUsagePage(BaseModel):
-    """A page of usage logs (newest first) plus per-model totals over the whole range."""
+    """A page of usage logs (newest first) plus per-model totals over the whole range.
+
+    `totals` are computed when a walk through the pages begins (the request without `cursor`)
+    and every page of that walk answers the same ones: those of the whole range at that
+    moment, whichever page they come with.
+    """
 
     items: list[AIUsageRead]
     next_cursor: str | None = None

@@ -22,6 +22,7 @@ from documents.user import (
     BillingHistoryItem,
     BillingInfo,
     BillingStatus,
+    GlobalBilling,
     PaymentDetails,
     PlanChange,
     Subscription,
@@ -264,10 +265,32 @@ class BillingInfoRead(BaseModel):
         )
 
 
-class BillingRead(BaseModel):
-    """`GET /v1/billing`: subscription, billing info, recent history, payment methods."""
+class BillingAccountRead(BaseModel):
+    """The billing part of a user: who to bill, recent history (amounts in major units), cards."""
 
-    subscription: SubscriptionRead
     billing_info: BillingInfoRead
     billing_history: list[BillingHistoryRead]
     payment_methods: list[PaymentMethodRead]
+
+    @classmethod
+    def from_model(cls, billing: GlobalBilling) -> BillingAccountRead:
+        """The response shape of the embedded billing part."""
+        return cls(
+            billing_info=BillingInfoRead.from_model(billing.billing_info),
+            billing_history=[BillingHistoryRead.from_model(i) for i in billing.billing_history],
+            payment_methods=[PaymentMethodRead.from_model(m) for m in billing.payment_methods],
+        )
+
+
+class BillingRead(BillingAccountRead):
+    """`GET /v1/billing`: subscription, billing info, recent history, payment methods."""
+
+    subscription: SubscriptionRead
+
+    @classmethod
+    def from_user(cls, subscription: Subscription, billing: GlobalBilling) -> BillingRead:
+        """The response shape of a user's subscription and billing parts."""
+        return cls(
+            subscription=SubscriptionRead.from_model(subscription),
+            **dict(BillingAccountRead.from_model(billing)),
+        )

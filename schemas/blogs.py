@@ -8,8 +8,16 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from documents.base import LongText, Name, ShortText, Tag, UTCDateTime
-from documents.blog import MAX_BLOG_KEYWORDS, MAX_OUTLINE_ITEMS, Blog, BlogStatus, Url
+from documents.base import LongText, Name, ShortText, Tag, Url, UTCDateTime
+from documents.blog import (
+    MAX_BLOG_KEYWORDS,
+    MAX_OUTLINE_ITEMS,
+    Blog,
+    BlogChannel,
+    BlogStatus,
+    Recurrence,
+    TimeZoneName,
+)
 from documents.workspace_read_models import GlobalBlog
 from schemas.common import IgnoreTenantId, ListParams, PatchBody, ResourceRead
 
@@ -18,13 +26,28 @@ Keywords = Annotated[list[Tag], Field(max_length=MAX_BLOG_KEYWORDS)]
 Tags = Annotated[list[Tag], Field(max_length=50)]
 
 
+_TIMEZONE = "IANA time zone the schedule (and its recurrence) keeps its wall-clock time in."
+_CHANNEL = "Where the post goes out."
+_RECURRENCE = (
+    "Repeat rule: every `interval` days, weeks or months, ended by `count` or `until`, at most "
+    "100 occurrences; the month calendar shows every occurrence."
+)
+
+
 class BlogCreate(IgnoreTenantId):
-    """`POST /v1/blogs`. `scheduled` needs `scheduled_for`; `posted` is stamped `posted_at` now."""
+    """`POST /v1/blogs`. `scheduled` needs `scheduled_for`; `posted` is stamped `posted_at` now.
+
+    `scheduled_for`, `timezone`, `channel` and `recurrence` are the blog's calendar entry (the
+    plan's `BlogCalendar`); the last three need `scheduled_for`.
+    """
 
     title: Name
     content: LongText = ""
     status: BlogStatus = BlogStatus.planned
     scheduled_for: UTCDateTime | None = None
+    timezone: TimeZoneName | None = Field(default=None, description=_TIMEZONE + " Default UTC.")
+    channel: BlogChannel | None = Field(default=None, description=_CHANNEL)
+    recurrence: Recurrence | None = Field(default=None, description=_RECURRENCE)
     outline: Outline = Field(default_factory=list)
     keywords: Keywords = Field(default_factory=list)
     tags: Tags = Field(default_factory=list)
@@ -39,16 +62,21 @@ class BlogCreate(IgnoreTenantId):
 class BlogUpdate(PatchBody):
     """`PATCH /v1/blogs/{id}`: planned ↔ scheduled here; posting is `POST /{id}/publish`.
 
-    `scheduled_for: null` unschedules (only while not `scheduled`). A posted blog keeps its
-    status and schedule (409); its text, outline, keywords and tags stay editable.
+    `scheduled_for: null` unschedules (only while not `scheduled`) and drops `timezone`,
+    `channel` and `recurrence` with it; `channel: null` and `recurrence: null` clear those. A
+    posted blog keeps its status and schedule (409); its text, outline, keywords and tags stay
+    editable.
     """
 
-    nullable = frozenset({"scheduled_for"})
+    nullable = frozenset({"scheduled_for", "channel", "recurrence"})
 
     title: Name | None = None
     content: LongText | None = None
     status: Literal[BlogStatus.planned, BlogStatus.scheduled] | None = None
     scheduled_for: UTCDateTime | None = None
+    timezone: TimeZoneName | None = Field(default=None, description=_TIMEZONE)
+    channel: BlogChannel | None = Field(default=None, description=_CHANNEL)
+    recurrence: Recurrence | None = Field(default=None, description=_RECURRENCE)
     outline: Outline | None = None
     keywords: Keywords | None = None
     tags: Tags | None = None
@@ -65,13 +93,19 @@ class BlogPublish(IgnoreTenantId):
 
 
 class BlogRead(ResourceRead):
-    """A blog as the API shows it (the stored plan/posted parts flattened)."""
+    """A blog as the API shows it (the stored plan, calendar and posted parts flattened).
+
+    `timezone`, `channel` and `recurrence` are null when the blog is not scheduled.
+    """
 
     user_id: UUID | None
     title: str
     content: str
     status: BlogStatus
     scheduled_for: datetime | None
+    timezone: str | None
+    channel: BlogChannel | None
+    recurrence: Recurrence | None
     posted_at: datetime | None
     url: str | None
     platform: str | None
@@ -85,11 +119,11 @@ class BlogRead(ResourceRead):
         posted = doc.posted
         return cls(
             **doc.model_dump(include=set(ResourceRead.model_fields)),
+            **doc.schedule_fields(),
             user_id=doc.user_id,
             title=doc.title,
             content=doc.content,
             status=doc.status,
-            scheduled_for=doc.plan.scheduled_for,
             posted_at=posted.posted_at if posted else None,
             url=posted.url if posted else None,
             platform=posted.platform if posted else None,
@@ -121,25 +155,34 @@ class CalendarParams(BaseModel):
 
 
 class CalendarEntry(BaseModel):
-    """A blog on a calendar day (without its content, to keep the month small)."""
+    """A blog on a calendar day (without its content, to keep the month small).
+
+    `occurs_at` is this occurrence: `scheduled_for` (or `posted_at` for a blog posted
+    unscheduled), or one of its recurrence's later occurrences.
+    """
 
     id: UUID
     user_id: UUID | None
     title: str
     status: BlogStatus
+    occurs_at: datetime
     scheduled_for: datetime | None
+    timezone: str | None
+    channel: BlogChannel | None
+    recurrence: Recurrence | None
     posted_at: datetime | None
     tags: list[str]
 
     @classmethod
-    def from_doc(cls, doc: Blog) -> CalendarEntry:
-        """The calendar shape of a stored blog."""
+    def from_doc(cls, doc: Blog, occurs_at: datetime) -> CalendarEntry:
+        """The calendar shape of one occurrence of a stored blog."""
         return cls(
+            **doc.schedule_fields(),
             id=doc.id,
             user_id=doc.user_id,
             title=doc.title,
             status=doc.status,
-            scheduled_for=doc.plan.scheduled_for,
+            occurs_at=occurs_at,
             posted_at=doc.posted.posted_at if doc.posted else None,
             tags=doc.tags,
         )
@@ -152,11 +195,12 @@ class CalendarDay(BaseModel):
     blogs: list[CalendarEntry]
 
 
-class BlogCalendar(BaseModel):
-    """The plan's `BlogCalendar`: a month's blogs by UTC day.
+class CalendarMonth(BaseModel):
+    """A month of the content calendar: blogs by UTC day, built from their `BlogCalendar`.
 
-    Only days with at least one blog are listed, in date order; within a day blogs are in time
-    order. `truncated` is true when the month holds more than the calendar's cap.
+    Only days with at least one blog are listed, in date order; within a day entries are in
+    time order. A recurring blog is listed on every day it occurs. `truncated` is true when the
+    month holds more blogs than the calendar's cap.
     """
 
     month: str

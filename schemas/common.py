@@ -194,7 +194,8 @@ Money = Annotated[
     BeforeValidator(_money_number),
     Field(ge=0, max_digits=14, decimal_places=2, description="Major units, at most 2 decimals."),
     PlainSerializer(float, return_type=float, when_used="json"),
-    # Pydantic would document `number | string`; the contract says money is a JSON number.
+    # Pydantic would document `number | string` (requests) and a bare float (responses); the
+    # contract says money is a JSON number with at most 2 decimals, both ways.
     WithJsonSchema(
         {
             "type": "number",
@@ -202,8 +203,7 @@ Money = Annotated[
             "maximum": 999_999_999_999.99,
             "multipleOf": 0.01,
             "description": "Major units, at most 2 decimals.",
-        },
-        mode="validation",
+        }
     ),
 ]
 """Money in the API: a JSON number in major units (stored as integer cents)."""

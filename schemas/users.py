@@ -16,9 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from documents.base import Embedded, FieldKey, Tag
 from documents.user import (
     CompanyInfo,
-    GlobalAIConfig,
     GlobalAIContext,
-    GlobalBilling,
     GlobalUserSettings,
     LocationInfo,
     MarketingProfile,
@@ -26,12 +24,13 @@ from documents.user import (
     Role,
     SecuritySettings,
     SocialLinks,
-    Subscription,
     TwoFactorMethod,
     User,
     Username,
     UserProfile,
 )
+from schemas.ai import AIConfigRead
+from schemas.billing import BillingAccountRead, SubscriptionRead
 from schemas.common import IgnoreTenantId, ListParams, ResourceRead, strip_nulls
 
 # -- reads ------------------------------------------------------------------------------------
@@ -69,15 +68,19 @@ class UserRead(ResourceRead):
 
 
 class UserMe(UserRead):
-    """The caller's whole aggregate (`GET /v1/users/me`): every embedded part, no secrets."""
+    """The caller's whole aggregate (`GET /v1/users/me`): every embedded part, no secrets.
+
+    `subscription`, `billing` and `ai_config` use the same shapes as `/v1/subscription`,
+    `/v1/billing` and `/v1/ai/config` (the plan is `plan`, money is in major units).
+    """
 
     marketing: MarketingProfile
     settings: GlobalUserSettings
     onboarding: OnboardingStatus
     security: SecurityRead
-    subscription: Subscription
-    billing: GlobalBilling
-    ai_config: GlobalAIConfig
+    subscription: SubscriptionRead
+    billing: BillingAccountRead
+    ai_config: AIConfigRead
     ai_context: GlobalAIContext
     feature_flags: dict[str, bool]
 
@@ -97,7 +100,14 @@ def to_user_read(user: User) -> UserRead:
 
 def to_user_me(user: User) -> UserMe:
     """The owner's view of their aggregate, secrets left out."""
-    return UserMe.model_validate(user.model_dump(exclude=_NEVER_SHOWN))
+    return UserMe.model_validate(
+        {
+            **user.model_dump(exclude=_NEVER_SHOWN),
+            "subscription": SubscriptionRead.from_model(user.subscription),
+            "billing": BillingAccountRead.from_model(user.billing),
+            "ai_config": AIConfigRead.from_model(user.ai_config),
+        }
+    )
 
 
 class UserFilters(ListParams):

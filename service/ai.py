@@ -1,24 +1,40 @@
-"""AI: the caller's own config and context (on the User aggregate) and usage logs with totals."""
+"""AI: the caller's own config and context (on the User aggregate) and usage logs with totals.
+
+`GET /v1/ai/usage` answers a page of logs plus per-model `totals` over the whole filtered
+range. The totals are computed once per walk through the pages, not once per page: the first
+page (no cursor) runs the `$group` pipeline over the range and, when there is a next page,
+keeps the result in `ai_usage_totals` for `TOTALS_TTL`; its `next_cursor` carries that row's id,
+so every later page of the walk answers the same totals with one `_id` lookup. A client paging
+through therefore sees identical totals on every page: those of the range when the walk began.
+A cursor whose totals have expired, or that is sent with other filters, gets them recomputed.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from documents.ai import AIUsageLog
+from documents.ai import MAX_CACHED_MODELS, AIUsageLog, AIUsageTotals, ModelUsageTotals
 from documents.base import utcnow
 from documents.user import User
 from schemas.ai import AIConfigBody, AIContextBody, AIUsageCreate, AIUsageFilters
 from schemas.common import money_to_cents
 from service.context import RequestContext
 from service.errors import Forbidden, NotFound, Unprocessable
-from service.pagination import PageResult, Sort
-from service.repository import Repository, uuid_filter
+from service.pagination import Sort
+from service.repository import Repository, tenant_filter, uuid_filter
 
 # Clocks differ a little between services; a usage time slightly ahead of ours is accepted.
 CLOCK_SKEW = timedelta(minutes=5)
 NEWEST_OCCURRED_FIRST = Sort("occurred_at", -1)
+# How long a walk's totals are reused by its later pages.
+TOTALS_TTL = timedelta(hours=1)
 
 
 async def own_user(*, ctx: RequestContext) -> User:
@@ -108,19 +124,43 @@ def _usage_filter(filters: AIUsageFilters) -> dict[str, Any]:
     return query
 
 
-async def list_usage(
-    *, ctx: RequestContext, filters: AIUsageFilters
-) -> tuple[PageResult[AIUsageLog], list[dict[str, Any]]]:
-    """A page of the tenant's usage (newest first) and per-model totals over the whole range.
+@dataclass
+class UsagePage:
+    """A page of usage logs, the cursor of the next page, and the whole range's totals."""
 
-    The totals are one `$group` pipeline over every matching log, not just this page.
-    """
-    repo = Repository(AIUsageLog, ctx)
-    query = _usage_filter(filters)
-    page = await repo.page(
-        query, limit=filters.limit, cursor=filters.cursor, sort=NEWEST_OCCURRED_FIRST
-    )
-    totals = await repo.aggregate(
+    items: list[AIUsageLog]
+    next_cursor: str | None
+    totals: list[ModelUsageTotals]
+
+
+def _filters_key(filters: AIUsageFilters) -> str:
+    # What the totals depend on: the filters, not the page size or position.
+    chosen = filters.model_dump(mode="json", exclude={"limit", "cursor"})
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()
+
+
+def _walk_cursor(page_cursor: str, totals_id: UUID | None) -> str:
+    raw = json.dumps({"p": page_cursor, "t": totals_id.hex if totals_id else None})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _read_walk_cursor(cursor: str) -> tuple[str, UUID | None]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        page_cursor, totals_id = data["p"], data["t"]
+        if not isinstance(page_cursor, str):
+            raise TypeError("page cursor")
+        return page_cursor, UUID(hex=totals_id) if totals_id is not None else None
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise Unprocessable(
+            "The cursor is not valid for this list.", loc=["query", "cursor"]
+        ) from None
+
+
+async def _compute_totals(
+    repo: Repository[AIUsageLog], query: dict[str, Any]
+) -> list[ModelUsageTotals]:
+    rows = await repo.aggregate(
         [
             {
                 "$group": {
@@ -135,4 +175,54 @@ async def list_usage(
         ],
         match=query,
     )
-    return page, totals
+    return [ModelUsageTotals(model=row.pop("_id"), **row) for row in rows]
+
+
+async def _cached_totals(
+    ctx: RequestContext, totals_id: UUID, key: str
+) -> list[ModelUsageTotals] | None:
+    found = await AIUsageTotals.get_pymongo_collection().find_one(
+        tenant_filter(ctx, {"_id": uuid_filter(totals_id), "filters_key": key})
+    )
+    if found is None:
+        return None
+    cached = AIUsageTotals.model_validate(found)
+    return cached.totals if cached.expires_at > utcnow() else None
+
+
+async def _keep_totals(
+    ctx: RequestContext, key: str, totals: list[ModelUsageTotals]
+) -> UUID | None:
+    if len(totals) > MAX_CACHED_MODELS:  # too many to keep: later pages recompute
+        return None
+    now = utcnow()
+    row = AIUsageTotals(
+        tenant_id=ctx.tenant_id,
+        filters_key=key,
+        totals=totals,
+        computed_at=now,
+        expires_at=now + TOTALS_TTL,
+    )
+    await row.insert()
+    return row.id
+
+
+async def list_usage(*, ctx: RequestContext, filters: AIUsageFilters) -> UsagePage:
+    """A page of the tenant's usage (newest first) and per-model totals over the whole range.
+
+    The totals are one `$group` pipeline over every matching log, run once per walk through
+    the pages (see the module docstring).
+    """
+    repo = Repository(AIUsageLog, ctx)
+    query = _usage_filter(filters)
+    key = _filters_key(filters)
+    page_cursor, totals_id = _read_walk_cursor(filters.cursor) if filters.cursor else (None, None)
+    page = await repo.page(
+        query, limit=filters.limit, cursor=page_cursor, sort=NEWEST_OCCURRED_FIRST
+    )
+    totals = await _cached_totals(ctx, totals_id, key) if totals_id else None
+    if totals is None:
+        totals = await _compute_totals(repo, query)
+        totals_id = await _keep_totals(ctx, key, totals) if page.next_cursor else None
+    next_cursor = _walk_cursor(page.next_cursor, totals_id) if page.next_cursor else None
+    return UsagePage(items=page.items, next_cursor=next_cursor, totals=totals)

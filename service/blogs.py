@@ -2,7 +2,8 @@
 
 Allowed moves: planned ↔ scheduled (scheduling needs `scheduled_for`), planned/scheduled →
 posted (`publish`, which stamps `posted_at`). Posted is final: publishing again, or changing a
-posted blog's status or schedule, is a 409.
+posted blog's status or schedule (`scheduled_for`, `timezone`, `channel`, `recurrence`, stored
+as its embedded `BlogCalendar`), is a 409.
 """
 
 from __future__ import annotations
@@ -11,14 +12,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from documents.base import utcnow
-from documents.blog import Blog, BlogPlan, BlogStatus, PostedBlog
+from documents.blog import (
+    SCHEDULE_FIELDS,
+    Blog,
+    BlogCalendar,
+    BlogPlan,
+    BlogStatus,
+    PostedBlog,
+)
 from documents.workspace_read_models import GlobalBlog
 from schemas.blogs import BlogCreate, BlogFilters, BlogPublish, BlogUpdate, CalendarParams
 from service import read_models
 from service.context import RequestContext
-from service.errors import Conflict, Unprocessable
-from service.pagination import PageResult, Sort
+from service.errors import Conflict, Unprocessable, readable
+from service.pagination import OLDEST_FIRST, PageResult
 from service.policy import Action, policy_for
 from service.repository import Repository, uuid_filter
 
@@ -26,6 +36,30 @@ from service.repository import Repository, uuid_filter
 MAX_CALENDAR_BLOGS = 1000
 # Clocks differ a little between services; a posting time slightly ahead of ours is accepted.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+def schedule(values: dict[str, Any]) -> BlogCalendar | None:
+    """The calendar described by the API's schedule fields (None without `scheduled_for`).
+
+    Timezone, channel and recurrence describe a schedule, so they need `scheduled_for`; a
+    recurrence must end and stay within its bound. Either failure is a 422 naming the field.
+    """
+    if values.get("scheduled_for") is None:
+        extra = [f for f in SCHEDULE_FIELDS[1:] if values.get(f) is not None]
+        if extra:
+            raise Unprocessable(f"{extra[0]} needs scheduled_for.", loc=["body", extra[0]])
+        return None
+    try:
+        calendar = BlogCalendar(
+            **{f: values[f] for f in SCHEDULE_FIELDS if values.get(f) is not None}
+        )
+        calendar.occurrences(values["scheduled_for"])  # refuses a rule past its bound
+    except (ValidationError, ValueError) as exc:
+        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise Unprocessable(
+            f"Invalid schedule: {readable(message).rstrip('.')}.", loc=["body", "recurrence"]
+        ) from None
+    return calendar
 
 
 async def create_blog(*, ctx: RequestContext, data: BlogCreate) -> Blog:
@@ -37,9 +71,8 @@ async def create_blog(*, ctx: RequestContext, data: BlogCreate) -> Blog:
         title=data.title,
         content=data.content,
         status=data.status,
-        plan=BlogPlan(
-            scheduled_for=data.scheduled_for, outline=data.outline, keywords=data.keywords
-        ),
+        plan=BlogPlan(outline=data.outline, keywords=data.keywords),
+        calendar=schedule({f: getattr(data, f) for f in SCHEDULE_FIELDS}),
         posted=PostedBlog(posted_at=utcnow()) if data.status == BlogStatus.posted else None,
         tags=data.tags,
     )
@@ -77,18 +110,23 @@ async def update_blog(
     repo = Repository(Blog, ctx)
     blog = await repo.get(id)
     sent = patch.changes()
-    if blog.status == BlogStatus.posted and {"status", "scheduled_for"} & sent.keys():
+    if blog.status == BlogStatus.posted and {"status", *SCHEDULE_FIELDS} & sent.keys():
         raise Conflict("A posted blog's status and schedule can no longer change.")
-    plan = blog.plan.model_copy(
-        update={k: sent[k] for k in ("scheduled_for", "outline", "keywords") if k in sent}
-    )
+    plan = blog.plan.model_copy(update={k: sent[k] for k in ("outline", "keywords") if k in sent})
     status = sent.get("status", blog.status)
-    if status == BlogStatus.scheduled and plan.scheduled_for is None:
-        loc = "scheduled_for" if "scheduled_for" in sent else "status"
-        raise Unprocessable("A scheduled blog needs scheduled_for.", loc=["body", loc])
     changes: dict[str, Any] = {k: sent[k] for k in ("title", "content", "tags") if k in sent}
     changes["status"] = status
     changes["plan"] = plan.model_dump()
+    scheduled_for = blog.scheduled_for
+    if sent.keys() & set(SCHEDULE_FIELDS):
+        # Unscheduling (`scheduled_for: null`) drops the schedule's details with it.
+        kept = blog.schedule_fields() if sent.get("scheduled_for", True) is not None else {}
+        calendar = schedule({**kept, **{f: sent[f] for f in SCHEDULE_FIELDS if f in sent}})
+        changes["calendar"] = calendar.model_dump() if calendar else None
+        scheduled_for = calendar.scheduled_for if calendar else None
+    if status == BlogStatus.scheduled and scheduled_for is None:
+        loc = "scheduled_for" if "scheduled_for" in sent else "status"
+        raise Unprocessable("A scheduled blog needs scheduled_for.", loc=["body", loc])
     event = "scheduled" if status != blog.status and status == BlogStatus.scheduled else "updated"
     return await repo.update(blog, changes, expected_version=expected_version, event_type=event)
 
@@ -123,18 +161,21 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 
 async def blog_calendar(*, ctx: RequestContext, params: CalendarParams) -> tuple[list[Blog], bool]:
-    """The month's live, unarchived blogs in calendar order, and whether the cap cut it short.
+    """The month's live, unarchived blogs (oldest first), and whether the cap cut it short.
 
-    One indexed range query on the derived `calendar_at` (the scheduled instant, or the posting
-    instant of a blog posted without a schedule).
+    One query, an equality on the indexed `calendar.months` (every UTC month in which the
+    blog has an occurrence). Its second `$or` branch finds shape-1 blogs, which kept a derived
+    `calendar_at` instead, until `python -m service.cli migrate` has rewritten them (reads
+    upcast them, see documents/migrations.py; queries see stored shapes); drop it and the
+    `tenant_calendar` indexes once every deployment has migrated.
     """
     start, end = month_bounds(params.month)
-    query: dict[str, Any] = {"calendar_at": {"$gte": start, "$lt": end}}
+    query: dict[str, Any] = {
+        "$or": [{"calendar.months": params.month}, {"calendar_at": {"$gte": start, "$lt": end}}]
+    }
     if params.user_id is not None:
         query["user_id"] = uuid_filter(params.user_id)
-    page = await Repository(Blog, ctx).page(
-        query, limit=MAX_CALENDAR_BLOGS, sort=Sort("calendar_at", 1)
-    )
+    page = await Repository(Blog, ctx).page(query, limit=MAX_CALENDAR_BLOGS, sort=OLDEST_FIRST)
     return page.items, page.next_cursor is not None
 
 

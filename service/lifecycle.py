@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent
+from documents.migrations import upcast
 from service import journal, visibility
 from service.context import RequestContext
 from service.errors import Conflict, NotFound
@@ -205,10 +206,11 @@ def materialize(model: type[D], state: Mapping[str, Any]) -> D:
     whether one is set), null where it cannot hold them.
     """
     cls = _concrete(model, state.get("type"))
-    data = copy.deepcopy(dict(state))
+    # The journal holds each version in the shape of its time: upcast it like a stored one.
+    data = upcast(cls, copy.deepcopy(dict(state)))
     for _ in range(len(model.secret_fields) + 1):
         try:
-            return cast(D, cls.model_validate(data))
+            return cls.model_validate(data)
         except ValidationError as exc:
             nulled = False
             for error in exc.errors():
@@ -218,7 +220,7 @@ def materialize(model: type[D], state: Mapping[str, Any]) -> D:
                     nulled = True
             if not nulled:
                 raise
-    return cast(D, cls.model_validate(data))
+    return cls.model_validate(data)
 
 
 def _created_type(event: DomainEvent) -> Any:

@@ -406,7 +406,10 @@ def blog_stats(user_ids: Keys) -> tuple[str, Pipeline]:
                 "tenant_id": {"$first": "$tenant_id"},
                 "n": {"$sum": 1},
                 "last_posted_at": {"$max": "$posted.posted_at"},
-                "first_scheduled_for": {"$min": "$plan.scheduled_for"},
+                # Shape-1 blogs (not yet migrated) kept it in `plan.scheduled_for`.
+                "first_scheduled_for": {
+                    "$min": {"$ifNull": ["$calendar.scheduled_for", "$plan.scheduled_for"]}
+                },
             }
         },
     ]

@@ -17,6 +17,7 @@ from bson import Binary
 from pymongo.errors import BulkWriteError
 from uuid6 import uuid7
 
+from documents import migrations
 from documents.base import RootDocument, utcnow
 from documents.journal import DomainEvent
 from service import journal
@@ -243,13 +244,16 @@ class Repository(Generic[D]):
         data = to_bson(updated)
         fields = {k: data[k] for k in touched | {"version", "updated_at", "updated_by"}}
         fields["pending_event"] = to_bson(journal.as_outbox(event))
+        # A document read in an older shape is stored whole in the current one (a partial
+        # `$set` would leave a mix of shapes, see documents/migrations.py).
+        update = migrations.rewrite_update(doc, {**data, **fields}) or {"$set": fields}
         result = await self.model.get_pymongo_collection().update_one(
             {
                 "_id": uuid_filter(doc.id),
                 "tenant_id": uuid_filter(self.ctx.tenant_id),
                 "version": doc.version,
             },
-            {"$set": fields},
+            update,
         )
         if result.matched_count == 0:
             if expected_version is not None:

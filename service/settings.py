@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     bulk_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    # What MongoDB does with a write failing a collection's `$jsonSchema` validator once
+    # installed (service/validators.py): refuse it, or accept it and log a warning.
+    validation_action: Literal["error", "warn"] = "error"
 
     # Proxies whose X-Forwarded-For / Forwarded headers are believed for the client address
     # (comma-separated addresses or CIDRs in the environment). Empty: the socket peer is it.

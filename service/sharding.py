@@ -160,6 +160,13 @@ SHARD_PLAN: tuple[ShardPlan, ...] = (
         "one small document per webhook subscription, read by the delivery worker across "
         "tenants by _id: stays on the primary shard",
     ),
+    ShardPlan(
+        "ai_usage_totals",
+        None,
+        "a cache: one small document per paged GET /v1/ai/usage walk, read by _id and "
+        "removed by a TTL index an hour later; a few thousand live rows at most, nothing to "
+        "split: stays on the primary shard",
+    ),
     # --- Tenant-scoped aggregates: {tenant_id, _id}. ---------------------------------------
     ShardPlan("teams", _TENANT_ID, _TENANT_ID_REASON),
     ShardPlan("campaigns", _TENANT_ID, _TENANT_ID_REASON + " (all campaign types share it)"),

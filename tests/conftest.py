@@ -23,6 +23,8 @@ from service.repository import Repository
 from service.settings import Settings
 from tests.helpers import PASSWORD, Account
 
+# VALIDATE_STORED_DOCUMENTS=1 checks every test's stored documents against the validators.
+pytest_plugins = ["tests.validate_stored"]
 _seq = itertools.count(1)
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from documents.ai import AIUsageLog, AIUsageTotals
 from documents.api_key import ApiKey
 from documents.user import User
 from service import security
 from service.repository import Repository
+from tests.dbcalls import count_db_calls
 from tests.helpers import Account, assert_problem
 
 ServiceClient = Callable[..., Coroutine[Any, Any, httpx.AsyncClient]]
@@ -244,3 +247,92 @@ async def test_usage_list_validation(owner: Account) -> None:
         assert_problem(await owner.client.get("/v1/ai/usage", params=params), 422)
     empty = (await owner.client.get("/v1/ai/usage")).json()
     assert empty == {"items": [], "next_cursor": None, "totals": {}}
+
+
+async def _log_usage(account: Account, n: int, model: str = "gpt-4o") -> None:
+    for i in range(n):
+        body = usage(model, occurred_at=f"2026-11-0{1 + i % 3}T0{i % 10}:00:00Z", cost=0.01)
+        assert (await account.client.post("/v1/ai/usage", json=body)).status_code == 201
+
+
+async def test_usage_totals_are_computed_once_per_walk_and_repeated_on_every_page(
+    owner: Account,
+) -> None:
+    await _log_usage(owner, 5)
+    await _log_usage(owner, 2, model="claude-3-haiku")
+    params = {"since": "2026-11-01", "until": "2026-11-04", "limit": 3}
+    with count_db_calls() as (calls, _):
+        first = (await owner.client.get("/v1/ai/usage", params=params)).json()
+    assert calls["ai_usage.aggregate"] == 1 and calls["ai_usage_totals.insert_one"] == 1
+    expected = first["totals"]
+    assert expected["gpt-4o"]["calls"] == 5 and expected["claude-3-haiku"]["calls"] == 2
+    assert expected["gpt-4o"]["cost"] == 0.05
+
+    # Usage logged mid-walk (newer than the walk's position, so on no later page): the walk
+    # keeps the totals it began with, identical on every page.
+    late = usage(occurred_at="2026-11-03T23:00:00Z", cost=0.01)
+    assert (await owner.client.post("/v1/ai/usage", json=late)).status_code == 201
+    seen, cursor = list(first["items"]), first["next_cursor"]
+    with count_db_calls() as (calls, _):
+        while cursor:
+            page = (
+                await owner.client.get("/v1/ai/usage", params={**params, "cursor": cursor})
+            ).json()
+            assert page["totals"] == expected
+            seen += page["items"]
+            cursor = page["next_cursor"]
+    assert calls["ai_usage.aggregate"] == 0  # no page after the first recomputes them
+    assert len(seen) == 7 and len({i["id"] for i in seen}) == 7
+    # A new walk sees the new usage.
+    fresh = (await owner.client.get("/v1/ai/usage", params=params)).json()
+    assert fresh["totals"]["gpt-4o"]["calls"] == 6
+    # A single page needs nothing kept.
+    with count_db_calls() as (calls, _):
+        await owner.client.get("/v1/ai/usage", params={**params, "limit": 50})
+    assert calls["ai_usage_totals.insert_one"] == 0
+
+
+async def test_usage_totals_follow_the_filters_and_the_tenant_not_just_the_cursor(
+    owner: Account, stranger: Account
+) -> None:
+    await _log_usage(owner, 4)
+    await _log_usage(owner, 2, model="claude-3-haiku")
+    params = {"since": "2026-11-01", "until": "2026-11-04", "limit": 2}
+    cursor = (await owner.client.get("/v1/ai/usage", params=params)).json()["next_cursor"]
+    # The same cursor with another filter: totals of that filter, not of the walk's.
+    narrowed = await owner.client.get(
+        "/v1/ai/usage", params={**params, "model": "claude-3-haiku", "cursor": cursor}
+    )
+    assert narrowed.status_code == 200 and list(narrowed.json()["totals"]) == ["claude-3-haiku"]
+    # Another tenant replaying the cursor gets its own (empty) data, never the cached totals.
+    foreign = await stranger.client.get("/v1/ai/usage", params={**params, "cursor": cursor})
+    assert foreign.status_code == 200 and foreign.json()["totals"] == {}
+    assert foreign.json()["items"] == []
+    # Expired totals are recomputed.
+    await AIUsageTotals.get_pymongo_collection().update_many(
+        {}, {"$set": {"expires_at": datetime(2000, 1, 1, tzinfo=UTC)}}
+    )
+    with count_db_calls() as (calls, _):
+        again = await owner.client.get("/v1/ai/usage", params={**params, "cursor": cursor})
+    assert again.json()["totals"]["gpt-4o"]["calls"] == 4 and calls["ai_usage.aggregate"] == 1
+    # A plain page cursor (not a walk's) is refused like any foreign cursor.
+    for bad in ("eyJ4IjogMX0", "eyJwIjogMSwgInQiOiBudWxsfQ", "bm90IGpzb24"):
+        assert_problem(
+            await owner.client.get("/v1/ai/usage", params={**params, "cursor": bad}), 422
+        )
+
+
+async def test_usage_by_model_and_feature_use_indexes_ending_in_id(owner: Account) -> None:
+    indexes = {
+        tuple(k for k, _ in spec["key"])
+        for spec in (await AIUsageLog.get_pymongo_collection().index_information()).values()
+    }
+    assert ("tenant_id", "model", "occurred_at", "_id") in indexes
+    assert ("tenant_id", "feature", "occurred_at", "_id") in indexes
+    await _log_usage(owner, 3)
+    for filters in ({"model": "gpt-4o"}, {"feature": "blog_writer"}):
+        page = await owner.client.get("/v1/ai/usage", params={**filters, "limit": 2})
+        follow = await owner.client.get(
+            "/v1/ai/usage", params={**filters, "cursor": page.json()["next_cursor"]}
+        )
+        assert len(page.json()["items"]) + len(follow.json()["items"]) == 3

@@ -174,6 +174,107 @@ async def test_calendar_places_blogs_on_their_day(owner: Account) -> None:
     assert october["days"] == []
 
 
+async def test_schedule_details_round_trip_and_are_stored_as_the_embedded_calendar(
+    owner: Account,
+) -> None:
+    blog = await make_blog(
+        owner,
+        status="scheduled",
+        scheduled_for="2026-11-03T14:00:00Z",
+        timezone="America/New_York",
+        channel="linkedin",
+        recurrence={"frequency": "weekly", "count": 3},
+    )
+    assert blog["timezone"] == "America/New_York" and blog["channel"] == "linkedin"
+    assert blog["recurrence"] == {"frequency": "weekly", "interval": 1, "count": 3, "until": None}
+    raw = await Blog.get_pymongo_collection().find_one({"_id": Binary.from_uuid(_uuid(blog["id"]))})
+    assert raw is not None and "calendar_at" not in raw and "scheduled_for" not in raw["plan"]
+    assert raw["calendar"]["channel"] == "linkedin" and raw["calendar"]["months"] == ["2026-11"]
+
+    url = f"/v1/blogs/{blog['id']}"
+    # Patching one detail keeps the others; clearing the recurrence clears only it.
+    changed = (await owner.client.patch(url, json={"channel": "newsletter"})).json()
+    assert changed["channel"] == "newsletter" and changed["recurrence"]["count"] == 3
+    changed = (await owner.client.patch(url, json={"recurrence": None})).json()
+    assert changed["recurrence"] is None and changed["timezone"] == "America/New_York"
+    # Back to planned, then unscheduled: the schedule's details go with the date.
+    await owner.client.patch(url, json={"status": "planned"})
+    cleared = (await owner.client.patch(url, json={"scheduled_for": None})).json()
+    assert cleared["scheduled_for"] is None and cleared["timezone"] is None
+    assert cleared["channel"] is None
+    raw = await Blog.get_pymongo_collection().find_one({"_id": Binary.from_uuid(_uuid(blog["id"]))})
+    assert raw is not None and raw["calendar"] is None
+
+
+async def test_schedule_details_are_validated(owner: Account) -> None:
+    when = "2026-11-03T14:00:00Z"
+    bad_bodies: list[dict[str, Any]] = [
+        {"timezone": "America/New_York"},  # details need scheduled_for
+        {"channel": "linkedin"},
+        {"recurrence": {"frequency": "daily", "count": 2}},
+        {"scheduled_for": when, "timezone": "Mars/Olympus_Mons"},
+        {"scheduled_for": when, "timezone": "/etc/localtime"},
+        {"scheduled_for": when, "timezone": ""},
+        {"scheduled_for": when, "channel": "fax"},
+        {"scheduled_for": when, "recurrence": {"frequency": "daily"}},  # never ends
+        {"scheduled_for": when, "recurrence": {"frequency": "daily", "count": 101}},
+        {"scheduled_for": when, "recurrence": {"frequency": "yearly", "count": 2}},
+        {"scheduled_for": when, "recurrence": {"frequency": "daily", "count": 2, "interval": 0}},
+        {"scheduled_for": when, "recurrence": {"frequency": "daily", "count": True}},
+        {"scheduled_for": when, "recurrence": {"frequency": "daily", "count": 2, "x": 1}},
+        # More than 100 occurrences, or an end before the start.
+        {"scheduled_for": when, "recurrence": {"frequency": "daily", "until": "2027-11-03"}},
+        {"scheduled_for": when, "recurrence": {"frequency": "daily", "until": "2026-11-01"}},
+    ]
+    for body in bad_bodies:
+        response = await owner.client.post("/v1/blogs", json={"title": "t", **body})
+        assert_problem(response, 422)
+    blog = await make_blog(owner, status="scheduled", scheduled_for=when)
+    url = f"/v1/blogs/{blog['id']}"
+    too_long = {"recurrence": {"frequency": "daily", "until": "2027-11-03T00:00:00Z"}}
+    problem = assert_problem(await owner.client.patch(url, json=too_long), 422)
+    assert problem["errors"][0]["loc"] == ["body", "recurrence"]
+    assert_problem(await owner.client.patch(url, json={"timezone": None}), 422)
+    # A posted blog's schedule is final.
+    await owner.client.post(f"{url}/publish")
+    assert_problem(await owner.client.patch(url, json={"channel": "x"}), 409)
+    assert_problem(await owner.client.patch(url, json={"timezone": "Europe/Paris"}), 409)
+
+
+async def test_calendar_lists_a_recurring_blog_on_every_day_it_occurs(owner: Account) -> None:
+    # 09:00 in New York every two weeks from 2027-02-28, over the DST change of 2027-03-14.
+    weekly = await make_blog(
+        owner,
+        title="Market update",
+        status="scheduled",
+        scheduled_for="2027-02-28T14:00:00Z",
+        timezone="America/New_York",
+        channel="newsletter",
+        recurrence={"frequency": "weekly", "interval": 2, "until": "2027-04-30T00:00:00Z"},
+    )
+    once = await make_blog(owner, title="Once", scheduled_for="2027-03-14T13:00:00Z")
+    march = (await owner.client.get("/v1/blogs/calendar", params={"month": "2027-03"})).json()
+    entries = [(d["date"], e["title"], e["occurs_at"]) for d in march["days"] for e in d["blogs"]]
+    # Within a day by time, then by id (creation order).
+    assert entries == [
+        ("2027-03-14", "Market update", "2027-03-14T13:00:00Z"),  # 09:00 EDT
+        ("2027-03-14", "Once", "2027-03-14T13:00:00Z"),
+        ("2027-03-28", "Market update", "2027-03-28T13:00:00Z"),
+    ]
+    entry = march["days"][-1]["blogs"][0]
+    assert entry["id"] == weekly["id"] and entry["scheduled_for"] == "2027-02-28T14:00:00Z"
+    assert entry["channel"] == "newsletter" and entry["timezone"] == "America/New_York"
+    february = (await owner.client.get("/v1/blogs/calendar", params={"month": "2027-02"})).json()
+    assert [(d["date"], [e["occurs_at"] for e in d["blogs"]]) for d in february["days"]] == [
+        ("2027-02-28", ["2027-02-28T14:00:00Z"])  # 09:00 EST
+    ]
+    april = (await owner.client.get("/v1/blogs/calendar", params={"month": "2027-04"})).json()
+    assert [d["date"] for d in april["days"]] == ["2027-04-11", "2027-04-25"]
+    may = (await owner.client.get("/v1/blogs/calendar", params={"month": "2027-05"})).json()
+    assert may["days"] == []
+    assert once["recurrence"] is None
+
+
 async def test_calendar_validates_month_and_is_tenant_scoped(
     owner: Account, stranger: Account
 ) -> None:

@@ -103,6 +103,10 @@ SEMANTIC_MESSAGES = {
     "until must not be before since": "`until` must come after `since` (a cross-parameter rule)",
     "since must be before until": "`until` must come after `since` (a cross-parameter rule)",
     "No integration": "an integration must exist in the tenant (stored data)",
+    "not an IANA time zone name": "a blog's time zone is a name of the IANA database",
+    "a recurrence needs exactly one of count or until": "a recurrence ends one way (cross-field)",
+    "needs scheduled_for.": "a blog's schedule details need its time (cross-field)",
+    "Invalid schedule:": "a recurrence stays within 100 occurrences after its start",
 }
 # Error types that name a rule rather than a shape.
 SEMANTIC_TYPES = {

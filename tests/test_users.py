@@ -61,7 +61,13 @@ async def test_me_returns_the_whole_aggregate_without_secrets(owner: Account) ->
         "methods": [],
         "confirmed_at": None,
     }
-    assert body["subscription"]["subscription_type"] == "free"
+    # The same names and units as /v1/subscription, /v1/billing and /v1/ai/config.
+    assert (
+        body["subscription"]["plan"] == "free" and "subscription_type" not in body["subscription"]
+    )
+    assert (
+        body["billing"]["billing_history"] == [] and body["ai_config"]["monthly_cost_limit"] is None
+    )
     assert "password_hash" not in response.text and "$argon2" not in response.text
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
 from documents.ai import AIUsageLog
-from documents.blog import Blog, BlogPlan, BlogStatus, PostedBlog
+from documents.blog import Blog, BlogCalendar, BlogPlan, BlogStatus, PostedBlog, Recurrence
 from documents.integration import Integration, IntegrationStatus, IntegrationType
 from documents.journal import DomainEvent
 from documents.kanban import MAX_KANBAN_STATES, GlobalKanban, KanbanState, KanbanTask
@@ -38,27 +38,54 @@ async def round_trip(account: Account, doc: Any) -> Any:
 # -- blogs ------------------------------------------------------------------------------------
 
 
-async def test_blog_round_trip_and_derived_calendar_day(owner: Account) -> None:
+async def test_blog_round_trip_and_embedded_calendar(owner: Account) -> None:
     blog = Blog(
         tenant_id=owner.tenant_id,
         title="  Tips ",
         status=BlogStatus.scheduled,
-        plan=BlogPlan(scheduled_for=WHEN, outline=["intro"], keywords=[" SEO "]),
+        plan=BlogPlan(outline=["intro"], keywords=[" SEO "]),
+        calendar=BlogCalendar(scheduled_for=WHEN, timezone="Europe/Lisbon", channel="linkedin"),
         tags=["Homes"],
     )
     stored = await round_trip(owner, blog)
     assert stored.title == "Tips" and stored.plan.keywords == ["seo"] and stored.tags == ["homes"]
-    assert stored.calendar_at == WHEN and stored.plan.scheduled_for.tzinfo is not None
+    assert stored.scheduled_for == WHEN and stored.scheduled_for.tzinfo is not None
+    assert stored.calendar.months == ["2026-11"] and stored.schema_version == 2
     raw = await Blog.get_pymongo_collection().find_one({"_id": Binary.from_uuid(stored.id)})
-    assert raw["status"] == "scheduled" and isinstance(raw["calendar_at"], datetime)
+    assert raw["status"] == "scheduled" and "calendar_at" not in raw
+    assert isinstance(raw["calendar"]["scheduled_for"], datetime)
+    assert (
+        raw["calendar"]["timezone"] == "Europe/Lisbon" and raw["calendar"]["channel"] == "linkedin"
+    )
+    assert raw["schema_version"] == 2
 
 
 def test_blog_posted_without_schedule_sits_on_its_posting_day() -> None:
     blog = Blog(
         tenant_id=TENANT, title="t", status=BlogStatus.posted, posted=PostedBlog(posted_at=WHEN)
     )
-    assert blog.calendar_at == WHEN
-    assert Blog(tenant_id=TENANT, title="t").calendar_at is None
+    assert blog.calendar is not None and blog.calendar.scheduled_for is None
+    assert blog.calendar_anchor == WHEN and blog.calendar.months == ["2026-11"]
+    assert Blog(tenant_id=TENANT, title="t").calendar is None
+
+
+def test_recurrence_keeps_wall_clock_time_across_daylight_saving() -> None:
+    # 09:00 in New York every week from 2027-03-07 (EST) over the DST change of 2027-03-14.
+    first = datetime(2027, 3, 7, 14, 0, tzinfo=UTC)
+    calendar = BlogCalendar(
+        scheduled_for=first,
+        timezone="America/New_York",
+        recurrence=Recurrence(frequency="weekly", count=3),
+    )
+    assert [when.hour for when in calendar.occurrences(first)] == [14, 13, 13]
+    blog = Blog(tenant_id=TENANT, title="t", calendar=calendar)
+    assert blog.calendar is not None and blog.calendar.months == ["2027-03"]
+    # Monthly on the 31st skips months without one (RFC 5545), until is inclusive.
+    monthly = BlogCalendar(
+        scheduled_for=datetime(2027, 1, 31, 9, tzinfo=UTC),
+        recurrence=Recurrence(frequency="monthly", until=datetime(2027, 5, 31, 9, tzinfo=UTC)),
+    )
+    assert [w.month for w in monthly.occurrences(monthly.scheduled_for)] == [1, 3, 5]
 
 
 @pytest.mark.parametrize(
@@ -72,6 +99,24 @@ def test_blog_posted_without_schedule_sits_on_its_posting_day() -> None:
         {"title": "t", "status": "draft"},
         {"title": "t", "plan": {"outline": ["x"] * 101}},
         {"title": "t", "plan": {"unknown": 1}},
+        {"title": "t", "plan": {"scheduled_for": WHEN}},  # shape 1 in code: not accepted
+        {"title": "t", "calendar": {"channel": "x"}},  # a calendar needs a time
+        {"title": "t", "calendar": {"scheduled_for": WHEN, "timezone": "Mars/Olympus"}},
+        {"title": "t", "calendar": {"scheduled_for": WHEN, "timezone": "../etc/passwd"}},
+        {"title": "t", "calendar": {"scheduled_for": WHEN, "channel": "fax"}},
+        {"title": "t", "calendar": {"recurrence": {"frequency": "daily", "count": 2}}},
+        *(
+            {"title": "t", "calendar": {"scheduled_for": WHEN, "recurrence": rule}}
+            for rule in (
+                {"frequency": "daily"},  # unbounded
+                {"frequency": "daily", "count": 2, "until": WHEN},  # both ends
+                {"frequency": "daily", "count": 101},
+                {"frequency": "daily", "count": 2, "interval": 0},
+                {"frequency": "hourly", "count": 2},
+                {"frequency": "daily", "until": datetime(2027, 11, 3, tzinfo=UTC)},  # > 100
+                {"frequency": "daily", "until": datetime(2026, 11, 2, tzinfo=UTC)},  # before
+            )
+        ),
         {"title": "t", "tags": ["t"] * 51},
     ],
 )
