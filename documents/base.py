@@ -29,11 +29,14 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def _as_utc(value: datetime) -> datetime:
-    # BSON dates come back naive from some drivers/configs; they are always UTC.
+def as_utc(value: datetime) -> datetime:
+    """The same instant as aware UTC (naive values are read as UTC, as BSON dates are)."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+_as_utc = as_utc  # the old private name, until every importer uses `as_utc`
 
 
 _NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
@@ -51,7 +54,7 @@ def _not_a_timestamp(value: Any) -> Any:
 ISODateTime = Annotated[datetime, BeforeValidator(_not_a_timestamp)]
 """A datetime given as ISO 8601 text (numbers, which pydantic reads as Unix time, are refused)."""
 
-UTCDateTime = Annotated[ISODateTime, AfterValidator(_as_utc)]
+UTCDateTime = Annotated[ISODateTime, AfterValidator(as_utc)]
 """A datetime normalised to aware UTC on the way in (naive values are read as UTC)."""
 
 Email = Annotated[EmailStr, AfterValidator(lambda v: v.strip().lower())]
@@ -96,13 +99,14 @@ def normalize_phone(value: str, region: str = "US") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+"""A phone number in E.164 form (what `normalize_phone` produces)."""
 
 
 def _check_e164(value: str) -> str:
     # Documents only accept already-normalised numbers; services normalise with the tenant region.
     normalised = normalize_phone(value, "US")
-    if not _E164.match(normalised):
+    if not E164.match(normalised):
         raise ValueError("phone must be E.164")
     return normalised
 

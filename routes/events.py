@@ -8,8 +8,8 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response, status
 
 from routes.deps import CurrentContext, Member, SettingsDep, set_etag
-from schemas.common import Page
-from schemas.events import EventCreate, EventFilters, EventRead, to_event_read
+from schemas.common import CountedPage
+from schemas.events import EventCreate, EventFilters, EventRead
 from service import events
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -33,7 +33,8 @@ async def create_event(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """Record a touchpoint; `campaign_id` and `lead_id` must be the tenant's (else 422)."""
+    """Record a touchpoint: `campaign_id` and `lead_id` must be the tenant's, and the lead one
+    of the campaign's leads (else 422)."""
     view = await events.create_event(
         ctx=ctx,
         data=body,
@@ -44,11 +45,12 @@ async def create_event(
     return view
 
 
-@router.get("", response_model=Page[EventRead])
+@router.get("", response_model=CountedPage[EventRead])  # type: ignore[valid-type]
 async def list_events(ctx: CurrentContext, filters: Annotated[EventFilters, Query()]) -> Any:
-    """The tenant's events, newest first; `since` inclusive, `until` exclusive on `occurred_at`."""
+    """The tenant's events, newest `occurred_at` first or `sort`ed; `since` inclusive, `until`
+    exclusive on `occurred_at`; `count=true` adds `total`."""
     page = await events.list_events(ctx=ctx, filters=filters)
-    return {"items": [to_event_read(e) for e in page.items], "next_cursor": page.next_cursor}
+    return page.body()
 
 
 @router.get("/{id}", response_model=EventRead)
@@ -56,7 +58,7 @@ async def get_event(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One event."""
     event = await events.get_event(ctx=ctx, id=id)
     set_etag(response, event.version)
-    return to_event_read(event)
+    return event
 
 
 # PATCH/PUT/DELETE are not routes: events are facts, so the router answers 405 with `Allow`

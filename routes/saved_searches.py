@@ -7,13 +7,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
-from documents.saved_search import SavedSearch, SavedSearchResource
+from documents.saved_search import SavedSearch
 from routes.deps import CurrentContext, IfMatch, Member, set_etag
 from routes.lifecycle import add_lifecycle_routes
-from schemas.campaigns import to_campaign_read
 from schemas.common import Page
-from schemas.events import to_event_read
-from schemas.leads import to_lead_read
 from schemas.saved_searches import (
     RunParams,
     SavedSearchCreate,
@@ -25,12 +22,6 @@ from schemas.saved_searches import (
 from service import saved_searches
 
 router = APIRouter(prefix="/v1/saved-searches", tags=["saved searches"])
-
-_TO_READ = {
-    SavedSearchResource.campaigns: to_campaign_read,
-    SavedSearchResource.leads: to_lead_read,
-    SavedSearchResource.events: to_event_read,
-}
 
 
 @router.post("", response_model=SavedSearchRead, status_code=status.HTTP_201_CREATED)
@@ -77,14 +68,10 @@ async def update_saved_search(
 async def run_saved_search(
     id: UUID, ctx: CurrentContext, params: Annotated[RunParams, Query()]
 ) -> Any:
-    """Run it: one page of the list endpoint's answer (`items`, `next_cursor`) plus `resource`."""
+    """Run it: one page of the list endpoint's answer (`items`, `next_cursor`, `total` when
+    the search counts) plus `resource`."""
     search, page = await saved_searches.run_saved_search(ctx=ctx, id=id, params=params)
-    to_read = _TO_READ[search.resource]
-    return {
-        "resource": search.resource,
-        "items": [to_read(doc) for doc in page.items],
-        "next_cursor": page.next_cursor,
-    }
+    return {"resource": search.resource, **page.body()}
 
 
 add_lifecycle_routes(

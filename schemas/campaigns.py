@@ -18,7 +18,7 @@ from documents.campaign import (
     IntegrationRef,
     SocialPlatform,
 )
-from schemas.common import IgnoreTenantId, ListParams, PatchBody, ResourceRead
+from schemas.common import Counted, IgnoreTenantId, ListParams, PatchBody, ReadView, ResourceRead
 
 Description = Annotated[str, StringConstraints(max_length=5000)]
 Script = Annotated[str, StringConstraints(max_length=20_000)]
@@ -185,7 +185,9 @@ class _CampaignReadBase(ResourceRead):
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     integrations: list[IntegrationRef]
-    lead_count: int = Field(description="Leads attached through POST /v1/campaigns/{id}/leads.")
+    lead_count: int = Field(
+        description="The campaign's live leads (attached, not deleted), kept up to date."
+    )
 
 
 class CallCampaignRead(_CampaignReadBase, _CallFields):
@@ -209,28 +211,55 @@ CampaignRead = Annotated[
     Field(discriminator="type"),
 ]
 
-_READ_MODELS: dict[CampaignType, type[_CampaignReadBase]] = {
-    CampaignType.call: CallCampaignRead,
-    CampaignType.social: SocialCampaignRead,
-    CampaignType.text: TextCampaignRead,
-    CampaignType.email: EmailCampaignRead,
-}
+AnyCampaignRead = CallCampaignRead | SocialCampaignRead | TextCampaignRead | EmailCampaignRead
+CAMPAIGN_VIEW: ReadView[AnyCampaignRead] = ReadView(CampaignRead)
+"""Stored campaigns (raw or documents) → `CampaignRead`, one validation each."""
 
 
-def to_campaign_read(doc: CampaignBase) -> _CampaignReadBase:
+def to_campaign_read(doc: CampaignBase) -> AnyCampaignRead:
     """The API view of a stored campaign."""
-    return _READ_MODELS[doc.type].model_validate(doc.to_public())
+    return CAMPAIGN_VIEW.document(doc)
 
 
 # -- lists and links ---------------------------------------------------------------------------
 
+CAMPAIGN_SORT_FIELDS: dict[str, str] = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "name": "name",
+    "status": "status",
+    "starts_at": "starts_at",
+}
+"""`sort` names of `GET /v1/campaigns` → stored fields (each has its index on `campaigns`)."""
 
-class CampaignFilters(ListParams):
+CampaignSort = Literal[
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "name",
+    "-name",
+    "status",
+    "-status",
+    "starts_at",
+    "-starts_at",
+]
+
+
+class CampaignFilters(ListParams, Counted):
     """`GET /v1/campaigns` query parameters (also the `filters` of a saved campaign search)."""
 
     type: CampaignType | None = None
     status: CampaignStatus | None = None
     tag: Tag | None = None
+    sort: CampaignSort | None = Field(
+        default=None,
+        description=(
+            "Order by this field, ascending, or descending with a leading `-`; ties are "
+            "broken by `id` in the same direction, missing values sort lowest. Default: "
+            "newest first."
+        ),
+    )
 
 
 class AttachLeads(IgnoreTenantId):

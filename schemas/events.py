@@ -19,7 +19,7 @@ from documents.event import (
     SocialAction,
     TouchpointEvent,
 )
-from schemas.common import IgnoreTenantId, PageParams, ResourceRead
+from schemas.common import Counted, IgnoreTenantId, PageParams, ReadView, ResourceRead
 
 Notes = Annotated[str, StringConstraints(max_length=5000)]
 
@@ -50,7 +50,9 @@ class _EmailFields(BaseModel):
 
 class _EventCreateBase(IgnoreTenantId):
     campaign_id: UUID = Field(description="A campaign of the caller's tenant (else 422).")
-    lead_id: UUID = Field(description="A lead of the caller's tenant (else 422).")
+    lead_id: UUID = Field(
+        description="A live lead of the caller's tenant attached to the campaign (else 422)."
+    )
     occurred_at: UTCDateTime | None = Field(
         default=None, description="When it happened (defaults to now; not in the future)."
     )
@@ -109,20 +111,29 @@ EventRead = Annotated[
     Field(discriminator="type"),
 ]
 
-_READ_MODELS: dict[EventType, type[_EventReadBase]] = {
-    EventType.call: CallEventRead,
-    EventType.text: TextEventRead,
-    EventType.social: SocialEventRead,
-    EventType.email: EmailEventRead,
-}
+AnyEventRead = CallEventRead | TextEventRead | SocialEventRead | EmailEventRead
+EVENT_VIEW: ReadView[AnyEventRead] = ReadView(EventRead)
+"""Stored events (raw or documents) → `EventRead`, one validation each."""
 
 
-def to_event_read(doc: TouchpointEvent) -> _EventReadBase:
+def to_event_read(doc: TouchpointEvent) -> AnyEventRead:
     """The API view of a stored event."""
-    return _READ_MODELS[doc.type].model_validate(doc.to_public())
+    return EVENT_VIEW.document(doc)
 
 
-class EventFilters(PageParams):
+EVENT_SORT_FIELDS: dict[str, str] = {
+    "occurred_at": "occurred_at",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
+"""`sort` names of `GET /v1/events` → stored fields (each has its index on `events`)."""
+
+EventSort = Literal[
+    "occurred_at", "-occurred_at", "created_at", "-created_at", "updated_at", "-updated_at"
+]
+
+
+class EventFilters(PageParams, Counted):
     """`GET /v1/events` query parameters (also the `filters` of a saved event search).
 
     `since` is inclusive and `until` exclusive, on `occurred_at`; a date alone is midnight UTC.
@@ -133,6 +144,13 @@ class EventFilters(PageParams):
     type: EventType | None = None
     since: UTCDateTime | None = None
     until: UTCDateTime | None = None
+    sort: EventSort | None = Field(
+        default=None,
+        description=(
+            "Order by this field, ascending, or descending with a leading `-`; ties are "
+            "broken by `id` in the same direction. Default: `-occurred_at` (newest first)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _range(self) -> Any:

@@ -1,37 +1,44 @@
-"""API shapes of leads: polymorphic create/read on `type`, patch, filters and the bulk import."""
+"""API shapes of leads: polymorphic create/read on `type`, patch, merge, filters, sorts, export."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from documents.base import Email, ShortText, Tag, UTCDateTime
+from documents.base import Email, ShortText, Tag
 from documents.lead import (
     Address,
-    Baths,
-    Beds,
-    DaysOnMarket,
+    GenericFields,
     LeadBase,
     LeadStatus,
     LeadType,
-    ListingStatus,
-    LotSizeSqft,
     MlsId,
-    PropertyType,
-    SquareFeet,
-    YearBuilt,
+    MlsListing,
 )
 from schemas.common import (
+    Counted,
     IgnoreTenantId,
     ListParams,
     Money,
     PatchBody,
+    ReadView,
     ResourceRead,
     cents_to_money,
 )
+from schemas.export import CsvExport
 
 RawPhone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
 Tags = Annotated[list[Tag], Field(max_length=50)]
@@ -42,6 +49,7 @@ Segments = Annotated[
 Notes = Annotated[str, StringConstraints(max_length=5000)]
 MAX_BULK_ROWS = 10_000
 MAX_QUERY_CHARS = 100
+MAX_MERGE_SOURCES = 20
 
 
 class ListingAgentIn(IgnoreTenantId):
@@ -52,24 +60,6 @@ class ListingAgentIn(IgnoreTenantId):
     phone: RawPhone | None = None
     brokerage: ShortText | None = None
     license_number: ShortText | None = None
-
-
-class _MlsFields(BaseModel):
-    mls_board: ShortText | None = None
-    listing_status: ListingStatus | None = None
-    property_type: PropertyType | None = None
-    beds: Beds | None = None
-    baths: Baths | None = None
-    square_feet: SquareFeet | None = None
-    lot_size_sqft: LotSizeSqft | None = None
-    year_built: YearBuilt | None = None
-    days_on_market: DaysOnMarket | None = None
-    listed_at: UTCDateTime | None = None
-
-
-class _GenericFields(BaseModel):
-    company: ShortText | None = None
-    job_title: ShortText | None = None
 
 
 # -- create ------------------------------------------------------------------------------------
@@ -90,7 +80,7 @@ class _LeadCreateBase(IgnoreTenantId):
     segments: Segments = Field(default_factory=dict)
 
 
-class GenericLeadCreate(_LeadCreateBase, _GenericFields):
+class GenericLeadCreate(_LeadCreateBase, GenericFields):
     """A generic lead needs an `email` or a `phone`."""
 
     type: Literal[LeadType.generic]
@@ -102,7 +92,7 @@ class GenericLeadCreate(_LeadCreateBase, _GenericFields):
         return self
 
 
-class MLSLeadCreate(_LeadCreateBase, _MlsFields):
+class MLSLeadCreate(_LeadCreateBase, MlsListing):
     """An MLS lead needs `mls_id`; `list_price` is in major units."""
 
     type: Literal[LeadType.mls]
@@ -116,11 +106,11 @@ LeadCreate = Annotated[GenericLeadCreate | MLSLeadCreate, Field(discriminator="t
 
 # -- patch -------------------------------------------------------------------------------------
 
-MLS_ONLY = frozenset({"mls_id", "list_price", "listing_agent", *_MlsFields.model_fields})
-GENERIC_ONLY = frozenset(_GenericFields.model_fields)
+MLS_ONLY = frozenset({"mls_id", "list_price", "listing_agent", *MlsListing.model_fields})
+GENERIC_ONLY = frozenset(GenericFields.model_fields)
 
 
-class LeadUpdate(PatchBody):
+class LeadUpdate(PatchBody, GenericFields, MlsListing):
     """`PATCH /v1/leads/{id}`: common fields plus the lead type's own; `type` cannot change."""
 
     nullable: ClassVar[frozenset[str]] = frozenset(
@@ -135,7 +125,7 @@ class LeadUpdate(PatchBody):
             "job_title",
             "listing_agent",
             "list_price",
-            *_MlsFields.model_fields,
+            *MlsListing.model_fields,
         }
     )
 
@@ -150,23 +140,10 @@ class LeadUpdate(PatchBody):
     notes: Notes | None = None
     tags: Tags | None = None
     segments: Segments | None = None
-    # generic
-    company: ShortText | None = None
-    job_title: ShortText | None = None
-    # mls
+    # mls (the listing facts come from MlsListing, the generic fields from GenericFields)
     mls_id: MlsId | None = None
     list_price: Money | None = None
     listing_agent: ListingAgentIn | None = None
-    mls_board: ShortText | None = None
-    listing_status: ListingStatus | None = None
-    property_type: PropertyType | None = None
-    beds: Beds | None = None
-    baths: Baths | None = None
-    square_feet: SquareFeet | None = None
-    lot_size_sqft: LotSizeSqft | None = None
-    year_built: YearBuilt | None = None
-    days_on_market: DaysOnMarket | None = None
-    listed_at: UTCDateTime | None = None
 
 
 # -- read --------------------------------------------------------------------------------------
@@ -193,30 +170,54 @@ class _LeadReadBase(ResourceRead):
     tags: list[str]
     segments: dict[str, str]
     last_contacted_at: datetime | None = None
+    merged_into: UUID | None = Field(
+        default=None, description="The lead this one was merged into (it is then deleted)."
+    )
 
 
-class GenericLeadRead(_LeadReadBase, _GenericFields):
+class GenericLeadRead(_LeadReadBase, GenericFields):
     type: Literal[LeadType.generic]
 
 
-class MLSLeadRead(_LeadReadBase, _MlsFields):
+def _from_cents(value: Any) -> Any:
+    return (
+        cents_to_money(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    )
+
+
+class MLSLeadRead(_LeadReadBase, MlsListing):
     type: Literal[LeadType.mls]
     mls_id: str
-    list_price: Money | None = None
+    # Stored as integer cents (`list_price_cents`), answered in major units.
+    list_price: Annotated[Money, BeforeValidator(_from_cents)] | None = Field(
+        default=None, validation_alias="list_price_cents"
+    )
     listing_agent: ListingAgentRead | None = None
 
 
 LeadRead = Annotated[GenericLeadRead | MLSLeadRead, Field(discriminator="type")]
 
+LEAD_VIEW: ReadView[GenericLeadRead | MLSLeadRead] = ReadView(LeadRead)
+"""Stored leads (raw or documents) → `LeadRead`, one validation each."""
+
 
 def to_lead_read(doc: LeadBase) -> GenericLeadRead | MLSLeadRead:
     """The API view of a stored lead (money in major units)."""
-    data = doc.to_public()
-    if doc.type == LeadType.mls:
-        cents = data.pop("list_price_cents", None)
-        data["list_price"] = None if cents is None else cents_to_money(cents)
-        return MLSLeadRead.model_validate(data)
-    return GenericLeadRead.model_validate(data)
+    return LEAD_VIEW.document(doc)
+
+
+LEAD_CSV = CsvExport([GenericLeadRead, MLSLeadRead])
+"""The CSV shape of `GET /v1/leads/export`: every field of both lead types, flattened."""
+
+
+class LeadMerge(IgnoreTenantId):
+    """`POST /v1/leads/{id}/merge`: leads of the tenant to merge into this one."""
+
+    source_ids: list[UUID] = Field(
+        min_length=1,
+        max_length=MAX_MERGE_SOURCES,
+        description="Live leads of the tenant (not the target itself) to merge into it.",
+    )
 
 
 # -- lists -------------------------------------------------------------------------------------
@@ -231,23 +232,135 @@ SearchText = Annotated[
     ),
 ]
 
+LEAD_SORT_FIELDS: dict[str, str] = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "last_name": "last_name",
+    "list_price": "list_price_cents",
+    "status": "status",
+    "last_contacted_at": "last_contacted_at",
+}
+"""`sort` names of the lead lists → stored fields (each has its index on `leads`)."""
 
-class CampaignLeadFilters(ListParams):
-    """`GET /v1/campaigns/{id}/leads` query parameters."""
+LeadSort = Literal[
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "last_name",
+    "-last_name",
+    "list_price",
+    "-list_price",
+    "status",
+    "-status",
+    "last_contacted_at",
+    "-last_contacted_at",
+]
+
+_SORT_DOC = (
+    "Order by this field, ascending, or descending with a leading `-`; ties are broken by "
+    "`id` in the same direction, and missing values sort lowest. Default: newest first "
+    "(nearest first with `near`)."
+)
+_POINT = re.compile(r"^\s*(-?\d{1,3}(?:\.\d+)?)\s*,\s*(-?\d{1,2}(?:\.\d+)?)\s*$")
+EARTH_HALF_CIRCUMFERENCE_KM = 20_038.0
+
+
+class _LeadCriteria(BaseModel):
+    """What selects and orders leads, shared by the lists and the export."""
+
+    model_config = ConfigDict(extra="forbid")
 
     type: LeadType | None = None
     status: LeadStatus | None = None
     tag: Tag | None = None
     q: SearchText | None = Field(
         default=None,
-        description="Case-insensitive search over name, email, phone and address (≤100 chars).",
+        description=(
+            "Search (≤100 chars): matches any part of the name (first, last, or both), email, "
+            "company, MLS id and address, ignoring case and accents; digits also match any "
+            "part of the phone number however it is typed (`(415) 555-01`)."
+        ),
+    )
+    sort: LeadSort | None = Field(default=None, description=_SORT_DOC)
+
+
+class _Nearby(BaseModel):
+    """`near`/`within_km`: leads with a location around a point, nearest first."""
+
+    near: str | None = Field(
+        default=None,
+        max_length=64,
+        examples=["-122.4194,37.7749"],
+        description=(
+            "`<longitude>,<latitude>` in degrees: only leads with a `location`, nearest first "
+            "(unless `sort` is given). Not combined with `campaign_id`."
+        ),
+    )
+    within_km: float | None = Field(
+        default=None,
+        gt=0,
+        le=EARTH_HALF_CIRCUMFERENCE_KM,
+        allow_inf_nan=False,
+        description="With `near`: only leads at most this far away (great-circle distance).",
     )
 
+    @field_validator("near")
+    @classmethod
+    def _point(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = _POINT.match(value)
+        if match is None:
+            raise ValueError("near must be '<longitude>,<latitude>' in degrees")
+        lng, lat = float(match.group(1)), float(match.group(2))
+        if not (-180 <= lng <= 180 and -90 <= lat <= 90):
+            raise ValueError("longitude must be in [-180, 180] and latitude in [-90, 90]")
+        return f"{lng},{lat}"
 
-class LeadFilters(CampaignLeadFilters):
+    @model_validator(mode="after")
+    def _radius_needs_point(self) -> Any:
+        if self.within_km is not None and self.near is None:
+            raise ValueError("within_km needs near")
+        # A campaign's leads are read through its links, which a geo search cannot walk.
+        if self.near is not None and getattr(self, "campaign_id", None) is not None:
+            raise ValueError("near cannot be combined with campaign_id")
+        return self
+
+    @property
+    def point(self) -> tuple[float, float] | None:
+        """`near` as (longitude, latitude)."""
+        if self.near is None:
+            return None
+        lng, lat = self.near.split(",")
+        return float(lng), float(lat)
+
+
+class CampaignLeadFilters(ListParams, Counted, _LeadCriteria):
+    """`GET /v1/campaigns/{id}/leads` query parameters."""
+
+
+class LeadFilters(CampaignLeadFilters, _Nearby):
     """`GET /v1/leads` query parameters (also the `filters` of a saved lead search)."""
 
     campaign_id: UUID | None = Field(default=None, description="Only leads of this campaign.")
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    ndjson = "ndjson"
+
+
+class LeadExportParams(_LeadCriteria, _Nearby):
+    """`GET /v1/leads/export`: the list filters and sort (no paging), and the format."""
+
+    format: ExportFormat = Field(
+        default=ExportFormat.csv,
+        description="`csv` (a header row, nested fields as `address.city`) or `ndjson`.",
+    )
+    campaign_id: UUID | None = Field(default=None, description="Only leads of this campaign.")
+    include_deleted: bool = Field(default=False, description="Include soft-deleted leads.")
+    include_archived: bool = Field(default=False, description="Include archived leads.")
 
 
 # -- bulk import -------------------------------------------------------------------------------

@@ -15,7 +15,14 @@ from pydantic import BaseModel, Field
 from documents.base import Name
 from documents.saved_search import MAX_FILTERS, SavedSearch, SavedSearchResource
 from schemas.campaigns import CampaignFilters, CampaignRead
-from schemas.common import IgnoreTenantId, ListParams, Page, PageParams, PatchBody, ResourceRead
+from schemas.common import (
+    CountedPage,
+    IgnoreTenantId,
+    ListParams,
+    PageParams,
+    PatchBody,
+    ResourceRead,
+)
 from schemas.events import EventFilters, EventRead
 from schemas.leads import LeadFilters, LeadRead
 
@@ -79,19 +86,19 @@ class RunParams(PageParams):
     """`GET /v1/saved-searches/{id}/run`: paging of the run."""
 
 
-class CampaignSearchPage(Page[CampaignRead]):  # type: ignore[valid-type]
+class CampaignSearchPage(CountedPage[CampaignRead]):  # type: ignore[valid-type]
     """A page of campaigns, as `GET /v1/campaigns` answers it."""
 
     resource: Literal[SavedSearchResource.campaigns] = SavedSearchResource.campaigns
 
 
-class LeadSearchPage(Page[LeadRead]):  # type: ignore[valid-type]
+class LeadSearchPage(CountedPage[LeadRead]):  # type: ignore[valid-type]
     """A page of leads, as `GET /v1/leads` answers it."""
 
     resource: Literal[SavedSearchResource.leads] = SavedSearchResource.leads
 
 
-class EventSearchPage(Page[EventRead]):  # type: ignore[valid-type]
+class EventSearchPage(CountedPage[EventRead]):  # type: ignore[valid-type]
     """A page of events, as `GET /v1/events` answers it."""
 
     resource: Literal[SavedSearchResource.events] = SavedSearchResource.events

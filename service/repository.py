@@ -7,8 +7,9 @@ journals one domain event (see service/journal.py for the crash-safe protocol).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -21,10 +22,17 @@ from documents.base import RootDocument, utcnow
 from documents.journal import DomainEvent
 from service import journal
 from service.context import RequestContext, yield_now
-from service.errors import Conflict, NotFound, PreconditionFailed
-from service.pagination import NEWEST_FIRST, PageResult, Sort, paginate
+from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from service.pagination import NEWEST_FIRST, PageResult, Sort, StoredView, paginate, stream
 
 D = TypeVar("D", bound=RootDocument)
+T = TypeVar("T")
+
+# Every value `is_deleted` takes: "deleted or not" as an `$in` keeps the field an equality
+# prefix of the `(tenant_id, is_deleted, <sort>, _id)` indexes, so a list with
+# `include_deleted=true` is still served in index order (two merged ranges), where dropping
+# the condition would leave no index whose prefix fits, and an in-memory sort.
+ANY_DELETION_STATE = {"$in": [False, True]}
 
 
 def to_bson(value: Any) -> Any:
@@ -35,6 +43,35 @@ def to_bson(value: Any) -> Any:
 def uuid_filter(value: UUID) -> Binary:
     """A UUID as stored (`Binary` subtype 4), for raw filters."""
     return Binary.from_uuid(value)
+
+
+def subtype_changes(
+    changes: dict[str, Any],
+    *,
+    current: StrEnum,
+    foreign: Iterable[str],
+    noun: str,
+) -> dict[str, Any]:
+    """A patch of a polymorphic root, checked against its stored subtype (`current`).
+
+    `type` may be repeated but not changed, and fields of other subtypes (`foreign`) are
+    refused: 422 naming the first offending field. Returns the changes without `type`.
+    """
+    new_type = changes.pop("type", None)
+    if new_type is not None and new_type != current:
+        raise Unprocessable(f"A {noun}'s type cannot change.", loc=["body", "type"])
+    offending = sorted(changes.keys() & set(foreign))
+    if offending:
+        raise Unprocessable(
+            f"{current.value} {noun}s have no field {offending[0]}.", loc=["body", offending[0]]
+        )
+    return changes
+
+
+def change_event_type(changes: Mapping[str, Any], current_status: Any) -> str:
+    """`status_changed` when a patch moves `status`, else `updated` (the journal's event type)."""
+    status = changes.get("status")
+    return "status_changed" if status is not None and status != current_status else "updated"
 
 
 def tenant_filter(ctx: RequestContext, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -68,8 +105,7 @@ class Repository(Generic[D]):
     ) -> dict[str, Any]:
         """The tenant + soft-delete filter, merged with an already-encoded `extra` filter."""
         query = tenant_filter(self.ctx)
-        if not include_deleted:
-            query["is_deleted"] = False
+        query["is_deleted"] = dict(ANY_DELETION_STATE) if include_deleted else False
         if not include_archived:
             query["archived_at"] = None
         if extra:
@@ -90,14 +126,24 @@ class Repository(Generic[D]):
             raise NotFound(f"{self.model.aggregate_type or 'resource'} {id} not found")
         return doc
 
-    async def get_many(self, ids: Sequence[UUID]) -> list[D]:
-        """Live documents of the tenant among `ids`, in one query."""
-        query = self.scope({"_id": {"$in": [uuid_filter(i) for i in ids]}})
+    async def get_many(self, ids: Sequence[UUID], *, include_deleted: bool = False) -> list[D]:
+        """Live (or with `include_deleted`, all) documents of the tenant among `ids`, one query."""
+        query = self.scope(
+            {"_id": {"$in": [uuid_filter(i) for i in ids]}}, include_deleted=include_deleted
+        )
         return await self.model.find(query, with_children=True).to_list()
+
+    async def read(self, id: UUID, view: StoredView[T], *, include_deleted: bool = False) -> T:
+        """The response object of one document (404 as `get`), validated once from storage."""
+        query = self.scope({"_id": uuid_filter(id)}, include_deleted=include_deleted)
+        raw = await self.model.get_pymongo_collection().find_one(query)
+        if raw is None:
+            raise NotFound(f"{self.model.aggregate_type or 'resource'} {id} not found")
+        return view.stored(raw)
 
     async def count(self, extra: Mapping[str, Any] | None = None) -> int:
         """How many live documents of the tenant match `extra`."""
-        return await self.model.find(self.scope(extra), with_children=True).count()
+        return int(await self.model.get_pymongo_collection().count_documents(self.scope(extra)))
 
     async def page(
         self,
@@ -108,12 +154,35 @@ class Repository(Generic[D]):
         include_deleted: bool = False,
         include_archived: bool = False,
         sort: Sort = NEWEST_FIRST,
-    ) -> PageResult[D]:
-        """One keyset page of the tenant's documents matching `extra`."""
+        view: StoredView[T] | None = None,
+        count: bool = False,
+    ) -> PageResult[Any]:
+        """One keyset page of the tenant's documents matching `extra`.
+
+        Items are `view`'s response objects (the read path: one validation per document,
+        see service/pagination.py), or Beanie documents without a view. `count=True` adds
+        `total` over the same filter.
+        """
         query = self.scope(
             extra, include_deleted=include_deleted, include_archived=include_archived
         )
-        return await paginate(self.model, query, limit=limit, cursor=cursor, sort=sort)
+        return await paginate(
+            self.model, query, limit=limit, cursor=cursor, sort=sort, view=view, count=count
+        )
+
+    def stream(
+        self,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        include_deleted: bool = False,
+        include_archived: bool = False,
+        sort: Sort | None = NEWEST_FIRST,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching stored document of the tenant, in batches (constant memory)."""
+        query = self.scope(
+            extra, include_deleted=include_deleted, include_archived=include_archived
+        )
+        return stream(self.model, query, sort=sort)
 
     async def aggregate(
         self,

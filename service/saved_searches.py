@@ -24,8 +24,7 @@ from schemas.saved_searches import (
 )
 from service import campaigns, events, leads
 from service.context import RequestContext, Role
-from service.errors import Conflict, Unprocessable
-from service.errors import validation_errors as _errors
+from service.errors import Conflict, Unprocessable, validation_errors
 from service.pagination import PageResult
 from service.repository import Repository, uuid_filter
 
@@ -50,7 +49,8 @@ def validated_filters(resource: SavedSearchResource, filters: dict[str, Any]) ->
     except ValidationError as exc:
         problem = Unprocessable(f"The filters are not valid for {resource.value}.")
         problem.extra["errors"] = [
-            {**e, "loc": ["body", "filters", *e["loc"]]} for e in _errors(list(exc.errors()))
+            {**e, "loc": ["body", "filters", *e["loc"]]}
+            for e in validation_errors(list(exc.errors()))
         ]
         raise problem from None
     # Only what the client set, in JSON form: re-validated by the same model on every run.

@@ -91,6 +91,7 @@ async def test_run_leads_and_events(owner: Account) -> None:
     lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@example.com"})
     await owner.client.post("/v1/leads", json={"type": "generic", "email": "b@example.com"})
     lead_id = lead.json()["id"]
+    await owner.client.post(f"/v1/campaigns/{c['id']}/leads", json={"lead_ids": [lead_id]})
     event = await owner.client.post(
         "/v1/events",
         json={
