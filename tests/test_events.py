@@ -260,3 +260,30 @@ async def test_other_tenant_cannot_read_events(
 
 async def test_viewer_cannot_create(viewer: Account, refs: dict[str, str]) -> None:
     assert_problem(await viewer.client.post("/v1/events", json=call(refs)), 403)
+
+
+async def test_the_lead_must_be_one_of_the_campaigns_leads(
+    owner: Account, refs: dict[str, str]
+) -> None:
+    outsider = await owner.client.post(
+        "/v1/leads", json={"type": "generic", "email": "out@example.com"}
+    )
+    body = call(refs, lead_id=outsider.json()["id"])
+    problem = assert_problem(await owner.client.post("/v1/events", json=body), 422)
+    assert problem["errors"][0]["loc"] == ["body", "lead_id"]
+    assert "campaign" in problem["detail"]
+    # Attached to ANOTHER campaign is not enough either.
+    other = await owner.client.post("/v1/campaigns", json={"type": "text", "name": "T"})
+    await owner.client.post(
+        f"/v1/campaigns/{other.json()['id']}/leads", json={"lead_ids": [outsider.json()["id"]]}
+    )
+    assert_problem(await owner.client.post("/v1/events", json=body), 422)
+    await owner.client.post(
+        f"/v1/campaigns/{refs['campaign_id']}/leads", json={"lead_ids": [outsider.json()["id"]]}
+    )
+    assert (await owner.client.post("/v1/events", json=body)).status_code == 201
+    schema = (await owner.client.get("/openapi.json")).json()["components"]["schemas"]
+    assert (
+        "attached to the campaign"
+        in schema["CallEventCreate"]["properties"]["lead_id"]["description"]
+    )
