@@ -21,6 +21,7 @@ from schemas.ai import (
     AIUsagePage,
     AIUsageRead,
     ModelTotals,
+    to_ai_usage_read,
 )
 from service import ai
 
@@ -68,7 +69,7 @@ async def record_usage(body: AIUsageCreate, ctx: CurrentContext, response: Respo
     """Log one model call (any role; a user logs their own usage)."""
     log = await ai.record_usage(ctx=ctx, data=body)
     set_etag(response, log.version)
-    return AIUsageRead.from_doc(log)
+    return to_ai_usage_read(log)
 
 
 @router.get("/usage", response_model=AIUsagePage)
@@ -76,7 +77,7 @@ async def list_usage(ctx: CurrentContext, filters: Annotated[AIUsageFilters, Que
     """The tenant's usage, newest first, with per-model `totals` over the whole range."""
     page, totals = await ai.list_usage(ctx=ctx, filters=filters)
     return AIUsagePage(
-        items=[AIUsageRead.from_doc(log) for log in page.items],
+        items=[to_ai_usage_read(log) for log in page.items],
         next_cursor=page.next_cursor,
         totals={str(row["_id"]): ModelTotals.from_row(row) for row in totals},
     )

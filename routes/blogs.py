@@ -23,6 +23,9 @@ from schemas.blogs import (
     CalendarEntry,
     CalendarParams,
     StatsParams,
+    to_blog_read,
+    to_blog_stats_read,
+    to_calendar_entry,
 )
 from schemas.common import Page
 from service import blogs
@@ -35,14 +38,14 @@ async def create_blog(body: BlogCreate, ctx: Member, response: Response) -> Any:
     """Create a blog (`planned` by default; `scheduled` needs `scheduled_for`)."""
     blog = await blogs.create_blog(ctx=ctx, data=body)
     set_etag(response, blog.version)
-    return BlogRead.from_doc(blog)
+    return to_blog_read(blog)
 
 
 @router.get("", response_model=Page[BlogRead])
 async def list_blogs(ctx: CurrentContext, filters: Annotated[BlogFilters, Query()]) -> Any:
     """The tenant's blogs, newest first."""
     page = await blogs.list_blogs(ctx=ctx, filters=filters)
-    return {"items": [BlogRead.from_doc(b) for b in page.items], "next_cursor": page.next_cursor}
+    return {"items": [to_blog_read(b) for b in page.items], "next_cursor": page.next_cursor}
 
 
 @router.get("/calendar", response_model=BlogCalendar)
@@ -55,7 +58,7 @@ async def blog_calendar(ctx: CurrentContext, params: Annotated[CalendarParams, Q
     days: dict[date, list[CalendarEntry]] = {}
     for blog in items:
         assert blog.calendar_at is not None  # guaranteed by the range query
-        days.setdefault(blog.calendar_at.date(), []).append(CalendarEntry.from_doc(blog))
+        days.setdefault(blog.calendar_at.date(), []).append(to_calendar_entry(blog))
     return BlogCalendar(
         month=params.month,
         days=[CalendarDay(date=day, blogs=entries) for day, entries in days.items()],
@@ -67,7 +70,7 @@ async def blog_calendar(ctx: CurrentContext, params: Annotated[CalendarParams, Q
 async def blog_stats(ctx: CurrentContext, params: Annotated[StatsParams, Query()]) -> Any:
     """The `GlobalBlog` rollup of a user (the caller unless `user_id`), recomputed now."""
     stats = await blogs.blog_stats(ctx=ctx, user_id=params.user_id)
-    return BlogStatsRead.from_doc(stats)
+    return to_blog_stats_read(stats)
 
 
 @router.get("/{id}", response_model=BlogRead)
@@ -75,7 +78,7 @@ async def get_blog(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One blog."""
     blog = await blogs.get_blog(ctx=ctx, id=id)
     set_etag(response, blog.version)
-    return BlogRead.from_doc(blog)
+    return to_blog_read(blog)
 
 
 @router.patch("/{id}", response_model=BlogRead)
@@ -85,7 +88,7 @@ async def update_blog(
     """Change a blog's fields; `status` moves between `planned` and `scheduled` only."""
     blog = await blogs.update_blog(ctx=ctx, id=id, patch=body, expected_version=if_match)
     set_etag(response, blog.version)
-    return BlogRead.from_doc(blog)
+    return to_blog_read(blog)
 
 
 @router.post("/{id}/publish", response_model=BlogRead)
@@ -101,7 +104,7 @@ async def publish_blog(
         ctx=ctx, id=id, data=body or BlogPublish(), expected_version=if_match
     )
     set_etag(response, blog.version)
-    return BlogRead.from_doc(blog)
+    return to_blog_read(blog)
 
 
-add_lifecycle_routes(router, model=Blog, read_model=BlogRead, to_read=BlogRead.from_doc)
+add_lifecycle_routes(router, model=Blog, read_model=BlogRead, to_read=to_blog_read)

@@ -18,6 +18,7 @@ from schemas.saved_searches import (
     SavedSearchPage,
     SavedSearchRead,
     SavedSearchUpdate,
+    to_saved_search_read,
 )
 from service import saved_searches
 
@@ -29,7 +30,7 @@ async def create_saved_search(body: SavedSearchCreate, ctx: Member, response: Re
     """Save a search: `filters` must be valid query parameters of the `resource` list (else 422)."""
     search = await saved_searches.create_saved_search(ctx=ctx, data=body)
     set_etag(response, search.version)
-    return SavedSearchRead.from_doc(search)
+    return to_saved_search_read(search)
 
 
 @router.get("", response_model=Page[SavedSearchRead])
@@ -39,7 +40,7 @@ async def list_saved_searches(
     """The tenant's saved searches, newest first."""
     page = await saved_searches.list_saved_searches(ctx=ctx, filters=filters)
     return {
-        "items": [SavedSearchRead.from_doc(s) for s in page.items],
+        "items": [to_saved_search_read(s) for s in page.items],
         "next_cursor": page.next_cursor,
     }
 
@@ -49,7 +50,7 @@ async def get_saved_search(id: UUID, ctx: CurrentContext, response: Response) ->
     """One saved search."""
     search = await saved_searches.get_saved_search(ctx=ctx, id=id)
     set_etag(response, search.version)
-    return SavedSearchRead.from_doc(search)
+    return to_saved_search_read(search)
 
 
 @router.patch("/{id}", response_model=SavedSearchRead)
@@ -61,7 +62,7 @@ async def update_saved_search(
         ctx=ctx, id=id, patch=body, expected_version=if_match
     )
     set_etag(response, search.version)
-    return SavedSearchRead.from_doc(search)
+    return to_saved_search_read(search)
 
 
 @router.get("/{id}/run", response_model=SavedSearchPage)
@@ -75,5 +76,5 @@ async def run_saved_search(
 
 
 add_lifecycle_routes(
-    router, model=SavedSearch, read_model=SavedSearchRead, to_read=SavedSearchRead.from_doc
+    router, model=SavedSearch, read_model=SavedSearchRead, to_read=to_saved_search_read
 )

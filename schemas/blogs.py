@@ -79,24 +79,24 @@ class BlogRead(ResourceRead):
     keywords: list[str]
     tags: list[str]
 
-    @classmethod
-    def from_doc(cls, doc: Blog) -> BlogRead:
-        """The response shape of a stored blog."""
-        posted = doc.posted
-        return cls(
-            **doc.model_dump(include=set(ResourceRead.model_fields)),
-            user_id=doc.user_id,
-            title=doc.title,
-            content=doc.content,
-            status=doc.status,
-            scheduled_for=doc.plan.scheduled_for,
-            posted_at=posted.posted_at if posted else None,
-            url=posted.url if posted else None,
-            platform=posted.platform if posted else None,
-            outline=doc.plan.outline,
-            keywords=doc.plan.keywords,
-            tags=doc.tags,
-        )
+
+def to_blog_read(doc: Blog) -> BlogRead:
+    """The response shape of a stored blog."""
+    posted = doc.posted
+    return BlogRead(
+        **doc.model_dump(include=set(ResourceRead.model_fields)),
+        user_id=doc.user_id,
+        title=doc.title,
+        content=doc.content,
+        status=doc.status,
+        scheduled_for=doc.plan.scheduled_for,
+        posted_at=posted.posted_at if posted else None,
+        url=posted.url if posted else None,
+        platform=posted.platform if posted else None,
+        outline=doc.plan.outline,
+        keywords=doc.plan.keywords,
+        tags=doc.tags,
+    )
 
 
 class BlogFilters(ListParams):
@@ -131,18 +131,18 @@ class CalendarEntry(BaseModel):
     posted_at: datetime | None
     tags: list[str]
 
-    @classmethod
-    def from_doc(cls, doc: Blog) -> CalendarEntry:
-        """The calendar shape of a stored blog."""
-        return cls(
-            id=doc.id,
-            user_id=doc.user_id,
-            title=doc.title,
-            status=doc.status,
-            scheduled_for=doc.plan.scheduled_for,
-            posted_at=doc.posted.posted_at if doc.posted else None,
-            tags=doc.tags,
-        )
+
+def to_calendar_entry(doc: Blog) -> CalendarEntry:
+    """The calendar shape of a stored blog."""
+    return CalendarEntry(
+        id=doc.id,
+        user_id=doc.user_id,
+        title=doc.title,
+        status=doc.status,
+        scheduled_for=doc.plan.scheduled_for,
+        posted_at=doc.posted.posted_at if doc.posted else None,
+        tags=doc.tags,
+    )
 
 
 class CalendarDay(BaseModel):
@@ -174,17 +174,17 @@ class BlogStatsRead(BaseModel):
     next_scheduled_for: datetime | None
     computed_at: datetime
 
-    @classmethod
-    def from_doc(cls, doc: GlobalBlog) -> BlogStatsRead:
-        """The response shape of the read model."""
-        return cls(
-            user_id=doc.user_id,
-            total=doc.total,
-            by_status=doc.by_status.model_dump(),
-            last_posted_at=doc.last_posted_at,
-            next_scheduled_for=doc.next_scheduled_for,
-            computed_at=doc.computed_at,
-        )
+
+def to_blog_stats_read(doc: GlobalBlog) -> BlogStatsRead:
+    """The response shape of the read model."""
+    return BlogStatsRead(
+        user_id=doc.user_id,
+        total=doc.total,
+        by_status=doc.by_status.model_dump(),
+        last_posted_at=doc.last_posted_at,
+        next_scheduled_for=doc.next_scheduled_for,
+        computed_at=doc.computed_at,
+    )
 
 
 class StatsParams(BaseModel):

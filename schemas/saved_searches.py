@@ -63,16 +63,16 @@ class SavedSearchRead(ResourceRead):
     resource: SavedSearchResource
     filters: dict[str, Any]
 
-    @classmethod
-    def from_doc(cls, doc: SavedSearch) -> SavedSearchRead:
-        """The response shape of a stored saved search."""
-        return cls(
-            **doc.model_dump(include=set(ResourceRead.model_fields)),
-            user_id=doc.user_id,
-            name=doc.name,
-            resource=doc.resource,
-            filters=doc.filters,
-        )
+
+def to_saved_search_read(doc: SavedSearch) -> SavedSearchRead:
+    """The response shape of a stored saved search."""
+    return SavedSearchRead(
+        **doc.model_dump(include=set(ResourceRead.model_fields)),
+        user_id=doc.user_id,
+        name=doc.name,
+        resource=doc.resource,
+        filters=doc.filters,
+    )
 
 
 class SavedSearchFilters(ListParams):
