@@ -29,7 +29,7 @@ from documents.base import (
     UTCDateTime,
     utcnow,
 )
-from documents.indexes import sorted_by
+from documents.indexes import list_indexes
 
 Script = Annotated[str, StringConstraints(max_length=20_000)]
 MAX_INTEGRATIONS = 20
@@ -100,23 +100,12 @@ class CampaignBase(RootDocument, Segmented):
         name = "campaigns"
         is_root = True
         indexes = [
-            IndexModel([("tenant_id", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_list"),
-            # Filters, newest first (`status` is also a sort path).
-            IndexModel(
-                [("tenant_id", 1), ("is_deleted", 1), ("type", 1), ("_id", -1)],
-                name="tenant_live_type",
-            ),
-            sorted_by("status"),
-            IndexModel(
-                [("tenant_id", 1), ("is_deleted", 1), ("tags", 1), ("_id", -1)],
-                name="tenant_live_tag",
+            # `GET /v1/campaigns`: its filters and its `sort` fields.
+            *list_indexes(
+                filters=("type", "status", "tags"),
+                sorts=("status", "created_at", "updated_at", "name", "starts_at"),
             ),
             IndexModel([("tenant_id", 1), ("user_id", 1), ("_id", -1)], name="tenant_owner"),
-            # Sort paths of `GET /v1/campaigns?sort=`.
-            sorted_by("created_at"),
-            sorted_by("updated_at"),
-            sorted_by("name"),
-            sorted_by("starts_at"),
         ]
 
 

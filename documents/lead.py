@@ -38,7 +38,7 @@ from documents.base import (
     ShortText,
     UTCDateTime,
 )
-from documents.indexes import sorted_by
+from documents.indexes import list_indexes
 
 MlsId = Annotated[
     str,
@@ -193,23 +193,18 @@ class LeadBase(RootDocument, Segmented):
         name = "leads"
         is_root = True
         indexes = [
-            IndexModel([("tenant_id", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_list"),
-            # Filters, newest first (and `status` is also a sort path).
-            IndexModel(
-                [("tenant_id", 1), ("is_deleted", 1), ("type", 1), ("_id", -1)],
-                name="tenant_live_type",
+            # `GET /v1/leads`: its filters and its `sort` fields.
+            *list_indexes(
+                filters=("type", "status", "tags"),
+                sorts=(
+                    "status",
+                    "created_at",
+                    "updated_at",
+                    "last_name",
+                    "list_price_cents",
+                    "last_contacted_at",
+                ),
             ),
-            sorted_by("status"),
-            IndexModel(
-                [("tenant_id", 1), ("is_deleted", 1), ("tags", 1), ("_id", -1)],
-                name="tenant_live_tag",
-            ),
-            # Sort paths of `GET /v1/leads?sort=`.
-            sorted_by("created_at"),
-            sorted_by("updated_at"),
-            sorted_by("last_name"),
-            sorted_by("list_price_cents"),
-            sorted_by("last_contacted_at"),
             # `q`: the regular expression is matched against the index keys of the tenant's
             # live leads (no document is fetched for a miss).
             IndexModel(

@@ -80,15 +80,9 @@ async def list_campaigns(
         query["status"] = filters.status.value
     if filters.tag is not None:
         query["tags"] = filters.tag
-    return await Repository(CampaignBase, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-        sort=parse_sort(filters.sort, fields=CAMPAIGN_SORT_FIELDS, default=NEWEST_FIRST),
-        view=CAMPAIGN_VIEW,
-        count=filters.count,
+    sort = parse_sort(filters.sort, fields=CAMPAIGN_SORT_FIELDS, default=NEWEST_FIRST)
+    return await Repository(CampaignBase, ctx).page_for(
+        query, filters, sort=sort, view=CAMPAIGN_VIEW
     )
 
 
@@ -117,12 +111,7 @@ async def update_campaign(
     ctx.require(Role.member)
     repo = Repository(CampaignBase, ctx)
     doc = await repo.get(id)
-    changes = subtype_changes(
-        data.changes(),
-        current=doc.type,
-        foreign=ALL_TYPE_FIELDS - TYPE_FIELDS[doc.type],
-        noun="campaign",
-    )
+    changes = subtype_changes(doc, data.changes(), foreign=ALL_TYPE_FIELDS - TYPE_FIELDS[doc.type])
     _normalize_phones(changes, ctx.phone_region)
     status = changes.get("status")
     if status is not None and status != doc.status and status not in STATUS_TRANSITIONS[doc.status]:

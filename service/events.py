@@ -41,7 +41,7 @@ from service.campaigns import campaign_link_filter
 from service.context import RequestContext, Role
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from service.pagination import PageResult, Sort, parse_sort
-from service.repository import Repository, tenant_filter, to_bson, uuid_filter
+from service.repository import Repository, tenant_filter, time_range, to_bson, uuid_filter
 
 CLOCK_SKEW = timedelta(minutes=5)  # an `occurred_at` slightly ahead of our clock is accepted
 STALE_CLAIM = timedelta(seconds=30)  # an unfinished claim this old belongs to a dead request
@@ -222,20 +222,12 @@ async def list_events(*, ctx: RequestContext, filters: EventFilters) -> PageResu
         query["lead_id"] = uuid_filter(filters.lead_id)
     if filters.type is not None:
         query["type"] = filters.type.value
-    window: dict[str, Any] = {}
-    if filters.since is not None:
-        window["$gte"] = filters.since
-    if filters.until is not None:
-        window["$lt"] = filters.until
+    window = time_range(filters.since, filters.until)
     if window:
         query["occurred_at"] = window
-    return await Repository(TouchpointEvent, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        sort=parse_sort(filters.sort, fields=EVENT_SORT_FIELDS, default=NEWEST_OCCURRED_FIRST),
-        view=EVENT_VIEW,
-        count=filters.count,
+    sort = parse_sort(filters.sort, fields=EVENT_SORT_FIELDS, default=NEWEST_OCCURRED_FIRST)
+    return await Repository(TouchpointEvent, ctx).page_for(
+        query, filters, sort=sort, view=EVENT_VIEW
     )
 
 
@@ -244,10 +236,6 @@ async def list_lead_events(
 ) -> PageResult[AnyEventRead]:
     """A lead's timeline, newest `occurred_at` first (404 unless the tenant's live lead)."""
     lead = await Repository(LeadBase, ctx).get(id)
-    return await Repository(TouchpointEvent, ctx).page(
-        {"lead_id": uuid_filter(lead.id)},
-        limit=params.limit,
-        cursor=params.cursor,
-        sort=NEWEST_OCCURRED_FIRST,
-        view=EVENT_VIEW,
+    return await Repository(TouchpointEvent, ctx).page_for(
+        {"lead_id": uuid_filter(lead.id)}, params, sort=NEWEST_OCCURRED_FIRST, view=EVENT_VIEW
     )

@@ -219,12 +219,8 @@ async def update_lead(
     ctx.require(Role.member)
     repo = Repository(LeadBase, ctx)
     doc = await repo.get(id)
-    changes = subtype_changes(
-        data.changes(),
-        current=doc.type,
-        foreign=GENERIC_ONLY if doc.type == LeadType.mls else MLS_ONLY,
-        noun="lead",
-    )
+    foreign = GENERIC_ONLY if doc.type == LeadType.mls else MLS_ONLY
+    changes = subtype_changes(doc, data.changes(), foreign=foreign)
     changes = _normalise(changes, ctx.phone_region)
     if data.address is not None:  # a partial address changes only the parts it names
         changes["address"] = {
@@ -474,16 +470,7 @@ async def list_leads(*, ctx: RequestContext, filters: LeadFilters) -> PageResult
         return await _nearest_page(repo, query, filters, point)
     if point is not None:
         query.update(_within(point, filters.within_km))
-    return await repo.page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-        sort=_lead_sort(filters),
-        view=LEAD_VIEW,
-        count=filters.count,
-    )
+    return await repo.page_for(query, filters, sort=_lead_sort(filters), view=LEAD_VIEW)
 
 
 def _nearest_sort(point: tuple[float, float]) -> Sort:

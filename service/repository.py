@@ -46,17 +46,15 @@ def uuid_filter(value: UUID) -> Binary:
 
 
 def subtype_changes(
-    changes: dict[str, Any],
-    *,
-    current: StrEnum,
-    foreign: Iterable[str],
-    noun: str,
+    doc: RootDocument, changes: dict[str, Any], *, foreign: Iterable[str]
 ) -> dict[str, Any]:
-    """A patch of a polymorphic root, checked against its stored subtype (`current`).
+    """A patch of a polymorphic root, checked against the stored document's `type`.
 
     `type` may be repeated but not changed, and fields of other subtypes (`foreign`) are
     refused: 422 naming the first offending field. Returns the changes without `type`.
     """
+    current: StrEnum = getattr(doc, "type")  # noqa: B009 - polymorphic roots all have one
+    noun = doc.aggregate_type
     new_type = changes.pop("type", None)
     if new_type is not None and new_type != current:
         raise Unprocessable(f"A {noun}'s type cannot change.", loc=["body", "type"])
@@ -66,6 +64,16 @@ def subtype_changes(
             f"{current.value} {noun}s have no field {offending[0]}.", loc=["body", offending[0]]
         )
     return changes
+
+
+def time_range(since: datetime | None, until: datetime | None) -> dict[str, Any] | None:
+    """The condition `since <= value < until` (either end optional; None when neither)."""
+    window: dict[str, Any] = {}
+    if since is not None:
+        window["$gte"] = since
+    if until is not None:
+        window["$lt"] = until
+    return window or None
 
 
 def change_event_type(changes: Mapping[str, Any], current_status: Any) -> str:
@@ -168,6 +176,27 @@ class Repository(Generic[D]):
         )
         return await paginate(
             self.model, query, limit=limit, cursor=cursor, sort=sort, view=view, count=count
+        )
+
+    async def page_for(
+        self,
+        extra: Mapping[str, Any] | None,
+        params: Any,
+        *,
+        sort: Sort = NEWEST_FIRST,
+        view: StoredView[T] | None = None,
+    ) -> PageResult[Any]:
+        """`page` with a list endpoint's parameters: `limit`, `cursor`, and where it has
+        them, `include_deleted`, `include_archived` and `count`."""
+        return await self.page(
+            extra,
+            limit=params.limit,
+            cursor=params.cursor,
+            include_deleted=getattr(params, "include_deleted", False),
+            include_archived=getattr(params, "include_archived", False),
+            sort=sort,
+            view=view,
+            count=getattr(params, "count", False),
         )
 
     def stream(

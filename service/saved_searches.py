@@ -84,13 +84,7 @@ async def list_saved_searches(
         query["resource"] = filters.resource.value
     if filters.user_id is not None:
         query["user_id"] = uuid_filter(filters.user_id)
-    return await Repository(SavedSearch, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
+    return await Repository(SavedSearch, ctx).page_for(query, filters)
 
 
 async def update_saved_search(

@@ -156,14 +156,14 @@ async def test_export_streams_20000_leads_in_constant_memory(app: FastAPI, owner
         received = {"bytes": 0, "lines": 0, "chunks": 0}
         request_done = asyncio.Event()
 
-        async def receive() -> dict[str, Any]:
+        async def receive(request_done: asyncio.Event = request_done) -> dict[str, Any]:
             if not request_done.is_set():
                 request_done.set()
                 return {"type": "http.request", "body": b"", "more_body": False}
             await asyncio.Event().wait()  # the client never disconnects
             raise AssertionError("unreachable")
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: dict[str, Any], received: dict[str, int] = received) -> None:
             if message["type"] == "http.response.start":
                 assert message["status"] == 200
             elif message["type"] == "http.response.body":

@@ -1,4 +1,4 @@
-"""Sorted lists of leads, campaigns and events: every sort × direction × cursor × count.
+"""Sorted lists of leads, campaigns and events: every sort, direction, cursor and count.
 
 Each list is walked page by page (small pages, so cursors cross ties and nulls) and compared
 with the order computed here: the field's value (missing or null lowest), ties broken by id
