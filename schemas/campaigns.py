@@ -12,7 +12,6 @@ from documents.base import Email, Name, ShortText, Tag, Url, UTCDateTime
 from documents.campaign import (
     MAX_INTEGRATIONS,
     MAX_SENDERS,
-    CampaignBase,
     CampaignStatus,
     CampaignType,
     IntegrationRef,
@@ -206,19 +205,12 @@ class EmailCampaignRead(_CampaignReadBase, _EmailFields):
     type: Literal[CampaignType.email]
 
 
-CampaignRead = Annotated[
-    CallCampaignRead | SocialCampaignRead | TextCampaignRead | EmailCampaignRead,
-    Field(discriminator="type"),
-]
-
 AnyCampaignRead = CallCampaignRead | SocialCampaignRead | TextCampaignRead | EmailCampaignRead
+CampaignRead = Annotated[AnyCampaignRead, Field(discriminator="type")]
 CAMPAIGN_VIEW: ReadView[AnyCampaignRead] = ReadView(CampaignRead)
 """Stored campaigns (raw or documents) → `CampaignRead`, one validation each."""
-
-
-def to_campaign_read(doc: CampaignBase) -> AnyCampaignRead:
-    """The API view of a stored campaign."""
-    return CAMPAIGN_VIEW.document(doc)
+to_campaign_read = CAMPAIGN_VIEW.document
+"""The API view of a stored campaign document."""
 
 
 # -- lists and links ---------------------------------------------------------------------------

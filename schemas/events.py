@@ -17,7 +17,6 @@ from documents.event import (
     EmailStatus,
     EventType,
     SocialAction,
-    TouchpointEvent,
 )
 from schemas.common import Counted, IgnoreTenantId, PageParams, ReadView, ResourceRead
 
@@ -106,19 +105,12 @@ class EmailEventRead(_EventReadBase, _EmailFields):
     type: Literal[EventType.email]
 
 
-EventRead = Annotated[
-    CallEventRead | TextEventRead | SocialEventRead | EmailEventRead,
-    Field(discriminator="type"),
-]
-
 AnyEventRead = CallEventRead | TextEventRead | SocialEventRead | EmailEventRead
+EventRead = Annotated[AnyEventRead, Field(discriminator="type")]
 EVENT_VIEW: ReadView[AnyEventRead] = ReadView(EventRead)
 """Stored events (raw or documents) → `EventRead`, one validation each."""
-
-
-def to_event_read(doc: TouchpointEvent) -> AnyEventRead:
-    """The API view of a stored event."""
-    return EVENT_VIEW.document(doc)
+to_event_read = EVENT_VIEW.document
+"""The API view of a stored event document."""
 
 
 EVENT_SORT_FIELDS: dict[str, str] = {

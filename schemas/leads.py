@@ -22,7 +22,6 @@ from documents.base import Email, ShortText, Tag
 from documents.lead import (
     Address,
     GenericFields,
-    LeadBase,
     LeadStatus,
     LeadType,
     MlsId,
@@ -195,15 +194,12 @@ class MLSLeadRead(_LeadReadBase, MlsListing):
     listing_agent: ListingAgentRead | None = None
 
 
-LeadRead = Annotated[GenericLeadRead | MLSLeadRead, Field(discriminator="type")]
-
-LEAD_VIEW: ReadView[GenericLeadRead | MLSLeadRead] = ReadView(LeadRead)
-"""Stored leads (raw or documents) → `LeadRead`, one validation each."""
-
-
-def to_lead_read(doc: LeadBase) -> GenericLeadRead | MLSLeadRead:
-    """The API view of a stored lead (money in major units)."""
-    return LEAD_VIEW.document(doc)
+AnyLeadRead = GenericLeadRead | MLSLeadRead
+LeadRead = Annotated[AnyLeadRead, Field(discriminator="type")]
+LEAD_VIEW: ReadView[AnyLeadRead] = ReadView(LeadRead)
+"""Stored leads (raw or documents) → `LeadRead`, one validation each (money in major units)."""
+to_lead_read = LEAD_VIEW.document
+"""The API view of a stored lead document."""
 
 
 LEAD_CSV = CsvExport([GenericLeadRead, MLSLeadRead])

@@ -44,6 +44,7 @@ from service.pagination import NEWEST_FIRST, PageResult, parse_sort
 from service.repository import (
     Repository,
     change_event_type,
+    equal_to,
     subtype_changes,
     tenant_filter,
     to_bson,
@@ -73,13 +74,7 @@ async def list_campaigns(
     *, ctx: RequestContext, filters: CampaignFilters
 ) -> PageResult[AnyCampaignRead]:
     """A page of the tenant's campaigns (newest first or `sort`ed), by type, status and tag."""
-    query: dict[str, Any] = {}
-    if filters.type is not None:
-        query["type"] = filters.type.value
-    if filters.status is not None:
-        query["status"] = filters.status.value
-    if filters.tag is not None:
-        query["tags"] = filters.tag
+    query = equal_to(filters, {"type": "type", "status": "status", "tag": "tags"})
     sort = parse_sort(filters.sort, fields=CAMPAIGN_SORT_FIELDS, default=NEWEST_FIRST)
     return await Repository(CampaignBase, ctx).page_for(
         query, filters, sort=sort, view=CAMPAIGN_VIEW

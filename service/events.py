@@ -41,7 +41,14 @@ from service.campaigns import campaign_link_filter
 from service.context import RequestContext, Role
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from service.pagination import PageResult, Sort, parse_sort
-from service.repository import Repository, tenant_filter, time_range, to_bson, uuid_filter
+from service.repository import (
+    Repository,
+    equal_to,
+    tenant_filter,
+    time_range,
+    to_bson,
+    uuid_filter,
+)
 
 CLOCK_SKEW = timedelta(minutes=5)  # an `occurred_at` slightly ahead of our clock is accepted
 STALE_CLAIM = timedelta(seconds=30)  # an unfinished claim this old belongs to a dead request
@@ -215,13 +222,7 @@ async def get_event(*, ctx: RequestContext, id: UUID) -> AnyEventRead:
 
 async def list_events(*, ctx: RequestContext, filters: EventFilters) -> PageResult[AnyEventRead]:
     """A page of the tenant's events (newest `occurred_at` first, or `sort`ed), filtered."""
-    query: dict[str, Any] = {}
-    if filters.campaign_id is not None:
-        query["campaign_id"] = uuid_filter(filters.campaign_id)
-    if filters.lead_id is not None:
-        query["lead_id"] = uuid_filter(filters.lead_id)
-    if filters.type is not None:
-        query["type"] = filters.type.value
+    query = equal_to(filters, {"campaign_id": "campaign_id", "lead_id": "lead_id", "type": "type"})
     window = time_range(filters.since, filters.until)
     if window:
         query["occurred_at"] = window

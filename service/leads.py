@@ -68,15 +68,14 @@ from schemas.leads import (
     LEAD_SORT_FIELDS,
     LEAD_VIEW,
     MLS_ONLY,
+    AnyLeadRead,
     CampaignLeadFilters,
     GenericLeadCreate,
-    GenericLeadRead,
     LeadCreate,
     LeadExportParams,
     LeadFilters,
     LeadUpdate,
     MLSLeadCreate,
-    MLSLeadRead,
 )
 from service import campaigns
 from service.context import RequestContext, Role, yield_now
@@ -100,12 +99,11 @@ from service.pagination import (
 from service.repository import (
     Repository,
     change_event_type,
+    equal_to,
     subtype_changes,
     tenant_filter,
     uuid_filter,
 )
-
-LeadView = GenericLeadRead | MLSLeadRead
 
 DEDUPE_FIELDS = ("email", "phone", "mls_id")
 # Rows per dedupe query and per insert in the bulk import: calls grow with N / BULK_CHUNK.
@@ -207,7 +205,7 @@ async def create_lead(*, ctx: RequestContext, data: GenericLeadCreate | MLSLeadC
         raise Conflict("A lead with the same email, phone or MLS id already exists.") from None
 
 
-async def get_lead(*, ctx: RequestContext, id: UUID) -> LeadView:
+async def get_lead(*, ctx: RequestContext, id: UUID) -> AnyLeadRead:
     """One lead of the tenant as the API shows it (404 if missing, deleted or another's)."""
     return await Repository(LeadBase, ctx).read(id, LEAD_VIEW)
 
@@ -419,13 +417,7 @@ def search_filter(q: str) -> dict[str, Any]:
 
 
 def _lead_query(filters: CampaignLeadFilters | LeadExportParams) -> dict[str, Any]:
-    query: dict[str, Any] = {}
-    if filters.type is not None:
-        query["type"] = filters.type.value
-    if filters.status is not None:
-        query["status"] = filters.status.value
-    if filters.tag is not None:
-        query["tags"] = filters.tag
+    query = equal_to(filters, {"type": "type", "status": "status", "tag": "tags"})
     if filters.q is not None:
         query.update(search_filter(filters.q))
     return query
@@ -459,7 +451,7 @@ def _nearest(point: tuple[float, float], within_km: float | None, min_m: float) 
     return {"location": {"$nearSphere": spec}}
 
 
-async def list_leads(*, ctx: RequestContext, filters: LeadFilters) -> PageResult[LeadView]:
+async def list_leads(*, ctx: RequestContext, filters: LeadFilters) -> PageResult[AnyLeadRead]:
     """A page of the tenant's leads (newest first, `sort`ed, or nearest first with `near`)."""
     if filters.campaign_id is not None:
         return await _campaign_members(ctx, filters.campaign_id, filters)
@@ -483,7 +475,7 @@ async def _nearest_page(
     query: dict[str, Any],
     filters: LeadFilters,
     point: tuple[float, float],
-) -> PageResult[LeadView]:
+) -> PageResult[AnyLeadRead]:
     """One page nearest first, keyed by (distance, id) — see the module docstring."""
     sort = _nearest_sort(point)
     position = read_cursor(filters.cursor, sort, DISTANCE) if filters.cursor else None
@@ -540,7 +532,7 @@ def _is_after(row: tuple[float, UUID, Any], position: Position | None) -> bool:
 
 async def list_campaign_leads(
     *, ctx: RequestContext, id: UUID, filters: CampaignLeadFilters
-) -> PageResult[LeadView]:
+) -> PageResult[AnyLeadRead]:
     """A page of one campaign's leads, newest lead first (404 unless the tenant's campaign)."""
     campaign = await Repository(CampaignBase, ctx).get(id)
     return await _campaign_members(ctx, campaign.id, filters)
@@ -596,7 +588,7 @@ def _members_pipeline(
 
 async def _campaign_members(
     ctx: RequestContext, campaign_id: UUID, filters: CampaignLeadFilters
-) -> PageResult[LeadView]:
+) -> PageResult[AnyLeadRead]:
     collection = CampaignLead.get_pymongo_collection()
     pipeline = _members_pipeline(
         ctx, campaign_id, filters, cursor=filters.cursor, limit=filters.limit + 1
@@ -615,7 +607,9 @@ async def _campaign_members(
     return PageResult(items=items, next_cursor=encode_cursor(sort, value, last["_id"]), total=total)
 
 
-async def export_leads(*, ctx: RequestContext, params: LeadExportParams) -> AsyncIterator[LeadView]:
+async def export_leads(
+    *, ctx: RequestContext, params: LeadExportParams
+) -> AsyncIterator[AnyLeadRead]:
     """Every lead matching the list filters, in the list's order, one at a time.
 
     Everything that can fail on the request (an unknown campaign: 404) fails here, before
@@ -647,7 +641,7 @@ async def export_leads(*, ctx: RequestContext, params: LeadExportParams) -> Asyn
     return _validated(rows)
 
 
-async def _validated(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[LeadView]:
+async def _validated(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[AnyLeadRead]:
     async for raw in rows:
         yield LEAD_VIEW.stored(raw)
 

@@ -66,6 +66,19 @@ def subtype_changes(
     return changes
 
 
+def equal_to(params: Any, fields: Mapping[str, str]) -> dict[str, Any]:
+    """Equality conditions from a list's filter parameters (`{parameter: stored field}`).
+
+    Parameters left unset (None) add nothing; values are encoded for a raw filter.
+    """
+    query: dict[str, Any] = {}
+    for name, stored in fields.items():
+        value = getattr(params, name)
+        if value is not None:
+            query[stored] = to_bson(value)
+    return query
+
+
 def time_range(since: datetime | None, until: datetime | None) -> dict[str, Any] | None:
     """The condition `since <= value < until` (either end optional; None when neither)."""
     window: dict[str, Any] = {}

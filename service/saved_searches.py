@@ -26,7 +26,7 @@ from service import campaigns, events, leads
 from service.context import RequestContext, Role
 from service.errors import Conflict, Unprocessable, validation_errors
 from service.pagination import PageResult
-from service.repository import Repository, uuid_filter
+from service.repository import Repository, equal_to
 
 Runner = Callable[..., Awaitable[PageResult[Any]]]
 RUNNERS: dict[SavedSearchResource, Runner] = {
@@ -79,11 +79,7 @@ async def list_saved_searches(
     *, ctx: RequestContext, filters: SavedSearchFilters
 ) -> PageResult[SavedSearch]:
     """A page of the tenant's saved searches, newest first."""
-    query: dict[str, Any] = {}
-    if filters.resource is not None:
-        query["resource"] = filters.resource.value
-    if filters.user_id is not None:
-        query["user_id"] = uuid_filter(filters.user_id)
+    query = equal_to(filters, {"resource": "resource", "user_id": "user_id"})
     return await Repository(SavedSearch, ctx).page_for(query, filters)
 
 
