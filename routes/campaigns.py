@@ -15,12 +15,12 @@ from schemas.campaigns import (
     AttachResult,
     CampaignCreate,
     CampaignFilters,
+    CampaignPage,
     CampaignRead,
     CampaignUpdate,
     to_campaign_read,
 )
-from schemas.common import CountedPage
-from schemas.leads import CampaignLeadFilters, LeadRead
+from schemas.leads import CampaignLeadFilters, LeadPage
 from service import campaigns, leads
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -34,7 +34,7 @@ async def create_campaign(body: CampaignCreate, ctx: Member, response: Response)
     return to_campaign_read(campaign)
 
 
-@router.get("", response_model=CountedPage[CampaignRead])  # type: ignore[valid-type]
+@router.get("", response_model=CampaignPage)
 async def list_campaigns(ctx: CurrentContext, filters: Annotated[CampaignFilters, Query()]) -> Any:
     """The tenant's campaigns, newest first or `sort`ed; `count=true` adds `total`."""
     page = await campaigns.list_campaigns(ctx=ctx, filters=filters)
@@ -66,7 +66,7 @@ async def attach_leads(id: UUID, body: AttachLeads, ctx: Member) -> Any:
     return AttachResult(added=added)
 
 
-@router.get("/{id}/leads", response_model=CountedPage[LeadRead])  # type: ignore[valid-type]
+@router.get("/{id}/leads", response_model=LeadPage)
 async def list_campaign_leads(
     id: UUID, ctx: CurrentContext, filters: Annotated[CampaignLeadFilters, Query()]
 ) -> Any:

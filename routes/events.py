@@ -8,8 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response, status
 
 from routes.deps import CurrentContext, Member, SettingsDep, set_etag
-from schemas.common import CountedPage
-from schemas.events import EventCreate, EventFilters, EventRead
+from schemas.events import EventCreate, EventFilters, EventPage, EventRead
 from service import events
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -45,7 +44,7 @@ async def create_event(
     return view
 
 
-@router.get("", response_model=CountedPage[EventRead])  # type: ignore[valid-type]
+@router.get("", response_model=EventPage)
 async def list_events(ctx: CurrentContext, filters: Annotated[EventFilters, Query()]) -> Any:
     """The tenant's events, newest `occurred_at` first or `sort`ed; `since` inclusive, `until`
     exclusive on `occurred_at`; `count=true` adds `total`."""

@@ -11,8 +11,7 @@ from fastapi.responses import StreamingResponse
 from documents.lead import LeadBase
 from routes.deps import CurrentContext, IfMatch, Member, set_etag
 from routes.lifecycle import add_lifecycle_routes
-from schemas.common import CountedPage, Page
-from schemas.events import EventRead, TimelineParams
+from schemas.events import TimelinePage, TimelineParams
 from schemas.export import ndjson_chunks
 from schemas.leads import (
     LEAD_CSV,
@@ -23,6 +22,7 @@ from schemas.leads import (
     LeadExportParams,
     LeadFilters,
     LeadMerge,
+    LeadPage,
     LeadRead,
     LeadUpdate,
     to_lead_read,
@@ -56,7 +56,7 @@ async def bulk_import(body: LeadBulkImport, ctx: Member) -> Any:
     )
 
 
-@router.get("", response_model=CountedPage[LeadRead])  # type: ignore[valid-type]
+@router.get("", response_model=LeadPage)
 async def list_leads(ctx: CurrentContext, filters: Annotated[LeadFilters, Query()]) -> Any:
     """The tenant's leads: newest first, `sort`ed, or nearest first with `near`.
 
@@ -131,7 +131,7 @@ async def merge_leads(id: UUID, body: LeadMerge, ctx: Member, response: Response
     return to_lead_read(lead)
 
 
-@router.get("/{id}/events", response_model=Page[EventRead])  # type: ignore[valid-type]
+@router.get("/{id}/events", response_model=TimelinePage)
 async def lead_timeline(
     id: UUID, ctx: CurrentContext, params: Annotated[TimelineParams, Query()]
 ) -> Any:

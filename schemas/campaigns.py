@@ -17,7 +17,15 @@ from documents.campaign import (
     IntegrationRef,
     SocialPlatform,
 )
-from schemas.common import Counted, IgnoreTenantId, ListParams, PatchBody, ReadView, ResourceRead
+from schemas.common import (
+    Counted,
+    CountedPage,
+    IgnoreTenantId,
+    ListParams,
+    PatchBody,
+    ReadView,
+    ResourceRead,
+)
 
 Description = Annotated[str, StringConstraints(max_length=5000)]
 Script = Annotated[str, StringConstraints(max_length=20_000)]
@@ -241,9 +249,11 @@ CampaignSort = Literal[
 class CampaignFilters(ListParams, Counted):
     """`GET /v1/campaigns` query parameters (also the `filters` of a saved campaign search)."""
 
-    type: CampaignType | None = None
-    status: CampaignStatus | None = None
-    tag: Tag | None = None
+    type: CampaignType | None = Field(default=None, description="Only campaigns of this type.")
+    status: CampaignStatus | None = Field(
+        default=None, description="Only campaigns in this status."
+    )
+    tag: Tag | None = Field(default=None, description="Only campaigns carrying this tag.")
     sort: CampaignSort | None = Field(
         default=None,
         description=(
@@ -252,6 +262,10 @@ class CampaignFilters(ListParams, Counted):
             "newest first."
         ),
     )
+
+
+class CampaignPage(CountedPage[CampaignRead]):  # type: ignore[valid-type]
+    """A page of campaigns; `total` only with `count=true`."""
 
 
 class AttachLeads(IgnoreTenantId):

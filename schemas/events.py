@@ -18,7 +18,15 @@ from documents.event import (
     EventType,
     SocialAction,
 )
-from schemas.common import Counted, IgnoreTenantId, PageParams, ReadView, ResourceRead
+from schemas.common import (
+    Counted,
+    CountedPage,
+    IgnoreTenantId,
+    Page,
+    PageParams,
+    ReadView,
+    ResourceRead,
+)
 
 Notes = Annotated[str, StringConstraints(max_length=5000)]
 
@@ -131,11 +139,11 @@ class EventFilters(PageParams, Counted):
     `since` is inclusive and `until` exclusive, on `occurred_at`; a date alone is midnight UTC.
     """
 
-    campaign_id: UUID | None = None
-    lead_id: UUID | None = None
-    type: EventType | None = None
-    since: UTCDateTime | None = None
-    until: UTCDateTime | None = None
+    campaign_id: UUID | None = Field(default=None, description="Only this campaign's events.")
+    lead_id: UUID | None = Field(default=None, description="Only this lead's events.")
+    type: EventType | None = Field(default=None, description="Only events of this type.")
+    since: UTCDateTime | None = Field(default=None, description="`occurred_at` ≥ this (inclusive).")
+    until: UTCDateTime | None = Field(default=None, description="`occurred_at` < this (exclusive).")
     sort: EventSort | None = Field(
         default=None,
         description=(
@@ -153,3 +161,11 @@ class EventFilters(PageParams, Counted):
 
 class TimelineParams(PageParams):
     """`GET /v1/leads/{id}/events` query parameters: newest `occurred_at` first."""
+
+
+class EventPage(CountedPage[EventRead]):  # type: ignore[valid-type]
+    """A page of events; `total` only with `count=true`."""
+
+
+class TimelinePage(Page[EventRead]):  # type: ignore[valid-type]
+    """A page of a lead's touchpoints, newest `occurred_at` first."""

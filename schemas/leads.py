@@ -29,6 +29,7 @@ from documents.lead import (
 )
 from schemas.common import (
     Counted,
+    CountedPage,
     IgnoreTenantId,
     ListParams,
     Money,
@@ -258,7 +259,10 @@ _SORT_DOC = (
     "`id` in the same direction, and missing values sort lowest. Default: newest first "
     "(nearest first with `near`)."
 )
-_POINT = re.compile(r"^\s*(-?\d{1,3}(?:\.\d+)?)\s*,\s*(-?\d{1,2}(?:\.\d+)?)\s*$")
+_LONGITUDE = r"-?(?:180(?:\.0+)?|(?:1[0-7]\d|\d{1,2})(?:\.\d+)?)"
+_LATITUDE = r"-?(?:90(?:\.0+)?|[1-8]?\d(?:\.\d+)?)"
+POINT_PATTERN = rf"^\s*({_LONGITUDE})\s*,\s*({_LATITUDE})\s*$"
+_POINT = re.compile(POINT_PATTERN)
 EARTH_HALF_CIRCUMFERENCE_KM = 20_038.0
 
 
@@ -267,9 +271,9 @@ class _LeadCriteria(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: LeadType | None = None
-    status: LeadStatus | None = None
-    tag: Tag | None = None
+    type: LeadType | None = Field(default=None, description="Only leads of this type.")
+    status: LeadStatus | None = Field(default=None, description="Only leads in this status.")
+    tag: Tag | None = Field(default=None, description="Only leads carrying this tag.")
     q: SearchText | None = Field(
         default=None,
         description=(
@@ -287,6 +291,7 @@ class _Nearby(BaseModel):
     near: str | None = Field(
         default=None,
         max_length=64,
+        pattern=POINT_PATTERN,
         examples=["-122.4194,37.7749"],
         description=(
             "`<longitude>,<latitude>` in degrees: only leads with a `location`, nearest first "
@@ -334,6 +339,10 @@ class _Nearby(BaseModel):
 
 class CampaignLeadFilters(ListParams, Counted, _LeadCriteria):
     """`GET /v1/campaigns/{id}/leads` query parameters."""
+
+
+class LeadPage(CountedPage[LeadRead]):  # type: ignore[valid-type]
+    """A page of leads; `total` only with `count=true`."""
 
 
 class LeadFilters(CampaignLeadFilters, _Nearby):

@@ -14,17 +14,16 @@ from pydantic import BaseModel, Field
 
 from documents.base import Name
 from documents.saved_search import MAX_FILTERS, SavedSearch, SavedSearchResource
-from schemas.campaigns import CampaignFilters, CampaignRead
+from schemas.campaigns import CampaignFilters, CampaignPage
 from schemas.common import (
-    CountedPage,
     IgnoreTenantId,
     ListParams,
     PageParams,
     PatchBody,
     ResourceRead,
 )
-from schemas.events import EventFilters, EventRead
-from schemas.leads import LeadFilters, LeadRead
+from schemas.events import EventFilters, EventPage
+from schemas.leads import LeadFilters, LeadPage
 
 FILTER_MODELS: dict[SavedSearchResource, type[BaseModel]] = {
     SavedSearchResource.campaigns: CampaignFilters,
@@ -86,19 +85,19 @@ class RunParams(PageParams):
     """`GET /v1/saved-searches/{id}/run`: paging of the run."""
 
 
-class CampaignSearchPage(CountedPage[CampaignRead]):  # type: ignore[valid-type]
+class CampaignSearchPage(CampaignPage):
     """A page of campaigns, as `GET /v1/campaigns` answers it."""
 
     resource: Literal[SavedSearchResource.campaigns] = SavedSearchResource.campaigns
 
 
-class LeadSearchPage(CountedPage[LeadRead]):  # type: ignore[valid-type]
+class LeadSearchPage(LeadPage):
     """A page of leads, as `GET /v1/leads` answers it."""
 
     resource: Literal[SavedSearchResource.leads] = SavedSearchResource.leads
 
 
-class EventSearchPage(CountedPage[EventRead]):  # type: ignore[valid-type]
+class EventSearchPage(EventPage):
     """A page of events, as `GET /v1/events` answers it."""
 
     resource: Literal[SavedSearchResource.events] = SavedSearchResource.events

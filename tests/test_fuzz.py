@@ -80,6 +80,7 @@ SEMANTIC_422: dict[tuple[str, tuple[str, ...]], str] = {
     ("PATCH /v1/leads/{id}", ("body", "type")): "a lead keeps the type it was made with",
     ("PATCH /v1/leads/{id}", ("body",)): "a generic lead keeps an email or a phone (stored data)",
     ("POST /v1/leads", ("body", "generic")): "a generic lead needs an email or a phone",
+    ("POST /v1/leads/{id}/merge", ("body", "source_ids", "*")): "sources must be live leads",
     ("POST /v1/saved-searches", ("body", "filters", "*")): "filters are that list's parameters",
     ("PATCH /v1/saved-searches/{id}", ("body", "filters", "*")): "filters match the resource",
     ("POST /v1/blogs", ("body",)): "a scheduled blog needs `scheduled_for` (cross-field)",
@@ -99,6 +100,8 @@ SEMANTIC_MESSAGES = {
     "must be after `since`": "`until` must come after `since` (a cross-parameter rule)",
     "until must not be before since": "`until` must come after `since` (a cross-parameter rule)",
     "since must be before until": "`until` must come after `since` (a cross-parameter rule)",
+    "near cannot be combined with campaign_id": "a geo search cannot walk a campaign's links",
+    "within_km needs near": "a radius needs its centre (a cross-parameter rule)",
 }
 # Error types that name a rule rather than a shape.
 SEMANTIC_TYPES = {
