@@ -137,7 +137,11 @@ _ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
 
 
 def lead_search_text(fields: Mapping[str, Any]) -> str:
-    """The folded, searchable text of a lead's fields (API names or stored; dicts or models)."""
+    """The folded, searchable text of a lead's fields (a stored document, or its fields).
+
+    A pure function of the stored document, so it also serves as the upcaster that gives
+    leads stored before `search_text` existed their value (`with_search_text`).
+    """
     first, last = fields.get("first_name"), fields.get("last_name")
     address = fields.get("address") or {}
     if not isinstance(address, Mapping):
@@ -156,6 +160,11 @@ def lead_search_text(fields: Mapping[str, Any]) -> str:
     return SEARCH_SEPARATOR.join(fold(p) for p in parts if isinstance(p, str) and p.strip())
 
 
+def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
+    """Upcaster: a stored lead (raw) with `search_text` derived from its fields."""
+    return {**stored, "search_text": lead_search_text(stored)}
+
+
 class GenericFields(BaseModel):
     """The fields only generic leads have (shared by the document and the API schemas)."""
 
@@ -167,8 +176,6 @@ class LeadBase(RootDocument, Segmented):
     """Fields every lead has; `last_contacted_at` is raised by touchpoint events."""
 
     aggregate_type: ClassVar[str] = "lead"
-    # Stored for queries only, derived from the other fields on every validation.
-    derived_fields: ClassVar[frozenset[str]] = frozenset({"search_text"})
 
     type: LeadType
     status: LeadStatus = LeadStatus.new
@@ -182,6 +189,7 @@ class LeadBase(RootDocument, Segmented):
     notes: Annotated[str, StringConstraints(max_length=5000)] | None = None
     last_contacted_at: UTCDateTime | None = None
     merged_into: UUID | None = None  # set on a lead merged into another (and soft-deleted)
+    # For `q` only: derived from the other fields on every validation (never sent by clients).
     search_text: str = ""
 
     @model_validator(mode="after")
@@ -311,4 +319,5 @@ __all__ = [
     "fold",
     "lead_search_text",
     "live_with",
+    "with_search_text",
 ]
