@@ -258,7 +258,8 @@ class CampaignFilters(ListParams, Counted):
         default=None,
         description=(
             "Order by this field, ascending, or descending with a leading `-`; ties are "
-            "broken by `id` in the same direction, missing values sort lowest. Default: "
+            "broken by `id` in the same direction, missing values sort lowest, text by code "
+            "point (upper case before lower case). Default: "
             "newest first."
         ),
     )

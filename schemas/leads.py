@@ -256,7 +256,8 @@ LeadSort = Literal[
 
 _SORT_DOC = (
     "Order by this field, ascending, or descending with a leading `-`; ties are broken by "
-    "`id` in the same direction, and missing values sort lowest. Default: newest first "
+    "`id` in the same direction, missing values sort lowest, and text by code point (no "
+    "collation: upper case before lower case). Default: newest first "
     "(nearest first with `near`)."
 )
 _LONGITUDE = r"-?(?:180(?:\.0+)?|(?:1[0-7]\d|\d{1,2})(?:\.\d+)?)"
