@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
@@ -25,6 +25,7 @@ from schemas.common import (
     PatchBody,
     ReadView,
     ResourceRead,
+    read_shape,
 )
 
 Description = Annotated[str, StringConstraints(max_length=5000)]
@@ -182,6 +183,12 @@ class CampaignUpdate(PatchBody):
 # -- read --------------------------------------------------------------------------------------
 
 
+if TYPE_CHECKING:  # the same fields as the input model, for the type checker
+    IntegrationRefRead = IntegrationRef
+else:
+    IntegrationRefRead = read_shape(IntegrationRef, "IntegrationRefRead")
+
+
 class _CampaignReadBase(ResourceRead):
     name: str
     description: str | None = None
@@ -191,7 +198,7 @@ class _CampaignReadBase(ResourceRead):
     segments: dict[str, str]
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    integrations: list[IntegrationRef]
+    integrations: list[IntegrationRefRead]
     lead_count: int = Field(
         description="The campaign's live leads (attached, not deleted), kept up to date."
     )

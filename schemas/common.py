@@ -17,6 +17,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     WithJsonSchema,
+    create_model,
     model_validator,
 )
 
@@ -100,6 +101,20 @@ class ReadView(Generic[T]):
     def document(self, doc: BaseModel) -> T:
         """The response object of a Beanie document."""
         return self.adapter.validate_python(doc.model_dump())
+
+
+def read_shape(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """A plain response model with `model`'s fields and defaults but none of its input rules.
+
+    Embedded input models check and normalise what clients send (per-field constraints,
+    strict-scalar validators written in Python); a response validated from storage does not
+    need them, and they cost most of a document's validation on the read path.
+    """
+    fields: dict[str, Any] = {
+        field: (info.annotation, info.default) for field, info in model.model_fields.items()
+    }
+    shape: type[BaseModel] = create_model(name, __doc__=model.__doc__, **fields)
+    return shape
 
 
 class ResourceRead(BaseModel):

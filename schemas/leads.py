@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -22,6 +22,7 @@ from documents.base import Email, ShortText, Tag
 from documents.lead import (
     Address,
     GenericFields,
+    GeoPoint,
     LeadStatus,
     LeadType,
     MlsId,
@@ -37,6 +38,7 @@ from schemas.common import (
     ReadView,
     ResourceRead,
     cents_to_money,
+    read_shape,
 )
 from schemas.export import CsvExport
 
@@ -157,13 +159,21 @@ class ListingAgentRead(BaseModel):
     license_number: str | None = None
 
 
+if TYPE_CHECKING:  # the same fields as the input models, for the type checker
+    AddressRead = Address
+    GeoPointRead = GeoPoint
+else:
+    AddressRead = read_shape(Address, "AddressRead")
+    GeoPointRead = read_shape(GeoPoint, "GeoPointRead")
+
+
 class _LeadReadBase(ResourceRead):
     status: LeadStatus
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None
     phone: str | None = Field(default=None, description="E.164.")
-    address: Address
+    address: AddressRead
     source: str | None = None
     notes: str | None = None
     user_id: UUID | None = None
@@ -193,6 +203,10 @@ class MLSLeadRead(_LeadReadBase, MlsListing):
         default=None, validation_alias="list_price_cents"
     )
     listing_agent: ListingAgentRead | None = None
+    location: GeoPointRead | None = Field(
+        default=None,
+        description="The property's position, a GeoJSON Point [longitude, latitude].",
+    )
 
 
 AnyLeadRead = GenericLeadRead | MLSLeadRead
