@@ -21,7 +21,7 @@ from schemas.campaigns import (
     to_campaign_read,
 )
 from schemas.leads import CampaignLeadFilters, LeadPage
-from service import campaigns, leads
+from service import campaigns, lead_queries
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
@@ -71,7 +71,7 @@ async def list_campaign_leads(
     id: UUID, ctx: CurrentContext, filters: Annotated[CampaignLeadFilters, Query()]
 ) -> Any:
     """The campaign's live leads (deleted ones with `include_deleted=true`), newest lead first."""
-    page = await leads.list_campaign_leads(ctx=ctx, id=id, filters=filters)
+    page = await lead_queries.list_campaign_leads(ctx=ctx, id=id, filters=filters)
     return page.body()
 
 

@@ -27,7 +27,7 @@ from schemas.leads import (
     LeadUpdate,
     to_lead_read,
 )
-from service import events, leads
+from service import events, lead_merge, lead_queries, leads
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
 
@@ -63,7 +63,7 @@ async def list_leads(ctx: CurrentContext, filters: Annotated[LeadFilters, Query(
     `q` searches names, email, phone digits, company, MLS id and address; `count=true` adds
     `total`. A cursor belongs to its sort (and `near` point): another one is refused (422).
     """
-    page = await leads.list_leads(ctx=ctx, filters=filters)
+    page = await lead_queries.list_leads(ctx=ctx, filters=filters)
     return page.body()
 
 
@@ -88,7 +88,7 @@ async def export_leads(
     CSV columns are fixed (every field of both lead types; nested ones as `address.city`,
     lists as JSON text); NDJSON lines are the leads as `GET /v1/leads/{id}` shows them.
     """
-    items = await leads.export_leads(ctx=ctx, params=params)
+    items = await lead_queries.export_leads(ctx=ctx, params=params)
     body = LEAD_CSV.chunks(items) if params.format == ExportFormat.csv else ndjson_chunks(items)
     filename = f"leads.{params.format.value}"
     return StreamingResponse(
@@ -126,7 +126,7 @@ async def merge_leads(id: UUID, body: LeadMerge, ctx: Member, response: Response
     deleted, another tenant's, or this lead itself → 422; a filled-in value another live
     lead holds → 409 with `existing_id` and `field`. Retrying the same merge is safe.
     """
-    lead = await leads.merge_leads(ctx=ctx, id=id, source_ids=body.source_ids)
+    lead = await lead_merge.merge_leads(ctx=ctx, id=id, source_ids=body.source_ids)
     set_etag(response, lead.version)
     return to_lead_read(lead)
 

@@ -22,7 +22,7 @@ from schemas.saved_searches import (
     SavedSearchFilters,
     SavedSearchUpdate,
 )
-from service import campaigns, events, leads
+from service import campaigns, events, lead_queries
 from service.context import RequestContext, Role
 from service.errors import Conflict, Unprocessable, validation_errors
 from service.pagination import PageResult
@@ -31,7 +31,7 @@ from service.repository import Repository, equal_to
 Runner = Callable[..., Awaitable[PageResult[Any]]]
 RUNNERS: dict[SavedSearchResource, Runner] = {
     SavedSearchResource.campaigns: campaigns.list_campaigns,
-    SavedSearchResource.leads: leads.list_leads,
+    SavedSearchResource.leads: lead_queries.list_leads,
     SavedSearchResource.events: events.list_events,
 }
 

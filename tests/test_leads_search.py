@@ -9,7 +9,7 @@ from uuid import UUID
 import pytest
 
 from documents.lead import SEARCH_SEPARATOR, LeadBase, fold, lead_search_text, with_search_text
-from service.leads import search_filter
+from service.lead_queries import search_filter
 from tests.conftest import Account, assert_problem
 
 

@@ -7,6 +7,7 @@ in the same direction; `count=true` answers the number of matching items on ever
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -38,9 +39,14 @@ async def walk(client: httpx.AsyncClient, path: str, **params: Any) -> list[dict
     return items
 
 
+TIMES = {"created_at", "updated_at", "last_contacted_at", "occurred_at", "starts_at"}
+
+
 def expected(items: list[dict[str, Any]], field: str, descending: bool) -> list[str]:
     def key(item: dict[str, Any]) -> tuple[Any, ...]:
         value = item.get(field)
+        if value is not None and field in TIMES:  # "…:05Z" is later than "…:04.999Z"
+            value = datetime.fromisoformat(value)
         return (value is not None, value if value is not None else 0, item["id"])
 
     return [i["id"] for i in sorted(items, key=key, reverse=descending)]
