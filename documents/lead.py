@@ -9,8 +9,8 @@ answer 409 with the existing lead's id.
 Search: `search_text` is derived from the searchable fields (names, email, phone digits,
 company, MLS id, address), folded to lower case without accents, the parts separated by a
 control character no search term can contain; `q` is one regular expression over it (see
-service/leads.py for why this rather than a `$text` index). A merged lead is soft-deleted with
-`merged_into` naming the lead it lives on in.
+service/lead_queries.py for why this rather than a `$text` index). A merged lead is
+soft-deleted with `merged_into` naming the lead it lives on in.
 
 Geography: an MLS lead may carry `location`, a GeoJSON Point `[longitude, latitude]`, indexed
 `2dsphere` (tenant-prefixed) for "nearest first" and radius searches.
