@@ -44,6 +44,10 @@ async def attach(account: Account, campaign: str, *lead_ids: str) -> None:
     await post(account, f"/v1/campaigns/{campaign}/leads", {"lead_ids": list(lead_ids)}, 200)
 
 
+async def _crash(*_: Any, **__: Any) -> None:
+    raise ConnectionError("the database went away")  # a crash between merge steps 2 and 4
+
+
 async def get(account: Account, path: str) -> Any:
     response = await account.client.get(path)
     assert response.status_code == 200, response.text
@@ -163,10 +167,7 @@ async def test_a_crash_midway_is_completed_by_the_retry(
 ) -> None:
     t, a = trio["target"]["id"], trio["first"]["id"]
 
-    async def crash(*_: Any, **__: Any) -> None:
-        raise ConnectionError("the database went away")
-
-    with patch.object(campaign_service, "move_links", crash):
+    with patch.object(campaign_service, "move_links", _crash):
         response = await merge(owner, t, a)
     assert response.status_code == 500
     # The source is already merged into the target: the same request carries on.
@@ -185,10 +186,7 @@ async def test_a_key_taken_meanwhile_is_409_like_create(
 ) -> None:
     t, a = trio["target"]["id"], trio["first"]["id"]
 
-    async def crash(*_: Any, **__: Any) -> None:
-        raise ConnectionError("the database went away")
-
-    with patch.object(campaign_service, "move_links", crash):
+    with patch.object(campaign_service, "move_links", _crash):
         assert (await merge(owner, t, a)).status_code == 500
     # The source's phone was freed by its deletion and another lead took it meanwhile.
     taker = await lead(owner, phone="+14155550100")
