@@ -1,11 +1,13 @@
 """HTTP throughput: uvicorn on loopback under wrk, resource reads against GET /health.
 
-Targets (issue 7): GET /v1/campaigns/{id} >= 0.5x and GET /v1/leads?limit=50 >= 0.2x the
-req/s of GET /health, measured in the same run on the same server.
+Targets (issues 7 and 18): GET /v1/campaigns/{id} >= 0.5x and GET /v1/leads?limit=50 (1,000
+leads stored) >= 0.2x the req/s of GET /health, measured in the same run on the same server.
 
-Usage: .venv/bin/python bench/bench_http.py [--seconds 10] [--connections 32] [--rounds 3]
-Needs `wrk` (Debian package `wrk`). Runs the server on the embedded database and seeds it
-over HTTP, so the numbers include auth, validation, the repository and serialisation.
+Usage: .venv/bin/python bench/bench_http.py [--seconds 8] [--connections 32] [--rounds 3]
+    [--leads 1000]
+Needs `wrk` (Debian package `wrk`). Runs one uvicorn worker on the embedded database (in
+memory: EMBEDDED_DB_PATH is emptied) and seeds it over HTTP, so the numbers include auth,
+validation, the repository and serialisation.
 """
 
 from __future__ import annotations
@@ -96,14 +98,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--leads", type=int, default=500)
+    parser.add_argument("--leads", type=int, default=1000)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "LOG_LEVEL": "WARNING", "AUTH_CACHE_SECONDS": "30"}
+    env = {
+        **os.environ,
+        "LOG_LEVEL": "WARNING",
+        "AUTH_CACHE_SECONDS": "30",
+        "EMBEDDED_DB_PATH": "",  # memory only: no file, no lock, nothing left behind
+    }
     env.pop("MONGODB_URL", None)
     server = subprocess.Popen(
         [
@@ -128,9 +136,11 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         token, campaign_id = seed(base, args.leads)
+        lead_id = call(base, "GET", "/v1/leads?limit=1", token=token)["items"][0]["id"]
         targets = {
             "GET /health": (f"{base}/health", None),
             "GET /v1/campaigns/{id}": (f"{base}/v1/campaigns/{campaign_id}", token),
+            "GET /v1/leads/{id}": (f"{base}/v1/leads/{lead_id}", token),
             "GET /v1/leads?limit=50": (f"{base}/v1/leads?limit=50", token),
         }
         for url, tok in targets.values():  # warm-up
@@ -140,7 +150,11 @@ def main() -> None:
             for name, (url, tok) in targets.items():
                 results[name].append(wrk(url, args.seconds, args.connections, tok))
         health = statistics.median(results["GET /health"])
-        print(f"rounds={args.rounds} seconds={args.seconds} connections={args.connections}")
+        print(
+            f"rounds={args.rounds} seconds={args.seconds} connections={args.connections} "
+            f"leads={args.leads} load average {load_before:.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after"
+        )
         for name, values in results.items():
             rps = statistics.median(values)
             print(f"{name:28s} {rps:9.0f} req/s  ratio to /health {rps / health:5.2f}")

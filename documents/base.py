@@ -46,9 +46,6 @@ def as_utc(value: datetime) -> datetime:
         raise ValueError("date-time out of range once converted to UTC") from None
 
 
-_as_utc = as_utc  # the former private name, still imported by a few modules
-
-
 def _representable_in_utc(value: datetime) -> datetime:
     as_utc(value)  # raises ValueError when out of range
     return value
@@ -119,13 +116,14 @@ def normalize_phone(value: str, region: str = "US") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+"""A phone number in E.164 form (what `normalize_phone` produces)."""
 
 
 def _check_e164(value: str) -> str:
     # Documents only accept already-normalised numbers; services normalise with the tenant region.
     normalised = normalize_phone(value, "US")
-    if not _E164.match(normalised):
+    if not E164.match(normalised):
         raise ValueError("phone must be E.164")
     return normalised
 

@@ -2,7 +2,8 @@
 
 A campaign's leads are NOT an array in the campaign: membership grows without bound, so each
 link is a `CampaignLead` row in `campaign_leads` (unique per tenant, campaign and lead). The
-campaign keeps only `lead_count`, refreshed from that collection whenever leads are attached.
+campaign keeps only `lead_count`, its live leads, recounted from that collection whenever links
+change or one of its leads is deleted, restored or merged.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from documents.base import (
     UTCDateTime,
     utcnow,
 )
+from documents.indexes import list_indexes
 
 Script = Annotated[str, StringConstraints(max_length=20_000)]
 MAX_INTEGRATIONS = 20
@@ -91,16 +93,18 @@ class CampaignBase(RootDocument, Segmented):
     starts_at: UTCDateTime | None = None
     ends_at: UTCDateTime | None = None
     integrations: list[IntegrationRef] = Field(default_factory=list, max_length=MAX_INTEGRATIONS)
-    lead_count: int = Field(default=0, ge=0)  # rows in campaign_leads, refreshed on attach
+    # Live leads linked in campaign_leads; recounted whenever links or a lead's liveness change.
+    lead_count: int = Field(default=0, ge=0)
 
     class Settings:
         name = "campaigns"
         is_root = True
         indexes = [
-            IndexModel([("tenant_id", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_list"),
-            IndexModel([("tenant_id", 1), ("type", 1), ("_id", -1)], name="tenant_type"),
-            IndexModel([("tenant_id", 1), ("status", 1), ("_id", -1)], name="tenant_status"),
-            IndexModel([("tenant_id", 1), ("tags", 1), ("_id", -1)], name="tenant_tag"),
+            # `GET /v1/campaigns`: its filters and its `sort` fields.
+            *list_indexes(
+                filters=("type", "status", "tags"),
+                sorts=("status", "created_at", "updated_at", "name", "starts_at"),
+            ),
             IndexModel([("tenant_id", 1), ("user_id", 1), ("_id", -1)], name="tenant_owner"),
         ]
 

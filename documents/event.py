@@ -20,6 +20,7 @@ from uuid6 import uuid7
 
 from documents.base import RootDocument, Url, UTCDateTime, utcnow
 from documents.campaign import SocialPlatform
+from documents.indexes import sorted_by
 
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
@@ -96,12 +97,31 @@ class TouchpointEvent(RootDocument):
         indexes = [
             IndexModel([("tenant_id", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_list"),
             IndexModel([("tenant_id", 1), ("campaign_id", 1), ("_id", -1)], name="tenant_campaign"),
-            # The lead timeline: newest first by occurred_at, ties broken by _id.
+            # The lead timeline (and the list by lead): newest first by occurred_at, ties by _id.
             IndexModel(
                 [("tenant_id", 1), ("lead_id", 1), ("occurred_at", -1), ("_id", -1)],
                 name="tenant_lead_timeline",
             ),
-            IndexModel([("tenant_id", 1), ("type", 1), ("_id", -1)], name="tenant_type"),
+            # `GET /v1/events` (newest `occurred_at` first) by campaign or by type, with an
+            # optional time range on the sort field itself (equality → sort → range).
+            IndexModel(
+                [
+                    ("tenant_id", 1),
+                    ("is_deleted", 1),
+                    ("campaign_id", 1),
+                    ("occurred_at", 1),
+                    ("_id", 1),
+                ],
+                name="tenant_campaign_time",
+            ),
+            IndexModel(
+                [("tenant_id", 1), ("is_deleted", 1), ("type", 1), ("occurred_at", 1), ("_id", 1)],
+                name="tenant_type_time",
+            ),
+            # Sort paths of `GET /v1/events?sort=` (`occurred_at` also serves a time range).
+            sorted_by("occurred_at"),
+            sorted_by("created_at"),
+            sorted_by("updated_at"),
             IndexModel([("tenant_id", 1), ("occurred_at", 1), ("_id", 1)], name="tenant_time"),
             # The GlobalCampaign projector: a user's touchpoints and last activity.
             IndexModel(

@@ -5,16 +5,27 @@ phones with the tenant's region) and are unique per tenant through PARTIAL uniqu
 that only cover live documents holding the key as a string: soft-deleted leads and leads
 without that key never collide. The indexes are the last word; services look up first only to
 answer 409 with the existing lead's id.
+
+Search: `search_text` is derived from the searchable fields (names, email, phone digits,
+company, MLS id, address), folded to lower case without accents, the parts separated by a
+control character no search term can contain; `q` is one regular expression over it (see
+service/lead_queries.py for why this rather than a `$text` index). A merged lead is
+soft-deleted with `merged_into` naming the lead it lives on in.
+
+Geography: an MLS lead may carry `location`, a GeoJSON Point `[longitude, latitude]`, indexed
+`2dsphere` (tenant-prefixed) for "nearest first" and radius searches.
 """
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
-from pymongo import IndexModel
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pymongo import GEOSPHERE, IndexModel
 
 from documents.base import (
     Cents,
@@ -27,6 +38,7 @@ from documents.base import (
     ShortText,
     UTCDateTime,
 )
+from documents.indexes import list_indexes
 
 MlsId = Annotated[
     str,
@@ -91,9 +103,73 @@ class ListingAgent(Embedded):
     license_number: ShortText | None = None
 
 
-def _live_with(field: str) -> dict[str, object]:
-    # `$type: string` rather than `$exists`: a field stored as null must not collide either.
+def live_with(field: str) -> dict[str, Any]:
+    """The partial filter of a dedupe key's unique index: live leads holding it as a string.
+
+    `$type: string` rather than `$exists`: a field stored as null must not collide either.
+    A query can use the index only where it implies this filter (per `$or` branch).
+    """
     return {"is_deleted": False, field: {"$type": "string"}}
+
+
+Longitude = Annotated[float, Field(ge=-180, le=180, strict=True, allow_inf_nan=False)]
+Latitude = Annotated[float, Field(ge=-90, le=90, strict=True, allow_inf_nan=False)]
+
+
+class GeoPoint(Embedded):
+    """A GeoJSON Point: `coordinates` are `[longitude, latitude]` in degrees (WGS 84)."""
+
+    type: Literal["Point"] = "Point"
+    coordinates: tuple[Longitude, Latitude]
+
+
+SEARCH_SEPARATOR = "\x1f"  # between the parts of `search_text`; refused in a search term
+
+
+def fold(text: str) -> str:
+    """Text as search compares it: case-folded, accents removed, spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(plain.split())
+
+
+_ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
+
+
+def lead_search_text(fields: Mapping[str, Any]) -> str:
+    """The folded, searchable text of a lead's fields (a stored document, or its fields).
+
+    A pure function of the stored document, so it also serves as the upcaster that gives
+    leads stored before `search_text` existed their value (`with_search_text`).
+    """
+    first, last = fields.get("first_name"), fields.get("last_name")
+    address = fields.get("address") or {}
+    if not isinstance(address, Mapping):
+        address = address.model_dump()
+    phone = fields.get("phone")
+    parts = [
+        first,
+        last,
+        f"{first} {last}" if first and last else None,
+        fields.get("email"),
+        phone.lstrip("+") if isinstance(phone, str) else None,
+        fields.get("company"),
+        fields.get("mls_id"),
+        *(address.get(part) for part in _ADDRESS_PARTS),
+    ]
+    return SEARCH_SEPARATOR.join(fold(p) for p in parts if isinstance(p, str) and p.strip())
+
+
+def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
+    """Upcaster: a stored lead (raw) with `search_text` derived from its fields."""
+    return {**stored, "search_text": lead_search_text(stored)}
+
+
+class GenericFields(BaseModel):
+    """The fields only generic leads have (shared by the document and the API schemas)."""
+
+    company: ShortText | None = None
+    job_title: ShortText | None = None
 
 
 class LeadBase(RootDocument, Segmented):
@@ -112,42 +188,66 @@ class LeadBase(RootDocument, Segmented):
     user_id: UUID | None = None  # the agent the lead is assigned to
     notes: Annotated[str, StringConstraints(max_length=5000)] | None = None
     last_contacted_at: UTCDateTime | None = None
+    merged_into: UUID | None = None  # set on a lead merged into another (and soft-deleted)
+    # For `q` only: derived from the other fields on every validation (never sent by clients).
+    search_text: str = ""
+
+    @model_validator(mode="after")
+    def _derive_search_text(self) -> LeadBase:
+        self.search_text = lead_search_text(self.__dict__)
+        return self
 
     class Settings:
         name = "leads"
         is_root = True
         indexes = [
-            IndexModel([("tenant_id", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_list"),
-            IndexModel([("tenant_id", 1), ("type", 1), ("_id", -1)], name="tenant_type"),
-            IndexModel([("tenant_id", 1), ("status", 1), ("_id", -1)], name="tenant_status"),
-            IndexModel([("tenant_id", 1), ("tags", 1), ("_id", -1)], name="tenant_tag"),
+            # `GET /v1/leads`: its filters and its `sort` fields.
+            *list_indexes(
+                filters=("type", "status", "tags"),
+                sorts=(
+                    "status",
+                    "created_at",
+                    "updated_at",
+                    "last_name",
+                    "list_price_cents",
+                    "last_contacted_at",
+                ),
+            ),
+            # `q`: the regular expression is matched against the index keys of the tenant's
+            # live leads (no document is fetched for a miss).
+            IndexModel(
+                [("tenant_id", 1), ("is_deleted", 1), ("search_text", 1)], name="tenant_search"
+            ),
+            # `near=`: leads with a location (2dsphere indexes skip documents without one).
+            IndexModel(
+                [("tenant_id", 1), ("is_deleted", 1), ("location", GEOSPHERE)],
+                name="tenant_location",
+            ),
             IndexModel(
                 [("tenant_id", 1), ("email", 1)],
                 unique=True,
-                partialFilterExpression=_live_with("email"),
+                partialFilterExpression=live_with("email"),
                 name="tenant_email_unique",
             ),
             IndexModel(
                 [("tenant_id", 1), ("phone", 1)],
                 unique=True,
-                partialFilterExpression=_live_with("phone"),
+                partialFilterExpression=live_with("phone"),
                 name="tenant_phone_unique",
             ),
             IndexModel(
                 [("tenant_id", 1), ("mls_id", 1)],
                 unique=True,
-                partialFilterExpression=_live_with("mls_id"),
+                partialFilterExpression=live_with("mls_id"),
                 name="tenant_mls_unique",
             ),
         ]
 
 
-class GenericLead(LeadBase):
+class GenericLead(LeadBase, GenericFields):
     """A contact from any source; needs an email or a phone (checked at the API edge)."""
 
     type: Literal[LeadType.generic] = LeadType.generic  # type: ignore[assignment]
-    company: ShortText | None = None
-    job_title: ShortText | None = None
 
     @model_validator(mode="after")
     def _reachable(self) -> GenericLead:
@@ -167,14 +267,11 @@ YearBuilt = Annotated[int, Field(ge=1600, le=2100)]
 DaysOnMarket = Annotated[int, Field(ge=0, le=100_000)]
 
 
-class MLSRealEstateLead(LeadBase):
-    """A lead from an MLS listing: the property's facts and its listing agent."""
+class MlsListing(BaseModel):
+    """The property facts of an MLS listing, written once for the document and the API schemas."""
 
-    type: Literal[LeadType.mls] = LeadType.mls  # type: ignore[assignment]
-    mls_id: MlsId
     mls_board: ShortText | None = None
     listing_status: ListingStatus | None = None
-    list_price_cents: Cents | None = None
     property_type: PropertyType | None = None
     beds: Beds | None = None
     baths: Baths | None = None
@@ -183,6 +280,18 @@ class MLSRealEstateLead(LeadBase):
     year_built: YearBuilt | None = None
     days_on_market: DaysOnMarket | None = None
     listed_at: UTCDateTime | None = None
+    location: GeoPoint | None = Field(
+        default=None,
+        description="The property's position, a GeoJSON Point [longitude, latitude].",
+    )
+
+
+class MLSRealEstateLead(LeadBase, MlsListing):
+    """A lead from an MLS listing: the property's facts and its listing agent."""
+
+    type: Literal[LeadType.mls] = LeadType.mls  # type: ignore[assignment]
+    mls_id: MlsId
+    list_price_cents: Cents | None = None
     listing_agent: ListingAgent | None = None
 
 
@@ -193,8 +302,11 @@ LEAD_CLASSES: dict[LeadType, type[LeadBase]] = {
 
 __all__ = [
     "LEAD_CLASSES",
+    "SEARCH_SEPARATOR",
     "Address",
+    "GenericFields",
     "GenericLead",
+    "GeoPoint",
     "LeadBase",
     "LeadStatus",
     "LeadType",
@@ -202,5 +314,10 @@ __all__ = [
     "ListingStatus",
     "MLSRealEstateLead",
     "MlsId",
+    "MlsListing",
     "PropertyType",
+    "fold",
+    "lead_search_text",
+    "live_with",
+    "with_search_text",
 ]

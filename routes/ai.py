@@ -22,6 +22,7 @@ from schemas.ai import (
     AIUsagePage,
     AIUsageRead,
     ModelTotals,
+    to_ai_usage_read,
 )
 from service import ai
 
@@ -72,7 +73,7 @@ async def record_usage(
     log = await ai.record_usage(ctx=ctx, data=body)
     set_etag(response, log.version)
     set_location(request, response, "get_usage", id=log.id)
-    return AIUsageRead.from_doc(log)
+    return to_ai_usage_read(log)
 
 
 @router.get("/usage", response_model=AIUsagePage)
@@ -83,7 +84,7 @@ async def list_usage(ctx: CurrentContext, filters: Annotated[AIUsageFilters, Que
     """
     page = await ai.list_usage(ctx=ctx, filters=filters)
     return AIUsagePage(
-        items=[AIUsageRead.from_doc(log) for log in page.items],
+        items=[to_ai_usage_read(log) for log in page.items],
         next_cursor=page.next_cursor,
         totals={row.model: ModelTotals.from_model(row) for row in page.totals},
     )
@@ -94,4 +95,4 @@ async def get_usage(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One usage record of the tenant (where `POST /v1/ai/usage` points with `Location`)."""
     log = await ai.get_usage(ctx=ctx, id=id)
     set_etag(response, log.version)
-    return AIUsageRead.from_doc(log)
+    return to_ai_usage_read(log)

@@ -31,7 +31,6 @@ from routes.paths import RouteIndex
 from service.auth import AuthCache
 from service.background import start_background
 from service.database import Database, connect, init_models, kind_of
-from service.journal import ensure_outbox_indexes
 from service.observability import configure_logging, configure_tracing
 from service.projections import repair
 from service.settings import Settings
@@ -58,7 +57,6 @@ def lifespan(settings: Settings, database: Any | None) -> Lifespan:
             stack.push_async_callback(db.close)
             app.state.database = db
             await init_models(db.db)
-            await ensure_outbox_indexes(AGGREGATE_ROOTS)
             await repair(AGGREGATE_ROOTS)  # a crash may have left journal outboxes behind
             background = app.state.background = await start_background(settings)
             stack.push_async_callback(background.stop)  # before the database closes

@@ -23,6 +23,9 @@ from schemas.blogs import (
     CalendarMonth,
     CalendarParams,
     StatsParams,
+    to_blog_read,
+    to_blog_stats_read,
+    to_calendar_entry,
 )
 from schemas.common import Page
 from service import blogs
@@ -38,14 +41,14 @@ async def create_blog(
     blog = await blogs.create_blog(ctx=ctx, data=body)
     set_etag(response, blog.version)
     set_location(request, response, "get_blog", id=blog.id)
-    return BlogRead.from_doc(blog)
+    return to_blog_read(blog)
 
 
 @router.get("", response_model=Page[BlogRead])
 async def list_blogs(ctx: CurrentContext, filters: Annotated[BlogFilters, Query()]) -> Any:
     """The tenant's blogs, newest first."""
     page = await blogs.list_blogs(ctx=ctx, filters=filters)
-    return {"items": [BlogRead.from_doc(b) for b in page.items], "next_cursor": page.next_cursor}
+    return {"items": [to_blog_read(b) for b in page.items], "next_cursor": page.next_cursor}
 
 
 @router.get("/calendar", response_model=CalendarMonth)
@@ -59,7 +62,7 @@ async def blog_calendar(ctx: CurrentContext, params: Annotated[CalendarParams, Q
     start, end = blogs.month_bounds(params.month)
     entries = sorted(
         (
-            CalendarEntry.from_doc(blog, when)
+            to_calendar_entry(blog, when)
             for blog in items
             for when in blog.calendar_days(start, end)
         ),
@@ -79,7 +82,7 @@ async def blog_calendar(ctx: CurrentContext, params: Annotated[CalendarParams, Q
 async def blog_stats(ctx: CurrentContext, params: Annotated[StatsParams, Query()]) -> Any:
     """The `GlobalBlog` rollup of a user (the caller unless `user_id`), recomputed now."""
     stats = await blogs.blog_stats(ctx=ctx, user_id=params.user_id)
-    return BlogStatsRead.from_doc(stats)
+    return to_blog_stats_read(stats)
 
 
 @router.get("/{id}", response_model=BlogRead)
@@ -87,7 +90,7 @@ async def get_blog(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One blog."""
     blog = await blogs.get_blog(ctx=ctx, id=id)
     set_etag(response, blog.version)
-    return BlogRead.from_doc(blog)
+    return to_blog_read(blog)
 
 
 @router.patch("/{id}", response_model=BlogRead)
@@ -97,7 +100,7 @@ async def update_blog(
     """Change a blog's fields; `status` moves between `planned` and `scheduled` only."""
     blog = await blogs.update_blog(ctx=ctx, id=id, patch=body, expected_version=if_match)
     set_etag(response, blog.version)
-    return BlogRead.from_doc(blog)
+    return to_blog_read(blog)
 
 
 @router.post("/{id}/publish", response_model=BlogRead)
@@ -113,7 +116,7 @@ async def publish_blog(
         ctx=ctx, id=id, data=body or BlogPublish(), expected_version=if_match
     )
     set_etag(response, blog.version)
-    return BlogRead.from_doc(blog)
+    return to_blog_read(blog)
 
 
-add_lifecycle_routes(router, model=Blog, read_model=BlogRead, to_read=BlogRead.from_doc)
+add_lifecycle_routes(router, model=Blog, read_model=BlogRead, to_read=to_blog_read)

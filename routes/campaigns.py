@@ -15,13 +15,13 @@ from schemas.campaigns import (
     AttachResult,
     CampaignCreate,
     CampaignFilters,
+    CampaignPage,
     CampaignRead,
     CampaignUpdate,
     to_campaign_read,
 )
-from schemas.common import Page
-from schemas.leads import CampaignLeadFilters, LeadRead, to_lead_read
-from service import campaigns, leads
+from schemas.leads import CampaignLeadFilters, LeadPage
+from service import campaigns, lead_queries
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
@@ -37,19 +37,19 @@ async def create_campaign(
     return to_campaign_read(campaign)
 
 
-@router.get("", response_model=Page[CampaignRead])
+@router.get("", response_model=CampaignPage)
 async def list_campaigns(ctx: CurrentContext, filters: Annotated[CampaignFilters, Query()]) -> Any:
-    """The tenant's campaigns, newest first."""
+    """The tenant's campaigns, newest first or `sort`ed; `count=true` adds `total`."""
     page = await campaigns.list_campaigns(ctx=ctx, filters=filters)
-    return {"items": [to_campaign_read(c) for c in page.items], "next_cursor": page.next_cursor}
+    return page.body()
 
 
 @router.get("/{id}", response_model=CampaignRead)
 async def get_campaign(id: UUID, ctx: CurrentContext, response: Response) -> Any:
-    """One campaign."""
+    """One campaign; `lead_count` is the number of its live leads."""
     campaign = await campaigns.get_campaign(ctx=ctx, id=id)
     set_etag(response, campaign.version)
-    return to_campaign_read(campaign)
+    return campaign
 
 
 @router.patch("/{id}", response_model=CampaignRead)
@@ -69,18 +69,18 @@ async def attach_leads(id: UUID, body: AttachLeads, ctx: CurrentContext) -> Any:
     return AttachResult(added=added)
 
 
-@router.get("/{id}/leads", response_model=Page[LeadRead])
+@router.get("/{id}/leads", response_model=LeadPage)
 async def list_campaign_leads(
     id: UUID, ctx: CurrentContext, filters: Annotated[CampaignLeadFilters, Query()]
 ) -> Any:
-    """The campaign's leads, newest lead first."""
-    page = await leads.list_campaign_leads(ctx=ctx, id=id, filters=filters)
-    return {"items": [to_lead_read(lead) for lead in page.items], "next_cursor": page.next_cursor}
+    """The campaign's live leads (deleted ones with `include_deleted=true`), newest lead first."""
+    page = await lead_queries.list_campaign_leads(ctx=ctx, id=id, filters=filters)
+    return page.body()
 
 
 add_lifecycle_routes(
     router,
     model=CampaignBase,
     read_model=CampaignRead,  # type: ignore[arg-type]  # a discriminated union works as a response model
-    to_read=to_campaign_read,  # type: ignore[arg-type]
+    to_read=to_campaign_read,
 )

@@ -15,8 +15,7 @@ from routes.deps import (
     set_location,
     set_replayed,
 )
-from schemas.common import Page
-from schemas.events import EventCreate, EventFilters, EventRead, to_event_read
+from schemas.events import EventCreate, EventFilters, EventPage, EventRead
 from service import events
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -41,7 +40,8 @@ async def create_event(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """Record a touchpoint; `campaign_id` and `lead_id` must be the tenant's (else 422).
+    """Record a touchpoint: `campaign_id` and `lead_id` must be the tenant's, and the lead one
+    of the campaign's leads (else 422).
 
     A replay of an `Idempotency-Key` answers the first answer with `Idempotent-Replayed: true`.
     """
@@ -57,11 +57,12 @@ async def create_event(
     return view
 
 
-@router.get("", response_model=Page[EventRead])
+@router.get("", response_model=EventPage)
 async def list_events(ctx: CurrentContext, filters: Annotated[EventFilters, Query()]) -> Any:
-    """The tenant's events, newest first; `since` inclusive, `until` exclusive on `occurred_at`."""
+    """The tenant's events, newest `occurred_at` first or `sort`ed; `since` inclusive, `until`
+    exclusive on `occurred_at`; `count=true` adds `total`."""
     page = await events.list_events(ctx=ctx, filters=filters)
-    return {"items": [to_event_read(e) for e in page.items], "next_cursor": page.next_cursor}
+    return page.body()
 
 
 @router.get("/{id}", response_model=EventRead)
@@ -69,7 +70,7 @@ async def get_event(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One event."""
     event = await events.get_event(ctx=ctx, id=id)
     set_etag(response, event.version)
-    return to_event_read(event)
+    return event
 
 
 # PATCH/PUT/DELETE are not routes: events are facts, so the router answers 405 with `Allow`

@@ -16,6 +16,7 @@ from schemas.integrations import (
     IntegrationFilters,
     IntegrationRead,
     IntegrationUpdate,
+    to_integration_read,
 )
 from service import integrations
 
@@ -34,7 +35,7 @@ async def create_integration(
     integration = await integrations.create_integration(ctx=ctx, settings=settings, data=body)
     set_etag(response, integration.version)
     set_location(request, response, "get_integration", id=integration.id)
-    return IntegrationRead.from_doc(integration)
+    return to_integration_read(integration)
 
 
 @router.get("", response_model=Page[IntegrationRead])
@@ -44,7 +45,7 @@ async def list_integrations(
     """The tenant's integrations, newest first."""
     page = await integrations.list_integrations(ctx=ctx, filters=filters)
     return {
-        "items": [IntegrationRead.from_doc(i) for i in page.items],
+        "items": [to_integration_read(i) for i in page.items],
         "next_cursor": page.next_cursor,
     }
 
@@ -54,7 +55,7 @@ async def get_integration(id: UUID, ctx: CurrentContext, response: Response) -> 
     """One integration (`has_credentials`, never the credentials)."""
     integration = await integrations.get_integration(ctx=ctx, id=id)
     set_etag(response, integration.version)
-    return IntegrationRead.from_doc(integration)
+    return to_integration_read(integration)
 
 
 @router.patch("/{id}", response_model=IntegrationRead)
@@ -71,9 +72,9 @@ async def update_integration(
         ctx=ctx, settings=settings, id=id, patch=body, expected_version=if_match
     )
     set_etag(response, integration.version)
-    return IntegrationRead.from_doc(integration)
+    return to_integration_read(integration)
 
 
 add_lifecycle_routes(
-    router, model=Integration, read_model=IntegrationRead, to_read=IntegrationRead.from_doc
+    router, model=Integration, read_model=IntegrationRead, to_read=to_integration_read
 )

@@ -20,6 +20,7 @@ from schemas.kanban import (
     KanbanTaskCreate,
     KanbanTaskRead,
     KanbanTaskUpdate,
+    to_kanban_board_read,
 )
 from service import kanban
 
@@ -37,7 +38,7 @@ async def get_board(ctx: CurrentContext, response: Response) -> Any:
     """The caller's board `{"states", "tasks"}` (created empty on first access)."""
     board = await kanban.get_board(ctx=ctx)
     set_etag(response, board.version)
-    return KanbanBoardRead.from_doc(board)
+    return to_kanban_board_read(board)
 
 
 @router.post("/states", response_model=KanbanStateRead, status_code=status.HTTP_201_CREATED)
@@ -116,7 +117,7 @@ async def move_task(
     """Move a task to `position` in `state_id`; answers the whole board with its new order."""
     board = await kanban.move_task(ctx=ctx, task_id=task_id, move=body, expected_version=if_match)
     set_etag(response, board.version)
-    return KanbanBoardRead.from_doc(board)
+    return to_kanban_board_read(board)
 
 
 @router.delete("/tasks/{task_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""Leads: `/v1/leads` (polymorphic CRUD, bulk import, timeline, lifecycle)."""
+"""Leads: `/v1/leads` (polymorphic CRUD, bulk import, merge, export, timeline, lifecycle)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,35 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from documents.lead import LeadBase
 from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
-from schemas.common import Page
-from schemas.events import EventRead, TimelineParams, to_event_read
+from schemas.events import TimelinePage, TimelineParams
+from schemas.export import ndjson_chunks
 from schemas.leads import (
+    LEAD_CSV,
+    ExportFormat,
     LeadBulkImport,
     LeadBulkResult,
     LeadCreate,
+    LeadExportParams,
     LeadFilters,
+    LeadMerge,
+    LeadPage,
     LeadRead,
     LeadUpdate,
     to_lead_read,
 )
-from service import events, leads
+from service import events, lead_merge, lead_queries, leads
 
 router = APIRouter(prefix="/leads", tags=["leads"])
+
+_EXPORT_TYPES = {
+    ExportFormat.csv: "text/csv; charset=utf-8",
+    ExportFormat.ndjson: "application/x-ndjson",
+}
 
 
 @router.post("", response_model=LeadRead, status_code=status.HTTP_201_CREATED)
@@ -46,11 +57,46 @@ async def bulk_import(body: LeadBulkImport, ctx: Member) -> Any:
     )
 
 
-@router.get("", response_model=Page[LeadRead])
+@router.get("", response_model=LeadPage)
 async def list_leads(ctx: CurrentContext, filters: Annotated[LeadFilters, Query()]) -> Any:
-    """The tenant's leads, newest first; `q` searches name, email, phone and address."""
-    page = await leads.list_leads(ctx=ctx, filters=filters)
-    return {"items": [to_lead_read(lead) for lead in page.items], "next_cursor": page.next_cursor}
+    """The tenant's leads: newest first, `sort`ed, or nearest first with `near`.
+
+    `q` searches names, email, phone digits, company, MLS id and address; `count=true` adds
+    `total`. A cursor belongs to its sort (and `near` point): another one is refused (422).
+    """
+    page = await lead_queries.list_leads(ctx=ctx, filters=filters)
+    return page.body()
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Every matching lead: CSV with a header row, or one JSON lead a line.",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def export_leads(
+    ctx: CurrentContext, params: Annotated[LeadExportParams, Query()]
+) -> StreamingResponse:
+    """Stream every lead matching the list filters, in the list's order (no page limit).
+
+    CSV columns are fixed (every field of both lead types; nested ones as `address.city`,
+    lists as JSON text); NDJSON lines are the leads as `GET /v1/leads/{id}` shows them.
+    """
+    items = await lead_queries.export_leads(ctx=ctx, params=params)
+    body = LEAD_CSV.chunks(items) if params.format == ExportFormat.csv else ndjson_chunks(items)
+    filename = f"leads.{params.format.value}"
+    return StreamingResponse(
+        body,
+        media_type=_EXPORT_TYPES[params.format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.get("/{id}", response_model=LeadRead)
@@ -58,7 +104,7 @@ async def get_lead(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One lead."""
     lead = await leads.get_lead(ctx=ctx, id=id)
     set_etag(response, lead.version)
-    return to_lead_read(lead)
+    return lead
 
 
 @router.patch("/{id}", response_model=LeadRead)
@@ -71,18 +117,33 @@ async def update_lead(
     return to_lead_read(lead)
 
 
-@router.get("/{id}/events", response_model=Page[EventRead])
+@router.post("/{id}/merge", response_model=LeadRead)
+async def merge_leads(id: UUID, body: LeadMerge, ctx: Member, response: Response) -> Any:
+    """Merge `source_ids` into this lead; answers the merged lead.
+
+    The lead keeps its values and gains the sources' where it has none (address part by
+    part, tags and segments united); the sources' touchpoint events and campaign links move
+    to it; the sources are soft-deleted with `merged_into` set. Sources that are missing,
+    deleted, another tenant's, or this lead itself → 422; a filled-in value another live
+    lead holds → 409 with `existing_id` and `field`. Retrying the same merge is safe.
+    """
+    lead = await lead_merge.merge_leads(ctx=ctx, id=id, source_ids=body.source_ids)
+    set_etag(response, lead.version)
+    return to_lead_read(lead)
+
+
+@router.get("/{id}/events", response_model=TimelinePage)
 async def lead_timeline(
     id: UUID, ctx: CurrentContext, params: Annotated[TimelineParams, Query()]
 ) -> Any:
     """The lead's touchpoints, newest `occurred_at` first."""
     page = await events.list_lead_events(ctx=ctx, id=id, params=params)
-    return {"items": [to_event_read(e) for e in page.items], "next_cursor": page.next_cursor}
+    return page.body()
 
 
 add_lifecycle_routes(
     router,
     model=LeadBase,
     read_model=LeadRead,  # type: ignore[arg-type]  # a discriminated union works as a response model
-    to_read=to_lead_read,  # type: ignore[arg-type]
+    to_read=to_lead_read,
 )

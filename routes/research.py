@@ -19,6 +19,8 @@ from schemas.research import (
     ResearchTopicCreate,
     ResearchTopicRead,
     ResearchTopicUpdate,
+    to_research_stats_read,
+    to_research_topic_read,
 )
 from service import research
 
@@ -32,7 +34,7 @@ async def research_stats(
 ) -> Any:
     """The `GlobalResearchStats` rollup of a user (the caller unless `user_id`), recomputed now."""
     stats = await research.research_stats(ctx=ctx, user_id=params.user_id)
-    return ResearchStatsRead.from_doc(stats)
+    return to_research_stats_read(stats)
 
 
 @topics.post("", response_model=ResearchTopicRead, status_code=status.HTTP_201_CREATED)
@@ -43,7 +45,7 @@ async def create_topic(
     topic = await research.create_topic(ctx=ctx, data=body)
     set_etag(response, topic.version)
     set_location(request, response, "get_topic", id=topic.id)
-    return ResearchTopicRead.from_doc(topic)
+    return to_research_topic_read(topic)
 
 
 @topics.get("", response_model=Page[ResearchTopicRead])
@@ -51,7 +53,7 @@ async def list_topics(ctx: CurrentContext, filters: Annotated[ResearchFilters, Q
     """The tenant's research topics, newest first."""
     page = await research.list_topics(ctx=ctx, filters=filters)
     return {
-        "items": [ResearchTopicRead.from_doc(t) for t in page.items],
+        "items": [to_research_topic_read(t) for t in page.items],
         "next_cursor": page.next_cursor,
     }
 
@@ -61,7 +63,7 @@ async def get_topic(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One research topic with its results."""
     topic = await research.get_topic(ctx=ctx, id=id)
     set_etag(response, topic.version)
-    return ResearchTopicRead.from_doc(topic)
+    return to_research_topic_read(topic)
 
 
 @topics.patch("/{id}", response_model=ResearchTopicRead)
@@ -71,7 +73,7 @@ async def update_topic(
     """Change a topic's name, description, market or tags."""
     topic = await research.update_topic(ctx=ctx, id=id, patch=body, expected_version=if_match)
     set_etag(response, topic.version)
-    return ResearchTopicRead.from_doc(topic)
+    return to_research_topic_read(topic)
 
 
 @topics.post("/{id}/results", response_model=ResearchTopicRead, status_code=status.HTTP_201_CREATED)
@@ -87,10 +89,10 @@ async def add_result(
     topic = await research.add_result(ctx=ctx, id=id, data=body, expected_version=if_match)
     set_etag(response, topic.version)
     set_location(request, response, "get_topic", id=id)  # a result lives in its topic
-    return ResearchTopicRead.from_doc(topic)
+    return to_research_topic_read(topic)
 
 
 add_lifecycle_routes(
-    topics, model=ResearchTopic, read_model=ResearchTopicRead, to_read=ResearchTopicRead.from_doc
+    topics, model=ResearchTopic, read_model=ResearchTopicRead, to_read=to_research_topic_read
 )
 router.include_router(topics)

@@ -7,13 +7,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from documents.saved_search import SavedSearch, SavedSearchResource
+from documents.saved_search import SavedSearch
 from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
-from schemas.campaigns import to_campaign_read
 from schemas.common import Page
-from schemas.events import to_event_read
-from schemas.leads import to_lead_read
 from schemas.saved_searches import (
     RunParams,
     SavedSearchCreate,
@@ -21,16 +18,11 @@ from schemas.saved_searches import (
     SavedSearchPage,
     SavedSearchRead,
     SavedSearchUpdate,
+    to_saved_search_read,
 )
 from service import saved_searches
 
 router = APIRouter(prefix="/saved-searches", tags=["saved searches"])
-
-_TO_READ = {
-    SavedSearchResource.campaigns: to_campaign_read,
-    SavedSearchResource.leads: to_lead_read,
-    SavedSearchResource.events: to_event_read,
-}
 
 
 @router.post("", response_model=SavedSearchRead, status_code=status.HTTP_201_CREATED)
@@ -41,7 +33,7 @@ async def create_saved_search(
     search = await saved_searches.create_saved_search(ctx=ctx, data=body)
     set_etag(response, search.version)
     set_location(request, response, "get_saved_search", id=search.id)
-    return SavedSearchRead.from_doc(search)
+    return to_saved_search_read(search)
 
 
 @router.get("", response_model=Page[SavedSearchRead])
@@ -51,7 +43,7 @@ async def list_saved_searches(
     """The tenant's saved searches, newest first."""
     page = await saved_searches.list_saved_searches(ctx=ctx, filters=filters)
     return {
-        "items": [SavedSearchRead.from_doc(s) for s in page.items],
+        "items": [to_saved_search_read(s) for s in page.items],
         "next_cursor": page.next_cursor,
     }
 
@@ -61,7 +53,7 @@ async def get_saved_search(id: UUID, ctx: CurrentContext, response: Response) ->
     """One saved search."""
     search = await saved_searches.get_saved_search(ctx=ctx, id=id)
     set_etag(response, search.version)
-    return SavedSearchRead.from_doc(search)
+    return to_saved_search_read(search)
 
 
 @router.patch("/{id}", response_model=SavedSearchRead)
@@ -73,23 +65,19 @@ async def update_saved_search(
         ctx=ctx, id=id, patch=body, expected_version=if_match
     )
     set_etag(response, search.version)
-    return SavedSearchRead.from_doc(search)
+    return to_saved_search_read(search)
 
 
 @router.get("/{id}/run", response_model=SavedSearchPage)
 async def run_saved_search(
     id: UUID, ctx: CurrentContext, params: Annotated[RunParams, Query()]
 ) -> Any:
-    """Run it: one page of the list endpoint's answer (`items`, `next_cursor`) plus `resource`."""
+    """Run it: one page of the list endpoint's answer (`items`, `next_cursor`, `total` when
+    the search counts) plus `resource`."""
     search, page = await saved_searches.run_saved_search(ctx=ctx, id=id, params=params)
-    to_read = _TO_READ[search.resource]
-    return {
-        "resource": search.resource,
-        "items": [to_read(doc) for doc in page.items],
-        "next_cursor": page.next_cursor,
-    }
+    return {"resource": search.resource, **page.body()}
 
 
 add_lifecycle_routes(
-    router, model=SavedSearch, read_model=SavedSearchRead, to_read=SavedSearchRead.from_doc
+    router, model=SavedSearch, read_model=SavedSearchRead, to_read=to_saved_search_read
 )

@@ -132,20 +132,20 @@ class AIUsageRead(ResourceRead):
     cost: Money
     occurred_at: datetime
 
-    @classmethod
-    def from_doc(cls, doc: AIUsageLog) -> AIUsageRead:
-        """The response shape of a stored usage log."""
-        return cls(
-            **doc.model_dump(include=set(ResourceRead.model_fields)),
-            user_id=doc.user_id,
-            model=doc.model,
-            feature=doc.feature,
-            prompt_tokens=doc.prompt_tokens,
-            completion_tokens=doc.completion_tokens,
-            total_tokens=doc.prompt_tokens + doc.completion_tokens,
-            cost=cents_to_money(doc.cost_cents),
-            occurred_at=doc.occurred_at,
-        )
+
+def to_ai_usage_read(doc: AIUsageLog) -> AIUsageRead:
+    """The response shape of a stored usage log."""
+    return AIUsageRead(
+        **doc.model_dump(include=set(ResourceRead.model_fields)),
+        user_id=doc.user_id,
+        model=doc.model,
+        feature=doc.feature,
+        prompt_tokens=doc.prompt_tokens,
+        completion_tokens=doc.completion_tokens,
+        total_tokens=doc.prompt_tokens + doc.completion_tokens,
+        cost=cents_to_money(doc.cost_cents),
+        occurred_at=doc.occurred_at,
+    )
 
 
 class AIUsageFilters(PageParams):

@@ -113,24 +113,24 @@ class BlogRead(ResourceRead):
     keywords: list[str]
     tags: list[str]
 
-    @classmethod
-    def from_doc(cls, doc: Blog) -> BlogRead:
-        """The response shape of a stored blog."""
-        posted = doc.posted
-        return cls(
-            **doc.model_dump(include=set(ResourceRead.model_fields)),
-            **doc.schedule_fields(),
-            user_id=doc.user_id,
-            title=doc.title,
-            content=doc.content,
-            status=doc.status,
-            posted_at=posted.posted_at if posted else None,
-            url=posted.url if posted else None,
-            platform=posted.platform if posted else None,
-            outline=doc.plan.outline,
-            keywords=doc.plan.keywords,
-            tags=doc.tags,
-        )
+
+def to_blog_read(doc: Blog) -> BlogRead:
+    """The response shape of a stored blog."""
+    posted = doc.posted
+    return BlogRead(
+        **doc.model_dump(include=set(ResourceRead.model_fields)),
+        **doc.schedule_fields(),
+        user_id=doc.user_id,
+        title=doc.title,
+        content=doc.content,
+        status=doc.status,
+        posted_at=posted.posted_at if posted else None,
+        url=posted.url if posted else None,
+        platform=posted.platform if posted else None,
+        outline=doc.plan.outline,
+        keywords=doc.plan.keywords,
+        tags=doc.tags,
+    )
 
 
 class BlogFilters(ListParams):
@@ -173,19 +173,19 @@ class CalendarEntry(BaseModel):
     posted_at: datetime | None
     tags: list[str]
 
-    @classmethod
-    def from_doc(cls, doc: Blog, occurs_at: datetime) -> CalendarEntry:
-        """The calendar shape of one occurrence of a stored blog."""
-        return cls(
-            **doc.schedule_fields(),
-            id=doc.id,
-            user_id=doc.user_id,
-            title=doc.title,
-            status=doc.status,
-            occurs_at=occurs_at,
-            posted_at=doc.posted.posted_at if doc.posted else None,
-            tags=doc.tags,
-        )
+
+def to_calendar_entry(doc: Blog, occurs_at: datetime) -> CalendarEntry:
+    """The calendar shape of one occurrence of a stored blog."""
+    return CalendarEntry(
+        **doc.schedule_fields(),
+        id=doc.id,
+        user_id=doc.user_id,
+        title=doc.title,
+        status=doc.status,
+        occurs_at=occurs_at,
+        posted_at=doc.posted.posted_at if doc.posted else None,
+        tags=doc.tags,
+    )
 
 
 class CalendarDay(BaseModel):
@@ -218,17 +218,17 @@ class BlogStatsRead(BaseModel):
     next_scheduled_for: datetime | None
     computed_at: datetime
 
-    @classmethod
-    def from_doc(cls, doc: GlobalBlog) -> BlogStatsRead:
-        """The response shape of the read model."""
-        return cls(
-            user_id=doc.user_id,
-            total=doc.total,
-            by_status=doc.by_status.model_dump(),
-            last_posted_at=doc.last_posted_at,
-            next_scheduled_for=doc.next_scheduled_for,
-            computed_at=doc.computed_at,
-        )
+
+def to_blog_stats_read(doc: GlobalBlog) -> BlogStatsRead:
+    """The response shape of the read model."""
+    return BlogStatsRead(
+        user_id=doc.user_id,
+        total=doc.total,
+        by_status=doc.by_status.model_dump(),
+        last_posted_at=doc.last_posted_at,
+        next_scheduled_for=doc.next_scheduled_for,
+        computed_at=doc.computed_at,
+    )
 
 
 class StatsParams(BaseModel):

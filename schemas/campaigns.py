@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
@@ -12,13 +12,21 @@ from documents.base import Email, Name, ShortText, Tag, Url, UTCDateTime
 from documents.campaign import (
     MAX_INTEGRATIONS,
     MAX_SENDERS,
-    CampaignBase,
     CampaignStatus,
     CampaignType,
     IntegrationRef,
     SocialPlatform,
 )
-from schemas.common import IgnoreTenantId, ListParams, PatchBody, ResourceRead
+from schemas.common import (
+    Counted,
+    CountedPage,
+    IgnoreTenantId,
+    ListParams,
+    PatchBody,
+    ReadView,
+    ResourceRead,
+    read_shape,
+)
 
 Description = Annotated[str, StringConstraints(max_length=5000)]
 Script = Annotated[str, StringConstraints(max_length=20_000)]
@@ -175,6 +183,12 @@ class CampaignUpdate(PatchBody):
 # -- read --------------------------------------------------------------------------------------
 
 
+if TYPE_CHECKING:  # the same fields as the input model, for the type checker
+    IntegrationRefRead = IntegrationRef
+else:
+    IntegrationRefRead = read_shape(IntegrationRef, "IntegrationRefRead")
+
+
 class _CampaignReadBase(ResourceRead):
     name: str
     description: str | None = None
@@ -184,8 +198,10 @@ class _CampaignReadBase(ResourceRead):
     segments: dict[str, str]
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    integrations: list[IntegrationRef]
-    lead_count: int = Field(description="Leads attached through POST /v1/campaigns/{id}/leads.")
+    integrations: list[IntegrationRefRead]
+    lead_count: int = Field(
+        description="The campaign's live leads (attached, not deleted), kept up to date."
+    )
 
 
 class CallCampaignRead(_CampaignReadBase, _CallFields):
@@ -204,33 +220,60 @@ class EmailCampaignRead(_CampaignReadBase, _EmailFields):
     type: Literal[CampaignType.email]
 
 
-CampaignRead = Annotated[
-    CallCampaignRead | SocialCampaignRead | TextCampaignRead | EmailCampaignRead,
-    Field(discriminator="type"),
-]
-
-_READ_MODELS: dict[CampaignType, type[_CampaignReadBase]] = {
-    CampaignType.call: CallCampaignRead,
-    CampaignType.social: SocialCampaignRead,
-    CampaignType.text: TextCampaignRead,
-    CampaignType.email: EmailCampaignRead,
-}
-
-
-def to_campaign_read(doc: CampaignBase) -> _CampaignReadBase:
-    """The API view of a stored campaign."""
-    return _READ_MODELS[doc.type].model_validate(doc.to_public())
+AnyCampaignRead = CallCampaignRead | SocialCampaignRead | TextCampaignRead | EmailCampaignRead
+CampaignRead = Annotated[AnyCampaignRead, Field(discriminator="type")]
+CAMPAIGN_VIEW: ReadView[AnyCampaignRead] = ReadView(CampaignRead)
+"""Stored campaigns (raw or documents) → `CampaignRead`, one validation each."""
+to_campaign_read = CAMPAIGN_VIEW.document
+"""The API view of a stored campaign document."""
 
 
 # -- lists and links ---------------------------------------------------------------------------
 
+CAMPAIGN_SORT_FIELDS: dict[str, str] = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "name": "name",
+    "status": "status",
+    "starts_at": "starts_at",
+}
+"""`sort` names of `GET /v1/campaigns` → stored fields (each has its index on `campaigns`)."""
 
-class CampaignFilters(ListParams):
+CampaignSort = Literal[
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "name",
+    "-name",
+    "status",
+    "-status",
+    "starts_at",
+    "-starts_at",
+]
+
+
+class CampaignFilters(ListParams, Counted):
     """`GET /v1/campaigns` query parameters (also the `filters` of a saved campaign search)."""
 
-    type: CampaignType | None = None
-    status: CampaignStatus | None = None
-    tag: Tag | None = None
+    type: CampaignType | None = Field(default=None, description="Only campaigns of this type.")
+    status: CampaignStatus | None = Field(
+        default=None, description="Only campaigns in this status."
+    )
+    tag: Tag | None = Field(default=None, description="Only campaigns carrying this tag.")
+    sort: CampaignSort | None = Field(
+        default=None,
+        description=(
+            "Order by this field, ascending, or descending with a leading `-`; ties are "
+            "broken by `id` in the same direction, missing values sort lowest, text by code "
+            "point (upper case before lower case). Default: "
+            "newest first."
+        ),
+    )
+
+
+class CampaignPage(CountedPage[CampaignRead]):  # type: ignore[valid-type]
+    """A page of campaigns; `total` only with `count=true`."""
 
 
 class AttachLeads(IgnoreTenantId):

@@ -8,13 +8,16 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
+    TypeAdapter,
     WithJsonSchema,
+    create_model,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -58,10 +61,70 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-class ResourceRead(BaseModel):
-    """Fields every stored resource carries in responses."""
+class CountedPage(Page[T], Generic[T]):
+    """One page of a list that can count: `total` is present only when `count=true` was asked."""
 
-    id: UUID
+    total: int | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="How many items match the filters (all pages); only with `count=true`.",
+    )
+
+
+class Counted(BaseModel):
+    """The `count` parameter of lists that can answer their total."""
+
+    count: bool = Field(
+        default=False,
+        description="Add `total`, the number of matching items over all pages (one more query).",
+    )
+
+
+class ReadView(Generic[T]):
+    """How stored documents become a response schema: one validation per document.
+
+    `stored(raw)` validates a document as the driver returns it (`_id`, stored field names
+    and units: read schemas map them with validation aliases) straight into the response
+    schema, without building a Beanie document first; a polymorphic schema (a union
+    discriminated on `type`) picks the subtype from the stored `type`. `document(doc)` does
+    the same for a document already in hand (a write's result). Fields the schema does not
+    declare (internals, secrets) are dropped.
+    """
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        self.adapter: TypeAdapter[T] = TypeAdapter(schema)
+
+    def stored(self, raw: Any) -> T:
+        """The response object of a raw stored document."""
+        return self.adapter.validate_python(raw)
+
+    def document(self, doc: BaseModel) -> T:
+        """The response object of a Beanie document."""
+        return self.adapter.validate_python(doc.model_dump())
+
+
+def read_shape(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """A plain response model with `model`'s fields and defaults but none of its input rules.
+
+    Embedded input models check and normalise what clients send (per-field constraints,
+    strict-scalar validators written in Python); a response validated from storage does not
+    need them, and they cost most of a document's validation on the read path.
+    """
+    fields: dict[str, Any] = {
+        field: (info.annotation, info.default) for field, info in model.model_fields.items()
+    }
+    shape: type[BaseModel] = create_model(name, __doc__=model.__doc__, **fields)
+    return shape
+
+
+class ResourceRead(BaseModel):
+    """Fields every stored resource carries in responses.
+
+    `id` is also read from a stored document's `_id` (see `ReadView`).
+    """
+
+    id: UUID = Field(validation_alias=AliasChoices("id", "_id"))
     tenant_id: UUID
     created_at: datetime
     updated_at: datetime

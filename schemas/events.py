@@ -17,9 +17,16 @@ from documents.event import (
     EmailStatus,
     EventType,
     SocialAction,
-    TouchpointEvent,
 )
-from schemas.common import IgnoreTenantId, PageParams, ResourceRead
+from schemas.common import (
+    Counted,
+    CountedPage,
+    IgnoreTenantId,
+    Page,
+    PageParams,
+    ReadView,
+    ResourceRead,
+)
 
 Notes = Annotated[str, StringConstraints(max_length=5000)]
 
@@ -50,7 +57,9 @@ class _EmailFields(BaseModel):
 
 class _EventCreateBase(IgnoreTenantId):
     campaign_id: UUID = Field(description="A campaign of the caller's tenant (else 422).")
-    lead_id: UUID = Field(description="A lead of the caller's tenant (else 422).")
+    lead_id: UUID = Field(
+        description="A live lead of the caller's tenant attached to the campaign (else 422)."
+    )
     occurred_at: UTCDateTime | None = Field(
         default=None, description="When it happened (defaults to now; not in the future)."
     )
@@ -104,35 +113,44 @@ class EmailEventRead(_EventReadBase, _EmailFields):
     type: Literal[EventType.email]
 
 
-EventRead = Annotated[
-    CallEventRead | TextEventRead | SocialEventRead | EmailEventRead,
-    Field(discriminator="type"),
+AnyEventRead = CallEventRead | TextEventRead | SocialEventRead | EmailEventRead
+EventRead = Annotated[AnyEventRead, Field(discriminator="type")]
+EVENT_VIEW: ReadView[AnyEventRead] = ReadView(EventRead)
+"""Stored events (raw or documents) → `EventRead`, one validation each."""
+to_event_read = EVENT_VIEW.document
+"""The API view of a stored event document."""
+
+
+EVENT_SORT_FIELDS: dict[str, str] = {
+    "occurred_at": "occurred_at",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
+"""`sort` names of `GET /v1/events` → stored fields (each has its index on `events`)."""
+
+EventSort = Literal[
+    "occurred_at", "-occurred_at", "created_at", "-created_at", "updated_at", "-updated_at"
 ]
 
-_READ_MODELS: dict[EventType, type[_EventReadBase]] = {
-    EventType.call: CallEventRead,
-    EventType.text: TextEventRead,
-    EventType.social: SocialEventRead,
-    EventType.email: EmailEventRead,
-}
 
-
-def to_event_read(doc: TouchpointEvent) -> _EventReadBase:
-    """The API view of a stored event."""
-    return _READ_MODELS[doc.type].model_validate(doc.to_public())
-
-
-class EventFilters(PageParams):
+class EventFilters(PageParams, Counted):
     """`GET /v1/events` query parameters (also the `filters` of a saved event search).
 
     `since` is inclusive and `until` exclusive, on `occurred_at`; a date alone is midnight UTC.
     """
 
-    campaign_id: UUID | None = None
-    lead_id: UUID | None = None
-    type: EventType | None = None
-    since: UTCDateTime | None = None
-    until: UTCDateTime | None = None
+    campaign_id: UUID | None = Field(default=None, description="Only this campaign's events.")
+    lead_id: UUID | None = Field(default=None, description="Only this lead's events.")
+    type: EventType | None = Field(default=None, description="Only events of this type.")
+    since: UTCDateTime | None = Field(default=None, description="`occurred_at` ≥ this (inclusive).")
+    until: UTCDateTime | None = Field(default=None, description="`occurred_at` < this (exclusive).")
+    sort: EventSort | None = Field(
+        default=None,
+        description=(
+            "Order by this field, ascending, or descending with a leading `-`; ties are "
+            "broken by `id` in the same direction. Default: `-occurred_at` (newest first)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _range(self) -> Any:
@@ -143,3 +161,11 @@ class EventFilters(PageParams):
 
 class TimelineParams(PageParams):
     """`GET /v1/leads/{id}/events` query parameters: newest `occurred_at` first."""
+
+
+class EventPage(CountedPage[EventRead]):  # type: ignore[valid-type]
+    """A page of events; `total` only with `count=true`."""
+
+
+class TimelinePage(Page[EventRead]):  # type: ignore[valid-type]
+    """A page of a lead's touchpoints, newest `occurred_at` first."""

@@ -55,18 +55,18 @@ class IntegrationRead(ResourceRead):
     connected_at: datetime | None
     has_credentials: bool
 
-    @classmethod
-    def from_doc(cls, doc: Integration) -> IntegrationRead:
-        """The response shape of a stored integration (without its credentials)."""
-        return cls(
-            **doc.model_dump(include=set(ResourceRead.model_fields)),
-            user_id=doc.user_id,
-            type=doc.type,
-            name=doc.name,
-            status=doc.status,
-            connected_at=doc.connected_at,
-            has_credentials=doc.has_credentials,
-        )
+
+def to_integration_read(doc: Integration) -> IntegrationRead:
+    """The response shape of a stored integration (without its credentials)."""
+    return IntegrationRead(
+        **doc.model_dump(include=set(ResourceRead.model_fields)),
+        user_id=doc.user_id,
+        type=doc.type,
+        name=doc.name,
+        status=doc.status,
+        connected_at=doc.connected_at,
+        has_credentials=doc.has_credentials,
+    )
 
 
 class IntegrationFilters(ListParams):

@@ -119,12 +119,12 @@ class KanbanBoardRead(ResourceRead):
     states: list[KanbanStateRead]
     tasks: list[KanbanTaskRead]
 
-    @classmethod
-    def from_doc(cls, doc: GlobalKanban) -> KanbanBoardRead:
-        """The response shape of a stored board."""
-        return cls(
-            **doc.model_dump(include=set(ResourceRead.model_fields)),
-            user_id=doc.user_id,
-            states=[KanbanStateRead.from_model(s) for s in doc.ordered_states()],
-            tasks=[KanbanTaskRead.from_model(t) for t in doc.ordered_tasks()],
-        )
+
+def to_kanban_board_read(doc: GlobalKanban) -> KanbanBoardRead:
+    """The response shape of a stored board."""
+    return KanbanBoardRead(
+        **doc.model_dump(include=set(ResourceRead.model_fields)),
+        user_id=doc.user_id,
+        states=[KanbanStateRead.from_model(s) for s in doc.ordered_states()],
+        tasks=[KanbanTaskRead.from_model(t) for t in doc.ordered_tasks()],
+    )

@@ -1,38 +1,48 @@
-"""API shapes of leads: polymorphic create/read on `type`, patch, filters and the bulk import."""
+"""API shapes of leads: polymorphic create/read on `type`, patch, merge, filters, sorts, export."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, SkipValidation, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from documents.base import Email, ShortText, Tag, UTCDateTime
+from documents.base import Email, ShortText, Tag
 from documents.lead import (
     Address,
-    Baths,
-    Beds,
-    DaysOnMarket,
-    LeadBase,
+    GenericFields,
+    GeoPoint,
     LeadStatus,
     LeadType,
-    ListingStatus,
-    LotSizeSqft,
     MlsId,
-    PropertyType,
-    SquareFeet,
-    YearBuilt,
+    MlsListing,
 )
 from schemas.common import (
+    Counted,
+    CountedPage,
     IgnoreTenantId,
     ListParams,
     Money,
     PatchBody,
     ProblemError,
+    ReadView,
     ResourceRead,
     cents_to_money,
+    read_shape,
 )
+from schemas.export import CsvExport
 
 RawPhone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
 Tags = Annotated[list[Tag], Field(max_length=50)]
@@ -43,6 +53,7 @@ Segments = Annotated[
 Notes = Annotated[str, StringConstraints(max_length=5000)]
 MAX_BULK_ROWS = 10_000
 MAX_QUERY_CHARS = 100
+MAX_MERGE_SOURCES = 20
 
 
 class ListingAgentIn(IgnoreTenantId):
@@ -53,24 +64,6 @@ class ListingAgentIn(IgnoreTenantId):
     phone: RawPhone | None = None
     brokerage: ShortText | None = None
     license_number: ShortText | None = None
-
-
-class _MlsFields(BaseModel):
-    mls_board: ShortText | None = None
-    listing_status: ListingStatus | None = None
-    property_type: PropertyType | None = None
-    beds: Beds | None = None
-    baths: Baths | None = None
-    square_feet: SquareFeet | None = None
-    lot_size_sqft: LotSizeSqft | None = None
-    year_built: YearBuilt | None = None
-    days_on_market: DaysOnMarket | None = None
-    listed_at: UTCDateTime | None = None
-
-
-class _GenericFields(BaseModel):
-    company: ShortText | None = None
-    job_title: ShortText | None = None
 
 
 # -- create ------------------------------------------------------------------------------------
@@ -91,7 +84,7 @@ class _LeadCreateBase(IgnoreTenantId):
     segments: Segments = Field(default_factory=dict)
 
 
-class GenericLeadCreate(_LeadCreateBase, _GenericFields):
+class GenericLeadCreate(_LeadCreateBase, GenericFields):
     """A generic lead needs an `email` or a `phone`."""
 
     type: Literal[LeadType.generic]
@@ -103,7 +96,7 @@ class GenericLeadCreate(_LeadCreateBase, _GenericFields):
         return self
 
 
-class MLSLeadCreate(_LeadCreateBase, _MlsFields):
+class MLSLeadCreate(_LeadCreateBase, MlsListing):
     """An MLS lead needs `mls_id`; `list_price` is in major units."""
 
     type: Literal[LeadType.mls]
@@ -117,11 +110,11 @@ LeadCreate = Annotated[GenericLeadCreate | MLSLeadCreate, Field(discriminator="t
 
 # -- patch -------------------------------------------------------------------------------------
 
-MLS_ONLY = frozenset({"mls_id", "list_price", "listing_agent", *_MlsFields.model_fields})
-GENERIC_ONLY = frozenset(_GenericFields.model_fields)
+MLS_ONLY = frozenset({"mls_id", "list_price", "listing_agent", *MlsListing.model_fields})
+GENERIC_ONLY = frozenset(GenericFields.model_fields)
 
 
-class LeadUpdate(PatchBody):
+class LeadUpdate(PatchBody, GenericFields, MlsListing):
     """`PATCH /v1/leads/{id}`: common fields plus the lead type's own; `type` cannot change."""
 
     nullable: ClassVar[frozenset[str]] = frozenset(
@@ -136,7 +129,7 @@ class LeadUpdate(PatchBody):
             "job_title",
             "listing_agent",
             "list_price",
-            *_MlsFields.model_fields,
+            *MlsListing.model_fields,
         }
     )
 
@@ -151,23 +144,10 @@ class LeadUpdate(PatchBody):
     notes: Notes | None = None
     tags: Tags | None = None
     segments: Segments | None = None
-    # generic
-    company: ShortText | None = None
-    job_title: ShortText | None = None
-    # mls
+    # mls (the listing facts come from MlsListing, the generic fields from GenericFields)
     mls_id: MlsId | None = None
     list_price: Money | None = None
     listing_agent: ListingAgentIn | None = None
-    mls_board: ShortText | None = None
-    listing_status: ListingStatus | None = None
-    property_type: PropertyType | None = None
-    beds: Beds | None = None
-    baths: Baths | None = None
-    square_feet: SquareFeet | None = None
-    lot_size_sqft: LotSizeSqft | None = None
-    year_built: YearBuilt | None = None
-    days_on_market: DaysOnMarket | None = None
-    listed_at: UTCDateTime | None = None
 
 
 # -- read --------------------------------------------------------------------------------------
@@ -181,43 +161,76 @@ class ListingAgentRead(BaseModel):
     license_number: str | None = None
 
 
+if TYPE_CHECKING:  # the same fields as the input models, for the type checker
+    AddressRead = Address
+    GeoPointRead = GeoPoint
+else:
+    AddressRead = read_shape(Address, "AddressRead")
+    GeoPointRead = read_shape(GeoPoint, "GeoPointRead")
+
+
 class _LeadReadBase(ResourceRead):
     status: LeadStatus
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None
     phone: str | None = Field(default=None, description="E.164.")
-    address: Address
+    address: AddressRead
     source: str | None = None
     notes: str | None = None
     user_id: UUID | None = None
     tags: list[str]
     segments: dict[str, str]
     last_contacted_at: datetime | None = None
+    merged_into: UUID | None = Field(
+        default=None, description="The lead this one was merged into (it is then deleted)."
+    )
 
 
-class GenericLeadRead(_LeadReadBase, _GenericFields):
+class GenericLeadRead(_LeadReadBase, GenericFields):
     type: Literal[LeadType.generic]
 
 
-class MLSLeadRead(_LeadReadBase, _MlsFields):
+def _from_cents(value: Any) -> Any:
+    return (
+        cents_to_money(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    )
+
+
+class MLSLeadRead(_LeadReadBase, MlsListing):
     type: Literal[LeadType.mls]
     mls_id: str
-    list_price: Money | None = None
+    # Stored as integer cents (`list_price_cents`), answered in major units.
+    list_price: Annotated[Money, BeforeValidator(_from_cents)] | None = Field(
+        default=None, validation_alias="list_price_cents"
+    )
     listing_agent: ListingAgentRead | None = None
+    location: GeoPointRead | None = Field(
+        default=None,
+        description="The property's position, a GeoJSON Point [longitude, latitude].",
+    )
 
 
-LeadRead = Annotated[GenericLeadRead | MLSLeadRead, Field(discriminator="type")]
+AnyLeadRead = GenericLeadRead | MLSLeadRead
+LeadRead = Annotated[AnyLeadRead, Field(discriminator="type")]
+LEAD_VIEW: ReadView[AnyLeadRead] = ReadView(LeadRead)
+"""Stored leads (raw or documents) → `LeadRead`, one validation each (money in major units)."""
+to_lead_read = LEAD_VIEW.document
+"""The API view of a stored lead document."""
 
 
-def to_lead_read(doc: LeadBase) -> GenericLeadRead | MLSLeadRead:
-    """The API view of a stored lead (money in major units)."""
-    data = doc.to_public()
-    if doc.type == LeadType.mls:
-        cents = data.pop("list_price_cents", None)
-        data["list_price"] = None if cents is None else cents_to_money(cents)
-        return MLSLeadRead.model_validate(data)
-    return GenericLeadRead.model_validate(data)
+LEAD_CSV = CsvExport([GenericLeadRead, MLSLeadRead])
+"""The CSV shape of `GET /v1/leads/export`: every field of both lead types, flattened."""
+
+
+class LeadMerge(IgnoreTenantId):
+    """`POST /v1/leads/{id}/merge`: leads of the tenant to merge into this one."""
+
+    source_ids: list[UUID] = Field(
+        min_length=1,
+        max_length=MAX_MERGE_SOURCES,
+        description="Live leads of the tenant (not the target itself) to merge into it.",
+    )
 
 
 # -- lists -------------------------------------------------------------------------------------
@@ -232,23 +245,144 @@ SearchText = Annotated[
     ),
 ]
 
+LEAD_SORT_FIELDS: dict[str, str] = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "last_name": "last_name",
+    "list_price": "list_price_cents",
+    "status": "status",
+    "last_contacted_at": "last_contacted_at",
+}
+"""`sort` names of the lead lists → stored fields (each has its index on `leads`)."""
 
-class CampaignLeadFilters(ListParams):
-    """`GET /v1/campaigns/{id}/leads` query parameters."""
+LeadSort = Literal[
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "last_name",
+    "-last_name",
+    "list_price",
+    "-list_price",
+    "status",
+    "-status",
+    "last_contacted_at",
+    "-last_contacted_at",
+]
 
-    type: LeadType | None = None
-    status: LeadStatus | None = None
-    tag: Tag | None = None
+_SORT_DOC = (
+    "Order by this field, ascending, or descending with a leading `-`; ties are broken by "
+    "`id` in the same direction, missing values sort lowest, and text by code point (no "
+    "collation: upper case before lower case). Default: newest first "
+    "(nearest first with `near`)."
+)
+_LONGITUDE = r"-?(?:180(?:\.0+)?|(?:1[0-7]\d|\d{1,2})(?:\.\d+)?)"
+_LATITUDE = r"-?(?:90(?:\.0+)?|[1-8]?\d(?:\.\d+)?)"
+POINT_PATTERN = rf"^\s*({_LONGITUDE})\s*,\s*({_LATITUDE})\s*$"
+_POINT = re.compile(POINT_PATTERN)
+EARTH_HALF_CIRCUMFERENCE_KM = 20_038.0
+
+
+class _LeadCriteria(BaseModel):
+    """What selects and orders leads, shared by the lists and the export."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: LeadType | None = Field(default=None, description="Only leads of this type.")
+    status: LeadStatus | None = Field(default=None, description="Only leads in this status.")
+    tag: Tag | None = Field(default=None, description="Only leads carrying this tag.")
     q: SearchText | None = Field(
         default=None,
-        description="Case-insensitive search over name, email, phone and address (≤100 chars).",
+        description=(
+            "Search (≤100 chars): matches any part of the name (first, last, or both), email, "
+            "company, MLS id and address, ignoring case and accents; digits also match any "
+            "part of the phone number however it is typed (`(415) 555-01`)."
+        ),
+    )
+    sort: LeadSort | None = Field(default=None, description=_SORT_DOC)
+
+
+class _Nearby(BaseModel):
+    """`near`/`within_km`: leads with a location around a point, nearest first."""
+
+    near: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=POINT_PATTERN,
+        examples=["-122.4194,37.7749"],
+        description=(
+            "`<longitude>,<latitude>` in degrees: only leads with a `location`, nearest first "
+            "(unless `sort` is given). Not combined with `campaign_id`."
+        ),
+    )
+    within_km: float | None = Field(
+        default=None,
+        gt=0,
+        le=EARTH_HALF_CIRCUMFERENCE_KM,
+        allow_inf_nan=False,
+        description="With `near`: only leads at most this far away (great-circle distance).",
     )
 
+    @field_validator("near")
+    @classmethod
+    def _point(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = _POINT.match(value)
+        if match is None:
+            raise ValueError("near must be '<longitude>,<latitude>' in degrees")
+        lng, lat = float(match.group(1)), float(match.group(2))
+        if not (-180 <= lng <= 180 and -90 <= lat <= 90):
+            raise ValueError("longitude must be in [-180, 180] and latitude in [-90, 90]")
+        return f"{lng},{lat}"
 
-class LeadFilters(CampaignLeadFilters):
+    @model_validator(mode="after")
+    def _radius_needs_point(self) -> Any:
+        if self.within_km is not None and self.near is None:
+            raise ValueError("within_km needs near")
+        # A campaign's leads are read through its links, which a geo search cannot walk.
+        if self.near is not None and getattr(self, "campaign_id", None) is not None:
+            raise ValueError("near cannot be combined with campaign_id")
+        return self
+
+    @property
+    def point(self) -> tuple[float, float] | None:
+        """`near` as (longitude, latitude)."""
+        if self.near is None:
+            return None
+        lng, lat = self.near.split(",")
+        return float(lng), float(lat)
+
+
+class CampaignLeadFilters(ListParams, Counted, _LeadCriteria):
+    """`GET /v1/campaigns/{id}/leads` query parameters."""
+
+
+class LeadPage(CountedPage[LeadRead]):  # type: ignore[valid-type]
+    """A page of leads; `total` only with `count=true`."""
+
+
+class LeadFilters(CampaignLeadFilters, _Nearby):
     """`GET /v1/leads` query parameters (also the `filters` of a saved lead search)."""
 
     campaign_id: UUID | None = Field(default=None, description="Only leads of this campaign.")
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    ndjson = "ndjson"
+
+
+class LeadExportParams(_LeadCriteria, _Nearby):
+    """`GET /v1/leads/export`: the list filters and sort (no paging), and the format."""
+
+    format: ExportFormat = Field(
+        default=ExportFormat.csv,
+        description="`csv` (a header row, nested fields as `address.city`) or `ndjson`.",
+    )
+    campaign_id: UUID | None = Field(default=None, description="Only leads of this campaign.")
+    include_deleted: bool = Field(default=False, description="Include soft-deleted leads.")
+    include_archived: bool = Field(default=False, description="Include archived leads.")
 
 
 # -- bulk import -------------------------------------------------------------------------------

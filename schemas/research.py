@@ -85,18 +85,18 @@ class ResearchTopicRead(ResourceRead):
     tags: list[str]
     results: list[ResearchResultRead]
 
-    @classmethod
-    def from_doc(cls, doc: ResearchTopic) -> ResearchTopicRead:
-        """The response shape of a stored topic."""
-        return cls(
-            **doc.model_dump(include=set(ResourceRead.model_fields)),
-            user_id=doc.user_id,
-            topic=doc.topic,
-            description=doc.description,
-            market=doc.market,
-            tags=doc.tags,
-            results=[ResearchResultRead.from_model(r) for r in doc.results],
-        )
+
+def to_research_topic_read(doc: ResearchTopic) -> ResearchTopicRead:
+    """The response shape of a stored topic."""
+    return ResearchTopicRead(
+        **doc.model_dump(include=set(ResourceRead.model_fields)),
+        user_id=doc.user_id,
+        topic=doc.topic,
+        description=doc.description,
+        market=doc.market,
+        tags=doc.tags,
+        results=[ResearchResultRead.from_model(r) for r in doc.results],
+    )
 
 
 class ResearchFilters(ListParams):
@@ -125,7 +125,7 @@ class ResearchStatsRead(BaseModel):
     last_researched_at: datetime | None
     computed_at: datetime
 
-    @classmethod
-    def from_doc(cls, doc: GlobalResearchStats) -> ResearchStatsRead:
-        """The response shape of the read model."""
-        return cls(**doc.model_dump(exclude={"id", "tenant_id", "revision_id"}))
+
+def to_research_stats_read(doc: GlobalResearchStats) -> ResearchStatsRead:
+    """The response shape of the read model."""
+    return ResearchStatsRead(**doc.model_dump(exclude={"id", "tenant_id", "revision_id"}))

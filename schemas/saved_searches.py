@@ -14,10 +14,16 @@ from pydantic import BaseModel, Field
 
 from documents.base import Name
 from documents.saved_search import MAX_FILTERS, SavedSearch, SavedSearchResource
-from schemas.campaigns import CampaignFilters, CampaignRead
-from schemas.common import IgnoreTenantId, ListParams, Page, PageParams, PatchBody, ResourceRead
-from schemas.events import EventFilters, EventRead
-from schemas.leads import LeadFilters, LeadRead
+from schemas.campaigns import CampaignFilters, CampaignPage
+from schemas.common import (
+    IgnoreTenantId,
+    ListParams,
+    PageParams,
+    PatchBody,
+    ResourceRead,
+)
+from schemas.events import EventFilters, EventPage
+from schemas.leads import LeadFilters, LeadPage
 
 FILTER_MODELS: dict[SavedSearchResource, type[BaseModel]] = {
     SavedSearchResource.campaigns: CampaignFilters,
@@ -56,16 +62,16 @@ class SavedSearchRead(ResourceRead):
     resource: SavedSearchResource
     filters: dict[str, Any]
 
-    @classmethod
-    def from_doc(cls, doc: SavedSearch) -> SavedSearchRead:
-        """The response shape of a stored saved search."""
-        return cls(
-            **doc.model_dump(include=set(ResourceRead.model_fields)),
-            user_id=doc.user_id,
-            name=doc.name,
-            resource=doc.resource,
-            filters=doc.filters,
-        )
+
+def to_saved_search_read(doc: SavedSearch) -> SavedSearchRead:
+    """The response shape of a stored saved search."""
+    return SavedSearchRead(
+        **doc.model_dump(include=set(ResourceRead.model_fields)),
+        user_id=doc.user_id,
+        name=doc.name,
+        resource=doc.resource,
+        filters=doc.filters,
+    )
 
 
 class SavedSearchFilters(ListParams):
@@ -79,19 +85,19 @@ class RunParams(PageParams):
     """`GET /v1/saved-searches/{id}/run`: paging of the run."""
 
 
-class CampaignSearchPage(Page[CampaignRead]):  # type: ignore[valid-type]
+class CampaignSearchPage(CampaignPage):
     """A page of campaigns, as `GET /v1/campaigns` answers it."""
 
     resource: Literal[SavedSearchResource.campaigns] = SavedSearchResource.campaigns
 
 
-class LeadSearchPage(Page[LeadRead]):  # type: ignore[valid-type]
+class LeadSearchPage(LeadPage):
     """A page of leads, as `GET /v1/leads` answers it."""
 
     resource: Literal[SavedSearchResource.leads] = SavedSearchResource.leads
 
 
-class EventSearchPage(Page[EventRead]):  # type: ignore[valid-type]
+class EventSearchPage(EventPage):
     """A page of events, as `GET /v1/events` answers it."""
 
     resource: Literal[SavedSearchResource.events] = SavedSearchResource.events

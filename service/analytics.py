@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from documents.base import _as_utc, utcnow
+from documents.base import as_utc, utcnow
 from documents.campaign import CampaignBase, CampaignLead
 from documents.event import TouchpointEvent
 from service import pipelines
@@ -79,7 +79,7 @@ async def _links_aggregate(ctx: RequestContext, campaign_id: UUID) -> list[dict[
 
 def utc_midnight(moment: datetime) -> datetime:
     """Midnight UTC of the day `moment` falls on."""
-    return _as_utc(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+    return as_utc(moment).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def bucket_start(moment: datetime, interval: Interval) -> datetime:
@@ -113,8 +113,8 @@ def resolve_range(
     A naive time (or a date alone, which arrives as midnight) is read as UTC.
     """
     try:
-        end = _as_utc(until) if until else utc_midnight(now or utcnow()) + timedelta(days=1)
-        start = _as_utc(since) if since else end - DEFAULT_SPAN[interval]
+        end = as_utc(until) if until else utc_midnight(now or utcnow()) + timedelta(days=1)
+        start = as_utc(since) if since else end - DEFAULT_SPAN[interval]
     except OverflowError:
         raise Unprocessable("The time range is out of bounds.", loc=["query", "since"]) from None
     if end <= start:

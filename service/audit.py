@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from documents.base import _as_utc
+from documents.base import as_utc
 from documents.journal import DomainEvent
 from service.context import RequestContext, Role
 from service.errors import Unprocessable
@@ -43,9 +43,9 @@ def audit_filter(
         query["aggregate_id"] = uuid_filter(aggregate_id)
     when: dict[str, datetime] = {}
     if since is not None:
-        when["$gte"] = _as_utc(since)
+        when["$gte"] = as_utc(since)
     if until is not None:
-        when["$lt"] = _as_utc(until)
+        when["$lt"] = as_utc(until)
     if since is not None and until is not None and when["$lt"] <= when["$gte"]:
         raise Unprocessable("`until` must be after `since`.", loc=["query", "until"])
     if when:

@@ -94,8 +94,7 @@ class Background:
 
 
 async def start_background(settings: Settings) -> Background:
-    """Create the feeds' indexes and start the background workers (unless turned off)."""
-    await sequencer.ensure_feed_indexes()
+    """Start the background workers (unless turned off)."""
     if not settings.background_workers:
         log.warning("background workers are off in this process (BACKGROUND_WORKERS=false)")
         return Background(None)

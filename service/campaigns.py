@@ -3,13 +3,18 @@
 Leads are attached through `campaign_leads` rows (never an array in the campaign). Attaching
 is all-or-nothing on validity: every id must be a live lead of the tenant, else 422 naming the
 offending ids, and nothing is attached. Already attached leads are skipped, not counted.
-The campaign's `lead_count` is then re-counted from `campaign_leads` and written through the
-repository, so each attach that changed something is one journaled `campaign.leads_attached`.
+
+`lead_count` is the number of the campaign's LIVE leads: links whose lead is not deleted. It
+is recounted (never incremented, so retries and races cannot make it drift) from
+`campaign_leads` joined to `leads`, and written through the repository (journaled), after
+every change of membership or liveness: an attach (`campaign.leads_attached`), a lead merge
+(links moved), and a lead's soft delete or restore (`refresh_lead_counts_for`, to be called
+after each; `campaign.lead_count_changed`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -25,12 +30,28 @@ from documents.campaign import (
 )
 from documents.integration import Integration
 from documents.lead import LeadBase
-from schemas.campaigns import TYPE_FIELDS, CampaignCreate, CampaignFilters, CampaignUpdate
+from schemas.campaigns import (
+    CAMPAIGN_SORT_FIELDS,
+    CAMPAIGN_VIEW,
+    TYPE_FIELDS,
+    AnyCampaignRead,
+    CampaignCreate,
+    CampaignFilters,
+    CampaignUpdate,
+)
 from service.context import RequestContext
-from service.errors import Conflict, Unprocessable
-from service.pagination import PageResult
+from service.errors import Conflict, NotFound, Unprocessable
+from service.pagination import NEWEST_FIRST, PageResult, parse_sort
 from service.policy import Action, policy_for
-from service.repository import Repository, tenant_filter, to_bson, uuid_filter
+from service.repository import (
+    Repository,
+    change_event_type,
+    equal_to,
+    subtype_changes,
+    tenant_filter,
+    to_bson,
+    uuid_filter,
+)
 
 PHONE_LIST_FIELDS = ("caller_ids", "sender_numbers")
 ALL_TYPE_FIELDS = frozenset().union(*TYPE_FIELDS.values())
@@ -67,21 +88,12 @@ async def _check_integrations(ctx: RequestContext, refs: Sequence[Any] | None) -
 
 async def list_campaigns(
     *, ctx: RequestContext, filters: CampaignFilters
-) -> PageResult[CampaignBase]:
-    """A page of the tenant's campaigns, newest first, filtered by type, status and tag."""
-    query: dict[str, Any] = {}
-    if filters.type is not None:
-        query["type"] = filters.type.value
-    if filters.status is not None:
-        query["status"] = filters.status.value
-    if filters.tag is not None:
-        query["tags"] = filters.tag
-    return await Repository(CampaignBase, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
+) -> PageResult[AnyCampaignRead]:
+    """A page of the tenant's campaigns (newest first or `sort`ed), by type, status and tag."""
+    query = equal_to(filters, {"type": "type", "status": "status", "tag": "tags"})
+    sort = parse_sort(filters.sort, fields=CAMPAIGN_SORT_FIELDS, default=NEWEST_FIRST)
+    return await Repository(CampaignBase, ctx).page_for(
+        query, filters, sort=sort, view=CAMPAIGN_VIEW
     )
 
 
@@ -95,9 +107,9 @@ async def create_campaign(*, ctx: RequestContext, data: CampaignCreate) -> Campa
     return await Repository(CampaignBase, ctx).create(doc)
 
 
-async def get_campaign(*, ctx: RequestContext, id: UUID) -> CampaignBase:
-    """One campaign of the tenant (404 if missing, deleted or another tenant's)."""
-    return await Repository(CampaignBase, ctx).get(id)
+async def get_campaign(*, ctx: RequestContext, id: UUID) -> AnyCampaignRead:
+    """One campaign of the tenant as the API shows it (404 if missing, deleted or another's)."""
+    return await Repository(CampaignBase, ctx).read(id, CAMPAIGN_VIEW)
 
 
 async def update_campaign(
@@ -111,15 +123,7 @@ async def update_campaign(
     policy_for(CampaignBase).require(ctx, Action.update)
     repo = Repository(CampaignBase, ctx)
     doc = await repo.get(id)
-    changes = data.changes()
-    new_type = changes.pop("type", None)
-    if new_type is not None and new_type != doc.type:
-        raise Unprocessable("A campaign's type cannot change.", loc=["body", "type"])
-    foreign = sorted((changes.keys() & ALL_TYPE_FIELDS) - TYPE_FIELDS[doc.type])
-    if foreign:
-        raise Unprocessable(
-            f"{doc.type.value} campaigns have no field {foreign[0]}.", loc=["body", foreign[0]]
-        )
+    changes = subtype_changes(doc, data.changes(), foreign=ALL_TYPE_FIELDS - TYPE_FIELDS[doc.type])
     _normalize_phones(changes, ctx.phone_region)
     await _check_integrations(ctx, changes.get("integrations"))
     status = changes.get("status")
@@ -129,8 +133,12 @@ async def update_campaign(
     ends_at = changes.get("ends_at", doc.ends_at)
     if starts_at and ends_at and ends_at <= starts_at:
         raise Unprocessable("ends_at must be after starts_at", loc=["body", "ends_at"])
-    event_type = "status_changed" if status is not None and status != doc.status else "updated"
-    return await repo.update(doc, changes, expected_version=expected_version, event_type=event_type)
+    return await repo.update(
+        doc,
+        changes,
+        expected_version=expected_version,
+        event_type=change_event_type(changes, doc.status),
+    )
 
 
 async def attach_leads(*, ctx: RequestContext, id: UUID, lead_ids: Sequence[UUID]) -> int:
@@ -154,7 +162,7 @@ async def attach_leads(*, ctx: RequestContext, id: UUID, lead_ids: Sequence[UUID
     ]
     added = await _insert_links(rows)
     if added:
-        await _refresh_lead_count(ctx, campaign)
+        await _refresh_lead_count(ctx, campaign.id, event_type="leads_attached")
     return added
 
 
@@ -178,17 +186,82 @@ def campaign_link_filter(ctx: RequestContext, campaign_id: UUID) -> dict[str, An
     return tenant_filter(ctx, {"campaign_id": uuid_filter(campaign_id)})
 
 
-async def _refresh_lead_count(ctx: RequestContext, campaign: CampaignBase) -> None:
-    # Re-count instead of adding: concurrent attaches and retries can never make it drift.
+async def campaigns_of(ctx: RequestContext, lead_ids: Sequence[UUID]) -> set[UUID]:
+    """The campaigns (of the tenant) these leads are linked to, in one query."""
+    rows = CampaignLead.get_pymongo_collection().find(
+        tenant_filter(ctx, {"lead_id": {"$in": [uuid_filter(i) for i in lead_ids]}}),
+        {"campaign_id": 1, "_id": 0},
+    )
+    return {row["campaign_id"] async for row in rows}
+
+
+async def move_links(ctx: RequestContext, from_ids: Sequence[UUID], to_id: UUID) -> set[UUID]:
+    """Move the links of leads `from_ids` to lead `to_id`; returns every campaign concerned.
+
+    The target gains a link to each of their campaigns it is not in yet (the unique index
+    refuses duplicates), then their links are removed: repeating it changes nothing. The
+    caller recounts the returned campaigns (`refresh_lead_counts`).
+    """
+    moved = await campaigns_of(ctx, from_ids)
+    kept = await campaigns_of(ctx, [to_id])
+    if moved - kept:
+        await _insert_links(
+            [
+                CampaignLead(
+                    tenant_id=ctx.tenant_id,
+                    campaign_id=campaign_id,
+                    lead_id=to_id,
+                    added_by=ctx.actor_id,
+                )
+                for campaign_id in sorted(moved - kept)
+            ]
+        )
+    if moved:
+        await CampaignLead.get_pymongo_collection().delete_many(
+            tenant_filter(ctx, {"lead_id": {"$in": [uuid_filter(i) for i in from_ids]}})
+        )
+    return moved | kept
+
+
+async def refresh_lead_counts_for(ctx: RequestContext, lead_id: UUID) -> None:
+    """Recount `lead_count` of every campaign of a lead (after its soft delete or restore)."""
+    await refresh_lead_counts(ctx, await campaigns_of(ctx, [lead_id]))
+
+
+async def refresh_lead_counts(ctx: RequestContext, campaign_ids: Iterable[UUID]) -> None:
+    """Recount `lead_count` of these campaigns of the tenant from their live leads."""
+    for campaign_id in sorted(set(campaign_ids)):
+        await _refresh_lead_count(ctx, campaign_id, event_type="lead_count_changed")
+
+
+async def live_lead_count(ctx: RequestContext, campaign_id: UUID) -> int:
+    """How many of the campaign's linked leads are live (one aggregation)."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": campaign_link_filter(ctx, campaign_id)},
+        {"$lookup": {"from": "leads", "localField": "lead_id", "foreignField": "_id", "as": "l"}},
+        {"$unwind": "$l"},
+        {"$match": {"l.is_deleted": False}},
+        {"$count": "n"},
+    ]
+    rows = await (await CampaignLead.get_pymongo_collection().aggregate(pipeline)).to_list()
+    return int(rows[0]["n"]) if rows else 0
+
+
+async def _refresh_lead_count(ctx: RequestContext, campaign_id: UUID, *, event_type: str) -> None:
+    # Recount instead of adding: concurrent changes and retries can never make it drift. A
+    # deleted campaign is kept right too, for when it is restored.
     repo = Repository(CampaignBase, ctx)
-    collection = CampaignLead.get_pymongo_collection()
     for _ in range(COUNT_RETRIES):
-        count = await collection.count_documents(campaign_link_filter(ctx, campaign.id))
         try:
-            await repo.update(campaign, {"lead_count": count}, event_type="leads_attached")
+            campaign = await repo.get(campaign_id, include_deleted=True)
+        except NotFound:  # a link to a campaign that is not the tenant's: nothing to count
+            return
+        count = await live_lead_count(ctx, campaign_id)
+        try:
+            await repo.update(campaign, {"lead_count": count}, event_type=event_type)
             return
         except Conflict:
-            campaign = await repo.get(campaign.id)
+            continue
     raise Conflict("The campaign is being changed concurrently; retry.")
 
 
@@ -196,8 +269,13 @@ __all__ = [
     "CampaignStatus",
     "attach_leads",
     "campaign_link_filter",
+    "campaigns_of",
     "create_campaign",
     "get_campaign",
     "list_campaigns",
+    "live_lead_count",
+    "move_links",
+    "refresh_lead_counts",
+    "refresh_lead_counts_for",
     "update_campaign",
 ]

@@ -15,7 +15,7 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient, ReadPreference, WriteConcern
 from pymongo.read_concern import ReadConcern
 
-from documents import ALL_DOCUMENTS
+from documents import AGGREGATE_ROOTS, ALL_DOCUMENTS
 from service.embedded import EmbeddedDatabase, Snapshotter, open_embedded
 from service.embedded import embedded_database as _fresh_embedded
 from service.indexes import reconcile
@@ -106,10 +106,16 @@ async def init_models(db: Any) -> None:
     """Bind every Beanie document to `db` and create the declared indexes.
 
     Indexes whose definition changed since they were built are rebuilt first (service/indexes.py)
-    instead of failing start-up.
+    instead of failing start-up. The journal's outbox and the feeds' sequencing indexes belong
+    to shared mechanisms rather than to one document, so they are created here too: every
+    database the models are bound to (app, CLI, tests) has them.
     """
+    from service import journal, sequencer  # they import the documents this module binds
+
     await reconcile(db, ALL_DOCUMENTS)
     await init_beanie(database=db, document_models=list(ALL_DOCUMENTS))
+    await journal.ensure_outbox_indexes(AGGREGATE_ROOTS)
+    await sequencer.ensure_feed_indexes()
 
 
 async def ping(db: Any) -> bool:

@@ -25,21 +25,39 @@ from pymongo.errors import DuplicateKeyError
 from uuid6 import uuid7
 
 from documents.base import utcnow
-from documents.campaign import CampaignBase
+from documents.campaign import CampaignBase, CampaignLead
 from documents.event import EVENT_CLASSES, IdempotencyRecord, TouchpointEvent
 from documents.lead import LeadBase, LeadStatus
-from schemas.events import EventCreate, EventFilters, TimelineParams, to_event_read
+from schemas.events import (
+    EVENT_SORT_FIELDS,
+    EVENT_VIEW,
+    AnyEventRead,
+    EventCreate,
+    EventFilters,
+    TimelineParams,
+    to_event_read,
+)
+from service.campaigns import campaign_link_filter
 from service.context import RequestContext, Role
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
-from service.pagination import PageResult, Sort
-from service.repository import Repository, tenant_filter, to_bson, uuid_filter
+from service.pagination import PageResult, Sort, parse_sort
+from service.repository import (
+    Repository,
+    equal_to,
+    tenant_filter,
+    time_range,
+    to_bson,
+    uuid_filter,
+)
 
 CLOCK_SKEW = timedelta(minutes=5)  # an `occurred_at` slightly ahead of our clock is accepted
 STALE_CLAIM = timedelta(seconds=30)  # an unfinished claim this old belongs to a dead request
 WAIT_FOR_WINNER = 5.0  # seconds a concurrent retry waits for the first request's answer
 POLL_INTERVAL = 0.05
 STATUS_RETRIES = 5
-TIMELINE = Sort("occurred_at", -1)
+# Events and timelines: newest `occurred_at` first (a time range is on the same field, so one
+# index serves filter, range and order).
+NEWEST_OCCURRED_FIRST = Sort("occurred_at", -1)
 
 
 def request_hash(body: Any) -> str:
@@ -134,6 +152,12 @@ async def _record(ctx: RequestContext, data: EventCreate, event_id: UUID) -> Tou
     lead = await leads.find_one({"_id": uuid_filter(data.lead_id)})
     if lead is None:
         raise Unprocessable("No such lead in this tenant.", loc=["body", "lead_id"])
+    link = {**campaign_link_filter(ctx, campaign.id), "lead_id": uuid_filter(lead.id)}
+    if await CampaignLead.get_pymongo_collection().find_one(link, {"_id": 1}) is None:
+        raise Unprocessable(
+            "The lead is not one of the campaign's leads (attach it first).",
+            loc=["body", "lead_id"],
+        )
     now = utcnow()
     occurred_at = data.occurred_at or now
     if occurred_at > now + CLOCK_SKEW:
@@ -191,37 +215,28 @@ def _raw(record: IdempotencyRecord) -> dict[str, Any]:
 # -- queries ----------------------------------------------------------------------------------
 
 
-async def get_event(*, ctx: RequestContext, id: UUID) -> TouchpointEvent:
-    """One event of the tenant (404 if missing or another tenant's)."""
-    return await Repository(TouchpointEvent, ctx).get(id)
+async def get_event(*, ctx: RequestContext, id: UUID) -> AnyEventRead:
+    """One event of the tenant as the API shows it (404 if missing or another tenant's)."""
+    return await Repository(TouchpointEvent, ctx).read(id, EVENT_VIEW)
 
 
-async def list_events(*, ctx: RequestContext, filters: EventFilters) -> PageResult[TouchpointEvent]:
-    """A page of the tenant's events, newest first, by campaign, lead, type and time range."""
-    query: dict[str, Any] = {}
-    if filters.campaign_id is not None:
-        query["campaign_id"] = uuid_filter(filters.campaign_id)
-    if filters.lead_id is not None:
-        query["lead_id"] = uuid_filter(filters.lead_id)
-    if filters.type is not None:
-        query["type"] = filters.type.value
-    window: dict[str, Any] = {}
-    if filters.since is not None:
-        window["$gte"] = filters.since
-    if filters.until is not None:
-        window["$lt"] = filters.until
+async def list_events(*, ctx: RequestContext, filters: EventFilters) -> PageResult[AnyEventRead]:
+    """A page of the tenant's events (newest `occurred_at` first, or `sort`ed), filtered."""
+    query = equal_to(filters, {"campaign_id": "campaign_id", "lead_id": "lead_id", "type": "type"})
+    window = time_range(filters.since, filters.until)
     if window:
         query["occurred_at"] = window
-    return await Repository(TouchpointEvent, ctx).page(
-        query, limit=filters.limit, cursor=filters.cursor
+    sort = parse_sort(filters.sort, fields=EVENT_SORT_FIELDS, default=NEWEST_OCCURRED_FIRST)
+    return await Repository(TouchpointEvent, ctx).page_for(
+        query, filters, sort=sort, view=EVENT_VIEW
     )
 
 
 async def list_lead_events(
     *, ctx: RequestContext, id: UUID, params: TimelineParams
-) -> PageResult[TouchpointEvent]:
+) -> PageResult[AnyEventRead]:
     """A lead's timeline, newest `occurred_at` first (404 unless the tenant's live lead)."""
     lead = await Repository(LeadBase, ctx).get(id)
-    return await Repository(TouchpointEvent, ctx).page(
-        {"lead_id": uuid_filter(lead.id)}, limit=params.limit, cursor=params.cursor, sort=TIMELINE
+    return await Repository(TouchpointEvent, ctx).page_for(
+        {"lead_id": uuid_filter(lead.id)}, params, sort=NEWEST_OCCURRED_FIRST, view=EVENT_VIEW
     )

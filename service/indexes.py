@@ -23,8 +23,9 @@ from pymongo.errors import OperationFailure
 
 log = logging.getLogger(__name__)
 
-# Indexes created by code rather than declared on a document (service/journal.py).
-EXTRA = {"pending_outbox"}
+# Indexes of shared mechanisms, created by code rather than declared on a document
+# (service/journal.py, service/sequencer.py; both run from service/database.init_models).
+EXTRA = {"pending_outbox", "seq_pending", "seq_unique"}
 # Options that describe an index's behaviour; the rest (`v`, `ns`, `background`) do not matter.
 _MEANINGFUL = ("unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation")
 

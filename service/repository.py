@@ -7,8 +7,9 @@ journals one domain event (see service/journal.py for the crash-safe protocol).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -22,10 +23,17 @@ from documents.base import RootDocument, utcnow
 from documents.journal import DomainEvent
 from service import journal
 from service.context import RequestContext, yield_now
-from service.errors import Conflict, NotFound, PreconditionFailed
-from service.pagination import NEWEST_FIRST, PageResult, Sort, paginate
+from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from service.pagination import NEWEST_FIRST, PageResult, Sort, StoredView, paginate, stream
 
 D = TypeVar("D", bound=RootDocument)
+T = TypeVar("T")
+
+# Every value `is_deleted` takes: "deleted or not" as an `$in` keeps the field an equality
+# prefix of the `(tenant_id, is_deleted, <sort>, _id)` indexes, so a list with
+# `include_deleted=true` is still served in index order (two merged ranges), where dropping
+# the condition would leave no index whose prefix fits, and an in-memory sort.
+ANY_DELETION_STATE = {"$in": [False, True]}
 
 
 def to_bson(value: Any) -> Any:
@@ -36,6 +44,56 @@ def to_bson(value: Any) -> Any:
 def uuid_filter(value: UUID) -> Binary:
     """A UUID as stored (`Binary` subtype 4), for raw filters."""
     return Binary.from_uuid(value)
+
+
+def subtype_changes(
+    doc: RootDocument, changes: dict[str, Any], *, foreign: Iterable[str]
+) -> dict[str, Any]:
+    """A patch of a polymorphic root, checked against the stored document's `type`.
+
+    `type` may be repeated but not changed, and fields of other subtypes (`foreign`) are
+    refused: 422 naming the first offending field. Returns the changes without `type`.
+    """
+    current: StrEnum = getattr(doc, "type")  # noqa: B009 - polymorphic roots all have one
+    noun = doc.aggregate_type
+    new_type = changes.pop("type", None)
+    if new_type is not None and new_type != current:
+        raise Unprocessable(f"A {noun}'s type cannot change.", loc=["body", "type"])
+    offending = sorted(changes.keys() & set(foreign))
+    if offending:
+        raise Unprocessable(
+            f"{current.value} {noun}s have no field {offending[0]}.", loc=["body", offending[0]]
+        )
+    return changes
+
+
+def equal_to(params: Any, fields: Mapping[str, str]) -> dict[str, Any]:
+    """Equality conditions from a list's filter parameters (`{parameter: stored field}`).
+
+    Parameters left unset (None) add nothing; values are encoded for a raw filter.
+    """
+    query: dict[str, Any] = {}
+    for name, stored in fields.items():
+        value = getattr(params, name)
+        if value is not None:
+            query[stored] = to_bson(value)
+    return query
+
+
+def time_range(since: datetime | None, until: datetime | None) -> dict[str, Any] | None:
+    """The condition `since <= value < until` (either end optional; None when neither)."""
+    window: dict[str, Any] = {}
+    if since is not None:
+        window["$gte"] = since
+    if until is not None:
+        window["$lt"] = until
+    return window or None
+
+
+def change_event_type(changes: Mapping[str, Any], current_status: Any) -> str:
+    """`status_changed` when a patch moves `status`, else `updated` (the journal's event type)."""
+    status = changes.get("status")
+    return "status_changed" if status is not None and status != current_status else "updated"
 
 
 def tenant_filter(ctx: RequestContext, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -69,8 +127,7 @@ class Repository(Generic[D]):
     ) -> dict[str, Any]:
         """The tenant + soft-delete filter, merged with an already-encoded `extra` filter."""
         query = tenant_filter(self.ctx)
-        if not include_deleted:
-            query["is_deleted"] = False
+        query["is_deleted"] = dict(ANY_DELETION_STATE) if include_deleted else False
         if not include_archived:
             query["archived_at"] = None
         if extra:
@@ -91,14 +148,24 @@ class Repository(Generic[D]):
             raise NotFound(f"{self.model.aggregate_type or 'resource'} {id} not found")
         return doc
 
-    async def get_many(self, ids: Sequence[UUID]) -> list[D]:
-        """Live documents of the tenant among `ids`, in one query."""
-        query = self.scope({"_id": {"$in": [uuid_filter(i) for i in ids]}})
+    async def get_many(self, ids: Sequence[UUID], *, include_deleted: bool = False) -> list[D]:
+        """Live (or with `include_deleted`, all) documents of the tenant among `ids`, one query."""
+        query = self.scope(
+            {"_id": {"$in": [uuid_filter(i) for i in ids]}}, include_deleted=include_deleted
+        )
         return await self.model.find(query, with_children=True).to_list()
+
+    async def read(self, id: UUID, view: StoredView[T], *, include_deleted: bool = False) -> T:
+        """The response object of one document (404 as `get`), validated once from storage."""
+        query = self.scope({"_id": uuid_filter(id)}, include_deleted=include_deleted)
+        raw = await self.model.get_pymongo_collection().find_one(query)
+        if raw is None:
+            raise NotFound(f"{self.model.aggregate_type or 'resource'} {id} not found")
+        return view.stored(raw)
 
     async def count(self, extra: Mapping[str, Any] | None = None) -> int:
         """How many live documents of the tenant match `extra`."""
-        return await self.model.find(self.scope(extra), with_children=True).count()
+        return int(await self.model.get_pymongo_collection().count_documents(self.scope(extra)))
 
     async def page(
         self,
@@ -109,12 +176,56 @@ class Repository(Generic[D]):
         include_deleted: bool = False,
         include_archived: bool = False,
         sort: Sort = NEWEST_FIRST,
-    ) -> PageResult[D]:
-        """One keyset page of the tenant's documents matching `extra`."""
+        view: StoredView[T] | None = None,
+        count: bool = False,
+    ) -> PageResult[Any]:
+        """One keyset page of the tenant's documents matching `extra`.
+
+        Items are `view`'s response objects (the read path: one validation per document,
+        see service/pagination.py), or Beanie documents without a view. `count=True` adds
+        `total` over the same filter.
+        """
         query = self.scope(
             extra, include_deleted=include_deleted, include_archived=include_archived
         )
-        return await paginate(self.model, query, limit=limit, cursor=cursor, sort=sort)
+        return await paginate(
+            self.model, query, limit=limit, cursor=cursor, sort=sort, view=view, count=count
+        )
+
+    async def page_for(
+        self,
+        extra: Mapping[str, Any] | None,
+        params: Any,
+        *,
+        sort: Sort = NEWEST_FIRST,
+        view: StoredView[T] | None = None,
+    ) -> PageResult[Any]:
+        """`page` with a list endpoint's parameters: `limit`, `cursor`, and where it has
+        them, `include_deleted`, `include_archived` and `count`."""
+        return await self.page(
+            extra,
+            limit=params.limit,
+            cursor=params.cursor,
+            include_deleted=getattr(params, "include_deleted", False),
+            include_archived=getattr(params, "include_archived", False),
+            sort=sort,
+            view=view,
+            count=getattr(params, "count", False),
+        )
+
+    def stream(
+        self,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        include_deleted: bool = False,
+        include_archived: bool = False,
+        sort: Sort | None = NEWEST_FIRST,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching stored document of the tenant, in batches (constant memory)."""
+        query = self.scope(
+            extra, include_deleted=include_deleted, include_archived=include_archived
+        )
+        return stream(self.model, query, sort=sort)
 
     async def aggregate(
         self,

@@ -22,18 +22,17 @@ from schemas.saved_searches import (
     SavedSearchFilters,
     SavedSearchUpdate,
 )
-from service import campaigns, events, leads
+from service import campaigns, events, lead_queries
 from service.context import RequestContext
-from service.errors import Conflict, Unprocessable
-from service.errors import validation_errors as _errors
+from service.errors import Conflict, Unprocessable, validation_errors
 from service.pagination import PageResult
 from service.policy import Action, policy_for
-from service.repository import Repository, uuid_filter
+from service.repository import Repository, equal_to
 
 Runner = Callable[..., Awaitable[PageResult[Any]]]
 RUNNERS: dict[SavedSearchResource, Runner] = {
     SavedSearchResource.campaigns: campaigns.list_campaigns,
-    SavedSearchResource.leads: leads.list_leads,
+    SavedSearchResource.leads: lead_queries.list_leads,
     SavedSearchResource.events: events.list_events,
 }
 
@@ -51,7 +50,8 @@ def validated_filters(resource: SavedSearchResource, filters: dict[str, Any]) ->
     except ValidationError as exc:
         problem = Unprocessable(f"The filters are not valid for {resource.value}.")
         problem.extra["errors"] = [
-            {**e, "loc": ["body", "filters", *e["loc"]]} for e in _errors(list(exc.errors()))
+            {**e, "loc": ["body", "filters", *e["loc"]]}
+            for e in validation_errors(list(exc.errors()))
         ]
         raise problem from None
     # Only what the client set, in JSON form: re-validated by the same model on every run.
@@ -80,18 +80,8 @@ async def list_saved_searches(
     *, ctx: RequestContext, filters: SavedSearchFilters
 ) -> PageResult[SavedSearch]:
     """A page of the tenant's saved searches, newest first."""
-    query: dict[str, Any] = {}
-    if filters.resource is not None:
-        query["resource"] = filters.resource.value
-    if filters.user_id is not None:
-        query["user_id"] = uuid_filter(filters.user_id)
-    return await Repository(SavedSearch, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
+    query = equal_to(filters, {"resource": "resource", "user_id": "user_id"})
+    return await Repository(SavedSearch, ctx).page_for(query, filters)
 
 
 async def update_saved_search(

@@ -76,13 +76,10 @@ def record(op: Any) -> None:
 
 async def declared_indexes() -> dict[str, list[IndexSpec]]:
     """The indexes a freshly started service has, per collection."""
-    from documents import AGGREGATE_ROOTS
     from service.database import embedded_database, init_models
-    from service.journal import ensure_outbox_indexes
 
     db = embedded_database("query_plans")
     await init_models(db)
-    await ensure_outbox_indexes(AGGREGATE_ROOTS)
     out: dict[str, list[IndexSpec]] = {}
     for name in await db.list_collection_names():
         info = await db[name].index_information()

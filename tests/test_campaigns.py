@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from bson import Binary
@@ -290,3 +290,70 @@ async def test_campaign_leads_page_and_filter(owner: Account) -> None:
     await owner.client.delete(f"/v1/leads/{leads[0]['id']}")
     live = (await owner.client.get(f"{url}?limit=200")).json()["items"]
     assert leads[0]["id"] not in [x["id"] for x in live]
+
+
+# -- lead_count: the campaign's LIVE leads ----------------------------------------------------
+
+
+async def _two_member_campaign(owner: Account) -> tuple[str, list[str]]:
+    campaign = (await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
+    ids = []
+    for email in ("one@example.com", "two@example.com"):
+        created = await owner.client.post("/v1/leads", json={"type": "generic", "email": email})
+        ids.append(created.json()["id"])
+    attached = await owner.client.post(
+        f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": ids}
+    )
+    assert attached.json() == {"added": 2}
+    return campaign["id"], ids
+
+
+async def _count(owner: Account, campaign_id: str) -> tuple[int, int]:
+    campaign = (await owner.client.get(f"/v1/campaigns/{campaign_id}")).json()
+    members = (await owner.client.get(f"/v1/campaigns/{campaign_id}/leads?count=true")).json()
+    return campaign["lead_count"], members["total"]
+
+
+async def test_refresh_recounts_live_leads_after_a_delete_and_a_restore(owner: Account) -> None:
+    # What the lifecycle hooks call after a lead's soft delete and restore.
+    from service.campaigns import refresh_lead_counts_for
+
+    campaign_id, (first, _) = await _two_member_campaign(owner)
+    await owner.client.delete(f"/v1/leads/{first}")
+    await refresh_lead_counts_for(owner.ctx, uuid4())  # a lead in no campaign: nothing to do
+    await refresh_lead_counts_for(owner.ctx, UUID(first))
+    assert await _count(owner, campaign_id) == (1, 1)
+    history = (await owner.client.get(f"/v1/campaigns/{campaign_id}/history")).json()["items"]
+    assert history[-1]["event_type"] == "campaign.lead_count_changed"
+    # Re-attaching a deleted lead adds no link and the count stays right.
+    assert (
+        await owner.client.post(f"/v1/campaigns/{campaign_id}/leads", json={"lead_ids": [first]})
+    ).status_code == 422
+    await owner.client.post(f"/v1/leads/{first}/restore")
+    await refresh_lead_counts_for(owner.ctx, UUID(first))
+    assert await _count(owner, campaign_id) == (2, 2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the lifecycle policy's after-delete/after-restore hooks to call "
+    "service.campaigns.refresh_lead_counts_for (integrator); remove this mark then",
+)
+async def test_lead_count_follows_soft_delete_and_restore(owner: Account) -> None:
+    campaign_id, (first, _) = await _two_member_campaign(owner)
+    assert await _count(owner, campaign_id) == (2, 2)
+    await owner.client.delete(f"/v1/leads/{first}")
+    assert await _count(owner, campaign_id) == (1, 1)
+    await owner.client.post(f"/v1/leads/{first}/restore")
+    assert await _count(owner, campaign_id) == (2, 2)
+
+
+async def test_campaign_leads_list_live_leads_only(owner: Account) -> None:
+    campaign_id, (first, second) = await _two_member_campaign(owner)
+    await owner.client.delete(f"/v1/leads/{first}")
+    listed = (await owner.client.get(f"/v1/campaigns/{campaign_id}/leads")).json()["items"]
+    assert [x["id"] for x in listed] == [second]
+    with_deleted = await owner.client.get(
+        f"/v1/campaigns/{campaign_id}/leads", params={"include_deleted": "true"}
+    )
+    assert {x["id"] for x in with_deleted.json()["items"]} == {first, second}

@@ -17,9 +17,13 @@ from tests.helpers import Account, assert_problem
 
 @pytest.fixture
 async def refs(owner: Account) -> dict[str, str]:
-    """A campaign and a lead of the owner's tenant."""
+    """A campaign of the owner's tenant and a lead attached to it."""
     campaign = await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})
     lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "l@example.com"})
+    attached = await owner.client.post(
+        f"/v1/campaigns/{campaign.json()['id']}/leads", json={"lead_ids": [lead.json()["id"]]}
+    )
+    assert attached.json() == {"added": 1}
     return {"campaign_id": campaign.json()["id"], "lead_id": lead.json()["id"]}
 
 
@@ -163,6 +167,9 @@ async def test_idempotency_key_is_per_tenant_and_bounded(
     lead = await stranger.client.post(
         "/v1/leads", json={"type": "generic", "email": "s@example.com"}
     )
+    await stranger.client.post(
+        f"/v1/campaigns/{c.json()['id']}/leads", json={"lead_ids": [lead.json()["id"]]}
+    )
     theirs = call({"campaign_id": c.json()["id"], "lead_id": lead.json()["id"]})
     response = await stranger.client.post("/v1/events", json=theirs, headers=headers)
     assert response.status_code == 201
@@ -208,6 +215,7 @@ async def test_list_filters_and_time_range(owner: Account, refs: dict[str, str])
         )
     ).json()
     other = (await c.post("/v1/campaigns", json={"type": "email", "name": "E"})).json()
+    await c.post(f"/v1/campaigns/{other['id']}/leads", json={"lead_ids": [refs["lead_id"]]})
     e3 = (await c.post("/v1/events", json=call(refs, campaign_id=other["id"]))).json()
 
     async def ids(query: str) -> list[str]:
@@ -252,3 +260,30 @@ async def test_other_tenant_cannot_read_events(
 
 async def test_viewer_cannot_create(viewer: Account, refs: dict[str, str]) -> None:
     assert_problem(await viewer.client.post("/v1/events", json=call(refs)), 403)
+
+
+async def test_the_lead_must_be_one_of_the_campaigns_leads(
+    owner: Account, refs: dict[str, str]
+) -> None:
+    outsider = await owner.client.post(
+        "/v1/leads", json={"type": "generic", "email": "out@example.com"}
+    )
+    body = call(refs, lead_id=outsider.json()["id"])
+    problem = assert_problem(await owner.client.post("/v1/events", json=body), 422)
+    assert problem["errors"][0]["loc"] == ["body", "lead_id"]
+    assert "campaign" in problem["detail"]
+    # Attached to ANOTHER campaign is not enough either.
+    other = await owner.client.post("/v1/campaigns", json={"type": "text", "name": "T"})
+    await owner.client.post(
+        f"/v1/campaigns/{other.json()['id']}/leads", json={"lead_ids": [outsider.json()["id"]]}
+    )
+    assert_problem(await owner.client.post("/v1/events", json=body), 422)
+    await owner.client.post(
+        f"/v1/campaigns/{refs['campaign_id']}/leads", json={"lead_ids": [outsider.json()["id"]]}
+    )
+    assert (await owner.client.post("/v1/events", json=body)).status_code == 201
+    schema = (await owner.client.get("/openapi.json")).json()["components"]["schemas"]
+    assert (
+        "attached to the campaign"
+        in schema["CallEventCreate"]["properties"]["lead_id"]["description"]
+    )

@@ -82,6 +82,7 @@ SEMANTIC_422: dict[tuple[str, tuple[str, ...]], str] = {
     ("PATCH /v1/leads/{id}", ("body", "type")): "a lead keeps the type it was made with",
     ("PATCH /v1/leads/{id}", ("body",)): "a generic lead keeps an email or a phone (stored data)",
     ("POST /v1/leads", ("body", "generic")): "a generic lead needs an email or a phone",
+    ("POST /v1/leads/{id}/merge", ("body", "source_ids", "*")): "sources must be live leads",
     ("POST /v1/saved-searches", ("body", "filters", "*")): "filters are that list's parameters",
     ("PATCH /v1/saved-searches/{id}", ("body", "filters", "*")): "filters match the resource",
     ("POST /v1/blogs", ("body",)): "a scheduled blog needs `scheduled_for` (cross-field)",
@@ -107,6 +108,8 @@ SEMANTIC_MESSAGES = {
     "a recurrence needs exactly one of count or until": "a recurrence ends one way (cross-field)",
     "needs scheduled_for.": "a blog's schedule details need its time (cross-field)",
     "Invalid schedule:": "a recurrence stays within 100 occurrences after its start",
+    "near cannot be combined with campaign_id": "a geo search cannot walk a campaign's links",
+    "within_km needs near": "a radius needs its centre (a cross-parameter rule)",
 }
 # Error types that name a rule rather than a shape.
 SEMANTIC_TYPES = {

@@ -269,6 +269,32 @@ STEPS: list[Step] = [
         path=lambda s: f"/v1/events/{s['event']}",
         journals=False,
     ),
+    # A merge: the source is deleted (merged_into), the target gains its phone, and the
+    # campaign, where both were members, counts one live lead fewer: one version each.
+    Step(
+        "POST",
+        "/v1/leads",
+        "member",
+        201,
+        body=lambda s: {"type": "generic", "email": "bea@example.com", "phone": "4155550100"},
+        keep=_k("duplicate"),
+    ),
+    Step(
+        "POST",
+        "/v1/campaigns/{id}/leads",
+        "member",
+        200,
+        path=lambda s: f"/v1/campaigns/{s['campaign']}/leads",
+        body=lambda s: {"lead_ids": [s["duplicate"]]},
+    ),
+    Step(
+        "POST",
+        "/v1/leads/{id}/merge",
+        "member",
+        200,
+        path=lambda s: f"/v1/leads/{s['lead']}/merge",
+        body=lambda s: {"source_ids": [s["duplicate"]]},
+    ),
 ]
 for _coll, _id in (("campaigns", "campaign"), ("leads", "lead")):
     STEPS += [

@@ -175,6 +175,7 @@ ROWS: list[dict[str, Any]] = [
         "listed_at": "2024-05-01T10:00:00+02:00",
         "listing_agent": {"name": "Al", "email": "AL@x.com", "phone": "415 555 0102"},
         "listing_status": "active",
+        "location": {"type": "Point", "coordinates": [-122.42, 37.77]},
     },
     {"type": "generic", "phone": "020 7946 0958", "tenant_id": "ignored"},
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 from tests.helpers import Account, assert_problem
 
@@ -91,6 +92,7 @@ async def test_run_leads_and_events(owner: Account) -> None:
     lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@example.com"})
     await owner.client.post("/v1/leads", json={"type": "generic", "email": "b@example.com"})
     lead_id = lead.json()["id"]
+    await owner.client.post(f"/v1/campaigns/{c['id']}/leads", json={"lead_ids": [lead_id]})
     event = await owner.client.post(
         "/v1/events",
         json={
@@ -155,3 +157,20 @@ async def test_cross_tenant_404_soft_delete_and_roles(
     assert (await owner.client.get("/v1/saved-searches")).json()["items"] == []
     assert (await owner.client.post(f"{url}/restore")).status_code == 200
     assert (await owner.client.get(f"{url}/run")).status_code == 200
+
+
+async def test_a_saved_search_keeps_its_sort_and_count(owner: Account) -> None:
+    for name in ("Beta", "alpha", "Gamma"):
+        await campaign(owner, name)
+    saved = (await save(owner, "campaigns", {"sort": "-name", "count": True})).json()
+    assert saved["filters"] == {"sort": "-name", "count": True}
+    run = (await owner.client.get(f"/v1/saved-searches/{saved['id']}/run?limit=2")).json()
+    assert [c["name"] for c in run["items"]] == ["alpha", "Gamma"] and run["total"] == 3
+    rest = await owner.client.get(
+        f"/v1/saved-searches/{saved['id']}/run", params={"cursor": run["next_cursor"]}
+    )
+    assert [c["name"] for c in rest.json()["items"]] == ["Beta"]
+    plain = (await save(owner, "campaigns", {})).json()
+    assert "total" not in (await owner.client.get(f"/v1/saved-searches/{plain['id']}/run")).json()
+    assert_problem(await save(owner, "leads", {"sort": "email"}), 422)
+    assert_problem(await save(owner, "leads", {"near": "0,0", "campaign_id": str(uuid4())}), 422)

@@ -31,7 +31,7 @@ from pymongo.errors import (
     WriteError,
 )
 
-from service.embedded import codec
+from service.embedded import codec, geo
 from service.embedded.keys import path_values, sort_key, sort_value
 from service.embedded.planner import Plan, plan
 from service.embedded.store import CollectionStore, Index
@@ -355,8 +355,12 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         """The matching documents, sorted and sliced: `(raw, decoded)` pairs.
 
         With `keep=False` the decoded documents are not kept (`None`): a long result then
-        holds only the stored bytes, which a cursor decodes batch by batch.
+        holds only the stored bytes, which a cursor decodes batch by batch. A `$nearSphere`
+        condition orders by distance (see geo.py).
         """
+        near, rest = geo.split_near(filter)
+        if near is not None:
+            return self._matching_near(near, rest, sort=sort, skip=skip, limit=limit, keep=keep)
         wanted = skip + limit if limit else None
         chosen = self._plan(filter, sort, wanted)
         query = prepared(filter)
@@ -375,6 +379,34 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         if sorting:
             found = [pair for _, pair in sorted(zip(order, found, strict=True), key=_by(sort))]
         return found[skip : skip + limit] if limit else found[skip:]
+
+    def _matching_near(
+        self,
+        near: geo.Near,
+        filter: Mapping[str, Any],
+        *,
+        sort: Sort,
+        skip: int,
+        limit: int,
+        keep: bool,
+    ) -> list[tuple[bytes, dict[str, Any] | None]]:
+        # The rest of the filter selects the candidates (through the indexes); each one with a
+        # point inside the distance band is kept, nearest first (stable: ties keep natural
+        # order), unless an explicit sort overrides the order, as on a server.
+        geo.require_index(self._store.indexes.values(), near.field)
+        rows: list[tuple[float, bytes, dict[str, Any]]] = []
+        for raw, doc in self.matching(filter):
+            assert doc is not None
+            distance = near.distance(doc)
+            if distance is not None and near.admits(distance):
+                rows.append((distance, raw, doc))
+        rows.sort(key=lambda row: row[0])
+        found = [(raw, doc) for _, raw, doc in rows]
+        if sort:
+            order = [tuple(sort_value(doc, f, d < 0) for f, d in sort) for _, doc in found]
+            found = [pair for _, pair in sorted(zip(order, found, strict=True), key=_by(sort))]
+        found = found[skip : skip + limit] if limit else found[skip:]
+        return [(raw, doc if keep else None) for raw, doc in found]
 
     def find(  # type: ignore[override]
         self,
@@ -399,6 +431,7 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
 
     def count_documents(self, filter: Mapping[str, Any], **kwargs: Any) -> int:  # type: ignore[override]
         """How many documents match (with pymongo's `skip`/`limit`)."""
+        geo.refuse_near(filter, "count")  # a server counts through an aggregation `$match`
         skip, limit = int(kwargs.get("skip") or 0), int(kwargs.get("limit") or 0)
         return len(self.matching(filter, skip=skip, limit=limit, keep=False))
 
@@ -426,6 +459,8 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         _no_session(session)
         stages = list(pipeline)
         match: Mapping[str, Any] = {}
+        for stage in stages:
+            geo.refuse_near(stage.get("$match"), "$match")
         if stages and "$match" in stages[0]:
             match = stages.pop(0)["$match"]
         sort: Sort = ()

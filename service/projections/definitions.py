@@ -34,7 +34,7 @@ from beanie import Document
 from bson import Binary
 from uuid6 import uuid7
 
-from documents.base import _as_utc
+from documents.base import as_utc
 from documents.blog import Blog, BlogStatus
 from documents.campaign import CampaignBase
 from documents.lead import LeadBase
@@ -131,7 +131,7 @@ def latest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def _utc(value: Any) -> datetime | None:
-    return _as_utc(value) if value is not None else None
+    return as_utc(value) if value is not None else None
 
 
 class Projector(ABC):
@@ -298,7 +298,7 @@ class GlobalAnalyticsProjector(Projector):
     async def keys_from(self, feed: str, rows: list[dict[str, Any]]) -> set[Key]:
         """(tenant, day) pairs of the new touchpoints; a day is recomputed for all channels."""
         return {
-            (uuid_of(r["tenant_id"]), _as_utc(r["occurred_at"]).strftime("%Y-%m-%d")) for r in rows
+            (uuid_of(r["tenant_id"]), as_utc(r["occurred_at"]).strftime("%Y-%m-%d")) for r in rows
         }
 
     async def compute(self, keys: set[Key] | None) -> list[Document]:

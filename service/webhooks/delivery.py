@@ -302,7 +302,6 @@ async def run_deliveries(settings: Settings, *, stop: asyncio.Event | None = Non
     """
     from service.background import add_sequencer_worker
 
-    await sequencer.ensure_feed_indexes()
     runtime = workers.Runtime()
     add_sequencer_worker(runtime, settings)
     add_delivery_worker(runtime, settings)

@@ -1,0 +1,325 @@
+"""Lead queries: lists (filters, sorts, counts), search, geography, campaign members, export.
+
+Search (`q`). Agents type fragments: part of an email, a phone as they read it aloud, a
+street. Each lead stores `search_text` (documents/lead.py): its names, email, phone digits,
+company, MLS id and address parts, case-folded without accents, separated by a control
+character no term can contain. `q` becomes ONE case-sensitive regular expression over it: the
+folded term, and for a phone-like term its digits (and, typed with a national trunk `0`,
+without it). Why not `$text`: a text index matches whole stemmed words, never "part of an
+email" or phone digits, and Atlas Search is not available to a self-run replica set. A
+case-sensitive unanchored regex cannot seek in an index, but MongoDB applies it to the index
+keys of `(tenant_id, is_deleted, search_text)` without fetching documents, so a search costs
+a key scan of the tenant's live leads; the planner may instead walk the list's sort index
+when matches are frequent. The embedded backend answers the same regex the same way. The
+term is at most 100 characters and `re.escape`d, so it is never an operator or a costly
+pattern.
+
+Geography (`near`, `within_km`). Without `sort`, leads are returned nearest first with
+`$nearSphere` (2dsphere index, tenant-prefixed). `$nearSphere` orders by distance, so its
+pages cannot use the usual `(field, _id)` seek: the cursor holds the last item's distance and
+id, computed here with the same great-circle formula on MongoDB's sphere; the next query asks
+for `$minDistance` just below that distance and drops what is not after the cursor in
+`(distance, _id)` order. Because the server's distances may differ from ours in the last
+digits and ties come back in any order, documents within `NEAR_MARGIN_M` of the farthest one
+fetched are held back unless the batch reached the end (they might be out of order with ones
+not yet fetched); a short batch is fetched again, larger. With `sort`, `near` is a radius
+filter (`$geoWithin` `$centerSphere`), which any sort and cursor combine with; `count=true`
+always counts with `$geoWithin` (a server refuses `$nearSphere` in a count).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+from uuid import UUID
+
+from documents.campaign import CampaignBase, CampaignLead
+from documents.lead import LeadBase, fold
+from schemas.leads import (
+    LEAD_SORT_FIELDS,
+    LEAD_VIEW,
+    AnyLeadRead,
+    CampaignLeadFilters,
+    LeadExportParams,
+    LeadFilters,
+)
+from service import campaigns
+from service.context import RequestContext
+from service.embedded.geo import EARTH_RADIUS_M, great_circle_m, point_of
+from service.pagination import (
+    BATCH_SIZE,
+    NEWEST_FIRST,
+    FieldKind,
+    PageResult,
+    Position,
+    Sort,
+    after,
+    decode_cursor,
+    encode_cursor,
+    field_kind,
+    parse_sort,
+    read_cursor,
+    with_condition,
+)
+from service.repository import Repository, equal_to
+
+# `near` paging (see the module docstring): the safety band in metres, and how many more
+# documents than a page a `$nearSphere` batch asks for.
+NEAR_MARGIN_M = 1.0
+NEAR_SLACK = 8
+DISTANCE = FieldKind(float)
+_PHONE_LIKE = re.compile(r"^[\d\s()+\-./]+$")
+
+# -- lists and search ------------------------------------------------------------------------------
+
+
+def search_filter(q: str) -> dict[str, Any]:
+    """The condition on `search_text` for a search term (see the module docstring)."""
+    patterns = [re.escape(fold(q))]
+    digits = re.sub(r"\D", "", q)
+    if len(digits) >= 3 and _PHONE_LIKE.match(q):
+        patterns.append(digits)
+        national = digits.lstrip("0")  # "020 7183 8750": E.164 drops the trunk prefix
+        if national != digits and len(national) >= 3:
+            patterns.append(national)
+    return {"search_text": {"$regex": "|".join(dict.fromkeys(patterns))}}
+
+
+def _lead_query(filters: CampaignLeadFilters | LeadExportParams) -> dict[str, Any]:
+    query = equal_to(filters, {"type": "type", "status": "status", "tag": "tags"})
+    if filters.q is not None:
+        query.update(search_filter(filters.q))
+    return query
+
+
+def _lead_sort(filters: CampaignLeadFilters | LeadExportParams) -> Sort:
+    return parse_sort(filters.sort, fields=LEAD_SORT_FIELDS, default=NEWEST_FIRST)
+
+
+def _geo_point(point: tuple[float, float]) -> dict[str, Any]:
+    return {"type": "Point", "coordinates": list(point)}
+
+
+def _max_distance_m(within_km: float | None) -> float:
+    # No radius: half the earth's circumference (every point is at most that far).
+    return (within_km * 1000) if within_km is not None else EARTH_RADIUS_M * math.pi
+
+
+def _within(point: tuple[float, float], within_km: float | None) -> dict[str, Any]:
+    radians = _max_distance_m(within_km) / EARTH_RADIUS_M
+    return {"location": {"$geoWithin": {"$centerSphere": [list(point), radians]}}}
+
+
+def _nearest(point: tuple[float, float], within_km: float | None, min_m: float) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "$geometry": _geo_point(point),
+        "$maxDistance": _max_distance_m(within_km),
+    }
+    if min_m > 0:
+        spec["$minDistance"] = min_m
+    return {"location": {"$nearSphere": spec}}
+
+
+async def list_leads(*, ctx: RequestContext, filters: LeadFilters) -> PageResult[AnyLeadRead]:
+    """A page of the tenant's leads (newest first, `sort`ed, or nearest first with `near`)."""
+    if filters.campaign_id is not None:
+        return await _campaign_members(ctx, filters.campaign_id, filters)
+    repo = Repository(LeadBase, ctx)
+    query = _lead_query(filters)
+    point = filters.point
+    if point is not None and filters.sort is None:
+        return await _nearest_page(repo, query, filters, point)
+    if point is not None:
+        query.update(_within(point, filters.within_km))
+    return await repo.page_for(query, filters, sort=_lead_sort(filters), view=LEAD_VIEW)
+
+
+def _nearest_sort(point: tuple[float, float]) -> Sort:
+    # The cursor of a nearest-first page belongs to its centre: another `near` refuses it.
+    return Sort(f"_distance@{point[0]},{point[1]}", 1)
+
+
+async def _nearest_page(
+    repo: Repository[LeadBase],
+    query: dict[str, Any],
+    filters: LeadFilters,
+    point: tuple[float, float],
+) -> PageResult[AnyLeadRead]:
+    """One page nearest first, keyed by (distance, id) — see the module docstring."""
+    sort = _nearest_sort(point)
+    position = read_cursor(filters.cursor, sort, DISTANCE) if filters.cursor else None
+    min_m = max(0.0, position.value - NEAR_MARGIN_M) if position is not None else 0.0
+    scope = repo.scope(
+        {**query, **_nearest(point, filters.within_km, min_m)},
+        include_deleted=filters.include_deleted,
+        include_archived=filters.include_archived,
+    )
+    collection = LeadBase.get_pymongo_collection()
+    want = filters.limit + 1
+    fetch = want + NEAR_SLACK
+    while True:
+        raws = await collection.find(scope, limit=fetch).to_list()
+        measured = list(_by_distance(raws, point))
+        rows = sorted((r for r in measured if _is_after(r, position)), key=lambda r: r[:2])
+        if len(raws) < fetch:  # the whole remainder is here: nothing can come before it
+            break
+        horizon = max(r[0] for r in measured) - NEAR_MARGIN_M
+        safe = [r for r in rows if r[0] < horizon]
+        if len(safe) >= want:
+            rows = safe
+            break
+        fetch *= 4
+    items = [LEAD_VIEW.stored(raw) for _, _, raw in rows[: filters.limit]]
+    total = None
+    if filters.count:
+        counted = repo.scope(
+            {**query, **_within(point, filters.within_km)},
+            include_deleted=filters.include_deleted,
+            include_archived=filters.include_archived,
+        )
+        total = await collection.count_documents(counted)
+    if len(rows) <= filters.limit:
+        return PageResult(items=items, next_cursor=None, total=total)
+    distance, last_id, _ = rows[filters.limit - 1]
+    return PageResult(items=items, next_cursor=encode_cursor(sort, distance, last_id), total=total)
+
+
+def _by_distance(
+    raws: list[dict[str, Any]], point: tuple[float, float]
+) -> Iterable[tuple[float, UUID, dict[str, Any]]]:
+    for raw in raws:
+        where = point_of(raw.get("location"))
+        if where is not None:
+            yield great_circle_m(point, where), raw["_id"], raw
+
+
+def _is_after(row: tuple[float, UUID, Any], position: Position | None) -> bool:
+    if position is None:
+        return True
+    return (row[0], row[1]) > (position.value, position.last_id.as_uuid())
+
+
+async def list_campaign_leads(
+    *, ctx: RequestContext, id: UUID, filters: CampaignLeadFilters
+) -> PageResult[AnyLeadRead]:
+    """A page of one campaign's leads, newest lead first (404 unless the tenant's campaign)."""
+    campaign = await Repository(CampaignBase, ctx).get(id)
+    return await _campaign_members(ctx, campaign.id, filters)
+
+
+_JOIN_LEADS: list[dict[str, Any]] = [
+    {"$lookup": {"from": "leads", "localField": "lead_id", "foreignField": "_id", "as": "l"}},
+    {"$unwind": "$l"},
+    {"$replaceRoot": {"newRoot": "$l"}},
+]
+
+
+def _members_pipeline(
+    ctx: RequestContext,
+    campaign_id: UUID,
+    filters: CampaignLeadFilters | LeadExportParams,
+    *,
+    cursor: str | None = None,
+    limit: int | None = None,
+    counting: bool = False,
+) -> list[dict[str, Any]]:
+    """One aggregation over a campaign's links, joined to its leads, filtered and ordered.
+
+    Newest lead first, the links' unique index serves match + sort and the cursor seeks in
+    it (lead ids are UUIDv7), so a page reads about `limit` links. Another order sorts the
+    campaign's joined, matching leads (the sort is bounded by the campaign's size).
+    `counting`: the matching members counted instead (`{"n": ...}`, no row when none).
+    """
+    links = campaigns.campaign_link_filter(ctx, campaign_id)
+    scope = Repository(LeadBase, ctx).scope(
+        _lead_query(filters),
+        include_deleted=filters.include_deleted,
+        include_archived=filters.include_archived,
+    )
+    if counting:
+        return [{"$match": links}, *_JOIN_LEADS, {"$match": scope}, {"$count": "n"}]
+    sort = _lead_sort(filters)
+    if sort == NEWEST_FIRST:
+        if cursor:
+            links["lead_id"] = decode_cursor(cursor, sort)["_id"]
+        stages = [{"$match": links}, {"$sort": {"lead_id": -1}}, *_JOIN_LEADS, {"$match": scope}]
+    else:
+        if cursor:
+            kind = field_kind(LeadBase, sort.field)
+            scope = with_condition(
+                scope, after(sort, read_cursor(cursor, sort, kind), nullable=kind.nullable)
+            )
+        stages = [{"$match": links}, *_JOIN_LEADS, {"$match": scope}, {"$sort": dict(sort.order())}]
+    if limit is not None:
+        stages.append({"$limit": limit})
+    return stages
+
+
+async def _campaign_members(
+    ctx: RequestContext, campaign_id: UUID, filters: CampaignLeadFilters
+) -> PageResult[AnyLeadRead]:
+    collection = CampaignLead.get_pymongo_collection()
+    pipeline = _members_pipeline(
+        ctx, campaign_id, filters, cursor=filters.cursor, limit=filters.limit + 1
+    )
+    raws = await (await collection.aggregate(pipeline)).to_list()
+    total = None
+    if filters.count:
+        counting = _members_pipeline(ctx, campaign_id, filters, counting=True)
+        rows = await (await collection.aggregate(counting)).to_list()
+        total = rows[0]["n"] if rows else 0
+    items = [LEAD_VIEW.stored(raw) for raw in raws[: filters.limit]]
+    if len(raws) <= filters.limit:
+        return PageResult(items=items, next_cursor=None, total=total)
+    sort, last = _lead_sort(filters), raws[filters.limit - 1]
+    value = last["_id"] if sort.field == "_id" else last.get(sort.field)
+    return PageResult(items=items, next_cursor=encode_cursor(sort, value, last["_id"]), total=total)
+
+
+async def export_leads(
+    *, ctx: RequestContext, params: LeadExportParams
+) -> AsyncIterator[AnyLeadRead]:
+    """Every lead matching the list filters, in the list's order, one at a time.
+
+    Everything that can fail on the request (an unknown campaign: 404) fails here, before
+    the first item. Documents are then read in batches and each is validated into its
+    response shape and dropped after use, so memory stays flat however many leads match.
+    With `campaign_id`, the campaign's members come from one aggregation (a server streams
+    it in batches; the embedded backend computes an aggregation's rows at once).
+    """
+    if params.campaign_id is not None:
+        campaign = await Repository(CampaignBase, ctx).get(params.campaign_id)
+        pipeline = _members_pipeline(ctx, campaign.id, params)
+        return _validated(
+            await CampaignLead.get_pymongo_collection().aggregate(pipeline, batchSize=BATCH_SIZE)
+        )
+    query = _lead_query(params)
+    point = params.point
+    sort: Sort | None = _lead_sort(params)
+    if point is not None and params.sort is None:
+        query.update(_nearest(point, params.within_km, 0.0))
+        sort = None  # `$nearSphere` orders by distance; a sort would override it
+    elif point is not None:
+        query.update(_within(point, params.within_km))
+    rows = Repository(LeadBase, ctx).stream(
+        query,
+        include_deleted=params.include_deleted,
+        include_archived=params.include_archived,
+        sort=sort,
+    )
+    return _validated(rows)
+
+
+async def _validated(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[AnyLeadRead]:
+    async for raw in rows:
+        yield LEAD_VIEW.stored(raw)
+
+
+__all__ = [
+    "export_leads",
+    "list_campaign_leads",
+    "list_leads",
+    "search_filter",
+]

@@ -1,0 +1,203 @@
+"""Cursors: a decoded value is a scalar of the sort field's type, never an operator object."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from bson import Binary
+
+from documents.event import TouchpointEvent
+from documents.journal import DomainEvent
+from documents.lead import LeadBase
+from service.errors import Unprocessable
+from service.pagination import (
+    NEWEST_FIRST,
+    FieldKind,
+    Sort,
+    after,
+    encode_cursor,
+    field_kind,
+    parse_sort,
+    read_cursor,
+)
+from tests.helpers import Account, assert_problem
+
+ID = "018f8a4e-0000-7000-8000-000000000001"  # fixed: xdist workers must collect the same ids
+
+
+def forge(payload: Any) -> str:
+    raw = json.dumps(payload).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_field_kinds_come_from_the_documents() -> None:
+    assert field_kind(TouchpointEvent, "occurred_at") == FieldKind(datetime)
+    assert field_kind(LeadBase, "last_name") == FieldKind(str, nullable=True)
+    assert field_kind(LeadBase, "list_price_cents") == FieldKind(int, nullable=True)  # a subtype's
+    assert field_kind(LeadBase, "status") == FieldKind(str)  # a str enum
+    assert field_kind(DomainEvent, "version") == FieldKind(int)
+    assert field_kind(LeadBase, "_id") == FieldKind(UUID)
+    with pytest.raises(ValueError):
+        field_kind(LeadBase, "no_such_field")
+
+
+def test_a_cursor_round_trips_each_kind() -> None:
+    when = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    for sort, kind, value in (
+        (Sort("occurred_at", -1), FieldKind(datetime), when),
+        (Sort("last_name", 1), FieldKind(str, True), "Silva"),
+        (Sort("last_name", 1), FieldKind(str, True), None),
+        (Sort("version", 1), FieldKind(int), 7),
+        (Sort("score", -1), FieldKind(float), 2.5),
+    ):
+        last = uuid4()
+        position = read_cursor(encode_cursor(sort, value, last), sort, kind)
+        assert position.value == value and position.last_id == Binary.from_uuid(last)
+
+
+@pytest.mark.parametrize(
+    ("sort", "kind", "value"),
+    [
+        (Sort("occurred_at", -1), FieldKind(datetime), {"$where": "sleep(1000)"}),
+        (Sort("occurred_at", -1), FieldKind(datetime), {"$gt": 0}),
+        (Sort("occurred_at", -1), FieldKind(datetime), {"t": "2024-01-01", "$gt": 0}),
+        (Sort("occurred_at", -1), FieldKind(datetime), {"t": {"$gt": ""}}),
+        (Sort("occurred_at", -1), FieldKind(datetime), "2024-01-01T00:00:00Z"),  # not tagged
+        (Sort("occurred_at", -1), FieldKind(datetime), {"t": "0001-01-01T00:00:00+01:00"}),
+        (Sort("occurred_at", -1), FieldKind(datetime), {"t": "9999-12-31T23:59:59-01:00"}),
+        (Sort("occurred_at", -1), FieldKind(datetime), {"t": "not a date"}),
+        (Sort("occurred_at", -1), FieldKind(datetime), None),  # never null
+        (Sort("last_name", 1), FieldKind(str, True), {"$ne": None}),
+        (Sort("last_name", 1), FieldKind(str, True), 5),
+        (Sort("last_name", 1), FieldKind(str, True), ["a"]),
+        (Sort("version", 1), FieldKind(int), True),
+        (Sort("version", 1), FieldKind(int), 1.5),
+        (Sort("version", 1), FieldKind(int), 2**63),
+        (Sort("version", 1), FieldKind(int), "7"),
+        (Sort("score", 1), FieldKind(float), float("nan")),
+        (Sort("flag", 1), FieldKind(bool), 1),
+    ],
+)
+def test_forged_values_are_refused(sort: Sort, kind: FieldKind, value: Any) -> None:
+    with pytest.raises(Unprocessable):
+        read_cursor(forge({"s": sort.key, "v": value, "i": ID}), sort, kind)
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        forge({"s": "-occurred_at", "v": None, "i": ID}),  # a cursor of another sort
+        forge({"s": "_id", "v": None, "i": ID}),  # the other direction
+        forge({"f": "_id", "v": None, "i": ID}),  # the old shape
+        forge({"s": "-_id", "i": {"$gt": ""}}),
+        forge({"s": "-_id", "i": "not-a-uuid"}),
+        forge(["-_id", ID]),
+        forge("-_id"),
+        "%%%",
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    ],
+)
+def test_broken_and_foreign_cursors_are_refused(cursor: str) -> None:
+    with pytest.raises(Unprocessable):
+        read_cursor(cursor, NEWEST_FIRST)
+
+
+def test_the_seek_after_a_position_handles_nulls() -> None:
+    last = Binary.from_uuid(uuid4())
+    up, down = Sort("last_name", 1), Sort("last_name", -1)
+    position = read_cursor(encode_cursor(up, None, last.as_uuid()), up, FieldKind(str, True))
+    assert after(up, position) == {
+        "$or": [{"last_name": None, "_id": {"$gt": last}}, {"last_name": {"$ne": None}}]
+    }
+    position = read_cursor(encode_cursor(down, "M", last.as_uuid()), down, FieldKind(str, True))
+    assert after(down, position, nullable=True) == {
+        "$or": [
+            {"last_name": {"$lt": "M"}},
+            {"last_name": "M", "_id": {"$lt": last}},
+            {"last_name": None},
+        ]
+    }
+
+
+def test_sort_parameters() -> None:
+    fields = {"list_price": "list_price_cents", "created_at": "created_at"}
+    assert parse_sort("-list_price", fields=fields, default=NEWEST_FIRST) == Sort(
+        "list_price_cents", -1
+    )
+    assert parse_sort(None, fields=fields, default=NEWEST_FIRST) == NEWEST_FIRST
+    with pytest.raises(Unprocessable):
+        parse_sort("password_hash", fields=fields, default=NEWEST_FIRST)
+
+
+# -- over HTTP: lists not sorted by _id (the probe's defect 7) --------------------------------
+
+
+@pytest.fixture
+async def touched_lead(owner: Account) -> str:
+    c = owner.client
+    campaign = (await c.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
+    lead = (await c.post("/v1/leads", json={"type": "generic", "email": "a@example.com"})).json()
+    await c.post(f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": [lead["id"]]})
+    for day in (1, 2, 3):
+        event = {
+            "type": "call",
+            "outcome": "answered",
+            "campaign_id": campaign["id"],
+            "lead_id": lead["id"],
+            "occurred_at": f"2024-01-0{day}T00:00:00Z",
+        }
+        assert (await c.post("/v1/events", json=event)).status_code == 201
+    await c.patch(f"/v1/leads/{lead['id']}", json={"first_name": "Ana"})
+    return str(lead["id"])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"$where": "function() { return true; }"},
+        {"$gt": 0},
+        {"t": "0001-01-01T00:00:00+01:00"},
+        {"t": "9999-12-31T23:59:59-14:00"},
+        "anything",
+        12,
+    ],
+)
+async def test_forged_cursors_are_422_on_every_list_sorted_by_a_field(
+    owner: Account, touched_lead: str, value: Any
+) -> None:
+    for path, key in (
+        (f"/v1/leads/{touched_lead}/events", "-occurred_at"),
+        ("/v1/events", "-occurred_at"),
+        ("/v1/events?sort=created_at", "created_at"),
+        ("/v1/leads?sort=-last_contacted_at", "-last_contacted_at"),
+        (f"/v1/leads/{touched_lead}/history", "version"),
+        ("/v1/audit", "-occurred_at"),
+        ("/v1/ai/usage", "-occurred_at"),
+    ):
+        cursor = forge({"s": key, "v": value, "i": ID})
+        sep = "&" if "?" in path else "?"
+        response = await owner.client.get(f"{path}{sep}cursor={cursor}")
+        if value == 12 and key == "version":
+            assert response.status_code == 200, (path, response.text)  # a valid version
+            continue
+        body = assert_problem(response, 422)
+        assert body["errors"][0]["loc"] == ["query", "cursor"], path
+
+
+async def test_a_cursor_of_another_sort_is_refused(owner: Account, touched_lead: str) -> None:
+    first = (await owner.client.get("/v1/events?limit=1&sort=-created_at")).json()
+    assert first["next_cursor"]
+    again = await owner.client.get(
+        f"/v1/events?limit=1&sort=-created_at&cursor={first['next_cursor']}"
+    )
+    assert again.status_code == 200
+    for other in ("created_at", "-occurred_at", "-updated_at"):
+        response = await owner.client.get(
+            f"/v1/events?limit=1&sort={other}&cursor={first['next_cursor']}"
+        )
+        assert_problem(response, 422)
