@@ -143,9 +143,9 @@ async def history(
     query = tenant_filter(
         ctx, {"aggregate_type": model.aggregate_type, "aggregate_id": uuid_filter(id)}
     )
-    page = await paginate(
-        DomainEvent, query, limit=limit, cursor=cursor, sort=Sort("version", OLDEST_FIRST.direction)
-    )
+    # `version` is unique per aggregate (index `aggregate_version`), which also serves the order.
+    by_version = Sort("version", OLDEST_FIRST.direction, unique=True)
+    page = await paginate(DomainEvent, query, limit=limit, cursor=cursor, sort=by_version)
     owner = visibility.owner_of(model.aggregate_type, doc.id, doc.__dict__)
     items = []
     for event in page.items:

@@ -65,10 +65,15 @@ class StoredView(Protocol[T_co]):
 
 @dataclass(frozen=True, slots=True)
 class Sort:
-    """A keyset order: a stored field and a direction (-1 descending), ties broken on `_id`."""
+    """A keyset order: a stored field and a direction (-1 descending), ties broken on `_id`.
+
+    `unique`: the field alone never ties among the listed items (a journal's `version` within
+    one aggregate), so `_id` is left out of the order and the index need not end with it.
+    """
 
     field: str = "_id"
     direction: int = -1
+    unique: bool = False
 
     @property
     def key(self) -> str:
@@ -77,8 +82,8 @@ class Sort:
 
     def order(self) -> list[tuple[str, int]]:
         """The driver's sort specification, `_id` last."""
-        if self.field == "_id":
-            return [("_id", self.direction)]
+        if self.field == "_id" or self.unique:
+            return [(self.field, self.direction)]
         return [(self.field, self.direction), ("_id", self.direction)]
 
 
@@ -259,6 +264,8 @@ def after(sort: Sort, position: Position, *, nullable: bool = False) -> dict[str
     if sort.field == "_id":
         return {"_id": {op: position.last_id}}
     name, value = sort.field, position.value
+    if sort.unique and value is not None:
+        return {name: {op: value}}
     if value is None:  # nulls sort lowest: first ascending, last descending
         branches: list[dict[str, Any]] = [{name: None, "_id": {op: position.last_id}}]
         if sort.direction > 0:

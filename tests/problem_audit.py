@@ -14,10 +14,13 @@ A test whose requests got such an answer fails, naming the request; answers outs
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -122,15 +125,42 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return result
 
 
+_DIR_VAR = "PROBLEM_AUDIT_DIR"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Under pytest-xdist each worker audits its own tests; the controller adds them up.
+    if not hasattr(session.config, "workerinput") and os.environ.get(_DIR_VAR) is None:
+        os.environ[_DIR_VAR] = tempfile.mkdtemp(prefix="problem-audit-")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    found = AUDIT.outside_tests + AUDIT.take()
+    config = session.config
+    folder = Path(os.environ[_DIR_VAR])
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    outside = AUDIT.outside_tests + AUDIT.take()
+    (folder / f"{worker}.json").write_text(json.dumps({"counts": AUDIT.counts, "outside": outside}))
+    if hasattr(config, "workerinput"):
+        return  # the controller judges once every worker has written
+    counts: Counter[str] = Counter()
+    found: list[str] = []
+    for path in folder.glob("*.json"):
+        data = json.loads(path.read_text())
+        counts.update(data["counts"])
+        found += data["outside"]
+    config.stash[_TOTALS] = (counts, found)
     if found:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line("problem audit, outside tests:\n  " + "\n  ".join(found[:20]))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    counts = ", ".join(f"{n} x {code}" for code, n in sorted(AUDIT.counts.items()))
-    terminalreporter.write_line(f"problem audit: checked {counts or 'nothing'}")
+_TOTALS = pytest.StashKey[tuple[Counter[str], list[str]]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _TOTALS not in config.stash:
+        return
+    counts, found = config.stash[_TOTALS]
+    if found:
+        terminalreporter.write_line("problem audit, outside tests:\n  " + "\n  ".join(found[:20]))
+    shown = ", ".join(f"{n} x {code}" for code, n in sorted(counts.items()))
+    terminalreporter.write_line(f"problem audit: checked {shown or 'nothing'}")

@@ -10,7 +10,10 @@ query, and the suite checks every query the service sends against the indexes it
   equalities; the first range ends them ("equality → sort → range").
 - **Sort.** A sort is served when, after the index's leading equality fields, the sort fields
   are the next index fields in order, all in the index's direction or all reversed (a field
-  fixed by an equality may appear anywhere in the sort). Otherwise MongoDB sorts in memory, a
+  fixed by an equality may appear anywhere in the sort). Leading `$in` fields count as
+  equalities here: the server runs one index scan per point and merges them in order (it
+  does so up to 200 scans; the service's `$in` lists before a sort are small enums such as
+  `is_deleted: {$in: [true, false]}`). Otherwise MongoDB sorts in memory, a
   blocking sort over everything the bounds select — a finding, unless the bounds select at most
   one document (equality on every field of a unique index, or on `_id`).
 - **Partial indexes** are used only when the query implies the index's
@@ -320,7 +323,9 @@ def _consider(
         if pred is None or not (pred.bounds or (index.sparse and pred.exists)):
             break
         bounded += 1
-        if pred.single and fixed == bounded - 1:
+        # Equality points, `$in` lists included: MongoDB "explodes" each `$in` into one scan
+        # per point, each in index order, and merges them (SORT_MERGE) to serve the sort.
+        if pred.points and not pred.ranged and fixed == bounded - 1:
             fixed += 1
         if pred.ranged or pred.prefix_regex:
             break
@@ -411,6 +416,8 @@ def _missed_partial(
     for spec in specs:
         if spec.partial is None or _implies(own or conj, json.loads(spec.partial)):
             continue
+        if _contradicts(own or conj, json.loads(spec.partial)):
+            continue  # no rewrite could make the query use it (`seq: null` vs `seq > 0`)
         bounded = []
         for name in spec.fields:
             pred = conj.fields.get(name)
@@ -423,6 +430,21 @@ def _missed_partial(
                 f"its filter {spec.partial}" + (" within the $or branch" if own else "")
             )
     return None
+
+
+def _contradicts(conj: Conjunction, partial: Mapping[str, Any]) -> bool:
+    """Whether no document the conjunction matches can satisfy a partial filter."""
+    for name, spec in partial.items():
+        pred = conj.fields.get(name)
+        if pred is None or not pred.eq or pred.ranged:
+            continue
+        for op, want in spec.items():
+            if op == "$eq" and pred.points == 1 and pred.literal is not None:
+                if pred.literal != want:
+                    return True
+            elif set(pred.eq) == {"null"}:  # null satisfies no range, type or value test
+                return True
+    return False
 
 
 __all__ = ["IndexSpec", "Shape", "check", "conjunction", "make_shape", "shape_of"]

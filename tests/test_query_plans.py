@@ -51,6 +51,37 @@ def test_a_sort_the_index_does_not_give_is_a_blocking_sort() -> None:
     assert reason is not None
 
 
+def test_a_small_in_list_before_the_sort_is_exploded_into_merged_scans() -> None:
+    # include_deleted: `is_deleted: {$in: [true, false]}` — one scan per point, merged in order.
+    deleted_too = {"tenant_id": T, "is_deleted": {"$in": [True, False]}}
+    assert verdict(deleted_too, [("_id", -1)]) is None
+    assert verdict({**deleted_too, "status": "new"}, [("_id", -1)]) is None
+    # Without the `$in`, no index gives `last_name` order: still a blocking sort.
+    reason = verdict(deleted_too, [("last_name", 1), ("_id", 1)])
+    assert reason is not None and "blocking sort" in reason
+
+
+def test_a_partial_index_the_query_contradicts_is_not_a_missed_one() -> None:
+    seq = [
+        IndexSpec("by_aggregate", (("aggregate_id", 1), ("version", 1)), unique=True),
+        IndexSpec("seq_unique", (("seq", 1),), unique=True, partial='{"seq": {"$gt": 0}}'),
+    ]
+    unsequenced = make_shape("f", "find", {"aggregate_id": {"$in": [T]}, "seq": None}, [])
+    assert check(unsequenced, seq) is None
+    # The same query without the contradiction could have been written to use it.
+    live = [
+        IndexSpec("by_tenant", (("tenant_id", 1),)),
+        IndexSpec(
+            "email", (("tenant_id", 1), ("email", 1)), partial='{"is_deleted": {"$eq": false}}'
+        ),
+    ]
+    loose = make_shape("f", "find", {"tenant_id": T, "email": "a@b.c"}, [])
+    reason = check(loose, live)
+    assert reason is not None and reason.startswith("partial index email")
+    deleted = make_shape("f", "find", {"tenant_id": T, "email": "a", "is_deleted": True}, [])
+    assert check(deleted, live) is None  # looks for deleted rows: the index never holds them
+
+
 def test_no_bounds_is_a_finding_even_when_an_index_has_the_order() -> None:
     assert verdict({"status": "new"}) == "no declared index bounds this query"
     reason = verdict({}, [("_id", 1)])
