@@ -14,6 +14,7 @@ from uuid import UUID
 
 from documents.base import as_utc
 from documents.journal import DomainEvent
+from service import visibility
 from service.context import RequestContext, Role
 from service.errors import Unprocessable
 from service.pagination import PageResult, Sort, paginate
@@ -64,7 +65,10 @@ async def audit_log(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> PageResult[DomainEvent]:
-    """One page of the tenant's journal, newest change first (admins and owners only)."""
+    """One page of the tenant's journal, newest change first (admins and owners only).
+
+    Entries show what the caller may see (service/visibility.py), as history does.
+    """
     ctx.require(Role.admin)
     query = audit_filter(
         ctx,
@@ -74,4 +78,7 @@ async def audit_log(
         since=since,
         until=until,
     )
-    return await paginate(DomainEvent, query, limit=limit, cursor=cursor, sort=NEWEST_CHANGE_FIRST)
+    page = await paginate(DomainEvent, query, limit=limit, cursor=cursor, sort=NEWEST_CHANGE_FIRST)
+    # The same rules as history and the change feed: a colleague's private parts stay out.
+    items = await visibility.visible_events(ctx, page.items)
+    return PageResult(items=items, next_cursor=page.next_cursor)

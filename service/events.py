@@ -5,7 +5,8 @@ Idempotency protocol (per tenant and `Idempotency-Key`):
 1. Claim the key by inserting an `IdempotencyRecord` (body hash, a pre-chosen event id). The
    unique (tenant_id, key) index makes exactly one of concurrent requests the winner.
 2. The winner records the event under the pre-chosen id and stores its answer in the record.
-   If it fails, it removes its claim so a retry runs again.
+   If it fails, it releases its claim so a retry runs again (`_release`: deleted if no event
+   was stored, else left for the retry to take over with the same event id).
 3. A loser with another body hash gets 409; with the same hash it polls briefly for the
    winner's answer and returns it (same id, same body). A claim left unfinished for
    `STALE_CLAIM` (the winner died) is taken over; because the event id was chosen at claim
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -52,6 +53,7 @@ from service.repository import (
 
 CLOCK_SKEW = timedelta(minutes=5)  # an `occurred_at` slightly ahead of our clock is accepted
 STALE_CLAIM = timedelta(seconds=30)  # an unfinished claim this old belongs to a dead request
+RELEASED = datetime(1970, 1, 1, tzinfo=UTC)  # a failed request's claim: stale at once
 WAIT_FOR_WINNER = 5.0  # seconds a concurrent retry waits for the first request's answer
 POLL_INTERVAL = 0.05
 STATUS_RETRIES = 5
@@ -134,13 +136,30 @@ async def _run_claimed(
     try:
         body = _view(await _record(ctx, data, record.event_id))
     except BaseException:
-        # Release the claim so that a retry (e.g. after creating the missing lead) runs again.
-        await collection.delete_one({"_id": uuid_filter(record.id), "response": None})
+        await _release(ctx, record)
         raise
     await collection.update_one(
         {"_id": uuid_filter(record.id)}, {"$set": {"status_code": 201, "response": body}}
     )
     return body
+
+
+async def _release(ctx: RequestContext, record: IdempotencyRecord) -> None:
+    """Give up a failed request's claim so that a retry runs.
+
+    Before the event was stored (a missing lead, say) the claim is deleted: the key is free,
+    for a corrected body too. After (the bookkeeping failed), it is made stale at once
+    instead: a retry of the same body takes it over with the same `event_id` and answers the
+    stored event rather than recording a second one. If the database is gone, the claim
+    stays and turns stale after `STALE_CLAIM`.
+    """
+    claim = {"_id": uuid_filter(record.id), "response": None}
+    collection = IdempotencyRecord.get_pymongo_collection()
+    stored = await Repository(TouchpointEvent, ctx).find_one({"_id": uuid_filter(record.event_id)})
+    if stored is None:
+        await collection.delete_one(claim)
+    else:
+        await collection.update_one(claim, {"$set": {"created_at": to_bson(RELEASED)}})
 
 
 async def _record(ctx: RequestContext, data: EventCreate, event_id: UUID) -> TouchpointEvent:

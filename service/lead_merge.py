@@ -11,10 +11,11 @@ from pymongo.errors import DuplicateKeyError
 from documents.base import utcnow
 from documents.event import TouchpointEvent
 from documents.lead import LeadBase, LeadStatus
-from service import campaigns
-from service.context import RequestContext, Role
+from service import campaigns, leads
+from service.context import RequestContext
 from service.errors import Conflict, Unprocessable
 from service.leads import raise_if_duplicate
+from service.policy import Action
 from service.repository import Repository, tenant_filter, uuid_filter
 
 # -- merge ------------------------------------------------------------------------------------
@@ -148,7 +149,7 @@ async def merge_leads(*, ctx: RequestContext, id: UUID, source_ids: Sequence[UUI
     Not prevented without transactions: two concurrent merges of the same pair in opposite
     directions can both delete their source; restoring one undoes that.
     """
-    ctx.require(Role.member)
+    leads.POLICY.require(ctx, Action.update)
     repo = Repository(LeadBase, ctx)
     target = await repo.get(id)
     sources = await _merge_sources(ctx, target, source_ids)

@@ -43,8 +43,10 @@ from schemas.leads import (
     LeadUpdate,
     MLSLeadCreate,
 )
-from service.context import RequestContext, Role, yield_now
+from service import campaigns
+from service.context import RequestContext, yield_now
 from service.errors import Conflict, Unprocessable, validation_errors
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, change_event_type, subtype_changes, uuid_filter
 
 DEDUPE_FIELDS = ("email", "phone", "mls_id")
@@ -113,20 +115,42 @@ async def raise_if_duplicate(
 
     `besides`: ids of other leads that do not count (a merge's sources).
     """
+    clash = await duplicate_of(ctx, doc, besides=besides)
+    if clash is not None:
+        raise clash
+
+
+async def duplicate_of(
+    ctx: RequestContext, doc: LeadBase, *, besides: Iterable[UUID] = ()
+) -> Conflict | None:
+    """The 409 to answer when another live lead holds one of `doc`'s keys, else None."""
     keys = dedupe_keys(doc)
     if not keys:
-        return
+        return None
     others = [uuid_filter(doc.id), *(uuid_filter(i) for i in besides)]
     query = {**clash_filter(keys), "_id": {"$nin": others}}
     # The live condition is in each branch (see `clash_filter`), not outside the `$or`.
     existing = await Repository(LeadBase, ctx).find_one(query, include_deleted=True)
-    if existing is not None:
-        clash = next(f for f, v in keys if getattr(existing, f, None) == v)
-        raise Conflict(
-            f"A lead with the same {clash} already exists.",
-            existing_id=str(existing.id),
-            field=clash,
-        )
+    if existing is None:
+        return None
+    field = next(f for f, v in keys if getattr(existing, f, None) == v)
+    return Conflict.duplicate(resource="lead", field=field, existing_id=str(existing.id))
+
+
+async def _recount_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+    await campaigns.refresh_lead_counts_for(ctx, doc.id)
+
+
+# A lead's soft delete or restore changes the live-lead count of its campaigns; restoring one
+# whose email, phone or MLS id a live lead took meanwhile is the create route's 409.
+POLICY: ResourcePolicy[LeadBase] = register_policy(
+    ResourcePolicy(
+        model=LeadBase,
+        after_delete=_recount_campaigns,
+        after_restore=_recount_campaigns,
+        clash=duplicate_of,
+    )
+)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -134,7 +158,7 @@ async def raise_if_duplicate(
 
 async def create_lead(*, ctx: RequestContext, data: GenericLeadCreate | MLSLeadCreate) -> LeadBase:
     """Create a lead; 409 with `existing_id` when its email, phone or MLS id is taken."""
-    ctx.require(Role.member)
+    POLICY.require(ctx, Action.create)
     doc = build_lead(ctx, data)
     await raise_if_duplicate(ctx, doc)
     try:
@@ -153,7 +177,7 @@ async def update_lead(
     *, ctx: RequestContext, id: UUID, data: LeadUpdate, expected_version: int | None = None
 ) -> LeadBase:
     """Patch a lead (its type's fields only); 409 with `existing_id` on a dedupe clash."""
-    ctx.require(Role.member)
+    POLICY.require(ctx, Action.update)
     repo = Repository(LeadBase, ctx)
     doc = await repo.get(id)
     foreign = GENERIC_ONLY if doc.type == LeadType.mls else MLS_ONLY
@@ -248,7 +272,7 @@ async def bulk_import(*, ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcom
     so a chunk's dedupe query can only find leads stored before the import. A row losing a
     race to a concurrent writer counts as a duplicate.
     """
-    ctx.require(Role.member)
+    POLICY.require(ctx, Action.create)
     outcome = BulkOutcome()
     seen: set[tuple[str, str]] = set()
     repo = Repository(LeadBase, ctx)

@@ -28,9 +28,22 @@ async def restore(owner: Account, s: dict[str, Any]) -> None:
     assert r.status_code == 200, r.text
 
 
-# Every path that changes a lead's liveness or campaign membership. The lead merge
-# (`POST /v1/leads/{id}/merge`) joins this list where it exists.
-PATHS: dict[str, Path] = {"attach": attach, "soft_delete": soft_delete, "restore": restore}
+async def merge(owner: Account, s: dict[str, Any]) -> None:
+    # The second (contacted) member merges into the lead outside the campaign: its link and
+    # events move to the target, and it is soft-deleted.
+    r = await owner.client.post(
+        f"/v1/leads/{s['new'][0]}/merge", json={"source_ids": [s["leads"][1]]}
+    )
+    assert r.status_code == 200, r.text
+
+
+# Every path that changes a lead's liveness or campaign membership.
+PATHS: dict[str, Path] = {
+    "attach": attach,
+    "soft_delete": soft_delete,
+    "restore": restore,
+    "merge": merge,
+}
 
 
 async def numbers(owner: Account, campaign: str) -> dict[str, Any]:
@@ -70,20 +83,14 @@ async def test_analytics_and_read_model_agree_with_the_live_leads(
     s = await world(owner)
     await PATHS[path](owner, s)
     got = await numbers(owner, s["campaign"])
-    live, contacted = got["listed"], {"attach": 2, "soft_delete": 1, "restore": 2}[path]
+    live = got["listed"]
+    contacted = {"attach": 2, "soft_delete": 1, "restore": 2, "merge": 2}[path]
     assert got["analytics"] == (live, contacted, 2)  # a deleted lead's events still count
     assert got["stats"] == got["analytics"]
-    assert live == {"attach": 4, "soft_delete": 2, "restore": 3}[path]
+    assert live == {"attach": 4, "soft_delete": 2, "restore": 3, "merge": 3}[path]
 
 
-# `lead_count` on the campaign is the leads domain's to keep right on soft delete (built on
-# another branch): strict, so the marker fails — and is removed — once that lands.
-PENDING = pytest.mark.xfail(strict=True, reason="lead_count on soft delete: leads domain")
-
-
-@pytest.mark.parametrize(
-    "path", [pytest.param(p, marks=PENDING) if p == "soft_delete" else p for p in PATHS]
-)
+@pytest.mark.parametrize("path", list(PATHS))
 async def test_lead_count_agrees_with_the_live_leads(owner: Account, path: str) -> None:
     s = await world(owner)
     await PATHS[path](owner, s)

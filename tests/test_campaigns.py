@@ -334,11 +334,6 @@ async def test_refresh_recounts_live_leads_after_a_delete_and_a_restore(owner: A
     assert await _count(owner, campaign_id) == (2, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lifecycle policy's after-delete/after-restore hooks to call "
-    "service.campaigns.refresh_lead_counts_for (integrator); remove this mark then",
-)
 async def test_lead_count_follows_soft_delete_and_restore(owner: Account) -> None:
     campaign_id, (first, _) = await _two_member_campaign(owner)
     assert await _count(owner, campaign_id) == (2, 2)

@@ -11,7 +11,6 @@ from typing import Any
 from unittest.mock import patch
 
 import httpx
-import pytest
 from beanie import Document
 from bson import Binary
 from fastapi import FastAPI
@@ -154,11 +153,6 @@ async def test_crashes_in_every_write_path_lose_and_duplicate_nothing(
         await equal_to_a_rebuild()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/events.py releases the claim after the event was stored, so the retry "
-    "records a second event (events domain: keep the claim's event id once stored)",
-)
 async def test_a_crash_during_an_idempotent_event_records_it_once(
     settings: Settings, database: Any, owner: Account, app: FastAPI
 ) -> None:

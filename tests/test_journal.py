@@ -817,3 +817,25 @@ async def test_audit_log_rejects_bad_input(owner: Account) -> None:
 def test_flow_uses_only_documented_paths() -> None:
     for step in STEPS:
         assert re.fullmatch(r"/v1/[a-z0-9/{}_-]+", step.route), step.route
+
+
+async def test_audit_log_leaves_out_a_colleagues_private_parts(
+    owner: Account, admin: Account
+) -> None:
+    await owner.client.put("/v1/ai/config", json={"temperature": 0.3})
+    await owner.client.patch("/v1/users/me", json={"profile": {"first_name": "Olga"}})
+
+    def fields(account_items: list[dict[str, Any]]) -> set[str]:
+        return {
+            c["field"].split(".")[0]
+            for e in account_items
+            if e["aggregate_type"] == "user" and e["aggregate_id"] == str(owner.id)
+            for c in e["changes"]
+        }
+
+    params = {"aggregate_type": "user", "limit": 200}
+    theirs = (await admin.client.get("/v1/audit", params=params)).json()["items"]
+    mine = (await owner.client.get("/v1/audit", params=params)).json()["items"]
+    assert {"ai_config", "profile"} <= fields(mine)
+    # As in history and the change feed: the admin sees the profile, not the owner's AI setup.
+    assert "profile" in fields(theirs) and "ai_config" not in fields(theirs)

@@ -109,7 +109,9 @@ async def test_soft_deleted_lead_does_not_block_and_restore_clash_is_409(owner: 
     old = await make_lead(owner, email="again@example.com")
     assert (await owner.client.delete(f"/v1/leads/{old['id']}")).status_code == 204
     new = await make_lead(owner, email="again@example.com")
-    assert_problem(await owner.client.post(f"/v1/leads/{old['id']}/restore"), 409)
+    clash = assert_problem(await owner.client.post(f"/v1/leads/{old['id']}/restore"), 409)
+    # The same body as the create route's clash: which lead holds which key.
+    assert clash["existing_id"] == new["id"] and clash["field"] == "email"
     assert (await owner.client.delete(f"/v1/leads/{new['id']}")).status_code == 204
     restored = await owner.client.post(f"/v1/leads/{old['id']}/restore")
     assert restored.status_code == 200 and restored.json()["is_deleted"] is False
