@@ -181,6 +181,23 @@ class PendingEvent(BaseModel):
     version: int
 
 
+ENVELOPE_FIELDS = frozenset(
+    {
+        "id",
+        "tenant_id",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "updated_by",
+        "is_deleted",
+        "deleted_at",
+        "archived_at",
+        "version",
+    }
+)
+"""What every stored resource carries and the repository manages (schemas ResourceRead)."""
+
+
 class RootDocument(Document, Versioned):
     """Base of every aggregate root: tenant, audit, soft delete, archive and optimistic version.
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pymongo.errors import DuplicateKeyError
 
-from documents.base import utcnow
+from documents.base import ENVELOPE_FIELDS, utcnow
 from documents.event import TouchpointEvent
 from documents.lead import LeadBase, LeadStatus
 from service import campaigns, leads
@@ -21,19 +21,9 @@ from service.repository import Repository, tenant_filter, uuid_filter
 # -- merge ------------------------------------------------------------------------------------
 
 # Fields a merge never copies: identity, bookkeeping and what the merge itself decides.
-_NOT_MERGED = frozenset(
+_NOT_MERGED = ENVELOPE_FIELDS | frozenset(
     {
-        "id",
         "type",
-        "tenant_id",
-        "created_at",
-        "updated_at",
-        "created_by",
-        "updated_by",
-        "is_deleted",
-        "deleted_at",
-        "archived_at",
-        "version",
         "schema_version",
         "pending_event",
         "revision_id",

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from documents.base import RootDocument
+from documents.base import ENVELOPE_FIELDS, RootDocument
 from documents.journal import DomainEvent
 from documents.user import Role
 from service.context import RequestContext
@@ -37,20 +37,7 @@ C = TypeVar("C")
 E = TypeVar("E", bound=DomainEvent)
 
 # What every stored resource carries (see schemas/common.py ResourceRead): always visible.
-ENVELOPE = frozenset(
-    {
-        "id",
-        "tenant_id",
-        "created_at",
-        "updated_at",
-        "created_by",
-        "updated_by",
-        "is_deleted",
-        "deleted_at",
-        "archived_at",
-        "version",
-    }
-)
+ENVELOPE = ENVELOPE_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
