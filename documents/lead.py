@@ -120,7 +120,10 @@ class GeoPoint(Embedded):
     """A GeoJSON Point: `coordinates` are `[longitude, latitude]` in degrees (WGS 84)."""
 
     type: Literal["Point"] = "Point"
-    coordinates: tuple[Longitude, Latitude]
+    # `items` beside the tuple's `prefixItems`, for OpenAPI tools that predate JSON Schema 2020-12.
+    coordinates: tuple[Longitude, Latitude] = Field(
+        json_schema_extra={"items": {"type": "number", "minimum": -180, "maximum": 180}}
+    )
 
 
 SEARCH_SEPARATOR = "\x1f"  # between the parts of `search_text`; refused in a search term

@@ -111,8 +111,15 @@ def read_shape(model: type[BaseModel], name: str) -> type[BaseModel]:
     strict-scalar validators written in Python); a response validated from storage does not
     need them, and they cost most of a document's validation on the read path.
     """
+    # Documentation (description, schema extras) is kept: the response schema reads the same.
     fields: dict[str, Any] = {
-        field: (info.annotation, info.default) for field, info in model.model_fields.items()
+        field: (
+            info.annotation,
+            Field(
+                info.default, description=info.description, json_schema_extra=info.json_schema_extra
+            ),
+        )
+        for field, info in model.model_fields.items()
     }
     shape: type[BaseModel] = create_model(name, __doc__=model.__doc__, **fields)
     return shape
