@@ -28,10 +28,11 @@ from routes.middleware import (
 )
 from routes.openapi import TAGS, install_openapi, operation_id
 from routes.paths import RouteIndex
+from routes.tracing import configure_tracing
 from service.auth import AuthCache
 from service.background import start_background
 from service.database import Database, connect, init_models, kind_of
-from service.observability import configure_logging, configure_tracing
+from service.observability import configure_logging
 from service.projections import repair
 from service.settings import Settings
 

@@ -4,7 +4,7 @@ Logs: every line is one JSON object (`JsonFormatter`), the server's own lines in
 uvicorn runs with `service/logging.json` (`python -m service.serve` does).
 
 Tracing (OpenTelemetry) is an optional extra (`pip install '.[otel]'`), off unless the
-standard variables ask for it; see `configure_tracing`.
+standard variables ask for it; see `start_tracing` (and routes/tracing.py for requests).
 """
 
 from __future__ import annotations
@@ -193,38 +193,35 @@ def _record_embedded_operation(op: Any) -> None:
         )
 
 
-def configure_tracing(
-    app: Any, settings: Any, *, provider: Any = None, env: Mapping[str, str] = os.environ
-) -> bool:
-    """Trace requests and database commands with OpenTelemetry when OTEL_* asks for it.
+def start_tracing(
+    settings: Any, *, provider: Any = None, env: Mapping[str, str] = os.environ
+) -> Any:
+    """Trace database commands with OpenTelemetry when OTEL_* asks for it; the provider or None.
 
-    Requests: a server span per request (opentelemetry-instrumentation-fastapi; its own
-    OTEL_PYTHON_FASTAPI_EXCLUDED_URLS applies). Real MongoDB: a client span per command
-    (opentelemetry-instrumentation-pymongo). The embedded backend: an event per operation on
-    the request's span. Exporters, endpoint, headers, sampler and resource come from the
-    standard OTEL_* variables. `provider` (a TracerProvider) turns tracing on with it, for
-    tests. Returns whether tracing is on; call it once per app, before the app serves.
+    Real MongoDB: a client span per command (opentelemetry-instrumentation-pymongo). The
+    embedded backend: an event per operation on the current span. Exporters, endpoint,
+    headers, sampler and resource come from the standard OTEL_* variables. `provider` (a
+    TracerProvider) turns tracing on with it, for tests. The HTTP layer instruments the app
+    with the returned provider (routes/tracing.py).
     """
     if provider is None and not tracing_requested(env):
-        return False
+        return None
     try:
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
         from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
     except ImportError:
         logging.getLogger(__name__).warning(
             "OTEL_* variables ask for tracing, but OpenTelemetry is not installed "
             "(pip install '.[otel]'): tracing is off"
         )
-        return False
+        return None
     from service.embedded import observers
 
     if provider is None:
         provider = _tracing.get("provider") or _provider(settings, env)
         _tracing["provider"] = provider
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
     pymongo = PymongoInstrumentor()
     if not pymongo.is_instrumented_by_opentelemetry:
         pymongo.instrument(tracer_provider=provider)  # before the app's client is created
     if _record_embedded_operation not in observers:
         observers.append(_record_embedded_operation)
-    return True
+    return provider

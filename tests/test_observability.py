@@ -27,13 +27,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 from pymongo import monitoring
 
+from routes.tracing import configure_tracing
 from service import observability
 from service.database import embedded_database
 from service.embedded import observers
 from service.main import create_app
 from service.observability import (
     JsonFormatter,
-    configure_tracing,
     tracing_exporters,
     tracing_requested,
     tracing_resource,
