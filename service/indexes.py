@@ -100,7 +100,7 @@ async def reconcile(db: Any, models: Iterable[type[Any]], *, apply: bool = True)
         report.undeclared[collection] = sorted(
             n for n in have if n not in want and n not in conflicts and n not in EXTRA
         )
-        report.rebuilt[collection] = conflicts
+        report.rebuilt[collection] = sorted(conflicts)
         for name in conflicts if apply else []:
             log.warning("index %s.%s differs from its declaration: rebuilding it", collection, name)
             try:

@@ -13,10 +13,8 @@ from documents.migrations import current_schema_version
 from service.cli.base import Steps, app, out, progress, run_with_database
 from service.migrations import DEFAULT_BATCH_SIZE, MigrationReport, migrate, versioned_models
 
-MODELS: dict[str, type[Document]] = {
-    str(m.Settings.name): m  # type: ignore[attr-defined]
-    for m in versioned_models()
-}
+# By collection name (`Settings.name`: known before the documents are bound).
+MODELS: dict[str, type[Document]] = {str(m.Settings.name): m for m in versioned_models()}
 Collection = StrEnum("Collection", {n: n for n in MODELS})  # type: ignore[misc]
 
 
@@ -106,16 +104,16 @@ def migrate_command(
     ] = DEFAULT_BATCH_SIZE,
     dry_run: Annotated[
         bool,
-        typer.Option(
-            "--dry-run", help="Count and validate the pending documents, write nothing."
-        ),
+        typer.Option("--dry-run", help="Count and validate the pending documents, write nothing."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rewrite documents stored in an older shape in their current one.
 
     Safe next to live writers and resumable (run it again after a crash); nothing is
-    journaled and no `version` changes (docs/architecture.md, "Migrations"). Prints per collection the documents pending, migrated, skipped (changed meanwhile by a
+    journaled and no `version` changes (docs/architecture.md, "Migrations").
+
+    Prints per collection the documents pending, migrated, skipped (changed meanwhile by a
     live writer: the next run takes them) and failed (id and first error; left as they are).
     Exit status 1 when any document failed (or, with `--dry-run`, would fail).
     """

@@ -58,7 +58,9 @@ def validators_command(
 
     applied = run_on_database(work)
     for name in applied:
-        out().out(f"{name}: validator applied (validationLevel moderate, validationAction {chosen})")
+        out().out(
+            f"{name}: validator applied (validationLevel moderate, validationAction {chosen})"
+        )
     out().out(f"{len(applied)} collection(s): validators applied with validationAction {chosen}")
 
 
