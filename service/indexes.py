@@ -77,11 +77,15 @@ def _plain(value: Any) -> Any:
 
 
 async def reconcile(db: Any, models: Iterable[type[Any]], *, apply: bool = True) -> IndexReport:
-    """Drop existing indexes that conflict with declared ones (with `apply`), report the rest."""
+    """Drop existing indexes that conflict with declared ones (with `apply`), report the rest.
+
+    Without `apply` nothing changes: `rebuilt` then lists what start-up would rebuild.
+    """
     report = IndexReport()
     existing_collections = set(await db.list_collection_names())
     for collection, wanted in declared(models).items():
-        if collection not in existing_collections:
+        if collection not in existing_collections:  # Beanie creates it with every index
+            report.missing[collection] = sorted(i.document["name"] for i in wanted)
             continue
         info = await db[collection].index_information()
         have = {name: _definition(spec) for name, spec in info.items() if name != "_id_"}
@@ -96,7 +100,7 @@ async def reconcile(db: Any, models: Iterable[type[Any]], *, apply: bool = True)
         report.undeclared[collection] = sorted(
             n for n in have if n not in want and n not in conflicts and n not in EXTRA
         )
-        report.rebuilt[collection] = conflicts
+        report.rebuilt[collection] = sorted(conflicts)
         for name in conflicts if apply else []:
             log.warning("index %s.%s differs from its declaration: rebuilding it", collection, name)
             try:

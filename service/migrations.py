@@ -19,6 +19,8 @@ re-validated form in one unordered `bulk_write` per batch.
   `versions/{n}` stay readable: they rebuild from the journal through the same upcasters.
 - A document that does not validate even after upcasting is reported (`failed`, with its id
   and the first error) and left as it is; the run goes on.
+- **Dry run** (`dry_run=True`): the same walk, upcasting and validation, without writing: the
+  report says what is pending and which documents would fail; `migrated` stays 0.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def versioned_models() -> list[type[Document]]:
     for model in ALL_DOCUMENTS:
         if not (issubclass(model, Versioned) and issubclass(model, Document)):
             continue
-        name = model.get_collection_name()
+        name = str(model.Settings.name)  # type: ignore[attr-defined]  # known before binding
         if name not in seen:
             seen.add(name)
             models.append(model)
@@ -108,7 +110,7 @@ def rewritten(model: type[Document], raw: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _migrate_collection(
-    model: type[Document], batch_size: int, progress: Progress | None
+    model: type[Document], batch_size: int, progress: Progress | None, dry_run: bool
 ) -> CollectionMigration:
     name = model.get_collection_name()
     current = current_schema_version(model)
@@ -142,7 +144,7 @@ async def _migrate_collection(
                 "version": raw.get("version"),
             }
             writes.append(ReplaceOne(guard, new))
-        if writes:
+        if writes and not dry_run:
             result = await collection.bulk_write(writes, ordered=False)
             report.migrated += result.matched_count
             report.skipped += len(writes) - result.matched_count
@@ -157,15 +159,17 @@ async def migrate(
     models: Sequence[type[Document]] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> MigrationReport:
     """Rewrite every stored document below its model's current `schema_version` (Beanie bound).
 
     `models` defaults to every versioned collection; pass the collection's root class for a
     polymorphic collection. Nothing is journaled and no `version` changes (module docstring).
+    With `dry_run` nothing is written: pending documents are counted and validated only.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     report = MigrationReport()
     for model in models if models is not None else versioned_models():
-        report.collections.append(await _migrate_collection(model, batch_size, progress))
+        report.collections.append(await _migrate_collection(model, batch_size, progress, dry_run))
     return report

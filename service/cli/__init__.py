@@ -7,7 +7,10 @@ Commands, one module each (docs/architecture.md, "Adding a CLI command"):
   (read_models.py);
 * `import FILE --tenant ID` — leads from a CSV file through the bulk import (lead_import.py);
 * `shards` — the statements that shard the database as planned (shards.py);
-* `deliver` — a process that only delivers webhooks (deliver.py).
+* `deliver` — a process that only delivers webhooks (deliver.py);
+* `migrate` — documents stored in older shapes rewritten in the current one (migrate.py);
+* `validators` — the `$jsonSchema` validators, printed or installed (validators.py);
+* `indexes` — the database's indexes compared with the declared ones (indexes.py).
 
 Database commands connect with `service.database.connect(Settings())`: MONGODB_URL, or, when
 it is unset, the embedded database in EMBEDDED_DB_PATH — the same data `make run` serves. The
@@ -21,7 +24,16 @@ import logging
 from rich.logging import RichHandler
 
 # Importing a command module registers its commands on `app`.
-from service.cli import deliver, lead_import, pipelines, read_models, shards  # noqa: F401
+from service.cli import (  # noqa: F401
+    deliver,
+    indexes,
+    lead_import,
+    migrate,
+    pipelines,
+    read_models,
+    shards,
+    validators,
+)
 from service.cli.base import app, err
 from service.cli.pipelines import PIPELINES, render
 

@@ -81,9 +81,24 @@ def load_settings() -> Settings:
 def run_with_database(work: Callable[[], Awaitable[T]]) -> T:
     """Connect (MONGODB_URL, else the embedded file), bind the documents, run `work`, close.
 
-    The embedded file has one owner at a time: while a server runs on it this exits 2 with
-    the owner's pid instead of working on other data.
+    Binding does what start-up does (service.database.init_models): conflicting index
+    definitions are rebuilt and missing indexes built. The embedded file has one owner at a
+    time: while a server runs on it this exits 2 with the owner's pid instead of working on
+    other data.
     """
+    return _session(lambda _db: work(), bind=True)
+
+
+def run_on_database(work: Callable[[Any], Awaitable[T]]) -> T:
+    """Connect, run `work(db)` on the database as it is (documents not bound), close.
+
+    For commands that inspect or change the database itself (indexes, validators): binding
+    would first rebuild and build indexes, which a compare-only run must not do.
+    """
+    return _session(work, bind=False)
+
+
+def _session(work: Callable[[Any], Awaitable[T]], *, bind: bool) -> T:
     from service.database import connect, init_models
     from service.embedded import EmbeddedDataError
 
@@ -93,8 +108,9 @@ def run_with_database(work: Callable[[], Awaitable[T]]) -> T:
         except EmbeddedDataError as exc:  # another process owns the file, or it is unusable
             fail(str(exc))
         try:
-            await init_models(database.db)
-            return await work()
+            if bind:
+                await init_models(database.db)
+            return await work(database.db)
         finally:
             await database.close()  # the embedded database saves what the command changed
 
@@ -115,6 +131,17 @@ class Steps:
         """Say what is being worked on now."""
         self._progress.update(self._task, description=text)
 
+    def done(self, completed: int, total: int | None = None) -> None:
+        """Set the units done so far (and the total, when it is only known now)."""
+        if total is not None:
+            self._progress.update(self._task, total=total)
+        self._progress.update(self._task, completed=completed)
+
+    def another(self, description: str, total: int | None, unit: str = "") -> Steps:
+        """A further bar below this one, for a phase with its own total (e.g. per collection)."""
+        task = self._progress.add_task(description, total=total, unit=unit)
+        return Steps(self._progress, task)
+
 
 @contextmanager
 def progress(description: str, total: int | None, unit: str = "") -> Iterator[Steps]:
@@ -123,12 +150,22 @@ def progress(description: str, total: int | None, unit: str = "") -> Iterator[St
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn(unit),
+        TextColumn("{task.fields[unit]}"),  # each bar counts its own units
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=err()) as bar:
-        yield Steps(bar, bar.add_task(description, total=total))
+        yield Steps(bar, bar.add_task(description, total=total, unit=unit))
 
 
-__all__ = ["Steps", "app", "err", "fail", "load_settings", "out", "progress", "run_with_database"]
+__all__ = [
+    "Steps",
+    "app",
+    "err",
+    "fail",
+    "load_settings",
+    "out",
+    "progress",
+    "run_on_database",
+    "run_with_database",
+]

@@ -1,0 +1,400 @@
+"""The schema operator commands: `migrate`, `validators`, `indexes` (`python -m service.cli`).
+
+Each runs as an operator runs it: against the embedded file named by EMBEDDED_DB_PATH (a
+temporary one here), opened and closed by the command; the tests look at the file afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import pytest
+from cryptography.fernet import Fernet
+from pymongo import IndexModel
+from pymongo.errors import OperationFailure
+from typer.testing import CliRunner
+
+from documents import ALL_DOCUMENTS
+from documents.blog import Blog
+from service.cli import app
+from service.cli import validators as validators_cli
+from service.database import connect, init_models
+from service.embedded import open_embedded
+from service.indexes import declared
+from service.settings import Settings
+from service.validators import validators
+from tests.helpers import stored_form
+from tests.test_migrations import SCHEDULED, shape_1_blog
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+WIDE = {"COLUMNS": "400", "TERMINAL_WIDTH": "400"}
+
+
+@dataclass
+class Author:
+    """Whose blogs the shape-1 documents are (only the ids are stored)."""
+
+    id: UUID
+    tenant_id: UUID
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> Path:
+    return tmp_path / "lead_ignite.embedded"
+
+
+def _env(path: Path, **more: str) -> dict[str, str | None]:
+    return {"EMBEDDED_DB_PATH": str(path), "MONGODB_URL": None, **WIDE, **more}
+
+
+def _cli(path: Path, *args: str, **env: str) -> Any:
+    return CliRunner().invoke(app, list(args), env=_env(path, **env))
+
+
+def _bound(path: Path, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` with the documents bound to the file (as the server would)."""
+
+    async def session() -> T:
+        database = connect(
+            Settings(
+                embedded_db_path=str(path),
+                mongodb_url=None,
+                jwt_secret="cli-test-" + "x" * 40,
+                fernet_key=Fernet.generate_key().decode(),
+            )
+        )
+        try:
+            await init_models(database.db)
+            return await work()
+        finally:
+            await database.close()
+
+    return asyncio.run(session())
+
+
+def _raw(path: Path, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(db)` on the file as it is: nothing bound, no index built or rebuilt."""
+
+    async def session() -> T:
+        db, _ = open_embedded(str(path), "lead_ignite")
+        try:
+            return await work(db)
+        finally:
+            await db.client.close()
+
+    return asyncio.run(session())
+
+
+def _stored_blogs(path: Path) -> dict[UUID, dict[str, Any]]:
+    async def read() -> dict[UUID, dict[str, Any]]:
+        rows = await stored_form(Blog.get_pymongo_collection()).find({}).to_list()
+        return {row["_id"].as_uuid(): row for row in rows}
+
+    return _bound(path, read)
+
+
+def _insert_shape_1_blogs(path: Path, *extra: dict[str, Any], count: int = 5) -> list[UUID]:
+    author = Author(id=uuid4(), tenant_id=uuid4())
+    raws = [
+        shape_1_blog(author, title=f"Old post {n}", scheduled_for=SCHEDULED) for n in range(count)
+    ]
+    raws += [shape_1_blog(author, **fields) for fields in extra]
+
+    async def insert() -> None:
+        await Blog.get_pymongo_collection().insert_many(raws)
+
+    _bound(path, insert)
+    return [raw["_id"].as_uuid() for raw in raws]
+
+
+# -- help ---------------------------------------------------------------------------------------
+
+
+def test_help_lists_the_commands_and_their_choices() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "--help"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **WIDE},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for command in ("migrate", "validators", "indexes"):
+        assert f" {command} " in done.stdout
+    runner = CliRunner()
+    migrate = runner.invoke(app, ["migrate", "--help"], env=WIDE).output
+    assert "--dry-run" in migrate and "--batch-size" in migrate
+    assert "blogs" in migrate and "leads" in migrate
+    assert "error|warn" in runner.invoke(app, ["validators", "--help"], env=WIDE).output
+    indexes = runner.invoke(app, ["indexes", "--help"], env=WIDE).output
+    assert "--apply" in indexes and "Exit status" in indexes
+
+
+# -- migrate ------------------------------------------------------------------------------------
+
+
+def test_migrate_rewrites_old_documents_once_and_a_dry_run_writes_nothing(db_file: Path) -> None:
+    ids = _insert_shape_1_blogs(db_file)
+    before = _stored_blogs(db_file)
+
+    dry = _cli(db_file, "migrate", "--collection", "blogs", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "blogs (schema_version 2): 5 pending, 5 would migrate, 0 would fail" in dry.stdout
+    assert "dry run: nothing written" in dry.stdout
+    assert _stored_blogs(db_file) == before
+
+    run = _cli(db_file, "migrate", "--batch-size", "2")
+    assert run.exit_code == 0, run.output
+    assert "blogs (schema_version 2): 5 pending, 5 migrated, 0 skipped, 0 failed" in run.stdout
+    assert "single-shape collections, nothing to migrate: tenants, users" in run.stdout
+    assert "5/5 documents" in run.stderr  # the collection's progress bar, at its end
+    after = _stored_blogs(db_file)
+    for blog_id in ids:
+        old, new = before[blog_id], after[blog_id]
+        assert (old["schema_version"], new["schema_version"]) == (1, 2)
+        assert "calendar_at" in old and "calendar_at" not in new
+        assert "scheduled_for" not in new["plan"]
+        assert new["calendar"]["scheduled_for"] == SCHEDULED
+        assert new["version"] == old["version"] == 1  # a shape change is not a business change
+
+    again = _cli(db_file, "migrate", "--collection", "blogs", "--json")
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout)
+    assert report["migrated"] == 0 and report["dry_run"] is False
+    assert report["collections"] == [
+        {
+            "collection": "blogs",
+            "schema_version": 2,
+            "pending": 0,
+            "migrated": 0,
+            "skipped": 0,
+            "failed": [],
+        }
+    ]
+    assert _stored_blogs(db_file) == after
+
+
+def test_migrate_reports_documents_that_fail_and_exits_1(db_file: Path) -> None:
+    ids = _insert_shape_1_blogs(db_file, {"title": ""}, count=2)  # an empty title: never valid
+    broken = ids[-1]
+    message = "String should have at least 1 character"
+
+    dry = _cli(db_file, "migrate", "--dry-run")
+    assert dry.exit_code == 1
+    assert "3 pending, 2 would migrate, 1 would fail" in dry.stdout
+    assert f"failed {broken}: {message}" in dry.stdout
+
+    run = _cli(db_file, "migrate", "--collection", "blogs", "--json")
+    assert run.exit_code == 1
+    (blogs,) = json.loads(run.stdout)["collections"]
+    assert (blogs["pending"], blogs["migrated"]) == (3, 2)
+    assert blogs["failed"] == [{"id": str(broken), "error": message}]
+    stored = _stored_blogs(db_file)
+    assert stored[broken]["schema_version"] == 1  # left as it was
+    assert [stored[i]["schema_version"] for i in ids[:-1]] == [2, 2]
+    # The broken one stays reported on every run, alone.
+    again = _cli(db_file, "migrate", "--collection", "blogs")
+    assert again.exit_code == 1
+    assert "1 pending, 0 migrated, 0 skipped, 1 failed" in again.stdout
+
+
+def test_migrate_refuses_bad_arguments_before_opening_the_database(db_file: Path) -> None:
+    unknown = _cli(db_file, "migrate", "--collection", "blogs", "--collection", "nope")
+    assert unknown.exit_code == 2
+    assert "'nope' is not one of" in unknown.stderr and "'blogs'" in unknown.stderr
+    not_versioned = _cli(db_file, "migrate", "--collection", "domain_events")
+    assert not_versioned.exit_code == 2
+    zero = _cli(db_file, "migrate", "--batch-size", "0")
+    assert zero.exit_code == 2 and "--batch-size" in zero.stderr
+    assert not db_file.exists()
+
+
+# -- validators ---------------------------------------------------------------------------------
+
+
+def _statements(text: str) -> list[dict[str, Any]]:
+    parts = [s for s in text.strip().split(";\n") if s.strip()]
+    return [
+        json.loads(p.strip().removeprefix("db.runCommand(").removesuffix(";")[:-1]) for p in parts
+    ]
+
+
+def test_validators_are_printed_without_touching_the_database(db_file: Path) -> None:
+    printed = _cli(db_file, "validators", "--action", "warn")
+    assert printed.exit_code == 0, printed.output
+    commands = _statements(printed.stdout)
+    assert [c["collMod"] for c in commands] == list(validators())
+    assert {(c["validationAction"], c["validationLevel"]) for c in commands} == {
+        ("warn", "moderate")
+    }
+    assert commands[0]["validator"] == validators()[commands[0]["collMod"]]
+    assert "mongosh" in printed.stderr and "dbAdmin" in printed.stderr
+    # The action defaults to the VALIDATION_ACTION setting.
+    default = _cli(db_file, "validators", VALIDATION_ACTION="warn")
+    assert {c["validationAction"] for c in _statements(default.stdout)} == {"warn"}
+    assert not db_file.exists()
+
+
+def _validator_options(path: Path) -> dict[str, dict[str, Any]]:
+    """The validator options of every collection that exists in the file."""
+
+    async def read(db: Any) -> dict[str, dict[str, Any]]:
+        names = await db.list_collection_names()
+        return {name: dict(db.engine.store(name).options) for name in names}
+
+    return _raw(path, read)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def test_validators_apply_installs_them_in_the_database(db_file: Path) -> None:
+    _bound(db_file, _nothing)  # a database as start-up leaves it
+    applied = _cli(db_file, "validators", "--apply", "--action", "warn")
+    assert applied.exit_code == 0, applied.output
+    assert f"{len(validators())} collection(s): validators applied" in applied.stdout
+    assert "blogs: validator applied (validationLevel moderate, validationAction warn)" in (
+        applied.stdout
+    )
+    installed = _validator_options(db_file)
+    assert {"blogs", "leads", "domain_events", "users"} <= installed.keys()
+    for name, options in installed.items():
+        assert options["validator"] == validators()[name]
+        assert options["validationLevel"] == "moderate"
+        assert options["validationAction"] == "warn"
+
+    assert _cli(db_file, "validators", "--apply", "--action", "error").exit_code == 0
+    assert {o["validationAction"] for o in _validator_options(db_file).values()} == {"error"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="embedded backend: collMod on a collection that does not exist yet neither fails "
+    "with NamespaceNotFound (as MongoDB does, so apply_validators creates it with the "
+    "validator) nor creates it, and create_collection ignores validator options; the "
+    "validator is lost. Real MongoDB is fine. Fix belongs in service/embedded/aio.py.",
+)
+def test_validators_apply_on_a_new_database_covers_every_collection(db_file: Path) -> None:
+    assert _cli(db_file, "validators", "--apply").exit_code == 0
+    installed = _validator_options(db_file)
+    assert installed.keys() == validators().keys()
+    assert all(o["validator"] == validators()[n] for n, o in installed.items())
+
+
+def test_validators_refuse_a_bad_action_and_report_a_refused_collmod(
+    db_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = _cli(db_file, "validators", "--apply", "--action", "strict")
+    assert bad.exit_code == 2 and "'strict' is not one of 'error', 'warn'" in bad.stderr
+    assert not db_file.exists()
+
+    async def unauthorized(db: Any, *, action: str | None = None) -> list[str]:
+        raise OperationFailure("not authorized on lead_ignite to execute command", code=13)
+
+    monkeypatch.setattr(validators_cli, "apply_validators", unauthorized)
+    refused = _cli(db_file, "validators", "--apply")
+    assert refused.exit_code == 2
+    assert "refused collMod (13)" in refused.stderr and "dbAdmin" in refused.stderr
+    assert refused.stdout == ""
+
+
+# -- indexes ------------------------------------------------------------------------------------
+
+
+def _leads_indexes(path: Path) -> dict[str, Any]:
+    async def read(db: Any) -> dict[str, Any]:
+        return dict(await db["leads"].index_information())
+
+    return _raw(path, read)
+
+
+def test_indexes_report_differences_and_apply_rebuilds_them_keeping_undeclared_ones(
+    db_file: Path,
+) -> None:
+    _bound(db_file, _nothing)  # a database as start-up leaves it: every declared index built
+
+    async def older_release(db: Any) -> None:
+        # An older release's definitions: the same name without the partial filter, the same
+        # keys under another name; and an operator's own index.
+        leads = db["leads"]
+        await leads.drop_index("tenant_email_unique")
+        await leads.drop_index("tenant_phone_unique")
+        await leads.create_indexes(
+            [
+                IndexModel([("tenant_id", 1), ("email", 1)], name="tenant_email_unique"),
+                IndexModel([("tenant_id", 1), ("phone", 1)], name="old_phone_name", unique=True),
+                IndexModel([("source", 1)], name="operators_own"),
+            ]
+        )
+
+    _raw(db_file, older_release)
+    before = _leads_indexes(db_file)
+
+    compared = _cli(db_file, "indexes")
+    assert compared.exit_code == 1, compared.output
+    lines = compared.stdout.splitlines()
+    assert "leads: would rebuild (changed): old_phone_name, tenant_email_unique" in lines
+    assert "leads: missing (declared, not built): tenant_phone_unique" in lines
+    assert "leads: undeclared (kept, never dropped): operators_own" in lines
+    assert lines[-1].startswith("indexes: 2 to rebuild, 1 missing, 1 undeclared (kept)")
+    assert _leads_indexes(db_file) == before  # compared only
+    as_json = json.loads(_cli(db_file, "indexes", "--json").stdout)
+    assert as_json == {
+        "applied": False,
+        "clean": False,
+        "rebuilt": {"leads": ["old_phone_name", "tenant_email_unique"]},
+        "missing": {"leads": ["tenant_phone_unique"]},
+        "undeclared": {"leads": ["operators_own"]},
+    }
+
+    applied = _cli(db_file, "indexes", "--apply")
+    assert applied.exit_code == 0, applied.output
+    assert (
+        "leads: dropped and rebuilt as declared: old_phone_name, tenant_email_unique"
+        in applied.stdout
+    )
+    assert "leads: built: tenant_phone_unique" in applied.stdout
+    assert "indexes: 2 rebuilt, 1 built, 1 undeclared kept" in applied.stdout
+    after = _leads_indexes(db_file)
+    assert after["tenant_email_unique"]["partialFilterExpression"]["is_deleted"] is False
+    assert "old_phone_name" not in after and after["tenant_phone_unique"]["unique"] is True
+    assert after["operators_own"]["key"] == [("source", 1)]
+
+    clean = _cli(db_file, "indexes")
+    assert clean.exit_code == 0, clean.output
+    assert clean.stdout.splitlines() == [
+        "leads: undeclared (kept, never dropped): operators_own",
+        "indexes: as declared (1 undeclared, kept)",
+    ]
+
+
+def test_a_new_database_misses_every_declared_index(db_file: Path) -> None:
+    result = _cli(db_file, "indexes", "--json")
+    assert result.exit_code == 1
+    missing = json.loads(result.stdout)["missing"]
+    assert missing == {
+        name: sorted(i.document["name"] for i in wanted)
+        for name, wanted in declared(ALL_DOCUMENTS).items()
+    }
+    assert _cli(db_file, "indexes", "--apply").exit_code == 0
+    assert _cli(db_file, "indexes").exit_code == 0
+
+
+def test_indexes_refuse_a_busy_database_file(db_file: Path) -> None:
+    db, _ = open_embedded(str(db_file), "lead_ignite")  # another process would hold this lock
+    try:
+        result = _cli(db_file, "indexes")
+    finally:
+        asyncio.run(db.client.close())
+    assert result.exit_code == 2 and "in use" in result.stderr
