@@ -1,4 +1,9 @@
-"""Fixtures: every test gets a fresh embedded database and an app bound to it.
+"""Fixtures: every test gets a fresh database and an app bound to it.
+
+The database is the embedded backend's, in memory; with `TEST_MONGODB_URL` set it is a new
+database on that MongoDB server, dropped after the test (tests/real_server.py). Two markers
+pick what runs where (applied here, counted in one summary line): `real_mongodb` tests run
+only on a real server, `embedded_only` tests only on the embedded backend.
 
 Helpers that test modules import (Account, assert_problem, PASSWORD...) live in helpers.py.
 """
@@ -21,6 +26,7 @@ from service.database import embedded_database
 from service.main import create_app
 from service.repository import Repository
 from service.settings import Settings
+from tests import real_server
 from tests.helpers import PASSWORD, Account
 
 # VALIDATE_STORED_DOCUMENTS=1 checks every test's stored documents against the validators.
@@ -28,8 +34,11 @@ pytest_plugins = ["tests.validate_stored"]
 _seq = itertools.count(1)
 
 
-@pytest.fixture
-def settings() -> Settings:
+REAL_ONLY = "real-server test: set TEST_MONGODB_URL to run it on MongoDB"
+EMBEDDED_ONLY = "embedded-only test: it tests the embedded backend or uses its instruments"
+
+
+def make_settings() -> Settings:
     """Test settings with fixed secrets."""
     return Settings(
         app_env="test",
@@ -45,9 +54,77 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def database() -> Any:
-    """A fresh in-memory database for this test."""
-    return embedded_database(f"test_{next(_seq)}")
+def settings() -> Settings:
+    """Test settings with fixed secrets."""
+    return make_settings()
+
+
+if real_server.url() is None:
+
+    @pytest.fixture
+    def database() -> Any:
+        """A fresh in-memory database for this test."""
+        return embedded_database(f"test_{next(_seq)}")
+
+else:
+
+    @pytest.fixture
+    async def database(settings: Settings, worker_id: str) -> AsyncIterator[Any]:
+        """A fresh database for this test on TEST_MONGODB_URL, dropped after it."""
+        name = real_server.database_name(worker_id, next(_seq))
+        async with real_server.fresh_database(settings, name) as db:
+            yield db
+
+
+# -- which tests run where ----------------------------------------------------------------------
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On a real server, one ping first: an unreachable URL ends the run with one message."""
+    if real_server.url() is None or session.config.option.collectonly:
+        return
+    reason = real_server.unreachable(make_settings())
+    if reason is not None:
+        pytest.exit(reason, returncode=pytest.ExitCode.INTERNAL_ERROR)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which backend the run uses."""
+    server = real_server.url()
+    if server is None:
+        return "database: the embedded backend (set TEST_MONGODB_URL to run on MongoDB)"
+    found = real_server.describe
+    return (
+        f"database: MongoDB {found.get('version', '?')} at {real_server.redacted(server)} "
+        f"(replica set: {found.get('set') or 'none'}), a fresh database per test"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `real_mongodb` tests on the embedded backend and `embedded_only` ones on MongoDB."""
+    if real_server.url() is None:
+        marker, reason = "real_mongodb", REAL_ONLY
+    else:
+        marker, reason = "embedded_only", EMBEDDED_ONLY
+    for item in items:
+        if item.get_closest_marker(marker) is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line: how many tests this backend skipped, and how to run them."""
+    reason = REAL_ONLY if real_server.url() is None else EMBEDDED_ONLY
+    skipped = sum(
+        1 for rep in terminalreporter.stats.get("skipped", []) if reason in str(rep.longrepr)
+    )
+    if real_server.url() is None:
+        line = f"real-server tests: {skipped} skipped (set TEST_MONGODB_URL to run them on MongoDB)"
+    else:
+        line = (
+            f"embedded-only tests: {skipped} skipped on MongoDB (they test the embedded backend "
+            "or use its instruments; run without TEST_MONGODB_URL)"
+        )
+    terminalreporter.write_line(line)
 
 
 @pytest.fixture

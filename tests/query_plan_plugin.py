@@ -9,7 +9,7 @@ allow-list (tests/query_plan_allowlist.py) fails the run. Under pytest-xdist eac
 writes its shapes to a shared folder and the controller checks them all.
 
 On a real server (TEST_MONGODB_URL) the embedded backend is not used; there the
-`real_mongodb` tests ask MongoDB itself with `explain()` (tests/test_query_plans.py).
+`real_mongodb` tests ask MongoDB itself with `explain()` (tests/test_real_mongodb.py).
 """
 
 from __future__ import annotations

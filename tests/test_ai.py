@@ -255,6 +255,7 @@ async def _log_usage(account: Account, n: int, model: str = "gpt-4o") -> None:
         assert (await account.client.post("/v1/ai/usage", json=body)).status_code == 201
 
 
+@pytest.mark.embedded_only  # counts calls with tests/dbcalls.py
 async def test_usage_totals_are_computed_once_per_walk_and_repeated_on_every_page(
     owner: Account,
 ) -> None:
@@ -292,6 +293,7 @@ async def test_usage_totals_are_computed_once_per_walk_and_repeated_on_every_pag
     assert calls["ai_usage_totals.insert_one"] == 0
 
 
+@pytest.mark.embedded_only  # counts calls with tests/dbcalls.py
 async def test_usage_totals_follow_the_filters_and_the_tenant_not_just_the_cursor(
     owner: Account, stranger: Account
 ) -> None:

@@ -236,6 +236,7 @@ def test_bucket_list_is_bounded_per_interval() -> None:
 # -- round trips ---------------------------------------------------------------------------------
 
 
+@pytest.mark.embedded_only  # counts calls with tests/dbcalls.py
 async def test_analytics_round_trips_are_bounded(owner: Account) -> None:
     """Overview: one aggregate. A campaign: two streaming aggregates (touchpoints, live
     members) and the campaign's own read, sent concurrently (see service/analytics.py)."""

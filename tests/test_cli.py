@@ -251,6 +251,7 @@ def test_rebuild_project_and_repair(db_file: Path, owner_of: User) -> None:
     assert repair.stdout.strip() == "journal repair: 0 pending event(s) flushed"
 
 
+@pytest.mark.embedded_only  # the embedded file's lock
 def test_a_busy_database_file_is_refused(db_file: Path, owner_of: User) -> None:
     from service.embedded import open_embedded
 

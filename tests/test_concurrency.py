@@ -108,6 +108,7 @@ async def consistent() -> None:
             assert sorted(last.get(doc["_id"], [])) == list(range(1, doc["version"] + 1))
 
 
+@pytest.mark.embedded_only  # patches EmbeddedCollection
 async def test_crashes_in_every_write_path_lose_and_duplicate_nothing(
     settings: Settings, database: Any, owner: Account, app: FastAPI
 ) -> None:

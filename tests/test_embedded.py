@@ -25,6 +25,9 @@ from service.embedded.engine import prepared
 from service.embedded.keys import sort_key, sort_value
 from service.embedded.planner import plan
 
+# The embedded backend itself.
+pytestmark = pytest.mark.embedded_only
+
 BIG = "x" * (codec.MAX_BSON_SIZE // 2)
 
 

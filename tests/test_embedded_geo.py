@@ -12,6 +12,9 @@ from pymongo.errors import OperationFailure
 from service.embedded import EmbeddedCollection, embedded_database
 from service.embedded.geo import EARTH_RADIUS_M, great_circle_m, point_of
 
+# The embedded backend's geo queries themselves.
+pytestmark = pytest.mark.embedded_only
+
 ONE_DEGREE_M = EARTH_RADIUS_M * math.pi / 180  # 111,318.845 m on MongoDB's sphere
 
 

@@ -18,6 +18,9 @@ from pymongo.errors import DuplicateKeyError
 
 from service.embedded import EmbeddedDataError, open_embedded
 
+# The embedded backend's file, snapshots and lock.
+pytestmark = pytest.mark.embedded_only
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {
     "JWT_SECRET": "persistence-test-secret-" + "x" * 40,

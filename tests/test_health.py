@@ -6,10 +6,12 @@ from typing import Any
 from unittest.mock import patch
 
 import httpx
+import pytest
 
 from tests.helpers import assert_problem
 
 
+@pytest.mark.embedded_only  # the embedded backend's name
 async def test_health_reports_embedded_database(client: httpx.AsyncClient) -> None:
     r = await client.get("/health")
     assert r.status_code == 200

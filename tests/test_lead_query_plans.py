@@ -24,6 +24,9 @@ from tests.query_plan_allowlist import allowed
 from tests.query_plan_plugin import shape_of_operation
 from tests.query_plans import IndexSpec, check
 
+# Records through service.embedded.observers (on MongoDB, tests/test_real_mongodb.py explains).
+pytestmark = pytest.mark.embedded_only
+
 COLLECTIONS: dict[str, Any] = {
     "leads": LeadBase,
     "campaigns": CampaignBase,

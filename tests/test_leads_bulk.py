@@ -6,6 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
+import pytest
 from bson import Binary
 
 from documents import AGGREGATE_ROOTS
@@ -93,6 +94,7 @@ async def test_batch_limits_and_shape(owner: Account) -> None:
     assert (await owner.client.get("/v1/leads")).json()["items"] == []
 
 
+@pytest.mark.embedded_only  # counts calls with tests/dbcalls.py
 async def test_database_calls_grow_with_chunks_not_rows(owner: Account, monkeypatch: Any) -> None:
     production = lead_service.BULK_CHUNK
     # A small chunk size makes several chunks out of a test-sized batch.

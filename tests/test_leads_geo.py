@@ -170,6 +170,7 @@ async def test_other_tenants_and_deleted_leads_are_never_near(
     assert [x["id"] for x in with_deleted] == nearest(listings, 5)
 
 
+@pytest.mark.embedded_only  # patches the embedded geo
 async def test_paging_holds_when_the_server_orders_ties_and_last_digits_its_own_way(
     owner: Account,
 ) -> None:

@@ -293,6 +293,7 @@ async def test_tracing_stays_off_by_default(settings: Settings, database: Any) -
     assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
 
 
+@pytest.mark.embedded_only  # the embedded backend's span events
 async def test_requests_and_database_operations_are_traced(
     settings: Settings, database: Any, tracing: Tracing
 ) -> None:

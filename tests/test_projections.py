@@ -179,6 +179,7 @@ async def test_an_entry_visible_late_below_the_position_is_still_applied(owner: 
     assert text is not None and text.events == 1
 
 
+@pytest.mark.embedded_only  # service.embedded observers
 async def test_an_empty_scan_moves_the_position_to_the_head(owner: Account) -> None:
     await projections.catch_up()
     # Many journal entries that `global_team` does not follow (campaigns).
@@ -304,6 +305,7 @@ async def test_late_repaired_event_reaches_the_read_models(owner: Account) -> No
     assert sorted(e.version for e in history) == [1, 2]
 
 
+@pytest.mark.embedded_only  # service.embedded observers
 async def test_rebuild_swaps_rows_in_without_an_empty_window(
     owner: Account, member: Account, stranger: Account
 ) -> None:

@@ -12,6 +12,9 @@ from service.embedded import Operation, embedded_database
 from tests.query_plan_plugin import findings, shape_of_operation
 from tests.query_plans import IndexSpec, check, make_shape
 
+# The checker and the embedded observers (on MongoDB, tests/test_real_mongodb.py asks explain()).
+pytestmark = pytest.mark.embedded_only
+
 T = uuid.uuid4()
 
 LEADS = [

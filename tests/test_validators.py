@@ -331,6 +331,7 @@ async def _flow(owner: Account, member: Account, client: httpx.AsyncClient) -> N
 # -- installing them --------------------------------------------------------------------------
 
 
+@pytest.mark.embedded_only  # reads database.engine
 async def test_apply_validators_uses_collmod_with_moderate_level(
     app: FastAPI, database: Any
 ) -> None:
