@@ -36,6 +36,7 @@ from uuid import UUID
 from beanie import Document
 from beanie.odm.utils.parsing import parse_obj
 from bson import Binary, Decimal128, ObjectId
+from pydantic_core import to_jsonable_python
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.base import RootDocument, utcnow
@@ -204,12 +205,12 @@ def creation_changes(
     return changes
 
 
-def creation_marker(*, event_id: UUID, aggregate_id: UUID, actor_type: str) -> dict[str, Any]:
-    """The slim outbox of a bulk creation (BSON-ready): enough to rebuild its event."""
+def creation_marker(*, event_id: Binary, aggregate_id: Binary, actor_type: str) -> dict[str, Any]:
+    """The slim outbox of a bulk creation (BSON-ready ids in): enough to rebuild its event."""
     return {
         "version": 1,
-        "id": Binary.from_uuid(event_id),
-        "aggregate_id": Binary.from_uuid(aggregate_id),
+        "id": event_id,
+        "aggregate_id": aggregate_id,
         "actor_type": actor_type,
     }
 
@@ -227,20 +228,89 @@ def creation_event_document(
     Built directly rather than through a `DomainEvent` and the encoder: field for field what
     `encode_document(new_event(doc, event_type="created", ...))` stores (a test checks it).
     """
+    return creation_event_raw(
+        aggregate_type=doc.aggregate_type,
+        stored=encode_document(doc),
+        event_id=Binary.from_uuid(event_id),
+        actor_type=actor_type,
+        changes=changes,
+    )
+
+
+def creation_event_raw(
+    *,
+    aggregate_type: str,
+    stored: Mapping[str, Any],
+    event_id: Binary,
+    actor_type: str,
+    changes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """`creation_event_document` from the BSON-ready stored form of the new document."""
     return {
-        "_id": Binary.from_uuid(event_id),
-        "tenant_id": Binary.from_uuid(doc.tenant_id),
-        "aggregate_type": doc.aggregate_type,
-        "aggregate_id": Binary.from_uuid(doc.id),
+        "_id": event_id,
+        "tenant_id": stored["tenant_id"],
+        "aggregate_type": aggregate_type,
+        "aggregate_id": stored["_id"],
         "version": 1,
-        "event_type": f"{doc.aggregate_type}.created",
-        "actor_id": None if doc.created_by is None else Binary.from_uuid(doc.created_by),
+        "event_type": f"{aggregate_type}.created",
+        "actor_id": stored["created_by"],
         "actor_type": actor_type,
-        "occurred_at": doc.updated_at,
+        "occurred_at": stored["updated_at"],
         "changes": changes,
         "request_id": request_id_var.get(),
         "seq": None,  # assigned by the sequencer once visible (service/sequencer.py)
     }
+
+
+class NewDocuments:
+    """New documents of one class built from already-validated field values, without Beanie.
+
+    `full(values)` completes python-mode field values (by field name) with the class's
+    defaults, in the order of the class's fields; `stored(full)` is then exactly what
+    `encode_document(model.model_construct(**full))` gives, and `journaled(full)` what
+    `journal_dump` gives (tests compare both). For bulk writes of values the caller has
+    validated: no model instance, no second validation, no Beanie encoder.
+    """
+
+    def __init__(self, model: type[RootDocument]) -> None:
+        settings = model.get_settings()
+        if settings.union_doc is not None or model.get_link_fields():
+            raise TypeError(f"{model.__name__}: union documents and links need Beanie's encoder")
+        self.model = model
+        self.class_id: tuple[str, str] | None = (
+            (settings.class_id, model._class_id) if model._class_id else None
+        )
+        self.fields = [
+            (name, info.alias or name, info)
+            for name, info in model.model_fields.items()
+            if name != "revision_id"
+        ]
+        self.names = frozenset(name for name, _, _ in self.fields)
+
+    def full(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Every field's python-mode value: `values`, else the field's default."""
+        unknown = values.keys() - self.names
+        if unknown:
+            raise TypeError(f"{self.model.__name__} has no fields {sorted(unknown)}")
+        return {
+            name: values[name] if name in values else info.get_default(call_default_factory=True)
+            for name, _, info in self.fields
+        }
+
+    def stored(self, full: Mapping[str, Any]) -> dict[str, Any]:
+        """The BSON-ready stored document (`encode_document`'s output) of `full` values."""
+        out: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
+        for name, alias, _ in self.fields:
+            value = full[name]
+            out[alias] = value if type(value) in _BSON_EXACT else _bson_value(value)
+        return out
+
+    def journaled(self, full: Mapping[str, Any]) -> dict[str, Any]:
+        """The part of the document the journal records, JSON mode (`journal_dump`'s output)."""
+        data: dict[str, Any] = to_jsonable_python(
+            {k: v for k, v in full.items() if k not in UNJOURNALED}
+        )
+        return data
 
 
 def creation_event_from_stored(
@@ -402,6 +472,7 @@ def _encode(event: DomainEvent) -> dict[str, Any]:
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
 _BSON_AS_IS = (str, int, float, type(None), datetime, Binary, Decimal128, ObjectId)
+_BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
 
 
 def _bson_value(value: Any) -> Any:
@@ -443,10 +514,12 @@ def encode_document(doc: Document) -> dict[str, Any]:
 
 __all__ = [
     "REDACTED",
+    "NewDocuments",
     "as_outbox",
     "creation_changes",
     "creation_event_document",
     "creation_event_from_stored",
+    "creation_event_raw",
     "creation_marker",
     "diff",
     "encode_document",
