@@ -25,8 +25,9 @@ event's id, so the rebuilt event is the one the bulk path journals, and
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from enum import Enum
@@ -36,7 +37,7 @@ from uuid import UUID
 from beanie import Document
 from beanie.odm.utils.parsing import parse_obj
 from bson import Binary, Decimal128, ObjectId
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticUndefined, to_jsonable_python
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.base import RootDocument, utcnow
@@ -286,15 +287,24 @@ class NewDocuments:
             if name != "revision_id"
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
+        # Defaults worked out once: constants as they are, factories called per document.
+        self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
+        for name, _, info in self.fields:
+            factory = info.default_factory
+            if factory is None and info.default is PydanticUndefined:
+                self.defaults.append((name, None, _required(model, name)))
+            elif factory is None and type(info.default) not in _IMMUTABLE:
+                self.defaults.append((name, None, functools.partial(info.get_default)))
+            else:
+                self.defaults.append((name, info.default, factory))  # type: ignore[arg-type]
 
     def full(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Every field's python-mode value: `values`, else the field's default."""
-        unknown = values.keys() - self.names
-        if unknown:
-            raise TypeError(f"{self.model.__name__} has no fields {sorted(unknown)}")
+        if not self.names.issuperset(values):
+            raise TypeError(f"{self.model.__name__} has no fields {sorted(values - self.names)}")
         return {
-            name: values[name] if name in values else info.get_default(call_default_factory=True)
-            for name, _, info in self.fields
+            name: values[name] if name in values else (factory() if factory else default)
+            for name, default, factory in self.defaults
         }
 
     def stored(self, full: Mapping[str, Any]) -> dict[str, Any]:
@@ -472,6 +482,16 @@ def _encode(event: DomainEvent) -> dict[str, Any]:
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
 _BSON_AS_IS = (str, int, float, type(None), datetime, Binary, Decimal128, ObjectId)
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), tuple, frozenset})
+
+
+def _required(model: type[RootDocument], name: str) -> Callable[[], Any]:
+    def missing() -> Any:
+        raise TypeError(f"{model.__name__}.{name} is required")
+
+    return missing
+
+
 _BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
 
 
