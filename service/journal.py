@@ -194,6 +194,12 @@ def creation_changes(
             _flatten(value, key, flat)
         else:
             flat[key] = value
+    return _creation_changes_of(flat, secret_fields)
+
+
+def _creation_changes_of(
+    flat: dict[str, Any], secret_fields: Iterable[str]
+) -> list[dict[str, Any]]:
     secrets = tuple(secret_fields)
     changes = []
     for field in sorted(flat):
@@ -268,9 +274,10 @@ class NewDocuments:
 
     `full(values)` completes python-mode field values (by field name) with the class's
     defaults, in the order of the class's fields; `stored(full)` is then exactly what
-    `encode_document(model.model_construct(**full))` gives, and `journaled(full)` what
-    `journal_dump` gives (tests compare both). For bulk writes of values the caller has
-    validated: no model instance, no second validation, no Beanie encoder.
+    `encode_document(model.model_construct(**full))` gives, and `creation_changes(full)`
+    what `creation_changes(journal_dump(...))` gives (tests compare both). For bulk writes
+    of values the caller has validated: no model instance, no second validation, no Beanie
+    encoder.
     """
 
     def __init__(self, model: type[RootDocument]) -> None:
@@ -293,7 +300,7 @@ class NewDocuments:
             factory = info.default_factory
             if factory is None and info.default is PydanticUndefined:
                 self.defaults.append((name, None, _required(model, name)))
-            elif factory is None and type(info.default) not in _IMMUTABLE:
+            elif factory is None and not isinstance(info.default, _IMMUTABLE):
                 self.defaults.append((name, None, functools.partial(info.get_default)))
             else:
                 self.defaults.append((name, info.default, factory))  # type: ignore[arg-type]
@@ -315,12 +322,26 @@ class NewDocuments:
             out[alias] = value if type(value) in _BSON_EXACT else _bson_value(value)
         return out
 
-    def journaled(self, full: Mapping[str, Any]) -> dict[str, Any]:
-        """The part of the document the journal records, JSON mode (`journal_dump`'s output)."""
-        data: dict[str, Any] = to_jsonable_python(
-            {k: v for k, v in full.items() if k not in UNJOURNALED}
-        )
-        return data
+    def creation_changes(
+        self, full: Mapping[str, Any], secret_fields: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """`creation_changes(journal_dump(doc))` of the document with `full` values.
+
+        Straight from the python-mode values: plain scalars as they are, anything else
+        converted to JSON mode by pydantic-core as `journal_dump` would.
+        """
+        flat: dict[str, Any] = {}
+        for key, value in full.items():
+            if value is None or key in UNJOURNALED:
+                continue
+            kind = type(value)
+            if kind is str or kind is int or kind is float or kind is bool:
+                flat[key] = value
+            elif kind is dict and value:
+                _flatten(to_jsonable_python(value), key, flat)
+            else:
+                flat[key] = to_jsonable_python(value)
+        return _creation_changes_of(flat, secret_fields)
 
 
 def creation_event_from_stored(
@@ -482,7 +503,7 @@ def _encode(event: DomainEvent) -> dict[str, Any]:
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
 _BSON_AS_IS = (str, int, float, type(None), datetime, Binary, Decimal128, ObjectId)
-_IMMUTABLE = frozenset({str, int, float, bool, type(None), tuple, frozenset})
+_IMMUTABLE = (str, int, float, type(None), Enum, frozenset)  # str/int cover their enums
 
 
 def _required(model: type[RootDocument], name: str) -> Callable[[], Any]:

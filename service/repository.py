@@ -290,11 +290,13 @@ class Repository(Generic[D]):
         markers are cleared with one update.
         """
         now = utcnow()
-        rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        secrets = self.model.secret_fields
+        rows: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         for position, doc in enumerate(docs):
             await yield_now(position)
             self._stamp_fields(doc, now)
-            rows.append((journal.encode_document(doc), journal.journal_dump(doc)))
+            changes = journal.creation_changes(journal.journal_dump(doc), secrets)
+            rows.append((journal.encode_document(doc), changes))
         failed = await self._insert_created(rows)
         return [doc for i, doc in enumerate(docs) if i not in failed], failed
 
@@ -322,27 +324,27 @@ class Repository(Generic[D]):
             "deleted_at": None,
             "pending_event": None,
         }
-        encoded: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        secrets = self.model.secret_fields
+        encoded: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         for position, (new, fields) in enumerate(rows):
             await yield_now(position)
             fields.update(stamp)
             full = new.full(fields)
-            encoded.append((new.stored(full), new.journaled(full)))
+            encoded.append((new.stored(full), new.creation_changes(full, secrets)))
         return await self._insert_created(encoded)
 
     async def _insert_created(
-        self, rows: Sequence[tuple[dict[str, Any], dict[str, Any]]]
+        self, rows: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]]
     ) -> dict[int, Exception]:
-        # rows: (BSON-ready stored document, its journal dump). One insert with creation
+        # rows: (BSON-ready stored document, its creation changes). One insert with creation
         # markers, one journal insert, one marker clear (journal.flush_many).
         if not rows:
             return {}
         actor_type = self.ctx.actor_type
         aggregate_type = self.model.aggregate_type
-        secrets = self.model.secret_fields
         raw: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
-        for position, (stored, journaled) in enumerate(rows):
+        for position, (stored, changes) in enumerate(rows):
             await yield_now(position)
             event_id = Binary.from_uuid(uuid7())
             stored["pending_event"] = journal.creation_marker(
@@ -355,7 +357,7 @@ class Repository(Generic[D]):
                     stored=stored,
                     event_id=event_id,
                     actor_type=actor_type,
-                    changes=journal.creation_changes(journaled, secrets),
+                    changes=changes,
                 )
             )
         failed: dict[int, Exception] = {}
