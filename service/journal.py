@@ -294,6 +294,7 @@ class NewDocuments:
             if name != "revision_id"
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
+        self._shared: dict[UUID, Binary] = {}
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
         for name, _, info in self.fields:
@@ -308,7 +309,9 @@ class NewDocuments:
     def full(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Every field's python-mode value: `values`, else the field's default."""
         if not self.names.issuperset(values):
-            raise TypeError(f"{self.model.__name__} has no fields {sorted(values - self.names)}")
+            raise TypeError(
+                f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
+            )
         return {
             name: values[name] if name in values else (factory() if factory else default)
             for name, default, factory in self.defaults
@@ -317,9 +320,31 @@ class NewDocuments:
     def stored(self, full: Mapping[str, Any]) -> dict[str, Any]:
         """The BSON-ready stored document (`encode_document`'s output) of `full` values."""
         out: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
+        shared = self._shared
         for name, alias, _ in self.fields:
             value = full[name]
-            out[alias] = value if type(value) in _BSON_EXACT else _bson_value(value)
+            kind = type(value)
+            if kind in _BSON_EXACT:
+                out[alias] = value
+            elif kind is UUID:
+                # The tenant and actor ids repeat on every document of a batch: encoded once.
+                binary = shared.get(value)
+                if binary is None:
+                    binary = Binary.from_uuid(value)
+                    if name in _REPEATED_IDS:
+                        if len(shared) > 16:
+                            shared.clear()
+                        shared[value] = binary
+                out[alias] = binary
+            elif kind is dict:
+                out[alias] = {
+                    k if isinstance(k, Enum) else str(k): v
+                    if type(v) in _BSON_EXACT
+                    else _bson_value(v)
+                    for k, v in value.items()
+                }
+            else:
+                out[alias] = _bson_value(value)
         return out
 
     def creation_changes(
@@ -513,6 +538,7 @@ def _required(model: type[RootDocument], name: str) -> Callable[[], Any]:
     return missing
 
 
+_REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id"})
 _BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
 
 
