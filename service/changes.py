@@ -23,7 +23,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from documents.journal import DomainEvent
 from schemas.changes import ChangeRead
@@ -59,10 +59,13 @@ def decode_cursor(cursor: str) -> int:
 
 
 async def visible_items(
-    ctx: RequestContext, events: Sequence[DomainEvent] | Sequence[ChangeRead]
+    ctx: RequestContext, events: Sequence[DomainEvent | ChangeRead]
 ) -> list[dict[str, Any]]:
     """Journal entries as the caller may see them: the one redaction point of feed and webhooks."""
-    return [_item(e.model_dump(mode="json")) for e in await visibility.visible_events(ctx, events)]
+    # A `ChangeRead` has every field `visible_events` reads (type, id, changes) and the same
+    # `model_copy`: it passes for the `DomainEvent` it was read from.
+    entries = cast(Sequence[DomainEvent], events)
+    return [_item(e.model_dump(mode="json")) for e in await visibility.visible_events(ctx, entries)]
 
 
 # Feed entries are validated once, straight from the stored journal entries.
