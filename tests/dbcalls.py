@@ -7,11 +7,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from service.embedded import EmbeddedCollection
 from service.embedded.aio import EmbeddedCursor
 from service.workers import in_background
+
+_inner: ContextVar[bool] = ContextVar("_inner", default=False)
 
 COUNTED = (
     "find",
@@ -43,7 +46,7 @@ def count_db_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
 
     def wrap(name: str, fn: Any) -> Any:
         def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if in_background.get():  # a background worker's call, not the measured code's
+            if in_background.get() or _inner.get():  # a worker's call, or part of another
                 return fn(self, *args, **kwargs)
             key = f"{self.name}.{name}"
             calls[key] += 1
@@ -53,9 +56,11 @@ def count_db_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
 
             async def timed() -> Any:
                 start = time.perf_counter()
+                token = _inner.set(True)  # `find_one` runs a `find`: one round trip, not two
                 try:
                     return await result
                 finally:
+                    _inner.reset(token)
                     seconds[key] += time.perf_counter() - start
 
             return timed()
