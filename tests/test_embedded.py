@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import uuid
@@ -458,3 +459,41 @@ async def test_residual_conditions_are_still_applied(coll: EmbeddedCollection) -
     assert [d["_id"] for d in await coll.find({"t": 1, "del": False, "s": "a"}).to_list()] == [
         i for i in range(60) if i % 3 == 1 and i % 2 == 0
     ]
+
+
+async def test_point_reads_run_on_the_loop_only_when_the_engine_is_free(
+    coll: EmbeddedCollection, monkeypatch: Any
+) -> None:
+    from service.embedded import aio
+
+    await coll.insert_many([{"_id": i, "v": i * 10} for i in range(5)])
+    where: list[str] = []
+    first = aio.EmbeddedCursor._first
+
+    def recording(self: Any) -> Any:
+        where.append(threading.current_thread().name)
+        return first(self)
+
+    monkeypatch.setattr(aio.EmbeddedCursor, "_first", recording)
+    assert await coll.find_one({"_id": 3}) == {"_id": 3, "v": 30}
+    assert await coll.find_one({"v": 30}) == {"_id": 3, "v": 30}  # not by `_id`: the worker
+    assert where[0] == threading.current_thread().name
+    assert where[1].startswith("embedded-mongodb")
+    # While another call holds the engine, a point read waits for it in the worker.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with aio._ENGINE:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    pending = asyncio.ensure_future(coll.find_one({"_id": 4}))
+    await asyncio.sleep(0.05)
+    assert not pending.done()  # it did not run beside the holder
+    release.set()
+    assert await pending == {"_id": 4, "v": 40}
+    holder.join()
+    assert where[2].startswith("embedded-mongodb")
