@@ -131,6 +131,8 @@ SEARCH_SEPARATOR = "\x1f"  # between the parts of `search_text`; refused in a se
 
 def fold(text: str) -> str:
     """Text as search compares it: case-folded, accents removed, spaces collapsed."""
+    if text.isascii():  # the common case: NFKD and combining marks change nothing in ASCII
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(plain.split())

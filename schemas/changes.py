@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.common import Cursor, HistoryChange
 
@@ -39,7 +39,10 @@ class ChangesParams(BaseModel):
 class ChangeRead(BaseModel):
     """One journaled change (secrets redacted; the same visibility as the resource's history)."""
 
-    id: UUID = Field(description="The change's id (also the `webhook-id` of its deliveries).")
+    id: UUID = Field(
+        validation_alias=AliasChoices("id", "_id"),  # `_id` when read from storage
+        description="The change's id (also the `webhook-id` of its deliveries).",
+    )
     aggregate_type: str
     aggregate_id: UUID
     version: int

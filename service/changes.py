@@ -22,13 +22,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from documents.journal import DomainEvent
+from schemas.changes import ChangeRead
+from schemas.common import ReadView
 from service import sequencer, visibility
 from service.context import RequestContext
 from service.errors import Unprocessable
+from service.pagination import StoredView
 from service.projections import sync_feeds
 from service.repository import tenant_filter
 
@@ -55,9 +58,18 @@ def decode_cursor(cursor: str) -> int:
     return position
 
 
-async def visible_items(ctx: RequestContext, events: list[DomainEvent]) -> list[dict[str, Any]]:
+async def visible_items(
+    ctx: RequestContext, events: Sequence[DomainEvent | ChangeRead]
+) -> list[dict[str, Any]]:
     """Journal entries as the caller may see them: the one redaction point of feed and webhooks."""
-    return [_item(e.model_dump(mode="json")) for e in await visibility.visible_events(ctx, events)]
+    # A `ChangeRead` has every field `visible_events` reads (type, id, changes) and the same
+    # `model_copy`: it passes for the `DomainEvent` it was read from.
+    entries = cast(Sequence[DomainEvent], events)
+    return [_item(e.model_dump(mode="json")) for e in await visibility.visible_events(ctx, entries)]
+
+
+# Feed entries are validated once, straight from the stored journal entries.
+CHANGE_VIEW: ReadView[ChangeRead] = ReadView(ChangeRead)
 
 
 def _item(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,17 +114,28 @@ async def read_page(
     limit: int,
     aggregate_type: str | None = None,
     event_type: str | None = None,
-) -> tuple[list[DomainEvent], int]:
-    """Up to `limit` journal entries after `position`, and the position to resume from."""
+    view: StoredView[Any] | None = None,
+) -> tuple[list[Any], int]:
+    """Up to `limit` journal entries after `position`, and the position to resume from.
+
+    Entries are `DomainEvent`s, or with `view` the response objects it validates straight
+    from the stored entries (the read path: one validation per entry, no Beanie document).
+    """
     head = await sequencer.head(sequencer.JOURNAL)
     if position >= head:
         return [], position
     query = feed_filter(
         ctx, position=position, head=head, aggregate_type=aggregate_type, event_type=event_type
     )
-    events = await DomainEvent.find(query).sort("seq").limit(limit).to_list()
+    if view is None:
+        events: list[Any] = await DomainEvent.find(query).sort("seq").limit(limit).to_list()
+        seqs = [e.seq for e in events]
+    else:
+        collection = DomainEvent.get_pymongo_collection()
+        raws = await collection.find(query, sort=[("seq", 1)], limit=limit).to_list()
+        events, seqs = [view.stored(raw) for raw in raws], [raw["seq"] for raw in raws]
     if len(events) == limit:
-        last = events[-1].seq
+        last = seqs[-1]
         assert last is not None  # every entry at or below the head has its position
         return events, last
     return events, head
@@ -130,7 +153,12 @@ async def list_changes(
     position = decode_cursor(after) if after else 0
     await sync_feeds(patience=SYNC_PATIENCE)  # include the caller's own latest writes
     events, resume = await read_page(
-        ctx, position=position, limit=limit, aggregate_type=aggregate_type, event_type=event_type
+        ctx,
+        position=position,
+        limit=limit,
+        aggregate_type=aggregate_type,
+        event_type=event_type,
+        view=CHANGE_VIEW,
     )
     items = await visible_items(ctx, events)
     return {"items": items, "next_cursor": encode_cursor(resume)}

@@ -25,8 +25,9 @@ event's id, so the rebuilt event is the one the bulk path journals, and
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from enum import Enum
@@ -36,6 +37,7 @@ from uuid import UUID
 from beanie import Document
 from beanie.odm.utils.parsing import parse_obj
 from bson import Binary, Decimal128, ObjectId
+from pydantic_core import PydanticUndefined, to_jsonable_python
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.base import RootDocument, utcnow
@@ -192,6 +194,12 @@ def creation_changes(
             _flatten(value, key, flat)
         else:
             flat[key] = value
+    return _creation_changes_of(flat, secret_fields)
+
+
+def _creation_changes_of(
+    flat: dict[str, Any], secret_fields: Iterable[str]
+) -> list[dict[str, Any]]:
     secrets = tuple(secret_fields)
     changes = []
     for field in sorted(flat):
@@ -204,12 +212,12 @@ def creation_changes(
     return changes
 
 
-def creation_marker(*, event_id: UUID, aggregate_id: UUID, actor_type: str) -> dict[str, Any]:
-    """The slim outbox of a bulk creation (BSON-ready): enough to rebuild its event."""
+def creation_marker(*, event_id: Binary, aggregate_id: Binary, actor_type: str) -> dict[str, Any]:
+    """The slim outbox of a bulk creation (BSON-ready ids in): enough to rebuild its event."""
     return {
         "version": 1,
-        "id": Binary.from_uuid(event_id),
-        "aggregate_id": Binary.from_uuid(aggregate_id),
+        "id": event_id,
+        "aggregate_id": aggregate_id,
         "actor_type": actor_type,
     }
 
@@ -227,20 +235,138 @@ def creation_event_document(
     Built directly rather than through a `DomainEvent` and the encoder: field for field what
     `encode_document(new_event(doc, event_type="created", ...))` stores (a test checks it).
     """
+    return creation_event_raw(
+        aggregate_type=doc.aggregate_type,
+        stored=encode_document(doc),
+        event_id=Binary.from_uuid(event_id),
+        actor_type=actor_type,
+        changes=changes,
+    )
+
+
+def creation_event_raw(
+    *,
+    aggregate_type: str,
+    stored: Mapping[str, Any],
+    event_id: Binary,
+    actor_type: str,
+    changes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """`creation_event_document` from the BSON-ready stored form of the new document."""
     return {
-        "_id": Binary.from_uuid(event_id),
-        "tenant_id": Binary.from_uuid(doc.tenant_id),
-        "aggregate_type": doc.aggregate_type,
-        "aggregate_id": Binary.from_uuid(doc.id),
+        "_id": event_id,
+        "tenant_id": stored["tenant_id"],
+        "aggregate_type": aggregate_type,
+        "aggregate_id": stored["_id"],
         "version": 1,
-        "event_type": f"{doc.aggregate_type}.created",
-        "actor_id": None if doc.created_by is None else Binary.from_uuid(doc.created_by),
+        "event_type": f"{aggregate_type}.created",
+        "actor_id": stored["created_by"],
         "actor_type": actor_type,
-        "occurred_at": doc.updated_at,
+        "occurred_at": stored["updated_at"],
         "changes": changes,
         "request_id": request_id_var.get(),
         "seq": None,  # assigned by the sequencer once visible (service/sequencer.py)
     }
+
+
+class NewDocuments:
+    """New documents of one class built from already-validated field values, without Beanie.
+
+    `full(values)` completes python-mode field values (by field name) with the class's
+    defaults, in the order of the class's fields; `stored(full)` is then exactly what
+    `encode_document(model.model_construct(**full))` gives, and `creation_changes(full)`
+    what `creation_changes(journal_dump(...))` gives (tests compare both). For bulk writes
+    of values the caller has validated: no model instance, no second validation, no Beanie
+    encoder.
+    """
+
+    def __init__(self, model: type[RootDocument]) -> None:
+        settings = model.get_settings()
+        if settings.union_doc is not None or model.get_link_fields():
+            raise TypeError(f"{model.__name__}: union documents and links need Beanie's encoder")
+        self.model = model
+        self.class_id: tuple[str, str] | None = (
+            (settings.class_id, model._class_id) if model._class_id else None
+        )
+        self.fields = [
+            (name, info.alias or name, info)
+            for name, info in model.model_fields.items()
+            if name != "revision_id"
+        ]
+        self.names = frozenset(name for name, _, _ in self.fields)
+        self._shared: dict[UUID, Binary] = {}
+        # Defaults worked out once: constants as they are, factories called per document.
+        self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
+        for name, _, info in self.fields:
+            factory = info.default_factory
+            if factory is None and info.default is PydanticUndefined:
+                self.defaults.append((name, None, _required(model, name)))
+            elif factory is None and not isinstance(info.default, _IMMUTABLE):
+                self.defaults.append((name, None, functools.partial(info.get_default)))
+            else:
+                self.defaults.append((name, info.default, factory))  # type: ignore[arg-type]
+
+    def full(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Every field's python-mode value: `values`, else the field's default."""
+        if not self.names.issuperset(values):
+            raise TypeError(
+                f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
+            )
+        return {
+            name: values[name] if name in values else (factory() if factory else default)
+            for name, default, factory in self.defaults
+        }
+
+    def stored(self, full: Mapping[str, Any]) -> dict[str, Any]:
+        """The BSON-ready stored document (`encode_document`'s output) of `full` values."""
+        out: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
+        shared = self._shared
+        for name, alias, _ in self.fields:
+            value = full[name]
+            kind = type(value)
+            if kind in _BSON_EXACT:
+                out[alias] = value
+            elif kind is UUID:
+                # The tenant and actor ids repeat on every document of a batch: encoded once.
+                binary = shared.get(value)
+                if binary is None:
+                    binary = Binary.from_uuid(value)
+                    if name in _REPEATED_IDS:
+                        if len(shared) > 16:
+                            shared.clear()
+                        shared[value] = binary
+                out[alias] = binary
+            elif kind is dict:
+                out[alias] = {
+                    k if isinstance(k, Enum) else str(k): v
+                    if type(v) in _BSON_EXACT
+                    else _bson_value(v)
+                    for k, v in value.items()
+                }
+            else:
+                out[alias] = _bson_value(value)
+        return out
+
+    def creation_changes(
+        self, full: Mapping[str, Any], secret_fields: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """`creation_changes(journal_dump(doc))` of the document with `full` values.
+
+        Straight from the python-mode values: plain scalars as they are, anything else
+        converted to JSON mode by pydantic-core as `journal_dump` would.
+        """
+        flat: dict[str, Any] = {}
+        for key, value in full.items():
+            if value is None or key in UNJOURNALED:
+                continue
+            kind = type(value)
+            if kind is str or kind is int or kind is float or kind is bool:
+                flat[key] = value
+            elif kind is dict and value:
+                _flatten(to_jsonable_python(value), key, flat)
+            else:
+                flat[key] = to_jsonable_python(value)
+        return _creation_changes_of(flat, secret_fields)
 
 
 def creation_event_from_stored(
@@ -402,6 +528,18 @@ def _encode(event: DomainEvent) -> dict[str, Any]:
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
 _BSON_AS_IS = (str, int, float, type(None), datetime, Binary, Decimal128, ObjectId)
+_IMMUTABLE = (str, int, float, type(None), Enum, frozenset)  # str/int cover their enums
+
+
+def _required(model: type[RootDocument], name: str) -> Callable[[], Any]:
+    def missing() -> Any:
+        raise TypeError(f"{model.__name__}.{name} is required")
+
+    return missing
+
+
+_REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id"})
+_BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
 
 
 def _bson_value(value: Any) -> Any:
@@ -443,10 +581,12 @@ def encode_document(doc: Document) -> dict[str, Any]:
 
 __all__ = [
     "REDACTED",
+    "NewDocuments",
     "as_outbox",
     "creation_changes",
     "creation_event_document",
     "creation_event_from_stored",
+    "creation_event_raw",
     "creation_marker",
     "diff",
     "encode_document",

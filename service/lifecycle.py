@@ -25,6 +25,7 @@ from pymongo.errors import DuplicateKeyError
 from documents.base import RootDocument
 from documents.journal import DomainEvent
 from documents.migrations import upcast
+from schemas.common import HistoryEntry, ReadView
 from service import journal, visibility
 from service.context import RequestContext
 from service.errors import Conflict, NotFound
@@ -33,6 +34,8 @@ from service.policy import Action, ResourcePolicy, policy_for
 from service.repository import Repository, tenant_filter, uuid_filter
 
 D = TypeVar("D", bound=RootDocument)
+# History entries are validated once, straight from the stored journal entries.
+HISTORY_VIEW: ReadView[HistoryEntry] = ReadView(HistoryEntry)
 
 
 def _policy(policy: ResourcePolicy[D] | None, model: type[D] | None) -> ResourcePolicy[D]:
@@ -133,7 +136,7 @@ async def history(
     id: UUID,
     limit: int,
     cursor: str | None = None,
-) -> PageResult[DomainEvent]:
+) -> PageResult[HistoryEntry]:
     """A resource's change events, oldest first (also for soft-deleted resources).
 
     Each event keeps only the changes the caller may see (service/visibility.py): a
@@ -145,14 +148,18 @@ async def history(
     )
     # `version` is unique per aggregate (index `aggregate_version`), which also serves the order.
     by_version = Sort("version", OLDEST_FIRST.direction, unique=True)
-    page = await paginate(DomainEvent, query, limit=limit, cursor=cursor, sort=by_version)
+    page = await paginate(
+        DomainEvent, query, limit=limit, cursor=cursor, sort=by_version, view=HISTORY_VIEW
+    )
     owner = visibility.owner_of(model.aggregate_type, doc.id, doc.__dict__)
     items = []
-    for event in page.items:
+    for entry in page.items:
         changes = visibility.visible_changes(
-            ctx, model.aggregate_type, id, event.changes, owner_id=owner
+            ctx, model.aggregate_type, id, entry.changes, owner_id=owner
         )
-        items.append(event.model_copy(update={"changes": changes or []}))
+        if changes is None or len(changes) != len(entry.changes):
+            entry = entry.model_copy(update={"changes": changes or []})
+        items.append(entry)
     return PageResult(items=items, next_cursor=page.next_cursor)
 
 

@@ -289,25 +289,75 @@ class Repository(Generic[D]):
         document, see service/journal.py); the events go in with one journal insert and the
         markers are cleared with one update.
         """
-        if not docs:
-            return [], {}
         now = utcnow()
-        actor_type = self.ctx.actor_type
-        raw: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
+        secrets = self.model.secret_fields
+        rows: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         for position, doc in enumerate(docs):
             await yield_now(position)
             self._stamp_fields(doc, now)
-            event_id = uuid7()
-            stored = journal.encode_document(doc)
+            changes = journal.creation_changes(journal.journal_dump(doc), secrets)
+            rows.append((journal.encode_document(doc), changes))
+        failed = await self._insert_created(rows)
+        return [doc for i, doc in enumerate(docs) if i not in failed], failed
+
+    async def create_many_values(
+        self, rows: Sequence[tuple[journal.NewDocuments, dict[str, Any]]]
+    ) -> dict[int, Exception]:
+        """`create_many` for documents given as validated field values (python mode, by name).
+
+        Each row names its document class (`NewDocuments`, subclasses of the repository's
+        model) and its values. The bulk path: no Beanie document is built; what is stored
+        and journaled is exactly what `create_many` stores for the same values (tests
+        compare). The caller has validated the values; they are stamped in place. Returns the
+        failures keyed by index into `rows`.
+        """
+        now = utcnow()
+        actor = self.ctx.actor_id
+        stamp = {
+            "tenant_id": self.ctx.tenant_id,
+            "created_at": now,
+            "updated_at": now,
+            "created_by": actor,
+            "updated_by": actor,
+            "version": 1,
+            "is_deleted": False,
+            "deleted_at": None,
+            "pending_event": None,
+        }
+        secrets = self.model.secret_fields
+        encoded: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        for position, (new, fields) in enumerate(rows):
+            await yield_now(position)
+            fields.update(stamp)
+            full = new.full(fields)
+            encoded.append((new.stored(full), new.creation_changes(full, secrets)))
+        return await self._insert_created(encoded)
+
+    async def _insert_created(
+        self, rows: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]]
+    ) -> dict[int, Exception]:
+        # rows: (BSON-ready stored document, its creation changes). One insert with creation
+        # markers, one journal insert, one marker clear (journal.flush_many).
+        if not rows:
+            return {}
+        actor_type = self.ctx.actor_type
+        aggregate_type = self.model.aggregate_type
+        raw: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        for position, (stored, changes) in enumerate(rows):
+            await yield_now(position)
+            event_id = Binary.from_uuid(uuid7())
             stored["pending_event"] = journal.creation_marker(
-                event_id=event_id, aggregate_id=doc.id, actor_type=actor_type
+                event_id=event_id, aggregate_id=stored["_id"], actor_type=actor_type
             )
             raw.append(stored)
-            changes = journal.creation_changes(journal.journal_dump(doc), doc.secret_fields)
             events.append(
-                journal.creation_event_document(
-                    doc, event_id=event_id, actor_type=actor_type, changes=changes
+                journal.creation_event_raw(
+                    aggregate_type=aggregate_type,
+                    stored=stored,
+                    event_id=event_id,
+                    actor_type=actor_type,
+                    changes=changes,
                 )
             )
         failed: dict[int, Exception] = {}
@@ -316,9 +366,8 @@ class Repository(Generic[D]):
         except BulkWriteError as exc:
             for err in exc.details.get("writeErrors", []):
                 failed[err["index"]] = exc
-        created = [doc for i, doc in enumerate(docs) if i not in failed]
         await journal.flush_many(self.model, [e for i, e in enumerate(events) if i not in failed])
-        return created, failed
+        return failed
 
     async def update(
         self,

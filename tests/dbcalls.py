@@ -7,10 +7,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from service.embedded import EmbeddedCollection
+from service.embedded.aio import EmbeddedCursor
 from service.workers import in_background
+
+_inner: ContextVar[bool] = ContextVar("_inner", default=False)
 
 COUNTED = (
     "find",
@@ -34,7 +38,7 @@ def count_db_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
     """Count every call made through the collection API, and time the awaited ones.
 
     Yields (calls, seconds) keyed by `collection.method`; `find` returns a cursor whose work
-    happens while it is iterated, so it is counted but not timed.
+    happens while it is iterated: that time (every batch the cursor fetches) is its seconds.
     """
     calls: Counter[str] = Counter()
     seconds: Counter[str] = Counter()
@@ -42,7 +46,7 @@ def count_db_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
 
     def wrap(name: str, fn: Any) -> Any:
         def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if in_background.get():  # a background worker's call, not the measured code's
+            if in_background.get() or _inner.get():  # a worker's call, or part of another
                 return fn(self, *args, **kwargs)
             key = f"{self.name}.{name}"
             calls[key] += 1
@@ -52,19 +56,34 @@ def count_db_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
 
             async def timed() -> Any:
                 start = time.perf_counter()
+                token = _inner.set(True)  # `find_one` runs a `find`: one round trip, not two
                 try:
                     return await result
                 finally:
+                    _inner.reset(token)
                     seconds[key] += time.perf_counter() - start
 
             return timed()
 
         return counted
 
+    fill = EmbeddedCursor._fill
+
+    async def timed_fill(self: EmbeddedCursor) -> bool:
+        if in_background.get():
+            return await fill(self)
+        start = time.perf_counter()
+        try:
+            return await fill(self)
+        finally:
+            seconds[f"{self.collection.name}.find"] += time.perf_counter() - start
+
     for name, fn in originals.items():
         setattr(EmbeddedCollection, name, wrap(name, fn))
+    EmbeddedCursor._fill = timed_fill  # type: ignore[method-assign]
     try:
         yield calls, seconds
     finally:
         for name, fn in originals.items():
             setattr(EmbeddedCollection, name, fn)
+        EmbeddedCursor._fill = fill  # type: ignore[method-assign]

@@ -11,6 +11,7 @@ from typing import Any
 from unittest.mock import patch
 
 import httpx
+import pytest
 from beanie import Document
 from bson import Binary
 from fastapi import FastAPI

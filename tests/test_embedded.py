@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import uuid
@@ -388,3 +389,114 @@ async def test_index_information_and_buildinfo_serve_beanie(coll: EmbeddedCollec
     assert await coll.database.list_collection_names() == ["c"]
     with pytest.raises(OperationFailure):
         await coll.create_index([("a", 1)], name="ab")  # same name, other definition
+
+
+# -- exact plans: the index bounds decide the filter, candidates are not re-checked ----------
+
+
+async def _expected(coll: EmbeddedCollection, docs: list[dict[str, Any]], query: Any) -> list[Any]:
+    matcher = prepared(codec.canonical(query))
+    return sorted(d["_id"] for d in docs if filter_applies(matcher, codec.canonical(d)))
+
+
+async def test_exact_plans_skip_the_recheck_and_answer_exactly(
+    coll: EmbeddedCollection, monkeypatch: Any
+) -> None:
+    docs: list[dict[str, Any]] = [
+        {"_id": i, "t": i % 3, "del": i % 4 == 0, "s": ["a", None, "b"][i % 3]} for i in range(60)
+    ]
+    for doc in docs[::7]:
+        del doc["s"]  # missing fields are indexed as null
+    await coll.insert_many([dict(d) for d in docs])
+    await coll.create_index([("t", 1), ("del", 1), ("_id", -1)])
+    await coll.create_index([("s", 1)])
+    decoded = 0
+    original = codec.to_canonical
+
+    def counting(raw: bytes) -> dict[str, Any]:
+        nonlocal decoded
+        decoded += 1
+        return original(raw)
+
+    monkeypatch.setattr(codec, "to_canonical", counting)
+    exact = [
+        {"t": 1, "del": False},
+        {"t": {"$in": [0, 2]}, "del": {"$eq": False}},
+        {"s": None},  # null or missing, as MongoDB matches it
+        {"s": {"$in": ["a", None]}},
+    ]
+    for query in exact:
+        assert plan(coll.engine._store, codec.canonical(query)).exact, query
+        decoded = 0
+        got = await coll.find(query).to_list()
+        assert decoded == 0, query  # no candidate decoded to re-check the filter
+        assert sorted(d["_id"] for d in got) == await _expected(coll, docs, query), query
+        paged = await coll.find(query).sort("_id", -1).limit(5).to_list()
+        assert [d["_id"] for d in paged] == sorted(await _expected(coll, docs, query))[::-1][:5]
+
+
+async def test_residual_conditions_are_still_applied(coll: EmbeddedCollection) -> None:
+    docs: list[dict[str, Any]] = [
+        {"_id": i, "t": i % 3, "del": False, "s": "ab"[i % 2], "n": [i, i + 1] if i % 5 else i}
+        for i in range(60)
+    ]
+    await coll.insert_many([dict(d) for d in docs])
+    await coll.create_index([("t", 1), ("del", 1)])
+    await coll.create_index([("n", 1)])  # multikey: arrays stored
+    await coll.create_index([("s", 1)], partialFilterExpression={"t": 1}, name="partial")
+    residual = [
+        {"t": 1, "del": False, "s": "a"},  # a field the index does not hold
+        {"t": 1, "del": False, "s": {"$ne": "a"}},
+        {"t": 1, "del": {"$in": [False], "$ne": True}},  # an operator besides the points
+        {"t": 1, "del": False, "$or": [{"s": "a"}, {"s": "b"}]},
+        {"t": {"$gte": 1}, "del": False},  # a range
+        {"n": 6},  # a multikey index: equality also matches array elements
+        {"s": "a", "t": 1},
+        {"t": 1, "del": False, "$expr": {"$gt": ["$_id", 30]}},
+        {"t": 1, "del": {"$in": []}},  # no bounds at all: nothing matches
+    ]
+    for query in residual:
+        assert not plan(coll.engine._store, codec.canonical(query)).exact, query
+        got = await coll.find(query).to_list()
+        assert sorted(d["_id"] for d in got) == await _expected(coll, docs, query), query
+    assert [d["_id"] for d in await coll.find({"t": 1, "del": False, "s": "a"}).to_list()] == [
+        i for i in range(60) if i % 3 == 1 and i % 2 == 0
+    ]
+
+
+async def test_point_reads_run_on_the_loop_only_when_the_engine_is_free(
+    coll: EmbeddedCollection, monkeypatch: Any
+) -> None:
+    from service.embedded import aio
+
+    await coll.insert_many([{"_id": i, "v": i * 10} for i in range(5)])
+    where: list[str] = []
+    first = aio.EmbeddedCursor._first
+
+    def recording(self: Any) -> Any:
+        where.append(threading.current_thread().name)
+        return first(self)
+
+    monkeypatch.setattr(aio.EmbeddedCursor, "_first", recording)
+    assert await coll.find_one({"_id": 3}) == {"_id": 3, "v": 30}
+    assert await coll.find_one({"v": 30}) == {"_id": 3, "v": 30}  # not by `_id`: the worker
+    assert where[0] == threading.current_thread().name
+    assert where[1].startswith("embedded-mongodb")
+    # While another call holds the engine, a point read waits for it in the worker.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with aio._ENGINE:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    pending = asyncio.ensure_future(coll.find_one({"_id": 4}))
+    await asyncio.sleep(0.05)
+    assert not pending.done()  # it did not run beside the holder
+    release.set()
+    assert await pending == {"_id": 4, "v": 40}
+    holder.join()
+    assert where[2].startswith("embedded-mongodb")

@@ -268,3 +268,80 @@ async def test_repaired_events_match_what_an_uncrashed_import_journals(
 
     repaired = await journal_of(owner.tenant_id)
     assert len(repaired) == 2 and repaired == await journal_of(stranger.tenant_id)
+
+
+RICH_ROWS: list[dict[str, Any]] = [
+    {
+        "type": "mls",
+        "mls_id": " ab-12 ",
+        "first_name": " Zoë ",
+        "last_name": "Ångström",
+        "email": " Zoe@Example.COM ",
+        "phone": "(415) 555-0101",
+        "status": "contacted",
+        "source": "zillow",
+        "notes": "call after 5",
+        "tags": ["Hot", "pool"],
+        "segments": {"region": "north"},
+        "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
+        "list_price": 350000.25,
+        "beds": 3,
+        "baths": 2.5,
+        "listed_at": "2024-05-01T10:00:00+02:00",
+        "listing_agent": {"name": "Al", "email": "AL@x.com", "phone": "415 555 0102"},
+        "listing_status": "active",
+        "location": {"type": "Point", "coordinates": [-122.42, 37.77]},
+    },
+    {"type": "generic", "phone": "+44 20 7946 0958", "company": "Acme", "job_title": "CEO"},
+    {"type": "generic", "email": "plain@example.com", "tenant_id": "ignored"},
+]
+# Differ between two tenants' copies of the same row; everything else must be equal.
+_PER_TENANT = {"id", "_id", "tenant_id", "created_at", "updated_at", "created_by", "updated_by"}
+_PER_TENANT |= {"user_id", "aggregate_id", "actor_id", "occurred_at", "request_id", "seq"}
+
+
+def _comparable(raw: dict[str, Any]) -> list[tuple[str, Any]]:
+    # In stored order (MongoDB documents are ordered), per-tenant values blanked.
+    return [(k, "*" if k in _PER_TENANT else v) for k, v in raw.items()]
+
+
+def _comparable_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**c, "new": "*"} if c["field"] in _PER_TENANT else c for c in changes]
+
+
+async def test_bulk_and_single_create_store_and_journal_the_same(
+    owner: Account, stranger: Account
+) -> None:
+    # The bulk path builds stored documents and events without Beanie: both must be exactly
+    # what POST /v1/leads stores and journals for the same input, field order included.
+    for row in RICH_ROWS:
+        assert (await owner.client.post("/v1/leads", json=row)).status_code == 201
+    assert (await bulk(stranger, RICH_ROWS)).json() == {
+        "created": len(RICH_ROWS),
+        "duplicates": 0,
+        "failed": [],
+    }
+    leads = LeadBase.get_pymongo_collection()
+    events = DomainEvent.get_pymongo_collection()
+
+    async def stored(account: Account) -> list[dict[str, Any]]:
+        tenant = Binary.from_uuid(account.tenant_id)
+        return await leads.find({"tenant_id": tenant}).sort("search_text", 1).to_list()
+
+    single, bulky = await stored(owner), await stored(stranger)
+    assert len(single) == len(bulky) == len(RICH_ROWS)
+    for one, many in zip(single, bulky, strict=True):
+        assert "pending_event" not in one and "pending_event" not in many
+        assert _comparable(many) == _comparable(one)
+        by_lead = [
+            await events.find({"aggregate_id": Binary.from_uuid(d["_id"])}).to_list()
+            for d in (one, many)
+        ]
+        assert [len(e) for e in by_lead] == [1, 1]
+        one_event, many_event = by_lead[0][0], by_lead[1][0]
+        assert _comparable(many_event | {"changes": None}) == _comparable(
+            one_event | {"changes": None}
+        )
+        assert _comparable_changes(many_event["changes"]) == _comparable_changes(
+            one_event["changes"]
+        )

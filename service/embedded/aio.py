@@ -5,7 +5,9 @@
 `AsyncCursor` and `AsyncCommandCursor`. Every operation runs in one worker thread (so the
 event loop keeps serving while the engine works, and operations never interleave: a
 single-writer store needs no finer locking), on canonical BSON values (codec.py), and every
-result is decoded as the real client decodes a reply.
+result is decoded as the real client decodes a reply. The one exception is a point read
+(`find_one` by `_id`): it runs on the event loop when the engine is free (`run_point`), under
+the same lock, because the thread hand-off costs more than the read.
 
 Differences from PyMongo, all deliberate:
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,19 +65,43 @@ from service.embedded.engine import (
     EngineDatabase,
     sort_spec,
 )
+from service.embedded.keys import equality_key
 
 T = TypeVar("T")
 
 # One worker for every embedded client in the process: operations are serialised, as a
 # single-writer in-memory store needs, and run off the event loop.
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-mongodb")
+# Held by whoever runs an engine call: the worker, or the event loop for a point read.
+_ENGINE = threading.Lock()
 _BATCH = 500  # documents decoded per cursor batch
+
+
+def _exclusive(call: Callable[[], T]) -> T:
+    with _ENGINE:
+        return call()
 
 
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run an engine call in the worker thread."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_WORKER, functools.partial(fn, *args, **kwargs))
+    call = functools.partial(fn, *args, **kwargs)
+    return await loop.run_in_executor(_WORKER, _exclusive, call)
+
+
+async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a point read (one document by `_id`: an index lookup of one entry) on the loop.
+
+    The hand-off to the worker thread and back costs more than such a read itself; when the
+    engine is busy (the worker holds it) the read queues in the worker as any other call.
+    Calls still never interleave: both paths hold the engine lock.
+    """
+    if _ENGINE.acquire(blocking=False):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _ENGINE.release()
+    return await run(fn, *args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -752,7 +779,8 @@ class EmbeddedCursor:
             return False
         if self._matches is None:
             _observe(Operation(self.collection.name, "find", self._filter, sort=self._sort))
-            self._matches, self._buffer = await run(self._first)
+            point = self._limit == 1 and _is_point(self._filter.get("_id"))
+            self._matches, self._buffer = await (run_point if point else run)(self._first)
         elif self._position < len(self._matches):
             batch = self._matches[self._position : self._position + _BATCH]
             self._buffer = await run(self._decode, batch)
@@ -845,6 +873,12 @@ class EmbeddedCommandCursor:
     async def close(self) -> None:
         """Release the cursor."""
         self._position = len(self._rows)
+
+
+def _is_point(value: Any) -> bool:
+    # An `_id` equality the `_id` index answers with one entry (not a document, array,
+    # regular expression or operator).
+    return value is not None and equality_key(value) is not None
 
 
 def _refuse_session(session: Any) -> None:

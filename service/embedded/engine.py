@@ -367,6 +367,13 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         sorting = bool(sort) and not chosen.ordered
         found: list[tuple[bytes, dict[str, Any] | None]] = []
         order: list[tuple[Any, ...]] = []
+        if chosen.exact and not keep and not sorting:
+            # The index bounds decided the filter: no candidate needs decoding to check it.
+            for raw, _ in chosen.candidates:
+                found.append((raw, None))
+                if wanted is not None and len(found) >= wanted:
+                    break
+            return found[skip : skip + limit] if limit else found[skip:]
         for raw, _ in chosen.candidates:
             doc = codec.to_canonical(raw)
             if query and not filter_applies(query, doc):

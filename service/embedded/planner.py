@@ -54,6 +54,9 @@ class Plan:
     cost: int
     ordered: bool
     candidates: Iterator[Stored]
+    # Every candidate matches the filter: the index bounds decide each of its conditions (see
+    # `exact`), so the engine need not decode a candidate to re-check it.
+    exact: bool = False
 
 
 def analyse(query: Mapping[str, Any]) -> Conjunction:
@@ -243,14 +246,28 @@ def _best_for(
         best is None or _walk_is_cheaper(best_sorted[0], best[0], wanted)
     ):
         cost, index, intervals, direction = best_sorted
-        return Plan(
-            index.name, cost, True, _walk_index(store, index, intervals, reverse=direction < 0)
-        )
+        walk = _walk_index(store, index, intervals, reverse=direction < 0)
+        return Plan(index.name, cost, True, walk, exact=_decided(index, conj, intervals))
     if best is not None:
         cost, index, intervals = best
         ordered = not sort
-        return Plan(index.name, cost, ordered, _walk_index(store, index, intervals, False))
+        walk = _walk_index(store, index, intervals, False)
+        return Plan(index.name, cost, ordered, walk, exact=_decided(index, conj, intervals))
     return None
+
+
+def _decided(index: Index, conj: Conjunction, intervals: list[Any]) -> bool:
+    # The intervals are exactly the conjunction's equality points on the index's leading
+    # fields (no range, every field of the conjunction among them) on an index holding every
+    # document by plain values: an entry in the bounds is then a match of those conditions.
+    if index.multikey or index.sparse or index.partial is not None or conj.ors:
+        return False
+    if not intervals or any(len(lo) == 0 for lo, _ in intervals):
+        return False  # the whole index walked for its order: bounds decide nothing
+    used = len(intervals[0][0])
+    if any(b.points is None or b.has_range for b in conj.fields.values()):
+        return False
+    return set(conj.fields) == set(index.fields[:used])
 
 
 def _walk_is_cheaper(walk: int, lookup: int, wanted: int | None) -> bool:
@@ -266,9 +283,15 @@ def plan(
     sort: Sequence[tuple[str, int]] = (),
     wanted: int | None = None,
 ) -> Plan:
-    """The cheapest way to find the documents `query` may match (`wanted`: skip + limit)."""
+    """The cheapest way to find the documents `query` may match (`wanted`: skip + limit).
+
+    The plan is `exact` when its index bounds decide the whole filter (see `_decided`; every
+    top-level condition an equality or `$eq`/`$in` of indexable values on a bounded field).
+    """
     conj = analyse(query)
     best = _best_for(store, conj, sort, wanted)
+    if best is not None and best.exact and not _only_points(query):
+        best.exact = False
     if conj.ors and (best is None or best.cost > 64):
         union = _union(store, conj, conj.ors[0])
         if union is not None and (best is None or union.cost < best.cost):
@@ -276,6 +299,30 @@ def plan(
     if best is not None:
         return best
     return Plan("COLLSCAN", len(store), not sort, store.all())
+
+
+_POINT_OPERATORS = frozenset({"$eq", "$in"})
+
+
+def _only_points(query: Mapping[str, Any]) -> bool:
+    # Every condition is a field's equality or `$eq`/`$in` that `analyse` turned into points
+    # (nothing it leaves out: other operators, `$and`/`$or`/`$expr`, regexes, documents).
+    for key, value in query.items():
+        if key.startswith("$"):
+            return False
+        if isinstance(value, Mapping) and value and all(k.startswith("$") for k in value):
+            if not value.keys() <= _POINT_OPERATORS:
+                return False
+            values = [value["$eq"]] if "$eq" in value else []
+            if "$in" in value:
+                if not isinstance(value["$in"], list):
+                    return False
+                values += value["$in"]
+            if any(equality_key(v) is None for v in values):
+                return False
+        elif equality_key(value) is None:
+            return False
+    return True
 
 
 def _union(
