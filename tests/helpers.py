@@ -5,8 +5,11 @@ Fixtures live in conftest.py; anything a test module imports lives here.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
@@ -58,3 +61,31 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     if status == 422:
         assert body["errors"] and all({"loc", "msg", "type"} <= e.keys() for e in body["errors"])
     return body
+
+
+T = TypeVar("T")
+
+
+def on_embedded_file(path: Path, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` with the documents bound to the embedded file at `path`, as a command would."""
+    from cryptography.fernet import Fernet
+
+    from service.database import connect, init_models
+    from service.settings import Settings
+
+    async def session() -> T:
+        database = connect(
+            Settings(
+                embedded_db_path=str(path),
+                mongodb_url=None,
+                jwt_secret="cli-test-" + "x" * 40,
+                fernet_key=Fernet.generate_key().decode(),
+            )
+        )
+        try:
+            await init_models(database.db)
+            return await work()
+        finally:
+            await database.close()
+
+    return asyncio.run(session())

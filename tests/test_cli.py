@@ -11,7 +11,6 @@ import csv
 import json
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 from uuid import UUID, uuid4
@@ -29,12 +28,11 @@ from service.auth import register_owner
 from service.cli import PIPELINES, app
 from service.cli.lead_import import FIELDS, build_row, column_mapping
 from service.context import RequestContext, Role
-from service.database import connect, init_models
 from service.repository import Repository
 from service.settings import Settings
 from service.sharding import shard_commands
 from tests import analytics_seed as seed
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, on_embedded_file
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,27 +53,6 @@ CHEAP = Settings(
 
 def _runner() -> CliRunner:
     return CliRunner()
-
-
-def _on(path: Path, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work` on the embedded file at `path`, as a command would (open, bind, close)."""
-
-    async def session() -> T:
-        database = connect(
-            Settings(
-                embedded_db_path=str(path),
-                mongodb_url=None,
-                jwt_secret="cli-test-" + "x" * 40,
-                fernet_key=Fernet.generate_key().decode(),
-            )
-        )
-        try:
-            await init_models(database.db)
-            return await work()
-        finally:
-            await database.close()
-
-    return asyncio.run(session())
 
 
 def _env(path: Path) -> dict[str, str | None]:
@@ -100,7 +77,7 @@ def owner_of(db_file: Path) -> User:
             organization_name="O",
         )
 
-    return _on(db_file, register)
+    return on_embedded_file(db_file, register)
 
 
 def _ctx(user: User, role: Role = Role.owner) -> RequestContext:
@@ -234,7 +211,7 @@ def test_rebuild_project_and_repair(db_file: Path, owner_of: User) -> None:
         camp, lead = await seed.campaign(ctx), await seed.lead(ctx)
         await seed.link(ctx, camp.id, lead.id)
 
-    _on(db_file, data)
+    on_embedded_file(db_file, data)
     runner = _runner()
     rebuilt = runner.invoke(app, ["rebuild", "all"], env=_env(db_file))
     assert rebuilt.exit_code == 0, rebuilt.output
@@ -280,7 +257,7 @@ def _stored_leads(db_file: Path, tenant_id: UUID) -> list[LeadBase]:
         ctx = RequestContext(tenant_id=tenant_id, actor_id=uuid4(), role=Role.viewer)
         return await LeadBase.find(Repository(LeadBase, ctx).scope(), with_children=True).to_list()
 
-    return _on(db_file, leads)
+    return on_embedded_file(db_file, leads)
 
 
 def test_a_5000_row_csv_imports_with_progress_report_and_summary(
@@ -339,7 +316,9 @@ def test_a_5000_row_csv_imports_with_progress_report_and_summary(
             {"aggregate_type": "lead", "actor_id": Binary.from_uuid(owner_of.id)}
         ).count()
 
-    assert _on(db_file, journal) == created  # one journal event per lead, by the importer
+    assert (
+        on_embedded_file(db_file, journal) == created
+    )  # one journal event per lead, by the importer
 
 
 def test_a_second_import_of_the_same_file_creates_nothing(
@@ -460,7 +439,7 @@ def test_import_acts_as_the_named_user_and_needs_a_member(
             made.append(await Repository(User, _ctx(owner_of)).create(user))
         return made[0], made[1]
 
-    member, _ = _on(db_file, colleagues)
+    member, _ = on_embedded_file(db_file, colleagues)
     source = _write_csv(tmp_path / "a.csv", ["email"], [["m@example.com"]])
     base = ["import", str(source), "--tenant", str(owner_of.tenant_id)]
     viewer = _runner().invoke(app, [*base, "--user", "VIC@example.com"], env=_env(db_file))

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import pytest
-from cryptography.fernet import Fernet
 from pymongo import IndexModel
 from pymongo.errors import OperationFailure
 from typer.testing import CliRunner
@@ -26,12 +25,10 @@ from documents import ALL_DOCUMENTS
 from documents.blog import Blog
 from service.cli import app
 from service.cli import validators as validators_cli
-from service.database import connect, init_models
 from service.embedded import open_embedded
 from service.indexes import declared
-from service.settings import Settings
 from service.validators import validators
-from tests.helpers import stored_form
+from tests.helpers import on_embedded_file, stored_form
 from tests.test_migrations import SCHEDULED, shape_1_blog
 
 T = TypeVar("T")
@@ -60,27 +57,6 @@ def _cli(path: Path, *args: str, **env: str) -> Any:
     return CliRunner().invoke(app, list(args), env=_env(path, **env))
 
 
-def _bound(path: Path, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work` with the documents bound to the file (as the server would)."""
-
-    async def session() -> T:
-        database = connect(
-            Settings(
-                embedded_db_path=str(path),
-                mongodb_url=None,
-                jwt_secret="cli-test-" + "x" * 40,
-                fernet_key=Fernet.generate_key().decode(),
-            )
-        )
-        try:
-            await init_models(database.db)
-            return await work()
-        finally:
-            await database.close()
-
-    return asyncio.run(session())
-
-
 def _raw(path: Path, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(db)` on the file as it is: nothing bound, no index built or rebuilt."""
 
@@ -99,7 +75,7 @@ def _stored_blogs(path: Path) -> dict[UUID, dict[str, Any]]:
         rows = await stored_form(Blog.get_pymongo_collection()).find({}).to_list()
         return {row["_id"].as_uuid(): row for row in rows}
 
-    return _bound(path, read)
+    return on_embedded_file(path, read)
 
 
 def _insert_shape_1_blogs(path: Path, *extra: dict[str, Any], count: int = 5) -> list[UUID]:
@@ -112,7 +88,7 @@ def _insert_shape_1_blogs(path: Path, *extra: dict[str, Any], count: int = 5) ->
     async def insert() -> None:
         await Blog.get_pymongo_collection().insert_many(raws)
 
-    _bound(path, insert)
+    on_embedded_file(path, insert)
     return [raw["_id"].as_uuid() for raw in raws]
 
 
@@ -260,7 +236,7 @@ async def _nothing() -> None:
 
 
 def test_validators_apply_installs_them_in_the_database(db_file: Path) -> None:
-    _bound(db_file, _nothing)  # a database as start-up leaves it
+    on_embedded_file(db_file, _nothing)  # a database as start-up leaves it
     applied = _cli(db_file, "validators", "--apply", "--action", "warn")
     assert applied.exit_code == 0, applied.output
     assert f"{len(validators())} collection(s): validators applied" in applied.stdout
@@ -322,7 +298,9 @@ def _leads_indexes(path: Path) -> dict[str, Any]:
 def test_indexes_report_differences_and_apply_rebuilds_them_keeping_undeclared_ones(
     db_file: Path,
 ) -> None:
-    _bound(db_file, _nothing)  # a database as start-up leaves it: every declared index built
+    on_embedded_file(
+        db_file, _nothing
+    )  # a database as start-up leaves it: every declared index built
 
     async def older_release(db: Any) -> None:
         # An older release's definitions: the same name without the partial filter, the same
