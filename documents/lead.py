@@ -194,6 +194,8 @@ class LeadBase(RootDocument, Segmented):
     notes: Annotated[str, StringConstraints(max_length=5000)] | None = None
     last_contacted_at: UTCDateTime | None = None
     merged_into: UUID | None = None  # set on a lead merged into another (and soft-deleted)
+    # Set when the person's data was erased (service/privacy.py): the lead is a tombstone.
+    erased_at: UTCDateTime | None = None
     # For `q` only: derived from the other fields on every validation (never sent by clients).
     search_text: str = ""
 
@@ -257,7 +259,8 @@ class GenericLead(LeadBase, GenericFields):
     @model_validator(mode="after")
     def _reachable(self) -> GenericLead:
         # Without either there is nothing to contact and nothing to dedupe on.
-        if self.email is None and self.phone is None:
+        # An erased lead (a tombstone) keeps neither.
+        if self.email is None and self.phone is None and self.erased_at is None:
             raise ValueError("a generic lead needs an email or a phone")
         return self
 

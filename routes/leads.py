@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from documents.lead import LeadBase
-from routes.deps import CurrentContext, IfMatch, Member, set_etag, set_location
+from routes.deps import Admin, CurrentContext, IfMatch, Member, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.events import TimelinePage, TimelineParams
 from schemas.export import ndjson_chunks
@@ -27,7 +27,8 @@ from schemas.leads import (
     LeadUpdate,
     to_lead_read,
 )
-from service import events, lead_merge, lead_queries, leads
+from schemas.privacy import LeadErased, SubjectExport
+from service import events, lead_merge, lead_queries, leads, privacy
 
 router = APIRouter(prefix="/leads", tags=["leads"])
 
@@ -100,9 +101,16 @@ async def export_leads(
 
 
 @router.get("/{id}", response_model=LeadRead)
-async def get_lead(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_lead(
+    id: UUID,
+    ctx: CurrentContext,
+    response: Response,
+    include_deleted: Annotated[
+        bool, Query(description="Answer a deleted (or erased) lead too.")
+    ] = False,
+) -> Any:
     """One lead."""
-    lead = await leads.get_lead(ctx=ctx, id=id)
+    lead = await leads.get_lead(ctx=ctx, id=id, include_deleted=include_deleted)
     set_etag(response, lead.version)
     return lead
 
@@ -139,6 +147,24 @@ async def lead_timeline(
     """The lead's touchpoints, newest `occurred_at` first."""
     page = await events.list_lead_events(ctx=ctx, id=id, params=params)
     return page.body()
+
+
+@router.post("/{id}/erase", response_model=LeadErased)
+async def erase_lead(id: UUID, ctx: Admin) -> Any:
+    """Erase the person's data (admin): personal fields, touchpoint free text, journal values.
+
+    The lead stays as a soft-deleted tombstone with `erased_at`; ids, types, times and counts
+    stay, so analytics do not change. Erasing it again answers 200 again.
+    """
+    lead = await privacy.erase_lead(ctx=ctx, id=id)
+    return LeadErased(id=lead.id, erased_at=lead.erased_at)
+
+
+@router.get("/{id}/data-export", response_model=SubjectExport)
+async def export_lead_data(id: UUID, ctx: Admin) -> Any:
+    """Everything stored about the lead's person (admin): the lead, its consent, campaign
+    memberships, touchpoints and history, as stored."""
+    return await privacy.subject_export(ctx=ctx, id=id)
 
 
 add_lifecycle_routes(

@@ -185,6 +185,9 @@ class _LeadReadBase(ResourceRead):
     merged_into: UUID | None = Field(
         default=None, description="The lead this one was merged into (it is then deleted)."
     )
+    erased_at: datetime | None = Field(
+        default=None, description="When the person's data was erased (the lead is a tombstone)."
+    )
 
 
 class GenericLeadRead(_LeadReadBase, GenericFields):

@@ -170,9 +170,9 @@ async def create_lead(*, ctx: RequestContext, data: GenericLeadCreate | MLSLeadC
         raise Conflict("A lead with the same email, phone or MLS id already exists.") from None
 
 
-async def get_lead(*, ctx: RequestContext, id: UUID) -> AnyLeadRead:
-    """One lead of the tenant as the API shows it (404 if missing, deleted or another's)."""
-    return await Repository(LeadBase, ctx).read(id, LEAD_VIEW)
+async def get_lead(*, ctx: RequestContext, id: UUID, include_deleted: bool = False) -> AnyLeadRead:
+    """One lead of the tenant as the API shows it (404 if missing, another's, or deleted)."""
+    return await Repository(LeadBase, ctx).read(id, LEAD_VIEW, include_deleted=include_deleted)
 
 
 async def update_lead(

@@ -26,7 +26,7 @@ from documents.base import RootDocument
 from documents.journal import DomainEvent
 from documents.migrations import upcast
 from schemas.common import HistoryEntry, ReadView
-from service import journal, visibility
+from service import journal, privacy, visibility
 from service.context import RequestContext
 from service.errors import Conflict, NotFound
 from service.pagination import OLDEST_FIRST, PageResult, Sort, paginate
@@ -185,7 +185,11 @@ async def version(*, ctx: RequestContext, model: type[D], id: UUID, n: int) -> D
     events = await DomainEvent.find(query).sort("version").to_list()
     if [e.version for e in events] != list(range(1, n + 1)):
         raise NotFound(f"The journal of {model.aggregate_type} {id} lacks version {n}.")
-    return materialize(model, state_at(model, events))
+    state = state_at(model, events)
+    erased_at = getattr(doc, "erased_at", None)
+    if erased_at is not None:  # the journal's personal values were erased (service/privacy.py)
+        state = privacy.erased_state(state, erased_at)
+    return materialize(model, state)
 
 
 # -- rebuilding a state from journal events ---------------------------------------------------
