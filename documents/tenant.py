@@ -8,7 +8,18 @@ from uuid import UUID
 from pydantic import Field
 from pymongo import IndexModel
 
-from documents.base import Name, RootDocument
+from documents.base import Embedded, Name, RootDocument
+
+
+class Retention(Embedded):
+    """How long data is kept; read by the retention worker (`erase_deleted_after_days`)."""
+
+    erase_deleted_after_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="Soft-deleted leads are erased this many days after deletion (null: never).",
+    )
 
 
 class Tenant(RootDocument):
@@ -19,6 +30,7 @@ class Tenant(RootDocument):
     name: Name
     owner_id: UUID | None = None  # the owning user, set at registration
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    retention: Retention = Field(default_factory=Retention)
 
     class Settings:
         name = "tenants"

@@ -7,7 +7,8 @@ process at a time do each piece of work, and another take over within a lease TT
 * `projector:<name>` — one per read model (service/projections/);
 * `journal-repair` — flushes outboxes a crashed write left behind, every
   `JOURNAL_REPAIR_SECONDS` (not only at start-up or at that aggregate's next write);
-* `webhooks` — delivers the journal to subscribed endpoints (service/webhooks/delivery.py).
+* `webhooks` — delivers the journal to subscribed endpoints (service/webhooks/delivery.py);
+* `retention` — erases soft-deleted leads past the tenant's retention (service/retention.py).
 
 `BACKGROUND_WORKERS=false` turns them off in a process (e.g. one that only serves reads);
 some process must run them, or read models and webhooks stand still.
@@ -78,6 +79,9 @@ def build_runtime(settings: Settings) -> workers.Runtime:
     from service.webhooks.delivery import add_delivery_worker
 
     add_delivery_worker(runtime, settings)
+    from service.retention import add_retention_worker
+
+    add_retention_worker(runtime, settings)
     return runtime
 
 

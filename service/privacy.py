@@ -139,10 +139,11 @@ async def erase_lead(*, ctx: RequestContext, id: UUID) -> LeadBase:
     ctx.require(Role.admin)
     repo = Repository(LeadBase, ctx)
     lead = await repo.get(id, include_deleted=True)
-    return await _erase(ctx, lead)
+    return await erase_with(ctx, lead)
 
 
-async def _erase(ctx: RequestContext, lead: LeadBase) -> LeadBase:
+async def erase_with(ctx: RequestContext, lead: LeadBase) -> LeadBase:
+    """Erase `lead` (already read in `ctx`'s tenant): journaled tombstone, then the pass."""
     repo = Repository(LeadBase, ctx)
     was_live = not lead.is_deleted
     if lead.erased_at is None or was_live:
@@ -160,7 +161,7 @@ async def _erase(ctx: RequestContext, lead: LeadBase) -> LeadBase:
         await leads.POLICY.after_delete(ctx, lead)  # like a DELETE: campaigns are recounted
     # Sources merged into it are the same person (their values were copied into this lead).
     for source in await _merged_sources(ctx, lead.id):
-        await _erase(ctx, source)
+        await erase_with(ctx, source)
     await redact_lead(ctx, lead.id)
     return lead
 
@@ -282,6 +283,7 @@ __all__ = [
     "PERSONAL_FIELDS",
     "TOUCHPOINT_TEXT",
     "erase_lead",
+    "erase_with",
     "erased_state",
     "erased_value",
     "is_personal",
