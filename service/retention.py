@@ -96,8 +96,8 @@ async def erase_expired(*, now: datetime | None = None) -> tuple[int, bool]:
     return done, more
 
 
-async def _step(_: leases.Held) -> bool:
-    _, more = await erase_expired()
+async def _step(held: leases.Held) -> bool:
+    _erased, more = await erase_expired()
     return more
 
 
