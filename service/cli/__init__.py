@@ -10,7 +10,8 @@ Commands, one module each (docs/architecture.md, "Adding a CLI command"):
 * `deliver` — a process that only delivers webhooks (deliver.py);
 * `migrate` — documents stored in older shapes rewritten in the current one (migrate.py);
 * `validators` — the `$jsonSchema` validators, printed or installed (validators.py);
-* `indexes` — the database's indexes compared with the declared ones (indexes.py).
+* `indexes` — the database's indexes compared with the declared ones (indexes.py);
+* `views` — the analysts' read-only views and `analyst` role, printed or created (views.py).
 
 Database commands connect with `service.database.connect(Settings())`: MONGODB_URL, or, when
 it is unset, the embedded database in EMBEDDED_DB_PATH — the same data `make run` serves. The
@@ -33,6 +34,7 @@ from service.cli import (  # noqa: F401
     read_models,
     shards,
     validators,
+    views,
 )
 from service.cli.base import app, err
 from service.cli.pipelines import PIPELINES, render
