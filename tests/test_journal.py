@@ -295,6 +295,14 @@ STEPS: list[Step] = [
         path=lambda s: f"/v1/leads/{s['lead']}/merge",
         body=lambda s: {"source_ids": [s["duplicate"]]},
     ),
+    # Erasing the merged source: one `lead.erased` version (its values redacted in place).
+    Step(
+        "POST",
+        "/v1/leads/{id}/erase",
+        "owner",
+        200,
+        path=lambda s: f"/v1/leads/{s['duplicate']}/erase",
+    ),
 ]
 for _coll, _id in (("campaigns", "campaign"), ("leads", "lead")):
     STEPS += [
