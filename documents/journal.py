@@ -11,7 +11,9 @@ from typing import Any, Literal
 from uuid import UUID
 
 from beanie import Document
-from pydantic import BaseModel, Field
+from bson import Binary
+from pydantic import BaseModel, Field, field_validator
+from pydantic_core import to_jsonable_python
 from pymongo import IndexModel
 from uuid6 import uuid7
 
@@ -24,6 +26,17 @@ class FieldChange(BaseModel):
     field: str
     old: Any = None
     new: Any = None
+
+    @field_validator("old", "new", mode="before")
+    @classmethod
+    def _json_mode(cls, value: Any) -> Any:
+        # Stored with their BSON types (dates, UUIDs: service/journal.py `typed_changes`);
+        # read back in the JSON mode the journal compares and replays in.
+        if isinstance(value, Binary) and value.subtype == 4:
+            return str(value.as_uuid())
+        if isinstance(value, str | int | float | bool) or value is None:
+            return value
+        return to_jsonable_python(value)
 
 
 class DomainEvent(Document):

@@ -179,8 +179,8 @@ async def test_creation_event_document_is_what_the_encoder_stores(owner: Account
     built = journal.creation_event_document(
         doc, event_id=event.id, actor_type="user", changes=changes
     )
-    assert built == journal.encode_document(event)
-    assert list(built) == list(journal.encode_document(event))
+    assert built == journal.encode_event(event)
+    assert list(built) == list(journal.encode_event(event))
 
 
 async def test_create_many_journals_like_create_and_leaves_no_outbox(owner: Account) -> None:

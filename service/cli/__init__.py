@@ -11,6 +11,7 @@ Commands, one module each (docs/architecture.md, "Adding a CLI command"):
 * `migrate` — documents stored in older shapes rewritten in the current one (migrate.py);
 * `validators` — the `$jsonSchema` validators, printed or installed (validators.py);
 * `indexes` — the database's indexes compared with the declared ones (indexes.py);
+* `retype-journal` — journal values stored as strings rewritten with BSON types (journal_types.py);
 * `views` — the analysts' read-only views and `analyst` role, printed or created (views.py).
 
 Database commands connect with `service.database.connect(Settings())`: MONGODB_URL, or, when
@@ -28,6 +29,7 @@ from rich.logging import RichHandler
 from service.cli import (  # noqa: F401
     deliver,
     indexes,
+    journal_types,
     lead_import,
     migrate,
     pipelines,

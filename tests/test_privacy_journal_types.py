@@ -1,0 +1,103 @@
+"""Journal values are stored with their BSON types; entries stored as strings are migrated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from bson import Binary
+from uuid6 import uuid7
+
+from service import journal
+from tests.helpers import Account, stored_form
+
+
+async def _entries(database: Any, aggregate_id: str) -> list[dict[str, Any]]:
+    query = {"aggregate_id": Binary.from_uuid(UUID(aggregate_id))}
+    return [e async for e in stored_form(database["domain_events"]).find(query).sort("version")]
+
+
+def _changes(entry: dict[str, Any]) -> dict[str, Any]:
+    return {c["field"]: c for c in entry["changes"]}
+
+
+async def test_values_are_stored_typed_and_read_as_before(owner: Account, database: Any) -> None:
+    r = await owner.client.post(
+        "/v1/leads",
+        json={
+            "type": "mls",
+            "mls_id": "AB-1",
+            "email": "t@example.com",
+            "list_price": 350000.5,
+            "listed_at": "2026-01-02T03:04:05Z",
+        },
+    )
+    assert r.status_code == 201, r.text
+    lead = r.json()
+    [created] = await _entries(database, lead["id"])
+    changes = _changes(created)
+    assert (
+        isinstance(changes["tenant_id"]["new"], Binary) and changes["tenant_id"]["new"].subtype == 4
+    )
+    assert isinstance(changes["created_at"]["new"], datetime)
+    assert isinstance(changes["listed_at"]["new"], datetime)
+    assert changes["list_price_cents"]["new"] == 35000050  # money: integer cents
+    assert changes["email"]["new"] == "t@example.com"  # text stays text
+    # Readers see what they saw before: JSON values.
+    history = (await owner.client.get(f"/v1/leads/{lead['id']}/history")).json()["items"]
+    new = {c["field"]: c["new"] for c in history[0]["changes"]}
+    assert new["tenant_id"] == str(owner.tenant_id)
+    assert new["listed_at"] == "2026-01-02T03:04:05Z"
+    assert new["created_at"].replace("000Z", "Z") == lead["created_at"].replace("000Z", "Z")
+    version = await owner.client.get(f"/v1/leads/{lead['id']}/versions/1")
+    assert version.status_code == 200 and version.json()["listed_at"] == lead["listed_at"]
+    # The bulk path stores the same types.
+    bulk = await owner.client.post(
+        "/v1/leads/bulk", json={"leads": [{"type": "generic", "email": "b@example.com"}]}
+    )
+    assert bulk.status_code == 200, bulk.text
+    listed = await owner.client.get("/v1/leads", params={"q": "b@example.com"})
+    [row] = listed.json()["items"]
+    [bulk_created] = await _entries(database, row["id"])
+    assert isinstance(_changes(bulk_created)["created_at"]["new"], datetime)
+
+
+def test_typed_changes_follow_the_schema_only() -> None:
+    changes = [
+        {"field": "notes", "old": None, "new": "2026-01-02T03:04:05Z"},  # text, not a date
+        {"field": "user_id", "old": None, "new": str(uuid7())},
+        {"field": "address", "old": {"city": "x"}, "new": None},
+        {"field": "segments.k", "old": None, "new": "0190a5b4-7c1e-7d3a-9f00-6a1b2c3d4e5f"},
+    ]
+    typed = journal.typed_changes("lead", changes)
+    assert typed[0]["new"] == "2026-01-02T03:04:05Z"
+    assert isinstance(typed[1]["new"], Binary)
+    assert typed[2]["old"] == {"city": "x"}
+    assert typed[3]["new"] == changes[3]["new"]
+    assert journal.typed_changes("lead", typed) == typed  # idempotent
+
+
+async def test_existing_string_entries_are_migrated(owner: Account, database: Any) -> None:
+    r = await owner.client.post("/v1/leads", json={"type": "generic", "email": "m@example.com"})
+    lead_id = r.json()["id"]
+    [entry] = await _entries(database, lead_id)
+    # As an older release stored it: every value a JSON string.
+    old = [
+        {
+            **c,
+            "new": str(c["new"].as_uuid())
+            if isinstance(c["new"], Binary)
+            else (c["new"].isoformat() if isinstance(c["new"], datetime) else c["new"]),
+        }
+        for c in entry["changes"]
+    ]
+    await database["domain_events"].update_one({"_id": entry["_id"]}, {"$set": {"changes": old}})
+    seen, changed = await journal.retype_journal(batch_size=2)
+    assert seen >= 2 and changed == 1
+    [migrated] = await _entries(database, lead_id)
+    assert isinstance(_changes(migrated)["created_at"]["new"], datetime)
+    assert isinstance(_changes(migrated)["tenant_id"]["new"], Binary)
+    assert (await journal.retype_journal())[1] == 0  # idempotent
+    history = await owner.client.get(f"/v1/leads/{lead_id}/history")
+    assert history.json()["items"][0]["changes"]
