@@ -83,7 +83,8 @@ class GlobalAnalytics(Document):
 
     id: UUID  # type: ignore[assignment]  # analytics_key(tenant_id, day, channel)
     tenant_id: UUID
-    day: str  # "YYYY-MM-DD" (UTC)
+    # Midnight UTC of the day, a BSON date (rows written as "YYYY-MM-DD" text still read).
+    day: UTCDateTime
     channel: str  # the touchpoint type: call, text, social, email
     events: int = 0
     leads_touched: int = 0

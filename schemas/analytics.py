@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from documents.base import ISODateTime
 from schemas.common import HistoryEntry, PageParams
@@ -129,10 +129,15 @@ class DailyParams(BaseModel):
     until: ISODateTime | None = Field(default=None, description="Exclusive; default next midnight.")
 
 
+def _day_name(value: object) -> object:
+    return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else value
+
+
 class DailyRow(BaseModel):
     """Touchpoints of one UTC day and channel."""
 
-    day: str
+    # Stored as a BSON date (midnight UTC), answered as the day's "YYYY-MM-DD".
+    day: Annotated[str, BeforeValidator(_day_name)]
     channel: str
     events: int
     leads_touched: int

@@ -13,7 +13,7 @@ stats): `subject` — your own with any role, another user's of your tenant with
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -92,7 +92,8 @@ async def analytics_daily(
     _, _, days = resolve_range(since, until, "day")
     await _fresh("global_analytics")
     # Rows are whole days: the range selects the days it touches, as the buckets do.
-    query = tenant_filter(ctx, {"day": {"$gte": days[0], "$lte": days[-1]}})
+    first, last = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in (days[0], days[-1]))
+    query = tenant_filter(ctx, {"day": {"$gte": first, "$lte": last}})
     return (
         await GlobalAnalytics.find(query)
         .sort([("day", SortDirection.ASCENDING), ("channel", SortDirection.ASCENDING)])

@@ -101,3 +101,30 @@ async def test_existing_string_entries_are_migrated(owner: Account, database: An
     assert (await journal.retype_journal())[1] == 0  # idempotent
     history = await owner.client.get(f"/v1/leads/{lead_id}/history")
     assert history.json()["items"][0]["changes"]
+
+
+async def test_daily_read_model_day_is_a_bson_date(owner: Account, database: Any) -> None:
+    campaign = (await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
+    lead = (
+        await owner.client.post("/v1/leads", json={"type": "generic", "email": "d@example.com"})
+    ).json()
+    refs = {"campaign_id": campaign["id"], "lead_id": lead["id"]}
+    attached = await owner.client.post(
+        f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": [lead["id"]]}
+    )
+    assert attached.status_code == 200
+    event = await owner.client.post(
+        "/v1/events",
+        json={"type": "call", "outcome": "answered", "occurred_at": "2024-05-01T10:00:00Z", **refs},
+    )
+    assert event.status_code == 201, event.text
+    r = await owner.client.get(
+        "/v1/read-models/analytics", params={"since": "2024-05-01", "until": "2024-05-02"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["items"] == [
+        {"day": "2024-05-01", "channel": "call", "events": 1, "leads_touched": 1}
+    ]
+    [row] = [d async for d in database["read_analytics_daily"].find({})]
+    assert isinstance(row["day"], datetime)
+    assert row["day"].replace(tzinfo=None) == datetime(2024, 5, 1)

@@ -26,7 +26,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -69,6 +69,11 @@ def uuid_of(value: Any) -> UUID | None:
         return UUID(str(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def day_start(day: str) -> datetime:
+    """Midnight UTC of a "YYYY-MM-DD" day: how daily read models store `day` (a BSON date)."""
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
 def required_uuid(value: Any) -> UUID:
@@ -308,7 +313,7 @@ class GlobalAnalyticsProjector(Projector):
             GlobalAnalytics(
                 id=analytics_key(required_uuid(g["_id"]["t"]), g["_id"]["d"], g["_id"]["c"]),
                 tenant_id=g["_id"]["t"],
-                day=g["_id"]["d"],
+                day=day_start(g["_id"]["d"]),
                 channel=g["_id"]["c"],
                 events=g["events"],
                 leads_touched=g["leads_touched"],
@@ -318,11 +323,11 @@ class GlobalAnalyticsProjector(Projector):
 
     def key_of(self, doc: Any) -> Key:
         """A row belongs to its (tenant, day)."""
-        return (doc.tenant_id, doc.day)
+        return (doc.tenant_id, as_utc(doc.day).strftime("%Y-%m-%d"))
 
     def rows_of(self, keys: set[Key]) -> dict[str, Any]:
         """Rows of these (tenant, day) pairs, every channel (index `tenant_day`)."""
-        return by_tenant(keys, "day")
+        return by_tenant({(tenant, day_start(day)) for tenant, day in keys}, "day")
 
 
 class GlobalTeamProjector(Projector):
