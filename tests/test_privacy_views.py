@@ -7,15 +7,20 @@ a real server only (the `real_mongodb` test).
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import bson
 import pytest
+from bson import Binary, json_util
 from typer.testing import CliRunner
 
 from service.analyst_views import ROLE, VIEWS, apply_views, mongosh_commands
 from service.cli import app as cli
+from service.cli.pipelines import PIPELINES, Params, shell
 from tests.helpers import Account, stored_form
 from tests.test_privacy_erasure import NEEDLES, _leaks, _person
 
@@ -111,3 +116,34 @@ async def test_views_are_created_and_read_on_a_real_server(owner: Account, datab
         rows = [r async for r in database[view.name].find({})]
         assert not _leaks(b"".join(bson.encode(r) for r in rows)), view.name
     assert NEEDLES
+
+
+def test_pipelines_print_ids_and_dates_as_mongosh_reads_them() -> None:
+    tenant = uuid4()
+    args = ["pipelines", "overview", "--tenant", str(tenant)]
+    result = CliRunner().invoke(cli, [*args, "--since", "2024-05-01", "--until", "2024-05-03"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert f'UUID("{tenant}")' in text and 'ISODate("2024-05-01T00:00:00.000Z")' in text
+    assert "$binary" not in text and "EJSON" not in text and '"$date"' not in text
+    # The statement reads back as the pipeline the service runs (mongosh's constructors as
+    # Extended JSON).
+    body = text.split(".aggregate(", 1)[1].rsplit(")", 1)[0]
+    ejson = re.sub(r'UUID\("([^"]+)"\)', r'{"$uuid": "\1"}', body)
+    ejson = re.sub(r'ISODate\("([^"]+)"\)', r'{"$date": "\1"}', ejson)
+    stages = json_util.loads(ejson)
+    _, expected = PIPELINES["overview"].build(
+        Params(
+            tenant=tenant,
+            since=datetime(2024, 5, 1, tzinfo=UTC),
+            until=datetime(2024, 5, 3, tzinfo=UTC),
+        )
+    )
+    assert json_util.dumps(stages) == json_util.dumps(expected)
+
+
+def test_shell_syntax_of_other_values() -> None:
+    assert shell({"a": [], "b": {}, "c": None, "d": True}) == (
+        '{\n  "a": [],\n  "b": {},\n  "c": null,\n  "d": true\n}'
+    )
+    assert shell(Binary(b"\x01\x02", 0)) == 'BinData(0, "AQI=")'

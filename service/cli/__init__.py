@@ -2,7 +2,7 @@
 
 Commands, one module each (docs/architecture.md, "Adding a CLI command"):
 
-* `pipelines [NAME]` — the analytics pipelines as mongosh-ready Extended JSON (pipelines.py);
+* `pipelines [NAME]` — the analytics pipelines as mongosh statements (pipelines.py);
 * `rebuild NAME…|all`, `project [NAME…]`, `repair` — read models and the journal
   (read_models.py);
 * `import FILE --tenant ID` — leads from a CSV file through the bulk import (lead_import.py);

@@ -1,4 +1,7 @@
-"""`pipelines`: the analytics pipelines as mongosh-ready Extended JSON, for analysts.
+"""`pipelines`: the analytics pipelines as mongosh statements (or Extended JSON), for analysts.
+
+Printed as mongosh reads and types values: ids `UUID("…")`, times `ISODate("…")` (`--json`
+prints relaxed Extended JSON instead, for scripts).
 
 Endpoint pipelines start with the exact tenant-scope `$match` the service runs, so they need
 a tenant (`--tenant`, and `--campaign` for one campaign's analytics); projector pipelines are
@@ -7,16 +10,17 @@ shown in their rebuild form (every tenant) and need none.
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from bson import json_util
+from bson import Binary, json_util
 from bson.json_util import RELAXED_JSON_OPTIONS
 
 from documents.event import TouchpointEvent
@@ -145,10 +149,33 @@ def _stages_json(stages: pipelines.Pipeline) -> Any:
 
 
 def render(collection: str, stages: pipelines.Pipeline) -> str:
-    """A pipeline as a mongosh `aggregate` call over relaxed Extended JSON."""
-    text = json.dumps(_stages_json(stages), indent=2)
-    # EJSON.parse turns {"$binary": …} and {"$date": …} back into BSON values in mongosh.
-    return f'db.getCollection("{collection}").aggregate(EJSON.parse(`{text}`))'
+    """A pipeline as a mongosh `aggregate` call, values in mongosh's own syntax."""
+    return f'db.getCollection("{collection}").aggregate({shell(stages)})'
+
+
+def shell(value: Any, indent: int = 0) -> str:
+    """A value as mongosh source: JSON, with `UUID("…")`, `ISODate("…")`, `BinData(…)`."""
+    pad, inner = "  " * indent, "  " * (indent + 1)
+    if isinstance(value, Binary):
+        if value.subtype == 4:
+            return f'UUID("{value.as_uuid()}")'
+        return f'BinData({value.subtype}, "{base64.b64encode(bytes(value)).decode()}")'
+    if isinstance(value, UUID):
+        return f'UUID("{value}")'
+    if isinstance(value, datetime):
+        utc = value.astimezone(UTC) if value.tzinfo else value
+        return f'ISODate("{utc.strftime("%Y-%m-%dT%H:%M:%S")}.{utc.microsecond // 1000:03d}Z")'
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        items = [f"{inner}{json.dumps(str(k))}: {shell(v, indent + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        items = [f"{inner}{shell(v, indent + 1)}" for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value)
 
 
 def _names(name: str | None) -> list[str]:
@@ -156,7 +183,8 @@ def _names(name: str | None) -> list[str]:
 
 
 _HELP = (
-    "Print the analytics pipelines as mongosh-ready Extended JSON (relaxed).\n\n"
+    "Print the analytics pipelines as mongosh statements (ids as UUID(…), times as "
+    "ISODate(…)); `--json` prints relaxed Extended JSON.\n\n"
     "Paste a printed statement into mongosh connected to the service's database. Without "
     "`--tenant` the endpoint pipelines (campaign_analytics, overview) can only be shown with a "
     "placeholder tenant that matches nothing: asking for one by name then fails, and the full "
@@ -237,4 +265,12 @@ def print_pipelines(
         console.out("")
 
 
-__all__ = ["PIPELINES", "PLACEHOLDER", "Params", "PipelineSpec", "print_pipelines", "render"]
+__all__ = [
+    "PIPELINES",
+    "PLACEHOLDER",
+    "Params",
+    "PipelineSpec",
+    "print_pipelines",
+    "render",
+    "shell",
+]
