@@ -139,6 +139,13 @@ async def duplicate_of(
     return Conflict.duplicate(resource="lead", field=field, existing_id=str(existing.id))
 
 
+async def _restore_clash(ctx: RequestContext, doc: LeadBase) -> Conflict | None:
+    # An erased lead is a tombstone (service/privacy.py): nothing is left to bring back.
+    if doc.erased_at is not None:
+        return Conflict("This lead was erased: its data is gone and it cannot be restored.")
+    return await duplicate_of(ctx, doc)
+
+
 async def _recount_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
     await campaigns.refresh_lead_counts_for(ctx, doc.id)
 
@@ -150,7 +157,7 @@ POLICY: ResourcePolicy[LeadBase] = register_policy(
         model=LeadBase,
         after_delete=_recount_campaigns,
         after_restore=_recount_campaigns,
-        clash=duplicate_of,
+        clash=_restore_clash,
     )
 )
 

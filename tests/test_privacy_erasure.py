@@ -142,6 +142,8 @@ async def test_erase_removes_every_stored_value_and_keeps_counts(
         version = await owner.client.get(f"/v1/leads/{lead_id}/versions/{n}")
         assert version.status_code == 200, version.text
         assert version.json()["email"] is None
+    restored = await owner.client.post(f"/v1/leads/{lead_id}/restore")
+    assert "erased" in assert_problem(restored, 409)["detail"]
     changes = await owner.client.get("/v1/changes")
     assert changes.status_code == 200
     assert not _leaks(changes.content)
