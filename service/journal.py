@@ -646,7 +646,9 @@ def typed_changes(
         item = dict(change)
         field = str(item.get("field", ""))
         old, new = item.get("old"), item.get("new")
-        if (isinstance(old, str) or old is None) and (isinstance(new, str) or new is None):
+        if isinstance(old, _UNTYPED) and isinstance(new, _UNTYPED):
+            pass  # numbers, booleans and nulls are stored as they are
+        elif (isinstance(old, str) or old is None) and (isinstance(new, str) or new is None):
             # The common case (a bulk import's thousands of string leaves): by path alone.
             kind = _string_kind(aggregate_type, field)
             if kind is not None:
@@ -699,6 +701,7 @@ async def retype_journal(
 
 _MIN_ID = Binary.from_uuid(UUID(int=0))
 _KINDS: dict[tuple[str, str], Callable[[Any], Any] | None] = {}
+_UNTYPED = (bool, int, float, type(None))
 
 
 def _string_kind(aggregate_type: str, field: str) -> Callable[[Any], Any] | None:
@@ -708,11 +711,30 @@ def _string_kind(aggregate_type: str, field: str) -> Callable[[Any], Any] | None
         nodes = _nodes(aggregate_type, field)
         formats = {b.get("format") for root, n in nodes[:1] for b in _branches(root, n)}
         kind: Callable[[Any], Any] | None = None
-        if formats & {"date-time", "uuid"}:
-            root, node = nodes[0]
-            kind = functools.partial(_typed, root, node)
+        if "date-time" in formats:
+            kind = _as_date
+        elif "uuid" in formats:
+            kind = _as_uuid_value
         _KINDS[key] = kind
     return _KINDS[key]
+
+
+def _as_date(value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:  # a redacted secret or a value of an older shape: left as it is
+        return value
+
+
+def _as_uuid_value(value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return Binary.from_uuid(UUID(value))
+    except ValueError:
+        return value
 
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
