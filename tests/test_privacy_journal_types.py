@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from bson import Binary
+from typer.testing import CliRunner
 from uuid6 import uuid7
 
+from documents.journal import DomainEvent
 from service import journal
-from tests.helpers import Account, stored_form
+from service.cli import app as cli
+from tests.helpers import Account, on_embedded_file, stored_form
 
 
 async def _entries(database: Any, aggregate_id: str) -> list[dict[str, Any]]:
@@ -128,3 +132,45 @@ async def test_daily_read_model_day_is_a_bson_date(owner: Account, database: Any
     [row] = [d async for d in database["read_analytics_daily"].find({})]
     assert isinstance(row["day"], datetime)
     assert row["day"].replace(tzinfo=None) == datetime(2024, 5, 1)
+
+
+def test_retype_journal_command_on_an_embedded_file(tmp_path: Path) -> None:
+    path = tmp_path / "lead_ignite.embedded"
+    tenant = uuid7()
+
+    async def seed() -> None:
+        # An entry as an older release stored it: the tenant id and the time as text.
+        await DomainEvent.get_pymongo_collection().insert_one(
+            {
+                "_id": Binary.from_uuid(uuid7()),
+                "tenant_id": Binary.from_uuid(tenant),
+                "aggregate_type": "tenant",
+                "aggregate_id": Binary.from_uuid(tenant),
+                "version": 1,
+                "event_type": "tenant.created",
+                "actor_id": None,
+                "actor_type": "system",
+                "occurred_at": datetime.now(UTC),
+                "changes": [
+                    {"field": "created_at", "old": None, "new": "2024-05-01T00:00:00Z"},
+                    {"field": "id", "old": None, "new": str(tenant)},
+                    {"field": "name", "old": None, "new": "Org"},
+                ],
+                "seq": None,
+            }
+        )
+
+    async def stored() -> list[Any]:
+        raw = await stored_form(DomainEvent.get_pymongo_collection()).find_one({})
+        return [c["new"] for c in raw["changes"]]
+
+    on_embedded_file(path, seed)
+    env = {"EMBEDDED_DB_PATH": str(path), "MONGODB_URL": None}
+    result = CliRunner().invoke(cli, ["retype-journal"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "1 entries read, 1 rewritten" in result.stdout
+    created, id_, name = on_embedded_file(path, stored)
+    assert created == datetime(2024, 5, 1, tzinfo=UTC)
+    assert id_ == Binary.from_uuid(tenant) and name == "Org"
+    again = CliRunner().invoke(cli, ["retype-journal"], env=env)
+    assert "0 rewritten" in again.stdout
