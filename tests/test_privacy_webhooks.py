@@ -1,0 +1,45 @@
+"""Webhooks after an erasure: a change not yet delivered goes out with the values erased."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from service.settings import Settings
+from tests.helpers import Account
+from tests.test_privacy_erasure import _leaks
+from tests.test_webhooks import subscribe, until
+from tests.webhook_receiver import receiver
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Fast loops and short retry delays, so deliveries happen within a test."""
+    return settings.model_copy(
+        update={
+            "worker_poll_seconds": 0.05,
+            "webhook_retry_base_seconds": 0.05,
+            "webhook_retry_max_seconds": 0.2,
+            "webhook_timeout_seconds": 2.0,
+        }
+    )
+
+
+async def test_undelivered_changes_go_out_erased(owner: Account) -> None:
+    erased = threading.Event()
+    with receiver(answer=lambda n: 200 if erased.is_set() else 500) as rec:
+        await subscribe(owner, rec.url, ["lead.*"])
+        r = await owner.client.post(
+            "/v1/leads",
+            json={"type": "generic", "email": "zebulonia.quaxton@privacy-example.com"},
+        )
+        lead_id = r.json()["id"]
+        await until(lambda: len(rec.requests) >= 1)  # refused while the values are there
+        assert _leaks(rec.requests[0].body)
+        assert (await owner.client.post(f"/v1/leads/{lead_id}/erase")).status_code == 200
+        erased.set()
+        await until(lambda: len(rec.ok()) >= 2)  # lead.created, then lead.erased
+        for delivered in rec.ok():
+            assert _leaks(delivered.body) == []
+        assert b"lead.erased" in rec.ok()[-1].body
