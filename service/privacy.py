@@ -29,9 +29,12 @@ byte scan of the database (tests/test_privacy_erasure.py).
 Read models, analytics and campaign counts hold ids and counts only: nothing to redact, and
 they do not change (a live lead erased is also soft-deleted, like a DELETE: its campaigns are
 recounted). Webhook delivery logs hold ids, status codes and errors, never payloads; a
-delivery made after the erasure sends the redacted entry. A crash between step 1 and the end
-of step 2 leaves `erased_at` set and `search_text` not empty: another `erase` call finishes
-it, and the retention worker (service/retention.py) finishes such leads on its next pass.
+delivery made after the erasure sends the redacted entry (one already in flight, its entry
+read before the pass, may still carry the values: what left the service cannot be recalled).
+
+A crash between step 1 and the end of step 2 leaves `erased_at` set and `search_text` not
+empty: another `erase` call finishes it, and the retention worker (service/retention.py)
+finishes such leads on its next pass.
 """
 
 from __future__ import annotations
