@@ -49,7 +49,7 @@ from pydantic_core import to_jsonable_python
 
 from documents.base import utcnow
 from documents.campaign import CampaignLead
-from documents.event import IdempotencyRecord, TouchpointEvent
+from documents.event import EVENT_CLASSES, IdempotencyRecord, TouchpointEvent
 from documents.journal import DomainEvent
 from documents.lead import LeadBase
 from service import leads
@@ -189,13 +189,15 @@ async def redact_lead(ctx: RequestContext, id: UUID) -> None:
             await journal.update_one({"_id": entry["_id"]}, {"$set": {"changes": changes}})
     # 2. Its touchpoints' free text, and the answers idempotent retries would replay.
     events = TouchpointEvent.get_pymongo_collection()
-    event_ids: list[Binary] = []
-    projection = {"_id": 1, **{f: 1 for f in TOUCHPOINT_TEXT}}
-    async for event in events.find(tenant_filter(ctx, {"lead_id": lead_id}), projection):
-        event_ids.append(event["_id"])
-        erased = {f: erased_value(f) for f in TOUCHPOINT_TEXT if event.get(f) not in (None, "")}
-        if erased:
-            await events.update_one({"_id": event["_id"]}, {"$set": erased})
+    # One update per touchpoint type, setting only the fields that type has.
+    for kind, cls in EVENT_CLASSES.items():
+        fields = [f for f in TOUCHPOINT_TEXT if f in cls.model_fields]
+        await events.update_many(
+            tenant_filter(ctx, {"lead_id": lead_id, "type": kind.value}),
+            {"$set": {f: erased_value(f) for f in fields}},
+        )
+    found = events.find(tenant_filter(ctx, {"lead_id": lead_id}), {"_id": 1})
+    event_ids: list[Binary] = [event["_id"] async for event in found]
     if event_ids:
         records = IdempotencyRecord.get_pymongo_collection()
         query = tenant_filter(ctx, {"event_id": {"$in": event_ids}})
