@@ -4,8 +4,9 @@ Read models are not aggregate roots (no version, no soft delete, no journal), so
 read through `Repository`; every query goes through `tenant_filter`, the one helper that adds
 the caller's tenant. Catching up first means a reader sees every write that finished before
 its request (when this process can run the projector; otherwise after at most `READ_WAIT`,
-see service/projections/runner.py); it reads at most `CATCH_UP_BATCHES` batches of each feed,
-so a backlog (after an import or an outage) cannot make a read slow.
+see service/projections/runner.py), within the inline budget (`INLINE_FEED_BATCHES` batches
+of each feed and `INLINE_FEED_BUDGET_MS` in all), so a backlog (after an import or an outage)
+cannot make a read slow: the background worker applies the rest.
 
 One authorization rule for every per-user read model (campaign summary, blog stats, research
 stats): `subject` — your own with any role, another user's of your tenant with admin or more.
@@ -26,9 +27,8 @@ from service import projections
 from service.analytics import resolve_range
 from service.context import RequestContext, Role
 from service.errors import NotFound
+from service.projections import runner
 from service.repository import Repository, tenant_filter, uuid_filter
-
-CATCH_UP_BATCHES = 4
 
 
 async def subject(ctx: RequestContext, user_id: UUID | None) -> UUID:
@@ -45,7 +45,7 @@ async def subject(ctx: RequestContext, user_id: UUID | None) -> UUID:
 
 
 async def _fresh(name: str) -> None:
-    await projections.catch_up([name], max_batches=CATCH_UP_BATCHES)
+    await projections.catch_up([name], budget=runner.INLINE)
 
 
 async def global_campaign(*, ctx: RequestContext, user_id: UUID | None) -> dict[str, Any]:

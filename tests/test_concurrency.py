@@ -47,7 +47,11 @@ async def snapshot() -> dict[str, list[dict[str, Any]]]:
     out = {}
     for projector in projections.PROJECTORS.values():
         model: type[Document] = projector.model
-        rows = await model.get_pymongo_collection().find({}, {"computed_at": 0}).to_list(None)
+        rows = (
+            await model.get_pymongo_collection()
+            .find({}, {"computed_at": 0, "fence": 0})
+            .to_list(None)
+        )
         out[projector.name] = sorted(rows, key=lambda r: str(r["_id"]))
     return out
 

@@ -55,8 +55,10 @@ def at(text: str) -> datetime:
 
 
 async def snapshot(model: type[Document]) -> list[dict[str, Any]]:
-    """A read model's stored rows without the computation timestamp, in key order."""
-    rows = await model.get_pymongo_collection().find({}, {"computed_at": 0}).to_list(None)
+    """A read model's stored rows without computation stamp and writer fence, by key."""
+    rows = (
+        await model.get_pymongo_collection().find({}, {"computed_at": 0, "fence": 0}).to_list(None)
+    )
     return sorted(rows, key=lambda r: str(r["_id"]))
 
 
