@@ -116,7 +116,7 @@ async def feed_session() -> AsyncIterator[Any]:
     it sees at least what the head read saw. The embedded backend has one consistent store
     (no snapshots, no sessions): nothing to do there.
     """
-    client = DomainEvent.get_pymongo_collection().database.client
+    client: Any = DomainEvent.get_pymongo_collection().database.client
     if not isinstance(client, AsyncMongoClient):
         yield None
         return
