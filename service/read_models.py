@@ -8,6 +8,9 @@ see service/projections/runner.py), within the inline budget (`INLINE_FEED_BATCH
 of each feed and `INLINE_FEED_BUDGET_MS` in all), so a backlog (after an import or an outage)
 cannot make a read slow: the background worker applies the rest.
 
+Rows marked `gone` (tombstones of keys that no longer exist, kept so a paused projector
+cannot bring them back) are not rows: every query adds `runner.LIVE`.
+
 One authorization rule for every per-user read model (campaign summary, blog stats, research
 stats): `subject` — your own with any role, another user's of your tenant with admin or more.
 """
@@ -52,7 +55,9 @@ async def global_campaign(*, ctx: RequestContext, user_id: UUID | None) -> dict[
     """A user's campaign summary (the caller's by default; another user's needs admin)."""
     target = await subject(ctx, user_id)
     await _fresh("global_campaign")
-    row = await GlobalCampaign.find_one(tenant_filter(ctx, {"_id": uuid_filter(target)}))
+    row = await GlobalCampaign.find_one(
+        tenant_filter(ctx, {"_id": uuid_filter(target), **runner.LIVE})
+    )
     if row is not None:
         return row.model_dump()
     # No campaigns and no touchpoints yet: an all-zero summary.
@@ -63,7 +68,9 @@ async def blog_stats(*, ctx: RequestContext, user_id: UUID | None) -> GlobalBlog
     """A user's blog rollup (the caller's by default; another user's needs admin)."""
     target = await subject(ctx, user_id)
     await _fresh("blog_stats")
-    row = await GlobalBlog.find_one(tenant_filter(ctx, {"user_id": uuid_filter(target)}))
+    row = await GlobalBlog.find_one(
+        tenant_filter(ctx, {"user_id": uuid_filter(target), **runner.LIVE})
+    )
     return row or GlobalBlog(tenant_id=ctx.tenant_id, user_id=target)
 
 
@@ -71,7 +78,7 @@ async def research_stats(*, ctx: RequestContext, user_id: UUID | None) -> Global
     """A user's research rollup (the caller's by default; another user's needs admin)."""
     target = await subject(ctx, user_id)
     await _fresh("research_stats")
-    query = tenant_filter(ctx, {"user_id": uuid_filter(target)})
+    query = tenant_filter(ctx, {"user_id": uuid_filter(target), **runner.LIVE})
     row = await GlobalResearchStats.find_one(query)
     return row or GlobalResearchStats(tenant_id=ctx.tenant_id, user_id=target)
 
@@ -79,7 +86,9 @@ async def research_stats(*, ctx: RequestContext, user_id: UUID | None) -> Global
 async def campaign_stats(*, ctx: RequestContext, campaign_id: UUID) -> CampaignStats:
     """The stats row of a live campaign of the tenant (404 otherwise)."""
     await _fresh("campaign_stats")
-    row = await CampaignStats.find_one(tenant_filter(ctx, {"_id": uuid_filter(campaign_id)}))
+    row = await CampaignStats.find_one(
+        tenant_filter(ctx, {"_id": uuid_filter(campaign_id), **runner.LIVE})
+    )
     if row is None:
         raise NotFound(f"campaign {campaign_id} not found")
     return row
@@ -92,7 +101,7 @@ async def analytics_daily(
     _, _, days = resolve_range(since, until, "day")
     await _fresh("global_analytics")
     # Rows are whole days: the range selects the days it touches, as the buckets do.
-    query = tenant_filter(ctx, {"day": {"$gte": days[0], "$lte": days[-1]}})
+    query = tenant_filter(ctx, {"day": {"$gte": days[0], "$lte": days[-1]}, **runner.LIVE})
     return (
         await GlobalAnalytics.find(query)
         .sort([("day", SortDirection.ASCENDING), ("channel", SortDirection.ASCENDING)])
@@ -103,7 +112,9 @@ async def analytics_daily(
 async def global_team(*, ctx: RequestContext, team_id: UUID) -> GlobalTeam:
     """A live team of the tenant with its members' names (404 otherwise)."""
     await _fresh("global_team")
-    row = await GlobalTeam.find_one(tenant_filter(ctx, {"_id": uuid_filter(team_id)}))
+    row = await GlobalTeam.find_one(
+        tenant_filter(ctx, {"_id": uuid_filter(team_id), **runner.LIVE})
+    )
     if row is None:
         raise NotFound(f"team {team_id} not found")
     return row

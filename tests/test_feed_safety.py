@@ -54,16 +54,10 @@ async def stored_name(team_id: UUID) -> str | None:
 # -- fencing ----------------------------------------------------------------------------------
 
 
-async def test_a_paused_writer_that_lost_its_lease_cannot_overwrite_a_newer_row(
-    owner: Account,
-) -> None:
+async def paused_writer_race(owner: Account, team: Team, change: Any) -> None:
+    """Writer A computes the team's row and pauses; `change` happens, A's lease moves on to B,
+    B applies it; then A wakes up and writes what it computed (its rows and checkpoint)."""
     projector = projections.PROJECTORS["global_team"]
-    team = await new_team(owner, "Old")
-    await projections.catch_up(["global_team"])
-    await rename(owner, team.id, "Newer")
-    await projections.sync_feeds()
-
-    # Writer A takes the lease and computes the team's row, then pauses before writing it.
     computed, resume = asyncio.Event(), asyncio.Event()
     real = type(projector).compute
     calls = 0
@@ -83,20 +77,44 @@ async def test_a_paused_writer_that_lost_its_lease_cannot_overwrite_a_newer_row(
     with patch.object(type(projector), "compute", pausing):
         paused = asyncio.create_task(runner.catch_up_projector(projector, held=a))
         await computed.wait()
-        # A computed "Newer"; meanwhile the team changes again and A's lease moves on to B.
-        await rename(owner, team.id, "Newest")
+        await change()
         await projections.sync_feeds()
         await leases.release(a)
         b = await leases.take(name, "writer-b", TTL)
         assert b is not None and b.fence > a.fence
         await runner.catch_up_projector(projector, held=b)
-        assert await stored_name(team.id) == "Newest"
-        # A wakes up and writes what it computed before: its row and its checkpoint.
         resume.set()
         await paused
+    assert await runner.caught_up(projector)  # B's checkpoint stands too
+
+
+async def test_a_paused_writer_that_lost_its_lease_cannot_overwrite_a_newer_row(
+    owner: Account,
+) -> None:
+    team = await new_team(owner, "Old")
+    await projections.catch_up(["global_team"])
+    await rename(owner, team.id, "Newer")
+    await projections.sync_feeds()
+
+    await paused_writer_race(owner, team, lambda: rename(owner, team.id, "Newest"))
 
     assert await stored_name(team.id) == "Newest"  # the newer holder's row stands
-    assert await runner.caught_up(projector)  # and so does its checkpoint
+
+
+async def test_a_paused_writer_cannot_bring_a_deleted_row_back(owner: Account) -> None:
+    team = await new_team(owner, "Doomed")
+    await projections.catch_up(["global_team"])
+    await rename(owner, team.id, "Doomed 2")
+    await projections.sync_feeds()
+
+    async def delete() -> None:
+        r = await owner.client.delete(f"/v1/teams/{team.id}")
+        assert r.status_code == 204, r.text
+
+    await paused_writer_race(owner, team, delete)
+
+    r = await owner.client.get(f"/v1/read-models/teams/{team.id}")
+    assert r.status_code == 404, r.text  # A's row did not come back over B's tombstone
 
 
 async def test_a_newer_row_is_kept_without_an_error(owner: Account) -> None:
@@ -225,3 +243,12 @@ async def test_the_inline_budget_comes_from_the_settings(owner: Account, app: An
     assert (runner.INLINE.batches, runner.INLINE.seconds) == (4, 0.25)  # the defaults
     settings = Settings(inline_feed_batches=2, inline_feed_budget_ms=40)
     assert (settings.inline_feed_batches, settings.inline_feed_budget_ms) == (2, 40)
+
+
+async def test_feed_reads_share_one_session_only_where_sessions_exist(app: Any) -> None:
+    async with sequencer.feed_session() as session:
+        if session is None:  # the embedded backend: one consistent store, no sessions
+            return
+        assert session.options.causal_consistency
+        head = await sequencer.head(sequencer.JOURNAL, session=session)
+        assert await sequencer.visible_top(sequencer.JOURNAL, 0, head, session) == head

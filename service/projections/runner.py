@@ -15,7 +15,7 @@ What it guarantees, with any number of service processes:
   rescanned.
 * **Idempotent writes.** A batch's keys are recomputed from the sources and written with
   upserts keyed by the row's `_id` (or natural key) AND `tenant_id`, then rows of keys that no
-  longer exist are deleted: computing, upserting and deleting again gives the same rows, so a
+  longer exist are marked gone: computing, upserting and deleting again gives the same rows, so a
   checkpoint may be at-least-once. Readers never see a row missing in between (upsert first,
   delete stale after).
 * **Rebuild without an empty window.** `rebuild` recomputes every row, upserts them over the
@@ -30,7 +30,9 @@ What it guarantees, with any number of service processes:
   stored `fence` is not larger: a paused writer can never overwrite what a newer holder wrote.
   An upsert that meets a newer row misses its filter and fails on the unique key; that
   duplicate key is the fence saying no (retried once, since two first inserts of one key
-  also collide on a real server) and never reaches a reader as a 500.
+  also collide on a real server) and never reaches a reader as a 500. Rows of keys that no
+  longer exist become tombstones (`gone`, fenced like any row) rather than being deleted, so
+  a paused writer cannot resurrect them either; readers skip them, `rebuild` removes them.
 * **Contiguous positions.** A position is stored only up to entries the reader has seen in
   one read: after a short page it moves to the highest entry visible in that read (every
   lower one is visible too: positions are published gap-free), not blindly to the head it
@@ -72,6 +74,9 @@ READ_WAIT = 2.0  # seconds a read waits for another process's projector before a
 
 DUPLICATE_KEY = 11000
 FENCE = "fence"  # the stored field: the lease fence of the row's last writer
+GONE = "gone"  # the stored field: the row's key no longer exists (a tombstone, see `apply`)
+LIVE = {GONE: {"$ne": True}}
+"""The condition every read of a read model adds: tombstones are not rows."""
 
 
 @dataclass
@@ -118,7 +123,7 @@ def _write_ops(projector: Projector, docs: Sequence[Any], fence: int | None) -> 
         doc_id = raw.pop("_id")
         if fence is not None:
             raw[FENCE] = fence
-        update: dict[str, Any] = {"$set": raw}
+        update: dict[str, Any] = {"$set": raw, "$unset": {GONE: ""}}
         if "_id" not in key:
             update["$setOnInsert"] = {"_id": doc_id}
         ops.append(UpdateOne(key, update, upsert=True))
@@ -169,8 +174,14 @@ async def apply(projector: Projector, keys: set[Key], *, fence: int | None = Non
     await _upsert(projector, docs, fence)
     gone = keys - {projector.key_of(d) for d in docs}
     if gone:  # keys whose source disappeared (a deleted campaign, a user without blogs…)
-        await projector.model.get_pymongo_collection().delete_many(
-            {**projector.rows_of(gone), **fenced(fence)}
+        # Marked, not deleted: the tombstone keeps this writer's fence, so a paused older
+        # writer cannot bring the row back by upserting what it computed before. Readers skip
+        # tombstones (`LIVE`); `rebuild` removes them.
+        mark: dict[str, Any] = {GONE: True, "computed_at": utcnow()}
+        if fence is not None:
+            mark[FENCE] = fence
+        await projector.model.get_pymongo_collection().update_many(
+            {**projector.rows_of(gone), **fenced(fence)}, {"$set": mark}
         )
     return len(docs)
 
@@ -425,8 +436,10 @@ async def _rebuild(projector: Projector, fence: int | None = None) -> int:
 __all__ = [
     "BATCH_SIZE",
     "FENCE",
+    "GONE",
     "INLINE",
     "LEASE_TTL",
+    "LIVE",
     "READ_WAIT",
     "InlineBudget",
     "apply",
