@@ -62,20 +62,21 @@ class Held:
         return time.monotonic() < self.renewed_mono + self.ttl.total_seconds() * part
 
 
-# What this process last saw of each lease it does not hold: (fence, beat, since when).
-_SEEN: dict[str, tuple[int, int, float]] = {}
+# What this process last saw of each lease it does not hold: its token and since when. The
+# token carries `acquired_at` too, so a token seen in another database never matches.
+_SEEN: dict[str, tuple[tuple[Any, ...], float]] = {}
 
 
 def _silent_for(name: str, found: dict[str, Any], ttl: timedelta) -> bool:
     """Whether the holder's token stayed unchanged for a whole TTL, seen from here."""
-    token = (int(found.get("fence", 0)), int(found.get("beat", 0)))
+    token = (found.get("fence", 0), found.get("beat", 0), found.get("acquired_at"))
     seen = _SEEN.get(name)
     now = time.monotonic()
-    if seen is None or seen[:2] != token:
-        _SEEN[name] = (*token, now)
+    if seen is None or seen[0] != token:
+        _SEEN[name] = (token, now)
         return False
     wait = max(ttl.total_seconds(), float(found.get("ttl_seconds") or 0))
-    return now - seen[2] >= wait
+    return now - seen[1] >= wait
 
 
 async def take(name: str, owner: str, ttl: timedelta) -> Held | None:
