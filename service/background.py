@@ -23,7 +23,7 @@ from documents import AGGREGATE_ROOTS
 from documents.base import utcnow
 from service import leases, projections, sequencer, workers
 from service.journal import repair_journal
-from service.projections.runner import catch_up_projector, lease_name
+from service.projections.runner import catch_up_projector, configure_inline, lease_name
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,10 @@ class Background:
 
 
 async def start_background(settings: Settings) -> Background:
-    """Start the background workers (unless turned off)."""
+    """Start the background workers (unless turned off) and set the inline feed budget."""
+    configure_inline(
+        batches=settings.inline_feed_batches, seconds=settings.inline_feed_budget_ms / 1000
+    )
     if not settings.background_workers:
         log.warning("background workers are off in this process (BACKGROUND_WORKERS=false)")
         return Background(None)

@@ -32,7 +32,7 @@ from service import sequencer, visibility
 from service.context import RequestContext
 from service.errors import Unprocessable
 from service.pagination import StoredView
-from service.projections import sync_feeds
+from service.projections import runner, sync_feeds
 from service.repository import tenant_filter
 
 SYNC_PATIENCE = 0.5  # seconds a read waits for another process's sequencer
@@ -121,24 +121,32 @@ async def read_page(
     Entries are `DomainEvent`s, or with `view` the response objects it validates straight
     from the stored entries (the read path: one validation per entry, no Beanie document).
     """
-    head = await sequencer.head(sequencer.JOURNAL)
-    if position >= head:
-        return [], position
-    query = feed_filter(
-        ctx, position=position, head=head, aggregate_type=aggregate_type, event_type=event_type
-    )
-    if view is None:
-        events: list[Any] = await DomainEvent.find(query).sort("seq").limit(limit).to_list()
-        seqs = [e.seq for e in events]
-    else:
+    async with sequencer.feed_session() as session:
+        head = await sequencer.head(sequencer.JOURNAL, session=session)
+        if position >= head:
+            return [], position
+        query = feed_filter(
+            ctx, position=position, head=head, aggregate_type=aggregate_type, event_type=event_type
+        )
         collection = DomainEvent.get_pymongo_collection()
-        raws = await collection.find(query, sort=[("seq", 1)], limit=limit).to_list()
-        events, seqs = [view.stored(raw) for raw in raws], [raw["seq"] for raw in raws]
-    if len(events) == limit:
-        last = seqs[-1]
-        assert last is not None  # every entry at or below the head has its position
-        return events, last
-    return events, head
+        raws = await collection.find(
+            query, sort=[("seq", 1)], limit=limit, session=session
+        ).to_list()
+        seqs = [int(raw["seq"]) for raw in raws]
+        if len(raws) == limit:
+            resume = seqs[-1]
+        else:
+            # A short page ends where this read proves every entry visible: at the head when
+            # the head's own entry is there, else at the highest one it sees (a stale read
+            # must not make the cursor skip what it has not seen yet).
+            seen = seqs[-1] if seqs else position
+            top = await sequencer.visible_top(sequencer.JOURNAL, position, head, session)
+            resume = max(seen, top)
+    if view is None:
+        events: list[Any] = [DomainEvent.model_validate(raw) for raw in raws]
+    else:
+        events = [view.stored(raw) for raw in raws]
+    return events, resume
 
 
 async def list_changes(
@@ -151,7 +159,10 @@ async def list_changes(
 ) -> dict[str, Any]:
     """One page of the tenant's change feed, oldest first, with the cursor to resume from."""
     position = decode_cursor(after) if after else 0
-    await sync_feeds(patience=SYNC_PATIENCE)  # include the caller's own latest writes
+    # Include the caller's own latest writes, within the inline budget (the background
+    # sequencer does the rest: a backlog never makes a page slow).
+    budget = runner.INLINE
+    await sync_feeds(patience=SYNC_PATIENCE, max_passes=budget.batches, deadline=budget.deadline())
     events, resume = await read_page(
         ctx,
         position=position,

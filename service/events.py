@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from pymongo.errors import DuplicateKeyError
+from pymongo.read_concern import ReadConcern
 from uuid6 import uuid7
 
 from documents.base import utcnow
@@ -56,6 +58,8 @@ STALE_CLAIM = timedelta(seconds=30)  # an unfinished claim this old belongs to a
 RELEASED = datetime(1970, 1, 1, tzinfo=UTC)  # a failed request's claim: stale at once
 WAIT_FOR_WINNER = 5.0  # seconds a concurrent retry waits for the first request's answer
 POLL_INTERVAL = 0.05
+CLAIM_ATTEMPTS = 8  # inserts tried while the key's record flickers (a winner giving up)
+CLAIM_BACKOFF = 0.01  # seconds before the second attempt, doubling (jittered, at most 0.5)
 STATUS_RETRIES = 5
 # Events and timelines: newest `occurred_at` first (a time range is on the same field, so one
 # index serves filter, range and order).
@@ -100,33 +104,40 @@ async def create_event(
 async def _claim(
     ctx: RequestContext, key: str, digest: str, ttl_hours: int
 ) -> tuple[IdempotencyRecord, bool]:
-    now = utcnow()
-    record = IdempotencyRecord(
-        tenant_id=ctx.tenant_id,
-        key=key,
-        request_hash=digest,
-        event_id=uuid7(),
-        created_at=now,
-        expires_at=now + timedelta(hours=ttl_hours),
-    )
     collection = IdempotencyRecord.get_pymongo_collection()
-    try:
-        await collection.insert_one(_raw(record))
-        return record, True
-    except DuplicateKeyError:
-        pass
+    # The winner's record with local read concern: right after its insert a majority read may
+    # not see it yet (it is not majority-committed), and a loser would then retry at once.
+    winners = collection.with_options(read_concern=ReadConcern("local"))
     key_filter = tenant_filter(ctx, {"key": key})
-    existing = await IdempotencyRecord.find_one(key_filter)
-    if existing is None:  # the winner gave up between our insert and our read: claim again
-        return await _claim(ctx, key, digest, ttl_hours)
-    stale = existing.response is None and existing.created_at < now - STALE_CLAIM
-    if stale and existing.request_hash == digest:
-        took_over = await collection.update_one(
-            {**key_filter, "response": None, "created_at": to_bson(existing.created_at)},
-            {"$set": {"created_at": to_bson(now)}},
+    for attempt in range(CLAIM_ATTEMPTS):
+        now = utcnow()
+        record = IdempotencyRecord(
+            tenant_id=ctx.tenant_id,
+            key=key,
+            request_hash=digest,
+            event_id=uuid7(),
+            created_at=now,
+            expires_at=now + timedelta(hours=ttl_hours),
         )
-        return existing, took_over.modified_count == 1
-    return existing, False
+        try:
+            await collection.insert_one(_raw(record))
+            return record, True
+        except DuplicateKeyError:
+            pass
+        raw = await winners.find_one(key_filter)
+        if raw is None:  # the winner gave up meanwhile (or is not visible yet): again, later
+            await asyncio.sleep(min(CLAIM_BACKOFF * 2**attempt, 0.5) * random.uniform(0.5, 1))
+            continue
+        existing = IdempotencyRecord.model_validate(raw)
+        stale = existing.response is None and existing.created_at < now - STALE_CLAIM
+        if stale and existing.request_hash == digest:
+            took_over = await collection.update_one(
+                {**key_filter, "response": None, "created_at": to_bson(existing.created_at)},
+                {"$set": {"created_at": to_bson(now)}},
+            )
+            return existing, took_over.modified_count == 1
+        return existing, False
+    raise Conflict("A request with this Idempotency-Key is still in progress; retry.")
 
 
 async def _run_claimed(

@@ -4,8 +4,12 @@ Read models are not aggregate roots (no version, no soft delete, no journal), so
 read through `Repository`; every query goes through `tenant_filter`, the one helper that adds
 the caller's tenant. Catching up first means a reader sees every write that finished before
 its request (when this process can run the projector; otherwise after at most `READ_WAIT`,
-see service/projections/runner.py); it reads at most `CATCH_UP_BATCHES` batches of each feed,
-so a backlog (after an import or an outage) cannot make a read slow.
+see service/projections/runner.py), within the inline budget (`INLINE_FEED_BATCHES` batches
+of each feed and `INLINE_FEED_BUDGET_MS` in all), so a backlog (after an import or an outage)
+cannot make a read slow: the background worker applies the rest.
+
+Rows marked `gone` (tombstones of keys that no longer exist, kept so a paused projector
+cannot bring them back) are not rows: every query adds `runner.LIVE`.
 
 One authorization rule for every per-user read model (campaign summary, blog stats, research
 stats): `subject` — your own with any role, another user's of your tenant with admin or more.
@@ -26,9 +30,8 @@ from service import projections
 from service.analytics import resolve_range
 from service.context import RequestContext, Role
 from service.errors import NotFound
+from service.projections import runner
 from service.repository import Repository, tenant_filter, uuid_filter
-
-CATCH_UP_BATCHES = 4
 
 
 async def subject(ctx: RequestContext, user_id: UUID | None) -> UUID:
@@ -45,14 +48,16 @@ async def subject(ctx: RequestContext, user_id: UUID | None) -> UUID:
 
 
 async def _fresh(name: str) -> None:
-    await projections.catch_up([name], max_batches=CATCH_UP_BATCHES)
+    await projections.catch_up([name], budget=runner.INLINE)
 
 
 async def global_campaign(*, ctx: RequestContext, user_id: UUID | None) -> dict[str, Any]:
     """A user's campaign summary (the caller's by default; another user's needs admin)."""
     target = await subject(ctx, user_id)
     await _fresh("global_campaign")
-    row = await GlobalCampaign.find_one(tenant_filter(ctx, {"_id": uuid_filter(target)}))
+    row = await GlobalCampaign.find_one(
+        tenant_filter(ctx, {"_id": uuid_filter(target), **runner.LIVE})
+    )
     if row is not None:
         return row.model_dump()
     # No campaigns and no touchpoints yet: an all-zero summary.
@@ -63,7 +68,9 @@ async def blog_stats(*, ctx: RequestContext, user_id: UUID | None) -> GlobalBlog
     """A user's blog rollup (the caller's by default; another user's needs admin)."""
     target = await subject(ctx, user_id)
     await _fresh("blog_stats")
-    row = await GlobalBlog.find_one(tenant_filter(ctx, {"user_id": uuid_filter(target)}))
+    row = await GlobalBlog.find_one(
+        tenant_filter(ctx, {"user_id": uuid_filter(target), **runner.LIVE})
+    )
     return row or GlobalBlog(tenant_id=ctx.tenant_id, user_id=target)
 
 
@@ -71,7 +78,7 @@ async def research_stats(*, ctx: RequestContext, user_id: UUID | None) -> Global
     """A user's research rollup (the caller's by default; another user's needs admin)."""
     target = await subject(ctx, user_id)
     await _fresh("research_stats")
-    query = tenant_filter(ctx, {"user_id": uuid_filter(target)})
+    query = tenant_filter(ctx, {"user_id": uuid_filter(target), **runner.LIVE})
     row = await GlobalResearchStats.find_one(query)
     return row or GlobalResearchStats(tenant_id=ctx.tenant_id, user_id=target)
 
@@ -79,7 +86,9 @@ async def research_stats(*, ctx: RequestContext, user_id: UUID | None) -> Global
 async def campaign_stats(*, ctx: RequestContext, campaign_id: UUID) -> CampaignStats:
     """The stats row of a live campaign of the tenant (404 otherwise)."""
     await _fresh("campaign_stats")
-    row = await CampaignStats.find_one(tenant_filter(ctx, {"_id": uuid_filter(campaign_id)}))
+    row = await CampaignStats.find_one(
+        tenant_filter(ctx, {"_id": uuid_filter(campaign_id), **runner.LIVE})
+    )
     if row is None:
         raise NotFound(f"campaign {campaign_id} not found")
     return row
@@ -93,7 +102,7 @@ async def analytics_daily(
     await _fresh("global_analytics")
     # Rows are whole days: the range selects the days it touches, as the buckets do.
     first, last = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in (days[0], days[-1]))
-    query = tenant_filter(ctx, {"day": {"$gte": first, "$lte": last}})
+    query = tenant_filter(ctx, {"day": {"$gte": first, "$lte": last}, **runner.LIVE})
     return (
         await GlobalAnalytics.find(query)
         .sort([("day", SortDirection.ASCENDING), ("channel", SortDirection.ASCENDING)])
@@ -104,7 +113,9 @@ async def analytics_daily(
 async def global_team(*, ctx: RequestContext, team_id: UUID) -> GlobalTeam:
     """A live team of the tenant with its members' names (404 otherwise)."""
     await _fresh("global_team")
-    row = await GlobalTeam.find_one(tenant_filter(ctx, {"_id": uuid_filter(team_id)}))
+    row = await GlobalTeam.find_one(
+        tenant_filter(ctx, {"_id": uuid_filter(team_id), **runner.LIVE})
+    )
     if row is None:
         raise NotFound(f"team {team_id} not found")
     return row

@@ -47,12 +47,13 @@ embedded backend (which has no change streams) and MongoDB behave the same.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from pymongo import IndexModel, UpdateOne
+from pymongo import AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, OperationFailure
 
 from documents.base import utcnow
@@ -106,18 +107,52 @@ async def ensure_feed_indexes() -> None:
             log.error("sequencer: no unique seq index on %s (%s): lease-only fencing", feed, exc)
 
 
-async def head(feed: str) -> int:
+@contextlib.asynccontextmanager
+async def feed_session() -> AsyncIterator[Any]:
+    """A causally consistent session for reading a head and then its range (None embedded).
+
+    On a replica set a read after a failover may come from a majority snapshot older than a
+    head read a moment before; in one causally consistent session the range read waits until
+    it sees at least what the head read saw. The embedded backend has one consistent store
+    (no snapshots, no sessions): nothing to do there.
+    """
+    client: Any = DomainEvent.get_pymongo_collection().database.client
+    if not isinstance(client, AsyncMongoClient):
+        yield None
+        return
+    async with client.start_session(causal_consistency=True) as session:
+        yield session
+
+
+async def head(feed: str, *, session: Any = None) -> int:
     """The published head of a feed: every entry with `seq <= head` is final."""
-    found = await FeedHead.get_pymongo_collection().find_one({"_id": feed}, {"head": 1})
+    found = await FeedHead.get_pymongo_collection().find_one(
+        {"_id": feed}, {"head": 1}, session=session
+    )
     return int(found["head"]) if found else 0
 
 
-async def heads(feeds: Iterable[str] = FEEDS) -> dict[str, int]:
+async def heads(feeds: Iterable[str] = FEEDS, *, session: Any = None) -> dict[str, int]:
     """The heads of several feeds, in one query."""
     names = list(feeds)
-    cursor = FeedHead.get_pymongo_collection().find({"_id": {"$in": names}}, {"head": 1})
+    cursor = FeedHead.get_pymongo_collection().find(
+        {"_id": {"$in": names}}, {"head": 1}, session=session
+    )
     found = {row["_id"]: int(row["head"]) async for row in cursor}
     return {name: found.get(name, 0) for name in names}
+
+
+async def visible_top(feed: str, position: int, head: int, session: Any = None) -> int:
+    """The highest `seq` in `(position, head]` this read sees (`position` if none).
+
+    Published positions are gap-free, so every entry below the one returned is visible to the
+    same read: a reader may store this position after a short page, never more (one indexed
+    key on `seq_unique`).
+    """
+    top = await collection(feed).find_one(
+        {"seq": {"$gt": position, "$lte": head}}, {"seq": 1}, sort=[("seq", -1)], session=session
+    )
+    return int(top["seq"]) if top else position
 
 
 async def _highest(feed: str) -> int:
@@ -225,9 +260,11 @@ __all__ = [
     "LEASE",
     "collection",
     "ensure_feed_indexes",
+    "feed_session",
     "head",
     "heads",
     "sequence",
     "sequence_all",
     "unsequenced",
+    "visible_top",
 ]

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=1.0, ge=0.01, le=60)
     lease_ttl_seconds: float = Field(default=30.0, ge=1, le=600)
     journal_repair_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
+    # Feed work a request does inline before answering (GET /v1/changes, read models): at
+    # most this many sequencer passes and projector batches per feed, and this much time
+    # after the first; the background workers do the rest (service/projections/runner.py).
+    inline_feed_batches: int = Field(default=4, ge=1, le=100)
+    inline_feed_budget_ms: int = Field(default=250, ge=0, le=60_000)
 
     # Webhook delivery (service/webhooks/delivery.py).
     webhook_timeout_seconds: float = Field(default=5.0, ge=0.1, le=60)

@@ -62,7 +62,7 @@ class Worker:
     async def ensure_lease(self) -> bool:
         """Hold the lease (renewing it when a third of the TTL passed); False if another has it."""
         if self.held is not None:
-            if self.held.valid and _fresh(self.held):
+            if self.held.fresh():
                 return True
             if self.held.valid and await leases.renew(self.held):
                 return True
@@ -112,12 +112,6 @@ class Worker:
             with contextlib.suppress(Exception):
                 await leases.release(self.held)
             self.held = None
-
-
-def _fresh(held: leases.Held) -> bool:
-    from documents.base import utcnow
-
-    return utcnow() < held.renewed_at + held.ttl / 3
 
 
 class Runtime:

@@ -5,7 +5,12 @@ Schemathesis, real sockets) is checked as it arrives:
 
 - a problem+json 422 must read as text for people: no Python reprs (`<CampaignType.call:
   'call'>`), no pydantic prefixes ("Value error, "), no discriminator jargon, no class names;
-- a 201 must say where the new resource is (`Location`).
+- a 201 must say where the new resource is (`Location`);
+- the service's own 500 ("An unexpected error occurred.") must not happen at all: the test
+  fails with the traceback the service logged for that request (matched by `X-Request-ID`),
+  unless the test caused it on purpose: the exception passed through a function of the test
+  suite (a patched-in fault) or `unittest.mock`, or the test is in `EXPECTED_500` (a reason
+  each).
 
 A test whose requests got such an answer fails, naming the request; answers outside any test
 (fixtures) fail the session. `AUDIT.counts` says how much was checked.
@@ -14,13 +19,16 @@ A test whose requests got such an answer fails, naming the request; answers outs
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
+import traceback
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -36,6 +44,53 @@ LEAKS: dict[str, re.Pattern[str]] = {
 }
 # 201s that have no URL of their own yet (each documented where it is answered).
 NO_LOCATION = {("POST", "/v1/billing/history")}
+# Tests that get the service's 500 on purpose without a fault of their own in the traceback.
+EXPECTED_500 = {
+    # A patched document stamp makes the driver refuse a 17 MiB document (DocumentTooLarge,
+    # raised inside PyMongo): the test checks the 500 is problem+json and stores nothing.
+    "tests/test_real_mongodb.py::test_the_api_answers_problem_json_when_a_document_is_too_large",
+}
+TESTS = Path(__file__).resolve().parent
+MOCK = str(Path(logging.__file__).resolve().parent.parent / "unittest" / "mock.py")
+ERRORS_LOGGER = "routes.errors"  # where the service logs each 500 with its traceback
+
+
+def injected(exc: BaseException | None) -> bool:
+    """Whether an exception (or one in its chain) passed through test code or a mock."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb: TracebackType | None = exc.__traceback__
+        while tb is not None:
+            name = tb.tb_frame.f_code.co_filename
+            if name == MOCK or Path(name).resolve().is_relative_to(TESTS):
+                return True
+            tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class Tracebacks(logging.Handler):
+    """Keeps the traceback the service logs with each 500, by request id."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.by_request: dict[str | None, tuple[str, bool]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.exc_info or record.exc_info[1] is None:
+            return
+        from service.observability import request_id_var
+
+        exc = record.exc_info[1]
+        text = "".join(traceback.format_exception(exc))
+        self.by_request[request_id_var.get()] = (text, injected(exc))
+
+    def take(self, request_id: str | None) -> tuple[str, bool] | None:
+        return self.by_request.pop(request_id, None) or self.by_request.pop(None, None)
+
+
+TRACEBACKS = Tracebacks()
 
 
 def leaks(body: Any) -> list[str]:
@@ -56,10 +111,15 @@ class Audit:
     findings: list[str] = field(default_factory=list)
     outside_tests: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    current: str = ""  # the node id of the running test
 
     def check(self, response: httpx.Response) -> None:
         request = response.request
         where = f"{request.method} {request.url.path}"
+        if response.status_code == 500 and response.headers.get("content-type", "").startswith(
+            "application/problem+json"
+        ):
+            self.unexpected(response, where)
         if response.status_code == 201:
             self.counts["201"] += 1
             if "location" not in response.headers and (request.method, request.url.path) not in (
@@ -76,6 +136,16 @@ class Audit:
             self.findings.append(f"{where} answered a 422 that is not JSON")
             return
         self.findings.extend(f"{where} answered 422 with {leak}" for leak in leaks(body))
+
+    def unexpected(self, response: httpx.Response, where: str) -> None:
+        """A 500 from the service: a finding with its traceback, unless the test caused it."""
+        logged = TRACEBACKS.take(response.headers.get("x-request-id"))
+        if (logged is not None and logged[1]) or self.current in EXPECTED_500:
+            self.counts["500 (injected)"] += 1
+            return
+        self.counts["500"] += 1
+        text = logged[0] if logged is not None else "(no traceback logged)\n"
+        self.findings.append(f"{where} answered 500; the service logged:\n{text}")
 
     def take(self) -> list[str]:
         found, self.findings = self.findings, []
@@ -106,10 +176,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
     httpx.Client.send = send  # type: ignore[method-assign]
     httpx.AsyncClient.send = asend  # type: ignore[method-assign]
+    # Not on the root logger: the service's logging set-up replaces the root's handlers.
+    errors_logger = logging.getLogger(ERRORS_LOGGER)
+    errors_logger.addHandler(TRACEBACKS)
 
     def restore() -> None:
         httpx.Client.send = sync_send  # type: ignore[method-assign]
         httpx.AsyncClient.send = async_send  # type: ignore[method-assign]
+        errors_logger.removeHandler(TRACEBACKS)
 
     config.add_cleanup(restore)
 
@@ -117,10 +191,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     AUDIT.outside_tests += AUDIT.take()  # answers to fixtures are judged at the end
-    result = yield
+    AUDIT.current = item.nodeid
+    try:
+        result = yield
+    finally:
+        AUDIT.current = ""
     found = AUDIT.take()
     if found:
-        shown = "\n  ".join(found[:20])
+        shown = "\n  ".join(found[:5] if any("answered 500" in f for f in found) else found[:20])
         raise AssertionError(f"answers a person should not get ({len(found)}):\n  {shown}")
     return result
 

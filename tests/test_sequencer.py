@@ -113,9 +113,33 @@ async def test_a_lease_has_one_owner_until_it_expires_or_is_released(app: Any) -
     await leases.release(a)
     b = await leases.take("job", "b", ttl)
     assert b is not None and not await leases.renew(a)  # a's lease is gone
+    assert b.fence > a.fence
+
+
+async def test_a_silent_lease_is_taken_after_a_ttl_on_the_contenders_monotonic_clock(
+    app: Any,
+) -> None:
+    short = timedelta(seconds=0.3)
+    b = await leases.take("job", "b", short)
+    assert b is not None
+    # The holder's wall clock says the lease expired long ago: nobody decides by it.
     await Lease.get_pymongo_collection().update_one(
-        {"_id": "job"}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}}
+        {"_id": "job"}, {"$set": {"expires_at": utcnow() - timedelta(days=1)}}
     )
-    assert await leases.holder("job") is None
-    c = await leases.take("job", "c", ttl)
+    assert await leases.take("job", "c", short) is None  # first sight of b's token
+    await asyncio.sleep(0.2)
+    assert await leases.renew(b)  # b is alive: its renewal resets what c saw
+    assert await leases.take("job", "c", short) is None
+    await asyncio.sleep(0.35)  # b stops renewing for a whole TTL
+    c = await leases.take("job", "c", short)
     assert c is not None and c.fence > b.fence and not await leases.renew(b)
+    assert not b.valid  # b's own monotonic clock told it to stop half a TTL after renewing
+
+
+async def test_two_contenders_for_a_silent_lease_one_wins(app: Any) -> None:
+    short = timedelta(seconds=0.2)
+    assert await leases.take("job", "gone", short) is not None
+    assert await leases.take("job", "x", short) is None
+    await asyncio.sleep(0.25)
+    won = await asyncio.gather(*(leases.take("job", f"c{n}", short) for n in range(4)))
+    assert sum(h is not None for h in won) == 1

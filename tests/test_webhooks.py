@@ -278,3 +278,23 @@ async def test_two_instances_never_double_deliver(
         ids = Counter(r.headers["webhook-id"] for r in rec.requests)
         assert len(ids) == 20 and set(ids.values()) == {1}
         assert len(verified(rec, hook["secret"])) == 20
+
+
+async def test_a_paused_holder_cannot_move_a_position_back(owner: Account, app: FastAPI) -> None:
+    """Position writes carry the lease's fence: after a newer holder delivered up to 9, the
+    old holder (paused past its lease) writing 4 changes nothing."""
+    from datetime import timedelta
+
+    from documents.webhook import WebhookState
+    from service import leases
+    from service.webhooks.delivery import Dispatcher
+
+    dispatcher = Dispatcher(app.state.settings)
+    old = leases.Held(name="webhooks", owner="old", ttl=timedelta(seconds=30), fence=3)
+    new = leases.Held(name="webhooks", owner="new", ttl=timedelta(seconds=30), fence=4)
+    state = WebhookState(id=owner.id, tenant_id=owner.tenant_id, position=9)
+    assert await dispatcher._save(state, new)
+    stale = state.model_copy(update={"position": 4})
+    assert not await dispatcher._save(stale, old)
+    stored = await WebhookState.get(owner.id)
+    assert stored is not None and stored.position == 9

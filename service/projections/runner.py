@@ -15,7 +15,7 @@ What it guarantees, with any number of service processes:
   rescanned.
 * **Idempotent writes.** A batch's keys are recomputed from the sources and written with
   upserts keyed by the row's `_id` (or natural key) AND `tenant_id`, then rows of keys that no
-  longer exist are deleted: computing, upserting and deleting again gives the same rows, so a
+  longer exist are marked gone: computing, upserting and deleting again gives the same rows, so a
   checkpoint may be at-least-once. Readers never see a row missing in between (upsert first,
   delete stale after).
 * **Rebuild without an empty window.** `rebuild` recomputes every row, upserts them over the
@@ -23,20 +23,42 @@ What it guarantees, with any number of service processes:
   rebuild's start), under the same lease, and sets the checkpoints to the heads it started
   from: readers see the old rows until each is replaced, never an empty or partial model.
 
-Reads catch their projector up before answering (`catch_up`, bounded by `max_batches`): in
-the process holding the lease, inline; otherwise they wait briefly (`READ_WAIT`) for the
-holder's progress and then answer with what is there.
+* **Fenced writes.** A lease bounds how often two holders overlap; it cannot stop a holder
+  that paused between computing and writing (a GC pause, a frozen VM) from writing after its
+  lease moved on. So every row, checkpoint and prune carries the writer's lease `fence` (a
+  number that grows with each hand-over, service/leases.py) and is written only where the
+  stored `fence` is not larger: a paused writer can never overwrite what a newer holder wrote.
+  An upsert that meets a newer row misses its filter and fails on the unique key; that
+  duplicate key is the fence saying no (retried once, since two first inserts of one key
+  also collide on a real server) and never reaches a reader as a 500. Rows of keys that no
+  longer exist become tombstones (`gone`, fenced like any row) rather than being deleted, so
+  a paused writer cannot resurrect them either; readers skip them, `rebuild` removes them.
+* **Contiguous positions.** A position is stored only up to entries the reader has seen in
+  one read: after a short page it moves to the highest entry visible in that read (every
+  lower one is visible too: positions are published gap-free), not blindly to the head it
+  read before. On a real server the head and the range are read in one causally consistent
+  session (`sequencer.feed_session`), so a read after a failover cannot be older than the
+  head it follows.
+
+Reads catch their projector up before answering (`catch_up`), inline when this process holds
+the lease, within the inline budget (`INLINE`: `INLINE_FEED_BATCHES` batches and
+`INLINE_FEED_BUDGET_MS` per request, service/settings.py; the background worker does the
+rest); otherwise they wait briefly (`READ_WAIT`) for the holder's progress and then answer
+with what is there.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from beanie.odm.utils.encoder import Encoder
 from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.base import utcnow
 from documents.read_models import ProjectionCheckpoint
@@ -50,6 +72,34 @@ LEASE_TTL = timedelta(seconds=30)
 READ_WAIT = 2.0  # seconds a read waits for another process's projector before answering
 
 
+DUPLICATE_KEY = 11000
+FENCE = "fence"  # the stored field: the lease fence of the row's last writer
+GONE = "gone"  # the stored field: the row's key no longer exists (a tombstone, see `apply`)
+LIVE = {GONE: {"$ne": True}}
+"""The condition every read of a read model adds: tombstones are not rows."""
+
+
+@dataclass
+class InlineBudget:
+    """How much feed work a request may do inline before answering (the rest is background)."""
+
+    batches: int = 4  # batches per projector feed (and sequencer passes)
+    seconds: float = 0.25  # wall time over all of a request's inline feed work
+
+    def deadline(self) -> float:
+        """The monotonic time at which a request's inline work stops."""
+        return time.monotonic() + self.seconds
+
+
+INLINE = InlineBudget()
+"""The process's inline budget (set from the settings at start-up, `configure_inline`)."""
+
+
+def configure_inline(*, batches: int, seconds: float) -> None:
+    """Set the process's inline feed budget (INLINE_FEED_BATCHES, INLINE_FEED_BUDGET_MS)."""
+    INLINE.batches, INLINE.seconds = batches, seconds
+
+
 def lease_name(name: str) -> str:
     """The lease guarding projector `name`."""
     return f"projector:{name}"
@@ -58,36 +108,81 @@ def lease_name(name: str) -> str:
 # -- writing rows ---------------------------------------------------------------------------
 
 
-def _write_ops(projector: Projector, docs: Sequence[Any]) -> list[UpdateOne]:
+def fenced(fence: int | None) -> dict[str, Any]:
+    """The condition that lets a writer holding `fence` change a row: no newer writer did."""
+    return {} if fence is None else {FENCE: {"$not": {"$gt": fence}}}
+
+
+def _write_ops(projector: Projector, docs: Sequence[Any], fence: int | None) -> list[UpdateOne]:
     encoder = Encoder()
     ops = []
     for doc in docs:
         raw = encoder.encode(doc)
         raw.pop("revision_id", None)
-        key = projector.write_filter(doc)
+        key = {**projector.write_filter(doc), **fenced(fence)}
         doc_id = raw.pop("_id")
-        update: dict[str, Any] = {"$set": raw}
+        if fence is not None:
+            raw[FENCE] = fence
+        update: dict[str, Any] = {"$set": raw, "$unset": {GONE: ""}}
         if "_id" not in key:
             update["$setOnInsert"] = {"_id": doc_id}
         ops.append(UpdateOne(key, update, upsert=True))
     return ops
 
 
-async def _upsert(projector: Projector, docs: Sequence[Any]) -> None:
-    ops = _write_ops(projector, docs)
-    if ops:
-        await projector.model.get_pymongo_collection().bulk_write(ops, ordered=False)
+def _duplicates(exc: BulkWriteError) -> tuple[list[int], list[dict[str, Any]]]:
+    """The indexes of the ops that failed on a unique key, and the other errors."""
+    errors = exc.details.get("writeErrors") or []
+    dup = [e["index"] for e in errors if e.get("code") == DUPLICATE_KEY]
+    return dup, [e for e in errors if e.get("code") != DUPLICATE_KEY]
 
 
-async def apply(projector: Projector, keys: set[Key]) -> int:
-    """Recompute `keys` and store them (idempotent); returns how many rows were written."""
+async def _upsert(projector: Projector, docs: Sequence[Any], fence: int | None = None) -> int:
+    """Upsert computed rows under the fence; returns how many a newer writer kept."""
+    ops = _write_ops(projector, docs, fence)
+    collection = projector.model.get_pymongo_collection()
+    for attempt in range(2):
+        if not ops:
+            return 0
+        try:
+            await collection.bulk_write(ops, ordered=False)
+            return 0
+        except BulkWriteError as exc:
+            dup, other = _duplicates(exc)
+            if other:
+                raise
+            # A newer writer's row (its fence is larger), or a first insert that raced another
+            # one (a real server only): once more, and what still collides is the newer row's.
+            ops = [ops[i] for i in dup]
+            if attempt:
+                log.warning(
+                    "projector %s: %d rows kept by a newer writer", projector.name, len(ops)
+                )
+                return len(ops)
+    return 0
+
+
+async def apply(projector: Projector, keys: set[Key], *, fence: int | None = None) -> int:
+    """Recompute `keys` and store them (idempotent, fenced); returns how many rows were written.
+
+    `fence` is the writer's lease fence (None: unfenced, for tools and tests): rows a writer
+    with a larger fence wrote are left as they are.
+    """
     if not keys:
         return 0
     docs = await projector.compute(keys)
-    await _upsert(projector, docs)
+    await _upsert(projector, docs, fence)
     gone = keys - {projector.key_of(d) for d in docs}
     if gone:  # keys whose source disappeared (a deleted campaign, a user without blogs…)
-        await projector.model.get_pymongo_collection().delete_many(projector.rows_of(gone))
+        # Marked, not deleted: the tombstone keeps this writer's fence, so a paused older
+        # writer cannot bring the row back by upserting what it computed before. Readers skip
+        # tombstones (`LIVE`); `rebuild` removes them.
+        mark: dict[str, Any] = {GONE: True, "computed_at": utcnow()}
+        if fence is not None:
+            mark[FENCE] = fence
+        await projector.model.get_pymongo_collection().update_many(
+            {**projector.rows_of(gone), **fenced(fence)}, {"$set": mark}
+        )
     return len(docs)
 
 
@@ -110,20 +205,29 @@ async def positions(projector: Projector) -> dict[str, int]:
     return {feed: found[cp] if isinstance(found.get(cp), int) else 0 for cp, feed in ids.items()}
 
 
-async def _save(projector: Projector, feed: str, position: int, seen: int) -> None:
-    await ProjectionCheckpoint.get_pymongo_collection().update_one(
-        {"_id": checkpoint_id(projector, feed)},
-        {
-            "$set": {
-                "projector": projector.name,
-                "feed": feed,
-                "position": position,
-                "updated_at": utcnow(),
+async def _save(
+    projector: Projector, feed: str, position: int, seen: int, fence: int | None = None
+) -> bool:
+    """Store a checkpoint (fenced); False when a newer holder's checkpoint is there."""
+    try:
+        await ProjectionCheckpoint.get_pymongo_collection().update_one(
+            {"_id": checkpoint_id(projector, feed), **fenced(fence)},
+            {
+                "$set": {
+                    "projector": projector.name,
+                    "feed": feed,
+                    "position": position,
+                    "updated_at": utcnow(),
+                    **({FENCE: fence} if fence is not None else {}),
+                },
+                "$inc": {"rows_seen": seen},
             },
-            "$inc": {"rows_seen": seen},
-        },
-        upsert=True,
-    )
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        log.warning("projector %s: checkpoint of %s kept by a newer holder", projector.name, feed)
+        return False
+    return True
 
 
 async def caught_up(projector: Projector) -> bool:
@@ -145,69 +249,98 @@ async def _catch_up_feed(
     batch_size: int,
     max_batches: int | None,
     held: leases.Held | None,
+    deadline: float | None = None,
+    session: Any = None,
 ) -> tuple[int, bool]:
     """Apply `position < seq <= head` of one feed; returns (entries applied, more waiting)."""
     fields = dict.fromkeys(("seq", *projector.feed_fields.get(feed, ())), 1)
+    fence = held.fence if held is not None else None
     applied, batches, start = 0, 0, position
     while position < head:
         if max_batches is not None and batches >= max_batches:
+            break
+        if deadline is not None and batches and time.monotonic() >= deadline:
             break
         if held is not None and not held.valid:  # the lease may be gone: stop writing
             break
         query = {**projector.feed_filters.get(feed, {}), "seq": {"$gt": position, "$lte": head}}
         rows = (
             await sequencer.collection(feed)
-            .find(query, fields)
+            .find(query, fields, session=session)
             .sort("seq", 1)
             .limit(batch_size)
             .to_list(batch_size)
         )
         if rows:
-            await apply(projector, await projector.keys_from(feed, rows))
+            await apply(projector, await projector.keys_from(feed, rows), fence=fence)
             applied += len(rows)
         batches += 1
-        # A short batch means nothing else up to the head: jump there (no rescans).
-        position = rows[-1]["seq"] if len(rows) == batch_size else head
+        if len(rows) == batch_size:
+            position = rows[-1]["seq"]
+        else:
+            # A short page: everything visible up to the head was returned. Move only as far
+            # as this read proves entries visible (a stale read must not skip the rest).
+            seen = rows[-1]["seq"] if rows else position
+            position = max(seen, await sequencer.visible_top(feed, position, head, session))
+            if position < head:
+                break  # the rest is not visible to this read yet: the next pass takes it
     if position != start:
-        await _save(projector, feed, position, applied)
+        await _save(projector, feed, position, applied, fence)
     return applied, position < head
 
 
 async def catch_up_projector(
     projector: Projector,
     *,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     max_batches: int | None = None,
     held: leases.Held | None = None,
+    deadline: float | None = None,
 ) -> tuple[int, bool]:
     """Apply every feed's new entries (call under the projector's lease); (applied, more)."""
-    heads = await sequencer.heads(projector.feeds)
-    done = await positions(projector)
-    applied, more = 0, False
-    for feed in projector.feeds:
-        n, rest = await _catch_up_feed(
-            projector,
-            feed,
-            position=done[feed],
-            head=heads[feed],
-            batch_size=batch_size,
-            max_batches=max_batches,
-            held=held,
-        )
-        applied, more = applied + n, more or rest
+    async with sequencer.feed_session() as session:
+        heads = await sequencer.heads(projector.feeds, session=session)
+        done = await positions(projector)
+        applied, more = 0, False
+        for feed in projector.feeds:
+            n, rest = await _catch_up_feed(
+                projector,
+                feed,
+                position=done[feed],
+                head=heads[feed],
+                batch_size=batch_size or BATCH_SIZE,
+                max_batches=max_batches,
+                held=held,
+                deadline=deadline,
+                session=session,
+            )
+            applied, more = applied + n, more or rest
     return applied, more
 
 
-async def sync_feeds(*, patience: float = READ_WAIT) -> bool:
+async def sync_feeds(
+    *,
+    patience: float = READ_WAIT,
+    max_passes: int | None = None,
+    deadline: float | None = None,
+) -> bool:
     """Sequence what is visible now (inline when this process may), so reads include it.
 
-    When another process holds the sequencer lease, waits up to `patience` seconds for it;
-    returns whether every feed was fully sequenced.
+    Inline, at most `max_passes` sequencer passes and until `deadline` (monotonic), after the
+    first pass (the background sequencer does the rest). When another process holds the
+    sequencer lease, waits up to `patience` seconds for it; returns whether every feed was
+    fully sequenced.
     """
     async with workers.leased(sequencer.LEASE, ttl=LEASE_TTL) as held:
         if held is not None:
+            passes = 0
             while await sequencer.sequence_all():
-                pass
+                passes += 1
+                if (max_passes is not None and passes >= max_passes) or (
+                    deadline is not None and time.monotonic() >= deadline
+                ):
+                    workers.poke(sequencer.LEASE)  # the background worker carries on
+                    return False
             return True
 
     async def nothing_pending() -> bool:
@@ -220,24 +353,37 @@ async def sync_feeds(*, patience: float = READ_WAIT) -> bool:
 async def catch_up(
     names: Iterable[str] | None = None,
     *,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     max_batches: int | None = None,
     patience: float = READ_WAIT,
+    budget: InlineBudget | None = None,
 ) -> dict[str, int]:
     """Catch projectors up with everything written so far; returns entries applied by name.
 
     Runs each projector inline when this process may hold its lease; otherwise waits up to
-    `patience` seconds for the holder to get there (and reports 0 for it).
+    `patience` seconds for the holder to get there (and reports 0 for it). With a `budget`
+    (a request's inline work), at most its batches per feed and its time overall; whatever
+    is left is poked to the background worker.
     """
-    await sync_feeds(patience=patience)
+    deadline = budget.deadline() if budget is not None else None
+    passes = budget.batches if budget is not None else None
+    await sync_feeds(patience=patience, max_passes=passes, deadline=deadline)
+    if budget is not None:
+        max_batches = min(max_batches or budget.batches, budget.batches)
     done: dict[str, int] = {}
     for name in names or PROJECTORS:
         projector = PROJECTORS[name]
         async with workers.leased(lease_name(name), ttl=LEASE_TTL) as held:
             if held is not None:
-                done[name], _ = await catch_up_projector(
-                    projector, batch_size=batch_size, max_batches=max_batches, held=held
+                done[name], more = await catch_up_projector(
+                    projector,
+                    batch_size=batch_size,
+                    max_batches=max_batches,
+                    held=held,
+                    deadline=deadline,
                 )
+                if more:
+                    workers.poke(lease_name(name))
                 continue
         done[name] = 0
         workers.poke(lease_name(name))
@@ -265,7 +411,7 @@ async def rebuild(name: str, *, patience: float = LEASE_TTL.total_seconds() * 2)
         async with workers.leased(lease_name(name), ttl=LEASE_TTL) as held:
             if held is None:
                 return False
-            result.append(await _rebuild(projector))
+            result.append(await _rebuild(projector, held.fence))
             return True
 
     if not await workers.wait_for(attempt, patience=patience, every=0.5):
@@ -274,28 +420,35 @@ async def rebuild(name: str, *, patience: float = LEASE_TTL.total_seconds() * 2)
     return result[0]
 
 
-async def _rebuild(projector: Projector) -> int:
+async def _rebuild(projector: Projector, fence: int | None = None) -> int:
     heads = await sequencer.heads(projector.feeds)
     started = utcnow()
     docs = await projector.compute(None)
-    await _upsert(projector, docs)
+    await _upsert(projector, docs, fence)
     # Rows not rewritten above belong to keys that no longer exist (each row written carries
-    # `computed_at` >= `started`).
+    # `computed_at` >= `started`; so does every row a newer holder wrote meanwhile).
     await projector.model.get_pymongo_collection().delete_many({"computed_at": {"$lt": started}})
     for feed, head in heads.items():
-        await _save(projector, feed, head, 0)
+        await _save(projector, feed, head, 0, fence)
     return len(docs)
 
 
 __all__ = [
     "BATCH_SIZE",
+    "FENCE",
+    "GONE",
+    "INLINE",
     "LEASE_TTL",
+    "LIVE",
     "READ_WAIT",
+    "InlineBudget",
     "apply",
     "catch_up",
     "catch_up_projector",
     "caught_up",
     "checkpoint_id",
+    "configure_inline",
+    "fenced",
     "lease_name",
     "positions",
     "rebuild",

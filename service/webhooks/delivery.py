@@ -20,7 +20,9 @@ change does not match). Hence:
   failed together do not retry together; after `WEBHOOK_DISABLE_AFTER_SECONDS` of failing,
   the endpoint is disabled (journaled, with `disabled_reason`) until an admin re-enables it;
 * **no double sending**: one process holds the `webhooks` lease; a holder that lost it (a
-  pause longer than the lease) stops before its next send. Across processes the throughput is
+  pause longer than the lease) stops before its next send, and its position writes carry the
+  lease's fence (service/leases.py): a paused holder can never move an endpoint's position
+  back over what a newer holder delivered. Across processes the throughput is
   one process's (`WEBHOOK_CONCURRENCY` endpoints at a time); per-endpoint leases would spread
   it, at one more lease write per endpoint and pass.
 
@@ -45,6 +47,7 @@ from typing import Any
 
 import httpx
 from prometheus_client import Counter, Gauge, Histogram
+from pymongo.errors import DuplicateKeyError
 from standardwebhooks.webhooks import Webhook
 
 from documents.base import utcnow
@@ -52,6 +55,7 @@ from documents.webhook import WebhookDelivery, WebhookEndpoint, WebhookState
 from service import leases, sequencer, workers
 from service.changes import read_page, visible_items
 from service.context import RequestContext, Role
+from service.projections.runner import FENCE, fenced
 from service.repository import Repository, uuid_filter
 from service.settings import Settings
 from service.webhooks.endpoints import secret_of, strict_urls
@@ -157,12 +161,14 @@ class Dispatcher:
                 state.position = event.seq
                 continue
             if not await self.attempt(endpoint, state, ctx, event):
-                await self._save(state)
+                await self._save(state, held)
                 return False
             state.position = event.seq
-            await self._save(state)
+            if not await self._save(state, held):
+                return False  # a newer holder of the lease owns this endpoint's position
         state.position = max(state.position, resume)
-        await self._save(state)
+        if not await self._save(state, held):
+            return False
         return len(events) == BATCH
 
     async def attempt(
@@ -259,12 +265,20 @@ class Dispatcher:
         except Exception:  # changed or deleted meanwhile: the next pass sees the new state
             log.exception("could not disable webhook %s", endpoint.id)
 
-    async def _save(self, state: WebhookState) -> None:
+    async def _save(self, state: WebhookState, held: leases.Held) -> bool:
+        """Store an endpoint's position under the lease's fence; False when a newer holder
+        wrote it (this one paused past its lease: it must not move the position back)."""
         data = state.model_dump(exclude={"id", "revision_id"})
         data["tenant_id"] = uuid_filter(state.tenant_id)
-        await WebhookState.get_pymongo_collection().update_one(
-            {"_id": uuid_filter(state.id)}, {"$set": data}, upsert=True
-        )
+        data[FENCE] = held.fence
+        try:
+            await WebhookState.get_pymongo_collection().update_one(
+                {"_id": uuid_filter(state.id), **fenced(held.fence)}, {"$set": data}, upsert=True
+            )
+        except DuplicateKeyError:
+            log.warning("webhook %s: position kept by a newer lease holder", state.id)
+            return False
+        return True
 
     def _client(self) -> httpx.AsyncClient:
         if self.client is None:
