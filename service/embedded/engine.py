@@ -11,12 +11,16 @@ worker thread (see aio.py), so no locking is needed inside.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
+from bson import ObjectId, Regex
 from mongomock import aggregate as mm_aggregate
 from mongomock import collection as mm_collection
 from mongomock import filtering as mm_filtering
@@ -26,13 +30,14 @@ from pymongo.errors import (
     BulkWriteError,
     CollectionInvalid,
     DocumentTooLarge,
+    ExecutionTimeout,
     InvalidName,
     OperationFailure,
     WriteError,
 )
 
 from service.embedded import codec, geo
-from service.embedded.keys import path_values, sort_key, sort_value
+from service.embedded.keys import EMPTY_ARRAY, path_values, sort_key, sort_value
 from service.embedded.planner import Plan, plan
 from service.embedded.store import CollectionStore, Index
 
@@ -98,9 +103,13 @@ class Same:
             other = other.value
         if isinstance(other, bool) != self.boolean or not isinstance(other, int | float):
             return False
+        if other != other:  # NaN equals NaN in MongoDB's matching
+            return bool(self.value != self.value)
         return bool(other == self.value)
 
     def __hash__(self) -> int:
+        if self.value != self.value:
+            return hash((self.boolean, "NaN"))  # every NaN alike (Python hashes NaN by id)
         return hash((self.boolean, self.value))
 
     def __repr__(self) -> str:
@@ -208,6 +217,33 @@ class WorkingCopy(dict):  # type: ignore[type-arg]
     def __deepcopy__(self, memo: Any) -> dict[str, Any]:
         return codec.to_canonical(self.raw)
 
+    # mongomock decides "modified" with `!=` against its snapshot: Python's equality says
+    # `1 == True == 1.0`, BSON does not (an update from 1 to true must be stored).
+    def __eq__(self, other: object) -> bool:
+        return identical(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not identical(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Whether two canonical values are the same BSON (type, value and field order)."""
+    if isinstance(a, Mapping):
+        if not isinstance(b, Mapping) or list(a) != list(b):
+            return False
+        return all(identical(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        if not isinstance(b, list) or len(a) != len(b):
+            return False
+        return all(identical(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and a != a:
+        return b != b  # NaN is NaN
+    return bool(a == b)
+
 
 class EngineClient:
     """A server: databases by name. mongomock's update code asks it for `server_info()`."""
@@ -303,7 +339,7 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
             changed = frozenset(
                 k
                 for k in old.keys() | new_data.keys()
-                if old.get(k, _MISSING) != new_data.get(k, _MISSING)
+                if not identical(old.get(k, _MISSING), new_data.get(k, _MISSING))
             )
         key = sort_key(new_data["_id"])
         self._store.replace(key, dict(new_data), codec.updated(new_data), changed)
@@ -313,6 +349,7 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         if isinstance(data, dict):
             if "_id" not in data:
                 data["_id"] = ObjectId()
+            check_id(data)
             doc, raw = codec.stored(data)
             self._store.insert(doc, raw)
             return data["_id"]
@@ -327,6 +364,7 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         inserted = 0
         for index, (doc, raw) in enumerate(prepared):
             try:
+                check_id(doc)
                 self._store.insert(doc, raw)
                 inserted += 1
             except WriteError as exc:
@@ -374,7 +412,9 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
                 if wanted is not None and len(found) >= wanted:
                     break
             return found[skip : skip + limit] if limit else found[skip:]
-        for raw, _ in chosen.candidates:
+        for seen, (raw, _) in enumerate(chosen.candidates):
+            if not seen & 255:
+                check_deadline()
             doc = codec.to_canonical(raw)
             if query and not filter_applies(query, doc):
                 continue
@@ -452,7 +492,7 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
     ) -> dict[str, Any]:
         _no_session(session)
         if collation is not None:
-            raise NotImplementedError("the embedded backend has no collations")
+            raise NotImplementedError(NO_COLLATION)
         found = self.matching(filter, limit=0 if multi else 1)
         for _, doc in found:
             assert doc is not None
@@ -482,6 +522,7 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
             if limit:
                 stages.pop(0)
         for position, stage in enumerate(stages):
+            check_deadline()
             if "$match" in stage:
                 stage = {"$match": prepared(stage["$match"])}
             docs = list(mm_aggregate.process_pipeline(docs, self.database, [stage], None))
@@ -499,6 +540,8 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         for _, doc in self.matching(filter or {}):
             assert doc is not None
             for value in path_values(doc, key):
+                if value is EMPTY_ARRAY:
+                    value = []
                 if value is not None or _has(doc, key):
                     values.setdefault(sort_key(value), value)
         return list(values.values())
@@ -511,9 +554,15 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         key_list = _key_list(keys)
         name = options.pop("name", None) or "_".join(f"{k}_{d}" for k, d in key_list)
         kept = {k: v for k, v in options.items() if v is not None and v is not False}
+        if "collation" in kept:
+            raise NotImplementedError(NO_COLLATION)
         if "partialFilterExpression" in kept:
             kept["partialFilterExpression"] = codec.canonical(kept["partialFilterExpression"])
-        self._store.create_index(Index(name, key_list, kept))
+        _refuse_equivalent(self._store, name, key_list, kept)
+        index = Index(name, key_list, kept)
+        if index.partial is not None:
+            index._applies = partial_matcher(index.partial)
+        self._store.create_index(index)
         return name
 
     def index_information(self, session: Any = None) -> dict[str, dict[str, Any]]:  # type: ignore[override]
@@ -546,6 +595,121 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         for key in store.expire(now):
             if key in store:
                 store.delete(key)
+
+
+NO_COLLATION = "the embedded backend has no collations (it compares strings by code point)"
+
+
+def _refuse_equivalent(
+    store: CollectionStore, name: str, keys: list[tuple[str, Any]], options: dict[str, Any]
+) -> None:
+    # MongoDB: one key pattern (with one partial filter) makes one index; asking for it again
+    # under another name, or under the same name with other options, is IndexOptionsConflict.
+    for other in store.indexes.values():
+        if other.keys != keys:
+            continue
+        if other.options.get("partialFilterExpression") != options.get("partialFilterExpression"):
+            continue  # MongoDB allows one key pattern with different partial filters
+        if other.name == name and other.options == options:
+            return  # the same index again: nothing to do
+        if other.name != name:
+            message = f"Index already exists with a different name: {other.name}"
+        else:
+            message = f"An existing index has the same name as the requested index: {name}"
+        raise OperationFailure(message, code=85, details={"codeName": "IndexOptionsConflict"})
+
+
+def partial_matcher(expr: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a document is covered by a partial filter, with MongoDB's array semantics.
+
+    The common shapes (`{f: literal}` for a boolean, string or null, `{f: {"$type": t}}`)
+    are tested directly; an array value matches when one of its elements does, as a query
+    would (`{f: {$type: "string"}}` covers `{f: ["x", 1]}`). Anything else goes to the matcher.
+    """
+    checks: list[Callable[[Mapping[str, Any]], bool]] = []
+    for name, spec in expr.items():
+        if "." in name or name.startswith("$"):
+            break
+        if isinstance(spec, Mapping) and len(spec) == 1 and "$type" in spec:
+            test = _TYPE_TESTS.get(spec["$type"]) if isinstance(spec["$type"], str) else None
+            if test is None:
+                break
+            checks.append(functools.partial(_field_test, name, test))
+        elif isinstance(spec, bool | str) or spec is None:
+            if spec is None:  # null also matches a missing field
+                checks.append(functools.partial(_null_test, name))
+            else:
+                test = functools.partial(_literal, spec)
+                checks.append(functools.partial(_field_test, name, test))
+        else:
+            break
+    else:
+        return lambda doc: all(check(doc) for check in checks)
+    query = prepared(dict(expr))
+    return lambda doc: bool(filter_applies(query, doc))
+
+
+_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "date": lambda v: isinstance(v, datetime),
+    "null": lambda v: v is None,
+}
+
+
+def _literal(expected: Any, value: Any) -> bool:
+    return type(value) is type(expected) and bool(value == expected)
+
+
+def _field_test(name: str, test: Callable[[Any], bool], doc: Mapping[str, Any]) -> bool:
+    if name not in doc:
+        return False
+    value = doc[name]
+    return test(value) or (isinstance(value, list) and any(test(v) for v in value))
+
+
+def _null_test(name: str, doc: Mapping[str, Any]) -> bool:
+    value = doc.get(name)
+    return value is None or (isinstance(value, list) and None in value)
+
+
+def check_id(doc: Mapping[str, Any]) -> None:
+    """Refuse an `_id` MongoDB refuses (an array or a regular expression)."""
+    value = doc.get("_id")
+    if isinstance(value, list):
+        raise WriteError("can't use an array for _id", code=2, details={"codeName": "BadValue"})
+    if isinstance(value, Regex):
+        raise WriteError("can't use a regex for _id", code=2, details={"codeName": "BadValue"})
+
+
+class _Deadline(threading.local):
+    at: float | None = None
+
+
+_deadline = _Deadline()
+
+
+@contextlib.contextmanager
+def time_limit(max_time_ms: int | None, started: float) -> Iterator[None]:
+    """Run engine work under `maxTimeMS` counted from `started` (a `time.monotonic()`)."""
+    if not max_time_ms:
+        yield
+        return
+    _deadline.at = started + max_time_ms / 1000
+    try:
+        check_deadline()
+        yield
+    finally:
+        _deadline.at = None
+
+
+def check_deadline() -> None:
+    """ExecutionTimeout (code 50) once the running operation has used up its `maxTimeMS`."""
+    at = _deadline.at
+    if at is not None and time.monotonic() > at:
+        raise ExecutionTimeout(
+            "operation exceeded time limit", code=50, details={"codeName": "MaxTimeMSExpired"}
+        )
 
 
 def _by(sort: Sort) -> Any:
