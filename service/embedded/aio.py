@@ -38,7 +38,6 @@ from typing import Any, TypeVar
 
 from bson import ObjectId
 from bson.codec_options import CodecOptions
-from mongomock.collection import validate_ok_for_replace, validate_ok_for_update
 from pymongo import (
     DeleteMany,
     DeleteOne,
@@ -65,10 +64,12 @@ from service.embedded.engine import (
     EngineClient,
     EngineCollection,
     EngineDatabase,
+    filter_applies,
     sort_spec,
     time_limit,
 )
 from service.embedded.keys import equality_key
+from service.embedded.mongomock_hooks import validate_ok_for_replace, validate_ok_for_update
 
 T = TypeVar("T")
 
@@ -268,8 +269,6 @@ class EmbeddedDatabase:
         """Names of the collections that exist (`filter` on `name` only)."""
         names = await run(self.engine.list_collection_names)
         if filter and "name" in filter:
-            from mongomock.filtering import filter_applies
-
             names = [n for n in names if filter_applies({"name": filter["name"]}, {"name": n})]
         return names
 

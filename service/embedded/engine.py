@@ -21,11 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId, Regex
-from mongomock import aggregate as mm_aggregate
-from mongomock import collection as mm_collection
-from mongomock import filtering as mm_filtering
-from mongomock.collection import Collection as MongomockCollection
-from mongomock.filtering import filter_applies
 from pymongo.errors import (
     BulkWriteError,
     CollectionInvalid,
@@ -37,6 +32,7 @@ from pymongo.errors import (
 )
 
 from service.embedded import codec, geo
+from service.embedded import mongomock_hooks as mm
 from service.embedded.keys import EMPTY_ARRAY, path_values, sort_key, sort_value
 from service.embedded.planner import Plan, plan
 from service.embedded.store import CollectionStore, Index
@@ -73,7 +69,7 @@ class InList(list):  # type: ignore[type-arg]
 
     def __init__(self, values: list[Any]) -> None:
         super().__init__(values)
-        self.has_regex = any(isinstance(v, mm_filtering._RE_TYPES) for v in values)
+        self.has_regex = any(isinstance(v, mm.REGEX_TYPES) for v in values)
         self.has_none = None in values
         members = set()
         for v in values:
@@ -122,8 +118,8 @@ def _probe(value: Any) -> Any:
 
 def _in(doc_val: Any, search_val: Any) -> bool:
     if not isinstance(search_val, InList) or search_val.has_regex:
-        return mm_in(doc_val, search_val)  # type: ignore[no-any-return]
-    if doc_val is mm_filtering.NOTHING:
+        return mm.in_operator(doc_val, search_val)  # type: ignore[no-any-return]
+    if doc_val is mm.NOTHING:
         return search_val.has_none
     for value in doc_val if isinstance(doc_val, list | tuple) else (doc_val,):
         try:
@@ -135,9 +131,25 @@ def _in(doc_val: Any, search_val: Any) -> bool:
     return False
 
 
-mm_in = mm_filtering._in_op
-mm_filtering._filterer_inst._operator_map["$in"] = _in
-mm_filtering._filterer_inst._operator_map["$nin"] = lambda dv, sv: not _in(dv, sv)
+class _Matcher(mm.Filterer):  # type: ignore[misc]
+    """mongomock's matcher with our `$in`/`$nin` (hashed) and `$geoWithin` (geo.py).
+
+    An instance of our own: mongomock's module-level matcher stays as it ships.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._operator_map["$in"] = _in
+        self._operator_map["$nin"] = lambda dv, sv: not _in(dv, sv)
+        self._operator_map["$geoWithin"] = geo.geo_within
+
+
+_MATCHER = _Matcher()
+
+
+def filter_applies(query: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    """Whether `doc` matches a `prepared` filter (mongomock's rules, our operators)."""
+    return bool(_MATCHER.apply(query, doc))
 
 
 _EQUALITY_OPERATORS = frozenset({"$eq", "$ne"})
@@ -194,8 +206,10 @@ def _operand(value: Any) -> Any:
 
 # mongomock's `$max`/`$min` compare with Python's `max`/`min`, which fail on null and mixed
 # types; MongoDB compares in BSON order (null below every date).
-mm_collection._updaters["$max"] = _extremum(lambda new, old: new > old)
-mm_collection._updaters["$min"] = _extremum(lambda new, old: new < old)
+_EXTREMA = {
+    "$max": _extremum(lambda new, old: new > old),
+    "$min": _extremum(lambda new, old: new < old),
+}
 
 
 class WorkingCopy(dict):  # type: ignore[type-arg]
@@ -312,7 +326,7 @@ class EngineDatabase:
             self.stores[name].drop()
 
 
-class EngineCollection(MongomockCollection):  # type: ignore[misc]
+class EngineCollection(mm.Collection):  # type: ignore[misc]
     """One collection: mongomock's semantics over `CollectionStore`."""
 
     def __init__(self, database: EngineDatabase, name: str) -> None:
@@ -323,6 +337,19 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         return self.database.store(self.name)
 
     # -- the hooks mongomock's update code calls ------------------------------------------
+
+    def _apply_update_document(
+        self, existing_document: Any, spec: Any, document: Mapping[str, Any], was_insert: bool
+    ) -> None:
+        # `$max`/`$min` in BSON order; every other operator as mongomock applies it.
+        rest = {k: v for k, v in document.items() if k not in _EXTREMA}
+        for name, fields in document.items():
+            if name in _EXTREMA:
+                self._update_document_fields_with_positional_awareness(
+                    existing_document, fields, spec, _EXTREMA[name], None
+                )
+        if rest or not document:
+            super()._apply_update_document(existing_document, spec, rest, was_insert)
 
     def _iter_documents(self, filter: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         # Candidates are fixed before the update starts changing (and re-indexing) them.
@@ -524,8 +551,10 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         for position, stage in enumerate(stages):
             check_deadline()
             if "$match" in stage:
-                stage = {"$match": prepared(stage["$match"])}
-            docs = list(mm_aggregate.process_pipeline(docs, self.database, [stage], None))
+                query = prepared(stage["$match"])
+                docs = [doc for doc in docs if filter_applies(query, doc)]
+                continue
+            docs = list(mm.process_pipeline(docs, self.database, [stage], None))
             name = next(iter(stage))
             if name in _GROWING_STAGES and not _unwound_next(stages, position):
                 _check_sizes(name, docs)

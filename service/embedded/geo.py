@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mongomock import filtering as mm_filtering
 from pymongo.errors import OperationFailure
 
 EARTH_RADIUS_M = 6_378_100.0
@@ -99,9 +98,6 @@ def geo_within(doc_value: Any, shape: Any) -> bool:
         raise _bad("$centerSphere centre must be [longitude, latitude] in range")
     point = point_of(doc_value)
     return point is not None and great_circle_rad(centre, point) <= float(arg[1])
-
-
-mm_filtering._filterer_inst._operator_map["$geoWithin"] = geo_within
 
 
 # -- $nearSphere --------------------------------------------------------------------------
