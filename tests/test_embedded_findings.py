@@ -288,3 +288,21 @@ async def test_max_time_ms_is_honoured(
         assert caught.value.code == 50
     # Without a limit nothing is interrupted.
     assert await coll.count_documents({"a": {"$gte": 0}}) == 600
+
+
+def test_a_partial_index_built_outside_create_index_covers_arrays_too() -> None:
+    # A snapshot's load builds its indexes on the store directly: the same rule must hold.
+    from pymongo.errors import DuplicateKeyError
+
+    from service.embedded import codec
+    from service.embedded.engine import EngineClient
+    from service.embedded.store import Index
+
+    store = EngineClient().database("t").store("c")
+    partial = {"f": {"$type": "string"}}
+    store.create_index(
+        Index("f_u", [("f", 1)], {"unique": True, "partialFilterExpression": partial})
+    )
+    store.insert(*codec.stored({"_id": 0, "f": ["x", 1]}))
+    with pytest.raises(DuplicateKeyError):
+        store.insert(*codec.stored({"_id": 1, "f": "x"}))

@@ -285,6 +285,20 @@ class EngineClient:
         }
 
 
+class EngineStore(CollectionStore):
+    """A collection store whose partial indexes cover documents as a query would match them.
+
+    Every index reaches the store through `create_index` (the engine's, a snapshot's load), so
+    each partial index gets `partial_matcher` (arrays included) whichever way it came.
+    """
+
+    def create_index(self, index: Index) -> None:
+        """Build an index (see CollectionStore.create_index)."""
+        if index.partial is not None:
+            index._applies = partial_matcher(index.partial)
+        super().create_index(index)
+
+
 class EngineDatabase:
     """A database: collection stores by name."""
 
@@ -297,7 +311,7 @@ class EngineDatabase:
     def store(self, name: str) -> CollectionStore:
         """The store of a collection (created empty on first use)."""
         if name not in self.stores:
-            self.stores[name] = CollectionStore(name)
+            self.stores[name] = EngineStore(name)
         return self.stores[name]
 
     def get_collection(self, name: str, **_: Any) -> EngineCollection:
@@ -588,10 +602,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         if "partialFilterExpression" in kept:
             kept["partialFilterExpression"] = codec.canonical(kept["partialFilterExpression"])
         _refuse_equivalent(self._store, name, key_list, kept)
-        index = Index(name, key_list, kept)
-        if index.partial is not None:
-            index._applies = partial_matcher(index.partial)
-        self._store.create_index(index)
+        self._store.create_index(Index(name, key_list, kept))
         return name
 
     def index_information(self, session: Any = None) -> dict[str, dict[str, Any]]:  # type: ignore[override]
