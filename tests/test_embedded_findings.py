@@ -107,6 +107,35 @@ async def test_null_on_a_dotted_path_in_an_exact_plan(coll: EmbeddedCollection) 
     assert await _ids(coll, {"a.b": None}) == [4, 6]
 
 
+async def test_null_on_a_dotted_path_below_a_scalar(coll: EmbeddedCollection) -> None:
+    # jstests/core/query/null_query_semantics.js (testDottedEqualsNull and its $ne twin):
+    # {"a.b": null} matches {a: 4}, {a: null}, {a: {}}, {a: {b: null}} and a missing `a`;
+    # {"a.b": {$ne: null}} is exactly the others.
+    docs: list[dict[str, Any]] = [
+        {"_id": "a_empty_subobject", "a": {}},
+        {"_id": "a_null", "a": None},
+        {"_id": "a_number", "a": 4},
+        {"_id": "a_subobject_b_not_null", "a": {"b": "hi"}},
+        {"_id": "a_subobject_b_null", "a": {"b": None}},
+        {"_id": "no_a"},
+        {"_id": "a_value_array_no_nulls", "a": [1, "string", 4]},
+        {"_id": "a_object_array_some_b_missing", "a": [{"b": 3}, {}]},
+    ]
+    await coll.insert_many(docs)
+    equal = ["a_empty_subobject", "a_null", "a_number", "a_object_array_some_b_missing"]
+    equal += ["a_subobject_b_null", "no_a"]
+    for indexed in (False, True):
+        if indexed:
+            await coll.create_index("a.b")
+        for query in ({"a.b": None}, {"a.b": {"$eq": None}}, {"a.b": {"$in": [None, 9]}}):
+            assert sorted(await _ids(coll, query)) == sorted(equal)
+        others = sorted(d["_id"] for d in docs if d["_id"] not in equal)
+        for query in ({"a.b": {"$ne": None}}, {"a.b": {"$nin": [None, 9]}}):
+            assert sorted(await _ids(coll, query)) == others
+        both = {"$or": [{"a.b": None}], "a.b": {"$in": [None]}}
+        assert sorted(await _ids(coll, both)) == sorted(equal)
+
+
 # -- 4. number <-> boolean updates ----------------------------------------------------------
 
 

@@ -166,6 +166,7 @@ def prepared(query: Any) -> Any:
     if not isinstance(query, dict):
         return query
     out: dict[str, Any] = {}
+    extra: list[dict[str, Any]] = []
     for key, value in query.items():
         if key in ("$and", "$or", "$nor") and isinstance(value, list):
             out[key] = [prepared(part) for part in value]
@@ -175,7 +176,55 @@ def prepared(query: Any) -> Any:
             out[key] = _operators(value)
         else:
             out[key] = _operand(value)
+        null = _null_condition(key, value)
+        if null is not None:
+            extra.append(_dotted_null(key, {key: out.pop(key)}, positive=null))
+    if extra:
+        return {"$and": [out, *extra] if out else extra}
     return out
+
+
+def _null_condition(key: str, value: Any) -> bool | None:
+    # True for `{"a.b": null}` (or `$eq: null`, `$in: [null, ...]`), False for `$ne: null`
+    # or `$nin: [null, ...]`, None for anything else (or a path with array positions).
+    if key.startswith("$") or "." not in key or any(p.isdigit() for p in key.split(".")):
+        return None
+    if value is None:
+        return True
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    op, arg = next(iter(value.items()))
+    if op in ("$eq", "$ne") and arg is None:
+        return op == "$eq"
+    if op in ("$in", "$nin") and isinstance(arg, list) and None in arg:
+        return op == "$in"
+    return None
+
+
+def _dotted_null(key: str, condition: dict[str, Any], *, positive: bool) -> dict[str, Any]:
+    """MongoDB's `{"a.b": null}`: also true where a prefix of the path holds a scalar.
+
+    mongomock finds no value below a scalar and so no match; MongoDB matches `{a: 4}` and
+    `{a: null}` (jstests/core/query/null_query_semantics.js, testDottedEqualsNull), and
+    `$ne: null` is its negation. Arrays keep mongomock's answer, which is MongoDB's
+    (jstests/core/null2.js: `[]` and arrays of scalars do not match).
+    """
+    parts = key.split(".")
+    scalar = {
+        "$or": [
+            {
+                "$and": [
+                    {prefix: {"$exists": True}},
+                    {prefix: {"$not": {"$type": "object"}}},
+                    {prefix: {"$not": {"$type": "array"}}},
+                ]
+            }
+            for prefix in (".".join(parts[:n]) for n in range(1, len(parts)))
+        ]
+    }
+    if positive:
+        return {"$or": [condition, scalar]}
+    return {"$and": [condition, {"$nor": [scalar]}]}
 
 
 def _operators(ops: dict[str, Any]) -> dict[str, Any]:
