@@ -15,7 +15,11 @@ Differences from PyMongo, all deliberate:
   NotImplementedError): the service is written not to need them.
 - No collations, `$text`, `$merge`, `$lookup` with `let`/`pipeline`, `$dateTrunc` or
   `$setWindowFields` (mongomock lacks them); `$jsonSchema` validators given to `collMod` are
-  kept but not enforced.
+  kept but not enforced. A collation (on any read, write or index), `array_filters`, `let`
+  and a write's `hint` raise NotImplementedError rather than being ignored.
+- `maxTimeMS` is honoured (cursor `max_time_ms`, `find(max_time_ms=)`, `maxTimeMS=` on
+  `count_documents`, `distinct`, `aggregate` and `find_one_and_*`): counted from the call,
+  queueing for the worker included, it ends the operation with ExecutionTimeout (code 50).
 - A cursor computes its matches when first read and decodes them batch by batch; documents
   changed between batches are read as they are then (a server gives no snapshot either).
 - `command` knows `ping`, `buildInfo`, `hello`/`isMaster`, `serverStatus`, `collMod`,

@@ -7,6 +7,21 @@ query, a full scan per unique-index check, a deep copy of every matching documen
 `limit`) becomes `store.CollectionStore` with real indexes, chosen by `planner.plan`, and its
 index creation keeps `partialFilterExpression`. Everything here runs in the backend's one
 worker thread (see aio.py), so no locking is needed inside.
+
+Where mongomock's answer is not MongoDB's, the engine corrects it without touching
+mongomock's module state (its matcher here is an instance of our own; the private parts used
+are listed in mongomock_hooks.py):
+
+- equality never makes a boolean equal a number (`Same`); NaN equals NaN;
+- `{"a.b": null}` matches below a scalar (`{a: 4}`) as MongoDB does, `$ne: null` is its
+  negation; arrays keep mongomock's (and MongoDB's) answer;
+- an update is "modified" when its BSON changes (1 -> true is a change, and re-indexed);
+- `$max`/`$min` compare in BSON order;
+- a partial index covers a document when its filter matches it as a query would (arrays);
+- an array or regex `_id` is refused (WriteError, code 2); the same key pattern under
+  another name is IndexOptionsConflict (code 85); a collation is refused;
+- `maxTimeMS` is checked while candidates are read and between aggregation stages
+  (`time_limit`, ExecutionTimeout code 50).
 """
 
 from __future__ import annotations

@@ -8,6 +8,12 @@ bracketed, as MongoDB compares), give bounds on the index's sorted entries; a so
 order serves is answered by walking the bounds in order and stopping at the limit. A top-level
 `$or` whose every branch has bounds is answered by the union of its branches. Anything else
 reads the whole collection, as a collection scan would.
+
+On a multikey index (one holding several entries for a document) two conditions on one field
+may be met by two array elements, so their points are never intersected and a range is
+bounded on one side only; a plan is `exact` (no re-check) only on a single-valued, full,
+non-partial index, and never for null on a dotted path (arrays without subdocuments are
+indexed as null there but do not match).
 """
 
 from __future__ import annotations
