@@ -684,3 +684,48 @@ def test_the_oracle_order_follows_the_documentation() -> None:
     assert _compare_keys(_sort_key(doc_empty, "f", 1), _sort_key(doc_null, "f", 1)) < 0
     assert _sort_key({"f": [3, 1, 2]}, "f", 1) == 1 and _sort_key({"f": [3, 1]}, "f", -1) == 3
     assert bson.encode({"v": 1}) != bson.encode({"v": True})
+
+
+# -- the suite catches each of issue 22's findings when its fix is taken away ---------------
+
+
+def _revert(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.embedded import engine, keys, planner, store
+
+    if name == "multikey points intersected (2)":
+        monkeypatch.setattr(planner.Bounds, "points_for", lambda self, index: self.points)
+    elif name == "dotted null exact (3)":
+        monkeypatch.setattr(planner, "NULL_KEY", ("never a key",))
+    elif name == "1 == true in updates (4)":
+        monkeypatch.setattr(engine, "identical", lambda a, b: a == b)
+        monkeypatch.setattr(engine.WorkingCopy, "__eq__", dict.__eq__)
+        monkeypatch.setattr(engine.WorkingCopy, "__ne__", dict.__ne__)
+    elif name == "empty array after objects (5)":
+        monkeypatch.setattr(keys, "EMPTY_ARRAY_KEY", (5, ()))
+    elif name == "partial $type ignores arrays (6)":
+        monkeypatch.setattr(engine, "partial_matcher", store._compile)
+    elif name == "NaN keyed as -inf (6)":
+        nan_as_minus_inf = lambda v: (2, -math.inf if v != v else v)  # noqa: E731
+        monkeypatch.setitem(keys._FAST, float, nan_as_minus_inf)
+
+
+@pytest.mark.differential_long
+@pytest.mark.parametrize(
+    "fix",
+    [
+        "multikey points intersected (2)",
+        "dotted null exact (3)",
+        "1 == true in updates (4)",
+        "empty array after objects (5)",
+        "partial $type ignores arrays (6)",
+        "NaN keyed as -inf (6)",
+    ],
+)
+async def test_each_reverted_fix_is_caught(fix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _revert(fix, monkeypatch)
+    for seed in range(40):
+        try:
+            await Run(seed, docs=40, ops=60).go()
+        except pytest.fail.Exception:
+            return
+    pytest.fail(f"40 seeds did not notice the fix for {fix!r} taken away")
