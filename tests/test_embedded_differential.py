@@ -533,6 +533,31 @@ class Run:
             self.fail("no document changed", [], sorted(ids))
         return [d for d in matched if d["_id"] in changed]
 
+    async def update_unique(self) -> None:
+        # One document's uniquely indexed fields changed: refused exactly when they clash.
+        if not self.oracle.docs:
+            return
+        doc = self.rng.choice(self.oracle.docs)
+        field = self.rng.choice(["email", "code"])
+        value = self.rng.choice(["e1", "e2", ["e2", 3], None, 7, 3, f"c{doc['_id']}", "c1"])
+        change = {"$set": {field: value}}
+        if self.rng.random() < 0.3:
+            change = {"$unset": {field: ""}}
+        self.log.append(f"update_unique {doc['_id']} {change}")
+        new = _apply(doc, change)
+        clash = self.oracle.clashes(new, ignore=doc["_id"])
+        try:
+            await self.coll.update_one({"_id": doc["_id"]}, change)
+        except DuplicateKeyError:
+            if not clash:
+                self.fail("update refused as a duplicate", change, new)
+            await self.check_all()
+            return
+        if clash:
+            self.fail("an update made a duplicate", new, "DuplicateKeyError")
+        self.oracle.docs[self.oracle.index_of(doc["_id"])] = new
+        await self.check_all()
+
     async def replace(self) -> None:
         query = _filter(self.rng)
         replacement = _doc(self.rng, 0, self.flat)
@@ -650,6 +675,7 @@ OPERATIONS: list[Callable[[Run], Any]] = [
     Run.update,
     Run.update,
     Run.replace,
+    Run.update_unique,
     Run.delete,
     Run.insert_random,
     Run.find_and_modify,
