@@ -308,14 +308,14 @@ class WorkingCopy(dict):  # type: ignore[type-arg]
 
 def identical(a: Any, b: Any) -> bool:
     """Whether two canonical values are the same BSON (type, value and field order)."""
-    if isinstance(a, Mapping):
-        if not isinstance(b, Mapping) or list(a) != list(b):
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or not dict.__eq__(a, b):
             return False
-        return all(identical(a[k], b[k]) for k in a)
+        return codec.encode(a) == codec.encode(b)  # equal in Python; the same BSON too?
     if isinstance(a, list):
-        if not isinstance(b, list) or len(a) != len(b):
+        if not isinstance(b, list) or not list.__eq__(a, b):
             return False
-        return all(identical(x, y) for x, y in zip(a, b, strict=True))
+        return codec.encode({"v": a}) == codec.encode({"v": b})
     if type(a) is not type(b):
         return False
     if isinstance(a, float) and a != a:
@@ -441,10 +441,14 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         changed = None
         if isinstance(new_data, WorkingCopy):
             old = codec.to_canonical(new_data.raw)
+            # Python's `!=` first (fast); an indexed field Python calls equal may still have
+            # changed its BSON kind (1 -> true), which its index entry must follow.
+            watched = frozenset().union(*(i.watched for i in self._store.indexes.values()))
             changed = frozenset(
                 k
                 for k in old.keys() | new_data.keys()
-                if not identical(old.get(k, _MISSING), new_data.get(k, _MISSING))
+                if old.get(k, _MISSING) != new_data.get(k, _MISSING)
+                or (k in watched and not identical(old.get(k, _MISSING), new_data.get(k, _MISSING)))
             )
         key = sort_key(new_data["_id"])
         self._store.replace(key, dict(new_data), codec.updated(new_data), changed)
