@@ -148,6 +148,20 @@ def _condition(rng: random.Random) -> dict[str, Any]:
     if field == "tags" and roll < 0.3:
         x, y = rng.sample(["a", "b", "c", 1], 2)
         return {"$and": [{"tags": x}, {"tags": rng.choice([y, {"$in": [y, "z"]}])}]}
+    if roll < 0.08:
+        x, y = rng.sample(["a", "b", "c", 1], 2)
+        return rng.choice(
+            [
+                {"tags": {"$all": [x, y]}},
+                {"tags": {"$size": rng.randint(0, 2)}},
+                {"tags": {"$elemMatch": {"$eq": x}}},
+                {field: {"$type": rng.choice(["string", "array", "object", "bool"])}},
+                {field: {"$not": {"$gt": value}}},
+                {field: {"$nin": [value, rng.choice(SMALL)]}},
+                {field: copy.deepcopy(rng.choice(WHOLES))},
+                {field: {"$gte": value, "$in": rng.sample(SMALL, 2)}},
+            ]
+        )
     if roll < 0.45:
         return {field: value}
     if roll < 0.6:

@@ -155,6 +155,15 @@ async def test_an_update_from_a_number_to_a_boolean_is_stored(coll: EmbeddedColl
     assert (await coll.update_one({"_id": 2}, {"$set": {"a": 1.0}})).modified_count == 0
 
 
+async def test_a_document_holding_nan_is_not_modified_by_a_no_op(coll: EmbeddedCollection) -> None:
+    # NaN is the same BSON as NaN: setting a field to its value (or another field's NaN
+    # staying put) modifies nothing.
+    await coll.insert_one({"_id": 0, "n": math.nan, "s": 1})
+    assert (await coll.update_one({"_id": 0}, {"$set": {"s": 1}})).modified_count == 0
+    assert (await coll.update_one({"_id": 0}, {"$set": {"n": math.nan}})).modified_count == 0
+    assert (await coll.update_one({"_id": 0}, {"$set": {"s": 1.0}})).modified_count == 1
+
+
 # -- 5. empty arrays sort before null -------------------------------------------------------
 
 
