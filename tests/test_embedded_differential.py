@@ -547,6 +547,18 @@ class Run:
             self.fail("no document changed", [], sorted(ids))
         return [d for d in matched if d["_id"] in changed]
 
+    async def upsert(self) -> None:
+        # An upsert that matches nothing inserts the filter's equalities with the update.
+        self.next_id += 1
+        query: dict[str, Any] = {"_id": self.next_id, "status": self.rng.choice(SMALL)}
+        change = _change(self.rng)
+        self.log.append(f"upsert {query} {change}")
+        result = await self.coll.update_one(query, change, upsert=True)
+        if result.upserted_id != self.next_id:
+            self.fail("upserted id", result.upserted_id, self.next_id)
+        self.oracle.docs.append(_apply(codec.canonical(query), change))
+        await self.check_all()
+
     async def update_unique(self) -> None:
         # One document's uniquely indexed fields changed: refused exactly when they clash.
         if not self.oracle.docs:
@@ -690,6 +702,7 @@ OPERATIONS: list[Callable[[Run], Any]] = [
     Run.update,
     Run.replace,
     Run.update_unique,
+    Run.upsert,
     Run.delete,
     Run.insert_random,
     Run.find_and_modify,
