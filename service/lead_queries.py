@@ -47,7 +47,7 @@ from schemas.leads import (
 )
 from service import campaigns
 from service.context import RequestContext
-from service.embedded.geo import EARTH_RADIUS_M, great_circle_m, point_of
+from service.geo import EARTH_RADIUS_M, great_circle_m, point_of
 from service.pagination import (
     BATCH_SIZE,
     NEWEST_FIRST,

@@ -10,7 +10,7 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from service.embedded import EmbeddedCollection, embedded_database
-from service.embedded.geo import EARTH_RADIUS_M, great_circle_m, point_of
+from service.geo import EARTH_RADIUS_M, great_circle_m, point_of
 
 # The embedded backend's geo queries themselves.
 pytestmark = pytest.mark.embedded_only

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service.embedded.geo import great_circle_m
+from service.geo import great_circle_m
 from tests.helpers import Account, assert_problem
 
 CENTRE = (-122.4194, 37.7749)  # San Francisco City Hall-ish

@@ -12,6 +12,7 @@ PyMongo's `AsyncDatabase`.
 - `engine.py`   mongomock's matching/update/aggregation semantics on that storage
 - `aio.py`      the async face (client, database, collection, cursors), one worker thread
 - `snapshot.py` persistence to one file, owned by one process
+- `mongomock_hooks.py` every private part of mongomock used (pinned, checked by a test)
 
 Its limits are stated in the README: one process, data that fits in memory (it is meant for
 development, demos and a single agent's workload of tens of thousands of leads), and the

@@ -15,7 +15,11 @@ Differences from PyMongo, all deliberate:
   NotImplementedError): the service is written not to need them.
 - No collations, `$text`, `$merge`, `$lookup` with `let`/`pipeline`, `$dateTrunc` or
   `$setWindowFields` (mongomock lacks them); `$jsonSchema` validators given to `collMod` are
-  kept but not enforced.
+  kept but not enforced. A collation (on any read, write or index), `array_filters`, `let`
+  and a write's `hint` raise NotImplementedError rather than being ignored.
+- `maxTimeMS` is honoured (cursor `max_time_ms`, `find(max_time_ms=)`, `maxTimeMS=` on
+  `count_documents`, `distinct`, `aggregate` and `find_one_and_*`): counted from the call,
+  queueing for the worker included, it ends the operation with ExecutionTimeout (code 50).
 - A cursor computes its matches when first read and decodes them batch by batch; documents
   changed between batches are read as they are then (a server gives no snapshot either).
 - `command` knows `ping`, `buildInfo`, `hello`/`isMaster`, `serverStatus`, `collMod`,
@@ -30,6 +34,7 @@ import asyncio
 import functools
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +42,6 @@ from typing import Any, TypeVar
 
 from bson import ObjectId
 from bson.codec_options import CodecOptions
-from mongomock.collection import validate_ok_for_replace, validate_ok_for_update
 from pymongo import (
     DeleteMany,
     DeleteOne,
@@ -59,13 +63,17 @@ from pymongo.results import (
 
 from service.embedded import codec
 from service.embedded.engine import (
+    NO_COLLATION,
     SERVER_VERSION,
     EngineClient,
     EngineCollection,
     EngineDatabase,
+    filter_applies,
     sort_spec,
+    time_limit,
 )
 from service.embedded.keys import equality_key
+from service.embedded.mongomock_hooks import validate_ok_for_replace, validate_ok_for_update
 
 T = TypeVar("T")
 
@@ -265,8 +273,6 @@ class EmbeddedDatabase:
         """Names of the collections that exist (`filter` on `name` only)."""
         names = await run(self.engine.list_collection_names)
         if filter and "name" in filter:
-            from mongomock.filtering import filter_applies
-
             names = [n for n in names if filter_applies({"name": filter["name"]}, {"name": n})]
         return names
 
@@ -330,8 +336,7 @@ class EmbeddedCollection:
         for name, value in zip(names, args, strict=False):
             kwargs[name] = value
         _refuse_session(kwargs.get("session"))
-        if kwargs.get("collation") is not None:
-            raise NotImplementedError("the embedded backend has no collations")
+        _refuse_options(kwargs)
         return EmbeddedCursor(
             self,
             filter or {},
@@ -339,6 +344,7 @@ class EmbeddedCollection:
             sort=kwargs.get("sort"),
             skip=kwargs.get("skip") or 0,
             limit=kwargs.get("limit") or 0,
+            max_time_ms=kwargs.get("max_time_ms"),
         )
 
     async def find_one(
@@ -353,39 +359,51 @@ class EmbeddedCollection:
     async def count_documents(
         self, filter: Mapping[str, Any], session: Any = None, **kwargs: Any
     ) -> int:
-        """How many documents match."""
+        """How many documents match (`maxTimeMS` honoured)."""
         _refuse_session(session)
+        _refuse_options(kwargs)
         query = codec.canonical(filter)
         _observe(Operation(self.name, "count_documents", query))
-        return await run(
+        count = functools.partial(
             self.engine.count_documents, query, skip=kwargs.get("skip"), limit=kwargs.get("limit")
         )
+        return await run(_limited(count, kwargs.get("maxTimeMS")))
 
     async def estimated_document_count(self, **_: Any) -> int:
         """How many documents the collection holds."""
         return await run(lambda: len(self.engine._store))
 
     async def distinct(
-        self, key: str, filter: Mapping[str, Any] | None = None, session: Any = None, **_: Any
+        self,
+        key: str,
+        filter: Mapping[str, Any] | None = None,
+        session: Any = None,
+        **options: Any,
     ) -> list[Any]:
-        """Distinct values of `key` among matching documents."""
+        """Distinct values of `key` among matching documents (`maxTimeMS` honoured)."""
         _refuse_session(session)
+        _refuse_options(options)
         query = codec.canonical(filter or {})
         _observe(Operation(self.name, "distinct", query))
-        values = await run(self.engine.distinct, key, query)
+        distinct = functools.partial(self.engine.distinct, key, query)
+        values = await run(_limited(distinct, options.get("maxTimeMS")))
         return list(codec.reply({"v": values}, self.codec_options)["v"])
 
     async def aggregate(
         self, pipeline: Sequence[Mapping[str, Any]], session: Any = None, **kwargs: Any
     ) -> EmbeddedCommandCursor:
-        """Run an aggregation pipeline; a leading `$match` uses the indexes."""
+        """Run an aggregation pipeline; a leading `$match` uses the indexes (`maxTimeMS`
+        honoured)."""
         _refuse_session(session)
+        _refuse_options(kwargs)
         stages = codec.canonical({"p": list(pipeline)})["p"]
         first = stages[0].get("$match") if stages else None
         _observe(Operation(self.name, "aggregate", first, pipeline=stages))
+        started = time.monotonic()
 
         def execute() -> list[dict[str, Any]]:
-            rows = self.engine.aggregate(stages)
+            with time_limit(kwargs.get("maxTimeMS"), started):
+                rows = self.engine.aggregate(stages)
             if any("$out" in s for s in stages):
                 self._wrote()
             return [codec.reply(row, self.codec_options) for row in rows]
@@ -474,9 +492,7 @@ class EmbeddedCollection:
         _refuse_session(kwargs.get("session"))
         if method != "replace_one":
             validate_ok_for_update(update)
-        for option in ("array_filters", "collation", "let", "hint", "sort"):
-            if kwargs.get(option):
-                raise NotImplementedError(f"the embedded backend does not take {option}")
+        _refuse_options(kwargs, ("let", "hint", "sort"))
         query = codec.canonical(filter)
         change = codec.canonical({"u": update})["u"]
         _observe(Operation(self.name, method, query))
@@ -501,6 +517,7 @@ class EmbeddedCollection:
         self, method: str, filter: Mapping[str, Any], *, multi: bool, **kwargs: Any
     ) -> DeleteResult:
         _refuse_session(kwargs.get("session"))
+        _refuse_options(kwargs, ("let", "hint"))
         query = codec.canonical(filter)
         _observe(Operation(self.name, method, query))
 
@@ -576,6 +593,8 @@ class EmbeddedCollection:
         **kwargs: Any,
     ) -> dict[str, Any] | None:
         _refuse_session(options.get("session"))
+        _refuse_options(options, ("let", "hint"))
+        started = time.monotonic()
         query = codec.canonical(filter)
         if "update" in kwargs:
             kwargs["update"] = codec.canonical({"u": kwargs["update"]})["u"]
@@ -584,9 +603,10 @@ class EmbeddedCollection:
 
         def execute() -> dict[str, Any] | None:
             try:
-                found = self.engine._find_and_modify(
-                    query, projection=projection, sort=order or None, **kwargs
-                )
+                with time_limit(options.get("maxTimeMS") or options.get("max_time_ms"), started):
+                    found = self.engine._find_and_modify(
+                        query, projection=projection, sort=order or None, **kwargs
+                    )
             finally:
                 self._wrote()
             return None if found is None else codec.reply(found, self.codec_options)
@@ -615,7 +635,8 @@ class EmbeddedCollection:
     # -- indexes --------------------------------------------------------------------------
 
     async def create_index(self, keys: Any, session: Any = None, **kwargs: Any) -> str:
-        """Create an index (every option kept, `partialFilterExpression` included)."""
+        """Create an index (every option kept, `partialFilterExpression` included; a
+        collation refused, the same keys under another name refused as IndexOptionsConflict)."""
         _refuse_session(session)
         name = await run(self.engine.create_index, keys, **kwargs)
         self._wrote()
@@ -682,8 +703,10 @@ class EmbeddedCursor:
         sort: Any = None,
         skip: int = 0,
         limit: int = 0,
+        max_time_ms: int | None = None,
     ) -> None:
         self.collection = collection
+        self._max_time_ms = max_time_ms
         self._filter = codec.canonical(filter)
         self._projection = _projection(projection)
         self._sort = sort_spec(sort)
@@ -725,8 +748,10 @@ class EmbeddedCursor:
         """Accepted for compatibility (the backend decodes in batches of its own)."""
         return self
 
-    def max_time_ms(self, _: int | None) -> EmbeddedCursor:
-        """Accepted for compatibility (operations are not interrupted)."""
+    def max_time_ms(self, max_time_ms: int | None) -> EmbeddedCursor:
+        """Stop with ExecutionTimeout when the query takes longer (from its first read)."""
+        self._check_fresh()
+        self._max_time_ms = max_time_ms
         return self
 
     def hint(self, _: Any) -> EmbeddedCursor:
@@ -744,7 +769,7 @@ class EmbeddedCursor:
     def collation(self, collation: Any) -> EmbeddedCursor:
         """Collations do not exist on the embedded backend."""
         if collation is not None:
-            raise NotImplementedError("the embedded backend has no collations")
+            raise NotImplementedError(NO_COLLATION)
         return self
 
     @property
@@ -780,7 +805,8 @@ class EmbeddedCursor:
         if self._matches is None:
             _observe(Operation(self.collection.name, "find", self._filter, sort=self._sort))
             point = self._limit == 1 and _is_point(self._filter.get("_id"))
-            self._matches, self._buffer = await (run_point if point else run)(self._first)
+            first = _limited(self._first, self._max_time_ms)
+            self._matches, self._buffer = await (run_point if point else run)(first)
         elif self._position < len(self._matches):
             batch = self._matches[self._position : self._position + _BATCH]
             self._buffer = await run(self._decode, batch)
@@ -881,6 +907,31 @@ def _is_point(value: Any) -> bool:
     return value is not None and equality_key(value) is not None
 
 
+def _refuse_options(options: Mapping[str, Any], also: Sequence[str] = ()) -> None:
+    # Loud, never silently ignored: what the embedded backend cannot honour.
+    if options.get("collation") is not None:
+        raise NotImplementedError(NO_COLLATION)
+    if options.get("array_filters") or options.get("arrayFilters"):
+        raise NotImplementedError("the embedded backend does not take array_filters")
+    for option in also:
+        if options.get(option):
+            raise NotImplementedError(f"the embedded backend does not take {option}")
+
+
+def _limited(call: Callable[[], T], max_time_ms: int | None) -> Callable[[], T]:
+    # The operation's time runs from now (its queueing for the worker counts, as a server
+    # counts its own queueing).
+    if not max_time_ms:
+        return call
+    started = time.monotonic()
+
+    def limited() -> T:
+        with time_limit(max_time_ms, started):
+            return call()
+
+    return limited
+
+
 def _refuse_session(session: Any) -> None:
     if session is not None:
         raise NotImplementedError("the embedded backend has no sessions or transactions")
@@ -906,6 +957,14 @@ def _update_result(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bulk_op(request: Any) -> tuple[str, dict[str, Any]]:
+    _refuse_options(
+        {
+            "collation": getattr(request, "_collation", None),
+            "array_filters": getattr(request, "_array_filters", None),
+            "hint": getattr(request, "_hint", None),
+        },
+        ("hint",),
+    )
     if isinstance(request, InsertOne):
         doc = request._doc
         if "_id" not in doc:

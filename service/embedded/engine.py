@@ -7,32 +7,48 @@ query, a full scan per unique-index check, a deep copy of every matching documen
 `limit`) becomes `store.CollectionStore` with real indexes, chosen by `planner.plan`, and its
 index creation keeps `partialFilterExpression`. Everything here runs in the backend's one
 worker thread (see aio.py), so no locking is needed inside.
+
+Where mongomock's answer is not MongoDB's, the engine corrects it without touching
+mongomock's module state (its matcher here is an instance of our own; the private parts used
+are listed in mongomock_hooks.py):
+
+- equality never makes a boolean equal a number (`Same`); NaN equals NaN;
+- `{"a.b": null}` matches below a scalar (`{a: 4}`) as MongoDB does, `$ne: null` is its
+  negation; arrays keep mongomock's (and MongoDB's) answer;
+- an update is "modified" when its BSON changes (1 -> true is a change, and re-indexed);
+- `$max`/`$min` compare in BSON order;
+- a partial index covers a document when its filter matches it as a query would (arrays);
+- an array or regex `_id` is refused (WriteError, code 2); the same key pattern under
+  another name is IndexOptionsConflict (code 85); a collation is refused;
+- `maxTimeMS` is checked while candidates are read and between aggregation stages
+  (`time_limit`, ExecutionTimeout code 50).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
-from mongomock import aggregate as mm_aggregate
-from mongomock import collection as mm_collection
-from mongomock import filtering as mm_filtering
-from mongomock.collection import Collection as MongomockCollection
-from mongomock.filtering import filter_applies
+from bson import ObjectId, Regex
 from pymongo.errors import (
     BulkWriteError,
     CollectionInvalid,
     DocumentTooLarge,
+    ExecutionTimeout,
     InvalidName,
     OperationFailure,
     WriteError,
 )
 
 from service.embedded import codec, geo
-from service.embedded.keys import path_values, sort_key, sort_value
+from service.embedded import mongomock_hooks as mm
+from service.embedded.keys import EMPTY_ARRAY, path_values, sort_key, sort_value
 from service.embedded.planner import Plan, plan
 from service.embedded.store import CollectionStore, Index
 
@@ -68,7 +84,7 @@ class InList(list):  # type: ignore[type-arg]
 
     def __init__(self, values: list[Any]) -> None:
         super().__init__(values)
-        self.has_regex = any(isinstance(v, mm_filtering._RE_TYPES) for v in values)
+        self.has_regex = any(isinstance(v, mm.REGEX_TYPES) for v in values)
         self.has_none = None in values
         members = set()
         for v in values:
@@ -98,9 +114,13 @@ class Same:
             other = other.value
         if isinstance(other, bool) != self.boolean or not isinstance(other, int | float):
             return False
+        if other != other:  # NaN equals NaN in MongoDB's matching
+            return bool(self.value != self.value)
         return bool(other == self.value)
 
     def __hash__(self) -> int:
+        if self.value != self.value:
+            return hash((self.boolean, "NaN"))  # every NaN alike (Python hashes NaN by id)
         return hash((self.boolean, self.value))
 
     def __repr__(self) -> str:
@@ -113,8 +133,8 @@ def _probe(value: Any) -> Any:
 
 def _in(doc_val: Any, search_val: Any) -> bool:
     if not isinstance(search_val, InList) or search_val.has_regex:
-        return mm_in(doc_val, search_val)  # type: ignore[no-any-return]
-    if doc_val is mm_filtering.NOTHING:
+        return mm.in_operator(doc_val, search_val)  # type: ignore[no-any-return]
+    if doc_val is mm.NOTHING:
         return search_val.has_none
     for value in doc_val if isinstance(doc_val, list | tuple) else (doc_val,):
         try:
@@ -126,9 +146,25 @@ def _in(doc_val: Any, search_val: Any) -> bool:
     return False
 
 
-mm_in = mm_filtering._in_op
-mm_filtering._filterer_inst._operator_map["$in"] = _in
-mm_filtering._filterer_inst._operator_map["$nin"] = lambda dv, sv: not _in(dv, sv)
+class _Matcher(mm.Filterer):  # type: ignore[misc]
+    """mongomock's matcher with our `$in`/`$nin` (hashed) and `$geoWithin` (geo.py).
+
+    An instance of our own: mongomock's module-level matcher stays as it ships.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._operator_map["$in"] = _in
+        self._operator_map["$nin"] = lambda dv, sv: not _in(dv, sv)
+        self._operator_map["$geoWithin"] = geo.geo_within
+
+
+_MATCHER = _Matcher()
+
+
+def filter_applies(query: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    """Whether `doc` matches a `prepared` filter (mongomock's rules, our operators)."""
+    return bool(_MATCHER.apply(query, doc))
 
 
 _EQUALITY_OPERATORS = frozenset({"$eq", "$ne"})
@@ -145,6 +181,7 @@ def prepared(query: Any) -> Any:
     if not isinstance(query, dict):
         return query
     out: dict[str, Any] = {}
+    extra: list[dict[str, Any]] = []
     for key, value in query.items():
         if key in ("$and", "$or", "$nor") and isinstance(value, list):
             out[key] = [prepared(part) for part in value]
@@ -154,7 +191,55 @@ def prepared(query: Any) -> Any:
             out[key] = _operators(value)
         else:
             out[key] = _operand(value)
+        null = _null_condition(key, value)
+        if null is not None:
+            extra.append(_dotted_null(key, {key: out.pop(key)}, positive=null))
+    if extra:
+        return {"$and": [out, *extra] if out else extra}
     return out
+
+
+def _null_condition(key: str, value: Any) -> bool | None:
+    # True for `{"a.b": null}` (or `$eq: null`, `$in: [null, ...]`), False for `$ne: null`
+    # or `$nin: [null, ...]`, None for anything else (or a path with array positions).
+    if key.startswith("$") or "." not in key or any(p.isdigit() for p in key.split(".")):
+        return None
+    if value is None:
+        return True
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    op, arg = next(iter(value.items()))
+    if op in ("$eq", "$ne") and arg is None:
+        return op == "$eq"
+    if op in ("$in", "$nin") and isinstance(arg, list) and None in arg:
+        return op == "$in"
+    return None
+
+
+def _dotted_null(key: str, condition: dict[str, Any], *, positive: bool) -> dict[str, Any]:
+    """MongoDB's `{"a.b": null}`: also true where a prefix of the path holds a scalar.
+
+    mongomock finds no value below a scalar and so no match; MongoDB matches `{a: 4}` and
+    `{a: null}` (jstests/core/query/null_query_semantics.js, testDottedEqualsNull), and
+    `$ne: null` is its negation. Arrays keep mongomock's answer, which is MongoDB's
+    (jstests/core/null2.js: `[]` and arrays of scalars do not match).
+    """
+    parts = key.split(".")
+    scalar = {
+        "$or": [
+            {
+                "$and": [
+                    {prefix: {"$exists": True}},
+                    {prefix: {"$not": {"$type": "object"}}},
+                    {prefix: {"$not": {"$type": "array"}}},
+                ]
+            }
+            for prefix in (".".join(parts[:n]) for n in range(1, len(parts)))
+        ]
+    }
+    if positive:
+        return {"$or": [condition, scalar]}
+    return {"$and": [condition, {"$nor": [scalar]}]}
 
 
 def _operators(ops: dict[str, Any]) -> dict[str, Any]:
@@ -185,8 +270,10 @@ def _operand(value: Any) -> Any:
 
 # mongomock's `$max`/`$min` compare with Python's `max`/`min`, which fail on null and mixed
 # types; MongoDB compares in BSON order (null below every date).
-mm_collection._updaters["$max"] = _extremum(lambda new, old: new > old)
-mm_collection._updaters["$min"] = _extremum(lambda new, old: new < old)
+_EXTREMA = {
+    "$max": _extremum(lambda new, old: new > old),
+    "$min": _extremum(lambda new, old: new < old),
+}
 
 
 class WorkingCopy(dict):  # type: ignore[type-arg]
@@ -207,6 +294,39 @@ class WorkingCopy(dict):  # type: ignore[type-arg]
 
     def __deepcopy__(self, memo: Any) -> dict[str, Any]:
         return codec.to_canonical(self.raw)
+
+    # mongomock decides "modified" with `!=` against its snapshot: Python's equality says
+    # `1 == True == 1.0`, BSON does not (an update from 1 to true must be stored).
+    def __eq__(self, other: object) -> bool:
+        return identical(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not identical(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Whether two canonical values are the same BSON (type, value and field order)."""
+    if isinstance(a, dict):
+        if not isinstance(b, dict):
+            return False
+        if not dict.__eq__(a, b) and not _nan_at_top(a):
+            return False  # unequal in Python: unequal in BSON too, unless NaN (!= itself)
+        return codec.encode(a) == codec.encode(b)  # equal in Python; the same BSON too?
+    if isinstance(a, list):
+        if not isinstance(b, list) or not list.__eq__(a, b):
+            return False
+        return codec.encode({"v": a}) == codec.encode({"v": b})
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and a != a:
+        return b != b  # NaN is NaN
+    return bool(a == b)
+
+
+def _nan_at_top(doc: Mapping[str, Any]) -> bool:
+    return any(v != v for v in doc.values() if type(v) is float)
 
 
 class EngineClient:
@@ -235,6 +355,20 @@ class EngineClient:
         }
 
 
+class EngineStore(CollectionStore):
+    """A collection store whose partial indexes cover documents as a query would match them.
+
+    Every index reaches the store through `create_index` (the engine's, a snapshot's load), so
+    each partial index gets `partial_matcher` (arrays included) whichever way it came.
+    """
+
+    def create_index(self, index: Index) -> None:
+        """Build an index (see CollectionStore.create_index)."""
+        if index.partial is not None:
+            index._applies = partial_matcher(index.partial)
+        super().create_index(index)
+
+
 class EngineDatabase:
     """A database: collection stores by name."""
 
@@ -247,7 +381,7 @@ class EngineDatabase:
     def store(self, name: str) -> CollectionStore:
         """The store of a collection (created empty on first use)."""
         if name not in self.stores:
-            self.stores[name] = CollectionStore(name)
+            self.stores[name] = EngineStore(name)
         return self.stores[name]
 
     def get_collection(self, name: str, **_: Any) -> EngineCollection:
@@ -276,7 +410,7 @@ class EngineDatabase:
             self.stores[name].drop()
 
 
-class EngineCollection(MongomockCollection):  # type: ignore[misc]
+class EngineCollection(mm.Collection):  # type: ignore[misc]
     """One collection: mongomock's semantics over `CollectionStore`."""
 
     def __init__(self, database: EngineDatabase, name: str) -> None:
@@ -287,6 +421,19 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         return self.database.store(self.name)
 
     # -- the hooks mongomock's update code calls ------------------------------------------
+
+    def _apply_update_document(
+        self, existing_document: Any, spec: Any, document: Mapping[str, Any], was_insert: bool
+    ) -> None:
+        # `$max`/`$min` in BSON order; every other operator as mongomock applies it.
+        rest = {k: v for k, v in document.items() if k not in _EXTREMA}
+        for name, fields in document.items():
+            if name in _EXTREMA:
+                self._update_document_fields_with_positional_awareness(
+                    existing_document, fields, spec, _EXTREMA[name], None
+                )
+        if rest or not document:
+            super()._apply_update_document(existing_document, spec, rest, was_insert)
 
     def _iter_documents(self, filter: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         # Candidates are fixed before the update starts changing (and re-indexing) them.
@@ -300,10 +447,14 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         changed = None
         if isinstance(new_data, WorkingCopy):
             old = codec.to_canonical(new_data.raw)
+            # Python's `!=` first (fast); an indexed field Python calls equal may still have
+            # changed its BSON kind (1 -> true), which its index entry must follow.
+            watched = frozenset().union(*(i.watched for i in self._store.indexes.values()))
             changed = frozenset(
                 k
                 for k in old.keys() | new_data.keys()
                 if old.get(k, _MISSING) != new_data.get(k, _MISSING)
+                or (k in watched and not identical(old.get(k, _MISSING), new_data.get(k, _MISSING)))
             )
         key = sort_key(new_data["_id"])
         self._store.replace(key, dict(new_data), codec.updated(new_data), changed)
@@ -313,6 +464,7 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         if isinstance(data, dict):
             if "_id" not in data:
                 data["_id"] = ObjectId()
+            check_id(data)
             doc, raw = codec.stored(data)
             self._store.insert(doc, raw)
             return data["_id"]
@@ -327,6 +479,7 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         inserted = 0
         for index, (doc, raw) in enumerate(prepared):
             try:
+                check_id(doc)
                 self._store.insert(doc, raw)
                 inserted += 1
             except WriteError as exc:
@@ -374,7 +527,9 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
                 if wanted is not None and len(found) >= wanted:
                     break
             return found[skip : skip + limit] if limit else found[skip:]
-        for raw, _ in chosen.candidates:
+        for seen, (raw, _) in enumerate(chosen.candidates):
+            if not seen & 255:
+                check_deadline()
             doc = codec.to_canonical(raw)
             if query and not filter_applies(query, doc):
                 continue
@@ -452,7 +607,7 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
     ) -> dict[str, Any]:
         _no_session(session)
         if collation is not None:
-            raise NotImplementedError("the embedded backend has no collations")
+            raise NotImplementedError(NO_COLLATION)
         found = self.matching(filter, limit=0 if multi else 1)
         for _, doc in found:
             assert doc is not None
@@ -482,9 +637,12 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
             if limit:
                 stages.pop(0)
         for position, stage in enumerate(stages):
+            check_deadline()
             if "$match" in stage:
-                stage = {"$match": prepared(stage["$match"])}
-            docs = list(mm_aggregate.process_pipeline(docs, self.database, [stage], None))
+                query = prepared(stage["$match"])
+                docs = [doc for doc in docs if filter_applies(query, doc)]
+                continue
+            docs = list(mm.process_pipeline(docs, self.database, [stage], None))
             name = next(iter(stage))
             if name in _GROWING_STAGES and not _unwound_next(stages, position):
                 _check_sizes(name, docs)
@@ -499,6 +657,8 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         for _, doc in self.matching(filter or {}):
             assert doc is not None
             for value in path_values(doc, key):
+                if value is EMPTY_ARRAY:
+                    value = []
                 if value is not None or _has(doc, key):
                     values.setdefault(sort_key(value), value)
         return list(values.values())
@@ -511,8 +671,11 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         key_list = _key_list(keys)
         name = options.pop("name", None) or "_".join(f"{k}_{d}" for k, d in key_list)
         kept = {k: v for k, v in options.items() if v is not None and v is not False}
+        if "collation" in kept:
+            raise NotImplementedError(NO_COLLATION)
         if "partialFilterExpression" in kept:
             kept["partialFilterExpression"] = codec.canonical(kept["partialFilterExpression"])
+        _refuse_equivalent(self._store, name, key_list, kept)
         self._store.create_index(Index(name, key_list, kept))
         return name
 
@@ -546,6 +709,121 @@ class EngineCollection(MongomockCollection):  # type: ignore[misc]
         for key in store.expire(now):
             if key in store:
                 store.delete(key)
+
+
+NO_COLLATION = "the embedded backend has no collations (it compares strings by code point)"
+
+
+def _refuse_equivalent(
+    store: CollectionStore, name: str, keys: list[tuple[str, Any]], options: dict[str, Any]
+) -> None:
+    # MongoDB: one key pattern (with one partial filter) makes one index; asking for it again
+    # under another name, or under the same name with other options, is IndexOptionsConflict.
+    for other in store.indexes.values():
+        if other.keys != keys:
+            continue
+        if other.options.get("partialFilterExpression") != options.get("partialFilterExpression"):
+            continue  # MongoDB allows one key pattern with different partial filters
+        if other.name == name and other.options == options:
+            return  # the same index again: nothing to do
+        if other.name != name:
+            message = f"Index already exists with a different name: {other.name}"
+        else:
+            message = f"An existing index has the same name as the requested index: {name}"
+        raise OperationFailure(message, code=85, details={"codeName": "IndexOptionsConflict"})
+
+
+def partial_matcher(expr: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a document is covered by a partial filter, with MongoDB's array semantics.
+
+    The common shapes (`{f: literal}` for a boolean, string or null, `{f: {"$type": t}}`)
+    are tested directly; an array value matches when one of its elements does, as a query
+    would (`{f: {$type: "string"}}` covers `{f: ["x", 1]}`). Anything else goes to the matcher.
+    """
+    checks: list[Callable[[Mapping[str, Any]], bool]] = []
+    for name, spec in expr.items():
+        if "." in name or name.startswith("$"):
+            break
+        if isinstance(spec, Mapping) and len(spec) == 1 and "$type" in spec:
+            test = _TYPE_TESTS.get(spec["$type"]) if isinstance(spec["$type"], str) else None
+            if test is None:
+                break
+            checks.append(functools.partial(_field_test, name, test))
+        elif isinstance(spec, bool | str) or spec is None:
+            if spec is None:  # null also matches a missing field
+                checks.append(functools.partial(_null_test, name))
+            else:
+                test = functools.partial(_literal, spec)
+                checks.append(functools.partial(_field_test, name, test))
+        else:
+            break
+    else:
+        return lambda doc: all(check(doc) for check in checks)
+    query = prepared(dict(expr))
+    return lambda doc: bool(filter_applies(query, doc))
+
+
+_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "date": lambda v: isinstance(v, datetime),
+    "null": lambda v: v is None,
+}
+
+
+def _literal(expected: Any, value: Any) -> bool:
+    return type(value) is type(expected) and bool(value == expected)
+
+
+def _field_test(name: str, test: Callable[[Any], bool], doc: Mapping[str, Any]) -> bool:
+    if name not in doc:
+        return False
+    value = doc[name]
+    return test(value) or (isinstance(value, list) and any(test(v) for v in value))
+
+
+def _null_test(name: str, doc: Mapping[str, Any]) -> bool:
+    value = doc.get(name)
+    return value is None or (isinstance(value, list) and None in value)
+
+
+def check_id(doc: Mapping[str, Any]) -> None:
+    """Refuse an `_id` MongoDB refuses (an array or a regular expression)."""
+    value = doc.get("_id")
+    if isinstance(value, list):
+        raise WriteError("can't use an array for _id", code=2, details={"codeName": "BadValue"})
+    if isinstance(value, Regex):
+        raise WriteError("can't use a regex for _id", code=2, details={"codeName": "BadValue"})
+
+
+class _Deadline(threading.local):
+    at: float | None = None
+
+
+_deadline = _Deadline()
+
+
+@contextlib.contextmanager
+def time_limit(max_time_ms: int | None, started: float) -> Iterator[None]:
+    """Run engine work under `maxTimeMS` counted from `started` (a `time.monotonic()`)."""
+    if not max_time_ms:
+        yield
+        return
+    _deadline.at = started + max_time_ms / 1000
+    try:
+        check_deadline()
+        yield
+    finally:
+        _deadline.at = None
+
+
+def check_deadline() -> None:
+    """ExecutionTimeout (code 50) once the running operation has used up its `maxTimeMS`."""
+    at = _deadline.at
+    if at is not None and time.monotonic() > at:
+        raise ExecutionTimeout(
+            "operation exceeded time limit", code=50, details={"codeName": "MaxTimeMSExpired"}
+        )
 
 
 def _by(sort: Sort) -> Any:

@@ -4,7 +4,8 @@ mongomock has no geo operators; MongoDB's spherical ones are implemented here fo
 exactly as a `2dsphere` index answers them:
 
 - The earth is a sphere of radius 6,378,100 m (MongoDB's `kRadiusOfEarthInMeters`); distances
-  are great-circle distances (the haversine formula, well conditioned at every distance).
+  are great-circle distances (the haversine formula): the maths is `service/geo.py`, which the
+  domain code uses too.
 - `{field: {$nearSphere: {$geometry: {type: "Point", coordinates: [lng, lat]},
   $maxDistance: m, $minDistance: m}}}` (metres), or the legacy `{field: {$nearSphere:
   [lng, lat], $maxDistance: r, $minDistance: r}}` (radians): the documents whose point lies
@@ -31,51 +32,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mongomock import filtering as mm_filtering
 from pymongo.errors import OperationFailure
 
-EARTH_RADIUS_M = 6_378_100.0
-"""The radius of MongoDB's spherical earth, in metres."""
+from service.geo import (
+    EARTH_RADIUS_M,
+    finite_number,
+    great_circle_m,
+    great_circle_rad,
+    lng_lat,
+    point_of,
+)
 
 NEAR = "$nearSphere"
 _NEAR_OPTIONS = frozenset({"$maxDistance", "$minDistance"})
-
-
-def great_circle_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """The great-circle distance in metres between two (longitude, latitude) points."""
-    return great_circle_rad(a, b) * EARTH_RADIUS_M
-
-
-def great_circle_rad(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """The central angle in radians between two (longitude, latitude) points (haversine)."""
-    lng1, lat1 = map(math.radians, a)
-    lng2, lat2 = map(math.radians, b)
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
-    )
-    return 2 * math.asin(math.sqrt(min(1.0, max(0.0, h))))
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _pair(value: Any) -> tuple[float, float] | None:
-    if isinstance(value, list | tuple) and len(value) == 2 and all(_number(v) for v in value):
-        lng, lat = float(value[0]), float(value[1])
-        if -180 <= lng <= 180 and -90 <= lat <= 90:
-            return lng, lat
-    return None
-
-
-def point_of(value: Any) -> tuple[float, float] | None:
-    """The (longitude, latitude) of a stored GeoJSON Point or legacy pair; None otherwise."""
-    if isinstance(value, Mapping):
-        if value.get("type") != "Point":
-            return None
-        return _pair(value.get("coordinates"))
-    return _pair(value)
 
 
 def _bad(message: str) -> OperationFailure:
@@ -92,16 +61,14 @@ def geo_within(doc_value: Any, shape: Any) -> bool:
     kind, arg = next(iter(shape.items()))
     if kind != "$centerSphere":
         raise NotImplementedError(f"$geoWithin {kind} is not supported by the embedded backend")
-    if not (isinstance(arg, list | tuple) and len(arg) == 2 and _number(arg[1]) and arg[1] >= 0):
+    pair = isinstance(arg, list | tuple) and len(arg) == 2
+    if not (pair and finite_number(arg[1]) and arg[1] >= 0):
         raise _bad("$centerSphere takes [[longitude, latitude], radius in radians]")
-    centre = _pair(arg[0])
+    centre = lng_lat(arg[0])
     if centre is None:
         raise _bad("$centerSphere centre must be [longitude, latitude] in range")
     point = point_of(doc_value)
     return point is not None and great_circle_rad(centre, point) <= float(arg[1])
-
-
-mm_filtering._filterer_inst._operator_map["$geoWithin"] = geo_within
 
 
 # -- $nearSphere --------------------------------------------------------------------------
@@ -143,12 +110,12 @@ def _parse_near(field: str, condition: Mapping[str, Any]) -> Near:
         options.update({k: spec[k] for k in _NEAR_OPTIONS if k in spec})
         scale = 1.0  # metres
     else:
-        centre = _pair(spec)
+        centre = lng_lat(spec)
         scale = EARTH_RADIUS_M  # legacy pairs: radians
     if centre is None:
         raise _bad(f"{NEAR} needs a GeoJSON Point or [longitude, latitude] in range")
     for name, value in options.items():
-        if not _number(value) or value < 0:
+        if not finite_number(value) or value < 0:
             raise _bad(f"{name} must be a non-negative number")
     return Near(
         field,
@@ -212,13 +179,9 @@ def require_index(indexes: Any, field: str) -> None:
 
 
 __all__ = [
-    "EARTH_RADIUS_M",
     "Near",
     "contains_near",
     "geo_within",
-    "great_circle_m",
-    "great_circle_rad",
-    "point_of",
     "refuse_near",
     "require_index",
     "split_near",

@@ -4,7 +4,15 @@ Stored documents are in the backend's canonical form (see `codec.py`): UUIDs are
 `Binary` subtype 4, datetimes naive UTC with millisecond precision. `sort_key` maps such a value
 to a Python tuple whose natural order is MongoDB's BSON comparison order (MinKey < null <
 numbers < strings < objects < arrays < binary < ObjectId < booleans < dates < timestamps <
-regular expressions < MaxKey); numbers compare by value across int, float and Decimal128.
+regular expressions < MaxKey); numbers compare by value across int, float and Decimal128,
+and NaN sorts below every other number (-inf included) and equals only NaN.
+
+A field that holds an empty array is keyed below null (`EMPTY_ARRAY_KEY`): MongoDB's sort
+documentation says "a comparison of an empty array ([ ]) considers the empty array as less
+than a null value or a missing field value", and its index stores such a field as
+`undefined`, which also sorts before null. An empty array *inside* an array is an ordinary
+array value. https://www.mongodb.com/docs/manual/reference/method/cursor.sort/#sort-by-an-array-field
+https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/
 """
 
 from __future__ import annotations
@@ -24,18 +32,49 @@ _MINKEY, _NULL, _NUMBER, _STRING, _OBJECT, _ARRAY = 0, 1, 2, 3, 4, 5
 _BINARY, _OBJECTID, _BOOL, _DATE, _TIMESTAMP, _REGEX, _MAXKEY = 6, 7, 8, 9, 10, 11, 12
 
 NULL_KEY: tuple[Any, ...] = (_NULL,)
-EMPTY_ARRAY_KEY: tuple[Any, ...] = (_ARRAY, ())
+# Between MinKey and null: a field holding `[]` (see the module docstring).
+EMPTY_ARRAY_KEY: tuple[Any, ...] = ((_MINKEY + _NULL) / 2,)
 LOWEST: tuple[Any, ...] = (-1,)
 HIGHEST: tuple[Any, ...] = (99,)
 
 
-def _number(value: Any) -> float | int | Decimal:
+class _NaN:
+    """NaN's place among numbers: below every other number (-inf too), equal only to itself."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: object) -> bool:
+        return other is not self
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+    def __ge__(self, other: object) -> bool:
+        return other is self
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __hash__(self) -> int:
+        return 0x7FF8
+
+    def __repr__(self) -> str:
+        return "NaN"
+
+
+NAN = _NaN()
+
+
+def _number(value: Any) -> Any:
     if isinstance(value, Decimal128):
         value = value.to_decimal()
     if isinstance(value, Decimal):
-        return -math.inf if value.is_nan() else value
+        return NAN if value.is_nan() else value
     if isinstance(value, float) and math.isnan(value):
-        return -math.inf  # NaN sorts before every other number
+        return NAN
     return value
 
 
@@ -87,6 +126,7 @@ def _date_key(value: datetime) -> tuple[Any, ...]:
 _FAST: dict[type, Any] = {
     str: lambda v: (_STRING, v),
     int: lambda v: (_NUMBER, v),
+    float: lambda v: (_NUMBER, NAN if v != v else v),  # NaN is the one float unequal to itself
     bool: lambda v: (_BOOL, v),
     type(None): lambda v: NULL_KEY,
     Binary: _binary_key,
@@ -133,17 +173,34 @@ def equality_key(value: Any) -> tuple[Any, ...] | None:
     return sort_key(value)
 
 
+class _EmptyArray:
+    """What `path_values` yields for a field that holds an empty array (see EMPTY_ARRAY_KEY)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "EMPTY_ARRAY"
+
+
+EMPTY_ARRAY = _EmptyArray()
+
+
+def element_key(value: Any) -> tuple[Any, ...]:
+    """The index/sort key of one of `path_values`' values."""
+    return EMPTY_ARRAY_KEY if value is EMPTY_ARRAY else sort_key(value)
+
+
 def path_values(doc: Any, path: str) -> list[Any]:
     """Every value at a dotted path, descending into arrays as MongoDB's multikey indexes do.
 
-    A missing field yields `[None]` (indexed as null); an array yields its elements (an empty
-    array yields the empty-array marker value `[]`).
+    A missing field yields `[None]` (indexed as null); an array yields its elements, and an
+    empty array the `EMPTY_ARRAY` marker (an empty array inside an array is an element `[]`).
     """
     if "." not in path:  # the common case: a top-level field
         value = doc.get(path) if isinstance(doc, Mapping) else None
         if not isinstance(value, list):
             return [value]
-        return list(value) if value else [[]]
+        return list(value) if value else [EMPTY_ARRAY]
     out: list[Any] = []
     _collect(doc, path.split("."), out)
     return out or [None]
@@ -155,7 +212,7 @@ def _collect(value: Any, parts: Sequence[str], out: list[Any]) -> None:
             if value:
                 out.extend(value)
             else:
-                out.append([])
+                out.append(EMPTY_ARRAY)
         else:
             out.append(value)
         return
@@ -181,11 +238,9 @@ def index_keys(doc: Mapping[str, Any], fields: Sequence[str]) -> Iterator[tuple[
     for field in fields:
         values = path_values(doc, field)
         if len(values) == 1:
-            v = values[0]
-            per_field.append([EMPTY_ARRAY_KEY if isinstance(v, list) and not v else sort_key(v)])
+            per_field.append([element_key(values[0])])
             continue
-        keys = {EMPTY_ARRAY_KEY if isinstance(v, list) and not v else sort_key(v) for v in values}
-        per_field.append(sorted(keys))
+        per_field.append(sorted({element_key(v) for v in values}))
     if all(len(k) == 1 for k in per_field):
         yield tuple(k[0] for k in per_field)  # no arrays: one entry (the common case)
         return
@@ -195,7 +250,6 @@ def index_keys(doc: Mapping[str, Any], fields: Sequence[str]) -> Iterator[tuple[
 
 def sort_value(doc: Mapping[str, Any], path: str, descending: bool) -> tuple[Any, ...]:
     """The key a document sorts by on `path`: an array sorts by its smallest element
-    ascending and its largest descending, as MongoDB does."""
-    values = path_values(doc, path)
-    keys = [EMPTY_ARRAY_KEY if isinstance(v, list) and not v else sort_key(v) for v in values]
+    ascending and its largest descending, as MongoDB does (an empty array below null)."""
+    keys = [element_key(v) for v in path_values(doc, path)]
     return max(keys) if descending else min(keys)

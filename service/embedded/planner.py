@@ -8,6 +8,12 @@ bracketed, as MongoDB compares), give bounds on the index's sorted entries; a so
 order serves is answered by walking the bounds in order and stopping at the limit. A top-level
 `$or` whose every branch has bounds is answered by the union of its branches. Anything else
 reads the whole collection, as a collection scan would.
+
+On a multikey index (one holding several entries for a document) two conditions on one field
+may be met by two array elements, so their points are never intersected and a range is
+bounded on one side only; a plan is `exact` (no re-check) only on a single-valued, full,
+non-partial index, and never for null on a dotted path (arrays without subdocuments are
+indexed as null there but do not match).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.embedded.keys import HIGHEST, equality_key, sort_key, type_rank
+from service.embedded.keys import HIGHEST, NULL_KEY, equality_key, sort_key, type_rank
 from service.embedded.store import CollectionStore, Index, Stored
 
 MAX_INTERVALS = 20_000  # `$in` combinations beyond this are scanned rather than looked up
@@ -25,17 +31,35 @@ MAX_INTERVALS = 20_000  # `$in` combinations beyond this are scanned rather than
 
 @dataclass
 class Bounds:
-    """What a filter says about one field: equality points and/or a range."""
+    """What a filter says about one field: equality points and/or a range.
+
+    `points` is the intersection of every equality/`$in` condition on the field, which only a
+    single-valued field may use; `point_sets` keeps each condition's points, because on a
+    multikey index two conditions may be met by two elements of one array (`{v: "a"}` and
+    `{v: "b"}` both match `{v: ["a", "b"]}`), so there any one of them bounds the candidates.
+    """
 
     points: list[tuple[Any, ...]] | None = None
     low: tuple[Any, ...] | None = None
     low_inclusive: bool = True
     high: tuple[Any, ...] | None = None
     high_inclusive: bool = True
+    point_sets: list[list[tuple[Any, ...]]] = field(default_factory=list)
 
     @property
     def has_range(self) -> bool:
         return self.low is not None or self.high is not None
+
+    def points_for(self, index: Index) -> list[tuple[Any, ...]] | None:
+        """The points an index may look up: the intersection, or on a multikey index the
+        smallest single condition's points."""
+        if not index.multikey or len(self.point_sets) < 2:
+            return self.points
+        return min(self.point_sets, key=len)
+
+    def copy(self) -> Bounds:
+        """An independent copy (to merge a branch's conditions into)."""
+        return Bounds(**{**vars(self), "point_sets": list(self.point_sets)})
 
 
 @dataclass
@@ -83,17 +107,19 @@ def _walk(query: Mapping[str, Any], conj: Conjunction) -> None:
 def _field_bounds(value: Any) -> Bounds | None:
     if not (isinstance(value, Mapping) and value and all(k.startswith("$") for k in value)):
         key = equality_key(value)
-        return Bounds(points=[key]) if key is not None else None
+        return Bounds(points=[key], point_sets=[[key]]) if key is not None else None
     bounds = Bounds()
     for op, arg in value.items():
         if op == "$eq":
             key = equality_key(arg)
             if key is not None:
-                _merge(bounds, Bounds(points=[key]))
+                _merge(bounds, Bounds(points=[key], point_sets=[[key]]))
         elif op == "$in" and isinstance(arg, list):
-            keys = [equality_key(v) for v in arg]
-            if all(k is not None for k in keys):
-                _merge(bounds, Bounds(points=sorted(set(keys))))  # type: ignore[arg-type]
+            found = [equality_key(v) for v in arg]
+            keys = [k for k in found if k is not None]
+            if len(keys) == len(found):
+                points = sorted(set(keys))
+                _merge(bounds, Bounds(points=points, point_sets=[points]))
         elif op in ("$gt", "$gte", "$lt", "$lte") and equality_key(arg) is not None:
             _merge(bounds, _range(op, arg))
     if bounds.points is None and not bounds.has_range:
@@ -114,6 +140,7 @@ def _merge(into: Bounds, other: Bounds) -> None:
         into.points = (
             other.points if into.points is None else sorted(set(into.points) & set(other.points))
         )
+        into.point_sets.extend(other.point_sets)
     if other.low is not None and (into.low is None or other.low > into.low):
         into.low, into.low_inclusive = other.low, other.low_inclusive
     if other.high is not None and (into.high is None or other.high < into.high):
@@ -128,10 +155,11 @@ def _intervals(
     fixed = 0
     for name in index.fields:
         bounds = conj.fields.get(name)
-        if bounds is None or bounds.points is None:
+        points = None if bounds is None else bounds.points_for(index)
+        if points is None:
             break
-        prefixes.append(bounds.points)
-        if len(bounds.points) == 1 and fixed == len(prefixes) - 1:
+        prefixes.append(points)
+        if len(points) == 1 and fixed == len(prefixes) - 1:
             fixed += 1
     used = len(prefixes)
     ranged = None
@@ -267,6 +295,10 @@ def _decided(index: Index, conj: Conjunction, intervals: list[Any]) -> bool:
     used = len(intervals[0][0])
     if any(b.points is None or b.has_range for b in conj.fields.values()):
         return False
+    if any("." in f and NULL_KEY in b.points for f, b in conj.fields.items() if b.points):
+        # A dotted path through arrays that hold no subdocument (`{a: [1, 2]}`, `{a: []}`) is
+        # indexed as null but does not match `{"a.b": null}` (MongoDB's jstests/core/null2.js).
+        return False
     return set(conj.fields) == set(index.fields[:used])
 
 
@@ -330,7 +362,7 @@ def _union(
 ) -> Plan | None:
     plans = []
     for branch in branches:
-        merged = Conjunction(fields={k: Bounds(**vars(v)) for k, v in conj.fields.items()}, ors=[])
+        merged = Conjunction(fields={k: v.copy() for k, v in conj.fields.items()}, ors=[])
         _walk(branch, merged)
         found = _best_for(store, merged, (), None)
         if found is None:
