@@ -8,15 +8,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from service.embedded import EmbeddedDataError, open_embedded
+from service.embedded import EmbeddedDataError, open_embedded, snapshot, wal
 
 # The embedded backend's file, snapshots and lock.
 pytestmark = pytest.mark.embedded_only
@@ -52,24 +54,91 @@ async def test_a_snapshot_keeps_documents_and_index_semantics(tmp_path: Path) ->
     await db.client.close()
 
 
-async def test_snapshots_are_written_periodically_while_data_changes(tmp_path: Path) -> None:
+async def test_the_log_is_compacted_into_the_snapshot_once_it_outgrows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "COMPACT_MIN_BYTES", 2_000)
     path = tmp_path / "data.embedded"
     db, snapshotter = open_embedded(path, "app", interval=0.05)
     snapshotter.start()
     await db["c"].insert_one({"_id": 1})
+    await asyncio.sleep(0.2)
+    assert not path.exists()  # a small log is not worth a snapshot
+    await db["c"].insert_many([{"_id": i, "v": "x" * 100} for i in range(2, 40)])
     for _ in range(100):
         if path.exists():
             break
         await asyncio.sleep(0.05)
     first = path.stat().st_mtime_ns
+    [segment] = wal.segments(path)  # the older segments went into the snapshot
+    assert segment[1].stat().st_size == len(wal.MAGIC)
     await asyncio.sleep(0.2)
     assert path.stat().st_mtime_ns == first  # nothing changed: nothing written
-    await db["c"].insert_one({"_id": 2})
-    for _ in range(100):
-        if path.stat().st_mtime_ns != first:
-            break
-        await asyncio.sleep(0.05)
+    await db["c"].delete_many({"_id": {"$gt": 20}})
+    await db.client.close()  # what the log holds is compacted at close
     assert path.stat().st_mtime_ns != first
+    db, _ = open_embedded(path, "app")
+    assert await db["c"].count_documents({}) == 20
+    await db.client.close()
+
+
+class _GatedFile:
+    """A snapshot's temporary file whose first writer stalls after its first chunk."""
+
+    def __init__(self, handle: Any, gates: dict[str, threading.Event], first: bool) -> None:
+        self.handle, self.gates, self.first = handle, gates, first
+        self.chunks = 0
+
+    def write(self, chunk: bytes) -> int:
+        self.chunks += 1
+        if self.first and self.chunks == 2:
+            self.gates["started"].set()
+            self.gates["second_done"].wait(1.5)  # what close() does meanwhile decides
+        return int(self.handle.write(chunk))
+
+    def close(self) -> None:
+        self.handle.close()
+        self.gates["first_done" if self.first else "second_done"].set()
+
+    def __enter__(self) -> _GatedFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+async def test_close_during_a_snapshot_leaves_a_file_that_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22, finding 1: close() cancelled a snapshot still being written, then wrote its
+    own into the same temporary file; the result refused start-up."""
+    gates = {name: threading.Event() for name in ("started", "second_done", "first_done")}
+    opened: list[str] = []
+
+    def gated_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = open(file, mode, *args, **kwargs)  # noqa: SIM115 - closed by the wrapper
+        if "w" in mode and str(file).endswith(".tmp"):
+            opened.append(str(file))
+            return _GatedFile(handle, gates, first=len(opened) == 1)
+        return handle
+
+    monkeypatch.setattr(snapshot, "open", gated_open, raising=False)
+    monkeypatch.setattr(snapshot, "COMPACT_MIN_BYTES", 0, raising=False)
+    path = tmp_path / "data.embedded"
+    db, snapshotter = open_embedded(path, "app", interval=0.05)
+    snapshotter.start()
+    await db["c"].insert_many([{"_id": i, "v": "x" * 1000} for i in range(200)])
+    assert await asyncio.to_thread(gates["started"].wait, 10)  # a background snapshot runs
+    await db["c"].insert_one({"_id": 999})
+    await db.client.close()
+    await asyncio.to_thread(gates["first_done"].wait, 10)  # the background writer is done too
+
+    db, _ = open_embedded(path, "app")
+    assert await db["c"].count_documents({}) == 201
+    assert not list(tmp_path.glob(".*.tmp"))
     await db.client.close()
 
 
