@@ -145,6 +145,30 @@ async def test_ttl_deletions_are_swept_in_insert_only_collections_and_persisted(
     await db.client.close()
 
 
+@pytest.mark.parametrize("fsync", [True, False])
+async def test_embedded_fsync_decides_whether_a_commit_waits_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    from service.database import connect
+    from service.settings import Settings
+
+    settings = Settings(
+        mongodb_url=None, embedded_db_path=str(tmp_path / "d.embedded"), embedded_fsync=fsync
+    )
+    database = connect(settings)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    await database.db["c"].insert_one({"_id": 1})
+    assert bool(synced) is fsync  # off: written to the OS (survives kill -9), not fsync'd
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    copy = _crash_image(tmp_path / "d.embedded", tmp_path / "crashed")
+    await database.close()
+    db, _ = open_embedded(copy, "lead_ignite")
+    assert await db["c"].count_documents({}) == 1
+    await db.client.close()
+
+
 class _GatedFile:
     """A snapshot's temporary file whose first writer stalls after its first chunk."""
 
