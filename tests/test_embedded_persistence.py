@@ -21,6 +21,7 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from service.embedded import EmbeddedDataError, open_embedded, snapshot, wal
+from service.embedded.engine import EngineClient
 
 # The embedded backend's file, snapshots and lock.
 pytestmark = pytest.mark.embedded_only
@@ -167,6 +168,32 @@ async def test_embedded_fsync_decides_whether_a_commit_waits_for_the_disk(
     db, _ = open_embedded(copy, "lead_ignite")
     assert await db["c"].count_documents({}) == 1
     await db.client.close()
+
+
+def test_a_snapshot_capture_meets_databases_created_meanwhile() -> None:
+    """Issue 22, finding 7: the event loop created databases without the engine's lock while
+    a snapshot capture iterated them ("dictionary changed size during iteration")."""
+    engine = EngineClient()
+    for i in range(50):
+        engine.database(f"d{i}").store("c").created = True
+    errors: list[Exception] = []
+    stop = threading.Event()
+
+    def capture() -> None:
+        while not stop.is_set():
+            try:
+                snapshot._capture(engine)
+            except RuntimeError as exc:
+                errors.append(exc)
+                return
+
+    worker = threading.Thread(target=capture)
+    worker.start()
+    for i in range(5000):
+        engine.database(f"n{i}").store("c")
+    stop.set()
+    worker.join()
+    assert not errors
 
 
 class _GatedFile:
