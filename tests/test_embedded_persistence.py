@@ -279,6 +279,42 @@ async def test_a_damaged_file_stops_start_up_clearly(
     open_embedded(tmp_path / "other.embedded", "app")  # the failed open released nothing else
 
 
+async def _two_segments(path: Path) -> list[Path]:
+    """A crash image whose log has two segments of records (a compaction that never ran)."""
+    db, _ = open_embedded(path, "app")
+    await db["c"].insert_many([{"_id": i} for i in range(5)])
+    assert db.client.engine.recorder.log is not None
+    db.client.engine.recorder.log.rotate()
+    await db["c"].insert_many([{"_id": i} for i in range(5, 10)])
+    copy = _crash_image(path, path.parent / "crashed")
+    await db.client.close()
+    return [segment for _, segment in wal.segments(copy)]
+
+
+@pytest.mark.parametrize("damage", ["altered", "missing"])
+async def test_a_damaged_log_stops_start_up_clearly(tmp_path: Path, damage: str) -> None:
+    first, _ = await _two_segments(tmp_path / "data.embedded")
+    if damage == "altered":  # not a torn tail: a later segment exists
+        data = bytearray(first.read_bytes())
+        data[len(wal.MAGIC) + 12] ^= 0xFF
+        first.write_bytes(bytes(data))
+        message = "damaged at byte"
+    else:
+        first.unlink()
+        message = "log segment 1 is missing|not the first"
+    with pytest.raises(EmbeddedDataError, match=message):
+        open_embedded(first.parent / "data.embedded", "app")
+
+
+async def test_a_torn_tail_is_discarded_and_the_rest_replayed(tmp_path: Path) -> None:
+    _, second = await _two_segments(tmp_path / "data.embedded")
+    torn = wal.encode(wal.INSERT, "app", "c", b"\x10\x00\x00\x00")[:9]
+    second.write_bytes(second.read_bytes() + torn)  # a record cut short by the crash
+    db, _ = open_embedded(second.parent / "data.embedded", "app")
+    assert await db["c"].count_documents({}) == 10
+    await db.client.close()
+
+
 async def test_one_process_owns_the_file(tmp_path: Path) -> None:
     path = tmp_path / "data.embedded"
     db, _ = open_embedded(path, "app")

@@ -19,8 +19,10 @@ one to replay, and then deletes the older segments.
 At start-up the records of every segment from the snapshot's on are replayed in order. A
 record cut short or failing its CRC at the end of the last segment is a torn write that was
 never acknowledged (its fsync had not returned): it and everything after it are discarded
-(with a warning saying how many bytes) and the segment is truncated there. Damage anywhere
-else stops start-up with a clear error.
+(with a warning saying how many bytes) and the segment is truncated there. Damage in an
+earlier segment, a missing segment or a foreign file stops start-up with a clear error.
+A flipped bit inside the last segment cannot be told from a torn write: its record and
+those after it are discarded, and the warning says so with the byte count.
 """
 
 from __future__ import annotations
