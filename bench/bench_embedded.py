@@ -83,7 +83,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a loaded 2-core machine
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.base + "/health", timeout=1).status_code == 200:
@@ -240,11 +240,12 @@ def load_main(sizes: list[int]) -> None:
             path = Path(folder) / "lead_ignite.embedded"
             crashed = _build_file(path, n)
             size = path.stat().st_size / 1e6
-            old = min(_timed(functools.partial(legacy_load, path)) for _ in range(3))
-            new = min(_timed(functools.partial(snapshot._load, path)) for _ in range(3))
+            runs = 3 if n <= 5000 else 1  # best of three where it is cheap
+            old = min(_timed(functools.partial(legacy_load, path)) for _ in range(runs))
+            new = min(_timed(functools.partial(snapshot._load, path)) for _ in range(runs))
             replay = functools.partial(_replay, crashed)
             log_bytes = sum(f.stat().st_size for f in crashed.parent.glob("*.wal.*")) / 1e6
-            replayed = min(_timed(replay) for _ in range(3))
+            replayed = min(_timed(replay) for _ in range(runs))
             start = time.perf_counter()
             server = Server(path)
             restart = time.perf_counter() - start
