@@ -434,3 +434,31 @@ def test_a_server_keeps_its_data_across_restarts_and_kill_9(tmp_path: Path, serv
     base = server.start(path)
     got = httpx.get(base + "/v1/leads/" + late.json()["id"], headers=_login(base, login))
     assert got.status_code == 200
+
+
+async def test_writes_go_on_while_a_compaction_writes_the_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gates = {name: threading.Event() for name in ("started", "second_done", "first_done")}
+
+    def gated_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = open(file, mode, *args, **kwargs)  # noqa: SIM115 - closed by the wrapper
+        if "w" in mode and str(file).endswith(".tmp"):
+            return _GatedFile(handle, gates, first=True)
+        return handle
+
+    monkeypatch.setattr(snapshot, "open", gated_open, raising=False)
+    path = tmp_path / "data.embedded"
+    db, snapshotter = open_embedded(path, "app")
+    await db["c"].insert_many([{"_id": i} for i in range(100)])
+    compaction = asyncio.create_task(snapshotter.save())
+    assert await asyncio.to_thread(gates["started"].wait, 10)  # the snapshot is being written
+    await asyncio.wait_for(db["c"].insert_one({"_id": "during"}), timeout=1)  # not held up
+    assert await asyncio.wait_for(db["c"].count_documents({}), timeout=1) == 101
+    gates["second_done"].set()  # let the snapshot finish
+    assert await compaction
+    copy = _crash_image(path, tmp_path / "crashed")
+    await db.client.close()
+    db, _ = open_embedded(copy, "app")  # the snapshot plus the write logged meanwhile
+    assert await db["c"].count_documents({}) == 101
+    await db.client.close()
