@@ -17,13 +17,22 @@ The baseline, measured in the same run on the same backend: the raw driver API's
 indexes (no journal, no validation, no HTTP), reported as a ratio.
 
 Usage: .venv/bin/python bench/bench_embedded.py [--rows 10000]
+
+`--load 2000 20000` measures start-up instead (issue 29 point 4, issue 22): loading the data
+file of that many leads (every declared index) in-process, three ways in the same run — the
+loader before the write-ahead log (every document inserted, then each index built by decoding
+every document again: the baseline), the snapshot loader now (one decode per document, each
+index sorted once), and replaying the same data from the log alone (a `kill -9` before any
+compaction) — then the whole server's restart to its first `/health` answer.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -74,7 +83,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a loaded 2-core machine
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.base + "/health", timeout=1).status_code == 200:
@@ -154,10 +163,108 @@ def raw_insert_seconds(rows: list[dict[str, Any]]) -> float:
     return asyncio.run(run())
 
 
+def _build_file(path: Path, n: int) -> Path:
+    """A data file of `n` leads; returns a copy of it as `kill -9` left it (log only)."""
+    from documents.lead import LeadBase
+    from service.database import init_models
+    from service.embedded import open_embedded
+
+    crashed = path.parent / "crashed"
+    crashed.mkdir()
+
+    async def run() -> None:
+        db, _ = open_embedded(path, "lead_ignite")
+        await init_models(db)
+        docs = raw_documents(lead_rows(n))
+        for start in range(0, n, 1000):
+            await LeadBase.get_pymongo_collection().insert_many(docs[start : start + 1000])
+        for file in path.parent.glob(path.name + ".wal.*"):
+            shutil.copy(file, crashed / file.name)
+        await db.client.close()  # compacts: the snapshot alone
+
+    asyncio.run(run())
+    return crashed / path.name
+
+
+def legacy_load(path: Path) -> int:
+    """The loader before the log, as the baseline: insert every document, then build each
+    index by decoding every document again. Returns the documents loaded."""
+    import bson
+
+    from service.embedded import codec, snapshot
+    from service.embedded.engine import EngineClient
+    from service.embedded.store import Index
+
+    data = path.read_bytes()
+    items = list(snapshot._documents(data, len(snapshot.MAGIC)))
+    engine = EngineClient()
+    body = iter(items[1:-1])
+    total = 0
+    for _, raw in body:
+        descriptor = bson.decode(raw)
+        raws = [next(body)[1] for _ in range(descriptor["count"])]
+        store = engine.database(descriptor["database"]).store(descriptor["collection"])
+        store.created = True
+        for doc_raw in raws:
+            store.insert(codec.to_canonical(doc_raw), doc_raw)
+        for spec in descriptor["indexes"]:
+            options = codec.canonical(spec.get("options") or {})
+            store.create_index(Index(spec["name"], [tuple(k) for k in spec["key"]], options))
+        total += len(raws)
+    return total
+
+
+def _timed(call: Any) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _replay(path: Path) -> None:
+    from service.embedded import snapshot
+
+    owner = snapshot.Snapshotter(path, 0)
+    owner.open()
+    assert owner.log is not None
+    owner.log.close()
+    owner._lock.release()
+
+
+def load_main(sizes: list[int]) -> None:
+    """Start-up times for each size, as ratios against the old loader in the same run."""
+    from service.embedded import snapshot
+
+    print(f"machine load (uptime): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "lead_ignite.embedded"
+            crashed = _build_file(path, n)
+            size = path.stat().st_size / 1e6
+            runs = 3 if n <= 5000 else 1  # best of three where it is cheap
+            old = min(_timed(functools.partial(legacy_load, path)) for _ in range(runs))
+            new = min(_timed(functools.partial(snapshot._load, path)) for _ in range(runs))
+            replay = functools.partial(_replay, crashed)
+            log_bytes = sum(f.stat().st_size for f in crashed.parent.glob("*.wal.*")) / 1e6
+            replayed = min(_timed(replay) for _ in range(runs))
+            start = time.perf_counter()
+            server = Server(path)
+            restart = time.perf_counter() - start
+            server.stop(signal.SIGINT)
+        print(f"{n:,} leads, snapshot {size:.1f} MB, log alone {log_bytes:.1f} MB:")
+        print(f"  old loader (baseline)        : {old:6.2f} s  1.00x")
+        print(f"  snapshot loader now          : {new:6.2f} s  {new / old:5.2f}x")
+        print(f"  log replay alone (kill -9)   : {replayed:6.2f} s  {replayed / old:5.2f}x")
+        print(f"  server start to /health 200  : {restart:6.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--load", type=int, nargs="*", help="measure start-up at these sizes")
     args = parser.parse_args()
+    if args.load:
+        load_main(args.load)
+        return
     rows = lead_rows(2 * args.rows)
     baseline = raw_insert_seconds(rows[: args.rows])
     with tempfile.TemporaryDirectory() as folder:

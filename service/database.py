@@ -82,12 +82,13 @@ def connect(settings: Settings) -> Database:
         settings.embedded_db_path,
         settings.mongodb_db,
         interval=settings.embedded_snapshot_seconds,
+        fsync=settings.embedded_fsync,
     )
     log.warning(
         "MONGODB_URL is not set: running on the EMBEDDED database kept in %s (one process, "
-        "saved every %ss and at shutdown). Not for production.",
+        "every write logged before it is acknowledged, fsync %s). Not for production.",
         settings.embedded_db_path,
-        settings.embedded_snapshot_seconds,
+        "on" if settings.embedded_fsync else "off",
     )
     return Database(db=db, kind="embedded", owned=True, snapshotter=snapshotter)
 

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # The embedded backend (MONGODB_URL unset) keeps its data here; empty = memory only.
     embedded_db_path: str = ".data/lead_ignite.embedded"
     embedded_snapshot_seconds: float = Field(default=5.0, ge=0, le=3600)
+    # Every write is in the embedded log before it is acknowledged; fsync'd too when true.
+    embedded_fsync: bool = True
 
     jwt_secret: str | None = Field(default=None, min_length=32)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"

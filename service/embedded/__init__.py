@@ -11,7 +11,8 @@ PyMongo's `AsyncDatabase`.
 - `planner.py`  which index bounds a query's candidates
 - `engine.py`   mongomock's matching/update/aggregation semantics on that storage
 - `aio.py`      the async face (client, database, collection, cursors), one worker thread
-- `snapshot.py` persistence to one file, owned by one process
+- `wal.py`      the write-ahead log: every change on disk before it is acknowledged
+- `snapshot.py` persistence: snapshot plus log, compaction, recovery, one owning process
 - `mongomock_hooks.py` every private part of mongomock used (pinned, checked by a test)
 
 Its limits are stated in the README: one process, data that fits in memory (it is meant for
@@ -40,14 +41,16 @@ def embedded_database(name: str = "lead_ignite") -> EmbeddedDatabase:
 
 
 def open_embedded(
-    path: str | Path, name: str, *, interval: float = 5.0
+    path: str | Path, name: str, *, interval: float = 5.0, fsync: bool = True
 ) -> tuple[EmbeddedDatabase, Snapshotter]:
     """The embedded database kept in `path`, owned by this process until its client closes.
 
-    Raises EmbeddedDataError when another process owns the file or the file is not usable.
-    Call `snapshotter.start()` once an event loop runs to save every `interval` seconds.
+    Every write is in the log (`fsync`'d when `fsync`) before it returns. Raises
+    EmbeddedDataError when another process owns the file or the file is not usable. Call
+    `snapshotter.start()` once an event loop runs to sweep TTL indexes and compact the log
+    when due, every `interval` seconds.
     """
-    snapshotter = Snapshotter(Path(path), interval)
+    snapshotter = Snapshotter(Path(path), interval, fsync=fsync)
     client = snapshotter.open()
     return client[name], snapshotter
 

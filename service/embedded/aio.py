@@ -24,8 +24,13 @@ Differences from PyMongo, all deliberate:
   changed between batches are read as they are then (a server gives no snapshot either).
 - `command` knows `ping`, `buildInfo`, `hello`/`isMaster`, `serverStatus`, `collMod`,
   `dbStats` and `listCollections`.
-- `close()` is a coroutine (as PyMongo's is) and also writes the last snapshot of a persistent
-  client (see snapshot.py).
+- `close()` is a coroutine (as PyMongo's is) and also compacts and releases the file of a
+  persistent client (see snapshot.py).
+
+Durability: an engine call's changes go to the write-ahead log (wal.py) in the critical
+section; `run` (and `run_point`) return only once they are committed, so a write that
+returned survives `kill -9`, even when the call failed after changing something (a partly
+applied `insert_many`).
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from pymongo.results import (
     UpdateResult,
 )
 
-from service.embedded import codec
+from service.embedded import codec, wal
 from service.embedded.engine import (
     NO_COLLATION,
     SERVER_VERSION,
@@ -85,16 +90,33 @@ _ENGINE = threading.Lock()
 _BATCH = 500  # documents decoded per cursor batch
 
 
-def _exclusive(call: Callable[[], T]) -> T:
+_Outcome = tuple[Any, BaseException | None, list[tuple[wal.Log, int]]]
+
+
+def _exclusive(call: Callable[[], Any]) -> _Outcome:
+    # The call's result or error, and the log records it wrote (taken in the same section).
     with _ENGINE:
-        return call()
+        try:
+            return call(), None, wal.written()
+        except BaseException as exc:  # re-raised by the caller once its changes are durable
+            return None, exc, wal.written()
+
+
+async def _settle(outcome: _Outcome) -> Any:
+    result, error, commits = outcome
+    for log, upto in commits:
+        await log.commit(upto)
+    if error is not None:
+        raise error
+    return result
 
 
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run an engine call in the worker thread."""
+    """Run an engine call in the worker thread; return once its changes are durable."""
     loop = asyncio.get_running_loop()
     call = functools.partial(fn, *args, **kwargs)
-    return await loop.run_in_executor(_WORKER, _exclusive, call)
+    result: T = await _settle(await loop.run_in_executor(_WORKER, _exclusive, call))
+    return result
 
 
 async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -106,9 +128,13 @@ async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """
     if _ENGINE.acquire(blocking=False):
         try:
-            return fn(*args, **kwargs)
+            outcome: _Outcome = (fn(*args, **kwargs), None, wal.written())
+        except BaseException as exc:
+            outcome = (None, exc, wal.written())
         finally:
             _ENGINE.release()
+        result: T = await _settle(outcome)  # a TTL deletion on the way is logged
+        return result
     return await run(fn, *args, **kwargs)
 
 
@@ -161,13 +187,18 @@ class EmbeddedClient:
 
     async def list_database_names(self) -> list[str]:
         """Databases holding at least one collection."""
-        return [n for n, d in self.engine.databases.items() if d.list_collection_names()]
+
+        def names() -> list[str]:
+            with self.engine.lock:
+                databases = list(self.engine.databases.items())
+            return [n for n, d in databases if d.list_collection_names()]
+
+        return await run(names)
 
     async def drop_database(self, name_or_database: str | EmbeddedDatabase) -> None:
         """Drop every collection of a database."""
         name = getattr(name_or_database, "name", name_or_database)
-        db = self.engine.databases.pop(str(name), None)
-        if db is not None:
+        if await run(self.engine.drop_database, str(name)):
             self.writes += 1
 
     def on_close(self, callback: Callable[[], Any]) -> None:
@@ -253,7 +284,7 @@ class EmbeddedDatabase:
         store = self.engine.store(command["collMod"])
         for option in ("validator", "validationLevel", "validationAction"):
             if option in command:
-                store.options[option] = codec.canonical_value(command[option])
+                store.set_option(option, codec.canonical_value(command[option]))
         self.client.writes += 1
         return {"ok": 1.0}
 

@@ -46,11 +46,11 @@ from pymongo.errors import (
     WriteError,
 )
 
-from service.embedded import codec, geo
+from service.embedded import codec, geo, wal
 from service.embedded import mongomock_hooks as mm
 from service.embedded.keys import EMPTY_ARRAY, path_values, sort_key, sort_value
 from service.embedded.planner import Plan, plan
-from service.embedded.store import CollectionStore, Index
+from service.embedded.store import CollectionStore, Index, Recorder
 
 SERVER_VERSION = "7.0.0"
 """The MongoDB version the engine answers `buildInfo` with (mongomock's feature level)."""
@@ -337,12 +337,31 @@ class EngineClient:
     def __init__(self) -> None:
         self._id = next(self._ids)
         self.databases: dict[str, EngineDatabase] = {}
+        self.recorder = Recorder()  # the write-ahead log's entry point (snapshot.py attaches it)
+        # Guards `databases` and each database's `stores`: the event loop creates databases
+        # (EmbeddedDatabase) while the worker may be iterating them for a snapshot.
+        self.lock = threading.Lock()
 
     def database(self, name: str) -> EngineDatabase:
         """The database of this name (created on first use, as MongoDB does)."""
-        if name not in self.databases:
-            self.databases[name] = EngineDatabase(self, name)
-        return self.databases[name]
+        with self.lock:
+            if name not in self.databases:
+                self.databases[name] = EngineDatabase(self, name)
+            return self.databases[name]
+
+    def drop_database(self, name: str) -> bool:
+        """Drop a database with all its collections; whether there was one."""
+        with self.lock:
+            dropped = self.databases.pop(name, None)
+        if dropped is not None:
+            self.recorder(wal.DROP_DATABASE, name, "")
+        return dropped is not None
+
+    def sweep(self, now: datetime) -> int:
+        """Delete expired documents in every collection with a TTL index (insert-only ones too)."""
+        with self.lock:
+            stores = [s for db in self.databases.values() for s in db.stores.values()]
+        return sum(store.sweep(now) for store in stores)
 
     def server_info(self) -> dict[str, Any]:
         """What `buildInfo` answers."""
@@ -358,8 +377,8 @@ class EngineClient:
 class EngineStore(CollectionStore):
     """A collection store whose partial indexes cover documents as a query would match them.
 
-    Every index reaches the store through `create_index` (the engine's, a snapshot's load), so
-    each partial index gets `partial_matcher` (arrays included) whichever way it came.
+    Indexes reach the store through `create_index` or a snapshot's `load`; both give each
+    partial index `partial_matcher` (arrays included).
     """
 
     def create_index(self, index: Index) -> None:
@@ -367,6 +386,14 @@ class EngineStore(CollectionStore):
         if index.partial is not None:
             index._applies = partial_matcher(index.partial)
         super().create_index(index)
+
+    def load(self, raws: list[bytes], indexes: list[Index]) -> None:
+        """Fill an empty store from a snapshot (see CollectionStore.load), partial indexes
+        covering documents with `partial_matcher` as `create_index` does."""
+        for index in indexes:
+            if index.partial is not None:
+                index._applies = partial_matcher(index.partial)
+        super().load(raws, indexes)
 
 
 class EngineDatabase:
@@ -380,9 +407,13 @@ class EngineDatabase:
 
     def store(self, name: str) -> CollectionStore:
         """The store of a collection (created empty on first use)."""
-        if name not in self.stores:
-            self.stores[name] = EngineStore(name)
-        return self.stores[name]
+        store = self.stores.get(name)
+        if store is None:
+            with self.client.lock:
+                store = self.stores.setdefault(
+                    name, EngineStore(name, self.name, self.client.recorder)
+                )
+        return store
 
     def get_collection(self, name: str, **_: Any) -> EngineCollection:
         """A collection (mongomock's aggregation stages look `$lookup` targets up here)."""
@@ -402,7 +433,7 @@ class EngineDatabase:
         """Create an empty collection; CollectionInvalid if it exists."""
         if name in self.list_collection_names():
             raise CollectionInvalid(f"collection {name} already exists")
-        self.store(name).created = True
+        self.store(name).mark_created()
 
     def drop_collection(self, name: str) -> None:
         """Remove a collection with its documents and indexes."""
@@ -705,10 +736,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         store = self._store
         if not any(i.ttl is not None for i in store.indexes.values()):
             return
-        now = datetime.utcnow()
-        for key in store.expire(now):
-            if key in store:
-                store.delete(key)
+        store.sweep(datetime.utcnow())
 
 
 NO_COLLATION = "the embedded backend has no collations (it compares strings by code point)"

@@ -12,6 +12,9 @@ instead of a pass over the collection — and a unique index also keeps a hash m
 document, which decides duplicates in O(1). Partial and sparse unique indexes constrain only
 the documents they cover, exactly as MongoDB's do; for lookups every index holds every
 document, which can only widen a candidate set that the full filter then narrows.
+
+Every change a store makes is also handed to its `Recorder`, which appends it to the
+write-ahead log once the client is persistent (see wal.py): TTL deletions included.
 """
 
 from __future__ import annotations
@@ -19,14 +22,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import bson
 from mongomock.filtering import filter_applies
 from pymongo.errors import DuplicateKeyError, OperationFailure
 from sortedcontainers import SortedList
 
-from service.embedded import codec
+from service.embedded import codec, wal
 from service.embedded.keys import index_keys, sort_key
+
+if TYPE_CHECKING:
+    from service.embedded.wal import Log
 
 IdKey = tuple[Any, ...]
 Stored = tuple[bytes, int]
@@ -117,11 +124,32 @@ def _has_path(doc: Mapping[str, Any], path: str) -> bool:
     return True
 
 
+class Recorder:
+    """Where the stores of one client send their changes: the log, once one is attached."""
+
+    __slots__ = ("log",)
+
+    def __init__(self) -> None:
+        self.log: Log | None = None
+
+    def __call__(self, kind: int, database: str, collection: str, payload: bytes = b"") -> None:
+        """Append a change to the log (nothing when the client is not persistent)."""
+        if self.log is not None:
+            self.log.append(wal.encode(kind, database, collection, payload))
+
+
+def index_spec(index: Index) -> dict[str, Any]:
+    """An index as the snapshot and the log store it."""
+    return {"name": index.name, "key": [[k, d] for k, d in index.keys], "options": index.options}
+
+
 class CollectionStore:
     """Documents by `_id` (in insertion order) plus the collection's indexes."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, database: str = "", recorder: Recorder | None = None) -> None:
         self.name = name
+        self.database = database
+        self.recorder = recorder
         self.docs: dict[IdKey, Stored] = {}
         self.indexes: dict[str, Index] = {}
         self.created = False
@@ -129,6 +157,11 @@ class CollectionStore:
         self._seq = 0
         self._next_expiry: datetime | None = None
         self.indexes["_id_"] = Index("_id_", [("_id", 1)])
+
+    def _record(self, kind: int, payload: bytes = b"") -> None:
+        recorder = self.recorder
+        if recorder is not None and recorder.log is not None:
+            recorder(kind, self.database, self.name, payload)
 
     # -- documents ------------------------------------------------------------------------
 
@@ -158,6 +191,7 @@ class CollectionStore:
         self.created = True
         for name, index in self.indexes.items():
             self._add(index, key, doc, new_keys[name])
+        self._record(wal.INSERT, raw)
 
     def replace(
         self, key: IdKey, doc: dict[str, Any], raw: bytes, changed: frozenset[str] | None = None
@@ -185,6 +219,7 @@ class CollectionStore:
             self._remove(index, key)
             self._add(index, key, doc, new_keys[name])
         self.docs[key] = (raw, seq)
+        self._record(wal.REPLACE, raw)
 
     def __setitem__(self, raw_id: Any, doc: dict[str, Any]) -> None:
         # mongomock's update code restores a document's snapshot this way after a failure.
@@ -192,9 +227,11 @@ class CollectionStore:
 
     def delete(self, key: IdKey) -> None:
         """Remove a document and its index entries."""
-        self.docs.pop(key)
+        raw, _ = self.docs.pop(key)
         for index in self.indexes.values():
             self._remove(index, key)
+        if self.recorder is not None and self.recorder.log is not None:
+            self._record(wal.DELETE, bson.encode({"_id": codec.to_canonical(raw)["_id"]}))
 
     def drop(self) -> None:
         """Remove every document and index."""
@@ -202,6 +239,43 @@ class CollectionStore:
         self.indexes = {"_id_": Index("_id_", [("_id", 1)])}
         self.created = False
         self.options = {}
+        self._record(wal.DROP)
+
+    def mark_created(self) -> None:
+        """The collection exists, even empty (`create_collection`)."""
+        self.created = True
+        self._record(wal.CREATE)
+
+    def set_option(self, name: str, value: Any) -> None:
+        """Set a collection option (`collMod`: validator, validation level and action)."""
+        self.options[name] = value
+        self._record(wal.OPTIONS, codec.encode(self.options))
+
+    def load(self, raws: list[bytes], indexes: list[Index]) -> None:
+        """Fill an empty store from a snapshot: each document decoded once, each index
+        sorted once (the snapshot's checksum vouches for its unique indexes)."""
+        for index in indexes:
+            self.indexes[index.name] = index
+        all_indexes = list(self.indexes.values())
+        docs = self.docs
+        seq = self._seq
+        for raw in raws:
+            doc = codec.to_canonical(raw)
+            key = sort_key(doc["_id"])
+            seq += 1
+            docs[key] = (raw, seq)
+            for index in all_indexes:
+                keys = index.keys_of(doc)
+                if len(keys) > 1:
+                    index.multikey = True
+                index.by_doc[key] = tuple((*k, key) for k in keys)
+                if index.owners is not None and index.constrains(doc):
+                    for k in keys:
+                        index.owners[k] = key
+        self._seq = seq
+        for index in all_indexes:
+            index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
+        self.created = True
 
     # -- indexes --------------------------------------------------------------------------
 
@@ -233,6 +307,7 @@ class CollectionStore:
         index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
         self.indexes[index.name] = index
         self.created = True
+        self._record(wal.CREATE_INDEX, codec.encode(index_spec(index)))
 
     def drop_index(self, name: str) -> None:
         """Remove an index by name (OperationFailure when there is none)."""
@@ -241,6 +316,7 @@ class CollectionStore:
         if name not in self.indexes:
             raise OperationFailure(f"index not found with name [{name}]", code=27)
         del self.indexes[name]
+        self._record(wal.DROP_INDEX, bson.encode({"name": name}))
 
     def _check_unique(
         self, key: IdKey, doc: Mapping[str, Any], new_keys: Mapping[str, list[tuple[Any, ...]]]
@@ -271,6 +347,17 @@ class CollectionStore:
                 del index.owners[entry[:-1]]
 
     # -- TTL ------------------------------------------------------------------------------
+
+    def sweep(self, now: datetime) -> int:
+        """Delete the documents past a TTL index's expiry (at most once a minute); how many."""
+        if not any(index.ttl is not None for index in self.indexes.values()):
+            return 0
+        gone = 0
+        for key in self.expire(now):
+            if key in self.docs:
+                self.delete(key)
+                gone += 1
+        return gone
 
     def expire(self, now: datetime) -> list[IdKey]:
         """Keys of documents past a TTL index's expiry, found once a minute at most.
