@@ -78,6 +78,11 @@ def build_runtime(settings: Settings) -> workers.Runtime:
     from service.webhooks.delivery import add_delivery_worker
 
     add_delivery_worker(runtime, settings)
+    for worker in runtime.workers.values():
+        # Delivery steps wait on HTTP endpoints (WEBHOOK_TIMEOUT_SECONDS per call), not on the
+        # database: its calls are bounded one by one (MONGODB_TIMEOUT_MS, socket timeout).
+        if worker.name != "webhooks":
+            worker.budget = settings.background_timeout_ms / 1000
     return runtime
 
 

@@ -57,11 +57,13 @@ def connect(settings: Settings) -> Database:
             retryWrites=True,
             w="majority",
             readConcernLevel="majority",
+            # No client-wide `timeoutMS`: it would cap every cursor over its whole life and,
+            # inside a request, replace server selection's timeout. Each use has its own
+            # budget instead (service/deadlines.py): requests and background steps run under
+            # `pymongo.timeout`, batch work is bounded per round trip by the socket timeout.
             serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
             connectTimeoutMS=settings.mongodb_timeout_ms,
-            # Client-side operation timeout: PyMongo also sends it as `maxTimeMS` with every
-            # command, so a runaway query or aggregate is stopped on the server too.
-            timeoutMS=settings.mongodb_max_time_ms,
+            socketTimeoutMS=settings.mongodb_batch_timeout_ms,
             appname="lead-ignite-data-service",
             event_listeners=[CommandLatency()],
         )

@@ -46,8 +46,16 @@ from pymongo import (
     ReturnDocument,
     UpdateMany,
     UpdateOne,
+    _csot,
 )
-from pymongo.errors import BulkWriteError, InvalidOperation, OperationFailure, WriteError
+from pymongo.errors import (
+    BulkWriteError,
+    ExecutionTimeout,
+    InvalidOperation,
+    NetworkTimeout,
+    OperationFailure,
+    WriteError,
+)
 from pymongo.operations import IndexModel
 from pymongo.results import (
     BulkWriteResult,
@@ -83,10 +91,25 @@ def _exclusive(call: Callable[[], T]) -> T:
 
 
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run an engine call in the worker thread."""
+    """Run an engine call in the worker thread, within the caller's `pymongo.timeout`."""
+    left = _time_left()
     loop = asyncio.get_running_loop()
     call = functools.partial(fn, *args, **kwargs)
-    return await loop.run_in_executor(_WORKER, _exclusive, call)
+    if left is None:
+        return await loop.run_in_executor(_WORKER, _exclusive, call)
+    try:
+        async with asyncio.timeout(left):
+            return await loop.run_in_executor(_WORKER, _exclusive, call)
+    except TimeoutError:  # as PyMongo's socket timeout under CSOT (the call may still finish)
+        raise NetworkTimeout(f"timed out after {left:.3f}s (embedded backend)") from None
+
+
+def _time_left() -> float | None:
+    """The caller's remaining CSOT budget (service/deadlines.py); spent: as PyMongo, refuse."""
+    left = _csot.remaining()
+    if left is not None and left <= 0:
+        raise ExecutionTimeout("operation exceeded time limit (embedded backend)", 50)
+    return left
 
 
 async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -96,6 +119,7 @@ async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     engine is busy (the worker holds it) the read queues in the worker as any other call.
     Calls still never interleave: both paths hold the engine lock.
     """
+    _time_left()
     if _ENGINE.acquire(blocking=False):
         try:
             return fn(*args, **kwargs)
