@@ -58,7 +58,7 @@ def lifespan(settings: Settings, database: Any | None) -> Lifespan:
             )
             stack.push_async_callback(db.close)
             app.state.database = db
-            await init_models(db.db)
+            app.state.indexes = await init_models(db.db)  # changed ones: reported in /ready
             await repair(AGGREGATE_ROOTS)  # a crash may have left journal outboxes behind
             background = app.state.background = await start_background(settings)
             stack.push_async_callback(background.stop)  # before the database closes

@@ -270,6 +270,15 @@ class EmbeddedDatabase:
         for option in ("validator", "validationLevel", "validationAction"):
             if option in command:
                 store.options[option] = codec.canonical_value(command[option])
+        if "index" in command:  # hide or unhide: the planner skips hidden indexes
+            spec = command["index"]
+            index = store.indexes.get(spec.get("name"))
+            if index is None:
+                raise OperationFailure(f"cannot find index {spec.get('name')}", code=27)
+            if spec.get("hidden"):
+                index.options["hidden"] = True
+            else:
+                index.options.pop("hidden", None)
         self.client.writes += 1
         return {"ok": 1.0}
 
