@@ -415,9 +415,20 @@ async def flush_pending(
         await DomainEvent.get_pymongo_collection().insert_one(_encode(event))
     workers.poke(SEQUENCER)
     await model.get_pymongo_collection().update_one(
-        {"_id": Binary.from_uuid(event.aggregate_id), "pending_event.version": event.version},
+        _scoped(
+            model,
+            {"_id": Binary.from_uuid(event.aggregate_id), "pending_event.version": event.version},
+            Binary.from_uuid(event.tenant_id),
+        ),
         {"$unset": {"pending_event": ""}},
     )
+
+
+def _scoped(model: type[RootDocument], query: dict[str, Any], tenant_id: Any) -> dict[str, Any]:
+    """`query` with the document's tenant: a write on a sharded collection is then targeted."""
+    if tenant_id is not None and "tenant_id" in model.model_fields:
+        return {**query, "tenant_id": tenant_id}
+    return query
 
 
 async def _flush_marker(
@@ -436,7 +447,9 @@ async def _flush_marker(
     with suppress(DuplicateKeyError):  # the bulk path got that far before the crash
         await DomainEvent.get_pymongo_collection().insert_one(_encode(event))
     workers.poke(SEQUENCER)
-    await collection.update_one(guard, {"$unset": {"pending_event": ""}})
+    await collection.update_one(
+        _scoped(model, guard, stored.get("tenant_id")), {"$unset": {"pending_event": ""}}
+    )
 
 
 async def flush_many(
@@ -459,12 +472,12 @@ async def flush_many(
         if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
             raise
     workers.poke(SEQUENCER)
-    by_version: dict[int, list[Binary]] = {}
-    for e in raw:
-        by_version.setdefault(e["version"], []).append(e["aggregate_id"])
-    for version, ids in by_version.items():
+    by_version: dict[tuple[Any, int], list[Binary]] = {}
+    for e in raw:  # per tenant too: a sharded collection's update is then targeted
+        by_version.setdefault((e.get("tenant_id"), e["version"]), []).append(e["aggregate_id"])
+    for (tenant_id, version), ids in by_version.items():
         await model.get_pymongo_collection().update_many(
-            {"_id": {"$in": ids}, "pending_event.version": version},
+            _scoped(model, {"_id": {"$in": ids}, "pending_event.version": version}, tenant_id),
             {"$unset": {"pending_event": ""}},
         )
 

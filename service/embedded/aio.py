@@ -631,7 +631,9 @@ class EmbeddedCollection:
     ) -> BulkWriteResult:
         """Run insert/update/replace/delete operations in order; errors as PyMongo reports them."""
         _refuse_session(session)
-        _observe(Operation(self.name, "bulk_write"))
+        # Each request's filter, for observers (the shard plan's check): {kind: filter}.
+        each = tuple({type(r).__name__: getattr(r, "_filter", None)} for r in requests)
+        _observe(Operation(self.name, "bulk_write", pipeline=each))
         ops = [_bulk_op(r) for r in requests]
 
         def execute() -> dict[str, Any]:
