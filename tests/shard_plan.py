@@ -114,6 +114,13 @@ ALLOWED: tuple[Allowed, ...] = (
         "background scan of the sparse `pending_outbox` index, every JOURNAL_REPAIR_SECONDS",
     ),
     Allowed(
+        collections=("*",),
+        methods=("find",),
+        filters=('{"_id": {"=": "binData"}, "pending_event.id": {"=": "binData"}}',),
+        why="after a crash only: the next write of a document still holding a creation "
+        "marker reads it back by `_id` to journal the creation (the marker has no tenant)",
+    ),
+    Allowed(
         collections=("webhooks",),
         methods=("find",),
         filters=('{"enabled": {"=": true}, "is_deleted": {"=": false}}',),
