@@ -5,8 +5,9 @@ backend to `record`; at the end of the session `findings` checks each one on a c
 plan shards (service/sharding.py): a find, count, aggregate, update, delete or `$lookup`
 (and every update or delete inside a `bulk_write`) must carry the shard key's leading field
 (`tenant_id`) by equality, so mongos sends it to the shards of that tenant's range, not to
-every shard. Inserts carry the whole document and are always targeted. Exceptions are in
-`ALLOWED`, each with its reason; keep it short.
+every shard; an upsert in a `bulk_write` must fix every field of the shard key. Inserts carry
+the whole document and are always targeted. Exceptions are in `ALLOWED`, each with its
+reason; keep it short.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ def record(op: Any) -> None:
         return
     if op.method == "bulk_write":
         for request in op.pipeline:  # the embedded backend lists {kind: filter} per request
+            upsert = "+upsert" if request.get("upsert") else ""
             for kind, query in request.items():
                 if kind in _WRITES:
-                    recorded.add(_routed(op.collection, f"bulk:{kind}", query))
+                    recorded.add(_routed(op.collection, f"bulk:{kind}{upsert}", query))
         return
     recorded.add(_routed(op.collection, op.method, op.filter))
     for stage in op.pipeline if op.method == "aggregate" else ():
@@ -168,10 +170,17 @@ def findings(operations: Iterable[Routed]) -> list[tuple[Routed, str]]:
         plan = PLAN_BY_COLLECTION.get(routed.collection)
         if plan is None or plan.key is None:
             continue
+        key = ", ".join(f for f, _ in plan.key)
+        if routed.method.endswith("+upsert"):
+            # MongoDB targets (and accepts) an upsert on a sharded collection only with the
+            # whole shard key fixed by its filter.
+            loose = [f for f, _ in plan.key if not _targets_tenant(routed.filter, f)]
+            if loose and allowed(routed) is None:
+                out.append((routed, f"an upsert without {loose} (shard key {{{key}}})"))
+            continue
         leading = plan.key[0][0]
         if _targets_tenant(routed.filter, leading) or allowed(routed) is not None:
             continue
-        key = ", ".join(f for f, _ in plan.key)
         out.append((routed, f"no equality on {leading} (shard key {{{key}}}): every shard"))
     return out
 

@@ -632,7 +632,10 @@ class EmbeddedCollection:
         """Run insert/update/replace/delete operations in order; errors as PyMongo reports them."""
         _refuse_session(session)
         # Each request's filter, for observers (the shard plan's check): {kind: filter}.
-        each = tuple({type(r).__name__: getattr(r, "_filter", None)} for r in requests)
+        each = tuple(
+            {type(r).__name__: getattr(r, "_filter", None), "upsert": getattr(r, "_upsert", None)}
+            for r in requests
+        )
         _observe(Operation(self.name, "bulk_write", pipeline=each))
         ops = [_bulk_op(r) for r in requests]
 

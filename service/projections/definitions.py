@@ -331,6 +331,10 @@ class GlobalAnalyticsProjector(Projector):
         """Rows of these (tenant, day) pairs, every channel (index `tenant_day`)."""
         return by_tenant(keys, "day")
 
+    def write_filter(self, doc: Any) -> dict[str, Any]:
+        """Its `_id` with the whole shard key {tenant_id, day}: an upsert then stays targeted."""
+        return {**super().write_filter(doc), "day": doc.day}
+
 
 class GlobalTeamProjector(Projector):
     """`GlobalTeam`: teams with their members' usernames and names."""
