@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import IndexModel
-from pymongo.errors import OperationFailure
+from pymongo.errors import ExecutionTimeout, NetworkTimeout, OperationFailure
+
+from service.deadlines import deadline
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +151,15 @@ async def _existing(db: Any, collection: str) -> dict[str, tuple[Any, ...]]:
     return {name: _definition(spec) for name, spec in info.items() if name != "_id_"}
 
 
-async def build_missing(db: Any, models: Iterable[type[Any]]) -> list[str]:
-    """Build declared indexes that do not exist yet (start-up); `collection.name` of those built.
+async def build_missing(
+    db: Any, models: Iterable[type[Any]], *, build_seconds: float | None = None
+) -> list[str]:
+    """Build declared indexes that do not exist yet; `collection.name` of those built.
 
     A declared index that cannot be built beside a changed one (the same name, or the same
-    keys and options) is left for `indexes --apply`: nothing is dropped here.
+    keys and options) is left for `indexes --apply`: nothing is dropped here. Each build runs
+    within `build_seconds` (None: one round trip's socket timeout, MONGODB_BATCH_TIMEOUT_MS);
+    a build that takes longer is logged and left to the server, never a failed start-up.
     """
     built: list[str] = []
     for collection, wanted in declared(models).items():
@@ -163,7 +169,16 @@ async def build_missing(db: Any, models: Iterable[type[Any]]) -> list[str]:
             if name in info:
                 continue
             try:
-                await db[collection].create_indexes([index])
+                with deadline(build_seconds):
+                    await db[collection].create_indexes([index])
+            except (NetworkTimeout, ExecutionTimeout):
+                log.warning(
+                    "index %s.%s: the build outlasted its budget; `indexes` shows when it is "
+                    "there (`indexes --apply` waits for it)",
+                    collection,
+                    name,
+                )
+                continue
             except OperationFailure as exc:
                 if exc.code not in _CONFLICTS:
                     raise
@@ -200,14 +215,23 @@ async def _drop(collection: Any, name: str) -> None:
 
 
 async def apply_changes(
-    db: Any, models: Iterable[type[Any]], *, step: Step | None = None
+    db: Any,
+    models: Iterable[type[Any]],
+    *,
+    step: Step | None = None,
+    build_seconds: float | None = None,
 ) -> IndexReport:
     """Change every changed index to its declaration without a gap (module docstring).
 
-    Returns the report from before; missing indexes are built too.
+    Returns the report from before; missing indexes are built too. Each build waits up to
+    `build_seconds` (INDEX_BUILD_TIMEOUT_MS from the CLI).
     """
     models = list(models)
     report = await compare(db, models)
+
+    async def build(coll: Any, index: IndexModel) -> None:
+        with deadline(build_seconds):  # createIndexes returns once the build is done
+            await coll.create_indexes([index])
 
     async def done(collection: str, what: str) -> None:
         log.info("indexes %s: %s", collection, what)
@@ -230,23 +254,23 @@ async def apply_changes(
             declared_index = wanted[target]
             if target != old and _coexists(info[old], declared_index.document):
                 # Renamed: the declared index is built beside the old one, under its name.
-                await coll.create_indexes([declared_index])
+                await build(coll, declared_index)
                 await done(collection, f"built {target}")
                 bridge = None
             else:
                 bridge = target + NEXT
-                await coll.create_indexes([_bridge(info[old], bridge)])
+                await build(coll, _bridge(info[old], bridge))
                 await done(collection, f"built {bridge}")
             await db.command({"collMod": collection, "index": {"name": old, "hidden": True}})
             await done(collection, f"hid {old}")
             await _drop(coll, old)
             await done(collection, f"dropped {old}")
             if bridge is not None:
-                await coll.create_indexes([declared_index])
+                await build(coll, declared_index)
                 await done(collection, f"built {target}")
                 await _drop(coll, bridge)
                 await done(collection, f"dropped {bridge}")
-    for built in await build_missing(db, models):
+    for built in await build_missing(db, models, build_seconds=build_seconds):
         collection, name = built.split(".", 1)
         await done(collection, f"built {name}")
     return report

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # One round trip (one batch) of work without a cumulative cap: exports, rebuild, migrate,
     # imports, index builds. PyMongo's socketTimeoutMS.
     mongodb_batch_timeout_ms: int = Field(default=60_000, ge=1000, le=3_600_000)
+    # One index build by `indexes --apply` (which waits for it); start-up never waits longer
+    # than one round trip and leaves a longer build to the server.
+    index_build_timeout_ms: int = Field(default=3_600_000, ge=1000, le=86_400_000)
     # The embedded backend (MONGODB_URL unset) keeps its data here; empty = memory only.
     embedded_db_path: str = ".data/lead_ignite.embedded"
     embedded_snapshot_seconds: float = Field(default=5.0, ge=0, le=3600)

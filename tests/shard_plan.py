@@ -105,7 +105,10 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed(
         collections=("*",),
         methods=("count_documents", "find"),
-        filters=('{"schema_version": {"$lt": {"=": "number"}}}',),
+        filters=(
+            '{"schema_version": {"$lt": {"=": "number"}}}',
+            '{"_id": {"$gt": {"=": "binData"}}, "schema_version": {"$lt": {"=": "number"}}}',
+        ),
         why="`migrate` walks a whole collection in `_id` order: an operator batch",
     ),
     Allowed(

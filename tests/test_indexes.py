@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pymongo import IndexModel
+from pymongo.errors import NetworkTimeout
 
 from documents import ALL_DOCUMENTS
 from service.database import init_models
@@ -122,3 +123,24 @@ async def test_a_hidden_index_is_not_used_but_still_guards_uniqueness(database: 
     assert (await leads.index_information())["probe_unique"]["hidden"] is True
     with pytest.raises(Exception, match="duplicate key"):
         await leads.insert_one({"_id": 2, "probe": "x"})
+
+
+async def test_a_build_outlasting_its_budget_does_not_fail_start_up(
+    database: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A large collection's new index: the server keeps building it after the client's round
+    # trip times out. Start-up must go on (no crash loop) and say so.
+    await init_models(database)
+    await database["leads"].drop_index("tenant_email_unique")
+    collection_type = type(database["leads"])
+    real = collection_type.create_indexes
+
+    async def slow(self: Any, indexes: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "leads":
+            raise NetworkTimeout("timed out")
+        return await real(self, indexes, *args, **kwargs)
+
+    monkeypatch.setattr(collection_type, "create_indexes", slow)
+    with caplog.at_level(logging.WARNING, logger="service.indexes"):
+        await init_models(database)
+    assert any("outlasted its budget" in r.getMessage() for r in caplog.records)

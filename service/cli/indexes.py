@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from documents import ALL_DOCUMENTS
-from service.cli.base import app, err, out, run_on_database
+from service.cli.base import app, err, load_settings, out, run_on_database
 from service.indexes import IndexReport, apply_changes
 from service.indexes import compare as compare_indexes
 
@@ -32,7 +32,8 @@ async def apply(db: Any) -> tuple[IndexReport, IndexReport, list[str]]:
     async def step(collection: str, what: str) -> None:
         steps.append(f"{collection}: {what}")
 
-    before = await apply_changes(db, ALL_DOCUMENTS, step=step)
+    seconds = load_settings().index_build_timeout_ms / 1000
+    before = await apply_changes(db, ALL_DOCUMENTS, step=step, build_seconds=seconds)
     await init_models(db)  # the shared mechanisms' indexes (outbox, feeds)
     return before, await compare(db), steps
 
