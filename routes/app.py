@@ -103,7 +103,11 @@ def create_app(*, settings: Settings | None = None, database: Any | None = None)
     app.state.route_index = RouteIndex(app.routes)
     # Added last = outermost: proxies first (everything after sees the real client), then the
     # request id and access log, which cover the body-size refusals and 304s too.
-    app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_ms / 1000)
+    app.add_middleware(
+        RequestDeadlineMiddleware,
+        seconds=settings.request_timeout_ms / 1000,
+        overrides={f"{API_PREFIX}/leads/bulk": None},  # up to 16 MiB of leads: batch work
+    )
     app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -97,15 +97,20 @@ class RequestDeadlineMiddleware:
     export's body) lifts it per batch with `deadlines.unbounded()`.
     """
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(
+        self, app: ASGIApp, seconds: float, overrides: dict[str, float | None] | None = None
+    ) -> None:
         self.app = app
         self.seconds = seconds
+        # Per exact path: None = batch work without a request budget (a bulk import's chunks
+        # are each bounded by MONGODB_BATCH_TIMEOUT_MS, server selection by MONGODB_TIMEOUT_MS).
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with deadline(self.seconds):
+        with deadline(self.overrides.get(scope["path"], self.seconds)):
             await self.app(scope, receive, send)
 
 
