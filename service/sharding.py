@@ -221,10 +221,14 @@ SHARD_PLAN: tuple[ShardPlan, ...] = (
         "per-tenant unique email, phone and MLS id (partial unique indexes on (tenant_id, "
         "field)) must be prefixed by the shard key, which leaves {tenant_id} alone: every "
         "lead query is targeted, but one tenant's leads cannot be split across shards (a "
-        "tenant far above the range size becomes one indivisible range). If that happens, "
-        "move the dedupe guard into a collection keyed by (tenant_id, field, value), drop "
-        "the three unique indexes and refine the key to {tenant_id, _id} with "
-        "refineCollectionShardKey",
+        "tenant far above the range size becomes one indivisible jumbo range the balancer "
+        "cannot move). Dedupe stays exact because the server enforces it. The way to "
+        "{tenant_id, _id} (not done yet: it touches every path that sets a key on a live "
+        "lead: create, update, restore, merge, bulk and CLI import) is a guard collection "
+        "unique on (tenant_id, field, value) holding the owning lead id, claimed before each "
+        "such write and released after a delete or a change, a claim without a live owner "
+        "older than a grace period being taken over; then the three indexes become "
+        "non-unique and refineCollectionShardKey adds _id",
         supporting_index="tenant_list",
     ),
     ShardPlan(
