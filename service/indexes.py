@@ -252,13 +252,19 @@ async def apply_changes(
             if target is None:  # another process finished it meanwhile
                 continue
             declared_index = wanted[target]
+            bridge = None
             if target != old and _coexists(info[old], declared_index.document):
                 # Renamed: the declared index is built beside the old one, under its name.
-                await build(coll, declared_index)
-                await done(collection, f"built {target}")
-                bridge = None
+                try:
+                    await build(coll, declared_index)
+                    await done(collection, f"built {target}")
+                except OperationFailure as exc:  # this server cannot hold both: bridge it
+                    if exc.code not in _CONFLICTS:
+                        raise
+                    bridge = target + NEXT
             else:
                 bridge = target + NEXT
+            if bridge is not None:
                 await build(coll, _bridge(info[old], bridge))
                 await done(collection, f"built {bridge}")
             await db.command({"collMod": collection, "index": {"name": old, "hidden": True}})

@@ -12,6 +12,7 @@ from pymongo.errors import NetworkTimeout
 from documents import ALL_DOCUMENTS
 from service.database import init_models
 from service.indexes import apply_changes, compare
+from tests import real_server
 from tests.query_plans import IndexSpec, check, make_shape
 
 
@@ -94,24 +95,34 @@ async def test_apply_never_leaves_a_query_without_a_serving_index(database: Any)
         assert await _serving(database) == [None, None], f"after {what}"
 
     await apply_changes(database, ALL_DOCUMENTS, step=step)
-    # The renamed index: its declaration built beside it, then the old one hidden and dropped.
-    # The one changed under its name: a bridge first, then the declaration, then no bridge.
-    assert seen == [
-        "built tenant_phone_unique",
-        "hid old_phone_name",
-        "dropped old_phone_name",
-        "built tenant_email_unique__next",
-        "hid tenant_email_unique",
-        "dropped tenant_email_unique",
-        "built tenant_email_unique",
-        "dropped tenant_email_unique__next",
-    ]
+    # Built beside, then hidden, then dropped, for each changed index.
+    for old, beside in (
+        ("old_phone_name", "built tenant_phone_unique"),
+        ("tenant_email_unique", "built tenant_email_unique__next"),
+    ):
+        hid = seen.index(f"hid {old}")
+        assert any(s.startswith(beside) for s in seen[:hid]) and f"dropped {old}" in seen[hid:]
     info = await database["leads"].index_information()
     assert info["tenant_email_unique"]["partialFilterExpression"]["is_deleted"] is False
     assert "old_phone_name" not in info and "tenant_email_unique__next" not in info
     assert info["tenant_phone_unique"]["unique"] is True
     assert "operators_own" in info  # undeclared: never dropped
     assert (await compare(database, ALL_DOCUMENTS)).clean
+    # On the embedded backend, exactly (a server may refuse to hold the renamed index beside
+    # the old one: then it is bridged too).
+    if real_server.url() is None:
+        # The renamed index: its declaration built beside it, then the old one hidden and dropped.
+        # The one changed under its name: a bridge first, then the declaration, then no bridge.
+        assert seen == [
+            "built tenant_phone_unique",
+            "hid old_phone_name",
+            "dropped old_phone_name",
+            "built tenant_email_unique__next",
+            "hid tenant_email_unique",
+            "dropped tenant_email_unique",
+            "built tenant_email_unique",
+            "dropped tenant_email_unique__next",
+        ]
 
 
 async def test_a_hidden_index_is_not_used_but_still_guards_uniqueness(database: Any) -> None:
