@@ -96,7 +96,6 @@ class TouchpointEvent(RootDocument):
         is_root = True
         indexes = [
             IndexModel([("tenant_id", 1), ("is_deleted", 1), ("_id", -1)], name="tenant_list"),
-            IndexModel([("tenant_id", 1), ("campaign_id", 1), ("_id", -1)], name="tenant_campaign"),
             # The lead timeline (and the list by lead): newest first by occurred_at, ties by _id.
             IndexModel(
                 [("tenant_id", 1), ("lead_id", 1), ("occurred_at", -1), ("_id", -1)],
@@ -122,7 +121,6 @@ class TouchpointEvent(RootDocument):
             sorted_by("occurred_at"),
             sorted_by("created_at"),
             sorted_by("updated_at"),
-            IndexModel([("tenant_id", 1), ("occurred_at", 1), ("_id", 1)], name="tenant_time"),
             # The GlobalCampaign projector: a user's touchpoints and last activity.
             IndexModel(
                 [("tenant_id", 1), ("user_id", 1), ("occurred_at", -1)], name="tenant_user_time"

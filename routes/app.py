@@ -24,6 +24,7 @@ from routes.middleware import (
     BodySizeLimitMiddleware,
     ConditionalGetMiddleware,
     RequestContextMiddleware,
+    RequestDeadlineMiddleware,
     TrustedProxyMiddleware,
 )
 from routes.openapi import TAGS, install_openapi, operation_id
@@ -57,7 +58,7 @@ def lifespan(settings: Settings, database: Any | None) -> Lifespan:
             )
             stack.push_async_callback(db.close)
             app.state.database = db
-            await init_models(db.db)
+            app.state.indexes = await init_models(db.db)  # changed ones: reported in /ready
             await repair(AGGREGATE_ROOTS)  # a crash may have left journal outboxes behind
             background = app.state.background = await start_background(settings)
             stack.push_async_callback(background.stop)  # before the database closes
@@ -102,6 +103,11 @@ def create_app(*, settings: Settings | None = None, database: Any | None = None)
     app.state.route_index = RouteIndex(app.routes)
     # Added last = outermost: proxies first (everything after sees the real client), then the
     # request id and access log, which cover the body-size refusals and 304s too.
+    app.add_middleware(
+        RequestDeadlineMiddleware,
+        seconds=settings.request_timeout_ms / 1000,
+        overrides={f"{API_PREFIX}/leads/bulk": None},  # up to 16 MiB of leads: batch work
+    )
     app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -30,6 +30,8 @@ class Ready(BaseModel):
 
     status: Literal["ready"] = "ready"
     database: Literal["mongodb", "embedded"]
+    # Start-up's index comparison (service/indexes.py): "as declared", or what differs.
+    indexes: str = "as declared"
 
 
 @router.get("/health", response_model=Health)
@@ -48,7 +50,8 @@ async def ready(request: Request) -> Ready:
     database = request.app.state.database
     if not await ping(database.db):
         raise ServiceUnavailable("The database does not answer a ping.")
-    return Ready(database=database.kind)
+    report = getattr(request.app.state, "indexes", None)
+    return Ready(database=database.kind, indexes=report.summary() if report else "as declared")
 
 
 _metrics_bearer = HTTPBearer(

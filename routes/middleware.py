@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routes.errors import PROBLEM_JSON
 from routes.paths import RouteIndex
+from service.deadlines import deadline
 from service.observability import LATENCY, REQUESTS, request_id_var
 
 log = logging.getLogger("service.access")
@@ -86,6 +87,31 @@ def _template(scope: Scope) -> str:
     )
     found = index.template(route) if index is not None else None
     return found or getattr(route, "path", None) or "unmatched"
+
+
+class RequestDeadlineMiddleware:
+    """Runs each request's database work within `REQUEST_TIMEOUT_MS` (service/deadlines.py).
+
+    Server selection included: in an outage the request answers 503 (routes/errors.py) once
+    its budget is spent, not after a client-wide timeout. Batch work inside a request (a lead
+    export's body) lifts it per batch with `deadlines.unbounded()`.
+    """
+
+    def __init__(
+        self, app: ASGIApp, seconds: float, overrides: dict[str, float | None] | None = None
+    ) -> None:
+        self.app = app
+        self.seconds = seconds
+        # Per exact path: None = batch work without a request budget (a bulk import's chunks
+        # are each bounded by MONGODB_BATCH_TIMEOUT_MS, server selection by MONGODB_TIMEOUT_MS).
+        self.overrides = overrides or {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with deadline(self.overrides.get(scope["path"], self.seconds)):
+            await self.app(scope, receive, send)
 
 
 class BodySizeLimitMiddleware:

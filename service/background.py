@@ -82,6 +82,11 @@ def build_runtime(settings: Settings) -> workers.Runtime:
     from service.retention import add_retention_worker
 
     add_retention_worker(runtime, settings)
+    for worker in runtime.workers.values():
+        # Delivery steps wait on HTTP endpoints (WEBHOOK_TIMEOUT_SECONDS per call), not on the
+        # database: its calls are bounded one by one (MONGODB_TIMEOUT_MS, socket timeout).
+        if worker.name != "webhooks":
+            worker.budget = settings.background_timeout_ms / 1000
     return runtime
 
 

@@ -18,7 +18,7 @@ from pymongo.read_concern import ReadConcern
 from documents import AGGREGATE_ROOTS, ALL_DOCUMENTS
 from service.embedded import EmbeddedDatabase, Snapshotter, open_embedded
 from service.embedded import embedded_database as _fresh_embedded
-from service.indexes import reconcile
+from service.indexes import IndexReport, build_missing, compare
 from service.observability import CommandLatency
 from service.settings import Settings
 
@@ -57,11 +57,13 @@ def connect(settings: Settings) -> Database:
             retryWrites=True,
             w="majority",
             readConcernLevel="majority",
+            # No client-wide `timeoutMS`: it would cap every cursor over its whole life and,
+            # inside a request, replace server selection's timeout. Each use has its own
+            # budget instead (service/deadlines.py): requests and background steps run under
+            # `pymongo.timeout`, batch work is bounded per round trip by the socket timeout.
             serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
             connectTimeoutMS=settings.mongodb_timeout_ms,
-            # Client-side operation timeout: PyMongo also sends it as `maxTimeMS` with every
-            # command, so a runaway query or aggregate is stopped on the server too.
-            timeoutMS=settings.mongodb_max_time_ms,
+            socketTimeoutMS=settings.mongodb_batch_timeout_ms,
             appname="lead-ignite-data-service",
             event_listeners=[CommandLatency()],
         )
@@ -103,20 +105,25 @@ def kind_of(db: Any) -> DatabaseKind:
     return "embedded" if isinstance(db, EmbeddedDatabase) else "mongodb"
 
 
-async def init_models(db: Any) -> None:
-    """Bind every Beanie document to `db` and create the declared indexes.
+async def init_models(db: Any) -> IndexReport:
+    """Bind every Beanie document to `db`, build missing indexes; report changed ones.
 
-    Indexes whose definition changed since they were built are rebuilt first (service/indexes.py)
-    instead of failing start-up. The journal's outbox and the feeds' sequencing indexes belong
-    to shared mechanisms rather than to one document, so they are created here too: every
+    An index whose definition changed since it was built is left as it is (a warning, and
+    `/ready` says so): `python -m service.cli indexes --apply` changes it without a gap
+    (service/indexes.py). The journal's outbox and the feeds' sequencing indexes belong to
+    shared mechanisms rather than to one document, so they are created here too: every
     database the models are bound to (app, CLI, tests) has them.
     """
     from service import journal, sequencer  # they import the documents this module binds
 
-    await reconcile(db, ALL_DOCUMENTS)
-    await init_beanie(database=db, document_models=list(ALL_DOCUMENTS))
+    report = await compare(db, ALL_DOCUMENTS)
+    if not report.clean:
+        log.warning("indexes: %s", report.summary())
+    await init_beanie(database=db, document_models=list(ALL_DOCUMENTS), skip_indexes=True)
+    await build_missing(db, ALL_DOCUMENTS)
     await journal.ensure_outbox_indexes(AGGREGATE_ROOTS)
     await sequencer.ensure_feed_indexes()
+    return report
 
 
 async def ping(db: Any) -> bool:

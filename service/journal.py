@@ -37,6 +37,9 @@ from uuid import UUID
 from beanie import Document
 from beanie.odm.utils.parsing import parse_obj
 from bson import Binary, Decimal128, ObjectId
+from bson import encode as bson_encode
+from bson.binary import UuidRepresentation
+from bson.codec_options import CodecOptions
 from pydantic_core import PydanticUndefined, to_jsonable_python
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -44,6 +47,7 @@ from documents.base import RootDocument, utcnow
 from documents.journal import DomainEvent, FieldChange
 from service import workers
 from service.context import RequestContext
+from service.errors import Unprocessable
 from service.observability import request_id_var
 
 log = logging.getLogger(__name__)
@@ -170,6 +174,28 @@ def new_event(
         changes=changes,
         request_id=request_id_var.get(),
     )
+
+
+JOURNALED_DOCUMENT_MAX_BYTES = 15 * 1024 * 1024
+"""A journaled document with its outbox (the change's old and new values): MongoDB's 16 MiB
+document limit less room for the update itself. A change that would pass it is refused with 422,
+not a 500 from the server (a 5 MiB field replaced holds ~15 MiB: itself, old and new values)."""
+
+
+_SIZE_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.STANDARD, tz_aware=True
+)
+
+
+def ensure_fits(stored: Mapping[str, Any]) -> None:
+    """Refuse (422) a document that, with its outbox, would pass the stated size limit."""
+    size = len(bson_encode(stored, codec_options=_SIZE_CODEC))
+    if size > JOURNALED_DOCUMENT_MAX_BYTES:
+        limit = JOURNALED_DOCUMENT_MAX_BYTES // (1024 * 1024)
+        raise Unprocessable(
+            f"The resource would take {size / 1048576:.1f} MiB with its journal entry (the "
+            f"change's old and new values); the limit is {limit} MiB. Send smaller values."
+        )
 
 
 def as_outbox(event: DomainEvent) -> dict[str, Any]:
@@ -415,9 +441,20 @@ async def flush_pending(
         await DomainEvent.get_pymongo_collection().insert_one(_encode(event))
     workers.poke(SEQUENCER)
     await model.get_pymongo_collection().update_one(
-        {"_id": Binary.from_uuid(event.aggregate_id), "pending_event.version": event.version},
+        _scoped(
+            model,
+            {"_id": Binary.from_uuid(event.aggregate_id), "pending_event.version": event.version},
+            Binary.from_uuid(event.tenant_id),
+        ),
         {"$unset": {"pending_event": ""}},
     )
+
+
+def _scoped(model: type[RootDocument], query: dict[str, Any], tenant_id: Any) -> dict[str, Any]:
+    """`query` with the document's tenant: a write on a sharded collection is then targeted."""
+    if tenant_id is not None and "tenant_id" in model.model_fields:
+        return {**query, "tenant_id": tenant_id}
+    return query
 
 
 async def _flush_marker(
@@ -436,7 +473,9 @@ async def _flush_marker(
     with suppress(DuplicateKeyError):  # the bulk path got that far before the crash
         await DomainEvent.get_pymongo_collection().insert_one(_encode(event))
     workers.poke(SEQUENCER)
-    await collection.update_one(guard, {"$unset": {"pending_event": ""}})
+    await collection.update_one(
+        _scoped(model, guard, stored.get("tenant_id")), {"$unset": {"pending_event": ""}}
+    )
 
 
 async def flush_many(
@@ -459,12 +498,12 @@ async def flush_many(
         if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
             raise
     workers.poke(SEQUENCER)
-    by_version: dict[int, list[Binary]] = {}
-    for e in raw:
-        by_version.setdefault(e["version"], []).append(e["aggregate_id"])
-    for version, ids in by_version.items():
+    by_version: dict[tuple[Any, int], list[Binary]] = {}
+    for e in raw:  # per tenant too: a sharded collection's update is then targeted
+        by_version.setdefault((e.get("tenant_id"), e["version"]), []).append(e["aggregate_id"])
+    for (tenant_id, version), ids in by_version.items():
         await model.get_pymongo_collection().update_many(
-            {"_id": {"$in": ids}, "pending_event.version": version},
+            _scoped(model, {"_id": {"$in": ids}, "pending_event.version": version}, tenant_id),
             {"$unset": {"pending_event": ""}},
         )
 

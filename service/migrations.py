@@ -143,6 +143,8 @@ async def _migrate_collection(
                 "schema_version": raw["schema_version"],
                 "version": raw.get("version"),
             }
+            if "tenant_id" in raw:  # targeted on a sharded collection
+                guard["tenant_id"] = raw["tenant_id"]
             writes.append(ReplaceOne(guard, new))
         if writes and not dry_run:
             result = await collection.bulk_write(writes, ordered=False)

@@ -45,6 +45,7 @@ from beanie import Document, SortDirection
 from bson import Binary
 
 from documents.base import as_utc
+from service.deadlines import unbounded
 from service.errors import Unprocessable
 
 D = TypeVar("D", bound=Document)
@@ -362,7 +363,15 @@ async def stream(
     cursor = model.get_pymongo_collection().find(dict(query), sort=order)
     cursor = cursor.batch_size(batch_size)
     try:
-        async for raw in cursor:
+        while True:
+            # Per batch, not per cursor life: a request's budget must not cut an export's
+            # body off; each round trip is bounded by MONGODB_BATCH_TIMEOUT_MS instead.
+            with unbounded():
+                try:
+                    raw = await anext(cursor)
+                except StopAsyncIteration:
+                    break
             yield raw
     finally:
-        await cursor.close()
+        with unbounded():
+            await cursor.close()

@@ -116,7 +116,7 @@ def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
     """`GET /v1/analytics/campaigns/{id}`, touchpoint side (on `events`, one small document).
 
     Runs after `$match {tenant_id, is_deleted: false, campaign_id}` (index
-    `events.tenant_campaign`). Per lead first — one document per contacted lead, streamed — then
+    `events.tenant_campaign_time`). Per lead first (one document per contacted lead, streamed), then
     each lead's liveness (`$lookup` by `_id`, one lead) and its membership of THIS campaign
     (`$lookup` of the lead's own links by `lead_id`: one row per campaign the lead is in, so
     bounded by the lead, never by the campaign), then one `$group` of counters. No array ever
@@ -196,7 +196,7 @@ def overview(*, interval: Interval) -> Pipeline:
     """`GET /v1/analytics/overview` over the tenant's events in `[since, until)` (one trip).
 
     Runs after `$match {tenant_id, is_deleted: false, occurred_at: {$gte, $lt}}` on `events`
-    (index `tenant_time`). One `$group` per bucket counts each channel with `$cond`; empty
+    (index `tenant_by_occurred_at`). One `$group` per bucket counts each channel with `$cond`; empty
     buckets are absent and the service fills them with zeros from the known bucket list.
     Output: `[{_id: "YYYY-MM-DD", call: n, text: n, social: n, email: n}]` sorted by bucket.
     """
@@ -310,7 +310,7 @@ def analytics_daily(tenant_days: Sequence[tuple[UUID, str]] | None) -> tuple[str
     """Per tenant, UTC day and channel (on `events`): touchpoints and distinct leads touched.
 
     `tenant_days` restricts to those (tenant, "YYYY-MM-DD") pairs; each becomes a range on
-    `occurred_at` so the `tenant_time` index applies. Distinct leads are counted by grouping
+    `occurred_at` (index `tenant_by_occurred_at`). Distinct leads are counted by grouping
     on the lead first (no unbounded `$addToSet`).
     """
     match: dict[str, Any] = {"is_deleted": False}

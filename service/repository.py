@@ -257,6 +257,7 @@ class Repository(Generic[D]):
         changes = journal.diff({}, journal.journal_dump(doc), doc.secret_fields)
         event = journal.new_event(doc, ctx=self.ctx, event_type="created", changes=changes)
         doc.pending_event = journal.as_outbox(event)  # type: ignore[assignment]
+        journal.ensure_fits(journal.encode_document(doc))
         return event
 
     async def create(self, doc: D) -> D:
@@ -404,6 +405,7 @@ class Repository(Generic[D]):
         data = to_bson(updated)
         fields = {k: data[k] for k in touched | {"version", "updated_at", "updated_by"}}
         fields["pending_event"] = to_bson(journal.as_outbox(event))
+        journal.ensure_fits({**data, **fields})  # a clear 422 before the server's 16 MiB limit
         # A document read in an older shape is stored whole in the current one (a partial
         # `$set` would leave a mix of shapes, see documents/migrations.py).
         update = migrations.rewrite_update(doc, {**data, **fields}) or {"$set": fields}

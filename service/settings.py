@@ -29,8 +29,20 @@ class Settings(BaseSettings):
 
     mongodb_url: str | None = None
     mongodb_db: str = "lead_ignite"
+    # Time budgets (service/deadlines.py; docs/deployment.md "Time budgets"). No client-wide
+    # cap: a request, a background step and a batch each have their own.
+    # Server selection and connecting outside a request's budget (start-up, CLI, batches).
     mongodb_timeout_ms: int = Field(default=2000, ge=100, le=60_000)
-    mongodb_max_time_ms: int = Field(default=15_000, ge=100, le=600_000)
+    # Each request's database work, server selection included: an outage answers 503 after it.
+    request_timeout_ms: int = Field(default=5000, ge=100, le=120_000)
+    # Each step of a background worker (sequencer, projectors, journal repair).
+    background_timeout_ms: int = Field(default=20_000, ge=100, le=3_600_000)
+    # One round trip (one batch) of work without a cumulative cap: exports, rebuild, migrate,
+    # imports, index builds. PyMongo's socketTimeoutMS.
+    mongodb_batch_timeout_ms: int = Field(default=60_000, ge=1000, le=3_600_000)
+    # One index build by `indexes --apply` (which waits for it); start-up never waits longer
+    # than one round trip and leaves a longer build to the server.
+    index_build_timeout_ms: int = Field(default=3_600_000, ge=1000, le=86_400_000)
     # The embedded backend (MONGODB_URL unset) keeps its data here; empty = memory only.
     embedded_db_path: str = ".data/lead_ignite.embedded"
     embedded_snapshot_seconds: float = Field(default=5.0, ge=0, le=3600)

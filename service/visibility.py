@@ -197,7 +197,7 @@ async def visible_events(ctx: RequestContext, events: Sequence[E]) -> list[E]:
             owned.setdefault(event.aggregate_type, set()).add(event.aggregate_id)
     owners: dict[UUID, UUID | None] = {}
     for aggregate_type, ids in owned.items():
-        owners.update(await _owners(aggregate_type, ids))
+        owners.update(await _owners(ctx, aggregate_type, ids))
     visible = []
     for event in events:
         changes = visible_changes(
@@ -212,7 +212,9 @@ async def visible_events(ctx: RequestContext, events: Sequence[E]) -> list[E]:
     return visible
 
 
-async def _owners(aggregate_type: str, ids: Iterable[UUID]) -> dict[UUID, UUID | None]:
+async def _owners(
+    ctx: RequestContext, aggregate_type: str, ids: Iterable[UUID]
+) -> dict[UUID, UUID | None]:
     from bson import Binary
 
     from documents import AGGREGATE_ROOTS
@@ -220,7 +222,12 @@ async def _owners(aggregate_type: str, ids: Iterable[UUID]) -> dict[UUID, UUID |
     field = rule(aggregate_type).owner
     model = next(m for m in AGGREGATE_ROOTS if m.aggregate_type == aggregate_type)
     cursor = model.get_pymongo_collection().find(
-        {"_id": {"$in": [Binary.from_uuid(i) for i in ids]}}, {field: 1}
+        # With the tenant: on a sharded collection the lookup goes to that tenant's shards.
+        {
+            "tenant_id": Binary.from_uuid(ctx.tenant_id),
+            "_id": {"$in": [Binary.from_uuid(i) for i in ids]},
+        },
+        {field: 1},
     )
     return {_uuid(raw["_id"]): _uuid(raw.get(field)) async for raw in cursor}
 

@@ -29,6 +29,7 @@ from datetime import timedelta
 from uuid import uuid4
 
 from service import leases
+from service.deadlines import deadline
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Worker:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     runs: int = 0
     first_delay: bool = False  # wait one `poll` before the first run
+    budget: float | None = None  # seconds of database work per step (service/deadlines.py)
 
     async def ensure_lease(self) -> bool:
         """Hold the lease (renewing it when a third of the TTL passed); False if another has it."""
@@ -88,7 +90,8 @@ class Worker:
         while True:
             delay = self.poll
             try:
-                more = await self.run_once()
+                with deadline(self.budget):
+                    more = await self.run_once()
                 if more is None:
                     delay = max(self.poll, retry)
                 elif more:

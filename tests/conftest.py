@@ -46,6 +46,9 @@ def make_settings() -> Settings:
         fernet_key="yQ8hR3Hh6p4VbYdG0o8tYgq1w9H2sM3bGk7Zr8cXw5E=",
         auth_cache_seconds=0,
         embedded_db_path="",  # an app built without a database never touches a file
+        # A loaded machine must not turn a slow call into a 503 (tests/test_outage.py sets
+        # a short budget where the budget itself is tested).
+        request_timeout_ms=30_000,
         # Argon2 at its lowest cost: the suite hashes hundreds of passwords (production refuses it).
         password_hash_time_cost=1,
         password_hash_memory_kib=8,

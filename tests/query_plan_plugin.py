@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests import shard_plan
 from tests.query_plans import IndexSpec, Shape, check, make_shape
 
 _ROOT = str(Path(__file__).resolve().parent.parent)
@@ -69,6 +70,7 @@ def record(op: Any) -> None:
     """The observer: keep the shape of every service query."""
     if not from_the_service():
         return
+    shard_plan.record(op)
     shape = shape_of_operation(op)
     if shape is not None:
         shapes.add(shape)
@@ -126,6 +128,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     rows = [[s.collection, s.method, s.filter, [list(p) for p in s.sort]] for s in shapes]
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
     (folder / f"{worker}.json").write_text(json.dumps(rows))
+    shard_plan.save(folder, worker)
     if hasattr(config, "workerinput"):
         return  # the controller checks everything once every worker has written
     recorded: set[Shape] = set()
@@ -134,11 +137,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             recorded.add(Shape(collection, method, filt, tuple(tuple(p) for p in sort)))
     found = findings(recorded)
     config.stash[_FINDINGS] = (len(recorded), found)
-    if found and session.exitstatus == 0:
+    routed = shard_plan.load(folder)
+    config.stash[_SHARD_FINDINGS] = (len(routed), shard_plan.findings(routed))
+    if (found or config.stash[_SHARD_FINDINGS][1]) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 _FINDINGS = pytest.StashKey[tuple[int, list[tuple[Shape, str]]]]()
+_SHARD_FINDINGS = pytest.StashKey[tuple[int, list[tuple[shard_plan.Routed, str]]]]()
+
+
+def _shard_summary(reporter: Any, config: pytest.Config) -> None:
+    """The shard plan's check (tests/shard_plan.py): operations that would hit every shard."""
+    checked, found = config.stash[_SHARD_FINDINGS]
+    if not found:
+        reporter.write_line(f"shard plan: {checked} operations checked, all targeted")
+        return
+    reporter.section("shard plan: operations every shard would answer", sep="=", red=True)
+    for routed, reason in found:
+        reporter.write_line(f"{routed}\n    -> {reason}")
+    reporter.write_line(
+        f"{len(found)} of {checked} operations need the shard key's prefix or a justified "
+        "entry in tests/shard_plan.py ALLOWED"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -146,6 +167,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     checked, found = config.stash[_FINDINGS]
     reporter = terminalreporter
+    _shard_summary(reporter, config)
     if not found:
         reporter.write_line(f"query plans: {checked} query shapes checked, all served by an index")
         return

@@ -66,8 +66,8 @@ async def fresh_database(settings: Settings, name: str) -> AsyncIterator[Any]:
 async def _ping(settings: Settings) -> dict[str, Any]:
     database = connect(settings)
     try:
-        # The client's own timeoutMS (MONGODB_MAX_TIME_MS) would also bound server selection
-        # (PyMongo's client-side timeout replaces serverSelectionTimeoutMS): use the short one.
+        # One short budget for the session's first ping (server selection included), as a
+        # request has REQUEST_TIMEOUT_MS (service/deadlines.py).
         with pymongo.timeout(settings.mongodb_timeout_ms / 1000):
             await database.db.command("ping")
         hello: dict[str, Any] = await database.db.command("hello")

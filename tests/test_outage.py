@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from unittest.mock import patch
 
 import pytest
-from pymongo.errors import AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
+from pymongo.errors import (
+    AutoReconnect,
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+)
 
+from documents import ALL_DOCUMENTS
+from documents.lead import LeadBase
+from service.database import connect
+from service.deadlines import deadline, remaining, unbounded
+from service.embedded import aio
+from service.pagination import stream
+from service.settings import Settings
+from tests.conftest import make_settings
 from tests.helpers import Account, assert_problem
 
 DRIVER_ERRORS = [
@@ -71,8 +87,8 @@ async def test_ready_reports_503_while_down(client: Any, database: Any) -> None:
     assert (await client.get("/ready")).status_code == 200
 
 
-async def test_real_client_fails_fast_instead_of_hanging() -> None:
-    """The driver's 30 s default server selection is replaced by the configured timeout."""
+async def test_real_client_has_no_client_wide_cap() -> None:
+    """Short server selection outside a budget; no cumulative `timeoutMS`; a batch limit."""
     from service.database import connect
     from service.settings import Settings
 
@@ -82,6 +98,144 @@ async def test_real_client_fails_fast_instead_of_hanging() -> None:
     assert client.options.server_selection_timeout == 1.5
     assert client.options.pool_options.connect_timeout == 1.5
     assert database.kind == "mongodb"
-    # Every operation is also time-limited on the server (PyMongo sends it as maxTimeMS).
-    assert client.options.timeout == settings.mongodb_max_time_ms / 1000
+    # A client-wide timeoutMS would cap every cursor over its life (exports, rebuild, migrate)
+    # and stretch server selection in requests to it; each round trip is bounded instead.
+    assert client.options.timeout is None
+    assert client.options.pool_options.socket_timeout == settings.mongodb_batch_timeout_ms / 1000
     await client.close()
+
+
+# -- the request budget (REQUEST_TIMEOUT_MS) ---------------------------------------------------
+
+BUDGET_MS = 700
+MARGIN = 1.0  # seconds on top of the budget: the test's own work on a loaded machine
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """A short request budget, so the outage tests measure it quickly."""
+    return make_settings().model_copy(
+        update={"request_timeout_ms": BUDGET_MS, "background_workers": False}
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound then closed: nothing listens there any more
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def documents_on(db: Any) -> Iterator[None]:
+    """Point every Beanie document at `db` (the app keeps running on its own database)."""
+    saved = []
+    for model in ALL_DOCUMENTS:
+        doc_settings = model.get_settings()
+        saved.append((doc_settings, doc_settings.pymongo_collection))
+        doc_settings.pymongo_collection = db[doc_settings.name]
+    try:
+        yield
+    finally:
+        for doc_settings, collection in saved:
+            doc_settings.pymongo_collection = collection
+
+
+async def test_an_unreachable_server_answers_503_within_the_request_budget(
+    owner: Account, settings: Settings
+) -> None:
+    # The service's own client (connect), on a closed local port. Before the per-request
+    # budget the client-wide timeoutMS (15 s) governed server selection in every request.
+    url = f"mongodb://127.0.0.1:{_closed_port()}/?directConnection=true"
+    down = connect(settings.model_copy(update={"mongodb_url": url, "mongodb_timeout_ms": 60_000}))
+    try:
+        with documents_on(down.db):
+            started = time.monotonic()
+            r = await owner.client.get("/v1/users/me")
+            elapsed = time.monotonic() - started
+    finally:
+        await down.close()
+    body = assert_problem(r, 503)
+    assert "retry" in body["detail"].lower() and r.headers["retry-after"]
+    # Server selection waited for the request's budget, not MONGODB_TIMEOUT_MS (60 s here).
+    assert BUDGET_MS / 1000 * 0.8 <= elapsed <= BUDGET_MS / 1000 + MARGIN, elapsed
+    assert (await owner.client.get("/v1/users/me")).status_code == 200
+
+
+@pytest.mark.embedded_only
+async def test_a_stalled_embedded_backend_answers_503_within_the_request_budget(
+    owner: Account,
+) -> None:
+    # A long operation holds the engine (as a stalled server would): the request's calls queue.
+    stalled = aio._ENGINE.acquire(timeout=5)
+    assert stalled
+    try:
+        started = time.monotonic()
+        # Without a budget the request would wait for the engine for ever: give up instead.
+        r = await asyncio.wait_for(owner.client.get("/v1/users/me"), BUDGET_MS / 1000 + MARGIN)
+        elapsed = time.monotonic() - started
+    finally:
+        aio._ENGINE.release()
+    assert_problem(r, 503)
+    assert elapsed <= BUDGET_MS / 1000 + MARGIN, elapsed
+    assert (await owner.client.get("/v1/users/me")).status_code == 200
+
+
+@pytest.mark.embedded_only
+async def test_the_embedded_backend_refuses_work_once_the_budget_is_spent(database: Any) -> None:
+    with deadline(0.01):
+        await asyncio.sleep(0.03)
+        with pytest.raises(ExecutionTimeout):
+            await database["leads"].count_documents({})
+        with unbounded():  # batch work lifts the budget
+            assert await database["leads"].count_documents({}) == 0
+        with pytest.raises(ExecutionTimeout):  # and the budget is back after it
+            await database["leads"].find_one({"_id": 1})
+
+
+async def test_a_streamed_export_is_not_cut_by_the_request_budget(owner: Account) -> None:
+    # The budget is spent while the body streams (a slow client): every batch is a call of
+    # its own, bounded per round trip, so the export still reads every lead.
+    for n in range(3):
+        r = await owner.client.post(
+            "/v1/leads",
+            json={"type": "generic", "first_name": f"L{n}", "email": f"l{n}@example.com"},
+        )
+        assert r.status_code == 201, r.text
+    ctx = owner.ctx
+    with deadline(0.01):
+        await asyncio.sleep(0.03)
+        rows = [
+            row
+            async for row in stream(
+                LeadBase, {"tenant_id": ctx.tenant_id, "is_deleted": False}, batch_size=1
+            )
+        ]
+    assert len(rows) == 3
+
+
+async def test_requests_run_under_the_budget_and_a_bulk_import_is_batch_work(
+    owner: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service import leads, users
+
+    seen: dict[str, float | None] = {}
+    real_get, real_bulk = users.get_me, leads.bulk_import
+
+    async def get_me(**kwargs: Any) -> Any:
+        seen["me"] = remaining()
+        return await real_get(**kwargs)
+
+    async def bulk_import(**kwargs: Any) -> Any:
+        seen["bulk"] = remaining()
+        return await real_bulk(**kwargs)
+
+    monkeypatch.setattr(users, "get_me", get_me)
+    monkeypatch.setattr(leads, "bulk_import", bulk_import)
+    assert (await owner.client.get("/v1/users/me")).status_code == 200
+    r = await owner.client.post(
+        "/v1/leads/bulk", json={"leads": [{"type": "generic", "email": "b@example.com"}]}
+    )
+    assert r.status_code < 300, r.text
+    # 10,000 leads take ~13 s (MEASURED.md): a request budget would cut the import halfway.
+    assert seen["me"] is not None and 0 < seen["me"] <= BUDGET_MS / 1000
+    assert seen["bulk"] is None

@@ -289,8 +289,7 @@ PATHS = [
         ),
         "events",
         lambda f, s: "occurred_at" in f and "campaign_id" not in f and "lead_id" not in f,
-        # Both declared indexes serve it equally (the equality on is_deleted aside).
-        frozenset({"tenant_by_occurred_at", "tenant_time"}),
+        frozenset({"tenant_by_occurred_at"}),
     ),
     AccessPath(
         "journal history of one resource",

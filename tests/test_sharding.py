@@ -20,6 +20,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from documents import ALL_DOCUMENTS
+from service import sequencer
+from service.embedded.aio import Operation
 from service.sharding import (
     PLAN_BY_COLLECTION,
     SHARD_KEY_INDEX,
@@ -27,6 +29,8 @@ from service.sharding import (
     ShardPlan,
     shard_commands,
 )
+from tests import shard_plan
+from tests.query_plan_plugin import declared_indexes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,6 +95,49 @@ def test_each_collection_is_planned_once_with_a_reason() -> None:
 def test_collections_read_before_the_tenant_is_known_stay_unsharded() -> None:
     for name in ("users", "api_keys", "invitations", "tenants"):
         assert not PLAN_BY_COLLECTION[name].sharded, name
+
+
+def test_feeds_stay_unsharded() -> None:
+    # The sequencer's positions are service-wide (unique `seq`), read across tenants.
+    for feed in sequencer.FEEDS:
+        assert not PLAN_BY_COLLECTION[feed].sharded, feed
+
+
+async def test_unique_indexes_created_by_code_are_prefixed_by_the_shard_key() -> None:
+    # Not only the declared ones: the sequencer and the journal create indexes too, and
+    # MongoDB refuses to shard a collection with any unique index the key does not prefix.
+    indexes = await declared_indexes()
+    for plan in SHARD_PLAN:
+        if plan.key is None or plan.collection not in indexes:
+            continue
+        key_fields = [field for field, _ in plan.key]
+        for index in indexes[plan.collection]:
+            if not index.unique or index.name == "_id_":
+                continue
+            assert list(index.fields[: len(key_fields)]) == key_fields, (
+                f"{plan.collection}: unique index {index.name} {index.fields} is not prefixed "
+                f"by the shard key {key_fields}"
+            )
+
+
+def test_the_shard_check_finds_an_untargeted_write_and_passes_a_targeted_one() -> None:
+    op = Operation("leads", "update_one", {"_id": b"x"})
+    scoped = Operation("leads", "update_one", {"tenant_id": b"t", "_id": b"x"})
+    bulk = Operation("teams", "bulk_write", pipeline=({"UpdateOne": {"_id": b"x"}},))
+    either = Operation("blogs", "find", {"$or": [{"tenant_id": b"t"}, {"tenant_id": b"u"}]})
+    saved = set(shard_plan.recorded)
+    try:
+        shard_plan.recorded.clear()
+        for one in (op, scoped, bulk, either):
+            shard_plan.record(one)
+        found = [str(routed) for routed, _ in shard_plan.findings(shard_plan.recorded)]
+    finally:
+        shard_plan.recorded.clear()
+        shard_plan.recorded.update(saved)
+    assert found == [
+        'leads.update_one {"_id": {"=": "binData"}}',
+        'teams.bulk:UpdateOne {"_id": {"=": "binData"}}',
+    ]
 
 
 # --- The keys are valid for MongoDB --------------------------------------------------------
@@ -251,3 +298,16 @@ def test_deploy_lock_is_hashed_and_satisfies_requirements_in() -> None:
         assert requirement.specifier.contains(pins[name], prereleases=True), (
             f"deploy/requirements.lock pins {name}=={pins[name]}, outside {requirement}"
         )
+
+
+def test_shards_plan_prints_every_collection_with_its_key() -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    result = CliRunner().invoke(app, ["shards", "--plan", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["collection"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == set(PLAN_BY_COLLECTION)
+    assert rows["events"]["key"] is None and rows["teams"]["key"] == {"tenant_id": 1, "_id": 1}
+    assert all(row["why"] for row in rows.values())

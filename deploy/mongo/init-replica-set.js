@@ -8,7 +8,8 @@
 //   2. initiates the single-node replica set if it is not initiated yet;
 //   3. waits until this node is the writable primary;
 //   4. creates the application user named in the `mongodb_url` secret, or resets its password
-//      and roles if it exists, with readWrite on the service's database and nothing else.
+//      and roles if it exists, with readWrite and collMod (validators, hidden indexes) on the
+//      service's database and nothing else.
 //
 // Credentials are read from the secret files inside this script, never passed on a command
 // line (where `ps` would show them), and never printed.
@@ -175,7 +176,27 @@ log("this node is the writable primary");
 // 4. The application user: exactly readWrite on the service's database. Resetting password and
 // roles on every run makes the database converge on the secret (rotation: change the password
 // in deploy/secrets/mongodb_url, run mongo-init again, restart the api).
-const roles = [{ role: "readWrite", db: APP_DB }];
+// Plus `collMod` on the same database (a role of its own, not dbAdmin, which could drop it):
+// `validators --apply` installs the $jsonSchema validators and `indexes --apply` hides an old
+// index before dropping it, both with collMod, from the api container as this user.
+const SCHEMA_ROLE = "leadIgniteSchema";
+const schemaRole = {
+  privileges: [{ resource: { db: APP_DB, collection: "" }, actions: ["collMod"] }],
+  roles: [],
+};
+const appDb = admin.getSiblingDB(APP_DB);
+const roleFound = attempt(appDb, { rolesInfo: SCHEMA_ROLE });
+if (!roleFound.ok) {
+  fail(`rolesInfo failed: ${roleFound.error.message || tojson(roleFound.error)}`);
+}
+const roleCommand = roleFound.result.roles.length > 0
+  ? { updateRole: SCHEMA_ROLE, ...schemaRole, writeConcern: { w: "majority", wtimeout: 30000 } }
+  : { createRole: SCHEMA_ROLE, ...schemaRole, writeConcern: { w: "majority", wtimeout: 30000 } };
+const roleWritten = attempt(appDb, roleCommand);
+if (!roleWritten.ok) {
+  fail(`${SCHEMA_ROLE} role: ${roleWritten.error.message || tojson(roleWritten.error)}`);
+}
+const roles = [{ role: "readWrite", db: APP_DB }, { role: SCHEMA_ROLE, db: APP_DB }];
 const writeConcern = { w: "majority", wtimeout: 30000 };
 const authDb = admin.getSiblingDB(app.authDb);
 const found = attempt(authDb, { usersInfo: { user: app.user, db: app.authDb } });
@@ -191,7 +212,7 @@ if (!written.ok) {
   fail(`${exists ? "updateUser" : "createUser"} ${app.user} failed: ${written.error.message}`);
 }
 log(
-  `${exists ? "updated" : "created"} user ${app.user} (in ${app.authDb}) with readWrite on ` +
-    `${APP_DB} only`,
+  `${exists ? "updated" : "created"} user ${app.user} (in ${app.authDb}) with readWrite and ` +
+    `collMod on ${APP_DB} only`,
 );
 log("done");

@@ -1,4 +1,4 @@
-"""`indexes`: the database's indexes compared with the declared ones, reconciled on request."""
+"""`indexes`: the database's indexes compared with the declared ones, changed on request."""
 
 from __future__ import annotations
 
@@ -8,37 +8,44 @@ from typing import Annotated, Any
 import typer
 
 from documents import ALL_DOCUMENTS
-from service.cli.base import app, err, out, run_on_database
-from service.indexes import IndexReport, reconcile
+from service.cli.base import app, err, load_settings, out, run_on_database
+from service.indexes import IndexReport, apply_changes
+from service.indexes import compare as compare_indexes
 
 
 def _differs(report: IndexReport) -> bool:
-    """Whether start-up would change something (undeclared indexes are never changed)."""
-    return any(report.rebuilt.values()) or any(report.missing.values())
+    """Whether `--apply` would change something (undeclared indexes are never changed)."""
+    return any(report.changed.values()) or any(report.missing.values())
 
 
 async def compare(db: Any) -> IndexReport:
     """The comparison alone: nothing is dropped or built."""
-    return await reconcile(db, ALL_DOCUMENTS, apply=False)
+    return await compare_indexes(db, ALL_DOCUMENTS)
 
 
-async def apply_as_startup(db: Any) -> tuple[IndexReport, IndexReport]:
-    """What start-up does (rebuild conflicting, build missing); the reports before and after."""
+async def apply(db: Any) -> tuple[IndexReport, IndexReport, list[str]]:
+    """Change every changed index without a gap, build missing ones; before, after, steps."""
     from service.database import init_models
 
-    before = await compare(db)
-    await init_models(db)
-    return before, await compare(db)
+    steps: list[str] = []
+
+    async def step(collection: str, what: str) -> None:
+        steps.append(f"{collection}: {what}")
+
+    seconds = load_settings().index_build_timeout_ms / 1000
+    before = await apply_changes(db, ALL_DOCUMENTS, step=step, build_seconds=seconds)
+    await init_models(db)  # the shared mechanisms' indexes (outbox, feeds)
+    return before, await compare(db), steps
 
 
-def _lines(report: IndexReport, applied: bool) -> list[str]:
+def _lines(report: IndexReport) -> list[str]:
     labels = (
-        ("rebuilt", "dropped and rebuilt as declared" if applied else "would rebuild (changed)"),
-        ("missing", "built" if applied else "missing (declared, not built)"),
+        ("changed", "changed (differs from its declaration)"),
+        ("missing", "missing (declared, not built)"),
         ("undeclared", "undeclared (kept, never dropped)"),
     )
     lines = []
-    for collection in sorted({*report.rebuilt, *report.missing, *report.undeclared}):
+    for collection in sorted({*report.changed, *report.missing, *report.undeclared}):
         for kind, label in labels:
             names = getattr(report, kind).get(collection)
             if names:
@@ -52,11 +59,11 @@ def _count(found: dict[str, list[str]]) -> int:
 
 @app.command("indexes")
 def indexes_command(
-    apply: Annotated[
+    apply_: Annotated[
         bool,
         typer.Option(
             "--apply",
-            help="Do what start-up does: drop and rebuild conflicting indexes, build missing ones.",
+            help="Change changed indexes without a gap (build, hide, drop) and build missing ones.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -64,48 +71,54 @@ def indexes_command(
     """Compare the database's indexes with the ones the documents declare.
 
     Reports indexes declared but missing, indexes whose definition differs from the
-    declaration (start-up drops and rebuilds them) and undeclared ones, e.g. an operator's
-    own (never dropped). Without `--apply` nothing changes. Exit status: 0 when the indexes
-    are as declared, 1 when start-up would change something (without `--apply`; for deploy
-    checks) or something is still different after `--apply`; undeclared indexes alone do not
-    count.
+    declaration (start-up only reports them) and undeclared ones, e.g. an operator's own
+    (never dropped). With `--apply`, each changed index is replaced without leaving its
+    queries unserved: a serving index is built beside it first, the old one hidden, then
+    dropped (service/indexes.py). Exit status: 0 when the indexes are as declared, 1 when
+    something differs (without `--apply`; for deploy checks) or still differs after
+    `--apply`; undeclared indexes alone do not count.
     """
-    if apply:
-        report, after = run_on_database(apply_as_startup)
+    steps: list[str] = []
+    if apply_:
+        report, after, steps = run_on_database(apply)
         remaining = _differs(after)
     else:
         report = after = run_on_database(compare)
         remaining = _differs(report)
     if as_json:
         body = {
-            "applied": apply,
+            "applied": apply_,
             "clean": not remaining,
             **{
                 kind: {c: n for c, n in getattr(report, kind).items() if n}
-                for kind in ("rebuilt", "missing", "undeclared")
+                for kind in ("changed", "missing", "undeclared")
             },
         }
+        if apply_:
+            body["steps"] = steps
         out().out(json.dumps(body, indent=2))
     else:
-        lines = _lines(report, applied=apply)
-        rebuilt, missing = _count(report.rebuilt), _count(report.missing)
+        changed, missing = _count(report.changed), _count(report.missing)
         undeclared = _count(report.undeclared)
-        if apply:
-            summary = f"indexes: {rebuilt} rebuilt, {missing} built, {undeclared} undeclared kept"
+        if apply_:
+            summary = f"indexes: {changed} changed, {missing} built, {undeclared} undeclared kept"
+            lines = [*_lines(report), *steps]
         elif remaining:
+            lines = _lines(report)
             summary = (
-                f"indexes: {rebuilt} to rebuild, {missing} missing, {undeclared} undeclared "
-                "(kept); `indexes --apply` or a start of the service reconciles them"
+                f"indexes: {changed} changed, {missing} missing, {undeclared} undeclared "
+                "(kept); `indexes --apply` changes and builds them"
             )
         else:
+            lines = _lines(report)
             summary = f"indexes: as declared ({undeclared} undeclared, kept)"
         out().out("\n".join([*lines, summary]))
-    if apply and remaining:
-        err().print("[bold red]error:[/] still different after reconciling:")
-        for line in _lines(after, applied=False):
+    if apply_ and remaining:
+        err().print("[bold red]error:[/] still different after applying:")
+        for line in _lines(after):
             err().print(f"  {line}")
     if remaining:
         raise typer.Exit(1)
 
 
-__all__ = ["apply_as_startup", "compare", "indexes_command"]
+__all__ = ["apply", "compare", "indexes_command"]

@@ -55,8 +55,16 @@ from pymongo import (
     ReturnDocument,
     UpdateMany,
     UpdateOne,
+    _csot,
 )
-from pymongo.errors import BulkWriteError, InvalidOperation, OperationFailure, WriteError
+from pymongo.errors import (
+    BulkWriteError,
+    ExecutionTimeout,
+    InvalidOperation,
+    NetworkTimeout,
+    OperationFailure,
+    WriteError,
+)
 from pymongo.operations import IndexModel
 from pymongo.results import (
     BulkWriteResult,
@@ -112,11 +120,29 @@ async def _settle(outcome: _Outcome) -> Any:
 
 
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run an engine call in the worker thread; return once its changes are durable."""
+    """Run an engine call in the worker thread, within the caller's `pymongo.timeout`; return
+    once its changes are durable."""
+    left = _time_left()
     loop = asyncio.get_running_loop()
     call = functools.partial(fn, *args, **kwargs)
-    result: T = await _settle(await loop.run_in_executor(_WORKER, _exclusive, call))
+    if left is None:
+        outcome = await loop.run_in_executor(_WORKER, _exclusive, call)
+    else:
+        try:
+            async with asyncio.timeout(left):
+                outcome = await loop.run_in_executor(_WORKER, _exclusive, call)
+        except TimeoutError:  # as PyMongo's socket timeout under CSOT (the call may still finish)
+            raise NetworkTimeout(f"timed out after {left:.3f}s (embedded backend)") from None
+    result: T = await _settle(outcome)
     return result
+
+
+def _time_left() -> float | None:
+    """The caller's remaining CSOT budget (service/deadlines.py); spent: as PyMongo, refuse."""
+    left = _csot.remaining()
+    if left is not None and left <= 0:
+        raise ExecutionTimeout("operation exceeded time limit (embedded backend)", 50)
+    return left
 
 
 async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -126,6 +152,7 @@ async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     engine is busy (the worker holds it) the read queues in the worker as any other call.
     Calls still never interleave: both paths hold the engine lock.
     """
+    _time_left()
     if _ENGINE.acquire(blocking=False):
         try:
             outcome: _Outcome = (fn(*args, **kwargs), None, wal.written())
@@ -285,6 +312,16 @@ class EmbeddedDatabase:
         for option in ("validator", "validationLevel", "validationAction"):
             if option in command:
                 store.set_option(option, codec.canonical_value(command[option]))
+        if "index" in command:  # hide or unhide: the planner skips hidden indexes
+            # Not logged: hiding lasts while `indexes --apply` swaps an index (docs/deployment.md)
+            spec = command["index"]
+            index = store.indexes.get(spec.get("name"))
+            if index is None:
+                raise OperationFailure(f"cannot find index {spec.get('name')}", code=27)
+            if spec.get("hidden"):
+                index.options["hidden"] = True
+            else:
+                index.options.pop("hidden", None)
         self.client.writes += 1
         return {"ok": 1.0}
 
@@ -649,7 +686,12 @@ class EmbeddedCollection:
     ) -> BulkWriteResult:
         """Run insert/update/replace/delete operations in order; errors as PyMongo reports them."""
         _refuse_session(session)
-        _observe(Operation(self.name, "bulk_write"))
+        # Each request's filter, for observers (the shard plan's check): {kind: filter}.
+        each = tuple(
+            {type(r).__name__: getattr(r, "_filter", None), "upsert": getattr(r, "_upsert", None)}
+            for r in requests
+        )
+        _observe(Operation(self.name, "bulk_write", pipeline=each))
         ops = [_bulk_op(r) for r in requests]
 
         def execute() -> dict[str, Any]:

@@ -254,6 +254,8 @@ def _best_for(
     best: tuple[int, Index, list[Any]] | None = None
     best_sorted: tuple[int, Index, list[Any], int] | None = None
     for index in store.indexes.values():
+        if index.options.get("hidden"):  # collMod hid it: kept up to date, never used
+            continue
         found = _intervals(index, conj)
         if found is None:
             direction = _serves_sort(index, 0, sort, conj) if sort else 0

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -124,9 +124,16 @@ async def run(spec: tuple[str, pipelines.Pipeline]) -> list[dict[str, Any]]:
     return [row async for row in await collection(name).aggregate(stages)]
 
 
-async def owners_of(name: str, ids: list[Any]) -> set[Key]:
-    """(tenant, user_id) of the documents with these ids in collection `name`."""
-    cursor = collection(name).find({"_id": {"$in": ids}}, {"tenant_id": 1, "user_id": 1})
+async def owners_of(name: str, rows: Sequence[Mapping[str, Any]]) -> set[Key]:
+    """(tenant, user_id) of the documents these journal rows are about, in collection `name`."""
+    by_tenant: dict[Any, list[Any]] = {}
+    for row in rows:  # per tenant: on a sharded collection each branch is targeted
+        by_tenant.setdefault(row.get("tenant_id"), []).append(row["aggregate_id"])
+    branches = [{"tenant_id": t, "_id": {"$in": ids}} for t, ids in by_tenant.items()]
+    if not branches:
+        return set()
+    query = branches[0] if len(branches) == 1 else {"$or": branches}
+    cursor = collection(name).find(query, {"tenant_id": 1, "user_id": 1})
     return pairs([(d.get("tenant_id"), d.get("user_id")) async for d in cursor])
 
 
@@ -261,7 +268,7 @@ class GlobalCampaignProjector(Projector):
         keys = pairs(
             (row.get("tenant_id"), user) for row in rows for user in changed_values(row, "user_id")
         )
-        return keys | await owners_of(pipelines.CAMPAIGNS, [r["aggregate_id"] for r in rows])
+        return keys | await owners_of(pipelines.CAMPAIGNS, rows)
 
     async def compute(self, keys: set[Key] | None) -> list[Document]:
         """Campaign counts and touchpoint totals per user (two pipelines), merged by user."""
@@ -329,6 +336,10 @@ class GlobalAnalyticsProjector(Projector):
         """Rows of these (tenant, day) pairs, every channel (index `tenant_day`)."""
         return by_tenant({(tenant, day_start(day)) for tenant, day in keys}, "day")
 
+    def write_filter(self, doc: Any) -> dict[str, Any]:
+        """Its `_id` with the whole shard key {tenant_id, day}: an upsert then stays targeted."""
+        return {**super().write_filter(doc), "day": doc.day}
+
 
 class GlobalTeamProjector(Projector):
     """`GlobalTeam`: teams with their members' usernames and names."""
@@ -384,7 +395,7 @@ class UserRollupProjector(Projector):
             (row.get("tenant_id"), user) for row in rows for user in changed_values(row, "user_id")
         )
         name = self.aggregate.get_settings().name or ""
-        return keys | await owners_of(name, [r["aggregate_id"] for r in rows])
+        return keys | await owners_of(name, rows)
 
     def key_of(self, doc: Any) -> Key:
         """A rollup belongs to its user."""
