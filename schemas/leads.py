@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -302,13 +303,31 @@ class _LeadCriteria(BaseModel):
     sort: LeadSort | None = Field(default=None, description=_SORT_DOC)
 
 
+def _point_problem(value: str) -> str:
+    """Why `value` is not `<longitude>,<latitude>`, in plain words."""
+    form = "`near` is `<longitude>,<latitude>` in degrees, longitude first (-122.42,37.77)"
+    parts = value.split(",")
+    try:
+        lng, lat = (float(p) for p in parts)
+    except ValueError:
+        return f"{form}: two numbers separated by a comma."
+    if not (math.isfinite(lng) and math.isfinite(lat)):
+        return f"{form}: two finite numbers."
+    if not -90 <= lat <= 90 and -90 <= lng <= 90 and -180 <= lat <= 180:
+        return f"{form}; the latitude {lat:g} is beyond ±90: are the two swapped?"
+    if not -90 <= lat <= 90:
+        return f"{form}; the latitude must be between -90 and 90."
+    return f"{form}; the longitude must be between -180 and 180."
+
+
 class _Nearby(BaseModel):
     """`near`/`within_km`: leads with a location around a point, nearest first."""
 
     near: str | None = Field(
         default=None,
         max_length=64,
-        pattern=POINT_PATTERN,
+        # Documented, and checked by `_point` (which explains what is wrong in plain words).
+        json_schema_extra={"pattern": POINT_PATTERN},
         examples=["-122.4194,37.7749"],
         description=(
             "`<longitude>,<latitude>` in degrees: only leads with a `location`, nearest first "
@@ -330,10 +349,8 @@ class _Nearby(BaseModel):
             return None
         match = _POINT.match(value)
         if match is None:
-            raise ValueError("near must be '<longitude>,<latitude>' in degrees")
+            raise ValueError(_point_problem(value))
         lng, lat = float(match.group(1)), float(match.group(2))
-        if not (-180 <= lng <= 180 and -90 <= lat <= 90):
-            raise ValueError("longitude must be in [-180, 180] and latitude in [-90, 90]")
         return f"{lng},{lat}"
 
     @model_validator(mode="after")

@@ -1,0 +1,216 @@
+"""The first hour with the service (issue 29): valid phones only, errors in plain words.
+
+Impossible phone numbers are refused on every path that stores one (create, patch, bulk, the
+CSV import); 422s carry no library wording and name a field by its JSON path only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from documents.base import normalize_phone
+from documents.tenant import Tenant
+from documents.user import User
+from service.cli import app
+from service.repository import Repository
+from tests.helpers import Account, assert_problem
+from tests.problem_audit import leaks
+from tests.test_cli import _env, _runner, _stored_leads, _write_csv, db_file, owner_of
+
+__all__ = ["db_file", "owner_of"]  # fixtures of the CLI tests, used here too
+
+IMPOSSIBLE = ["(000) 000-0001", "+10000000000", "(415) 555-01", "999 999 9999"]
+
+
+# -- impossible phones ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phone", IMPOSSIBLE)
+async def test_create_refuses_an_impossible_phone(owner: Account, phone: str) -> None:
+    response = await owner.client.post("/v1/leads", json={"type": "generic", "phone": phone})
+    problem = assert_problem(response, 422)
+    (error,) = problem["errors"]
+    assert error["loc"] == ["body", "phone"]
+    assert error["msg"].startswith("Not a valid phone number"), error
+    assert not leaks(problem)
+    listed = await owner.client.get("/v1/leads")
+    assert listed.json()["items"] == []
+
+
+async def test_a_phone_that_is_no_number_at_all_is_named_in_plain_words(owner: Account) -> None:
+    response = await owner.client.post("/v1/leads", json={"type": "generic", "phone": "call me"})
+    (error,) = assert_problem(response, 422)["errors"]
+    assert error["msg"] == "Not a phone number: expected digits such as +1 415 555 0100."
+
+
+async def test_validity_is_judged_in_the_tenant_region(owner: Account) -> None:
+    tenant = await Repository(Tenant, owner.ctx).get(owner.ctx.tenant_id)
+    await Repository(Tenant, owner.ctx).update(tenant, {"default_phone_region": "GB"})
+    # A valid US number without +1 is no London number; with +1 it is fine anywhere.
+    refused = await owner.client.post(
+        "/v1/leads", json={"type": "generic", "phone": "(415) 555-0100"}
+    )
+    assert "region GB" in assert_problem(refused, 422)["errors"][0]["msg"]
+    ok = await owner.client.post("/v1/leads", json={"type": "generic", "phone": "+1 415 555 0100"})
+    assert ok.status_code == 201 and ok.json()["phone"] == "+14155550100"
+
+
+async def test_patch_refuses_an_impossible_phone_and_keeps_the_stored_one(owner: Account) -> None:
+    created = await owner.client.post(
+        "/v1/leads", json={"type": "generic", "phone": "(415) 555-0100"}
+    )
+    url = f"/v1/leads/{created.json()['id']}"
+    response = await owner.client.patch(url, json={"phone": "(000) 000-0000"})
+    assert assert_problem(response, 422)["errors"][0]["loc"] == ["body", "phone"]
+    agent = await owner.client.post(
+        "/v1/leads",
+        json={"type": "mls", "mls_id": "A1", "listing_agent": {"phone": "(415) 555-0101"}},
+    )
+    refused = await owner.client.patch(
+        f"/v1/leads/{agent.json()['id']}", json={"listing_agent": {"phone": "000-000-0000"}}
+    )
+    assert assert_problem(refused, 422)["errors"][0]["loc"] == ["body", "listing_agent", "phone"]
+    assert (await owner.client.get(url)).json()["phone"] == "+14155550100"
+
+
+async def test_bulk_reports_impossible_phones_per_row_and_keeps_the_good_rows(
+    owner: Account,
+) -> None:
+    rows: list[dict[str, Any]] = [
+        {"type": "generic", "phone": "(415) 555-0100"},
+        {"type": "generic", "phone": "(000) 000-0001"},
+        {"type": "mls", "mls_id": "M1", "listing_agent": {"phone": "+10000000000"}},
+        {"type": "generic", "email": "ok@example.com", "phone": "(000) 000-0001"},
+        {"type": "generic", "phone": "+1 415 555 0101"},
+    ]
+    response = await owner.client.post("/v1/leads/bulk", json={"leads": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["created"], body["duplicates"]) == (2, 0)
+    assert [f["index"] for f in body["failed"]] == [1, 2, 3]
+    locs = [f["errors"][0]["loc"] for f in body["failed"]]
+    assert locs == [["phone"], ["listing_agent", "phone"], ["phone"]]
+    assert all(f["errors"][0]["msg"].startswith("Not a valid phone") for f in body["failed"])
+
+
+def test_phone_parsing_is_cached_per_distinct_value() -> None:
+    normalize_phone.cache_clear()
+    for _ in range(3):
+        assert normalize_phone("(415) 555-0100", "US") == "+14155550100"
+        with pytest.raises(ValueError):
+            normalize_phone("(000) 000-0001", "US")
+    info = normalize_phone.cache_info()
+    # A refusal raises, so only valid values are cached; they are parsed once.
+    assert info.hits == 2 and info.misses == 4
+
+
+# -- errors in plain words, one location per field -------------------------------------------------
+
+
+async def test_an_email_error_is_ours_and_located_by_its_json_path(owner: Account) -> None:
+    response = await owner.client.post("/v1/leads", json={"type": "generic", "email": "nope"})
+    problem = assert_problem(response, 422)
+    (error,) = problem["errors"]
+    assert error["loc"] == ["body", "email"]  # not ["body", "generic", "email"]
+    assert error["msg"] == "Not a valid email address: expected something like name@example.com."
+    assert not leaks(problem)
+    nested = await owner.client.post(
+        "/v1/leads", json={"type": "mls", "mls_id": "X", "listing_agent": {"email": "a@"}}
+    )
+    assert assert_problem(nested, 422)["errors"][0]["loc"] == ["body", "listing_agent", "email"]
+
+
+async def test_the_same_field_has_the_same_loc_in_create_patch_and_bulk(owner: Account) -> None:
+    created = await owner.client.post("/v1/leads", json={"type": "generic", "email": "x@"})
+    phone = await owner.client.post("/v1/leads", json={"type": "generic", "phone": "1"})
+    assert assert_problem(created, 422)["errors"][0]["loc"] == ["body", "email"]
+    assert assert_problem(phone, 422)["errors"][0]["loc"] == ["body", "phone"]
+    lead = await owner.client.post("/v1/leads", json={"type": "generic", "phone": "4155550100"})
+    patched = await owner.client.patch(f"/v1/leads/{lead.json()['id']}", json={"email": "x@"})
+    assert assert_problem(patched, 422)["errors"][0]["loc"] == ["body", "email"]
+    bulk = await owner.client.post(
+        "/v1/leads/bulk",
+        json={"leads": [{"type": "generic", "email": "x@"}, {"type": "generic", "phone": "1"}]},
+    )
+    assert [f["errors"][0]["loc"] for f in bulk.json()["failed"]] == [["email"], ["phone"]]
+    dates = {"starts_at": "2026-01-02T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z"}
+    campaign = await owner.client.post(
+        "/v1/campaigns", json={"type": "email", "name": "x", "subject": "s", **dates}
+    )
+    (error,) = assert_problem(campaign, 422)["errors"]
+    assert error["loc"] == ["body"], error  # the whole object, not ["body", "email"] (its tag)
+
+
+async def test_a_missing_type_lists_the_valid_values(owner: Account) -> None:
+    lead = await owner.client.post("/v1/leads", json={"email": "a@example.com"})
+    (error,) = assert_problem(lead, 422)["errors"]
+    assert error["loc"] == ["body", "type"]
+    assert "'generic', 'mls'" in error["msg"], error
+    campaign = await owner.client.post("/v1/campaigns", json={"name": "x"})
+    assert "'call'" in assert_problem(campaign, 422)["errors"][0]["msg"]
+    bulk = await owner.client.post("/v1/leads/bulk", json={"leads": [{"email": "a@b.co"}]})
+    (failure,) = bulk.json()["failed"]
+    assert failure["errors"][0]["loc"] == ["type"]
+    assert "'generic', 'mls'" in failure["errors"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("near", "words"),
+    [
+        ("37.77,-122.42", "are the two swapped?"),
+        ("here", "two numbers separated by a comma"),
+        ("-190,10", "the longitude must be between -180 and 180"),
+        ("10,195", "the latitude must be between -90 and 90"),
+    ],
+)
+async def test_a_wrong_near_is_explained_without_a_regex(
+    owner: Account, near: str, words: str
+) -> None:
+    problem = assert_problem(await owner.client.get("/v1/leads", params={"near": near}), 422)
+    (error,) = problem["errors"]
+    assert error["loc"] == ["query", "near"] and words in error["msg"], error
+    assert "^" not in error["msg"] and not leaks(problem)
+
+
+async def test_patterns_are_explained_in_words(owner: Account) -> None:
+    response = await owner.client.post(
+        "/v1/leads", json={"type": "generic", "phone": "4155550100", "segments": {"a.b": "x"}}
+    )
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["msg"] == "Must not contain `$`, `.` or a NUL character."
+    assert not leaks(problem)
+
+
+def test_the_audit_catches_library_wording() -> None:
+    for text in [
+        "not a phone number: (1) The string supplied did not seem to be a phone number.",
+        "value is not a valid email address: An email address must have an @-sign.",
+        "String should match pattern '^[a-z]+$'",
+    ]:
+        assert leaks({"detail": "x", "errors": [{"loc": ["body"], "msg": text}]}), text
+
+
+def test_the_csv_import_reports_impossible_phones(
+    tmp_path: Path, db_file: Path, owner_of: User
+) -> None:
+    source = _write_csv(
+        tmp_path / "leads.csv",
+        ["Phone", "Email"],
+        [["(415) 555-0100", ""], ["(000) 000-0000", ""], ["(000) 000-0001", "b@example.com"]],
+    )
+    report = tmp_path / "failed.ndjson"
+    args = ["import", str(source), "--tenant", str(owner_of.tenant_id), "--report", str(report)]
+    result = _runner().invoke(app, [*args, "--json"], env=_env(db_file))
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["created"] == 1
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [line["row"] for line in lines] == [2, 3]
+    for line in lines:
+        (error,) = line["errors"]
+        assert error["field"] == "phone" and error["column"] == "Phone"
+        assert error["msg"].startswith("Not a valid phone number"), error
+    assert [lead.phone for lead in _stored_leads(db_file, owner_of.tenant_id)] == ["+14155550100"]
