@@ -16,17 +16,20 @@ from documents.base import normalize_phone
 from documents.tenant import Tenant
 from documents.user import User
 from service.cli import app
+from service.journal_view import api_changes
 from service.repository import Repository
 from tests.helpers import Account, assert_problem
 from tests.problem_audit import leaks
 from tests.test_cli import _env, _runner, _stored_leads, _write_csv, db_file, owner_of
+from tests.test_webhooks import receiver, settings, subscribe, until, verified
 
-__all__ = ["db_file", "owner_of"]  # fixtures of the CLI tests, used here too
+# Fixtures of the CLI tests (an embedded file, its owner) and the webhook tests (fast loops).
+__all__ = ["db_file", "owner_of", "settings"]
 
 IMPOSSIBLE = ["(000) 000-0001", "+10000000000", "(415) 555-01", "999 999 9999"]
 
 
-# -- impossible phones ----------------------------------------------------------------------------
+# -- impossible phones -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("phone", IMPOSSIBLE)
@@ -108,7 +111,7 @@ def test_phone_parsing_is_cached_per_distinct_value() -> None:
     assert info.hits == 2 and info.misses == 4
 
 
-# -- errors in plain words, one location per field -------------------------------------------------
+# -- errors in plain words, one location per field -------------------------------------------
 
 
 async def test_an_email_error_is_ours_and_located_by_its_json_path(owner: Account) -> None:
@@ -214,3 +217,54 @@ def test_the_csv_import_reports_impossible_phones(
         assert error["field"] == "phone" and error["column"] == "Phone"
         assert error["msg"].startswith("Not a valid phone number"), error
     assert [lead.phone for lead in _stored_leads(db_file, owner_of.tenant_id)] == ["+14155550100"]
+
+
+# -- history in API terms --------------------------------------------------------------------
+
+
+async def test_history_feed_and_versions_speak_api_names_and_units(owner: Account) -> None:
+    created = await owner.client.post(
+        "/v1/leads", json={"type": "mls", "mls_id": "H1", "list_price": 850000}
+    )
+    url = f"/v1/leads/{created.json()['id']}"
+    await owner.client.patch(url, json={"list_price": 900000.5})
+    history = (await owner.client.get(f"{url}/history")).json()["items"]
+    first = {c["field"]: c["new"] for c in history[0]["changes"]}
+    assert first["list_price"] == 850000.0
+    assert not {"list_price_cents", "search_text"} & first.keys()  # stored form, internal
+    assert history[1]["changes"] == [{"field": "list_price", "old": 850000.0, "new": 900000.5}]
+    assert (await owner.client.get(f"{url}/versions/1")).json()["list_price"] == 850000.0
+    feed = (await owner.client.get("/v1/changes", params={"aggregate_type": "lead"})).json()
+    assert feed["items"][-1]["changes"] == history[1]["changes"]
+    assert "list_price_cents" not in str(feed) and "search_text" not in str(feed)
+
+
+async def test_nested_money_is_shown_in_major_units(owner: Account) -> None:
+    assert (await owner.client.put("/v1/ai/config", json={"monthly_cost_limit": 12.5})).is_success
+    feed = (await owner.client.get("/v1/changes", params={"aggregate_type": "user"})).json()
+    assert feed["items"][-1]["changes"] == [
+        {"field": "ai_config.monthly_cost_limit", "old": None, "new": 12.5}
+    ]
+
+
+def test_the_view_maps_names_inside_values_and_leaves_segments_alone() -> None:
+    changes = [
+        {"field": "billing", "old": None, "new": {"billing_history": [{"amount_cents": 4999}]}},
+        {"field": "segments", "old": None, "new": {"amount_cents": "data"}},
+    ]
+    assert api_changes("user", changes) == [
+        {"field": "billing", "old": None, "new": {"billing_history": [{"amount": 49.99}]}},
+        {"field": "segments", "old": None, "new": {"amount_cents": "data"}},
+    ]
+    assert api_changes("campaign", changes) == changes
+
+
+async def test_webhook_payloads_speak_api_names_and_units(owner: Account) -> None:
+    with receiver() as rec:
+        hook = await subscribe(owner, rec.url, ["lead.*"])
+        await owner.client.post("/v1/leads", json={"type": "mls", "mls_id": "W1", "list_price": 1})
+        await until(lambda: len(rec.ok()) >= 1)
+        (body,) = verified(rec, hook["secret"])
+    fields = {c["field"]: c["new"] for c in body["data"]["changes"]}
+    assert fields["list_price"] == 1.0 and "list_price_cents" not in fields
+    assert "search_text" not in fields
