@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from documents.base import normalize_phone
@@ -268,3 +269,17 @@ async def test_webhook_payloads_speak_api_names_and_units(owner: Account) -> Non
     fields = {c["field"]: c["new"] for c in body["data"]["changes"]}
     assert fields["list_price"] == 1.0 and "list_price_cents" not in fields
     assert "search_text" not in fields
+
+
+# -- getting started ----------------------------------------------------------------------------
+
+
+async def test_the_root_links_to_the_docs(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert {body["docs"], body["redoc"], body["openapi"]} == {"/docs", "/redoc", "/openapi.json"}
+    for link in ("docs", "redoc", "openapi"):
+        assert (await client.get(body[link])).status_code == 200, link
+    assert (await client.get("/v1/")).status_code == 404  # not part of the versioned API
