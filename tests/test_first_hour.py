@@ -6,6 +6,7 @@ CSV import); 422s carry no library wording and name a field by its JSON path onl
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,25 @@ async def test_the_root_links_to_the_docs(client: httpx.AsyncClient) -> None:
     for link in ("docs", "redoc", "openapi"):
         assert (await client.get(body[link])).status_code == 200, link
     assert (await client.get("/v1/")).status_code == 404  # not part of the versioned API
+
+
+def test_the_cli_takes_the_owner_email_for_tenant(
+    tmp_path: Path, db_file: Path, owner_of: User
+) -> None:
+    source = _write_csv(tmp_path / "a.csv", ["email"], [["x@example.com"]])
+    by_email = ["import", str(source), "--tenant", "Owner@Example.com", "--json"]
+    result = _runner().invoke(app, by_email, env=_env(db_file))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["created"] == 1
+    (lead,) = _stored_leads(db_file, owner_of.tenant_id)
+    assert lead.email == "x@example.com"
+    unknown = _runner().invoke(app, [*by_email[:3], "nobody@example.com"], env=_env(db_file))
+    assert unknown.exit_code == 2 and "no user with the e-mail" in unknown.stderr
+    neither = _runner().invoke(app, [*by_email[:3], "owner"], env=_env(db_file))
+    assert neither.exit_code == 2 and "id or its owner's e-mail" in neither.stderr
+    pipeline = _runner().invoke(
+        app, ["pipelines", "overview", "--tenant", "owner@example.com", "--json"], env=_env(db_file)
+    )
+    assert pipeline.exit_code == 0, pipeline.output
+    encoded = base64.b64encode(owner_of.tenant_id.bytes).decode()  # Extended JSON's UUID
+    assert encoded in pipeline.stdout
