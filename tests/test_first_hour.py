@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from documents.base import normalize_phone
 from documents.tenant import Tenant
@@ -20,6 +21,7 @@ from documents.user import User
 from service.cli import app
 from service.journal_view import api_changes
 from service.repository import Repository
+from service.settings import DEV_JWT_SECRET_SUFFIX, Settings
 from tests.helpers import Account, assert_problem
 from tests.problem_audit import leaks
 from tests.test_cli import _env, _runner, _stored_leads, _write_csv, db_file, owner_of
@@ -306,3 +308,46 @@ def test_the_cli_takes_the_owner_email_for_tenant(
     assert pipeline.exit_code == 0, pipeline.output
     encoded = base64.b64encode(owner_of.tenant_id.bytes).decode()  # Extended JSON's UUID
     assert encoded in pipeline.stdout
+
+
+def _development(path: Path, **extra: Any) -> Settings:
+    return Settings(app_env="development", mongodb_url=None, embedded_db_path=str(path), **extra)
+
+
+def test_development_keeps_its_jwt_secret_beside_the_data_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    data = tmp_path / "data" / "lead_ignite.embedded"
+    first = _development(data)
+    kept = data.with_name(data.name + DEV_JWT_SECRET_SUFFIX)
+    assert kept.read_text().strip() == first.jwt_secret
+    assert kept.stat().st_mode & 0o777 == 0o600
+    # A restart reads it back: tokens issued before it stay valid.
+    assert _development(data).jwt_secret == first.jwt_secret
+    assert _development(data, jwt_secret="s" * 32).jwt_secret == "s" * 32  # JWT_SECRET wins
+
+
+def test_no_development_secret_outside_development(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    data = tmp_path / "lead_ignite.embedded"
+    kept = data.with_name(data.name + DEV_JWT_SECRET_SUFFIX)
+    kept.write_text("k" * 48)  # even when a file is there, only development reads it
+    test_settings = Settings(app_env="test", mongodb_url=None, embedded_db_path=str(data))
+    assert test_settings.jwt_secret != "k" * 48
+    with pytest.raises(ValueError, match="JWT_SECRET"):
+        Settings(
+            app_env="production",
+            mongodb_url="mongodb://db",
+            embedded_db_path=str(data),
+            fernet_key=Fernet.generate_key().decode(),
+        )
+    on_mongodb = Settings(
+        app_env="development", mongodb_url="mongodb://db", embedded_db_path=str(data)
+    )
+    assert on_mongodb.jwt_secret != "k" * 48  # beside the embedded file only
+    kept.unlink()
+    Settings(app_env="test", mongodb_url=None, embedded_db_path=str(data))
+    assert not kept.exists()

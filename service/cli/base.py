@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
@@ -76,7 +77,8 @@ def load_settings() -> Settings:
     FERNET_KEY is set rather than run with a generated key.
     """
     with _quiet("service.settings"):
-        return Settings()
+        # A throwaway JWT secret: none is needed, and none is created beside the data file.
+        return Settings(jwt_secret=secrets.token_urlsafe(48))
 
 
 TENANT_HELP = "The tenant: its id, or its owner's e-mail."
