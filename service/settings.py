@@ -142,7 +142,10 @@ class Settings(BaseSettings):
         try:
             if path.exists():
                 kept = path.read_text(encoding="ascii").strip()
-                return kept if len(kept) >= 32 else None
+                if len(kept) < 32:
+                    raise OSError("shorter than 32 characters")
+                log.warning("JWT_SECRET is not set: using the development secret %s", path)
+                return kept
             path.parent.mkdir(parents=True, exist_ok=True)
             secret = secrets.token_urlsafe(48)
             with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
