@@ -140,25 +140,29 @@ class Settings(BaseSettings):
             return None
         path = Path(self.embedded_db_path + DEV_JWT_SECRET_SUFFIX)
         try:
-            if path.exists():
-                kept = path.read_text(encoding="ascii").strip()
-                if len(kept) < 32:
-                    raise OSError("shorter than 32 characters")
-                log.warning("JWT_SECRET is not set: using the development secret %s", path)
-                return kept
-            path.parent.mkdir(parents=True, exist_ok=True)
-            secret = secrets.token_urlsafe(48)
-            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-                f.write(secret + "\n")
+            if not path.exists():
+                # Written aside, then linked in: processes starting together agree on one.
+                path.parent.mkdir(parents=True, exist_ok=True)
+                aside = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+                with os.fdopen(
+                    os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
+                ) as f:
+                    f.write(secrets.token_urlsafe(48) + "\n")
+                try:
+                    os.link(aside, path)
+                    log.warning("JWT_SECRET is not set: created the development secret %s", path)
+                except FileExistsError:
+                    pass
+                finally:
+                    aside.unlink()
+            kept = path.read_text(encoding="ascii").strip()
+            if len(kept) < 32:
+                raise OSError("shorter than 32 characters")
         except (OSError, UnicodeDecodeError) as exc:
             log.warning("JWT_SECRET is not set and %s is unusable: %s", path, exc)
             return None
-        log.warning(
-            "JWT_SECRET is not set: created the development secret %s (kept across restarts; "
-            "development only)",
-            path,
-        )
-        return secret
+        log.warning("JWT_SECRET is not set: using the development secret %s (kept)", path)
+        return kept
 
     @cached_property
     def fernet(self) -> Fernet:
