@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -351,3 +358,89 @@ def test_no_development_secret_outside_development(
     kept.unlink()
     Settings(app_env="test", mongodb_url=None, embedded_db_path=str(data))
     assert not kept.exists()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICKSTART_MARK = "<!-- quickstart:"
+
+
+def quickstart_script() -> str:
+    """The README's quickstart block, as written (the fenced `sh` block after its marker)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    after = readme[readme.index(QUICKSTART_MARK) :]
+    block = re.search(r"```sh\n(.*?)```", after, re.S)
+    assert block is not None, "the quickstart block is fenced as ```sh"
+    return block.group(1)
+
+
+def _json_values(text: str) -> list[Any]:
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        if text[at].isspace():
+            at += 1
+            continue
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+    return values
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the quickstart's lines use curl")
+def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
+    script = quickstart_script()
+    assert "/v1/auth/token" in script and "-d username=" in script  # form-encoded login
+    port = _free_port()
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "EMBEDDED_DB_PATH": str(tmp_path / "quickstart.embedded"),
+        "MONGODB_URL": "",
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_KIB": "64",
+        "PASSWORD_HASH_PARALLELISM": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("JWT_SECRET", None)
+    env.pop("MONGODB_URL")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service.serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the server did not start")
+        run = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            env={**os.environ, "BASE": base},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    root, owner, lead, page = _json_values(run.stdout)  # curl prints them back to back
+    assert root["docs"] == "/docs"
+    assert owner["username"] == "ana"
+    assert lead["phone"] == "+14155550100"
+    assert [item["id"] for item in page["items"]] == [lead["id"]]
+    # The development secret was kept beside the data file: a restart keeps the token valid.
+    assert (tmp_path / f"quickstart.embedded{DEV_JWT_SECRET_SUFFIX}").exists()
