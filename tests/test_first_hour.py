@@ -444,3 +444,13 @@ def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     assert [item["id"] for item in page["items"]] == [lead["id"]]
     # The development secret was kept beside the data file: a restart keeps the token valid.
     assert (tmp_path / f"quickstart.embedded{DEV_JWT_SECRET_SUFFIX}").exists()
+
+
+def test_cli_help_shows_no_type_placeholder_for_flags() -> None:
+    import typer
+
+    commands = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    for args in [["--help"], *([c, "--help"] for c in commands)]:
+        result = _runner().invoke(app, args, env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+        assert result.exit_code == 0, args
+        assert "<bool>" not in result.output and "BOOLEAN" not in result.output, args

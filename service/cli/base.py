@@ -81,9 +81,6 @@ def load_settings() -> Settings:
         return Settings(jwt_secret=secrets.token_urlsafe(48))
 
 
-TENANT_HELP = "The tenant: its id, or its owner's e-mail."
-
-
 async def tenant_of(ref: str) -> UUID:
     """`--tenant`: a tenant id as it is, or the e-mail of the tenant's owner looked up.
 
