@@ -91,6 +91,14 @@ class Audit:
 AUDIT = Audit()
 
 
+def audit_answer(
+    method: str, url: str, status: int, headers: list[tuple[str, str]], content: bytes
+) -> None:
+    """Audit an answer that came through another transport (Schemathesis' own, in the fuzz run)."""
+    request = httpx.Request(method, url)
+    AUDIT.check(httpx.Response(status, headers=headers, content=content, request=request))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Wrap httpx's `send` so every answer passes the audit."""
     sync_send, async_send = httpx.Client.send, httpx.AsyncClient.send

@@ -454,3 +454,13 @@ def test_cli_help_shows_no_type_placeholder_for_flags() -> None:
         result = _runner().invoke(app, args, env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
         assert result.exit_code == 0, args
         assert "<bool>" not in result.output and "BOOLEAN" not in result.output, args
+
+
+def test_answers_from_another_transport_join_the_audit() -> None:
+    from tests.problem_audit import AUDIT, audit_answer
+
+    error = {"loc": ["body"], "msg": "String should match pattern '^a$'"}
+    body = json.dumps({"detail": "x", "errors": [error]}).encode()
+    audit_answer("POST", "http://t/v1/x", 422, [("content-type", "application/problem+json")], body)
+    found = AUDIT.take()
+    assert len(found) == 1 and "a raw regex" in found[0]
