@@ -18,7 +18,8 @@ help:
 	@echo "make test   the test suite without the fuzz run (TEST_WORKERS=$(TEST_WORKERS) processes)"
 	@echo "make fuzz   the whole-API Schemathesis run (about 2 minutes)"
 	@echo "make lint   ruff check, ruff format --check, mypy, Spectral on the OpenAPI document"
-	@echo "make clean  remove .venv"
+	@echo "make openapi  write the OpenAPI document as served to build/openapi.json"
+	@echo "make clean  remove .venv, build and tools/spectral/node_modules (never .data)"
 	@echo "CI (.ci/run) runs lint, fuzz and test."
 
 $(BIN)/python:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from types import UnionType
@@ -135,14 +136,23 @@ Cents = Annotated[int, Field(ge=0)]
 """Money as non-negative integer cents (never a float in the database)."""
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_phone(value: str, region: str = "US") -> str:
-    """A phone read in `region` unless it has a country code, as E.164; ValueError if impossible."""
+    """A phone read in `region` unless it has a country code, as E.164; ValueError if invalid.
+
+    Only numbers that can be dialled (`is_valid_number`: a real area code and length) pass,
+    since dedupe, consent and quiet hours key on them. Cached: imports repeat values, and the
+    parse is most of a row's cost. The messages are ours, not the library's.
+    """
     try:
         parsed = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {exc}") from None
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValueError("not a possible phone number")
+    except phonenumbers.NumberParseException:
+        raise ValueError("Not a phone number: expected digits such as +1 415 555 0100.") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(
+            "Not a valid phone number: no such area code, or the wrong number of digits "
+            f"(without a +country code it is read in region {region})."
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

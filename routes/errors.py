@@ -127,11 +127,18 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
         refused = _method_not_allowed(request) or _unsupported_media_type(request)
         if refused is not None:
             return refused
+    body = getattr(exc, "body", None)
+    body_field = getattr(request.scope.get("route"), "body_field", None)
     return problem(
         422,
         "Unprocessable Entity",
         "The request is not valid.",
-        errors=validation_errors(list(exc.errors())),
+        errors=validation_errors(
+            list(exc.errors()),
+            body=body,
+            under=("body",),
+            revalidate=(lambda value: body_field.validate(value)[1]) if body_field else None,
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""Liveness, readiness and Prometheus metrics (behind `METRICS_TOKEN`)."""
+"""The root (links to the docs), liveness, readiness and Prometheus metrics (`METRICS_TOKEN`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from routes.deps import SettingsDep
 from service.database import ping
@@ -32,6 +32,33 @@ class Ready(BaseModel):
     database: Literal["mongodb", "embedded"]
     # Start-up's index comparison (service/indexes.py): "as declared", or what differs.
     indexes: str = "as declared"
+
+
+class Root(BaseModel):
+    """Where to start: the interactive docs, the reference and the OpenAPI document."""
+
+    service: str
+    version: str
+    docs: str = Field(description="Interactive docs (Swagger UI, served offline).")
+    redoc: str = Field(description="The API reference (ReDoc, served offline).")
+    openapi: str = Field(description="The OpenAPI document.")
+    api: str = Field(description="The prefix of the versioned API.")
+
+
+@router.get("/", response_model=Root, summary="Links to the docs")
+async def root(request: Request) -> Root:
+    """What a first visit needs: links to `/docs`, `/redoc` and `/openapi.json`.
+
+    Not part of the versioned API (`/v1`); it never touches the database.
+    """
+    return Root(
+        service=request.app.title,
+        version=request.app.version,
+        docs="/docs",
+        redoc="/redoc",
+        openapi="/openapi.json",
+        api="/v1",
+    )
 
 
 @router.get("/health", response_model=Health)

@@ -391,7 +391,35 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             _no_null_inputs(operation, components)
     _hoist_unions(schema, components)
     _rename_components(schema, components)
+    _document_metrics(
+        schema,
+        metrics_on=getattr(app.state, "settings", None) is not None
+        and app.state.settings.metrics_token is not None,
+    )
     return schema
+
+
+def _document_metrics(schema: dict[str, Any], *, metrics_on: bool) -> None:
+    """`GET /metrics` as this instance answers it: 200/401 with its token, or 404 without one.
+
+    The document is the one served (it follows the settings), so a client or a fuzzer is not
+    told to send a token that an instance with metrics off answers with 404.
+    """
+    operation = schema.get("paths", {}).get("/metrics", {}).get("get")
+    if operation is None:
+        return
+    responses = operation["responses"]
+    if metrics_on:
+        responses.pop("404", None)
+        return
+    operation["security"] = []
+    operation["description"] = (
+        "Metrics are off on this instance (`METRICS_TOKEN` is unset): always 404. With "
+        "`METRICS_TOKEN` set, `Authorization: Bearer <METRICS_TOKEN>` reads Prometheus metrics."
+    )
+    responses.pop("401", None)  # 200 stays documented: what the operation gives when on
+    schemes = schema.get("components", {}).get("securitySchemes", {})
+    schemes.pop("MetricsToken", None)
 
 
 def install_openapi(app: FastAPI) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -13,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     SkipValidation,
     StringConstraints,
     field_validator,
@@ -305,13 +307,31 @@ class _LeadCriteria(BaseModel):
     sort: LeadSort | None = Field(default=None, description=_SORT_DOC)
 
 
+def _point_problem(value: str) -> str:
+    """Why `value` is not `<longitude>,<latitude>`, in plain words."""
+    form = "`near` is `<longitude>,<latitude>` in degrees, longitude first (-122.42,37.77)"
+    parts = value.split(",")
+    try:
+        lng, lat = (float(p) for p in parts)
+    except ValueError:
+        return f"{form}: two numbers separated by a comma."
+    if not (math.isfinite(lng) and math.isfinite(lat)):
+        return f"{form}: two finite numbers."
+    if not -90 <= lat <= 90 and -90 <= lng <= 90 and -180 <= lat <= 180:
+        return f"{form}; the latitude {lat:g} is beyond ±90: are the two swapped?"
+    if not -90 <= lat <= 90:
+        return f"{form}; the latitude must be between -90 and 90."
+    return f"{form}; the longitude must be between -180 and 180."
+
+
 class _Nearby(BaseModel):
     """`near`/`within_km`: leads with a location around a point, nearest first."""
 
     near: str | None = Field(
         default=None,
         max_length=64,
-        pattern=POINT_PATTERN,
+        # Documented, and checked by `_point` (which explains what is wrong in plain words).
+        json_schema_extra={"pattern": POINT_PATTERN},
         examples=["-122.4194,37.7749"],
         description=(
             "`<longitude>,<latitude>` in degrees: only leads with a `location`, nearest first "
@@ -333,10 +353,8 @@ class _Nearby(BaseModel):
             return None
         match = _POINT.match(value)
         if match is None:
-            raise ValueError("near must be '<longitude>,<latitude>' in degrees")
+            raise ValueError(_point_problem(value))
         lng, lat = float(match.group(1)), float(match.group(2))
-        if not (-180 <= lng <= 180 and -90 <= lat <= 90):
-            raise ValueError("longitude must be in [-180, 180] and latitude in [-90, 90]")
         return f"{lng},{lat}"
 
     @model_validator(mode="after")
@@ -391,6 +409,25 @@ class LeadExportParams(_LeadCriteria, _Nearby):
 # -- bulk import -------------------------------------------------------------------------------
 
 
+class _AnyRow:
+    """JSON Schema of a bulk row: a `LeadCreate` is expected, any value is taken.
+
+    The request accepts every row (a bad one is a 200 whose `failed` names it, the contract),
+    so its schema says so: `anyOf: [LeadCreate, {}]`. A generated client still offers the lead
+    types, and a fuzzer does not expect a 422 for a row that breaks `LeadCreate`.
+    """
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: Any, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return {
+            "anyOf": [handler(core_schema), {}],
+            "description": "A lead as for `POST /v1/leads` (`LeadCreate`). Any other value is "
+            "taken too and reported in `failed` with its index.",
+        }
+
+
 class LeadBulkImport(IgnoreTenantId):
     """`POST /v1/leads/bulk`: up to 10,000 rows, each a `LeadCreate`, validated one by one.
 
@@ -398,7 +435,7 @@ class LeadBulkImport(IgnoreTenantId):
     validates each row alone, so a bad row is reported in `failed` and the good rows are kept.
     """
 
-    leads: list[SkipValidation[LeadCreate]] = Field(
+    leads: list[Annotated[SkipValidation[LeadCreate], _AnyRow]] = Field(
         max_length=MAX_BULK_ROWS,
         description="Lead objects as for POST /v1/leads, each checked alone: a bad row is "
         "reported in `failed` (with its `index`) and the others are imported.",

@@ -28,7 +28,7 @@ from typing import Any, cast
 from documents.journal import DomainEvent
 from schemas.changes import ChangeRead
 from schemas.common import ReadView
-from service import sequencer, visibility
+from service import journal_view, sequencer, visibility
 from service.context import RequestContext
 from service.errors import Unprocessable
 from service.pagination import StoredView
@@ -82,7 +82,7 @@ def _item(event: Mapping[str, Any]) -> dict[str, Any]:
         "event_type": event["event_type"],
         "actor_id": event.get("actor_id"),
         "occurred_at": event["occurred_at"],
-        "changes": changes,
+        "changes": journal_view.api_changes(event["aggregate_type"], changes),
     }
 
 

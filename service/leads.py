@@ -224,13 +224,21 @@ class BulkOutcome:
     failed: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _row_errors(exc: Exception) -> list[dict[str, Any]]:
+def _row_errors(exc: Exception, row: Any = None) -> list[dict[str, Any]]:
     if isinstance(exc, ValidationError):
-        return validation_errors(list(exc.errors()))
+        return validation_errors(list(exc.errors()), body=row, revalidate=_lead_adapter_errors)
     errors: list[dict[str, Any]] = getattr(exc, "extra", {}).get("errors") or [
         {"loc": [], "msg": str(exc), "type": "value_error"}
     ]
     return [{**e, "loc": [p for p in e["loc"] if p != "body"]} for e in errors]
+
+
+def _lead_adapter_errors(row: Any) -> list[Any]:
+    try:
+        _lead_adapter.validate_python(row)
+    except ValidationError as exc:
+        return list(exc.errors())
+    return []
 
 
 @functools.cache
@@ -308,7 +316,7 @@ async def bulk_import(*, ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcom
             try:
                 kind, fields = _bulk_values(ctx, rows[index])
             except (ValidationError, Unprocessable) as exc:
-                outcome.failed.append({"index": index, "errors": _row_errors(exc)})
+                outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
                 continue
             keys = _bulk_keys(fields)
             if seen.intersection(keys):

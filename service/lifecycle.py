@@ -25,8 +25,8 @@ from pymongo.errors import DuplicateKeyError
 from documents.base import RootDocument
 from documents.journal import DomainEvent
 from documents.migrations import upcast
-from schemas.common import HistoryEntry, ReadView
-from service import journal, privacy, visibility
+from schemas.common import HistoryChange, HistoryEntry, ReadView
+from service import journal, journal_view, privacy, visibility
 from service.context import RequestContext
 from service.errors import Conflict, NotFound
 from service.pagination import OLDEST_FIRST, PageResult, Sort, paginate
@@ -157,8 +157,10 @@ async def history(
         changes = visibility.visible_changes(
             ctx, model.aggregate_type, id, entry.changes, owner_id=owner
         )
-        if changes is None or len(changes) != len(entry.changes):
-            entry = entry.model_copy(update={"changes": changes or []})
+        shown = journal_view.api_changes(
+            model.aggregate_type, [c.model_dump() for c in changes or []]
+        )
+        entry = entry.model_copy(update={"changes": [HistoryChange(**c) for c in shown]})
         items.append(entry)
     return PageResult(items=items, next_cursor=page.next_cursor)
 

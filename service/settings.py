@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from cryptography.fernet import Fernet
@@ -17,6 +19,8 @@ log = logging.getLogger(__name__)
 # OWASP's minimum Argon2id configuration (m=19 MiB, t=2, p=1): production refuses less.
 MIN_PRODUCTION_TIME_COST = 2
 MIN_PRODUCTION_MEMORY_KIB = 19_456
+# In development, the JWT secret kept beside the embedded data file (`<file>.jwt-secret`).
+DEV_JWT_SECRET_SUFFIX = ".jwt-secret"
 
 
 class Settings(BaseSettings):
@@ -134,6 +138,8 @@ class Settings(BaseSettings):
                 "PASSWORD_HASH_MEMORY_KIB must be at least 8 x PASSWORD_HASH_PARALLELISM"
             )
         if self.jwt_secret is None:
+            self.jwt_secret = self._development_jwt_secret()
+        if self.jwt_secret is None:
             log.warning("JWT_SECRET is not set: generated a random one (tokens die on restart)")
             self.jwt_secret = secrets.token_urlsafe(48)
         if self.fernet_key is None:
@@ -142,6 +148,40 @@ class Settings(BaseSettings):
         else:
             Fernet(self.fernet_key.encode())  # fail fast on a malformed key
         return self
+
+    def _development_jwt_secret(self) -> str | None:
+        """In development on the embedded file, a JWT secret kept beside it, else None.
+
+        So a restart of `make run` keeps tokens valid. Never outside development: production
+        must set JWT_SECRET, and tests make their own.
+        """
+        if self.app_env != "development" or self.mongodb_url or not self.embedded_db_path:
+            return None
+        path = Path(self.embedded_db_path + DEV_JWT_SECRET_SUFFIX)
+        try:
+            if not path.exists():
+                # Written aside, then linked in: processes starting together agree on one.
+                path.parent.mkdir(parents=True, exist_ok=True)
+                aside = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+                with os.fdopen(
+                    os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
+                ) as f:
+                    f.write(secrets.token_urlsafe(48) + "\n")
+                try:
+                    os.link(aside, path)
+                    log.warning("JWT_SECRET is not set: created the development secret %s", path)
+                except FileExistsError:
+                    pass
+                finally:
+                    aside.unlink()
+            kept = path.read_text(encoding="ascii").strip()
+            if len(kept) < 32:
+                raise OSError("shorter than 32 characters")
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("JWT_SECRET is not set and %s is unusable: %s", path, exc)
+            return None
+        log.warning("JWT_SECRET is not set: using the development secret %s (kept)", path)
+        return kept
 
     @cached_property
     def fernet(self) -> Fernet:

@@ -140,7 +140,7 @@ def test_settings_warnings_stay_out_of_the_cli(caplog: pytest.LogCaptureFixture)
     assert result.exit_code == 0
     assert not [r for r in caplog.records if r.name == "service.settings"]
     # The server still warns: the settings themselves are unchanged.
-    Settings(jwt_secret=None, fernet_key=None)
+    Settings(jwt_secret=None, fernet_key=None, embedded_db_path="")  # no development file
     assert any("JWT_SECRET is not set" in r.getMessage() for r in caplog.records)
 
 

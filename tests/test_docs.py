@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 import pytest
@@ -57,3 +59,39 @@ async def test_docs_assets_are_the_bundles(client: httpx.AsyncClient) -> None:
     assert b"Redoc" in redoc.content
     assert b"cdn.redoc.ly" not in redoc.content  # its logo would be the one outside request
     assert (await client.get("/docs/assets/nothing-here.js")).status_code == 404
+
+
+# -- the README and the Makefile say what the tools do --------------------------------------------
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_readme_cli_table_lists_every_command() -> None:
+    import typer
+
+    from service.cli import app
+
+    readme = (_ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Operator CLI") : readme.index("**Importing leads from CSV.**")]
+    listed = set(re.findall(r"^\| `([a-z-]+)", table, re.M))
+    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert commands == listed
+
+
+def test_make_help_lists_every_target_and_clean_matches_the_readme() -> None:
+    makefile = (_ROOT / "Makefile").read_text(encoding="utf-8")
+    phony = re.search(r"^\.PHONY: (.*)$", makefile, re.M)
+    assert phony is not None
+    helped = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=_ROOT, capture_output=True, text=True
+    ).stdout
+    assert {t for t in phony.group(1).split() if t != "help"} <= set(
+        re.findall(r"^make (\w+)", helped, re.M)
+    )
+    clean = re.search(r"^clean:\n\trm -rf (.*)$", makefile, re.M)
+    assert clean is not None
+    removed = clean.group(1).replace("$(VENV)", ".venv").split()
+    readme = (_ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `make clean` |"))
+    assert all(f"`{path}`" in row for path in removed), (removed, row)
+    assert ".data" not in removed  # the embedded database survives `make clean`

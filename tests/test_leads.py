@@ -163,7 +163,7 @@ async def test_mls_patch_price(owner: Account) -> None:
     assert response.json()["list_price"] == 399999.99
     history = (await owner.client.get(f"{url}/history")).json()["items"]
     change = history[-1]["changes"][0]
-    assert change == {"field": "list_price_cents", "old": 45000050, "new": 39999999}
+    assert change == {"field": "list_price", "old": 450000.5, "new": 399999.99}  # API terms
 
 
 async def test_search_and_filters(owner: Account) -> None:

@@ -160,7 +160,7 @@ ROWS: list[dict[str, Any]] = [
     {
         "type": "generic",
         "email": " Ana@Example.com ",
-        "phone": "(415) 555-0101",
+        "phone": "+1 (415) 555-0101",  # read in GB below: a US number needs its +1
         "first_name": " Ana ",
         "tags": ["VIP", " x "],
         "segments": {"source": "fair"},
@@ -175,7 +175,7 @@ ROWS: list[dict[str, Any]] = [
         "beds": 3,
         "baths": 2.5,
         "listed_at": "2024-05-01T10:00:00+02:00",
-        "listing_agent": {"name": "Al", "email": "AL@x.com", "phone": "415 555 0102"},
+        "listing_agent": {"name": "Al", "email": "AL@x.com", "phone": "+1 415 555 0102"},
         "listing_status": "active",
         "location": {"type": "Point", "coordinates": [-122.42, 37.77]},
     },

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
+from uuid import UUID
 
 import typer
 from rich.console import Console
@@ -75,7 +77,35 @@ def load_settings() -> Settings:
     FERNET_KEY is set rather than run with a generated key.
     """
     with _quiet("service.settings"):
-        return Settings()
+        # A throwaway JWT secret: none is needed, and none is created beside the data file.
+        return Settings(jwt_secret=secrets.token_urlsafe(48))
+
+
+async def tenant_of(ref: str) -> UUID:
+    """`--tenant`: a tenant id as it is, or the e-mail of the tenant's owner looked up.
+
+    An id is what API answers show; the owner's e-mail is what an operator usually knows.
+    Exits 2 when no live user has that e-mail or the user owns no tenant.
+    """
+    try:
+        return UUID(ref)
+    except ValueError:
+        pass
+    from documents.tenant import Tenant
+    from service.auth import find_login_user
+    from service.context import RequestContext, Role
+    from service.repository import Repository, uuid_filter
+
+    if "@" not in ref:
+        fail(f"--tenant takes a tenant id or its owner's e-mail; got {ref!r}.")
+    user = await find_login_user(ref)
+    if user is None:
+        fail(f"no user with the e-mail {ref}.")
+    system = RequestContext(tenant_id=user.tenant_id, actor_id=UUID(int=0), role=Role.owner)
+    tenant = await Repository(Tenant, system).find_one({"_id": uuid_filter(user.tenant_id)})
+    if tenant is None or tenant.owner_id != user.id:
+        fail(f"{ref} is not the owner of a tenant (it belongs to tenant {user.tenant_id}).")
+    return tenant.id
 
 
 def run_with_database(work: Callable[[], Awaitable[T]]) -> T:

@@ -31,7 +31,16 @@ from documents.tenant import Tenant
 from documents.user import User
 from schemas.leads import LeadCreate
 from service.auth import find_login_user
-from service.cli.base import Steps, app, err, fail, out, progress, run_with_database
+from service.cli.base import (
+    Steps,
+    app,
+    err,
+    fail,
+    out,
+    progress,
+    run_with_database,
+    tenant_of,
+)
 from service.context import RequestContext, Role
 from service.errors import Forbidden
 from service.leads import BULK_CHUNK, bulk_import
@@ -412,7 +421,13 @@ def import_leads(
             exists=True, dir_okay=False, readable=True, help="The CSV file (header row first)."
         ),
     ],
-    tenant: Annotated[UUID, typer.Option(help="The tenant that receives the leads.")],
+    tenant: Annotated[
+        str,
+        typer.Option(
+            metavar="ID|EMAIL",
+            help="The tenant that receives the leads: its id, or its owner's e-mail.",
+        ),
+    ],
     user: Annotated[
         str | None,
         typer.Option(
@@ -470,7 +485,7 @@ def import_leads(
     report_path = report or csv_file.with_name(csv_file.name + ".errors.ndjson")
 
     async def work() -> ImportSummary:
-        ctx = await actor_context(tenant, user)
+        ctx = await actor_context(await tenant_of(tenant), user)
         with _open(csv_file, encoding) as f:
             reader = csv.reader(f, delimiter=delimiter)
             next(reader, None)

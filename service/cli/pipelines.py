@@ -26,7 +26,7 @@ from bson.json_util import RELAXED_JSON_OPTIONS
 from documents.event import TouchpointEvent
 from service import pipelines
 from service.analytics import resolve_range
-from service.cli.base import app, err, fail, out
+from service.cli.base import app, err, fail, out, run_with_database, tenant_of
 from service.context import RequestContext, Role
 from service.errors import Unprocessable
 from service.repository import Repository, uuid_filter
@@ -193,14 +193,29 @@ _HELP = (
 )
 
 
+def _tenant_id(ref: str | None) -> UUID | None:
+    # An id needs no database; an owner's e-mail is looked up (the only database use here).
+    if ref is None:
+        return None
+    try:
+        return UUID(ref)
+    except ValueError:
+        return run_with_database(lambda: tenant_of(ref))
+
+
 @app.command("pipelines", help=_HELP)
 def print_pipelines(
     name: Annotated[
         PipelineName | None,
         typer.Argument(help="One pipeline (default: all of them).", show_default=False),
     ] = None,
-    tenant: Annotated[
-        UUID | None, typer.Option(help="Tenant id (required by the endpoint pipelines).")
+    tenant_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            metavar="ID|EMAIL",
+            help="Tenant id, or its owner's e-mail (required by the endpoint pipelines).",
+        ),
     ] = None,
     campaign: Annotated[UUID | None, typer.Option(help="Campaign id (campaign_analytics).")] = None,
     since: Annotated[
@@ -223,6 +238,7 @@ def print_pipelines(
 ) -> None:
     """Print the analytics pipelines (the help text is `_HELP`)."""
     chosen = _names(name.value if name else None)
+    tenant = _tenant_id(tenant_ref)
     given = {"tenant": tenant, "campaign": campaign}
     missing = {n: [p for p in PIPELINES[n].needs if given[p] is None] for n in chosen}
     if name is not None and missing[name.value]:
