@@ -28,6 +28,7 @@ from routes import (
     research,
     saved_searches,
     teams,
+    tenant,
     users,
     webhooks,
 )
@@ -56,4 +57,5 @@ API_ROUTERS: list[APIRouter] = [
     read_models.router,
     changes.router,
     webhooks.router,
+    tenant.router,
 ]

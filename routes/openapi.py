@@ -49,6 +49,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "read models", "description": "Precomputed views (CQRS projections)."},
     {"name": "changes", "description": "The tenant's change feed, oldest first, resumable."},
     {"name": "webhooks", "description": "Signed deliveries of changes (Standard Webhooks)."},
+    {"name": "tenant", "description": "The tenant's settings: region, time zone, quiet hours."},
 ]
 
 _ERROR_TITLES = {
