@@ -50,6 +50,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "changes", "description": "The tenant's change feed, oldest first, resumable."},
     {"name": "webhooks", "description": "Signed deliveries of changes (Standard Webhooks)."},
     {"name": "tenant", "description": "The tenant's settings: region, time zone, quiet hours."},
+    {"name": "suppressions", "description": "The tenant's do-not-contact list, per channel."},
 ]
 
 _ERROR_TITLES = {
