@@ -23,6 +23,9 @@ class CampaignAnalyticsRead(BaseModel):
     events_by_type: dict[str, int] = Field(description="Touchpoints per type, every type present.")
     leads_contacted: int = Field(description="The campaign's leads with at least one event in it.")
     contact_rate: float = Field(description="leads_contacted / leads_total (0 with no leads).")
+    violations: int = Field(
+        default=0, description="Outbound touchpoints recorded when the lead was not contactable."
+    )
 
 
 class OverviewParams(BaseModel):

@@ -64,6 +64,7 @@ async def campaign_analytics(*, ctx: RequestContext, campaign_id: UUID) -> dict[
         "events_by_type": {channel: touched.get(channel, 0) for channel in CHANNELS},
         "leads_contacted": contacted,
         "contact_rate": contacted / leads_total if leads_total else 0.0,
+        "violations": touched.get("violations", 0),
     }
 
 

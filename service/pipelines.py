@@ -75,6 +75,10 @@ def _in(field: str, keys: Keys) -> dict[str, Any]:
     }
 
 
+VIOLATIONS: dict[str, Any] = {"$sum": {"$cond": [{"$eq": ["$compliance.allowed", False]}, 1, 0]}}
+"""Counts touchpoints recorded for a lead that was not contactable (issue 25's `violations`)."""
+
+
 def _count_if_type(channel: str, amount: Any = 1) -> dict[str, Any]:
     return {"$sum": {"$cond": [{"$eq": ["$type", channel]}, amount, 0]}}
 
@@ -122,7 +126,8 @@ def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
     bounded by the lead, never by the campaign), then one `$group` of counters. No array ever
     grows with the campaign, so a campaign of any size answers with documents of a few kB.
 
-    Output: one document `{events_total, <type>: n…, leads_contacted}` (none without events).
+    Output: one document `{events_total, <type>: n…, leads_contacted, violations}` (none
+    without events).
     """
     tenant, campaign = _b(tenant_id), _b(campaign_id)
     per_lead: dict[str, Any] = {"_id": "$lead_id", "n": {"$sum": 1}}
@@ -131,6 +136,9 @@ def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
         per_lead[channel] = _count_if_type(channel)
         total[channel] = {"$sum": f"${channel}"}
     total["leads_contacted"] = {"$sum": {"$cond": ["$member", 1, 0]}}
+    # Outreach (issue 25): outbound touchpoints stamped not contactable (`compliance`).
+    per_lead["violations"] = VIOLATIONS
+    total["violations"] = {"$sum": "$violations"}
     return [
         {"$group": per_lead},
         {"$lookup": {"from": LEADS, "localField": "_id", "foreignField": "_id", "as": "lead"}},
@@ -145,6 +153,7 @@ def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
         {
             "$project": {
                 "n": 1,
+                "violations": 1,
                 **{channel: 1 for channel in CHANNELS},
                 "member": {
                     "$and": [

@@ -331,3 +331,5 @@ async def test_outbound_event_to_an_uncontactable_lead_is_flagged(owner: Account
     )
     assert day.json()["compliance"] is None
     assert datetime.fromisoformat(NOON_LA) < datetime.now(UTC)
+    stats = await owner.client.get(f"/v1/analytics/campaigns/{campaign_id}")
+    assert stats.json()["violations"] == 1 and stats.json()["events_total"] == 2
