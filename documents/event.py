@@ -27,7 +27,11 @@ IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 ProviderName = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$"
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
     ),
 ]
 """The SMS/e-mail/telephony provider (`twilio`, `sendgrid`), stored lower-cased."""
