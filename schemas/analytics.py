@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from documents.base import ISODateTime
+from documents.tenant import TimeZoneName
 from schemas.common import HistoryEntry, PageParams
 
 Interval = Literal["day", "week", "month"]
@@ -40,6 +41,11 @@ class OverviewParams(BaseModel):
         default=None, description="Exclusive end; default: the next midnight UTC."
     )
     interval: Interval = Field(default="day", description="Bucket size (weeks start on Monday).")
+    tz: TimeZoneName | None = Field(
+        default=None,
+        description="IANA zone the buckets are local days of (and naive `since`/`until` are "
+        "read in); default: the tenant's `time_zone`, else UTC.",
+    )
 
 
 class OverviewBucket(BaseModel):
