@@ -333,3 +333,20 @@ async def test_outbound_event_to_an_uncontactable_lead_is_flagged(owner: Account
     assert datetime.fromisoformat(NOON_LA) < datetime.now(UTC)
     stats = await owner.client.get(f"/v1/analytics/campaigns/{campaign_id}")
     assert stats.json()["violations"] == 1 and stats.json()["events_total"] == 2
+
+
+def test_csv_consent_columns_become_consent() -> None:
+    from service.cli.lead_import import build_row, column_mapping
+
+    headers = ["Email", "SMS consent", "consent.email.status", "consent.email.source"]
+    mapping = column_mapping(headers, [], auto=True)
+    assert mapping["consent.text.status"] == 1 and mapping["consent.email.source"] == 3
+    row = build_row(["a@example.com", "opted_in", "opted_out", "fair"], mapping, "generic")
+    assert row == {
+        "type": "generic",
+        "email": "a@example.com",
+        "consent": {
+            "text": {"status": "opted_in"},
+            "email": {"status": "opted_out", "source": "fair"},
+        },
+    }
