@@ -40,7 +40,7 @@ class SuppressionFilters(ListParams, Counted):
 
     channel: Channel | None = Field(default=None, description="Only this channel's entries.")
     value: RawValue | None = Field(
-        default=None, description="Only this value (normalised as on create; needs `channel`)."
+        default=None, description="Only this phone or e-mail (normalised as on create)."
     )
 
 

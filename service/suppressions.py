@@ -80,12 +80,9 @@ async def list_suppressions(
     """A page of the tenant's suppressions, newest first (admin)."""
     ctx.require(Role.admin)
     query = equal_to(filters, {"channel": "channel"})
-    if filters.value is not None:
-        if filters.channel is None:
-            raise Unprocessable("value needs channel.", loc=["query", "value"])
-        query["value"] = normalise(
-            filters.channel, filters.value, ctx.phone_region, ["query", "value"]
-        )
+    if filters.value is not None:  # without a channel: an e-mail if it has an @, else a phone
+        channel = filters.channel or (Channel.email if "@" in filters.value else Channel.call)
+        query["value"] = normalise(channel, filters.value, ctx.phone_region, ["query", "value"])
     return await Repository(Suppression, ctx).page_for(query, filters, view=SUPPRESSION_VIEW)
 
 

@@ -195,6 +195,8 @@ async def test_suppression_values_are_normalised(
     assert response.json()["value"] == stored and response.json()["channel"] == channel
     listed = await owner.client.get("/v1/suppressions", params={"channel": channel, "value": value})
     assert [s["id"] for s in listed.json()["items"]] == [response.json()["id"]]
+    anywhere = await owner.client.get("/v1/suppressions", params={"value": value})
+    assert [s["id"] for s in anywhere.json()["items"]] == [response.json()["id"]]
 
 
 async def test_suppression_duplicates_roles_tenancy_and_delete(
