@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from uuid6 import uuid7
 
 from documents.base import E164, normalize_phone, utcnow
+from documents.consent import Consent
 from documents.lead import (
     LEAD_CLASSES,
     Address,
@@ -310,6 +311,7 @@ def _bulk_document(ctx: RequestContext, row: Any) -> LeadBase:
     location = fields.get("location")
     if location is not None:
         fields["location"] = GeoPoint.model_construct(**location)
+    fields["consent"] = Consent.model_validate(fields["consent"])
     now = utcnow()
     return LEAD_CLASSES[kind].model_construct(
         created_at=now, updated_at=now, tenant_id=ctx.tenant_id, **fields
