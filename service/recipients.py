@@ -19,6 +19,7 @@ missing value as `queued`/0 until `migrate` has rewritten them.
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -63,6 +64,8 @@ CAMPAIGN_CHANNELS = {
 DUE_STATES = [RecipientState.queued.value, RecipientState.attempted.value, None]
 STOPPED = frozenset({RecipientState.reached, RecipientState.opted_out, RecipientState.exhausted})
 ATTEMPT_RETRIES = 10
+CANDIDATE_FACTOR = 2  # candidates read per claimed recipient wanted
+MAX_CANDIDATES = 400
 REFUSED = frozenset({Reason.opted_out, Reason.suppressed})
 
 
@@ -143,10 +146,14 @@ async def claim(*, ctx: RequestContext, id: UUID, data: ClaimRequest) -> list[Cl
         query = due_filter(ctx, campaign.id, now, max_attempts)
         if skipped:
             query["lead_id"] = {"$nin": skipped}
-        batch = await collection.find(query, {"lead_id": 1}).limit(data.limit * 2).to_list()
+        window = min(data.limit * CANDIDATE_FACTOR, MAX_CANDIDATES)
+        batch = await collection.find(query, {"lead_id": 1}).limit(window).to_list()
         if not batch:
             break
         lead_ids: list[UUID] = [row["lead_id"] for row in batch]
+        # Concurrent claimers read the same first candidates: each tries them in its own
+        # order, so they mostly take different ones instead of racing for the same few.
+        random.shuffle(lead_ids)
         leads = {lead.id: lead for lead in await Repository(LeadBase, ctx).get_many(lead_ids)}
         addresses = [a for lead in leads.values() if (a := consent.address_of(lead, channel))]
         suppressed = await suppressed_values(ctx, channel, addresses)
