@@ -95,6 +95,19 @@ def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
     return wall.replace(tzinfo=zone).astimezone(UTC)
 
 
+def resolve_local_range(
+    since: datetime | None, until: datetime | None, interval: Interval, tz: str
+) -> tuple[datetime, datetime, list[str]]:
+    """`resolve_range` in the zone `tz`: local bucket names, the range as UTC instants."""
+    if tz == "UTC":
+        return resolve_range(since, until, interval)
+    zone = ZoneInfo(tz)  # the same range logic on local wall-clock times, then back to UTC
+    start, end, names = resolve_range(
+        _wall(since, zone), _wall(until, zone), interval, now=_wall(utcnow(), zone)
+    )
+    return _instant(start, zone), _instant(end, zone), names
+
+
 def utc_midnight(moment: datetime) -> datetime:
     """Midnight UTC of the day `moment` falls on."""
     return as_utc(moment).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -172,14 +185,7 @@ async def overview(
     Buckets are local days of `tz` (default: the tenant's `time_zone`, else UTC).
     """
     zone_name = tz or tenant_zone(await load_tenant(ctx))
-    if zone_name == "UTC":
-        start, end, names = resolve_range(since, until, interval)
-    else:  # the same range logic on local wall-clock times, then back to UTC instants
-        zone = ZoneInfo(zone_name)
-        start, end, names = resolve_range(
-            _wall(since, zone), _wall(until, zone), interval, now=_wall(utcnow(), zone)
-        )
-        start, end = _instant(start, zone), _instant(end, zone)
+    start, end, names = resolve_local_range(since, until, interval, zone_name)
     rows = await Repository(TouchpointEvent, ctx).aggregate(
         pipelines.overview(interval=interval, tz=zone_name),
         match={"occurred_at": {"$gte": start, "$lt": end}},
@@ -199,6 +205,7 @@ __all__ = [
     "campaign_analytics",
     "next_bucket",
     "overview",
+    "resolve_local_range",
     "resolve_range",
     "utc_midnight",
 ]

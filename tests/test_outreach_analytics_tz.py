@@ -58,3 +58,18 @@ async def test_weeks_and_months_are_local(owner: Account) -> None:
 async def test_bad_zone_is_422(owner: Account) -> None:
     response = await owner.client.get("/v1/analytics/overview", params={"tz": "Moon/Base"})
     assert_problem(response, 422)
+
+
+def test_cli_prints_the_local_overview_pipeline() -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    runner = CliRunner()
+    tenant = "01900000-0000-7000-8000-000000000001"
+    args = ["pipelines", "overview", "--json", "--tenant", tenant, "--tz", "Europe/Paris"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert '"timezone": "Europe/Paris"' in result.output
+    bad = runner.invoke(app, [*args[:-1], "Mars/Base"])
+    assert bad.exit_code == 2
