@@ -209,8 +209,9 @@ class _LeadReadBase(ResourceRead):
     @model_validator(mode="before")
     @classmethod
     def _upcast_stored(cls, data: Any) -> Any:
-        # The read path validates stored documents directly: an older shape is upcast here.
-        if isinstance(data, dict) and data.get("schema_version", 2) < 2:
+        # The read path validates stored documents directly: a lead stored before consent
+        # existed is upcast here (keyed on the field, not a version number).
+        if isinstance(data, dict) and "consent" not in data:
             return with_outreach_defaults(data)
         return data
 
