@@ -37,6 +37,7 @@ from documents.read_models import (
 )
 from documents.research import ResearchTopic
 from documents.saved_search import SavedSearch
+from documents.suppression import Suppression
 from documents.team import Invitation, Team
 from documents.tenant import Tenant
 from documents.throttle import ThrottleCounter
@@ -59,6 +60,7 @@ AGGREGATE_ROOTS: list[type[RootDocument]] = [
     CampaignBase,
     LeadBase,
     WebhookEndpoint,
+    Suppression,
 ]
 
 READ_MODELS: list[type] = [

@@ -9,7 +9,7 @@ change or one of its leads is deleted, restored or merged.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from beanie import Document
@@ -30,10 +30,12 @@ from documents.base import (
     utcnow,
 )
 from documents.indexes import list_indexes
+from documents.migrations import Upcaster, Versioned
 
 Script = Annotated[str, StringConstraints(max_length=20_000)]
 MAX_INTEGRATIONS = 20
 MAX_SENDERS = 20
+DEFAULT_RETRY_MINUTES = 60
 
 
 class CampaignType(StrEnum):
@@ -95,6 +97,8 @@ class CampaignBase(RootDocument, Segmented):
     integrations: list[IntegrationRef] = Field(default_factory=list, max_length=MAX_INTEGRATIONS)
     # Live leads linked in campaign_leads; recounted whenever links or a lead's liveness change.
     lead_count: int = Field(default=0, ge=0)
+    # Outreach (issue 25): how long after an unanswered attempt a recipient is due again.
+    retry_after_minutes: int = Field(default=DEFAULT_RETRY_MINUTES, ge=1, le=30 * 24 * 60)
 
     class Settings:
         name = "campaigns"
@@ -156,11 +160,29 @@ CAMPAIGN_CLASSES: dict[CampaignType, type[CampaignBase]] = {
 }
 
 
-class CampaignLead(Document):
+class RecipientState(StrEnum):
+    """Where a campaign's lead stands in the recipient queue (service/recipients.py)."""
+
+    queued = "queued"
+    claimed = "claimed"
+    attempted = "attempted"
+    reached = "reached"
+    exhausted = "exhausted"
+    opted_out = "opted_out"
+
+
+def with_recipient_state(stored: dict[str, Any]) -> dict[str, Any]:
+    """Upcaster 1 → 2 of a link: a queued recipient without attempts."""
+    return {"state": "queued", "attempts": 0, **stored}
+
+
+class CampaignLead(Document, Versioned):
     """One lead attached to one campaign: the campaign ⟶ [n] lead link, one row per pair.
 
     Not an aggregate root: rows are only written after the campaign and leads were resolved in
     the caller's tenant through the repository, and the change is journaled on the campaign.
+    The link is also the lead's row in the campaign's recipient queue (`state`, `attempts`,
+    `last_attempt_at`, `next_attempt_at` and a claim's lease `claimed_until`).
     """
 
     id: UUID = Field(default_factory=uuid7)  # type: ignore[assignment]
@@ -169,9 +191,19 @@ class CampaignLead(Document):
     lead_id: UUID
     added_at: UTCDateTime = Field(default_factory=utcnow)
     added_by: UUID | None = None
+    # -- recipient queue (issue 25) --
+    state: RecipientState = RecipientState.queued
+    attempts: int = Field(default=0, ge=0)
+    last_attempt_at: UTCDateTime | None = None
+    next_attempt_at: UTCDateTime | None = None  # None: due now
+    claimed_until: UTCDateTime | None = None
+    claimed_by: UUID | None = None
+    schema_version: int = 2
+    upcasters: ClassVar[dict[int, Upcaster]] = {1: with_recipient_state}
 
     class Settings:
         name = "campaign_leads"
+        projection = None  # whole documents: the upcaster sees what it fills in
         indexes = [
             # The pair is unique; the same index serves "this campaign's leads, newest lead first"
             # (lead ids are UUIDv7, so lead_id order is lead creation order).
@@ -185,6 +217,12 @@ class CampaignLead(Document):
             # joins on campaign_id, the CampaignStats projector on lead_id.
             IndexModel([("campaign_id", 1)], name="lookup_campaign"),
             IndexModel([("lead_id", 1)], name="lookup_lead"),
+            # -- recipient queue (issue 25) --
+            # `GET .../recipients?state=` (newest lead first) and the claim's due recipients.
+            IndexModel(
+                [("tenant_id", 1), ("campaign_id", 1), ("state", 1), ("lead_id", -1)],
+                name="recipient_state",
+            ),
         ]
 
 
@@ -198,6 +236,7 @@ __all__ = [
     "CampaignType",
     "EmailCampaign",
     "IntegrationRef",
+    "RecipientState",
     "SocialCampaign",
     "SocialPlatform",
     "TextCampaign",

@@ -18,11 +18,26 @@ from pydantic import Field, StringConstraints
 from pymongo import IndexModel
 from uuid6 import uuid7
 
-from documents.base import RootDocument, Url, UTCDateTime, utcnow
+from documents.base import Embedded, RootDocument, Url, UTCDateTime, utcnow
 from documents.campaign import SocialPlatform
+from documents.consent import Compliance
 from documents.indexes import sorted_by
 
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ProviderName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+    ),
+]
+"""The SMS/e-mail/telephony provider (`twilio`, `sendgrid`), stored lower-cased."""
+ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+"""The provider's message or call id."""
+STATUS_HISTORY_MAX = 20  # provider callbacks kept per event (the newest; the status is current)
 
 
 class EventType(StrEnum):
@@ -79,8 +94,22 @@ class EmailStatus(StrEnum):
     spam = "spam"
 
 
+class StatusChange(Embedded):
+    """One provider callback: the status it reported, when it happened and when it came."""
+
+    status: str
+    occurred_at: UTCDateTime
+    received_at: UTCDateTime = Field(default_factory=utcnow)
+
+
 class TouchpointEvent(RootDocument):
-    """A touchpoint between the tenant and a lead within a campaign."""
+    """A touchpoint between the tenant and a lead within a campaign.
+
+    Outreach (issue 25): `compliance` is set on outbound events recorded for a lead that was
+    not contactable; `provider` + `external_id` name the provider's message or call (unique
+    per tenant and provider; `provider_hash` is the creating body's hash, to tell a replay
+    from a clash); `status_history` keeps the newest provider callbacks.
+    """
 
     aggregate_type: ClassVar[str] = "event"
 
@@ -90,6 +119,11 @@ class TouchpointEvent(RootDocument):
     user_id: UUID | None = None  # the agent who made the touchpoint, if a person did
     occurred_at: UTCDateTime = Field(default_factory=utcnow)
     notes: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    compliance: Compliance | None = None
+    provider: ProviderName | None = None
+    external_id: ExternalId | None = None
+    provider_hash: str | None = None
+    status_history: list[StatusChange] = Field(default_factory=list, max_length=STATUS_HISTORY_MAX)
 
     class Settings:
         name = "events"
@@ -124,6 +158,26 @@ class TouchpointEvent(RootDocument):
             # The GlobalCampaign projector: a user's touchpoints and last activity.
             IndexModel(
                 [("tenant_id", 1), ("user_id", 1), ("occurred_at", -1)], name="tenant_user_time"
+            ),
+            # -- outreach (issue 25) --
+            # Provider callbacks find their event by (provider, external_id). Not unique: a
+            # sharded `events` cannot enforce a key without `_id`; creates are serialised per
+            # pair through an idempotency claim instead (service/events.py).
+            IndexModel(
+                [("tenant_id", 1), ("provider", 1), ("external_id", 1)],
+                partialFilterExpression={"external_id": {"$type": "string"}},
+                name="outreach_provider_external",
+            ),
+            # `GET /v1/events?user_id=`, newest `occurred_at` first.
+            IndexModel(
+                [
+                    ("tenant_id", 1),
+                    ("is_deleted", 1),
+                    ("user_id", 1),
+                    ("occurred_at", 1),
+                    ("_id", 1),
+                ],
+                name="outreach_user_time",
             ),
         ]
 
@@ -204,6 +258,7 @@ __all__ = [
     "IdempotencyRecord",
     "SocialAction",
     "SocialEvent",
+    "StatusChange",
     "TextEvent",
     "TouchpointEvent",
 ]

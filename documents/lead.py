@@ -38,7 +38,10 @@ from documents.base import (
     ShortText,
     UTCDateTime,
 )
+from documents.consent import Consent
 from documents.indexes import list_indexes
+from documents.migrations import Upcaster
+from documents.tenant import TimeZoneName
 
 MlsId = Annotated[
     str,
@@ -170,6 +173,15 @@ def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
     return {**stored, "search_text": lead_search_text(stored)}
 
 
+def with_outreach_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """Upcaster 1 → 2: `unknown` consent on every channel, the creator as assignee."""
+    upcast = dict(stored)
+    upcast.setdefault("consent", Consent().model_dump())
+    if upcast.get("assignee_id") is None:
+        upcast["assignee_id"] = stored.get("user_id")
+    return upcast
+
+
 class GenericFields(BaseModel):
     """The fields only generic leads have (shared by the document and the API schemas)."""
 
@@ -190,12 +202,18 @@ class LeadBase(RootDocument, Segmented):
     phone: Phone | None = None
     address: Address = Field(default_factory=Address)
     source: ShortText | None = None
-    user_id: UUID | None = None  # the agent the lead is assigned to
+    user_id: UUID | None = None  # the user who created the lead
     notes: Annotated[str, StringConstraints(max_length=5000)] | None = None
     last_contacted_at: UTCDateTime | None = None
     merged_into: UUID | None = None  # set on a lead merged into another (and soft-deleted)
     # Set when the person's data was erased (service/privacy.py): the lead is a tombstone.
     erased_at: UTCDateTime | None = None
+    # Outreach (issue 25): consent per channel, the owning agent, the lead's local zone.
+    consent: Consent = Field(default_factory=Consent)
+    assignee_id: UUID | None = None  # the agent the lead is assigned to (creator by default)
+    time_zone: TimeZoneName | None = None  # else the phone number's zones decide quiet hours
+    schema_version: int = 2
+    upcasters: ClassVar[dict[int, Upcaster]] = {1: with_outreach_defaults}
     # For `q` only: derived from the other fields on every validation (never sent by clients).
     search_text: str = ""
 
@@ -219,6 +237,11 @@ class LeadBase(RootDocument, Segmented):
                     "list_price_cents",
                     "last_contacted_at",
                 ),
+            ),
+            # "My leads" (`assignee_id=`), newest first (other sorts use their sort index).
+            IndexModel(
+                [("tenant_id", 1), ("is_deleted", 1), ("assignee_id", 1), ("_id", -1)],
+                name="tenant_live_assignee_id",
             ),
             # `q`: the regular expression is matched against the index keys of the tenant's
             # live leads (no document is fetched for a miss).

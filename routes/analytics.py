@@ -32,5 +32,5 @@ async def campaign_analytics(id: UUID, ctx: CurrentContext) -> Any:
 async def overview(ctx: CurrentContext, params: Annotated[OverviewParams, Query()]) -> Any:
     """`since` inclusive, `until` exclusive; every bucket of the range, empty ones with zeros."""
     return await analytics.overview(
-        ctx=ctx, since=params.since, until=params.until, interval=params.interval
+        ctx=ctx, since=params.since, until=params.until, interval=params.interval, tz=params.tz
     )

@@ -15,8 +15,8 @@ from routes.deps import (
     set_location,
     set_replayed,
 )
-from schemas.events import EventCreate, EventFilters, EventPage, EventRead
-from service import events
+from schemas.events import EventCreate, EventFilters, EventPage, EventRead, EventStatusUpdate
+from service import callbacks, events
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -55,6 +55,17 @@ async def create_event(
     set_location(request, response, "get_event", id=view["id"])
     set_replayed(response, replayed)
     return view
+
+
+@router.post("/status", response_model=EventRead)
+async def update_event_status(body: EventStatusUpdate, ctx: Member, response: Response) -> Any:
+    """A provider callback (`provider` + `external_id` of a recorded event): the event's
+    status (text: `delivery_status`; e-mail: `status`; call: `outcome`) moves forward along
+    its channel's lifecycle only; a late, older status is kept in `status_history` without
+    moving it back, and the same callback twice is recorded once. Unknown pair → 404."""
+    event = await callbacks.update_status(ctx=ctx, data=body)
+    set_etag(response, event.version)
+    return event
 
 
 @router.get("", response_model=EventPage)

@@ -16,6 +16,8 @@ from schemas.export import ndjson_chunks
 from schemas.leads import (
     LEAD_CSV,
     ExportFormat,
+    LeadAssign,
+    LeadAssignResult,
     LeadBulkImport,
     LeadBulkResult,
     LeadCreate,
@@ -56,6 +58,16 @@ async def bulk_import(body: LeadBulkImport, ctx: Member) -> Any:
         duplicates=outcome.duplicates,
         failed=outcome.failed,  # type: ignore[arg-type]
     )
+
+
+@router.post("/assign", response_model=LeadAssignResult)
+async def assign_leads(body: LeadAssign, ctx: Member) -> Any:
+    """Assign leads to an active user of the tenant (each change journaled); `updated` counts
+    the leads that changed hands. Reassign an agent's leads when they leave."""
+    updated = await leads.assign_leads(
+        ctx=ctx, lead_ids=body.lead_ids, assignee_id=body.assignee_id
+    )
+    return LeadAssignResult(updated=updated)
 
 
 @router.get("", response_model=LeadPage)

@@ -49,6 +49,8 @@ TAGS: list[dict[str, str]] = [
     {"name": "read models", "description": "Precomputed views (CQRS projections)."},
     {"name": "changes", "description": "The tenant's change feed, oldest first, resumable."},
     {"name": "webhooks", "description": "Signed deliveries of changes (Standard Webhooks)."},
+    {"name": "tenant", "description": "The tenant's settings: region, time zone, quiet hours."},
+    {"name": "suppressions", "description": "The tenant's do-not-contact list, per channel."},
 ]
 
 _ERROR_TITLES = {

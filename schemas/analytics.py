@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from documents.base import ISODateTime
+from documents.tenant import TimeZoneName
 from schemas.common import HistoryEntry, PageParams
 
 Interval = Literal["day", "week", "month"]
@@ -23,6 +24,9 @@ class CampaignAnalyticsRead(BaseModel):
     events_by_type: dict[str, int] = Field(description="Touchpoints per type, every type present.")
     leads_contacted: int = Field(description="The campaign's leads with at least one event in it.")
     contact_rate: float = Field(description="leads_contacted / leads_total (0 with no leads).")
+    violations: int = Field(
+        default=0, description="Outbound touchpoints recorded when the lead was not contactable."
+    )
 
 
 class OverviewParams(BaseModel):
@@ -37,6 +41,11 @@ class OverviewParams(BaseModel):
         default=None, description="Exclusive end; default: the next midnight UTC."
     )
     interval: Interval = Field(default="day", description="Bucket size (weeks start on Monday).")
+    tz: TimeZoneName | None = Field(
+        default=None,
+        description="IANA zone the buckets are local days of (and naive `since`/`until` are "
+        "read in); default: the tenant's `time_zone`, else UTC.",
+    )
 
 
 class OverviewBucket(BaseModel):

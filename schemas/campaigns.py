@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from documents.base import Email, Name, ShortText, Tag, Url, UTCDateTime
 from documents.campaign import (
+    DEFAULT_RETRY_MINUTES,
     MAX_INTEGRATIONS,
     MAX_SENDERS,
     CampaignStatus,
@@ -84,6 +85,10 @@ TYPE_FIELDS: dict[CampaignType, frozenset[str]] = {
 # -- create ------------------------------------------------------------------------------------
 
 
+RetryMinutes = Annotated[int, Field(ge=1, le=30 * 24 * 60)]
+_RETRY = "Minutes after an unanswered attempt before the recipient is due again (default 60)."
+
+
 class _CampaignCreateBase(IgnoreTenantId):
     name: Name
     description: Description | None = None
@@ -93,6 +98,7 @@ class _CampaignCreateBase(IgnoreTenantId):
     starts_at: UTCDateTime | None = None
     ends_at: UTCDateTime | None = None
     integrations: Integrations = Field(default_factory=list)
+    retry_after_minutes: RetryMinutes = Field(default=DEFAULT_RETRY_MINUTES, description=_RETRY)
 
     @model_validator(mode="after")
     def _window(self) -> Any:
@@ -159,6 +165,7 @@ class CampaignUpdate(PatchBody):
     starts_at: UTCDateTime | None = None
     ends_at: UTCDateTime | None = None
     integrations: Integrations | None = None
+    retry_after_minutes: RetryMinutes | None = Field(default=None, description=_RETRY)
     # call
     script: Script | None = None
     voicemail_script: Script | None = None
@@ -202,6 +209,7 @@ class _CampaignReadBase(ResourceRead):
     lead_count: int = Field(
         description="The campaign's live leads (attached, not deleted), kept up to date."
     )
+    retry_after_minutes: int = Field(default=DEFAULT_RETRY_MINUTES, description=_RETRY)
 
 
 class CallCampaignRead(_CampaignReadBase, _CallFields):

@@ -11,11 +11,14 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from documents.base import Url, UTCDateTime
 from documents.campaign import SocialPlatform
 from documents.event import (
+    STATUS_HISTORY_MAX,
     CallOutcome,
     DeliveryStatus,
     Direction,
     EmailStatus,
     EventType,
+    ExternalId,
+    ProviderName,
     SocialAction,
 )
 from schemas.common import (
@@ -27,6 +30,7 @@ from schemas.common import (
     ReadView,
     ResourceRead,
 )
+from schemas.consent import ComplianceRead
 
 Notes = Annotated[str, StringConstraints(max_length=5000)]
 
@@ -64,6 +68,21 @@ class _EventCreateBase(IgnoreTenantId):
         default=None, description="When it happened (defaults to now; not in the future)."
     )
     notes: Notes | None = None
+    provider: ProviderName | None = Field(
+        default=None, description="The SMS/e-mail/telephony provider.", examples=["twilio"]
+    )
+    external_id: ExternalId | None = Field(
+        default=None,
+        description="The provider's message or call id, unique per tenant and provider: the "
+        "same pair and body again answers the original event, another body → 409.",
+        examples=["SM1f0e8a2c"],
+    )
+
+    @model_validator(mode="after")
+    def _pair(self) -> Any:
+        if (self.provider is None) != (self.external_id is None):
+            raise ValueError("provider and external_id go together")
+        return self
 
 
 class CallEventCreate(_EventCreateBase, _CallFields):
@@ -89,12 +108,27 @@ EventCreate = Annotated[
 """`POST /v1/events`: the subtype is chosen by `type` (an unknown one → 422)."""
 
 
+class StatusChangeRead(BaseModel):
+    status: str
+    occurred_at: datetime
+    received_at: datetime
+
+
 class _EventReadBase(ResourceRead):
     campaign_id: UUID
     lead_id: UUID
     user_id: UUID | None = None
     occurred_at: datetime
     notes: str | None = None
+    compliance: ComplianceRead | None = Field(
+        default=None, description="Set when the lead was not contactable (a violation)."
+    )
+    provider: str | None = None
+    external_id: str | None = None
+    status_history: list[StatusChangeRead] = Field(
+        default_factory=list,
+        description=f"Provider callbacks, oldest first (the newest {STATUS_HISTORY_MAX}).",
+    )
 
 
 class CallEventRead(_EventReadBase, _CallFields):
@@ -142,6 +176,7 @@ class EventFilters(PageParams, Counted):
     campaign_id: UUID | None = Field(default=None, description="Only this campaign's events.")
     lead_id: UUID | None = Field(default=None, description="Only this lead's events.")
     type: EventType | None = Field(default=None, description="Only events of this type.")
+    user_id: UUID | None = Field(default=None, description="Only this user's touchpoints.")
     since: UTCDateTime | None = Field(default=None, description="`occurred_at` ≥ this (inclusive).")
     until: UTCDateTime | None = Field(default=None, description="`occurred_at` < this (exclusive).")
     sort: EventSort | None = Field(
@@ -169,3 +204,21 @@ class EventPage(CountedPage[EventRead]):  # type: ignore[valid-type]
 
 class TimelinePage(Page[EventRead]):  # type: ignore[valid-type]
     """A page of a lead's touchpoints, newest `occurred_at` first."""
+
+
+class EventStatusUpdate(IgnoreTenantId):
+    """`POST /v1/events/status`: a provider callback about the event it names."""
+
+    provider: ProviderName = Field(examples=["twilio"])
+    external_id: ExternalId = Field(examples=["SM1f0e8a2c"])
+    status: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)
+    ] = Field(
+        description="A status of the event's channel: text `delivery_status` "
+        "(queued, sent, delivered, undelivered, failed), e-mail `status` (sent, "
+        "delivered, bounced, opened, clicked, replied, unsubscribed, spam), call `outcome`.",
+        examples=["delivered"],
+    )
+    occurred_at: UTCDateTime | None = Field(
+        default=None, description="When the provider saw it (defaults to now)."
+    )

@@ -30,7 +30,9 @@ from documents.lead import (
     LeadType,
     MlsId,
     MlsListing,
+    with_outreach_defaults,
 )
+from documents.tenant import TimeZoneName
 from schemas.common import (
     Counted,
     CountedPage,
@@ -44,6 +46,7 @@ from schemas.common import (
     cents_to_money,
     read_shape,
 )
+from schemas.consent import ConsentIn, ConsentRead
 from schemas.export import CsvExport
 
 RawPhone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
@@ -56,6 +59,7 @@ Notes = Annotated[str, StringConstraints(max_length=5000)]
 MAX_BULK_ROWS = 10_000
 MAX_QUERY_CHARS = 100
 MAX_MERGE_SOURCES = 20
+MAX_ASSIGN = 500
 
 
 class ListingAgentIn(IgnoreTenantId):
@@ -84,6 +88,14 @@ class _LeadCreateBase(IgnoreTenantId):
     notes: Notes | None = None
     tags: Tags = Field(default_factory=list)
     segments: Segments = Field(default_factory=dict)
+    consent: ConsentIn | None = Field(
+        default=None,
+        description="Consent per channel (others stay `unknown`).",
+        examples=[{"text": {"status": "opted_in", "source": "web form"}}],
+    )
+    time_zone: TimeZoneName | None = Field(
+        default=None, description="The lead's IANA zone (else its phone number's zones)."
+    )
 
 
 class GenericLeadCreate(_LeadCreateBase, GenericFields):
@@ -131,6 +143,7 @@ class LeadUpdate(PatchBody, GenericFields, MlsListing):
             "job_title",
             "listing_agent",
             "list_price",
+            "time_zone",
             *MlsListing.model_fields,
         }
     )
@@ -150,6 +163,10 @@ class LeadUpdate(PatchBody, GenericFields, MlsListing):
     mls_id: MlsId | None = None
     list_price: Money | None = None
     listing_agent: ListingAgentIn | None = None
+    assignee_id: UUID | None = Field(
+        default=None, description="An active user of the tenant (else 422)."
+    )
+    time_zone: TimeZoneName | None = None
 
 
 # -- read --------------------------------------------------------------------------------------
@@ -190,6 +207,18 @@ class _LeadReadBase(ResourceRead):
     erased_at: datetime | None = Field(
         default=None, description="When the person's data was erased (the lead is a tombstone)."
     )
+    consent: ConsentRead = Field(default_factory=ConsentRead)
+    assignee_id: UUID | None = Field(default=None, description="The agent the lead belongs to.")
+    time_zone: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upcast_stored(cls, data: Any) -> Any:
+        # The read path validates stored documents directly: a lead stored before consent
+        # existed is upcast here (keyed on the field, not a version number).
+        if isinstance(data, dict) and "consent" not in data:
+            return with_outreach_defaults(data)
+        return data
 
 
 class GenericLeadRead(_LeadReadBase, GenericFields):
@@ -305,6 +334,9 @@ class _LeadCriteria(BaseModel):
         ),
     )
     sort: LeadSort | None = Field(default=None, description=_SORT_DOC)
+    assignee_id: UUID | Literal["me"] | None = Field(
+        default=None, description="Only leads assigned to this user (`me`: the caller)."
+    )
 
 
 def _point_problem(value: str) -> str:
@@ -455,3 +487,16 @@ class LeadBulkResult(BaseModel):
     created: int
     duplicates: int
     failed: list[BulkFailure]
+
+
+class LeadAssign(IgnoreTenantId):
+    """`POST /v1/leads/assign`: give these leads to an active user of the tenant."""
+
+    lead_ids: list[UUID] = Field(min_length=1, max_length=MAX_ASSIGN, description="Lead ids.")
+    assignee_id: UUID = Field(description="An active user of the tenant (else 422).")
+
+
+class LeadAssignResult(BaseModel):
+    """How many leads changed hands (already assigned and unknown ids are not counted)."""
+
+    updated: int

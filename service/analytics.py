@@ -17,15 +17,18 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from documents.base import as_utc, utcnow
 from documents.campaign import CampaignBase, CampaignLead
 from documents.event import TouchpointEvent
+from documents.tenant import tenant_zone
 from service import pipelines
 from service.context import RequestContext
 from service.errors import Unprocessable
 from service.pipelines import CHANNELS, Interval
 from service.repository import Repository, tenant_filter, uuid_filter
+from service.tenant import load_tenant
 
 # Bounds on the number of buckets a request may ask for (a year of days, 5 years of weeks,
 # 10 years of months): the answer and the scanned range stay bounded.
@@ -64,6 +67,7 @@ async def campaign_analytics(*, ctx: RequestContext, campaign_id: UUID) -> dict[
         "events_by_type": {channel: touched.get(channel, 0) for channel in CHANNELS},
         "leads_contacted": contacted,
         "contact_rate": contacted / leads_total if leads_total else 0.0,
+        "violations": touched.get("violations", 0),
     }
 
 
@@ -75,6 +79,33 @@ async def _links_aggregate(ctx: RequestContext, campaign_id: UUID) -> list[dict[
     ]
     cursor = await CampaignLead.get_pymongo_collection().aggregate(stages)
     return [dict(row) async for row in cursor]
+
+
+def _wall(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
+    # The wall-clock time in `zone` (a naive value is read there), labelled UTC so that the
+    # UTC bucket arithmetic below applies to local days.
+    if moment is None:
+        return None
+    local = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    return local.replace(tzinfo=UTC)
+
+
+def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    # A wall-clock time of `zone` (labelled UTC by `_wall`) as the UTC instant it is.
+    return wall.replace(tzinfo=zone).astimezone(UTC)
+
+
+def resolve_local_range(
+    since: datetime | None, until: datetime | None, interval: Interval, tz: str
+) -> tuple[datetime, datetime, list[str]]:
+    """`resolve_range` in the zone `tz`: local bucket names, the range as UTC instants."""
+    if tz == "UTC":
+        return resolve_range(since, until, interval)
+    zone = ZoneInfo(tz)  # the same range logic on local wall-clock times, then back to UTC
+    start, end, names = resolve_range(
+        _wall(since, zone), _wall(until, zone), interval, now=_wall(utcnow(), zone)
+    )
+    return _instant(start, zone), _instant(end, zone), names
 
 
 def utc_midnight(moment: datetime) -> datetime:
@@ -147,11 +178,16 @@ async def overview(
     since: datetime | None,
     until: datetime | None,
     interval: Interval,
+    tz: str | None = None,
 ) -> dict[str, Any]:
-    """Touchpoints per UTC bucket and channel in `[since, until)`, empty buckets with zeros."""
-    start, end, names = resolve_range(since, until, interval)
+    """Touchpoints per bucket and channel in `[since, until)`, empty buckets with zeros.
+
+    Buckets are local days of `tz` (default: the tenant's `time_zone`, else UTC).
+    """
+    zone_name = tz or tenant_zone(await load_tenant(ctx))
+    start, end, names = resolve_local_range(since, until, interval, zone_name)
     rows = await Repository(TouchpointEvent, ctx).aggregate(
-        pipelines.overview(interval=interval),
+        pipelines.overview(interval=interval, tz=zone_name),
         match={"occurred_at": {"$gte": start, "$lt": end}},
     )
     counted = {row["_id"]: row for row in rows}
@@ -169,6 +205,7 @@ __all__ = [
     "campaign_analytics",
     "next_bucket",
     "overview",
+    "resolve_local_range",
     "resolve_range",
     "utc_midnight",
 ]

@@ -40,6 +40,7 @@ from schemas.events import (
     TimelineParams,
     to_event_read,
 )
+from service import consent, recipients
 from service.campaigns import campaign_link_filter
 from service.context import RequestContext, Role
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
@@ -84,9 +85,16 @@ async def create_event(
 ) -> tuple[dict[str, Any], bool]:
     """Record a touchpoint; answers its JSON view and whether it is a replay of a key's first."""
     ctx.require(Role.member)
-    if idempotency_key is None:
-        return _view(await _record(ctx, data, uuid7())), False
     digest = request_hash(data.model_dump(mode="json", exclude_unset=True))
+    if data.provider is not None and data.external_id is not None:
+        original = await provider_event(ctx, data.provider, data.external_id, digest)
+        if original is not None:
+            return _view(original), True
+        # The provider's id is the natural idempotency key: concurrent creates of one pair
+        # are serialised by the key's claim (one event; another body → 409).
+        idempotency_key = idempotency_key or provider_key(data.provider, data.external_id)
+    if idempotency_key is None:
+        return _view(await _record(ctx, data, uuid7(), digest)), False
     deadline = asyncio.get_running_loop().time() + WAIT_FOR_WINNER
     while True:
         record, won = await _claim(ctx, idempotency_key, digest, ttl_hours)
@@ -145,7 +153,7 @@ async def _run_claimed(
 ) -> dict[str, Any]:
     collection = IdempotencyRecord.get_pymongo_collection()
     try:
-        body = _view(await _record(ctx, data, record.event_id))
+        body = _view(await _record(ctx, data, record.event_id, record.request_hash))
     except BaseException:
         await _release(ctx, record)
         raise
@@ -173,7 +181,9 @@ async def _release(ctx: RequestContext, record: IdempotencyRecord) -> None:
         await collection.update_one(claim, {"$set": {"created_at": to_bson(RELEASED)}})
 
 
-async def _record(ctx: RequestContext, data: EventCreate, event_id: UUID) -> TouchpointEvent:
+async def _record(
+    ctx: RequestContext, data: EventCreate, event_id: UUID, digest: str
+) -> TouchpointEvent:
     """Check the references, store the event and update the lead's contact bookkeeping."""
     campaign = await Repository(CampaignBase, ctx).find_one({"_id": uuid_filter(data.campaign_id)})
     if campaign is None:
@@ -196,13 +206,49 @@ async def _record(ctx: RequestContext, data: EventCreate, event_id: UUID) -> Tou
     event = EVENT_CLASSES[data.type](
         id=event_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id, occurred_at=occurred_at, **fields
     )
+    event.provider_hash = digest if data.provider is not None else None
+    event.compliance = await consent.compliance_of(ctx, event, lead)
     repo = Repository(TouchpointEvent, ctx)
     try:
         event = await repo.append(event)
     except DuplicateKeyError:  # a crashed earlier attempt of this key already stored it
         event = await repo.get(event_id)
+    await _after_touchpoint(ctx, event)
     await _mark_contacted(ctx, lead, event.occurred_at)
     return event
+
+
+def provider_key(provider: str, external_id: str) -> str:
+    """The idempotency key standing for a provider's message or call id (bounded length)."""
+    return "provider:" + hashlib.sha256(f"{provider}\x00{external_id}".encode()).hexdigest()
+
+
+def provider_filter(provider: str, external_id: str) -> dict[str, Any]:
+    """The event of a provider id; `$type` repeats the unique index's partial filter."""
+    return {"provider": provider, "external_id": {"$eq": external_id, "$type": "string"}}
+
+
+async def provider_event(
+    ctx: RequestContext, provider: str | None, external_id: str | None, digest: str
+) -> TouchpointEvent | None:
+    """The event already recorded for this provider id (None if none); 409 if another body."""
+    if provider is None or external_id is None:
+        return None
+    original = await Repository(TouchpointEvent, ctx).find_one(
+        provider_filter(provider, external_id)
+    )
+    if original is None:
+        return None
+    if original.provider_hash != digest:
+        raise Conflict("This provider's external_id was already recorded with a different body.")
+    return original
+
+
+async def _after_touchpoint(ctx: RequestContext, event: TouchpointEvent) -> None:
+    # Outreach bookkeeping of a new touchpoint: automatic opt-outs, then the recipient's
+    # attempt (after the opt-out, so an opted-out recipient is not queued again).
+    await consent.auto_opt_out(ctx, event)
+    await recipients.record_attempt(ctx, event)
 
 
 async def _mark_contacted(ctx: RequestContext, lead: LeadBase, occurred_at: Any) -> None:
@@ -252,7 +298,10 @@ async def get_event(*, ctx: RequestContext, id: UUID) -> AnyEventRead:
 
 async def list_events(*, ctx: RequestContext, filters: EventFilters) -> PageResult[AnyEventRead]:
     """A page of the tenant's events (newest `occurred_at` first, or `sort`ed), filtered."""
-    query = equal_to(filters, {"campaign_id": "campaign_id", "lead_id": "lead_id", "type": "type"})
+    query = equal_to(
+        filters,
+        {"campaign_id": "campaign_id", "lead_id": "lead_id", "type": "type", "user_id": "user_id"},
+    )
     window = time_range(filters.since, filters.until)
     if window:
         query["occurred_at"] = window

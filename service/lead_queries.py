@@ -63,7 +63,7 @@ from service.pagination import (
     read_cursor,
     with_condition,
 )
-from service.repository import Repository, equal_to
+from service.repository import Repository, equal_to, to_bson
 
 # `near` paging (see the module docstring): the safety band in metres, and how many more
 # documents than a page a `$nearSphere` batch asks for.
@@ -87,8 +87,13 @@ def search_filter(q: str) -> dict[str, Any]:
     return {"search_text": {"$regex": "|".join(dict.fromkeys(patterns))}}
 
 
-def _lead_query(filters: CampaignLeadFilters | LeadExportParams) -> dict[str, Any]:
+def _lead_query(
+    filters: CampaignLeadFilters | LeadExportParams, ctx: RequestContext
+) -> dict[str, Any]:
     query = equal_to(filters, {"type": "type", "status": "status", "tag": "tags"})
+    if filters.assignee_id is not None:  # `me`: the calling user (an API key has no leads)
+        me = filters.assignee_id == "me"
+        query["assignee_id"] = to_bson(ctx.user_id if me else filters.assignee_id)
     if filters.q is not None:
         query.update(search_filter(filters.q))
     return query
@@ -127,7 +132,7 @@ async def list_leads(*, ctx: RequestContext, filters: LeadFilters) -> PageResult
     if filters.campaign_id is not None:
         return await _campaign_members(ctx, filters.campaign_id, filters)
     repo = Repository(LeadBase, ctx)
-    query = _lead_query(filters)
+    query = _lead_query(filters, ctx)
     point = filters.point
     if point is not None and filters.sort is None:
         return await _nearest_page(repo, query, filters, point)
@@ -234,7 +239,7 @@ def _members_pipeline(
     """
     links = campaigns.campaign_link_filter(ctx, campaign_id)
     scope = Repository(LeadBase, ctx).scope(
-        _lead_query(filters),
+        _lead_query(filters, ctx),
         include_deleted=filters.include_deleted,
         include_archived=filters.include_archived,
     )
@@ -295,7 +300,7 @@ async def export_leads(
         return _validated(
             await CampaignLead.get_pymongo_collection().aggregate(pipeline, batchSize=BATCH_SIZE)
         )
-    query = _lead_query(params)
+    query = _lead_query(params, ctx)
     point = params.point
     sort: Sort | None = _lead_sort(params)
     if point is not None and params.sort is None:

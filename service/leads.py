@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from uuid6 import uuid7
 
 from documents.base import E164, normalize_phone, utcnow
+from documents.consent import Consent
 from documents.lead import (
     LEAD_CLASSES,
     Address,
@@ -33,6 +34,7 @@ from documents.lead import (
     ListingAgent,
     lead_search_text,
 )
+from documents.user import User
 from schemas.common import money_to_cents
 from schemas.leads import (
     GENERIC_ONLY,
@@ -45,6 +47,7 @@ from schemas.leads import (
     MLSLeadCreate,
 )
 from service import campaigns
+from service.consent import stored_consent
 from service.context import RequestContext, yield_now
 from service.errors import Conflict, Unprocessable, validation_errors
 from service.journal import NewDocuments
@@ -82,10 +85,25 @@ def _normalise(changes: dict[str, Any], region: str) -> dict[str, Any]:
     return changes
 
 
+def _outreach_fields(ctx: RequestContext, data: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """A new lead's consent as stored (stamped now) and its assignee (the creating user)."""
+    fields["consent"] = stored_consent(data.consent, utcnow())
+    fields["assignee_id"] = ctx.user_id
+    return fields
+
+
 def build_lead(ctx: RequestContext, data: GenericLeadCreate | MLSLeadCreate) -> LeadBase:
     """A new, normalised lead document of the caller's tenant (not stored yet)."""
     fields = _normalise(data.model_dump(exclude={"type"}), ctx.phone_region)
+    fields = _outreach_fields(ctx, data, fields)
     return LEAD_CLASSES[data.type](tenant_id=ctx.tenant_id, user_id=ctx.user_id, **fields)
+
+
+async def check_assignee(ctx: RequestContext, user_id: UUID, loc: list[str | int]) -> None:
+    """422 unless `user_id` is an active, live user of the caller's tenant."""
+    user = await Repository(User, ctx).find_one({"_id": uuid_filter(user_id)})
+    if user is None or not user.is_active:
+        raise Unprocessable("The assignee is not an active user of this tenant.", loc=loc)
 
 
 def dedupe_keys(doc: LeadBase) -> list[tuple[str, str]]:
@@ -192,6 +210,8 @@ async def update_lead(
     foreign = GENERIC_ONLY if doc.type == LeadType.mls else MLS_ONLY
     changes = subtype_changes(doc, data.changes(), foreign=foreign)
     changes = _normalise(changes, ctx.phone_region)
+    if changes.get("assignee_id") is not None and changes["assignee_id"] != doc.assignee_id:
+        await check_assignee(ctx, changes["assignee_id"], ["body", "assignee_id"])
     if data.address is not None:  # a partial address changes only the parts it names
         changes["address"] = {
             **doc.address.model_dump(),
@@ -210,6 +230,29 @@ async def update_lead(
         )
     except DuplicateKeyError:
         raise Conflict("A lead with the same email, phone or MLS id already exists.") from None
+
+
+async def assign_leads(*, ctx: RequestContext, lead_ids: Sequence[UUID], assignee_id: UUID) -> int:
+    """Assign live leads of the tenant to an active user; returns how many changed (journaled).
+
+    Ids that are not the tenant's live leads are skipped (not counted); one read for all.
+    """
+    POLICY.require(ctx, Action.update)
+    await check_assignee(ctx, assignee_id, ["body", "assignee_id"])
+    repo = Repository(LeadBase, ctx)
+    updated = 0
+    for doc in await repo.get_many(list(dict.fromkeys(lead_ids))):
+        if doc.assignee_id == assignee_id:
+            continue
+        try:
+            await repo.update(doc, {"assignee_id": assignee_id}, event_type="assigned")
+        except Conflict:  # changed meanwhile: read it again once
+            fresh = await repo.find_one({"_id": uuid_filter(doc.id)})
+            if fresh is None or fresh.assignee_id == assignee_id:
+                continue
+            await repo.update(fresh, {"assignee_id": assignee_id}, event_type="assigned")
+        updated += 1
+    return updated
 
 
 # -- bulk import ------------------------------------------------------------------------------
@@ -260,6 +303,7 @@ def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any
     """
     data = _lead_adapter.validate_python(row)
     fields = _normalise(data.model_dump(exclude={"type"}), ctx.phone_region)
+    fields = _outreach_fields(ctx, data, fields)
     for loc, phone in (
         (["phone"], fields.get("phone")),
         (["listing_agent", "phone"], (fields.get("listing_agent") or {}).get("phone")),
@@ -282,6 +326,7 @@ def _bulk_document(ctx: RequestContext, row: Any) -> LeadBase:
     location = fields.get("location")
     if location is not None:
         fields["location"] = GeoPoint.model_construct(**location)
+    fields["consent"] = Consent.model_validate(fields["consent"])
     now = utcnow()
     return LEAD_CLASSES[kind].model_construct(
         created_at=now, updated_at=now, tenant_id=ctx.tenant_id, **fields
@@ -372,6 +417,7 @@ def _write_error(exc: Exception, position: int) -> dict[str, Any]:
 
 __all__ = [
     "BulkOutcome",
+    "assign_leads",
     "build_lead",
     "bulk_import",
     "clash_filter",

@@ -118,7 +118,9 @@ async def _migrate_collection(
     if current == 1:  # no older shape exists
         return report
     collection = model.get_pymongo_collection()
-    pending: dict[str, Any] = {"schema_version": {"$lt": current}}
+    # `$not $gte` rather than `$lt`: it also selects documents stored before their class
+    # was versioned, which carry no `schema_version` at all (campaign links, issue 25).
+    pending: dict[str, Any] = {"schema_version": {"$not": {"$gte": current}}}
     report.pending = await collection.count_documents(pending)
     if progress:
         progress(name, 0, report.pending)
@@ -140,11 +142,13 @@ async def _migrate_collection(
                 continue
             guard = {
                 "_id": _as_bson_id(raw["_id"]),
-                "schema_version": raw["schema_version"],
+                "schema_version": raw.get("schema_version"),  # None: stored unversioned
                 "version": raw.get("version"),
             }
             if "tenant_id" in raw:  # targeted on a sharded collection
                 guard["tenant_id"] = raw["tenant_id"]
+            if "version" not in raw:  # no version to guard on (links): the whole document is
+                guard = {**raw, **guard}
             writes.append(ReplaceOne(guard, new))
         if writes and not dry_run:
             result = await collection.bulk_write(writes, ordered=False)

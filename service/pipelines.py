@@ -75,6 +75,10 @@ def _in(field: str, keys: Keys) -> dict[str, Any]:
     }
 
 
+VIOLATIONS: dict[str, Any] = {"$sum": {"$cond": [{"$eq": ["$compliance.allowed", False]}, 1, 0]}}
+"""Counts touchpoints recorded for a lead that was not contactable (issue 25's `violations`)."""
+
+
 def _count_if_type(channel: str, amount: Any = 1) -> dict[str, Any]:
     return {"$sum": {"$cond": [{"$eq": ["$type", channel]}, amount, 0]}}
 
@@ -82,19 +86,47 @@ def _count_if_type(channel: str, amount: Any = 1) -> dict[str, Any]:
 # -- bucketing ---------------------------------------------------------------------------------
 
 
-def bucket_expression(interval: Interval, date: str = "$occurred_at") -> dict[str, Any]:
+def bucket_expression(
+    interval: Interval, date: str = "$occurred_at", tz: str | None = None
+) -> dict[str, Any]:
     """The UTC bucket name ("YYYY-MM-DD" of its first day) of a date field.
 
     Days and months are formatted directly. A week starts on Monday (ISO): the date minus
     `(dayOfWeek + 5) mod 7` days is that Monday (`$dayOfWeek` is 1 = Sunday … 7 = Saturday),
     which avoids `$dateTrunc`/`$isoDayOfWeek` the embedded backend lacks.
+    With `tz` (an IANA zone), the bucket of the local day (see `_local_bucket`).
     """
+    if tz is not None and tz != "UTC":
+        return _local_bucket(interval, date, tz)
     if interval == "day":
         return {"$dateToString": {"format": "%Y-%m-%d", "date": date}}
     if interval == "month":
         return {"$dateToString": {"format": "%Y-%m-01", "date": date}}
     days_since_monday = {"$mod": [{"$add": [{"$dayOfWeek": date}, 5]}, 7]}
     monday = {"$subtract": [date, {"$multiply": [days_since_monday, DAY_MS]}]}
+    return {"$dateToString": {"format": "%Y-%m-%d", "date": monday}}
+
+
+def _local_bucket(interval: Interval, date: str, tz: str) -> dict[str, Any]:
+    # The local calendar day as a date at UTC midnight, from the zone-aware `$year`, `$month`
+    # and `$dayOfMonth` (`$dateToString` with `timezone` is missing on the embedded backend);
+    # weeks step back to Monday with the zone-aware `$dayOfWeek`.
+    def part(op: str) -> dict[str, Any]:
+        return {op: {"date": date, "timezone": tz}}
+
+    local_day = {
+        "$dateFromParts": {
+            "year": part("$year"),
+            "month": part("$month"),
+            "day": part("$dayOfMonth"),
+        }
+    }
+    if interval == "day":
+        return {"$dateToString": {"format": "%Y-%m-%d", "date": local_day}}
+    if interval == "month":
+        return {"$dateToString": {"format": "%Y-%m-01", "date": local_day}}
+    days_since_monday = {"$mod": [{"$add": [part("$dayOfWeek"), 5]}, 7]}
+    monday = {"$subtract": [local_day, {"$multiply": [days_since_monday, DAY_MS]}]}
     return {"$dateToString": {"format": "%Y-%m-%d", "date": monday}}
 
 
@@ -122,7 +154,8 @@ def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
     bounded by the lead, never by the campaign), then one `$group` of counters. No array ever
     grows with the campaign, so a campaign of any size answers with documents of a few kB.
 
-    Output: one document `{events_total, <type>: n…, leads_contacted}` (none without events).
+    Output: one document `{events_total, <type>: n…, leads_contacted, violations}` (none
+    without events).
     """
     tenant, campaign = _b(tenant_id), _b(campaign_id)
     per_lead: dict[str, Any] = {"_id": "$lead_id", "n": {"$sum": 1}}
@@ -131,6 +164,9 @@ def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
         per_lead[channel] = _count_if_type(channel)
         total[channel] = {"$sum": f"${channel}"}
     total["leads_contacted"] = {"$sum": {"$cond": ["$member", 1, 0]}}
+    # Outreach (issue 25): outbound touchpoints stamped not contactable (`compliance`).
+    per_lead["violations"] = VIOLATIONS
+    total["violations"] = {"$sum": "$violations"}
     return [
         {"$group": per_lead},
         {"$lookup": {"from": LEADS, "localField": "_id", "foreignField": "_id", "as": "lead"}},
@@ -145,6 +181,7 @@ def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
         {
             "$project": {
                 "n": 1,
+                "violations": 1,
                 **{channel: 1 for channel in CHANNELS},
                 "member": {
                     "$and": [
@@ -192,7 +229,7 @@ def campaign_analytics_leads(*, tenant_id: UUID) -> Pipeline:
     ]
 
 
-def overview(*, interval: Interval) -> Pipeline:
+def overview(*, interval: Interval, tz: str | None = None) -> Pipeline:
     """`GET /v1/analytics/overview` over the tenant's events in `[since, until)` (one trip).
 
     Runs after `$match {tenant_id, is_deleted: false, occurred_at: {$gte, $lt}}` on `events`
@@ -200,7 +237,7 @@ def overview(*, interval: Interval) -> Pipeline:
     buckets are absent and the service fills them with zeros from the known bucket list.
     Output: `[{_id: "YYYY-MM-DD", call: n, text: n, social: n, email: n}]` sorted by bucket.
     """
-    group: dict[str, Any] = {"_id": bucket_expression(interval)}
+    group: dict[str, Any] = {"_id": bucket_expression(interval, tz=tz)}
     for channel in CHANNELS:
         group[channel] = _count_if_type(channel)
     return [{"$group": group}, {"$sort": {"_id": 1}}]

@@ -210,6 +210,13 @@ SHARD_PLAN: tuple[ShardPlan, ...] = (
     ShardPlan("saved_searches", _TENANT_ID, _TENANT_ID_REASON),
     ShardPlan("integrations", _TENANT_ID, _TENANT_ID_REASON),
     ShardPlan(
+        "suppressions",
+        (("tenant_id", 1),),
+        "per-tenant unique (tenant_id, channel, value) must be prefixed by the shard key; "
+        "every lookup is tenant-scoped, so {tenant_id} keeps them targeted",
+        supporting_index="tenant_list",
+    ),
+    ShardPlan(
         "ai_usage",
         _TENANT_ID,
         "append-only, one document per model call; every list and total filters on "

@@ -81,6 +81,8 @@ RULES: dict[str, Visibility] = {
     "invitation": Visibility(read_role=Role.admin),
     # A kanban board is its user's own (`GET /v1/kanban` reads the caller's board only).
     "kanban_board": Visibility(owner="user_id", owner_only=True),
+    # The do-not-contact list names phones and e-mails: admins manage and see it (issue 25).
+    "suppression": Visibility(read_role=Role.admin),
 }
 
 _EVERYONE = Visibility()

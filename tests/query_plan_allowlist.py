@@ -15,7 +15,7 @@ from tests.query_plans import Shape
 
 LIVE = '{"is_deleted": {"=": false}}'
 LIVE_AUTHORED = '{"is_deleted": {"=": false}, "user_id": {"$ne": {"=": "null"}}}'
-OLDER_SCHEMA = '{"schema_version": {"$lt": {"=": "number"}}}'
+OLDER_SCHEMA = '{"schema_version": {"$not": {"$gte": {"=": "number"}}}}'
 
 
 @dataclass(frozen=True)

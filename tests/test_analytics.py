@@ -54,6 +54,7 @@ async def test_campaign_figures_match_hand_count(owner: Account) -> None:
         "events_by_type": {"call": 3, "text": 1, "social": 0, "email": 1},
         "leads_contacted": 2,  # l1 and l2; the outsider is not one of its leads
         "contact_rate": 0.5,
+        "violations": 0,
     }
 
 

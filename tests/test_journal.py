@@ -303,6 +303,71 @@ STEPS: list[Step] = [
         200,
         path=lambda s: f"/v1/leads/{s['duplicate']}/erase",
     ),
+    # -- outreach (issue 25) --------------------------------------------------------------------
+    Step(
+        "PUT",
+        "/v1/leads/{id}/consent/{channel}",
+        "member",
+        200,
+        path=lambda s: f"/v1/leads/{s['lead']}/consent/email",
+        body=lambda s: {"status": "opted_in", "source": "form"},
+    ),
+    Step(
+        "POST",
+        "/v1/leads/assign",
+        "member",
+        200,
+        body=lambda s: {"lead_ids": [s["lead"]], "assignee_id": s["viewer"]},
+    ),
+    Step("PATCH", "/v1/tenant", "owner", 200, body=lambda s: {"time_zone": "America/Chicago"}),
+    Step(
+        "POST",
+        "/v1/suppressions",
+        "owner",
+        201,
+        keep=_k("suppression"),
+        body=lambda s: {"channel": "email", "value": "nobody@example.com"},
+    ),
+    Step(
+        "DELETE",
+        "/v1/suppressions/{id}",
+        "owner",
+        204,
+        path=lambda s: f"/v1/suppressions/{s['suppression']}",
+    ),
+    # Claims and provider callbacks change links and events, which are not journaled.
+    Step(
+        "POST",
+        "/v1/campaigns/{id}/recipients/claim",
+        "member",
+        200,
+        path=lambda s: f"/v1/campaigns/{s['campaign']}/recipients/claim",
+        body=lambda s: {"limit": 1},
+        journals=False,
+    ),
+    Step(
+        "POST",
+        "/v1/events",
+        "member",
+        201,
+        body=lambda s: {
+            "type": "call",
+            "campaign_id": s["campaign"],
+            "lead_id": s["lead"],
+            "outcome": "no_answer",
+            "provider": "twilio",
+            "external_id": "CA1",
+        },
+        journals=None,
+    ),
+    Step(
+        "POST",
+        "/v1/events/status",
+        "member",
+        200,
+        body=lambda s: {"provider": "twilio", "external_id": "CA1", "status": "answered"},
+        journals=False,
+    ),
 ]
 for _coll, _id in (("campaigns", "campaign"), ("leads", "lead")):
     STEPS += [

@@ -267,6 +267,18 @@ async def _flow(owner: Account, member: Account, client: httpx.AsyncClient) -> N
             await c.post("/v1/events", json={**body, **refs}, headers={"Idempotency-Key": f"k{i}"}),
             201,
         )
+    # Outreach (issue 25): a suppression, a consent change, a claim, a provider callback.
+    await _ok(
+        await c.post("/v1/suppressions", json={"channel": "email", "value": "s@example.com"}), 201
+    )
+    await _ok(await c.put(f"/v1/leads/{leads[0]['id']}/consent/text", json={"status": "opted_in"}))
+    await _ok(
+        await c.post(f"/v1/campaigns/{campaigns[3]['id']}/recipients/claim", json={"limit": 2})
+    )
+    provided = {"type": "call", "outcome": "busy", "provider": "twilio", "external_id": "CA9"}
+    await _ok(await c.post("/v1/events", json={**provided, **refs}), 201)
+    status = {"provider": "twilio", "external_id": "CA9", "status": "answered"}
+    await _ok(await c.post("/v1/events/status", json=status))
     # Workspace: blogs (recurring, posted), kanban, research, AI usage, saved searches,
     # integrations.
     blog = await _ok(

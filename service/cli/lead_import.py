@@ -130,6 +130,11 @@ ALIASES = {
     "organization": "company",
     "tag": "tags",
     "lead_type": "type",
+    # Consent columns (issue 25): `opted_in`, `opted_out` or `unknown`.
+    "call_consent": "consent.call.status",
+    "text_consent": "consent.text.status",
+    "sms_consent": "consent.text.status",
+    "email_consent": "consent.email.status",
 }
 
 _WORDS = re.compile(r"[^0-9a-z]+")
@@ -214,13 +219,13 @@ def build_row(cells: Sequence[str], mapping: dict[str, int], default_type: str) 
         text = cells[column].strip() if column < len(cells) else ""
         if not text:
             continue
-        prefix, _, key = name.partition(".")
+        *parents, key = name.split(".")
         kind = FIELDS.get(name, "string")
         value = text.lower() if name == "type" else convert(kind, text)
-        if key:
-            row.setdefault(prefix, {})[key] = value
-        else:
-            row[name] = value
+        target = row
+        for parent in parents:  # `address.city`, `consent.text.status`
+            target = target.setdefault(parent, {})
+        target[key] = value
     return row
 
 

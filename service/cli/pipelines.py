@@ -24,8 +24,9 @@ from bson import Binary, json_util
 from bson.json_util import RELAXED_JSON_OPTIONS
 
 from documents.event import TouchpointEvent
+from documents.tenant import check_time_zone
 from service import pipelines
-from service.analytics import resolve_range
+from service.analytics import resolve_local_range
 from service.cli.base import app, err, fail, out, run_with_database, tenant_of
 from service.context import RequestContext, Role
 from service.errors import Unprocessable
@@ -43,6 +44,7 @@ class Params:
     since: datetime | None = None
     until: datetime | None = None
     interval: pipelines.Interval = "day"
+    tz: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,11 @@ def _campaign_analytics_leads(p: Params) -> tuple[str, pipelines.Pipeline]:
 
 def _overview(p: Params) -> tuple[str, pipelines.Pipeline]:
     try:
-        since, until, _ = resolve_range(p.since, p.until, p.interval)
+        since, until, _ = resolve_local_range(p.since, p.until, p.interval, p.tz)
     except Unprocessable as exc:
         fail(exc.detail)
     scope = _scope(p.tenant, {"occurred_at": {"$gte": since, "$lt": until}})
-    return pipelines.EVENTS, [scope, *pipelines.overview(interval=p.interval)]
+    return pipelines.EVENTS, [scope, *pipelines.overview(interval=p.interval, tz=p.tz)]
 
 
 PIPELINES: dict[str, PipelineSpec] = {
@@ -203,6 +205,13 @@ def _tenant_id(ref: str | None) -> UUID | None:
         return run_with_database(lambda: tenant_of(ref))
 
 
+def _zone(name: str) -> str:
+    try:
+        return check_time_zone(name)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @app.command("pipelines", help=_HELP)
 def print_pipelines(
     name: Annotated[
@@ -227,6 +236,9 @@ def print_pipelines(
     interval: Annotated[
         IntervalName, typer.Option(help="overview: bucket size.")
     ] = IntervalName.day,
+    tz: Annotated[
+        str, typer.Option(help="overview: IANA zone whose local days are the buckets.")
+    ] = "UTC",
     as_json: Annotated[
         bool,
         typer.Option(
@@ -256,6 +268,7 @@ def print_pipelines(
         since=since,
         until=until,
         interval=interval.value,
+        tz=_zone(tz),
     )
     built = {n: PIPELINES[n].build(params) for n in chosen}
     console = out()
