@@ -27,6 +27,7 @@ Differences from PyMongo, all deliberate:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import itertools
 import threading
@@ -86,7 +87,9 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run an engine call in the worker thread."""
     loop = asyncio.get_running_loop()
     call = functools.partial(fn, *args, **kwargs)
-    return await loop.run_in_executor(_WORKER, _exclusive, call)
+    # In the caller's context: the engine counts its work for whoever measures (work.py).
+    context = contextvars.copy_context()
+    return await loop.run_in_executor(_WORKER, context.run, _exclusive, call)
 
 
 async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

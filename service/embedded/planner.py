@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.embedded import work
 from service.embedded.keys import HIGHEST, equality_key, sort_key, type_rank
 from service.embedded.store import CollectionStore, Index, Stored
 
@@ -196,12 +197,11 @@ def _walk_index(
     store: CollectionStore, index: Index, intervals: list[tuple[Any, Any]], reverse: bool
 ) -> Iterator[Stored]:
     seen: set[Any] | None = set() if index.multikey or len(intervals) > 1 else None
-    # Keys first: the walk must not see the index change under it (callers may write).
-    keys = [
-        entry[-1]
+    keys = (
+        key
         for lo, hi in (reversed(intervals) if reverse else intervals)
-        for entry in index.entries.irange(lo, hi, reverse=reverse)
-    ]
+        for key in _keys_in(index, lo, hi, reverse)
+    )
     for key in keys:
         if seen is not None:
             if key in seen:
@@ -210,6 +210,25 @@ def _walk_index(
         stored = store.get(key)
         if stored is not None:
             yield stored
+
+
+def _keys_in(index: Index, lo: Any, hi: Any, reverse: bool) -> Iterator[Any]:
+    # Growing chunks, each copied before it is yielded and resumed after its last entry: a
+    # page stops after about `limit` keys (counted as examined), and a caller writing between
+    # chunks never sees the index change under a chunk. (Writers list their candidates first.)
+    size, inclusive = 16, (True, True)
+    while True:
+        found = index.entries.irange(lo, hi, inclusive=inclusive, reverse=reverse)
+        chunk = list(itertools.islice(found, size))
+        work.keys(len(chunk))
+        yield from (entry[-1] for entry in chunk)
+        if len(chunk) < size:
+            return
+        if reverse:
+            hi, inclusive = chunk[-1], (inclusive[0], False)
+        else:
+            lo, inclusive = chunk[-1], (False, inclusive[1])
+        size = min(size * 2, 1024)
 
 
 def _count(index: Index, intervals: list[tuple[Any, Any]]) -> int:
