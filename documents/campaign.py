@@ -2,8 +2,8 @@
 
 A campaign's leads are NOT an array in the campaign: membership grows without bound, so each
 link is a `CampaignLead` row in `campaign_leads` (unique per tenant, campaign and lead). The
-campaign keeps only `lead_count`, its live leads, recounted from that collection whenever links
-change or one of its leads is deleted, restored or merged.
+campaign keeps only `lead_count`, its live leads, adjusted whenever links change or one of its
+leads is deleted, restored or merged (each link's `counted` says whether it is included).
 """
 
 from __future__ import annotations
@@ -93,8 +93,11 @@ class CampaignBase(RootDocument, Segmented):
     starts_at: UTCDateTime | None = None
     ends_at: UTCDateTime | None = None
     integrations: list[IntegrationRef] = Field(default_factory=list, max_length=MAX_INTEGRATIONS)
-    # Live leads linked in campaign_leads; recounted whenever links or a lead's liveness change.
+    # Live leads linked in campaign_leads; adjusted (never recounted) whenever links or a
+    # lead's liveness change (service/campaigns.py).
     lead_count: int = Field(default=0, ge=0)
+    # When a lead was last detached: journals a detach that leaves `lead_count` unchanged.
+    leads_changed_at: UTCDateTime | None = None
 
     class Settings:
         name = "campaigns"
@@ -169,6 +172,10 @@ class CampaignLead(Document):
     lead_id: UUID
     added_at: UTCDateTime = Field(default_factory=utcnow)
     added_by: UUID | None = None
+    # Whether the campaign's `lead_count` includes this link (its lead is live); flipped once
+    # per liveness change, so a retried change is not counted twice. Absent on links written
+    # before it existed: they count when their lead is live.
+    counted: bool = True
 
     class Settings:
         name = "campaign_leads"

@@ -139,8 +139,12 @@ async def duplicate_of(
     return Conflict.duplicate(resource="lead", field=field, existing_id=str(existing.id))
 
 
-async def _recount_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
-    await campaigns.refresh_lead_counts_for(ctx, doc.id)
+async def _uncount_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+    await campaigns.lead_liveness_changed(ctx, doc.id, live=False)
+
+
+async def _count_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+    await campaigns.lead_liveness_changed(ctx, doc.id, live=True)
 
 
 # A lead's soft delete or restore changes the live-lead count of its campaigns; restoring one
@@ -148,8 +152,8 @@ async def _recount_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
 POLICY: ResourcePolicy[LeadBase] = register_policy(
     ResourcePolicy(
         model=LeadBase,
-        after_delete=_recount_campaigns,
-        after_restore=_recount_campaigns,
+        after_delete=_uncount_in_campaigns,
+        after_restore=_count_in_campaigns,
         clash=duplicate_of,
     )
 )
