@@ -63,7 +63,7 @@ from service.pagination import (
     read_cursor,
     with_condition,
 )
-from service.repository import Repository, equal_to
+from service.repository import Repository, equal_to, uuid_filter
 
 # `near` paging (see the module docstring): the safety band in metres, and how many more
 # documents than a page a `$nearSphere` batch asks for.
@@ -260,22 +260,97 @@ def _members_pipeline(
 async def _campaign_members(
     ctx: RequestContext, campaign_id: UUID, filters: CampaignLeadFilters
 ) -> PageResult[AnyLeadRead]:
-    collection = CampaignLead.get_pymongo_collection()
-    pipeline = _members_pipeline(
-        ctx, campaign_id, filters, cursor=filters.cursor, limit=filters.limit + 1
+    # In growing batches from an index in the list's order, each batch joined in one query,
+    # until the page (and its look-ahead) is full: a page reads about `limit` links and
+    # leads when most members match, however large the campaign (issue 23; the pipeline
+    # before joined every link when the embedded backend evaluated it).
+    sort = _lead_sort(filters)
+    scope = Repository(LeadBase, ctx).scope(
+        _lead_query(filters),
+        include_deleted=filters.include_deleted,
+        include_archived=filters.include_archived,
     )
-    raws = await (await collection.aggregate(pipeline)).to_list()
+    if sort == NEWEST_FIRST:
+        raws = await _members_by_link(ctx, campaign_id, scope, filters)
+    else:
+        raws = await _members_by_lead(ctx, campaign_id, scope, sort, filters)
     total = None
     if filters.count:
         counting = _members_pipeline(ctx, campaign_id, filters, counting=True)
-        rows = await (await collection.aggregate(counting)).to_list()
+        rows = await (await CampaignLead.get_pymongo_collection().aggregate(counting)).to_list()
         total = rows[0]["n"] if rows else 0
     items = [LEAD_VIEW.stored(raw) for raw in raws[: filters.limit]]
     if len(raws) <= filters.limit:
         return PageResult(items=items, next_cursor=None, total=total)
-    sort, last = _lead_sort(filters), raws[filters.limit - 1]
+    last = raws[filters.limit - 1]
     value = last["_id"] if sort.field == "_id" else last.get(sort.field)
     return PageResult(items=items, next_cursor=encode_cursor(sort, value, last["_id"]), total=total)
+
+
+async def _members_by_link(
+    ctx: RequestContext, campaign_id: UUID, scope: dict[str, Any], filters: CampaignLeadFilters
+) -> list[dict[str, Any]]:
+    """Newest lead first: the links' unique index in lead_id order (UUIDv7), then the leads."""
+    links = campaigns.campaign_link_filter(ctx, campaign_id)
+    if filters.cursor:
+        links["lead_id"] = decode_cursor(filters.cursor, NEWEST_FIRST)["_id"]
+    want, found = filters.limit + 1, []
+    leads = LeadBase.get_pymongo_collection()
+    size = max(want, 16)
+    while True:
+        rows = await (
+            CampaignLead.get_pymongo_collection()
+            .find(links, {"lead_id": 1, "_id": 0}, sort=[("lead_id", -1)], limit=size)
+            .to_list()
+        )
+        ids = [uuid_filter(row["lead_id"]) for row in rows]
+        if ids:
+            query = with_condition(scope, {"_id": {"$in": ids}})
+            by_id = {raw["_id"]: raw async for raw in leads.find(query)}
+            found += [by_id[row["lead_id"]] for row in rows if row["lead_id"] in by_id]
+        if len(found) >= want or len(rows) < size:
+            return found[:want]
+        links["lead_id"] = {"$lt": ids[-1]}
+        size = min(size * 2, BATCH_SIZE)
+
+
+async def _members_by_lead(
+    ctx: RequestContext,
+    campaign_id: UUID,
+    scope: dict[str, Any],
+    sort: Sort,
+    filters: CampaignLeadFilters,
+) -> list[dict[str, Any]]:
+    """Another order: the leads' list index in that order, keeping the campaign's members.
+
+    Reads about `limit` leads divided by the share of the tenant's matching leads that are
+    members: bounded by the page for a campaign holding most of them, as a large one does.
+    """
+    kind = field_kind(LeadBase, sort.field)
+    query = scope
+    if filters.cursor:
+        query = with_condition(scope, decode_cursor(filters.cursor, sort, kind))
+    want, found = filters.limit + 1, []
+    links = CampaignLead.get_pymongo_collection()
+    size = max(want, 16)
+    while True:
+        rows = (
+            await LeadBase.get_pymongo_collection()
+            .find(query, sort=sort.order(), limit=size)
+            .to_list()
+        )
+        if rows:
+            linked = campaigns.campaign_link_filter(ctx, campaign_id)
+            linked["lead_id"] = {"$in": [uuid_filter(row["_id"]) for row in rows]}
+            members = {row["lead_id"] async for row in links.find(linked, {"lead_id": 1})}
+            found += [row for row in rows if row["_id"] in members]
+        if len(found) >= want or len(rows) < size:
+            return found[:want]
+        last = rows[-1]
+        value = last["_id"] if sort.field == "_id" else last.get(sort.field)
+        position = read_cursor(encode_cursor(sort, value, last["_id"]), sort, kind)
+        query = with_condition(scope, after(sort, position, nullable=kind.nullable))
+        size = min(size * 2, BATCH_SIZE)
 
 
 async def export_leads(
