@@ -31,6 +31,8 @@ _NOT_MERGED = ENVELOPE_FIELDS | frozenset(
         "last_contacted_at",
         "merged_into",
         "search_text",
+        "search_tokens",
+        "is_archived",
     }
 )
 MAX_TAGS = 50

@@ -1,18 +1,18 @@
 """Lead queries: lists (filters, sorts, counts), search, geography, campaign members, export.
 
-Search (`q`). Agents type fragments: part of an email, a phone as they read it aloud, a
-street. Each lead stores `search_text` (documents/lead.py): its names, email, phone digits,
-company, MLS id and address parts, case-folded without accents, separated by a control
-character no term can contain. `q` becomes ONE case-sensitive regular expression over it: the
-folded term, and for a phone-like term its digits (and, typed with a national trunk `0`,
-without it). Why not `$text`: a text index matches whole stemmed words, never "part of an
-email" or phone digits, and Atlas Search is not available to a self-run replica set. A
-case-sensitive unanchored regex cannot seek in an index, but MongoDB applies it to the index
-keys of `(tenant_id, is_deleted, search_text)` without fetching documents, so a search costs
-a key scan of the tenant's live leads; the planner may instead walk the list's sort index
-when matches are frequent. The embedded backend answers the same regex the same way. The
-term is at most 100 characters and `re.escape`d, so it is never an operator or a costly
-pattern.
+Search (`q`). Agents type fragments: a name, part of an email, a phone as they read it aloud,
+a street. Each lead stores `search_tokens` (documents/lead.py `lead_search_tokens`): the folded
+words of its names, company, MLS id and address; its email whole, its local part, its domain
+and their words; its phone digits and their suffixes of 4 or more digits. A term is folded and
+split into words the same way, and a lead matches when EVERY word of the term starts one of
+its tokens (an anchored prefix: "silv" finds Silva, "@example.org" finds any address at
+example.org, "555-0100" and "(415) 555-01" find +1 415 555 0100; "ilv" finds nothing, as no
+word starts with it). A phone-like term also matches by its digits (and, typed with a
+national trunk `0`, without it). The longest word bounds a range of the multikey index
+`(tenant_id, is_deleted, search_tokens, _id)`, so a search reads the leads having a token with
+that prefix and no others, at any tenant size (issue 23; the unanchored regex on `search_text`
+before read every live lead key of the tenant). A term without a word (only punctuation)
+matches nothing. The term is at most 100 characters and each word is `re.escape`d.
 
 Geography (`near`, `within_km`). Without `sort`, leads are returned nearest first with
 `$nearSphere` (2dsphere index, tenant-prefixed). `$nearSphere` orders by distance, so its
@@ -36,7 +36,7 @@ from typing import Any
 from uuid import UUID
 
 from documents.campaign import CampaignBase, CampaignLead
-from documents.lead import LeadBase, fold
+from documents.lead import LeadBase, search_words
 from schemas.leads import (
     LEAD_SORT_FIELDS,
     LEAD_VIEW,
@@ -76,15 +76,32 @@ _PHONE_LIKE = re.compile(r"^[\d\s()+\-./]+$")
 
 
 def search_filter(q: str) -> dict[str, Any]:
-    """The condition on `search_text` for a search term (see the module docstring)."""
-    patterns = [re.escape(fold(q))]
+    """The condition on `search_tokens` for a search term (see the module docstring)."""
+    alternatives = [search_words(q)]
     digits = re.sub(r"\D", "", q)
     if len(digits) >= 3 and _PHONE_LIKE.match(q):
-        patterns.append(digits)
+        alternatives.append([digits])
         national = digits.lstrip("0")  # "020 7183 8750": E.164 drops the trunk prefix
         if national != digits and len(national) >= 3:
-            patterns.append(national)
-    return {"search_text": {"$regex": "|".join(dict.fromkeys(patterns))}}
+            alternatives.append([national])
+    branches = [_all_prefixes(words) for words in alternatives if words]
+    unique = [b for i, b in enumerate(branches) if b not in branches[:i]]
+    if not unique:
+        return {"search_tokens": {"$in": []}}  # nothing searchable typed: nothing matches
+    return unique[0] if len(unique) == 1 else {"$or": unique}
+
+
+def _all_prefixes(words: list[str]) -> dict[str, Any]:
+    # Every word must start a token; the longest (the most selective, usually) bounds the
+    # index range, the others are checked on the candidates it selects.
+    # (`$elemMatch` keeps each of them to one token and out of the bounds' intersection.)
+    ordered = sorted(dict.fromkeys(words), key=len, reverse=True)
+    condition: dict[str, Any] = {"search_tokens": {"$regex": "^" + re.escape(ordered[0])}}
+    if len(ordered) > 1:
+        condition["$and"] = [
+            {"search_tokens": {"$elemMatch": {"$regex": "^" + re.escape(w)}}} for w in ordered[1:]
+        ]
+    return condition
 
 
 def _lead_query(filters: CampaignLeadFilters | LeadExportParams) -> dict[str, Any]:

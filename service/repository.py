@@ -129,7 +129,11 @@ class Repository(Generic[D]):
         query = tenant_filter(self.ctx)
         query["is_deleted"] = dict(ANY_DELETION_STATE) if include_deleted else False
         if not include_archived:
-            query["archived_at"] = None
+            # An indexed equality where the document keeps `is_archived` (leads, issue 23).
+            if "is_archived" in self.model.model_fields:
+                query["is_archived"] = False
+            else:
+                query["archived_at"] = None
         if extra:
             query.update(extra)
         return query

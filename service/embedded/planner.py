@@ -33,6 +33,8 @@ class Bounds:
     low_inclusive: bool = True
     high: tuple[Any, ...] | None = None
     high_inclusive: bool = True
+    # Both ends hold for one value (an anchored regex prefix): a multikey index keeps both.
+    element: bool = False
 
     @property
     def has_range(self) -> bool:
@@ -97,6 +99,10 @@ def _field_bounds(value: Any) -> Bounds | None:
                 _merge(bounds, Bounds(points=sorted(set(keys))))  # type: ignore[arg-type]
         elif op in ("$gt", "$gte", "$lt", "$lte") and equality_key(arg) is not None:
             _merge(bounds, _range(op, arg))
+        elif op == "$regex" and "$options" not in value:
+            prefix = _literal_prefix(arg)
+            if prefix:
+                _merge(bounds, _prefix_range(prefix))
     if bounds.points is None and not bounds.has_range:
         return None
     return bounds
@@ -110,7 +116,26 @@ def _range(op: str, arg: Any) -> Bounds:
     return Bounds(low=(rank,), high=key, high_inclusive=op == "$lte")
 
 
+_REGEX_SPECIAL = frozenset("\\^$.|?*+()[]{}")
+
+
+def _literal_prefix(pattern: Any) -> str | None:
+    # `^abc` with nothing special after the anchor: the strings that start with "abc".
+    if not isinstance(pattern, str) or not pattern.startswith("^") or len(pattern) < 2:
+        return None
+    rest = pattern[1:]
+    return None if any(c in _REGEX_SPECIAL for c in rest) else rest
+
+
+def _prefix_range(prefix: str) -> Bounds:
+    # [prefix, prefix with its last character raised): as MongoDB bounds an anchored regex.
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return Bounds(low=sort_key(prefix), high=sort_key(upper), high_inclusive=False, element=True)
+
+
 def _merge(into: Bounds, other: Bounds) -> None:
+    if other.has_range:  # two ranges on one field may hold for different array elements
+        into.element = other.element and not into.has_range
     if other.points is not None:
         into.points = (
             other.points if into.points is None else sorted(set(into.points) & set(other.points))
@@ -154,7 +179,7 @@ def _intervals(
             continue
         low, low_inclusive = ranged.low, ranged.low_inclusive
         high, high_inclusive = ranged.high, ranged.high_inclusive
-        if index.multikey and low is not None:
+        if index.multikey and low is not None and not ranged.element:
             # Two elements of one array may satisfy the two sides: bound one side only.
             high, high_inclusive = None, True
         if low is None:
