@@ -43,6 +43,9 @@ class Work:
     """The work of everything run while measuring: totals and each operation's share."""
 
     operations: list[OpWork] = field(default_factory=list)
+    # An enclosing measurement (a benchmark around a request the suite also measures): it
+    # sees every operation too.
+    parent: Work | None = None
     # The operation being run (nested reads add to it) and how deep the nesting is.
     _open: OpWork | None = None
     _depth: int = 0
@@ -96,7 +99,7 @@ _current: ContextVar[Work | None] = ContextVar("embedded_work", default=None)
 @contextmanager
 def measuring() -> Iterator[Work]:
     """Count the backend's work done from inside this block (this task and its children)."""
-    work = Work()
+    work = Work(parent=_current.get())
     token = _current.set(work)
     try:
         yield work
@@ -124,7 +127,10 @@ def operation(collection: str, method: str) -> Iterator[OpWork | None]:
             work._depth -= 1
         return
     op = OpWork(collection, method)
-    work.operations.append(op)
+    outer: Work | None = work
+    while outer is not None:
+        outer.operations.append(op)
+        outer = outer.parent
     work._open = op
     try:
         yield op
