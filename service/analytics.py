@@ -2,11 +2,12 @@
 
 They run live over the write collections through `Repository.aggregate`, which puts the
 tenant and soft-delete scope first, so the figures are always current and never another
-tenant's. A campaign's figures take one pipeline over its touchpoints on `events`, and the campaign's `lead_count` (its live members,
-kept incrementally) — a pipeline over `campaign_leads` joining each link to its lead did the
-same work per request as the campaign's size (issue 23). Each streams its input and returns one
-small document, whatever the campaign's size. The only Python work after a pipeline is over
-its few result rows: filling empty buckets and missing types with zeros.
+tenant's. A campaign's figures take one pipeline over its touchpoints on `events`, and the
+campaign's `lead_count` (its live members, kept incrementally; a pipeline over
+`campaign_leads` joining each link to its lead did work proportional to the campaign on
+every request, issue 23). The pipeline streams its input and returns one small document. The
+only Python work after a pipeline is over its few result rows: filling empty buckets and
+missing types with zeros.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ sent to a world of N leads and one of 8N, each measured with service/embedded/wo
 and documents examined, as MongoDB's executionStats counts them). A request passes when its
 work at 8N is within `SLACK` of its work at N (and within the work budget of the plugin).
 
-The N/8N comparison is marked `scale` (seeding takes a while): `make scale` runs them; `make test` does not.
+The N/8N comparison is marked `scale` (seeding takes a while): `make scale` runs it, `make
+test` does not.
 Requests still known to grow are listed in `GROWING` with why; they are measured and shown
 but not asserted (the test fails if one of them stops growing, so the list stays true).
 """
