@@ -14,6 +14,7 @@ but not asserted (the test fails if one of them stops growing, so the list stays
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -141,9 +142,11 @@ async def world(n: int) -> AsyncIterator[World]:
 async def measured(w: World, method: str, url: str, **kwargs: Any) -> dict[str, int]:
     """One request's counted work (it must succeed)."""
     with work.measuring() as counted:
+        start = time.perf_counter()
         response = await w.client.request(method, url, **kwargs)
+        elapsed_us = int((time.perf_counter() - start) * 1e6)
     assert response.status_code < 300, (method, url, response.status_code, response.text)
-    return {**counted.summary(), "examined": counted.examined}
+    return {**counted.summary(), "examined": counted.examined, "us": elapsed_us}
 
 
 async def requests(w: World) -> dict[str, dict[str, int]]:
