@@ -11,12 +11,13 @@ TEST_WORKERS ?= 2
 
 SPECTRAL := tools/spectral/node_modules/.bin/spectral
 
-.PHONY: help run test fuzz lint openapi clean
+.PHONY: help run test fuzz scale lint openapi clean
 
 help:
 	@echo "make run    serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (HOST, PORT; JSON logs)"
 	@echo "make test   the test suite without the fuzz run (TEST_WORKERS=$(TEST_WORKERS) processes)"
 	@echo "make fuzz   the whole-API Schemathesis run (about 2 minutes)"
+	@echo "make scale  counted work of the hot requests at N and 8N leads (tests/test_scale.py)"
 	@echo "make lint   ruff check, ruff format --check, mypy, Spectral on the OpenAPI document"
 	@echo "make openapi  write the OpenAPI document as served to build/openapi.json"
 	@echo "make clean  remove .venv, build and tools/spectral/node_modules (never .data)"
@@ -42,6 +43,9 @@ test: $(TEST_STAMP)
 
 fuzz: $(TEST_STAMP)
 	$(BIN)/pytest -m fuzz
+
+scale: $(TEST_STAMP)
+	$(BIN)/pytest -m scale -s
 
 # Spectral (pinned in tools/spectral/package-lock.json) from the npm registry, into
 # tools/spectral/node_modules (git-ignored).

@@ -2,8 +2,8 @@
 
 A campaign's leads are NOT an array in the campaign: membership grows without bound, so each
 link is a `CampaignLead` row in `campaign_leads` (unique per tenant, campaign and lead). The
-campaign keeps only `lead_count`, its live leads, recounted from that collection whenever links
-change or one of its leads is deleted, restored or merged.
+campaign keeps only `lead_count`, its live leads, adjusted whenever links change or one of its
+leads is deleted, restored or merged (each link's `counted` says whether it is included).
 """
 
 from __future__ import annotations
@@ -95,10 +95,13 @@ class CampaignBase(RootDocument, Segmented):
     starts_at: UTCDateTime | None = None
     ends_at: UTCDateTime | None = None
     integrations: list[IntegrationRef] = Field(default_factory=list, max_length=MAX_INTEGRATIONS)
-    # Live leads linked in campaign_leads; recounted whenever links or a lead's liveness change.
+    # Live leads linked in campaign_leads; adjusted (never recounted) whenever links or a
+    # lead's liveness change (service/campaigns.py).
     lead_count: int = Field(default=0, ge=0)
     # Outreach (issue 25): how long after an unanswered attempt a recipient is due again.
     retry_after_minutes: int = Field(default=DEFAULT_RETRY_MINUTES, ge=1, le=30 * 24 * 60)
+    # When a lead was last detached: journals a detach that leaves `lead_count` unchanged.
+    leads_changed_at: UTCDateTime | None = None
 
     class Settings:
         name = "campaigns"
@@ -200,6 +203,10 @@ class CampaignLead(Document, Versioned):
     claimed_by: UUID | None = None
     schema_version: int = 2
     upcasters: ClassVar[dict[int, Upcaster]] = {1: with_recipient_state}
+    # Whether the campaign's `lead_count` includes this link (its lead is live); flipped once
+    # per liveness change, so a retried change is not counted twice. Absent on links written
+    # before it existed: they count when their lead is live.
+    counted: bool = True
 
     class Settings:
         name = "campaign_leads"

@@ -25,13 +25,26 @@ def filtered_by(field: str) -> IndexModel:
     return IndexModel([*_LIVE, (field, 1), ("_id", -1)], name=f"tenant_live_{field}")
 
 
-def list_indexes(*, filters: Sequence[str] = (), sorts: Sequence[str] = ()) -> list[IndexModel]:
+def list_indexes(
+    *, filters: Sequence[str] = (), sorts: Sequence[str] = (), archived: bool = False
+) -> list[IndexModel]:
     """A list's indexes: newest first, each filter newest first, and each sort path.
 
     A field both filtered and sorted on needs only its sort path (equality on it, then `_id`).
+    `archived`: the documents keep `is_archived` and lists select on it by equality, so it
+    follows `is_deleted` in each index (issue 23: `archived_at: null` fetched to skip).
     """
-    return [
+    indexes = [
         IndexModel([*_LIVE, ("_id", -1)], name="tenant_list"),
         *(filtered_by(f) for f in filters if f not in sorts),
         *(sorted_by(s) for s in sorts),
     ]
+    if not archived:
+        return indexes
+    out = []
+    for index in indexes:
+        keys = list(index.document["key"].items())
+        out.append(
+            IndexModel([*keys[:2], ("is_archived", 1), *keys[2:]], name=index.document["name"])
+        )
+    return out

@@ -18,6 +18,7 @@ Geography: an MLS lead may carry `location`, a GeoJSON Point `[longitude, latitu
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from enum import StrEnum
@@ -173,8 +174,60 @@ def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
     return {**stored, "search_text": lead_search_text(stored)}
 
 
+# `q` through an index (issue 23). What a lead is found by, each matched from its START
+# (a prefix of a token): every word of its names, company, MLS id and address parts; its
+# email whole, its local part, its domain and their words; the digits of its phone (E.164
+# without `+`) and every suffix of them of at least `PHONE_SUFFIX_MIN` digits. Words are
+# folded (lower case, no accents) and split at spaces and `SEARCH_PUNCTUATION`.
+SEARCH_PUNCTUATION = r"\s.,;:@_\-()/+'\"&#!?"
+_WORD_SPLIT = re.compile(f"[{SEARCH_PUNCTUATION}]+")
+PHONE_SUFFIX_MIN = 4
+MAX_SEARCH_TOKENS = 120  # a lead's fields are bounded; this bounds the array outright
+
+
+def search_words(text: str) -> list[str]:
+    """The folded words of a text (what a term is split into too)."""
+    return [w for w in _WORD_SPLIT.split(fold(text)) if w]
+
+
+def lead_search_tokens(fields: Mapping[str, Any]) -> list[str]:
+    """The tokens `q` matches a lead by (a stored document or its fields); see above."""
+    address = fields.get("address") or {}
+    if not isinstance(address, Mapping):
+        address = address.model_dump()
+    tokens: list[str] = []
+    for part in (
+        fields.get("first_name"),
+        fields.get("last_name"),
+        fields.get("company"),
+        fields.get("mls_id"),
+        *(address.get(name) for name in _ADDRESS_PARTS),
+    ):
+        if isinstance(part, str):
+            tokens += search_words(part)
+    email = fields.get("email")
+    if isinstance(email, str) and email:
+        folded = fold(email)
+        local, _, domain = folded.partition("@")
+        tokens += [folded, local, domain, *search_words(folded)]
+    phone = fields.get("phone")
+    if isinstance(phone, str):
+        digits = re.sub(r"\D", "", phone)
+        tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
+    return list(dict.fromkeys(t for t in tokens if t))[:MAX_SEARCH_TOKENS]
+
+
+def with_search_tokens(stored: dict[str, Any]) -> dict[str, Any]:
+    """Upcaster 1 → 2: `search_tokens` and `is_archived` derived from the stored fields."""
+    return {
+        **stored,
+        "search_tokens": lead_search_tokens(stored),
+        "is_archived": stored.get("archived_at") is not None,
+    }
+
+
 def with_outreach_defaults(stored: dict[str, Any]) -> dict[str, Any]:
-    """Upcaster 1 → 2: `unknown` consent on every channel, the creator as assignee."""
+    """Upcaster 2 → 3: `unknown` consent on every channel, the creator as assignee."""
     upcast = dict(stored)
     upcast.setdefault("consent", Consent().model_dump())
     if upcast.get("assignee_id") is None:
@@ -212,14 +265,23 @@ class LeadBase(RootDocument, Segmented):
     consent: Consent = Field(default_factory=Consent)
     assignee_id: UUID | None = None  # the agent the lead is assigned to (creator by default)
     time_zone: TimeZoneName | None = None  # else the phone number's zones decide quiet hours
-    schema_version: int = 2
-    upcasters: ClassVar[dict[int, Upcaster]] = {1: with_outreach_defaults}
     # For `q` only: derived from the other fields on every validation (never sent by clients).
     search_text: str = ""
+    search_tokens: list[str] = Field(default_factory=list, max_length=MAX_SEARCH_TOKENS)
+    # `archived_at is not None`, kept by the validator: lists select on it by equality.
+    is_archived: bool = False
+
+    schema_version: int = 3
+    upcasters: ClassVar[dict[int, Upcaster]] = {
+        1: with_search_tokens,
+        2: with_outreach_defaults,
+    }
 
     @model_validator(mode="after")
     def _derive_search_text(self) -> LeadBase:
         self.search_text = lead_search_text(self.__dict__)
+        self.search_tokens = lead_search_tokens(self.__dict__)
+        self.is_archived = self.archived_at is not None
         return self
 
     class Settings:
@@ -228,6 +290,7 @@ class LeadBase(RootDocument, Segmented):
         indexes = [
             # `GET /v1/leads`: its filters and its `sort` fields.
             *list_indexes(
+                archived=True,
                 filters=("type", "status", "tags"),
                 sorts=(
                     "status",
@@ -243,10 +306,11 @@ class LeadBase(RootDocument, Segmented):
                 [("tenant_id", 1), ("is_deleted", 1), ("assignee_id", 1), ("_id", -1)],
                 name="tenant_live_assignee_id",
             ),
-            # `q`: the regular expression is matched against the index keys of the tenant's
-            # live leads (no document is fetched for a miss).
+            # `q`: an anchored prefix of one of the term's words bounds a range of this
+            # multikey index (service/lead_queries.py `search_filter`).
             IndexModel(
-                [("tenant_id", 1), ("is_deleted", 1), ("search_text", 1)], name="tenant_search"
+                [("tenant_id", 1), ("is_deleted", 1), ("search_tokens", 1), ("_id", 1)],
+                name="tenant_search_tokens",
             ),
             # `near=`: leads with a location (2dsphere indexes skip documents without one).
             IndexModel(
@@ -349,6 +413,9 @@ __all__ = [
     "PropertyType",
     "fold",
     "lead_search_text",
+    "lead_search_tokens",
     "live_with",
+    "search_words",
     "with_search_text",
+    "with_search_tokens",
 ]

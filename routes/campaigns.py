@@ -69,6 +69,13 @@ async def attach_leads(id: UUID, body: AttachLeads, ctx: CurrentContext) -> Any:
     return AttachResult(added=added)
 
 
+@router.delete("/{id}/leads/{lead_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def detach_lead(id: UUID, lead_id: UUID, ctx: CurrentContext) -> Response:
+    """Detach one lead from the campaign (journaled; `lead_count` follows). Not attached → 404."""
+    await campaigns.detach_lead(ctx=ctx, id=id, lead_id=lead_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get("/{id}/leads", response_model=LeadPage)
 async def list_campaign_leads(
     id: UUID, ctx: CurrentContext, filters: Annotated[CampaignLeadFilters, Query()]

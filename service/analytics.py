@@ -1,33 +1,31 @@
 """Analytics queries, answered by aggregation pipelines (service/pipelines.py).
 
-They run live over the write collections through `Repository.aggregate` (or, for the link
-rows, behind `tenant_filter`), which puts the tenant and soft-delete scope first, so the
-figures are always current and never another tenant's. A campaign's figures take two
-pipelines run concurrently — touchpoints per lead on `events`, live members on
-`campaign_leads` — because one pipeline over both would need `$unionWith` (which the embedded
-backend lacks) or a `$lookup` gathering every link of the campaign into one document (which
-fails past ~85,000 leads on MongoDB's 16 MiB limit). Each streams its input and returns one
-small document, whatever the campaign's size. The only Python work after a pipeline is over
-its few result rows: filling empty buckets and missing types with zeros.
+They run live over the write collections through `Repository.aggregate`, which puts the
+tenant and soft-delete scope first, so the figures are always current and never another
+tenant's. A campaign's figures take one pipeline over its touchpoints on `events`, and the
+campaign's `lead_count` (its live members, kept incrementally; a pipeline over
+`campaign_leads` joining each link to its lead did work proportional to the campaign on
+every request, issue 23). The pipeline streams its input and returns one small document. The
+only Python work after a pipeline is over its few result rows: filling empty buckets and
+missing types with zeros.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from documents.base import as_utc, utcnow
-from documents.campaign import CampaignBase, CampaignLead
+from documents.campaign import CampaignBase
 from documents.event import TouchpointEvent
 from documents.tenant import tenant_zone
 from service import pipelines
 from service.context import RequestContext
 from service.errors import Unprocessable
 from service.pipelines import CHANNELS, Interval
-from service.repository import Repository, tenant_filter, uuid_filter
+from service.repository import Repository, uuid_filter
 from service.tenant import load_tenant
 
 # Bounds on the number of buckets a request may ask for (a year of days, 5 years of weeks,
@@ -49,16 +47,16 @@ async def campaign_analytics(*, ctx: RequestContext, campaign_id: UUID) -> dict[
     Only live leads count in `leads_total` and `leads_contacted`; every touchpoint of the
     campaign counts in `events_total` and `events_by_type`, a deleted lead's included.
     """
-    events, members, _ = await asyncio.gather(
-        Repository(TouchpointEvent, ctx).aggregate(
-            pipelines.campaign_analytics(tenant_id=ctx.tenant_id, campaign_id=campaign_id),
-            match={"campaign_id": uuid_filter(campaign_id)},
-        ),
-        _links_aggregate(ctx, campaign_id),
-        Repository(CampaignBase, ctx).get(campaign_id),  # 404 for a missing or foreign one
+    # The campaign first: 404 for a missing or foreign one before any pipeline runs. Its
+    # `lead_count` is the live members, kept incrementally (service/campaigns.py): joining
+    # every link to its lead here read the whole campaign per request (issue 23).
+    campaign = await Repository(CampaignBase, ctx).get(campaign_id)
+    events = await Repository(TouchpointEvent, ctx).aggregate(
+        pipelines.campaign_analytics(tenant_id=ctx.tenant_id, campaign_id=campaign_id),
+        match={"campaign_id": uuid_filter(campaign_id)},
     )
     touched = events[0] if events else {}
-    leads_total = members[0]["leads_total"] if members else 0
+    leads_total = campaign.lead_count
     contacted = touched.get("leads_contacted", 0)
     return {
         "campaign_id": campaign_id,
@@ -69,16 +67,6 @@ async def campaign_analytics(*, ctx: RequestContext, campaign_id: UUID) -> dict[
         "contact_rate": contacted / leads_total if leads_total else 0.0,
         "violations": touched.get("violations", 0),
     }
-
-
-async def _links_aggregate(ctx: RequestContext, campaign_id: UUID) -> list[dict[str, Any]]:
-    # Links are not an aggregate root (no soft delete): scoped by the tenant filter alone.
-    stages = [
-        {"$match": tenant_filter(ctx, {"campaign_id": uuid_filter(campaign_id)})},
-        *pipelines.campaign_analytics_leads(tenant_id=ctx.tenant_id),
-    ]
-    cursor = await CampaignLead.get_pymongo_collection().aggregate(stages)
-    return [dict(row) async for row in cursor]
 
 
 def _wall(moment: datetime | None, zone: ZoneInfo) -> datetime | None:

@@ -5,22 +5,27 @@ is all-or-nothing on validity: every id must be a live lead of the tenant, else 
 offending ids, and nothing is attached. Already attached leads are skipped, not counted.
 
 `lead_count` is the number of the campaign's LIVE leads: links whose lead is not deleted. It
-is recounted (never incremented, so retries and races cannot make it drift) from
-`campaign_leads` joined to `leads`, and written through the repository (journaled), after
-every change of membership or liveness: an attach (`campaign.leads_attached`), a lead merge
-(links moved), and a lead's soft delete or restore (`refresh_lead_counts_for`, to be called
-after each; `campaign.lead_count_changed`).
+is kept incrementally (issue 23: a recount reads every link of the campaign, so its cost grew
+with the campaign), written through the repository (journaled) with the change: `+n` on an
+attach (`campaign.leads_attached`), `-1` on a detach (`campaign.lead_detached`), `±1` when a
+member is soft-deleted or restored and when a merge moves links (`campaign.lead_count_changed`).
+Each link carries `counted` (whether the count includes it); every change flips it with an
+update conditional on the old value and adjusts the count only when the flip happened, so a
+retried or replayed change applies once. Without transactions one window remains: a crash
+between a link's write and the campaign's adjustment leaves the count off by that link
+(`recount_lead_count` finds it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from pymongo.errors import BulkWriteError
 
-from documents.base import normalize_phone
+from documents.base import normalize_phone, utcnow
 from documents.campaign import (
     CAMPAIGN_CLASSES,
     STATUS_TRANSITIONS,
@@ -55,7 +60,7 @@ from service.repository import (
 
 PHONE_LIST_FIELDS = ("caller_ids", "sender_numbers")
 ALL_TYPE_FIELDS = frozenset().union(*TYPE_FIELDS.values())
-# Lost races on the campaign's version while re-counting its leads are retried this often.
+# Lost races on the campaign's version while adjusting its lead count are retried this often.
 COUNT_RETRIES = 5
 
 
@@ -162,8 +167,30 @@ async def attach_leads(*, ctx: RequestContext, id: UUID, lead_ids: Sequence[UUID
     ]
     added = await _insert_links(rows)
     if added:
-        await _refresh_lead_count(ctx, campaign.id, event_type="leads_attached")
+        await _adjust_lead_count(ctx, campaign.id, added, event_type="leads_attached")
     return added
+
+
+async def detach_lead(*, ctx: RequestContext, id: UUID, lead_id: UUID) -> None:
+    """Detach a lead from a campaign (404 unless both are the tenant's and linked)."""
+    policy_for(CampaignBase).require(ctx, Action.update)
+    campaign = await Repository(CampaignBase, ctx).get(id)
+    link = await CampaignLead.get_pymongo_collection().find_one_and_delete(
+        campaign_link_filter(ctx, campaign.id) | {"lead_id": uuid_filter(lead_id)}
+    )
+    if link is None:
+        raise NotFound(f"lead {lead_id} is not attached to campaign {id}")
+    delta = -1 if await _counted(ctx, link) else 0
+    await _adjust_lead_count(ctx, campaign.id, delta, event_type="lead_detached", touch=True)
+
+
+async def _counted(ctx: RequestContext, link: Mapping[str, Any]) -> bool:
+    # A link written before `counted` existed is counted when its lead is live (the recount
+    # that set `lead_count` then counted exactly those).
+    if "counted" in link:
+        return bool(link["counted"])
+    lead = await Repository(LeadBase, ctx).find_one({"_id": uuid_filter(link["lead_id"])})
+    return lead is not None
 
 
 async def _insert_links(rows: list[CampaignLead]) -> int:
@@ -195,17 +222,37 @@ async def campaigns_of(ctx: RequestContext, lead_ids: Sequence[UUID]) -> set[UUI
     return {row["campaign_id"] async for row in rows}
 
 
-async def move_links(ctx: RequestContext, from_ids: Sequence[UUID], to_id: UUID) -> set[UUID]:
-    """Move the links of leads `from_ids` to lead `to_id`; returns every campaign concerned.
+async def _uncount(ctx: RequestContext, lead_ids: Sequence[UUID], live: bool) -> Counter[UUID]:
+    """Set `counted` = `live` on these leads' links; the change per campaign it makes.
 
-    The target gains a link to each of their campaigns it is not in yet (the unique index
-    refuses duplicates), then their links are removed: repeating it changes nothing. The
-    caller recounts the returned campaigns (`refresh_lead_counts`).
+    Each link flips at most once per liveness change (the update is conditional on the old
+    state): a retry or a replay of the same change finds nothing left to flip.
     """
+    collection = CampaignLead.get_pymongo_collection()
+    query = tenant_filter(ctx, {"lead_id": {"$in": [uuid_filter(i) for i in lead_ids]}})
+    deltas: Counter[UUID] = Counter()
+    async for link in collection.find(query | {"counted": {"$ne": live}}):
+        flipped = await collection.update_one(
+            {"_id": link["_id"], "counted": {"$ne": live}}, {"$set": {"counted": live}}
+        )
+        if flipped.modified_count:
+            deltas[link["campaign_id"]] += 1 if live else -1
+    return deltas
+
+
+async def move_links(ctx: RequestContext, from_ids: Sequence[UUID], to_id: UUID) -> set[UUID]:
+    """Move the links of leads `from_ids` to lead `to_id` and keep `lead_count` in step.
+
+    The sources' links stop counting (each flips once, see `_uncount`), the target gains a
+    counted link to each of their campaigns it is not in yet (the unique index refuses
+    duplicates), then the sources' links are removed: repeating it changes nothing. Returns
+    every campaign concerned.
+    """
+    deltas = await _uncount(ctx, from_ids, live=False)
     moved = await campaigns_of(ctx, from_ids)
     kept = await campaigns_of(ctx, [to_id])
-    if moved - kept:
-        await _insert_links(
+    for campaign_id in sorted(moved - kept):
+        added = await _insert_links(
             [
                 CampaignLead(
                     tenant_id=ctx.tenant_id,
@@ -213,56 +260,61 @@ async def move_links(ctx: RequestContext, from_ids: Sequence[UUID], to_id: UUID)
                     lead_id=to_id,
                     added_by=ctx.actor_id,
                 )
-                for campaign_id in sorted(moved - kept)
             ]
         )
+        deltas[campaign_id] += added
     if moved:
         await CampaignLead.get_pymongo_collection().delete_many(
             tenant_filter(ctx, {"lead_id": {"$in": [uuid_filter(i) for i in from_ids]}})
         )
+    await _apply(ctx, deltas)
     return moved | kept
 
 
-async def refresh_lead_counts_for(ctx: RequestContext, lead_id: UUID) -> None:
-    """Recount `lead_count` of every campaign of a lead (after its soft delete or restore)."""
-    await refresh_lead_counts(ctx, await campaigns_of(ctx, [lead_id]))
+async def lead_liveness_changed(ctx: RequestContext, lead_id: UUID, *, live: bool) -> None:
+    """Count or stop counting a lead in each of its campaigns (after its delete or restore)."""
+    await _apply(ctx, await _uncount(ctx, [lead_id], live))
 
 
-async def refresh_lead_counts(ctx: RequestContext, campaign_ids: Iterable[UUID]) -> None:
-    """Recount `lead_count` of these campaigns of the tenant from their live leads."""
-    for campaign_id in sorted(set(campaign_ids)):
-        await _refresh_lead_count(ctx, campaign_id, event_type="lead_count_changed")
+async def _apply(ctx: RequestContext, deltas: Counter[UUID]) -> None:
+    for campaign_id in sorted(deltas):
+        if deltas[campaign_id]:
+            await _adjust_lead_count(
+                ctx, campaign_id, deltas[campaign_id], event_type="lead_count_changed"
+            )
 
 
-async def live_lead_count(ctx: RequestContext, campaign_id: UUID) -> int:
-    """How many of the campaign's linked leads are live (one aggregation)."""
-    pipeline: list[dict[str, Any]] = [
-        {"$match": campaign_link_filter(ctx, campaign_id)},
-        {"$lookup": {"from": "leads", "localField": "lead_id", "foreignField": "_id", "as": "l"}},
-        {"$unwind": "$l"},
-        {"$match": {"l.is_deleted": False}},
-        {"$count": "n"},
-    ]
-    rows = await (await CampaignLead.get_pymongo_collection().aggregate(pipeline)).to_list()
-    return int(rows[0]["n"]) if rows else 0
-
-
-async def _refresh_lead_count(ctx: RequestContext, campaign_id: UUID, *, event_type: str) -> None:
-    # Recount instead of adding: concurrent changes and retries can never make it drift. A
-    # deleted campaign is kept right too, for when it is restored.
+async def _adjust_lead_count(
+    ctx: RequestContext, campaign_id: UUID, delta: int, *, event_type: str, touch: bool = False
+) -> None:
+    # Added, not recounted: the work is one campaign read and write whatever its size. The
+    # links' `counted` flags make each change apply once (see `_uncount`). `touch` journals
+    # a membership change even when the count stays (detaching a deleted lead). A deleted
+    # campaign is kept right too, for when it is restored.
     repo = Repository(CampaignBase, ctx)
     for _ in range(COUNT_RETRIES):
         try:
             campaign = await repo.get(campaign_id, include_deleted=True)
         except NotFound:  # a link to a campaign that is not the tenant's: nothing to count
             return
-        count = await live_lead_count(ctx, campaign_id)
+        changes: dict[str, Any] = {"lead_count": max(0, campaign.lead_count + delta)}
+        if touch:
+            changes["leads_changed_at"] = utcnow()
         try:
-            await repo.update(campaign, {"lead_count": count}, event_type=event_type)
+            await repo.update(campaign, changes, event_type=event_type)
             return
         except Conflict:
             continue
     raise Conflict("The campaign is being changed concurrently; retry.")
+
+
+async def recount_lead_count(ctx: RequestContext, campaign_id: UUID) -> int:
+    """How many of the campaign's links count (offline checks and tests; reads every link)."""
+    query = campaign_link_filter(ctx, campaign_id)
+    n = 0
+    async for link in CampaignLead.get_pymongo_collection().find(query):
+        n += await _counted(ctx, link)
+    return n
 
 
 __all__ = [
@@ -271,11 +323,11 @@ __all__ = [
     "campaign_link_filter",
     "campaigns_of",
     "create_campaign",
+    "detach_lead",
     "get_campaign",
+    "lead_liveness_changed",
     "list_campaigns",
-    "live_lead_count",
     "move_links",
-    "refresh_lead_counts",
-    "refresh_lead_counts_for",
+    "recount_lead_count",
     "update_campaign",
 ]

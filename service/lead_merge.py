@@ -31,6 +31,8 @@ _NOT_MERGED = ENVELOPE_FIELDS | frozenset(
         "last_contacted_at",
         "merged_into",
         "search_text",
+        "search_tokens",
+        "is_archived",
     }
 )
 MAX_TAGS = 50
@@ -130,12 +132,11 @@ async def merge_leads(*, ctx: RequestContext, id: UUID, source_ids: Sequence[UUI
        recognises these sources by `merged_into` and carries on.
     3. Move the sources' touchpoint events to the target (`lead_id`; a no-op when repeated).
     4. Move the sources' campaign links to the target (links it already has are not
-       duplicated), then drop the sources' links.
+       duplicated), then drop the sources' links; `lead_count` follows (each link once).
     5. Fill the target from the sources (journaled `lead.merged`; no change, no new version).
-    6. Recount `lead_count` of every campaign the target or a source belongs or belonged to.
 
     A crash after any step leaves sources deleted and pointing at the target; the same
-    request, retried, finds them accepted in step 1 and completes steps 3-6 (idempotent).
+    request, retried, finds them accepted in step 1 and completes steps 3-5 (idempotent).
     Not prevented without transactions: two concurrent merges of the same pair in opposite
     directions can both delete their source; restoring one undoes that.
     """
@@ -159,13 +160,12 @@ async def merge_leads(*, ctx: RequestContext, id: UUID, source_ids: Sequence[UUI
         tenant_filter(ctx, {"lead_id": {"$in": moved_from}}),
         {"$set": {"lead_id": uuid_filter(target.id)}},
     )
-    affected = await campaigns.move_links(ctx, [s.id for s in sources], target.id)
+    await campaigns.move_links(ctx, [s.id for s in sources], target.id)
     try:
         target = await repo.update(target, changes, event_type="merged")
     except DuplicateKeyError:  # a lead created meanwhile took a key the merge would fill in
         await raise_if_duplicate(ctx, filled, besides=[s.id for s in sources])
         raise Conflict("A lead with the same email, phone or MLS id already exists.") from None
-    await campaigns.refresh_lead_counts(ctx, affected)
     return target
 
 

@@ -1,18 +1,18 @@
 """Lead queries: lists (filters, sorts, counts), search, geography, campaign members, export.
 
-Search (`q`). Agents type fragments: part of an email, a phone as they read it aloud, a
-street. Each lead stores `search_text` (documents/lead.py): its names, email, phone digits,
-company, MLS id and address parts, case-folded without accents, separated by a control
-character no term can contain. `q` becomes ONE case-sensitive regular expression over it: the
-folded term, and for a phone-like term its digits (and, typed with a national trunk `0`,
-without it). Why not `$text`: a text index matches whole stemmed words, never "part of an
-email" or phone digits, and Atlas Search is not available to a self-run replica set. A
-case-sensitive unanchored regex cannot seek in an index, but MongoDB applies it to the index
-keys of `(tenant_id, is_deleted, search_text)` without fetching documents, so a search costs
-a key scan of the tenant's live leads; the planner may instead walk the list's sort index
-when matches are frequent. The embedded backend answers the same regex the same way. The
-term is at most 100 characters and `re.escape`d, so it is never an operator or a costly
-pattern.
+Search (`q`). Agents type fragments: a name, part of an email, a phone as they read it aloud,
+a street. Each lead stores `search_tokens` (documents/lead.py `lead_search_tokens`): the folded
+words of its names, company, MLS id and address; its email whole, its local part, its domain
+and their words; its phone digits and their suffixes of 4 or more digits. A term is folded and
+split into words the same way, and a lead matches when EVERY word of the term starts one of
+its tokens (an anchored prefix: "silv" finds Silva, "@example.org" finds any address at
+example.org, "555-0100" and "(415) 555-01" find +1 415 555 0100; "ilv" finds nothing, as no
+word starts with it). A phone-like term also matches by its digits (and, typed with a
+national trunk `0`, without it). The longest word bounds a range of the multikey index
+`(tenant_id, is_deleted, search_tokens, _id)`, so a search reads the leads having a token with
+that prefix and no others, at any tenant size (issue 23; the unanchored regex on `search_text`
+before read every live lead key of the tenant). A term without a word (only punctuation)
+matches nothing. The term is at most 100 characters and each word is `re.escape`d.
 
 Geography (`near`, `within_km`). Without `sort`, leads are returned nearest first with
 `$nearSphere` (2dsphere index, tenant-prefixed). `$nearSphere` orders by distance, so its
@@ -36,7 +36,7 @@ from typing import Any
 from uuid import UUID
 
 from documents.campaign import CampaignBase, CampaignLead
-from documents.lead import LeadBase, fold
+from documents.lead import LeadBase, search_words
 from schemas.leads import (
     LEAD_SORT_FIELDS,
     LEAD_VIEW,
@@ -63,7 +63,7 @@ from service.pagination import (
     read_cursor,
     with_condition,
 )
-from service.repository import Repository, equal_to, to_bson
+from service.repository import Repository, equal_to, to_bson, uuid_filter
 
 # `near` paging (see the module docstring): the safety band in metres, and how many more
 # documents than a page a `$nearSphere` batch asks for.
@@ -76,15 +76,32 @@ _PHONE_LIKE = re.compile(r"^[\d\s()+\-./]+$")
 
 
 def search_filter(q: str) -> dict[str, Any]:
-    """The condition on `search_text` for a search term (see the module docstring)."""
-    patterns = [re.escape(fold(q))]
+    """The condition on `search_tokens` for a search term (see the module docstring)."""
+    alternatives = [search_words(q)]
     digits = re.sub(r"\D", "", q)
     if len(digits) >= 3 and _PHONE_LIKE.match(q):
-        patterns.append(digits)
+        alternatives.append([digits])
         national = digits.lstrip("0")  # "020 7183 8750": E.164 drops the trunk prefix
         if national != digits and len(national) >= 3:
-            patterns.append(national)
-    return {"search_text": {"$regex": "|".join(dict.fromkeys(patterns))}}
+            alternatives.append([national])
+    branches = [_all_prefixes(words) for words in alternatives if words]
+    unique = [b for i, b in enumerate(branches) if b not in branches[:i]]
+    if not unique:
+        return {"search_tokens": {"$in": []}}  # nothing searchable typed: nothing matches
+    return unique[0] if len(unique) == 1 else {"$or": unique}
+
+
+def _all_prefixes(words: list[str]) -> dict[str, Any]:
+    # Every word must start a token; the longest (the most selective, usually) bounds the
+    # index range, the others are checked on the candidates it selects.
+    # (`$elemMatch` keeps each of them to one token and out of the bounds' intersection.)
+    ordered = sorted(dict.fromkeys(words), key=len, reverse=True)
+    condition: dict[str, Any] = {"search_tokens": {"$regex": "^" + re.escape(ordered[0])}}
+    if len(ordered) > 1:
+        condition["$and"] = [
+            {"search_tokens": {"$elemMatch": {"$regex": "^" + re.escape(w)}}} for w in ordered[1:]
+        ]
+    return condition
 
 
 def _lead_query(
@@ -265,22 +282,97 @@ def _members_pipeline(
 async def _campaign_members(
     ctx: RequestContext, campaign_id: UUID, filters: CampaignLeadFilters
 ) -> PageResult[AnyLeadRead]:
-    collection = CampaignLead.get_pymongo_collection()
-    pipeline = _members_pipeline(
-        ctx, campaign_id, filters, cursor=filters.cursor, limit=filters.limit + 1
+    # In growing batches from an index in the list's order, each batch joined in one query,
+    # until the page (and its look-ahead) is full: a page reads about `limit` links and
+    # leads when most members match, however large the campaign (issue 23; the pipeline
+    # before joined every link when the embedded backend evaluated it).
+    sort = _lead_sort(filters)
+    scope = Repository(LeadBase, ctx).scope(
+        _lead_query(filters, ctx),
+        include_deleted=filters.include_deleted,
+        include_archived=filters.include_archived,
     )
-    raws = await (await collection.aggregate(pipeline)).to_list()
+    if sort == NEWEST_FIRST:
+        raws = await _members_by_link(ctx, campaign_id, scope, filters)
+    else:
+        raws = await _members_by_lead(ctx, campaign_id, scope, sort, filters)
     total = None
     if filters.count:
         counting = _members_pipeline(ctx, campaign_id, filters, counting=True)
-        rows = await (await collection.aggregate(counting)).to_list()
+        rows = await (await CampaignLead.get_pymongo_collection().aggregate(counting)).to_list()
         total = rows[0]["n"] if rows else 0
     items = [LEAD_VIEW.stored(raw) for raw in raws[: filters.limit]]
     if len(raws) <= filters.limit:
         return PageResult(items=items, next_cursor=None, total=total)
-    sort, last = _lead_sort(filters), raws[filters.limit - 1]
+    last = raws[filters.limit - 1]
     value = last["_id"] if sort.field == "_id" else last.get(sort.field)
     return PageResult(items=items, next_cursor=encode_cursor(sort, value, last["_id"]), total=total)
+
+
+async def _members_by_link(
+    ctx: RequestContext, campaign_id: UUID, scope: dict[str, Any], filters: CampaignLeadFilters
+) -> list[dict[str, Any]]:
+    """Newest lead first: the links' unique index in lead_id order (UUIDv7), then the leads."""
+    links = campaigns.campaign_link_filter(ctx, campaign_id)
+    if filters.cursor:
+        links["lead_id"] = decode_cursor(filters.cursor, NEWEST_FIRST)["_id"]
+    want, found = filters.limit + 1, []
+    leads = LeadBase.get_pymongo_collection()
+    size = max(want, 16)
+    while True:
+        rows = await (
+            CampaignLead.get_pymongo_collection()
+            .find(links, {"lead_id": 1, "_id": 0}, sort=[("lead_id", -1)], limit=size)
+            .to_list()
+        )
+        ids = [uuid_filter(row["lead_id"]) for row in rows]
+        if ids:
+            query = with_condition(scope, {"_id": {"$in": ids}})
+            by_id = {raw["_id"]: raw async for raw in leads.find(query)}
+            found += [by_id[row["lead_id"]] for row in rows if row["lead_id"] in by_id]
+        if len(found) >= want or len(rows) < size:
+            return found[:want]
+        links["lead_id"] = {"$lt": ids[-1]}
+        size = min(size * 2, BATCH_SIZE)
+
+
+async def _members_by_lead(
+    ctx: RequestContext,
+    campaign_id: UUID,
+    scope: dict[str, Any],
+    sort: Sort,
+    filters: CampaignLeadFilters,
+) -> list[dict[str, Any]]:
+    """Another order: the leads' list index in that order, keeping the campaign's members.
+
+    Reads about `limit` leads divided by the share of the tenant's matching leads that are
+    members: bounded by the page for a campaign holding most of them, as a large one does.
+    """
+    kind = field_kind(LeadBase, sort.field)
+    query = scope
+    if filters.cursor:
+        query = with_condition(scope, decode_cursor(filters.cursor, sort, kind))
+    want, found = filters.limit + 1, []
+    links = CampaignLead.get_pymongo_collection()
+    size = max(want, 16)
+    while True:
+        rows = (
+            await LeadBase.get_pymongo_collection()
+            .find(query, sort=sort.order(), limit=size)
+            .to_list()
+        )
+        if rows:
+            linked = campaigns.campaign_link_filter(ctx, campaign_id)
+            linked["lead_id"] = {"$in": [uuid_filter(row["_id"]) for row in rows]}
+            members = {row["lead_id"] async for row in links.find(linked, {"lead_id": 1})}
+            found += [row for row in rows if row["_id"] in members]
+        if len(found) >= want or len(rows) < size:
+            return found[:want]
+        last = rows[-1]
+        value = last["_id"] if sort.field == "_id" else last.get(sort.field)
+        position = read_cursor(encode_cursor(sort, value, last["_id"]), sort, kind)
+        query = with_condition(scope, after(sort, position, nullable=kind.nullable))
+        size = min(size * 2, BATCH_SIZE)
 
 
 async def export_leads(

@@ -33,6 +33,7 @@ from documents.lead import (
     LeadType,
     ListingAgent,
     lead_search_text,
+    lead_search_tokens,
 )
 from documents.user import User
 from schemas.common import money_to_cents
@@ -164,8 +165,12 @@ async def _restore_clash(ctx: RequestContext, doc: LeadBase) -> Conflict | None:
     return await duplicate_of(ctx, doc)
 
 
-async def _recount_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
-    await campaigns.refresh_lead_counts_for(ctx, doc.id)
+async def _uncount_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+    await campaigns.lead_liveness_changed(ctx, doc.id, live=False)
+
+
+async def _count_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+    await campaigns.lead_liveness_changed(ctx, doc.id, live=True)
 
 
 # A lead's soft delete or restore changes the live-lead count of its campaigns; restoring one
@@ -173,8 +178,8 @@ async def _recount_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
 POLICY: ResourcePolicy[LeadBase] = register_policy(
     ResourcePolicy(
         model=LeadBase,
-        after_delete=_recount_campaigns,
-        after_restore=_recount_campaigns,
+        after_delete=_uncount_in_campaigns,
+        after_restore=_count_in_campaigns,
         clash=_restore_clash,
     )
 )
@@ -311,6 +316,7 @@ def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any
         if phone is not None and not E164.match(phone):
             raise Unprocessable("phone must be E.164", loc=loc)
     fields["search_text"] = lead_search_text(fields)
+    fields["search_tokens"] = lead_search_tokens(fields)
     fields["id"] = uuid7()
     fields["user_id"] = ctx.user_id
     return data.type, fields

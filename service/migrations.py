@@ -52,7 +52,7 @@ class CollectionMigration:
 
     collection: str
     schema_version: int
-    pending: int = 0  # documents below the current version when the run started
+    pending: int = 0  # documents found below the current version by the run's walk
     migrated: int = 0
     skipped: int = 0  # changed by a live writer during the run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (id, first error)
@@ -121,9 +121,12 @@ async def _migrate_collection(
     # `$not $gte` rather than `$lt`: it also selects documents stored before their class
     # was versioned, which carry no `schema_version` at all (campaign links, issue 25).
     pending: dict[str, Any] = {"schema_version": {"$not": {"$gte": current}}}
-    report.pending = await collection.count_documents(pending)
+    # No count first: nothing indexes `schema_version`, so a count would read the whole
+    # collection once more before the walk reads it (issue 23). Progress is shown against
+    # the collection's size from its metadata, an upper bound.
+    total = await collection.estimated_document_count()
     if progress:
-        progress(name, 0, report.pending)
+        progress(name, 0, total)
     done, last_id = 0, None
     while True:
         # `_id` order from where the last batch ended: served by the `_id` index.
@@ -155,8 +158,11 @@ async def _migrate_collection(
             report.migrated += result.matched_count
             report.skipped += len(writes) - result.matched_count
         done += len(batch)
+        report.pending = done
         if progress:
-            progress(name, min(done, report.pending), report.pending)
+            progress(name, min(done, total), max(total, done))
+    if progress:
+        progress(name, done, done)  # the walk is over: the pending documents were all
     return report
 
 

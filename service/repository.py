@@ -34,6 +34,7 @@ T = TypeVar("T")
 # `include_deleted=true` is still served in index order (two merged ranges), where dropping
 # the condition would leave no index whose prefix fits, and an in-memory sort.
 ANY_DELETION_STATE = {"$in": [False, True]}
+ANY_ARCHIVED_STATE = {"$in": [False, True, None]}
 
 
 def to_bson(value: Any) -> Any:
@@ -128,7 +129,11 @@ class Repository(Generic[D]):
         """The tenant + soft-delete filter, merged with an already-encoded `extra` filter."""
         query = tenant_filter(self.ctx)
         query["is_deleted"] = dict(ANY_DELETION_STATE) if include_deleted else False
-        if not include_archived:
+        if "is_archived" in self.model.model_fields:
+            # An indexed equality (leads, issue 23); `null` also selects a document stored
+            # before the field existed (until `migrate` has run).
+            query["is_archived"] = False if not include_archived else dict(ANY_ARCHIVED_STATE)
+        elif not include_archived:
             query["archived_at"] = None
         if extra:
             query.update(extra)

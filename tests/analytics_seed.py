@@ -41,6 +41,11 @@ async def link(ctx: RequestContext, campaign_id: UUID, *lead_ids: UUID) -> None:
         CampaignLead(tenant_id=ctx.tenant_id, campaign_id=campaign_id, lead_id=i) for i in lead_ids
     ]
     await CampaignLead.insert_many(rows)
+    # `lead_count` follows as attaching keeps it (a plain `$inc` here: nothing journaled).
+    live = await Repository(LeadBase, ctx).get_many(list(lead_ids))
+    await CampaignBase.get_pymongo_collection().update_one(
+        {"_id": campaign_id}, {"$inc": {"lead_count": len(live)}}
+    )
 
 
 async def touch(

@@ -47,10 +47,10 @@ ALLOWED: tuple[Allowed, ...] = (
     ),
     Allowed(
         collections=("*",),
-        methods=("count_documents", "find"),
+        methods=("find",),
         filters=(OLDER_SCHEMA,),
-        why="`python -m service.cli migrate` counts and then walks a collection once in `_id` "
-        "order (the `_id` index) to rewrite documents of an older schema. A rare operator "
+        why="`python -m service.cli migrate` walks a collection once in `_id` order (the `_id` "
+        "index, no count first) to rewrite documents of an older schema. A rare operator "
         "batch; an index on `schema_version` would cost every write of every document.",
     ),
 )

@@ -3,8 +3,10 @@ or membership: the lead list, analytics and the CampaignStats read model (and `l
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -96,3 +98,104 @@ async def test_lead_count_agrees_with_the_live_leads(owner: Account, path: str) 
     await PATHS[path](owner, s)
     got = await numbers(owner, s["campaign"])
     assert got["lead_count"] == got["listed"] == got["analytics"][0]
+
+
+# -- lead_count is kept incrementally: it must equal a recount after any sequence ----------------
+
+
+async def recounted(owner: Account, campaign: str) -> int:
+    """`lead_count` as a full recount defines it: links whose lead is live."""
+    from documents.campaign import CampaignLead
+    from documents.lead import LeadBase
+
+    links = CampaignLead.get_pymongo_collection()
+    leads = LeadBase.get_pymongo_collection()
+    linked = [row["lead_id"] async for row in links.find({"campaign_id": UUID(campaign)})]
+    return await leads.count_documents({"_id": {"$in": linked}, "is_deleted": False})
+
+
+async def test_incremental_lead_count_equals_a_recount_after_random_operations(
+    owner: Account,
+) -> None:
+    from service.campaigns import recount_lead_count
+
+    rng = random.Random(23)
+    campaigns = []
+    for name in ("A", "B"):
+        r = await owner.client.post("/v1/campaigns", json={"type": "call", "name": name})
+        campaigns.append(r.json()["id"])
+    leads = []
+    for i in range(8):
+        r = await owner.client.post("/v1/leads", json={"type": "generic", "email": f"r{i}@x.io"})
+        leads.append(r.json()["id"])
+    done = []
+    for _ in range(60):
+        op = rng.choice(["attach", "detach", "delete", "restore", "merge", "replay"])
+        campaign, lead = rng.choice(campaigns), rng.choice(leads)
+        if op == "attach":
+            chosen = rng.sample(leads, 3)
+            r = await owner.client.post(
+                f"/v1/campaigns/{campaign}/leads", json={"lead_ids": chosen}
+            )
+            assert r.status_code in (200, 422), r.text  # 422: one of them is deleted
+        elif op == "detach":
+            r = await owner.client.delete(f"/v1/campaigns/{campaign}/leads/{lead}")
+            assert r.status_code in (204, 404), r.text
+        elif op == "delete":
+            assert (await owner.client.delete(f"/v1/leads/{lead}")).status_code in (204, 404)
+        elif op == "restore":
+            r = await owner.client.post(f"/v1/leads/{lead}/restore")
+            assert r.status_code in (200, 404, 409), r.text
+        elif op == "merge":
+            target, source = rng.sample(leads, 2)
+            r = await owner.client.post(f"/v1/leads/{target}/merge", json={"source_ids": [source]})
+            assert r.status_code in (200, 404, 409, 422), r.text
+        else:  # a replayed liveness change (a retried hook) must change nothing
+            from service.campaigns import lead_liveness_changed
+
+            live = (await owner.client.get(f"/v1/leads/{lead}")).status_code == 200
+            await lead_liveness_changed(owner.ctx, UUID(lead), live=live)
+        done.append(op)
+        for c in campaigns:
+            shown = (await owner.client.get(f"/v1/campaigns/{c}")).json()["lead_count"]
+            assert (
+                shown == await recounted(owner, c) == await recount_lead_count(owner.ctx, UUID(c))
+            ), done
+    assert {"attach", "detach", "delete", "restore", "merge"} <= set(done)
+
+
+async def test_detach_a_lead(owner: Account, stranger: Account, viewer: Account) -> None:
+    s = await world(owner)
+    campaign, first, second = s["campaign"], s["leads"][0], s["leads"][1]
+    assert (
+        await stranger.client.delete(f"/v1/campaigns/{campaign}/leads/{first}")
+    ).status_code == 404
+    assert (
+        await viewer.client.delete(f"/v1/campaigns/{campaign}/leads/{first}")
+    ).status_code == 403
+    assert (await owner.client.delete(f"/v1/campaigns/{campaign}/leads/{first}")).status_code == 204
+    got = await numbers(owner, campaign)
+    assert got["lead_count"] == got["listed"] == 2
+    history = (await owner.client.get(f"/v1/campaigns/{campaign}/history")).json()["items"]
+    assert history[-1]["event_type"] == "campaign.lead_detached"
+    # Not attached (any more), unknown, or another tenant's campaign: 404 like a missing one.
+    assert (await owner.client.delete(f"/v1/campaigns/{campaign}/leads/{first}")).status_code == 404
+    assert (
+        await owner.client.delete(f"/v1/campaigns/{campaign}/leads/{uuid4()}")
+    ).status_code == 404
+    assert (await owner.client.delete(f"/v1/campaigns/{uuid4()}/leads/{second}")).status_code == 404
+    assert (
+        await owner.client.delete(f"/v1/campaigns/{campaign}/leads/not-a-uuid")
+    ).status_code == 422
+    # A deleted member detached: the count stays (it did not count), the detach is journaled.
+    assert (await owner.client.delete(f"/v1/leads/{second}")).status_code == 204
+    before = (await owner.client.get(f"/v1/campaigns/{campaign}")).json()
+    assert (
+        await owner.client.delete(f"/v1/campaigns/{campaign}/leads/{second}")
+    ).status_code == 204
+    after = (await owner.client.get(f"/v1/campaigns/{campaign}")).json()
+    assert after["lead_count"] == before["lead_count"] == 1
+    assert after["version"] == before["version"] + 1
+    # Restoring the detached lead does not count it again.
+    assert (await owner.client.post(f"/v1/leads/{second}/restore")).status_code == 200
+    assert (await owner.client.get(f"/v1/campaigns/{campaign}")).json()["lead_count"] == 1

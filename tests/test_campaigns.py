@@ -314,14 +314,15 @@ async def _count(owner: Account, campaign_id: str) -> tuple[int, int]:
     return campaign["lead_count"], members["total"]
 
 
-async def test_refresh_recounts_live_leads_after_a_delete_and_a_restore(owner: Account) -> None:
-    # What the lifecycle hooks call after a lead's soft delete and restore.
-    from service.campaigns import refresh_lead_counts_for
+async def test_liveness_changes_apply_once_when_replayed(owner: Account) -> None:
+    # What the lifecycle hooks call after a lead's soft delete and restore; a replay (a retry
+    # of the hook) finds every link already flipped and changes nothing.
+    from service.campaigns import lead_liveness_changed
 
     campaign_id, (first, _) = await _two_member_campaign(owner)
     await owner.client.delete(f"/v1/leads/{first}")
-    await refresh_lead_counts_for(owner.ctx, uuid4())  # a lead in no campaign: nothing to do
-    await refresh_lead_counts_for(owner.ctx, UUID(first))
+    await lead_liveness_changed(owner.ctx, uuid4(), live=False)  # in no campaign: nothing
+    await lead_liveness_changed(owner.ctx, UUID(first), live=False)
     assert await _count(owner, campaign_id) == (1, 1)
     history = (await owner.client.get(f"/v1/campaigns/{campaign_id}/history")).json()["items"]
     assert history[-1]["event_type"] == "campaign.lead_count_changed"
@@ -330,7 +331,7 @@ async def test_refresh_recounts_live_leads_after_a_delete_and_a_restore(owner: A
         await owner.client.post(f"/v1/campaigns/{campaign_id}/leads", json={"lead_ids": [first]})
     ).status_code == 422
     await owner.client.post(f"/v1/leads/{first}/restore")
-    await refresh_lead_counts_for(owner.ctx, UUID(first))
+    await lead_liveness_changed(owner.ctx, UUID(first), live=True)
     assert await _count(owner, campaign_id) == (2, 2)
 
 

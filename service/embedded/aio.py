@@ -36,6 +36,7 @@ applied `insert_many`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import itertools
 import threading
@@ -125,12 +126,14 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     left = _time_left()
     loop = asyncio.get_running_loop()
     call = functools.partial(fn, *args, **kwargs)
+    # In the caller's context: the engine counts its work for whoever measures (work.py).
+    context = contextvars.copy_context()
     if left is None:
-        outcome = await loop.run_in_executor(_WORKER, _exclusive, call)
+        outcome = await loop.run_in_executor(_WORKER, context.run, _exclusive, call)
     else:
         try:
             async with asyncio.timeout(left):
-                outcome = await loop.run_in_executor(_WORKER, _exclusive, call)
+                outcome = await loop.run_in_executor(_WORKER, context.run, _exclusive, call)
         except TimeoutError:  # as PyMongo's socket timeout under CSOT (the call may still finish)
             raise NetworkTimeout(f"timed out after {left:.3f}s (embedded backend)") from None
     result: T = await _settle(outcome)

@@ -46,7 +46,7 @@ from pymongo.errors import (
     WriteError,
 )
 
-from service.embedded import codec, geo, wal
+from service.embedded import codec, geo, wal, work
 from service.embedded import mongomock_hooks as mm
 from service.embedded.keys import EMPTY_ARRAY, path_values, sort_key, sort_value
 from service.embedded.planner import Plan, plan
@@ -468,7 +468,9 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
 
     def _iter_documents(self, filter: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         # Candidates are fixed before the update starts changing (and re-indexing) them.
-        candidates = list(self._plan(filter).candidates)
+        with work.operation(self.name, "update"):
+            candidates = list(self._plan(filter).candidates)
+            work.docs(len(candidates))
         query = prepared(filter)
         docs = (WorkingCopy.of(raw) for raw, _ in candidates)
         return (doc for doc in docs if filter_applies(query, doc))
@@ -542,6 +544,14 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         holds only the stored bytes, which a cursor decodes batch by batch. A `$nearSphere`
         condition orders by distance (see geo.py).
         """
+        with work.operation(self.name, "find"):
+            found = self._matching(filter, sort=sort, skip=skip, limit=limit, keep=keep)
+            work.returned(len(found))
+        return found
+
+    def _matching(
+        self, filter: Mapping[str, Any], *, sort: Sort, skip: int, limit: int, keep: bool
+    ) -> list[tuple[bytes, dict[str, Any] | None]]:
         near, rest = geo.split_near(filter)
         if near is not None:
             return self._matching_near(near, rest, sort=sort, skip=skip, limit=limit, keep=keep)
@@ -557,10 +567,14 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 found.append((raw, None))
                 if wanted is not None and len(found) >= wanted:
                     break
+            if not work.counting():
+                work.docs(len(found))  # fetched to be returned (a count reads keys only)
             return found[skip : skip + limit] if limit else found[skip:]
+        examined = 0
         for seen, (raw, _) in enumerate(chosen.candidates):
             if not seen & 255:
                 check_deadline()
+            examined += 1
             doc = codec.to_canonical(raw)
             if query and not filter_applies(query, doc):
                 continue
@@ -569,7 +583,9 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 order.append(tuple(sort_value(doc, f, d < 0) for f, d in sort))
             elif wanted is not None and len(found) >= wanted:
                 break
+        work.docs(examined)
         if sorting:
+            work.sorted_in_memory(len(found))
             found = [pair for _, pair in sorted(zip(order, found, strict=True), key=_by(sort))]
         return found[skip : skip + limit] if limit else found[skip:]
 
@@ -594,6 +610,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             if distance is not None and near.admits(distance):
                 rows.append((distance, raw, doc))
         rows.sort(key=lambda row: row[0])
+        work.sorted_in_memory(len(rows))
         found = [(raw, doc) for _, raw, doc in rows]
         if sort:
             order = [tuple(sort_value(doc, f, d < 0) for f, d in sort) for _, doc in found]
@@ -626,7 +643,10 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         """How many documents match (with pymongo's `skip`/`limit`)."""
         geo.refuse_near(filter, "count")  # a server counts through an aggregation `$match`
         skip, limit = int(kwargs.get("skip") or 0), int(kwargs.get("limit") or 0)
-        return len(self.matching(filter, skip=skip, limit=limit, keep=False))
+        with work.operation(self.name, "count"):
+            counted = len(self.matching(filter, skip=skip, limit=limit, keep=False))
+            work.returned(1)
+        return counted
 
     def _delete(  # type: ignore[override]
         self,
@@ -639,7 +659,8 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         _no_session(session)
         if collation is not None:
             raise NotImplementedError(NO_COLLATION)
-        found = self.matching(filter, limit=0 if multi else 1)
+        with work.operation(self.name, "delete"):
+            found = self.matching(filter, limit=0 if multi else 1)
         for _, doc in found:
             assert doc is not None
             self._store.delete(sort_key(doc["_id"]))
@@ -650,7 +671,12 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
     ) -> list[dict[str, Any]]:  # type: ignore[override]
         """Run a pipeline; a leading `$match` (and `$sort`/`$limit`) uses the indexes."""
         _no_session(session)
-        stages = list(pipeline)
+        with work.operation(self.name, "aggregate"):
+            docs = self._aggregate(list(pipeline))
+            work.returned(len(docs))
+        return docs
+
+    def _aggregate(self, stages: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         match: Mapping[str, Any] = {}
         for stage in stages:
             geo.refuse_near(stage.get("$match"), "$match")
@@ -673,6 +699,8 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 query = prepared(stage["$match"])
                 docs = [doc for doc in docs if filter_applies(query, doc)]
                 continue
+            if "$sort" in stage:
+                work.sorted_in_memory(len(docs))
             docs = list(mm.process_pipeline(docs, self.database, [stage], None))
             name = next(iter(stage))
             if name in _GROWING_STAGES and not _unwound_next(stages, position):

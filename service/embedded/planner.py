@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.embedded import work
 from service.embedded.keys import HIGHEST, NULL_KEY, equality_key, sort_key, type_rank
 from service.embedded.store import CollectionStore, Index, Stored
 
@@ -45,6 +46,8 @@ class Bounds:
     high: tuple[Any, ...] | None = None
     high_inclusive: bool = True
     point_sets: list[list[tuple[Any, ...]]] = field(default_factory=list)
+    # Both ends hold for one value (an anchored regex prefix): a multikey index keeps both.
+    element: bool = False
 
     @property
     def has_range(self) -> bool:
@@ -122,6 +125,10 @@ def _field_bounds(value: Any) -> Bounds | None:
                 _merge(bounds, Bounds(points=points, point_sets=[points]))
         elif op in ("$gt", "$gte", "$lt", "$lte") and equality_key(arg) is not None:
             _merge(bounds, _range(op, arg))
+        elif op == "$regex" and "$options" not in value:
+            prefix = _literal_prefix(arg)
+            if prefix:
+                _merge(bounds, _prefix_range(prefix))
     if bounds.points is None and not bounds.has_range:
         return None
     return bounds
@@ -135,7 +142,26 @@ def _range(op: str, arg: Any) -> Bounds:
     return Bounds(low=(rank,), high=key, high_inclusive=op == "$lte")
 
 
+_REGEX_SPECIAL = frozenset("\\^$.|?*+()[]{}")
+
+
+def _literal_prefix(pattern: Any) -> str | None:
+    # `^abc` with nothing special after the anchor: the strings that start with "abc".
+    if not isinstance(pattern, str) or not pattern.startswith("^") or len(pattern) < 2:
+        return None
+    rest = pattern[1:]
+    return None if any(c in _REGEX_SPECIAL for c in rest) else rest
+
+
+def _prefix_range(prefix: str) -> Bounds:
+    # [prefix, prefix with its last character raised): as MongoDB bounds an anchored regex.
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return Bounds(low=sort_key(prefix), high=sort_key(upper), high_inclusive=False, element=True)
+
+
 def _merge(into: Bounds, other: Bounds) -> None:
+    if other.has_range:  # two ranges on one field may hold for different array elements
+        into.element = other.element and not into.has_range
     if other.points is not None:
         into.points = (
             other.points if into.points is None else sorted(set(into.points) & set(other.points))
@@ -181,7 +207,7 @@ def _intervals(
             continue
         low, low_inclusive = ranged.low, ranged.low_inclusive
         high, high_inclusive = ranged.high, ranged.high_inclusive
-        if index.multikey and low is not None:
+        if index.multikey and low is not None and not ranged.element:
             # Two elements of one array may satisfy the two sides: bound one side only.
             high, high_inclusive = None, True
         if low is None:
@@ -224,12 +250,11 @@ def _walk_index(
     store: CollectionStore, index: Index, intervals: list[tuple[Any, Any]], reverse: bool
 ) -> Iterator[Stored]:
     seen: set[Any] | None = set() if index.multikey or len(intervals) > 1 else None
-    # Keys first: the walk must not see the index change under it (callers may write).
-    keys = [
-        entry[-1]
+    keys = (
+        key
         for lo, hi in (reversed(intervals) if reverse else intervals)
-        for entry in index.entries.irange(lo, hi, reverse=reverse)
-    ]
+        for key in _keys_in(index, lo, hi, reverse)
+    )
     for key in keys:
         if seen is not None:
             if key in seen:
@@ -238,6 +263,25 @@ def _walk_index(
         stored = store.get(key)
         if stored is not None:
             yield stored
+
+
+def _keys_in(index: Index, lo: Any, hi: Any, reverse: bool) -> Iterator[Any]:
+    # Growing chunks, each copied before it is yielded and resumed after its last entry: a
+    # page stops after about `limit` keys (counted as examined), and a caller writing between
+    # chunks never sees the index change under a chunk. (Writers list their candidates first.)
+    size, inclusive = 16, (True, True)
+    while True:
+        found = index.entries.irange(lo, hi, inclusive=inclusive, reverse=reverse)
+        chunk = list(itertools.islice(found, size))
+        work.keys(len(chunk))
+        yield from (entry[-1] for entry in chunk)
+        if len(chunk) < size:
+            return
+        if reverse:
+            hi, inclusive = chunk[-1], (inclusive[0], False)
+        else:
+            lo, inclusive = chunk[-1], (False, inclusive[1])
+        size = min(size * 2, 1024)
 
 
 def _count(index: Index, intervals: list[tuple[Any, Any]]) -> int:
