@@ -72,6 +72,7 @@ PERSONAL_FIELDS = (
     "listing_agent",
     "segments",
     "search_text",
+    "search_tokens",
 )
 # Touchpoint fields holding free text (per type; absent fields are left absent).
 TOUCHPOINT_TEXT = ("notes", "body", "subject", "recording_url", "url")
@@ -87,6 +88,7 @@ _ERASED_VALUE: dict[str, Any] = {
     },
     "segments": {},
     "search_text": "",
+    "search_tokens": [],
     "body": "",
 }
 

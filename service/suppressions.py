@@ -49,9 +49,12 @@ def normalise(channel: Channel, value: str, region: str, loc: list[str | int]) -
         if channel == Channel.email:
             return _email.validate_python(value)
         return normalize_phone(value, region)
-    except (ValidationError, ValueError) as exc:
-        what = "an e-mail address" if channel == Channel.email else "a phone number"
-        raise Unprocessable(f"value is not {what}: {exc}", loc=loc) from None
+    except ValidationError:  # email-validator's reasons are its own wording: say it plainly
+        raise Unprocessable(
+            "Not a valid email address: expected something like name@example.com.", loc=loc
+        ) from None
+    except ValueError as exc:  # normalize_phone says why in plain words
+        raise Unprocessable(str(exc), loc=loc) from None
 
 
 async def _live(ctx: RequestContext, channel: Channel, value: str) -> Suppression | None:

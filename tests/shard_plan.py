@@ -106,8 +106,9 @@ ALLOWED: tuple[Allowed, ...] = (
         collections=("*",),
         methods=("count_documents", "find"),
         filters=(
-            '{"schema_version": {"$lt": {"=": "number"}}}',
-            '{"_id": {"$gt": {"=": "binData"}}, "schema_version": {"$lt": {"=": "number"}}}',
+            '{"schema_version": {"$not": {"$gte": {"=": "number"}}}}',
+            '{"_id": {"$gt": {"=": "binData"}}, '
+            '"schema_version": {"$not": {"$gte": {"=": "number"}}}}',
         ),
         why="`migrate` walks a whole collection in `_id` order: an operator batch",
     ),

@@ -197,6 +197,7 @@ async def test_every_list_path_has_a_tenant_prefixed_index() -> None:
         internal = {"_id_", "pending_outbox", "seq_pending", "seq_unique"}
         keys = [[k for k, _ in ix["key"]] for name, ix in info.items() if name not in internal]
         assert all(k[0] == "tenant_id" for k in keys), keys
-        # The field follows the equality prefix: the tenant, and the soft-delete flag if any.
-        led = {next((f for f in k[1:] if f != "is_deleted"), None) for k in keys}
+        # The field follows the equality prefix: the tenant, and the soft-delete/archive flags.
+        flags = ("is_deleted", "is_archived")
+        led = {next((f for f in k[1:] if f not in flags), None) for k in keys}
         assert fields <= led, (fields - led, keys)

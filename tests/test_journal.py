@@ -368,6 +368,14 @@ STEPS: list[Step] = [
         body=lambda s: {"provider": "twilio", "external_id": "CA1", "status": "answered"},
         journals=False,
     ),
+    # Detaching a lead: the campaign journals it (`lead_count` follows; issue 23).
+    Step(
+        "DELETE",
+        "/v1/campaigns/{id}/leads/{lead_id}",
+        "member",
+        204,
+        path=lambda s: f"/v1/campaigns/{s['campaign']}/leads/{s['lead']}",
+    ),
 ]
 for _coll, _id in (("campaigns", "campaign"), ("leads", "lead")):
     STEPS += [

@@ -228,7 +228,7 @@ async def test_leads_stored_before_search_tokens_get_them_from_the_upcaster(
     # document itself would.
     collection = LeadBase.get_pymongo_collection()
     stored = await collection.find_one({"_id": UUID(people["jose"])})
-    assert stored["schema_version"] == 2 and stored["is_archived"] is False
+    assert stored["schema_version"] == 3 and stored["is_archived"] is False
     old = {k: v for k, v in stored.items() if k not in ("search_tokens", "is_archived")}
     upcast = with_search_tokens({**old, "schema_version": 1})
     assert upcast["search_tokens"] == stored["search_tokens"] and upcast["is_archived"] is False

@@ -24,6 +24,7 @@ from service.database import connect
 from service.deadlines import deadline, remaining, unbounded
 from service.embedded import aio
 from service.pagination import stream
+from service.repository import Repository
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.helpers import Account, assert_problem
@@ -206,9 +207,7 @@ async def test_a_streamed_export_is_not_cut_by_the_request_budget(owner: Account
         await asyncio.sleep(0.03)
         rows = [
             row
-            async for row in stream(
-                LeadBase, {"tenant_id": ctx.tenant_id, "is_deleted": False}, batch_size=1
-            )
+            async for row in stream(LeadBase, Repository(LeadBase, ctx).scope(), batch_size=1)
         ]
     assert len(rows) == 3
 

@@ -80,7 +80,7 @@ async def test_old_leads_and_links_upcast_and_migrate(owner: Account) -> None:
     stored = await stored_form(LeadBase.get_pymongo_collection()).find_one(
         {"_id": Binary.from_uuid(lead_id)}
     )
-    assert stored["schema_version"] == 2 and stored["assignee_id"] == user
+    assert stored["schema_version"] == 3 and stored["assignee_id"] == user
     assert stored["consent"]["text"]["status"] == "unknown"
     assert stored["version"] == 1  # a shape change is not a business change
     # The old link, migrated, keeps what the claim wrote and gains the current shape.
