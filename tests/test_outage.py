@@ -206,8 +206,7 @@ async def test_a_streamed_export_is_not_cut_by_the_request_budget(owner: Account
     with deadline(0.01):
         await asyncio.sleep(0.03)
         rows = [
-            row
-            async for row in stream(LeadBase, Repository(LeadBase, ctx).scope(), batch_size=1)
+            row async for row in stream(LeadBase, Repository(LeadBase, ctx).scope(), batch_size=1)
         ]
     assert len(rows) == 3
 
