@@ -25,7 +25,7 @@ from service.observability import LATENCY, REQUESTS, request_id_var
 
 log = logging.getLogger("service.access")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID_BYTES = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestContextMiddleware:
@@ -38,8 +38,9 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        request_id = incoming.decode("latin-1") if _REQUEST_ID_BYTES.match(incoming) else None
+        request_id = request_id or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -60,21 +61,38 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             template = _template(scope)
             method = scope["method"]
-            REQUESTS.labels(template, method, str(status)).inc()
-            LATENCY.labels(template, method).observe(elapsed)
-            ctx = scope.get("state", {}).get("ctx")
-            log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "tenant_id": str(ctx.tenant_id) if ctx else None,
-                    "actor_id": str(ctx.actor_id) if ctx else None,
-                },
-            )
+            counter, latency = _series(template, method, status)
+            counter.inc()
+            latency.observe(elapsed)
+            if log.isEnabledFor(logging.INFO):  # the record's fields cost more than the check
+                ctx = scope.get("state", {}).get("ctx")
+                log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "tenant_id": str(ctx.tenant_id) if ctx else None,
+                        "actor_id": str(ctx.actor_id) if ctx else None,
+                    },
+                )
             request_id_var.reset(token)
+
+
+# The metrics' children per (route, method, status): `labels()` takes a lock and builds its key
+# on every call; the routes and statuses are a small fixed set, so each pair is looked up once.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _series(template: str, method: str, status: int) -> tuple[Any, Any]:
+    key = (template, method, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = (REQUESTS.labels(template, method, str(status)), LATENCY.labels(template, method))
+        if len(_SERIES) < 4096:  # methods come from clients: never grow without bound
+            _SERIES[key] = found
+    return found
 
 
 def _template(scope: Scope) -> str:

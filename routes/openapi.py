@@ -23,9 +23,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from routes.deps import CREDENTIAL_SCHEMES, get_context
 from schemas.common import ConflictProblem, Problem, RetryProblem, ValidationProblem
 
 TAGS: list[dict[str, str]] = [
@@ -361,6 +364,35 @@ def _endpoints(app: FastAPI) -> dict[tuple[str, str], Callable[..., Any]]:
     return found
 
 
+def _authenticates(dependant: Dependant) -> bool:
+    return any(d.call is get_context or _authenticates(d) for d in dependant.dependencies)
+
+
+def _document_credentials(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Both credential schemes on every operation that authenticates its caller.
+
+    `get_context` reads the headers itself (no security sub-dependencies on the hot path), so
+    FastAPI does not see the schemes: they are added here as it would have added them.
+    """
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in CREDENTIAL_SCHEMES:
+        schemes[scheme.scheme_name] = jsonable_encoder(
+            scheme.model, by_alias=True, exclude_none=True
+        )
+    requirement: list[dict[str, list[str]]] = [{s.scheme_name: []} for s in CREDENTIAL_SCHEMES]
+    paths = schema.get("paths", {})
+    for context in iter_route_contexts(list(app.routes)):
+        route = context.original_route
+        if not (isinstance(route, APIRoute) and route.include_in_schema and context.path_format):
+            continue
+        if not _authenticates(route.dependant):
+            continue
+        for method in route.methods or ():
+            operation = paths.get(context.path_format, {}).get(method.lower())
+            if operation is not None:
+                operation.setdefault("security", []).extend(requirement)
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     """The app's OpenAPI document, post-processed as the module docstring says."""
     schema = get_openapi(
@@ -373,6 +405,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         contact=app.contact,
         license_info=app.license_info,
     )
+    _document_credentials(app, schema)
     components: dict[str, Any] = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (Problem, ValidationProblem, ConflictProblem, RetryProblem):
         defs = model.model_json_schema(ref_template=_REF + "{model}")

@@ -262,6 +262,27 @@ async def test_missing_expired_forged_and_malformed_tokens_are_401(
         assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
+async def test_credentials_are_read_from_the_headers_as_the_schemes_say(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    # `get_context` reads the headers itself (no security sub-dependencies on the hot path):
+    # the scheme name in any case and extra spaces are fine; another scheme, a bare `Bearer`
+    # or an empty API key are no credentials at all.
+    for value in (f"Bearer {owner.token}", f"bearer {owner.token}", f"BEARER  {owner.token} "):
+        response = await client.get("/v1/users/me", headers={"Authorization": value})
+        assert response.status_code == 200, value
+    for value in (f"Basic {owner.token}", "Bearer", "Bearer ", owner.token, ""):
+        response = await client.get("/v1/users/me", headers={"Authorization": value})
+        assert_problem(response, 401)
+    assert_problem(await client.get("/v1/users/me", headers={"X-API-Key": ""}), 401)
+    created = await owner.client.post("/v1/api-keys", json={"name": "reader", "role": "viewer"})
+    key = created.json()["key"]
+    # A key next to an unusable Authorization header still authenticates, as before.
+    both = {"Authorization": "Basic abc", "X-API-Key": key}
+    assert (await client.get("/v1/leads", headers=both)).status_code == 200
+    assert_problem(await client.get("/v1/leads", headers={"X-API-Key": key + "x"}), 401)
+
+
 async def test_a_token_claiming_another_tenant_is_refused(
     client: httpx.AsyncClient, owner: Account, stranger: Account, settings: Settings
 ) -> None:

@@ -464,6 +464,35 @@ async def test_residual_conditions_are_still_applied(coll: EmbeddedCollection) -
     ]
 
 
+async def test_a_point_read_by_id_is_planned_on_the_id_index_and_still_checked(
+    coll: EmbeddedCollection,
+) -> None:
+    # One `_id` value plans straight on `_id_` (no other index costed); the other conditions
+    # are still applied to the one candidate.
+    docs: list[dict[str, Any]] = [{"_id": i, "t": i % 3, "del": i % 4 == 0} for i in range(40)]
+    await coll.insert_many([dict(d) for d in docs])
+    await coll.create_index([("t", 1), ("del", 1)])
+    queries = [
+        {"_id": 5, "t": 2, "del": False},
+        {"_id": 5, "t": 1, "del": False},  # another "tenant": no match
+        {"_id": 8, "t": 2, "del": False},  # deleted: no match
+        {"_id": {"$in": [7]}, "t": {"$in": [0, 1]}},
+        {"_id": {"$eq": 9, "$gt": 3}},
+        {"_id": 99, "t": 0},
+    ]
+    for query in queries:
+        chosen = plan(coll.engine._store, codec.canonical(query))
+        assert chosen.name == "_id_", query
+        got = await coll.find(query).to_list()
+        assert sorted(d["_id"] for d in got) == await _expected(coll, docs, query), query
+    assert await coll.find_one({"_id": 5, "t": 2, "del": False}) == docs[5]
+    assert await coll.find_one({"_id": 5, "t": 1}) is None
+    # Several ids are costed as before (any index may be cheaper for them).
+    several = {"_id": {"$in": [1, 2, 3]}, "t": 1, "del": False}
+    got = await coll.find(several).to_list()
+    assert sorted(d["_id"] for d in got) == await _expected(coll, docs, several)
+
+
 async def test_point_reads_run_on_the_loop_only_when_the_engine_is_free(
     coll: EmbeddedCollection, monkeypatch: Any
 ) -> None:

@@ -295,6 +295,9 @@ def _best_for(
     sort: Sequence[tuple[str, int]],
     wanted: int | None,
 ) -> Plan | None:
+    point = _id_point(store, conj)
+    if point is not None:
+        return point
     best: tuple[int, Index, list[Any]] | None = None
     best_sorted: tuple[int, Index, list[Any], int] | None = None
     for index in store.indexes.values():
@@ -328,6 +331,22 @@ def _best_for(
         walk = _walk_index(store, index, intervals, False)
         return Plan(index.name, cost, ordered, walk, exact=_decided(index, conj, intervals))
     return None
+
+
+def _id_point(store: CollectionStore, conj: Conjunction) -> Plan | None:
+    # One `_id` value: at most one document, in any order; no index can do better, so the
+    # others are not costed (a point read's planning otherwise bisects every index).
+    bounds = conj.fields.get("_id")
+    index = store.indexes.get("_id_")
+    if index is None or bounds is None or bounds.points is None or len(bounds.points) != 1:
+        return None
+    found = _intervals(index, conj)
+    if found is None or len(found[0]) != 1:
+        return None
+    intervals = found[0]
+    walk = _walk_index(store, index, intervals, False)
+    cost = _count(index, intervals)
+    return Plan(index.name, cost, True, walk, exact=_decided(index, conj, intervals))
 
 
 def _decided(index: Index, conj: Conjunction, intervals: list[Any]) -> bool:

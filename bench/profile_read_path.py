@@ -1,0 +1,182 @@
+"""Profile one read request in process: the ASGI app driven directly (no HTTP, no client).
+
+Usage: .venv/bin/python bench/profile_read_path.py [--leads 1000] [--requests 2000] [--rounds 3]
+    [--path campaign|page|health|lead] [--profile] [--sort cumulative] [--callees REGEX]
+Prints µs per request for each path (no client or socket costs; medians of interleaved rounds)
+next to two stripped-down "floor" routes making the same database reads with nothing around
+them; with --profile, the top cProfile entries of the chosen path, the event loop's and the
+embedded engine's worker thread's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import statistics
+import time
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from documents.campaign import CampaignBase
+from routes.app import create_app
+from service.database import embedded_database
+from service.embedded import aio
+from service.settings import Settings
+
+
+async def _call(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    raw_path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": raw_path,
+        "raw_path": raw_path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"bench"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+def _add_floor(app: Any) -> None:
+    """Stripped-down routes: the same database reads and JSON, none of the service around them.
+
+    `/floor/page/{tenant}`: the page's query (tenant, live, not archived, newest first, 51
+    documents) on the raw driver, the 50 documents dumped to JSON by pydantic-core.
+    `/floor/one/{tenant}/{id}`: the single read's query the same way. No auth, no schema.
+    """
+    from bson import Binary
+    from fastapi import Response
+    from pydantic_core import to_json
+
+    from documents.lead import LeadBase
+
+    @app.get("/floor/page/{tenant}", include_in_schema=False)
+    async def floor_page(tenant: str) -> Response:
+        query = {"tenant_id": Binary.from_uuid(UUID(tenant)), "is_deleted": False}
+        query["archived_at"] = None
+        cursor = LeadBase.get_pymongo_collection().find(query).sort("_id", -1).limit(51)
+        docs = await cursor.to_list()
+        return Response(to_json({"items": docs[:50]}), media_type="application/json")
+
+    @app.get("/floor/one/{tenant}/{id}", include_in_schema=False)
+    async def floor_one(tenant: str, id: str) -> Response:
+        query = {"_id": Binary.from_uuid(UUID(id)), "tenant_id": Binary.from_uuid(UUID(tenant))}
+        doc = await CampaignBase.get_pymongo_collection().find_one({**query, "is_deleted": False})
+        return Response(to_json(doc), media_type="application/json")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--leads", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--path", default="campaign")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--callees", default="", help="print what functions matching this call")
+    args = parser.parse_args()
+    settings = Settings(embedded_db_path="", auth_cache_seconds=300, log_level="WARNING")
+    app = create_app(settings=settings, database=embedded_database("profile"))
+    _add_floor(app)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            pw = "bench-password-123"
+            r = await c.post(
+                "/v1/auth/register",
+                json={"username": "bench", "email": "bench@example.com", "password": pw},
+            )
+            r.raise_for_status()
+            tok = (
+                await c.post("/v1/auth/token", data={"username": "bench", "password": pw})
+            ).json()["access_token"]
+            h = {"Authorization": f"Bearer {tok}"}
+            camp = (
+                await c.post("/v1/campaigns", json={"type": "call", "name": "B"}, headers=h)
+            ).json()
+            rows = [
+                {"type": "generic", "email": f"l{i}@example.com", "first_name": f"L{i}"}
+                for i in range(args.leads)
+            ]
+            for i in range(0, len(rows), 5000):
+                (await c.post("/v1/leads/bulk", json={"leads": rows[i : i + 5000]}, headers=h))
+            lead = (await c.get("/v1/leads?limit=1", headers=h)).json()["items"][0]["id"]
+            camp_tenant = (await c.get("/v1/users/me", headers=h)).json()["tenant_id"]
+        auth = [(b"authorization", f"Bearer {tok}".encode())]
+        paths = {
+            "health": ("/health", []),
+            "campaign": (f"/v1/campaigns/{camp['id']}", auth),
+            "lead": (f"/v1/leads/{lead}", auth),
+            "page": ("/v1/leads?limit=50", auth),
+            "floor one": (f"/floor/one/{camp_tenant}/{camp['id']}", []),
+            "floor page": (f"/floor/page/{camp_tenant}", []),
+        }
+        took: dict[str, list[float]] = {name: [] for name in paths}
+        for name, (path, hdrs) in paths.items():  # warm-up
+            for _ in range(50):
+                assert await _call(app, path, hdrs) == 200, name
+        for _ in range(args.rounds):  # interleaved rounds: machine noise hits all alike
+            for name, (path, hdrs) in paths.items():
+                n = args.requests if "page" not in name else max(args.requests // 10, 50)
+                start = time.perf_counter()
+                for _ in range(n):
+                    await _call(app, path, hdrs)
+                took[name].append((time.perf_counter() - start) / n)
+        health = statistics.median(took["health"])
+        print(f"leads={args.leads} rounds={args.rounds}, load average {os.getloadavg()[0]:.1f}")
+        for name, values in took.items():
+            t = statistics.median(values)
+            print(f"{name:10s} {t * 1e6:9.1f} µs per request  (vs /health {health / t:5.3f}x)")
+        if args.profile:
+            path, hdrs = paths[args.path]
+            prof = cProfile.Profile()
+            engine = cProfile.Profile()  # the embedded engine's worker thread
+            exclusive = aio._exclusive
+
+            def profiled(call: Any) -> Any:
+                engine.enable()
+                try:
+                    return exclusive(call)
+                finally:
+                    engine.disable()
+
+            aio._exclusive = profiled
+            prof.enable()
+            for _ in range(args.requests // (10 if args.path == "page" else 1)):
+                await _call(app, path, hdrs)
+            prof.disable()
+            aio._exclusive = exclusive
+            stats = pstats.Stats(prof).sort_stats(args.sort)
+            stats.print_stats(args.top)
+            if args.callees:
+                stats.print_callees(args.callees)
+            print("---- the engine's worker thread")
+            pstats.Stats(engine).sort_stats(args.sort).print_stats(args.top)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
