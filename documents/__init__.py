@@ -30,6 +30,7 @@ from documents.lead import GenericLead, LeadBase, MLSRealEstateLead
 from documents.lease import Lease
 from documents.read_models import (
     CampaignStats,
+    CampaignTally,
     GlobalAnalytics,
     GlobalCampaign,
     GlobalTeam,
@@ -68,6 +69,7 @@ READ_MODELS: list[type] = [
     GlobalBlog,
     GlobalCampaign,
     CampaignStats,
+    CampaignTally,
     GlobalAnalytics,
     GlobalTeam,
     ProjectionCheckpoint,

@@ -21,11 +21,11 @@ from documents.base import as_utc, utcnow
 from documents.campaign import CampaignBase
 from documents.event import TouchpointEvent
 from documents.tenant import tenant_zone
-from service import pipelines
+from service import campaign_tallies, pipelines
 from service.context import RequestContext
 from service.errors import Unprocessable
 from service.pipelines import CHANNELS, Interval
-from service.repository import Repository, uuid_filter
+from service.repository import Repository
 from service.tenant import load_tenant
 
 # Bounds on the number of buckets a request may ask for (a year of days, 5 years of weeks,
@@ -51,21 +51,19 @@ async def campaign_analytics(*, ctx: RequestContext, campaign_id: UUID) -> dict[
     # `lead_count` is the live members, kept incrementally (service/campaigns.py): joining
     # every link to its lead here read the whole campaign per request (issue 23).
     campaign = await Repository(CampaignBase, ctx).get(campaign_id)
-    events = await Repository(TouchpointEvent, ctx).aggregate(
-        pipelines.campaign_analytics(tenant_id=ctx.tenant_id, campaign_id=campaign_id),
-        match={"campaign_id": uuid_filter(campaign_id)},
-    )
-    touched = events[0] if events else {}
+    # The touchpoint figures are counters kept by `$inc` as events are recorded and leads
+    # change (service/campaign_tallies.py): one row, whatever the campaign's size.
+    tally = await campaign_tallies.read(ctx, campaign_id)
     leads_total = campaign.lead_count
-    contacted = touched.get("leads_contacted", 0)
+    contacted = tally["leads_contacted"]
     return {
         "campaign_id": campaign_id,
         "leads_total": leads_total,
-        "events_total": touched.get("events_total", 0),
-        "events_by_type": {channel: touched.get(channel, 0) for channel in CHANNELS},
+        "events_total": tally["events_total"],
+        "events_by_type": tally["events_by_type"],
         "leads_contacted": contacted,
         "contact_rate": contacted / leads_total if leads_total else 0.0,
-        "violations": touched.get("violations", 0),
+        "violations": tally["violations"],
     }
 
 
