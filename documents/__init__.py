@@ -31,6 +31,7 @@ from documents.lease import Lease
 from documents.read_models import (
     CampaignStats,
     CampaignTally,
+    EventSlot,
     GlobalAnalytics,
     GlobalCampaign,
     GlobalTeam,
@@ -70,6 +71,7 @@ READ_MODELS: list[type] = [
     GlobalCampaign,
     CampaignStats,
     CampaignTally,
+    EventSlot,
     GlobalAnalytics,
     GlobalTeam,
     ProjectionCheckpoint,

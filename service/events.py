@@ -40,7 +40,7 @@ from schemas.events import (
     TimelineParams,
     to_event_read,
 )
-from service import campaign_tallies, consent, recipients
+from service import campaign_tallies, consent, event_slots, recipients
 from service.campaigns import campaign_link_filter
 from service.context import RequestContext, Role
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
@@ -215,6 +215,7 @@ async def _record(
         event = await repo.get(event_id)
     else:  # counted once: only by the attempt whose insert happened
         await campaign_tallies.event_recorded(ctx, event)
+        await event_slots.event_recorded(ctx, event)
     await _after_touchpoint(ctx, event)
     await _mark_contacted(ctx, lead, event.occurred_at)
     return event

@@ -14,7 +14,7 @@ from uuid import UUID
 from documents.campaign import CallCampaign, CampaignBase, CampaignLead, EmailCampaign
 from documents.event import CallEvent, EmailEvent, SocialEvent, TextEvent, TouchpointEvent
 from documents.lead import GenericLead, LeadBase
-from service import campaign_tallies
+from service import campaign_tallies, event_slots
 from service.context import RequestContext
 from service.repository import Repository
 
@@ -81,4 +81,5 @@ async def touch(
         doc = EmailEvent(**common)
     doc = await doc.insert()
     await campaign_tallies.event_recorded(ctx, doc)  # as the event service counts a new one
+    await event_slots.event_recorded(ctx, doc)
     return doc
