@@ -1,13 +1,12 @@
-"""Analytics queries, answered by aggregation pipelines (service/pipelines.py).
+"""Analytics queries, answered from counters kept incrementally (issue 23).
 
-They run live over the write collections through `Repository.aggregate`, which puts the
-tenant and soft-delete scope first, so the figures are always current and never another
-tenant's. A campaign's figures take one pipeline over its touchpoints on `events`, and the
-campaign's `lead_count` (its live members, kept incrementally; a pipeline over
-`campaign_leads` joining each link to its lead did work proportional to the campaign on
-every request, issue 23). The pipeline streams its input and returns one small document. The
-only Python work after a pipeline is over its few result rows: filling empty buckets and
-missing types with zeros.
+Grouping a campaign's every touchpoint, or a range's every event, on each request did work
+that grew with the data. A campaign's figures are its `lead_count` (live members) and its
+`CampaignTally` row (service/campaign_tallies.py); the overview sums the tenant's quarter-hour
+`EventSlot` rows of the range into local buckets (service/event_slots.py), counting a partial
+quarter hour at a range edge from its events with the `overview` pipeline (service/pipelines.py,
+scoped by `Repository.aggregate`). Both are exactly what the pipelines over every event give
+(tests/test_campaign_numbers.py, tests/test_analytics.py).
 """
 
 from __future__ import annotations
