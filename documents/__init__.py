@@ -30,6 +30,8 @@ from documents.lead import GenericLead, LeadBase, MLSRealEstateLead
 from documents.lease import Lease
 from documents.read_models import (
     CampaignStats,
+    CampaignTally,
+    EventSlot,
     GlobalAnalytics,
     GlobalCampaign,
     GlobalTeam,
@@ -68,6 +70,8 @@ READ_MODELS: list[type] = [
     GlobalBlog,
     GlobalCampaign,
     CampaignStats,
+    CampaignTally,
+    EventSlot,
     GlobalAnalytics,
     GlobalTeam,
     ProjectionCheckpoint,

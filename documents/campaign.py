@@ -207,6 +207,9 @@ class CampaignLead(Document, Versioned):
     # per liveness change, so a retried change is not counted twice. Absent on links written
     # before it existed: they count when their lead is live.
     counted: bool = True
+    # Whether the lead has a touchpoint in this campaign; with `counted` it makes the link one
+    # of the campaign's `leads_contacted` (service/campaign_tallies.py). Set once, never unset.
+    contacted: bool = False
 
     class Settings:
         name = "campaign_leads"

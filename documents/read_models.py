@@ -73,6 +73,48 @@ class CampaignStats(Document):
         ]
 
 
+class CampaignTally(Document):
+    """Per campaign: touchpoint counters kept by `$inc` as events are recorded (issue 23).
+
+    Written by commands (service/campaign_tallies.py), not by a projector: the campaign
+    analytics endpoint reads this one row instead of grouping every event of the campaign.
+    `leads_contacted` counts the links that are both `counted` (live lead) and `contacted`.
+    """
+
+    id: UUID  # type: ignore[assignment]  # the campaign's id: one row per campaign
+    tenant_id: UUID
+    events_total: int = 0
+    by_type: dict[str, int] = Field(default_factory=dict, max_length=16)
+    violations: int = 0
+    leads_contacted: int = 0
+
+    class Settings:
+        name = "campaign_tallies"
+        indexes = [IndexModel([("tenant_id", 1), ("_id", 1)], name="tenant_campaign")]
+
+
+class EventSlot(Document):
+    """Per tenant and quarter hour (UTC): touchpoints by type, kept by `$inc` (issue 23).
+
+    The overview sums the slots of its range in the asked zone's local buckets (every zone's
+    offset is a multiple of 15 minutes) instead of grouping every event of the range.
+    """
+
+    id: UUID  # type: ignore[assignment]  # `slot_key(tenant, start)`
+    tenant_id: UUID
+    start: UTCDateTime  # the slot's first instant; the slot is [start, start + 15 min)
+    by_type: dict[str, int] = Field(default_factory=dict, max_length=16)
+
+    class Settings:
+        name = "event_slots"
+        indexes = [IndexModel([("tenant_id", 1), ("start", 1)], name="tenant_start")]
+
+
+def slot_key(tenant_id: UUID, start: str) -> UUID:
+    """The deterministic id of the `EventSlot` of a tenant and slot start (ISO text)."""
+    return uuid5(ANALYTICS_KEY_NAMESPACE, f"slot|{tenant_id}|{start}")
+
+
 def analytics_key(tenant_id: UUID, day: str, channel: str) -> UUID:
     """The deterministic id of the `GlobalAnalytics` row of a tenant, day and channel."""
     return uuid5(ANALYTICS_KEY_NAMESPACE, f"{tenant_id}|{day}|{channel}")

@@ -1,13 +1,12 @@
-"""Analytics queries, answered by aggregation pipelines (service/pipelines.py).
+"""Analytics queries, answered from counters kept incrementally (issue 23).
 
-They run live over the write collections through `Repository.aggregate`, which puts the
-tenant and soft-delete scope first, so the figures are always current and never another
-tenant's. A campaign's figures take one pipeline over its touchpoints on `events`, and the
-campaign's `lead_count` (its live members, kept incrementally; a pipeline over
-`campaign_leads` joining each link to its lead did work proportional to the campaign on
-every request, issue 23). The pipeline streams its input and returns one small document. The
-only Python work after a pipeline is over its few result rows: filling empty buckets and
-missing types with zeros.
+Grouping a campaign's every touchpoint, or a range's every event, on each request did work
+that grew with the data. A campaign's figures are its `lead_count` (live members) and its
+`CampaignTally` row (service/campaign_tallies.py); the overview sums the tenant's quarter-hour
+`EventSlot` rows of the range into local buckets (service/event_slots.py), counting a partial
+quarter hour at a range edge from its events with the `overview` pipeline (service/pipelines.py,
+scoped by `Repository.aggregate`). Both are exactly what the pipelines over every event give
+(tests/test_campaign_numbers.py, tests/test_analytics.py).
 """
 
 from __future__ import annotations
@@ -21,11 +20,11 @@ from documents.base import as_utc, utcnow
 from documents.campaign import CampaignBase
 from documents.event import TouchpointEvent
 from documents.tenant import tenant_zone
-from service import pipelines
+from service import campaign_tallies, event_slots, pipelines
 from service.context import RequestContext
 from service.errors import Unprocessable
 from service.pipelines import CHANNELS, Interval
-from service.repository import Repository, uuid_filter
+from service.repository import Repository
 from service.tenant import load_tenant
 
 # Bounds on the number of buckets a request may ask for (a year of days, 5 years of weeks,
@@ -51,21 +50,19 @@ async def campaign_analytics(*, ctx: RequestContext, campaign_id: UUID) -> dict[
     # `lead_count` is the live members, kept incrementally (service/campaigns.py): joining
     # every link to its lead here read the whole campaign per request (issue 23).
     campaign = await Repository(CampaignBase, ctx).get(campaign_id)
-    events = await Repository(TouchpointEvent, ctx).aggregate(
-        pipelines.campaign_analytics(tenant_id=ctx.tenant_id, campaign_id=campaign_id),
-        match={"campaign_id": uuid_filter(campaign_id)},
-    )
-    touched = events[0] if events else {}
+    # The touchpoint figures are counters kept by `$inc` as events are recorded and leads
+    # change (service/campaign_tallies.py): one row, whatever the campaign's size.
+    tally = await campaign_tallies.read(ctx, campaign_id)
     leads_total = campaign.lead_count
-    contacted = touched.get("leads_contacted", 0)
+    contacted = tally["leads_contacted"]
     return {
         "campaign_id": campaign_id,
         "leads_total": leads_total,
-        "events_total": touched.get("events_total", 0),
-        "events_by_type": {channel: touched.get(channel, 0) for channel in CHANNELS},
+        "events_total": tally["events_total"],
+        "events_by_type": tally["events_by_type"],
         "leads_contacted": contacted,
         "contact_rate": contacted / leads_total if leads_total else 0.0,
-        "violations": touched.get("violations", 0),
+        "violations": tally["violations"],
     }
 
 
@@ -174,17 +171,37 @@ async def overview(
     """
     zone_name = tz or tenant_zone(await load_tenant(ctx))
     start, end, names = resolve_local_range(since, until, interval, zone_name)
-    rows = await Repository(TouchpointEvent, ctx).aggregate(
-        pipelines.overview(interval=interval, tz=zone_name),
-        match={"occurred_at": {"$gte": start, "$lt": end}},
-    )
-    counted = {row["_id"]: row for row in rows}
     zero = dict.fromkeys(CHANNELS, 0)
-    series = [
-        {"bucket": name, **zero, **{c: counted[name][c] for c in CHANNELS if name in counted}}
-        for name in names
-    ]
-    return {"series": series}
+    counted: dict[str, dict[str, int]] = {name: dict(zero) for name in names}
+    # The whole quarter hours of the range from their counters (service/event_slots.py),
+    # a partial one at either edge from its events: the work follows the range, not the events.
+    first = event_slots.slot_start(start)
+    first = first if first == start else first + event_slots.SLOT
+    last = max(event_slots.slot_start(end), first)
+    zone = ZoneInfo(zone_name)
+    for row in await event_slots.slots(ctx, first, last):
+        bucket = _bucket_name(as_utc(row["start"]), interval, zone)
+        for channel, n in row.get("by_type", {}).items():
+            if bucket in counted and channel in zero:
+                counted[bucket][channel] += n
+    edges = [(start, min(first, end)), (max(last, start), end)] if first < last else [(start, end)]
+    for low, high in edges:
+        if low >= high:
+            continue
+        for row in await Repository(TouchpointEvent, ctx).aggregate(
+            pipelines.overview(interval=interval, tz=zone_name),
+            match={"occurred_at": {"$gte": low, "$lt": high}},
+        ):
+            if row["_id"] in counted:
+                for channel in CHANNELS:
+                    counted[row["_id"]][channel] += row[channel]
+    return {"series": [{"bucket": name, **counted[name]} for name in names]}
+
+
+def _bucket_name(moment: datetime, interval: Interval, zone: ZoneInfo) -> str:
+    # The name of the local bucket of `zone` that the instant `moment` falls in.
+    wall = moment.astimezone(zone).replace(tzinfo=UTC)
+    return bucket_start(wall, interval).strftime("%Y-%m-%d")
 
 
 __all__ = [

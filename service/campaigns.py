@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from documents.base import normalize_phone, utcnow
@@ -44,6 +45,7 @@ from schemas.campaigns import (
     CampaignFilters,
     CampaignUpdate,
 )
+from service import campaign_tallies
 from service.context import RequestContext
 from service.errors import Conflict, NotFound, Unprocessable
 from service.pagination import NEWEST_FIRST, PageResult, parse_sort
@@ -168,6 +170,7 @@ async def attach_leads(*, ctx: RequestContext, id: UUID, lead_ids: Sequence[UUID
     added = await _insert_links(rows)
     if added:
         await _adjust_lead_count(ctx, campaign.id, added, event_type="leads_attached")
+        await campaign_tallies.links_attached(ctx, campaign.id, wanted)
     return added
 
 
@@ -181,6 +184,7 @@ async def detach_lead(*, ctx: RequestContext, id: UUID, lead_id: UUID) -> None:
     if link is None:
         raise NotFound(f"lead {lead_id} is not attached to campaign {id}")
     delta = -1 if await _counted(ctx, link) else 0
+    await campaign_tallies.link_gone(ctx, link, was_counted=bool(delta))
     await _adjust_lead_count(ctx, campaign.id, delta, event_type="lead_detached", touch=True)
 
 
@@ -232,11 +236,14 @@ async def _uncount(ctx: RequestContext, lead_ids: Sequence[UUID], live: bool) ->
     query = tenant_filter(ctx, {"lead_id": {"$in": [uuid_filter(i) for i in lead_ids]}})
     deltas: Counter[UUID] = Counter()
     async for link in collection.find(query | {"counted": {"$ne": live}}):
-        flipped = await collection.update_one(
-            {"_id": link["_id"], "counted": {"$ne": live}}, {"$set": {"counted": live}}
+        flipped = await collection.find_one_and_update(
+            {"_id": link["_id"], "counted": {"$ne": live}},
+            {"$set": {"counted": live}},
+            return_document=ReturnDocument.AFTER,
         )
-        if flipped.modified_count:
+        if flipped is not None:
             deltas[link["campaign_id"]] += 1 if live else -1
+            await campaign_tallies.link_counted_flipped(ctx, flipped, live)
     return deltas
 
 
@@ -267,6 +274,8 @@ async def move_links(ctx: RequestContext, from_ids: Sequence[UUID], to_id: UUID)
         await CampaignLead.get_pymongo_collection().delete_many(
             tenant_filter(ctx, {"lead_id": {"$in": [uuid_filter(i) for i in from_ids]}})
         )
+    for campaign_id in sorted(moved):  # the sources' touchpoints are the target's now
+        await campaign_tallies.links_attached(ctx, campaign_id, [to_id])
     await _apply(ctx, deltas)
     return moved | kept
 

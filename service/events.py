@@ -40,7 +40,7 @@ from schemas.events import (
     TimelineParams,
     to_event_read,
 )
-from service import consent, recipients
+from service import campaign_tallies, consent, event_slots, recipients
 from service.campaigns import campaign_link_filter
 from service.context import RequestContext, Role
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
@@ -213,6 +213,9 @@ async def _record(
         event = await repo.append(event)
     except DuplicateKeyError:  # a crashed earlier attempt of this key already stored it
         event = await repo.get(event_id)
+    else:  # counted once: only by the attempt whose insert happened
+        await campaign_tallies.event_recorded(ctx, event)
+        await event_slots.event_recorded(ctx, event)
     await _after_touchpoint(ctx, event)
     await _mark_contacted(ctx, lead, event.occurred_at)
     return event

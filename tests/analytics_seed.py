@@ -14,6 +14,7 @@ from uuid import UUID
 from documents.campaign import CallCampaign, CampaignBase, CampaignLead, EmailCampaign
 from documents.event import CallEvent, EmailEvent, SocialEvent, TextEvent, TouchpointEvent
 from documents.lead import GenericLead, LeadBase
+from service import campaign_tallies, event_slots
 from service.context import RequestContext
 from service.repository import Repository
 
@@ -46,6 +47,7 @@ async def link(ctx: RequestContext, campaign_id: UUID, *lead_ids: UUID) -> None:
     await CampaignBase.get_pymongo_collection().update_one(
         {"_id": campaign_id}, {"$inc": {"lead_count": len(live)}}
     )
+    await campaign_tallies.links_attached(ctx, campaign_id, list(lead_ids))
 
 
 async def touch(
@@ -77,4 +79,7 @@ async def touch(
         doc = SocialEvent(**common, platform="facebook", action="like")
     else:
         doc = EmailEvent(**common)
-    return await doc.insert()
+    doc = await doc.insert()
+    await campaign_tallies.event_recorded(ctx, doc)  # as the event service counts a new one
+    await event_slots.event_recorded(ctx, doc)
+    return doc

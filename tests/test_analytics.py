@@ -239,8 +239,8 @@ def test_bucket_list_is_bounded_per_interval() -> None:
 
 @pytest.mark.embedded_only  # counts calls with tests/dbcalls.py
 async def test_analytics_round_trips_are_bounded(owner: Account) -> None:
-    """Overview: one aggregate. A campaign: one streaming aggregate (touchpoints) after the
-    campaign's own read, whose `lead_count` is its live members (see service/analytics.py)."""
+    """Overview: no aggregate for whole days. A campaign: no aggregate at all, the campaign's
+    own read (its `lead_count`) and its counters' row (service/campaign_tallies.py)."""
     await _seed_series(owner)
     camp = await seed.campaign(owner.ctx)
     from tests.dbcalls import count_db_calls
@@ -248,10 +248,12 @@ async def test_analytics_round_trips_are_bounded(owner: Account) -> None:
     with count_db_calls() as (calls, _):
         await owner.client.get(f"/v1/analytics/campaigns/{camp.id}")
     aggregates = {k: v for k, v in calls.items() if k.endswith(".aggregate")}
-    assert aggregates == {"events.aggregate": 1}
+    assert aggregates == {} and calls.get("campaign_tallies.find_one") == 1, calls
     with count_db_calls() as (calls, _):
         await owner.client.get("/v1/analytics/overview", params={"interval": "week"})
-    assert {k: v for k, v in calls.items() if k.endswith(".aggregate")} == {"events.aggregate": 1}
+    # Whole days: the quarter-hour counters alone (service/event_slots.py), no aggregate.
+    assert {k: v for k, v in calls.items() if k.endswith(".aggregate")} == {}
+    assert calls.get("event_slots.find") == 1, calls
 
 
 def _stages(pipeline: list[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -285,3 +287,58 @@ def test_campaign_analytics_gathers_nothing_that_grows_with_the_campaign() -> No
             if name == "$group":
                 # Groups are per lead (`$lead_id`) or one counter document (`None`).
                 assert spec["_id"] in ("$lead_id", None), spec
+
+
+async def test_overview_counters_equal_the_pipeline_in_any_zone_and_range(owner: Account) -> None:
+    """The quarter-hour counters (service/event_slots.py) summed into local buckets equal the
+    pipeline over the events, for zones with whole, half and quarter hour offsets and for
+    ranges whose edges fall inside a quarter hour (counted from those events)."""
+    import random
+    from datetime import timedelta
+
+    from documents.event import TouchpointEvent
+    from service.repository import Repository
+
+    rng = random.Random(15)
+    camp = await seed.campaign(owner.ctx)
+    lead = await seed.lead(owner.ctx)
+    await seed.link(owner.ctx, camp.id, lead.id)
+    base = at("2024-03-08 00:00")  # across the US DST change of 2024-03-10
+    for _ in range(120):
+        moment = base + timedelta(minutes=rng.randrange(0, 9 * 24 * 60), seconds=rng.randrange(60))
+        await seed.touch(owner.ctx, rng.choice(pipelines.CHANNELS), camp.id, lead.id, moment)
+    # Either side of the partial edges below (New York 03:07 EST and 11:53 EDT, Kathmandu
+    # 05:50 and 00:05 in UTC), where the slot counters alone would be wrong.
+    for edge in ("2024-03-08 08:07", "2024-03-16 15:53", "2024-03-08 00:05", "2024-03-16 18:20"):
+        for minutes in (-3, -1, 0, 1, 4):
+            moment = at(edge) + timedelta(minutes=minutes, seconds=rng.randrange(-20, 20))
+            await seed.touch(owner.ctx, "call", camp.id, lead.id, moment)
+    cases = [
+        ("UTC", "day", None, None),
+        ("America/New_York", "day", "2024-03-08T03:07:00", "2024-03-16T11:53:00"),
+        ("Asia/Kolkata", "week", "2024-03-07", "2024-03-20"),
+        ("Asia/Kathmandu", "day", "2024-03-08T05:50:00", "2024-03-17T00:05:00"),
+        ("Europe/Berlin", "month", "2024-03-01", "2024-04-01"),
+    ]
+    for tz, interval, since, until in cases:
+        params = {"interval": interval, "tz": tz}
+        params |= {"since": since or "2024-03-01", "until": until or "2024-03-20"}
+        r = await owner.client.get("/v1/analytics/overview", params=params)
+        assert r.status_code == 200, r.text
+        start, end, names = analytics.resolve_local_range(
+            datetime.fromisoformat(params["since"]),
+            datetime.fromisoformat(params["until"]),
+            interval,
+            tz,
+        )
+        rows = await Repository(TouchpointEvent, owner.ctx).aggregate(
+            pipelines.overview(interval=interval, tz=tz),
+            match={"occurred_at": {"$gte": start, "$lt": end}},
+        )
+        counted = {row["_id"]: row for row in rows}
+        expected = [
+            {"bucket": n, **{c: counted[n][c] if n in counted else 0 for c in pipelines.CHANNELS}}
+            for n in names
+        ]
+        assert r.json()["series"] == expected, (tz, interval)
+    assert sum(sum(b[c] for c in pipelines.CHANNELS) for b in expected) > 0

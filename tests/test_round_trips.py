@@ -112,10 +112,10 @@ async def test_analytics_calls_are_constant_in_the_events(
     campaign = f"/v1/analytics/campaigns/{refs['campaign_id']}"
     # (path, parameters, the data calls expected at every size)
     paths: list[tuple[str, dict[str, Any], Counter[str]]] = [
-        ("/v1/analytics/overview", {"interval": "day"}, Counter({"events.aggregate": 1})),
-        ("/v1/analytics/overview", {"interval": "week"}, Counter({"events.aggregate": 1})),
-        # The campaign (404 first; its `lead_count` is the live members), then its events.
-        (campaign, {}, Counter({"campaigns.find_one": 1, "events.aggregate": 1})),
+        ("/v1/analytics/overview", {"interval": "day"}, Counter({"event_slots.find": 1})),
+        ("/v1/analytics/overview", {"interval": "week"}, Counter({"event_slots.find": 1})),
+        # The campaign (404 first; its `lead_count` is the live members), then its counters.
+        (campaign, {}, Counter({"campaigns.find_one": 1, "campaign_tallies.find_one": 1})),
     ]
     for path, params, expected in paths:
         assert _data_calls(await _calls(owner, path, **params)) == expected, path

@@ -27,6 +27,7 @@ from rich.logging import RichHandler
 
 # Importing a command module registers its commands on `app`.
 from service.cli import (  # noqa: F401
+    counters,
     deliver,
     indexes,
     journal_types,
