@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 from beanie import Document
@@ -47,6 +47,7 @@ from documents.base import RootDocument, utcnow
 from documents.journal import DomainEvent, FieldChange
 from service import workers
 from service.context import RequestContext
+from service.embedded import wal
 from service.errors import Unprocessable
 from service.observability import request_id_var
 
@@ -422,6 +423,23 @@ def _as_uuid(value: Any) -> UUID:
     return value.as_uuid() if isinstance(value, Binary) else UUID(str(value))
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _follow_up(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    # An outbox's follow-ups (event insert, outbox clear) are redone from the outbox, which
+    # the aggregate's own write made durable: on the embedded backend they need not wait for
+    # their own fsync (one fsync per journaled write instead of three).
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with wal.deferred():
+            return await fn(*args, **kwargs)
+
+    return run
+
+
+@_follow_up
 async def flush_pending(
     model: type[RootDocument],
     pending: Mapping[str, Any] | Any,
@@ -478,6 +496,7 @@ async def _flush_marker(
     )
 
 
+@_follow_up
 async def flush_many(
     model: type[RootDocument], events: Sequence[DomainEvent | Mapping[str, Any]]
 ) -> None:
@@ -692,6 +711,13 @@ def typed_changes(
             kind = _string_kind(aggregate_type, field)
             if kind is not None:
                 item["old"], item["new"] = kind(old), kind(new)
+        elif old is None and type(new) is list and all(type(v) is str for v in new):
+            # A new list of strings (tags, search tokens): its items' kind by path alone.
+            typed = _list_kind(aggregate_type, field)
+            if typed is not None:
+                item["new"] = typed(new)
+        elif not isinstance(old, _NESTED) and not isinstance(new, _NESTED):
+            pass  # other scalars (dates already typed…) are stored as they are
         else:
             nodes = _nodes(aggregate_type, field)
             if nodes:
@@ -756,6 +782,36 @@ def _string_kind(aggregate_type: str, field: str) -> Callable[[Any], Any] | None
             kind = _as_uuid_value
         _KINDS[key] = kind
     return _KINDS[key]
+
+
+_NESTED = (str, list, Mapping)
+_LIST_KINDS: dict[tuple[str, str], Callable[[list[str]], list[Any]] | None] = {}
+
+
+def _list_kind(aggregate_type: str, field: str) -> Callable[[list[str]], list[Any]] | None:
+    """How a list of strings at this path is typed (None: it stays as it is); `_typed`'s rule."""
+    key = (aggregate_type, field)
+    if key not in _LIST_KINDS:
+        nodes = _nodes(aggregate_type, field)
+        typed: Callable[[list[str]], list[Any]] | None = None
+        if nodes:
+            root, node = nodes[0]
+            items = [
+                b["items"] for b in _branches(root, node) if isinstance(b.get("items"), Mapping)
+            ]
+            if items:
+                formats = {b.get("format") for b in _branches(root, items[0])}
+                if "date-time" in formats or "uuid" in formats:
+                    item = items[0]
+                    typed = functools.partial(_typed_items, root, item)
+                else:
+                    typed = list  # a copy, as `_typed` makes
+        _LIST_KINDS[key] = typed
+    return _LIST_KINDS[key]
+
+
+def _typed_items(root: _Node, node: _Node, values: list[str]) -> list[Any]:
+    return [_typed(root, node, v) for v in values]
 
 
 def _as_date(value: str | None) -> Any:
