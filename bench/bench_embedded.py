@@ -281,12 +281,20 @@ def main() -> None:
                 r.raise_for_status()
                 assert r.json()["created"] == len(part), r.json()
                 results[label] = (seconds, probe.latencies)
+                print(
+                    f"import {label}: {seconds:.2f} s, worst /health {max(probe.latencies):.1f} ms",
+                    flush=True,
+                )
             create = []
+            refused = 0
             for i in range(60):
                 start = time.perf_counter()
                 r = client.post("/v1/leads", json={"type": "generic", "email": f"one{i}@x.io"})
+                while r.status_code == 503:  # a write timed out behind the backend: count it
+                    refused += 1
+                    r = client.post("/v1/leads", json={"type": "generic", "email": f"one{i}@x.io"})
                 create.append((time.perf_counter() - start) * 1000)
-                assert r.status_code == 201, r.text
+                assert r.status_code in (201, 409), r.text
             stored = count_leads(client)
         server.stop(signal.SIGINT)  # Ctrl-C
         server = Server(path)
@@ -320,6 +328,7 @@ def main() -> None:
         f"create one lead at {2 * n:,} stored      : median {statistics.median(create):.1f} ms,"
         f" p95 {create[int(len(create) * 0.95)]:.1f} ms, worst {create[-1]:.1f} ms (target <= 25)"
     )
+    print(f"  creates refused with 503 (a database call over its time budget): {refused}")
     print(
         f"leads before Ctrl-C / after restart / after kill -9: {stored} / {after_restart} / "
         f"{after_kill} (expected {2 * n + 60} / {2 * n + 60} / {2 * n + 61})"

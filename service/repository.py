@@ -16,7 +16,6 @@ from uuid import UUID
 from beanie.odm.utils.encoder import Encoder
 from bson import Binary
 from pymongo.errors import BulkWriteError
-from uuid6 import uuid7
 
 from documents import migrations
 from documents.base import RootDocument, utcnow
@@ -352,7 +351,7 @@ class Repository(Generic[D]):
         events: list[dict[str, Any]] = []
         for position, (stored, changes) in enumerate(rows):
             await yield_now(position)
-            event_id = Binary.from_uuid(uuid7())
+            event_id = Binary.from_uuid(journal.pooled_uuid7())
             stored["pending_event"] = journal.creation_marker(
                 event_id=event_id, aggregate_id=stored["_id"], actor_type=actor_type
             )

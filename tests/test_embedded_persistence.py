@@ -149,6 +149,38 @@ async def test_ttl_deletions_are_swept_in_insert_only_collections_and_persisted(
     await db.client.close()
 
 
+async def test_deferred_follow_ups_answer_before_their_fsync_and_ride_the_next_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27: a journal outbox's follow-ups (wal.deferred) do not wait for the disk; a
+    waited-for write after them commits them too (the log is ordered)."""
+    path = tmp_path / "data.embedded"
+    db, _ = open_embedded(path, "app")
+    await db["c"].insert_one({"_id": 0})
+    gate = threading.Event()
+    real_sync = wal.Log.sync
+
+    def gated(self: wal.Log, upto: int | None = None) -> None:
+        gate.wait(10)
+        real_sync(self, upto)
+
+    monkeypatch.setattr(wal.Log, "sync", gated)
+    with wal.deferred():  # answers while the disk is held
+        await asyncio.wait_for(db["c"].insert_one({"_id": 1}), 5)
+        await asyncio.wait_for(db["c"].update_one({"_id": 1}, {"$set": {"u": 1}}), 5)
+    waited = asyncio.ensure_future(db["c"].insert_one({"_id": 2}))
+    await asyncio.sleep(0.2)
+    assert not waited.done()  # an ordinary write still waits for its commit
+    gate.set()
+    await waited
+    copy = _crash_image(path, tmp_path / "crashed")
+    await db.client.close()
+
+    db, _ = open_embedded(copy, "app")
+    assert [d async for d in db["c"].find({})] == [{"_id": 0}, {"_id": 1, "u": 1}, {"_id": 2}]
+    await db.client.close()
+
+
 @pytest.mark.parametrize("fsync", [True, False])
 async def test_embedded_fsync_decides_whether_a_commit_waits_for_the_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool

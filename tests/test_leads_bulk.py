@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import Any
@@ -347,3 +348,47 @@ async def test_bulk_and_single_create_store_and_journal_the_same(
         assert _comparable_changes(many_event["changes"]) == _comparable_changes(
             one_event["changes"]
         )
+
+
+async def test_an_import_holds_full_collections_and_gives_the_collector_back(
+    owner: Account, monkeypatch: Any
+) -> None:
+    """Issue 27: no automatic full GC pause during an import; the collector is restored after
+    (a failed import included), and left alone when someone else had disabled it."""
+    import gc
+
+    seen: list[bool] = []
+    real = lead_service._insert_chunk
+
+    async def spy(*args: Any) -> None:
+        seen.append(gc.isenabled())
+        await real(*args)
+
+    monkeypatch.setattr(lead_service, "_insert_chunk", spy)
+    r = await bulk(owner, [{"type": "generic", "email": f"gc{i}@example.com"} for i in range(3)])
+    assert r.status_code == 200 and r.json()["created"] == 3
+    assert seen == [False] and gc.isenabled()
+
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(lead_service, "_insert_chunk", broken)
+    with contextlib.suppress(RuntimeError):  # a 500, or raised through the test transport
+        await bulk(owner, [{"type": "generic", "email": "broken@example.com"}])
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        monkeypatch.setattr(lead_service, "_insert_chunk", spy)
+        await bulk(owner, [{"type": "generic", "email": "held@example.com"}])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_pooled_ids_are_uuid7_in_order_with_uuid6s() -> None:
+    from uuid6 import uuid7
+
+    ids = [uuid7(), *(journal.pooled_uuid7() for _ in range(1200)), uuid7()]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {i.version for i in ids} == {7}

@@ -39,6 +39,7 @@ import asyncio
 import contextvars
 import functools
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -113,11 +114,27 @@ def _exclusive(call: Callable[[], Any]) -> _Outcome:
 
 async def _settle(outcome: _Outcome) -> Any:
     result, error, commits = outcome
+    if commits and wal.is_deferred():
+        for log, upto in commits:  # redone on recovery if lost: commit without waiting
+            task = asyncio.get_running_loop().create_task(_commit_later(log, upto))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+        commits = []
     for log, upto in commits:
         await log.commit(upto)
     if error is not None:
         raise error
     return result
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()  # deferred commits in flight (kept referenced)
+
+
+async def _commit_later(log: wal.Log, upto: int) -> None:
+    try:
+        await log.commit(upto)
+    except Exception:  # the next waited-for commit retries the batch (wal.Log._flush)
+        logging.getLogger(__name__).exception("a deferred embedded log commit failed")
 
 
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

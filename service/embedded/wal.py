@@ -28,6 +28,8 @@ those after it are discarded, and the warning says so with the byte count.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import os
 import struct
@@ -146,6 +148,28 @@ def fsync_folder(folder: Path) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
+
+
+# Set while a caller makes writes it can redo from an already durable one (a journal outbox's
+# follow-ups: the event insert and the outbox clear; the outbox itself was committed with the
+# aggregate's write and start-up repair replays it). Such writes are committed in the
+# background, not waited for: the log is ordered, so the next waited-for commit carries them.
+_deferred: contextvars.ContextVar[bool] = contextvars.ContextVar("wal_deferred", default=False)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Within: embedded writes answer before their fsync (only for writes redone on recovery)."""
+    token = _deferred.set(True)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
+def is_deferred() -> bool:
+    """Whether the current caller's writes may answer before their commit (see `deferred`)."""
+    return _deferred.get()
 
 
 # Logs that received records during the current engine call (the engine lock serialises
