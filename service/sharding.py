@@ -274,6 +274,19 @@ SHARD_PLAN: tuple[ShardPlan, ...] = (
         supporting_index="tenant_day",
     ),
     ShardPlan(
+        "campaign_tallies",
+        _TENANT_ID,
+        "one counter row per campaign, read and `$inc`-upserted by (tenant_id, _id = campaign "
+        "id): every write and read is targeted",
+        supporting_index="tenant_campaign",
+    ),
+    ShardPlan(
+        "event_slots",
+        _TENANT_ID,
+        "one counter row per tenant and quarter hour, upserted by (tenant_id, _id = slot key) "
+        "and read by tenant and time range: targeted by the tenant prefix",
+    ),
+    ShardPlan(
         "read_global_teams",
         _TENANT_ID,
         "one row per team, read by (tenant_id, _id = team id) or by tenant and member",

@@ -53,6 +53,13 @@ ALLOWED: tuple[Allowed, ...] = (
         "index, no count first) to rewrite documents of an older schema. A rare operator "
         "batch; an index on `schema_version` would cost every write of every document.",
     ),
+    Allowed(
+        collections=("tenants",),
+        methods=("find",),
+        filters=("{}",),
+        why="`python -m service.cli rebuild-counters` visits every tenant once, in `_id` order "
+        "(ids only): an offline operator batch over the one collection of tenants.",
+    ),
 )
 
 
