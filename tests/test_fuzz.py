@@ -107,6 +107,11 @@ SEMANTIC_MESSAGES = {
     "Invalid schedule:": "a recurrence stays within 100 occurrences after its start",
     "near cannot be combined with campaign_id": "a geo search cannot walk a campaign's links",
     "within_km needs near": "a radius needs its centre (a cross-parameter rule)",
+    "unknown IANA time zone": "a time zone is a name of the IANA database (zoneinfo)",
+    "quiet_hours.end must be after quiet_hours.start": "a quiet-hours window (cross-field)",
+    "provider and external_id go together": "a provider id needs its provider (cross-field)",
+    "The assignee is not an active user of this tenant": "the assignee must exist (stored data)",
+    "lies in the future": "a time ahead of the service's clock is refused (clock)",
 }
 # Error types that name a rule rather than a shape.
 SEMANTIC_TYPES = {
