@@ -862,7 +862,8 @@ async def test_audit_log_filters_and_pages(
             break
     everything = (await owner.client.get("/v1/audit", params={"limit": 200})).json()["items"]
     assert [e["id"] for e in pages] == [e["id"] for e in everything]
-    times = [e["occurred_at"] for e in everything]
+    # As instants: ISO text drops a zero fraction (`…:54Z` sorts after `…:54.064000Z` as text).
+    times = [datetime.fromisoformat(e["occurred_at"]) for e in everything]
     assert times == sorted(times, reverse=True)
 
     future = {"since": "2999-01-01"}
