@@ -8,8 +8,10 @@ query that happens to contain the same fragment is still checked. Keep this shor
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Protocol
 
 from tests.query_plans import Shape
 
@@ -63,13 +65,29 @@ ALLOWED: tuple[Allowed, ...] = (
 )
 
 
-def allowed(shape: Shape) -> Allowed | None:
-    """The entry that covers a shape, if any."""
-    for entry in ALLOWED:
+class Recorded(Protocol):
+    """What an entry is matched against: a query shape, or a routed operation (shard_plan)."""
+
+    @property
+    def collection(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def filter(self) -> str: ...
+
+
+def covering(entries: Iterable[Allowed], recorded: Recorded) -> Allowed | None:
+    """The first of `entries` that covers a recorded operation, if any."""
+    for entry in entries:
         if (
-            shape.method in entry.methods
-            and shape.filter in entry.filters
-            and any(fnmatchcase(shape.collection, pattern) for pattern in entry.collections)
+            recorded.method in entry.methods
+            and recorded.filter in entry.filters
+            and any(fnmatchcase(recorded.collection, pattern) for pattern in entry.collections)
         ):
             return entry
     return None
+
+
+def allowed(shape: Shape) -> Allowed | None:
+    """The entry that covers a shape, if any."""
+    return covering(ALLOWED, shape)

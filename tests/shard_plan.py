@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from service.sharding import PLAN_BY_COLLECTION
+from tests.query_plan_allowlist import LIVE, LIVE_AUTHORED, Allowed, covering
 from tests.query_plans import conjunction, shape_of
 
 _WRITES = {"UpdateOne", "UpdateMany", "ReplaceOne", "DeleteOne", "DeleteMany"}
@@ -74,19 +74,6 @@ def _targets_tenant(filter_json: str, field: str) -> bool:
     # An `$or` is targeted when every branch fixes it.
     return any(all(_targets_tenant(json.dumps(b), field) for b in group) for group in conj.ors)
 
-
-@dataclass(frozen=True)
-class Allowed:
-    """One justified untargeted operation on a sharded collection."""
-
-    collections: tuple[str, ...]
-    methods: tuple[str, ...]
-    filters: tuple[str, ...]
-    why: str
-
-
-LIVE = '{"is_deleted": {"=": false}}'
-LIVE_AUTHORED = '{"is_deleted": {"=": false}, "user_id": {"$ne": {"=": "null"}}}'
 
 ALLOWED: tuple[Allowed, ...] = (
     Allowed(
@@ -157,14 +144,7 @@ ALLOWED: tuple[Allowed, ...] = (
 
 def allowed(routed: Routed) -> Allowed | None:
     """The entry that covers an operation, if any."""
-    for entry in ALLOWED:
-        if (
-            routed.method in entry.methods
-            and routed.filter in entry.filters
-            and any(fnmatchcase(routed.collection, p) for p in entry.collections)
-        ):
-            return entry
-    return None
+    return covering(ALLOWED, routed)
 
 
 def findings(operations: Iterable[Routed]) -> list[tuple[Routed, str]]:
