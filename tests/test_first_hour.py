@@ -32,7 +32,7 @@ from service.settings import DEV_JWT_SECRET_SUFFIX, Settings
 from tests.helpers import Account, assert_problem
 from tests.problem_audit import leaks
 from tests.test_cli import _env, _runner, _stored_leads, _write_csv, db_file, owner_of
-from tests.test_webhooks import receiver, settings, subscribe, until, verified
+from tests.webhook_receiver import receiver, settings, subscribe, until, verified
 
 # Fixtures of the CLI tests (an embedded file, its owner) and the webhook tests (fast loops).
 __all__ = ["db_file", "owner_of", "settings"]

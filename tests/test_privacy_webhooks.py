@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
-from service.settings import Settings
 from tests.helpers import Account
 from tests.test_privacy_erasure import _leaks
-from tests.test_webhooks import subscribe, until
-from tests.webhook_receiver import receiver
+from tests.webhook_receiver import receiver, settings, subscribe, until
 
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Fast loops and short retry delays, so deliveries happen within a test."""
-    return settings.model_copy(
-        update={
-            "worker_poll_seconds": 0.05,
-            "webhook_retry_base_seconds": 0.05,
-            "webhook_retry_max_seconds": 0.2,
-            "webhook_timeout_seconds": 2.0,
-        }
-    )
+# The webhook tests' fixture: fast loops and short retry delays.
+__all__ = ["settings"]
 
 
 async def test_undelivered_changes_go_out_erased(owner: Account) -> None:

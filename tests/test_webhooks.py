@@ -6,59 +6,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from standardwebhooks.webhooks import Webhook
 
 from documents.webhook import WebhookEndpoint
 from service.main import create_app
 from service.settings import Settings
 from service.webhooks.urls import BlockedUrl, check_url
 from tests.helpers import Account, assert_problem
-from tests.webhook_receiver import Receiver, receiver
+from tests.webhook_receiver import receiver, settings, subscribe, until, verified
 
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Fast loops and short retry delays, so deliveries happen within a test."""
-    return settings.model_copy(
-        update={
-            "worker_poll_seconds": 0.05,
-            "webhook_retry_base_seconds": 0.05,
-            "webhook_retry_max_seconds": 0.2,
-            "webhook_timeout_seconds": 2.0,
-        }
-    )
-
-
-async def subscribe(account: Account, url: str, types: list[str] | None = None) -> dict[str, Any]:
-    r = await account.client.post("/v1/webhooks", json={"url": url, "event_types": types or ["*"]})
-    assert r.status_code == 201, r.text
-    return dict(r.json())
-
-
-async def until(check: Callable[[], bool], seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out waiting for deliveries")
-
-
-def verified(rec: Receiver, secret: str) -> list[dict[str, Any]]:
-    """Every 2xx-answered delivery, its signature verified with standardwebhooks."""
-    hook = Webhook(secret)
-    out = []
-    for r in rec.ok():
-        body = hook.verify(r.body, r.headers)
-        assert r.headers["webhook-id"] == body["data"]["id"]
-        out.append(body)
-    return out
+# The shared fixture: fast loops and short retry delays, so deliveries happen within a test.
+__all__ = ["settings"]
 
 
 @asynccontextmanager

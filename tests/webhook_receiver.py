@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from service.settings import Settings
+from tests.helpers import Account
 
 
 @dataclass
@@ -64,3 +71,46 @@ def receiver(answer: Callable[[int], int] | None = None) -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- what the webhook tests share (test_webhooks, test_privacy_webhooks, test_first_hour) --
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Fast loops and short retry delays, so deliveries happen within a test."""
+    return settings.model_copy(
+        update={
+            "worker_poll_seconds": 0.05,
+            "webhook_retry_base_seconds": 0.05,
+            "webhook_retry_max_seconds": 0.2,
+            "webhook_timeout_seconds": 2.0,
+        }
+    )
+
+
+async def subscribe(account: Account, url: str, types: list[str] | None = None) -> dict[str, Any]:
+    """Subscribe `url` to these event types (every one by default); the created webhook."""
+    r = await account.client.post("/v1/webhooks", json={"url": url, "event_types": types or ["*"]})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def until(check: Callable[[], bool], seconds: float = 15.0) -> None:
+    """Wait until `check()` holds (deliveries are asynchronous); fail after `seconds`."""
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out waiting for deliveries")
+
+
+def verified(rec: Receiver, secret: str) -> list[dict[str, Any]]:
+    """Every 2xx-answered delivery, its signature verified with standardwebhooks."""
+    hook = Webhook(secret)
+    out = []
+    for r in rec.ok():
+        body = hook.verify(r.body, r.headers)
+        assert r.headers["webhook-id"] == body["data"]["id"]
+        out.append(body)
+    return out
