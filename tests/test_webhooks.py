@@ -19,7 +19,14 @@ from service.main import create_app
 from service.settings import Settings
 from service.webhooks.urls import BlockedUrl, check_url
 from tests.helpers import Account, assert_problem
-from tests.webhook_receiver import receiver, settings, subscribe, until, verified
+from tests.webhook_receiver import (
+    delivery_log,
+    receiver,
+    settings,
+    subscribe,
+    until,
+    verified,
+)
 
 # The shared fixture: fast loops and short retry delays, so deliveries happen within a test.
 __all__ = ["settings"]
@@ -100,7 +107,6 @@ async def test_every_change_is_delivered_signed_and_in_order(owner: Account) -> 
         await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})
         await owner.client.post("/v1/blogs", json={"title": "not subscribed"})
         await until(lambda: len(rec.ok()) >= 9)
-        await asyncio.sleep(0.2)
         bodies = verified(rec, hook["secret"])
         types = Counter(b["type"] for b in bodies)
         assert types == {
@@ -114,7 +120,7 @@ async def test_every_change_is_delivered_signed_and_in_order(owner: Account) -> 
             versions[b["data"]["aggregate_id"]].append(b["data"]["version"])
         assert versions[lid] == [1, 2, 3]  # order per aggregate
         assert all(b["timestamp"] == b["data"]["occurred_at"] for b in bodies)
-        log = (await owner.client.get(f"/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
+        log = await delivery_log(owner, hook["id"], 9)
         assert len(log) == 9 and all(d["succeeded"] and d["status_code"] == 204 for d in log)
         assert all(d["request_id"] for d in log)  # the request that made each change
         status = (await owner.client.get(f"/v1/webhooks/{hook['id']}")).json()["delivery"]
@@ -129,7 +135,7 @@ async def test_failures_are_retried_with_backoff_until_they_pass(owner: Account)
         await until(lambda: len(rec.ok()) == 2)
         names = [b["data"]["changes"] for b in verified(rec, hook["secret"])]
         assert ["Retry me" in str(c) for c in names] == [True, False]  # order kept
-        log = (await owner.client.get(f"/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
+        log = await delivery_log(owner, hook["id"], 5)
         attempts = [(d["attempt"], d["status_code"], d["succeeded"]) for d in reversed(log)]
         assert attempts == [
             (1, 500, False),
@@ -142,19 +148,16 @@ async def test_failures_are_retried_with_backoff_until_they_pass(owner: Account)
 
 
 async def test_an_endpoint_failing_for_long_is_disabled_and_says_why(
-    owner: Account, app: FastAPI
+    owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from service.webhooks import delivery
+
     with receiver(answer=lambda n: 503) as rec:
         hook = await subscribe(owner, rec.url)
         await owner.client.post("/v1/campaigns", json={"type": "call", "name": "Down"})
         doc = await WebhookEndpoint.get(hook["id"])
         assert doc is not None
         await until(lambda: len(rec.requests) >= 1)
-    # Make "long" short: the next failure past the limit disables the endpoint.
-    settings = app.state.settings
-    settings.webhook_disable_after_seconds = (
-        0.0 if False else settings.webhook_disable_after_seconds
-    )
     body: dict[str, Any] = {}
 
     async def disabled() -> bool:
@@ -162,24 +165,21 @@ async def test_an_endpoint_failing_for_long_is_disabled_and_says_why(
         body = (await owner.client.get(f"/v1/webhooks/{hook['id']}")).json()
         return body["enabled"] is False
 
-    from service.webhooks import delivery
+    real = delivery.Dispatcher.attempt
+
+    async def impatient(self: Any, *args: Any) -> bool:
+        # Make "long" short: the next failure past one second disables the endpoint.
+        self.settings = self.settings.model_copy(update={"webhook_disable_after_seconds": 1})
+        return await real(self, *args)
 
     with receiver(answer=lambda n: 503) as rec2:
         await owner.client.patch(f"/v1/webhooks/{hook['id']}", json={"url": rec2.url})
-        real = delivery.Dispatcher.attempt
-
-        async def impatient(self: Any, *args: Any) -> bool:
-            self.settings = self.settings.model_copy(update={"webhook_disable_after_seconds": 1})
-            return await real(self, *args)
-
-        delivery.Dispatcher.attempt = impatient  # type: ignore[method-assign]
-        try:
-            for _ in range(200):
-                if await disabled():
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            delivery.Dispatcher.attempt = real  # type: ignore[method-assign]
+        monkeypatch.setattr(delivery.Dispatcher, "attempt", impatient)
+        for _ in range(200):
+            if await disabled():
+                break
+            await asyncio.sleep(0.05)
+        monkeypatch.undo()
     assert body["enabled"] is False and "HTTP 503" in body["disabled_reason"]
     kinds = (await owner.client.get("/v1/changes", params={"aggregate_type": "webhook"})).json()
     assert "webhook.disabled" in {e["event_type"] for e in kinds["items"]}

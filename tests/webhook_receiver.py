@@ -105,6 +105,21 @@ async def until(check: Callable[[], bool], seconds: float = 15.0) -> None:
     raise AssertionError("timed out waiting for deliveries")
 
 
+async def delivery_log(owner: Account, hook_id: str, rows: int) -> list[dict[str, Any]]:
+    """The endpoint's delivery log once it holds `rows` rows.
+
+    A receiver sees a request before the dispatcher has written its answer to the log,
+    so a test that counted received requests must still wait for the log.
+    """
+    items: list[dict[str, Any]] = []
+    for _ in range(300):
+        items = (await owner.client.get(f"/v1/webhooks/{hook_id}/deliveries")).json()["items"]
+        if len(items) >= rows:
+            return items
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the delivery log holds {len(items)} rows, not {rows}")
+
+
 def verified(rec: Receiver, secret: str) -> list[dict[str, Any]]:
     """Every 2xx-answered delivery, its signature verified with standardwebhooks."""
     hook = Webhook(secret)
