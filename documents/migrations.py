@@ -22,7 +22,7 @@ sets `projection = None` in its `Settings`, so upcasters see the fields they ret
 
 Upcasters must also accept a document that already has some new-shape fields, and leave them
 be: the journal rebuilds past versions from field-level changes (which carry no
-`schema_version`, see service/journal.py), so a rebuilt dict can mix the two shapes; such a dict
+`schema_version`, see service/journal/), so a rebuilt dict can mix the two shapes; such a dict
 is upcast from version 1 (`upcast(model, raw)` on a dict without `schema_version`).
 
 Queries and pipelines see stored shapes, not upcast ones: until `migrate` has run, a query on a

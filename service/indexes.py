@@ -43,7 +43,7 @@ from service.deadlines import deadline
 log = logging.getLogger(__name__)
 
 # Indexes of shared mechanisms, created by code rather than declared on a document
-# (service/journal.py, service/sequencer.py; both run from service/database.init_models).
+# (service/journal/outbox.py, service/sequencer.py; both run from service/database.init_models).
 EXTRA = {"pending_outbox", "seq_pending", "seq_unique"}
 # Options that describe an index's behaviour; the rest (`v`, `ns`, `background`, `hidden`) do
 # not change what it holds.

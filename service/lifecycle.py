@@ -7,7 +7,7 @@ resource's own `GET` shows the caller, no more.
 
 Versions are rebuilt from the journal: the creation event's changes, then each later event's,
 applied in order (`state_at`). Changes are JSON-mode leaves at dotted paths (lists and empty
-maps are whole leaf values, see service/journal.py `diff`); a `null` at a path inside a
+maps are whole leaf values, see service/journal/diff.py `diff`); a `null` at a path inside a
 free-form map (segments, feature flags, kanban tasks…) means the entry was removed, anywhere
 else the field became null. The document model tells which is which.
 """

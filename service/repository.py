@@ -2,7 +2,7 @@
 
 Tenancy and soft delete are applied in exactly one helper, `Repository.scope`; nothing else
 builds the tenant filter. Every write bumps `version` under an optimistic-concurrency guard and
-journals one domain event (see service/journal.py for the crash-safe protocol).
+journals one domain event (the crash-safe protocol: service/journal/__init__.py).
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ class Repository(Generic[D]):
 
         Failures (usually unique-index duplicates) are keyed by index into `docs`; good rows
         are kept. Each row's outbox is a creation marker (its event can be rebuilt from the
-        document, see service/journal.py); the events go in with one journal insert and the
+        document, see service/journal/__init__.py); the events go in with one journal insert and the
         markers are cleared with one update.
         """
         now = utcnow()

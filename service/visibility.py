@@ -14,7 +14,7 @@ Fields the caller may not see are LEFT OUT (never replaced by a placeholder): a 
 `GET /v1/users/{id}` has no `billing`, so their history has no `billing.*` change either (an
 event whose every change is private stays listed, with `changes: []`, so versions never skip).
 Secrets are another matter: they never reach the journal at all (`"***"` there, see
-service/journal.py) and never appear in a response.
+service/journal/diff.py) and never appear in a response.
 
 Rules are keyed by the journal's `aggregate_type`, so a consumer that only holds journal
 entries can apply them. Types without a rule are visible to every role of the tenant.

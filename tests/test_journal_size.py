@@ -7,13 +7,15 @@ from typing import Any
 import pytest
 
 from service import journal
+from service.errors import Unprocessable
+from service.journal import outbox
 from tests.helpers import Account, assert_problem
 
 
 def test_the_limit_leaves_room_under_mongodbs_16_mib() -> None:
     assert journal.JOURNALED_DOCUMENT_MAX_BYTES == 15 * 1024 * 1024
     journal.ensure_fits({"x": "a" * 1024})
-    with pytest.raises(journal.Unprocessable, match="limit is 15 MiB"):
+    with pytest.raises(Unprocessable, match="limit is 15 MiB"):
         journal.ensure_fits({"x": "a" * journal.JOURNALED_DOCUMENT_MAX_BYTES})
 
 
@@ -27,7 +29,7 @@ async def test_a_change_that_would_not_fit_with_its_outbox_is_422_and_changes_no
     url = f"/v1/leads/{created.json()['id']}"
     # The document holds its notes; the outbox of a change holds the old and the new notes:
     # with a small limit the same proportions as a 5 MiB field against the real one.
-    monkeypatch.setattr(journal, "JOURNALED_DOCUMENT_MAX_BYTES", 12_000)
+    monkeypatch.setattr(outbox, "JOURNALED_DOCUMENT_MAX_BYTES", 12_000)
     r = await owner.client.patch(url, json={"notes": "b" * 4000})
     body: dict[str, Any] = assert_problem(r, 422)
     assert "journal entry" in body["detail"] and "limit" in body["detail"]

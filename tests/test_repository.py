@@ -225,7 +225,7 @@ async def test_a_crashed_bulk_create_leaves_slim_markers(owner: Account) -> None
         marker = raw["pending_event"]
         assert journal.is_creation_marker(marker)
         assert set(marker) == {"version", "id", "aggregate_id", "actor_type"}
-        assert await events_of(journal._as_uuid(raw["_id"])) == []
+        assert await events_of(journal.as_uuid(raw["_id"])) == []
 
 
 async def test_repair_rebuilds_creation_events_from_the_documents(owner: Account) -> None:
@@ -235,7 +235,7 @@ async def test_repair_rebuilds_creation_events_from_the_documents(owner: Account
         doc = await LeadBase.get(raw["_id"], with_children=True)
         assert doc is not None and doc.pending_event is None
         [event] = await events_of(doc.id)
-        assert event.id == journal._as_uuid(raw["pending_event"]["id"])  # the marker's id
+        assert event.id == journal.as_uuid(raw["pending_event"]["id"])  # the marker's id
         assert (event.event_type, event.actor_id, event.actor_type) == (
             "lead.created",
             owner.id,

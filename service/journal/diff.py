@@ -1,0 +1,146 @@
+"""Field-level changes: what the journal records of a write (JSON mode, secrets redacted)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from documents.base import RootDocument
+from documents.journal import FieldChange
+
+REDACTED = "***"
+
+
+# Bookkeeping fields that every change touches: the event itself records who/when/version.
+UNJOURNALED = frozenset(
+    {"version", "updated_at", "updated_by", "pending_event", "revision_id", "schema_version"}
+)
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    # The root is always walked: an empty root (a creation's "before") has no leaves, where
+    # an empty nested mapping is a leaf value of its own.
+    if isinstance(value, Mapping) and (value or not prefix):
+        for key, inner in value.items():
+            _flatten(inner, f"{prefix}.{key}" if prefix else str(key), out)
+    else:
+        out[prefix] = value
+
+
+def diff(
+    before: Mapping[str, Any], after: Mapping[str, Any], secret_fields: Iterable[str] = ()
+) -> list[FieldChange]:
+    """Field-level changes between two JSON-mode dumps; secret paths are redacted."""
+    old: dict[str, Any] = {}
+    new: dict[str, Any] = {}
+    _flatten({k: v for k, v in before.items() if k not in UNJOURNALED}, "", old)
+    _flatten({k: v for k, v in after.items() if k not in UNJOURNALED}, "", new)
+    secrets = tuple(secret_fields)
+    changes = []
+    for field in sorted(old.keys() | new.keys()):
+        a, b = old.get(field), new.get(field)
+        if a == b:
+            continue
+        if _is_secret(field, secrets):
+            a, b = (REDACTED if a is not None else None), (REDACTED if b is not None else None)
+        changes.append(FieldChange(field=field, old=a, new=b))
+    changes.extend(_vanished_subdocuments(old, new, secrets, {c.field for c in changes}))
+    changes.sort(key=lambda c: c.field)
+    return changes
+
+
+def _is_secret(field: str, secrets: tuple[str, ...]) -> bool:
+    return any(field == s or field.startswith(f"{s}.") for s in secrets)
+
+
+def _parents(flat: Mapping[str, Any]) -> set[str]:
+    return {key.rsplit(".", n)[0] for key in flat for n in range(1, key.count(".") + 1)}
+
+
+def _vanished_subdocuments(
+    old: Mapping[str, Any], new: Mapping[str, Any], secrets: tuple[str, ...], recorded: set[str]
+) -> list[FieldChange]:
+    """Changes for sub-documents that stop being sub-documents, at their own path.
+
+    When a sub-document becomes null (`posted: {...} → null`) or leaves a map (a kanban task
+    removed), its leaves alone say "each leaf became null", which a sub-document full of
+    nulls says too; the change at its own path (old: the sub-document, new: null or its new
+    value) is what lets a state be rebuilt exactly (service/lifecycle.py `state_at`). Only
+    the outermost vanished path is recorded, and none where the leaf loop already did.
+    """
+    vanished = _parents(old) - _parents(new)
+    out = []
+    for path in sorted(vanished):
+        if path in recorded or any(path.startswith(f"{p}.") for p in vanished):
+            continue
+        prefix = f"{path}."
+        subtree: dict[str, Any] = {}
+        for key, value in old.items():
+            if key.startswith(prefix):
+                _set_path(subtree, key[len(prefix) :].split("."), value)
+        before: Any = REDACTED if _is_secret(path, secrets) else _redacted(subtree, path, secrets)
+        after = new.get(path)
+        if _is_secret(path, secrets) and after is not None:
+            after = REDACTED
+        out.append(FieldChange(field=path, old=before, new=after))
+    return out
+
+
+def _set_path(target: dict[str, Any], parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = value
+
+
+def _redacted(subtree: dict[str, Any], path: str, secrets: tuple[str, ...]) -> dict[str, Any]:
+    # Secret leaves inside a vanished sub-document stay out of the journal as everywhere.
+    out: dict[str, Any] = {}
+    for key, value in subtree.items():
+        inner = f"{path}.{key}"
+        if _is_secret(inner, secrets):
+            out[key] = REDACTED if value is not None else None
+        elif isinstance(value, dict) and value:
+            out[key] = _redacted(value, inner, secrets)
+        else:
+            out[key] = value
+    return out
+
+
+def journal_dump(doc: RootDocument) -> dict[str, Any]:
+    """The part of a document the journal compares (JSON mode)."""
+    return doc.model_dump(mode="json", exclude=set(UNJOURNALED))
+
+
+def creation_changes(
+    data: Mapping[str, Any], secret_fields: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """A creation event's changes from a JSON-mode dump: `diff({}, data)` without the models.
+
+    Every non-null leaf (flattened as `diff` does, sorted by path) becomes `old: None`, `new:
+    value`; secret paths are redacted. Null top-level fields (most of a new document's) are
+    dropped before flattening: this runs once per row of a bulk import.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None or key in UNJOURNALED:
+            continue
+        if isinstance(value, Mapping) and value:
+            _flatten(value, key, flat)
+        else:
+            flat[key] = value
+    return _creation_changes_of(flat, secret_fields)
+
+
+def _creation_changes_of(
+    flat: dict[str, Any], secret_fields: Iterable[str]
+) -> list[dict[str, Any]]:
+    secrets = tuple(secret_fields)
+    changes = []
+    for field in sorted(flat):
+        value = flat[field]
+        if value is None:  # `diff` skips fields equal on both sides: absent (None) → None
+            continue
+        if secrets and any(field == s or field.startswith(f"{s}.") for s in secrets):
+            value = REDACTED
+        changes.append({"field": field, "old": None, "new": value})
+    return changes
