@@ -106,14 +106,14 @@ def raw_documents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def journal_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The `lead.created` events of `docs` as the service journals them (built untimed)."""
     from documents.lead import LeadBase
-    from service import journal
+    from tests import oracles
 
     events = []
     for raw in docs:
         doc = parse_obj(LeadBase, raw)
-        changes = journal.creation_changes(journal.journal_dump(doc), doc.secret_fields)
+        changes = oracles.creation_changes(doc)
         events.append(
-            journal.creation_event_document(
+            oracles.creation_event_document(
                 doc, event_id=uuid7(), actor_type="user", changes=changes
             )
         )

@@ -26,6 +26,7 @@ from service.context import RequestContext, Role
 from service.database import embedded_database, init_models
 from service.leads import _bulk_document
 from service.repository import Repository
+from tests import oracles
 
 
 def _timed(fn: Any, docs: list[dict[str, Any]], rounds: int) -> float:
@@ -57,7 +58,7 @@ async def main() -> None:
         if i % 2:
             row = {"type": "mls", "mls_id": f"M-{i}", "list_price": 100_000 + i, "beds": 3}
         rows.append(row)
-    await Repository(LeadBase, ctx).create_many([_bulk_document(ctx, r) for r in rows])
+    await oracles.create_many(Repository(LeadBase, ctx), [_bulk_document(ctx, r) for r in rows])
     raws = await LeadBase.get_pymongo_collection().find({}).to_list()
 
     def old(raw: dict[str, Any]) -> Any:

@@ -13,7 +13,6 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from beanie.odm.utils.encoder import Encoder
 from bson import Binary
 from pymongo.errors import BulkWriteError
 
@@ -23,6 +22,8 @@ from documents.journal import DomainEvent
 from service import journal
 from service.context import RequestContext, yield_now
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from service.journal import to_bson  # re-exported: raw filters encode through it
+from service.observability import request_id_var
 from service.pagination import NEWEST_FIRST, PageResult, Sort, StoredView, paginate, stream
 
 D = TypeVar("D", bound=RootDocument)
@@ -34,11 +35,6 @@ T = TypeVar("T")
 # the condition would leave no index whose prefix fits, and an in-memory sort.
 ANY_DELETION_STATE = {"$in": [False, True]}
 ANY_ARCHIVED_STATE = {"$in": [False, True, None]}
-
-
-def to_bson(value: Any) -> Any:
-    """Encode a filter or value for a raw driver call (UUIDs become BSON UUIDs, enums values)."""
-    return Encoder().encode(value)
 
 
 def uuid_filter(value: UUID) -> Binary:
@@ -286,35 +282,18 @@ class Repository(Generic[D]):
         await doc.insert()
         return doc
 
-    async def create_many(self, docs: Sequence[D]) -> tuple[list[D], dict[int, Exception]]:
-        """Insert many aggregates with one unordered `insert_many`; returns created and failures.
-
-        Failures (usually unique-index duplicates) are keyed by index into `docs`; good rows
-        are kept. Each row's outbox is a creation marker (its event can be rebuilt from the
-        document, see service/journal/__init__.py); the events go in with one journal insert and the
-        markers are cleared with one update.
-        """
-        now = utcnow()
-        secrets = self.model.secret_fields
-        rows: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-        for position, doc in enumerate(docs):
-            await yield_now(position)
-            self._stamp_fields(doc, now)
-            changes = journal.creation_changes(journal.journal_dump(doc), secrets)
-            rows.append((journal.encode_document(doc), changes))
-        failed = await self._insert_created(rows)
-        return [doc for i, doc in enumerate(docs) if i not in failed], failed
-
     async def create_many_values(
         self, rows: Sequence[tuple[journal.NewDocuments, dict[str, Any]]]
     ) -> dict[int, Exception]:
-        """`create_many` for documents given as validated field values (python mode, by name).
+        """Insert many aggregates, given as validated field values (python mode, by name).
 
         Each row names its document class (`NewDocuments`, subclasses of the repository's
-        model) and its values. The bulk path: no Beanie document is built; what is stored
-        and journaled is exactly what `create_many` stores for the same values (tests
-        compare). The caller has validated the values; they are stamped in place. Returns the
-        failures keyed by index into `rows`.
+        model) and its values. The bulk path: no Beanie document is built, one unordered
+        `insert_many` (failures, usually unique-index duplicates, are keyed by index into
+        `rows`; good rows are kept), each row's outbox a creation marker (service/journal),
+        one journal insert and one marker clear. What is stored and journaled is exactly
+        what `create` stores for the same values (tests/test_repository.py compares it with
+        tests/oracles.py). The caller has validated the values; they are stamped in place.
         """
         now = utcnow()
         actor = self.ctx.actor_id
@@ -335,7 +314,7 @@ class Repository(Generic[D]):
             await yield_now(position)
             fields.update(stamp)
             full = new.full(fields)
-            encoded.append((new.stored(full), new.creation_changes(full, secrets)))
+            encoded.append((new.stored(full), new.changes(full, secrets)))
         return await self._insert_created(encoded)
 
     async def _insert_created(
@@ -347,6 +326,7 @@ class Repository(Generic[D]):
             return {}
         actor_type = self.ctx.actor_type
         aggregate_type = self.model.aggregate_type
+        request_id = request_id_var.get()
         raw: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         for position, (stored, changes) in enumerate(rows):
@@ -357,12 +337,13 @@ class Repository(Generic[D]):
             )
             raw.append(stored)
             events.append(
-                journal.creation_event_raw(
+                journal.creation_event(
                     aggregate_type=aggregate_type,
                     stored=stored,
                     event_id=event_id,
                     actor_type=actor_type,
                     changes=changes,
+                    request_id=request_id,
                 )
             )
         failed: dict[int, Exception] = {}

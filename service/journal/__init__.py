@@ -24,19 +24,20 @@ event's id, so the rebuilt event is the one the bulk path journals, and
 
 The package, by concern: `diff` (field-level changes of a write), `events` (building domain
 events), `encoding` (documents and entries as stored, BSON-ready), `typed` (change values with
-their BSON types), `outbox` (the protocol above: flush, repair, size check).
+their BSON types), `outbox` (the protocol above: flush, repair, size check). One builder per
+job: `new_event` (one write's event, a model) and `creation_event` (a creation's event as
+stored, for the bulk path and the repair); one value encoder, `to_bson`, which
+`encode_document` and `NewDocuments.stored` (the bulk path's) go through.
 
 Import rule: code outside the package imports only the names below (`__all__`), from
 `service.journal` (`from service import journal` or `from service.journal import X`), never
 from a submodule. Tests that patch a name patch it where it is looked up (the submodule).
 """
 
-from service.journal.diff import REDACTED, creation_changes, diff, journal_dump
-from service.journal.encoding import NewDocuments, as_uuid, encode_document, encode_event
+from service.journal.diff import REDACTED, diff, journal_dump
+from service.journal.encoding import NewDocuments, as_uuid, encode_document, encode_event, to_bson
 from service.journal.events import (
-    creation_event_document,
-    creation_event_from_stored,
-    creation_event_raw,
+    creation_event,
     new_event,
     pooled_uuid7,
 )
@@ -59,10 +60,7 @@ __all__ = [
     "NewDocuments",
     "as_outbox",
     "as_uuid",
-    "creation_changes",
-    "creation_event_document",
-    "creation_event_from_stored",
-    "creation_event_raw",
+    "creation_event",
     "creation_marker",
     "diff",
     "encode_document",
@@ -77,5 +75,6 @@ __all__ = [
     "pooled_uuid7",
     "repair_journal",
     "retype_journal",
+    "to_bson",
     "typed_changes",
 ]

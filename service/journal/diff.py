@@ -111,29 +111,12 @@ def journal_dump(doc: RootDocument) -> dict[str, Any]:
     return doc.model_dump(mode="json", exclude=set(UNJOURNALED))
 
 
-def creation_changes(
-    data: Mapping[str, Any], secret_fields: Iterable[str] = ()
-) -> list[dict[str, Any]]:
-    """A creation event's changes from a JSON-mode dump: `diff({}, data)` without the models.
+def created_leaves(flat: Mapping[str, Any], secret_fields: Iterable[str]) -> list[dict[str, Any]]:
+    """A creation's changes from its flattened JSON-mode leaves: `diff({}, ...)` as dicts.
 
-    Every non-null leaf (flattened as `diff` does, sorted by path) becomes `old: None`, `new:
-    value`; secret paths are redacted. Null top-level fields (most of a new document's) are
-    dropped before flattening: this runs once per row of a bulk import.
+    Every non-null leaf (sorted by path) becomes `old: None`, `new: value`; secret paths are
+    redacted. The bulk path's shortcut (`NewDocuments.changes`): no models, no second dump.
     """
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if value is None or key in UNJOURNALED:
-            continue
-        if isinstance(value, Mapping) and value:
-            _flatten(value, key, flat)
-        else:
-            flat[key] = value
-    return _creation_changes_of(flat, secret_fields)
-
-
-def _creation_changes_of(
-    flat: dict[str, Any], secret_fields: Iterable[str]
-) -> list[dict[str, Any]]:
     secrets = tuple(secret_fields)
     changes = []
     for field in sorted(flat):

@@ -15,7 +15,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent
-from service.journal.diff import UNJOURNALED, _creation_changes_of, _flatten
+from service.journal.diff import UNJOURNALED, _flatten, created_leaves
 from service.journal.typed import typed_changes
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
@@ -34,18 +34,23 @@ _REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id"})
 _BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
 
 
-def _bson_value(value: Any) -> Any:
+def to_bson(value: Any) -> Any:
+    """A value as stored, for raw driver calls: the one BSON encoder (filters, documents).
+
+    Exactly `beanie`'s `Encoder().encode(value)` (UUIDs become BSON UUIDs, enums their values,
+    models dicts), with the common types converted here without it (several times faster).
+    """
     if isinstance(value, _BSON_AS_IS):
         return value
     if isinstance(value, UUID):
         return Binary.from_uuid(value)
     if isinstance(value, Mapping):
         return {
-            key if isinstance(key, Enum) else str(key): _bson_value(inner)
+            key if isinstance(key, Enum) else str(key): to_bson(inner)
             for key, inner in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
-        return [_bson_value(inner) for inner in value]
+        return [to_bson(inner) for inner in value]
     from beanie.odm.utils.encoder import Encoder
 
     return Encoder().encode(value)  # rarer types (Decimal, other enums, dates…): Beanie's rules
@@ -67,7 +72,7 @@ def encode_document(doc: Document) -> dict[str, Any]:
     dumped = doc.model_dump(by_alias=True, exclude={"revision_id"}, warnings=False)
     out: dict[str, Any] = {settings.class_id: doc._class_id} if doc._class_id else {}
     for key, value in dumped.items():
-        out[key] = _bson_value(value)
+        out[key] = to_bson(value)
     return out
 
 
@@ -76,8 +81,8 @@ class NewDocuments:
 
     `full(values)` completes python-mode field values (by field name) with the class's
     defaults, in the order of the class's fields; `stored(full)` is then exactly what
-    `encode_document(model.model_construct(**full))` gives, and `creation_changes(full)`
-    what `creation_changes(journal_dump(...))` gives (tests compare both). For bulk writes
+    `encode_document(model.model_construct(**full))` gives, and `changes(full)` what
+    `diff({}, journal_dump(...))` gives (tests/test_repository.py compares both). For bulk writes
     of values the caller has validated: no model instance, no second validation, no Beanie
     encoder.
     """
@@ -142,17 +147,17 @@ class NewDocuments:
                 out[alias] = {
                     k if isinstance(k, Enum) else str(k): v
                     if type(v) in _BSON_EXACT
-                    else _bson_value(v)
+                    else to_bson(v)
                     for k, v in value.items()
                 }
             else:
-                out[alias] = _bson_value(value)
+                out[alias] = to_bson(value)
         return out
 
-    def creation_changes(
+    def changes(
         self, full: Mapping[str, Any], secret_fields: Iterable[str] = ()
     ) -> list[dict[str, Any]]:
-        """`creation_changes(journal_dump(doc))` of the document with `full` values.
+        """The creation's changes of the document with `full` values: `diff({}, journal_dump(doc))`.
 
         Straight from the python-mode values: plain scalars as they are, anything else
         converted to JSON mode by pydantic-core as `journal_dump` would.
@@ -168,7 +173,7 @@ class NewDocuments:
                 _flatten(to_jsonable_python(value), key, flat)
             else:
                 flat[key] = to_jsonable_python(value)
-        return _creation_changes_of(flat, secret_fields)
+        return created_leaves(flat, secret_fields)
 
 
 def encode_event(event: DomainEvent) -> dict[str, Any]:

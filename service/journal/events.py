@@ -1,22 +1,20 @@
-"""Building domain events: one write's event, and a bulk creation's event as stored."""
+"""Building domain events: one write's event (`new_event`), a creation's event as stored
+(`creation_event`, bulk path and repair), and the bulk paths' event and document ids."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import uuid6
-from beanie.odm.utils.parsing import parse_obj
 from bson import Binary
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent, FieldChange
 from service.context import RequestContext
-from service.journal.diff import creation_changes, journal_dump
-from service.journal.encoding import as_uuid, encode_document
 from service.journal.typed import typed_changes
 from service.observability import request_id_var
 
@@ -28,7 +26,7 @@ def new_event(
     event_type: str,
     changes: list[FieldChange],
 ) -> DomainEvent:
-    """The domain event describing `doc` at its (already bumped) version."""
+    """The domain event of one write of `doc`, at its (already bumped) version."""
     return DomainEvent(
         tenant_id=doc.tenant_id,
         aggregate_type=doc.aggregate_type,
@@ -43,32 +41,21 @@ def new_event(
     )
 
 
-def creation_event_document(
-    doc: RootDocument, *, event_id: UUID, actor_type: str, changes: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The version-1 `created` event of a stamped `doc`, BSON-ready (`encode_document` shape).
-
-    Built directly rather than through a `DomainEvent` and the encoder: field for field what
-    `encode_document(new_event(doc, event_type="created", ...))` stores (a test checks it).
-    """
-    return creation_event_raw(
-        aggregate_type=doc.aggregate_type,
-        stored=encode_document(doc),
-        event_id=Binary.from_uuid(event_id),
-        actor_type=actor_type,
-        changes=changes,
-    )
-
-
-def creation_event_raw(
+def creation_event(
     *,
     aggregate_type: str,
     stored: Mapping[str, Any],
     event_id: Binary,
     actor_type: str,
     changes: list[dict[str, Any]],
+    request_id: str | None,
 ) -> dict[str, Any]:
-    """`creation_event_document` from the BSON-ready stored form of the new document."""
+    """The `created` event of a new document, as stored, from the document's stored form.
+
+    The bulk path's and the repair's one builder (neither has a `DomainEvent`): field for
+    field what `encode_event(new_event(doc, event_type="created", ...))` stores for the
+    same document (tests/test_repository.py checks it). `changes` are JSON-mode dicts.
+    """
     return {
         "_id": event_id,
         "tenant_id": stored["tenant_id"],
@@ -80,31 +67,9 @@ def creation_event_raw(
         "actor_type": actor_type,
         "occurred_at": stored["updated_at"],
         "changes": typed_changes(aggregate_type, changes),
-        "request_id": request_id_var.get(),
+        "request_id": request_id,
         "seq": None,  # assigned by the sequencer once visible (service/sequencer.py)
     }
-
-
-def creation_event_from_stored(
-    model: type[RootDocument], stored: Mapping[str, Any], marker: Mapping[str, Any]
-) -> DomainEvent:
-    """Rebuild the `created` event a creation marker stands for from the stored document."""
-    doc = cast(RootDocument, parse_obj(model, dict(stored)))  # the subclass by `_class_id`
-    return DomainEvent(
-        id=as_uuid(marker["id"]),
-        tenant_id=doc.tenant_id,
-        aggregate_type=doc.aggregate_type,
-        aggregate_id=doc.id,
-        version=1,
-        event_type=f"{doc.aggregate_type}.created",
-        actor_id=doc.created_by,
-        actor_type=marker.get("actor_type", "system"),
-        occurred_at=doc.updated_at,
-        changes=[
-            FieldChange.model_validate(c)
-            for c in creation_changes(journal_dump(doc), doc.secret_fields)
-        ],
-    )
 
 
 class Uuid7Pool:

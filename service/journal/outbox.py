@@ -7,8 +7,9 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
+from beanie.odm.utils.parsing import parse_obj
 from bson import Binary
 from bson import encode as bson_encode
 from bson.binary import UuidRepresentation
@@ -20,8 +21,9 @@ from documents.journal import DomainEvent
 from service import workers
 from service.embedded import wal
 from service.errors import Unprocessable
-from service.journal.encoding import as_uuid, encode_event
-from service.journal.events import creation_event_from_stored
+from service.journal.diff import diff, journal_dump
+from service.journal.encoding import as_uuid, encode_document, encode_event
+from service.journal.events import creation_event
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +137,28 @@ async def _flush_marker(
         stored = await collection.find_one(guard)
         if stored is None:
             return
-    event = creation_event_from_stored(model, stored, marker)
+    event = _marker_event(model, stored, marker)
     with suppress(DuplicateKeyError):  # the bulk path got that far before the crash
-        await DomainEvent.get_pymongo_collection().insert_one(encode_event(event))
+        await DomainEvent.get_pymongo_collection().insert_one(event)
     workers.poke(SEQUENCER)
     await collection.update_one(
         _scoped(model, guard, stored.get("tenant_id")), {"$unset": {"pending_event": ""}}
+    )
+
+
+def _marker_event(
+    model: type[RootDocument], stored: Mapping[str, Any], marker: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The `created` event a creation marker stands for, rebuilt from the stored document."""
+    doc = cast(RootDocument, parse_obj(model, dict(stored)))  # the subclass by `_class_id`
+    changes = diff({}, journal_dump(doc), doc.secret_fields)
+    return creation_event(
+        aggregate_type=doc.aggregate_type,
+        stored=encode_document(doc),  # BSON-typed as the bulk path's input, however read
+        event_id=Binary.from_uuid(as_uuid(marker["id"])),
+        actor_type=marker.get("actor_type", "system"),
+        changes=[c.model_dump() for c in changes],
+        request_id=None,  # not the request that happens to flush it
     )
 
 
@@ -150,7 +168,7 @@ async def flush_many(
 ) -> None:
     """Journal a batch of outbox events in one insert and clear their outboxes.
 
-    `events` are `DomainEvent`s or already-encoded event documents (`creation_event_document`).
+    `events` are `DomainEvent`s or already-encoded event documents (`creation_event`).
     One update per version clears the outboxes, by `_id` and only where they still hold that
     version: a concurrent update may already have put its own (not yet journaled) event
     there, which must survive until flushed.
@@ -191,7 +209,7 @@ async def repair_journal(
     for model in models:
         # Whole documents: a creation marker's event is rebuilt from the document itself.
         cursor = model.get_pymongo_collection().find({"pending_event.version": {"$exists": True}})
-        markers: list[DomainEvent] = []
+        markers: list[dict[str, Any]] = []
         async for raw in cursor:
             changed = raw.get("updated_at")
             if older_than is not None and changed is not None and _utc(changed) > older_than:
@@ -199,7 +217,7 @@ async def repair_journal(
             pending = raw["pending_event"]
             if is_creation_marker(pending):
                 # A crashed bulk import is journaled as it would have been: in chunks.
-                markers.append(creation_event_from_stored(model, raw, pending))
+                markers.append(_marker_event(model, raw, pending))
                 if len(markers) >= REPAIR_CHUNK:
                     await flush_many(model, markers)
                     markers = []
