@@ -218,7 +218,7 @@ def refuse_bool_number_mixups(model: type[BaseModel], data: Any) -> Any:
     return data
 
 
-class Embedded(BaseModel):
+class SubDocument(BaseModel):
     """Base of embedded sub-documents: unknown keys refused, values re-validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -314,7 +314,7 @@ class Segmented(BaseModel):
     segments: dict[FieldKey, ShortText] = Field(default_factory=dict, max_length=50)
 
 
-class PostalAddress(Embedded):
+class PostalAddress(SubDocument):
     """A postal address (lead properties, billing)."""
 
     line1: ShortText | None = None

@@ -22,12 +22,12 @@ from pydantic import AfterValidator, Field, model_validator
 from pymongo import IndexModel
 
 from documents.base import (
-    Embedded,
     LongText,
     Name,
     RootDocument,
     Segmented,
     ShortText,
+    SubDocument,
     Tag,
     Url,
     UTCDateTime,
@@ -99,7 +99,7 @@ TimeZoneName = Annotated[
 """An IANA time zone name, checked against the zone database."""
 
 
-class Recurrence(Embedded):
+class Recurrence(SubDocument):
     """A bounded repeat rule (an RRULE subset): every `interval` days, weeks or months.
 
     Exactly one of `count` (occurrences, the first included) or `until` (inclusive) ends it,
@@ -120,7 +120,7 @@ class Recurrence(Embedded):
         return self
 
 
-class BlogCalendar(Embedded):
+class BlogCalendar(SubDocument):
     """When and where a post sits on the content calendar.
 
     `scheduled_for` is the planned instant (the first occurrence of a recurring post); it is
@@ -176,14 +176,14 @@ class BlogCalendar(Embedded):
         return [when for when in self.occurrences(anchor) if start <= when < end]
 
 
-class BlogPlan(Embedded):
+class BlogPlan(SubDocument):
     """Planning data: the outline and target keywords (the schedule is in `calendar`)."""
 
     outline: list[ShortText] = Field(default_factory=list, max_length=MAX_OUTLINE_ITEMS)
     keywords: list[Tag] = Field(default_factory=list, max_length=MAX_BLOG_KEYWORDS)
 
 
-class PostedBlog(Embedded):
+class PostedBlog(SubDocument):
     """Publication data, present once the post is out."""
 
     posted_at: UTCDateTime

@@ -19,12 +19,12 @@ from uuid6 import uuid7
 
 from documents.base import (
     Email,
-    Embedded,
     Name,
     Phone,
     RootDocument,
     Segmented,
     ShortText,
+    SubDocument,
     Url,
     UTCDateTime,
     utcnow,
@@ -74,7 +74,7 @@ class SocialPlatform(StrEnum):
     youtube = "youtube"
 
 
-class IntegrationRef(Embedded):
+class IntegrationRef(SubDocument):
     """A bounded reference to an integration (its own document in `integrations`)."""
 
     integration_id: UUID

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from documents.base import Embedded, ShortText, UTCDateTime
+from documents.base import ShortText, SubDocument, UTCDateTime
 
 
 class Channel(StrEnum):
@@ -23,7 +23,7 @@ class ConsentStatus(StrEnum):
     unknown = "unknown"
 
 
-class ChannelConsent(Embedded):
+class ChannelConsent(SubDocument):
     """One channel's consent: its status, where it came from (a form, an event id) and when."""
 
     status: ConsentStatus = ConsentStatus.unknown
@@ -31,7 +31,7 @@ class ChannelConsent(Embedded):
     at: UTCDateTime | None = None
 
 
-class Consent(Embedded):
+class Consent(SubDocument):
     """A lead's consent on each channel (`unknown` until recorded)."""
 
     call: ChannelConsent = Field(default_factory=ChannelConsent)
@@ -49,7 +49,7 @@ class Reason(StrEnum):
     deleted = "deleted"
 
 
-class Compliance(Embedded):
+class Compliance(SubDocument):
     """Stamped on an outbound event recorded for a lead that was not contactable then."""
 
     allowed: bool

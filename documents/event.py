@@ -18,7 +18,7 @@ from pydantic import Field, StringConstraints
 from pymongo import IndexModel
 from uuid6 import uuid7
 
-from documents.base import Embedded, RootDocument, Url, UTCDateTime, utcnow
+from documents.base import RootDocument, SubDocument, Url, UTCDateTime, utcnow
 from documents.campaign import SocialPlatform
 from documents.consent import Compliance
 from documents.indexes import sorted_by
@@ -94,7 +94,7 @@ class EmailStatus(StrEnum):
     spam = "spam"
 
 
-class StatusChange(Embedded):
+class StatusChange(SubDocument):
     """One provider callback: the status it reported, when it happened and when it came."""
 
     status: str

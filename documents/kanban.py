@@ -21,7 +21,7 @@ from pydantic import Field, StringConstraints, model_validator
 from pymongo import IndexModel
 from uuid6 import uuid7
 
-from documents.base import Embedded, Name, RootDocument, Tag, UTCDateTime, utcnow
+from documents.base import Name, RootDocument, SubDocument, Tag, UTCDateTime, utcnow
 
 MAX_KANBAN_STATES = 30
 MAX_KANBAN_TASKS = 500
@@ -30,7 +30,7 @@ Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
 Description = Annotated[str, StringConstraints(max_length=5000)]
 
 
-class KanbanState(Embedded):
+class KanbanState(SubDocument):
     """A column of the board."""
 
     id: UUID = Field(default_factory=uuid7)
@@ -40,7 +40,7 @@ class KanbanState(Embedded):
     created_at: UTCDateTime = Field(default_factory=utcnow)
 
 
-class KanbanTask(Embedded):
+class KanbanTask(SubDocument):
     """A card in one state; `position` is its 0-based rank within that state."""
 
     id: UUID = Field(default_factory=uuid7)

@@ -31,12 +31,12 @@ from pymongo import GEOSPHERE, IndexModel
 from documents.base import (
     Cents,
     Email,
-    Embedded,
     Phone,
     PostalAddress,
     RootDocument,
     Segmented,
     ShortText,
+    SubDocument,
     UTCDateTime,
 )
 from documents.consent import Consent
@@ -97,7 +97,7 @@ class Address(PostalAddress):
     """The property's postal address (searched by `q`)."""
 
 
-class ListingAgent(Embedded):
+class ListingAgent(SubDocument):
     """The agent who lists the property."""
 
     name: ShortText | None = None
@@ -120,7 +120,7 @@ Longitude = Annotated[float, Field(ge=-180, le=180, strict=True, allow_inf_nan=F
 Latitude = Annotated[float, Field(ge=-90, le=90, strict=True, allow_inf_nan=False)]
 
 
-class GeoPoint(Embedded):
+class GeoPoint(SubDocument):
     """A GeoJSON Point: `coordinates` are `[longitude, latitude]` in degrees (WGS 84)."""
 
     type: Literal["Point"] = "Point"

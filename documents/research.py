@@ -16,11 +16,11 @@ from uuid6 import uuid7
 
 from documents.base import (
     NOT_BLANK,
-    Embedded,
     Name,
     RootDocument,
     Segmented,
     ShortText,
+    SubDocument,
     UTCDateTime,
     utcnow,
 )
@@ -43,7 +43,7 @@ Keyword = Annotated[
 ]
 
 
-class TopicResearchResult(Embedded):
+class TopicResearchResult(SubDocument):
     """One research run on a topic: keywords found, their search volume, sources, a summary."""
 
     id: UUID = Field(default_factory=uuid7)

@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import Field, StringConstraints, field_validator
 from pymongo import IndexModel
 
-from documents.base import Email, Embedded, Name, RootDocument, Segmented, UTCDateTime, utcnow
+from documents.base import Email, Name, RootDocument, Segmented, SubDocument, UTCDateTime, utcnow
 
 MAX_TEAM_MEMBERS = 500
 
@@ -39,7 +39,7 @@ class MemberStatus(StrEnum):
     suspended = "suspended"
 
 
-class TeamMember(Embedded):
+class TeamMember(SubDocument):
     """One user's membership of a team."""
 
     user_id: UUID

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, model_validator
 from pymongo import IndexModel
 
-from documents.base import Embedded, Name, RootDocument
+from documents.base import Name, RootDocument, SubDocument
 
 DEFAULT_QUIET_START = "08:00"
 DEFAULT_QUIET_END = "21:00"
@@ -35,7 +35,7 @@ ClockTime = Annotated[str, Field(pattern=r"^(?:[01]\d|2[0-3]):[0-5]\d$", example
 """A local wall-clock time `HH:MM` (24-hour)."""
 
 
-class QuietHours(Embedded):
+class QuietHours(SubDocument):
     """The local-time window in which calls and texts are allowed (outside it: quiet hours)."""
 
     start: ClockTime = DEFAULT_QUIET_START
@@ -48,7 +48,7 @@ class QuietHours(Embedded):
         return self
 
 
-class Retention(Embedded):
+class Retention(SubDocument):
     """How long data is kept; read by the retention worker (`erase_deleted_after_days`)."""
 
     erase_deleted_after_days: int | None = Field(

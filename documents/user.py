@@ -17,13 +17,13 @@ from pymongo import IndexModel
 from documents.base import (
     Cents,
     Email,
-    Embedded,
     FieldKey,
     Phone,
     PostalAddress,
     RootDocument,
     Segmented,
     ShortText,
+    SubDocument,
     Url,
     UTCDateTime,
     utcnow,
@@ -45,7 +45,7 @@ Username = Annotated[
 # -- profile ----------------------------------------------------------------------------------
 
 
-class ContactInfo(Embedded):
+class ContactInfo(SubDocument):
     """How to reach the person."""
 
     email: Email | None = None
@@ -54,7 +54,7 @@ class ContactInfo(Embedded):
     preferred_channel: ShortText | None = None
 
 
-class UserProfile(Embedded):
+class UserProfile(SubDocument):
     """Who the user is (one-to-one with User)."""
 
     first_name: ShortText | None = None
@@ -66,7 +66,7 @@ class UserProfile(Embedded):
     contact_info: ContactInfo = Field(default_factory=ContactInfo)
 
 
-class LocationInfo(Embedded):
+class LocationInfo(SubDocument):
     """Where the user works."""
 
     country: ShortText | None = None
@@ -77,7 +77,7 @@ class LocationInfo(Embedded):
     timezone: ShortText | None = None
 
 
-class CompanyInfo(Embedded):
+class CompanyInfo(SubDocument):
     """The user's brokerage or company."""
 
     name: ShortText | None = None
@@ -87,7 +87,7 @@ class CompanyInfo(Embedded):
     license_number: ShortText | None = None
 
 
-class MarketingProfile(Embedded):
+class MarketingProfile(SubDocument):
     """Marketing positioning: markets served, niches, brand voice."""
 
     target_markets: list[ShortText] = Field(default_factory=list, max_length=50)
@@ -97,7 +97,7 @@ class MarketingProfile(Embedded):
     unique_value_proposition: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
-class SocialLinks(Embedded):
+class SocialLinks(SubDocument):
     """Public social profiles."""
 
     website: Url | None = None
@@ -109,7 +109,7 @@ class SocialLinks(Embedded):
     tiktok: Url | None = None
 
 
-class OnboardingStatus(Embedded):
+class OnboardingStatus(SubDocument):
     """Progress through onboarding."""
 
     completed: bool = False
@@ -121,7 +121,7 @@ class OnboardingStatus(Embedded):
 # -- settings ---------------------------------------------------------------------------------
 
 
-class NotificationPreferences(Embedded):
+class NotificationPreferences(SubDocument):
     """Which notifications the user wants, per channel."""
 
     email: bool = True
@@ -135,7 +135,7 @@ class NotificationPreferences(Embedded):
     quiet_hours_end: Annotated[str, StringConstraints(pattern=r"^\d{2}:\d{2}$")] | None = None
 
 
-class UserSettings(Embedded):
+class UserSettings(SubDocument):
     """Display and locale preferences."""
 
     language: ShortText = "en"
@@ -144,7 +144,7 @@ class UserSettings(Embedded):
     date_format: ShortText = "YYYY-MM-DD"
 
 
-class GlobalUserSettings(Embedded):
+class GlobalUserSettings(SubDocument):
     """All of a user's settings: preferences and notification choices."""
 
     preferences: UserSettings = Field(default_factory=UserSettings)
@@ -158,7 +158,7 @@ class TwoFactorMethod(StrEnum):
     totp = "totp"
 
 
-class TwoFactorAuth(Embedded):
+class TwoFactorAuth(SubDocument):
     """TOTP second factor. `secret` is encrypted at rest and never leaves the service."""
 
     enabled: bool = False
@@ -168,7 +168,7 @@ class TwoFactorAuth(Embedded):
     last_used_step: int | None = None  # the last accepted TOTP time step: codes are single-use
 
 
-class SecuritySettings(Embedded):
+class SecuritySettings(SubDocument):
     """Password policy and session rules applied to this account."""
 
     min_password_length: int = Field(default=12, ge=8, le=128)
@@ -179,7 +179,7 @@ class SecuritySettings(Embedded):
     password_changed_at: UTCDateTime | None = None
 
 
-class Security(Embedded):
+class Security(SubDocument):
     """The one-to-one security part of the user."""
 
     two_factor_auth: TwoFactorAuth = Field(default_factory=TwoFactorAuth)
@@ -210,17 +210,17 @@ class SubscriptionStatus(StrEnum):
 MAX_PLAN_HISTORY = 100
 
 
-class PlanChange(Embedded):
+class PlanChange(SubDocument):
     """One change of plan (`from` → `to`)."""
 
     from_plan: SubscriptionType = Field(alias="from")
     to_plan: SubscriptionType = Field(alias="to")
     changed_at: UTCDateTime = Field(default_factory=utcnow)
 
-    model_config = Embedded.model_config | {"populate_by_name": True, "serialize_by_alias": True}
+    model_config = SubDocument.model_config | {"populate_by_name": True, "serialize_by_alias": True}
 
 
-class Subscription(Embedded):
+class Subscription(SubDocument):
     """The user's plan; `plan_history` keeps the latest changes (the journal keeps them all)."""
 
     subscription_type: SubscriptionType = SubscriptionType.free
@@ -234,7 +234,7 @@ class BillingAddress(PostalAddress):
     """Where invoices go."""
 
 
-class BillingInfo(Embedded):
+class BillingInfo(SubDocument):
     """Who and where to bill."""
 
     billing_name: ShortText | None = None
@@ -255,7 +255,7 @@ MAX_BILLING_HISTORY = 36
 MAX_PAYMENT_METHODS = 10
 
 
-class BillingHistoryItem(Embedded):
+class BillingHistoryItem(SubDocument):
     """One invoice or charge (amount in integer cents)."""
 
     id: UUID
@@ -266,7 +266,7 @@ class BillingHistoryItem(Embedded):
     description: ShortText | None = None
 
 
-class PaymentDetails(Embedded):
+class PaymentDetails(SubDocument):
     """A stored payment method: only safe card data (never a full number or CVC)."""
 
     id: UUID
@@ -278,7 +278,7 @@ class PaymentDetails(Embedded):
     is_default: bool = False
 
 
-class GlobalBilling(Embedded):
+class GlobalBilling(SubDocument):
     """Billing: who to bill, recent history and payment methods (all bounded)."""
 
     billing_info: BillingInfo = Field(default_factory=BillingInfo)
@@ -293,7 +293,7 @@ class GlobalBilling(Embedded):
 # -- AI ---------------------------------------------------------------------------------------
 
 
-class GlobalAIConfig(Embedded):
+class GlobalAIConfig(SubDocument):
     """The user's LLM settings."""
 
     default_model: ShortText = "gpt-4o-mini"
@@ -305,7 +305,7 @@ class GlobalAIConfig(Embedded):
     allowed_models: list[ShortText] = Field(default_factory=list, max_length=50)
 
 
-class GlobalAIContext(Embedded):
+class GlobalAIContext(SubDocument):
     """What the assistant knows about the user's business."""
 
     business_description: Annotated[str, StringConstraints(max_length=10_000)] | None = None

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, create_model
 
-from documents.base import Embedded, FieldKey, Tag
+from documents.base import FieldKey, SubDocument, Tag
 from documents.user import (
     CompanyInfo,
     GlobalAIContext,
@@ -144,8 +144,8 @@ def partial(
         type[BaseModel],
         create_model(  # type: ignore[call-overload]
             name or f"{model.__name__}Patch",
-            # Embedded: unknown keys refused, and no bool/number coercion (see documents/base.py).
-            __base__=Embedded,
+            # Unknown keys refused, no bool/number coercion (SubDocument, documents/base.py).
+            __base__=SubDocument,
             **fields,
         ),
     )
