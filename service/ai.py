@@ -11,8 +11,6 @@ A cursor whose totals have expired, or that is sent with other filters, gets the
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from schemas.ai import AIConfigBody, AIContextBody, AIUsageCreate, AIUsageFilter
 from schemas.common import money_to_cents
 from service.context import RequestContext
 from service.errors import Forbidden, NotFound, Unprocessable
-from service.pagination import Sort
+from service.pagination import Sort, pack_cursor, unpack_cursor
 from service.repository import Repository, tenant_filter, uuid_filter
 
 # Clocks differ a little between services; a usage time slightly ahead of ours is accepted.
@@ -140,18 +138,17 @@ def _filters_key(filters: AIUsageFilters) -> str:
 
 
 def _walk_cursor(page_cursor: str, totals_id: UUID | None) -> str:
-    raw = json.dumps({"p": page_cursor, "t": totals_id.hex if totals_id else None})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return pack_cursor({"p": page_cursor, "t": totals_id.hex if totals_id else None})
 
 
 def _read_walk_cursor(cursor: str) -> tuple[str, UUID | None]:
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        data = unpack_cursor(cursor)
         page_cursor, totals_id = data["p"], data["t"]
         if not isinstance(page_cursor, str):
             raise TypeError("page cursor")
         return page_cursor, UUID(hex=totals_id) if totals_id is not None else None
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError):
         raise Unprocessable(
             "The cursor is not valid for this list.", loc=["query", "cursor"]
         ) from None

@@ -221,10 +221,26 @@ def _decode_value(value: Any, kind: FieldKind) -> Any:
     return value
 
 
+def pack_cursor(data: Any, *, separators: tuple[str, str] | None = None) -> str:
+    """A cursor's content as opaque, URL-safe text: JSON in unpadded base64url.
+
+    The one cursor codec (lists here, the change feed, the AI usage walk).
+    """
+    raw = json.dumps(data, separators=separators)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def unpack_cursor(cursor: str) -> Any:
+    """The content `pack_cursor` packed; ValueError for text that is not such a cursor."""
+    try:
+        return json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+    except (binascii.Error, UnicodeDecodeError) as exc:  # both ValueErrors: one family
+        raise ValueError("not a cursor") from exc
+
+
 def encode_cursor(sort: Sort, value: Any, last_id: UUID) -> str:
     """An opaque, URL-safe cursor after the item with this sort value and id."""
-    raw = json.dumps({"s": sort.key, "v": _encode_value(value), "i": str(last_id)})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return pack_cursor({"s": sort.key, "v": _encode_value(value), "i": str(last_id)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +254,7 @@ class Position:
 def read_cursor(cursor: str, sort: Sort, kind: FieldKind = ID_KIND) -> Position:
     """The position a cursor of this sort holds; 422 for a broken, foreign or forged cursor."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        data = unpack_cursor(cursor)
         if not isinstance(data, dict) or data.get("s") != sort.key:
             raise ValueError("cursor of another list or order")
         last_id = UUID(data["i"])
