@@ -24,7 +24,9 @@ from documents.base import utcnow
 from service import leases, projections, sequencer, workers
 from service.journal import repair_journal
 from service.projections.runner import catch_up_projector, configure_inline, lease_name
+from service.retention import add_retention_worker
 from service.settings import Settings
+from service.webhooks.delivery import add_delivery_worker
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,7 @@ def build_runtime(settings: Settings) -> workers.Runtime:
     runtime.add(
         "journal-repair", _repair, poll=settings.journal_repair_seconds, ttl=ttl, first_delay=True
     )
-    from service.webhooks.delivery import add_delivery_worker
-
     add_delivery_worker(runtime, settings)
-    from service.retention import add_retention_worker
-
     add_retention_worker(runtime, settings)
     for worker in runtime.workers.values():
         # Delivery steps wait on HTTP endpoints (WEBHOOK_TIMEOUT_SECONDS per call), not on the

@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient, ReadPreference, WriteConcern
 from pymongo.read_concern import ReadConcern
 
 from documents import AGGREGATE_ROOTS, ALL_DOCUMENTS
+from service import journal, sequencer
 from service.embedded import EmbeddedDatabase, Snapshotter, open_embedded
 from service.embedded import embedded_database as _fresh_embedded
 from service.indexes import IndexReport, build_missing, compare
@@ -114,8 +115,6 @@ async def init_models(db: Any) -> IndexReport:
     shared mechanisms rather than to one document, so they are created here too: every
     database the models are bound to (app, CLI, tests) has them.
     """
-    from service import journal, sequencer  # they import the documents this module binds
-
     report = await compare(db, ALL_DOCUMENTS)
     if not report.clean:
         log.warning("indexes: %s", report.summary())

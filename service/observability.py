@@ -21,6 +21,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pymongo import monitoring
 
+from service.embedded import observers
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 REQUESTS = Counter(
@@ -214,8 +216,6 @@ def start_tracing(
             "(pip install '.[otel]'): tracing is off"
         )
         return None
-    from service.embedded import observers
-
     if provider is None:
         provider = _tracing.get("provider") or _provider(settings, env)
         _tracing["provider"] = provider

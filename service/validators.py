@@ -39,6 +39,7 @@ from pymongo.errors import OperationFailure
 
 from documents import ALL_DOCUMENTS
 from documents.base import RootDocument
+from service.settings import Settings
 
 ValidationAction = Literal["error", "warn"]
 
@@ -229,8 +230,6 @@ def validators() -> dict[str, dict[str, Any]]:
 def _action(action: ValidationAction | None) -> ValidationAction:
     if action is not None:
         return action
-    from service.settings import Settings
-
     return Settings().validation_action
 
 

@@ -28,6 +28,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from documents.tenant import Tenant
+from service.auth import find_login_user
+from service.context import RequestContext, Role
+from service.database import connect, init_models
+from service.embedded import EmbeddedDataError
+from service.repository import Repository, uuid_filter
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -91,11 +97,6 @@ async def tenant_of(ref: str) -> UUID:
         return UUID(ref)
     except ValueError:
         pass
-    from documents.tenant import Tenant
-    from service.auth import find_login_user
-    from service.context import RequestContext, Role
-    from service.repository import Repository, uuid_filter
-
     if "@" not in ref:
         fail(f"--tenant takes a tenant id or its owner's e-mail; got {ref!r}.")
     user = await find_login_user(ref)
@@ -129,9 +130,6 @@ def run_on_database(work: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def _session(work: Callable[[Any], Awaitable[T]], *, bind: bool) -> T:
-    from service.database import connect, init_models
-    from service.embedded import EmbeddedDataError
-
     async def session() -> T:
         try:
             database = connect(load_settings())

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from service.cli.base import app, err, fail, load_settings, run_with_database
+from service.webhooks.delivery import run_deliveries
 
 
 @app.command()
@@ -19,8 +20,6 @@ def deliver(
     ] = None,
 ) -> None:
     """Deliver webhooks from the journal until stopped (leases keep servers from sending twice)."""
-    from service.webhooks.delivery import run_deliveries
-
     if not os.environ.get("FERNET_KEY"):
         # Webhook secrets are stored encrypted: a generated key could not sign with them.
         fail("FERNET_KEY is not set: the webhook secrets cannot be read without the server's key.")

@@ -9,6 +9,7 @@ import typer
 
 from documents import ALL_DOCUMENTS
 from service.cli.base import app, err, load_settings, out, run_on_database
+from service.database import init_models
 from service.indexes import IndexReport, apply_changes
 from service.indexes import compare as compare_indexes
 
@@ -25,8 +26,6 @@ async def compare(db: Any) -> IndexReport:
 
 async def apply(db: Any) -> tuple[IndexReport, IndexReport, list[str]]:
     """Change every changed index without a gap, build missing ones; before, after, steps."""
-    from service.database import init_models
-
     steps: list[str] = []
 
     async def step(collection: str, what: str) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from service.cli.base import app, out, run_with_database
+from service.journal import retype_journal
 
 
 @app.command("retype-journal")
@@ -21,7 +22,6 @@ def retype_journal_command(
     their `changes` in place (nothing else), idempotent and resumable, safe next to running
     servers. Prints how many entries were read and how many were rewritten.
     """
-    from service.journal import retype_journal
 
     async def work() -> tuple[int, int]:
         return await retype_journal(batch_size=batch_size)

@@ -314,6 +314,7 @@ async def run_deliveries(settings: Settings, *, stop: asyncio.Event | None = Non
     the API servers; leases keep it from sending what a server's worker sends. The database
     must be initialised (Beanie bound) before.
     """
+    # service.background imports this module (its worker set includes delivery): a real cycle.
     from service.background import add_sequencer_worker
 
     runtime = workers.Runtime()
