@@ -23,6 +23,7 @@ from documents.base import utcnow
 from documents.user import User
 from schemas.ai import AIConfigBody, AIContextBody, AIUsageCreate, AIUsageFilters
 from schemas.common import money_to_cents
+from service import pipelines
 from service.context import RequestContext
 from service.errors import Forbidden, NotFound, Unprocessable
 from service.pagination import Sort, pack_cursor, unpack_cursor
@@ -157,21 +158,7 @@ def _read_walk_cursor(cursor: str) -> tuple[str, UUID | None]:
 async def _compute_totals(
     repo: Repository[AIUsageLog], query: dict[str, Any]
 ) -> list[ModelUsageTotals]:
-    rows = await repo.aggregate(
-        [
-            {
-                "$group": {
-                    "_id": "$model",
-                    "calls": {"$sum": 1},
-                    "prompt_tokens": {"$sum": "$prompt_tokens"},
-                    "completion_tokens": {"$sum": "$completion_tokens"},
-                    "cost_cents": {"$sum": "$cost_cents"},
-                }
-            },
-            {"$sort": {"_id": 1}},
-        ],
-        match=query,
-    )
+    rows = await repo.aggregate(pipelines.ai_usage_totals(), match=query)
     return [ModelUsageTotals(model=row.pop("_id"), **row) for row in rows]
 
 

@@ -163,7 +163,7 @@ async def rebuild(ctx: RequestContext, campaign_id: UUID) -> dict[str, Any]:
     to repair the crash window above. Not for requests: its work grows with the campaign.
     """
     touched = await Repository(TouchpointEvent, ctx).aggregate(
-        [{"$group": {"_id": "$lead_id"}}], match={"campaign_id": uuid_filter(campaign_id)}
+        pipelines.touched_leads(), match={"campaign_id": uuid_filter(campaign_id)}
     )
     lead_ids = [row["_id"] for row in touched]
     links = CampaignLead.get_pymongo_collection()

@@ -45,7 +45,7 @@ from schemas.leads import (
     LeadExportParams,
     LeadFilters,
 )
-from service import campaigns
+from service import campaigns, pipelines
 from service.context import RequestContext
 from service.geo import EARTH_RADIUS_M, great_circle_m, point_of
 from service.pagination import (
@@ -232,7 +232,7 @@ async def list_campaign_leads(
 
 
 _JOIN_LEADS: list[dict[str, Any]] = [
-    {"$lookup": {"from": "leads", "localField": "lead_id", "foreignField": "_id", "as": "l"}},
+    pipelines.join_leads("lead_id", into="l"),
     {"$unwind": "$l"},
     {"$replaceRoot": {"newRoot": "$l"}},
 ]

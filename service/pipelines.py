@@ -20,6 +20,9 @@ array `localField`. Everything below uses operators both it and MongoDB ≥ 5 im
 `$lookup` with localField/foreignField (after an `$unwind` where the local side is an array).
 
 `python -m service.cli pipelines [name]` prints each one as mongosh-ready Extended JSON.
+
+Not here: a list's keyset read that joins (a campaign's members, service/lead_queries.py) is
+built per page from its cursor and sort beside the list it serves; it uses `join_leads`.
 """
 
 from __future__ import annotations
@@ -133,13 +136,44 @@ def _local_bucket(interval: Interval, date: str, tz: str) -> dict[str, Any]:
 # -- endpoint pipelines ------------------------------------------------------------------------
 
 
+def join_leads(local_field: str, *, into: str = "lead") -> Stage:
+    """The leads join: `$lookup` by `_id` from `local_field` (at most one lead a row) into `into`.
+
+    It matches on the foreign `_id` alone: the caller re-checks the tenant and liveness after it.
+    """
+    return {
+        "$lookup": {"from": LEADS, "localField": local_field, "foreignField": "_id", "as": into}
+    }
+
+
+def ai_usage_totals() -> Pipeline:
+    """`GET /v1/ai/usage` totals per model (on `ai_usage_logs`, after the scope and filters)."""
+    return [
+        {
+            "$group": {
+                "_id": "$model",
+                "calls": {"$sum": 1},
+                "prompt_tokens": {"$sum": "$prompt_tokens"},
+                "completion_tokens": {"$sum": "$completion_tokens"},
+                "cost_cents": {"$sum": "$cost_cents"},
+            }
+        },
+        {"$sort": {"_id": 1}},
+    ]
+
+
+def touched_leads() -> Pipeline:
+    """The distinct leads of the touchpoints in scope (`_id`: the lead id), for a tally rebuild."""
+    return [{"$group": {"_id": "$lead_id"}}]
+
+
 def _live_lead(lead_id: str, tenant: Any) -> list[Stage]:
     """Join one lead (by `_id`: at most one document) and keep its row only if it is live.
 
     `$lookup` matches on the foreign `_id` alone; the tenant is re-checked after the join.
     """
     return [
-        {"$lookup": {"from": LEADS, "localField": lead_id, "foreignField": "_id", "as": "lead"}},
+        join_leads(lead_id),
         {"$match": {"lead": {"$elemMatch": {"tenant_id": tenant, "is_deleted": False}}}},
     ]
 
@@ -169,7 +203,7 @@ def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
     total["violations"] = {"$sum": "$violations"}
     return [
         {"$group": per_lead},
-        {"$lookup": {"from": LEADS, "localField": "_id", "foreignField": "_id", "as": "lead"}},
+        join_leads("_id"),
         {
             "$lookup": {
                 "from": CAMPAIGN_LEADS,
@@ -282,7 +316,7 @@ def campaign_stats_events(campaign_ids: Keys) -> tuple[str, Pipeline]:
                 "as": "links",
             }
         },
-        {"$lookup": {"from": LEADS, "localField": "_id.l", "foreignField": "_id", "as": "lead"}},
+        join_leads("_id.l"),
         {
             "$addFields": {
                 "linked": _any("$links", {"$eq": ["$$x.campaign_id", "$_id.c"]}),
@@ -297,7 +331,7 @@ def campaign_stats_links(campaign_ids: Keys) -> tuple[str, Pipeline]:
     """Per campaign (on `campaign_leads`): how many live leads it has (each link joins its lead)."""
     return CAMPAIGN_LEADS, [
         {"$match": _in("campaign_id", campaign_ids)},
-        {"$lookup": {"from": LEADS, "localField": "lead_id", "foreignField": "_id", "as": "lead"}},
+        join_leads("lead_id"),
         {"$match": {"lead.is_deleted": False}},
         {"$group": {"_id": "$campaign_id", "leads_total": {"$sum": 1}}},
     ]
