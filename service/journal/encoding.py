@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from beanie import Document
+from beanie.odm.utils.encoder import Encoder
 from bson import Binary, Decimal128, ObjectId
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
@@ -51,8 +52,6 @@ def to_bson(value: Any) -> Any:
         }
     if isinstance(value, list | tuple | set | frozenset):
         return [to_bson(inner) for inner in value]
-    from beanie.odm.utils.encoder import Encoder
-
     return Encoder().encode(value)  # rarer types (Decimal, other enums, dates…): Beanie's rules
 
 
@@ -64,8 +63,6 @@ def encode_document(doc: Document) -> dict[str, Any]:
     """
     settings = doc.get_settings()
     if settings.union_doc is not None or doc.get_link_fields():
-        from beanie.odm.utils.encoder import Encoder
-
         data: dict[str, Any] = Encoder().encode(doc)
         data.pop("revision_id", None)
         return data

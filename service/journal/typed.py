@@ -11,6 +11,7 @@ from uuid import UUID
 
 from bson import Binary
 
+from documents import AGGREGATE_ROOTS
 from documents.base import RootDocument
 from documents.journal import DomainEvent
 
@@ -24,8 +25,6 @@ _PATHS: dict[tuple[str, str], list[tuple[_Node, _Node]]] = {}
 
 
 def _classes(aggregate_type: str) -> list[type[RootDocument]]:
-    from documents import AGGREGATE_ROOTS
-
     out: list[type[RootDocument]] = []
     for root in AGGREGATE_ROOTS:
         if root.aggregate_type != aggregate_type:
