@@ -35,12 +35,12 @@ from service.repository import tenant_filter
 SYNC_PATIENCE = 0.5  # seconds a read waits for another process's sequencer
 
 
-def encode_cursor(position: int) -> str:
+def feed_cursor(position: int) -> str:
     """An opaque, URL-safe cursor after journal position `position`."""
     return pack_cursor({"s": position}, separators=(",", ":"))
 
 
-def decode_cursor(cursor: str) -> int:
+def feed_position(cursor: str) -> int:
     """The position a cursor stands for; a broken or foreign cursor is 422."""
     try:
         position = unpack_cursor(cursor)["s"]
@@ -153,7 +153,7 @@ async def list_changes(
     event_type: str | None = None,
 ) -> dict[str, Any]:
     """One page of the tenant's change feed, oldest first, with the cursor to resume from."""
-    position = decode_cursor(after) if after else 0
+    position = feed_position(after) if after else 0
     # Include the caller's own latest writes, within the inline budget (the background
     # sequencer does the rest: a backlog never makes a page slow).
     budget = runner.INLINE
@@ -167,13 +167,13 @@ async def list_changes(
         view=CHANGE_VIEW,
     )
     items = await visible_items(ctx, events)
-    return {"items": items, "next_cursor": encode_cursor(resume)}
+    return {"items": items, "next_cursor": feed_cursor(resume)}
 
 
 __all__ = [
-    "decode_cursor",
-    "encode_cursor",
+    "feed_cursor",
     "feed_filter",
+    "feed_position",
     "list_changes",
     "read_page",
     "visible_items",
