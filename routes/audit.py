@@ -31,4 +31,4 @@ async def audit_log(ctx: Admin, params: Annotated[AuditParams, Query()]) -> Any:
         since=params.since,
         until=params.until,
     )
-    return {"items": [e.model_dump() for e in page.items], "next_cursor": page.next_cursor}
+    return page.body()

@@ -44,10 +44,7 @@ async def list_integrations(
 ) -> Any:
     """The tenant's integrations, newest first."""
     page = await integrations.list_integrations(ctx=ctx, filters=filters)
-    return {
-        "items": [to_integration_read(i) for i in page.items],
-        "next_cursor": page.next_cursor,
-    }
+    return page.body()
 
 
 @router.get("/{id}", response_model=IntegrationRead)

@@ -52,10 +52,7 @@ async def create_topic(
 async def list_topics(ctx: CurrentContext, filters: Annotated[ResearchFilters, Query()]) -> Any:
     """The tenant's research topics, newest first."""
     page = await research.list_topics(ctx=ctx, filters=filters)
-    return {
-        "items": [to_research_topic_read(t) for t in page.items],
-        "next_cursor": page.next_cursor,
-    }
+    return page.body()
 
 
 @topics.get("/{id}", response_model=ResearchTopicRead)

@@ -31,7 +31,7 @@ from documents.user import (
 )
 from schemas.ai import AIConfigRead
 from schemas.billing import BillingAccountRead, SubscriptionRead
-from schemas.common import IgnoreTenantId, ListParams, ResourceRead, strip_nulls
+from schemas.common import IgnoreTenantId, ListParams, ReadView, ResourceRead, strip_nulls
 
 # -- reads ------------------------------------------------------------------------------------
 
@@ -93,9 +93,10 @@ _NEVER_SHOWN: Any = {
 }
 
 
-def to_user_read(user: User) -> UserRead:
-    """The colleague view of a user."""
-    return UserRead.model_validate(user.model_dump(exclude=_NEVER_SHOWN))
+USER_VIEW: ReadView[UserRead] = ReadView(UserRead)
+"""Stored users → the colleague view (`UserRead`), one validation each."""
+to_user_read = USER_VIEW.document
+"""The colleague view of a user document in hand."""
 
 
 def to_user_me(user: User) -> UserMe:

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from documents.api_key import ApiKey
 from documents.base import utcnow
+from schemas.api_keys import API_KEY_VIEW, ApiKeyFilters, ApiKeyRead
 from service import security, visibility
 from service.auth import forget_actor
 from service.context import RequestContext, Role
@@ -40,14 +41,10 @@ async def create_api_key(
     return await Repository(ApiKey, ctx).create(doc), key
 
 
-async def list_api_keys(
-    *, ctx: RequestContext, limit: int, cursor: str | None, include_deleted: bool = False
-) -> PageResult[ApiKey]:
+async def list_api_keys(*, ctx: RequestContext, filters: ApiKeyFilters) -> PageResult[ApiKeyRead]:
     """A page of the tenant's keys, newest first (revoked ones only with include_deleted)."""
     visibility.require_read(ctx, ApiKey.aggregate_type)
-    return await Repository(ApiKey, ctx).page(
-        None, limit=limit, cursor=cursor, include_deleted=include_deleted
-    )
+    return await Repository(ApiKey, ctx).page_for(None, filters, view=API_KEY_VIEW)
 
 
 async def get_api_key(*, ctx: RequestContext, id: UUID) -> ApiKey:

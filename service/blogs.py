@@ -24,7 +24,15 @@ from documents.blog import (
     PostedBlog,
 )
 from documents.workspace_read_models import GlobalBlog
-from schemas.blogs import BlogCreate, BlogFilters, BlogPublish, BlogUpdate, CalendarParams
+from schemas.blogs import (
+    BLOG_VIEW,
+    BlogCreate,
+    BlogFilters,
+    BlogPublish,
+    BlogRead,
+    BlogUpdate,
+    CalendarParams,
+)
 from service import read_models
 from service.context import RequestContext
 from service.errors import Conflict, Unprocessable, readable
@@ -84,7 +92,7 @@ async def get_blog(*, ctx: RequestContext, id: UUID) -> Blog:
     return await Repository(Blog, ctx).get(id)
 
 
-async def list_blogs(*, ctx: RequestContext, filters: BlogFilters) -> PageResult[Blog]:
+async def list_blogs(*, ctx: RequestContext, filters: BlogFilters) -> PageResult[BlogRead]:
     """A page of the tenant's blogs, newest first."""
     query: dict[str, Any] = {}
     if filters.status is not None:
@@ -93,13 +101,7 @@ async def list_blogs(*, ctx: RequestContext, filters: BlogFilters) -> PageResult
         query["tags"] = filters.tag
     if filters.user_id is not None:
         query["user_id"] = uuid_filter(filters.user_id)
-    return await Repository(Blog, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
+    return await Repository(Blog, ctx).page_for(query, filters, view=BLOG_VIEW)
 
 
 async def update_blog(

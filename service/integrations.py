@@ -13,7 +13,13 @@ from uuid import UUID
 
 from documents.base import utcnow
 from documents.integration import Integration, IntegrationStatus
-from schemas.integrations import IntegrationCreate, IntegrationFilters, IntegrationUpdate
+from schemas.integrations import (
+    INTEGRATION_VIEW,
+    IntegrationCreate,
+    IntegrationFilters,
+    IntegrationRead,
+    IntegrationUpdate,
+)
 from service import security
 from service.context import RequestContext
 from service.pagination import PageResult
@@ -53,7 +59,7 @@ async def get_integration(*, ctx: RequestContext, id: UUID) -> Integration:
 
 async def list_integrations(
     *, ctx: RequestContext, filters: IntegrationFilters
-) -> PageResult[Integration]:
+) -> PageResult[IntegrationRead]:
     """A page of the tenant's integrations, newest first."""
     query: dict[str, Any] = {}
     if filters.type is not None:
@@ -62,13 +68,7 @@ async def list_integrations(
         query["status"] = filters.status.value
     if filters.user_id is not None:
         query["user_id"] = uuid_filter(filters.user_id)
-    return await Repository(Integration, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
+    return await Repository(Integration, ctx).page_for(query, filters, view=INTEGRATION_VIEW)
 
 
 async def update_integration(

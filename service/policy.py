@@ -29,8 +29,14 @@ D = TypeVar("D", bound=RootDocument)
 
 
 class Action(StrEnum):
-    """What a caller does to a resource (reading is service/visibility.py's)."""
+    """What a caller does to a resource.
 
+    `read` is the role a caller needs to list or get a resource kind at all (viewer by
+    default; admin-only kinds such as webhooks raise it). Which fields and whose resources a
+    reader sees is service/visibility.py's.
+    """
+
+    read = "read"
     create = "create"
     update = "update"
     delete = "delete"
@@ -38,7 +44,10 @@ class Action(StrEnum):
     archive = "archive"  # and unarchive
 
 
-DEFAULT_ROLES: Mapping[Action, Role] = dict.fromkeys(Action, Role.member)
+DEFAULT_ROLES: Mapping[Action, Role] = {
+    **dict.fromkeys(Action, Role.member),
+    Action.read: Role.viewer,
+}
 """Members and above write shared resources; viewers read only (the contract's rule)."""
 
 Guard = Callable[[RequestContext, Action, Any], Awaitable[None]]

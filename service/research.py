@@ -9,9 +9,11 @@ from documents.base import utcnow
 from documents.research import MAX_RESULTS_PER_TOPIC, ResearchTopic, TopicResearchResult
 from documents.workspace_read_models import GlobalResearchStats
 from schemas.research import (
+    RESEARCH_TOPIC_VIEW,
     ResearchFilters,
     ResearchResultIn,
     ResearchTopicCreate,
+    ResearchTopicRead,
     ResearchTopicUpdate,
 )
 from service import read_models
@@ -49,20 +51,14 @@ async def get_topic(*, ctx: RequestContext, id: UUID) -> ResearchTopic:
 
 async def list_topics(
     *, ctx: RequestContext, filters: ResearchFilters
-) -> PageResult[ResearchTopic]:
+) -> PageResult[ResearchTopicRead]:
     """A page of the tenant's topics, newest first."""
     query: dict[str, Any] = {}
     if filters.tag is not None:
         query["tags"] = filters.tag
     if filters.user_id is not None:
         query["user_id"] = uuid_filter(filters.user_id)
-    return await Repository(ResearchTopic, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
+    return await Repository(ResearchTopic, ctx).page_for(query, filters, view=RESEARCH_TOPIC_VIEW)
 
 
 async def update_topic(

@@ -17,9 +17,11 @@ from documents.saved_search import SavedSearch, SavedSearchResource
 from schemas.saved_searches import (
     FILTER_MODELS,
     PAGING,
+    SAVED_SEARCH_VIEW,
     RunParams,
     SavedSearchCreate,
     SavedSearchFilters,
+    SavedSearchRead,
     SavedSearchUpdate,
 )
 from service import campaigns, events, lead_queries
@@ -78,10 +80,10 @@ async def get_saved_search(*, ctx: RequestContext, id: UUID) -> SavedSearch:
 
 async def list_saved_searches(
     *, ctx: RequestContext, filters: SavedSearchFilters
-) -> PageResult[SavedSearch]:
+) -> PageResult[SavedSearchRead]:
     """A page of the tenant's saved searches, newest first."""
     query = equal_to(filters, {"resource": "resource", "user_id": "user_id"})
-    return await Repository(SavedSearch, ctx).page_for(query, filters)
+    return await Repository(SavedSearch, ctx).page_for(query, filters, view=SAVED_SEARCH_VIEW)
 
 
 async def update_saved_search(

@@ -17,13 +17,14 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.base import utcnow
 from documents.user import TwoFactorAuth, TwoFactorMethod, User
+from schemas.users import USER_VIEW, UserFilters, UserRead
 from service import security, visibility
 from service.auth import check_password_policy, forget_actor, verify_user_otp
 from service.context import RequestContext, Role
 from service.errors import Conflict, Forbidden, Unprocessable
 from service.pagination import PageResult
 from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository
+from service.repository import Repository, equal_to
 from service.settings import Settings
 from service.throttle import guess_throttle
 
@@ -231,29 +232,10 @@ async def disable_two_factor(*, ctx: RequestContext, settings: Settings, code: s
 # -- the tenant's users -----------------------------------------------------------------------
 
 
-async def list_users(
-    *,
-    ctx: RequestContext,
-    role: Role | None,
-    is_active: bool | None,
-    limit: int,
-    cursor: str | None,
-    include_deleted: bool = False,
-    include_archived: bool = False,
-) -> PageResult[User]:
+async def list_users(*, ctx: RequestContext, filters: UserFilters) -> PageResult[UserRead]:
     """A page of the tenant's users, newest first."""
-    extra: dict[str, Any] = {}
-    if role is not None:
-        extra["role"] = role.value
-    if is_active is not None:
-        extra["is_active"] = is_active
-    return await Repository(User, ctx).page(
-        extra,
-        limit=limit,
-        cursor=cursor,
-        include_deleted=include_deleted,
-        include_archived=include_archived,
-    )
+    query = equal_to(filters, {"role": "role", "is_active": "is_active"})
+    return await Repository(User, ctx).page_for(query, filters, view=USER_VIEW)
 
 
 async def get_user(*, ctx: RequestContext, id: UUID) -> dict[str, Any]:
