@@ -70,6 +70,7 @@ async def audit_log(
 
     Entries show what the caller may see (service/visibility.py), as history does.
     """
+    # The journal is no aggregate root (no policy): reading all of it is the admins' alone.
     ctx.require(Role.admin)
     query = audit_filter(
         ctx,

@@ -23,9 +23,12 @@ from schemas.integrations import (
 from service import security
 from service.context import RequestContext
 from service.pagination import PageResult
-from service.policy import Action, policy_for
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, uuid_filter
 from service.settings import Settings
+
+POLICY: ResourcePolicy[Integration] = register_policy(ResourcePolicy(model=Integration))
+"""Members and above write Integration documents (the default roles)."""
 
 
 def _seal(settings: Settings, credentials: dict[str, str] | None) -> str | None:
@@ -38,7 +41,7 @@ async def create_integration(
     *, ctx: RequestContext, settings: Settings, data: IntegrationCreate
 ) -> Integration:
     """Connect an outside system for the caller (credentials encrypted at rest)."""
-    policy_for(Integration).require(ctx, Action.create)
+    POLICY.require(ctx, Action.create)
     connected = data.status == IntegrationStatus.connected
     integration = Integration(
         tenant_id=ctx.tenant_id,
@@ -80,7 +83,7 @@ async def update_integration(
     expected_version: int | None,
 ) -> Integration:
     """Change status, name or credentials (replaced whole; `null` removes them)."""
-    policy_for(Integration).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(Integration, ctx)
     integration = await repo.get(id)
     sent = patch.changes()

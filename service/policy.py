@@ -42,13 +42,16 @@ class Action(StrEnum):
     delete = "delete"
     restore = "restore"
     archive = "archive"  # and unarchive
+    personal_data = "personal_data"  # erase or export a resource's personal data (privacy)
 
 
 DEFAULT_ROLES: Mapping[Action, Role] = {
     **dict.fromkeys(Action, Role.member),
     Action.read: Role.viewer,
+    Action.personal_data: Role.admin,
 }
-"""Members and above write shared resources; viewers read only (the contract's rule)."""
+"""Members and above write shared resources; viewers read only (the contract's rule); only
+admins erase or export a resource's personal data."""
 
 Guard = Callable[[RequestContext, Action, Any], Awaitable[None]]
 Hook = Callable[[RequestContext, Any], Awaitable[None]]

@@ -20,8 +20,11 @@ from service import read_models
 from service.context import RequestContext
 from service.errors import Conflict
 from service.pagination import PageResult
-from service.policy import Action, policy_for
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, uuid_filter
+
+POLICY: ResourcePolicy[ResearchTopic] = register_policy(ResourcePolicy(model=ResearchTopic))
+"""Members and above write ResearchTopic documents (the default roles)."""
 
 
 def _result(data: ResearchResultIn) -> TopicResearchResult:
@@ -31,7 +34,7 @@ def _result(data: ResearchResultIn) -> TopicResearchResult:
 
 async def create_topic(*, ctx: RequestContext, data: ResearchTopicCreate) -> ResearchTopic:
     """Create a research topic (with its first results, if any)."""
-    policy_for(ResearchTopic).require(ctx, Action.create)
+    POLICY.require(ctx, Action.create)
     topic = ResearchTopic(
         tenant_id=ctx.tenant_id,
         user_id=ctx.user_id,
@@ -65,7 +68,7 @@ async def update_topic(
     *, ctx: RequestContext, id: UUID, patch: ResearchTopicUpdate, expected_version: int | None
 ) -> ResearchTopic:
     """Change a topic's own fields."""
-    policy_for(ResearchTopic).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(ResearchTopic, ctx)
     topic = await repo.get(id)
     return await repo.update(topic, patch.changes(), expected_version=expected_version)
@@ -75,7 +78,7 @@ async def add_result(
     *, ctx: RequestContext, id: UUID, data: ResearchResultIn, expected_version: int | None
 ) -> ResearchTopic:
     """Append a research result; 409 once the topic holds `MAX_RESULTS_PER_TOPIC`."""
-    policy_for(ResearchTopic).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(ResearchTopic, ctx)
     topic = await repo.get(id)
     if len(topic.results) >= MAX_RESULTS_PER_TOPIC:
