@@ -24,7 +24,7 @@ from schemas.ai import (
     ModelTotals,
     to_ai_usage_read,
 )
-from service import ai
+from service import ai, users
 
 router = APIRouter(prefix="/ai", tags=["ai"])
 
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/ai", tags=["ai"])
 @router.get("/config", response_model=AIConfigRead)
 async def get_config(ctx: CurrentContext, response: Response) -> Any:
     """The caller's AI config."""
-    user = await ai.own_user(ctx=ctx)
+    user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
     return AIConfigRead.from_model(user.ai_config)
 
@@ -50,7 +50,7 @@ async def put_config(
 @router.get("/context", response_model=AIContextRead)
 async def get_context(ctx: CurrentContext, response: Response) -> Any:
     """The caller's AI context."""
-    user = await ai.own_user(ctx=ctx)
+    user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
     return AIContextRead.from_model(user.ai_context)
 

@@ -25,7 +25,7 @@ from schemas.billing import (
     SubscriptionChange,
     SubscriptionRead,
 )
-from service import billing
+from service import billing, users
 
 router = APIRouter(tags=["billing"])
 
@@ -37,7 +37,7 @@ def _billing(user: User) -> BillingRead:
 @router.get("/billing", response_model=BillingRead)
 async def get_billing(ctx: CurrentContext, response: Response) -> Any:
     """Subscription, billing info, recent history and payment methods (safe card data only)."""
-    user = await billing.get_billing(ctx=ctx)
+    user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
     return _billing(user)
 
@@ -91,7 +91,7 @@ async def record_billing_item(
 @router.get("/subscription", response_model=SubscriptionRead)
 async def get_subscription(ctx: CurrentContext, response: Response) -> Any:
     """The caller's subscription with its plan history."""
-    user = await billing.get_billing(ctx=ctx)
+    user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
     return SubscriptionRead.from_model(user.subscription)
 

@@ -29,6 +29,7 @@ from service.context import RequestContext
 from service.errors import Forbidden, NotFound, Unprocessable
 from service.pagination import Sort
 from service.repository import Repository, tenant_filter, uuid_filter
+from service.users import get_me
 
 # Clocks differ a little between services; a usage time slightly ahead of ours is accepted.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -37,17 +38,12 @@ NEWEST_OCCURRED_FIRST = Sort("occurred_at", -1)
 TOTALS_TTL = timedelta(hours=1)
 
 
-async def own_user(*, ctx: RequestContext) -> User:
-    """The calling user's aggregate (403 for API keys, which have none)."""
-    return await Repository(User, ctx).get(ctx.require_user())
-
-
 async def put_ai_config(
     *, ctx: RequestContext, data: AIConfigBody, expected_version: int | None
 ) -> User:
     """Replace the caller's AI config; any role may change their own."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     return await repo.update(
         user,
         {"ai_config": data.to_model().model_dump()},
@@ -61,7 +57,7 @@ async def put_ai_context(
 ) -> User:
     """Replace the caller's AI context; any role may change their own."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     return await repo.update(
         user,
         {"ai_context": data.to_model().model_dump()},

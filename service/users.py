@@ -91,7 +91,8 @@ async def _update(
 
 
 async def get_me(*, ctx: RequestContext) -> User:
-    """The calling user's whole aggregate."""
+    """The calling user's own aggregate (403 for API keys, which have none); every service
+    that acts on the caller's own user loads it here."""
     return await Repository(User, ctx).get(ctx.require_user())
 
 
@@ -106,7 +107,7 @@ async def update_me(
         # Only the password policy is the caller's to reset; 2FA changes need a code.
         patch = {**patch, "security": {"security_settings": None}}
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     current = user.model_dump(include=set(patch))
     merged = merge_patch(current, patch)
     changes: dict[str, Any] = {}
@@ -139,7 +140,7 @@ async def change_password(
     Guesses of the current password share the login throttle of the account (429).
     """
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     throttle, key = guess_throttle(settings, "password"), f"user:{user.id}"
     await throttle.attempt(key)
     if not await security.verify_password(settings, current_password, user.password_hash):
@@ -186,7 +187,7 @@ async def enrol_two_factor(*, ctx: RequestContext, settings: Settings) -> str:
     The URI is the only time the secret leaves the service. 409 when 2FA is already on.
     """
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     if user.security.two_factor_auth.enabled:
         raise Conflict("Two-factor authentication is already enabled.")
     secret = security.new_totp_secret()
@@ -199,7 +200,7 @@ async def enrol_two_factor(*, ctx: RequestContext, settings: Settings) -> str:
 async def confirm_two_factor(*, ctx: RequestContext, settings: Settings, code: str) -> User:
     """Turn 2FA on with a first valid code (422 when wrong, 409 without enrolment)."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     tfa = user.security.two_factor_auth
     if tfa.enabled:
         raise Conflict("Two-factor authentication is already enabled.")
@@ -221,7 +222,7 @@ async def confirm_two_factor(*, ctx: RequestContext, settings: Settings, code: s
 async def disable_two_factor(*, ctx: RequestContext, settings: Settings, code: str) -> User:
     """Turn 2FA off with a valid current code (422 when wrong, 409 when it is off)."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     if not user.security.two_factor_auth.enabled:
         raise Conflict("Two-factor authentication is not enabled.")
     await _checked_code(settings, user, code)
