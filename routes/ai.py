@@ -13,6 +13,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from schemas.ai import (
+    AI_CONFIG_VIEW,
+    AI_CONTEXT_VIEW,
     AIConfigBody,
     AIConfigRead,
     AIContextBody,
@@ -21,7 +23,6 @@ from schemas.ai import (
     AIUsageFilters,
     AIUsagePage,
     AIUsageRead,
-    ModelTotals,
     to_ai_usage_read,
 )
 from service import ai, users
@@ -34,7 +35,7 @@ async def get_config(ctx: CurrentContext, response: Response) -> Any:
     """The caller's AI config."""
     user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
-    return AIConfigRead.from_model(user.ai_config)
+    return AI_CONFIG_VIEW.document(user.ai_config)
 
 
 @router.put("/config", response_model=AIConfigRead)
@@ -44,7 +45,7 @@ async def put_config(
     """Replace the caller's AI config (omitted fields take their defaults)."""
     user = await ai.put_ai_config(ctx=ctx, data=body, expected_version=if_match)
     set_etag(response, user.version)
-    return AIConfigRead.from_model(user.ai_config)
+    return AI_CONFIG_VIEW.document(user.ai_config)
 
 
 @router.get("/context", response_model=AIContextRead)
@@ -52,7 +53,7 @@ async def get_context(ctx: CurrentContext, response: Response) -> Any:
     """The caller's AI context."""
     user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
-    return AIContextRead.from_model(user.ai_context)
+    return AI_CONTEXT_VIEW.document(user.ai_context)
 
 
 @router.put("/context", response_model=AIContextRead)
@@ -62,7 +63,7 @@ async def put_context(
     """Replace the caller's AI context."""
     user = await ai.put_ai_context(ctx=ctx, data=body, expected_version=if_match)
     set_etag(response, user.version)
-    return AIContextRead.from_model(user.ai_context)
+    return AI_CONTEXT_VIEW.document(user.ai_context)
 
 
 @router.post("/usage", response_model=AIUsageRead, status_code=status.HTTP_201_CREATED)
@@ -82,12 +83,7 @@ async def list_usage(ctx: CurrentContext, filters: Annotated[AIUsageFilters, Que
 
     The totals are computed once per walk (the first page) and repeated on its later pages.
     """
-    page = await ai.list_usage(ctx=ctx, filters=filters)
-    return AIUsagePage(
-        items=[to_ai_usage_read(log) for log in page.items],
-        next_cursor=page.next_cursor,
-        totals={row.model: ModelTotals.from_model(row) for row in page.totals},
-    )
+    return await ai.list_usage(ctx=ctx, filters=filters)
 
 
 @router.get("/usage/{id}", response_model=AIUsageRead)

@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -23,7 +22,15 @@ from uuid import UUID
 from documents.ai import MAX_CACHED_MODELS, AIUsageLog, AIUsageTotals, ModelUsageTotals
 from documents.base import utcnow
 from documents.user import User
-from schemas.ai import AIConfigBody, AIContextBody, AIUsageCreate, AIUsageFilters
+from schemas.ai import (
+    AI_USAGE_VIEW,
+    MODEL_TOTALS_VIEW,
+    AIConfigBody,
+    AIContextBody,
+    AIUsageCreate,
+    AIUsageFilters,
+    AIUsagePage,
+)
 from schemas.common import money_to_cents
 from service.context import RequestContext
 from service.errors import Forbidden, NotFound, Unprocessable
@@ -120,15 +127,6 @@ def _usage_filter(filters: AIUsageFilters) -> dict[str, Any]:
     return query
 
 
-@dataclass
-class UsagePage:
-    """A page of usage logs, the cursor of the next page, and the whole range's totals."""
-
-    items: list[AIUsageLog]
-    next_cursor: str | None
-    totals: list[ModelUsageTotals]
-
-
 def _filters_key(filters: AIUsageFilters) -> str:
     # What the totals depend on: the filters, not the page size or position.
     chosen = filters.model_dump(mode="json", exclude={"limit", "cursor"})
@@ -203,7 +201,7 @@ async def _keep_totals(
     return row.id
 
 
-async def list_usage(*, ctx: RequestContext, filters: AIUsageFilters) -> UsagePage:
+async def list_usage(*, ctx: RequestContext, filters: AIUsageFilters) -> AIUsagePage:
     """A page of the tenant's usage (newest first) and per-model totals over the whole range.
 
     The totals are one `$group` pipeline over every matching log, run once per walk through
@@ -214,11 +212,16 @@ async def list_usage(*, ctx: RequestContext, filters: AIUsageFilters) -> UsagePa
     key = _filters_key(filters)
     page_cursor, totals_id = _read_walk_cursor(filters.cursor) if filters.cursor else (None, None)
     page = await repo.page(
-        query, limit=filters.limit, cursor=page_cursor, sort=NEWEST_OCCURRED_FIRST
+        query,
+        limit=filters.limit,
+        cursor=page_cursor,
+        sort=NEWEST_OCCURRED_FIRST,
+        view=AI_USAGE_VIEW,
     )
     totals = await _cached_totals(ctx, totals_id, key) if totals_id else None
     if totals is None:
         totals = await _compute_totals(repo, query)
         totals_id = await _keep_totals(ctx, key, totals) if page.next_cursor else None
     next_cursor = _walk_cursor(page.next_cursor, totals_id) if page.next_cursor else None
-    return UsagePage(items=page.items, next_cursor=next_cursor, totals=totals)
+    by_model = {row.model: MODEL_TOTALS_VIEW.document(row) for row in totals}
+    return AIUsagePage(items=page.items, next_cursor=next_cursor, totals=by_model)
