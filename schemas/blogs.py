@@ -20,7 +20,6 @@ from documents.blog import (
     Recurrence,
     TimeZoneName,
 )
-from documents.workspace_read_models import GlobalBlog
 from schemas.common import IgnoreTenantId, ListParams, PatchBody, ReadView, ResourceRead
 
 Outline = Annotated[list[ShortText], Field(max_length=MAX_OUTLINE_ITEMS)]
@@ -230,16 +229,10 @@ class BlogStatsRead(BaseModel):
     computed_at: datetime
 
 
-def to_blog_stats_read(doc: GlobalBlog) -> BlogStatsRead:
-    """The response shape of the read model."""
-    return BlogStatsRead(
-        user_id=doc.user_id,
-        total=doc.total,
-        by_status=doc.by_status.model_dump(),
-        last_posted_at=doc.last_posted_at,
-        next_scheduled_for=doc.next_scheduled_for,
-        computed_at=doc.computed_at,
-    )
+BLOG_STATS_VIEW: ReadView[BlogStatsRead] = ReadView(BlogStatsRead)
+"""A user's `GlobalBlog` read model → `BlogStatsRead`."""
+to_blog_stats_read = BLOG_STATS_VIEW.document
+"""The response shape of the read model in hand."""
 
 
 class StatsParams(BaseModel):

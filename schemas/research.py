@@ -17,7 +17,6 @@ from documents.research import (
     Summary,
     Url,
 )
-from documents.workspace_read_models import GlobalResearchStats
 from schemas.common import IgnoreTenantId, ListParams, PatchBody, ReadView, ResourceRead
 
 Description = Annotated[str, StringConstraints(max_length=5000)]
@@ -112,6 +111,7 @@ class ResearchStatsRead(BaseModel):
     computed_at: datetime
 
 
-def to_research_stats_read(doc: GlobalResearchStats) -> ResearchStatsRead:
-    """The response shape of the read model."""
-    return ResearchStatsRead(**doc.model_dump(exclude={"id", "tenant_id", "revision_id"}))
+RESEARCH_STATS_VIEW: ReadView[ResearchStatsRead] = ReadView(ResearchStatsRead)
+"""A user's `GlobalResearchStats` read model → `ResearchStatsRead`."""
+to_research_stats_read = RESEARCH_STATS_VIEW.document
+"""The response shape of the read model in hand."""
