@@ -31,7 +31,7 @@ from schemas.common import ReadView
 from service import journal_view, sequencer, visibility
 from service.context import RequestContext
 from service.errors import Unprocessable
-from service.pagination import StoredView
+from service.pagination import PageResult, StoredView
 from service.projections import runner, sync_feeds
 from service.repository import tenant_filter
 
@@ -156,7 +156,7 @@ async def list_changes(
     limit: int,
     aggregate_type: str | None = None,
     event_type: str | None = None,
-) -> dict[str, Any]:
+) -> PageResult[Any]:
     """One page of the tenant's change feed, oldest first, with the cursor to resume from."""
     position = decode_cursor(after) if after else 0
     # Include the caller's own latest writes, within the inline budget (the background
@@ -172,7 +172,7 @@ async def list_changes(
         view=CHANGE_VIEW,
     )
     items = await visible_items(ctx, events)
-    return {"items": items, "next_cursor": encode_cursor(resume)}
+    return PageResult(items, encode_cursor(resume))
 
 
 __all__ = [
