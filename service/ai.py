@@ -32,12 +32,17 @@ from schemas.ai import (
     AIUsagePage,
 )
 from schemas.common import money_to_cents
-from service.context import RequestContext
+from service.context import RequestContext, Role
 from service.errors import Forbidden, NotFound, Unprocessable
 from service.pagination import Sort
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, tenant_filter, uuid_filter
 from service.users import get_me
 
+# Every role logs usage (whose it may be billed to is `_billed_user`'s data rule).
+POLICY: ResourcePolicy[AIUsageLog] = register_policy(
+    ResourcePolicy(model=AIUsageLog, roles=dict.fromkeys(Action, Role.viewer))
+)
 # Clocks differ a little between services; a usage time slightly ahead of ours is accepted.
 CLOCK_SKEW = timedelta(minutes=5)
 NEWEST_OCCURRED_FIRST = Sort("occurred_at", -1)
@@ -88,6 +93,7 @@ async def _billed_user(ctx: RequestContext, requested: UUID | None) -> UUID | No
 
 async def record_usage(*, ctx: RequestContext, data: AIUsageCreate) -> AIUsageLog:
     """Log one model call (append-only; journaled like every write)."""
+    POLICY.require(ctx, Action.create)
     now = utcnow()
     if data.occurred_at is not None and data.occurred_at > now + CLOCK_SKEW:
         raise Unprocessable("occurred_at cannot lie in the future.", loc=["body", "occurred_at"])

@@ -9,8 +9,9 @@ written once. `ctx.require(...)` stays only where a rule depends on data (a team
 target's rank). Who may SEE a resource and its history is service/visibility.py.
 
 Registering: a domain module declares `POLICY = register_policy(ResourcePolicy(model=X, ...))`;
-a root without one gets the default (members write) the first time it is asked for. A second
-policy for one model is an error at import: there is exactly one per resource.
+every root does (tests/test_conventions.py), and `policy_for` falls back to the default
+(members write) only for a model no module declared. A second policy for one model is an error
+at import: there is exactly one per resource.
 """
 
 from __future__ import annotations
@@ -107,6 +108,11 @@ def register_policy(policy: ResourcePolicy[D]) -> ResourcePolicy[D]:
     return policy
 
 
+def declared_models() -> frozenset[type[RootDocument]]:
+    """The aggregate roots that have a policy so far (tests/test_conventions.py checks them)."""
+    return frozenset(_POLICIES)
+
+
 def policy_for(model: type[D]) -> ResourcePolicy[D]:
     """The policy of an aggregate root (the default one if its domain declares none)."""
     policy = _POLICIES.get(model)
@@ -119,6 +125,7 @@ __all__ = [
     "DEFAULT_ROLES",
     "Action",
     "ResourcePolicy",
+    "declared_models",
     "policy_for",
     "register_policy",
 ]

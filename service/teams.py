@@ -68,6 +68,9 @@ async def _guard(ctx: RequestContext, action: Action, team: Team) -> None:
 # Tenant members and above write teams; which team they may change depends on their part in
 # it (`_guard`). Teams are not archived.
 POLICY: ResourcePolicy[Team] = register_policy(ResourcePolicy(model=Team, guard=_guard))
+# Invitations are the team's business: their commands check `_require_manager` (the team's
+# policy, then the caller's team role); the roles here are the same defaults.
+INVITATION_POLICY: ResourcePolicy[Invitation] = register_policy(ResourcePolicy(model=Invitation))
 
 
 def _require_an_owner(members: list[TeamMember]) -> None:

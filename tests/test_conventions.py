@@ -3,6 +3,7 @@
 - Roles are the resource's policy's, checked by the service (service/policy.py): no route
   takes a role-bearing dependency and no route calls `ctx.require`.
 - Lists answer `page.body()` (service/pagination.py): no route builds `{"items": ...}`.
+- Every aggregate root declares its `POLICY` in its domain module (service/policy.py).
 
 Each checker is also run on a planted violation, so a checker that finds nothing fails too.
 """
@@ -13,6 +14,8 @@ import ast
 from pathlib import Path
 
 import pytest
+
+from documents.base import RootDocument
 
 ROUTES = Path(__file__).resolve().parent.parent / "routes"
 
@@ -108,3 +111,36 @@ def test_the_list_body_checker_reports_a_planted_violation(source: str) -> None:
 def test_the_list_body_checker_accepts_page_body() -> None:
     source = "async def list_x(ctx: CurrentContext) -> Any:\n    return (await svc(ctx=ctx)).body()"
     assert list_body_violations(source) == []
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+def roots_without_policy(declared: frozenset[type], base: type = RootDocument) -> list[str]:
+    """Aggregate roots (a collection's own document class) with no declared policy."""
+    roots = {c for c in _subclasses(base) if "Settings" in c.__dict__}
+    return sorted(c.__name__ for c in roots - declared)
+
+
+def test_every_aggregate_root_declares_its_policy() -> None:
+    import routes.app  # noqa: F401 - imports every domain module, which declares its policy
+    from service.policy import declared_models
+
+    assert roots_without_policy(declared_models()) == []
+
+
+def test_the_policy_checker_reports_a_planted_root() -> None:
+    # A stand-in hierarchy: a planted RootDocument subclass would stay visible to other tests.
+    class Base:
+        pass
+
+    class Planted(Base):
+        class Settings:
+            name = "planted"
+
+    class PlantedSubtype(Planted):  # shares its root's collection and policy
+        pass
+
+    assert roots_without_policy(frozenset(), base=Base) == ["Planted"]
+    assert roots_without_policy(frozenset({Planted}), base=Base) == []
