@@ -91,4 +91,4 @@ async def get_usage(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One usage record of the tenant (where `POST /v1/ai/usage` points with `Location`)."""
     log = await ai.get_usage(ctx=ctx, id=id)
     set_etag(response, log.version)
-    return to_ai_usage_read(log)
+    return log

@@ -14,7 +14,6 @@ from schemas.api_keys import (
     ApiKeyFilters,
     ApiKeyRead,
     to_api_key_created,
-    to_api_key_read,
 )
 from schemas.common import Page
 from service import api_keys
@@ -47,7 +46,7 @@ async def list_api_keys(ctx: CurrentContext, filters: Annotated[ApiKeyFilters, Q
 async def get_api_key(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     doc = await api_keys.get_api_key(ctx=ctx, id=id)
     set_etag(response, doc.version)
-    return to_api_key_read(doc)
+    return doc
 
 
 @router.delete(

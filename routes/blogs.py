@@ -90,7 +90,7 @@ async def get_blog(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One blog."""
     blog = await blogs.get_blog(ctx=ctx, id=id)
     set_etag(response, blog.version)
-    return to_blog_read(blog)
+    return blog
 
 
 @router.patch("/{id}", response_model=BlogRead)

@@ -52,7 +52,7 @@ async def get_integration(id: UUID, ctx: CurrentContext, response: Response) -> 
     """One integration (`has_credentials`, never the credentials)."""
     integration = await integrations.get_integration(ctx=ctx, id=id)
     set_etag(response, integration.version)
-    return to_integration_read(integration)
+    return integration
 
 
 @router.patch("/{id}", response_model=IntegrationRead)

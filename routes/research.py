@@ -60,7 +60,7 @@ async def get_topic(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One research topic with its results."""
     topic = await research.get_topic(ctx=ctx, id=id)
     set_etag(response, topic.version)
-    return to_research_topic_read(topic)
+    return topic
 
 
 @topics.patch("/{id}", response_model=ResearchTopicRead)

@@ -50,7 +50,7 @@ async def get_saved_search(id: UUID, ctx: CurrentContext, response: Response) ->
     """One saved search."""
     search = await saved_searches.get_saved_search(ctx=ctx, id=id)
     set_etag(response, search.version)
-    return to_saved_search_read(search)
+    return search
 
 
 @router.patch("/{id}", response_model=SavedSearchRead)

@@ -59,7 +59,7 @@ async def list_teams(ctx: CurrentContext, filters: Annotated[TeamFilters, Query(
 async def get_team(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     team = await teams.get_team(ctx=ctx, id=id)
     set_etag(response, team.version)
-    return to_team_read(team)
+    return team
 
 
 @router.patch("/{id}", response_model=TeamRead, summary=f"Change a team ({_MANAGERS})")

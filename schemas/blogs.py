@@ -15,6 +15,7 @@ from documents.blog import (
     MAX_OUTLINE_ITEMS,
     SCHEDULE_FIELDS,
     Blog,
+    BlogCalendar,
     BlogChannel,
     BlogStatus,
     Recurrence,
@@ -93,6 +94,11 @@ class BlogPublish(IgnoreTenantId):
     platform: ShortText | None = None
 
 
+def _calendar_field(calendar: dict[str, Any], name: str) -> Any:
+    """A stored calendar's field; an upcast old shape lacks some: the document's default."""
+    return calendar[name] if name in calendar else BlogCalendar.model_fields[name].get_default()
+
+
 class BlogRead(ResourceRead):
     """A blog as the API shows it (the stored plan, calendar and posted parts flattened).
 
@@ -128,7 +134,10 @@ class BlogRead(ResourceRead):
         plan = doc["plan"]
         return {
             **doc,
-            **{name: calendar.get(name) if scheduled else None for name in SCHEDULE_FIELDS},
+            **{
+                name: _calendar_field(calendar, name) if scheduled else None
+                for name in SCHEDULE_FIELDS
+            },
             "posted_at": posted.get("posted_at"),
             "url": posted.get("url"),
             "platform": posted.get("platform"),

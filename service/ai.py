@@ -30,6 +30,7 @@ from schemas.ai import (
     AIUsageCreate,
     AIUsageFilters,
     AIUsagePage,
+    AIUsageRead,
 )
 from schemas.common import money_to_cents
 from service.context import RequestContext, Role
@@ -110,9 +111,9 @@ async def record_usage(*, ctx: RequestContext, data: AIUsageCreate) -> AIUsageLo
     return await Repository(AIUsageLog, ctx).create(log)
 
 
-async def get_usage(*, ctx: RequestContext, id: UUID) -> AIUsageLog:
+async def get_usage(*, ctx: RequestContext, id: UUID) -> AIUsageRead:
     """One usage record of the tenant (404 for another tenant's)."""
-    return await Repository(AIUsageLog, ctx).get(id)
+    return await Repository(AIUsageLog, ctx).read(id, AI_USAGE_VIEW)
 
 
 def _usage_filter(filters: AIUsageFilters) -> dict[str, Any]:

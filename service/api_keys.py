@@ -47,10 +47,10 @@ async def list_api_keys(*, ctx: RequestContext, filters: ApiKeyFilters) -> PageR
     return await Repository(ApiKey, ctx).page_for(None, filters, view=API_KEY_VIEW)
 
 
-async def get_api_key(*, ctx: RequestContext, id: UUID) -> ApiKey:
+async def get_api_key(*, ctx: RequestContext, id: UUID) -> ApiKeyRead:
     """One live key of the tenant."""
     POLICY.require(ctx, Action.read)
-    return await Repository(ApiKey, ctx).get(id)
+    return await Repository(ApiKey, ctx).read(id, API_KEY_VIEW)
 
 
 async def revoke_api_key(

@@ -91,9 +91,9 @@ async def create_blog(*, ctx: RequestContext, data: BlogCreate) -> Blog:
     return await Repository(Blog, ctx).create(blog)
 
 
-async def get_blog(*, ctx: RequestContext, id: UUID) -> Blog:
+async def get_blog(*, ctx: RequestContext, id: UUID) -> BlogRead:
     """One blog of the tenant (404 if missing, deleted or another tenant's)."""
-    return await Repository(Blog, ctx).get(id)
+    return await Repository(Blog, ctx).read(id, BLOG_VIEW)
 
 
 async def list_blogs(*, ctx: RequestContext, filters: BlogFilters) -> PageResult[BlogRead]:

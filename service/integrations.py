@@ -55,9 +55,9 @@ async def create_integration(
     return await Repository(Integration, ctx).create(integration)
 
 
-async def get_integration(*, ctx: RequestContext, id: UUID) -> Integration:
+async def get_integration(*, ctx: RequestContext, id: UUID) -> IntegrationRead:
     """One integration of the tenant."""
-    return await Repository(Integration, ctx).get(id)
+    return await Repository(Integration, ctx).read(id, INTEGRATION_VIEW)
 
 
 async def list_integrations(

@@ -47,9 +47,9 @@ async def create_topic(*, ctx: RequestContext, data: ResearchTopicCreate) -> Res
     return await Repository(ResearchTopic, ctx).create(topic)
 
 
-async def get_topic(*, ctx: RequestContext, id: UUID) -> ResearchTopic:
+async def get_topic(*, ctx: RequestContext, id: UUID) -> ResearchTopicRead:
     """One topic of the tenant."""
-    return await Repository(ResearchTopic, ctx).get(id)
+    return await Repository(ResearchTopic, ctx).read(id, RESEARCH_TOPIC_VIEW)
 
 
 async def list_topics(

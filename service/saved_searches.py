@@ -77,9 +77,9 @@ async def create_saved_search(*, ctx: RequestContext, data: SavedSearchCreate) -
     return await Repository(SavedSearch, ctx).create(search)
 
 
-async def get_saved_search(*, ctx: RequestContext, id: UUID) -> SavedSearch:
+async def get_saved_search(*, ctx: RequestContext, id: UUID) -> SavedSearchRead:
     """One saved search of the tenant."""
-    return await Repository(SavedSearch, ctx).get(id)
+    return await Repository(SavedSearch, ctx).read(id, SAVED_SEARCH_VIEW)
 
 
 async def list_saved_searches(

@@ -101,9 +101,9 @@ async def create_team(
     return await Repository(Team, ctx).create(team)
 
 
-async def get_team(*, ctx: RequestContext, id: UUID) -> Team:
+async def get_team(*, ctx: RequestContext, id: UUID) -> TeamRead:
     """One live team of the tenant (404 otherwise)."""
-    return await Repository(Team, ctx).get(id)
+    return await Repository(Team, ctx).read(id, TEAM_VIEW)
 
 
 async def list_teams(*, ctx: RequestContext, filters: TeamFilters) -> PageResult[TeamRead]:
