@@ -262,7 +262,7 @@ async def _forget_credentials(ctx: RequestContext, user: User) -> None:
 POLICY: ResourcePolicy[User] = register_policy(
     ResourcePolicy(
         model=User,
-        roles=dict.fromkeys(Action, Role.admin),
+        roles={**dict.fromkeys(Action, Role.admin), Action.read: Role.viewer},  # colleagues see
         guard=_guard,
         after_delete=_forget_credentials,
     )
