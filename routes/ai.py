@@ -13,6 +13,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from schemas.ai import (
+    AI_CONFIG_VIEW,
+    AI_CONTEXT_VIEW,
     AIConfigBody,
     AIConfigRead,
     AIContextBody,
@@ -21,10 +23,9 @@ from schemas.ai import (
     AIUsageFilters,
     AIUsagePage,
     AIUsageRead,
-    ModelTotals,
     to_ai_usage_read,
 )
-from service import ai
+from service import ai, users
 
 router = APIRouter(prefix="/ai", tags=["ai"])
 
@@ -32,9 +33,9 @@ router = APIRouter(prefix="/ai", tags=["ai"])
 @router.get("/config", response_model=AIConfigRead)
 async def get_config(ctx: CurrentContext, response: Response) -> Any:
     """The caller's AI config."""
-    user = await ai.own_user(ctx=ctx)
+    user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
-    return AIConfigRead.from_model(user.ai_config)
+    return AI_CONFIG_VIEW.document(user.ai_config)
 
 
 @router.put("/config", response_model=AIConfigRead)
@@ -44,15 +45,15 @@ async def put_config(
     """Replace the caller's AI config (omitted fields take their defaults)."""
     user = await ai.put_ai_config(ctx=ctx, data=body, expected_version=if_match)
     set_etag(response, user.version)
-    return AIConfigRead.from_model(user.ai_config)
+    return AI_CONFIG_VIEW.document(user.ai_config)
 
 
 @router.get("/context", response_model=AIContextRead)
 async def get_context(ctx: CurrentContext, response: Response) -> Any:
     """The caller's AI context."""
-    user = await ai.own_user(ctx=ctx)
+    user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
-    return AIContextRead.from_model(user.ai_context)
+    return AI_CONTEXT_VIEW.document(user.ai_context)
 
 
 @router.put("/context", response_model=AIContextRead)
@@ -62,7 +63,7 @@ async def put_context(
     """Replace the caller's AI context."""
     user = await ai.put_ai_context(ctx=ctx, data=body, expected_version=if_match)
     set_etag(response, user.version)
-    return AIContextRead.from_model(user.ai_context)
+    return AI_CONTEXT_VIEW.document(user.ai_context)
 
 
 @router.post("/usage", response_model=AIUsageRead, status_code=status.HTTP_201_CREATED)
@@ -82,12 +83,7 @@ async def list_usage(ctx: CurrentContext, filters: Annotated[AIUsageFilters, Que
 
     The totals are computed once per walk (the first page) and repeated on its later pages.
     """
-    page = await ai.list_usage(ctx=ctx, filters=filters)
-    return AIUsagePage(
-        items=[to_ai_usage_read(log) for log in page.items],
-        next_cursor=page.next_cursor,
-        totals={row.model: ModelTotals.from_model(row) for row in page.totals},
-    )
+    return await ai.list_usage(ctx=ctx, filters=filters)
 
 
 @router.get("/usage/{id}", response_model=AIUsageRead)
@@ -95,4 +91,4 @@ async def get_usage(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One usage record of the tenant (where `POST /v1/ai/usage` points with `Location`)."""
     log = await ai.get_usage(ctx=ctx, id=id)
     set_etag(response, log.version)
-    return to_ai_usage_read(log)
+    return log

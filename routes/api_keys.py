@@ -14,7 +14,6 @@ from schemas.api_keys import (
     ApiKeyFilters,
     ApiKeyRead,
     to_api_key_created,
-    to_api_key_read,
 )
 from schemas.common import Page
 from service import api_keys
@@ -39,20 +38,15 @@ async def create_api_key(
 
 @router.get("", response_model=Page[ApiKeyRead], summary="The tenant's keys (never the key)")
 async def list_api_keys(ctx: CurrentContext, filters: Annotated[ApiKeyFilters, Query()]) -> Any:
-    page = await api_keys.list_api_keys(
-        ctx=ctx,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-    )
-    return {"items": [to_api_key_read(k) for k in page.items], "next_cursor": page.next_cursor}
+    page = await api_keys.list_api_keys(ctx=ctx, filters=filters)
+    return page.body()
 
 
 @router.get("/{id}", response_model=ApiKeyRead, summary="One key (never the key)")
 async def get_api_key(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     doc = await api_keys.get_api_key(ctx=ctx, id=id)
     set_etag(response, doc.version)
-    return to_api_key_read(doc)
+    return doc
 
 
 @router.delete(

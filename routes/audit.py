@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from routes.deps import Admin
+from routes.deps import CurrentContext
 from schemas.analytics import AuditEntry, AuditParams
 from schemas.common import Page
 from service import audit
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
     response_model=Page[AuditEntry],
     summary="Every journaled change in the tenant, newest first (admin)",
 )
-async def audit_log(ctx: Admin, params: Annotated[AuditParams, Query()]) -> Any:
+async def audit_log(ctx: CurrentContext, params: Annotated[AuditParams, Query()]) -> Any:
     """Filter by actor, resource kind or id, and `[since, until)`."""
     page = await audit.audit_log(
         ctx=ctx,
@@ -31,4 +31,4 @@ async def audit_log(ctx: Admin, params: Annotated[AuditParams, Query()]) -> Any:
         since=params.since,
         until=params.until,
     )
-    return {"items": [e.model_dump() for e in page.items], "next_cursor": page.next_cursor}
+    return page.body()

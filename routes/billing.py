@@ -15,6 +15,11 @@ from fastapi import APIRouter, Request, Response, status
 from documents.user import User
 from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from schemas.billing import (
+    BILLING_HISTORY_VIEW,
+    BILLING_INFO_VIEW,
+    BILLING_VIEW,
+    PAYMENT_METHOD_VIEW,
+    SUBSCRIPTION_VIEW,
     BillingHistoryCreate,
     BillingHistoryRead,
     BillingInfoBody,
@@ -25,19 +30,19 @@ from schemas.billing import (
     SubscriptionChange,
     SubscriptionRead,
 )
-from service import billing
+from service import billing, users
 
 router = APIRouter(tags=["billing"])
 
 
 def _billing(user: User) -> BillingRead:
-    return BillingRead.from_user(user.subscription, user.billing)
+    return BILLING_VIEW.document(user)
 
 
 @router.get("/billing", response_model=BillingRead)
 async def get_billing(ctx: CurrentContext, response: Response) -> Any:
     """Subscription, billing info, recent history and payment methods (safe card data only)."""
-    user = await billing.get_billing(ctx=ctx)
+    user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
     return _billing(user)
 
@@ -49,7 +54,7 @@ async def put_billing_info(
     """Replace who and where to bill."""
     user = await billing.put_billing_info(ctx=ctx, data=body, expected_version=if_match)
     set_etag(response, user.version)
-    return BillingInfoRead.from_model(user.billing.billing_info)
+    return BILLING_INFO_VIEW.document(user.billing.billing_info)
 
 
 @router.post(
@@ -64,7 +69,7 @@ async def add_payment_method(
     user, method = await billing.add_payment_method(ctx=ctx, data=body)
     set_etag(response, user.version)
     set_location(request, response, "remove_payment_method", id=method.id)
-    return PaymentMethodRead.from_model(method)
+    return PAYMENT_METHOD_VIEW.document(method)
 
 
 @router.delete("/billing/payment-methods/{id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -85,15 +90,15 @@ async def record_billing_item(
     """Record an invoice or charge for a user of the tenant (admin; the newest are kept)."""
     user, item = await billing.record_billing_item(ctx=ctx, data=body)
     set_etag(response, user.version)
-    return BillingHistoryRead.from_model(item)
+    return BILLING_HISTORY_VIEW.document(item)
 
 
 @router.get("/subscription", response_model=SubscriptionRead)
 async def get_subscription(ctx: CurrentContext, response: Response) -> Any:
     """The caller's subscription with its plan history."""
-    user = await billing.get_billing(ctx=ctx)
+    user = await users.get_me(ctx=ctx)
     set_etag(response, user.version)
-    return SubscriptionRead.from_model(user.subscription)
+    return SUBSCRIPTION_VIEW.document(user.subscription)
 
 
 @router.put("/subscription", response_model=SubscriptionRead)
@@ -103,4 +108,4 @@ async def change_plan(
     """Move to `plan`, appending `{"from", "to", "changed_at"}` to `plan_history`."""
     user = await billing.change_plan(ctx=ctx, plan=body.plan, expected_version=if_match)
     set_etag(response, user.version)
-    return SubscriptionRead.from_model(user.subscription)
+    return SUBSCRIPTION_VIEW.document(user.subscription)

@@ -48,7 +48,7 @@ async def create_blog(
 async def list_blogs(ctx: CurrentContext, filters: Annotated[BlogFilters, Query()]) -> Any:
     """The tenant's blogs, newest first."""
     page = await blogs.list_blogs(ctx=ctx, filters=filters)
-    return {"items": [to_blog_read(b) for b in page.items], "next_cursor": page.next_cursor}
+    return page.body()
 
 
 @router.get("/calendar", response_model=CalendarMonth)
@@ -90,7 +90,7 @@ async def get_blog(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One blog."""
     blog = await blogs.get_blog(ctx=ctx, id=id)
     set_etag(response, blog.version)
-    return to_blog_read(blog)
+    return blog
 
 
 @router.patch("/{id}", response_model=BlogRead)

@@ -24,10 +24,11 @@ async def list_changes(ctx: CurrentContext, params: Annotated[ChangesParams, Que
     No change is skipped or repeated, also while writes go on. Secrets are redacted, and
     another user's private fields are left out, as in history.
     """
-    return await changes.list_changes(
+    page = await changes.list_changes(
         ctx=ctx,
         after=params.after,
         limit=params.limit,
         aggregate_type=params.aggregate_type,
         event_type=params.event_type,
     )
+    return page.body()

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from documents.consent import Channel
-from routes.deps import CurrentContext, Member
+from routes.deps import CurrentContext
 from schemas.consent import ConsentUpdate, Contactability, ContactabilityParams
 from schemas.leads import LeadRead
 from service import consent
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/leads", tags=["leads"])
 
 
 @router.put("/{id}/consent/{channel}", response_model=LeadRead)
-async def set_consent(id: UUID, channel: Channel, body: ConsentUpdate, ctx: Member) -> Any:
+async def set_consent(id: UUID, channel: Channel, body: ConsentUpdate, ctx: CurrentContext) -> Any:
     """Record the lead's consent on `call`, `text` or `email` (journaled); answers the lead.
 
     Inbound texts that are a stop word (`STOP`, `STOPALL`, `UNSUBSCRIBE`, `CANCEL`, `END`,

@@ -1,4 +1,8 @@
-"""FastAPI dependencies shared by every router: settings, caller context, roles, If-Match."""
+"""FastAPI dependencies shared by every router: settings, caller context, If-Match.
+
+Routes take the caller as `ctx: CurrentContext` only: which role an action needs is the
+resource's policy's (service/policy.py), checked by the service.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from service.auth import AuthCache, authenticate
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.settings import Settings
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a worker
@@ -60,21 +64,6 @@ async def get_context(request: Request) -> RequestContext:
 
 CurrentContext = Annotated[RequestContext, Depends(get_context)]
 
-
-def require_role(role: Role) -> Any:
-    """A dependency that yields the context when the caller has at least `role` (else 403)."""
-
-    async def dependency(ctx: CurrentContext) -> RequestContext:
-        ctx.require(role)
-        return ctx
-
-    return Depends(dependency)
-
-
-Viewer = CurrentContext
-Member = Annotated[RequestContext, require_role(Role.member)]
-Admin = Annotated[RequestContext, require_role(Role.admin)]
-Owner = Annotated[RequestContext, require_role(Role.owner)]
 
 # RFC 9110 entity-tags: `"3"` (strong) or `W/"3"` (weak); ours are the version, quoted. A bare
 # version (`3`, as some clients send it) is read as `"3"`.

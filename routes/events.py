@@ -7,14 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from routes.deps import (
-    CurrentContext,
-    Member,
-    SettingsDep,
-    set_etag,
-    set_location,
-    set_replayed,
-)
+from routes.deps import CurrentContext, SettingsDep, set_etag, set_location, set_replayed
 from schemas.events import EventCreate, EventFilters, EventPage, EventRead, EventStatusUpdate
 from service import callbacks, events
 
@@ -34,7 +27,7 @@ IdempotencyKey = Annotated[
 @router.post("", response_model=EventRead, status_code=status.HTTP_201_CREATED)
 async def create_event(
     body: EventCreate,
-    ctx: Member,
+    ctx: CurrentContext,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -58,7 +51,9 @@ async def create_event(
 
 
 @router.post("/status", response_model=EventRead)
-async def update_event_status(body: EventStatusUpdate, ctx: Member, response: Response) -> Any:
+async def update_event_status(
+    body: EventStatusUpdate, ctx: CurrentContext, response: Response
+) -> Any:
     """A provider callback (`provider` + `external_id` of a recorded event): the event's
     status (text: `delivery_status`; e-mail: `status`; call: `outcome`) moves forward along
     its channel's lifecycle only; a late, older status is kept in `status_history` without

@@ -44,10 +44,7 @@ async def list_integrations(
 ) -> Any:
     """The tenant's integrations, newest first."""
     page = await integrations.list_integrations(ctx=ctx, filters=filters)
-    return {
-        "items": [to_integration_read(i) for i in page.items],
-        "next_cursor": page.next_cursor,
-    }
+    return page.body()
 
 
 @router.get("/{id}", response_model=IntegrationRead)
@@ -55,7 +52,7 @@ async def get_integration(id: UUID, ctx: CurrentContext, response: Response) -> 
     """One integration (`has_credentials`, never the credentials)."""
     integration = await integrations.get_integration(ctx=ctx, id=id)
     set_etag(response, integration.version)
-    return to_integration_read(integration)
+    return integration
 
 
 @router.patch("/{id}", response_model=IntegrationRead)

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Request, Response, status
 
 from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from schemas.kanban import (
+    KANBAN_STATE_VIEW,
+    KANBAN_TASK_VIEW,
     KanbanBoardRead,
     KanbanMove,
     KanbanStateCreate,
@@ -53,7 +55,7 @@ async def add_state(
     board, state = await kanban.add_state(ctx=ctx, data=body, expected_version=if_match)
     set_etag(response, board.version)
     set_location(request, response, "update_state", state_id=state.id)
-    return KanbanStateRead.from_model(state)
+    return KANBAN_STATE_VIEW.document(state)
 
 
 @router.patch("/states/{state_id}", response_model=KanbanStateRead)
@@ -69,7 +71,7 @@ async def update_state(
         ctx=ctx, state_id=state_id, patch=body, expected_version=if_match
     )
     set_etag(response, board.version)
-    return KanbanStateRead.from_model(state)
+    return KANBAN_STATE_VIEW.document(state)
 
 
 @router.delete("/states/{state_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -91,7 +93,7 @@ async def add_task(
     board, task = await kanban.add_task(ctx=ctx, data=body, expected_version=if_match)
     set_etag(response, board.version)
     set_location(request, response, "update_task", task_id=task.id)
-    return KanbanTaskRead.from_model(task)
+    return KANBAN_TASK_VIEW.document(task)
 
 
 @router.patch("/tasks/{task_id}", response_model=KanbanTaskRead)
@@ -107,7 +109,7 @@ async def update_task(
         ctx=ctx, task_id=task_id, patch=body, expected_version=if_match
     )
     set_etag(response, board.version)
-    return KanbanTaskRead.from_model(task)
+    return KANBAN_TASK_VIEW.document(task)
 
 
 @router.post("/tasks/{task_id}/move", response_model=KanbanBoardRead)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from documents.lead import LeadBase
-from routes.deps import Admin, CurrentContext, IfMatch, Member, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.events import TimelinePage, TimelineParams
 from schemas.export import ndjson_chunks
@@ -41,7 +41,9 @@ _EXPORT_TYPES = {
 
 
 @router.post("", response_model=LeadRead, status_code=status.HTTP_201_CREATED)
-async def create_lead(body: LeadCreate, ctx: Member, request: Request, response: Response) -> Any:
+async def create_lead(
+    body: LeadCreate, ctx: CurrentContext, request: Request, response: Response
+) -> Any:
     """Create a lead; a duplicate email, phone or MLS id → 409 with `existing_id`."""
     lead = await leads.create_lead(ctx=ctx, data=body)
     set_etag(response, lead.version)
@@ -50,7 +52,7 @@ async def create_lead(body: LeadCreate, ctx: Member, request: Request, response:
 
 
 @router.post("/bulk", response_model=LeadBulkResult)
-async def bulk_import(body: LeadBulkImport, ctx: Member) -> Any:
+async def bulk_import(body: LeadBulkImport, ctx: CurrentContext) -> Any:
     """Import up to 10,000 leads: bad rows fail alone, duplicates are skipped and counted."""
     outcome = await leads.bulk_import(ctx=ctx, rows=body.leads)
     return LeadBulkResult(
@@ -61,7 +63,7 @@ async def bulk_import(body: LeadBulkImport, ctx: Member) -> Any:
 
 
 @router.post("/assign", response_model=LeadAssignResult)
-async def assign_leads(body: LeadAssign, ctx: Member) -> Any:
+async def assign_leads(body: LeadAssign, ctx: CurrentContext) -> Any:
     """Assign leads to an active user of the tenant (each change journaled); `updated` counts
     the leads that changed hands. Reassign an agent's leads when they leave."""
     updated = await leads.assign_leads(
@@ -129,7 +131,7 @@ async def get_lead(
 
 @router.patch("/{id}", response_model=LeadRead)
 async def update_lead(
-    id: UUID, body: LeadUpdate, ctx: Member, if_match: IfMatch, response: Response
+    id: UUID, body: LeadUpdate, ctx: CurrentContext, if_match: IfMatch, response: Response
 ) -> Any:
     """Change a lead (its type's fields); a dedupe clash → 409 with `existing_id`."""
     lead = await leads.update_lead(ctx=ctx, id=id, data=body, expected_version=if_match)
@@ -138,7 +140,7 @@ async def update_lead(
 
 
 @router.post("/{id}/merge", response_model=LeadRead)
-async def merge_leads(id: UUID, body: LeadMerge, ctx: Member, response: Response) -> Any:
+async def merge_leads(id: UUID, body: LeadMerge, ctx: CurrentContext, response: Response) -> Any:
     """Merge `source_ids` into this lead; answers the merged lead.
 
     The lead keeps its values and gains the sources' where it has none (address part by
@@ -162,7 +164,7 @@ async def lead_timeline(
 
 
 @router.post("/{id}/erase", response_model=LeadErased)
-async def erase_lead(id: UUID, ctx: Admin) -> Any:
+async def erase_lead(id: UUID, ctx: CurrentContext) -> Any:
     """Erase the person's data (admin): personal fields, touchpoint free text, journal values.
 
     The lead stays as a soft-deleted tombstone with `erased_at`; ids, types, times and counts
@@ -173,7 +175,7 @@ async def erase_lead(id: UUID, ctx: Admin) -> Any:
 
 
 @router.get("/{id}/data-export", response_model=SubjectExport)
-async def export_lead_data(id: UUID, ctx: Admin) -> Any:
+async def export_lead_data(id: UUID, ctx: CurrentContext) -> Any:
     """Everything stored about the lead's person (admin): the lead, its consent, campaign
     memberships, touchpoints and history, as stored."""
     return await privacy.subject_export(ctx=ctx, id=id)

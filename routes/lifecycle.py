@@ -108,7 +108,7 @@ def add_lifecycle_routes(
         page = await lifecycle.history(
             ctx=ctx, model=model, id=id, limit=params.limit, cursor=params.cursor
         )
-        return {"items": [e.model_dump() for e in page.items], "next_cursor": page.next_cursor}
+        return page.body()
 
     @router.get(
         "/{id}/versions/{n}",

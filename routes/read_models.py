@@ -12,6 +12,7 @@ from schemas.analytics import (
     CampaignStatsRead,
     DailyParams,
     DailyRead,
+    DailyRow,
     GlobalCampaignParams,
     GlobalCampaignRead,
     GlobalTeamRead,
@@ -52,7 +53,7 @@ async def campaign_stats(campaign_id: UUID, ctx: CurrentContext) -> Any:
 async def analytics_daily(ctx: CurrentContext, params: Annotated[DailyParams, Query()]) -> Any:
     """Days with touchpoints in `[since, until)` (at most 366 days), by day then channel."""
     rows = await read_models.analytics_daily(ctx=ctx, since=params.since, until=params.until)
-    return {"items": [r.model_dump() for r in rows]}
+    return DailyRead(items=[DailyRow.model_validate(r.model_dump()) for r in rows])
 
 
 @router.get(

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from routes.deps import CurrentContext, Member
+from routes.deps import CurrentContext
 from schemas.recipients import ClaimRequest, ClaimResult, RecipientFilters, RecipientPage
 from service import recipients
 
@@ -25,7 +25,7 @@ async def list_recipients(
 
 
 @router.post("/{id}/recipients/claim", response_model=ClaimResult)
-async def claim_recipients(id: UUID, body: ClaimRequest, ctx: Member) -> Any:
+async def claim_recipients(id: UUID, body: ClaimRequest, ctx: CurrentContext) -> Any:
     """Claim the next contactable recipients on the campaign's channel, atomically.
 
     Only recipients due now (`next_attempt_at` passed) with attempts below `max_attempts`;

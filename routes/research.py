@@ -52,10 +52,7 @@ async def create_topic(
 async def list_topics(ctx: CurrentContext, filters: Annotated[ResearchFilters, Query()]) -> Any:
     """The tenant's research topics, newest first."""
     page = await research.list_topics(ctx=ctx, filters=filters)
-    return {
-        "items": [to_research_topic_read(t) for t in page.items],
-        "next_cursor": page.next_cursor,
-    }
+    return page.body()
 
 
 @topics.get("/{id}", response_model=ResearchTopicRead)
@@ -63,7 +60,7 @@ async def get_topic(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One research topic with its results."""
     topic = await research.get_topic(ctx=ctx, id=id)
     set_etag(response, topic.version)
-    return to_research_topic_read(topic)
+    return topic
 
 
 @topics.patch("/{id}", response_model=ResearchTopicRead)

@@ -42,10 +42,7 @@ async def list_saved_searches(
 ) -> Any:
     """The tenant's saved searches, newest first."""
     page = await saved_searches.list_saved_searches(ctx=ctx, filters=filters)
-    return {
-        "items": [to_saved_search_read(s) for s in page.items],
-        "next_cursor": page.next_cursor,
-    }
+    return page.body()
 
 
 @router.get("/{id}", response_model=SavedSearchRead)
@@ -53,7 +50,7 @@ async def get_saved_search(id: UUID, ctx: CurrentContext, response: Response) ->
     """One saved search."""
     search = await saved_searches.get_saved_search(ctx=ctx, id=id)
     set_etag(response, search.version)
-    return to_saved_search_read(search)
+    return search
 
 
 @router.patch("/{id}", response_model=SavedSearchRead)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import Admin, set_etag, set_location
+from routes.deps import CurrentContext, set_etag, set_location
 from schemas.suppressions import (
     SuppressionCreate,
     SuppressionFilters,
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/suppressions", tags=["suppressions"])
 
 @router.post("", response_model=SuppressionRead, status_code=status.HTTP_201_CREATED)
 async def create_suppression(
-    body: SuppressionCreate, ctx: Admin, request: Request, response: Response
+    body: SuppressionCreate, ctx: CurrentContext, request: Request, response: Response
 ) -> Any:
     """Add a phone or e-mail to the do-not-contact list of a channel (admin).
 
@@ -36,14 +36,16 @@ async def create_suppression(
 
 
 @router.get("", response_model=SuppressionPage)
-async def list_suppressions(ctx: Admin, filters: Annotated[SuppressionFilters, Query()]) -> Any:
+async def list_suppressions(
+    ctx: CurrentContext, filters: Annotated[SuppressionFilters, Query()]
+) -> Any:
     """The tenant's suppressions, newest first; `channel` and `value` (normalised) filter."""
     page = await suppressions.list_suppressions(ctx=ctx, filters=filters)
     return page.body()
 
 
 @router.get("/{id}", response_model=SuppressionRead)
-async def get_suppression(id: UUID, ctx: Admin, response: Response) -> Any:
+async def get_suppression(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """One entry of the list (admin)."""
     doc = await suppressions.get_suppression(ctx=ctx, id=id)
     set_etag(response, doc.version)
@@ -51,7 +53,7 @@ async def get_suppression(id: UUID, ctx: Admin, response: Response) -> Any:
 
 
 @router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_suppression(id: UUID, ctx: Admin) -> Response:
+async def delete_suppression(id: UUID, ctx: CurrentContext) -> Response:
     """Remove an entry (admin; journaled): the value may be contacted again."""
     await suppressions.delete_suppression(ctx=ctx, id=id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

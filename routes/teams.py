@@ -23,7 +23,6 @@ from schemas.teams import (
     TeamRead,
     TeamUpdate,
     to_invitation_created,
-    to_invitation_read,
     to_team_read,
 )
 from service import teams
@@ -52,22 +51,15 @@ async def create_team(
 
 @router.get("", response_model=Page[TeamRead], summary="The tenant's teams, newest first")
 async def list_teams(ctx: CurrentContext, filters: Annotated[TeamFilters, Query()]) -> Any:
-    page = await teams.list_teams(
-        ctx=ctx,
-        member_id=filters.member_id,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
-    return {"items": [to_team_read(t) for t in page.items], "next_cursor": page.next_cursor}
+    page = await teams.list_teams(ctx=ctx, filters=filters)
+    return page.body()
 
 
 @router.get("/{id}", response_model=TeamRead, summary="A team with its members")
 async def get_team(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     team = await teams.get_team(ctx=ctx, id=id)
     set_etag(response, team.version)
-    return to_team_read(team)
+    return team
 
 
 @router.patch("/{id}", response_model=TeamRead, summary=f"Change a team ({_MANAGERS})")
@@ -185,18 +177,8 @@ async def invite(
 async def list_invitations(
     id: UUID, ctx: CurrentContext, filters: Annotated[InvitationFilters, Query()]
 ) -> Any:
-    page = await teams.list_invitations(
-        ctx=ctx,
-        team_id=id,
-        status=filters.status,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-    )
-    return {
-        "items": [to_invitation_read(i) for i in page.items],
-        "next_cursor": page.next_cursor,
-    }
+    page = await teams.list_invitations(ctx=ctx, team_id=id, filters=filters)
+    return page.body()
 
 
 # DELETE /{id} (team owner or tenant admin; its invitations stop working), restore, history

@@ -121,16 +121,8 @@ async def disable_two_factor(
 
 @router.get("", response_model=Page[UserRead], summary="The tenant's users, newest first")
 async def list_users(ctx: CurrentContext, filters: Annotated[UserFilters, Query()]) -> Any:
-    page = await users.list_users(
-        ctx=ctx,
-        role=filters.role,
-        is_active=filters.is_active,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
-    return {"items": [to_user_read(u) for u in page.items], "next_cursor": page.next_cursor}
+    page = await users.list_users(ctx=ctx, filters=filters)
+    return page.body()
 
 
 @router.get(

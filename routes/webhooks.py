@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import Admin, IfMatch, SettingsDep, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag, set_location
 from schemas.common import Page, PageParams
 from schemas.webhooks import (
     DeliveryParams,
@@ -29,7 +29,11 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
     summary="Subscribe an endpoint to the tenant's changes (the secret is shown once)",
 )
 async def create_webhook(
-    body: WebhookCreate, ctx: Admin, settings: SettingsDep, request: Request, response: Response
+    body: WebhookCreate,
+    ctx: CurrentContext,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
 ) -> Any:
     """Deliveries follow the Standard Webhooks specification, signed with `secret`."""
     endpoint, secret = await endpoints.create_webhook(ctx=ctx, settings=settings, data=body)
@@ -40,16 +44,14 @@ async def create_webhook(
 
 
 @router.get("", response_model=Page[WebhookRead], summary="The tenant's subscriptions")
-async def list_webhooks(ctx: Admin, params: Annotated[PageParams, Query()]) -> Any:
+async def list_webhooks(ctx: CurrentContext, params: Annotated[PageParams, Query()]) -> Any:
     """Newest first, with each one's delivery status."""
-    page = await endpoints.list_webhooks(ctx=ctx, limit=params.limit, cursor=params.cursor)
-    states = await endpoints.states_of(ctx, [e.id for e in page.items])
-    items = [endpoints.to_read(e, states.get(e.id)) for e in page.items]
-    return {"items": items, "next_cursor": page.next_cursor}
+    page = await endpoints.list_webhooks(ctx=ctx, params=params)
+    return page.body()
 
 
 @router.get("/{id}", response_model=WebhookRead, summary="One subscription")
-async def get_webhook(id: UUID, ctx: Admin, response: Response) -> Any:
+async def get_webhook(id: UUID, ctx: CurrentContext, response: Response) -> Any:
     """With its delivery status (and why it was disabled, if it was)."""
     endpoint = await endpoints.get_webhook(ctx=ctx, id=id)
     set_etag(response, endpoint.version)
@@ -61,7 +63,7 @@ async def get_webhook(id: UUID, ctx: Admin, response: Response) -> Any:
 async def update_webhook(
     id: UUID,
     body: WebhookUpdate,
-    ctx: Admin,
+    ctx: CurrentContext,
     settings: SettingsDep,
     if_match: IfMatch,
     response: Response,
@@ -78,7 +80,7 @@ async def update_webhook(
 @router.delete(
     "/{id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a subscription (soft)"
 )
-async def delete_webhook(id: UUID, ctx: Admin, if_match: IfMatch) -> Response:
+async def delete_webhook(id: UUID, ctx: CurrentContext, if_match: IfMatch) -> Response:
     """Nothing more is delivered to it."""
     await endpoints.delete_webhook(ctx=ctx, id=id, expected_version=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -89,7 +91,9 @@ async def delete_webhook(id: UUID, ctx: Admin, if_match: IfMatch) -> Response:
     response_model=Page[DeliveryRead],
     summary="Delivery attempts of a subscription, newest first",
 )
-async def list_deliveries(id: UUID, ctx: Admin, params: Annotated[DeliveryParams, Query()]) -> Any:
+async def list_deliveries(
+    id: UUID, ctx: CurrentContext, params: Annotated[DeliveryParams, Query()]
+) -> Any:
     """Each attempt with its status code, time and error (kept 30 days)."""
-    page = await endpoints.list_deliveries(ctx=ctx, id=id, limit=params.limit, cursor=params.cursor)
-    return {"items": [d.model_dump() for d in page.items], "next_cursor": page.next_cursor}
+    page = await endpoints.list_deliveries(ctx=ctx, id=id, params=params)
+    return page.body()

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from documents.ai import (
     MAX_TOKENS_PER_CALL,
-    AIUsageLog,
     FeatureName,
     ModelName,
-    ModelUsageTotals,
 )
 from documents.base import ShortText, UTCDateTime
 from documents.user import GlobalAIConfig, GlobalAIContext
@@ -21,12 +19,22 @@ from schemas.common import (
     IgnoreTenantId,
     Money,
     PageParams,
+    ReadView,
     ResourceRead,
-    cents_to_money,
+    from_stored_cents,
     money_to_cents,
 )
 
 LongNote = Annotated[str, StringConstraints(max_length=10_000)]
+
+
+def _with_total_tokens(data: Any) -> Any:
+    """Stored usage keeps prompt and completion tokens; the API adds their sum."""
+    if isinstance(data, dict) and "total_tokens" not in data and "prompt_tokens" in data:
+        return {**data, "total_tokens": data["prompt_tokens"] + data["completion_tokens"]}
+    return data
+
+
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CALL)]
 
 
@@ -70,14 +78,10 @@ class AIConfigRead(BaseModel):
     monthly_cost_limit: Money | None
     allowed_models: list[str]
 
+    @model_validator(mode="before")
     @classmethod
-    def from_model(cls, config: GlobalAIConfig) -> AIConfigRead:
-        """The response shape of the embedded config."""
-        cents = config.monthly_cost_limit_cents
-        return cls(
-            **config.model_dump(exclude={"monthly_cost_limit_cents"}),
-            monthly_cost_limit=None if cents is None else cents_to_money(cents),
-        )
+    def _stored(cls, data: Any) -> Any:
+        return from_stored_cents(data, {"monthly_cost_limit": "monthly_cost_limit_cents"})
 
 
 class AIContextBody(IgnoreTenantId):
@@ -97,11 +101,6 @@ class AIContextBody(IgnoreTenantId):
 
 class AIContextRead(AIContextBody):
     """The caller's AI context."""
-
-    @classmethod
-    def from_model(cls, context: GlobalAIContext) -> AIContextRead:
-        """The response shape of the embedded context."""
-        return cls(**context.model_dump())
 
 
 class AIUsageCreate(IgnoreTenantId):
@@ -132,20 +131,10 @@ class AIUsageRead(ResourceRead):
     cost: Money
     occurred_at: datetime
 
-
-def to_ai_usage_read(doc: AIUsageLog) -> AIUsageRead:
-    """The response shape of a stored usage log."""
-    return AIUsageRead(
-        **doc.model_dump(include=set(ResourceRead.model_fields)),
-        user_id=doc.user_id,
-        model=doc.model,
-        feature=doc.feature,
-        prompt_tokens=doc.prompt_tokens,
-        completion_tokens=doc.completion_tokens,
-        total_tokens=doc.prompt_tokens + doc.completion_tokens,
-        cost=cents_to_money(doc.cost_cents),
-        occurred_at=doc.occurred_at,
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _stored(cls, data: Any) -> Any:
+        return _with_total_tokens(from_stored_cents(data, {"cost": "cost_cents"}))
 
 
 class AIUsageFilters(PageParams):
@@ -173,16 +162,10 @@ class ModelTotals(BaseModel):
     total_tokens: int
     cost: Money
 
+    @model_validator(mode="before")
     @classmethod
-    def from_model(cls, row: ModelUsageTotals) -> ModelTotals:
-        """The response shape of one model's totals (`cost_cents` → major units)."""
-        return cls(
-            calls=row.calls,
-            prompt_tokens=row.prompt_tokens,
-            completion_tokens=row.completion_tokens,
-            total_tokens=row.prompt_tokens + row.completion_tokens,
-            cost=cents_to_money(row.cost_cents),
-        )
+    def _stored(cls, data: Any) -> Any:
+        return _with_total_tokens(from_stored_cents(data, {"cost": "cost_cents"}))
 
 
 class AIUsagePage(BaseModel):
@@ -196,3 +179,15 @@ class AIUsagePage(BaseModel):
     items: list[AIUsageRead]
     next_cursor: str | None = None
     totals: dict[str, ModelTotals]
+
+
+AI_CONFIG_VIEW: ReadView[AIConfigRead] = ReadView(AIConfigRead)
+"""A user's stored AI config → `AIConfigRead` (money in major units)."""
+AI_CONTEXT_VIEW: ReadView[AIContextRead] = ReadView(AIContextRead)
+"""A user's stored AI context → `AIContextRead`."""
+AI_USAGE_VIEW: ReadView[AIUsageRead] = ReadView(AIUsageRead)
+"""Stored usage logs → `AIUsageRead`, one validation each."""
+to_ai_usage_read = AI_USAGE_VIEW.document
+"""The response shape of a usage log document in hand."""
+MODEL_TOTALS_VIEW: ReadView[ModelTotals] = ReadView(ModelTotals)
+"""One model's summed usage → `ModelTotals` (money in major units)."""

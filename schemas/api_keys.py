@@ -9,7 +9,7 @@ from pydantic import Field
 from documents.api_key import ApiKey
 from documents.base import Name
 from documents.user import Role
-from schemas.common import IgnoreTenantId, ListParams, ResourceRead
+from schemas.common import IgnoreTenantId, ListParams, ReadView, ResourceRead
 
 
 class ApiKeyCreate(IgnoreTenantId):
@@ -38,9 +38,10 @@ class ApiKeyFilters(ListParams):
     """`GET /v1/api-keys`: `include_deleted=true` also lists revoked keys."""
 
 
-def to_api_key_read(key: ApiKey) -> ApiKeyRead:
-    """The listing view of a key."""
-    return ApiKeyRead.model_validate(key.model_dump(exclude={"key_hash", "pending_event"}))
+API_KEY_VIEW: ReadView[ApiKeyRead] = ReadView(ApiKeyRead)
+"""Stored keys → `ApiKeyRead` (never the key or its hash), one validation each."""
+to_api_key_read = API_KEY_VIEW.document
+"""The listing view of a key document in hand."""
 
 
 def to_api_key_created(key: ApiKey, secret: str) -> ApiKeyCreated:

@@ -13,23 +13,23 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from documents.base import Email, Name, ShortText, UTCDateTime, utcnow
 from documents.user import (
-    BillingAddress,
-    BillingHistoryItem,
-    BillingInfo,
     BillingStatus,
-    GlobalBilling,
-    PaymentDetails,
-    PlanChange,
-    Subscription,
     SubscriptionStatus,
     SubscriptionType,
 )
-from schemas.common import IgnoreTenantId, Money, cents_to_money
+from schemas.common import IgnoreTenantId, Money, ReadView, from_stored_cents
 
 SECRET_CARD_KEYS = frozenset(
     {"cvc", "cvv", "cvv2", "cvc2", "cid", "csc", "security_code", "card_number", "pan"}
@@ -169,31 +169,16 @@ class PlanChangeRead(BaseModel):
     to_plan: SubscriptionType = Field(alias="to")
     changed_at: datetime
 
-    @classmethod
-    def from_model(cls, change: PlanChange) -> PlanChangeRead:
-        """The response shape of a stored plan change."""
-        return cls(from_plan=change.from_plan, to_plan=change.to_plan, changed_at=change.changed_at)
-
 
 class SubscriptionRead(BaseModel):
     """The caller's subscription; `plan` is the current `subscription_type`."""
 
-    plan: SubscriptionType
+    # Stored as `subscription_type`.
+    plan: SubscriptionType = Field(validation_alias=AliasChoices("plan", "subscription_type"))
     status: SubscriptionStatus
     started_at: datetime
     ends_at: datetime | None
     plan_history: list[PlanChangeRead]
-
-    @classmethod
-    def from_model(cls, sub: Subscription) -> SubscriptionRead:
-        """The response shape of the embedded subscription."""
-        return cls(
-            plan=sub.subscription_type,
-            status=sub.status,
-            started_at=sub.started_at,
-            ends_at=sub.ends_at,
-            plan_history=[PlanChangeRead.from_model(c) for c in sub.plan_history],
-        )
 
 
 class BillingHistoryRead(BaseModel):
@@ -206,12 +191,10 @@ class BillingHistoryRead(BaseModel):
     status: BillingStatus
     description: str | None
 
+    @model_validator(mode="before")
     @classmethod
-    def from_model(cls, item: BillingHistoryItem) -> BillingHistoryRead:
-        """The response shape of a stored history item."""
-        return cls(
-            **item.model_dump(exclude={"amount_cents"}), amount=cents_to_money(item.amount_cents)
-        )
+    def _stored(cls, data: Any) -> Any:
+        return from_stored_cents(data, {"amount": "amount_cents"})
 
 
 class PaymentMethodRead(BaseModel):
@@ -225,11 +208,6 @@ class PaymentMethodRead(BaseModel):
     exp_year: int
     is_default: bool
 
-    @classmethod
-    def from_model(cls, method: PaymentDetails) -> PaymentMethodRead:
-        """The response shape of a stored payment method."""
-        return cls(**method.model_dump())
-
 
 class BillingAddressRead(BaseModel):
     """A billing address."""
@@ -241,11 +219,6 @@ class BillingAddressRead(BaseModel):
     postal_code: str | None
     country: str | None
 
-    @classmethod
-    def from_model(cls, address: BillingAddress) -> BillingAddressRead:
-        """The response shape of a stored address."""
-        return cls(**address.model_dump())
-
 
 class BillingInfoRead(BaseModel):
     """Who and where to bill."""
@@ -256,14 +229,6 @@ class BillingInfoRead(BaseModel):
     tax_id: str | None
     default_payment_method_id: UUID | None
 
-    @classmethod
-    def from_model(cls, info: BillingInfo) -> BillingInfoRead:
-        """The response shape of stored billing info."""
-        return cls(
-            **info.model_dump(exclude={"address"}),
-            address=BillingAddressRead.from_model(info.address),
-        )
-
 
 class BillingAccountRead(BaseModel):
     """The billing part of a user: who to bill, recent history (amounts in major units), cards."""
@@ -272,25 +237,28 @@ class BillingAccountRead(BaseModel):
     billing_history: list[BillingHistoryRead]
     payment_methods: list[PaymentMethodRead]
 
-    @classmethod
-    def from_model(cls, billing: GlobalBilling) -> BillingAccountRead:
-        """The response shape of the embedded billing part."""
-        return cls(
-            billing_info=BillingInfoRead.from_model(billing.billing_info),
-            billing_history=[BillingHistoryRead.from_model(i) for i in billing.billing_history],
-            payment_methods=[PaymentMethodRead.from_model(m) for m in billing.payment_methods],
-        )
-
 
 class BillingRead(BillingAccountRead):
     """`GET /v1/billing`: subscription, billing info, recent history, payment methods."""
 
     subscription: SubscriptionRead
 
+    @model_validator(mode="before")
     @classmethod
-    def from_user(cls, subscription: Subscription, billing: GlobalBilling) -> BillingRead:
-        """The response shape of a user's subscription and billing parts."""
-        return cls(
-            subscription=SubscriptionRead.from_model(subscription),
-            **dict(BillingAccountRead.from_model(billing)),
-        )
+    def _from_user(cls, data: Any) -> Any:
+        # A stored user: its `billing` part flattened beside its `subscription`.
+        if isinstance(data, dict) and isinstance(data.get("billing"), dict):
+            return {**data["billing"], "subscription": data["subscription"]}
+        return data
+
+
+SUBSCRIPTION_VIEW: ReadView[SubscriptionRead] = ReadView(SubscriptionRead)
+"""A user's stored subscription → `SubscriptionRead` (`plan`, the current type)."""
+BILLING_INFO_VIEW: ReadView[BillingInfoRead] = ReadView(BillingInfoRead)
+"""A user's stored billing info → `BillingInfoRead`."""
+PAYMENT_METHOD_VIEW: ReadView[PaymentMethodRead] = ReadView(PaymentMethodRead)
+"""A stored payment method → `PaymentMethodRead` (safe data only)."""
+BILLING_HISTORY_VIEW: ReadView[BillingHistoryRead] = ReadView(BillingHistoryRead)
+"""A stored invoice or charge → `BillingHistoryRead` (money in major units)."""
+BILLING_VIEW: ReadView[BillingRead] = ReadView(BillingRead)
+"""A stored user → `BillingRead`, its subscription and billing parts."""

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from documents import migrations
 from documents.base import LongText, Name, ShortText, Tag, Url, UTCDateTime
 from documents.blog import (
     MAX_BLOG_KEYWORDS,
     MAX_OUTLINE_ITEMS,
+    SCHEDULE_FIELDS,
     Blog,
+    BlogCalendar,
     BlogChannel,
     BlogStatus,
     Recurrence,
     TimeZoneName,
 )
-from documents.workspace_read_models import GlobalBlog
-from schemas.common import IgnoreTenantId, ListParams, PatchBody, ResourceRead
+from schemas.common import IgnoreTenantId, ListParams, PatchBody, ReadView, ResourceRead
 
 Outline = Annotated[list[ShortText], Field(max_length=MAX_OUTLINE_ITEMS)]
 Keywords = Annotated[list[Tag], Field(max_length=MAX_BLOG_KEYWORDS)]
@@ -92,6 +94,11 @@ class BlogPublish(IgnoreTenantId):
     platform: ShortText | None = None
 
 
+def _calendar_field(calendar: dict[str, Any], name: str) -> Any:
+    """A stored calendar's field; an upcast old shape lacks some: the document's default."""
+    return calendar[name] if name in calendar else BlogCalendar.model_fields[name].get_default()
+
+
 class BlogRead(ResourceRead):
     """A blog as the API shows it (the stored plan, calendar and posted parts flattened).
 
@@ -113,24 +120,36 @@ class BlogRead(ResourceRead):
     keywords: list[str]
     tags: list[str]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_stored(cls, data: Any) -> Any:
+        # A stored blog (raw, any shape version, or a document's dump): upcast, then the
+        # plan, calendar (only when scheduled) and posted parts flattened into the API fields.
+        if not isinstance(data, dict) or "plan" not in data:
+            return data
+        doc = migrations.upcast(Blog, data)
+        calendar = doc.get("calendar") or {}
+        scheduled = calendar.get("scheduled_for") is not None
+        posted = doc.get("posted") or {}
+        plan = doc["plan"]
+        return {
+            **doc,
+            **{
+                name: _calendar_field(calendar, name) if scheduled else None
+                for name in SCHEDULE_FIELDS
+            },
+            "posted_at": posted.get("posted_at"),
+            "url": posted.get("url"),
+            "platform": posted.get("platform"),
+            "outline": plan.get("outline", []),
+            "keywords": plan.get("keywords", []),
+        }
 
-def to_blog_read(doc: Blog) -> BlogRead:
-    """The response shape of a stored blog."""
-    posted = doc.posted
-    return BlogRead(
-        **doc.model_dump(include=set(ResourceRead.model_fields)),
-        **doc.schedule_fields(),
-        user_id=doc.user_id,
-        title=doc.title,
-        content=doc.content,
-        status=doc.status,
-        posted_at=posted.posted_at if posted else None,
-        url=posted.url if posted else None,
-        platform=posted.platform if posted else None,
-        outline=doc.plan.outline,
-        keywords=doc.plan.keywords,
-        tags=doc.tags,
-    )
+
+BLOG_VIEW: ReadView[BlogRead] = ReadView(BlogRead)
+"""Stored blogs → `BlogRead`, one validation each."""
+to_blog_read = BLOG_VIEW.document
+"""The response shape of a blog document in hand."""
 
 
 class BlogFilters(ListParams):
@@ -219,16 +238,10 @@ class BlogStatsRead(BaseModel):
     computed_at: datetime
 
 
-def to_blog_stats_read(doc: GlobalBlog) -> BlogStatsRead:
-    """The response shape of the read model."""
-    return BlogStatsRead(
-        user_id=doc.user_id,
-        total=doc.total,
-        by_status=doc.by_status.model_dump(),
-        last_posted_at=doc.last_posted_at,
-        next_scheduled_for=doc.next_scheduled_for,
-        computed_at=doc.computed_at,
-    )
+BLOG_STATS_VIEW: ReadView[BlogStatsRead] = ReadView(BlogStatsRead)
+"""A user's `GlobalBlog` read model → `BlogStatsRead`."""
+to_blog_stats_read = BLOG_STATS_VIEW.document
+"""The response shape of the read model in hand."""
 
 
 class StatsParams(BaseModel):

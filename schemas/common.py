@@ -279,6 +279,22 @@ Money = Annotated[
 """Money in the API: a JSON number in major units (stored as integer cents)."""
 
 
+def from_stored_cents(data: Any, fields: dict[str, str]) -> Any:
+    """A stored shape's integer-cents fields as the API's money fields (`{api: stored}`).
+
+    The body of a response schema's `before` validator: raw documents and dumps of documents
+    in hand both carry the stored names.
+    """
+    if not isinstance(data, dict):
+        return data
+    moved = {
+        api: None if data[stored] is None else cents_to_money(data[stored])
+        for api, stored in fields.items()
+        if api not in data and stored in data
+    }
+    return {**data, **moved} if moved else data
+
+
 def money_to_cents(value: Decimal) -> int:
     """Major units (at most 2 decimals) as integer cents."""
     return int(value * 100)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from documents.base import ShortText
-from documents.integration import Integration, IntegrationStatus, IntegrationType
-from schemas.common import IgnoreTenantId, ListParams, PatchBody, ResourceRead
+from documents.integration import IntegrationStatus, IntegrationType
+from schemas.common import IgnoreTenantId, ListParams, PatchBody, ReadView, ResourceRead
 
 CredentialKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 CredentialValue = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
@@ -55,18 +55,19 @@ class IntegrationRead(ResourceRead):
     connected_at: datetime | None
     has_credentials: bool
 
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_flag(cls, data: Any) -> Any:
+        # Stored: the encrypted token, which the response never carries; only whether it is set.
+        if isinstance(data, dict) and "has_credentials" not in data:
+            data = {**data, "has_credentials": data.get("credentials_encrypted") is not None}
+        return data
 
-def to_integration_read(doc: Integration) -> IntegrationRead:
-    """The response shape of a stored integration (without its credentials)."""
-    return IntegrationRead(
-        **doc.model_dump(include=set(ResourceRead.model_fields)),
-        user_id=doc.user_id,
-        type=doc.type,
-        name=doc.name,
-        status=doc.status,
-        connected_at=doc.connected_at,
-        has_credentials=doc.has_credentials,
-    )
+
+INTEGRATION_VIEW: ReadView[IntegrationRead] = ReadView(IntegrationRead)
+"""Stored integrations → `IntegrationRead` (without credentials), one validation each."""
+to_integration_read = INTEGRATION_VIEW.document
+"""The response shape of an integration document in hand."""
 
 
 class IntegrationFilters(ListParams):

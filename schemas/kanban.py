@@ -15,10 +15,8 @@ from documents.kanban import (
     Color,
     Description,
     GlobalKanban,
-    KanbanState,
-    KanbanTask,
 )
-from schemas.common import IgnoreTenantId, PatchBody, ResourceRead
+from schemas.common import IgnoreTenantId, PatchBody, ReadView, ResourceRead
 
 StatePosition = Annotated[int, Field(ge=0, le=MAX_KANBAN_STATES)]
 TaskPosition = Annotated[int, Field(ge=0, le=MAX_KANBAN_TASKS)]
@@ -88,11 +86,6 @@ class KanbanStateRead(BaseModel):
     color: str | None
     created_at: datetime
 
-    @classmethod
-    def from_model(cls, state: KanbanState) -> KanbanStateRead:
-        """The response shape of a stored state."""
-        return cls(**state.model_dump())
-
 
 class KanbanTaskRead(BaseModel):
     """A card."""
@@ -106,10 +99,11 @@ class KanbanTaskRead(BaseModel):
     tags: list[str]
     created_at: datetime
 
-    @classmethod
-    def from_model(cls, task: KanbanTask) -> KanbanTaskRead:
-        """The response shape of a stored task."""
-        return cls(**task.model_dump())
+
+KANBAN_STATE_VIEW: ReadView[KanbanStateRead] = ReadView(KanbanStateRead)
+"""A stored column → `KanbanStateRead`."""
+KANBAN_TASK_VIEW: ReadView[KanbanTaskRead] = ReadView(KanbanTaskRead)
+"""A stored card → `KanbanTaskRead`."""
 
 
 class KanbanBoardRead(ResourceRead):
@@ -125,6 +119,6 @@ def to_kanban_board_read(doc: GlobalKanban) -> KanbanBoardRead:
     return KanbanBoardRead(
         **doc.model_dump(include=set(ResourceRead.model_fields)),
         user_id=doc.user_id,
-        states=[KanbanStateRead.from_model(s) for s in doc.ordered_states()],
-        tasks=[KanbanTaskRead.from_model(t) for t in doc.ordered_tasks()],
+        states=[KANBAN_STATE_VIEW.document(s) for s in doc.ordered_states()],
+        tasks=[KANBAN_TASK_VIEW.document(t) for t in doc.ordered_tasks()],
     )

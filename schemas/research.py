@@ -14,13 +14,10 @@ from documents.research import (
     MAX_RESULTS_PER_TOPIC,
     MAX_SOURCES_PER_RESULT,
     Keyword,
-    ResearchTopic,
     Summary,
-    TopicResearchResult,
     Url,
 )
-from documents.workspace_read_models import GlobalResearchStats
-from schemas.common import IgnoreTenantId, ListParams, PatchBody, ResourceRead
+from schemas.common import IgnoreTenantId, ListParams, PatchBody, ReadView, ResourceRead
 
 Description = Annotated[str, StringConstraints(max_length=5000)]
 Tags = Annotated[list[Tag], Field(max_length=50)]
@@ -69,11 +66,6 @@ class ResearchResultRead(BaseModel):
     summary: str | None
     researched_at: datetime
 
-    @classmethod
-    def from_model(cls, result: TopicResearchResult) -> ResearchResultRead:
-        """The response shape of a stored result."""
-        return cls(**result.model_dump())
-
 
 class ResearchTopicRead(ResourceRead):
     """A research topic with its results (oldest first)."""
@@ -86,17 +78,10 @@ class ResearchTopicRead(ResourceRead):
     results: list[ResearchResultRead]
 
 
-def to_research_topic_read(doc: ResearchTopic) -> ResearchTopicRead:
-    """The response shape of a stored topic."""
-    return ResearchTopicRead(
-        **doc.model_dump(include=set(ResourceRead.model_fields)),
-        user_id=doc.user_id,
-        topic=doc.topic,
-        description=doc.description,
-        market=doc.market,
-        tags=doc.tags,
-        results=[ResearchResultRead.from_model(r) for r in doc.results],
-    )
+RESEARCH_TOPIC_VIEW: ReadView[ResearchTopicRead] = ReadView(ResearchTopicRead)
+"""Stored topics → `ResearchTopicRead`, one validation each."""
+to_research_topic_read = RESEARCH_TOPIC_VIEW.document
+"""The response shape of a topic document in hand."""
 
 
 class ResearchFilters(ListParams):
@@ -126,6 +111,7 @@ class ResearchStatsRead(BaseModel):
     computed_at: datetime
 
 
-def to_research_stats_read(doc: GlobalResearchStats) -> ResearchStatsRead:
-    """The response shape of the read model."""
-    return ResearchStatsRead(**doc.model_dump(exclude={"id", "tenant_id", "revision_id"}))
+RESEARCH_STATS_VIEW: ReadView[ResearchStatsRead] = ReadView(ResearchStatsRead)
+"""A user's `GlobalResearchStats` read model → `ResearchStatsRead`."""
+to_research_stats_read = RESEARCH_STATS_VIEW.document
+"""The response shape of the read model in hand."""

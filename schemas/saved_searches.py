@@ -13,13 +13,14 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from documents.base import Name
-from documents.saved_search import MAX_FILTERS, SavedSearch, SavedSearchResource
+from documents.saved_search import MAX_FILTERS, SavedSearchResource
 from schemas.campaigns import CampaignFilters, CampaignPage
 from schemas.common import (
     IgnoreTenantId,
     ListParams,
     PageParams,
     PatchBody,
+    ReadView,
     ResourceRead,
 )
 from schemas.events import EventFilters, EventPage
@@ -63,15 +64,10 @@ class SavedSearchRead(ResourceRead):
     filters: dict[str, Any]
 
 
-def to_saved_search_read(doc: SavedSearch) -> SavedSearchRead:
-    """The response shape of a stored saved search."""
-    return SavedSearchRead(
-        **doc.model_dump(include=set(ResourceRead.model_fields)),
-        user_id=doc.user_id,
-        name=doc.name,
-        resource=doc.resource,
-        filters=doc.filters,
-    )
+SAVED_SEARCH_VIEW: ReadView[SavedSearchRead] = ReadView(SavedSearchRead)
+"""Stored saved searches → `SavedSearchRead`, one validation each."""
+to_saved_search_read = SAVED_SEARCH_VIEW.document
+"""The response shape of a saved search document in hand."""
 
 
 class SavedSearchFilters(ListParams):

@@ -6,18 +6,17 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from documents.base import Email, Name, Tag
+from documents.base import Email, Name, Tag, utcnow
 from documents.team import (
     Invitation,
     InvitationStatus,
     InvitedRole,
     MemberStatus,
-    Team,
     TeamRole,
 )
-from schemas.common import IgnoreTenantId, ListParams, PatchBody, ResourceRead
+from schemas.common import IgnoreTenantId, ListParams, PatchBody, ReadView, ResourceRead
 
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
@@ -105,6 +104,13 @@ class InvitationRead(ResourceRead):
     accepted_by: UUID | None = None
     revoked_at: datetime | None = None
 
+    @model_validator(mode="after")
+    def _expired(self) -> InvitationRead:
+        # As `Invitation.effective_status`: the stored status stays `pending` past the expiry.
+        if self.status == InvitationStatus.pending and self.expires_at <= utcnow():
+            self.status = InvitationStatus.expired
+        return self
+
 
 class InvitationCreated(InvitationRead):
     """The creation response: `token` is shown only here (send it to the invitee)."""
@@ -121,15 +127,14 @@ class InvitationFilters(ListParams):
     status: InvitationStatus | None = None
 
 
-def to_team_read(team: Team) -> TeamRead:
-    """The API view of a team."""
-    return TeamRead.model_validate(team.model_dump(exclude={"pending_event"}))
-
-
-def to_invitation_read(invitation: Invitation) -> InvitationRead:
-    """The API view of an invitation (never the token hash)."""
-    data = invitation.model_dump(exclude={"token_hash", "pending_event"})
-    return InvitationRead.model_validate({**data, "status": invitation.effective_status()})
+TEAM_VIEW: ReadView[TeamRead] = ReadView(TeamRead)
+"""Stored teams → `TeamRead`, one validation each."""
+to_team_read = TEAM_VIEW.document
+"""The API view of a team document in hand."""
+INVITATION_VIEW: ReadView[InvitationRead] = ReadView(InvitationRead)
+"""Stored invitations → `InvitationRead` (never the token hash), one validation each."""
+to_invitation_read = INVITATION_VIEW.document
+"""The API view of an invitation document in hand."""
 
 
 def to_invitation_created(invitation: Invitation, token: str) -> InvitationCreated:

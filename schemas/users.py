@@ -25,13 +25,12 @@ from documents.user import (
     SecuritySettings,
     SocialLinks,
     TwoFactorMethod,
-    User,
     Username,
     UserProfile,
 )
 from schemas.ai import AIConfigRead
 from schemas.billing import BillingAccountRead, SubscriptionRead
-from schemas.common import IgnoreTenantId, ListParams, ResourceRead, strip_nulls
+from schemas.common import IgnoreTenantId, ListParams, ReadView, ResourceRead, strip_nulls
 
 # -- reads ------------------------------------------------------------------------------------
 
@@ -85,29 +84,16 @@ class UserMe(UserRead):
     feature_flags: dict[str, bool]
 
 
-_NEVER_SHOWN: Any = {
-    "password_hash": True,
-    "pending_event": True,
-    "revision_id": True,
-    "security": {"two_factor_auth": {"secret", "last_used_step"}},
-}
+USER_VIEW: ReadView[UserRead] = ReadView(UserRead)
+"""Stored users → the colleague view (`UserRead`), one validation each."""
+to_user_read = USER_VIEW.document
+"""The colleague view of a user document in hand."""
 
 
-def to_user_read(user: User) -> UserRead:
-    """The colleague view of a user."""
-    return UserRead.model_validate(user.model_dump(exclude=_NEVER_SHOWN))
-
-
-def to_user_me(user: User) -> UserMe:
-    """The owner's view of their aggregate, secrets left out."""
-    return UserMe.model_validate(
-        {
-            **user.model_dump(exclude=_NEVER_SHOWN),
-            "subscription": SubscriptionRead.from_model(user.subscription),
-            "billing": BillingAccountRead.from_model(user.billing),
-            "ai_config": AIConfigRead.from_model(user.ai_config),
-        }
-    )
+USER_ME_VIEW: ReadView[UserMe] = ReadView(UserMe)
+"""A stored user → the owner's view (`UserMe`): every part in its API shape, no secrets."""
+to_user_me = USER_ME_VIEW.document
+"""The owner's view of a user document in hand."""
 
 
 class UserFilters(ListParams):

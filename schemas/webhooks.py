@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AliasChoices, BaseModel, Field, StringConstraints
 
 from documents.webhook import MAX_EVENT_TYPES, EventPattern
-from schemas.common import IgnoreTenantId, PageParams, PatchBody, ResourceRead
+from schemas.common import IgnoreTenantId, PageParams, PatchBody, ReadView, ResourceRead
 
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 _HOST = r"[A-Za-z0-9._~-]+"  # a name or IPv4 address (IPv6 literals: use a name)
@@ -82,7 +82,7 @@ class WebhookCreated(WebhookRead):
 class DeliveryRead(BaseModel):
     """One delivery attempt."""
 
-    id: UUID
+    id: UUID = Field(validation_alias=AliasChoices("id", "_id"))
     change_id: UUID = Field(description="The change delivered (the `webhook-id` header).")
     event_type: str
     attempt: int
@@ -92,6 +92,10 @@ class DeliveryRead(BaseModel):
     duration_ms: float
     request_id: str | None = Field(description="X-Request-ID of the request that made the change.")
     created_at: datetime
+
+
+DELIVERY_VIEW: ReadView[DeliveryRead] = ReadView(DeliveryRead)
+"""Stored delivery attempts → `DeliveryRead`, one validation each."""
 
 
 class DeliveryParams(PageParams):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -21,14 +20,29 @@ from uuid import UUID
 from documents.ai import MAX_CACHED_MODELS, AIUsageLog, AIUsageTotals, ModelUsageTotals
 from documents.base import utcnow
 from documents.user import User
-from schemas.ai import AIConfigBody, AIContextBody, AIUsageCreate, AIUsageFilters
+from schemas.ai import (
+    AI_USAGE_VIEW,
+    MODEL_TOTALS_VIEW,
+    AIConfigBody,
+    AIContextBody,
+    AIUsageCreate,
+    AIUsageFilters,
+    AIUsagePage,
+    AIUsageRead,
+)
 from schemas.common import money_to_cents
 from service import pipelines
-from service.context import RequestContext
+from service.context import RequestContext, Role
 from service.errors import Forbidden, NotFound, Unprocessable
 from service.pagination import Sort, pack_cursor, unpack_cursor
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, tenant_filter, uuid_filter
+from service.users import get_me
 
+# Every role logs usage (whose it may be billed to is `_billed_user`'s data rule).
+POLICY: ResourcePolicy[AIUsageLog] = register_policy(
+    ResourcePolicy(model=AIUsageLog, roles=dict.fromkeys(Action, Role.viewer))
+)
 # Clocks differ a little between services; a usage time slightly ahead of ours is accepted.
 CLOCK_SKEW = timedelta(minutes=5)
 NEWEST_OCCURRED_FIRST = Sort("occurred_at", -1)
@@ -36,17 +50,12 @@ NEWEST_OCCURRED_FIRST = Sort("occurred_at", -1)
 TOTALS_TTL = timedelta(hours=1)
 
 
-async def own_user(*, ctx: RequestContext) -> User:
-    """The calling user's aggregate (403 for API keys, which have none)."""
-    return await Repository(User, ctx).get(ctx.require_user())
-
-
 async def put_ai_config(
     *, ctx: RequestContext, data: AIConfigBody, expected_version: int | None
 ) -> User:
     """Replace the caller's AI config; any role may change their own."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     return await repo.update(
         user,
         {"ai_config": data.to_model().model_dump()},
@@ -60,7 +69,7 @@ async def put_ai_context(
 ) -> User:
     """Replace the caller's AI context; any role may change their own."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     return await repo.update(
         user,
         {"ai_context": data.to_model().model_dump()},
@@ -84,6 +93,7 @@ async def _billed_user(ctx: RequestContext, requested: UUID | None) -> UUID | No
 
 async def record_usage(*, ctx: RequestContext, data: AIUsageCreate) -> AIUsageLog:
     """Log one model call (append-only; journaled like every write)."""
+    POLICY.require(ctx, Action.create)
     now = utcnow()
     if data.occurred_at is not None and data.occurred_at > now + CLOCK_SKEW:
         raise Unprocessable("occurred_at cannot lie in the future.", loc=["body", "occurred_at"])
@@ -100,9 +110,9 @@ async def record_usage(*, ctx: RequestContext, data: AIUsageCreate) -> AIUsageLo
     return await Repository(AIUsageLog, ctx).create(log)
 
 
-async def get_usage(*, ctx: RequestContext, id: UUID) -> AIUsageLog:
+async def get_usage(*, ctx: RequestContext, id: UUID) -> AIUsageRead:
     """One usage record of the tenant (404 for another tenant's)."""
-    return await Repository(AIUsageLog, ctx).get(id)
+    return await Repository(AIUsageLog, ctx).read(id, AI_USAGE_VIEW)
 
 
 def _usage_filter(filters: AIUsageFilters) -> dict[str, Any]:
@@ -121,15 +131,6 @@ def _usage_filter(filters: AIUsageFilters) -> dict[str, Any]:
     if filters.user_id is not None:
         query["user_id"] = uuid_filter(filters.user_id)
     return query
-
-
-@dataclass
-class UsagePage:
-    """A page of usage logs, the cursor of the next page, and the whole range's totals."""
-
-    items: list[AIUsageLog]
-    next_cursor: str | None
-    totals: list[ModelUsageTotals]
 
 
 def _filters_key(filters: AIUsageFilters) -> str:
@@ -191,7 +192,7 @@ async def _keep_totals(
     return row.id
 
 
-async def list_usage(*, ctx: RequestContext, filters: AIUsageFilters) -> UsagePage:
+async def list_usage(*, ctx: RequestContext, filters: AIUsageFilters) -> AIUsagePage:
     """A page of the tenant's usage (newest first) and per-model totals over the whole range.
 
     The totals are one `$group` pipeline over every matching log, run once per walk through
@@ -202,11 +203,16 @@ async def list_usage(*, ctx: RequestContext, filters: AIUsageFilters) -> UsagePa
     key = _filters_key(filters)
     page_cursor, totals_id = _read_walk_cursor(filters.cursor) if filters.cursor else (None, None)
     page = await repo.page(
-        query, limit=filters.limit, cursor=page_cursor, sort=NEWEST_OCCURRED_FIRST
+        query,
+        limit=filters.limit,
+        cursor=page_cursor,
+        sort=NEWEST_OCCURRED_FIRST,
+        view=AI_USAGE_VIEW,
     )
     totals = await _cached_totals(ctx, totals_id, key) if totals_id else None
     if totals is None:
         totals = await _compute_totals(repo, query)
         totals_id = await _keep_totals(ctx, key, totals) if page.next_cursor else None
     next_cursor = _walk_cursor(page.next_cursor, totals_id) if page.next_cursor else None
-    return UsagePage(items=page.items, next_cursor=next_cursor, totals=totals)
+    by_model = {row.model: MODEL_TOTALS_VIEW.document(row) for row in totals}
+    return AIUsagePage(items=page.items, next_cursor=next_cursor, totals=by_model)

@@ -6,7 +6,8 @@ from uuid import UUID
 
 from documents.api_key import ApiKey
 from documents.base import utcnow
-from service import security, visibility
+from schemas.api_keys import API_KEY_VIEW, ApiKeyFilters, ApiKeyRead
+from service import security
 from service.auth import forget_actor
 from service.context import RequestContext, Role
 from service.errors import Forbidden
@@ -16,7 +17,7 @@ from service.repository import Repository
 
 PREFIX_LENGTH = 12  # "lik_" and 8 random characters: enough to tell keys apart in a listing
 
-# Owners and admins mint and revoke keys (and only they see them: service/visibility.py).
+# Owners and admins mint, revoke and see keys (their changes too: service/visibility.py).
 POLICY: ResourcePolicy[ApiKey] = register_policy(
     ResourcePolicy(model=ApiKey, roles=dict.fromkeys(Action, Role.admin))
 )
@@ -40,20 +41,16 @@ async def create_api_key(
     return await Repository(ApiKey, ctx).create(doc), key
 
 
-async def list_api_keys(
-    *, ctx: RequestContext, limit: int, cursor: str | None, include_deleted: bool = False
-) -> PageResult[ApiKey]:
+async def list_api_keys(*, ctx: RequestContext, filters: ApiKeyFilters) -> PageResult[ApiKeyRead]:
     """A page of the tenant's keys, newest first (revoked ones only with include_deleted)."""
-    visibility.require_read(ctx, ApiKey.aggregate_type)
-    return await Repository(ApiKey, ctx).page(
-        None, limit=limit, cursor=cursor, include_deleted=include_deleted
-    )
+    POLICY.require(ctx, Action.read)
+    return await Repository(ApiKey, ctx).page_for(None, filters, view=API_KEY_VIEW)
 
 
-async def get_api_key(*, ctx: RequestContext, id: UUID) -> ApiKey:
+async def get_api_key(*, ctx: RequestContext, id: UUID) -> ApiKeyRead:
     """One live key of the tenant."""
-    visibility.require_read(ctx, ApiKey.aggregate_type)
-    return await Repository(ApiKey, ctx).get(id)
+    POLICY.require(ctx, Action.read)
+    return await Repository(ApiKey, ctx).read(id, API_KEY_VIEW)
 
 
 async def revoke_api_key(

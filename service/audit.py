@@ -14,6 +14,7 @@ from uuid import UUID
 
 from documents.base import as_utc
 from documents.journal import DomainEvent
+from schemas.analytics import AuditEntry
 from service import visibility
 from service.context import RequestContext, Role
 from service.errors import Unprocessable
@@ -64,11 +65,12 @@ async def audit_log(
     aggregate_id: UUID | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> PageResult[DomainEvent]:
+) -> PageResult[AuditEntry]:
     """One page of the tenant's journal, newest change first (admins and owners only).
 
     Entries show what the caller may see (service/visibility.py), as history does.
     """
+    # The journal is no aggregate root (no policy): reading all of it is the admins' alone.
     ctx.require(Role.admin)
     query = audit_filter(
         ctx,
@@ -81,4 +83,4 @@ async def audit_log(
     page = await paginate(DomainEvent, query, limit=limit, cursor=cursor, sort=NEWEST_CHANGE_FIRST)
     # The same rules as history and the change feed: a colleague's private parts stay out.
     items = await visibility.visible_events(ctx, page.items)
-    return PageResult(items=items, next_cursor=page.next_cursor)
+    return PageResult([AuditEntry.model_validate(e.model_dump()) for e in items], page.next_cursor)

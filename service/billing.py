@@ -26,14 +26,12 @@ from documents.user import (
 )
 from schemas.billing import BillingHistoryCreate, BillingInfoBody, PaymentMethodCreate
 from schemas.common import money_to_cents
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.errors import Conflict, NotFound, Unprocessable
+from service.policy import Action
 from service.repository import Repository
-
-
-async def get_billing(*, ctx: RequestContext) -> User:
-    """The caller's user aggregate, whose subscription and billing parts the API shows."""
-    return await Repository(User, ctx).get(ctx.require_user())
+from service.users import POLICY as USER_POLICY
+from service.users import get_me
 
 
 async def change_plan(
@@ -41,7 +39,7 @@ async def change_plan(
 ) -> User:
     """Move the caller to `plan`, appending `{from, to, changed_at}` (same plan: no change)."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     current = user.subscription
     if current.subscription_type == plan:
         return user
@@ -63,7 +61,7 @@ async def put_billing_info(
 ) -> User:
     """Replace who and where to bill (the default payment method is kept)."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     info = user.billing.billing_info.model_copy(
         update={
             **data.model_dump(exclude={"address"}),
@@ -84,7 +82,7 @@ async def add_payment_method(
 ) -> tuple[User, PaymentDetails]:
     """Store a payment method's safe data; the first one (or `is_default`) becomes the default."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     methods = user.billing.payment_methods
     if len(methods) >= MAX_PAYMENT_METHODS:
         raise Conflict(f"At most {MAX_PAYMENT_METHODS} payment methods; remove one first.")
@@ -109,7 +107,7 @@ async def add_payment_method(
 async def remove_payment_method(*, ctx: RequestContext, id: UUID) -> User:
     """Remove a stored payment method (its safe data stays in the journal)."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     methods = user.billing.payment_methods
     if not any(m.id == id for m in methods):
         raise NotFound(f"payment method {id} not found")
@@ -128,7 +126,7 @@ async def record_billing_item(
     *, ctx: RequestContext, data: BillingHistoryCreate
 ) -> tuple[User, BillingHistoryItem]:
     """Append an invoice/charge to a user's billing history (admin; newest kept)."""
-    ctx.require(Role.admin)
+    USER_POLICY.require(ctx, Action.update)  # another user's aggregate: the users' admin rule
     user_id = data.user_id or ctx.require_user()
     repo = Repository(User, ctx)
     try:

@@ -24,18 +24,30 @@ from documents.blog import (
     PostedBlog,
 )
 from documents.workspace_read_models import GlobalBlog
-from schemas.blogs import BlogCreate, BlogFilters, BlogPublish, BlogUpdate, CalendarParams
+from schemas.blogs import (
+    BLOG_VIEW,
+    BlogCreate,
+    BlogFilters,
+    BlogPublish,
+    BlogRead,
+    BlogUpdate,
+    CalendarParams,
+)
 from service import read_models
 from service.context import RequestContext
 from service.errors import Conflict, Unprocessable, readable
 from service.pagination import OLDEST_FIRST, PageResult
-from service.policy import Action, policy_for
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, uuid_filter
 
 # The month view answers at most this many blogs (`truncated` says when there were more).
 MAX_CALENDAR_BLOGS = 1000
 # Clocks differ a little between services; a posting time slightly ahead of ours is accepted.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+POLICY: ResourcePolicy[Blog] = register_policy(ResourcePolicy(model=Blog))
+"""Members and above write Blog documents (the default roles)."""
 
 
 def schedule(values: dict[str, Any]) -> BlogCalendar | None:
@@ -64,7 +76,7 @@ def schedule(values: dict[str, Any]) -> BlogCalendar | None:
 
 async def create_blog(*, ctx: RequestContext, data: BlogCreate) -> Blog:
     """Create a blog in the caller's tenant (a `posted` one is stamped `posted_at` now)."""
-    policy_for(Blog).require(ctx, Action.create)
+    POLICY.require(ctx, Action.create)
     blog = Blog(
         tenant_id=ctx.tenant_id,
         user_id=ctx.user_id,
@@ -79,12 +91,12 @@ async def create_blog(*, ctx: RequestContext, data: BlogCreate) -> Blog:
     return await Repository(Blog, ctx).create(blog)
 
 
-async def get_blog(*, ctx: RequestContext, id: UUID) -> Blog:
+async def get_blog(*, ctx: RequestContext, id: UUID) -> BlogRead:
     """One blog of the tenant (404 if missing, deleted or another tenant's)."""
-    return await Repository(Blog, ctx).get(id)
+    return await Repository(Blog, ctx).read(id, BLOG_VIEW)
 
 
-async def list_blogs(*, ctx: RequestContext, filters: BlogFilters) -> PageResult[Blog]:
+async def list_blogs(*, ctx: RequestContext, filters: BlogFilters) -> PageResult[BlogRead]:
     """A page of the tenant's blogs, newest first."""
     query: dict[str, Any] = {}
     if filters.status is not None:
@@ -93,20 +105,14 @@ async def list_blogs(*, ctx: RequestContext, filters: BlogFilters) -> PageResult
         query["tags"] = filters.tag
     if filters.user_id is not None:
         query["user_id"] = uuid_filter(filters.user_id)
-    return await Repository(Blog, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
+    return await Repository(Blog, ctx).page_for(query, filters, view=BLOG_VIEW)
 
 
 async def update_blog(
     *, ctx: RequestContext, id: UUID, patch: BlogUpdate, expected_version: int | None
 ) -> Blog:
     """Apply a partial update, keeping the lifecycle rules (see the module docstring)."""
-    policy_for(Blog).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(Blog, ctx)
     blog = await repo.get(id)
     sent = patch.changes()
@@ -135,7 +141,7 @@ async def publish_blog(
     *, ctx: RequestContext, id: UUID, data: BlogPublish, expected_version: int | None
 ) -> Blog:
     """Mark a blog posted, stamping `posted_at` (now unless given; never in the future)."""
-    policy_for(Blog).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(Blog, ctx)
     blog = await repo.get(id)
     if blog.status == BlogStatus.posted:

@@ -26,9 +26,10 @@ from documents.event import (
 )
 from schemas.events import EVENT_VIEW, AnyEventRead, EventStatusUpdate
 from service import consent, recipients
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.errors import Conflict, NotFound, Unprocessable
-from service.events import CLOCK_SKEW, provider_filter
+from service.events import CLOCK_SKEW, POLICY, provider_filter
+from service.policy import Action
 from service.repository import Repository, to_bson, uuid_filter
 
 LIFECYCLES: Mapping[EventType, tuple[str, Mapping[str, int]]] = {
@@ -74,7 +75,7 @@ UPDATE_RETRIES = 10
 
 async def update_status(*, ctx: RequestContext, data: EventStatusUpdate) -> AnyEventRead:
     """Apply a provider callback to its event (member); 404 when no event has that id."""
-    ctx.require(Role.member)
+    POLICY.require(ctx, Action.update)
     repo = Repository(TouchpointEvent, ctx)
     now = utcnow()
     at = data.occurred_at or now

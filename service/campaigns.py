@@ -49,7 +49,7 @@ from service import campaign_tallies
 from service.context import RequestContext
 from service.errors import Conflict, NotFound, Unprocessable
 from service.pagination import NEWEST_FIRST, PageResult, parse_sort
-from service.policy import Action, policy_for
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import (
     Repository,
     change_event_type,
@@ -64,6 +64,10 @@ PHONE_LIST_FIELDS = ("caller_ids", "sender_numbers")
 ALL_TYPE_FIELDS = frozenset().union(*TYPE_FIELDS.values())
 # Lost races on the campaign's version while adjusting its lead count are retried this often.
 COUNT_RETRIES = 5
+
+
+POLICY: ResourcePolicy[CampaignBase] = register_policy(ResourcePolicy(model=CampaignBase))
+"""Members and above write CampaignBase documents (the default roles)."""
 
 
 def _normalize_phones(changes: dict[str, Any], region: str) -> None:
@@ -106,7 +110,7 @@ async def list_campaigns(
 
 async def create_campaign(*, ctx: RequestContext, data: CampaignCreate) -> CampaignBase:
     """Create a campaign of `data.type` owned by the calling user."""
-    policy_for(CampaignBase).require(ctx, Action.create)
+    POLICY.require(ctx, Action.create)
     fields = data.model_dump(exclude={"type"})
     _normalize_phones(fields, ctx.phone_region)
     await _check_integrations(ctx, fields.get("integrations"))
@@ -127,7 +131,7 @@ async def update_campaign(
     expected_version: int | None = None,
 ) -> CampaignBase:
     """Patch a campaign: its type's fields only, status along the allowed transitions."""
-    policy_for(CampaignBase).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(CampaignBase, ctx)
     doc = await repo.get(id)
     changes = subtype_changes(doc, data.changes(), foreign=ALL_TYPE_FIELDS - TYPE_FIELDS[doc.type])
@@ -150,7 +154,7 @@ async def update_campaign(
 
 async def attach_leads(*, ctx: RequestContext, id: UUID, lead_ids: Sequence[UUID]) -> int:
     """Attach live leads of the tenant to a campaign; returns how many were newly attached."""
-    policy_for(CampaignBase).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(CampaignBase, ctx)
     campaign = await repo.get(id)
     wanted = list(dict.fromkeys(lead_ids))
@@ -176,7 +180,7 @@ async def attach_leads(*, ctx: RequestContext, id: UUID, lead_ids: Sequence[UUID
 
 async def detach_lead(*, ctx: RequestContext, id: UUID, lead_id: UUID) -> None:
     """Detach a lead from a campaign (404 unless both are the tenant's and linked)."""
-    policy_for(CampaignBase).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     campaign = await Repository(CampaignBase, ctx).get(id)
     link = await CampaignLead.get_pymongo_collection().find_one_and_delete(
         campaign_link_filter(ctx, campaign.id) | {"lead_id": uuid_filter(lead_id)}

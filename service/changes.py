@@ -28,7 +28,7 @@ from schemas.common import ReadView
 from service import journal_view, sequencer, visibility
 from service.context import RequestContext
 from service.errors import Unprocessable
-from service.pagination import StoredView, pack_cursor, unpack_cursor
+from service.pagination import PageResult, StoredView, pack_cursor, unpack_cursor
 from service.projections import runner, sync_feeds
 from service.repository import tenant_filter
 
@@ -151,7 +151,7 @@ async def list_changes(
     limit: int,
     aggregate_type: str | None = None,
     event_type: str | None = None,
-) -> dict[str, Any]:
+) -> PageResult[Any]:
     """One page of the tenant's change feed, oldest first, with the cursor to resume from."""
     position = feed_position(after) if after else 0
     # Include the caller's own latest writes, within the inline budget (the background
@@ -167,7 +167,7 @@ async def list_changes(
         view=CHANGE_VIEW,
     )
     items = await visible_items(ctx, events)
-    return {"items": items, "next_cursor": feed_cursor(resume)}
+    return PageResult(items, feed_cursor(resume))
 
 
 __all__ = [

@@ -42,9 +42,10 @@ from schemas.events import (
 )
 from service import campaign_tallies, consent, event_slots, recipients
 from service.campaigns import campaign_link_filter
-from service.context import RequestContext, Role
+from service.context import RequestContext
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from service.pagination import PageResult, Sort, parse_sort
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import (
     Repository,
     equal_to,
@@ -54,6 +55,8 @@ from service.repository import (
     uuid_filter,
 )
 
+# Touchpoints are recorded (and their status moved by provider callbacks) by members and above.
+POLICY: ResourcePolicy[TouchpointEvent] = register_policy(ResourcePolicy(model=TouchpointEvent))
 CLOCK_SKEW = timedelta(minutes=5)  # an `occurred_at` slightly ahead of our clock is accepted
 STALE_CLAIM = timedelta(seconds=30)  # an unfinished claim this old belongs to a dead request
 RELEASED = datetime(1970, 1, 1, tzinfo=UTC)  # a failed request's claim: stale at once
@@ -84,7 +87,7 @@ async def create_event(
     ttl_hours: int = 48,
 ) -> tuple[dict[str, Any], bool]:
     """Record a touchpoint; answers its JSON view and whether it is a replay of a key's first."""
-    ctx.require(Role.member)
+    POLICY.require(ctx, Action.create)
     digest = request_hash(data.model_dump(mode="json", exclude_unset=True))
     if data.provider is not None and data.external_id is not None:
         original = await provider_event(ctx, data.provider, data.external_id, digest)

@@ -13,13 +13,22 @@ from uuid import UUID
 
 from documents.base import utcnow
 from documents.integration import Integration, IntegrationStatus
-from schemas.integrations import IntegrationCreate, IntegrationFilters, IntegrationUpdate
+from schemas.integrations import (
+    INTEGRATION_VIEW,
+    IntegrationCreate,
+    IntegrationFilters,
+    IntegrationRead,
+    IntegrationUpdate,
+)
 from service import security
 from service.context import RequestContext
 from service.pagination import PageResult
-from service.policy import Action, policy_for
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, uuid_filter
 from service.settings import Settings
+
+POLICY: ResourcePolicy[Integration] = register_policy(ResourcePolicy(model=Integration))
+"""Members and above write Integration documents (the default roles)."""
 
 
 def _seal(settings: Settings, credentials: dict[str, str] | None) -> str | None:
@@ -32,7 +41,7 @@ async def create_integration(
     *, ctx: RequestContext, settings: Settings, data: IntegrationCreate
 ) -> Integration:
     """Connect an outside system for the caller (credentials encrypted at rest)."""
-    policy_for(Integration).require(ctx, Action.create)
+    POLICY.require(ctx, Action.create)
     connected = data.status == IntegrationStatus.connected
     integration = Integration(
         tenant_id=ctx.tenant_id,
@@ -46,14 +55,14 @@ async def create_integration(
     return await Repository(Integration, ctx).create(integration)
 
 
-async def get_integration(*, ctx: RequestContext, id: UUID) -> Integration:
+async def get_integration(*, ctx: RequestContext, id: UUID) -> IntegrationRead:
     """One integration of the tenant."""
-    return await Repository(Integration, ctx).get(id)
+    return await Repository(Integration, ctx).read(id, INTEGRATION_VIEW)
 
 
 async def list_integrations(
     *, ctx: RequestContext, filters: IntegrationFilters
-) -> PageResult[Integration]:
+) -> PageResult[IntegrationRead]:
     """A page of the tenant's integrations, newest first."""
     query: dict[str, Any] = {}
     if filters.type is not None:
@@ -62,13 +71,7 @@ async def list_integrations(
         query["status"] = filters.status.value
     if filters.user_id is not None:
         query["user_id"] = uuid_filter(filters.user_id)
-    return await Repository(Integration, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
+    return await Repository(Integration, ctx).page_for(query, filters, view=INTEGRATION_VIEW)
 
 
 async def update_integration(
@@ -80,7 +83,7 @@ async def update_integration(
     expected_version: int | None,
 ) -> Integration:
     """Change status, name or credentials (replaced whole; `null` removes them)."""
-    policy_for(Integration).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(Integration, ctx)
     integration = await repo.get(id)
     sent = patch.changes()

@@ -29,11 +29,17 @@ from schemas.kanban import (
     KanbanTaskCreate,
     KanbanTaskUpdate,
 )
-from service.context import RequestContext
+from service.context import RequestContext, Role
 from service.errors import Conflict, NotFound, Unprocessable
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, uuid_filter
 
 M = TypeVar("M", bound=BaseModel)
+
+# A personal board: every role keeps their own (the board is looked up by the caller's id).
+POLICY: ResourcePolicy[GlobalKanban] = register_policy(
+    ResourcePolicy(model=GlobalKanban, roles=dict.fromkeys(Action, Role.viewer))
+)
 
 
 async def get_board(*, ctx: RequestContext) -> GlobalKanban:
@@ -60,6 +66,7 @@ async def _save(
     expected_version: int | None,
     event_type: str,
 ) -> GlobalKanban:
+    POLICY.require(ctx, Action.update)
     changes = {}
     if states is not None:
         changes["states"] = {str(s.id): s.model_dump() for s in states}

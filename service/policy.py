@@ -9,8 +9,9 @@ written once. `ctx.require(...)` stays only where a rule depends on data (a team
 target's rank). Who may SEE a resource and its history is service/visibility.py.
 
 Registering: a domain module declares `POLICY = register_policy(ResourcePolicy(model=X, ...))`;
-a root without one gets the default (members write) the first time it is asked for. A second
-policy for one model is an error at import: there is exactly one per resource.
+every root does (tests/test_conventions.py), and `policy_for` falls back to the default
+(members write) only for a model no module declared. A second policy for one model is an error
+at import: there is exactly one per resource.
 """
 
 from __future__ import annotations
@@ -29,17 +30,29 @@ D = TypeVar("D", bound=RootDocument)
 
 
 class Action(StrEnum):
-    """What a caller does to a resource (reading is service/visibility.py's)."""
+    """What a caller does to a resource.
 
+    `read` is the role a caller needs to list or get a resource kind at all (viewer by
+    default; admin-only kinds such as webhooks raise it). Which fields and whose resources a
+    reader sees is service/visibility.py's.
+    """
+
+    read = "read"
     create = "create"
     update = "update"
     delete = "delete"
     restore = "restore"
     archive = "archive"  # and unarchive
+    personal_data = "personal_data"  # erase or export a resource's personal data (privacy)
 
 
-DEFAULT_ROLES: Mapping[Action, Role] = dict.fromkeys(Action, Role.member)
-"""Members and above write shared resources; viewers read only (the contract's rule)."""
+DEFAULT_ROLES: Mapping[Action, Role] = {
+    **dict.fromkeys(Action, Role.member),
+    Action.read: Role.viewer,
+    Action.personal_data: Role.admin,
+}
+"""Members and above write shared resources; viewers read only (the contract's rule); only
+admins erase or export a resource's personal data."""
 
 Guard = Callable[[RequestContext, Action, Any], Awaitable[None]]
 Hook = Callable[[RequestContext, Any], Awaitable[None]]
@@ -95,6 +108,11 @@ def register_policy(policy: ResourcePolicy[D]) -> ResourcePolicy[D]:
     return policy
 
 
+def declared_models() -> frozenset[type[RootDocument]]:
+    """The aggregate roots that have a policy so far (tests/test_conventions.py checks them)."""
+    return frozenset(_POLICIES)
+
+
 def policy_for(model: type[D]) -> ResourcePolicy[D]:
     """The policy of an aggregate root (the default one if its domain declares none)."""
     policy = _POLICIES.get(model)
@@ -107,6 +125,7 @@ __all__ = [
     "DEFAULT_ROLES",
     "Action",
     "ResourcePolicy",
+    "declared_models",
     "policy_for",
     "register_policy",
 ]

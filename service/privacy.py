@@ -53,7 +53,8 @@ from documents.event import EVENT_CLASSES, IdempotencyRecord, TouchpointEvent
 from documents.journal import DomainEvent
 from documents.lead import LeadBase
 from service import leads
-from service.context import RequestContext, Role
+from service.context import RequestContext
+from service.policy import Action
 from service.repository import Repository, tenant_filter, uuid_filter
 
 # Top-level lead fields that describe the person (names, contact, address, free text). Tags
@@ -141,7 +142,7 @@ async def erase_lead(*, ctx: RequestContext, id: UUID) -> LeadBase:
 
     Admin only. Erasing an erased lead runs the (idempotent) pass again and answers the same.
     """
-    ctx.require(Role.admin)
+    leads.POLICY.require(ctx, Action.personal_data)
     repo = Repository(LeadBase, ctx)
     lead = await repo.get(id, include_deleted=True)
     return await erase_with(ctx, lead)
@@ -255,7 +256,7 @@ async def subject_export(*, ctx: RequestContext, id: UUID) -> dict[str, Any]:
     consent (when the lead carries one), its campaign memberships, its touchpoints (oldest
     first) and its journal (its history, oldest first). Deleted and erased leads too.
     """
-    ctx.require(Role.admin)
+    leads.POLICY.require(ctx, Action.personal_data)
     await Repository(LeadBase, ctx).get(id, include_deleted=True)  # 404 for another tenant's
     lead_id = uuid_filter(id)
     lead = await LeadBase.get_pymongo_collection().find_one(tenant_filter(ctx, {"_id": lead_id}))

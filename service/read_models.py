@@ -42,7 +42,7 @@ async def subject(ctx: RequestContext, user_id: UUID | None) -> UUID:
     """
     target = user_id or ctx.require_user()
     if target != ctx.user_id:
-        ctx.require(Role.admin)
+        ctx.require(Role.admin)  # data decides: only another user's read model needs admin
         await Repository(User, ctx).get(target)
     return target
 

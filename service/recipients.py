@@ -48,9 +48,11 @@ from documents.lead import LeadBase
 from schemas.leads import to_lead_read
 from schemas.recipients import ClaimedRecipient, ClaimRequest, RecipientFilters, RecipientRead
 from service import consent
-from service.context import RequestContext, Role
+from service.campaigns import POLICY as CAMPAIGN_POLICY
+from service.context import RequestContext
 from service.errors import Conflict
 from service.pagination import NEWEST_FIRST, PageResult, encode_cursor, read_cursor
+from service.policy import Action
 from service.repository import Repository, tenant_filter, to_bson, uuid_filter
 from service.suppressions import suppressed_values
 from service.tenant import load_tenant
@@ -130,7 +132,7 @@ async def claim(*, ctx: RequestContext, id: UUID, data: ClaimRequest) -> list[Cl
     Recipients found opted out or suppressed move to `opted_out`; others not contactable now
     (quiet hours, no address, a deleted lead) stay where they are and are skipped.
     """
-    ctx.require(Role.member)
+    CAMPAIGN_POLICY.require(ctx, Action.update)  # claims move the campaign's recipients
     campaign = await Repository(CampaignBase, ctx).get(id)
     channel = CAMPAIGN_CHANNELS.get(campaign.type)
     if channel is None:

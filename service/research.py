@@ -9,17 +9,22 @@ from documents.base import utcnow
 from documents.research import MAX_RESULTS_PER_TOPIC, ResearchTopic, TopicResearchResult
 from documents.workspace_read_models import GlobalResearchStats
 from schemas.research import (
+    RESEARCH_TOPIC_VIEW,
     ResearchFilters,
     ResearchResultIn,
     ResearchTopicCreate,
+    ResearchTopicRead,
     ResearchTopicUpdate,
 )
 from service import read_models
 from service.context import RequestContext
 from service.errors import Conflict
 from service.pagination import PageResult
-from service.policy import Action, policy_for
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, uuid_filter
+
+POLICY: ResourcePolicy[ResearchTopic] = register_policy(ResourcePolicy(model=ResearchTopic))
+"""Members and above write ResearchTopic documents (the default roles)."""
 
 
 def _result(data: ResearchResultIn) -> TopicResearchResult:
@@ -29,7 +34,7 @@ def _result(data: ResearchResultIn) -> TopicResearchResult:
 
 async def create_topic(*, ctx: RequestContext, data: ResearchTopicCreate) -> ResearchTopic:
     """Create a research topic (with its first results, if any)."""
-    policy_for(ResearchTopic).require(ctx, Action.create)
+    POLICY.require(ctx, Action.create)
     topic = ResearchTopic(
         tenant_id=ctx.tenant_id,
         user_id=ctx.user_id,
@@ -42,34 +47,28 @@ async def create_topic(*, ctx: RequestContext, data: ResearchTopicCreate) -> Res
     return await Repository(ResearchTopic, ctx).create(topic)
 
 
-async def get_topic(*, ctx: RequestContext, id: UUID) -> ResearchTopic:
+async def get_topic(*, ctx: RequestContext, id: UUID) -> ResearchTopicRead:
     """One topic of the tenant."""
-    return await Repository(ResearchTopic, ctx).get(id)
+    return await Repository(ResearchTopic, ctx).read(id, RESEARCH_TOPIC_VIEW)
 
 
 async def list_topics(
     *, ctx: RequestContext, filters: ResearchFilters
-) -> PageResult[ResearchTopic]:
+) -> PageResult[ResearchTopicRead]:
     """A page of the tenant's topics, newest first."""
     query: dict[str, Any] = {}
     if filters.tag is not None:
         query["tags"] = filters.tag
     if filters.user_id is not None:
         query["user_id"] = uuid_filter(filters.user_id)
-    return await Repository(ResearchTopic, ctx).page(
-        query,
-        limit=filters.limit,
-        cursor=filters.cursor,
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
+    return await Repository(ResearchTopic, ctx).page_for(query, filters, view=RESEARCH_TOPIC_VIEW)
 
 
 async def update_topic(
     *, ctx: RequestContext, id: UUID, patch: ResearchTopicUpdate, expected_version: int | None
 ) -> ResearchTopic:
     """Change a topic's own fields."""
-    policy_for(ResearchTopic).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(ResearchTopic, ctx)
     topic = await repo.get(id)
     return await repo.update(topic, patch.changes(), expected_version=expected_version)
@@ -79,7 +78,7 @@ async def add_result(
     *, ctx: RequestContext, id: UUID, data: ResearchResultIn, expected_version: int | None
 ) -> ResearchTopic:
     """Append a research result; 409 once the topic holds `MAX_RESULTS_PER_TOPIC`."""
-    policy_for(ResearchTopic).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(ResearchTopic, ctx)
     topic = await repo.get(id)
     if len(topic.results) >= MAX_RESULTS_PER_TOPIC:

@@ -17,16 +17,18 @@ from documents.saved_search import SavedSearch, SavedSearchResource
 from schemas.saved_searches import (
     FILTER_MODELS,
     PAGING,
+    SAVED_SEARCH_VIEW,
     RunParams,
     SavedSearchCreate,
     SavedSearchFilters,
+    SavedSearchRead,
     SavedSearchUpdate,
 )
 from service import campaigns, events, lead_queries
 from service.context import RequestContext
 from service.errors import Conflict, Unprocessable, validation_errors
 from service.pagination import PageResult
-from service.policy import Action, policy_for
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, equal_to
 
 Runner = Callable[..., Awaitable[PageResult[Any]]]
@@ -35,6 +37,10 @@ RUNNERS: dict[SavedSearchResource, Runner] = {
     SavedSearchResource.leads: lead_queries.list_leads,
     SavedSearchResource.events: events.list_events,
 }
+
+
+POLICY: ResourcePolicy[SavedSearch] = register_policy(ResourcePolicy(model=SavedSearch))
+"""Members and above write SavedSearch documents (the default roles)."""
 
 
 def validated_filters(resource: SavedSearchResource, filters: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +66,7 @@ def validated_filters(resource: SavedSearchResource, filters: dict[str, Any]) ->
 
 async def create_saved_search(*, ctx: RequestContext, data: SavedSearchCreate) -> SavedSearch:
     """Save a search for the caller (member or higher)."""
-    policy_for(SavedSearch).require(ctx, Action.create)
+    POLICY.require(ctx, Action.create)
     search = SavedSearch(
         tenant_id=ctx.tenant_id,
         user_id=ctx.user_id,
@@ -71,24 +77,24 @@ async def create_saved_search(*, ctx: RequestContext, data: SavedSearchCreate) -
     return await Repository(SavedSearch, ctx).create(search)
 
 
-async def get_saved_search(*, ctx: RequestContext, id: UUID) -> SavedSearch:
+async def get_saved_search(*, ctx: RequestContext, id: UUID) -> SavedSearchRead:
     """One saved search of the tenant."""
-    return await Repository(SavedSearch, ctx).get(id)
+    return await Repository(SavedSearch, ctx).read(id, SAVED_SEARCH_VIEW)
 
 
 async def list_saved_searches(
     *, ctx: RequestContext, filters: SavedSearchFilters
-) -> PageResult[SavedSearch]:
+) -> PageResult[SavedSearchRead]:
     """A page of the tenant's saved searches, newest first."""
     query = equal_to(filters, {"resource": "resource", "user_id": "user_id"})
-    return await Repository(SavedSearch, ctx).page_for(query, filters)
+    return await Repository(SavedSearch, ctx).page_for(query, filters, view=SAVED_SEARCH_VIEW)
 
 
 async def update_saved_search(
     *, ctx: RequestContext, id: UUID, patch: SavedSearchUpdate, expected_version: int | None
 ) -> SavedSearch:
     """Rename it or replace its filters (validated against its resource)."""
-    policy_for(SavedSearch).require(ctx, Action.update)
+    POLICY.require(ctx, Action.update)
     repo = Repository(SavedSearch, ctx)
     search = await repo.get(id)
     changes = patch.changes()

@@ -81,7 +81,7 @@ async def list_suppressions(
     *, ctx: RequestContext, filters: SuppressionFilters
 ) -> PageResult[SuppressionRead]:
     """A page of the tenant's suppressions, newest first (admin)."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.read)
     query = equal_to(filters, {"channel": "channel"})
     if filters.value is not None:  # without a channel: an e-mail if it has an @, else a phone
         channel = filters.channel or (Channel.email if "@" in filters.value else Channel.call)
@@ -91,7 +91,7 @@ async def list_suppressions(
 
 async def get_suppression(*, ctx: RequestContext, id: UUID) -> SuppressionRead:
     """One suppression of the tenant (admin; 404 if missing, removed or another tenant's)."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.read)
     return await Repository(Suppression, ctx).read(id, SUPPRESSION_VIEW)
 
 

@@ -27,12 +27,20 @@ from documents.team import (
     TeamRole,
 )
 from documents.user import User
+from schemas.teams import (
+    INVITATION_VIEW,
+    TEAM_VIEW,
+    InvitationFilters,
+    InvitationRead,
+    TeamFilters,
+    TeamRead,
+)
 from service import security
 from service.context import RequestContext, Role
 from service.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from service.pagination import PageResult
 from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, uuid_filter
+from service.repository import Repository, equal_to, uuid_filter
 from service.settings import Settings
 from service.throttle import Throttle, guess_throttle
 
@@ -60,6 +68,9 @@ async def _guard(ctx: RequestContext, action: Action, team: Team) -> None:
 # Tenant members and above write teams; which team they may change depends on their part in
 # it (`_guard`). Teams are not archived.
 POLICY: ResourcePolicy[Team] = register_policy(ResourcePolicy(model=Team, guard=_guard))
+# Invitations are the team's business: their commands check `_require_manager` (the team's
+# policy, then the caller's team role); the roles here are the same defaults.
+INVITATION_POLICY: ResourcePolicy[Invitation] = register_policy(ResourcePolicy(model=Invitation))
 
 
 def _require_an_owner(members: list[TeamMember]) -> None:
@@ -90,29 +101,15 @@ async def create_team(
     return await Repository(Team, ctx).create(team)
 
 
-async def get_team(*, ctx: RequestContext, id: UUID) -> Team:
+async def get_team(*, ctx: RequestContext, id: UUID) -> TeamRead:
     """One live team of the tenant (404 otherwise)."""
-    return await Repository(Team, ctx).get(id)
+    return await Repository(Team, ctx).read(id, TEAM_VIEW)
 
 
-async def list_teams(
-    *,
-    ctx: RequestContext,
-    member_id: UUID | None,
-    limit: int,
-    cursor: str | None,
-    include_deleted: bool = False,
-    include_archived: bool = False,
-) -> PageResult[Team]:
+async def list_teams(*, ctx: RequestContext, filters: TeamFilters) -> PageResult[TeamRead]:
     """A page of the tenant's teams, newest first, optionally those `member_id` belongs to."""
-    extra = {"members.user_id": uuid_filter(member_id)} if member_id else None
-    return await Repository(Team, ctx).page(
-        extra,
-        limit=limit,
-        cursor=cursor,
-        include_deleted=include_deleted,
-        include_archived=include_archived,
-    )
+    query = equal_to(filters, {"member_id": "members.user_id"})
+    return await Repository(Team, ctx).page_for(query, filters, view=TEAM_VIEW)
 
 
 async def update_team(
@@ -278,23 +275,13 @@ def _status_filter(status: InvitationStatus | None) -> dict[str, Any]:
 
 
 async def list_invitations(
-    *,
-    ctx: RequestContext,
-    team_id: UUID,
-    status: InvitationStatus | None,
-    limit: int,
-    cursor: str | None,
-    include_deleted: bool = False,
-) -> PageResult[Invitation]:
+    *, ctx: RequestContext, team_id: UUID, filters: InvitationFilters
+) -> PageResult[InvitationRead]:
     """A page of a team's invitations, newest first (revoked ones only with include_deleted)."""
     team = await Repository(Team, ctx).get(team_id)
     _require_manager(ctx, team)
-    return await Repository(Invitation, ctx).page(
-        {"team_id": uuid_filter(team_id), **_status_filter(status)},
-        limit=limit,
-        cursor=cursor,
-        include_deleted=include_deleted,
-    )
+    query = {"team_id": uuid_filter(team_id), **_status_filter(filters.status)}
+    return await Repository(Invitation, ctx).page_for(query, filters, view=INVITATION_VIEW)
 
 
 async def revoke_invitation(

@@ -9,7 +9,15 @@ from __future__ import annotations
 from documents.tenant import Tenant
 from schemas.tenant import TenantUpdate
 from service.context import RequestContext, Role
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository
+
+# Every member reads the tenant's settings; only admins change them.
+POLICY: ResourcePolicy[Tenant] = register_policy(
+    ResourcePolicy(
+        model=Tenant, roles=dict.fromkeys(Action, Role.admin) | {Action.read: Role.viewer}
+    )
+)
 
 
 async def load_tenant(ctx: RequestContext) -> Tenant:
@@ -26,7 +34,7 @@ async def update_tenant(
     *, ctx: RequestContext, data: TenantUpdate, expected_version: int | None = None
 ) -> Tenant:
     """Change the tenant's settings (admin); no change → no new version."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.update)
     tenant = await load_tenant(ctx)
     return await Repository(Tenant, ctx).update(
         tenant, data.stored_changes(), expected_version=expected_version

@@ -17,13 +17,14 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.base import utcnow
 from documents.user import TwoFactorAuth, TwoFactorMethod, User
+from schemas.users import USER_VIEW, UserFilters, UserRead
 from service import security, visibility
 from service.auth import check_password_policy, forget_actor, verify_user_otp
 from service.context import RequestContext, Role
 from service.errors import Conflict, Forbidden, Unprocessable
 from service.pagination import PageResult
 from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository
+from service.repository import Repository, equal_to
 from service.settings import Settings
 from service.throttle import guess_throttle
 
@@ -90,7 +91,8 @@ async def _update(
 
 
 async def get_me(*, ctx: RequestContext) -> User:
-    """The calling user's whole aggregate."""
+    """The calling user's own aggregate (403 for API keys, which have none); every service
+    that acts on the caller's own user loads it here."""
     return await Repository(User, ctx).get(ctx.require_user())
 
 
@@ -105,7 +107,7 @@ async def update_me(
         # Only the password policy is the caller's to reset; 2FA changes need a code.
         patch = {**patch, "security": {"security_settings": None}}
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     current = user.model_dump(include=set(patch))
     merged = merge_patch(current, patch)
     changes: dict[str, Any] = {}
@@ -138,7 +140,7 @@ async def change_password(
     Guesses of the current password share the login throttle of the account (429).
     """
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     throttle, key = guess_throttle(settings, "password"), f"user:{user.id}"
     await throttle.attempt(key)
     if not await security.verify_password(settings, current_password, user.password_hash):
@@ -185,7 +187,7 @@ async def enrol_two_factor(*, ctx: RequestContext, settings: Settings) -> str:
     The URI is the only time the secret leaves the service. 409 when 2FA is already on.
     """
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     if user.security.two_factor_auth.enabled:
         raise Conflict("Two-factor authentication is already enabled.")
     secret = security.new_totp_secret()
@@ -198,7 +200,7 @@ async def enrol_two_factor(*, ctx: RequestContext, settings: Settings) -> str:
 async def confirm_two_factor(*, ctx: RequestContext, settings: Settings, code: str) -> User:
     """Turn 2FA on with a first valid code (422 when wrong, 409 without enrolment)."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     tfa = user.security.two_factor_auth
     if tfa.enabled:
         raise Conflict("Two-factor authentication is already enabled.")
@@ -220,7 +222,7 @@ async def confirm_two_factor(*, ctx: RequestContext, settings: Settings, code: s
 async def disable_two_factor(*, ctx: RequestContext, settings: Settings, code: str) -> User:
     """Turn 2FA off with a valid current code (422 when wrong, 409 when it is off)."""
     repo = Repository(User, ctx)
-    user = await repo.get(ctx.require_user())
+    user = await get_me(ctx=ctx)
     if not user.security.two_factor_auth.enabled:
         raise Conflict("Two-factor authentication is not enabled.")
     await _checked_code(settings, user, code)
@@ -231,29 +233,10 @@ async def disable_two_factor(*, ctx: RequestContext, settings: Settings, code: s
 # -- the tenant's users -----------------------------------------------------------------------
 
 
-async def list_users(
-    *,
-    ctx: RequestContext,
-    role: Role | None,
-    is_active: bool | None,
-    limit: int,
-    cursor: str | None,
-    include_deleted: bool = False,
-    include_archived: bool = False,
-) -> PageResult[User]:
+async def list_users(*, ctx: RequestContext, filters: UserFilters) -> PageResult[UserRead]:
     """A page of the tenant's users, newest first."""
-    extra: dict[str, Any] = {}
-    if role is not None:
-        extra["role"] = role.value
-    if is_active is not None:
-        extra["is_active"] = is_active
-    return await Repository(User, ctx).page(
-        extra,
-        limit=limit,
-        cursor=cursor,
-        include_deleted=include_deleted,
-        include_archived=include_archived,
-    )
+    query = equal_to(filters, {"role": "role", "is_active": "is_active"})
+    return await Repository(User, ctx).page_for(query, filters, view=USER_VIEW)
 
 
 async def get_user(*, ctx: RequestContext, id: UUID) -> dict[str, Any]:
@@ -279,7 +262,7 @@ async def _forget_credentials(ctx: RequestContext, user: User) -> None:
 POLICY: ResourcePolicy[User] = register_policy(
     ResourcePolicy(
         model=User,
-        roles=dict.fromkeys(Action, Role.admin),
+        roles={**dict.fromkeys(Action, Role.admin), Action.read: Role.viewer},  # colleagues see
         guard=_guard,
         after_delete=_forget_credentials,
     )

@@ -14,11 +14,13 @@ from typing import Any
 from uuid import UUID
 
 from documents.webhook import WebhookDelivery, WebhookEndpoint, WebhookState
-from schemas.webhooks import WebhookCreate, WebhookUpdate
+from schemas.common import PageParams
+from schemas.webhooks import DELIVERY_VIEW, DeliveryRead, WebhookCreate, WebhookUpdate
 from service import security, sequencer
 from service.context import RequestContext, Role
 from service.errors import Unprocessable
 from service.pagination import PageResult, paginate
+from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, tenant_filter, uuid_filter
 from service.settings import Settings
 from service.webhooks.urls import BlockedUrl, check_url
@@ -35,6 +37,12 @@ async def _checked(settings: Settings, url: str) -> str:
     except BlockedUrl as exc:
         raise Unprocessable(str(exc), loc=["body", "url"]) from None
     return url
+
+
+# Subscriptions are the tenant's admins' business: seeing them (url, delivery state) too.
+POLICY: ResourcePolicy[WebhookEndpoint] = register_policy(
+    ResourcePolicy(model=WebhookEndpoint, roles=dict.fromkeys(Action, Role.admin))
+)
 
 
 def new_secret() -> str:
@@ -54,7 +62,7 @@ async def create_webhook(
     *, ctx: RequestContext, settings: Settings, data: WebhookCreate
 ) -> tuple[WebhookEndpoint, str]:
     """Subscribe an endpoint; returns it and its secret (the only time the secret is shown)."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.create)
     url = await _checked(settings, data.url)
     secret = new_secret()
     endpoint = WebhookEndpoint(
@@ -74,16 +82,16 @@ async def create_webhook(
 
 async def get_webhook(*, ctx: RequestContext, id: UUID) -> WebhookEndpoint:
     """One live subscription of the tenant (404 otherwise)."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.read)
     return await Repository(WebhookEndpoint, ctx).get(id)
 
 
-async def list_webhooks(
-    *, ctx: RequestContext, limit: int, cursor: str | None
-) -> PageResult[WebhookEndpoint]:
-    """The tenant's live subscriptions, newest first."""
-    ctx.require(Role.admin)
-    return await Repository(WebhookEndpoint, ctx).page(limit=limit, cursor=cursor)
+async def list_webhooks(*, ctx: RequestContext, params: PageParams) -> PageResult[dict[str, Any]]:
+    """The tenant's live subscriptions, newest first, each with its delivery state."""
+    POLICY.require(ctx, Action.read)
+    page = await Repository(WebhookEndpoint, ctx).page_for(None, params)
+    states = await states_of(ctx, [e.id for e in page.items])
+    return PageResult([to_read(e, states.get(e.id)) for e in page.items], page.next_cursor)
 
 
 async def update_webhook(
@@ -95,7 +103,7 @@ async def update_webhook(
     expected_version: int | None = None,
 ) -> WebhookEndpoint:
     """Change url, event types, description or enabled; re-enabling resets the retry state."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.update)
     repo = Repository(WebhookEndpoint, ctx)
     endpoint = await repo.get(id)
     changes = data.changes()
@@ -119,7 +127,7 @@ async def delete_webhook(
     *, ctx: RequestContext, id: UUID, expected_version: int | None = None
 ) -> None:
     """Soft-delete a subscription: nothing more is delivered to it."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.delete)
     repo = Repository(WebhookEndpoint, ctx)
     await repo.soft_delete(await repo.get(id), expected_version=expected_version)
 
@@ -131,13 +139,15 @@ async def states_of(ctx: RequestContext, ids: list[UUID]) -> dict[UUID, WebhookS
 
 
 async def list_deliveries(
-    *, ctx: RequestContext, id: UUID, limit: int, cursor: str | None
-) -> PageResult[WebhookDelivery]:
+    *, ctx: RequestContext, id: UUID, params: PageParams
+) -> PageResult[DeliveryRead]:
     """A subscription's delivery attempts, newest first (kept 30 days)."""
-    ctx.require(Role.admin)
+    POLICY.require(ctx, Action.read)
     await Repository(WebhookEndpoint, ctx).get(id)
     query = tenant_filter(ctx, {"endpoint_id": uuid_filter(id)})
-    return await paginate(WebhookDelivery, query, limit=limit, cursor=cursor)
+    return await paginate(
+        WebhookDelivery, query, limit=params.limit, cursor=params.cursor, view=DELIVERY_VIEW
+    )
 
 
 def to_read(endpoint: WebhookEndpoint, state: WebhookState | None) -> dict[str, Any]:

@@ -1,0 +1,146 @@
+"""Conventions the code must keep (docs/architecture.md), checked on the source.
+
+- Roles are the resource's policy's, checked by the service (service/policy.py): no route
+  takes a role-bearing dependency and no route calls `ctx.require`.
+- Lists answer `page.body()` (service/pagination.py): no route builds `{"items": ...}`.
+- Every aggregate root declares its `POLICY` in its domain module (service/policy.py).
+
+Each checker is also run on a planted violation, so a checker that finds nothing fails too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from documents.base import RootDocument
+
+ROUTES = Path(__file__).resolve().parent.parent / "routes"
+
+# The role dependencies routes/deps.py used to offer; a new one by another name is caught by
+# its body (a `Depends(...)` that mentions `Role`).
+ROLE_DEPENDENCIES = frozenset({"Viewer", "Member", "Admin", "Owner", "require_role"})
+
+
+def _mentions_role(node: ast.AST) -> bool:
+    return any(
+        isinstance(n, ast.Name) and (n.id == "Role" or n.id in ROLE_DEPENDENCIES)
+        for n in ast.walk(node)
+    )
+
+
+def role_violations(source: str, path: str = "<planted>") -> list[str]:
+    """Role checks in a route module: role-bearing dependencies and `.require(...)` calls."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        where = f"{path}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            arguments = node.args
+            for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
+                if arg.annotation is not None and _mentions_role(arg.annotation):
+                    found.append(f"{where}: parameter {arg.arg} takes a role dependency")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr == "require":
+                found.append(f"{where}: .require(...) in a route (the service checks roles)")
+            elif isinstance(func, ast.Name) and func.id == "Depends" and _mentions_role(node):
+                found.append(f"{where}: a role-bearing Depends(...)")
+            elif isinstance(func, ast.Name) and func.id in ROLE_DEPENDENCIES:
+                found.append(f"{where}: {func.id}(...) builds a role dependency")
+    return found
+
+
+def list_body_violations(source: str, path: str = "<planted>") -> list[str]:
+    """Hand-built list bodies in a route module: dict literals with an `"items"` key."""
+    return [
+        f"{path}:{node.lineno}: a hand-built list body (answer page.body())"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Dict)
+        and any(isinstance(k, ast.Constant) and k.value == "items" for k in node.keys)
+    ]
+
+
+def _route_modules() -> list[Path]:
+    return sorted(ROUTES.glob("*.py"))
+
+
+@pytest.mark.parametrize(
+    "checker", [role_violations, list_body_violations], ids=["roles", "list_bodies"]
+)
+def test_routes_keep_the_conventions(checker: object) -> None:
+    assert callable(checker)
+    found = [v for p in _route_modules() for v in checker(p.read_text(), p.name)]
+    assert found == []
+
+
+ROLE_PLANTS = [
+    # the old dependency aliases
+    "async def create(body: Body, ctx: Admin) -> None: ...",
+    "async def create(ctx: Member, body: Body) -> None: ...",
+    # a role-bearing dependency spelled inline
+    "async def create(ctx: Annotated[RequestContext, Depends(needs(Role.admin))]) -> None: ...",
+    "Boss = Annotated[RequestContext, require_role(Role.owner)]",
+    # a check in the route body
+    "async def create(ctx: CurrentContext) -> None:\n    ctx.require(Role.member)",
+]
+
+
+@pytest.mark.parametrize("source", ROLE_PLANTS)
+def test_the_role_checker_reports_a_planted_violation(source: str) -> None:
+    assert role_violations(source) != []
+
+
+def test_the_role_checker_accepts_the_plain_context() -> None:
+    source = "async def create(body: Body, ctx: CurrentContext, if_match: IfMatch) -> None: ..."
+    assert role_violations(source) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'async def list_x(ctx: CurrentContext) -> Any:\n    return {"items": [], "total": 0}',
+        'body = {"next_cursor": page.next_cursor, "items": [to_read(x) for x in page.items]}',
+    ],
+)
+def test_the_list_body_checker_reports_a_planted_violation(source: str) -> None:
+    assert list_body_violations(source) != []
+
+
+def test_the_list_body_checker_accepts_page_body() -> None:
+    source = "async def list_x(ctx: CurrentContext) -> Any:\n    return (await svc(ctx=ctx)).body()"
+    assert list_body_violations(source) == []
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+def roots_without_policy(declared: frozenset[type], base: type = RootDocument) -> list[str]:
+    """Aggregate roots (a collection's own document class) with no declared policy."""
+    roots = {c for c in _subclasses(base) if "Settings" in c.__dict__}
+    return sorted(c.__name__ for c in roots - declared)
+
+
+def test_every_aggregate_root_declares_its_policy() -> None:
+    import routes.app  # noqa: F401 - imports every domain module, which declares its policy
+    from service.policy import declared_models
+
+    assert roots_without_policy(declared_models()) == []
+
+
+def test_the_policy_checker_reports_a_planted_root() -> None:
+    # A stand-in hierarchy: a planted RootDocument subclass would stay visible to other tests.
+    class Base:
+        pass
+
+    class Planted(Base):
+        class Settings:
+            name = "planted"
+
+    class PlantedSubtype(Planted):  # shares its root's collection and policy
+        pass
+
+    assert roots_without_policy(frozenset(), base=Base) == ["Planted"]
+    assert roots_without_policy(frozenset({Planted}), base=Base) == []
