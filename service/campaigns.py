@@ -14,6 +14,14 @@ update conditional on the old value and adjusts the count only when the flip hap
 retried or replayed change applies once. Without transactions one window remains: a crash
 between a link's write and the campaign's adjustment leaves the count off by that link
 (`recount_lead_count` finds it).
+
+The members' `count=true` (issue 23) is a count of `campaign_member_state` index keys, no
+lead read: each link also carries its lead's `archived` and the lead `version` it was copied
+at (`sync_link_states`). Every copy is conditional on a newer version and every writer reads
+the lead after writing what it changed (the archive writes the lead then copies; an attach
+writes the link then reads and copies), so under a concurrent archive and attach one of them
+sees the other and the newest state wins. Links written before this carry null (the count
+then joins the leads) until `python -m service.cli migrate` backfills them.
 """
 
 from __future__ import annotations
