@@ -629,7 +629,8 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
     ) -> list[tuple[float, Any, bytes, dict[str, Any]]] | None:
         """The band's matches found ring by ring through the 2dsphere index (see geo.py).
 
-        Each ring doubles the last one's width; the cells of its cap not read before are read
+        Each ring is as wide as the density found so far says `wanted` needs (at most twice
+        the distance walked); the cells of its cap not read before are read
         (keys examined), and a key's document is fetched once its cell may lie inside the cap
         and the band. The walk stops when `wanted` matches lie inside the finished cap (none
         outside can come before them) or the band is covered; the rows returned are the
