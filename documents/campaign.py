@@ -210,6 +210,13 @@ class CampaignLead(Document, Versioned):
     # Whether the lead has a touchpoint in this campaign; with `counted` it makes the link one
     # of the campaign's `leads_contacted` (service/campaign_tallies.py). Set once, never unset.
     contacted: bool = False
+    # The lead's `is_archived` and the lead `version` it was copied at (issue 23): with
+    # `counted` it makes the members' `count=true` a count of index keys. Every copy is
+    # conditional on a newer version, so the newest lead state wins whatever the order of
+    # concurrent writers (service/campaigns.py `sync_link_states`). Absent (null) on links
+    # written before it existed, until `migrate` backfills them.
+    archived: bool | None = None
+    lead_version: int | None = None
 
     class Settings:
         name = "campaign_leads"
@@ -223,6 +230,11 @@ class CampaignLead(Document, Versioned):
                 name="campaign_lead_unique",
             ),
             IndexModel([("tenant_id", 1), ("lead_id", 1)], name="tenant_lead"),
+            # The members' `count=true`: live and unarchived links counted from the keys alone.
+            IndexModel(
+                [("tenant_id", 1), ("campaign_id", 1), ("archived", 1), ("counted", 1)],
+                name="campaign_member_state",
+            ),
             # `$lookup` joins on one foreign field (no tenant prefix): the analytics pipeline
             # joins on campaign_id, the CampaignStats projector on lead_id.
             IndexModel([("campaign_id", 1)], name="lookup_campaign"),

@@ -14,6 +14,14 @@ update conditional on the old value and adjusts the count only when the flip hap
 retried or replayed change applies once. Without transactions one window remains: a crash
 between a link's write and the campaign's adjustment leaves the count off by that link
 (`recount_lead_count` finds it).
+
+The members' `count=true` (issue 23) is a count of `campaign_member_state` index keys, no
+lead read: each link also carries its lead's `archived` and the lead `version` it was copied
+at (`sync_link_states`). Every copy is conditional on a newer version and every writer reads
+the lead after writing what it changed (the archive writes the lead then copies; an attach
+writes the link then reads and copies), so under a concurrent archive and attach one of them
+sees the other and the newest state wins. Links written before this carry null (the count
+then joins the leads) until `python -m service.cli migrate` backfills them.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateMany
 from pymongo.errors import BulkWriteError
 
 from documents.base import normalize_phone, utcnow
@@ -172,6 +180,7 @@ async def attach_leads(*, ctx: RequestContext, id: UUID, lead_ids: Sequence[UUID
         for lead_id in wanted
     ]
     added = await _insert_links(rows)
+    await sync_link_states(ctx, wanted)  # read after the insert: see `sync_link_states`
     if added:
         await _adjust_lead_count(ctx, campaign.id, added, event_type="leads_attached")
         await campaign_tallies.links_attached(ctx, campaign.id, wanted)
@@ -278,10 +287,60 @@ async def move_links(ctx: RequestContext, from_ids: Sequence[UUID], to_id: UUID)
         await CampaignLead.get_pymongo_collection().delete_many(
             tenant_filter(ctx, {"lead_id": {"$in": [uuid_filter(i) for i in from_ids]}})
         )
+    await sync_link_states(ctx, [to_id])
     for campaign_id in sorted(moved):  # the sources' touchpoints are the target's now
         await campaign_tallies.links_attached(ctx, campaign_id, [to_id])
     await _apply(ctx, deltas)
     return moved | kept
+
+
+async def sync_link_states(ctx: RequestContext, lead_ids: Sequence[UUID]) -> None:
+    """Copy each lead's `is_archived` onto its links, unless a link holds a newer version.
+
+    Called after every change of it (archive, unarchive: the lead policy's `after_archive`)
+    and after links are written (attach, merge): a writer reads the lead AFTER writing its
+    link, so of an archive and an attach racing, either the archive's copy sees the new link
+    or the attach's read sees the archived lead; the version guard makes the newest state
+    win whichever copy lands last. One bulk write for all the leads.
+    """
+    if not lead_ids:
+        return
+    leads = LeadBase.get_pymongo_collection().find(
+        Repository(LeadBase, ctx).scope(
+            {"_id": {"$in": [uuid_filter(i) for i in lead_ids]}}, include_deleted=True
+        ),
+        {"version": 1, "is_archived": 1},
+    )
+    writes = [
+        UpdateMany(
+            tenant_filter(ctx, {"lead_id": lead["_id"]})
+            | {"lead_version": {"$not": {"$gte": lead["version"]}}},
+            {"$set": {"archived": bool(lead.get("is_archived")), "lead_version": lead["version"]}},
+        )
+        async for lead in leads
+    ]
+    if writes:
+        await CampaignLead.get_pymongo_collection().bulk_write(writes, ordered=False)
+
+
+async def count_members(
+    ctx: RequestContext, campaign_id: UUID, *, include_deleted: bool, include_archived: bool
+) -> int | None:
+    """The campaign's members counted from `campaign_member_state` keys alone (no lead read).
+
+    None while some link of the campaign predates the copied lead state (`archived` null,
+    until `migrate` has run): the caller then counts through the leads.
+    """
+    links = CampaignLead.get_pymongo_collection()
+    scope = campaign_link_filter(ctx, campaign_id)
+    if await links.count_documents(scope | {"archived": None}, limit=1):
+        return None
+    both = {"$in": [False, True]}
+    state = {
+        "archived": both if include_archived else False,
+        "counted": both if include_deleted else True,
+    }
+    return int(await links.count_documents(scope | state))
 
 
 async def lead_liveness_changed(ctx: RequestContext, lead_id: UUID, *, live: bool) -> None:
@@ -335,6 +394,7 @@ __all__ = [
     "attach_leads",
     "campaign_link_filter",
     "campaigns_of",
+    "count_members",
     "create_campaign",
     "detach_lead",
     "get_campaign",
@@ -342,5 +402,6 @@ __all__ = [
     "list_campaigns",
     "move_links",
     "recount_lead_count",
+    "sync_link_states",
     "update_campaign",
 ]

@@ -22,9 +22,14 @@ for `$minDistance` just below that distance and drops what is not after the curs
 `(distance, _id)` order. Because the server's distances may differ from ours in the last
 digits and ties come back in any order, documents within `NEAR_MARGIN_M` of the farthest one
 fetched are held back unless the batch reached the end (they might be out of order with ones
-not yet fetched); a short batch is fetched again, larger. With `sort`, `near` is a radius
-filter (`$geoWithin` `$centerSphere`), which any sort and cursor combine with; `count=true`
-always counts with `$geoWithin` (a server refuses `$nearSphere` in a count).
+not yet fetched); when that leaves the page short, the rest is asked for from where the safe
+part ends (`$minDistance` again), not refetched from the start, so a page reads about
+`limit` leads plus the tie cluster at its end (issue 23: the batch was multiplied and
+refetched until a dense cluster of equal distances came whole). The embedded backend walks
+its 2dsphere index outward in rings (service/embedded/geo.py), as MongoDB's does.
+With `sort`, `near` is a radius filter (`$geoWithin` `$centerSphere`), which any sort and
+cursor combine with; `count=true` always counts with `$geoWithin` (a server refuses
+`$nearSphere` in a count).
 """
 
 from __future__ import annotations
@@ -172,27 +177,35 @@ async def _nearest_page(
     """One page nearest first, keyed by (distance, id) — see the module docstring."""
     sort = _nearest_sort(point)
     position = read_cursor(filters.cursor, sort, DISTANCE) if filters.cursor else None
-    min_m = max(0.0, position.value - NEAR_MARGIN_M) if position is not None else 0.0
-    scope = repo.scope(
-        {**query, **_nearest(point, filters.within_km, min_m)},
-        include_deleted=filters.include_deleted,
-        include_archived=filters.include_archived,
-    )
+    # `floor`: every lead nearer than it is in `rows` already (or before the cursor).
+    floor = position.value if position is not None else 0.0
     collection = LeadBase.get_pymongo_collection()
     want = filters.limit + 1
     fetch = want + NEAR_SLACK
+    rows: list[tuple[float, UUID, dict[str, Any]]] = []
     while True:
+        scope = repo.scope(
+            {**query, **_nearest(point, filters.within_km, max(0.0, floor - NEAR_MARGIN_M))},
+            include_deleted=filters.include_deleted,
+            include_archived=filters.include_archived,
+        )
         raws = await collection.find(scope, limit=fetch).to_list()
-        measured = list(_by_distance(raws, point))
-        rows = sorted((r for r in measured if _is_after(r, position)), key=lambda r: r[:2])
+        measured = [r for r in _by_distance(raws, point) if r[0] >= floor]
+        fresh = sorted((r for r in measured if _is_after(r, position)), key=lambda r: r[:2])
         if len(raws) < fetch:  # the whole remainder is here: nothing can come before it
+            rows += fresh
             break
-        horizon = max(r[0] for r in measured) - NEAR_MARGIN_M
-        safe = [r for r in rows if r[0] < horizon]
-        if len(safe) >= want:
-            rows = safe
+        # The batch's far end may be out of order with leads not fetched yet: it is asked
+        # for again from `horizon`, with room for what was held back (a tie cluster larger
+        # than that doubles the batch), until the page and its look-ahead are safe.
+        horizon = max(r[0] for r in measured) - NEAR_MARGIN_M if measured else floor
+        safe = [r for r in fresh if r[0] < horizon]
+        rows += safe
+        if len(rows) >= want:
             break
-        fetch *= 4
+        held = sum(1 for r in measured if r[0] >= horizon)
+        fetch = fetch * 2 if not safe else want - len(rows) + held + NEAR_SLACK
+        floor = max(floor, horizon)
     items = [LEAD_VIEW.stored(raw) for _, _, raw in rows[: filters.limit]]
     total = None
     if filters.count:
@@ -298,15 +311,34 @@ async def _campaign_members(
         raws = await _members_by_lead(ctx, campaign_id, scope, sort, filters)
     total = None
     if filters.count:
-        counting = _members_pipeline(ctx, campaign_id, filters, counting=True)
-        rows = await (await CampaignLead.get_pymongo_collection().aggregate(counting)).to_list()
-        total = rows[0]["n"] if rows else 0
+        total = await _count_members(ctx, campaign_id, filters)
     items = [LEAD_VIEW.stored(raw) for raw in raws[: filters.limit]]
     if len(raws) <= filters.limit:
         return PageResult(items=items, next_cursor=None, total=total)
     last = raws[filters.limit - 1]
     value = last["_id"] if sort.field == "_id" else last.get(sort.field)
     return PageResult(items=items, next_cursor=encode_cursor(sort, value, last["_id"]), total=total)
+
+
+async def _count_members(
+    ctx: RequestContext, campaign_id: UUID, filters: CampaignLeadFilters
+) -> int:
+    # Without lead filters the links' copied lead state answers from index keys alone (issue
+    # 23: the join read every member); a filter on the leads counts through the join, whose
+    # work grows with the campaign.
+    plain = _lead_query(filters, ctx) == {}
+    if plain:
+        total = await campaigns.count_members(
+            ctx,
+            campaign_id,
+            include_deleted=filters.include_deleted,
+            include_archived=filters.include_archived,
+        )
+        if total is not None:
+            return total
+    counting = _members_pipeline(ctx, campaign_id, filters, counting=True)
+    rows = await (await CampaignLead.get_pymongo_collection().aggregate(counting)).to_list()
+    return int(rows[0]["n"]) if rows else 0
 
 
 async def _members_by_link(

@@ -174,6 +174,10 @@ async def _count_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
     await campaigns.lead_liveness_changed(ctx, doc.id, live=True)
 
 
+async def _archive_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+    await campaigns.sync_link_states(ctx, [doc.id])
+
+
 # A lead's soft delete or restore changes the live-lead count of its campaigns; restoring one
 # whose email, phone or MLS id a live lead took meanwhile is the create route's 409.
 POLICY: ResourcePolicy[LeadBase] = register_policy(
@@ -181,6 +185,7 @@ POLICY: ResourcePolicy[LeadBase] = register_policy(
         model=LeadBase,
         after_delete=_uncount_in_campaigns,
         after_restore=_count_in_campaigns,
+        after_archive=_archive_in_campaigns,
         clash=_restore_clash,
     )
 )

@@ -103,7 +103,10 @@ async def archive(
     repo = Repository(policy.model, ctx)
     doc = await repo.get(id)
     await policy.check(ctx, Action.archive, doc)
-    return await repo.archive(doc)
+    archived = await repo.archive(doc)
+    if policy.after_archive is not None:
+        await policy.after_archive(ctx, archived)
+    return archived
 
 
 async def unarchive(
@@ -118,7 +121,10 @@ async def unarchive(
     repo = Repository(policy.model, ctx)
     doc = await repo.get(id)
     await policy.check(ctx, Action.archive, doc)
-    return await repo.unarchive(doc)
+    unarchived = await repo.unarchive(doc)
+    if policy.after_archive is not None:
+        await policy.after_archive(ctx, unarchived)
+    return unarchived
 
 
 async def _readable(ctx: RequestContext, model: type[D], id: UUID) -> D:

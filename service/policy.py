@@ -69,6 +69,8 @@ class ResourcePolicy(Generic[D]):
       delete / restore (only when something changed), e.g. to keep a count elsewhere right.
       They run after the write, so a crash in between leaves them undone: keep what they
       maintain recomputable (a recount), and make them idempotent.
+    - `after_archive(ctx, doc)`: run after an archive or unarchive (`doc` as stored after
+      it; also when nothing changed, so it must be idempotent), e.g. to copy the state.
     - `clash(ctx, doc) -> Conflict | None`: before restoring a soft-deleted document, the
       409 to answer when it would duplicate a live one (e.g. the create route's body with
       `existing_id` and `field`); also asked when the restore loses a unique-index race.
@@ -79,6 +81,7 @@ class ResourcePolicy(Generic[D]):
     guard: Guard | None = None
     after_delete: Hook | None = None
     after_restore: Hook | None = None
+    after_archive: Hook | None = None
     clash: Clash | None = None
 
     def role(self, action: Action) -> Role:

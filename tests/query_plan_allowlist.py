@@ -56,6 +56,13 @@ ALLOWED: tuple[Allowed, ...] = (
         "batch; an index on `schema_version` would cost every write of every document.",
     ),
     Allowed(
+        collections=("campaign_leads",),
+        methods=("find",),
+        filters=('{"archived": {"=": "null"}}',),
+        why="`migrate` backfills the lead state of links written before links carried it "
+        "(service/migrations.py `backfill_link_states`): one walk in `_id` order, as above.",
+    ),
+    Allowed(
         collections=("tenants",),
         methods=("find",),
         filters=("{}",),

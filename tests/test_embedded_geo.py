@@ -147,3 +147,85 @@ async def test_unsupported_shapes_say_so(places: EmbeddedCollection) -> None:
     polygon = {"$geoWithin": {"$geometry": {"type": "Polygon", "coordinates": []}}}
     with pytest.raises(NotImplementedError):
         await places.find({"loc": polygon}).to_list()
+
+
+# -- the 2dsphere ring walk against a full scan ------------------------------------------------
+
+
+def _oracle(
+    docs: list[dict[str, Any]], tenant: int, centre: tuple[float, float], low: float, high: float
+) -> list[int]:
+    """What MongoDB answers, by a full scan: the band's points by (distance, _id)."""
+    rows = []
+    for doc in docs:
+        where = point_of(doc.get("loc"))
+        if doc["tenant"] != tenant or where is None or doc.get("gone"):
+            continue
+        distance = great_circle_m(centre, where)
+        if low <= distance <= high:
+            rows.append((distance, doc["_id"]))
+    return [i for _, i in sorted(rows)]
+
+
+def _scatter(rng: random.Random, n: int) -> list[dict[str, Any]]:
+    # Clusters (one point shared by many), a dense city, the poles, both sides of the
+    # antimeridian, legacy pairs, documents without a point and another tenant.
+    spots = [(0.0, 0.0), (179.99, 10.0), (-179.99, 10.0), (0.0, 89.9), (45.0, -89.95)]
+    docs: list[dict[str, Any]] = []
+    for i in range(n):
+        kind = rng.random()
+        if kind < 0.2:
+            where = rng.choice(spots)
+        elif kind < 0.6:
+            where = (-122.4 + rng.uniform(-0.2, 0.2), 37.7 + rng.uniform(-0.2, 0.2))
+        elif kind < 0.95:
+            where = (rng.uniform(-180, 180), math.degrees(math.asin(rng.uniform(-1, 1))))
+        else:
+            docs.append({"_id": i, "tenant": 1})
+            continue
+        loc: Any = list(where) if i % 7 == 0 else point(*where)
+        docs.append({"_id": i, "tenant": 1 + (i % 11 == 0), "loc": loc, "gone": i % 13 == 0})
+    return docs
+
+
+async def test_the_ring_walk_answers_what_a_full_scan_answers() -> None:
+    rng = random.Random(23)
+    coll = embedded_database("geo_rings")["places"]
+    await coll.create_index([("tenant", 1), ("loc", "2dsphere")])
+    docs = _scatter(rng, 3000)
+    await coll.insert_many([dict(d) for d in docs])
+    centres = [(-122.4, 37.7), (0.0, 0.0), (180.0, 10.0), (-180.0, 10.0), (10.0, 90.0)]
+    centres += [(rng.uniform(-180, 180), rng.uniform(-90, 90)) for _ in range(25)]
+    for centre in centres:
+        low = rng.choice([0.0, 0.0, rng.uniform(0, 3e6)])
+        high = rng.choice([math.pi * EARTH_RADIUS_M, low + rng.uniform(0, 5e6)])
+        tenant = rng.choice([1, 1, 2])
+        expected = _oracle(docs, tenant, centre, low, high)
+        query = {"tenant": tenant, "gone": {"$ne": True}, "loc": near(*centre, minDistance=low)}
+        query["loc"]["$nearSphere"]["$maxDistance"] = high
+        for limit in (1, 5, 40, 0):
+            found = [d["_id"] async for d in coll.find(query).limit(limit)]
+            assert found == (expected[:limit] if limit else expected), (centre, low, high, limit)
+        assert [d["_id"] async for d in coll.find(query).skip(3).limit(4)] == expected[3:7]
+
+
+async def test_the_ring_walk_reads_about_the_page_not_the_collection() -> None:
+    from service.embedded import work
+
+    rng = random.Random(5)
+    coll = embedded_database("geo_bounded")["places"]
+    await coll.create_index([("tenant", 1), ("loc", "2dsphere")])
+    examined = []
+    for size in (1000, 8000):
+        await coll.delete_many({})
+        docs = [
+            {"_id": i, "tenant": 1, "loc": point(rng.uniform(-1, 1), rng.uniform(-1, 1))}
+            for i in range(size)
+        ]
+        await coll.insert_many(docs)
+        with work.measuring() as counted:
+            page = await coll.find({"tenant": 1, "loc": near(0.0, 0.0)}).limit(20).to_list()
+        assert len(page) == 20
+        examined.append(counted.examined)
+    # A full read would be 1,000 and 8,000; the walk reads a few times the page at both.
+    assert examined[1] <= examined[0] + 64 and examined[1] < 200, examined

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,8 +49,9 @@ from pymongo.errors import (
 
 from service.embedded import codec, geo, wal, work
 from service.embedded import mongomock_hooks as mm
-from service.embedded.keys import EMPTY_ARRAY, path_values, sort_key, sort_value
+from service.embedded.keys import EMPTY_ARRAY, HIGHEST, path_values, sort_key, sort_value
 from service.embedded.planner import Plan, plan
+from service.embedded.planner import analyse as planner_analyse
 from service.embedded.store import CollectionStore, Index, Recorder
 
 SERVER_VERSION = "7.0.0"
@@ -599,24 +601,112 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         limit: int,
         keep: bool,
     ) -> list[tuple[bytes, dict[str, Any] | None]]:
-        # The rest of the filter selects the candidates (through the indexes); each one with a
-        # point inside the distance band is kept, nearest first (stable: ties keep natural
-        # order), unless an explicit sort overrides the order, as on a server.
+        # Nearest first, ties by `_id` (a server leaves their order open), unless an explicit
+        # sort overrides the order, as on a server. The candidates come from the 2dsphere
+        # index's rings (`_near_walk`) when its leading fields have equality bounds, else from
+        # the rest of the filter's plan (every candidate is measured).
         geo.require_index(self._store.indexes.values(), near.field)
-        rows: list[tuple[float, bytes, dict[str, Any]]] = []
-        for raw, doc in self.matching(filter):
-            assert doc is not None
-            distance = near.distance(doc)
-            if distance is not None and near.admits(distance):
-                rows.append((distance, raw, doc))
-        rows.sort(key=lambda row: row[0])
+        wanted = skip + limit if limit and not sort else None
+        rows = self._near_walk(near, filter, wanted)
+        if rows is None:
+            rows = []
+            for raw, doc in self.matching(filter):
+                assert doc is not None
+                distance = near.distance(doc)
+                if distance is not None and near.admits(distance):
+                    rows.append((distance, sort_key(doc["_id"]), raw, doc))
+        rows.sort(key=lambda row: row[:2])
         work.sorted_in_memory(len(rows))
-        found = [(raw, doc) for _, raw, doc in rows]
+        found = [(raw, doc) for _, _, raw, doc in rows]
         if sort:
             order = [tuple(sort_value(doc, f, d < 0) for f, d in sort) for _, doc in found]
             found = [pair for _, pair in sorted(zip(order, found, strict=True), key=_by(sort))]
         found = found[skip : skip + limit] if limit else found[skip:]
         return [(raw, doc if keep else None) for raw, doc in found]
+
+    def _near_walk(
+        self, near: geo.Near, filter: Mapping[str, Any], wanted: int | None
+    ) -> list[tuple[float, Any, bytes, dict[str, Any]]] | None:
+        """The band's matches found ring by ring through the 2dsphere index (see geo.py).
+
+        Each ring is as wide as the density found so far says `wanted` needs (at most twice
+        the distance walked); the cells of its cap not read before are read
+        (keys examined), and a key's document is fetched once its cell may lie inside the cap
+        and the band. The walk stops when `wanted` matches lie inside the finished cap (none
+        outside can come before them) or the band is covered; the rows returned are the
+        matches inside that cap. None when no index has equality bounds before its geo field.
+        """
+        index = next(
+            (i for i in self._store.indexes.values() if near.field in i.geo and not i.multikey),
+            None,
+        )
+        if index is None:
+            return None
+        conj = planner_analyse(filter)
+        prefixes: list[list[tuple[Any, ...]]] = []
+        for name in index.fields[: index.fields.index(near.field)]:
+            bounds = conj.fields.get(name)
+            points = None if bounds is None else bounds.points_for(index)
+            if points is None:
+                return None
+            prefixes.append(points)
+        combos = list(itertools.product(*prefixes))
+        if len(combos) > 64:
+            return None
+        query = prepared(filter)
+        store, centre, slack = self._store, near.centre, geo.CELL_SLACK_M
+        done: geo.Ranges = []
+        pending: list[tuple[float, Any]] = []  # (cell distance, id key) not yet fetched
+        rows: list[tuple[float, Any, bytes, dict[str, Any]]] = []
+        step = 100.0  # metres: the first ring's width (then doubled)
+        outer = near.min_m
+        while True:
+            check_deadline()
+            outer = min(outer + step, near.max_m, geo.HALF_EARTH_M)
+            ranges = geo.subtract(geo.cover(centre, outer), done)
+            done = geo.union(done, ranges)
+            depth = len(prefixes)
+            for combo in combos:
+                for low, high in ranges:
+                    lo, hi = (*combo, (2, low)), (*combo, (2, high), HIGHEST)
+                    entries = list(index.entries.irange(lo, hi))
+                    work.keys(len(entries))
+                    for entry in entries:
+                        approx = geo.cell_distance(centre, entry[depth][1])
+                        if near.min_m - slack <= approx <= near.max_m + slack:
+                            pending.append((approx, entry[-1]))
+            last = outer >= near.max_m or outer >= geo.HALF_EARTH_M
+            reach = math.inf if last else outer + slack
+            later: list[tuple[float, Any]] = []
+            fetched = 0
+            for approx, key in pending:
+                if approx > reach:
+                    later.append((approx, key))
+                    continue
+                stored = store.get(key)
+                if stored is None:
+                    continue
+                fetched += 1
+                doc = codec.to_canonical(stored[0])
+                if query and not filter_applies(query, doc):
+                    continue
+                distance = near.distance(doc)
+                if distance is not None and near.admits(distance):
+                    rows.append((distance, key, stored[0], doc))
+            work.docs(fetched)
+            pending = later
+            inside = [row for row in rows if row[0] <= outer]
+            if last or (wanted is not None and len(inside) >= wanted):
+                return rows if last else inside
+            # The next ring's width: what the density seen so far says `wanted` needs (a
+            # tenth more), between a tenth and all of the distance walked (MongoDB's
+            # GEO_NEAR_2DSPHERE also sizes its annuli by the density it finds).
+            walked = outer - near.min_m
+            if inside and wanted is not None:
+                needed = walked * math.sqrt(wanted / len(inside)) * 1.1
+                step = min(max(needed - walked, walked / 10), walked)
+            else:
+                step = walked
 
     def find(  # type: ignore[override]
         self,

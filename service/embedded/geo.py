@@ -17,6 +17,18 @@ exactly as a `2dsphere` index answers them:
 - `{field: {$geoWithin: {$centerSphere: [[lng, lat], radians]}}}`: the documents whose point
   lies within that spherical cap (the boundary included). It is an ordinary filter.
 
+A `2dsphere` index holds, for its geo field, the point's CELL: longitude and latitude are
+each cut into 2^26 steps (about 0.6 m by 0.3 m at the equator) and the two step numbers are
+interleaved bit by bit (a Z-order or Morton code), so that every coarser cell — a square of
+the grid at a lower level — is one contiguous range of keys, as an S2 cell is in MongoDB's
+index. A `$nearSphere` walks outward like MongoDB's GEO_NEAR_2DSPHERE stage (engine.py
+`_matching_near`): each ring's cap is covered with a few cells (`cover`), the key ranges not
+read before are read (`subtract`), and a document is fetched only once its cell's distance
+(`cell_distance`, within `CELL_SLACK_M`) may lie inside the ring and the band; the walk stops
+when `limit` results lie within the ring just completed (nothing outside it can come
+before them). Its work grows with the page and the density around the centre, not with the
+collection. A document without a valid point has a null key, which no ring reads.
+
 Stored points are GeoJSON Points (`{type: "Point", coordinates: [lng, lat]}`) or legacy
 coordinate pairs (`[lng, lat]`); a document without a valid point does not match. Other
 geometries (polygons, lines) and `$near`/`$geoIntersects`/`$box`/`$polygon` stay unsupported
@@ -44,6 +56,16 @@ from service.geo import (
 )
 
 NEAR = "$nearSphere"
+CELL_BITS = 26
+_STEPS = 1 << CELL_BITS
+WHOLE = (0, (1 << (2 * CELL_BITS)) - 1)
+# A cell's centre is within half its diagonal (< 0.34 m) of any point in it; 1 m covers that
+# and the rounding of the distance formula.
+CELL_SLACK_M = 1.0
+# How many cells of a ring's cover span its bounding box along each axis (at most).
+# (16: a cover's area is about twice its cap's; fewer cells cover more ground.)
+_COVER_SPAN = 16
+HALF_EARTH_M = math.pi * EARTH_RADIUS_M
 _NEAR_OPTIONS = frozenset({"$maxDistance", "$minDistance"})
 
 
@@ -178,11 +200,156 @@ def require_index(indexes: Any, field: str) -> None:
     )
 
 
+# -- cells of a 2dsphere index -------------------------------------------------------------
+
+
+def _spread(v: int) -> int:
+    # The bits of v, one apart (bit i to bit 2i).
+    v &= 0xFFFFFFFF
+    v = (v | (v << 16)) & 0x0000FFFF0000FFFF
+    v = (v | (v << 8)) & 0x00FF00FF00FF00FF
+    v = (v | (v << 4)) & 0x0F0F0F0F0F0F0F0F
+    v = (v | (v << 2)) & 0x3333333333333333
+    return (v | (v << 1)) & 0x5555555555555555
+
+
+def _compact(v: int) -> int:
+    # `_spread` undone: the even bits of v.
+    v &= 0x5555555555555555
+    v = (v | (v >> 1)) & 0x3333333333333333
+    v = (v | (v >> 2)) & 0x0F0F0F0F0F0F0F0F
+    v = (v | (v >> 4)) & 0x00FF00FF00FF00FF
+    v = (v | (v >> 8)) & 0x0000FFFF0000FFFF
+    return (v | (v >> 16)) & 0x00000000FFFFFFFF
+
+
+def _step_x(lng: float) -> int:
+    return min(max(int((lng + 180.0) / 360.0 * _STEPS), 0), _STEPS - 1)
+
+
+def _step_y(lat: float) -> int:
+    return min(max(int((lat + 90.0) / 180.0 * _STEPS), 0), _STEPS - 1)
+
+
+def cell_of(point: tuple[float, float]) -> int:
+    """The finest cell holding a (longitude, latitude) point (its Z-order code)."""
+    return _spread(_step_x(point[0])) | (_spread(_step_y(point[1])) << 1)
+
+
+def cell_value(value: Any) -> int | None:
+    """What a 2dsphere index keys a stored value by: its point's cell (None: no point)."""
+    point = point_of(value)
+    return None if point is None else cell_of(point)
+
+
+def cell_distance(centre: tuple[float, float], cell: int) -> float:
+    """The distance in metres from `centre` to a finest cell's centre (within CELL_SLACK_M
+    of the distance to any point in that cell)."""
+    x, y = _compact(cell), _compact(cell >> 1)
+    lng = (x + 0.5) / _STEPS * 360.0 - 180.0
+    lat = (y + 0.5) / _STEPS * 180.0 - 90.0
+    return great_circle_m(centre, (lng, lat))
+
+
+Ranges = list[tuple[int, int]]
+"""Inclusive ranges of finest-cell codes, sorted and disjoint."""
+
+
+def cover(centre: tuple[float, float], radius_m: float) -> Ranges:
+    """Cell ranges holding every point within `radius_m` of `centre` (and a little more).
+
+    The cap's latitude/longitude bounding box (the longitude span from `asin(sin d / cos
+    lat)`, the whole circle when the cap holds a pole; split at the antimeridian) is covered
+    by the cells of the finest level at which it spans at most `_COVER_SPAN` cells a side.
+    """
+    delta = radius_m / EARTH_RADIUS_M * (1 + 1e-9) + 1e-12
+    if delta >= math.pi:
+        return [WHOLE]
+    lng, lat = centre
+    span = math.degrees(delta)
+    south, north = lat - span, lat + span
+    boxes: list[tuple[float, float, float, float]] = []
+    ratio = math.sin(delta) / max(math.cos(math.radians(lat)), 1e-300)
+    if south <= -90.0 or north >= 90.0 or ratio >= 1.0:
+        boxes.append((-180.0, 180.0, max(south, -90.0), min(north, 90.0)))
+    else:
+        width = math.degrees(math.asin(ratio)) + 1e-9
+        west, east = lng - width, lng + width
+        if west < -180.0:
+            boxes += [(west + 360.0, 180.0, south, north), (-180.0, east, south, north)]
+        elif east > 180.0:
+            boxes += [(west, 180.0, south, north), (-180.0, east - 360.0, south, north)]
+        else:
+            boxes.append((west, east, south, north))
+    ranges: Ranges = []
+    for west, east, south, north in boxes:
+        x0, x1, y0, y1 = _step_x(west), _step_x(east), _step_y(south), _step_y(north)
+        shift = 0
+        while (x1 >> shift) - (x0 >> shift) >= _COVER_SPAN or (
+            (y1 >> shift) - (y0 >> shift) >= _COVER_SPAN
+        ):
+            shift += 1
+        size = 1 << (2 * shift)
+        for cx in range(x0 >> shift, (x1 >> shift) + 1):
+            for cy in range(y0 >> shift, (y1 >> shift) + 1):
+                low = (_spread(cx) | (_spread(cy) << 1)) << (2 * shift)
+                ranges.append((low, low + size - 1))
+    return _merged(ranges)
+
+
+def _merged(ranges: Ranges) -> Ranges:
+    out: Ranges = []
+    for low, high in sorted(ranges):
+        if out and low <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return out
+
+
+def subtract(ranges: Ranges, done: Ranges) -> Ranges:
+    """The parts of `ranges` outside `done` (both sorted and disjoint), in one sweep."""
+    out: Ranges = []
+    j = 0
+    for low, high in ranges:
+        while j < len(done) and done[j][1] < low:
+            j += 1
+        k = j
+        while low <= high:
+            if k >= len(done) or done[k][0] > high:
+                out.append((low, high))
+                break
+            if done[k][0] > low:
+                out.append((low, done[k][0] - 1))
+            low = max(low, done[k][1] + 1)
+            k += 1
+    return out
+
+
+def union(a: Ranges, b: Ranges) -> Ranges:
+    """Two sets of ranges as one (sorted, disjoint)."""
+    return _merged(a + b)
+
+
+def geo_fields(keys: Any) -> frozenset[str]:
+    """The `2dsphere` fields of an index's key pattern."""
+    return frozenset(name for name, kind in keys if kind == "2dsphere")
+
+
 __all__ = [
+    "CELL_SLACK_M",
+    "HALF_EARTH_M",
     "Near",
+    "cell_distance",
+    "cell_of",
+    "cell_value",
     "contains_near",
+    "cover",
+    "geo_fields",
     "geo_within",
     "refuse_near",
     "require_index",
     "split_near",
+    "subtract",
+    "union",
 ]

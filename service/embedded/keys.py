@@ -18,7 +18,7 @@ https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from itertools import product
@@ -232,10 +232,23 @@ def _collect(value: Any, parts: Sequence[str], out: list[Any]) -> None:
         out.append(None)
 
 
-def index_keys(doc: Mapping[str, Any], fields: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-    """The index entries of a document: one key tuple per combination of array elements."""
+def index_keys(
+    doc: Mapping[str, Any],
+    fields: Sequence[str],
+    cells: Callable[[Any], int | None] | None = None,
+    geo: frozenset[str] = frozenset(),
+) -> Iterator[tuple[Any, ...]]:
+    """The index entries of a document: one key tuple per combination of array elements.
+
+    A `geo` field is keyed by `cells` of its whole value (a point's cell, see geo.py; a
+    legacy `[lng, lat]` pair is one value, not two elements), null when it has none.
+    """
     per_field = []
     for field in fields:
+        if field in geo and cells is not None:
+            cell = cells(_whole_value(doc, field))
+            per_field.append([NULL_KEY if cell is None else (_NUMBER, cell)])
+            continue
         values = path_values(doc, field)
         if len(values) == 1:
             per_field.append([element_key(values[0])])
@@ -246,6 +259,14 @@ def index_keys(doc: Mapping[str, Any], fields: Sequence[str]) -> Iterator[tuple[
         return
     for combo in product(*per_field):
         yield tuple(combo)
+
+
+def _whole_value(doc: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(doc, Mapping):
+            return None
+        doc = doc.get(part)
+    return doc
 
 
 def sort_value(doc: Mapping[str, Any], path: str, descending: bool) -> tuple[Any, ...]:

@@ -299,6 +299,7 @@ def _best_for(
     if point is not None:
         return point
     best: tuple[int, Index, list[Any]] | None = None
+    best_used = 0  # of equal costs, the index bounding more fields wins (it may decide them)
     best_sorted: tuple[int, Index, list[Any], int] | None = None
     for index in store.indexes.values():
         if index.options.get("hidden"):  # collMod hid it: kept up to date, never used
@@ -312,10 +313,10 @@ def _best_for(
                 if best_sorted is None or cost < best_sorted[0]:
                     best_sorted = (cost, index, whole, direction)
             continue
-        intervals, fixed, _ = found
+        intervals, fixed, used = found
         cost = _count(index, intervals)
-        if best is None or cost < best[0]:
-            best = (cost, index, intervals)
+        if best is None or cost < best[0] or (cost == best[0] and used > best_used):
+            best, best_used = (cost, index, intervals), used
         direction = _serves_sort(index, fixed, sort, conj) if sort else 0
         if direction and len(intervals) == 1 and (best_sorted is None or cost < best_sorted[0]):
             best_sorted = (cost, index, intervals, direction)

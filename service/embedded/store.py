@@ -29,7 +29,7 @@ from mongomock.filtering import filter_applies
 from pymongo.errors import DuplicateKeyError, OperationFailure
 from sortedcontainers import SortedList
 
-from service.embedded import codec, wal
+from service.embedded import codec, geo, wal
 from service.embedded.keys import index_keys, sort_key
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class Index:
         # Top-level fields whose change can change this index's entries or membership.
         self.watched = frozenset(f.split(".", 1)[0] for f in (*self.fields, *(self.partial or {})))
         self._applies = _compile(self.partial) if self.partial is not None else None
+        self.geo = geo.geo_fields(self.keys)  # keyed by cell (geo.py), walked by `$nearSphere`
 
     @property
     def info(self) -> dict[str, Any]:
@@ -72,6 +73,8 @@ class Index:
 
     def keys_of(self, doc: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The key tuples of a document (several for array values)."""
+        if self.geo:
+            return list(index_keys(doc, self.fields, geo.cell_value, self.geo))
         return list(index_keys(doc, self.fields))
 
     def constrains(self, doc: Mapping[str, Any]) -> bool:
