@@ -24,6 +24,7 @@ from service import journal, projections
 from service.embedded import EmbeddedCollection
 from service.main import create_app
 from service.settings import Settings
+from tests.factories import attach_leads, make_campaign, make_lead
 from tests.helpers import Account
 
 
@@ -118,9 +119,9 @@ async def test_crashes_in_every_write_path_lose_and_duplicate_nothing(
     settings: Settings, database: Any, owner: Account, app: FastAPI
 ) -> None:
     c = owner.client
-    camp = (await c.post("/v1/campaigns", json={"type": "call", "name": "Chaos"})).json()
-    lead = (await c.post("/v1/leads", json={"type": "generic", "email": "c@x.io"})).json()
-    await c.post(f"/v1/campaigns/{camp['id']}/leads", json={"lead_ids": [lead["id"]]})
+    camp = await make_campaign(owner, name="Chaos")
+    lead = await make_lead(owner, email="c@x.io")
+    await attach_leads(owner, camp["id"], lead["id"])
 
     async def die(*_: Any, **__: Any) -> None:
         raise RuntimeError("the database went away")
@@ -165,9 +166,9 @@ async def test_a_crash_during_an_idempotent_event_records_it_once(
     """The database fails after the event is stored, before the answer: a retry with the same
     key (after a restart) must answer that event, not record a second one."""
     c = owner.client
-    camp = (await c.post("/v1/campaigns", json={"type": "call", "name": "Idem"})).json()
-    lead = (await c.post("/v1/leads", json={"type": "generic", "email": "i@x.io"})).json()
-    await c.post(f"/v1/campaigns/{camp['id']}/leads", json={"lead_ids": [lead["id"]]})
+    camp = await make_campaign(owner, name="Idem")
+    lead = await make_lead(owner, email="i@x.io")
+    await attach_leads(owner, camp["id"], lead["id"])
 
     async def die(*_: Any, **__: Any) -> None:
         raise RuntimeError("the database went away")
@@ -201,9 +202,9 @@ async def test_a_claim_whose_winner_stays_invisible_backs_off_and_gives_up(
     """After a duplicate key the winner's record may not be visible yet (a majority read right
     after its insert): the claim retries a bounded number of times with backoff, then 409."""
     c = owner.client
-    camp = (await c.post("/v1/campaigns", json={"type": "call", "name": "Spin"})).json()
-    lead = (await c.post("/v1/leads", json={"type": "generic", "email": "s@x.io"})).json()
-    await c.post(f"/v1/campaigns/{camp['id']}/leads", json={"lead_ids": [lead["id"]]})
+    camp = await make_campaign(owner, name="Spin")
+    lead = await make_lead(owner, email="s@x.io")
+    await attach_leads(owner, camp["id"], lead["id"])
     key = {"Idempotency-Key": "spin-1"}
     body = {"type": "call", "campaign_id": camp["id"], "lead_id": lead["id"], "outcome": "busy"}
     assert (await c.post("/v1/events", json=body, headers=key)).status_code == 201

@@ -21,6 +21,7 @@ from service.embedded import EmbeddedCollection
 from service.projections import runner
 from service.repository import Repository
 from service.settings import Settings
+from tests.factories import make_lead
 from tests.helpers import Account
 
 TTL = timedelta(seconds=30)
@@ -184,7 +185,7 @@ async def test_a_stale_range_read_makes_the_change_feed_skip_nothing(owner: Acco
     await projections.sync_feeds()
     visible = await sequencer.head(sequencer.JOURNAL)
     await c.post("/v1/campaigns", json={"type": "call", "name": "B"})
-    await c.post("/v1/leads", json={"type": "generic", "email": "s@example.com"})
+    await make_lead(owner, email="s@example.com")
 
     with stale_reads(sequencer.JOURNAL, visible):
         page = (await c.get("/v1/changes", params={"limit": 50})).json()

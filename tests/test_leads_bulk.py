@@ -16,6 +16,7 @@ from documents.lead import LeadBase
 from service import journal
 from service import leads as lead_service
 from tests.dbcalls import count_db_calls
+from tests.factories import make_api_key, make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -74,14 +75,14 @@ async def test_imported_leads_are_journaled_and_clean(owner: Account) -> None:
 
 
 async def test_duplicates_of_other_tenants_do_not_count(owner: Account, stranger: Account) -> None:
-    await stranger.client.post("/v1/leads", json={"type": "generic", "email": "x@example.com"})
+    await make_lead(stranger, email="x@example.com")
     body = (await bulk(owner, [{"type": "generic", "email": "x@example.com"}])).json()
     assert body == {"created": 1, "duplicates": 0, "failed": []}
 
 
 async def test_soft_deleted_leads_do_not_block_import(owner: Account) -> None:
-    lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "d@example.com"})
-    await owner.client.delete(f"/v1/leads/{lead.json()['id']}")
+    lead = await make_lead(owner, email="d@example.com")
+    await owner.client.delete(f"/v1/leads/{lead['id']}")
     body = (await bulk(owner, [{"type": "generic", "email": "d@example.com"}])).json()
     assert body["created"] == 1 and body["duplicates"] == 0
 
@@ -126,7 +127,7 @@ async def test_concurrent_writer_duplicate_counts_as_duplicate(
         await real(*args, **kwargs)
         return set()
 
-    await owner.client.post("/v1/leads", json={"type": "generic", "email": "race@example.com"})
+    await make_lead(owner, email="race@example.com")
     monkeypatch.setattr(lead_service, "_stored_keys", blind)
     rows = [
         {"type": "generic", "email": "race@example.com"},
@@ -232,7 +233,7 @@ async def test_an_impossible_agent_phone_fails_its_row_only(owner: Account) -> N
 
 
 async def test_import_by_api_key_journals_the_key_as_actor(owner: Account) -> None:
-    key = (await owner.client.post("/v1/api-keys", json={"name": "crm"})).json()
+    key = await make_api_key(owner, name="crm")
     response = await owner.client.post(
         "/v1/leads/bulk",
         json={"leads": [{"type": "generic", "email": "k@example.com"}]},

@@ -20,13 +20,12 @@ from documents.lead import (
     with_search_tokens,
 )
 from service.lead_queries import search_filter
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 
 
 async def make(account: Account, **body: Any) -> str:
-    response = await account.client.post("/v1/leads", json={"type": "generic", **body})
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return str((await make_lead(account, **body))["id"])
 
 
 async def found(account: Account, q: str, **params: Any) -> set[str]:

@@ -25,6 +25,7 @@ from service.pagination import (
     parse_sort,
     read_cursor,
 )
+from tests.factories import attach_leads, make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 ID = "018f8a4e-0000-7000-8000-000000000001"  # fixed: xdist workers must collect the same ids
@@ -140,9 +141,9 @@ def test_sort_parameters() -> None:
 @pytest.fixture
 async def touched_lead(owner: Account) -> str:
     c = owner.client
-    campaign = (await c.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
-    lead = (await c.post("/v1/leads", json={"type": "generic", "email": "a@example.com"})).json()
-    await c.post(f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": [lead["id"]]})
+    campaign = await make_campaign(owner)
+    lead = await make_lead(owner, email="a@example.com")
+    await attach_leads(owner, campaign["id"], lead["id"])
     for day in (1, 2, 3):
         event = {
             "type": "call",

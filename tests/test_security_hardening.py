@@ -13,6 +13,7 @@ import pytest
 
 from service import security
 from service.settings import Settings
+from tests.factories import make_team
 from tests.helpers import PASSWORD, Account, assert_problem
 
 # -- defect 10: claims of a validly signed token are validated strictly -----------------------
@@ -327,7 +328,7 @@ async def test_invitation_token_guesses_are_throttled(
 async def test_a_valid_invitation_does_not_count_as_a_guess(
     client: httpx.AsyncClient, owner: Account, settings: Settings
 ) -> None:
-    team = (await owner.client.post("/v1/teams", json={"name": "T"})).json()
+    team = await make_team(owner)
     for n in range(settings.login_max_failures + 2):
         created = await owner.client.post(
             f"/v1/teams/{team['id']}/invitations", json={"email": f"x{n}@example.com"}

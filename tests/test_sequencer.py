@@ -16,6 +16,7 @@ from documents.base import utcnow
 from documents.lease import Lease
 from service import leases, sequencer
 from service.settings import Settings
+from tests.factories import make_lead
 from tests.helpers import Account
 
 
@@ -49,7 +50,7 @@ def entry(aggregate: Any, version: int, tenant: Any) -> dict[str, Any]:
 
 
 async def test_positions_are_unique_contiguous_and_published(owner: Account) -> None:
-    await owner.client.post("/v1/leads", json={"type": "generic", "email": "s@x.io"})
+    await make_lead(owner, email="s@x.io")
     await sequencer.sequence_all()
     seqs = await positions()
     assert seqs == list(range(1, len(seqs) + 1))
