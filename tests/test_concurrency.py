@@ -12,7 +12,6 @@ from unittest.mock import patch
 
 import httpx
 import pytest
-from beanie import Document
 from bson import Binary
 from fastapi import FastAPI
 
@@ -25,7 +24,7 @@ from service.embedded import EmbeddedCollection
 from service.main import create_app
 from service.settings import Settings
 from tests.factories import attach_leads, make_campaign, make_lead
-from tests.helpers import Account
+from tests.helpers import Account, read_model_snapshot
 
 
 @asynccontextmanager
@@ -43,26 +42,12 @@ async def instance(
             yield app, client
 
 
-async def snapshot() -> dict[str, list[dict[str, Any]]]:
-    """Every read model's rows (without computation times), in key order."""
-    out = {}
-    for projector in projections.PROJECTORS.values():
-        model: type[Document] = projector.model
-        rows = (
-            await model.get_pymongo_collection()
-            .find({"gone": {"$ne": True}}, {"computed_at": 0, "fence": 0})
-            .to_list(None)
-        )
-        out[projector.name] = sorted(rows, key=lambda r: str(r["_id"]))
-    return out
-
-
 async def equal_to_a_rebuild() -> None:
     await projections.catch_up(patience=10)
-    incremental = await snapshot()
+    incremental = await read_model_snapshot()
     for name in projections.PROJECTORS:
         await projections.rebuild(name)
-    assert await snapshot() == incremental
+    assert await read_model_snapshot() == incremental
 
 
 async def drive(client: httpx.AsyncClient, n: int, tag: str) -> None:

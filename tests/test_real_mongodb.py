@@ -36,6 +36,7 @@ from service.repository import Repository
 from service.settings import Settings
 from tests import real_server
 from tests.helpers import Account, assert_problem
+from tests.query_plans import plan_problems, winning_stages
 
 pytestmark = pytest.mark.real_mongodb
 
@@ -117,39 +118,6 @@ async def explain(database: Any, event: monitoring.CommandStartedEvent) -> dict[
     }
     result: dict[str, Any] = await database.command({"explain": inner, "verbosity": "queryPlanner"})
     return result
-
-
-def winning_stages(explained: Any, inside: bool = False) -> list[dict[str, Any]]:
-    """Every stage of every winning plan in an explain (find, or each `$cursor` of a pipeline)."""
-    out: list[dict[str, Any]] = []
-    if isinstance(explained, Mapping):
-        if inside and isinstance(explained.get("stage"), str):
-            out.append(dict(explained))
-        for key, value in explained.items():
-            if key != "rejectedPlans":
-                out += winning_stages(value, inside or key == "winningPlan")
-    elif isinstance(explained, list):
-        for value in explained:
-            out += winning_stages(value, inside)
-    return out
-
-
-def plan_problems(stages: list[dict[str, Any]]) -> list[str]:
-    """What makes a winning plan unacceptable: a collection scan or a blocking sort."""
-    problems = []
-    names = [s["stage"] for s in stages]
-    if not any(n.endswith("IXSCAN") for n in names):
-        problems.append(f"no index scan in {names}")
-    if "COLLSCAN" in names:
-        problems.append("COLLSCAN")
-    if "SORT" in names:
-        problems.append("a blocking SORT stage")
-    for stage in stages:  # a $lookup run in the query engine: the joined side must be indexed
-        # IndexedLoopJoin (or 8.0's DynamicIndexedLoopJoin) probes an index; the others scan.
-        strategy = str(stage.get("strategy", "IndexedLoopJoin"))
-        if stage["stage"] == "EQ_LOOKUP" and not strategy.endswith("IndexedLoopJoin"):
-            problems.append(f"$lookup from {stage.get('foreignCollection')}: {strategy}")
-    return problems
 
 
 # -- the access paths -------------------------------------------------------------------------
