@@ -55,7 +55,7 @@ def database_down(database: Any, error: Exception) -> Iterator[None]:
         "count_documents",
         "find_one_and_update",
     ]
-    with patch.multiple(type(database["any"]), **{n: fail for n in names}):
+    with patch.multiple(type(database["any"]), **dict.fromkeys(names, fail)):
         yield
 
 
