@@ -114,7 +114,7 @@ def test_phone_parsing_is_cached_per_distinct_value() -> None:
     normalize_phone.cache_clear()
     for _ in range(3):
         assert normalize_phone("(415) 555-0100", "US") == "+14155550100"
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="Not a valid phone number"):
             normalize_phone("(000) 000-0001", "US")
     info = normalize_phone.cache_info()
     # A refusal raises, so only valid values are cached; they are parsed once.

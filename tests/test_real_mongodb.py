@@ -398,8 +398,8 @@ async def test_aggregation_rows_over_16_mib_fail_and_unwound_lookups_do_not(data
         await (await database["small"].aggregate([lookup])).to_list()
     unwound = [lookup, {"$unwind": "$all"}, {"$count": "n"}]
     assert await (await database["small"].aggregate(unwound)).to_list() == [{"n": 17}]
+    pushed = [{"$group": {"_id": None, "all": {"$push": "$blob"}}}]
     with pytest.raises(OperationFailure):
-        pushed = [{"$group": {"_id": None, "all": {"$push": "$blob"}}}]
         await (await database["big"].aggregate(pushed)).to_list()
 
 

@@ -178,7 +178,7 @@ def test_the_shared_types_refuse_what_utc_cannot_hold() -> None:
                 adapter.validate_python(when)
         assert adapter.validate_python("0001-01-01T00:00:00Z").year == 1
         assert adapter.validate_python("9999-12-31T23:59:59+00:00").year == 9999
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="out of range once converted to UTC"):
         as_utc(datetime.fromisoformat(OUT_OF_RANGE[0]))
 
 
