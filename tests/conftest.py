@@ -93,7 +93,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(reason, returncode=pytest.ExitCode.INTERNAL_ERROR)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header() -> str:
     """Which backend the run uses."""
     server = real_server.url()
     if server is None:
@@ -105,7 +105,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Skip `real_mongodb` tests on the embedded backend and `embedded_only` ones on MongoDB."""
     if real_server.url() is None:
         marker, reason = "real_mongodb", REAL_ONLY

@@ -195,7 +195,8 @@ def test_rebuild_project_and_repair(db_file: Path, owner_of: User) -> None:
 
 
 @pytest.mark.embedded_only  # the embedded file's lock
-def test_a_busy_database_file_is_refused(db_file: Path, owner_of: User) -> None:
+@pytest.mark.usefixtures("owner_of")
+def test_a_busy_database_file_is_refused(db_file: Path) -> None:
     from service.embedded import open_embedded
 
     db, _ = open_embedded(str(db_file), "lead_ignite")  # another process would hold this lock

@@ -265,7 +265,8 @@ def test_validators_refuse_a_bad_action_and_report_a_refused_collmod(
     assert bad.exit_code == 2 and "'strict' is not one of 'error', 'warn'" in bad.stderr
     assert not db_file.exists()
 
-    async def unauthorized(db: Any, *, action: str | None = None) -> list[str]:
+    # Stands in for the command's apply step, so it takes the same arguments.
+    async def unauthorized(db: Any, *, action: str | None = None) -> list[str]:  # noqa: ARG001
         raise OperationFailure("not authorized on lead_ignite to execute command", code=13)
 
     monkeypatch.setattr(validators_cli, "apply_validators", unauthorized)

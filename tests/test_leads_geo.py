@@ -147,9 +147,8 @@ async def test_bad_geo_parameters_are_422(owner: Account, params: dict[str, Any]
     assert_problem(await owner.client.get("/v1/leads", params=params), 422)
 
 
-async def test_a_cursor_belongs_to_its_point(
-    owner: Account, listings: dict[str, tuple[float, float]]
-) -> None:
+@pytest.mark.usefixtures("listings")
+async def test_a_cursor_belongs_to_its_point(owner: Account) -> None:
     page = (await owner.client.get("/v1/leads", params={"near": NEAR, "limit": 1})).json()
     elsewhere = {"near": "0,0", "limit": 1, "cursor": page["next_cursor"]}
     assert_problem(await owner.client.get("/v1/leads", params=elsewhere), 422)

@@ -211,7 +211,8 @@ async def test_migrate_keeps_a_crashed_writes_outbox(owner: Account) -> None:
     assert (await stored(raw))["pending_event"] == outbox
 
 
-async def test_models_with_upcasters_read_whole_documents(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_models_with_upcasters_read_whole_documents() -> None:
     # Beanie projects a model's own fields by default; upcasters need the retired ones too.
     from beanie.odm.utils.projection import get_projection
 

@@ -190,7 +190,8 @@ async def test_forged_cursors_are_422_on_every_list_sorted_by_a_field(
         assert body["errors"][0]["loc"] == ["query", "cursor"], path
 
 
-async def test_a_cursor_of_another_sort_is_refused(owner: Account, touched_lead: str) -> None:
+@pytest.mark.usefixtures("touched_lead")
+async def test_a_cursor_of_another_sort_is_refused(owner: Account) -> None:
     first = (await owner.client.get("/v1/events?limit=1&sort=-created_at")).json()
     assert first["next_cursor"]
     again = await owner.client.get(

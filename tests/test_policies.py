@@ -73,10 +73,10 @@ async def test_hooks_run_after_delete_and_restore_only_when_something_changed(
 ) -> None:
     calls: list[tuple[str, UUID, bool]] = []
 
-    async def after_delete(ctx: RequestContext, doc: Blog) -> None:
+    async def after_delete(ctx: RequestContext, doc: Blog) -> None:  # noqa: ARG001  (a policy hook)
         calls.append(("deleted", doc.id, doc.is_deleted))
 
-    async def after_restore(ctx: RequestContext, doc: Blog) -> None:
+    async def after_restore(ctx: RequestContext, doc: Blog) -> None:  # noqa: ARG001  (a policy hook)
         calls.append(("restored", doc.id, doc.is_deleted))
 
     policy = ResourcePolicy(model=Blog, after_delete=after_delete, after_restore=after_restore)
@@ -92,7 +92,7 @@ async def test_a_guard_runs_after_the_role_and_before_the_write(
 ) -> None:
     seen: list[Action] = []
 
-    async def guard(ctx: RequestContext, action: Action, doc: Blog) -> None:
+    async def guard(ctx: RequestContext, action: Action, doc: Blog) -> None:  # noqa: ARG001  (policy guard)
         seen.append(action)
         raise Forbidden("not this one")
 

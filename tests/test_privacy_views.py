@@ -44,9 +44,8 @@ async def _view_rows(database: Any) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-async def test_views_leave_out_secrets_and_personal_values(
-    owner: Account, member: Account, database: Any
-) -> None:
+@pytest.mark.usefixtures("member")
+async def test_views_leave_out_secrets_and_personal_values(owner: Account, database: Any) -> None:
     await make_person(owner.client)
     # Something in every secret-holding collection: an API key, a webhook with its secret.
     key = await owner.client.post("/v1/api-keys", json={"name": "k", "role": "member"})

@@ -367,9 +367,8 @@ async def test_the_server_announces_16_mib(database: Any) -> None:
     assert hello["maxBsonObjectSize"] == MAX_BSON
 
 
-async def test_a_document_over_16_mib_is_refused_and_nothing_is_stored(
-    app: Any, owner: Account
-) -> None:
+@pytest.mark.usefixtures("app")
+async def test_a_document_over_16_mib_is_refused_and_nothing_is_stored(owner: Account) -> None:
     lead = GenericLead(tenant_id=owner.tenant_id, email="big@example.com")
     lead.__dict__["last_name"] = "x" * (MAX_BSON + MIB)  # past every validator, as a bug would
     with pytest.raises(DocumentTooLarge) as caught:

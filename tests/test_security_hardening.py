@@ -195,7 +195,8 @@ async def test_parallel_wrong_logins_check_at_most_the_limit(
     assert codes.count(429) == 20 - settings.login_max_failures, codes
 
 
-async def test_parallel_attempts_take_exactly_the_limit(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_parallel_attempts_take_exactly_the_limit() -> None:
     from service.errors import TooManyRequests
     from service.throttle import Throttle
 
@@ -379,8 +380,9 @@ async def test_password_hashing_leaves_the_event_loop_free(
     assert loop_thread not in threads
 
 
+@pytest.mark.usefixtures("owner")
 async def test_concurrent_hashes_are_bounded_by_the_setting(
-    client: httpx.AsyncClient, owner: Account, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
 
