@@ -172,7 +172,7 @@ def _merge_nullable(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collection(model: type[Document]) -> str:
-    return str(model.Settings.name)  # type: ignore[attr-defined]
+    return str(model.Settings.name)
 
 
 def _class_id(model: type[Document], root: type[Document]) -> str:
