@@ -87,11 +87,9 @@ async def test_invalid_events_are_422(
 async def test_references_must_exist_in_tenant(
     owner: Account, stranger: Account, refs: dict[str, str]
 ) -> None:
-    theirs = await stranger.client.post(
-        "/v1/leads", json={"type": "generic", "email": "t@example.com"}
-    )
+    theirs = await make_lead(stranger, email="t@example.com")
     for bad in (
-        {"lead_id": theirs.json()["id"]},
+        {"lead_id": theirs["id"]},
         {"campaign_id": refs["lead_id"]},
         {"lead_id": "00000000-0000-4000-8000-000000000000"},
     ):
@@ -262,21 +260,19 @@ async def test_viewer_cannot_create(viewer: Account, refs: dict[str, str]) -> No
 async def test_the_lead_must_be_one_of_the_campaigns_leads(
     owner: Account, refs: dict[str, str]
 ) -> None:
-    outsider = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "email": "out@example.com"}
-    )
-    body = call(refs, lead_id=outsider.json()["id"])
+    outsider = await make_lead(owner, email="out@example.com")
+    body = call(refs, lead_id=outsider["id"])
     problem = assert_problem(await owner.client.post("/v1/events", json=body), 422)
     assert problem["errors"][0]["loc"] == ["body", "lead_id"]
     assert "campaign" in problem["detail"]
     # Attached to ANOTHER campaign is not enough either.
     other = await owner.client.post("/v1/campaigns", json={"type": "text", "name": "T"})
     await owner.client.post(
-        f"/v1/campaigns/{other.json()['id']}/leads", json={"lead_ids": [outsider.json()["id"]]}
+        f"/v1/campaigns/{other.json()['id']}/leads", json={"lead_ids": [outsider["id"]]}
     )
     assert_problem(await owner.client.post("/v1/events", json=body), 422)
     await owner.client.post(
-        f"/v1/campaigns/{refs['campaign_id']}/leads", json={"lead_ids": [outsider.json()["id"]]}
+        f"/v1/campaigns/{refs['campaign_id']}/leads", json={"lead_ids": [outsider["id"]]}
     )
     assert (await owner.client.post("/v1/events", json=body)).status_code == 201
     schema = (await owner.client.get("/openapi.json")).json()["components"]["schemas"]

@@ -25,9 +25,7 @@ async def bulk(account: Account, rows: list[Any]) -> Any:
 
 
 async def test_mixed_batch_keeps_good_rows(owner: Account) -> None:
-    existing = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "email": "stored@example.com"}
-    )
+    existing = await make_lead(owner, email="stored@example.com")
     rows: list[Any] = [
         {"type": "generic", "email": "a@example.com", "first_name": "A"},  # 0 ok
         {"type": "generic", "email": " A@Example.com "},  # 1 duplicate in batch (normalised)
@@ -59,7 +57,7 @@ async def test_mixed_batch_keeps_good_rows(owner: Account) -> None:
     mls = next(x for x in listed if x["type"] == "mls")
     assert mls["mls_id"] == "M-1" and mls["list_price"] == 100.5
     assert mls["tenant_id"] == str(owner.tenant_id)
-    assert existing.json()["id"] in {x["id"] for x in listed}
+    assert existing["id"] in {x["id"] for x in listed}
 
 
 async def test_imported_leads_are_journaled_and_clean(owner: Account) -> None:

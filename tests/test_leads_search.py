@@ -57,15 +57,13 @@ async def people(owner: Account) -> dict[str, str]:
         ),
         "uk": await make(owner, email="hello@london.example", phone="+44 20 7183 8750"),
     }
-    mls = await owner.client.post(
-        "/v1/leads",
-        json={
-            "type": "mls",
-            "mls_id": "SF-2024-0042",
-            "address": {"line1": "77 Ocean Ave", "city": "San Francisco"},
-        },
+    mls = await make_lead(
+        owner,
+        type="mls",
+        mls_id="SF-2024-0042",
+        address={"line1": "77 Ocean Ave", "city": "San Francisco"},
     )
-    ids["mls"] = mls.json()["id"]
+    ids["mls"] = mls["id"]
     return ids
 
 

@@ -14,7 +14,7 @@ from service import security
 from service.auth import register_owner
 from service.main import create_app
 from tests.conftest import make_settings
-from tests.factories import EMAIL, FIRST, LAST, make_person, person_leaks
+from tests.factories import EMAIL, FIRST, LAST, make_lead, make_person, person_leaks
 from tests.helpers import PASSWORD, Account, assert_problem, stored_form
 
 
@@ -111,13 +111,9 @@ async def test_erase_removes_every_stored_value_and_keeps_counts(
 
 
 async def test_erase_a_live_lead_and_its_merged_sources(owner: Account) -> None:
-    target = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "email": "target@example.com"}
-    )
-    source = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "email": EMAIL, "first_name": FIRST}
-    )
-    tid, sid = target.json()["id"], source.json()["id"]
+    target = await make_lead(owner, email="target@example.com")
+    source = await make_lead(owner, email=EMAIL, first_name=FIRST)
+    tid, sid = target["id"], source["id"]
     merged = await owner.client.post(f"/v1/leads/{tid}/merge", json={"source_ids": [sid]})
     assert merged.status_code == 200, merged.text
     r = await owner.client.post(f"/v1/leads/{tid}/erase")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.factories import person_leaks
+from tests.factories import make_lead, person_leaks
 from tests.helpers import Account
 from tests.webhook_receiver import receiver, settings, subscribe, until
 
@@ -16,11 +16,8 @@ async def test_undelivered_changes_go_out_erased(owner: Account) -> None:
     accept_from = [10**9]
     with receiver(answer=lambda n: 200 if n >= accept_from[0] else 500) as rec:
         await subscribe(owner, rec.url, ["lead.*"])
-        r = await owner.client.post(
-            "/v1/leads",
-            json={"type": "generic", "email": "zebulonia.quaxton@privacy-example.com"},
-        )
-        lead_id = r.json()["id"]
+        lead = await make_lead(owner, email="zebulonia.quaxton@privacy-example.com")
+        lead_id = lead["id"]
         await until(lambda: len(rec.requests) >= 1)  # refused while the values are there
         assert person_leaks(rec.requests[0].body)
         assert (await owner.client.post(f"/v1/leads/{lead_id}/erase")).status_code == 200
