@@ -1,6 +1,7 @@
 """Helpers shared by tests: accounts, problem+json checks, stored-form reads.
 
-Fixtures live in conftest.py; anything a test module imports lives here.
+Fixtures live in conftest.py; anything a test module imports lives here, or in tests/factories.py
+for the resources a test sets up through the API. No test module imports another.
 """
 
 from __future__ import annotations
