@@ -285,7 +285,7 @@ async def test_campaign_leads_page_and_filter(owner: Account) -> None:
 
 
 async def _two_member_campaign(owner: Account) -> tuple[str, list[str]]:
-    campaign = (await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
+    campaign = await make_campaign(owner)
     ids = []
     for email in ("one@example.com", "two@example.com"):
         created = await make_lead(owner, email=email)

@@ -13,7 +13,7 @@ from service import journal
 from service.cli.read_models import repair_journal
 from service.repository import Repository
 from tests import analytics_seed as seed
-from tests.factories import make_lead
+from tests.factories import make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -52,9 +52,9 @@ async def test_oldest_first_and_resumable_without_skips_or_repeats(owner: Accoun
 
 
 async def test_filters_and_tenancy(owner: Account, stranger: Account) -> None:
-    await owner.client.post("/v1/campaigns", json={"type": "call", "name": "A"})
+    await make_campaign(owner, name="A")
     await make_lead(owner, email="b@example.com")
-    await stranger.client.post("/v1/campaigns", json={"type": "call", "name": "Theirs"})
+    await make_campaign(stranger, name="Theirs")
     leads, _ = await read_all(owner.client, aggregate_type="lead")
     assert [e["event_type"] for e in leads] == ["lead.created"]
     made, _ = await read_all(owner.client, event_type="campaign.created")

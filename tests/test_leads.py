@@ -8,7 +8,7 @@ import pytest
 
 from documents.tenant import Tenant
 from service.repository import Repository
-from tests.factories import make_lead
+from tests.factories import make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 MLS = {
@@ -199,7 +199,7 @@ async def test_search_and_filters(owner: Account) -> None:
 
 
 async def test_list_by_campaign(owner: Account, stranger: Account) -> None:
-    campaign = (await owner.client.post("/v1/campaigns", json={"type": "text", "name": "T"})).json()
+    campaign = await make_campaign(owner, type="text", name="T")
     inside = await make_lead(owner, email="in@example.com", status="qualified")
     other = await make_lead(owner, email="in2@example.com")
     await make_lead(owner, email="out@example.com")

@@ -16,7 +16,7 @@ from documents.lead import LeadBase
 from schemas.leads import LEAD_CSV
 from service import journal
 from service import leads as lead_service
-from tests.factories import make_lead
+from tests.factories import make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -116,7 +116,7 @@ async def test_filters_sort_and_scope(
     await owner.client.delete(f"/v1/leads/{some[2]['id']}")
     assert len(ids(await export(owner))) == 2
     assert len(ids(await export(owner, include_deleted="true"))) == 3
-    campaign = (await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
+    campaign = await make_campaign(owner)
     await owner.client.post(
         f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": [some[1]["id"]]}
     )
