@@ -70,8 +70,9 @@ async def token(
     otp: Annotated[
         str | None, Form(max_length=16, description="The current TOTP code when 2FA is on.")
     ] = None,
-    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
-    scope: Annotated[str, Form(max_length=1024)] = "",
+    # The OAuth2 password form's fields: validated and documented, not otherwise used.
+    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,  # noqa: ARG001
+    scope: Annotated[str, Form(max_length=1024)] = "",  # noqa: ARG001
 ) -> Any:
     access_token, expires_in = await auth.login(
         settings=settings, username=username, password=password, otp=otp

@@ -155,7 +155,7 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return problem(status, _TITLES.get(status, detail), detail, headers)
 
 
-async def _duplicate(_: Request, exc: Exception) -> JSONResponse:
+async def _duplicate(_: Request, exc: Exception) -> JSONResponse:  # noqa: ARG001  (handler signature)
     # Unique indexes are the last word on uniqueness; services usually turn this into a richer 409.
     return problem(409, "Conflict", "A resource with the same unique key already exists.")
 

@@ -35,11 +35,11 @@ class View:
 
 
 def _exclude(*fields: str) -> dict[str, Any]:
-    return {"$project": {f: 0 for f in fields}}
+    return {"$project": dict.fromkeys(fields, 0)}
 
 
 def _include(*fields: str) -> dict[str, Any]:
-    return {"$project": {f: 1 for f in fields}}
+    return {"$project": dict.fromkeys(fields, 1)}
 
 
 # Journal values an analyst may read: status-like, numeric and reference fields. Every other

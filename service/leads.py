@@ -451,7 +451,7 @@ async def _insert_chunk(
 
 
 async def _stored_keys(repo: Repository[LeadBase], keys: list[tuple[str, str]]) -> set[Any]:
-    projection = {f: 1 for f in DEDUPE_FIELDS}
+    projection = dict.fromkeys(DEDUPE_FIELDS, 1)
     # Live leads only: the condition is in each `$or` branch (see `clash_filter`).
     cursor = repo.model.get_pymongo_collection().find(
         repo.scope(clash_filter(keys), include_deleted=True), projection | {"_id": 0}

@@ -84,7 +84,7 @@ def versioned_models() -> list[type[Document]]:
     for model in ALL_DOCUMENTS:
         if not (issubclass(model, Versioned) and issubclass(model, Document)):
             continue
-        name = str(model.Settings.name)  # type: ignore[attr-defined]  # known before binding
+        name = str(model.Settings.name)  # known before binding
         if name not in seen:
             seen.add(name)
             models.append(model)

@@ -216,7 +216,7 @@ def campaign_analytics(*, tenant_id: UUID, campaign_id: UUID) -> Pipeline:
             "$project": {
                 "n": 1,
                 "violations": 1,
-                **{channel: 1 for channel in CHANNELS},
+                **dict.fromkeys(CHANNELS, 1),
                 "member": {
                     "$and": [
                         _any(

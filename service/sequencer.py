@@ -228,7 +228,7 @@ async def sequence(feed: str, *, batch: int = BATCH) -> int:
     ]
     try:
         result = await collection(feed).bulk_write(ops, ordered=True)
-        done = result.modified_count
+        done: int = result.modified_count
     except BulkWriteError as exc:  # a duplicate `seq`: another sequencer is writing
         log.warning("sequencer: %s pass lost a race: %s", feed, exc.details.get("writeErrors"))
         return 0

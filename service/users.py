@@ -253,7 +253,7 @@ async def _guard(ctx: RequestContext, action: Action, target: User) -> None:
         raise Forbidden(f"Only an owner can {verb} an {target.role}.")
 
 
-async def _forget_credentials(ctx: RequestContext, user: User) -> None:
+async def _forget_credentials(ctx: RequestContext, user: User) -> None:  # noqa: ARG001  (a policy hook)
     forget_actor(user.id)  # a deleted user's tokens stop working at once in this process
 
 

@@ -91,22 +91,24 @@ _UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
 class _BsonJsonSchema(GenerateJsonSchema):
     """Pydantic's JSON Schema generator, answering BSON types where they differ from JSON."""
 
-    def uuid_schema(self, schema: core_schema.UuidSchema) -> JsonSchemaValue:
+    # The overrides keep pydantic's signatures; a BSON type does not depend on the schema.
+
+    def uuid_schema(self, schema: core_schema.UuidSchema) -> JsonSchemaValue:  # noqa: ARG002
         return {"bsonType": "binData"}
 
-    def bytes_schema(self, schema: core_schema.BytesSchema) -> JsonSchemaValue:
+    def bytes_schema(self, schema: core_schema.BytesSchema) -> JsonSchemaValue:  # noqa: ARG002
         return {"bsonType": "binData"}
 
-    def datetime_schema(self, schema: core_schema.DatetimeSchema) -> JsonSchemaValue:
+    def datetime_schema(self, schema: core_schema.DatetimeSchema) -> JsonSchemaValue:  # noqa: ARG002
         return {"bsonType": "date"}
 
-    def date_schema(self, schema: core_schema.DateSchema) -> JsonSchemaValue:
+    def date_schema(self, schema: core_schema.DateSchema) -> JsonSchemaValue:  # noqa: ARG002
         return {"bsonType": "date"}  # Beanie stores a date as midnight of that day
 
-    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:  # noqa: ARG002
         return {"bsonType": "decimal"}
 
-    def timedelta_schema(self, schema: core_schema.TimedeltaSchema) -> JsonSchemaValue:
+    def timedelta_schema(self, schema: core_schema.TimedeltaSchema) -> JsonSchemaValue:  # noqa: ARG002
         return {"bsonType": NUMBER}  # Beanie stores seconds
 
 
@@ -171,7 +173,7 @@ def _merge_nullable(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collection(model: type[Document]) -> str:
-    return str(model.Settings.name)  # type: ignore[attr-defined]
+    return str(model.Settings.name)
 
 
 def _class_id(model: type[Document], root: type[Document]) -> str:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from documents.api_key import ApiKey
 from documents.user import User
 from service import security
 from service.auth import register_owner
@@ -27,7 +29,7 @@ from service.main import create_app
 from service.repository import Repository
 from service.settings import Settings
 from tests import real_server
-from tests.helpers import PASSWORD, Account
+from tests.helpers import CHEAP, PASSWORD, Account, ServiceClient, on_embedded_file
 
 # VALIDATE_STORED_DOCUMENTS=1 checks every test's stored documents against the validators.
 pytest_plugins = ["tests.validate_stored"]
@@ -91,7 +93,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(reason, returncode=pytest.ExitCode.INTERNAL_ERROR)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header() -> str:
     """Which backend the run uses."""
     server = real_server.url()
     if server is None:
@@ -103,7 +105,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Skip `real_mongodb` tests on the embedded backend and `embedded_only` ones on MongoDB."""
     if real_server.url() is None:
         marker, reason = "real_mongodb", REAL_ONLY
@@ -231,6 +233,56 @@ async def admin(make_account: Any, owner: Account) -> Account:
     """An admin in tenant A."""
     account: Account = await make_account(role="admin", tenant_of=owner)
     return account
+
+
+@pytest.fixture
+async def service_client(app: FastAPI) -> AsyncIterator[ServiceClient]:
+    """Factory: an HTTP client authenticated with a new API key of `account`'s tenant."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def factory(account: Account, role: str = "admin") -> httpx.AsyncClient:
+        key = security.generate_api_key()
+        await Repository(ApiKey, account.ctx).create(
+            ApiKey(
+                tenant_id=account.tenant_id,
+                name="service",
+                role=role,
+                prefix=key[:8],
+                key_hash=security.hash_api_key(key),
+            )
+        )
+        c = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://test",
+            headers={"X-API-Key": key},
+        )
+        clients.append(c)
+        return c
+
+    yield factory
+    for c in clients:
+        await c.aclose()
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> Path:
+    return tmp_path / "lead_ignite.embedded"
+
+
+@pytest.fixture
+def owner_of(db_file: Path) -> User:
+    """The owner of a new tenant stored in the embedded file."""
+
+    async def register() -> User:
+        return await register_owner(
+            settings=CHEAP,
+            username="owner",
+            email="owner@example.com",
+            password=PASSWORD,
+            organization_name="O",
+        )
+
+    return on_embedded_file(db_file, register)
 
 
 @pytest.fixture

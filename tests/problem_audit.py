@@ -226,7 +226,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         os.environ[_DIR_VAR] = tempfile.mkdtemp(prefix="problem-audit-")
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     folder = Path(os.environ[_DIR_VAR])
     worker = getattr(config, "workerinput", {}).get("workerid", "main")

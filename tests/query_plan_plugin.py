@@ -120,7 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[_DIR_VAR] = tempfile.mkdtemp(prefix="query-plans-")
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if not _active(config):
         return
@@ -162,7 +162,7 @@ def _shard_summary(reporter: Any, config: pytest.Config) -> None:
     )
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if _FINDINGS not in config.stash:
         return
     checked, found = config.stash[_FINDINGS]

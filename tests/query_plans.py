@@ -448,3 +448,39 @@ def _contradicts(conj: Conjunction, partial: Mapping[str, Any]) -> bool:
 
 
 __all__ = ["IndexSpec", "Shape", "check", "conjunction", "make_shape", "shape_of"]
+
+
+# -- reading a real server's explain output (tests/test_real_mongodb.py) --------------------
+
+
+def winning_stages(explained: Any, inside: bool = False) -> list[dict[str, Any]]:
+    """Every stage of every winning plan in an explain (find, or each `$cursor` of a pipeline)."""
+    out: list[dict[str, Any]] = []
+    if isinstance(explained, Mapping):
+        if inside and isinstance(explained.get("stage"), str):
+            out.append(dict(explained))
+        for key, value in explained.items():
+            if key != "rejectedPlans":
+                out += winning_stages(value, inside or key == "winningPlan")
+    elif isinstance(explained, list):
+        for value in explained:
+            out += winning_stages(value, inside)
+    return out
+
+
+def plan_problems(stages: list[dict[str, Any]]) -> list[str]:
+    """What makes a winning plan unacceptable: a collection scan or a blocking sort."""
+    problems = []
+    names = [s["stage"] for s in stages]
+    if not any(n.endswith("IXSCAN") for n in names):
+        problems.append(f"no index scan in {names}")
+    if "COLLSCAN" in names:
+        problems.append("COLLSCAN")
+    if "SORT" in names:
+        problems.append("a blocking SORT stage")
+    for stage in stages:  # a $lookup run in the query engine: the joined side must be indexed
+        # IndexedLoopJoin (or 8.0's DynamicIndexedLoopJoin) probes an index; the others scan.
+        strategy = str(stage.get("strategy", "IndexedLoopJoin"))
+        if stage["stage"] == "EQ_LOOKUP" and not strategy.endswith("IndexedLoopJoin"):
+            problems.append(f"$lookup from {stage.get('foreignCollection')}: {strategy}")
+    return problems

@@ -2,52 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
 from documents.ai import AIUsageLog, AIUsageTotals
-from documents.api_key import ApiKey
 from documents.user import User
-from service import security
-from service.repository import Repository
 from tests.dbcalls import count_db_calls
-from tests.helpers import Account, assert_problem
-
-ServiceClient = Callable[..., Coroutine[Any, Any, httpx.AsyncClient]]
-
-
-@pytest.fixture
-async def service_client(app: FastAPI) -> AsyncIterator[ServiceClient]:
-    """Factory: an HTTP client authenticated with a new API key of `account`'s tenant."""
-    clients: list[httpx.AsyncClient] = []
-
-    async def factory(account: Account, role: str = "admin") -> httpx.AsyncClient:
-        key = security.generate_api_key()
-        await Repository(ApiKey, account.ctx).create(
-            ApiKey(
-                tenant_id=account.tenant_id,
-                name="service",
-                role=role,
-                prefix=key[:8],
-                key_hash=security.hash_api_key(key),
-            )
-        )
-        c = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://test",
-            headers={"X-API-Key": key},
-        )
-        clients.append(c)
-        return c
-
-    yield factory
-    for c in clients:
-        await c.aclose()
+from tests.helpers import Account, ServiceClient, assert_problem
 
 
 def usage(model: str = "gpt-4o", **extra: Any) -> dict[str, Any]:

@@ -194,7 +194,8 @@ async def test_a_success_resets_the_failure_count(
         assert (await login(client, owner.user.username, PASSWORD)).status_code == 200
 
 
-async def test_throttle_is_keyed_and_reusable_per_address(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_throttle_is_keyed_and_reusable_per_address() -> None:
     throttle = Throttle("register-ip", max_failures=2, lockout_seconds=30, window_seconds=60)
     assert await throttle.retry_after("10.0.0.1") == 0
     await throttle.attempt("10.0.0.1")
@@ -211,7 +212,8 @@ async def test_throttle_is_keyed_and_reusable_per_address(app: Any) -> None:
     assert stored is not None and stored["expires_at"] is not None  # the TTL index cleans up
 
 
-async def test_stale_failures_are_forgotten(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_stale_failures_are_forgotten() -> None:
     throttle = Throttle("t", max_failures=2, lockout_seconds=30, window_seconds=60)
     await throttle.attempt("k")
     past = datetime.now(UTC) - timedelta(seconds=1)
@@ -223,7 +225,8 @@ async def test_stale_failures_are_forgotten(app: Any) -> None:
     assert stored is not None and stored["failures"] == 1 and stored["locked_until"] is None
 
 
-async def test_a_refund_gives_back_the_ticket_and_the_lock(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_a_refund_gives_back_the_ticket_and_the_lock() -> None:
     throttle = Throttle("t", max_failures=2, lockout_seconds=30, window_seconds=60)
     await throttle.attempt("k")
     await throttle.attempt("k")  # locks
@@ -304,7 +307,7 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
     class Clock(datetime):
         @classmethod
-        def now(cls, tz: Any = None) -> Any:
+        def now(cls, tz: Any = None) -> Any:  # noqa: ARG003  (datetime.now's signature)
             return FROZEN
 
     monkeypatch.setattr(security, "datetime", Clock)
@@ -324,7 +327,10 @@ async def enrol(account: Account) -> str:
 
 
 async def test_two_factor_enrol_confirm_login_and_disable(
-    client: httpx.AsyncClient, owner: Account, settings: Settings, frozen_clock: None
+    client: httpx.AsyncClient,
+    owner: Account,
+    settings: Settings,
+    frozen_clock: None,  # noqa: ARG001  (requested after `owner`: its token is not frozen)
 ) -> None:
     secret = await enrol(owner)
     me = await owner.client.get("/v1/users/me")
@@ -363,7 +369,8 @@ async def test_two_factor_enrol_confirm_login_and_disable(
 
 
 async def test_two_factor_secret_never_reaches_the_journal(
-    owner: Account, frozen_clock: None
+    owner: Account,
+    frozen_clock: None,  # noqa: ARG001  (requested after `owner`: its token is not frozen)
 ) -> None:
     secret = await enrol(owner)
     await owner.client.post("/v1/users/me/2fa/confirm", json={"code": code_at(secret, 0)})

@@ -11,8 +11,7 @@ from bson import Binary, json_util
 from documents.journal import DomainEvent
 from documents.user import User
 from schemas.billing import looks_like_pan, luhn_valid
-from tests.helpers import Account, assert_problem, stored_form
-from tests.test_ai import ServiceClient, service_client  # noqa: F401  (fixture)
+from tests.helpers import Account, ServiceClient, assert_problem, stored_form
 
 CARD = {"provider": "stripe", "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2099}
 PANS = ["4111111111111111", "4242 4242 4242 4242", "5555-5555-5555-4444", "378282246310005"]
@@ -192,7 +191,7 @@ async def test_billing_history_recorded_by_admin_or_service(
     owner: Account,
     member: Account,
     stranger: Account,
-    service_client: ServiceClient,  # noqa: F811
+    service_client: ServiceClient,
 ) -> None:
     item = {"amount": 49.99, "date": "2026-11-01", "status": "paid", "description": "Pro plan"}
     service = await service_client(owner)

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from tests.factories import attach_leads, make_lead
 from tests.helpers import Account
 
 Path = Callable[[Account, dict[str, Any]], Awaitable[None]]
@@ -69,9 +70,8 @@ async def world(owner: Account) -> dict[str, Any]:
     cid = campaign.json()["id"]
     leads = []
     for i in range(4):
-        r = await owner.client.post("/v1/leads", json={"type": "generic", "email": f"n{i}@x.io"})
-        leads.append(r.json()["id"])
-    await owner.client.post(f"/v1/campaigns/{cid}/leads", json={"lead_ids": leads[:3]})
+        leads.append((await make_lead(owner, email=f"n{i}@x.io"))["id"])
+    await attach_leads(owner, cid, *leads[:3])
     for lead in leads[:2]:  # two contacted leads, the first of them the one that changes
         body = {"type": "call", "campaign_id": cid, "lead_id": lead, "outcome": "answered"}
         assert (await owner.client.post("/v1/events", json=body)).status_code == 201
@@ -103,7 +103,7 @@ async def test_lead_count_agrees_with_the_live_leads(owner: Account, path: str) 
 # -- lead_count is kept incrementally: it must equal a recount after any sequence ----------------
 
 
-async def recounted(owner: Account, campaign: str) -> int:
+async def recounted(campaign: str) -> int:
     """`lead_count` as a full recount defines it: links whose lead is live."""
     from documents.campaign import CampaignLead
     from documents.lead import LeadBase
@@ -126,8 +126,7 @@ async def test_incremental_lead_count_equals_a_recount_after_random_operations(
         campaigns.append(r.json()["id"])
     leads = []
     for i in range(8):
-        r = await owner.client.post("/v1/leads", json={"type": "generic", "email": f"r{i}@x.io"})
-        leads.append(r.json()["id"])
+        leads.append((await make_lead(owner, email=f"r{i}@x.io"))["id"])
     done = []
     for _ in range(60):
         op = rng.choice(["attach", "detach", "delete", "restore", "merge", "replay"])
@@ -158,9 +157,7 @@ async def test_incremental_lead_count_equals_a_recount_after_random_operations(
         done.append(op)
         for c in campaigns:
             shown = (await owner.client.get(f"/v1/campaigns/{c}")).json()["lead_count"]
-            assert (
-                shown == await recounted(owner, c) == await recount_lead_count(owner.ctx, UUID(c))
-            ), done
+            assert shown == await recounted(c) == await recount_lead_count(owner.ctx, UUID(c)), done
     assert {"attach", "detach", "delete", "restore", "merge"} <= set(done)
 
 
@@ -216,8 +213,7 @@ async def test_incremental_analytics_equal_the_pipeline_after_random_operations(
         campaigns.append(r.json()["id"])
     leads = []
     for i in range(8):
-        r = await owner.client.post("/v1/leads", json={"type": "generic", "email": f"t{i}@x.io"})
-        leads.append(r.json()["id"])
+        leads.append((await make_lead(owner, email=f"t{i}@x.io"))["id"])
     for c in campaigns:
         r = await owner.client.post(f"/v1/campaigns/{c}/leads", json={"lead_ids": leads[:5]})
         assert r.status_code == 200, r.text
@@ -284,9 +280,7 @@ async def test_rebuild_counters_restores_the_figures_of_bulk_loaded_events(
 
     r = await owner.client.post("/v1/campaigns", json={"type": "call", "name": "Old"})
     campaign = r.json()["id"]
-    lead = (
-        await owner.client.post("/v1/leads", json={"type": "generic", "email": "o@x.io"})
-    ).json()
+    lead = await make_lead(owner, email="o@x.io")
     await owner.client.post(f"/v1/campaigns/{campaign}/leads", json={"lead_ids": [lead["id"]]})
     at = datetime(2024, 5, 1, 12, tzinfo=UTC)
     for _ in range(3):

@@ -10,20 +10,8 @@ from bson import Binary
 
 from documents.campaign import CampaignLead
 from documents.journal import DomainEvent
+from tests.factories import make_campaign, make_lead
 from tests.helpers import Account, assert_problem
-
-
-async def make_campaign(account: Account, **fields: Any) -> dict[str, Any]:
-    body = {"type": "call", "name": "Spring calls", **fields}
-    response = await account.client.post("/v1/campaigns", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def make_lead(account: Account, email: str) -> dict[str, Any]:
-    response = await account.client.post("/v1/leads", json={"type": "generic", "email": email})
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 @pytest.mark.parametrize(
@@ -214,7 +202,7 @@ async def test_other_tenant_gets_404_on_every_verb(owner: Account, stranger: Acc
         assert_problem(await s.post(f"{url}/{action}"), 404)
     assert_problem(await s.get(f"{url}/history"), 404)
     assert_problem(await s.get(f"{url}/leads"), 404)
-    lead = await make_lead(stranger, "theirs@example.com")
+    lead = await make_lead(stranger, email="theirs@example.com")
     assert_problem(await s.post(f"{url}/leads", json={"lead_ids": [lead["id"]]}), 404)
     assert (await s.get("/v1/campaigns")).json()["items"] == []
     assert (await owner.client.get(url)).json()["version"] == 1
@@ -227,7 +215,8 @@ async def test_malformed_id_is_422(owner: Account) -> None:
 async def test_attach_leads_counts_new_links_and_lists_them(owner: Account) -> None:
     campaign = await make_campaign(owner)
     url = f"/v1/campaigns/{campaign['id']}"
-    a, b = await make_lead(owner, "a@example.com"), await make_lead(owner, "b@example.com")
+    a = await make_lead(owner, email="a@example.com")
+    b = await make_lead(owner, email="b@example.com")
     response = await owner.client.post(f"{url}/leads", json={"lead_ids": [a["id"], a["id"]]})
     assert response.status_code == 200 and response.json() == {"added": 1}
     response = await owner.client.post(f"{url}/leads", json={"lead_ids": [a["id"], b["id"]]})
@@ -258,8 +247,8 @@ async def test_attach_refuses_unknown_foreign_or_too_many(
 ) -> None:
     campaign = await make_campaign(owner)
     url = f"/v1/campaigns/{campaign['id']}/leads"
-    mine = await make_lead(owner, "mine@example.com")
-    theirs = await make_lead(stranger, "theirs@example.com")
+    mine = await make_lead(owner, email="mine@example.com")
+    theirs = await make_lead(stranger, email="theirs@example.com")
     for ids in ([mine["id"], theirs["id"]], [str(uuid4())], [], ["x"]):
         assert_problem(await owner.client.post(url, json={"lead_ids": ids}), 422)
     too_many = [str(uuid4()) for _ in range(1001)]
@@ -271,11 +260,11 @@ async def test_attach_refuses_unknown_foreign_or_too_many(
 async def test_campaign_leads_page_and_filter(owner: Account) -> None:
     campaign = await make_campaign(owner)
     url = f"/v1/campaigns/{campaign['id']}/leads"
-    leads = [await make_lead(owner, f"p{i}@example.com") for i in range(5)]
-    outsider = await make_lead(owner, "outsider@example.com")
+    leads = [await make_lead(owner, email=f"p{i}@example.com") for i in range(5)]
+    outsider = await make_lead(owner, email="outsider@example.com")
     await owner.client.post(url, json={"lead_ids": [x["id"] for x in leads]})
     first = (await owner.client.get(f"{url}?limit=2")).json()
-    late = await make_lead(owner, "late@example.com")
+    late = await make_lead(owner, email="late@example.com")
     await owner.client.post(url, json={"lead_ids": [late["id"]]})
     seen = [x["id"] for x in first["items"]]
     cursor = first["next_cursor"]
@@ -296,11 +285,11 @@ async def test_campaign_leads_page_and_filter(owner: Account) -> None:
 
 
 async def _two_member_campaign(owner: Account) -> tuple[str, list[str]]:
-    campaign = (await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
+    campaign = await make_campaign(owner)
     ids = []
     for email in ("one@example.com", "two@example.com"):
-        created = await owner.client.post("/v1/leads", json={"type": "generic", "email": email})
-        ids.append(created.json()["id"])
+        created = await make_lead(owner, email=email)
+        ids.append(created["id"])
     attached = await owner.client.post(
         f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": ids}
     )

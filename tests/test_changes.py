@@ -13,6 +13,7 @@ from service import journal
 from service.cli.read_models import repair_journal
 from service.repository import Repository
 from tests import analytics_seed as seed
+from tests.factories import make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -37,7 +38,7 @@ async def test_oldest_first_and_resumable_without_skips_or_repeats(owner: Accoun
     first, cursor = await read_all(owner.client)
     # Writes go on between reads: only the new changes come, once each.
     await owner.client.patch(f"/v1/campaigns/{cid}", json={"name": "B"})
-    await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@example.com"})
+    await make_lead(owner, email="a@example.com")
     second, cursor2 = await read_all(owner.client, cursor)
     assert (second[0]["aggregate_id"], second[0]["version"]) == (cid, 2)
     assert [e["event_type"] for e in second] == ["campaign.updated", "lead.created"]
@@ -51,9 +52,9 @@ async def test_oldest_first_and_resumable_without_skips_or_repeats(owner: Accoun
 
 
 async def test_filters_and_tenancy(owner: Account, stranger: Account) -> None:
-    await owner.client.post("/v1/campaigns", json={"type": "call", "name": "A"})
-    await owner.client.post("/v1/leads", json={"type": "generic", "email": "b@example.com"})
-    await stranger.client.post("/v1/campaigns", json={"type": "call", "name": "Theirs"})
+    await make_campaign(owner, name="A")
+    await make_lead(owner, email="b@example.com")
+    await make_campaign(stranger, name="Theirs")
     leads, _ = await read_all(owner.client, aggregate_type="lead")
     assert [e["event_type"] for e in leads] == ["lead.created"]
     made, _ = await read_all(owner.client, event_type="campaign.created")
@@ -88,7 +89,7 @@ async def test_an_outbox_flushed_late_reaches_a_consumer_already_past_its_id(
     with patch.object(journal, "flush_pending", crash), pytest.raises(RuntimeError):
         await Repository(CampaignBase, owner.ctx).update(camp, {"status": "active"})
     # Later changes (larger ids) are read; the consumer's cursor moves past the lost id.
-    await owner.client.post("/v1/leads", json={"type": "generic", "email": "c@example.com"})
+    await make_lead(owner, email="c@example.com")
     seen, cursor = await read_all(owner.client)
     assert [e["event_type"] for e in seen][-1] == "lead.created"
     assert "campaign.status_changed" not in {e["event_type"] for e in seen}

@@ -13,18 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import TypeVar
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 from bson import Binary, json_util
 from cryptography.fernet import Fernet
-from typer.testing import CliRunner
 
 from documents.journal import DomainEvent
-from documents.lead import LeadBase
 from documents.user import User
 from service import pipelines, projections
-from service.auth import register_owner
 from service.cli import PIPELINES, app
 from service.cli.lead_import import FIELDS, build_row, column_mapping
 from service.context import RequestContext, Role
@@ -32,52 +29,19 @@ from service.repository import Repository
 from service.settings import Settings
 from service.sharding import shard_commands
 from tests import analytics_seed as seed
-from tests.helpers import PASSWORD, on_embedded_file
+from tests.helpers import (
+    CHEAP,
+    PASSWORD,
+    WIDE,
+    cli_env,
+    cli_runner,
+    on_embedded_file,
+    stored_leads,
+    write_csv,
+)
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-# Wide help: Rich would otherwise fold long choice lists in the middle of a name.
-WIDE = {"COLUMNS": "400", "TERMINAL_WIDTH": "400"}
-
-
-# Password hashing at the test suite's low cost (the test settings' values).
-CHEAP = Settings(
-    app_env="test",
-    jwt_secret="cli-test-" + "x" * 40,
-    fernet_key=Fernet.generate_key().decode(),
-    password_hash_time_cost=1,
-    password_hash_memory_kib=8,
-    password_hash_parallelism=1,
-)
-
-
-def _runner() -> CliRunner:
-    return CliRunner()
-
-
-def _env(path: Path) -> dict[str, str | None]:
-    return {"EMBEDDED_DB_PATH": str(path), "MONGODB_URL": None, **WIDE}
-
-
-@pytest.fixture
-def db_file(tmp_path: Path) -> Path:
-    return tmp_path / "lead_ignite.embedded"
-
-
-@pytest.fixture
-def owner_of(db_file: Path) -> User:
-    """The owner of a new tenant stored in the embedded file."""
-
-    async def register() -> User:
-        return await register_owner(
-            settings=CHEAP,
-            username="owner",
-            email="owner@example.com",
-            password=PASSWORD,
-            organization_name="O",
-        )
-
-    return on_embedded_file(db_file, register)
 
 
 def _ctx(user: User, role: Role = Role.owner) -> RequestContext:
@@ -88,7 +52,7 @@ def _ctx(user: User, role: Role = Role.owner) -> RequestContext:
 
 
 def test_help_lists_every_command_and_the_valid_names() -> None:
-    runner = _runner()
+    runner = cli_runner()
     top = runner.invoke(app, ["--help"], env=WIDE)
     assert top.exit_code == 0
     for command in ("pipelines", "rebuild", "project", "repair", "import", "shards"):
@@ -105,10 +69,10 @@ def test_help_lists_every_command_and_the_valid_names() -> None:
 
 
 def test_an_unknown_name_is_refused_with_the_valid_ones() -> None:
-    result = _runner().invoke(app, ["rebuild", "nope"], env=WIDE)
+    result = cli_runner().invoke(app, ["rebuild", "nope"], env=WIDE)
     assert result.exit_code == 2
     assert "campaign_stats" in result.output
-    assert _runner().invoke(app, ["pipelines", "nope"], env=WIDE).exit_code == 2
+    assert cli_runner().invoke(app, ["pipelines", "nope"], env=WIDE).exit_code == 2
 
 
 def test_the_module_runs_and_warns_about_nothing_irrelevant() -> None:
@@ -128,15 +92,15 @@ def test_the_module_runs_and_warns_about_nothing_irrelevant() -> None:
 
 
 def test_shards_json_and_a_bad_database_name() -> None:
-    result = _runner().invoke(app, ["shards", "--json", "--database", "crm"])
+    result = cli_runner().invoke(app, ["shards", "--json", "--database", "crm"])
     assert result.exit_code == 0
     assert json.loads(result.stdout) == shard_commands("crm")
-    bad = _runner().invoke(app, ["shards", "--database", "a.b"])
+    bad = cli_runner().invoke(app, ["shards", "--database", "a.b"])
     assert bad.exit_code == 2 and "not a valid MongoDB database name" in bad.stderr
 
 
 def test_settings_warnings_stay_out_of_the_cli(caplog: pytest.LogCaptureFixture) -> None:
-    result = _runner().invoke(app, ["shards"], env={"JWT_SECRET": None, "FERNET_KEY": None})
+    result = cli_runner().invoke(app, ["shards"], env={"JWT_SECRET": None, "FERNET_KEY": None})
     assert result.exit_code == 0
     assert not [r for r in caplog.records if r.name == "service.settings"]
     # The server still warns: the settings themselves are unchanged.
@@ -150,14 +114,14 @@ def test_settings_warnings_stay_out_of_the_cli(caplog: pytest.LogCaptureFixture)
 def test_pipelines_json_is_json() -> None:
     tenant, campaign = uuid4(), uuid4()
     args = ["pipelines", "--json", "--tenant", str(tenant), "--campaign", str(campaign)]
-    result = _runner().invoke(app, args)
+    result = cli_runner().invoke(app, args)
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert set(document) == set(PIPELINES)
     assert not any(p["placeholder"] for p in document.values())
     assert result.stderr == ""
 
-    one = _runner().invoke(app, ["pipelines", "campaign_analytics", *args[1:]])
+    one = cli_runner().invoke(app, ["pipelines", "campaign_analytics", *args[1:]])
     assert one.exit_code == 0
     stages = json_util.loads(one.stdout)  # Extended JSON: UUIDs back as BSON binaries
     assert stages[0] == {
@@ -171,7 +135,7 @@ def test_pipelines_json_is_json() -> None:
 
 
 def test_pipelines_print_mongosh_statements() -> None:
-    result = _runner().invoke(app, ["pipelines", "--tenant", str(uuid4())])
+    result = cli_runner().invoke(app, ["pipelines", "--tenant", str(uuid4())])
     assert result.exit_code == 0
     for name in PIPELINES:
         assert f"// {name}:" in result.stdout
@@ -179,13 +143,15 @@ def test_pipelines_print_mongosh_statements() -> None:
 
 
 def test_endpoint_pipelines_need_a_tenant_or_say_they_show_a_placeholder() -> None:
-    named = _runner().invoke(app, ["pipelines", "overview"])
+    named = cli_runner().invoke(app, ["pipelines", "overview"])
     assert named.exit_code == 2 and "--tenant" in named.stderr
-    campaign = _runner().invoke(app, ["pipelines", "campaign_analytics", "--tenant", str(uuid4())])
+    campaign = cli_runner().invoke(
+        app, ["pipelines", "campaign_analytics", "--tenant", str(uuid4())]
+    )
     assert campaign.exit_code == 2 and "--campaign" in campaign.stderr
-    assert _runner().invoke(app, ["pipelines", "global_team"]).exit_code == 0  # needs none
+    assert cli_runner().invoke(app, ["pipelines", "global_team"]).exit_code == 0  # needs none
 
-    listing = _runner().invoke(app, ["pipelines", "--json"])
+    listing = cli_runner().invoke(app, ["pipelines", "--json"])
     assert listing.exit_code == 0
     assert "PLACEHOLDER" in listing.stderr
     document = json.loads(listing.stdout)
@@ -198,7 +164,7 @@ def test_endpoint_pipelines_need_a_tenant_or_say_they_show_a_placeholder() -> No
 
 def test_overview_range_errors_are_clear() -> None:
     args = ["pipelines", "overview", "--tenant", str(uuid4())]
-    result = _runner().invoke(app, [*args, "--since", "2024-05-02", "--until", "2024-05-01"])
+    result = cli_runner().invoke(app, [*args, "--since", "2024-05-02", "--until", "2024-05-01"])
     assert result.exit_code == 2 and "`until` must be after `since`" in result.stderr
 
 
@@ -212,29 +178,30 @@ def test_rebuild_project_and_repair(db_file: Path, owner_of: User) -> None:
         await seed.link(ctx, camp.id, lead.id)
 
     on_embedded_file(db_file, data)
-    runner = _runner()
-    rebuilt = runner.invoke(app, ["rebuild", "all"], env=_env(db_file))
+    runner = cli_runner()
+    rebuilt = runner.invoke(app, ["rebuild", "all"], env=cli_env(db_file))
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "campaign_stats: 1 rows" in rebuilt.stdout
     assert all(f"{name}: " in rebuilt.stdout for name in projections.PROJECTORS)
     assert f"{len(projections.PROJECTORS)}/{len(projections.PROJECTORS)}" in rebuilt.stderr
 
-    one = runner.invoke(app, ["rebuild", "global_team"], env=_env(db_file))
+    one = runner.invoke(app, ["rebuild", "global_team"], env=cli_env(db_file))
     assert one.stdout.strip() == "global_team: 0 rows"
-    project = runner.invoke(app, ["project", "campaign_stats"], env=_env(db_file))
+    project = runner.invoke(app, ["project", "campaign_stats"], env=cli_env(db_file))
     assert project.exit_code == 0 and project.stdout.startswith("campaign_stats: ")
-    repair = runner.invoke(app, ["repair"], env=_env(db_file))
+    repair = runner.invoke(app, ["repair"], env=cli_env(db_file))
     assert repair.exit_code == 0
     assert repair.stdout.strip() == "journal repair: 0 pending event(s) flushed"
 
 
 @pytest.mark.embedded_only  # the embedded file's lock
-def test_a_busy_database_file_is_refused(db_file: Path, owner_of: User) -> None:
+@pytest.mark.usefixtures("owner_of")
+def test_a_busy_database_file_is_refused(db_file: Path) -> None:
     from service.embedded import open_embedded
 
     db, _ = open_embedded(str(db_file), "lead_ignite")  # another process would hold this lock
     try:
-        result = _runner().invoke(app, ["repair"], env=_env(db_file))
+        result = cli_runner().invoke(app, ["repair"], env=cli_env(db_file))
     finally:
         asyncio.run(db.client.close())
     assert result.exit_code == 2
@@ -242,22 +209,6 @@ def test_a_busy_database_file_is_refused(db_file: Path, owner_of: User) -> None:
 
 
 # -- CSV import ---------------------------------------------------------------------------------
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def _stored_leads(db_file: Path, tenant_id: UUID) -> list[LeadBase]:
-    async def leads() -> list[LeadBase]:
-        ctx = RequestContext(tenant_id=tenant_id, actor_id=uuid4(), role=Role.viewer)
-        return await LeadBase.find(Repository(LeadBase, ctx).scope(), with_children=True).to_list()
-
-    return on_embedded_file(db_file, leads)
 
 
 def test_a_5000_row_csv_imports_with_progress_report_and_summary(
@@ -274,13 +225,13 @@ def test_a_5000_row_csv_imports_with_progress_report_and_summary(
             email = f"lead{n - 2}@example.com"  # repeats an earlier row (n=1001: another chunk)
         notes = "two\nlines" if n == 7 else ""  # a quoted cell spanning lines
         rows.append([email, f"First{n}", "Last", "", "Springfield", "12345", "a;b", notes])
-    source = _write_csv(tmp_path / "leads.csv", header, rows)
+    source = write_csv(tmp_path / "leads.csv", header, rows)
     report = tmp_path / "failed.ndjson"
 
-    result = _runner().invoke(
+    result = cli_runner().invoke(
         app,
         ["import", str(source), "--tenant", str(owner_of.tenant_id), "--report", str(report)],
-        env=_env(db_file),
+        env=cli_env(db_file),
     )
 
     duplicates = sum(1 for n in range(101, 5001, 100))  # 49 rows repeat an earlier email
@@ -296,7 +247,7 @@ def test_a_5000_row_csv_imports_with_progress_report_and_summary(
         str(len(bad_rows)),
     ]
 
-    stored = _stored_leads(db_file, owner_of.tenant_id)
+    stored = stored_leads(db_file, owner_of.tenant_id)
     assert len(stored) == created
     first = next(lead for lead in stored if lead.email == "lead1@example.com")
     assert first.first_name == "First1" and first.address.city == "Springfield"
@@ -324,9 +275,9 @@ def test_a_5000_row_csv_imports_with_progress_report_and_summary(
 def test_a_second_import_of_the_same_file_creates_nothing(
     tmp_path: Path, db_file: Path, owner_of: User
 ) -> None:
-    source = _write_csv(tmp_path / "a.csv", ["email"], [["x@example.com"], ["y@example.com"]])
+    source = write_csv(tmp_path / "a.csv", ["email"], [["x@example.com"], ["y@example.com"]])
     args = ["import", str(source), "--tenant", str(owner_of.tenant_id), "--json"]
-    first = _runner().invoke(app, args, env=_env(db_file))
+    first = cli_runner().invoke(app, args, env=cli_env(db_file))
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout) | {"report": None} == {
         "rows": 2,
@@ -336,7 +287,7 @@ def test_a_second_import_of_the_same_file_creates_nothing(
         "report": None,
         "ignored_columns": [],
     }
-    again = json.loads(_runner().invoke(app, args, env=_env(db_file)).stdout)
+    again = json.loads(cli_runner().invoke(app, args, env=cli_env(db_file)).stdout)
     assert (again["created"], again["duplicates"]) == (0, 2)
 
 
@@ -349,9 +300,9 @@ def test_import_maps_columns_explicitly_and_reports_as_csv(
         ["MLS-2", "lots", "2", "", "Berkeley", ""],
         ["MLS-3", "100", "-1", "", "", ""],
     ]
-    source = _write_csv(tmp_path / "mls.csv", header, rows)
+    source = write_csv(tmp_path / "mls.csv", header, rows)
     report = tmp_path / "failed.csv"
-    result = _runner().invoke(
+    result = cli_runner().invoke(
         app,
         [
             "import",
@@ -369,11 +320,11 @@ def test_import_maps_columns_explicitly_and_reports_as_csv(
             "--report",
             str(report),
         ],
-        env=_env(db_file),
+        env=cli_env(db_file),
     )
     assert result.exit_code == 1, result.output
     assert "ignored columns: Ignored" in result.stderr
-    (lead,) = _stored_leads(db_file, owner_of.tenant_id)
+    (lead,) = stored_leads(db_file, owner_of.tenant_id)
     assert lead.mls_id == "MLS-1" and lead.address.city == "Oakland"  # type: ignore[attr-defined]
     assert lead.list_price_cents == 35_000_050  # type: ignore[attr-defined]
     assert lead.beds == 3  # type: ignore[attr-defined]
@@ -389,35 +340,35 @@ def test_import_maps_columns_explicitly_and_reports_as_csv(
 def test_import_refuses_bad_arguments_before_touching_data(
     tmp_path: Path, db_file: Path, owner_of: User
 ) -> None:
-    source = _write_csv(tmp_path / "a.csv", ["Who"], [["x"]])
+    source = write_csv(tmp_path / "a.csv", ["Who"], [["x"]])
     tenant = ["--tenant", str(owner_of.tenant_id)]
-    runner = _runner()
-    nothing = runner.invoke(app, ["import", str(source), *tenant], env=_env(db_file))
+    runner = cli_runner()
+    nothing = runner.invoke(app, ["import", str(source), *tenant], env=cli_env(db_file))
     assert nothing.exit_code == 2 and "no column maps to a lead field" in nothing.stderr
     unknown = runner.invoke(
-        app, ["import", str(source), *tenant, "--map", "nickname=Who"], env=_env(db_file)
+        app, ["import", str(source), *tenant, "--map", "nickname=Who"], env=cli_env(db_file)
     )
     assert unknown.exit_code == 2 and "unknown lead field 'nickname'" in unknown.stderr
     missing = runner.invoke(
-        app, ["import", str(source), *tenant, "--map", "email=Mail"], env=_env(db_file)
+        app, ["import", str(source), *tenant, "--map", "email=Mail"], env=cli_env(db_file)
     )
     assert missing.exit_code == 2 and "no column 'Mail'" in missing.stderr
     stranger = runner.invoke(
         app,
         ["import", str(source), "--tenant", str(uuid4()), "--map", "email=Who"],
-        env=_env(db_file),
+        env=cli_env(db_file),
     )
     assert stranger.exit_code == 2 and "no tenant" in stranger.stderr
     latin = tmp_path / "latin.csv"
     latin.write_bytes("email,first_name\nzoe@example.com,Zoé\n".encode("latin-1"))
-    undecodable = runner.invoke(app, ["import", str(latin), *tenant], env=_env(db_file))
+    undecodable = runner.invoke(app, ["import", str(latin), *tenant], env=cli_env(db_file))
     assert undecodable.exit_code == 2 and "pass --encoding" in undecodable.stderr
-    assert _stored_leads(db_file, owner_of.tenant_id) == []
+    assert stored_leads(db_file, owner_of.tenant_id) == []
     decoded = runner.invoke(
-        app, ["import", str(latin), *tenant, "--encoding", "latin-1"], env=_env(db_file)
+        app, ["import", str(latin), *tenant, "--encoding", "latin-1"], env=cli_env(db_file)
     )
     assert decoded.exit_code == 0, decoded.output
-    (lead,) = _stored_leads(db_file, owner_of.tenant_id)
+    (lead,) = stored_leads(db_file, owner_of.tenant_id)
     assert lead.first_name == "Zoé"
 
 
@@ -440,15 +391,15 @@ def test_import_acts_as_the_named_user_and_needs_a_member(
         return made[0], made[1]
 
     member, _ = on_embedded_file(db_file, colleagues)
-    source = _write_csv(tmp_path / "a.csv", ["email"], [["m@example.com"]])
+    source = write_csv(tmp_path / "a.csv", ["email"], [["m@example.com"]])
     base = ["import", str(source), "--tenant", str(owner_of.tenant_id)]
-    viewer = _runner().invoke(app, [*base, "--user", "VIC@example.com"], env=_env(db_file))
+    viewer = cli_runner().invoke(app, [*base, "--user", "VIC@example.com"], env=cli_env(db_file))
     assert viewer.exit_code == 2 and "member role" in viewer.stderr
-    foreign = _runner().invoke(app, [*base, "--user", str(uuid4())], env=_env(db_file))
+    foreign = cli_runner().invoke(app, [*base, "--user", str(uuid4())], env=cli_env(db_file))
     assert foreign.exit_code == 2 and "no active user" in foreign.stderr
-    done = _runner().invoke(app, [*base, "--user", "mia"], env=_env(db_file))
+    done = cli_runner().invoke(app, [*base, "--user", "mia"], env=cli_env(db_file))
     assert done.exit_code == 0, done.output
-    (lead,) = _stored_leads(db_file, owner_of.tenant_id)
+    (lead,) = stored_leads(db_file, owner_of.tenant_id)
     assert lead.user_id == member.id and lead.created_by == member.id
 
 
@@ -477,13 +428,13 @@ def test_rows_are_built_as_the_api_takes_them() -> None:
 
 
 def test_deliver_needs_the_servers_key_and_stops_when_asked(db_file: Path) -> None:
-    refused = _runner().invoke(
-        app, ["deliver", "--seconds", "0.2"], env={**_env(db_file), "FERNET_KEY": None}
+    refused = cli_runner().invoke(
+        app, ["deliver", "--seconds", "0.2"], env={**cli_env(db_file), "FERNET_KEY": None}
     )
     assert refused.exit_code == 2 and "FERNET_KEY" in refused.stderr
     key = Fernet.generate_key().decode()
-    ran = _runner().invoke(
-        app, ["deliver", "--seconds", "0.3"], env={**_env(db_file), "FERNET_KEY": key}
+    ran = cli_runner().invoke(
+        app, ["deliver", "--seconds", "0.3"], env={**cli_env(db_file), "FERNET_KEY": key}
     )
     assert ran.exit_code == 0, ran.output
     assert "delivering webhooks" in ran.stderr

@@ -28,12 +28,11 @@ from service.cli import validators as validators_cli
 from service.embedded import open_embedded
 from service.indexes import declared
 from service.validators import validators
-from tests.helpers import on_embedded_file, stored_form
-from tests.test_migrations import SCHEDULED, shape_1_blog
+from tests.factories import SCHEDULED, shape_1_blog
+from tests.helpers import WIDE, cli_env, on_embedded_file, stored_form
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-WIDE = {"COLUMNS": "400", "TERMINAL_WIDTH": "400"}
 
 
 @dataclass
@@ -44,17 +43,8 @@ class Author:
     tenant_id: UUID
 
 
-@pytest.fixture
-def db_file(tmp_path: Path) -> Path:
-    return tmp_path / "lead_ignite.embedded"
-
-
-def _env(path: Path, **more: str) -> dict[str, str | None]:
-    return {"EMBEDDED_DB_PATH": str(path), "MONGODB_URL": None, **WIDE, **more}
-
-
 def _cli(path: Path, *args: str, **env: str) -> Any:
-    return CliRunner().invoke(app, list(args), env=_env(path, **env))
+    return CliRunner().invoke(app, list(args), env=cli_env(path, **env))
 
 
 def _raw(path: Path, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -275,7 +265,8 @@ def test_validators_refuse_a_bad_action_and_report_a_refused_collmod(
     assert bad.exit_code == 2 and "'strict' is not one of 'error', 'warn'" in bad.stderr
     assert not db_file.exists()
 
-    async def unauthorized(db: Any, *, action: str | None = None) -> list[str]:
+    # Stands in for the command's apply step, so it takes the same arguments.
+    async def unauthorized(db: Any, *, action: str | None = None) -> list[str]:  # noqa: ARG001
         raise OperationFailure("not authorized on lead_ignite to execute command", code=13)
 
     monkeypatch.setattr(validators_cli, "apply_validators", unauthorized)

@@ -12,7 +12,6 @@ from unittest.mock import patch
 
 import httpx
 import pytest
-from beanie import Document
 from bson import Binary
 from fastapi import FastAPI
 
@@ -24,7 +23,8 @@ from service import journal, projections
 from service.embedded import EmbeddedCollection
 from service.main import create_app
 from service.settings import Settings
-from tests.helpers import Account
+from tests.factories import attach_leads, make_campaign, make_lead
+from tests.helpers import Account, read_model_snapshot
 
 
 @asynccontextmanager
@@ -42,26 +42,12 @@ async def instance(
             yield app, client
 
 
-async def snapshot() -> dict[str, list[dict[str, Any]]]:
-    """Every read model's rows (without computation times), in key order."""
-    out = {}
-    for projector in projections.PROJECTORS.values():
-        model: type[Document] = projector.model
-        rows = (
-            await model.get_pymongo_collection()
-            .find({"gone": {"$ne": True}}, {"computed_at": 0, "fence": 0})
-            .to_list(None)
-        )
-        out[projector.name] = sorted(rows, key=lambda r: str(r["_id"]))
-    return out
-
-
 async def equal_to_a_rebuild() -> None:
     await projections.catch_up(patience=10)
-    incremental = await snapshot()
+    incremental = await read_model_snapshot()
     for name in projections.PROJECTORS:
         await projections.rebuild(name)
-    assert await snapshot() == incremental
+    assert await read_model_snapshot() == incremental
 
 
 async def drive(client: httpx.AsyncClient, n: int, tag: str) -> None:
@@ -118,9 +104,9 @@ async def test_crashes_in_every_write_path_lose_and_duplicate_nothing(
     settings: Settings, database: Any, owner: Account, app: FastAPI
 ) -> None:
     c = owner.client
-    camp = (await c.post("/v1/campaigns", json={"type": "call", "name": "Chaos"})).json()
-    lead = (await c.post("/v1/leads", json={"type": "generic", "email": "c@x.io"})).json()
-    await c.post(f"/v1/campaigns/{camp['id']}/leads", json={"lead_ids": [lead["id"]]})
+    camp = await make_campaign(owner, name="Chaos")
+    lead = await make_lead(owner, email="c@x.io")
+    await attach_leads(owner, camp["id"], lead["id"])
 
     async def die(*_: Any, **__: Any) -> None:
         raise RuntimeError("the database went away")
@@ -165,9 +151,9 @@ async def test_a_crash_during_an_idempotent_event_records_it_once(
     """The database fails after the event is stored, before the answer: a retry with the same
     key (after a restart) must answer that event, not record a second one."""
     c = owner.client
-    camp = (await c.post("/v1/campaigns", json={"type": "call", "name": "Idem"})).json()
-    lead = (await c.post("/v1/leads", json={"type": "generic", "email": "i@x.io"})).json()
-    await c.post(f"/v1/campaigns/{camp['id']}/leads", json={"lead_ids": [lead["id"]]})
+    camp = await make_campaign(owner, name="Idem")
+    lead = await make_lead(owner, email="i@x.io")
+    await attach_leads(owner, camp["id"], lead["id"])
 
     async def die(*_: Any, **__: Any) -> None:
         raise RuntimeError("the database went away")
@@ -201,9 +187,9 @@ async def test_a_claim_whose_winner_stays_invisible_backs_off_and_gives_up(
     """After a duplicate key the winner's record may not be visible yet (a majority read right
     after its insert): the claim retries a bounded number of times with backoff, then 409."""
     c = owner.client
-    camp = (await c.post("/v1/campaigns", json={"type": "call", "name": "Spin"})).json()
-    lead = (await c.post("/v1/leads", json={"type": "generic", "email": "s@x.io"})).json()
-    await c.post(f"/v1/campaigns/{camp['id']}/leads", json={"lead_ids": [lead["id"]]})
+    camp = await make_campaign(owner, name="Spin")
+    lead = await make_lead(owner, email="s@x.io")
+    await attach_leads(owner, camp["id"], lead["id"])
     key = {"Idempotency-Key": "spin-1"}
     body = {"type": "call", "campaign_id": camp["id"], "lead_id": lead["id"], "outcome": "busy"}
     assert (await c.post("/v1/events", json=body, headers=key)).status_code == 201

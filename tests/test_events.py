@@ -12,19 +12,20 @@ from bson import Binary
 
 from documents.event import IdempotencyRecord, TouchpointEvent
 from documents.journal import DomainEvent
+from tests.factories import make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 
 @pytest.fixture
 async def refs(owner: Account) -> dict[str, str]:
     """A campaign of the owner's tenant and a lead attached to it."""
-    campaign = await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})
-    lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "l@example.com"})
+    campaign = await make_campaign(owner)
+    lead = await make_lead(owner, email="l@example.com")
     attached = await owner.client.post(
-        f"/v1/campaigns/{campaign.json()['id']}/leads", json={"lead_ids": [lead.json()["id"]]}
+        f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": [lead["id"]]}
     )
     assert attached.json() == {"added": 1}
-    return {"campaign_id": campaign.json()["id"], "lead_id": lead.json()["id"]}
+    return {"campaign_id": campaign["id"], "lead_id": lead["id"]}
 
 
 def call(refs: dict[str, str], **extra: Any) -> dict[str, Any]:
@@ -86,11 +87,9 @@ async def test_invalid_events_are_422(
 async def test_references_must_exist_in_tenant(
     owner: Account, stranger: Account, refs: dict[str, str]
 ) -> None:
-    theirs = await stranger.client.post(
-        "/v1/leads", json={"type": "generic", "email": "t@example.com"}
-    )
+    theirs = await make_lead(stranger, email="t@example.com")
     for bad in (
-        {"lead_id": theirs.json()["id"]},
+        {"lead_id": theirs["id"]},
         {"campaign_id": refs["lead_id"]},
         {"lead_id": "00000000-0000-4000-8000-000000000000"},
     ):
@@ -163,14 +162,10 @@ async def test_idempotency_key_is_per_tenant_and_bounded(
     assert (
         await owner.client.post("/v1/events", json=call(refs), headers=headers)
     ).status_code == 201
-    c = await stranger.client.post("/v1/campaigns", json={"type": "call", "name": "C"})
-    lead = await stranger.client.post(
-        "/v1/leads", json={"type": "generic", "email": "s@example.com"}
-    )
-    await stranger.client.post(
-        f"/v1/campaigns/{c.json()['id']}/leads", json={"lead_ids": [lead.json()["id"]]}
-    )
-    theirs = call({"campaign_id": c.json()["id"], "lead_id": lead.json()["id"]})
+    c = await make_campaign(stranger)
+    lead = await make_lead(stranger, email="s@example.com")
+    await stranger.client.post(f"/v1/campaigns/{c['id']}/leads", json={"lead_ids": [lead["id"]]})
+    theirs = call({"campaign_id": c["id"], "lead_id": lead["id"]})
     response = await stranger.client.post("/v1/events", json=theirs, headers=headers)
     assert response.status_code == 201
     too_long = {"Idempotency-Key": "k" * 256}
@@ -265,21 +260,19 @@ async def test_viewer_cannot_create(viewer: Account, refs: dict[str, str]) -> No
 async def test_the_lead_must_be_one_of_the_campaigns_leads(
     owner: Account, refs: dict[str, str]
 ) -> None:
-    outsider = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "email": "out@example.com"}
-    )
-    body = call(refs, lead_id=outsider.json()["id"])
+    outsider = await make_lead(owner, email="out@example.com")
+    body = call(refs, lead_id=outsider["id"])
     problem = assert_problem(await owner.client.post("/v1/events", json=body), 422)
     assert problem["errors"][0]["loc"] == ["body", "lead_id"]
     assert "campaign" in problem["detail"]
     # Attached to ANOTHER campaign is not enough either.
     other = await owner.client.post("/v1/campaigns", json={"type": "text", "name": "T"})
     await owner.client.post(
-        f"/v1/campaigns/{other.json()['id']}/leads", json={"lead_ids": [outsider.json()["id"]]}
+        f"/v1/campaigns/{other.json()['id']}/leads", json={"lead_ids": [outsider["id"]]}
     )
     assert_problem(await owner.client.post("/v1/events", json=body), 422)
     await owner.client.post(
-        f"/v1/campaigns/{refs['campaign_id']}/leads", json={"lead_ids": [outsider.json()["id"]]}
+        f"/v1/campaigns/{refs['campaign_id']}/leads", json={"lead_ids": [outsider["id"]]}
     )
     assert (await owner.client.post("/v1/events", json=body)).status_code == 201
     schema = (await owner.client.get("/openapi.json")).json()["components"]["schemas"]

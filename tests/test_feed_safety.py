@@ -21,6 +21,7 @@ from service.embedded import EmbeddedCollection
 from service.projections import runner
 from service.repository import Repository
 from service.settings import Settings
+from tests.factories import make_lead
 from tests.helpers import Account
 
 TTL = timedelta(seconds=30)
@@ -54,7 +55,7 @@ async def stored_name(team_id: UUID) -> str | None:
 # -- fencing ----------------------------------------------------------------------------------
 
 
-async def paused_writer_race(owner: Account, team: Team, change: Any) -> None:
+async def paused_writer_race(change: Any) -> None:
     """Writer A computes the team's row and pauses; `change` happens, A's lease moves on to B,
     B applies it; then A wakes up and writes what it computed (its rows and checkpoint)."""
     projector = projections.PROJECTORS["global_team"]
@@ -96,7 +97,7 @@ async def test_a_paused_writer_that_lost_its_lease_cannot_overwrite_a_newer_row(
     await rename(owner, team.id, "Newer")
     await projections.sync_feeds()
 
-    await paused_writer_race(owner, team, lambda: rename(owner, team.id, "Newest"))
+    await paused_writer_race(lambda: rename(owner, team.id, "Newest"))
 
     assert await stored_name(team.id) == "Newest"  # the newer holder's row stands
 
@@ -111,7 +112,7 @@ async def test_a_paused_writer_cannot_bring_a_deleted_row_back(owner: Account) -
         r = await owner.client.delete(f"/v1/teams/{team.id}")
         assert r.status_code == 204, r.text
 
-    await paused_writer_race(owner, team, delete)
+    await paused_writer_race(delete)
 
     r = await owner.client.get(f"/v1/read-models/teams/{team.id}")
     assert r.status_code == 404, r.text  # A's row did not come back over B's tombstone
@@ -184,7 +185,7 @@ async def test_a_stale_range_read_makes_the_change_feed_skip_nothing(owner: Acco
     await projections.sync_feeds()
     visible = await sequencer.head(sequencer.JOURNAL)
     await c.post("/v1/campaigns", json={"type": "call", "name": "B"})
-    await c.post("/v1/leads", json={"type": "generic", "email": "s@example.com"})
+    await make_lead(owner, email="s@example.com")
 
     with stale_reads(sequencer.JOURNAL, visible):
         page = (await c.get("/v1/changes", params={"limit": 50})).json()
@@ -239,13 +240,15 @@ async def test_the_change_feed_sequences_a_bounded_backlog_inline(owner: Account
     assert passes == 2
 
 
-async def test_the_inline_budget_comes_from_the_settings(owner: Account, app: Any) -> None:
+@pytest.mark.usefixtures("owner", "app")
+async def test_the_inline_budget_comes_from_the_settings() -> None:
     assert (runner.INLINE.batches, runner.INLINE.seconds) == (4, 0.25)  # the defaults
     settings = Settings(inline_feed_batches=2, inline_feed_budget_ms=40)
     assert (settings.inline_feed_batches, settings.inline_feed_budget_ms) == (2, 40)
 
 
-async def test_feed_reads_share_one_session_only_where_sessions_exist(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_feed_reads_share_one_session_only_where_sessions_exist() -> None:
     async with sequencer.feed_session() as session:
         if session is None:  # the embedded backend: one consistent store, no sessions
             return

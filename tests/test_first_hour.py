@@ -29,13 +29,12 @@ from service.cli import app
 from service.journal_view import api_changes
 from service.repository import Repository
 from service.settings import DEV_JWT_SECRET_SUFFIX, Settings
-from tests.helpers import Account, assert_problem
+from tests.helpers import Account, assert_problem, cli_env, cli_runner, stored_leads, write_csv
 from tests.problem_audit import leaks
-from tests.test_cli import _env, _runner, _stored_leads, _write_csv, db_file, owner_of
 from tests.webhook_receiver import receiver, settings, subscribe, until, verified
 
-# Fixtures of the CLI tests (an embedded file, its owner) and the webhook tests (fast loops).
-__all__ = ["db_file", "owner_of", "settings"]
+# The webhook tests' fixture (fast loops).
+__all__ = ["settings"]
 
 IMPOSSIBLE = ["(000) 000-0001", "+10000000000", "(415) 555-01", "999 999 9999"]
 
@@ -115,7 +114,7 @@ def test_phone_parsing_is_cached_per_distinct_value() -> None:
     normalize_phone.cache_clear()
     for _ in range(3):
         assert normalize_phone("(415) 555-0100", "US") == "+14155550100"
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="Not a valid phone number"):
             normalize_phone("(000) 000-0001", "US")
     info = normalize_phone.cache_info()
     # A refusal raises, so only valid values are cached; they are parsed once.
@@ -211,14 +210,14 @@ def test_the_audit_catches_library_wording() -> None:
 def test_the_csv_import_reports_impossible_phones(
     tmp_path: Path, db_file: Path, owner_of: User
 ) -> None:
-    source = _write_csv(
+    source = write_csv(
         tmp_path / "leads.csv",
         ["Phone", "Email"],
         [["(415) 555-0100", ""], ["(000) 000-0000", ""], ["(000) 000-0001", "b@example.com"]],
     )
     report = tmp_path / "failed.ndjson"
     args = ["import", str(source), "--tenant", str(owner_of.tenant_id), "--report", str(report)]
-    result = _runner().invoke(app, [*args, "--json"], env=_env(db_file))
+    result = cli_runner().invoke(app, [*args, "--json"], env=cli_env(db_file))
     assert result.exit_code == 1, result.output
     assert json.loads(result.stdout)["created"] == 1
     lines = [json.loads(line) for line in report.read_text().splitlines()]
@@ -227,7 +226,7 @@ def test_the_csv_import_reports_impossible_phones(
         (error,) = line["errors"]
         assert error["field"] == "phone" and error["column"] == "Phone"
         assert error["msg"].startswith("Not a valid phone number"), error
-    assert [lead.phone for lead in _stored_leads(db_file, owner_of.tenant_id)] == ["+14155550100"]
+    assert [lead.phone for lead in stored_leads(db_file, owner_of.tenant_id)] == ["+14155550100"]
 
 
 # -- history in API terms --------------------------------------------------------------------
@@ -298,19 +297,21 @@ async def test_the_root_links_to_the_docs(client: httpx.AsyncClient) -> None:
 def test_the_cli_takes_the_owner_email_for_tenant(
     tmp_path: Path, db_file: Path, owner_of: User
 ) -> None:
-    source = _write_csv(tmp_path / "a.csv", ["email"], [["x@example.com"]])
+    source = write_csv(tmp_path / "a.csv", ["email"], [["x@example.com"]])
     by_email = ["import", str(source), "--tenant", "Owner@Example.com", "--json"]
-    result = _runner().invoke(app, by_email, env=_env(db_file))
+    result = cli_runner().invoke(app, by_email, env=cli_env(db_file))
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["created"] == 1
-    (lead,) = _stored_leads(db_file, owner_of.tenant_id)
+    (lead,) = stored_leads(db_file, owner_of.tenant_id)
     assert lead.email == "x@example.com"
-    unknown = _runner().invoke(app, [*by_email[:3], "nobody@example.com"], env=_env(db_file))
+    unknown = cli_runner().invoke(app, [*by_email[:3], "nobody@example.com"], env=cli_env(db_file))
     assert unknown.exit_code == 2 and "no user with the e-mail" in unknown.stderr
-    neither = _runner().invoke(app, [*by_email[:3], "owner"], env=_env(db_file))
+    neither = cli_runner().invoke(app, [*by_email[:3], "owner"], env=cli_env(db_file))
     assert neither.exit_code == 2 and "id or its owner's e-mail" in neither.stderr
-    pipeline = _runner().invoke(
-        app, ["pipelines", "overview", "--tenant", "owner@example.com", "--json"], env=_env(db_file)
+    pipeline = cli_runner().invoke(
+        app,
+        ["pipelines", "overview", "--tenant", "owner@example.com", "--json"],
+        env=cli_env(db_file),
     )
     assert pipeline.exit_code == 0, pipeline.output
     encoded = base64.b64encode(owner_of.tenant_id.bytes).decode()  # Extended JSON's UUID
@@ -451,7 +452,7 @@ def test_cli_help_shows_no_type_placeholder_for_flags() -> None:
 
     commands = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     for args in [["--help"], *([c, "--help"] for c in commands)]:
-        result = _runner().invoke(app, args, env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+        result = cli_runner().invoke(app, args, env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
         assert result.exit_code == 0, args
         assert "<bool>" not in result.output and "BOOLEAN" not in result.output, args
 

@@ -282,14 +282,14 @@ def fuzz_schema(tmp_path: Path) -> Iterator[tuple[Any, dict[str, int]]]:
     dropped: dict[str, int] = {}
 
     @schema.hook
-    def after_call(context: Any, case: Any, response: Any) -> None:
+    def after_call(context: Any, case: Any, response: Any) -> None:  # noqa: ARG001  (hook signature)
         # Schemathesis sends through its own transport: its answers join the problem audit.
         headers = [(k, v) for k, values in response.headers.items() for v in values]
         request = response.request
         audit_answer(request.method, request.url, response.status_code, headers, response.content)
 
     @schema.hook
-    def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:  # noqa: ARG001  (hook)
         if isinstance(failure, UseAfterFree) and _history_of_deleted(case, response):
             dropped[HISTORY] = dropped.get(HISTORY, 0) + 1
             return False

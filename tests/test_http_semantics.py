@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.errors import Conflict, validation_errors
+from tests.factories import make_campaign
 from tests.helpers import Account, assert_problem
 from tests.problem_audit import leaks
 
@@ -101,7 +102,7 @@ async def test_if_none_match_never_hides_errors_or_lists(owner: Account, strange
 
 async def test_a_replayed_event_says_so(owner: Account) -> None:
     lead = (await _lead(owner)).json()
-    campaign = (await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
+    campaign = await make_campaign(owner)
     attached = await owner.client.post(
         f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": [lead["id"]]}
     )

@@ -90,7 +90,7 @@ async def test_apply_never_leaves_a_query_without_a_serving_index(database: Any)
     assert await _serving(database) == [None, None]
     seen: list[str] = []
 
-    async def step(collection: str, what: str) -> None:
+    async def step(collection: str, what: str) -> None:  # noqa: ARG001  (the step callback's signature)
         seen.append(what)
         assert await _serving(database) == [None, None], f"after {what}"
 

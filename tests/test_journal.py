@@ -20,6 +20,7 @@ from uuid import UUID
 
 import httpx
 import pyotp
+import pytest
 from bson import Binary
 from fastapi import FastAPI
 
@@ -706,8 +707,9 @@ def test_every_mutating_route_is_driven(app: FastAPI) -> None:
         assert any(r.startswith(domain) for _, r in driven), domain
 
 
+@pytest.mark.usefixtures("app")
 async def test_every_mutating_route_journals_one_event_per_change(
-    app: FastAPI, client: httpx.AsyncClient, owner: Account, member: Account, viewer: Account
+    client: httpx.AsyncClient, owner: Account, member: Account, viewer: Account
 ) -> None:
     clients = {"owner": owner.client, "member": member.client, "anon": client}
     actors = {"owner": owner.id, "member": member.id}
@@ -835,9 +837,8 @@ async def test_history_is_tenant_scoped(owner: Account, stranger: Account) -> No
     ]
 
 
-async def test_audit_log_filters_and_pages(
-    owner: Account, member: Account, viewer: Account
-) -> None:
+@pytest.mark.usefixtures("viewer")
+async def test_audit_log_filters_and_pages(owner: Account, member: Account) -> None:
     cid = (await member.client.post("/v1/campaigns", json={"type": "call", "name": "A"})).json()[
         "id"
     ]

@@ -9,6 +9,7 @@ import pytest
 from service import journal
 from service.errors import Unprocessable
 from service.journal import outbox
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -22,11 +23,8 @@ def test_the_limit_leaves_room_under_mongodbs_16_mib() -> None:
 async def test_a_change_that_would_not_fit_with_its_outbox_is_422_and_changes_nothing(
     owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    created = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "email": "big@example.com", "notes": "a" * 4000}
-    )
-    assert created.status_code == 201, created.text
-    url = f"/v1/leads/{created.json()['id']}"
+    created = await make_lead(owner, email="big@example.com", notes="a" * 4000)
+    url = f"/v1/leads/{created['id']}"
     # The document holds its notes; the outbox of a change holds the old and the new notes:
     # with a small limit the same proportions as a 5 MiB field against the real one.
     monkeypatch.setattr(outbox, "JOURNALED_DOCUMENT_MAX_BYTES", 12_000)

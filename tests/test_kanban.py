@@ -9,8 +9,7 @@ from bson import Binary
 
 from documents.journal import DomainEvent
 from documents.kanban import GlobalKanban
-from tests.helpers import Account, assert_problem
-from tests.test_ai import ServiceClient, service_client  # noqa: F401  (fixture)
+from tests.helpers import Account, ServiceClient, assert_problem
 
 
 async def add_state(account: Account, name: str, **extra: Any) -> dict[str, Any]:
@@ -258,7 +257,7 @@ async def test_viewer_may_keep_a_personal_board(viewer: Account) -> None:
 
 async def test_api_keys_have_no_board(
     owner: Account,
-    service_client: ServiceClient,  # noqa: F811
+    service_client: ServiceClient,
 ) -> None:
     service = await service_client(owner)
     assert_problem(await service.get("/v1/kanban"), 403)

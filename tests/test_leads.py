@@ -8,6 +8,7 @@ import pytest
 
 from documents.tenant import Tenant
 from service.repository import Repository
+from tests.factories import make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 MLS = {
@@ -26,12 +27,6 @@ MLS = {
 
 async def post_lead(account: Account, **body: Any) -> Any:
     return await account.client.post("/v1/leads", json={"type": "generic", **body})
-
-
-async def make_lead(account: Account, **body: Any) -> dict[str, Any]:
-    response = await post_lead(account, **body)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 async def test_generic_lead_is_normalised(owner: Account) -> None:
@@ -93,7 +88,7 @@ async def test_duplicates_are_409_with_existing_id(owner: Account) -> None:
     ):
         problem = assert_problem(await post_lead(owner, **body), 409)
         assert problem["existing_id"] == first["id"]
-    mls = (await owner.client.post("/v1/leads", json=MLS)).json()
+    mls = await make_lead(owner, **MLS)
     problem = assert_problem(
         await owner.client.post("/v1/leads", json={**MLS, "mls_id": "ML-123"}), 409
     )
@@ -155,7 +150,7 @@ async def test_patch_rules(owner: Account) -> None:
 
 
 async def test_mls_patch_price(owner: Account) -> None:
-    lead = (await owner.client.post("/v1/leads", json=MLS)).json()
+    lead = await make_lead(owner, **MLS)
     url = f"/v1/leads/{lead['id']}"
     response = await owner.client.patch(url, json={"list_price": 399999.99, "company": None})
     assert_problem(response, 422)  # `company` belongs to generic leads
@@ -177,7 +172,7 @@ async def test_search_and_filters(owner: Account) -> None:
         address={"line1": "42 Lake Shore Dr", "city": "Chicago"},
         status="qualified",
     )
-    mls = (await owner.client.post("/v1/leads", json=MLS)).json()
+    mls = await make_lead(owner, **MLS)
 
     async def ids(query: str) -> list[str]:
         response = await owner.client.get(f"/v1/leads?{query}")
@@ -204,7 +199,7 @@ async def test_search_and_filters(owner: Account) -> None:
 
 
 async def test_list_by_campaign(owner: Account, stranger: Account) -> None:
-    campaign = (await owner.client.post("/v1/campaigns", json={"type": "text", "name": "T"})).json()
+    campaign = await make_campaign(owner, type="text", name="T")
     inside = await make_lead(owner, email="in@example.com", status="qualified")
     other = await make_lead(owner, email="in2@example.com")
     await make_lead(owner, email="out@example.com")

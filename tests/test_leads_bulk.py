@@ -16,6 +16,7 @@ from documents.lead import LeadBase
 from service import journal
 from service import leads as lead_service
 from tests.dbcalls import count_db_calls
+from tests.factories import make_api_key, make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -24,9 +25,7 @@ async def bulk(account: Account, rows: list[Any]) -> Any:
 
 
 async def test_mixed_batch_keeps_good_rows(owner: Account) -> None:
-    existing = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "email": "stored@example.com"}
-    )
+    existing = await make_lead(owner, email="stored@example.com")
     rows: list[Any] = [
         {"type": "generic", "email": "a@example.com", "first_name": "A"},  # 0 ok
         {"type": "generic", "email": " A@Example.com "},  # 1 duplicate in batch (normalised)
@@ -58,7 +57,7 @@ async def test_mixed_batch_keeps_good_rows(owner: Account) -> None:
     mls = next(x for x in listed if x["type"] == "mls")
     assert mls["mls_id"] == "M-1" and mls["list_price"] == 100.5
     assert mls["tenant_id"] == str(owner.tenant_id)
-    assert existing.json()["id"] in {x["id"] for x in listed}
+    assert existing["id"] in {x["id"] for x in listed}
 
 
 async def test_imported_leads_are_journaled_and_clean(owner: Account) -> None:
@@ -74,14 +73,14 @@ async def test_imported_leads_are_journaled_and_clean(owner: Account) -> None:
 
 
 async def test_duplicates_of_other_tenants_do_not_count(owner: Account, stranger: Account) -> None:
-    await stranger.client.post("/v1/leads", json={"type": "generic", "email": "x@example.com"})
+    await make_lead(stranger, email="x@example.com")
     body = (await bulk(owner, [{"type": "generic", "email": "x@example.com"}])).json()
     assert body == {"created": 1, "duplicates": 0, "failed": []}
 
 
 async def test_soft_deleted_leads_do_not_block_import(owner: Account) -> None:
-    lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "d@example.com"})
-    await owner.client.delete(f"/v1/leads/{lead.json()['id']}")
+    lead = await make_lead(owner, email="d@example.com")
+    await owner.client.delete(f"/v1/leads/{lead['id']}")
     body = (await bulk(owner, [{"type": "generic", "email": "d@example.com"}])).json()
     assert body["created"] == 1 and body["duplicates"] == 0
 
@@ -126,7 +125,7 @@ async def test_concurrent_writer_duplicate_counts_as_duplicate(
         await real(*args, **kwargs)
         return set()
 
-    await owner.client.post("/v1/leads", json={"type": "generic", "email": "race@example.com"})
+    await make_lead(owner, email="race@example.com")
     monkeypatch.setattr(lead_service, "_stored_keys", blind)
     rows = [
         {"type": "generic", "email": "race@example.com"},
@@ -232,7 +231,7 @@ async def test_an_impossible_agent_phone_fails_its_row_only(owner: Account) -> N
 
 
 async def test_import_by_api_key_journals_the_key_as_actor(owner: Account) -> None:
-    key = (await owner.client.post("/v1/api-keys", json={"name": "crm"})).json()
+    key = await make_api_key(owner, name="crm")
     response = await owner.client.post(
         "/v1/leads/bulk",
         json={"leads": [{"type": "generic", "email": "k@example.com"}]},

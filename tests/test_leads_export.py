@@ -16,6 +16,7 @@ from documents.lead import LeadBase
 from schemas.leads import LEAD_CSV
 from service import journal
 from service import leads as lead_service
+from tests.factories import make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -55,9 +56,7 @@ async def some(owner: Account) -> list[dict[str, Any]]:
     ]
     made = []
     for body in bodies:
-        response = await owner.client.post("/v1/leads", json=body)
-        assert response.status_code == 201, response.text
-        made.append(response.json())
+        made.append(await make_lead(owner, **body))
     return made
 
 
@@ -105,7 +104,7 @@ async def test_ndjson_lines_are_the_leads_as_read(
 async def test_filters_sort_and_scope(
     owner: Account, stranger: Account, some: list[dict[str, Any]]
 ) -> None:
-    await stranger.client.post("/v1/leads", json={"type": "generic", "email": "x@example.com"})
+    await make_lead(stranger, email="x@example.com")
     ids = lambda r: [row["id"] for row in rows_of(r.text)]  # noqa: E731
     assert ids(await export(owner, type="mls")) == [some[1]["id"]]
     assert ids(await export(owner, q="porto")) == [some[0]["id"]]
@@ -117,7 +116,7 @@ async def test_filters_sort_and_scope(
     await owner.client.delete(f"/v1/leads/{some[2]['id']}")
     assert len(ids(await export(owner))) == 2
     assert len(ids(await export(owner, include_deleted="true"))) == 3
-    campaign = (await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
+    campaign = await make_campaign(owner)
     await owner.client.post(
         f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": [some[1]["id"]]}
     )

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from service.geo import great_circle_m
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 
 CENTRE = (-122.4194, 37.7749)  # San Francisco City Hall-ish
@@ -27,9 +28,7 @@ async def mls(
     body: dict[str, Any] = {"type": "mls", "mls_id": mls_id, **extra}
     if where is not None:
         body["location"] = {"type": "Point", "coordinates": list(where)}
-    response = await account.client.post("/v1/leads", json=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return str((await make_lead(account, **body))["id"])
 
 
 @pytest.fixture
@@ -42,7 +41,7 @@ async def listings(owner: Account) -> dict[str, tuple[float, float]]:
             lead_id = await mls(owner, f"{name}-{unit}", where, list_price=100_000 * (i + unit + 1))
             made[lead_id] = where
     await mls(owner, "no-location", None)
-    await owner.client.post("/v1/leads", json={"type": "generic", "email": "g@example.com"})
+    await make_lead(owner, email="g@example.com")
     return made
 
 
@@ -148,9 +147,8 @@ async def test_bad_geo_parameters_are_422(owner: Account, params: dict[str, Any]
     assert_problem(await owner.client.get("/v1/leads", params=params), 422)
 
 
-async def test_a_cursor_belongs_to_its_point(
-    owner: Account, listings: dict[str, tuple[float, float]]
-) -> None:
+@pytest.mark.usefixtures("listings")
+async def test_a_cursor_belongs_to_its_point(owner: Account) -> None:
     page = (await owner.client.get("/v1/leads", params={"near": NEAR, "limit": 1})).json()
     elsewhere = {"near": "0,0", "limit": 1, "cursor": page["next_cursor"]}
     assert_problem(await owner.client.get("/v1/leads", params=elsewhere), 422)

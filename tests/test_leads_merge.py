@@ -8,6 +8,7 @@ from unittest.mock import patch
 import pytest
 
 from service import campaigns as campaign_service
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -15,11 +16,6 @@ async def post(account: Account, path: str, body: dict[str, Any], status: int = 
     response = await account.client.post(path, json=body)
     assert response.status_code == status, response.text
     return response.json()
-
-
-async def lead(account: Account, **body: Any) -> dict[str, Any]:
-    result: dict[str, Any] = await post(account, "/v1/leads", {"type": "generic", **body})
-    return result
 
 
 async def merge(account: Account, target: str, *sources: str) -> Any:
@@ -58,7 +54,7 @@ async def get(account: Account, path: str) -> Any:
 async def trio(owner: Account) -> dict[str, Any]:
     """A target, two duplicates of it, and campaigns they belong to."""
     c = owner.client
-    target = await lead(
+    target = await make_lead(
         owner,
         first_name="Ana",
         email="ana@example.com",
@@ -66,7 +62,7 @@ async def trio(owner: Account) -> dict[str, Any]:
         tags=["buyer"],
         segments={"tier": "gold"},
     )
-    first = await lead(
+    first = await make_lead(
         owner,
         first_name="Anna",
         last_name="Silva",
@@ -77,7 +73,7 @@ async def trio(owner: Account) -> dict[str, Any]:
         segments={"tier": "silver", "source": "fair"},
         notes="met at the fair",
     )
-    second = await lead(owner, email="ana.s@example.com", last_name="Souza", job_title="CEO")
+    second = await make_lead(owner, email="ana.s@example.com", last_name="Souza", job_title="CEO")
     both = await post(owner, "/v1/campaigns", {"type": "call", "name": "Both"})
     only_source = await post(owner, "/v1/campaigns", {"type": "email", "name": "Only source"})
     await attach(owner, both["id"], target["id"], first["id"])
@@ -189,13 +185,13 @@ async def test_a_key_taken_meanwhile_is_409_like_create(
     with patch.object(campaign_service, "move_links", _crash):
         assert (await merge(owner, t, a)).status_code == 500
     # The source's phone was freed by its deletion and another lead took it meanwhile.
-    taker = await lead(owner, phone="+14155550100")
+    taker = await make_lead(owner, phone="+14155550100")
     body = assert_problem(await merge(owner, t, a), 409)
     assert body["existing_id"] == taker["id"] and body["field"] == "phone"
 
 
 async def test_mixed_types_fill_only_the_targets_fields(owner: Account) -> None:
-    target = await lead(owner, email="t@example.com")
+    target = await make_lead(owner, email="t@example.com")
     mls = await post(
         owner,
         "/v1/leads",
@@ -214,8 +210,8 @@ async def test_refusals(
     owner: Account, stranger: Account, viewer: Account, trio: dict[str, Any]
 ) -> None:
     t, a, b = trio["target"]["id"], trio["first"]["id"], trio["second"]["id"]
-    foreign = await lead(stranger, email="x@example.com")
-    gone = await lead(owner, email="gone@example.com")
+    foreign = await make_lead(stranger, email="x@example.com")
+    gone = await make_lead(owner, email="gone@example.com")
     await owner.client.delete(f"/v1/leads/{gone['id']}")
     missing = "01900000-0000-7000-8000-000000000000"
     for sources, position in (

@@ -20,13 +20,12 @@ from documents.lead import (
     with_search_tokens,
 )
 from service.lead_queries import search_filter
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 
 
 async def make(account: Account, **body: Any) -> str:
-    response = await account.client.post("/v1/leads", json={"type": "generic", **body})
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return str((await make_lead(account, **body))["id"])
 
 
 async def found(account: Account, q: str, **params: Any) -> set[str]:
@@ -58,15 +57,13 @@ async def people(owner: Account) -> dict[str, str]:
         ),
         "uk": await make(owner, email="hello@london.example", phone="+44 20 7183 8750"),
     }
-    mls = await owner.client.post(
-        "/v1/leads",
-        json={
-            "type": "mls",
-            "mls_id": "SF-2024-0042",
-            "address": {"line1": "77 Ocean Ave", "city": "San Francisco"},
-        },
+    mls = await make_lead(
+        owner,
+        type="mls",
+        mls_id="SF-2024-0042",
+        address={"line1": "77 Ocean Ave", "city": "San Francisco"},
     )
-    ids["mls"] = mls.json()["id"]
+    ids["mls"] = mls["id"]
     return ids
 
 

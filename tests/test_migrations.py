@@ -6,7 +6,6 @@ shape 2 (embedded `calendar`, the plan's `BlogCalendar`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -21,40 +20,8 @@ from documents.migrations import Versioned, current_schema_version, upcast
 from service import migrations
 from service.migrations import migrate
 from service.projections.runner import rebuild
+from tests.factories import POSTED, SCHEDULED, shape_1_blog
 from tests.helpers import Account, stored_form
-
-SCHEDULED = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
-POSTED = datetime(2026, 5, 20, 17, 0, tzinfo=UTC)
-
-
-def shape_1_blog(account: Account, **fields: Any) -> dict[str, Any]:
-    """A blog exactly as the shape-1 code stored it."""
-    scheduled_for = fields.pop("scheduled_for", None)
-    posted = fields.pop("posted", None)
-    now = datetime(2026, 4, 1, tzinfo=UTC)
-    return {
-        "_id": Binary.from_uuid(uuid7()),
-        "tags": [],
-        "segments": {},
-        "tenant_id": Binary.from_uuid(account.tenant_id),
-        "created_at": now,
-        "updated_at": now,
-        "created_by": Binary.from_uuid(account.id),
-        "updated_by": Binary.from_uuid(account.id),
-        "is_deleted": False,
-        "deleted_at": None,
-        "archived_at": None,
-        "version": 1,
-        "schema_version": 1,
-        "user_id": Binary.from_uuid(account.id),
-        "title": "Old post",
-        "content": "",
-        "status": "planned",
-        "plan": {"scheduled_for": scheduled_for, "outline": ["intro"], "keywords": ["seo"]},
-        "posted": posted,
-        "calendar_at": scheduled_for or (posted or {}).get("posted_at"),
-        **fields,
-    }
 
 
 async def insert_shape_1_blogs(account: Account) -> dict[str, dict[str, Any]]:
@@ -244,7 +211,8 @@ async def test_migrate_keeps_a_crashed_writes_outbox(owner: Account) -> None:
     assert (await stored(raw))["pending_event"] == outbox
 
 
-async def test_models_with_upcasters_read_whole_documents(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_models_with_upcasters_read_whole_documents() -> None:
     # Beanie projects a model's own fields by default; upcasters need the retired ones too.
     from beanie.odm.utils.projection import get_projection
 

@@ -27,6 +27,7 @@ from service.pagination import stream
 from service.repository import Repository
 from service.settings import Settings
 from tests.conftest import make_settings
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 
 DRIVER_ERRORS = [
@@ -54,7 +55,7 @@ def database_down(database: Any, error: Exception) -> Iterator[None]:
         "count_documents",
         "find_one_and_update",
     ]
-    with patch.multiple(type(database["any"]), **{n: fail for n in names}):
+    with patch.multiple(type(database["any"]), **dict.fromkeys(names, fail)):
         yield
 
 
@@ -197,11 +198,7 @@ async def test_a_streamed_export_is_not_cut_by_the_request_budget(owner: Account
     # The budget is spent while the body streams (a slow client): every batch is a call of
     # its own, bounded per round trip, so the export still reads every lead.
     for n in range(3):
-        r = await owner.client.post(
-            "/v1/leads",
-            json={"type": "generic", "first_name": f"L{n}", "email": f"l{n}@example.com"},
-        )
-        assert r.status_code == 201, r.text
+        await make_lead(owner, first_name=f"L{n}", email=f"l{n}@example.com")
     ctx = owner.ctx
     with deadline(0.01):
         await asyncio.sleep(0.03)

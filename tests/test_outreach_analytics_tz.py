@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.factories import attach_leads, make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 
 async def seed(owner: Account, times: list[str]) -> None:
-    lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "t@example.com"})
-    campaign = await owner.client.post("/v1/campaigns", json={"type": "email", "name": "T"})
-    ids = {"campaign_id": campaign.json()["id"], "lead_id": lead.json()["id"]}
-    await owner.client.post(
-        f"/v1/campaigns/{ids['campaign_id']}/leads", json={"lead_ids": [ids["lead_id"]]}
-    )
+    lead = await make_lead(owner, email="t@example.com")
+    campaign = await make_campaign(owner, type="email", name="T")
+    ids = {"campaign_id": campaign["id"], "lead_id": lead["id"]}
+    await attach_leads(owner, ids["campaign_id"], ids["lead_id"])
     for at in times:
         body = {"type": "email", "status": "sent", "occurred_at": at, **ids}
         assert (await owner.client.post("/v1/events", json=body)).status_code == 201

@@ -8,15 +8,14 @@ from typing import Any
 import pytest
 
 from documents.event import STATUS_HISTORY_MAX
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 
 
 @pytest.fixture
 async def refs(owner: Account) -> dict[str, str]:
-    lead = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "phone": "+14155550100", "email": "p@example.com"}
-    )
-    ids = {"lead_id": lead.json()["id"]}
+    lead = await make_lead(owner, phone="+14155550100", email="p@example.com")
+    ids = {"lead_id": lead["id"]}
     for kind in ("text", "email", "social"):
         campaign = await owner.client.post("/v1/campaigns", json={"type": kind, "name": kind})
         await owner.client.post(

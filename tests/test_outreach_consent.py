@@ -11,14 +11,8 @@ from bson import Binary
 
 from documents.journal import DomainEvent
 from service.consent import is_stop_word
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
-
-
-async def make_lead(account: Account, **fields: Any) -> dict[str, Any]:
-    body = {"type": "generic", **fields}
-    response = await account.client.post("/v1/leads", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 async def campaign_with(account: Account, lead_id: str, kind: str = "text") -> str:

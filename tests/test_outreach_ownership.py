@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import uuid4
 
 from documents.user import User
 from service.repository import Repository
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 
 
-async def make_lead(account: Account, email: str) -> dict[str, Any]:
-    response = await account.client.post("/v1/leads", json={"type": "generic", "email": email})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
 async def test_patch_assignee_validated(owner: Account, member: Account, stranger: Account) -> None:
-    lead = await make_lead(owner, "a@example.com")
+    lead = await make_lead(owner, email="a@example.com")
     assert lead["assignee_id"] == str(owner.id)
     url = f"/v1/leads/{lead['id']}"
     moved = await owner.client.patch(url, json={"assignee_id": str(member.id)})
@@ -31,8 +25,8 @@ async def test_patch_assignee_validated(owner: Account, member: Account, strange
 
 
 async def test_bulk_assign_and_my_leads(owner: Account, member: Account, stranger: Account) -> None:
-    leads = [await make_lead(owner, f"l{i}@example.com") for i in range(3)]
-    foreign = await make_lead(stranger, "f@example.com")
+    leads = [await make_lead(owner, email=f"l{i}@example.com") for i in range(3)]
+    foreign = await make_lead(stranger, email="f@example.com")
     body = {
         "lead_ids": [leads[0]["id"], leads[1]["id"], foreign["id"], leads[0]["id"]],
         "assignee_id": str(member.id),
@@ -64,6 +58,6 @@ async def test_bulk_assign_and_my_leads(owner: Account, member: Account, strange
 
 
 async def test_viewer_cannot_assign(owner: Account, viewer: Account) -> None:
-    lead = await make_lead(owner, "v@example.com")
+    lead = await make_lead(owner, email="v@example.com")
     body = {"lead_ids": [lead["id"]], "assignee_id": str(viewer.id)}
     assert_problem(await viewer.client.post("/v1/leads/assign", json=body), 403)

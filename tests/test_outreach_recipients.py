@@ -12,6 +12,7 @@ from bson import Binary
 
 from documents.campaign import CampaignLead
 from tests import work_budget_plugin
+from tests.factories import attach_leads, make_campaign, make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -115,12 +116,10 @@ async def test_attempts_until_exhausted_and_retry_spacing(owner: Account) -> Non
 
 
 async def test_call_campaign_max_attempts(owner: Account) -> None:
-    lead = await owner.client.post("/v1/leads", json={"type": "generic", "phone": "+14155550100"})
-    campaign = await owner.client.post(
-        "/v1/campaigns", json={"type": "call", "name": "C", "max_attempts": 1}
-    )
-    campaign_id, lead_id = campaign.json()["id"], lead.json()["id"]
-    await owner.client.post(f"/v1/campaigns/{campaign_id}/leads", json={"lead_ids": [lead_id]})
+    lead = await make_lead(owner, phone="+14155550100")
+    campaign = await make_campaign(owner, max_attempts=1)
+    campaign_id, lead_id = campaign["id"], lead["id"]
+    await attach_leads(owner, campaign_id, lead_id)
     body = {"type": "call", "outcome": "busy", "campaign_id": campaign_id, "lead_id": lead_id}
     assert (await owner.client.post("/v1/events", json=body)).status_code == 201
     assert (await recipients(owner, campaign_id))[0]["state"] == "exhausted"

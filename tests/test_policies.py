@@ -17,6 +17,7 @@ from service.context import RequestContext
 from service.errors import Conflict, Forbidden
 from service.policy import Action, ResourcePolicy, policy_for, register_policy
 from service.repository import Repository, uuid_filter
+from tests.factories import make_lead, make_team
 from tests.helpers import Account, assert_problem
 
 
@@ -59,7 +60,7 @@ async def test_team_delete_needs_a_team_owner_or_a_tenant_admin(
     owner: Account, member: Account, make_account: Any
 ) -> None:
     other: Account = await make_account(role="member", tenant_of=owner)
-    team = (await member.client.post("/v1/teams", json={"name": "T"})).json()
+    team = await make_team(member)
     url = f"/v1/teams/{team['id']}"
     assert_problem(await other.client.delete(url), 403)
     assert (await member.client.delete(url)).status_code == 204  # its owner member
@@ -72,10 +73,10 @@ async def test_hooks_run_after_delete_and_restore_only_when_something_changed(
 ) -> None:
     calls: list[tuple[str, UUID, bool]] = []
 
-    async def after_delete(ctx: RequestContext, doc: Blog) -> None:
+    async def after_delete(ctx: RequestContext, doc: Blog) -> None:  # noqa: ARG001  (a policy hook)
         calls.append(("deleted", doc.id, doc.is_deleted))
 
-    async def after_restore(ctx: RequestContext, doc: Blog) -> None:
+    async def after_restore(ctx: RequestContext, doc: Blog) -> None:  # noqa: ARG001  (a policy hook)
         calls.append(("restored", doc.id, doc.is_deleted))
 
     policy = ResourcePolicy(model=Blog, after_delete=after_delete, after_restore=after_restore)
@@ -91,7 +92,7 @@ async def test_a_guard_runs_after_the_role_and_before_the_write(
 ) -> None:
     seen: list[Action] = []
 
-    async def guard(ctx: RequestContext, action: Action, doc: Blog) -> None:
+    async def guard(ctx: RequestContext, action: Action, doc: Blog) -> None:  # noqa: ARG001  (policy guard)
         seen.append(action)
         raise Forbidden("not this one")
 
@@ -115,18 +116,18 @@ async def test_a_restore_clash_answers_the_policys_conflict(owner: Account) -> N
         return Conflict("A live lead has that email.", existing_id=str(live.id), field="email")
 
     policy = ResourcePolicy(model=LeadBase, clash=clash)
-    first = await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@x.co"})
-    assert (await owner.client.delete(f"/v1/leads/{first.json()['id']}")).status_code == 204
+    first = await make_lead(owner, email="a@x.co")
+    assert (await owner.client.delete(f"/v1/leads/{first['id']}")).status_code == 204
     second = await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@x.co"})
     assert second.status_code == 201, second.text
     with pytest.raises(Conflict) as exc:
-        await lifecycle.restore(ctx=owner.ctx, policy=policy, id=UUID(first.json()["id"]))
+        await lifecycle.restore(ctx=owner.ctx, policy=policy, id=UUID(first["id"]))
     assert exc.value.extra == {"existing_id": second.json()["id"], "field": "email"}
     # Without a clash hook the unique index still answers 409 (the generic body).
-    plain = await owner.client.post(f"/v1/leads/{first.json()['id']}/restore")
+    plain = await owner.client.post(f"/v1/leads/{first['id']}/restore")
     assert_problem(plain, 409)
     stored = await Repository(LeadBase, owner.ctx).find_one(
-        {"_id": uuid_filter(UUID(first.json()["id"]))}, include_deleted=True
+        {"_id": uuid_filter(UUID(first["id"]))}, include_deleted=True
     )
     assert stored is not None and stored.is_deleted
 

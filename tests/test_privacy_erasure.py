@@ -14,58 +14,8 @@ from service import security
 from service.auth import register_owner
 from service.main import create_app
 from tests.conftest import make_settings
+from tests.factories import EMAIL, FIRST, LAST, make_lead, make_person, person_leaks
 from tests.helpers import PASSWORD, Account, assert_problem, stored_form
-
-# Distinctive values: any stored byte string holding one of them (any case) is a leak.
-FIRST, LAST = "Zebulonia", "Quaxtonberry"
-EMAIL = "zebulonia.quaxton@privacy-example.com"
-OLD_EMAIL = "zq.previous@privacy-example.com"
-PHONE, PHONE_DIGITS = "+14155550199", "14155550199"
-NEEDLES = [FIRST, LAST, EMAIL, OLD_EMAIL, PHONE_DIGITS, "Wistfulmoor Lane", "call-recording-xq"]
-
-
-async def _person(client: httpx.AsyncClient) -> dict[str, Any]:
-    """A lead with a history, campaign link and touchpoints carrying the person's values."""
-    lead = await client.post(
-        "/v1/leads",
-        json={
-            "type": "generic",
-            "first_name": FIRST,
-            "last_name": LAST,
-            "email": OLD_EMAIL,
-            "phone": PHONE,
-            "company": "Quaxtonberry Holdings",
-            "notes": f"{FIRST} prefers evenings",
-            "address": {"line1": "12 Wistfulmoor Lane", "city": "Springfield"},
-        },
-    )
-    assert lead.status_code == 201, lead.text
-    lead_id = lead.json()["id"]
-    patched = await client.patch(f"/v1/leads/{lead_id}", json={"email": EMAIL})
-    assert patched.status_code == 200, patched.text
-    campaign = (await client.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
-    attached = await client.post(
-        f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": [lead_id]}
-    )
-    assert attached.status_code == 200, attached.text
-    refs = {"campaign_id": campaign["id"], "lead_id": lead_id}
-    touchpoints = [
-        {
-            "type": "call",
-            "outcome": "answered",
-            "duration_seconds": 60,
-            "notes": f"spoke with {FIRST} {LAST}",
-            "recording_url": "https://rec.example.com/call-recording-xq.mp3",
-        },
-        {"type": "text", "body": f"Hi {FIRST}, call me at {PHONE}", "direction": "outbound"},
-        {"type": "email", "subject": f"For {LAST}", "status": "opened"},
-    ]
-    for n, body in enumerate(touchpoints):
-        r = await client.post(
-            "/v1/events", json={**body, **refs}, headers={"Idempotency-Key": f"k-{n}"}
-        )
-        assert r.status_code == 201, r.text
-    return {"lead_id": lead_id, "campaign_id": campaign["id"]}
 
 
 async def _figures(client: httpx.AsyncClient, campaign_id: str) -> list[Any]:
@@ -99,17 +49,12 @@ async def _stored_bytes(db: Any) -> bytes:
     return b"".join(chunks)
 
 
-def _leaks(data: bytes) -> list[str]:
-    low = data.lower()
-    return [n for n in NEEDLES if n.lower().encode() in low]
-
-
 async def test_erase_removes_every_stored_value_and_keeps_counts(
     owner: Account, admin: Account, member: Account, stranger: Account, database: Any
 ) -> None:
-    made = await _person(owner.client)
+    made = await make_person(owner.client)
     lead_id, campaign_id = made["lead_id"], made["campaign_id"]
-    assert _leaks(await _stored_bytes(database))  # the probe finds them before
+    assert person_leaks(await _stored_bytes(database))  # the probe finds them before
     deleted = await owner.client.delete(f"/v1/leads/{lead_id}")
     assert deleted.status_code in (200, 204), deleted.text
     before = await _figures(owner.client, campaign_id)
@@ -124,7 +69,7 @@ async def test_erase_removes_every_stored_value_and_keeps_counts(
     again = await admin.client.post(f"/v1/leads/{lead_id}/erase")
     assert again.status_code == 200 and again.json() == r.json()
 
-    assert _leaks(await _stored_bytes(database)) == []
+    assert person_leaks(await _stored_bytes(database)) == []
     assert await _figures(owner.client, campaign_id) == before
 
     assert_problem(await owner.client.get(f"/v1/leads/{lead_id}"), 404)
@@ -146,10 +91,10 @@ async def test_erase_removes_every_stored_value_and_keeps_counts(
     assert "erased" in assert_problem(restored, 409)["detail"]
     changes = await owner.client.get("/v1/changes")
     assert changes.status_code == 200
-    assert not _leaks(changes.content)
+    assert not person_leaks(changes.content)
     listed = await owner.client.get("/v1/events", params={"campaign_id": campaign_id})
     assert listed.status_code == 200 and len(listed.json()["items"]) == 3  # counts stay
-    assert not _leaks(listed.content)
+    assert not person_leaks(listed.content)
     # A replayed idempotent request answers the redacted touchpoint.
     replay = await owner.client.post(
         "/v1/events",
@@ -162,17 +107,13 @@ async def test_erase_removes_every_stored_value_and_keeps_counts(
         },
         headers={"Idempotency-Key": "k-2"},
     )
-    assert not _leaks(replay.content)
+    assert not person_leaks(replay.content)
 
 
 async def test_erase_a_live_lead_and_its_merged_sources(owner: Account) -> None:
-    target = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "email": "target@example.com"}
-    )
-    source = await owner.client.post(
-        "/v1/leads", json={"type": "generic", "email": EMAIL, "first_name": FIRST}
-    )
-    tid, sid = target.json()["id"], source.json()["id"]
+    target = await make_lead(owner, email="target@example.com")
+    source = await make_lead(owner, email=EMAIL, first_name=FIRST)
+    tid, sid = target["id"], source["id"]
     merged = await owner.client.post(f"/v1/leads/{tid}/merge", json={"source_ids": [sid]})
     assert merged.status_code == 200, merged.text
     r = await owner.client.post(f"/v1/leads/{tid}/erase")
@@ -213,21 +154,21 @@ async def test_no_byte_of_the_embedded_file_holds_erased_values(tmp_path: Path) 
             base_url="http://test",
             headers={"Authorization": f"Bearer {token}"},
         ) as client:
-            made = await _person(client)
+            made = await make_person(client)
             before = await _figures(client, made["campaign_id"])
             snapshotter = app.state.database.snapshotter
             assert snapshotter is not None
             await snapshotter.save()  # the values are on disk before the erasure
-            assert _leaks(path.read_bytes())
+            assert person_leaks(path.read_bytes())
             r = await client.post(f"/v1/leads/{made['lead_id']}/erase")
             assert r.status_code == 200, r.text
-            assert _leaks(await _stored_bytes(app.state.database.db)) == []
+            assert person_leaks(await _stored_bytes(app.state.database.db)) == []
             after = await _figures(client, made["campaign_id"])
     # Closed: the last snapshot is written whole (no earlier image or log stays behind).
     files = [p for p in path.parent.rglob("*") if p.is_file()]
     assert path in files
     for file in files:
-        assert _leaks(file.read_bytes()) == [], file
+        assert person_leaks(file.read_bytes()) == [], file
     # A live lead was erased: it left the live counts as a DELETE would, nothing else moved.
     assert after[0]["events_by_type"] == before[0]["events_by_type"]
     assert after[0]["leads_total"] == before[0]["leads_total"] - 1

@@ -8,8 +8,8 @@ from uuid import UUID, uuid4
 
 from bson import Binary
 
+from tests.factories import make_person
 from tests.helpers import Account, assert_problem, stored_form
-from tests.test_privacy_erasure import _person
 
 
 def _as_json(value: Any) -> Any:
@@ -50,7 +50,7 @@ async def _raw(database: Any, collection: str, query: dict[str, Any]) -> list[di
 async def test_export_matches_a_raw_dump(
     owner: Account, admin: Account, member: Account, stranger: Account, database: Any
 ) -> None:
-    made = await _person(owner.client)
+    made = await make_person(owner.client)
     lead_id = made["lead_id"]
     key = Binary.from_uuid(UUID(lead_id))
     # A consent sub-document (added by the outreach work) is exported as stored.
@@ -85,7 +85,7 @@ async def test_export_matches_a_raw_dump(
 
 
 async def test_export_of_a_deleted_and_an_erased_lead(owner: Account) -> None:
-    made = await _person(owner.client)
+    made = await make_person(owner.client)
     lead_id = made["lead_id"]
     await owner.client.delete(f"/v1/leads/{lead_id}")
     deleted = await owner.client.get(f"/v1/leads/{lead_id}/data-export")

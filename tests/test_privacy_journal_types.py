@@ -14,6 +14,7 @@ from uuid6 import uuid7
 from documents.journal import DomainEvent
 from service import journal
 from service.cli import app as cli
+from tests.factories import make_campaign, make_lead
 from tests.helpers import Account, on_embedded_file, stored_form
 
 
@@ -83,8 +84,7 @@ def test_typed_changes_follow_the_schema_only() -> None:
 
 
 async def test_existing_string_entries_are_migrated(owner: Account, database: Any) -> None:
-    r = await owner.client.post("/v1/leads", json={"type": "generic", "email": "m@example.com"})
-    lead_id = r.json()["id"]
+    lead_id = (await make_lead(owner, email="m@example.com"))["id"]
     [entry] = await _entries(database, lead_id)
     # As an older release stored it: every value a JSON string.
     old = [
@@ -108,10 +108,8 @@ async def test_existing_string_entries_are_migrated(owner: Account, database: An
 
 
 async def test_daily_read_model_day_is_a_bson_date(owner: Account, database: Any) -> None:
-    campaign = (await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})).json()
-    lead = (
-        await owner.client.post("/v1/leads", json={"type": "generic", "email": "d@example.com"})
-    ).json()
+    campaign = await make_campaign(owner)
+    lead = await make_lead(owner, email="d@example.com")
     refs = {"campaign_id": campaign["id"], "lead_id": lead["id"]}
     attached = await owner.client.post(
         f"/v1/campaigns/{campaign['id']}/leads", json={"lead_ids": [lead["id"]]}

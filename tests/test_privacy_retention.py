@@ -13,15 +13,12 @@ from documents.tenant import Tenant
 from service import retention
 from service.background import build_runtime
 from service.repository import Repository
+from tests.factories import make_lead
 from tests.helpers import Account
 
 
 async def _lead(account: Account, email: str) -> str:
-    r = await account.client.post(
-        "/v1/leads", json={"type": "generic", "email": email, "first_name": "Ret"}
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
+    return str((await make_lead(account, email=email, first_name="Ret"))["id"])
 
 
 async def _set_days(account: Account, days: int | None) -> None:

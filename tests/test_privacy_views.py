@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from service.analyst_views import ROLE, VIEWS, apply_views, mongosh_commands
 from service.cli import app as cli
 from service.cli.pipelines import PIPELINES, Params, shell
+from tests.factories import NEEDLES, make_person, person_leaks
 from tests.helpers import Account, stored_form
-from tests.test_privacy_erasure import NEEDLES, _leaks, _person
 
 SECRET_NAMES = (
     "password_hash",
@@ -44,10 +44,9 @@ async def _view_rows(database: Any) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-async def test_views_leave_out_secrets_and_personal_values(
-    owner: Account, member: Account, database: Any
-) -> None:
-    await _person(owner.client)
+@pytest.mark.usefixtures("member")
+async def test_views_leave_out_secrets_and_personal_values(owner: Account, database: Any) -> None:
+    await make_person(owner.client)
     # Something in every secret-holding collection: an API key, a webhook with its secret.
     key = await owner.client.post("/v1/api-keys", json={"name": "k", "role": "member"})
     assert key.status_code == 201, key.text
@@ -55,12 +54,14 @@ async def test_views_leave_out_secrets_and_personal_values(
         "/v1/webhooks", json={"url": "https://hooks.example.com/x", "event_types": ["lead.*"]}
     )
     assert hook.status_code == 201, hook.text
-    assert _leaks(b"".join([bson.encode(d) async for d in stored_form(database["leads"]).find()]))
+    assert person_leaks(
+        b"".join([bson.encode(d) async for d in stored_form(database["leads"]).find()])
+    )
 
     rows = await _view_rows(database)
     assert {name for name, found in rows.items() if not found} == set()
     data = b"".join(bson.encode(row) for found in rows.values() for row in found)
-    assert _leaks(data) == [], "a personal value reaches an analyst view"
+    assert person_leaks(data) == [], "a personal value reaches an analyst view"
     documents = b"".join(
         bson.encode(row)
         for name, found in rows.items()
@@ -108,13 +109,13 @@ def test_apply_is_refused_on_the_embedded_backend(tmp_path: Path, monkeypatch: A
 
 @pytest.mark.real_mongodb
 async def test_views_are_created_and_read_on_a_real_server(owner: Account, database: Any) -> None:
-    await _person(owner.client)
+    await make_person(owner.client)
     created = await apply_views(database, kind="mongodb")
     assert created == [v.name for v in VIEWS]
     assert await apply_views(database, kind="mongodb") == created  # re-run safe
     for view in VIEWS:
         rows = [r async for r in database[view.name].find({})]
-        assert not _leaks(b"".join(bson.encode(r) for r in rows)), view.name
+        assert not person_leaks(b"".join(bson.encode(r) for r in rows)), view.name
     assert NEEDLES
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tests.factories import make_lead, person_leaks
 from tests.helpers import Account
-from tests.test_privacy_erasure import _leaks
 from tests.webhook_receiver import receiver, settings, subscribe, until
 
 # The webhook tests' fixture: fast loops and short retry delays.
@@ -16,16 +16,13 @@ async def test_undelivered_changes_go_out_erased(owner: Account) -> None:
     accept_from = [10**9]
     with receiver(answer=lambda n: 200 if n >= accept_from[0] else 500) as rec:
         await subscribe(owner, rec.url, ["lead.*"])
-        r = await owner.client.post(
-            "/v1/leads",
-            json={"type": "generic", "email": "zebulonia.quaxton@privacy-example.com"},
-        )
-        lead_id = r.json()["id"]
+        lead = await make_lead(owner, email="zebulonia.quaxton@privacy-example.com")
+        lead_id = lead["id"]
         await until(lambda: len(rec.requests) >= 1)  # refused while the values are there
-        assert _leaks(rec.requests[0].body)
+        assert person_leaks(rec.requests[0].body)
         assert (await owner.client.post(f"/v1/leads/{lead_id}/erase")).status_code == 200
         accept_from[0] = len(rec.requests) + 1
         await until(lambda: len(rec.ok()) >= 2)  # lead.created, then lead.erased
         for delivered in rec.ok():
-            assert _leaks(delivered.body) == []
+            assert person_leaks(delivered.body) == []
         assert b"lead.erased" in rec.ok()[-1].body

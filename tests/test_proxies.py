@@ -94,8 +94,9 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(throttle, "utcnow", lambda: frozen)
 
 
+@pytest.mark.usefixtures("frozen_clock")
 async def test_behind_a_trusted_proxy_each_client_has_its_own_bucket(
-    proxied_app: FastAPI, settings: Settings, frozen_clock: None
+    proxied_app: FastAPI, settings: Settings
 ) -> None:
     limit = settings.register_max_per_minute
     async with _client(proxied_app, PROXY) as via_proxy:
@@ -115,8 +116,9 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_bucket(
         assert other.status_code == 401
 
 
+@pytest.mark.usefixtures("frozen_clock")
 async def test_an_untrusted_client_cannot_spoof_its_address(
-    proxied_app: FastAPI, settings: Settings, frozen_clock: None
+    proxied_app: FastAPI, settings: Settings
 ) -> None:
     limit = settings.register_max_per_minute
     async with _client(proxied_app, "203.0.113.9") as direct:
@@ -145,8 +147,9 @@ async def test_an_untrusted_client_cannot_spoof_its_address(
         assert_problem(prepended, 429)
 
 
+@pytest.mark.usefixtures("frozen_clock")
 async def test_without_trusted_proxies_forwarded_headers_are_ignored(
-    app: FastAPI, settings: Settings, frozen_clock: None
+    app: FastAPI, settings: Settings
 ) -> None:
     limit = settings.register_max_per_minute
     async with _client(app, PROXY) as peer:

@@ -159,13 +159,13 @@ def test_the_suite_recorder_flags_an_unindexed_query_sent_at_run_time() -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "expected"),
+    "query",
     [
-        ({"tenant_id": T, "created_at": {"$gte": 1}}, "bounded"),
-        ({"tenant_id": T, "last_name": {"$regex": "^Sil"}}, "bounded"),
+        {"tenant_id": T, "created_at": {"$gte": 1}},
+        {"tenant_id": T, "last_name": {"$regex": "^Sil"}},
     ],
 )
-def test_ranges_and_anchored_regexes_bound_the_index(query: dict[str, Any], expected: str) -> None:
+def test_ranges_and_anchored_regexes_bound_the_index(query: dict[str, Any]) -> None:
     specs = [
         IndexSpec("t_created", (("tenant_id", 1), ("created_at", 1))),
         IndexSpec("t_last", (("tenant_id", 1), ("last_name", 1))),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import os
 import random
 import time
@@ -27,14 +26,13 @@ from unittest.mock import patch
 
 import httpx
 import pytest
-from beanie import Document
 from fastapi import FastAPI
 
 from service import projections
 from service.main import create_app
 from service.projections import runner
 from service.settings import Settings
-from tests.helpers import PASSWORD, Account
+from tests.helpers import PASSWORD, Account, read_model_snapshot, watching
 
 
 @pytest.fixture
@@ -66,33 +64,6 @@ def client_of(app: FastAPI, token: str | None = None) -> httpx.AsyncClient:
 READERS = int(os.environ.get("STRESS_READERS", "6"))
 TTL = float(os.environ.get("STRESS_TTL", "1"))  # short: leases change hands under load
 PAUSE = float(os.environ.get("STRESS_PAUSE", "1.5"))  # longest pause of a writer (stress run)
-
-
-class Failures(logging.Handler):
-    """Collects the tracebacks the app logs with its 500s ("unhandled error")."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info:
-            self.records.append(record)
-
-    def text(self) -> str:
-        fmt = logging.Formatter()
-        return "\n\n".join(fmt.format(r) for r in self.records[:3])
-
-
-@asynccontextmanager
-async def watching() -> AsyncIterator[Failures]:
-    handler = Failures()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
 
 
 class World:
@@ -186,18 +157,6 @@ async def read_round(clients: list[httpx.AsyncClient], world: World, n: int) -> 
         world.saw(r)
 
 
-async def snapshot() -> dict[str, list[dict[str, Any]]]:
-    """Every read model's rows (without computation stamps), in key order."""
-    out = {}
-    for projector in projections.PROJECTORS.values():
-        model: type[Document] = projector.model
-        hidden = {"computed_at": 0, "fence": 0}
-        live = {"gone": {"$ne": True}}  # tombstones of keys that no longer exist aside
-        rows = await model.get_pymongo_collection().find(live, hidden).to_list(None)
-        out[projector.name] = sorted(rows, key=lambda r: str(r["_id"]))
-    return out
-
-
 @asynccontextmanager
 async def pauses(probability: float, longest: float) -> AsyncIterator[None]:
     """Writers of read-model rows now and then pause between computing and writing (a GC
@@ -257,10 +216,10 @@ async def hammer(
         )
     # Quiet now: what was kept incrementally equals a recomputation from the sources.
     await projections.catch_up(patience=10)
-    incremental = await snapshot()
+    incremental = await read_model_snapshot()
     for name in projections.PROJECTORS:
         await projections.rebuild(name)
-    rebuilt = await snapshot()
+    rebuilt = await read_model_snapshot()
     for name, rows in rebuilt.items():
         kept = {str(r["_id"]): r for r in incremental[name]}
         fresh = {str(r["_id"]): r for r in rows}

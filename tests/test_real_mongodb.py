@@ -36,6 +36,7 @@ from service.repository import Repository
 from service.settings import Settings
 from tests import real_server
 from tests.helpers import Account, assert_problem
+from tests.query_plans import plan_problems, winning_stages
 
 pytestmark = pytest.mark.real_mongodb
 
@@ -117,39 +118,6 @@ async def explain(database: Any, event: monitoring.CommandStartedEvent) -> dict[
     }
     result: dict[str, Any] = await database.command({"explain": inner, "verbosity": "queryPlanner"})
     return result
-
-
-def winning_stages(explained: Any, inside: bool = False) -> list[dict[str, Any]]:
-    """Every stage of every winning plan in an explain (find, or each `$cursor` of a pipeline)."""
-    out: list[dict[str, Any]] = []
-    if isinstance(explained, Mapping):
-        if inside and isinstance(explained.get("stage"), str):
-            out.append(dict(explained))
-        for key, value in explained.items():
-            if key != "rejectedPlans":
-                out += winning_stages(value, inside or key == "winningPlan")
-    elif isinstance(explained, list):
-        for value in explained:
-            out += winning_stages(value, inside)
-    return out
-
-
-def plan_problems(stages: list[dict[str, Any]]) -> list[str]:
-    """What makes a winning plan unacceptable: a collection scan or a blocking sort."""
-    problems = []
-    names = [s["stage"] for s in stages]
-    if not any(n.endswith("IXSCAN") for n in names):
-        problems.append(f"no index scan in {names}")
-    if "COLLSCAN" in names:
-        problems.append("COLLSCAN")
-    if "SORT" in names:
-        problems.append("a blocking SORT stage")
-    for stage in stages:  # a $lookup run in the query engine: the joined side must be indexed
-        # IndexedLoopJoin (or 8.0's DynamicIndexedLoopJoin) probes an index; the others scan.
-        strategy = str(stage.get("strategy", "IndexedLoopJoin"))
-        if stage["stage"] == "EQ_LOOKUP" and not strategy.endswith("IndexedLoopJoin"):
-            problems.append(f"$lookup from {stage.get('foreignCollection')}: {strategy}")
-    return problems
 
 
 # -- the access paths -------------------------------------------------------------------------
@@ -399,9 +367,8 @@ async def test_the_server_announces_16_mib(database: Any) -> None:
     assert hello["maxBsonObjectSize"] == MAX_BSON
 
 
-async def test_a_document_over_16_mib_is_refused_and_nothing_is_stored(
-    app: Any, owner: Account
-) -> None:
+@pytest.mark.usefixtures("app")
+async def test_a_document_over_16_mib_is_refused_and_nothing_is_stored(owner: Account) -> None:
     lead = GenericLead(tenant_id=owner.tenant_id, email="big@example.com")
     lead.__dict__["last_name"] = "x" * (MAX_BSON + MIB)  # past every validator, as a bug would
     with pytest.raises(DocumentTooLarge) as caught:
@@ -430,8 +397,8 @@ async def test_aggregation_rows_over_16_mib_fail_and_unwound_lookups_do_not(data
         await (await database["small"].aggregate([lookup])).to_list()
     unwound = [lookup, {"$unwind": "$all"}, {"$count": "n"}]
     assert await (await database["small"].aggregate(unwound)).to_list() == [{"n": 17}]
+    pushed = [{"$group": {"_id": None, "all": {"$push": "$blob"}}}]
     with pytest.raises(OperationFailure):
-        pushed = [{"$group": {"_id": None, "all": {"$push": "$blob"}}}]
         await (await database["big"].aggregate(pushed)).to_list()
 
 

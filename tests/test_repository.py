@@ -251,7 +251,7 @@ async def test_repair_rebuilds_creation_events_from_the_documents(owner: Account
 
 
 async def test_repair_after_the_journal_insert_adds_no_duplicates(owner: Account) -> None:
-    async def journal_then_die(model: Any, events: Any) -> None:
+    async def journal_then_die(model: Any, events: Any) -> None:  # noqa: ARG001  (as flush_many)
         await DomainEvent.get_pymongo_collection().insert_many(list(events))
         raise RuntimeError("process died before clearing the markers")
 

@@ -17,6 +17,7 @@ import pytest
 
 from service import leads as lead_service
 from tests.dbcalls import count_db_calls
+from tests.factories import attach_leads, make_campaign, make_lead
 from tests.helpers import Account
 
 CREDENTIALS = {"users.find_one", "tenants.find_one"}  # `find_one` counts as one call
@@ -36,10 +37,7 @@ def _data_calls(calls: Counter[str]) -> Counter[str]:
 async def _grow(owner: Account, refs: dict[str, str], start: int, end: int) -> None:
     """Leads `start..end` (each updated once, attached to the campaign) and one call each."""
     for i in range(start, end):
-        lead = await owner.client.post(
-            "/v1/leads", json={"type": "generic", "email": f"r{i}@example.com"}
-        )
-        lead_id = lead.json()["id"]
+        lead_id = (await make_lead(owner, email=f"r{i}@example.com"))["id"]
         await owner.client.patch(f"/v1/leads/{lead_id}", json={"first_name": f"R{i}"})
         await owner.client.post(
             f"/v1/campaigns/{refs['campaign_id']}/leads", json={"lead_ids": [lead_id]}
@@ -55,24 +53,22 @@ async def _grow(owner: Account, refs: dict[str, str], start: int, end: int) -> N
 
 @pytest.fixture
 async def refs(owner: Account) -> dict[str, str]:
-    campaign = await owner.client.post("/v1/campaigns", json={"type": "call", "name": "C"})
-    lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "l@example.com"})
-    await owner.client.post(
-        f"/v1/campaigns/{campaign.json()['id']}/leads", json={"lead_ids": [lead.json()["id"]]}
-    )
+    campaign = await make_campaign(owner)
+    lead = await make_lead(owner, email="l@example.com")
+    await attach_leads(owner, campaign["id"], lead["id"])
     event = await owner.client.post(
         "/v1/events",
         json={
             "type": "call",
             "outcome": "answered",
             "duration_seconds": 60,
-            "lead_id": lead.json()["id"],
-            "campaign_id": campaign.json()["id"],
+            "lead_id": lead["id"],
+            "campaign_id": campaign["id"],
         },
     )
     return {
-        "campaign_id": campaign.json()["id"],
-        "lead_id": lead.json()["id"],
+        "campaign_id": campaign["id"],
+        "lead_id": lead["id"],
         "event_id": event.json()["id"],
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
+from tests.factories import attach_leads, make_lead
 from tests.helpers import Account, assert_problem
 
 
@@ -89,10 +90,9 @@ async def test_run_campaigns_pages_like_the_list(owner: Account) -> None:
 
 async def test_run_leads_and_events(owner: Account) -> None:
     c = await campaign(owner, "C")
-    lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@example.com"})
-    await owner.client.post("/v1/leads", json={"type": "generic", "email": "b@example.com"})
-    lead_id = lead.json()["id"]
-    await owner.client.post(f"/v1/campaigns/{c['id']}/leads", json={"lead_ids": [lead_id]})
+    lead_id = (await make_lead(owner, email="a@example.com"))["id"]
+    await make_lead(owner, email="b@example.com")
+    await attach_leads(owner, c["id"], lead_id)
     event = await owner.client.post(
         "/v1/events",
         json={

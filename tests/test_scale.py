@@ -36,6 +36,7 @@ from service.main import create_app
 from service.repository import Repository, to_bson
 from tests import work_budget_plugin
 from tests.conftest import make_settings
+from tests.factories import make_lead
 from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.embedded_only
@@ -261,8 +262,7 @@ async def test_hot_requests_do_the_same_work_at_n_and_8n() -> None:
 async def test_archived_leads_leave_lists_through_an_indexed_equality(
     owner: Any,
 ) -> None:
-    created = await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@x.io"})
-    lead_id = created.json()["id"]
+    lead_id = (await make_lead(owner, email="a@x.io"))["id"]
     collection = leads.LeadBase.get_pymongo_collection()
     assert (await collection.find_one({"_id": UUID(lead_id)}))["is_archived"] is False
     assert (await owner.client.post(f"/v1/leads/{lead_id}/archive")).status_code == 200

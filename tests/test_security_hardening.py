@@ -13,6 +13,7 @@ import pytest
 
 from service import security
 from service.settings import Settings
+from tests.factories import make_team
 from tests.helpers import PASSWORD, Account, assert_problem
 
 # -- defect 10: claims of a validly signed token are validated strictly -----------------------
@@ -177,7 +178,7 @@ def test_the_shared_types_refuse_what_utc_cannot_hold() -> None:
                 adapter.validate_python(when)
         assert adapter.validate_python("0001-01-01T00:00:00Z").year == 1
         assert adapter.validate_python("9999-12-31T23:59:59+00:00").year == 9999
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="out of range once converted to UTC"):
         as_utc(datetime.fromisoformat(OUT_OF_RANGE[0]))
 
 
@@ -194,7 +195,8 @@ async def test_parallel_wrong_logins_check_at_most_the_limit(
     assert codes.count(429) == 20 - settings.login_max_failures, codes
 
 
-async def test_parallel_attempts_take_exactly_the_limit(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_parallel_attempts_take_exactly_the_limit() -> None:
     from service.errors import TooManyRequests
     from service.throttle import Throttle
 
@@ -327,7 +329,7 @@ async def test_invitation_token_guesses_are_throttled(
 async def test_a_valid_invitation_does_not_count_as_a_guess(
     client: httpx.AsyncClient, owner: Account, settings: Settings
 ) -> None:
-    team = (await owner.client.post("/v1/teams", json={"name": "T"})).json()
+    team = await make_team(owner)
     for n in range(settings.login_max_failures + 2):
         created = await owner.client.post(
             f"/v1/teams/{team['id']}/invitations", json={"email": f"x{n}@example.com"}
@@ -378,8 +380,9 @@ async def test_password_hashing_leaves_the_event_loop_free(
     assert loop_thread not in threads
 
 
+@pytest.mark.usefixtures("owner")
 async def test_concurrent_hashes_are_bounded_by_the_setting(
-    client: httpx.AsyncClient, owner: Account, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
 

@@ -16,6 +16,7 @@ from documents.base import utcnow
 from documents.lease import Lease
 from service import leases, sequencer
 from service.settings import Settings
+from tests.factories import make_lead
 from tests.helpers import Account
 
 
@@ -49,7 +50,7 @@ def entry(aggregate: Any, version: int, tenant: Any) -> dict[str, Any]:
 
 
 async def test_positions_are_unique_contiguous_and_published(owner: Account) -> None:
-    await owner.client.post("/v1/leads", json={"type": "generic", "email": "s@x.io"})
+    await make_lead(owner, email="s@x.io")
     await sequencer.sequence_all()
     seqs = await positions()
     assert seqs == list(range(1, len(seqs) + 1))
@@ -105,7 +106,8 @@ async def test_concurrent_passes_never_share_a_position(owner: Account) -> None:
     assert await sequencer.head("domain_events") == len(seqs)
 
 
-async def test_a_lease_has_one_owner_until_it_expires_or_is_released(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_a_lease_has_one_owner_until_it_expires_or_is_released() -> None:
     ttl = timedelta(seconds=30)
     a = await leases.take("job", "a", ttl)
     assert a is not None and await leases.take("job", "b", ttl) is None
@@ -116,9 +118,8 @@ async def test_a_lease_has_one_owner_until_it_expires_or_is_released(app: Any) -
     assert b.fence > a.fence
 
 
-async def test_a_silent_lease_is_taken_after_a_ttl_on_the_contenders_monotonic_clock(
-    app: Any,
-) -> None:
+@pytest.mark.usefixtures("app")
+async def test_a_silent_lease_is_taken_after_a_ttl_on_the_contenders_monotonic_clock() -> None:
     short = timedelta(seconds=0.3)
     b = await leases.take("job", "b", short)
     assert b is not None
@@ -136,7 +137,8 @@ async def test_a_silent_lease_is_taken_after_a_ttl_on_the_contenders_monotonic_c
     assert not b.valid  # b's own monotonic clock told it to stop half a TTL after renewing
 
 
-async def test_two_contenders_for_a_silent_lease_one_wins(app: Any) -> None:
+@pytest.mark.usefixtures("app")
+async def test_two_contenders_for_a_silent_lease_one_wins() -> None:
     short = timedelta(seconds=0.2)
     assert await leases.take("job", "gone", short) is not None
     assert await leases.take("job", "x", short) is None

@@ -249,7 +249,7 @@ def test_commands_are_well_formed_and_follow_the_plan() -> None:
 def test_commands_quote_the_database_name() -> None:
     assert shard_commands("tenant-db_2")[0] == 'sh.enableSharding("tenant-db_2")'
     for bad in ("", "lead.ignite", 'x"); db.dropDatabase("', "a b", "a/b", "x" * 64):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not a valid MongoDB database name"):
             shard_commands(bad)
 
 

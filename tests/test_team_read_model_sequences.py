@@ -28,8 +28,7 @@ import pytest
 
 from service import projections
 from service.settings import Settings
-from tests.helpers import Account
-from tests.test_read_model_race import snapshot, watching
+from tests.helpers import Account, read_model_snapshot, watching
 
 
 @pytest.fixture
@@ -149,9 +148,9 @@ async def run_seed(seed: int, steps: int, owner: Account, make_account: Any) -> 
 async def assert_equals_rebuild() -> None:
     """The incrementally kept team rows equal a recomputation from the sources."""
     await projections.catch_up(["global_team"], patience=10)
-    kept = (await snapshot())["global_team"]
+    kept = (await read_model_snapshot())["global_team"]
     await projections.rebuild("global_team")
-    assert kept == (await snapshot())["global_team"]
+    assert kept == (await read_model_snapshot())["global_team"]
 
 
 async def test_random_team_sequences_never_answer_500(owner: Account, make_account: Any) -> None:

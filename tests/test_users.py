@@ -274,9 +274,7 @@ async def test_change_password(client: httpx.AsyncClient, owner: Account) -> Non
     assert new.status_code == 200
 
 
-async def test_tokens_issued_before_a_password_change_stop_working(
-    owner: Account, settings: Settings
-) -> None:
+async def test_tokens_issued_before_a_password_change_stop_working(owner: Account) -> None:
     later = datetime.now(UTC) + timedelta(seconds=5)
     await User.get_pymongo_collection().update_one(
         {"_id": Binary.from_uuid(owner.id)},

@@ -13,7 +13,6 @@ from uuid import uuid4
 import httpx
 import pytest
 from bson import Binary
-from fastapi import FastAPI
 
 from documents.blog import Blog
 from documents.campaign import CampaignBase
@@ -344,9 +343,8 @@ async def _flow(owner: Account, member: Account, client: httpx.AsyncClient) -> N
 
 
 @pytest.mark.embedded_only  # reads database.engine
-async def test_apply_validators_uses_collmod_with_moderate_level(
-    app: FastAPI, database: Any
-) -> None:
+@pytest.mark.usefixtures("app")
+async def test_apply_validators_uses_collmod_with_moderate_level(database: Any) -> None:
     await database.drop_collection("ai_usage_totals")  # a missing collection is created
     applied = await apply_validators(database, action="warn")
     assert set(applied) == set(validators())

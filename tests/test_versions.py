@@ -20,6 +20,7 @@ from documents.kanban import GlobalKanban
 from documents.lead import LeadBase
 from documents.user import User
 from service import journal, lifecycle
+from tests.factories import make_lead, make_team
 from tests.helpers import PASSWORD, Account, assert_problem
 
 SECRET = "<secret>"
@@ -150,9 +151,8 @@ async def test_every_version_of_a_lead_is_what_get_said(owner: Account) -> None:
         "list_price": 450000.5,
         "segments": {"farm": "north"},
     }
-    created = await c.post("/v1/leads", json=body)
-    assert created.status_code == 201, created.text
-    walk = Walk(c, "/v1/leads", created.json()["id"], LeadBase)
+    created = await make_lead(owner, **body)
+    walk = Walk(c, "/v1/leads", created["id"], LeadBase)
     await walk.record()
     url = f"/v1/leads/{walk.id}"
     steps: list[tuple[str, dict[str, Any] | None]] = [
@@ -190,7 +190,7 @@ async def test_every_version_of_a_team_is_what_get_said(
     from documents.team import Team
 
     c = owner.client
-    team = (await c.post("/v1/teams", json={"name": "Listings"})).json()
+    team = await make_team(owner, name="Listings")
     walk = Walk(c, "/v1/teams", team["id"], Team)
     await walk.record()
     url = f"/v1/teams/{walk.id}"
@@ -270,7 +270,7 @@ async def test_versions_are_tenant_scoped_and_validated(owner: Account, stranger
 
 async def test_a_vanished_sub_document_is_journaled_at_its_own_path(owner: Account) -> None:
     body = {"type": "mls", "mls_id": "ML-9", "listing_agent": {"name": "Lu"}}
-    lead = (await owner.client.post("/v1/leads", json=body)).json()
+    lead = await make_lead(owner, **body)
     await owner.client.patch(f"/v1/leads/{lead['id']}", json={"listing_agent": None})
     history = (await owner.client.get(f"/v1/leads/{lead['id']}/history")).json()["items"]
     changes = {c["field"]: c for c in history[-1]["changes"]}

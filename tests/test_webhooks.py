@@ -18,6 +18,7 @@ from documents.webhook import WebhookEndpoint
 from service.main import create_app
 from service.settings import Settings
 from service.webhooks.urls import BlockedUrl, check_url
+from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 from tests.webhook_receiver import (
     delivery_log,
@@ -100,8 +101,8 @@ async def test_production_subscription_to_loopback_is_422(owner: Account, app: F
 async def test_every_change_is_delivered_signed_and_in_order(owner: Account) -> None:
     with receiver() as rec:
         hook = await subscribe(owner, rec.url, ["lead.*", "campaign.*"])
-        lead = await owner.client.post("/v1/leads", json={"type": "generic", "email": "a@x.io"})
-        lid = lead.json()["id"]
+        lead = await make_lead(owner, email="a@x.io")
+        lid = lead["id"]
         await owner.client.patch(f"/v1/leads/{lid}", json={"first_name": "Ana"})
         await owner.client.delete(f"/v1/leads/{lid}")
         bulk = [{"type": "generic", "email": f"b{i}@x.io"} for i in range(5)]

@@ -51,7 +51,8 @@ def _is_bson(instance: Any, bson_type: str) -> bool:
     return isinstance(instance, _BSON_PYTHON[bson_type])
 
 
-def _bson_type(validator: Any, types: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+# A jsonschema keyword function: the library calls it with all four arguments.
+def _bson_type(validator: Any, types: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:  # noqa: ARG001
     wanted = [types] if isinstance(types, str) else types
     if not any(_is_bson(instance, t) for t in wanted):
         yield ValidationError(f"{instance!r} is not of bsonType {wanted}")

@@ -133,7 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+def pytest_runtest_call() -> Generator[None, None, None]:
     BUDGET.take()  # fixtures' requests (account set-up) are recorded, not judged
     result = yield
     found = BUDGET.take()
@@ -146,7 +146,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 _DIR_VAR = "WORK_BUDGET_DIR"
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if not _active(config):
         return

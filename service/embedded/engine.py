@@ -742,7 +742,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         self,
         filter: Mapping[str, Any],
         collation: Any = None,
-        hint: Any = None,
+        hint: Any = None,  # noqa: ARG002  (pymongo's signature; no index hints here)
         multi: bool = False,
         session: Any = None,
     ) -> dict[str, Any]:

@@ -307,7 +307,7 @@ class GlobalAnalyticsProjector(Projector):
     feeds = (EVENTS,)
     feed_fields = {EVENTS: ("tenant_id", "occurred_at")}
 
-    async def keys_from(self, feed: str, rows: list[dict[str, Any]]) -> set[Key]:
+    async def keys_from(self, feed: str, rows: list[dict[str, Any]]) -> set[Key]:  # noqa: ARG002  (one feed)
         """(tenant, day) pairs of the new touchpoints; a day is recomputed for all channels."""
         return {
             (uuid_of(r["tenant_id"]), as_utc(r["occurred_at"]).strftime("%Y-%m-%d")) for r in rows
@@ -350,7 +350,7 @@ class GlobalTeamProjector(Projector):
     feed_filters = {JOURNAL: {"aggregate_type": {"$in": ["team", "user"]}}}
     feed_fields = {JOURNAL: ("tenant_id", "aggregate_type", "aggregate_id")}
 
-    async def keys_from(self, feed: str, rows: list[dict[str, Any]]) -> set[Key]:
+    async def keys_from(self, feed: str, rows: list[dict[str, Any]]) -> set[Key]:  # noqa: ARG002  (one feed)
         """Changed teams, and the teams of users whose name or username may have changed."""
         keys = pairs(
             (r["tenant_id"], r["aggregate_id"]) for r in rows if r["aggregate_type"] == "team"
@@ -389,7 +389,7 @@ class UserRollupProjector(Projector):
 
     aggregate: ClassVar[type[Document]]
 
-    async def keys_from(self, feed: str, rows: list[dict[str, Any]]) -> set[Key]:
+    async def keys_from(self, feed: str, rows: list[dict[str, Any]]) -> set[Key]:  # noqa: ARG002  (one feed)
         """(tenant, user): authors of changed documents, before and after a hand-over."""
         keys = pairs(
             (row.get("tenant_id"), user) for row in rows for user in changed_values(row, "user_id")
