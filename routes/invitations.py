@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag
 from schemas.teams import TeamRead, to_team_read
-from service import teams
+from service import invitations
 
 router = APIRouter(prefix="/invitations", tags=["teams"])
 
@@ -31,7 +31,7 @@ Token = Annotated[str, Path(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9
 async def accept_invitation(
     token: Token, ctx: CurrentContext, settings: SettingsDep, response: Response
 ) -> Any:
-    team = await teams.accept_invitation(ctx=ctx, settings=settings, token=token)
+    team = await invitations.accept_invitation(ctx=ctx, settings=settings, token=token)
     set_etag(response, team.version)
     return to_team_read(team)
 
@@ -43,5 +43,5 @@ async def accept_invitation(
     responses={409: {"description": "The invitation was already accepted"}},
 )
 async def revoke_invitation(id: UUID, ctx: CurrentContext, if_match: IfMatch) -> Response:
-    await teams.revoke_invitation(ctx=ctx, id=id, expected_version=if_match)
+    await invitations.revoke_invitation(ctx=ctx, id=id, expected_version=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -25,7 +25,7 @@ from schemas.teams import (
     to_invitation_created,
     to_team_read,
 )
-from service import teams
+from service import invitations, teams
 
 router = APIRouter(prefix="/teams", tags=["teams"])
 
@@ -156,7 +156,7 @@ async def invite(
     request: Request,
     response: Response,
 ) -> Any:
-    invitation, token = await teams.invite(
+    invitation, token = await invitations.invite(
         ctx=ctx,
         settings=settings,
         team_id=id,
@@ -177,7 +177,7 @@ async def invite(
 async def list_invitations(
     id: UUID, ctx: CurrentContext, filters: Annotated[InvitationFilters, Query()]
 ) -> Any:
-    page = await teams.list_invitations(ctx=ctx, team_id=id, filters=filters)
+    page = await invitations.list_invitations(ctx=ctx, team_id=id, filters=filters)
     return page.body()
 
 

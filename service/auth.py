@@ -16,7 +16,7 @@ from documents.api_key import ApiKey
 from documents.base import utcnow
 from documents.tenant import Tenant
 from documents.user import SecuritySettings, User
-from service import security, teams
+from service import invitations, security
 from service.context import RequestContext, Role
 from service.errors import Conflict, Unauthorized, Unprocessable
 from service.repository import Repository
@@ -248,14 +248,14 @@ async def register_invited(
     """
     await ensure_unique_identity(email=email, username=username)
     check_password_policy(password)
-    invitation = await teams.invitation_by_token(
+    invitation = await invitations.invitation_by_token(
         invitation_token, throttle=guess_throttle(settings, "invitation"), key=f"address:{client}"
     )
     user_id = uuid7()
     ctx = RequestContext(
         tenant_id=invitation.tenant_id, actor_id=user_id, role=Role(invitation.role)
     )
-    team, invitation = await teams.redeem_invitation(
+    team, invitation = await invitations.redeem_invitation(
         ctx=ctx, invitation=invitation, email=email, user_id=user_id
     )
     user = User(
@@ -268,7 +268,7 @@ async def register_invited(
     )
     user.security.security_settings.password_changed_at = utcnow()
     user = await Repository(User, ctx).create(user)
-    await teams.add_invited_member(ctx=ctx, team=team, invitation=invitation)
+    await invitations.add_invited_member(ctx=ctx, team=team, invitation=invitation)
     return user
 
 
