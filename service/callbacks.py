@@ -29,8 +29,9 @@ from service import consent, recipients
 from service.context import RequestContext
 from service.errors import Conflict, NotFound, Unprocessable
 from service.events import CLOCK_SKEW, POLICY, provider_filter
+from service.journal import to_bson
 from service.policy import Action
-from service.repository import Repository, to_bson, uuid_filter
+from service.repository import Repository, uuid_filter
 
 LIFECYCLES: Mapping[EventType, tuple[str, Mapping[str, int]]] = {
     EventType.text: (

@@ -53,6 +53,7 @@ from schemas.leads import (
 from service import campaigns, pipelines
 from service.context import RequestContext
 from service.geo import EARTH_RADIUS_M, great_circle_m, point_of
+from service.journal import to_bson
 from service.pagination import (
     BATCH_SIZE,
     NEWEST_FIRST,
@@ -68,7 +69,7 @@ from service.pagination import (
     read_cursor,
     with_condition,
 )
-from service.repository import Repository, equal_to, to_bson, uuid_filter
+from service.repository import Repository, equal_to, uuid_filter
 
 # `near` paging (see the module docstring): the safety band in metres, and how many more
 # documents than a page a `$nearSphere` batch asks for.

@@ -51,9 +51,10 @@ from service import consent
 from service.campaigns import POLICY as CAMPAIGN_POLICY
 from service.context import RequestContext
 from service.errors import Conflict
+from service.journal import to_bson
 from service.pagination import NEWEST_FIRST, PageResult, encode_cursor, read_cursor
 from service.policy import Action
-from service.repository import Repository, tenant_filter, to_bson, uuid_filter
+from service.repository import Repository, tenant_filter, uuid_filter
 from service.suppressions import suppressed_values
 from service.tenant import load_tenant
 

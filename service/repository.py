@@ -22,7 +22,7 @@ from documents.journal import DomainEvent
 from service import journal
 from service.context import RequestContext, yield_now
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
-from service.journal import to_bson  # re-exported: raw filters encode through it
+from service.journal import to_bson
 from service.observability import request_id_var
 from service.pagination import NEWEST_FIRST, PageResult, Sort, StoredView, paginate, stream
 

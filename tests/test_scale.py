@@ -32,8 +32,9 @@ from service.auth import register_owner
 from service.context import RequestContext, Role
 from service.database import embedded_database
 from service.embedded import work
+from service.journal import to_bson
 from service.main import create_app
-from service.repository import Repository, to_bson
+from service.repository import Repository
 from tests import work_budget_plugin
 from tests.conftest import make_settings
 from tests.factories import make_lead
