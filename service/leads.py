@@ -130,7 +130,7 @@ async def _restore_clash(ctx: RequestContext, doc: LeadBase) -> Conflict | None:
     return await lead_claims.claim(ctx, doc.id, dedupe_keys(doc))
 
 
-async def _uncount_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+async def _released_and_uncounted(ctx: RequestContext, doc: LeadBase) -> None:
     await lead_claims.release_leads(ctx, [doc.id])  # a deleted (or erased) lead holds no key
     await campaigns.lead_liveness_changed(ctx, doc.id, live=False)
 
@@ -145,7 +145,7 @@ async def _count_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
 POLICY: ResourcePolicy[LeadBase] = register_policy(
     ResourcePolicy(
         model=LeadBase,
-        after_delete=_uncount_in_campaigns,
+        after_delete=_released_and_uncounted,
         after_restore=_count_in_campaigns,
         clash=_restore_clash,
     )
