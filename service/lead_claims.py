@@ -34,12 +34,12 @@ from uuid import UUID
 
 from bson import Binary
 from pymongo.errors import BulkWriteError, DuplicateKeyError
-from uuid6 import uuid7
 
 from documents.base import utcnow
 from documents.lead import LeadBase
 from documents.lead_claim import LeadClaim
 from documents.user import Role
+from service import journal
 from service.context import RequestContext
 from service.errors import Conflict
 from service.repository import tenant_filter, uuid_filter
@@ -66,7 +66,7 @@ def _uuid(value: Any) -> UUID:
 def _new_claim(tenant_id: UUID, lead_id: UUID, key: Key, now: datetime) -> dict[str, Any]:
     field, value = key
     return {
-        "_id": uuid_filter(uuid7()),
+        "_id": uuid_filter(journal.pooled_uuid7()),  # cheap ids for a bulk chunk's claims
         "tenant_id": uuid_filter(tenant_id),
         "field": field,
         "value": value,

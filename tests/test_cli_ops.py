@@ -133,6 +133,7 @@ def test_migrate_rewrites_old_documents_once_and_a_dry_run_writes_nothing(db_fil
     assert run.exit_code == 0, run.output
     assert "blogs (schema_version 2): 5 pending, 5 migrated, 0 skipped, 0 failed" in run.stdout
     assert "single-shape collections, nothing to migrate: tenants, users" in run.stdout
+    assert "lead claims: 0 live lead(s) with keys, 0 claim(s) created" in run.stdout
     assert "5/5 documents" in run.stderr  # the collection's progress bar, at its end
     after = _stored_blogs(db_file)
     for blog_id in ids:
