@@ -27,6 +27,7 @@ from documents.integration import Integration
 from documents.journal import DomainEvent, FeedHead
 from documents.kanban import GlobalKanban
 from documents.lead import GenericLead, LeadBase, MLSRealEstateLead
+from documents.lead_claim import LeadClaim
 from documents.lease import Lease
 from documents.read_models import (
     CampaignStats,
@@ -93,6 +94,7 @@ CAMPAIGN_LEAD_EVENT_DOCUMENTS: list[type] = [
     SocialEvent,
     EmailEvent,
     IdempotencyRecord,
+    LeadClaim,
 ]
 
 # Operational state of the background workers: leases, feed heads, webhook delivery.

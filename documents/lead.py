@@ -1,10 +1,10 @@
 """Leads: one polymorphic root in `leads` (`mls` real-estate listing leads, `generic` contacts).
 
 Dedupe keys (email, phone, MLS id) are normalised before they are stored (services normalise
-phones with the tenant's region) and are unique per tenant through PARTIAL unique indexes
-that only cover live documents holding the key as a string: soft-deleted leads and leads
-without that key never collide. The indexes are the last word; services look up first only to
-answer 409 with the existing lead's id.
+phones with the tenant's region) and are unique among a tenant's live leads through claims in
+`lead_claims` (documents/lead_claim.py, service/lead_claims.py), not through indexes here:
+`leads` is sharded on `{tenant_id, _id}`, and MongoDB refuses a unique index on a sharded
+collection that its shard key does not prefix. No query looks leads up by these keys.
 
 Search: `search_text` is derived from the searchable fields (names, email, phone digits,
 company, MLS id, address), folded to lower case without accents, the parts separated by a
@@ -105,15 +105,6 @@ class ListingAgent(SubDocument):
     phone: Phone | None = None
     brokerage: ShortText | None = None
     license_number: ShortText | None = None
-
-
-def live_with(field: str) -> dict[str, Any]:
-    """The partial filter of a dedupe key's unique index: live leads holding it as a string.
-
-    `$type: string` rather than `$exists`: a field stored as null must not collide either.
-    A query can use the index only where it implies this filter (per `$or` branch).
-    """
-    return {"is_deleted": False, field: {"$type": "string"}}
 
 
 Longitude = Annotated[float, Field(ge=-180, le=180, strict=True, allow_inf_nan=False)]
@@ -317,24 +308,6 @@ class LeadBase(RootDocument, Segmented):
                 [("tenant_id", 1), ("is_deleted", 1), ("location", GEOSPHERE)],
                 name="tenant_location",
             ),
-            IndexModel(
-                [("tenant_id", 1), ("email", 1)],
-                unique=True,
-                partialFilterExpression=live_with("email"),
-                name="tenant_email_unique",
-            ),
-            IndexModel(
-                [("tenant_id", 1), ("phone", 1)],
-                unique=True,
-                partialFilterExpression=live_with("phone"),
-                name="tenant_phone_unique",
-            ),
-            IndexModel(
-                [("tenant_id", 1), ("mls_id", 1)],
-                unique=True,
-                partialFilterExpression=live_with("mls_id"),
-                name="tenant_mls_unique",
-            ),
         ]
 
 
@@ -414,7 +387,6 @@ __all__ = [
     "fold",
     "lead_search_text",
     "lead_search_tokens",
-    "live_with",
     "search_words",
     "with_search_text",
     "with_search_tokens",

@@ -6,15 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from pymongo.errors import DuplicateKeyError
-
 from documents.base import ENVELOPE_FIELDS, utcnow
 from documents.event import TouchpointEvent
 from documents.lead import LeadBase, LeadStatus
-from service import campaigns, leads
+from service import campaigns, lead_claims, leads
 from service.context import RequestContext
-from service.errors import Conflict, Unprocessable
-from service.leads import raise_if_duplicate
+from service.errors import Unprocessable
+from service.leads import dedupe_keys
 from service.policy import Action
 from service.repository import Repository, tenant_filter, uuid_filter
 
@@ -125,10 +123,11 @@ async def merge_leads(*, ctx: RequestContext, id: UUID, source_ids: Sequence[UUI
 
     1. Check everything before writing: the target is a live lead of the tenant (else 404);
        each source is a live lead of the tenant other than the target, or one this merge
-       already merged into it (else 422); the filled-in target clashes with no other live
-       lead (else 409 with `existing_id` and `field`, as on create).
-    2. Soft-delete each source with `merged_into` = the target (journaled `lead.merged`; it
-       frees the source's dedupe keys). This records the merge durably first: a retry
+       already merged into it (else 422). Then the target claims the keys it gains
+       (service/lead_claims.py; a source's claim is taken over): a key another live lead
+       holds is a 409 with `existing_id` and `field`, as on create.
+    2. Soft-delete each source with `merged_into` = the target (journaled `lead.merged`) and
+       release the sources' remaining claims. This records the merge durably first: a retry
        recognises these sources by `merged_into` and carries on.
     3. Move the sources' touchpoint events to the target (`lead_id`; a no-op when repeated).
     4. Move the sources' campaign links to the target (links it already has are not
@@ -146,7 +145,11 @@ async def merge_leads(*, ctx: RequestContext, id: UUID, source_ids: Sequence[UUI
     sources = await _merge_sources(ctx, target, source_ids)
     changes = merged_values(target, sources)
     filled = type(target).model_validate({**target.model_dump(), **changes})
-    await raise_if_duplicate(ctx, filled, besides=[s.id for s in sources])
+    held = dedupe_keys(target)
+    gained = [key for key in dedupe_keys(filled) if key not in held]
+    conflict = await lead_claims.claim(ctx, target.id, gained, replaceable=[s.id for s in sources])
+    if conflict is not None:
+        raise conflict
     now = utcnow()
     for source in sources:
         if not source.is_deleted:
@@ -155,18 +158,14 @@ async def merge_leads(*, ctx: RequestContext, id: UUID, source_ids: Sequence[UUI
                 {"is_deleted": True, "deleted_at": now, "merged_into": target.id},
                 event_type="merged",
             )
+    await lead_claims.release_leads(ctx, [s.id for s in sources])
     moved_from = [uuid_filter(s.id) for s in sources]
     await TouchpointEvent.get_pymongo_collection().update_many(
         tenant_filter(ctx, {"lead_id": {"$in": moved_from}}),
         {"$set": {"lead_id": uuid_filter(target.id)}},
     )
     await campaigns.move_links(ctx, [s.id for s in sources], target.id)
-    try:
-        target = await repo.update(target, changes, event_type="merged")
-    except DuplicateKeyError:  # a lead created meanwhile took a key the merge would fill in
-        await raise_if_duplicate(ctx, filled, besides=[s.id for s in sources])
-        raise Conflict("A lead with the same email, phone or MLS id already exists.") from None
-    return target
+    return await repo.update(target, changes, event_type="merged")
 
 
 __all__ = ["merge_leads", "merged_values"]

@@ -1,11 +1,11 @@
 """Lead commands: normalisation, per-tenant dedupe, create, read, patch and the bulk import.
 
 Dedupe keys are the normalised email (trimmed, lower-cased), phone (E.164, read in the
-tenant's region) and MLS id (upper-cased). A lookup first finds the clashing lead to answer
-409 with its id; the partial unique indexes on `leads` decide races the lookup cannot see.
-Each `$or` branch of the lookup repeats its index's whole partial filter (`is_deleted: false`
-and `$type: string`): MongoDB uses a partial index for a branch only when the branch alone
-implies the filter, so a condition outside the `$or` would leave every branch unindexed.
+tenant's region) and MLS id (upper-cased). They are unique among a tenant's live leads through
+claims (service/lead_claims.py): every path that gives a live lead a key claims it first (a
+claim held by another lead is the 409 with `existing_id`), and every path that takes one
+away releases it after the write. `leads` itself carries no unique index on them: it is
+sharded on `{tenant_id, _id}`, which could not prefix one (service/sharding.py).
 
 Lists, search, geography and export are in service/lead_queries.py; merging in
 service/lead_merge.py.
@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
-from pymongo.errors import DuplicateKeyError
 
 from documents.base import E164, normalize_phone, utcnow
 from documents.consent import Consent
@@ -48,10 +47,10 @@ from schemas.leads import (
     LeadUpdate,
     MLSLeadCreate,
 )
-from service import campaigns, journal
+from service import campaigns, journal, lead_claims
 from service.consent import stored_consent
 from service.context import RequestContext, yield_now
-from service.errors import Conflict, Unprocessable, validation_errors
+from service.errors import Conflict, DomainError, Unprocessable, validation_errors
 from service.journal import NewDocuments
 from service.policy import Action, ResourcePolicy, register_policy
 from service.repository import Repository, change_event_type, subtype_changes, uuid_filter
@@ -113,60 +112,26 @@ def dedupe_keys(doc: LeadBase) -> list[tuple[str, str]]:
     return [(f, v) for f in DEDUPE_FIELDS if isinstance(v := getattr(doc, f, None), str)]
 
 
-def clash_filter(keys: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Live leads holding any of these keys: one `$or` branch per field.
-
-    Each branch carries its unique index's whole partial filter (`is_deleted: false`, the
-    field a string), so that each branch alone implies it and MongoDB can use the index.
-    """
-    by_field: dict[str, list[str]] = {}
-    for name, value in keys:
-        by_field.setdefault(name, []).append(value)
-    return {
-        "$or": [
-            {"is_deleted": False, name: {"$in": values, "$type": "string"}}
-            for name, values in by_field.items()
-        ]
-    }
-
-
-async def raise_if_duplicate(
-    ctx: RequestContext, doc: LeadBase, *, besides: Iterable[UUID] = ()
+async def claim_keys(
+    ctx: RequestContext, doc: LeadBase, keys: Sequence[tuple[str, str]] | None = None
 ) -> None:
-    """409 with `existing_id` and `field` when another live lead holds one of `doc`'s keys.
-
-    `besides`: ids of other leads that do not count (a merge's sources).
-    """
-    clash = await duplicate_of(ctx, doc, besides=besides)
-    if clash is not None:
-        raise clash
-
-
-async def duplicate_of(
-    ctx: RequestContext, doc: LeadBase, *, besides: Iterable[UUID] = ()
-) -> Conflict | None:
-    """The 409 to answer when another live lead holds one of `doc`'s keys, else None."""
-    keys = dedupe_keys(doc)
-    if not keys:
-        return None
-    others = [uuid_filter(doc.id), *(uuid_filter(i) for i in besides)]
-    query = {**clash_filter(keys), "_id": {"$nin": others}}
-    # The live condition is in each branch (see `clash_filter`), not outside the `$or`.
-    existing = await Repository(LeadBase, ctx).find_one(query, include_deleted=True)
-    if existing is None:
-        return None
-    field = next(f for f, v in keys if getattr(existing, f, None) == v)
-    return Conflict.duplicate(resource="lead", field=field, existing_id=str(existing.id))
+    """Claim `keys` (default: all of `doc`'s) for `doc`; 409 with `existing_id` if taken."""
+    conflict = await lead_claims.claim(ctx, doc.id, dedupe_keys(doc) if keys is None else keys)
+    if conflict is not None:
+        raise conflict
 
 
 async def _restore_clash(ctx: RequestContext, doc: LeadBase) -> Conflict | None:
     # An erased lead is a tombstone (service/privacy.py): nothing is left to bring back.
     if doc.erased_at is not None:
         return Conflict("This lead was erased: its data is gone and it cannot be restored.")
-    return await duplicate_of(ctx, doc)
+    # Claiming is the check: the restore that follows holds the keys. A restore that then
+    # fails leaves claims naming a deleted lead: stale after the grace period.
+    return await lead_claims.claim(ctx, doc.id, dedupe_keys(doc))
 
 
-async def _uncount_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+async def _released_and_uncounted(ctx: RequestContext, doc: LeadBase) -> None:
+    await lead_claims.release_leads(ctx, [doc.id])  # a deleted (or erased) lead holds no key
     await campaigns.lead_liveness_changed(ctx, doc.id, live=False)
 
 
@@ -178,12 +143,13 @@ async def _archive_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
     await campaigns.sync_link_states(ctx, [doc.id])
 
 
-# A lead's soft delete or restore changes the live-lead count of its campaigns; restoring one
-# whose email, phone or MLS id a live lead took meanwhile is the create route's 409.
+# A lead's soft delete or restore changes the live-lead count of its campaigns and releases
+# or claims its keys; restoring one whose email, phone or MLS id a live lead took meanwhile is
+# the create route's 409.
 POLICY: ResourcePolicy[LeadBase] = register_policy(
     ResourcePolicy(
         model=LeadBase,
-        after_delete=_uncount_in_campaigns,
+        after_delete=_released_and_uncounted,
         after_restore=_count_in_campaigns,
         after_archive=_archive_in_campaigns,
         clash=_restore_clash,
@@ -198,12 +164,10 @@ async def create_lead(*, ctx: RequestContext, data: GenericLeadCreate | MLSLeadC
     """Create a lead; 409 with `existing_id` when its email, phone or MLS id is taken."""
     POLICY.require(ctx, Action.create)
     doc = build_lead(ctx, data)
-    await raise_if_duplicate(ctx, doc)
-    try:
-        return await Repository(LeadBase, ctx).create(doc)
-    except DuplicateKeyError:  # a concurrent create won between our lookup and insert
-        await raise_if_duplicate(ctx, doc)
-        raise Conflict("A lead with the same email, phone or MLS id already exists.") from None
+    await claim_keys(ctx, doc)
+    # Claims are released only after a refusal (nothing written); after a crash the lead may
+    # be stored, so they stay: a claim whose lead never came is stale after the grace period.
+    return await Repository(LeadBase, ctx).create(doc)
 
 
 async def get_lead(*, ctx: RequestContext, id: UUID, include_deleted: bool = False) -> AnyLeadRead:
@@ -228,19 +192,28 @@ async def update_lead(
             **doc.address.model_dump(),
             **data.address.model_dump(exclude_unset=True),
         }
+    # Claim a changed key first, write, then release the old one (and on failure the new).
+    old_keys = dedupe_keys(doc)
+    new_keys: list[tuple[str, str]] = []
     if any(
         changes.get(f) is not None and changes[f] != getattr(doc, f, None) for f in DEDUPE_FIELDS
-    ):
-        await raise_if_duplicate(ctx, type(doc).model_validate({**doc.model_dump(), **changes}))
+    ):  # the keys as the document stores them
+        merged = type(doc).model_validate({**doc.model_dump(), **changes})
+        new_keys = [k for k in dedupe_keys(merged) if k not in old_keys]
+    await claim_keys(ctx, doc, new_keys)
     try:
-        return await repo.update(
+        updated = await repo.update(
             doc,
             changes,
             expected_version=expected_version,
             event_type=change_event_type(changes, doc.status),
         )
-    except DuplicateKeyError:
-        raise Conflict("A lead with the same email, phone or MLS id already exists.") from None
+    except DomainError:  # refused (a stale version…): nothing written, the new keys go back
+        await lead_claims.release(ctx, doc.id, new_keys)
+        raise
+    kept = dedupe_keys(updated)
+    await lead_claims.release(ctx, doc.id, [k for k in old_keys if k not in kept])
+    return updated
 
 
 async def assign_leads(*, ctx: RequestContext, lead_ids: Sequence[UUID], assignee_id: UUID) -> int:
@@ -356,11 +329,11 @@ Candidate = tuple[int, LeadType, dict[str, Any], list[tuple[str, str]]]
 async def bulk_import(*, ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
     """Validate each row alone, drop duplicates (in the batch and stored), insert in chunks.
 
-    Rows go through in chunks of BULK_CHUNK — validate, one dedupe query, one
-    `create_many_values` (insert + journal + outbox clear) — so only one chunk's documents
-    are alive at a time. A row repeating a key of an earlier row of the batch is a duplicate
-    before any query; so a chunk's dedupe query can only find leads stored before the
-    import. A row losing a race to a concurrent writer counts as a duplicate.
+    Rows go through in chunks of BULK_CHUNK — validate, one `insert_many` of the rows' key
+    claims, one `create_many_values` (insert + journal + outbox clear) — so only one chunk's
+    documents are alive at a time. A row repeating a key of an earlier row of the batch is a
+    duplicate before any write; a row whose key another lead's claim holds (stored before,
+    or a concurrent writer's) is a duplicate too, and keeps none of its claims.
     """
     POLICY.require(ctx, Action.create)
     with _young_collections_only():
@@ -426,15 +399,20 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
 async def _insert_chunk(
     repo: Repository[LeadBase], candidates: list[Candidate], outcome: BulkOutcome
 ) -> None:
-    keys = [k for *_, doc_keys in candidates for k in doc_keys]
-    stored = await _stored_keys(repo, keys) if keys else set()
-    fresh = [c for c in candidates if not stored.intersection(c[3])]
+    # One round trip claims every row's keys (service/lead_claims.py); a row whose key
+    # another lead holds (stored before, or a concurrent writer's) is a duplicate.
+    wanted = [(fields["id"], keys) for _, _, fields, keys in candidates]
+    refused = await lead_claims.claim_many(repo.ctx, wanted)
+    fresh = [c for c in candidates if c[2]["id"] not in refused]
     outcome.duplicates += len(candidates) - len(fresh)
     if not fresh:
         return
+    # A crash here leaves the chunk's claims: stale after the grace period for rows not stored.
     failures = await repo.create_many_values(
         [(_new_leads(kind), fields) for _, kind, fields, _ in fresh]
     )
+    if failures:  # rows not stored hold no key
+        await lead_claims.release_leads(repo.ctx, (fresh[p][2]["id"] for p in failures))
     outcome.created += len(fresh) - len(failures)
     for position, failure in sorted(failures.items()):
         error = _write_error(failure, position)
@@ -450,15 +428,6 @@ async def _insert_chunk(
             )
 
 
-async def _stored_keys(repo: Repository[LeadBase], keys: list[tuple[str, str]]) -> set[Any]:
-    projection = dict.fromkeys(DEDUPE_FIELDS, 1)
-    # Live leads only: the condition is in each `$or` branch (see `clash_filter`).
-    cursor = repo.model.get_pymongo_collection().find(
-        repo.scope(clash_filter(keys), include_deleted=True), projection | {"_id": 0}
-    )
-    return {(f, raw[f]) async for raw in cursor for f in DEDUPE_FIELDS if raw.get(f) is not None}
-
-
 def _write_error(exc: Exception, position: int) -> dict[str, Any]:
     details = getattr(exc, "details", None) or {}
     return next((e for e in details.get("writeErrors", []) if e.get("index") == position), {})
@@ -469,10 +438,9 @@ __all__ = [
     "assign_leads",
     "build_lead",
     "bulk_import",
-    "clash_filter",
+    "claim_keys",
     "create_lead",
     "dedupe_keys",
     "get_lead",
-    "raise_if_duplicate",
     "update_lead",
 ]

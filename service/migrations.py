@@ -21,6 +21,8 @@ re-validated form in one unordered `bulk_write` per batch.
   and the first error) and left as it is; the run goes on.
 - **Dry run** (`dry_run=True`): the same walk, upcasting and validation, without writing: the
   report says what is pending and which documents would fail; `migrated` stays 0.
+- **Lead claims**: when `leads` is migrated, the dedupe claims of leads stored before
+  `lead_claims` existed are created too (service/lead_claims.py `backfill`; idempotent).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from documents import ALL_DOCUMENTS
 from documents.campaign import CampaignLead
 from documents.lead import LeadBase
 from documents.migrations import Versioned, current_schema_version, upcast
+from service import lead_claims
 from service.journal import encode_document
 
 Progress = Callable[[str, int, int], None]
@@ -65,6 +68,7 @@ class MigrationReport:
     """What `migrate` did, per collection."""
 
     collections: list[CollectionMigration] = field(default_factory=list)
+    lead_claims: lead_claims.ClaimsReport | None = None  # the claims backfill, when run
 
     @property
     def migrated(self) -> int:
@@ -184,10 +188,13 @@ async def migrate(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     report = MigrationReport()
-    for model in models if models is not None else versioned_models():
+    chosen = models if models is not None else versioned_models()
+    for model in chosen:
         report.collections.append(await _migrate_collection(model, batch_size, progress, dry_run))
     if models is None or CampaignLead in models:
         report.collections.append(await backfill_link_states(batch_size, progress, dry_run))
+    if not dry_run and any(m.get_collection_name() == "leads" for m in chosen):
+        report.lead_claims = await lead_claims.backfill(batch_size=batch_size)
     return report
 
 

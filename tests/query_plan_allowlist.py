@@ -69,6 +69,14 @@ ALLOWED: tuple[Allowed, ...] = (
         why="`python -m service.cli rebuild-counters` visits every tenant once, in `_id` order "
         "(ids only): an offline operator batch over the one collection of tenants.",
     ),
+    Allowed(
+        collections=("lead_claims", "leads"),
+        methods=("find",),
+        filters=("{}",),
+        why="`repair` sweeps stale lead claims and `migrate` backfills them "
+        "(service/lead_claims.py): each walks the whole collection once in `_id` order, its "
+        "first batch unbounded, the next ones from the last `_id` (the `_id` index).",
+    ),
 )
 
 

@@ -100,6 +100,13 @@ ALLOWED: tuple[Allowed, ...] = (
         why="`migrate` walks a whole collection in `_id` order: an operator batch",
     ),
     Allowed(
+        collections=("lead_claims", "leads"),
+        methods=("find",),
+        filters=("{}", '{"_id": {"$gt": {"=": "binData"}}}'),
+        why="`repair` sweeps stale lead claims and `migrate` backfills them across tenants "
+        "(service/lead_claims.py): operator batches in `_id` order, not request paths",
+    ),
+    Allowed(
         collections=("*",),
         methods=("find",),
         filters=('{"pending_event.version": {"$exists": true}}',),

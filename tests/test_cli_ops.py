@@ -123,6 +123,7 @@ def test_migrate_rewrites_old_documents_once_and_a_dry_run_writes_nothing(db_fil
     assert run.exit_code == 0, run.output
     assert "blogs (schema_version 2): 5 pending, 5 migrated, 0 skipped, 0 failed" in run.stdout
     assert "single-shape collections, nothing to migrate: tenants, users" in run.stdout
+    assert "lead claims: 0 live lead(s) with keys, 0 claim(s) created" in run.stdout
     assert "5/5 documents" in run.stderr  # the collection's progress bar, at its end
     after = _stored_blogs(db_file)
     for blog_id in ids:
@@ -279,9 +280,9 @@ def test_validators_refuse_a_bad_action_and_report_a_refused_collmod(
 # -- indexes ------------------------------------------------------------------------------------
 
 
-def _leads_indexes(path: Path) -> dict[str, Any]:
+def _claims_indexes(path: Path) -> dict[str, Any]:
     async def read(db: Any) -> dict[str, Any]:
-        return dict(await db["leads"].index_information())
+        return dict(await db["lead_claims"].index_information())
 
     return _raw(path, read)
 
@@ -296,55 +297,59 @@ def test_indexes_report_differences_and_apply_changes_them_keeping_undeclared_on
     async def older_release(db: Any) -> None:
         # An older release's definitions: the same name without the partial filter, the same
         # keys under another name; and an operator's own index.
-        leads = db["leads"]
-        await leads.drop_index("tenant_email_unique")
-        await leads.drop_index("tenant_phone_unique")
-        await leads.create_indexes(
+        claims = db["lead_claims"]
+        await claims.drop_index("tenant_lead")
+        await claims.drop_index("tenant_field_value_unique")
+        await claims.create_indexes(
             [
-                IndexModel([("tenant_id", 1), ("email", 1)], name="tenant_email_unique"),
-                IndexModel([("tenant_id", 1), ("phone", 1)], name="old_phone_name", unique=True),
+                IndexModel([("tenant_id", 1), ("lead_id", 1)], name="tenant_lead", unique=True),
+                IndexModel(
+                    [("tenant_id", 1), ("field", 1), ("value", 1)],
+                    name="old_value_name",
+                    unique=True,
+                    partialFilterExpression={"value": {"$type": "string"}},
+                ),
                 IndexModel([("source", 1)], name="operators_own"),
             ]
         )
 
     _raw(db_file, older_release)
-    before = _leads_indexes(db_file)
+    before = _claims_indexes(db_file)
 
     compared = _cli(db_file, "indexes")
     assert compared.exit_code == 1, compared.output
     lines = compared.stdout.splitlines()
     assert (
-        "leads: changed (differs from its declaration): old_phone_name, tenant_email_unique"
-        in lines
+        "lead_claims: changed (differs from its declaration): old_value_name, tenant_lead" in lines
     )
-    assert "leads: missing (declared, not built): tenant_phone_unique" in lines
-    assert "leads: undeclared (kept, never dropped): operators_own" in lines
+    assert "lead_claims: missing (declared, not built): tenant_field_value_unique" in lines
+    assert "lead_claims: undeclared (kept, never dropped): operators_own" in lines
     assert lines[-1].startswith("indexes: 2 changed, 1 missing, 1 undeclared (kept)")
-    assert _leads_indexes(db_file) == before  # compared only
+    assert _claims_indexes(db_file) == before  # compared only
     as_json = json.loads(_cli(db_file, "indexes", "--json").stdout)
     assert as_json == {
         "applied": False,
         "clean": False,
-        "changed": {"leads": ["old_phone_name", "tenant_email_unique"]},
-        "missing": {"leads": ["tenant_phone_unique"]},
-        "undeclared": {"leads": ["operators_own"]},
+        "changed": {"lead_claims": ["old_value_name", "tenant_lead"]},
+        "missing": {"lead_claims": ["tenant_field_value_unique"]},
+        "undeclared": {"lead_claims": ["operators_own"]},
     }
 
     applied = _cli(db_file, "indexes", "--apply")
     assert applied.exit_code == 0, applied.output
     # Built beside, hidden, dropped: never a gap (tests/test_indexes.py checks every step).
-    assert "leads: hid tenant_email_unique" in applied.stdout
-    assert "leads: built tenant_phone_unique" in applied.stdout
+    assert "lead_claims: hid tenant_lead" in applied.stdout
+    assert "lead_claims: built tenant_field_value_unique" in applied.stdout
     assert "indexes: 2 changed, 1 built, 1 undeclared kept" in applied.stdout
-    after = _leads_indexes(db_file)
-    assert after["tenant_email_unique"]["partialFilterExpression"]["is_deleted"] is False
-    assert "old_phone_name" not in after and after["tenant_phone_unique"]["unique"] is True
+    after = _claims_indexes(db_file)
+    assert "unique" not in after["tenant_lead"]
+    assert "old_value_name" not in after and after["tenant_field_value_unique"]["unique"] is True
     assert after["operators_own"]["key"] == [("source", 1)]
 
     clean = _cli(db_file, "indexes")
     assert clean.exit_code == 0, clean.output
     assert clean.stdout.splitlines() == [
-        "leads: undeclared (kept, never dropped): operators_own",
+        "lead_claims: undeclared (kept, never dropped): operators_own",
         "indexes: as declared (1 undeclared, kept)",
     ]
 

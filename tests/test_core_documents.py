@@ -22,6 +22,7 @@ from documents.campaign import (
 from documents.event import CallEvent, EmailEvent, IdempotencyRecord, TextEvent, TouchpointEvent
 from documents.journal import DomainEvent, FieldChange
 from documents.lead import GenericLead, LeadBase, MLSRealEstateLead
+from documents.lead_claim import LeadClaim
 from documents.user import User
 from service.journal import encode_document
 from tests.helpers import stored_form
@@ -153,23 +154,20 @@ async def test_polymorphic_queries_return_subclasses() -> None:
     assert await CallCampaign.find_all().count() == 1  # a subclass sees only its own
 
 
-async def test_lead_unique_indexes_are_partial_and_per_tenant() -> None:
-    await GenericLead(tenant_id=TENANT, email="a@example.com").insert()
-    with pytest.raises(DuplicateKeyError):
-        await GenericLead(tenant_id=TENANT, email="a@example.com", phone="+14155550100").insert()
-    await GenericLead(tenant_id=uuid7(), email="a@example.com").insert()  # another tenant
-    await GenericLead(tenant_id=TENANT, email="gone@example.com", is_deleted=True).insert()
-    await GenericLead(tenant_id=TENANT, email="gone@example.com").insert()  # deleted ≠ clash
-    await GenericLead(tenant_id=TENANT, phone="+14155550111").insert()  # both email null:
-    await GenericLead(tenant_id=TENANT, phone="+14155550112").insert()  # nulls never clash
-    await MLSRealEstateLead(tenant_id=TENANT, mls_id="M1").insert()
-    with pytest.raises(DuplicateKeyError):
-        await MLSRealEstateLead(tenant_id=TENANT, mls_id="m1").insert()
+async def test_lead_dedupe_keys_are_unique_per_tenant_through_claims() -> None:
+    # `leads` holds no unique index but `_id` (sharded on {tenant_id, _id}); claims guard it.
     info = await LeadBase.get_pymongo_collection().index_information()
-    assert info["tenant_email_unique"]["partialFilterExpression"] == {
-        "is_deleted": False,
-        "email": {"$type": "string"},
-    }
+    assert [name for name, ix in info.items() if ix.get("unique") and name != "_id_"] == []
+    lead = uuid7()
+    await LeadClaim(tenant_id=TENANT, field="email", value="a@example.com", lead_id=lead).insert()
+    with pytest.raises(DuplicateKeyError):
+        await LeadClaim(
+            tenant_id=TENANT, field="email", value="a@example.com", lead_id=uuid7()
+        ).insert()
+    await LeadClaim(
+        tenant_id=uuid7(), field="email", value="a@example.com", lead_id=uuid7()
+    ).insert()
+    await LeadClaim(tenant_id=TENANT, field="mls_id", value="A@EXAMPLE.COM", lead_id=lead).insert()
 
 
 async def test_link_and_idempotency_keys_are_unique() -> None:
@@ -188,7 +186,7 @@ async def test_link_and_idempotency_keys_are_unique() -> None:
 async def test_every_list_path_has_a_tenant_prefixed_index() -> None:
     for model, fields in (
         (CampaignBase, {"type", "status", "tags", "user_id"}),
-        (LeadBase, {"type", "status", "tags", "email", "phone", "mls_id"}),
+        (LeadBase, {"type", "status", "tags"}),
         (TouchpointEvent, {"campaign_id", "lead_id", "type", "occurred_at"}),
     ):
         info = await model.get_pymongo_collection().index_information()

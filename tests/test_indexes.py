@@ -17,17 +17,22 @@ from tests.query_plans import IndexSpec, check, make_shape
 
 
 async def _older_release(database: Any) -> None:
-    """An older release's definitions of two leads indexes, and an operator's own index."""
+    """An older release's definitions of the two lead-claim indexes, and an operator's own."""
     await init_models(database)  # a database as start-up leaves it
-    leads = database["leads"]
-    await leads.drop_index("tenant_email_unique")
-    await leads.drop_index("tenant_phone_unique")
-    await leads.create_indexes(
+    claims = database["lead_claims"]
+    await claims.drop_index("tenant_lead")
+    await claims.drop_index("tenant_field_value_unique")
+    await claims.create_indexes(
         [
-            # The same name without the partial filter; the same keys under another name.
-            IndexModel([("tenant_id", 1), ("email", 1)], name="tenant_email_unique"),
-            IndexModel([("tenant_id", 1), ("phone", 1)], name="old_phone_name", unique=True),
-            IndexModel([("source", 1)], name="operators_own"),
+            # The same name with another option; the same keys under another name.
+            IndexModel([("tenant_id", 1), ("lead_id", 1)], name="tenant_lead", unique=True),
+            IndexModel(
+                [("tenant_id", 1), ("field", 1), ("value", 1)],
+                name="old_value_name",
+                unique=True,
+                partialFilterExpression={"value": {"$type": "string"}},
+            ),
+            IndexModel([("claimed_at", 1)], name="operators_own"),
         ]
     )
 
@@ -36,23 +41,23 @@ async def test_start_up_reports_a_changed_index_and_drops_nothing(
     database: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     await _older_release(database)
-    before = await database["leads"].index_information()
+    before = await database["lead_claims"].index_information()
     report = await compare(database, ALL_DOCUMENTS)
-    assert report.changed["leads"] == ["old_phone_name", "tenant_email_unique"]
-    assert report.undeclared["leads"] == ["operators_own"]
-    assert report.missing["leads"] == ["tenant_phone_unique"]
+    assert report.changed["lead_claims"] == ["old_value_name", "tenant_lead"]
+    assert report.undeclared["lead_claims"] == ["operators_own"]
+    assert report.missing["lead_claims"] == ["tenant_field_value_unique"]
 
     with caplog.at_level(logging.WARNING, logger="service.database"):
         again = await init_models(database)  # what every process does at start-up
     assert not again.clean
-    assert "leads.tenant_email_unique" in again.summary()
+    assert "lead_claims.tenant_lead" in again.summary()
     assert any("indexes --apply" in r.getMessage() for r in caplog.records)
-    after = await database["leads"].index_information()
+    after = await database["lead_claims"].index_information()
     # Nothing dropped or rebuilt: the old definitions still serve; the renamed one's new
     # declaration was built beside it (MongoDB holds both: their partial filters differ).
-    for name in ("tenant_email_unique", "old_phone_name", "operators_own"):
+    for name in ("tenant_lead", "old_value_name", "operators_own"):
         assert after[name] == before[name]
-    assert "partialFilterExpression" not in after["tenant_email_unique"]
+    assert after["tenant_lead"]["unique"] is True
 
 
 async def test_ready_says_which_indexes_differ(database: Any, settings: Any) -> None:
@@ -67,20 +72,20 @@ async def test_ready_says_which_indexes_differ(database: Any, settings: Any) -> 
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             body = (await client.get("/ready")).json()
     assert body["status"] == "ready"
-    assert "leads.tenant_email_unique" in body["indexes"]
+    assert "lead_claims.tenant_lead" in body["indexes"]
     assert "indexes --apply" in body["indexes"]
 
 
-# The queries the changed indexes serve: a live lead by email, by phone.
+# The queries the changed indexes serve: a claim by field and value, a lead's claims.
 SHAPES = [
-    make_shape("leads", "find", {"tenant_id": b"t", "email": "a@b.c", "is_deleted": False}, []),
-    make_shape("leads", "find", {"tenant_id": b"t", "phone": "+1", "is_deleted": False}, []),
+    make_shape("lead_claims", "find", {"tenant_id": b"t", "field": "email", "value": "a@b.c"}, []),
+    make_shape("lead_claims", "find", {"tenant_id": b"t", "lead_id": b"l"}, []),
 ]
 
 
 async def _serving(database: Any) -> list[str | None]:
     """Why each query is not served by a visible index (None: served)."""
-    info = await database["leads"].index_information()
+    info = await database["lead_claims"].index_information()
     visible = [IndexSpec.from_info(n, i) for n, i in info.items() if not i.get("hidden")]
     return [check(shape, visible) for shape in SHAPES]
 
@@ -97,15 +102,15 @@ async def test_apply_never_leaves_a_query_without_a_serving_index(database: Any)
     await apply_changes(database, ALL_DOCUMENTS, step=step)
     # Built beside, then hidden, then dropped, for each changed index.
     for old, beside in (
-        ("old_phone_name", "built tenant_phone_unique"),
-        ("tenant_email_unique", "built tenant_email_unique__next"),
+        ("old_value_name", "built tenant_field_value_unique"),
+        ("tenant_lead", "built tenant_lead__next"),
     ):
         hid = seen.index(f"hid {old}")
         assert any(s.startswith(beside) for s in seen[:hid]) and f"dropped {old}" in seen[hid:]
-    info = await database["leads"].index_information()
-    assert info["tenant_email_unique"]["partialFilterExpression"]["is_deleted"] is False
-    assert "old_phone_name" not in info and "tenant_email_unique__next" not in info
-    assert info["tenant_phone_unique"]["unique"] is True
+    info = await database["lead_claims"].index_information()
+    assert "unique" not in info["tenant_lead"]
+    assert "old_value_name" not in info and "tenant_lead__next" not in info
+    assert info["tenant_field_value_unique"]["unique"] is True
     assert "operators_own" in info  # undeclared: never dropped
     assert (await compare(database, ALL_DOCUMENTS)).clean
     # On the embedded backend, exactly (a server may refuse to hold the renamed index beside
@@ -114,14 +119,14 @@ async def test_apply_never_leaves_a_query_without_a_serving_index(database: Any)
         # The renamed index: its declaration built beside it, then the old one hidden and dropped.
         # The one changed under its name: a bridge first, then the declaration, then no bridge.
         assert seen == [
-            "built tenant_phone_unique",
-            "hid old_phone_name",
-            "dropped old_phone_name",
-            "built tenant_email_unique__next",
-            "hid tenant_email_unique",
-            "dropped tenant_email_unique",
-            "built tenant_email_unique",
-            "dropped tenant_email_unique__next",
+            "built tenant_field_value_unique",
+            "hid old_value_name",
+            "dropped old_value_name",
+            "built tenant_lead__next",
+            "hid tenant_lead",
+            "dropped tenant_lead",
+            "built tenant_lead",
+            "dropped tenant_lead__next",
         ]
 
 
@@ -142,7 +147,7 @@ async def test_a_build_outlasting_its_budget_does_not_fail_start_up(
     # A large collection's new index: the server keeps building it after the client's round
     # trip times out. Start-up must go on (no crash loop) and say so.
     await init_models(database)
-    await database["leads"].drop_index("tenant_email_unique")
+    await database["leads"].drop_index("tenant_location")
     collection_type = type(database["leads"])
     real = collection_type.create_indexes
 

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import math
 from typing import Any
+from uuid import UUID
 
 import pytest
 from bson import Binary
@@ -13,7 +14,8 @@ from bson import Binary
 from documents import AGGREGATE_ROOTS
 from documents.journal import DomainEvent
 from documents.lead import LeadBase
-from service import journal
+from documents.lead_claim import LeadClaim
+from service import journal, lead_claims
 from service import leads as lead_service
 from tests.dbcalls import count_db_calls
 from tests.factories import make_api_key, make_lead
@@ -107,7 +109,8 @@ async def test_database_calls_grow_with_chunks_not_rows(owner: Account, monkeypa
     assert body["created"] == n and body["duplicates"] == 1 and len(body["failed"]) == 1
     chunks = math.ceil(n / 40)
     assert calls["leads.insert_many"] == chunks  # never one insert per row
-    assert calls["leads.find"] == chunks  # one dedupe query per chunk
+    assert calls["lead_claims.insert_many"] == chunks  # one claim round trip per chunk
+    assert calls["leads.find"] == 0  # dedupe reads nothing when nothing clashes
     assert sum(calls.values()) <= 4 * chunks + 4, calls
     # With the production chunk size the contract's budget holds: 2*ceil(N/1000) + 10.
     for rows_n in (1, 999, 5000, 10_000):
@@ -118,21 +121,28 @@ async def test_database_calls_grow_with_chunks_not_rows(owner: Account, monkeypa
 async def test_concurrent_writer_duplicate_counts_as_duplicate(
     owner: Account, monkeypatch: Any
 ) -> None:
-    # Simulate a lead stored between the dedupe query and the insert: the index decides.
-    real = lead_service._stored_keys
+    # A concurrent writer claims a row's key between the row's validation and its claim:
+    # the claim decides, the row is a duplicate and keeps no claim.
+    real = lead_claims.claim_many
+    taken: dict[str, Any] = {}
 
-    async def blind(*args: Any, **kwargs: Any) -> set[Any]:
-        await real(*args, **kwargs)
-        return set()
+    async def racing(*args: Any, **kwargs: Any) -> Any:
+        if not taken:  # the first call is the import's; the writer's own claim goes through
+            taken["racing"] = True
+            body = {"type": "generic", "email": "race@example.com"}
+            taken.update((await owner.client.post("/v1/leads", json=body)).json())
+        return await real(*args, **kwargs)
 
-    await make_lead(owner, email="race@example.com")
-    monkeypatch.setattr(lead_service, "_stored_keys", blind)
+    monkeypatch.setattr(lead_claims, "claim_many", racing)
     rows = [
-        {"type": "generic", "email": "race@example.com"},
+        {"type": "generic", "email": "race@example.com", "phone": "4155550199"},
         {"type": "generic", "email": "fresh@example.com"},
     ]
     body = (await bulk(owner, rows)).json()
     assert body == {"created": 1, "duplicates": 1, "failed": []}
+    claims = await LeadClaim.find({"tenant_id": owner.tenant_id}).to_list()
+    assert sorted(c.value for c in claims) == ["fresh@example.com", "race@example.com"]
+    assert next(c for c in claims if c.value == "race@example.com").lead_id == UUID(taken["id"])
 
 
 async def test_crash_before_journaling_a_batch_is_repaired(

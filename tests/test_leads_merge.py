@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from unittest.mock import patch
 
 import pytest
 
 from service import campaigns as campaign_service
+from service import lead_claims
 from tests.factories import make_lead
 from tests.helpers import Account, assert_problem
 
@@ -178,13 +180,19 @@ async def test_a_crash_midway_is_completed_by_the_retry(
 
 
 async def test_a_key_taken_meanwhile_is_409_like_create(
-    owner: Account, trio: dict[str, Any]
+    owner: Account, trio: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     t, a = trio["target"]["id"], trio["first"]["id"]
 
     with patch.object(campaign_service, "move_links", _crash):
         assert (await merge(owner, t, a)).status_code == 500
-    # The source's phone was freed by its deletion and another lead took it meanwhile.
+    # The target claimed the source's phone before the crash: within the grace period the
+    # claim holds, so a retry would complete.
+    early = await owner.client.post("/v1/leads", json={"type": "generic", "phone": "4155550100"})
+    assert assert_problem(early, 409)["existing_id"] == t
+    # After the grace period the claim is stale (the target does not hold the phone): another
+    # lead takes it over, and the retried merge is the create route's 409.
+    monkeypatch.setattr(lead_claims, "CLAIM_GRACE", timedelta(0))
     taker = await make_lead(owner, phone="+14155550100")
     body = assert_problem(await merge(owner, t, a), 409)
     assert body["existing_id"] == taker["id"] and body["field"] == "phone"

@@ -133,8 +133,9 @@ async def test_bulk_import_makes_a_constant_number_of_calls_per_chunk(
         return _data_calls(calls)
 
     one, three = await import_calls(0, 10), await import_calls(100, 30)
-    # Per chunk: the dedupe read, the leads insert, the journal insert, the outbox clear.
-    per_chunk = {"leads.find": 1, "leads.insert_many": 1, "domain_events.insert_many": 1}
+    # Per chunk: the key claims, the leads insert, the journal insert, the outbox clear.
+    per_chunk = {"lead_claims.insert_many": 1, "leads.insert_many": 1}
+    per_chunk["domain_events.insert_many"] = 1
     per_chunk["leads.update_many"] = 1
     assert one == Counter(per_chunk)
     assert three == Counter({k: 3 * v for k, v in per_chunk.items()})

@@ -97,6 +97,17 @@ def test_collections_read_before_the_tenant_is_known_stay_unsharded() -> None:
         assert not PLAN_BY_COLLECTION[name].sharded, name
 
 
+def test_leads_split_by_id_and_their_dedupe_guard_is_keyed_by_its_unique_index() -> None:
+    # A large tenant's leads are many ranges; the per-tenant unique email, phone and MLS id
+    # live in lead_claims, whose one unique index is exactly its shard key.
+    assert PLAN_BY_COLLECTION["leads"].key == (("tenant_id", 1), ("_id", 1))
+    assert [i["name"] for i in _indexes(OWNERS["leads"]) if i.get("unique")] == []
+    claims = PLAN_BY_COLLECTION["lead_claims"]
+    unique = [i for i in _indexes(OWNERS["lead_claims"]) if i.get("unique")]
+    assert [_key(i) for i in unique] == [list(claims.key or ())]
+    assert claims.supporting_index == unique[0]["name"]
+
+
 def test_feeds_stay_unsharded() -> None:
     # The sequencer's positions are service-wide (unique `seq`), read across tenants.
     for feed in sequencer.FEEDS:

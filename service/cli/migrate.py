@@ -42,8 +42,10 @@ async def run_migration(
 
 
 def _as_json(report: MigrationReport, dry_run: bool) -> dict[str, Any]:
+    claims = report.lead_claims
     return {
         "dry_run": dry_run,
+        "lead_claims": None if claims is None else vars(claims),
         "migrated": report.migrated,
         "failed": report.failed,
         "collections": [
@@ -78,6 +80,11 @@ def _summary(report: MigrationReport, dry_run: bool) -> list[str]:
         lines.extend(f"  failed {doc_id}: {error}" for doc_id, error in c.failed)
     if current:
         lines.append(f"single-shape collections, nothing to migrate: {', '.join(current)}")
+    if (claims := report.lead_claims) is not None:
+        lines.append(
+            f"lead claims: {claims.examined} live lead(s) with keys, {claims.changed} claim(s) "
+            f"created, {claims.clashes} lead(s) clashing with another's claim"
+        )
     if dry_run:
         lines.append(f"dry run: nothing written; {report.failed} document(s) would fail")
     else:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from documents import AGGREGATE_ROOTS
-from service import projections
+from service import lead_claims, projections
 from service.cli.base import app, out, progress, run_with_database
 
 _NAMES = list(projections.PROJECTORS)
@@ -72,9 +72,18 @@ def project(
 
 @app.command()
 def repair() -> None:
-    """Flush journal outboxes left by a crash (the background worker also does, periodically)."""
-    repaired = run_with_database(repair_journal)
+    """Flush journal outboxes left by a crash (the background worker also does, periodically).
+
+    Then delete stale lead claims (service/lead_claims.py): claims a crash left naming a lead
+    that does not hold their value live, older than the grace period.
+    """
+
+    async def both() -> tuple[int, lead_claims.ClaimsReport]:
+        return await repair_journal(), await lead_claims.sweep_stale()
+
+    repaired, swept = run_with_database(both)
     out().out(f"journal repair: {repaired} pending event(s) flushed")
+    out().out(f"lead claims: {swept.changed} stale claim(s) of {swept.examined} removed")
 
 
 __all__ = ["project", "rebuild", "rebuild_read_models", "repair", "repair_journal"]
