@@ -250,7 +250,7 @@ async def _uncount(ctx: RequestContext, lead_ids: Sequence[UUID], live: bool) ->
     deltas: Counter[UUID] = Counter()
     async for link in collection.find(query | {"counted": {"$ne": live}}):
         flipped = await collection.find_one_and_update(
-            {"_id": link["_id"], "counted": {"$ne": live}},
+            tenant_filter(ctx, {"_id": link["_id"], "counted": {"$ne": live}}),
             {"$set": {"counted": live}},
             return_document=ReturnDocument.AFTER,
         )

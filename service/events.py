@@ -161,7 +161,8 @@ async def _run_claimed(
         await _release(ctx, record)
         raise
     await collection.update_one(
-        {"_id": uuid_filter(record.id)}, {"$set": {"status_code": 201, "response": body}}
+        tenant_filter(ctx, {"_id": uuid_filter(record.id)}),
+        {"$set": {"status_code": 201, "response": body}},
     )
     return body
 
@@ -175,7 +176,7 @@ async def _release(ctx: RequestContext, record: IdempotencyRecord) -> None:
     stored event rather than recording a second one. If the database is gone, the claim
     stays and turns stale after `STALE_CLAIM`.
     """
-    claim = {"_id": uuid_filter(record.id), "response": None}
+    claim = tenant_filter(ctx, {"_id": uuid_filter(record.id), "response": None})
     collection = IdempotencyRecord.get_pymongo_collection()
     stored = await Repository(TouchpointEvent, ctx).find_one({"_id": uuid_filter(record.event_id)})
     if stored is None:

@@ -189,7 +189,9 @@ async def redact_lead(ctx: RequestContext, id: UUID) -> None:
     async for entry in entries:
         changes, touched = redact_changes(entry.get("changes") or [])
         if touched:
-            await journal.update_one({"_id": entry["_id"]}, {"$set": {"changes": changes}})
+            await journal.update_one(
+                tenant_filter(ctx, {"_id": entry["_id"]}), {"$set": {"changes": changes}}
+            )
     # 2. Its touchpoints' free text, and the answers idempotent retries would replay.
     events = TouchpointEvent.get_pymongo_collection()
     # One update per touchpoint type, setting only the fields that type has.
@@ -213,7 +215,7 @@ async def redact_lead(ctx: RequestContext, id: UUID) -> None:
                 }
                 if redacted != response:
                     await records.update_one(
-                        {"_id": record["_id"]}, {"$set": {"response": redacted}}
+                        tenant_filter(ctx, {"_id": record["_id"]}), {"$set": {"response": redacted}}
                     )
     # 3. The lead itself, last: an empty `search_text` marks the pass as complete.
     await LeadBase.get_pymongo_collection().update_one(

@@ -281,7 +281,9 @@ async def _transition(ctx: RequestContext, event: TouchpointEvent, *, count: boo
                 changes["next_attempt_at"] = to_bson(event.occurred_at + retry)
         if not changes:
             return
-        guard = {"_id": link["_id"], "state": link.get("state"), "attempts": link.get("attempts")}
+        guard = tenant_filter(
+            ctx, {"_id": link["_id"], "state": link.get("state"), "attempts": link.get("attempts")}
+        )
         result = await collection.update_one(guard, {"$set": changes})
         if result.matched_count:
             return

@@ -273,7 +273,13 @@ class Dispatcher:
         data[FENCE] = held.fence
         try:
             await WebhookState.get_pymongo_collection().update_one(
-                {"_id": uuid_filter(state.id), **fenced(held.fence)}, {"$set": data}, upsert=True
+                {
+                    "_id": uuid_filter(state.id),
+                    "tenant_id": data["tenant_id"],
+                    **fenced(held.fence),
+                },
+                {"$set": data},
+                upsert=True,
             )
         except DuplicateKeyError:
             log.warning("webhook %s: position kept by a newer lease holder", state.id)
