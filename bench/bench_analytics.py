@@ -34,12 +34,13 @@ import httpx
 from bson import Binary
 from uuid6 import uuid7
 
-from service import projections, security
+from service import projections
 from service.auth import register_owner
+from service.core import security
+from service.core.settings import Settings
 from service.database import embedded_database
 from service.main import create_app
-from service.settings import Settings
-from tests.dbcalls import count_db_calls
+from tests.support.dbcalls import count_db_calls
 
 CHANNELS = ("call", "text", "social", "email")
 START = datetime(2024, 1, 1, tzinfo=UTC)

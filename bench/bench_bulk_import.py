@@ -46,12 +46,12 @@ from beanie.odm.utils.parsing import parse_obj
 from pydantic import TypeAdapter
 from uuid6 import uuid7
 
-from service import journal, security
 from service.auth import register_owner
+from service.core import journal, security
+from service.core.settings import Settings
 from service.database import embedded_database
 from service.main import create_app
-from service.settings import Settings
-from tests.dbcalls import count_db_calls
+from tests.support.dbcalls import count_db_calls
 
 _seq = itertools.count()
 
@@ -87,9 +87,9 @@ def raw_documents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     from documents.base import utcnow
     from schemas.leads import LeadCreate
-    from service.context import RequestContext, Role
-    from service.journal import encode_document
-    from service.leads import build_lead
+    from service.core.context import RequestContext, Role
+    from service.core.journal import encode_document
+    from service.leads.commands import build_lead
 
     ctx = RequestContext(tenant_id=uuid7(), actor_id=uuid7(), role=Role.owner)
     adapter: TypeAdapter[Any] = TypeAdapter(LeadCreate)
@@ -106,7 +106,7 @@ def raw_documents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def journal_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The `lead.created` events of `docs` as the service journals them (built untimed)."""
     from documents.lead import LeadBase
-    from tests import oracles
+    from tests.support import oracles
 
     events = []
     for raw in docs:
@@ -212,7 +212,7 @@ def print_profile(profiler: cProfile.Profile, top: int = 30) -> None:
 
 
 async def main(n_rows: int, rounds: int, profile: bool) -> None:
-    from service.leads import BULK_CHUNK
+    from service.leads.commands import BULK_CHUNK
 
     settings = Settings(
         app_env="test",

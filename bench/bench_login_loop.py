@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
-from service import security
+from service.core import security
+from service.core.settings import Settings
 from service.database import embedded_database
 from service.main import create_app
-from service.settings import Settings
 
 
 async def inline(passwords: Any, fn: Callable[[], Any]) -> Any:  # noqa: ARG001  (as the patched one)

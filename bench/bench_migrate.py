@@ -2,7 +2,7 @@
 
 A fresh embedded database with the service's indexes gets N blogs written raw in their
 shape-1 form (`plan.scheduled_for` + `calendar_at`, a third each scheduled, posted and
-planned), then `service.migrations.migrate` rewrites them to shape 2 (the embedded
+planned), then `service.storage.migrations.migrate` rewrites them to shape 2 (the embedded
 `calendar`). Printed: documents per second, round trips per batch (target: one read and one
 `bulk_write` per batch, so calls grow with N / batch size, not with N), and the second run's
 cost (one count, nothing read or written beyond it).
@@ -27,8 +27,8 @@ from uuid6 import uuid7
 
 from documents.blog import Blog
 from service.database import embedded_database, init_models
-from service.migrations import migrate
-from tests.dbcalls import count_db_calls
+from service.storage.migrations import migrate
+from tests.support.dbcalls import count_db_calls
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

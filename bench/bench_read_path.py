@@ -22,11 +22,11 @@ from uuid6 import uuid7
 
 from documents.lead import LeadBase
 from schemas.leads import LEAD_VIEW
-from service.context import RequestContext, Role
+from service.core.context import RequestContext, Role
+from service.core.repository import Repository
 from service.database import embedded_database, init_models
-from service.leads import _bulk_document
-from service.repository import Repository
-from tests import oracles
+from service.leads.commands import _bulk_document
+from tests.support import oracles
 
 
 def _timed(fn: Any, docs: list[dict[str, Any]], rounds: int) -> float:

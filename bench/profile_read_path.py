@@ -24,9 +24,9 @@ import httpx
 
 from documents.campaign import CampaignBase
 from routes.app import create_app
+from service.core.settings import Settings
 from service.database import embedded_database
 from service.embedded import aio
-from service.settings import Settings
 
 
 async def _call(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:

@@ -2,7 +2,7 @@
 # Entrypoint of the API image (Dockerfile): turns secret files into environment variables,
 # then runs the command (uvicorn by default).
 #
-# The service reads its configuration from environment variables only (service/settings.py),
+# The service reads its configuration from environment variables only (service/core/settings.py),
 # while Docker and Compose hand secrets over as files under /run/secrets/. So, as the official
 # database images do, every variable NAME_FILE=/path in the environment becomes NAME=<content
 # of /path> (trailing newlines dropped) and NAME_FILE is removed. docker-compose.yml sets

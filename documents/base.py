@@ -259,7 +259,8 @@ class RootDocument(Document, Versioned):
 
     `version` starts at 1 and grows by one with each change; the journal (`domain_events`) holds
     one event per version. `pending_event` is the outbox the repository writes together with the
-    state so that a crash before the journal insert is repaired (see service/journal/__init__.py).
+    state so that a crash before the journal insert is repaired (see
+    service/core/journal/__init__.py).
     `schema_version` is the stored shape (documents/migrations.py): a subclass raises its default
     and registers `upcasters` when its shape changes.
     """

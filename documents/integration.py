@@ -1,7 +1,7 @@
 """Integrations: a user's connection to an outside system, in `integrations`.
 
 Credentials are write-only: they are stored only as a Fernet token (`credentials_encrypted`,
-made by `service.security.encrypt` with `FERNET_KEY`), are redacted in the journal, and no
+made by `service.core.security.encrypt` with `FERNET_KEY`), are redacted in the journal, and no
 response ever carries them (responses say `has_credentials`).
 """
 

@@ -1,7 +1,7 @@
 """The change journal: one immutable domain event per aggregate version, and the feeds' heads.
 
 Every journal entry carries `seq`, its position in the journal's total order, assigned by the
-sequencer (service/sequencer.py) after the entry became visible: `null` (or missing) until
+sequencer (service/feeds/sequencer.py) after the entry became visible: `null` (or missing) until
 then. Consumers (projectors, `GET /v1/changes`, webhook delivery) read by `seq`, never by `_id`.
 """
 
@@ -30,7 +30,7 @@ class FieldChange(BaseModel):
     @field_validator("old", "new", mode="before")
     @classmethod
     def _json_mode(cls, value: Any) -> Any:
-        # Stored with their BSON types (dates, UUIDs: service/journal.py `typed_changes`);
+        # Stored with their BSON types (dates, UUIDs: service/core/journal.py `typed_changes`);
         # read back in the JSON mode the journal compares and replays in.
         if isinstance(value, Binary) and value.subtype == 4:
             return str(value.as_uuid())
@@ -88,7 +88,7 @@ class DomainEvent(Document):
             ),
             IndexModel([("tenant_id", 1), ("event_type", 1), ("seq", 1)], name="tenant_event_seq"),
             # (`seq_pending` and the unique `seq_unique` are created by the sequencer on every
-            # feed, this one included: service/sequencer.py FEEDS.)
+            # feed, this one included: service/feeds/sequencer.py FEEDS.)
         ]
 
 
@@ -96,7 +96,7 @@ class FeedHead(Document):
     """How far a feed is sequenced: every entry with `seq <= head` exists and never changes.
 
     `_id` is the feed (collection) name. Only the sequencer moves it, forward, after checking
-    that the whole range below it is assigned (service/sequencer.py).
+    that the whole range below it is assigned (service/feeds/sequencer.py).
     """
 
     id: str  # type: ignore[assignment]

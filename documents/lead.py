@@ -2,14 +2,14 @@
 
 Dedupe keys (email, phone, MLS id) are normalised before they are stored (services normalise
 phones with the tenant's region) and are unique among a tenant's live leads through claims in
-`lead_claims` (documents/lead_claim.py, service/lead_claims.py), not through indexes here:
+`lead_claims` (documents/lead_claim.py, service/leads/claims.py), not through indexes here:
 `leads` is sharded on `{tenant_id, _id}`, and MongoDB refuses a unique index on a sharded
 collection that its shard key does not prefix. No query looks leads up by these keys.
 
 Search: `search_text` is derived from the searchable fields (names, email, phone digits,
 company, MLS id, address), folded to lower case without accents, the parts separated by a
 control character no search term can contain; `q` is one regular expression over it (see
-service/lead_queries.py for why this rather than a `$text` index). A merged lead is
+service/leads/queries.py for why this rather than a `$text` index). A merged lead is
 soft-deleted with `merged_into` naming the lead it lives on in.
 
 Geography: an MLS lead may carry `location`, a GeoJSON Point `[longitude, latitude]`, indexed
@@ -250,7 +250,7 @@ class LeadBase(RootDocument, Segmented):
     notes: Annotated[str, StringConstraints(max_length=5000)] | None = None
     last_contacted_at: UTCDateTime | None = None
     merged_into: UUID | None = None  # set on a lead merged into another (and soft-deleted)
-    # Set when the person's data was erased (service/privacy.py): the lead is a tombstone.
+    # Set when the person's data was erased (service/leads/privacy.py): the lead is a tombstone.
     erased_at: UTCDateTime | None = None
     # Outreach (issue 25): consent per channel, the owning agent, the lead's local zone.
     consent: Consent = Field(default_factory=Consent)
@@ -298,7 +298,7 @@ class LeadBase(RootDocument, Segmented):
                 name="tenant_live_assignee_id",
             ),
             # `q`: an anchored prefix of one of the term's words bounds a range of this
-            # multikey index (service/lead_queries.py `search_filter`).
+            # multikey index (service/leads/queries.py `search_filter`).
             IndexModel(
                 [("tenant_id", 1), ("is_deleted", 1), ("search_tokens", 1), ("_id", 1)],
                 name="tenant_search_tokens",

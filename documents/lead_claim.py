@@ -4,8 +4,8 @@ One small document per (tenant, dedupe field, value) held by a live lead, in `le
 naming the lead that holds it. Its unique index on `(tenant_id, field, value)` is what makes
 dedupe exact: `leads` is sharded on `{tenant_id, _id}`, which cannot prefix a unique index on
 `(tenant_id, email)`, while this collection is sharded on exactly its unique key
-(service/sharding.py). service/lead_claims.py claims a value before a lead is written with it
-and releases it after the lead lets it go; a claim whose lead does not hold the value live
+(service/storage/sharding.py). service/leads/claims.py claims a value before a lead is written
+with it and releases it after the lead lets it go; a claim whose lead does not hold the value live
 (a crash between claim and write) is stale after a grace period and may be taken over.
 Operational data: not journaled, not an aggregate root.
 """

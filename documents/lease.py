@@ -1,7 +1,7 @@
 """Leases: which process currently owns a piece of background work (a projector, a sequencer…).
 
 One document per lease in `leases`, keyed by the work's name. It is taken and renewed only by
-conditional updates (service/leases.py), comparing no clocks across processes: a contender
+conditional updates (service/feeds/leases.py), comparing no clocks across processes: a contender
 takes a held lease only after a TTL of silence on its own monotonic clock. Operational data:
 not journaled, not tenant data.
 """
@@ -23,7 +23,7 @@ class Lease(Document):
     # Bumped each time the lease changes hands: a fencing token that tells holders apart.
     fence: int = 0
     # Bumped by every renewal: a contender takes the lease only after seeing (fence, beat)
-    # unchanged for a whole TTL on its own monotonic clock (service/leases.py).
+    # unchanged for a whole TTL on its own monotonic clock (service/feeds/leases.py).
     beat: int = 0
     released: bool = False
     ttl_seconds: float = 0

@@ -13,8 +13,8 @@ Everything else follows:
   the repository's next update of it stores the whole document in the current shape
   (`rewrite_update`), because a partial `$set` of new-shape fields onto an old-shape document
   would leave a mix no upcaster could read.
-* **Migrate in place.** `service/migrations.py` rewrites stored documents to the current shape
-  in batches (`python -m service.cli migrate`), without journaling and without bumping
+* **Migrate in place.** `service/storage/migrations.py` rewrites stored documents to the
+  current shape in batches (`python -m service.cli migrate`), without journaling and without bumping
   `version` (see docs/architecture.md, "Migrations").
 
 Beanie reads only a model's own fields unless told otherwise; a document class with upcasters
@@ -22,7 +22,7 @@ sets `projection = None` in its `Settings`, so upcasters see the fields they ret
 
 Upcasters must also accept a document that already has some new-shape fields, and leave them
 be: the journal rebuilds past versions from field-level changes (which carry no
-`schema_version`, see service/journal/), so a rebuilt dict can mix the two shapes; such a dict
+`schema_version`, see service/core/journal/), so a rebuilt dict can mix the two shapes; such a dict
 is upcast from version 1 (`upcast(model, raw)` on a dict without `schema_version`).
 
 Queries and pipelines see stored shapes, not upcast ones: until `migrate` has run, a query on a

@@ -177,8 +177,8 @@ class GlobalTeam(Document):
 class ProjectionCheckpoint(Document):
     """Where a projector stopped in one feed: every entry with `seq <= position` is applied.
 
-    `_id` is `"<projector>:<feed>"`. `position` is a feed `seq` (service/sequencer.py): entries
-    at or below the feed's head never change and no new one appears there, so the projector
+    `_id` is `"<projector>:<feed>"`. `position` is a feed `seq` (service/feeds/sequencer.py):
+    entries at or below the feed's head never change and no new one appears there, so the projector
     resumes strictly after it and needs no settle window. It moves to the head after a scan
     that found nothing more, so an idle feed is never rescanned.
     """

@@ -323,7 +323,7 @@ class Role(StrEnum):
     """The tenant-wide role of a user or an API key, lowest to highest.
 
     Defined here, where it is stored (`users.role`, `api_keys.role`, `invitations.role`);
-    `service.context` and the schemas use this one. Compared by rank, never alphabetically.
+    `service.core.context` and the schemas use this one. Compared by rank, never alphabetically.
     """
 
     viewer = "viewer"

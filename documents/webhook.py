@@ -3,7 +3,7 @@
 * `WebhookEndpoint` (`webhooks`, an aggregate root: versioned, journaled, soft-deleted): where
   to send which changes. The signing secret is Fernet-encrypted and never journaled.
 * `WebhookState` (`webhook_states`, one per endpoint, operational, not journaled): the
-  endpoint's durable position in the journal (`seq`, service/sequencer.py) and its retry
+  endpoint's durable position in the journal (`seq`, service/feeds/sequencer.py) and its retry
   state. Kept apart from the endpoint so delivery bookkeeping neither bumps its version nor
   floods the journal (a journaled position would itself be a change to deliver).
 * `WebhookDelivery` (`webhook_deliveries`, append-only, expires after 30 days): one row per

@@ -32,10 +32,10 @@ from routes.paths import RouteIndex
 from routes.tracing import configure_tracing
 from service.auth import AuthCache
 from service.background import start_background
+from service.core.observability import configure_logging
+from service.core.settings import Settings
 from service.database import Database, connect, init_models, kind_of
-from service.observability import configure_logging
 from service.projections import repair
-from service.settings import Settings
 
 log = logging.getLogger("service")
 

@@ -10,7 +10,7 @@ from routes.deps import SettingsDep, set_etag, set_location
 from schemas.auth import RegisterRequest, TokenResponse
 from schemas.users import UserMe, to_user_me
 from service import auth
-from service.throttle import address_limit
+from service.core.throttle import address_limit
 
 
 def client_address(request: Request) -> str:

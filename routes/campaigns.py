@@ -21,7 +21,8 @@ from schemas.campaigns import (
     to_campaign_read,
 )
 from schemas.leads import CampaignLeadFilters, LeadPage
-from service import campaigns, lead_queries
+from service import campaigns
+from service.leads import queries as lead_queries
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 

@@ -1,7 +1,7 @@
 """FastAPI dependencies shared by every router: settings, caller context, If-Match.
 
 Routes take the caller as `ctx: CurrentContext` only: which role an action needs is the
-resource's policy's (service/policy.py), checked by the service.
+resource's policy's (service/core/policy.py), checked by the service.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from service.auth import AuthCache, authenticate
-from service.context import RequestContext
-from service.settings import Settings
+from service.core.context import RequestContext
+from service.core.settings import Settings
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a worker
 # thread, which costs more than the work they do on every request.

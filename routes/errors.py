@@ -1,6 +1,6 @@
 """One set of exception handlers renders every error as problem+json (RFC 9457).
 
-Domain errors (service/errors.py) carry their status and extras; validation errors become
+Domain errors (service/core/errors.py) carry their status and extras; validation errors become
 422 with `errors` worded for people; a body in a media type the operation does not take is
 415; a fixed path asked for with a method it lacks is 405 with `Allow`; driver outages are
 503 with `Retry-After`; anything unexpected is a logged 500 that shows no internals.
@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routes.paths import PathMethods, RouteIndex
-from service.errors import (
+from service.core.errors import (
     DATABASE_RETRY_AFTER,
     DATABASE_UNAVAILABLE,
     DomainError,

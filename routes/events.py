@@ -80,4 +80,4 @@ async def get_event(id: UUID, ctx: CurrentContext, response: Response) -> Any:
 
 
 # PATCH/PUT/DELETE are not routes: events are facts, so the router answers 405 with `Allow`
-# (service/errors.py lists every method of the path), and OpenAPI does not offer those verbs.
+# (service/core/errors.py lists every method of the path), and OpenAPI does not offer those verbs.

@@ -10,9 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from routes.deps import SettingsDep
+from service.core.errors import NotFound, ServiceUnavailable, Unauthorized
+from service.core.observability import metrics_payload
 from service.database import ping
-from service.errors import NotFound, ServiceUnavailable, Unauthorized
-from service.observability import metrics_payload
 
 router = APIRouter(tags=["health"])
 
@@ -30,7 +30,7 @@ class Ready(BaseModel):
 
     status: Literal["ready"] = "ready"
     database: Literal["mongodb", "embedded"]
-    # Start-up's index comparison (service/indexes.py): "as declared", or what differs.
+    # Start-up's index comparison (service/storage/indexes.py): "as declared", or what differs.
     indexes: str = "as declared"
 
 

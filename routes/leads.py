@@ -30,7 +30,11 @@ from schemas.leads import (
     to_lead_read,
 )
 from schemas.privacy import LeadErased, SubjectExport
-from service import events, lead_merge, lead_queries, leads, privacy
+from service import events
+from service.leads import commands as leads
+from service.leads import merge as lead_merge
+from service.leads import privacy
+from service.leads import queries as lead_queries
 
 router = APIRouter(prefix="/leads", tags=["leads"])
 

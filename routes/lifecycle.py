@@ -13,7 +13,7 @@ from documents.base import RootDocument
 from routes.deps import CurrentContext, IfMatch, set_etag
 from schemas.common import HistoryEntry, Page, PageParams
 from service import lifecycle
-from service.policy import ResourcePolicy, policy_for
+from service.core.policy import ResourcePolicy, policy_for
 
 VersionNumber = Annotated[int, Path(ge=0, le=2**31 - 1, description="A version (1 = created).")]
 
@@ -38,7 +38,7 @@ def add_lifecycle_routes(
 
     Who may do what comes from the resource's `ResourcePolicy` (`policy`, else the one its
     domain registered, else the default: members write), checked by the lifecycle commands;
-    reads follow the resource's visibility (service/visibility.py). `notes` adds a resource's
+    reads follow the resource's visibility (service/core/visibility.py). `notes` adds a resource's
     own rules to a route's OpenAPI description (keys: delete, restore, archive, unarchive).
     """
     name = model.aggregate_type

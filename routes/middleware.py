@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routes.errors import PROBLEM_JSON
 from routes.paths import RouteIndex
-from service.deadlines import deadline
-from service.observability import LATENCY, REQUESTS, request_id_var
+from service.core.deadlines import deadline
+from service.core.observability import LATENCY, REQUESTS, request_id_var
 
 log = logging.getLogger("service.access")
 
@@ -108,7 +108,7 @@ def _template(scope: Scope) -> str:
 
 
 class RequestDeadlineMiddleware:
-    """Runs each request's database work within `REQUEST_TIMEOUT_MS` (service/deadlines.py).
+    """Runs each request's database work within `REQUEST_TIMEOUT_MS` (service/core/deadlines.py).
 
     Server selection included: in an outage the request answers 503 (routes/errors.py) once
     its budget is spent, not after a client-wide timeout. Batch work inside a request (a lead

@@ -471,7 +471,7 @@ def install_openapi(app: FastAPI) -> None:
 def main() -> None:
     """Print the OpenAPI document as JSON (`python -m routes.openapi > openapi.json`)."""
     from routes.app import create_app
-    from service.settings import Settings
+    from service.core.settings import Settings
 
     # Throwaway secrets: the document does not depend on them, and none is generated noisily.
     settings = Settings(app_env="test", jwt_secret="x" * 32, fernet_key=_FERNET_PLACEHOLDER)

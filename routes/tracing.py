@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.observability import start_tracing
+from service.core.observability import start_tracing
 
 
 def configure_tracing(

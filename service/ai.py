@@ -32,11 +32,11 @@ from schemas.ai import (
 )
 from schemas.common import money_to_cents
 from service import pipelines
-from service.context import RequestContext, Role
-from service.errors import Forbidden, NotFound, Unprocessable
-from service.pagination import Sort, pack_cursor, unpack_cursor
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, tenant_filter, uuid_filter
+from service.core.context import RequestContext, Role
+from service.core.errors import Forbidden, NotFound, Unprocessable
+from service.core.pagination import Sort, pack_cursor, unpack_cursor
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, tenant_filter, uuid_filter
 from service.users import get_me
 
 # Every role logs usage (whose it may be billed to is `_billed_user`'s data rule).

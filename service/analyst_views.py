@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from service.privacy import PERSONAL_FIELDS, TOUCHPOINT_TEXT
+from service.leads.privacy import PERSONAL_FIELDS, TOUCHPOINT_TEXT
 
 ROLE = "analyst"
 

@@ -21,10 +21,10 @@ from documents.campaign import CampaignBase
 from documents.event import TouchpointEvent
 from documents.tenant import tenant_zone
 from service import campaign_tallies, event_slots, pipelines
-from service.context import RequestContext
-from service.errors import Unprocessable
+from service.core.context import RequestContext
+from service.core.errors import Unprocessable
+from service.core.repository import Repository
 from service.pipelines import CHANNELS, Interval
-from service.repository import Repository
 from service.tenant import load_tenant
 
 # Bounds on the number of buckets a request may ask for (a year of days, 5 years of weeks,

@@ -7,17 +7,17 @@ from uuid import UUID
 from documents.api_key import ApiKey
 from documents.base import utcnow
 from schemas.api_keys import API_KEY_VIEW, ApiKeyFilters, ApiKeyRead
-from service import security
 from service.auth import forget_actor
-from service.context import RequestContext, Role
-from service.errors import Forbidden
-from service.pagination import PageResult
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository
+from service.core import security
+from service.core.context import RequestContext, Role
+from service.core.errors import Forbidden
+from service.core.pagination import PageResult
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository
 
 PREFIX_LENGTH = 12  # "lik_" and 8 random characters: enough to tell keys apart in a listing
 
-# Owners and admins mint, revoke and see keys (their changes too: service/visibility.py).
+# Owners and admins mint, revoke and see keys (their changes too: service/core/visibility.py).
 POLICY: ResourcePolicy[ApiKey] = register_policy(
     ResourcePolicy(model=ApiKey, roles=dict.fromkeys(Action, Role.admin))
 )

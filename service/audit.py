@@ -15,11 +15,11 @@ from uuid import UUID
 from documents.base import as_utc
 from documents.journal import DomainEvent
 from schemas.analytics import AuditEntry
-from service import visibility
-from service.context import RequestContext, Role
-from service.errors import Unprocessable
-from service.pagination import PageResult, Sort, paginate
-from service.repository import tenant_filter, uuid_filter
+from service.core import visibility
+from service.core.context import RequestContext, Role
+from service.core.errors import Unprocessable
+from service.core.pagination import PageResult, Sort, paginate
+from service.core.repository import tenant_filter, uuid_filter
 
 # Newest first by time, ties broken by id; served by the tenant-prefixed journal indexes
 # `tenant_time`, `tenant_actor_time` and `tenant_type_time` (documents/journal.py).
@@ -68,7 +68,7 @@ async def audit_log(
 ) -> PageResult[AuditEntry]:
     """One page of the tenant's journal, newest change first (admins and owners only).
 
-    Entries show what the caller may see (service/visibility.py), as history does.
+    Entries show what the caller may see (service/core/visibility.py), as history does.
     """
     # The journal is no aggregate root (no policy): reading all of it is the admins' alone.
     ctx.require(Role.admin)

@@ -16,12 +16,13 @@ from documents.api_key import ApiKey
 from documents.base import utcnow
 from documents.tenant import Tenant
 from documents.user import SecuritySettings, User
-from service import invitations, security
-from service.context import RequestContext, Role
-from service.errors import Conflict, Unauthorized, Unprocessable
-from service.repository import Repository
-from service.settings import Settings
-from service.throttle import guess_throttle
+from service import invitations
+from service.core import security
+from service.core.context import RequestContext, Role
+from service.core.errors import Conflict, Unauthorized, Unprocessable
+from service.core.repository import Repository
+from service.core.settings import Settings
+from service.core.throttle import guess_throttle
 
 
 @dataclass(frozen=True, slots=True)

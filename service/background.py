@@ -1,14 +1,14 @@
 """The service's background work, started and stopped by the app's lifespan.
 
-Every process runs the same workers (service/workers.py); a lease per worker makes one
+Every process runs the same workers (service/feeds/workers.py); a lease per worker makes one
 process at a time do each piece of work, and another take over within a lease TTL if it dies:
 
-* `sequencer` — gives new feed entries their position (service/sequencer.py);
+* `sequencer` — gives new feed entries their position (service/feeds/sequencer.py);
 * `projector:<name>` — one per read model (service/projections/);
 * `journal-repair` — flushes outboxes a crashed write left behind, every
   `JOURNAL_REPAIR_SECONDS` (not only at start-up or at that aggregate's next write);
 * `webhooks` — delivers the journal to subscribed endpoints (service/webhooks/delivery.py);
-* `retention` — erases soft-deleted leads past the tenant's retention (service/retention.py).
+* `retention` — erases soft-deleted leads past the tenant's retention (service/leads/retention.py).
 
 `BACKGROUND_WORKERS=false` turns them off in a process (e.g. one that only serves reads);
 some process must run them, or read models and webhooks stand still.
@@ -21,11 +21,12 @@ from datetime import timedelta
 
 from documents import AGGREGATE_ROOTS
 from documents.base import utcnow
-from service import leases, projections, sequencer, workers
-from service.journal import repair_journal
+from service import projections
+from service.core.journal import repair_journal
+from service.core.settings import Settings
+from service.feeds import leases, sequencer, workers
+from service.leads.retention import add_retention_worker
 from service.projections.runner import catch_up_projector, configure_inline, lease_name
-from service.retention import add_retention_worker
-from service.settings import Settings
 from service.webhooks.delivery import add_delivery_worker
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ from documents.user import (
 )
 from schemas.billing import BillingHistoryCreate, BillingInfoBody, PaymentMethodCreate
 from schemas.common import money_to_cents
-from service.context import RequestContext
-from service.errors import Conflict, NotFound, Unprocessable
-from service.policy import Action
-from service.repository import Repository
+from service.core.context import RequestContext
+from service.core.errors import Conflict, NotFound, Unprocessable
+from service.core.policy import Action
+from service.core.repository import Repository
 from service.users import POLICY as USER_POLICY
 from service.users import get_me
 

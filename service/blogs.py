@@ -34,11 +34,11 @@ from schemas.blogs import (
     CalendarParams,
 )
 from service import read_models
-from service.context import RequestContext
-from service.errors import Conflict, Unprocessable, readable
-from service.pagination import OLDEST_FIRST, PageResult
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, uuid_filter
+from service.core.context import RequestContext
+from service.core.errors import Conflict, Unprocessable, readable
+from service.core.pagination import OLDEST_FIRST, PageResult
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, uuid_filter
 
 # The month view answers at most this many blogs (`truncated` says when there were more).
 MAX_CALENDAR_BLOGS = 1000

@@ -26,12 +26,12 @@ from documents.event import (
 )
 from schemas.events import EVENT_VIEW, AnyEventRead, EventStatusUpdate
 from service import consent, recipients
-from service.context import RequestContext
-from service.errors import Conflict, NotFound, Unprocessable
+from service.core.context import RequestContext
+from service.core.errors import Conflict, NotFound, Unprocessable
+from service.core.journal import to_bson
+from service.core.policy import Action
+from service.core.repository import Repository, uuid_filter
 from service.events import CLOCK_SKEW, POLICY, provider_filter
-from service.journal import to_bson
-from service.policy import Action
-from service.repository import Repository, uuid_filter
 
 LIFECYCLES: Mapping[EventType, tuple[str, Mapping[str, int]]] = {
     EventType.text: (

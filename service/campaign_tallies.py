@@ -31,9 +31,9 @@ from documents.campaign import CampaignLead
 from documents.event import TouchpointEvent
 from documents.read_models import CampaignTally
 from service import pipelines
-from service.context import RequestContext
+from service.core.context import RequestContext
+from service.core.repository import Repository, tenant_filter, uuid_filter
 from service.pipelines import CHANNELS
-from service.repository import Repository, tenant_filter, uuid_filter
 
 REBUILD_CHUNK = 1000  # lead ids per `$in` when `rebuild` sets the links' flags
 

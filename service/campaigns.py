@@ -54,11 +54,11 @@ from schemas.campaigns import (
     CampaignUpdate,
 )
 from service import campaign_tallies
-from service.context import RequestContext
-from service.errors import Conflict, NotFound, Unprocessable
-from service.pagination import NEWEST_FIRST, PageResult, parse_sort
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import (
+from service.core.context import RequestContext
+from service.core.errors import Conflict, NotFound, Unprocessable
+from service.core.pagination import NEWEST_FIRST, PageResult, parse_sort
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import (
     Repository,
     change_event_type,
     equal_to,

@@ -1,6 +1,6 @@
 """The change feed: the tenant's journal, oldest first, resumable from an opaque cursor.
 
-Positions are the journal's `seq` (service/sequencer.py), not ids or times: a page reads
+Positions are the journal's `seq` (service/feeds/sequencer.py), not ids or times: a page reads
 `position < seq <= head` of the caller's tenant in `seq` order, and every entry at or below
 the published head is final. So a consumer that stores `next_cursor` and asks again later
 never misses a change and never gets one twice, also when an entry became visible after
@@ -10,7 +10,7 @@ moves past entries that did not match the filters (they are not scanned again).
 
 Visibility: each page goes through `visible_items`, the one place the feed (and webhook
 delivery, which sends the same items) decides what a caller may see of a change. It applies
-history's rules (`service/visibility.py`, the same function `GET /{id}/history` uses):
+history's rules (`service/core/visibility.py`, the same function `GET /{id}/history` uses):
 secrets are already redacted in the journal; another user's private parts (billing, payment,
 AI settings, security…) are cut to what the colleague view shows; entries of resources the
 caller may not read at all (another user's kanban board; API keys and invitations below
@@ -25,12 +25,13 @@ from typing import Any, cast
 from documents.journal import DomainEvent
 from schemas.changes import ChangeRead
 from schemas.common import ReadView
-from service import journal_view, sequencer, visibility
-from service.context import RequestContext
-from service.errors import Unprocessable
-from service.pagination import PageResult, StoredView, pack_cursor, unpack_cursor
+from service.core import journal_view, visibility
+from service.core.context import RequestContext
+from service.core.errors import Unprocessable
+from service.core.pagination import PageResult, StoredView, pack_cursor, unpack_cursor
+from service.core.repository import tenant_filter
+from service.feeds import sequencer
 from service.projections import runner, sync_feeds
-from service.repository import tenant_filter
 
 SYNC_PATIENCE = 0.5  # seconds a read waits for another process's sequencer
 

@@ -41,10 +41,10 @@ from documents.lead import LeadBase
 from documents.tenant import QuietHours, Tenant, tenant_zone
 from schemas.consent import ConsentIn, ConsentUpdate, Contactability, Reason
 from schemas.leads import AnyLeadRead, to_lead_read
-from service.context import RequestContext
-from service.errors import Conflict, NotFound, PreconditionFailed
-from service.policy import Action, policy_for
-from service.repository import Repository
+from service.core.context import RequestContext
+from service.core.errors import Conflict, NotFound, PreconditionFailed
+from service.core.policy import Action, policy_for
+from service.core.repository import Repository
 from service.suppressions import suppressed_values
 from service.tenant import load_tenant
 

@@ -16,12 +16,13 @@ from pymongo import AsyncMongoClient, ReadPreference, WriteConcern
 from pymongo.read_concern import ReadConcern
 
 from documents import AGGREGATE_ROOTS, ALL_DOCUMENTS
-from service import journal, sequencer
+from service.core import journal
+from service.core.observability import CommandLatency
+from service.core.settings import Settings
 from service.embedded import EmbeddedDatabase, Snapshotter, open_embedded
 from service.embedded import embedded_database as _fresh_embedded
-from service.indexes import IndexReport, build_missing, compare
-from service.observability import CommandLatency
-from service.settings import Settings
+from service.feeds import sequencer
+from service.storage.indexes import IndexReport, build_missing, compare
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def connect(settings: Settings) -> Database:
             readConcernLevel="majority",
             # No client-wide `timeoutMS`: it would cap every cursor over its whole life and,
             # inside a request, replace server selection's timeout. Each use has its own
-            # budget instead (service/deadlines.py): requests and background steps run under
+            # budget instead (service/core/deadlines.py): requests and background steps run under
             # `pymongo.timeout`, batch work is bounded per round trip by the socket timeout.
             serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
             connectTimeoutMS=settings.mongodb_timeout_ms,
@@ -111,7 +112,7 @@ async def init_models(db: Any) -> IndexReport:
 
     An index whose definition changed since it was built is left as it is (a warning, and
     `/ready` says so): `python -m service.cli indexes --apply` changes it without a gap
-    (service/indexes.py). The journal's outbox and the feeds' sequencing indexes belong to
+    (service/storage/indexes.py). The journal's outbox and the feeds' sequencing indexes belong to
     shared mechanisms rather than to one document, so they are created here too: every
     database the models are bound to (app, CLI, tests) has them.
     """

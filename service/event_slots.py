@@ -20,8 +20,8 @@ from bson import Binary
 from documents.base import as_utc
 from documents.event import TouchpointEvent
 from documents.read_models import EventSlot, slot_key
-from service.context import RequestContext
-from service.repository import Repository, tenant_filter
+from service.core.context import RequestContext
+from service.core.repository import Repository, tenant_filter
 
 SLOT = timedelta(minutes=15)
 

@@ -42,11 +42,11 @@ from schemas.events import (
 )
 from service import campaign_tallies, consent, event_slots, recipients
 from service.campaigns import campaign_link_filter
-from service.context import RequestContext
-from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
-from service.pagination import PageResult, Sort, parse_sort
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import (
+from service.core.context import RequestContext
+from service.core.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from service.core.pagination import PageResult, Sort, parse_sort
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import (
     Repository,
     equal_to,
     tenant_filter,

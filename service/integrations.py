@@ -20,12 +20,12 @@ from schemas.integrations import (
     IntegrationRead,
     IntegrationUpdate,
 )
-from service import security
-from service.context import RequestContext
-from service.pagination import PageResult
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, uuid_filter
-from service.settings import Settings
+from service.core import security
+from service.core.context import RequestContext
+from service.core.pagination import PageResult
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, uuid_filter
+from service.core.settings import Settings
 
 POLICY: ResourcePolicy[Integration] = register_policy(ResourcePolicy(model=Integration))
 """Members and above write Integration documents (the default roles)."""

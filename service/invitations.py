@@ -25,15 +25,15 @@ from schemas.teams import (
     InvitationFilters,
     InvitationRead,
 )
-from service import security
-from service.context import RequestContext, Role
-from service.errors import Conflict, Forbidden, Gone, NotFound
-from service.pagination import PageResult
-from service.policy import ResourcePolicy, register_policy
-from service.repository import Repository, uuid_filter
-from service.settings import Settings
+from service.core import security
+from service.core.context import RequestContext, Role
+from service.core.errors import Conflict, Forbidden, Gone, NotFound
+from service.core.pagination import PageResult
+from service.core.policy import ResourcePolicy, register_policy
+from service.core.repository import Repository, uuid_filter
+from service.core.settings import Settings
+from service.core.throttle import Throttle, guess_throttle
 from service.teams import add_to_team, require_manager
-from service.throttle import Throttle, guess_throttle
 
 # Invitations are the team's business: their commands check `require_manager` (the team's
 # policy, then the caller's team role); the roles here are the same defaults.

@@ -29,10 +29,10 @@ from schemas.kanban import (
     KanbanTaskCreate,
     KanbanTaskUpdate,
 )
-from service.context import RequestContext, Role
-from service.errors import Conflict, NotFound, Unprocessable
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, uuid_filter
+from service.core.context import RequestContext, Role
+from service.core.errors import Conflict, NotFound, Unprocessable
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, uuid_filter
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,13 +1,13 @@
 """What every aggregate root shares: soft delete, restore, archive, history and versions.
 
-Each command takes the resource's `ResourcePolicy` (service/policy.py): the role its action
+Each command takes the resource's `ResourcePolicy` (service/core/policy.py): the role its action
 needs, the resource's data-dependent rules, and its hooks after a delete or a restore. Reads
-apply the resource's visibility (service/visibility.py): history and versions show what the
+apply the resource's visibility (service/core/visibility.py): history and versions show what the
 resource's own `GET` shows the caller, no more.
 
 Versions are rebuilt from the journal: the creation event's changes, then each later event's,
 applied in order (`state_at`). Changes are JSON-mode leaves at dotted paths (lists and empty
-maps are whole leaf values, see service/journal/diff.py `diff`); a `null` at a path inside a
+maps are whole leaf values, see service/core/journal/diff.py `diff`); a `null` at a path inside a
 free-form map (segments, feature flags, kanban tasks…) means the entry was removed, anywhere
 else the field became null. The document model tells which is which.
 """
@@ -26,12 +26,13 @@ from documents.base import RootDocument
 from documents.journal import DomainEvent
 from documents.migrations import upcast
 from schemas.common import HistoryChange, HistoryEntry, ReadView
-from service import journal, journal_view, privacy, visibility
-from service.context import RequestContext
-from service.errors import Conflict, NotFound
-from service.pagination import OLDEST_FIRST, PageResult, Sort, paginate
-from service.policy import Action, ResourcePolicy, policy_for
-from service.repository import Repository, tenant_filter, uuid_filter
+from service.core import journal, journal_view, visibility
+from service.core.context import RequestContext
+from service.core.errors import Conflict, NotFound
+from service.core.pagination import OLDEST_FIRST, PageResult, Sort, paginate
+from service.core.policy import Action, ResourcePolicy, policy_for
+from service.core.repository import Repository, tenant_filter, uuid_filter
+from service.leads import privacy
 
 D = TypeVar("D", bound=RootDocument)
 # History entries are validated once, straight from the stored journal entries.
@@ -145,7 +146,7 @@ async def history(
 ) -> PageResult[HistoryEntry]:
     """A resource's change events, oldest first (also for soft-deleted resources).
 
-    Each event keeps only the changes the caller may see (service/visibility.py): a
+    Each event keeps only the changes the caller may see (service/core/visibility.py): a
     colleague's private parts are left out, as `GET` leaves them out.
     """
     doc = await _readable(ctx, model, id)
@@ -195,7 +196,9 @@ async def version(*, ctx: RequestContext, model: type[D], id: UUID, n: int) -> D
         raise NotFound(f"The journal of {model.aggregate_type} {id} lacks version {n}.")
     state = state_at(model, events)
     erased_at = getattr(doc, "erased_at", None)
-    if erased_at is not None:  # the journal's personal values were erased (service/privacy.py)
+    if (
+        erased_at is not None
+    ):  # the journal's personal values were erased (service/leads/privacy.py)
         state = privacy.erased_state(state, erased_at)
     return materialize(model, state)
 

@@ -21,7 +21,7 @@ array `localField`. Everything below uses operators both it and MongoDB ≥ 5 im
 
 `python -m service.cli pipelines [name]` prints each one as mongosh-ready Extended JSON.
 
-Not here: a list's keyset read that joins (a campaign's members, service/lead_queries.py) is
+Not here: a list's keyset read that joins (a campaign's members, service/leads/queries.py) is
 built per page from its cursor and sort beside the list it serves; it uses `join_leads`.
 """
 

@@ -28,10 +28,10 @@ from documents.user import User
 from documents.workspace_read_models import GlobalBlog, GlobalResearchStats
 from service import projections
 from service.analytics import resolve_range
-from service.context import RequestContext, Role
-from service.errors import NotFound
+from service.core.context import RequestContext, Role
+from service.core.errors import NotFound
+from service.core.repository import Repository, tenant_filter, uuid_filter
 from service.projections import runner
-from service.repository import Repository, tenant_filter, uuid_filter
 
 
 async def subject(ctx: RequestContext, user_id: UUID | None) -> UUID:

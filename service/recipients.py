@@ -49,12 +49,12 @@ from schemas.leads import to_lead_read
 from schemas.recipients import ClaimedRecipient, ClaimRequest, RecipientFilters, RecipientRead
 from service import consent
 from service.campaigns import POLICY as CAMPAIGN_POLICY
-from service.context import RequestContext
-from service.errors import Conflict
-from service.journal import to_bson
-from service.pagination import NEWEST_FIRST, PageResult, encode_cursor, read_cursor
-from service.policy import Action
-from service.repository import Repository, tenant_filter, uuid_filter
+from service.core.context import RequestContext
+from service.core.errors import Conflict
+from service.core.journal import to_bson
+from service.core.pagination import NEWEST_FIRST, PageResult, encode_cursor, read_cursor
+from service.core.policy import Action
+from service.core.repository import Repository, tenant_filter, uuid_filter
 from service.suppressions import suppressed_values
 from service.tenant import load_tenant
 

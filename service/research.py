@@ -17,11 +17,11 @@ from schemas.research import (
     ResearchTopicUpdate,
 )
 from service import read_models
-from service.context import RequestContext
-from service.errors import Conflict
-from service.pagination import PageResult
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, uuid_filter
+from service.core.context import RequestContext
+from service.core.errors import Conflict
+from service.core.pagination import PageResult
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, uuid_filter
 
 POLICY: ResourcePolicy[ResearchTopic] = register_policy(ResourcePolicy(model=ResearchTopic))
 """Members and above write ResearchTopic documents (the default roles)."""

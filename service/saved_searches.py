@@ -24,12 +24,13 @@ from schemas.saved_searches import (
     SavedSearchRead,
     SavedSearchUpdate,
 )
-from service import campaigns, events, lead_queries
-from service.context import RequestContext
-from service.errors import Conflict, Unprocessable, validation_errors
-from service.pagination import PageResult
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, equal_to
+from service import campaigns, events
+from service.core.context import RequestContext
+from service.core.errors import Conflict, Unprocessable, validation_errors
+from service.core.pagination import PageResult
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, equal_to
+from service.leads import queries as lead_queries
 
 Runner = Callable[..., Awaitable[PageResult[Any]]]
 RUNNERS: dict[SavedSearchResource, Runner] = {

@@ -22,11 +22,11 @@ from schemas.suppressions import (
     SuppressionFilters,
     SuppressionRead,
 )
-from service.context import RequestContext, Role
-from service.errors import Conflict, Unprocessable
-from service.pagination import PageResult
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, equal_to
+from service.core.context import RequestContext, Role
+from service.core.errors import Conflict, Unprocessable
+from service.core.pagination import PageResult
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, equal_to
 
 _email: TypeAdapter[str] = TypeAdapter(Email)
 

@@ -28,11 +28,11 @@ from schemas.teams import (
     TeamFilters,
     TeamRead,
 )
-from service.context import RequestContext, Role
-from service.errors import Conflict, Forbidden, NotFound, Unprocessable
-from service.pagination import PageResult
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, equal_to, uuid_filter
+from service.core.context import RequestContext, Role
+from service.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from service.core.pagination import PageResult
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, equal_to, uuid_filter
 
 # -- permissions ------------------------------------------------------------------------------
 

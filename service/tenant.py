@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from documents.tenant import Tenant
 from schemas.tenant import TenantUpdate
-from service.context import RequestContext, Role
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository
+from service.core.context import RequestContext, Role
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository
 
 # Every member reads the tenant's settings; only admins change them.
 POLICY: ResourcePolicy[Tenant] = register_policy(

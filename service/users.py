@@ -18,15 +18,15 @@ from pymongo.errors import DuplicateKeyError
 from documents.base import utcnow
 from documents.user import TwoFactorAuth, TwoFactorMethod, User
 from schemas.users import USER_VIEW, UserFilters, UserRead
-from service import security, visibility
 from service.auth import check_password_policy, forget_actor, verify_user_otp
-from service.context import RequestContext, Role
-from service.errors import Conflict, Forbidden, Unprocessable
-from service.pagination import PageResult
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, equal_to
-from service.settings import Settings
-from service.throttle import guess_throttle
+from service.core import security, visibility
+from service.core.context import RequestContext, Role
+from service.core.errors import Conflict, Forbidden, Unprocessable
+from service.core.pagination import PageResult
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, equal_to
+from service.core.settings import Settings
+from service.core.throttle import guess_throttle
 
 PATCHABLE = frozenset(
     {
@@ -240,7 +240,7 @@ async def list_users(*, ctx: RequestContext, filters: UserFilters) -> PageResult
 
 
 async def get_user(*, ctx: RequestContext, id: UUID) -> dict[str, Any]:
-    """One live user of the tenant, as the caller may see them (service/visibility.py)."""
+    """One live user of the tenant, as the caller may see them (service/core/visibility.py)."""
     return visibility.visible_document(ctx, await Repository(User, ctx).get(id))
 
 

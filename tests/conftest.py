@@ -1,7 +1,7 @@
 """Fixtures: every test gets a fresh database and an app bound to it.
 
 The database is the embedded backend's, in memory; with `TEST_MONGODB_URL` set it is a new
-database on that MongoDB server, dropped after the test (tests/real_server.py). Two markers
+database on that MongoDB server, dropped after the test (tests/support/real_server.py). Two markers
 pick what runs where (applied here, counted in one summary line): `real_mongodb` tests run
 only on a real server, `embedded_only` tests only on the embedded backend.
 
@@ -21,18 +21,18 @@ from fastapi import FastAPI
 
 from documents.api_key import ApiKey
 from documents.user import User
-from service import security
 from service.auth import register_owner
-from service.context import RequestContext, Role
+from service.core import security
+from service.core.context import RequestContext, Role
+from service.core.repository import Repository
+from service.core.settings import Settings
 from service.database import embedded_database
 from service.main import create_app
-from service.repository import Repository
-from service.settings import Settings
-from tests import real_server
-from tests.helpers import CHEAP, PASSWORD, Account, ServiceClient, on_embedded_file
+from tests.support import real_server
+from tests.support.helpers import CHEAP, PASSWORD, Account, ServiceClient, on_embedded_file
 
 # VALIDATE_STORED_DOCUMENTS=1 checks every test's stored documents against the validators.
-pytest_plugins = ["tests.validate_stored"]
+pytest_plugins = ["tests.support.validate_stored"]
 _seq = itertools.count(1)
 
 

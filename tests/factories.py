@@ -15,7 +15,7 @@ import httpx
 from bson import Binary
 from uuid6 import uuid7
 
-from tests.helpers import Account
+from tests.support.helpers import Account
 
 
 async def _created(account: Account, path: str, body: dict[str, Any]) -> dict[str, Any]:

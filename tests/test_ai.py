@@ -9,8 +9,8 @@ import pytest
 
 from documents.ai import AIUsageLog, AIUsageTotals
 from documents.user import User
-from tests.dbcalls import count_db_calls
-from tests.helpers import Account, ServiceClient, assert_problem
+from tests.support.dbcalls import count_db_calls
+from tests.support.helpers import Account, ServiceClient, assert_problem
 
 
 def usage(model: str = "gpt-4o", **extra: Any) -> dict[str, Any]:
@@ -218,7 +218,7 @@ async def _log_usage(account: Account, n: int, model: str = "gpt-4o") -> None:
         assert (await account.client.post("/v1/ai/usage", json=body)).status_code == 201
 
 
-@pytest.mark.embedded_only  # counts calls with tests/dbcalls.py
+@pytest.mark.embedded_only  # counts calls with tests/support/dbcalls.py
 async def test_usage_totals_are_computed_once_per_walk_and_repeated_on_every_page(
     owner: Account,
 ) -> None:
@@ -256,7 +256,7 @@ async def test_usage_totals_are_computed_once_per_walk_and_repeated_on_every_pag
     assert calls["ai_usage_totals.insert_one"] == 0
 
 
-@pytest.mark.embedded_only  # counts calls with tests/dbcalls.py
+@pytest.mark.embedded_only  # counts calls with tests/support/dbcalls.py
 async def test_usage_totals_follow_the_filters_and_the_tenant_not_just_the_cursor(
     owner: Account, stranger: Account
 ) -> None:

@@ -10,10 +10,10 @@ import pytest
 
 from documents.campaign import CampaignBase
 from service import analytics, lifecycle, pipelines
-from service.errors import Unprocessable
-from service.settings import Settings
-from tests import analytics_seed as seed
-from tests.helpers import Account, assert_problem
+from service.core.errors import Unprocessable
+from service.core.settings import Settings
+from tests.support import analytics_seed as seed
+from tests.support.helpers import Account, assert_problem
 
 
 @pytest.fixture
@@ -237,13 +237,13 @@ def test_bucket_list_is_bounded_per_interval() -> None:
 # -- round trips ---------------------------------------------------------------------------------
 
 
-@pytest.mark.embedded_only  # counts calls with tests/dbcalls.py
+@pytest.mark.embedded_only  # counts calls with tests/support/dbcalls.py
 async def test_analytics_round_trips_are_bounded(owner: Account) -> None:
     """Overview: no aggregate for whole days. A campaign: no aggregate at all, the campaign's
     own read (its `lead_count`) and its counters' row (service/campaign_tallies.py)."""
     await _seed_series(owner)
     camp = await seed.campaign(owner.ctx)
-    from tests.dbcalls import count_db_calls
+    from tests.support.dbcalls import count_db_calls
 
     with count_db_calls() as (calls, _):
         await owner.client.get(f"/v1/analytics/campaigns/{camp.id}")
@@ -297,7 +297,7 @@ async def test_overview_counters_equal_the_pipeline_in_any_zone_and_range(owner:
     from datetime import timedelta
 
     from documents.event import TouchpointEvent
-    from service.repository import Repository
+    from service.core.repository import Repository
 
     rng = random.Random(15)
     camp = await seed.campaign(owner.ctx)

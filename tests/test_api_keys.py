@@ -12,11 +12,12 @@ from fastapi import FastAPI
 
 from documents.api_key import ApiKey
 from documents.journal import DomainEvent
-from service import api_keys, security
+from service import api_keys
 from service.auth import AuthCache, authenticate
-from service.errors import Unauthorized
-from service.settings import Settings
-from tests.helpers import Account, assert_problem
+from service.core import security
+from service.core.errors import Unauthorized
+from service.core.settings import Settings
+from tests.support.helpers import Account, assert_problem
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from documents.journal import DomainEvent
 from documents.tenant import Tenant
 from documents.throttle import ThrottleCounter
 from documents.user import User
-from service import journal, security
-from service.errors import TooManyRequests
-from service.settings import Settings
-from service.throttle import Throttle
-from tests.helpers import PASSWORD, Account, assert_problem
+from service.core import journal, security
+from service.core.errors import TooManyRequests
+from service.core.settings import Settings
+from service.core.throttle import Throttle
+from tests.support.helpers import PASSWORD, Account, assert_problem
 
 GOOD_PASSWORD = "a-long-password-42"
 

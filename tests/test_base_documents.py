@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from documents.base import Email, Phone, UTCDateTime, normalize_phone
 from documents.journal import DomainEvent, FieldChange
-from tests.helpers import Account, stored_form
+from tests.support.helpers import Account, stored_form
 
 
 class Sample(BaseModel):

@@ -11,7 +11,7 @@ from bson import Binary, json_util
 from documents.journal import DomainEvent
 from documents.user import User
 from schemas.billing import looks_like_pan, luhn_valid
-from tests.helpers import Account, ServiceClient, assert_problem, stored_form
+from tests.support.helpers import Account, ServiceClient, assert_problem, stored_form
 
 CARD = {"provider": "stripe", "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2099}
 PANS = ["4111111111111111", "4242 4242 4242 4242", "5555-5555-5555-4444", "378282246310005"]

@@ -8,7 +8,7 @@ from bson import Binary
 
 from documents.blog import Blog
 from documents.journal import DomainEvent
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 async def make_blog(account: Account, **body: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from tests.factories import attach_leads, make_lead
-from tests.helpers import Account
+from tests.support.helpers import Account
 
 Path = Callable[[Account, dict[str, Any]], Awaitable[None]]
 

@@ -11,7 +11,7 @@ from bson import Binary
 from documents.campaign import CampaignLead
 from documents.journal import DomainEvent
 from tests.factories import make_campaign, make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 @pytest.mark.parametrize(

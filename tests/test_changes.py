@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from documents.campaign import CampaignBase
-from service import journal
 from service.cli.read_models import repair_journal
-from service.repository import Repository
-from tests import analytics_seed as seed
+from service.core import journal
+from service.core.repository import Repository
 from tests.factories import make_campaign, make_lead
-from tests.helpers import Account, assert_problem
+from tests.support import analytics_seed as seed
+from tests.support.helpers import Account, assert_problem
 
 
 async def read_all(client: httpx.AsyncClient, cursor: str | None = None, **params: Any) -> Any:

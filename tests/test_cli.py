@@ -24,12 +24,12 @@ from documents.user import User
 from service import pipelines, projections
 from service.cli import PIPELINES, app
 from service.cli.lead_import import FIELDS, build_row, column_mapping
-from service.context import RequestContext, Role
-from service.repository import Repository
-from service.settings import Settings
-from service.sharding import shard_commands
-from tests import analytics_seed as seed
-from tests.helpers import (
+from service.core.context import RequestContext, Role
+from service.core.repository import Repository
+from service.core.settings import Settings
+from service.storage.sharding import shard_commands
+from tests.support import analytics_seed as seed
+from tests.support.helpers import (
     CHEAP,
     PASSWORD,
     WIDE,
@@ -102,7 +102,7 @@ def test_shards_json_and_a_bad_database_name() -> None:
 def test_settings_warnings_stay_out_of_the_cli(caplog: pytest.LogCaptureFixture) -> None:
     result = cli_runner().invoke(app, ["shards"], env={"JWT_SECRET": None, "FERNET_KEY": None})
     assert result.exit_code == 0
-    assert not [r for r in caplog.records if r.name == "service.settings"]
+    assert not [r for r in caplog.records if r.name == "service.core.settings"]
     # The server still warns: the settings themselves are unchanged.
     Settings(jwt_secret=None, fernet_key=None, embedded_db_path="")  # no development file
     assert any("JWT_SECRET is not set" in r.getMessage() for r in caplog.records)
@@ -379,7 +379,7 @@ def test_import_acts_as_the_named_user_and_needs_a_member(
     tmp_path: Path, db_file: Path, owner_of: User
 ) -> None:
     async def colleagues() -> tuple[User, User]:
-        from service import security
+        from service.core import security
 
         made = []
         for name, role in (("mia", "member"), ("vic", "viewer")):

@@ -26,10 +26,10 @@ from documents.blog import Blog
 from service.cli import app
 from service.cli import validators as validators_cli
 from service.embedded import open_embedded
-from service.indexes import declared
-from service.validators import validators
+from service.storage.indexes import declared
+from service.storage.validators import validators
 from tests.factories import SCHEDULED, shape_1_blog
-from tests.helpers import WIDE, cli_env, on_embedded_file, stored_form
+from tests.support.helpers import WIDE, cli_env, on_embedded_file, stored_form
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

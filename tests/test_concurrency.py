@@ -19,12 +19,13 @@ from documents import AGGREGATE_ROOTS
 from documents.event import IdempotencyRecord, TouchpointEvent
 from documents.journal import DomainEvent
 from service import events as events_service
-from service import journal, projections
+from service import projections
+from service.core import journal
+from service.core.settings import Settings
 from service.embedded import EmbeddedCollection
 from service.main import create_app
-from service.settings import Settings
 from tests.factories import attach_leads, make_campaign, make_lead
-from tests.helpers import Account, read_model_snapshot
+from tests.support.helpers import Account, read_model_snapshot
 
 
 @asynccontextmanager

@@ -1,9 +1,9 @@
 """Conventions the code must keep (docs/architecture.md), checked on the source.
 
-- Roles are the resource's policy's, checked by the service (service/policy.py): no route
+- Roles are the resource's policy's, checked by the service (service/core/policy.py): no route
   takes a role-bearing dependency and no route calls `ctx.require`.
-- Lists answer `page.body()` (service/pagination.py): no route builds `{"items": ...}`.
-- Every aggregate root declares its `POLICY` in its domain module (service/policy.py).
+- Lists answer `page.body()` (service/core/pagination.py): no route builds `{"items": ...}`.
+- Every aggregate root declares its `POLICY` in its domain module (service/core/policy.py).
 
 Each checker is also run on a planted violation, so a checker that finds nothing fails too.
 """
@@ -125,7 +125,7 @@ def roots_without_policy(declared: frozenset[type], base: type = RootDocument) -
 
 def test_every_aggregate_root_declares_its_policy() -> None:
     import routes.app  # noqa: F401 - imports every domain module, which declares its policy
-    from service.policy import declared_models
+    from service.core.policy import declared_models
 
     assert roots_without_policy(declared_models()) == []
 

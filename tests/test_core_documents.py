@@ -24,8 +24,8 @@ from documents.journal import DomainEvent, FieldChange
 from documents.lead import GenericLead, LeadBase, MLSRealEstateLead
 from documents.lead_claim import LeadClaim
 from documents.user import User
-from service.journal import encode_document
-from tests.helpers import stored_form
+from service.core.journal import encode_document
+from tests.support.helpers import stored_form
 
 TENANT = uuid7()
 SAMPLES = 12  # len(sample_documents()); documents can only be built once Beanie is bound
@@ -191,7 +191,7 @@ async def test_every_list_path_has_a_tenant_prefixed_index() -> None:
     ):
         info = await model.get_pymongo_collection().index_information()
         # `_id_`, the journal's sparse outbox index (used by the repair sweep, not by lists) and
-        # the sequencer's feed indexes (service/sequencer.py: system processes, cross-tenant).
+        # the sequencer's feed indexes (service/feeds/sequencer.py: system processes, cross-tenant).
         internal = {"_id_", "pending_outbox", "seq_pending", "seq_unique"}
         keys = [[k for k, _ in ix["key"]] for name, ix in info.items() if name not in internal]
         assert all(k[0] == "tenant_id" for k in keys), keys

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
+from service.core.geo import EARTH_RADIUS_M, great_circle_m, point_of
 from service.embedded import EmbeddedCollection, embedded_database
-from service.geo import EARTH_RADIUS_M, great_circle_m, point_of
 
 # The embedded backend's geo queries themselves.
 pytestmark = pytest.mark.embedded_only

@@ -185,8 +185,8 @@ async def test_deferred_follow_ups_answer_before_their_fsync_and_ride_the_next_c
 async def test_embedded_fsync_decides_whether_a_commit_waits_for_the_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
 ) -> None:
+    from service.core.settings import Settings
     from service.database import connect
-    from service.settings import Settings
 
     settings = Settings(
         mongodb_url=None, embedded_db_path=str(tmp_path / "d.embedded"), embedded_fsync=fsync

@@ -13,7 +13,7 @@ from bson import Binary
 from documents.event import IdempotencyRecord, TouchpointEvent
 from documents.journal import DomainEvent
 from tests.factories import make_campaign, make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 @pytest.fixture

@@ -16,13 +16,14 @@ import pytest
 
 from documents.read_models import GlobalTeam
 from documents.team import Team, TeamMember, TeamRole
-from service import leases, projections, sequencer
+from service import projections
+from service.core.repository import Repository
+from service.core.settings import Settings
 from service.embedded import EmbeddedCollection
+from service.feeds import leases, sequencer
 from service.projections import runner
-from service.repository import Repository
-from service.settings import Settings
 from tests.factories import make_lead
-from tests.helpers import Account
+from tests.support.helpers import Account
 
 TTL = timedelta(seconds=30)
 

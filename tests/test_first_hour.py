@@ -26,12 +26,19 @@ from documents.base import normalize_phone
 from documents.tenant import Tenant
 from documents.user import User
 from service.cli import app
-from service.journal_view import api_changes
-from service.repository import Repository
-from service.settings import DEV_JWT_SECRET_SUFFIX, Settings
-from tests.helpers import Account, assert_problem, cli_env, cli_runner, stored_leads, write_csv
-from tests.problem_audit import leaks
-from tests.webhook_receiver import receiver, settings, subscribe, until, verified
+from service.core.journal_view import api_changes
+from service.core.repository import Repository
+from service.core.settings import DEV_JWT_SECRET_SUFFIX, Settings
+from tests.support.helpers import (
+    Account,
+    assert_problem,
+    cli_env,
+    cli_runner,
+    stored_leads,
+    write_csv,
+)
+from tests.support.problem_audit import leaks
+from tests.support.webhook_receiver import receiver, settings, subscribe, until, verified
 
 # The webhook tests' fixture (fast loops).
 __all__ = ["settings"]
@@ -458,7 +465,7 @@ def test_cli_help_shows_no_type_placeholder_for_flags() -> None:
 
 
 def test_answers_from_another_transport_join_the_audit() -> None:
-    from tests.problem_audit import AUDIT, audit_answer
+    from tests.support.problem_audit import AUDIT, audit_answer
 
     error = {"loc": ["body"], "msg": "String should match pattern '^a$'"}
     body = json.dumps({"detail": "x", "errors": [error]}).encode()

@@ -23,11 +23,11 @@ from schemathesis.engine import events, from_schema
 from schemathesis.openapi.checks import RejectedPositiveData, UseAfterFree
 from schemathesis.python import asgi
 
+from service.core.settings import Settings
 from service.database import embedded_database
 from service.main import create_app
-from service.settings import Settings
-from tests.helpers import Account, assert_problem
-from tests.problem_audit import AUDIT, audit_answer
+from tests.support.helpers import Account, assert_problem
+from tests.support.problem_audit import AUDIT, audit_answer
 
 SEED = 20_261_124
 # Per operation and phase; with the coverage and stateful phases this is about 2 minutes on 2 cores.

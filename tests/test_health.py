@@ -8,7 +8,7 @@ from unittest.mock import patch
 import httpx
 import pytest
 
-from tests.helpers import assert_problem
+from tests.support.helpers import assert_problem
 
 
 @pytest.mark.embedded_only  # the embedded backend's name

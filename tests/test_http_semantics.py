@@ -10,10 +10,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.errors import Conflict, validation_errors
+from service.core.errors import Conflict, validation_errors
 from tests.factories import make_campaign
-from tests.helpers import Account, assert_problem
-from tests.problem_audit import leaks
+from tests.support.helpers import Account, assert_problem
+from tests.support.problem_audit import leaks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,7 +249,9 @@ def test_the_audit_fails_a_test_that_gets_a_leaky_422(
         """
     )
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # a fresh process, so the audit starts clean
-    result = pytester.runpytest_subprocess("-p", "tests.problem_audit", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "-p", "tests.support.problem_audit", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*a pydantic prefix*", "*201 without Location*"])
 

@@ -11,9 +11,9 @@ from pymongo.errors import NetworkTimeout
 
 from documents import ALL_DOCUMENTS
 from service.database import init_models
-from service.indexes import apply_changes, compare
-from tests import real_server
-from tests.query_plans import IndexSpec, check, make_shape
+from service.storage.indexes import apply_changes, compare
+from tests.support import real_server
+from tests.support.query_plans import IndexSpec, check, make_shape
 
 
 async def _older_release(database: Any) -> None:
@@ -157,6 +157,6 @@ async def test_a_build_outlasting_its_budget_does_not_fail_start_up(
         return await real(self, indexes, *args, **kwargs)
 
     monkeypatch.setattr(collection_type, "create_indexes", slow)
-    with caplog.at_level(logging.WARNING, logger="service.indexes"):
+    with caplog.at_level(logging.WARNING, logger="service.storage.indexes"):
         await init_models(database)
     assert any("outlasted its budget" in r.getMessage() for r in caplog.records)

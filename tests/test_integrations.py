@@ -10,8 +10,8 @@ from bson import Binary, json_util
 from documents.integration import Integration
 from documents.journal import DomainEvent
 from service import integrations
-from service.settings import Settings
-from tests.helpers import Account, assert_problem, stored_form
+from service.core.settings import Settings
+from tests.support.helpers import Account, assert_problem, stored_form
 
 SECRET = "sk_live_very-secret-token-123"
 

@@ -26,8 +26,8 @@ from fastapi import FastAPI
 
 from documents import AGGREGATE_ROOTS
 from documents.journal import DomainEvent
-from service.repository import Repository
-from tests.helpers import PASSWORD, Account, assert_problem
+from service.core.repository import Repository
+from tests.support.helpers import PASSWORD, Account, assert_problem
 
 State = dict[str, Any]
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from service import journal
-from service.errors import Unprocessable
-from service.journal import outbox
+from service.core import journal
+from service.core.errors import Unprocessable
+from service.core.journal import outbox
 from tests.factories import make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 def test_the_limit_leaves_room_under_mongodbs_16_mib() -> None:

@@ -9,7 +9,7 @@ from bson import Binary
 
 from documents.journal import DomainEvent
 from documents.kanban import GlobalKanban
-from tests.helpers import Account, ServiceClient, assert_problem
+from tests.support.helpers import Account, ServiceClient, assert_problem
 
 
 async def add_state(account: Account, name: str, **extra: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Lead dedupe through claims (service/lead_claims.py): exact with `leads` on {tenant_id, _id}.
+"""Lead dedupe through claims (service/leads/claims.py): exact with `leads` on {tenant_id, _id}.
 
 Every path that gives a live lead an email, phone or MLS id claims it in `lead_claims` first;
 every path that takes one away releases it. A claim a crash left behind blocks its value only
@@ -18,9 +18,9 @@ from uuid6 import uuid7
 from documents.base import utcnow
 from documents.lead import LeadBase
 from documents.lead_claim import LeadClaim
-from service import lead_claims
-from service.migrations import migrate
-from tests.helpers import Account, assert_problem
+from service.leads import claims as lead_claims
+from service.storage.migrations import migrate
+from tests.support.helpers import Account, assert_problem
 
 OLD = timedelta(hours=1)  # older than CLAIM_GRACE
 

@@ -3,7 +3,7 @@
 A flow drives every list, sort, filter, search, geo, count, export, merge, dedupe and ingest
 path of the area while `service.embedded.observers` records each query sent to `leads`,
 `campaigns`, `events` and `campaign_leads`; each is then checked against the indexes the
-database really has, by the suite-wide checker (tests/query_plans.py, MongoDB's planner
+database really has, by the suite-wide checker (tests/support/query_plans.py, MongoDB's planner
 rules; its own tests are in tests/test_query_plans.py). The suite-wide plugin checks every
 query any test sends; this flow makes sure each of the area's paths is among them.
 """
@@ -19,10 +19,10 @@ from documents.campaign import CampaignBase, CampaignLead
 from documents.event import TouchpointEvent
 from documents.lead import LeadBase
 from service.embedded import Operation, observers
-from tests.helpers import Account
-from tests.query_plan_allowlist import allowed
-from tests.query_plan_plugin import shape_of_operation
-from tests.query_plans import IndexSpec, check
+from tests.support.helpers import Account
+from tests.support.query_plan_allowlist import allowed
+from tests.support.query_plan_plugin import shape_of_operation
+from tests.support.query_plans import IndexSpec, check
 
 # Records through service.embedded.observers (on MongoDB, tests/test_real_mongodb.py explains).
 pytestmark = pytest.mark.embedded_only

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from documents.tenant import Tenant
-from service.repository import Repository
+from service.core.repository import Repository
 from tests.factories import make_campaign, make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 MLS = {
     "type": "mls",

@@ -15,11 +15,12 @@ from documents import AGGREGATE_ROOTS
 from documents.journal import DomainEvent
 from documents.lead import LeadBase
 from documents.lead_claim import LeadClaim
-from service import journal, lead_claims
-from service import leads as lead_service
-from tests.dbcalls import count_db_calls
+from service.core import journal
+from service.leads import claims as lead_claims
+from service.leads import commands as lead_service
 from tests.factories import make_api_key, make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.dbcalls import count_db_calls
+from tests.support.helpers import Account, assert_problem
 
 
 async def bulk(account: Account, rows: list[Any]) -> Any:
@@ -96,7 +97,7 @@ async def test_batch_limits_and_shape(owner: Account) -> None:
     assert (await owner.client.get("/v1/leads")).json()["items"] == []
 
 
-@pytest.mark.embedded_only  # counts calls with tests/dbcalls.py
+@pytest.mark.embedded_only  # counts calls with tests/support/dbcalls.py
 async def test_database_calls_grow_with_chunks_not_rows(owner: Account, monkeypatch: Any) -> None:
     production = lead_service.BULK_CHUNK
     # A small chunk size makes several chunks out of a test-sized batch.

@@ -14,10 +14,10 @@ from fastapi import FastAPI
 
 from documents.lead import LeadBase
 from schemas.leads import LEAD_CSV
-from service import journal
-from service import leads as lead_service
+from service.core import journal
+from service.leads import commands as lead_service
 from tests.factories import make_campaign, make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 async def export(account: Account, **params: Any) -> Any:

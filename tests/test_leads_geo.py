@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from service.geo import great_circle_m
+from service.core.geo import great_circle_m
 from tests.factories import make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 CENTRE = (-122.4194, 37.7749)  # San Francisco City Hall-ish
 PLACES = {

@@ -9,9 +9,9 @@ from unittest.mock import patch
 import pytest
 
 from service import campaigns as campaign_service
-from service import lead_claims
+from service.leads import claims as lead_claims
 from tests.factories import make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 async def post(account: Account, path: str, body: dict[str, Any], status: int = 201) -> Any:

@@ -2,7 +2,7 @@
 address, phone digits as typed, ignoring case and accents, within the tenant's live leads.
 
 Every word of the term must start one of the lead's `search_tokens` (an anchored prefix, so
-the multikey index bounds the search; see service/lead_queries.py)."""
+the multikey index bounds the search; see service/leads/queries.py)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from documents.lead import (
     lead_search_tokens,
     with_search_tokens,
 )
-from service.lead_queries import search_filter
+from service.leads.queries import search_filter
 from tests.factories import make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 async def make(account: Account, **body: Any) -> str:
@@ -235,7 +235,7 @@ async def test_leads_stored_before_search_tokens_get_them_from_the_upcaster(
     )
     assert await found(owner, "casas") == set()
     assert (await owner.client.get(f"/v1/leads/{people['jose']}")).status_code == 200
-    from service.migrations import migrate
+    from service.storage.migrations import migrate
 
     await migrate(models=[LeadBase])
     assert await found(owner, "casas") == {people["jose"]}

@@ -17,11 +17,11 @@ from documents.blog import Blog
 from documents.campaign import CampaignBase
 from documents.journal import DomainEvent
 from documents.migrations import Versioned, current_schema_version, upcast
-from service import migrations
-from service.migrations import migrate
 from service.projections.runner import rebuild
+from service.storage import migrations
+from service.storage.migrations import migrate
 from tests.factories import POSTED, SCHEDULED, shape_1_blog
-from tests.helpers import Account, stored_form
+from tests.support.helpers import Account, stored_form
 
 
 async def insert_shape_1_blogs(account: Account) -> dict[str, dict[str, Any]]:

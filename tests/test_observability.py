@@ -28,19 +28,19 @@ from pydantic import SecretStr
 from pymongo import monitoring
 
 from routes.tracing import configure_tracing
-from service import observability
-from service.database import embedded_database
-from service.embedded import observers
-from service.main import create_app
-from service.observability import (
+from service.core import observability
+from service.core.observability import (
     JsonFormatter,
     tracing_exporters,
     tracing_requested,
     tracing_resource,
 )
+from service.core.settings import Settings
+from service.database import embedded_database
+from service.embedded import observers
+from service.main import create_app
 from service.serve import LOG_CONFIG
-from service.settings import Settings
-from tests.helpers import assert_problem
+from tests.support.helpers import assert_problem
 
 
 async def test_request_id_is_generated_and_returned(client: httpx.AsyncClient) -> None:
@@ -139,7 +139,7 @@ async def test_login_and_registration_are_capped_per_client_address(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from service import throttle
+    from service.core import throttle
 
     # Freeze the clock mid-window so a minute boundary cannot reset the count mid-test; a
     # minute ahead, so the window's counter is not due for TTL removal while the test runs.
@@ -200,7 +200,7 @@ def test_the_server_writes_every_line_as_json(tmp_path: Path) -> None:
     assert any(lg == "uvicorn.error" and m.startswith("Uvicorn running on") for lg, m in by_logger)
     assert ("uvicorn.error", "Shutting down") in by_logger
     assert (
-        "service.settings",
+        "service.core.settings",
         "JWT_SECRET is not set: generated a random one (tokens die on restart)",
     ) in by_logger
     access = [line for line in lines if line["logger"] == "service.access"]
@@ -214,7 +214,7 @@ def test_the_server_writes_every_line_as_json(tmp_path: Path) -> None:
 
 def test_the_log_configuration_routes_uvicorn_through_the_json_formatter() -> None:
     config = json.loads(LOG_CONFIG.read_text())
-    assert config["formatters"]["json"]["()"] == "service.observability.JsonFormatter"
+    assert config["formatters"]["json"]["()"] == "service.core.observability.JsonFormatter"
     assert config["root"]["handlers"] == ["stderr"]
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         assert config["loggers"][name]["handlers"] == [] and config["loggers"][name]["propagate"]

@@ -20,15 +20,15 @@ from pymongo.errors import (
 
 from documents import ALL_DOCUMENTS
 from documents.lead import LeadBase
+from service.core.deadlines import deadline, remaining, unbounded
+from service.core.pagination import stream
+from service.core.repository import Repository
+from service.core.settings import Settings
 from service.database import connect
-from service.deadlines import deadline, remaining, unbounded
 from service.embedded import aio
-from service.pagination import stream
-from service.repository import Repository
-from service.settings import Settings
 from tests.conftest import make_settings
 from tests.factories import make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 DRIVER_ERRORS = [
     ServerSelectionTimeoutError("no servers available"),
@@ -91,8 +91,8 @@ async def test_ready_reports_503_while_down(client: Any, database: Any) -> None:
 
 async def test_real_client_has_no_client_wide_cap() -> None:
     """Short server selection outside a budget; no cumulative `timeoutMS`; a batch limit."""
+    from service.core.settings import Settings
     from service.database import connect
-    from service.settings import Settings
 
     settings = Settings(mongodb_url="mongodb://127.0.0.1:1/", mongodb_timeout_ms=1500)
     database = connect(settings)
@@ -211,7 +211,8 @@ async def test_a_streamed_export_is_not_cut_by_the_request_budget(owner: Account
 async def test_requests_run_under_the_budget_and_a_bulk_import_is_batch_work(
     owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service import leads, users
+    from service import users
+    from service.leads import commands as leads
 
     seen: dict[str, float | None] = {}
     real_get, real_bulk = users.get_me, leads.bulk_import

@@ -9,7 +9,7 @@ import pytest
 
 from documents.event import STATUS_HISTORY_MAX
 from tests.factories import make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from bson import Binary
 from documents.journal import DomainEvent
 from service.consent import is_stop_word
 from tests.factories import make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 async def campaign_with(account: Account, lead_id: str, kind: str = "text") -> str:

@@ -12,8 +12,8 @@ from uuid6 import uuid7
 
 from documents.campaign import CampaignLead
 from documents.lead import LeadBase
-from service.migrations import migrate
-from tests.helpers import Account, stored_form
+from service.storage.migrations import migrate
+from tests.support.helpers import Account, stored_form
 
 
 async def test_old_leads_and_links_upcast_and_migrate(owner: Account) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from uuid import uuid4
 
 from documents.user import User
-from service.repository import Repository
+from service.core.repository import Repository
 from tests.factories import make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 async def test_patch_assignee_validated(owner: Account, member: Account, stranger: Account) -> None:

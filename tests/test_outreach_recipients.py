@@ -11,9 +11,9 @@ import pytest
 from bson import Binary
 
 from documents.campaign import CampaignLead
-from tests import work_budget_plugin
 from tests.factories import attach_leads, make_campaign, make_lead
-from tests.helpers import Account, assert_problem
+from tests.support import work_budget_plugin
+from tests.support.helpers import Account, assert_problem
 
 
 async def email_campaign(account: Account, n: int, **fields: Any) -> tuple[str, list[str]]:

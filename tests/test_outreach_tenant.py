@@ -6,7 +6,7 @@ import pytest
 from bson import Binary
 
 from documents.journal import DomainEvent
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 async def test_defaults(owner: Account, viewer: Account) -> None:

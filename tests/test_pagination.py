@@ -14,8 +14,8 @@ from bson import Binary
 from documents.event import TouchpointEvent
 from documents.journal import DomainEvent
 from documents.lead import LeadBase
-from service.errors import Unprocessable
-from service.pagination import (
+from service.core.errors import Unprocessable
+from service.core.pagination import (
     NEWEST_FIRST,
     FieldKind,
     Sort,
@@ -26,7 +26,7 @@ from service.pagination import (
     read_cursor,
 )
 from tests.factories import attach_leads, make_campaign, make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 ID = "018f8a4e-0000-7000-8000-000000000001"  # fixed: xdist workers must collect the same ids
 

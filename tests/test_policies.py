@@ -13,12 +13,12 @@ from documents.lead import LeadBase
 from documents.team import Team
 from documents.user import Role, User
 from service import api_keys, lifecycle, teams, users
-from service.context import RequestContext
-from service.errors import Conflict, Forbidden
-from service.policy import Action, ResourcePolicy, policy_for, register_policy
-from service.repository import Repository, uuid_filter
+from service.core.context import RequestContext
+from service.core.errors import Conflict, Forbidden
+from service.core.policy import Action, ResourcePolicy, policy_for, register_policy
+from service.core.repository import Repository, uuid_filter
 from tests.factories import make_lead, make_team
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 def test_each_resource_has_one_policy() -> None:
@@ -137,7 +137,7 @@ async def test_a_restore_clash_answers_the_policys_conflict(owner: Account) -> N
 
 def test_what_colleagues_see_of_a_user_is_the_rule() -> None:
     from schemas.users import UserRead
-    from service.visibility import USER_SHARED
+    from service.core.visibility import USER_SHARED
 
     assert set(UserRead.model_fields) == USER_SHARED
 
@@ -148,7 +148,7 @@ async def test_visible_events_filters_a_feed_page(
     from bson import Binary
 
     from documents.journal import DomainEvent
-    from service.visibility import visible_changes, visible_events
+    from service.core.visibility import visible_changes, visible_events
 
     await member.client.put("/v1/billing/info", json={"tax_id": "TAX-7", "address": {}})
     await member.client.patch("/v1/users/me", json={"profile": {"first_name": "Mo"}})

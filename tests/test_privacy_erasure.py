@@ -10,12 +10,12 @@ import bson
 import httpx
 import pytest
 
-from service import security
 from service.auth import register_owner
+from service.core import security
 from service.main import create_app
 from tests.conftest import make_settings
 from tests.factories import EMAIL, FIRST, LAST, make_lead, make_person, person_leaks
-from tests.helpers import PASSWORD, Account, assert_problem, stored_form
+from tests.support.helpers import PASSWORD, Account, assert_problem, stored_form
 
 
 async def _figures(client: httpx.AsyncClient, campaign_id: str) -> list[Any]:

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 from bson import Binary
 
 from tests.factories import make_person
-from tests.helpers import Account, assert_problem, stored_form
+from tests.support.helpers import Account, assert_problem, stored_form
 
 
 def _as_json(value: Any) -> Any:

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from uuid6 import uuid7
 
 from documents.journal import DomainEvent
-from service import journal
 from service.cli import app as cli
+from service.core import journal
 from tests.factories import make_campaign, make_lead
-from tests.helpers import Account, on_embedded_file, stored_form
+from tests.support.helpers import Account, on_embedded_file, stored_form
 
 
 async def _entries(database: Any, aggregate_id: str) -> list[dict[str, Any]]:

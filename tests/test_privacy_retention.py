@@ -10,11 +10,11 @@ from bson import Binary
 
 from documents.base import utcnow
 from documents.tenant import Tenant
-from service import retention
 from service.background import build_runtime
-from service.repository import Repository
+from service.core.repository import Repository
+from service.leads import retention
 from tests.factories import make_lead
-from tests.helpers import Account
+from tests.support.helpers import Account
 
 
 async def _lead(account: Account, email: str) -> str:

@@ -22,7 +22,7 @@ from service.analyst_views import ROLE, VIEWS, apply_views, mongosh_commands
 from service.cli import app as cli
 from service.cli.pipelines import PIPELINES, Params, shell
 from tests.factories import NEEDLES, make_person, person_leaks
-from tests.helpers import Account, stored_form
+from tests.support.helpers import Account, stored_form
 
 SECRET_NAMES = (
     "password_hash",

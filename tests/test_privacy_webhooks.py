@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.factories import make_lead, person_leaks
-from tests.helpers import Account
-from tests.webhook_receiver import receiver, settings, subscribe, until
+from tests.support.helpers import Account
+from tests.support.webhook_receiver import receiver, settings, subscribe, until
 
 # The webhook tests' fixture: fast loops and short retry delays.
 __all__ = ["settings"]

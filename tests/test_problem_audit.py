@@ -9,8 +9,8 @@ from unittest.mock import patch
 from uuid import uuid4
 
 from service import read_models
-from tests.helpers import Account, assert_problem
-from tests.problem_audit import AUDIT
+from tests.support.helpers import Account, assert_problem
+from tests.support.problem_audit import AUDIT
 
 
 async def test_an_unexpected_500_is_a_finding_with_its_traceback(owner: Account) -> None:

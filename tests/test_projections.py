@@ -25,14 +25,16 @@ from documents.read_models import (
 from documents.team import Team, TeamMember, TeamRole
 from documents.user import User
 from documents.workspace_read_models import GlobalBlog, GlobalResearchStats
-from service import journal, lifecycle, projections, sequencer
+from service import lifecycle, projections
 from service.cli.read_models import repair_journal
+from service.core import journal
+from service.core.repository import Repository
+from service.core.settings import Settings
 from service.embedded import aio
+from service.feeds import sequencer
 from service.projections import runner
-from service.repository import Repository
-from service.settings import Settings
-from tests import analytics_seed as seed
-from tests.helpers import Account, assert_problem
+from tests.support import analytics_seed as seed
+from tests.support.helpers import Account, assert_problem
 
 MODELS: list[type[Document]] = [
     GlobalCampaign,

@@ -12,10 +12,10 @@ import pytest
 from fastapi import FastAPI
 
 from routes.middleware import client_address, forwarded_chain
-from service import throttle
+from service.core import throttle
+from service.core.settings import Settings
 from service.main import create_app
-from service.settings import Settings
-from tests.helpers import assert_problem
+from tests.support.helpers import assert_problem
 
 PROXY = "10.0.0.7"
 TRUSTED = [ip_network("10.0.0.0/24"), ip_network("192.168.1.1")]

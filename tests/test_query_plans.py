@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from service.embedded import Operation, embedded_database
-from tests.query_plan_plugin import findings, shape_of_operation
-from tests.query_plans import IndexSpec, check, make_shape
+from tests.support.query_plan_plugin import findings, shape_of_operation
+from tests.support.query_plans import IndexSpec, check, make_shape
 
 # The checker and the embedded observers (on MongoDB, tests/test_real_mongodb.py asks explain()).
 pytestmark = pytest.mark.embedded_only

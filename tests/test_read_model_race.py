@@ -29,10 +29,10 @@ import pytest
 from fastapi import FastAPI
 
 from service import projections
+from service.core.settings import Settings
 from service.main import create_app
 from service.projections import runner
-from service.settings import Settings
-from tests.helpers import PASSWORD, Account, read_model_snapshot, watching
+from tests.support.helpers import PASSWORD, Account, read_model_snapshot, watching
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@
 - The 16 MiB limit: a document over 16 MiB is refused (insert by the driver, with the server's
   limit; update and aggregation rows by the server), nothing is half-stored, and the API answers
   problem+json. The embedded backend's own tests (tests/test_embedded.py) mirror these.
-- Each test's database is fresh, and dropped after it (tests/real_server.py).
+- Each test's database is fresh, and dropped after it (tests/support/real_server.py).
 
 Not run on our machines (no MongoDB there): see README, "Tests on a real MongoDB".
 """
@@ -32,11 +32,11 @@ from pymongo.read_concern import ReadConcern
 
 from documents.journal import DomainEvent
 from documents.lead import GenericLead, LeadBase
-from service.repository import Repository
-from service.settings import Settings
-from tests import real_server
-from tests.helpers import Account, assert_problem
-from tests.query_plans import plan_problems, winning_stages
+from service.core.repository import Repository
+from service.core.settings import Settings
+from tests.support import real_server
+from tests.support.helpers import Account, assert_problem
+from tests.support.query_plans import plan_problems, winning_stages
 
 pytestmark = pytest.mark.real_mongodb
 
@@ -215,7 +215,7 @@ PATHS = [
         lambda f, s: list(s) == ["last_name", "_id"],
         frozenset({"tenant_by_last_name"}),
     ),
-    # (A create no longer reads leads to dedupe: it inserts its claims, service/lead_claims.py.)
+    # (A create no longer reads leads to dedupe: it inserts its claims, service/leads/claims.py.)
     AccessPath(
         "campaign list",
         lambda w: ("GET", "/v1/campaigns", {"params": {"limit": 20}}),

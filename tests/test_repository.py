@@ -13,11 +13,11 @@ from documents.journal import DomainEvent
 from documents.lead import Address, GenericLead, LeadBase, ListingAgent, MLSRealEstateLead
 from documents.tenant import Tenant
 from documents.user import User
-from service import journal
-from service.errors import Conflict, NotFound, PreconditionFailed
-from service.repository import Repository
-from tests import oracles
-from tests.helpers import Account
+from service.core import journal
+from service.core.errors import Conflict, NotFound, PreconditionFailed
+from service.core.repository import Repository
+from tests.support import oracles
+from tests.support.helpers import Account
 
 
 async def events_of(aggregate_id: Any) -> list[DomainEvent]:

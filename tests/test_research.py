@@ -9,7 +9,7 @@ from uuid import UUID
 from bson import Binary
 
 from documents.workspace_read_models import GlobalResearchStats
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 RESULT = {
     "keywords": ["Condos Miami", "miami condos for sale"],

@@ -1,6 +1,6 @@
 """Database round trips per request are constant in the data size (issue 18).
 
-Each read is counted with the embedded backend's call counter (tests/dbcalls.py) at two data
+Each read is counted with the embedded backend's call counter (tests/support/dbcalls.py) at two data
 sizes: the calls must be the same, and within budget — a list at most 2 (page + optional
 count), a single GET 1, the overview 1 aggregate (campaign analytics: the campaign, then one
 aggregate per collection it reads). The two credential reads of every
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from service import leads as lead_service
-from tests.dbcalls import count_db_calls
+from service.leads import commands as lead_service
 from tests.factories import attach_leads, make_campaign, make_lead
-from tests.helpers import Account
+from tests.support.dbcalls import count_db_calls
+from tests.support.helpers import Account
 
 CREDENTIALS = {"users.find_one", "tenants.find_one"}  # `find_one` counts as one call
 

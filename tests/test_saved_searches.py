@@ -6,7 +6,7 @@ from typing import Any
 from uuid import uuid4
 
 from tests.factories import attach_leads, make_lead
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 
 async def save(account: Account, resource: str, filters: dict[str, Any], **extra: Any) -> Any:

@@ -27,18 +27,20 @@ import pytest
 from documents.campaign import CampaignLead
 from documents.event import CallEvent, TouchpointEvent
 from schemas.campaigns import CallCampaignCreate
-from service import campaign_tallies, campaigns, event_slots, leads, security
+from service import campaign_tallies, campaigns, event_slots
 from service.auth import register_owner
-from service.context import RequestContext, Role
+from service.core import security
+from service.core.context import RequestContext, Role
+from service.core.journal import to_bson
+from service.core.repository import Repository
 from service.database import embedded_database
 from service.embedded import work
-from service.journal import to_bson
+from service.leads import commands as leads
 from service.main import create_app
-from service.repository import Repository
-from tests import work_budget_plugin
 from tests.conftest import make_settings
 from tests.factories import make_lead
-from tests.helpers import PASSWORD
+from tests.support import work_budget_plugin
+from tests.support.helpers import PASSWORD
 
 pytestmark = pytest.mark.embedded_only
 
@@ -289,7 +291,7 @@ FLAGS = [(d, a) for d in (False, True) for a in (False, True)]
 async def _joined_count(owner: Any, campaign: str, deleted: bool, archived: bool) -> int:
     """The oracle: the members counted by joining every link to its lead."""
     from schemas.leads import CampaignLeadFilters
-    from service.lead_queries import _members_pipeline
+    from service.leads.queries import _members_pipeline
 
     filters = CampaignLeadFilters(include_deleted=deleted, include_archived=archived)
     stages = _members_pipeline(owner.ctx, UUID(campaign), filters, counting=True)
@@ -367,7 +369,7 @@ async def test_concurrent_archive_and_attach_leave_the_links_exact(owner: Any) -
 
 
 async def test_migrate_backfills_the_lead_state_of_older_links(owner: Any) -> None:
-    from service import migrations
+    from service.storage import migrations
 
     ids = [
         (

@@ -11,10 +11,10 @@ import httpx
 import jwt
 import pytest
 
-from service import security
-from service.settings import Settings
+from service.core import security
+from service.core.settings import Settings
 from tests.factories import make_team
-from tests.helpers import PASSWORD, Account, assert_problem
+from tests.support.helpers import PASSWORD, Account, assert_problem
 
 # -- defect 10: claims of a validly signed token are validated strictly -----------------------
 
@@ -197,8 +197,8 @@ async def test_parallel_wrong_logins_check_at_most_the_limit(
 
 @pytest.mark.usefixtures("app")
 async def test_parallel_attempts_take_exactly_the_limit() -> None:
-    from service.errors import TooManyRequests
-    from service.throttle import Throttle
+    from service.core.errors import TooManyRequests
+    from service.core.throttle import Throttle
 
     throttle = Throttle("t", max_failures=5, lockout_seconds=30, window_seconds=60)
 

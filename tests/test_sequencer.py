@@ -14,10 +14,10 @@ from uuid6 import uuid7
 
 from documents.base import utcnow
 from documents.lease import Lease
-from service import leases, sequencer
-from service.settings import Settings
+from service.core.settings import Settings
+from service.feeds import leases, sequencer
 from tests.factories import make_lead
-from tests.helpers import Account
+from tests.support.helpers import Account
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The sharding plan (service/sharding.py) held against the declared documents.
+"""The sharding plan (service/storage/sharding.py) held against the declared documents.
 
 Every collection in documents/ has a plan; every unique index of a sharded collection is
 prefixed by its shard key (MongoDB refuses anything else); the supporting index a plan names
@@ -20,17 +20,17 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from documents import ALL_DOCUMENTS
-from service import sequencer
 from service.embedded.aio import Operation
-from service.sharding import (
+from service.feeds import sequencer
+from service.storage.sharding import (
     PLAN_BY_COLLECTION,
     SHARD_KEY_INDEX,
     SHARD_PLAN,
     ShardPlan,
     shard_commands,
 )
-from tests import shard_plan
-from tests.query_plan_plugin import declared_indexes
+from tests.support import shard_plan
+from tests.support.query_plan_plugin import declared_indexes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +74,7 @@ def _ids(plans: list[ShardPlan]) -> list[str]:
 
 def test_every_collection_in_documents_has_a_plan() -> None:
     missing = sorted(set(OWNERS) - set(PLAN_BY_COLLECTION))
-    assert not missing, f"add a ShardPlan to service/sharding.py for: {missing}"
+    assert not missing, f"add a ShardPlan to service/storage/sharding.py for: {missing}"
 
 
 def test_the_plan_names_no_stale_collection() -> None:
@@ -269,7 +269,7 @@ def test_deployment_doc_shows_the_current_commands() -> None:
     missing = [c for c in shard_commands("lead_ignite") if c not in doc]
     assert not missing, (
         "docs/deployment.md is out of date; paste the output of "
-        "service.sharding.shard_commands('lead_ignite'). Missing: " + "\n".join(missing)
+        "service.storage.sharding.shard_commands('lead_ignite'). Missing: " + "\n".join(missing)
     )
 
 

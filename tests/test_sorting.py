@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Account, assert_problem
+from tests.support.helpers import Account, assert_problem
 
 LAST_NAMES = ["Silva", None, "Abreu", "Silva", "Zola", None, "abreu", "Mota", "Silva"]
 PRICES = [300_000, None, 150_000.5, 300_000, None, 90_000]

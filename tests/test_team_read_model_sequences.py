@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from service import projections
-from service.settings import Settings
-from tests.helpers import Account, read_model_snapshot, watching
+from service.core.settings import Settings
+from tests.support.helpers import Account, read_model_snapshot, watching
 
 
 @pytest.fixture

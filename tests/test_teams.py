@@ -13,8 +13,8 @@ from documents.journal import DomainEvent
 from documents.team import Invitation
 from documents.tenant import Tenant
 from documents.user import User
-from service import security
-from tests.helpers import Account, assert_problem
+from service.core import security
+from tests.support.helpers import Account, assert_problem
 
 PASSWORD = "a-long-password-42"
 

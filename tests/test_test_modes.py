@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.query_plans import plan_problems, winning_stages
+from tests.support.query_plans import plan_problems, winning_stages
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables of the outer run that an inner pytest must not share (its plugins' result folders).

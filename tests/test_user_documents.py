@@ -50,8 +50,8 @@ from documents.user import (
     UserProfile,
     UserSettings,
 )
-from service.repository import Repository
-from tests.helpers import Account
+from service.core.repository import Repository
+from tests.support.helpers import Account
 
 
 @pytest.fixture(autouse=True)
@@ -346,7 +346,7 @@ def test_role_is_defined_once_and_ordered_by_rank() -> None:
     from pathlib import Path
 
     from documents.user import Role
-    from service import context
+    from service.core import context
 
     assert context.Role is Role
     assert Role.viewer < Role.member < Role.admin < Role.owner  # not alphabetical

@@ -13,10 +13,10 @@ from documents.journal import DomainEvent
 from documents.user import TwoFactorMethod, User
 from service import lifecycle, users
 from service.auth import AuthCache, authenticate
-from service.context import Role
-from service.errors import Unauthorized
-from service.settings import Settings
-from tests.helpers import PASSWORD, Account, assert_problem
+from service.core.context import Role
+from service.core.errors import Unauthorized
+from service.core.settings import Settings
+from tests.support.helpers import PASSWORD, Account, assert_problem
 
 PARTS = {
     "profile",

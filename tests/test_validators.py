@@ -17,17 +17,17 @@ from bson import Binary
 from documents.blog import Blog
 from documents.campaign import CampaignBase
 from documents.user import User
-from service.settings import Settings
-from service.validators import (
+from service.core.settings import Settings
+from service.storage.validators import (
     ROOT_ENVELOPE,
     apply_validators,
     mongosh_commands,
     validator_for,
     validators,
 )
-from tests.helpers import Account
-from tests.validate_stored import stored_document_errors, validator_of
-from tests.webhook_receiver import receiver
+from tests.support.helpers import Account
+from tests.support.validate_stored import stored_document_errors, validator_of
+from tests.support.webhook_receiver import receiver
 
 # What MongoDB's $jsonSchema accepts (draft 4 without $ref, format, default, const…).
 MONGO_KEYWORDS = {

@@ -19,9 +19,10 @@ from documents.journal import DomainEvent
 from documents.kanban import GlobalKanban
 from documents.lead import LeadBase
 from documents.user import User
-from service import journal, lifecycle
+from service import lifecycle
+from service.core import journal
 from tests.factories import make_lead, make_team
-from tests.helpers import PASSWORD, Account, assert_problem
+from tests.support.helpers import PASSWORD, Account, assert_problem
 
 SECRET = "<secret>"
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from tests.helpers import Account
+from tests.support.helpers import Account
 
 # concept → (the one API name, names that must not be used for it).
 VOCABULARY: dict[str, tuple[str, frozenset[str]]] = {

@@ -15,12 +15,12 @@ import pytest
 from fastapi import FastAPI
 
 from documents.webhook import WebhookEndpoint
+from service.core.settings import Settings
 from service.main import create_app
-from service.settings import Settings
 from service.webhooks.urls import BlockedUrl, check_url
 from tests.factories import make_lead
-from tests.helpers import Account, assert_problem
-from tests.webhook_receiver import (
+from tests.support.helpers import Account, assert_problem
+from tests.support.webhook_receiver import (
     delivery_log,
     receiver,
     settings,
@@ -253,7 +253,7 @@ async def test_a_paused_holder_cannot_move_a_position_back(owner: Account, app: 
     from datetime import timedelta
 
     from documents.webhook import WebhookState
-    from service import leases
+    from service.feeds import leases
     from service.webhooks.delivery import Dispatcher
 
     dispatcher = Dispatcher(app.state.settings)

@@ -1,4 +1,4 @@
-"""The counted-work check itself (tests/work_budget_plugin.py, service/embedded/work.py).
+"""The counted-work check itself (tests/support/work_budget_plugin.py, service/embedded/work.py).
 
 The backend counts keys and documents examined and documents returned per operation, as
 MongoDB's executionStats does; the plugin fails a request that examines far more than it
@@ -15,8 +15,8 @@ import pytest
 
 from service import campaigns
 from service.embedded import embedded_database, work
-from tests import work_budget_plugin
-from tests.helpers import Account
+from tests.support import work_budget_plugin
+from tests.support.helpers import Account
 
 pytestmark = pytest.mark.embedded_only
 

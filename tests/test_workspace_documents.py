@@ -19,8 +19,8 @@ from documents.kanban import MAX_KANBAN_STATES, GlobalKanban, KanbanState, Kanba
 from documents.research import MAX_RESULTS_PER_TOPIC, ResearchTopic, TopicResearchResult
 from documents.saved_search import MAX_FILTERS, SavedSearch, SavedSearchResource
 from documents.workspace_read_models import BlogCounts, GlobalBlog, GlobalResearchStats
-from service.repository import Repository
-from tests.helpers import Account
+from service.core.repository import Repository
+from tests.support.helpers import Account
 
 TENANT = uuid4()
 WHEN = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)

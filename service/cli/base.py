@@ -30,11 +30,11 @@ from rich.progress import (
 
 from documents.tenant import Tenant
 from service.auth import find_login_user
-from service.context import RequestContext, Role
+from service.core.context import RequestContext, Role
+from service.core.repository import Repository, uuid_filter
+from service.core.settings import Settings
 from service.database import connect, init_models
 from service.embedded import EmbeddedDataError
-from service.repository import Repository, uuid_filter
-from service.settings import Settings
 
 T = TypeVar("T")
 
@@ -82,7 +82,7 @@ def load_settings() -> Settings:
     commands here issue no token and decrypt nothing. A command that does must check that
     FERNET_KEY is set rather than run with a generated key.
     """
-    with _quiet("service.settings"):
+    with _quiet("service.core.settings"):
         # A throwaway JWT secret: none is needed, and none is created beside the data file.
         return Settings(jwt_secret=secrets.token_urlsafe(48))
 

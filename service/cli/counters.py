@@ -13,8 +13,8 @@ from documents.campaign import CampaignBase
 from documents.tenant import Tenant
 from service import campaign_tallies, event_slots
 from service.cli.base import app, out, run_with_database
-from service.context import RequestContext, Role
-from service.repository import Repository
+from service.core.context import RequestContext, Role
+from service.core.repository import Repository
 
 COUNTERS_ACTOR = UUID(int=0)  # no journaled change is made: the counters are derived data
 

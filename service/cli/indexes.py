@@ -10,8 +10,8 @@ import typer
 from documents import ALL_DOCUMENTS
 from service.cli.base import app, err, load_settings, out, run_on_database
 from service.database import init_models
-from service.indexes import IndexReport, apply_changes
-from service.indexes import compare as compare_indexes
+from service.storage.indexes import IndexReport, apply_changes
+from service.storage.indexes import compare as compare_indexes
 
 
 def _differs(report: IndexReport) -> bool:
@@ -73,7 +73,7 @@ def indexes_command(
     declaration (start-up only reports them) and undeclared ones, e.g. an operator's own
     (never dropped). With `--apply`, each changed index is replaced without leaving its
     queries unserved: a serving index is built beside it first, the old one hidden, then
-    dropped (service/indexes.py). Exit status: 0 when the indexes are as declared, 1 when
+    dropped (service/storage/indexes.py). Exit status: 0 when the indexes are as declared, 1 when
     something differs (without `--apply`; for deploy checks) or still differs after
     `--apply`; undeclared indexes alone do not count.
     """

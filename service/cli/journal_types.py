@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from service.cli.base import app, out, run_with_database
-from service.journal import retype_journal
+from service.core.journal import retype_journal
 
 
 @app.command("retype-journal")

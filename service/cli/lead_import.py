@@ -3,8 +3,8 @@
 Each CSV record becomes one row of `POST /v1/leads/bulk`: its cells are mapped to lead fields
 (`--map FIELD=Header`, or headers that name a field), converted to the JSON values the API
 takes (numbers for numeric fields, `;`-separated tags), and handed in chunks to
-`service.leads.bulk_import`, which validates each row alone and skips duplicates in the file
-and in the database. Rows that fail go to a report file with their row and line numbers.
+`service.leads.commands.bulk_import`, which validates each row alone and skips duplicates in the
+file and in the database. Rows that fail go to a report file with their row and line numbers.
 
 Who imports: a user of the tenant (`--user`: id, username or email; default the tenant's
 owner), who must be a member or higher. The journal records that user as the actor of every
@@ -41,10 +41,10 @@ from service.cli.base import (
     run_with_database,
     tenant_of,
 )
-from service.context import RequestContext, Role
-from service.errors import Forbidden
-from service.leads import BULK_CHUNK, bulk_import
-from service.repository import Repository, uuid_filter
+from service.core.context import RequestContext, Role
+from service.core.errors import Forbidden
+from service.core.repository import Repository, uuid_filter
+from service.leads.commands import BULK_CHUNK, bulk_import
 
 # -- the lead fields a column can fill ----------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""`migrate`: rewrite stored documents in their current shape (service/migrations.py)."""
+"""`migrate`: rewrite stored documents in their current shape (service/storage/migrations.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from beanie import Document
 
 from documents.migrations import current_schema_version
 from service.cli.base import Steps, app, out, progress, run_with_database
-from service.migrations import DEFAULT_BATCH_SIZE, MigrationReport, migrate, versioned_models
+from service.storage.migrations import (
+    DEFAULT_BATCH_SIZE,
+    MigrationReport,
+    migrate,
+    versioned_models,
+)
 
 # By collection name (`Settings.name`: known before the documents are bound).
 MODELS: dict[str, type[Document]] = {str(m.Settings.name): m for m in versioned_models()}

@@ -28,9 +28,9 @@ from documents.tenant import check_time_zone
 from service import pipelines
 from service.analytics import resolve_local_range
 from service.cli.base import app, err, fail, out, run_with_database, tenant_of
-from service.context import RequestContext, Role
-from service.errors import Unprocessable
-from service.repository import Repository, uuid_filter
+from service.core.context import RequestContext, Role
+from service.core.errors import Unprocessable
+from service.core.repository import Repository, uuid_filter
 
 PLACEHOLDER = UUID(int=0)
 

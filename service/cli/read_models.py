@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from documents import AGGREGATE_ROOTS
-from service import lead_claims, projections
+from service import projections
 from service.cli.base import app, out, progress, run_with_database
+from service.leads import claims as lead_claims
 
 _NAMES = list(projections.PROJECTORS)
 ReadModel = StrEnum("ReadModel", {n: n for n in ["all", *_NAMES]})  # type: ignore[misc]
@@ -33,7 +34,7 @@ async def repair_journal() -> int:
     """Flush crashed journal outboxes of every aggregate root; returns the events flushed.
 
     One root at a time (for progress). The flushed events get the journal's next positions
-    (service/sequencer.py), so projectors and feed consumers pick them up without a rewind.
+    (service/feeds/sequencer.py), so projectors and feed consumers pick them up without a rewind.
     """
     repaired = 0
     with progress("repair", len(AGGREGATE_ROOTS), "collections") as steps:
@@ -74,7 +75,7 @@ def project(
 def repair() -> None:
     """Flush journal outboxes left by a crash (the background worker also does, periodically).
 
-    Then delete stale lead claims (service/lead_claims.py): claims a crash left naming a lead
+    Then delete stale lead claims (service/leads/claims.py): claims a crash left naming a lead
     that does not hold their value live, older than the grace period.
     """
 

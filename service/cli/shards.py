@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from service.cli.base import app, fail, load_settings, out
-from service.sharding import SHARD_PLAN, shard_commands
+from service.storage.sharding import SHARD_PLAN, shard_commands
 
 
 @app.command()
@@ -23,7 +23,7 @@ def shards(
 ) -> None:
     """Print the statements that shard the database (run them in mongosh on a mongos).
 
-    The plan is service/sharding.py (docs/deployment.md explains it); run as a user with the
+    The plan is service/storage/sharding.py (docs/deployment.md explains it); run as a user with the
     clusterManager role. Nothing is sent to a server by this command. With `--plan`, every
     collection with its key (or `unsharded`) and the reason, instead.
     """

@@ -8,7 +8,7 @@ import typer
 from pymongo.errors import OperationFailure
 
 from service.cli.base import app, err, fail, load_settings, out, run_on_database
-from service.validators import ValidationAction, apply_validators, mongosh_commands
+from service.storage.validators import ValidationAction, apply_validators, mongosh_commands
 
 
 @app.command("validators")
@@ -32,7 +32,7 @@ def validators_command(
 ) -> None:
     """Print the `collMod` commands installing the `$jsonSchema` validators, or install them.
 
-    The validators are generated from the documents (service/validators.py) with
+    The validators are generated from the documents (service/storage/validators.py) with
     `validationLevel: "moderate"`. Without `--apply` nothing is sent to a server: paste the
     output into mongosh on the service's database as a user with dbAdmin.
     """

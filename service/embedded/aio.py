@@ -158,7 +158,7 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def _time_left() -> float | None:
-    """The caller's remaining CSOT budget (service/deadlines.py); spent: as PyMongo, refuse."""
+    """The caller's remaining CSOT budget (service/core/deadlines.py); spent: as PyMongo, refuse."""
     left = _csot.remaining()
     if left is not None and left <= 0:
         raise ExecutionTimeout("operation exceeded time limit (embedded backend)", 50)

@@ -4,7 +4,7 @@ mongomock has no geo operators; MongoDB's spherical ones are implemented here fo
 exactly as a `2dsphere` index answers them:
 
 - The earth is a sphere of radius 6,378,100 m (MongoDB's `kRadiusOfEarthInMeters`); distances
-  are great-circle distances (the haversine formula): the maths is `service/geo.py`, which the
+  are great-circle distances (the haversine formula): the maths is `service/core/geo.py`, which the
   domain code uses too.
 - `{field: {$nearSphere: {$geometry: {type: "Point", coordinates: [lng, lat]},
   $maxDistance: m, $minDistance: m}}}` (metres), or the legacy `{field: {$nearSphere:
@@ -46,7 +46,7 @@ from typing import Any
 
 from pymongo.errors import OperationFailure
 
-from service.geo import (
+from service.core.geo import (
     EARTH_RADIUS_M,
     finite_number,
     great_circle_m,

@@ -2,8 +2,8 @@
 
 * `definitions.py` — what each read model is: which feed entries touch which rows, and the
   pipelines (service/pipelines.py) that recompute them.
-* `runner.py` — how they are kept: checkpoints in `seq` order (service/sequencer.py), catch-up,
-  rebuild, and the leases that give each projector one owner across processes.
+* `runner.py` — how they are kept: checkpoints in `seq` order (service/feeds/sequencer.py),
+  catch-up, rebuild, and the leases that give each projector one owner across processes.
 
 `repair` (start-up, periodically, `python -m service.cli repair`) flushes journal outboxes a
 crash left behind; the flushed entries are sequenced like any other, so no checkpoint needs
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from documents.base import RootDocument
-from service import sequencer, workers
-from service.journal import repair_journal
+from service.core.journal import repair_journal
+from service.feeds import sequencer, workers
 from service.projections.definitions import PROJECTORS, Projector
 from service.projections.runner import (
     BATCH_SIZE,

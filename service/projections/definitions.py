@@ -50,7 +50,7 @@ from documents.research import ResearchTopic
 from documents.team import Team
 from documents.workspace_read_models import BlogCounts, GlobalBlog, GlobalResearchStats
 from service import pipelines
-from service.sequencer import CAMPAIGN_LEADS, EVENTS, JOURNAL, collection
+from service.feeds.sequencer import CAMPAIGN_LEADS, EVENTS, JOURNAL, collection
 
 Key = tuple[Any, Any]
 

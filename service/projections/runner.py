@@ -3,11 +3,11 @@
 What it guarantees, with any number of service processes:
 
 * **One owner per projector.** Every catch-up and rebuild of a projector runs under the lease
-  `projector:<name>` (service/leases.py, taken and renewed by conditional updates), so two
+  `projector:<name>` (service/feeds/leases.py, taken and renewed by conditional updates), so two
   processes never interleave their writes to one read model. Each process runs a background
   loop per projector (service/background.py); the lease holder does the work.
 * **No missed entry, no settle window.** A checkpoint is a feed position `seq`
-  (service/sequencer.py): entries at or below the feed's published head never change and no
+  (service/feeds/sequencer.py): entries at or below the feed's published head never change and no
   new one can appear there, so reading `position < seq <= head` in `seq` order and storing
   the last `seq` handled skips nothing, even when an entry became visible long after entries
   with larger ids (a late outbox flush, an idempotent takeover, a retry across an election).
@@ -26,7 +26,7 @@ What it guarantees, with any number of service processes:
 * **Fenced writes.** A lease bounds how often two holders overlap; it cannot stop a holder
   that paused between computing and writing (a GC pause, a frozen VM) from writing after its
   lease moved on. So every row, checkpoint and prune carries the writer's lease `fence` (a
-  number that grows with each hand-over, service/leases.py) and is written only where the
+  number that grows with each hand-over, service/feeds/leases.py) and is written only where the
   stored `fence` is not larger: a paused writer can never overwrite what a newer holder wrote.
   An upsert that meets a newer row misses its filter and fails on the unique key; that
   duplicate key is the fence saying no (retried once, since two first inserts of one key
@@ -42,7 +42,7 @@ What it guarantees, with any number of service processes:
 
 Reads catch their projector up before answering (`catch_up`), inline when this process holds
 the lease, within the inline budget (`INLINE`: `INLINE_FEED_BATCHES` batches and
-`INLINE_FEED_BUDGET_MS` per request, service/settings.py; the background worker does the
+`INLINE_FEED_BUDGET_MS` per request, service/core/settings.py; the background worker does the
 rest); otherwise they wait briefly (`READ_WAIT`) for the holder's progress and then answer
 with what is there.
 """
@@ -62,7 +62,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.base import utcnow
 from documents.read_models import ProjectionCheckpoint
-from service import leases, sequencer, workers
+from service.feeds import leases, sequencer, workers
 from service.projections.definitions import PROJECTORS, Key, Projector
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """Webhook delivery: the journal, sent to each subscribed endpoint, signed, in order, at least once.
 
 How it works. Each endpoint has a durable position in the journal (`WebhookState.position`, a
-`seq`, service/sequencer.py). The worker `webhooks` (one process at a time holds its lease;
-service/workers.py) reads each endpoint's tenant journal after its position, up to the
+`seq`, service/feeds/sequencer.py). The worker `webhooks` (one process at a time holds its lease;
+service/feeds/workers.py) reads each endpoint's tenant journal after its position, up to the
 published head, and POSTs every change whose `event_type` matches the subscription, one at
 a time, oldest first; the position moves past a change only after a 2xx answer (or when the
 change does not match). Hence:
@@ -21,7 +21,7 @@ change does not match). Hence:
   the endpoint is disabled (journaled, with `disabled_reason`) until an admin re-enables it;
 * **no double sending**: one process holds the `webhooks` lease; a holder that lost it (a
   pause longer than the lease) stops before its next send, and its position writes carry the
-  lease's fence (service/leases.py): a paused holder can never move an endpoint's position
+  lease's fence (service/feeds/leases.py): a paused holder can never move an endpoint's position
   back over what a newer holder delivered. Across processes the throughput is
   one process's (`WEBHOOK_CONCURRENCY` endpoints at a time); per-endpoint leases would spread
   it, at one more lease write per endpoint and pass.
@@ -52,12 +52,12 @@ from standardwebhooks.webhooks import Webhook
 
 from documents.base import utcnow
 from documents.webhook import WebhookDelivery, WebhookEndpoint, WebhookState
-from service import leases, sequencer, workers
 from service.changes import read_page, visible_items
-from service.context import RequestContext, Role
+from service.core.context import RequestContext, Role
+from service.core.repository import Repository, uuid_filter
+from service.core.settings import Settings
+from service.feeds import leases, sequencer, workers
 from service.projections.runner import FENCE, fenced
-from service.repository import Repository, uuid_filter
-from service.settings import Settings
 from service.webhooks.endpoints import secret_of, strict_urls
 from service.webhooks.urls import BlockedUrl, check_url
 
@@ -80,7 +80,8 @@ LAG = Gauge("webhook_lag_changes", "Journal entries the furthest-behind endpoint
 def system_context(endpoint: WebhookEndpoint) -> RequestContext:
     """Who reads and writes on an endpoint's behalf: the tenant, as an admin service (no user).
 
-    Having no user, it sees every user's changes through the colleague view (service/visibility.py).
+    Having no user, it sees every user's changes through the colleague view
+    (service/core/visibility.py).
     """
     return RequestContext(
         tenant_id=endpoint.tenant_id, actor_id=endpoint.id, role=Role.admin, actor_type="api_key"

@@ -1,7 +1,7 @@
 """Webhook subscriptions (admin): create with a secret shown once, list, get, update, delete.
 
 The secret is a Standard Webhooks secret (`whsec_` + base64 of 24 random bytes), stored
-Fernet-encrypted (service/security.py) and redacted in the journal. A new subscription starts
+Fernet-encrypted (service/core/security.py) and redacted in the journal. A new subscription starts
 at the journal's current head: it receives changes made from now on, not the past (a
 consumer wanting the past reads `GET /v1/changes`).
 """
@@ -16,13 +16,14 @@ from uuid import UUID
 from documents.webhook import WebhookDelivery, WebhookEndpoint, WebhookState
 from schemas.common import PageParams
 from schemas.webhooks import DELIVERY_VIEW, DeliveryRead, WebhookCreate, WebhookUpdate
-from service import security, sequencer
-from service.context import RequestContext, Role
-from service.errors import Unprocessable
-from service.pagination import PageResult, paginate
-from service.policy import Action, ResourcePolicy, register_policy
-from service.repository import Repository, tenant_filter, uuid_filter
-from service.settings import Settings
+from service.core import security
+from service.core.context import RequestContext, Role
+from service.core.errors import Unprocessable
+from service.core.pagination import PageResult, paginate
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, tenant_filter, uuid_filter
+from service.core.settings import Settings
+from service.feeds import sequencer
 from service.webhooks.urls import BlockedUrl, check_url
 
 

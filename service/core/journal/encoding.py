@@ -1,0 +1,185 @@
+"""Documents and journal entries as stored: BSON-ready dicts for raw driver writes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from beanie import Document
+from beanie.odm.utils.encoder import Encoder
+from bson import Binary, Decimal128, ObjectId
+from pydantic_core import PydanticUndefined, to_jsonable_python
+
+from documents.base import RootDocument
+from documents.journal import DomainEvent
+from service.core.journal.diff import UNJOURNALED, _flatten, created_leaves
+from service.core.journal.typed import typed_changes
+
+# Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
+_BSON_AS_IS = (str, int, float, type(None), datetime, Binary, Decimal128, ObjectId)
+_IMMUTABLE = (str, int, float, type(None), Enum, frozenset)  # str/int cover their enums
+
+
+def _required(model: type[RootDocument], name: str) -> Callable[[], Any]:
+    def missing() -> Any:
+        raise TypeError(f"{model.__name__}.{name} is required")
+
+    return missing
+
+
+_REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id"})
+_BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
+
+
+def to_bson(value: Any) -> Any:
+    """A value as stored, for raw driver calls: the one BSON encoder (filters, documents).
+
+    Exactly `beanie`'s `Encoder().encode(value)` (UUIDs become BSON UUIDs, enums their values,
+    models dicts), with the common types converted here without it (several times faster).
+    """
+    if isinstance(value, _BSON_AS_IS):
+        return value
+    if isinstance(value, UUID):
+        return Binary.from_uuid(value)
+    if isinstance(value, Mapping):
+        return {
+            key if isinstance(key, Enum) else str(key): to_bson(inner)
+            for key, inner in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_bson(inner) for inner in value]
+    return Encoder().encode(value)  # rarer types (Decimal, other enums, dates…): Beanie's rules
+
+
+def encode_document(doc: Document) -> dict[str, Any]:
+    """A document as Beanie's Encoder stores it (without `revision_id`), for raw bulk writes.
+
+    Same output as `Encoder().encode(doc)` (tests/test_core_documents.py checks it), about ten
+    times faster: one pydantic-core dump, then only UUIDs and containers are converted.
+    """
+    settings = doc.get_settings()
+    if settings.union_doc is not None or doc.get_link_fields():
+        data: dict[str, Any] = Encoder().encode(doc)
+        data.pop("revision_id", None)
+        return data
+    dumped = doc.model_dump(by_alias=True, exclude={"revision_id"}, warnings=False)
+    out: dict[str, Any] = {settings.class_id: doc._class_id} if doc._class_id else {}
+    for key, value in dumped.items():
+        out[key] = to_bson(value)
+    return out
+
+
+class NewDocuments:
+    """New documents of one class built from already-validated field values, without Beanie.
+
+    `full(values)` completes python-mode field values (by field name) with the class's
+    defaults, in the order of the class's fields; `stored(full)` is then exactly what
+    `encode_document(model.model_construct(**full))` gives, and `changes(full)` what
+    `diff({}, journal_dump(...))` gives (tests/test_repository.py compares both). For bulk writes
+    of values the caller has validated: no model instance, no second validation, no Beanie
+    encoder.
+    """
+
+    def __init__(self, model: type[RootDocument]) -> None:
+        settings = model.get_settings()
+        if settings.union_doc is not None or model.get_link_fields():
+            raise TypeError(f"{model.__name__}: union documents and links need Beanie's encoder")
+        self.model = model
+        self.class_id: tuple[str, str] | None = (
+            (settings.class_id, model._class_id) if model._class_id else None
+        )
+        self.fields = [
+            (name, info.alias or name, info)
+            for name, info in model.model_fields.items()
+            if name != "revision_id"
+        ]
+        self.names = frozenset(name for name, _, _ in self.fields)
+        self._shared: dict[UUID, Binary] = {}
+        # Defaults worked out once: constants as they are, factories called per document.
+        self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
+        for name, _, info in self.fields:
+            factory = info.default_factory
+            if factory is None and info.default is PydanticUndefined:
+                self.defaults.append((name, None, _required(model, name)))
+            elif factory is None and not isinstance(info.default, _IMMUTABLE):
+                self.defaults.append((name, None, functools.partial(info.get_default)))
+            else:
+                self.defaults.append((name, info.default, factory))  # type: ignore[arg-type]
+
+    def full(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Every field's python-mode value: `values`, else the field's default."""
+        if not self.names.issuperset(values):
+            raise TypeError(
+                f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
+            )
+        return {
+            name: values[name] if name in values else (factory() if factory else default)
+            for name, default, factory in self.defaults
+        }
+
+    def stored(self, full: Mapping[str, Any]) -> dict[str, Any]:
+        """The BSON-ready stored document (`encode_document`'s output) of `full` values."""
+        out: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
+        shared = self._shared
+        for name, alias, _ in self.fields:
+            value = full[name]
+            kind = type(value)
+            if kind in _BSON_EXACT:
+                out[alias] = value
+            elif kind is UUID:
+                # The tenant and actor ids repeat on every document of a batch: encoded once.
+                binary = shared.get(value)
+                if binary is None:
+                    binary = Binary.from_uuid(value)
+                    if name in _REPEATED_IDS:
+                        if len(shared) > 16:
+                            shared.clear()
+                        shared[value] = binary
+                out[alias] = binary
+            elif kind is dict:
+                out[alias] = {
+                    k if isinstance(k, Enum) else str(k): v
+                    if type(v) in _BSON_EXACT
+                    else to_bson(v)
+                    for k, v in value.items()
+                }
+            else:
+                out[alias] = to_bson(value)
+        return out
+
+    def changes(
+        self, full: Mapping[str, Any], secret_fields: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The creation's changes of the document with `full` values: `diff({}, journal_dump(doc))`.
+
+        Straight from the python-mode values: plain scalars as they are, anything else
+        converted to JSON mode by pydantic-core as `journal_dump` would.
+        """
+        flat: dict[str, Any] = {}
+        for key, value in full.items():
+            if value is None or key in UNJOURNALED:
+                continue
+            kind = type(value)
+            if kind is str or kind is int or kind is float or kind is bool:
+                flat[key] = value
+            elif kind is dict and value:
+                _flatten(to_jsonable_python(value), key, flat)
+            else:
+                flat[key] = to_jsonable_python(value)
+        return created_leaves(flat, secret_fields)
+
+
+def encode_event(event: DomainEvent) -> dict[str, Any]:
+    """A journal entry as stored: `encode_document` with its change values BSON-typed."""
+    data = encode_document(event)
+    data["changes"] = typed_changes(event.aggregate_type, data["changes"])
+    return data
+
+
+def as_uuid(value: Any) -> UUID:
+    """An id read back from an outbox: `Binary` when raw, already a UUID through Beanie."""
+    return value.as_uuid() if isinstance(value, Binary) else UUID(str(value))

@@ -1,0 +1,102 @@
+"""Building domain events: one write's event (`new_event`), a creation's event as stored
+(`creation_event`, bulk path and repair), and the bulk paths' event and document ids."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+import uuid6
+from bson import Binary
+
+from documents.base import RootDocument
+from documents.journal import DomainEvent, FieldChange
+from service.core.context import RequestContext
+from service.core.journal.typed import typed_changes
+from service.core.observability import request_id_var
+
+
+def new_event(
+    doc: RootDocument,
+    *,
+    ctx: RequestContext | None,
+    event_type: str,
+    changes: list[FieldChange],
+) -> DomainEvent:
+    """The domain event of one write of `doc`, at its (already bumped) version."""
+    return DomainEvent(
+        tenant_id=doc.tenant_id,
+        aggregate_type=doc.aggregate_type,
+        aggregate_id=doc.id,
+        version=doc.version,
+        event_type=f"{doc.aggregate_type}.{event_type}",
+        actor_id=ctx.actor_id if ctx else None,
+        actor_type=ctx.actor_type if ctx else "system",
+        occurred_at=doc.updated_at,
+        changes=changes,
+        request_id=request_id_var.get(),
+    )
+
+
+def creation_event(
+    *,
+    aggregate_type: str,
+    stored: Mapping[str, Any],
+    event_id: Binary,
+    actor_type: str,
+    changes: list[dict[str, Any]],
+    request_id: str | None,
+) -> dict[str, Any]:
+    """The `created` event of a new document, as stored, from the document's stored form.
+
+    The bulk path's and the repair's one builder (neither has a `DomainEvent`): field for
+    field what `encode_event(new_event(doc, event_type="created", ...))` stores for the
+    same document (tests/test_repository.py checks it). `changes` are JSON-mode dicts.
+    """
+    return {
+        "_id": event_id,
+        "tenant_id": stored["tenant_id"],
+        "aggregate_type": aggregate_type,
+        "aggregate_id": stored["_id"],
+        "version": 1,
+        "event_type": f"{aggregate_type}.created",
+        "actor_id": stored["created_by"],
+        "actor_type": actor_type,
+        "occurred_at": stored["updated_at"],
+        "changes": typed_changes(aggregate_type, changes),
+        "request_id": request_id,
+        "seq": None,  # assigned by the sequencer once visible (service/feeds/sequencer.py)
+    }
+
+
+class Uuid7Pool:
+    """`uuid6.uuid7` (same clock rule and state), its randomness drawn 500 ids at a time.
+
+    Each `os.urandom` (uuid7 calls one per id) releases the GIL, and on the event loop every
+    release can wait a whole switch interval behind the embedded backend's busy worker
+    thread (per row of an import: most of its time on a loaded machine).
+    """
+
+    def __init__(self) -> None:
+        self._entropy = b""
+        self._at = 0
+
+    def __call__(self) -> UUID:
+        if self._at + 10 > len(self._entropy):
+            self._entropy, self._at = os.urandom(5000), 0
+        rand = int.from_bytes(self._entropy[self._at : self._at + 10], "big") >> 4  # 76 bits
+        self._at += 10
+        stamp = time.time_ns() // 1_000_000
+        state = vars(uuid6)  # uuid7's own clock: ids of both stay ordered
+        last: int | None = state.get("_last_v7_timestamp")
+        if last is not None and stamp <= last:
+            stamp = last + 1
+        state["_last_v7_timestamp"] = stamp
+        return uuid6.UUID(int=((stamp & 0xFFFFFFFFFFFF) << 80) | rand, version=7)
+
+
+pooled_uuid7 = Uuid7Pool()
+"""A new UUIDv7 as `uuid6.uuid7` makes it, without a GIL release per id (bulk paths)."""

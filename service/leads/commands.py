@@ -1,0 +1,448 @@
+"""Lead commands: normalisation, per-tenant dedupe, create, read, patch and the bulk import.
+
+Dedupe keys are the normalised email (trimmed, lower-cased), phone (E.164, read in the
+tenant's region) and MLS id (upper-cased). They are unique among a tenant's live leads through
+claims (service/leads/claims.py): every path that gives a live lead a key claims it first (a
+claim held by another lead is the 409 with `existing_id`), and every path that takes one
+away releases it after the write. `leads` itself carries no unique index on them: it is
+sharded on `{tenant_id, _id}`, which could not prefix one (service/storage/sharding.py).
+
+Lists, search, geography and export are in service/leads/queries.py; merging in
+service/leads/merge.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from pydantic import TypeAdapter, ValidationError
+
+from documents.base import E164, normalize_phone, utcnow
+from documents.consent import Consent
+from documents.lead import (
+    LEAD_CLASSES,
+    Address,
+    GeoPoint,
+    LeadBase,
+    LeadType,
+    ListingAgent,
+    lead_search_text,
+    lead_search_tokens,
+)
+from documents.user import User
+from schemas.common import money_to_cents
+from schemas.leads import (
+    GENERIC_ONLY,
+    LEAD_VIEW,
+    MLS_ONLY,
+    AnyLeadRead,
+    GenericLeadCreate,
+    LeadCreate,
+    LeadUpdate,
+    MLSLeadCreate,
+)
+from service import campaigns
+from service.consent import stored_consent
+from service.core import journal
+from service.core.context import RequestContext, yield_now
+from service.core.errors import Conflict, DomainError, Unprocessable, validation_errors
+from service.core.journal import NewDocuments
+from service.core.policy import Action, ResourcePolicy, register_policy
+from service.core.repository import Repository, change_event_type, subtype_changes, uuid_filter
+from service.leads import claims as lead_claims
+
+DEDUPE_FIELDS = ("email", "phone", "mls_id")
+# Rows per dedupe query and per insert in the bulk import: calls grow with N / BULK_CHUNK.
+BULK_CHUNK = 2000
+_lead_adapter: TypeAdapter[GenericLeadCreate | MLSLeadCreate] = TypeAdapter(LeadCreate)
+
+# -- normalisation and dedupe -----------------------------------------------------------------
+
+
+def _phone(raw: str, region: str, loc: list[str | int]) -> str:
+    try:
+        return normalize_phone(raw, region)
+    except ValueError as exc:
+        raise Unprocessable(str(exc), loc=loc) from None
+
+
+def _normalise(changes: dict[str, Any], region: str) -> dict[str, Any]:
+    """API values → stored values: phones in E.164, price in cents."""
+    if changes.get("phone") is not None:
+        changes["phone"] = _phone(changes["phone"], region, ["body", "phone"])
+    agent = changes.get("listing_agent")
+    if agent is not None:
+        agent = agent.model_dump() if hasattr(agent, "model_dump") else dict(agent)
+        if agent.get("phone") is not None:
+            agent["phone"] = _phone(agent["phone"], region, ["body", "listing_agent", "phone"])
+        changes["listing_agent"] = agent
+    if "list_price" in changes:
+        price = changes.pop("list_price")
+        changes["list_price_cents"] = None if price is None else money_to_cents(price)
+    return changes
+
+
+def _outreach_fields(ctx: RequestContext, data: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """A new lead's consent as stored (stamped now) and its assignee (the creating user)."""
+    fields["consent"] = stored_consent(data.consent, utcnow())
+    fields["assignee_id"] = ctx.user_id
+    return fields
+
+
+def build_lead(ctx: RequestContext, data: GenericLeadCreate | MLSLeadCreate) -> LeadBase:
+    """A new, normalised lead document of the caller's tenant (not stored yet)."""
+    fields = _normalise(data.model_dump(exclude={"type"}), ctx.phone_region)
+    fields = _outreach_fields(ctx, data, fields)
+    return LEAD_CLASSES[data.type](tenant_id=ctx.tenant_id, user_id=ctx.user_id, **fields)
+
+
+async def check_assignee(ctx: RequestContext, user_id: UUID, loc: list[str | int]) -> None:
+    """422 unless `user_id` is an active, live user of the caller's tenant."""
+    user = await Repository(User, ctx).find_one({"_id": uuid_filter(user_id)})
+    if user is None or not user.is_active:
+        raise Unprocessable("The assignee is not an active user of this tenant.", loc=loc)
+
+
+def dedupe_keys(doc: LeadBase) -> list[tuple[str, str]]:
+    """The (field, value) pairs that must be unique among the tenant's live leads."""
+    return [(f, v) for f in DEDUPE_FIELDS if isinstance(v := getattr(doc, f, None), str)]
+
+
+async def claim_keys(
+    ctx: RequestContext, doc: LeadBase, keys: Sequence[tuple[str, str]] | None = None
+) -> None:
+    """Claim `keys` (default: all of `doc`'s) for `doc`; 409 with `existing_id` if taken."""
+    conflict = await lead_claims.claim(ctx, doc.id, dedupe_keys(doc) if keys is None else keys)
+    if conflict is not None:
+        raise conflict
+
+
+async def _restore_clash(ctx: RequestContext, doc: LeadBase) -> Conflict | None:
+    # An erased lead is a tombstone (service/leads/privacy.py): nothing is left to bring back.
+    if doc.erased_at is not None:
+        return Conflict("This lead was erased: its data is gone and it cannot be restored.")
+    # Claiming is the check: the restore that follows holds the keys. A restore that then
+    # fails leaves claims naming a deleted lead: stale after the grace period.
+    return await lead_claims.claim(ctx, doc.id, dedupe_keys(doc))
+
+
+async def _released_and_uncounted(ctx: RequestContext, doc: LeadBase) -> None:
+    await lead_claims.release_leads(ctx, [doc.id])  # a deleted (or erased) lead holds no key
+    await campaigns.lead_liveness_changed(ctx, doc.id, live=False)
+
+
+async def _count_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+    await campaigns.lead_liveness_changed(ctx, doc.id, live=True)
+
+
+async def _archive_in_campaigns(ctx: RequestContext, doc: LeadBase) -> None:
+    await campaigns.sync_link_states(ctx, [doc.id])
+
+
+# A lead's soft delete or restore changes the live-lead count of its campaigns and releases
+# or claims its keys; restoring one whose email, phone or MLS id a live lead took meanwhile is
+# the create route's 409.
+POLICY: ResourcePolicy[LeadBase] = register_policy(
+    ResourcePolicy(
+        model=LeadBase,
+        after_delete=_released_and_uncounted,
+        after_restore=_count_in_campaigns,
+        after_archive=_archive_in_campaigns,
+        clash=_restore_clash,
+    )
+)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+async def create_lead(*, ctx: RequestContext, data: GenericLeadCreate | MLSLeadCreate) -> LeadBase:
+    """Create a lead; 409 with `existing_id` when its email, phone or MLS id is taken."""
+    POLICY.require(ctx, Action.create)
+    doc = build_lead(ctx, data)
+    await claim_keys(ctx, doc)
+    # Claims are released only after a refusal (nothing written); after a crash the lead may
+    # be stored, so they stay: a claim whose lead never came is stale after the grace period.
+    return await Repository(LeadBase, ctx).create(doc)
+
+
+async def get_lead(*, ctx: RequestContext, id: UUID, include_deleted: bool = False) -> AnyLeadRead:
+    """One lead of the tenant as the API shows it (404 if missing, another's, or deleted)."""
+    return await Repository(LeadBase, ctx).read(id, LEAD_VIEW, include_deleted=include_deleted)
+
+
+async def update_lead(
+    *, ctx: RequestContext, id: UUID, data: LeadUpdate, expected_version: int | None = None
+) -> LeadBase:
+    """Patch a lead (its type's fields only); 409 with `existing_id` on a dedupe clash."""
+    POLICY.require(ctx, Action.update)
+    repo = Repository(LeadBase, ctx)
+    doc = await repo.get(id)
+    foreign = GENERIC_ONLY if doc.type == LeadType.mls else MLS_ONLY
+    changes = subtype_changes(doc, data.changes(), foreign=foreign)
+    changes = _normalise(changes, ctx.phone_region)
+    if changes.get("assignee_id") is not None and changes["assignee_id"] != doc.assignee_id:
+        await check_assignee(ctx, changes["assignee_id"], ["body", "assignee_id"])
+    if data.address is not None:  # a partial address changes only the parts it names
+        changes["address"] = {
+            **doc.address.model_dump(),
+            **data.address.model_dump(exclude_unset=True),
+        }
+    # Claim a changed key first, write, then release the old one (and on failure the new).
+    old_keys = dedupe_keys(doc)
+    new_keys: list[tuple[str, str]] = []
+    if any(
+        changes.get(f) is not None and changes[f] != getattr(doc, f, None) for f in DEDUPE_FIELDS
+    ):  # the keys as the document stores them
+        merged = type(doc).model_validate({**doc.model_dump(), **changes})
+        new_keys = [k for k in dedupe_keys(merged) if k not in old_keys]
+    await claim_keys(ctx, doc, new_keys)
+    try:
+        updated = await repo.update(
+            doc,
+            changes,
+            expected_version=expected_version,
+            event_type=change_event_type(changes, doc.status),
+        )
+    except DomainError:  # refused (a stale version…): nothing written, the new keys go back
+        await lead_claims.release(ctx, doc.id, new_keys)
+        raise
+    kept = dedupe_keys(updated)
+    await lead_claims.release(ctx, doc.id, [k for k in old_keys if k not in kept])
+    return updated
+
+
+async def assign_leads(*, ctx: RequestContext, lead_ids: Sequence[UUID], assignee_id: UUID) -> int:
+    """Assign live leads of the tenant to an active user; returns how many changed (journaled).
+
+    Ids that are not the tenant's live leads are skipped (not counted); one read for all.
+    """
+    POLICY.require(ctx, Action.update)
+    await check_assignee(ctx, assignee_id, ["body", "assignee_id"])
+    repo = Repository(LeadBase, ctx)
+    updated = 0
+    for doc in await repo.get_many(list(dict.fromkeys(lead_ids))):
+        if doc.assignee_id == assignee_id:
+            continue
+        try:
+            await repo.update(doc, {"assignee_id": assignee_id}, event_type="assigned")
+        except Conflict:  # changed meanwhile: read it again once
+            fresh = await repo.find_one({"_id": uuid_filter(doc.id)})
+            if fresh is None or fresh.assignee_id == assignee_id:
+                continue
+            await repo.update(fresh, {"assignee_id": assignee_id}, event_type="assigned")
+        updated += 1
+    return updated
+
+
+# -- bulk import ------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkOutcome:
+    """What a bulk import did: rows stored, duplicates skipped and rows that failed."""
+
+    created: int = 0
+    duplicates: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _row_errors(exc: Exception, row: Any = None) -> list[dict[str, Any]]:
+    if isinstance(exc, ValidationError):
+        return validation_errors(list(exc.errors()), body=row, revalidate=_lead_adapter_errors)
+    errors: list[dict[str, Any]] = getattr(exc, "extra", {}).get("errors") or [
+        {"loc": [], "msg": str(exc), "type": "value_error"}
+    ]
+    return [{**e, "loc": [p for p in e["loc"] if p != "body"]} for e in errors]
+
+
+def _lead_adapter_errors(row: Any) -> list[Any]:
+    try:
+        _lead_adapter.validate_python(row)
+    except ValidationError as exc:
+        return list(exc.errors())
+    return []
+
+
+@functools.cache
+def _new_leads(kind: LeadType) -> NewDocuments:
+    # Built on first use: Beanie must have initialised the classes.
+    return NewDocuments(LEAD_CLASSES[kind])
+
+
+def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any]]:
+    """One import row → its lead type and the new lead's field values, validated once.
+
+    The API schema already enforces every rule the document does (same field types and
+    bounds; extra fields refused), and `_normalise` produces the stored forms, so the values
+    are stored as they are (`Repository.create_many_values`) instead of being validated a
+    second time by the document (email syntax and phone parsing were most of a row's cost).
+    Phones, the only values the two sides type differently (raw in the API, E.164 in the
+    document), are checked here, and the derived `search_text` is computed as the document's
+    validator would.
+    """
+    data = _lead_adapter.validate_python(row)
+    fields = _normalise(data.model_dump(exclude={"type"}), ctx.phone_region)
+    fields = _outreach_fields(ctx, data, fields)
+    for loc, phone in (
+        (["phone"], fields.get("phone")),
+        (["listing_agent", "phone"], (fields.get("listing_agent") or {}).get("phone")),
+    ):
+        if phone is not None and not E164.match(phone):
+            raise Unprocessable("phone must be E.164", loc=loc)
+    fields["search_text"] = lead_search_text(fields)
+    fields["search_tokens"] = lead_search_tokens(fields)
+    fields["id"] = journal.pooled_uuid7()
+    fields["user_id"] = ctx.user_id
+    return data.type, fields
+
+
+def _bulk_document(ctx: RequestContext, row: Any) -> LeadBase:
+    """`_bulk_values` as a (not stored) lead document, for tests and benchmarks."""
+    kind, fields = _bulk_values(ctx, row)
+    fields["address"] = Address.model_construct(**fields.get("address") or {})
+    agent = fields.get("listing_agent")
+    if agent is not None:
+        fields["listing_agent"] = ListingAgent.model_construct(**agent)
+    location = fields.get("location")
+    if location is not None:
+        fields["location"] = GeoPoint.model_construct(**location)
+    fields["consent"] = Consent.model_validate(fields["consent"])
+    now = utcnow()
+    return LEAD_CLASSES[kind].model_construct(
+        created_at=now, updated_at=now, tenant_id=ctx.tenant_id, **fields
+    )
+
+
+def _bulk_keys(fields: dict[str, Any]) -> list[tuple[str, str]]:
+    # `dedupe_keys` of the values a row will store.
+    return [(f, v) for f in DEDUPE_FIELDS if isinstance(v := fields.get(f), str)]
+
+
+Candidate = tuple[int, LeadType, dict[str, Any], list[tuple[str, str]]]
+
+
+async def bulk_import(*, ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
+    """Validate each row alone, drop duplicates (in the batch and stored), insert in chunks.
+
+    Rows go through in chunks of BULK_CHUNK — validate, one `insert_many` of the rows' key
+    claims, one `create_many_values` (insert + journal + outbox clear) — so only one chunk's
+    documents are alive at a time. A row repeating a key of an earlier row of the batch is a
+    duplicate before any write; a row whose key another lead's claim holds (stored before,
+    or a concurrent writer's) is a duplicate too, and keeps none of its claims.
+    """
+    POLICY.require(ctx, Action.create)
+    with _young_collections_only():
+        return await _bulk_import(ctx, rows)
+
+
+_full_collections_held = 0
+
+
+@contextlib.contextmanager
+def _young_collections_only() -> Iterator[None]:
+    """No automatic full (generation 2) collections while an import runs.
+
+    An import leaves many objects alive for a while, which triggers a full collection again
+    and again; each walks the whole heap, the embedded store's containers included (150-300 ms
+    at 20,000 leads, every thread stopped). Young generations are still collected at each
+    chunk (`_collect_young`); the next automatic full collection comes after the import.
+    """
+    global _full_collections_held
+    if _full_collections_held == 0 and not gc.isenabled():
+        yield  # someone else manages the collector
+        return
+    _full_collections_held += 1
+    gc.disable()
+    try:
+        yield
+    finally:
+        _full_collections_held -= 1
+        if _full_collections_held == 0:
+            gc.enable()
+
+
+def _collect_young() -> None:
+    if _full_collections_held:
+        gc.collect(1)  # the chunk's garbage cycles; cost follows the young objects only
+
+
+async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
+    outcome = BulkOutcome()
+    seen: set[tuple[str, str]] = set()
+    repo = Repository(LeadBase, ctx)
+    for start in range(0, len(rows), BULK_CHUNK):
+        _collect_young()
+        candidates: list[Candidate] = []
+        for index in range(start, min(start + BULK_CHUNK, len(rows))):
+            await yield_now(index)
+            try:
+                kind, fields = _bulk_values(ctx, rows[index])
+            except (ValidationError, Unprocessable) as exc:
+                outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
+                continue
+            keys = _bulk_keys(fields)
+            if seen.intersection(keys):
+                outcome.duplicates += 1
+                continue
+            seen.update(keys)
+            candidates.append((index, kind, fields, keys))
+        await _insert_chunk(repo, candidates, outcome)
+    outcome.failed.sort(key=lambda f: f["index"])
+    return outcome
+
+
+async def _insert_chunk(
+    repo: Repository[LeadBase], candidates: list[Candidate], outcome: BulkOutcome
+) -> None:
+    # One round trip claims every row's keys (service/leads/claims.py); a row whose key
+    # another lead holds (stored before, or a concurrent writer's) is a duplicate.
+    wanted = [(fields["id"], keys) for _, _, fields, keys in candidates]
+    refused = await lead_claims.claim_many(repo.ctx, wanted)
+    fresh = [c for c in candidates if c[2]["id"] not in refused]
+    outcome.duplicates += len(candidates) - len(fresh)
+    if not fresh:
+        return
+    # A crash here leaves the chunk's claims: stale after the grace period for rows not stored.
+    failures = await repo.create_many_values(
+        [(_new_leads(kind), fields) for _, kind, fields, _ in fresh]
+    )
+    if failures:  # rows not stored hold no key
+        await lead_claims.release_leads(repo.ctx, (fresh[p][2]["id"] for p in failures))
+    outcome.created += len(fresh) - len(failures)
+    for position, failure in sorted(failures.items()):
+        error = _write_error(failure, position)
+        if error.get("code") == 11000:
+            outcome.duplicates += 1
+        else:
+            message = str(error.get("errmsg", "the database refused this row"))
+            outcome.failed.append(
+                {
+                    "index": fresh[position][0],
+                    "errors": [{"loc": [], "msg": message, "type": "write_error"}],
+                }
+            )
+
+
+def _write_error(exc: Exception, position: int) -> dict[str, Any]:
+    details = getattr(exc, "details", None) or {}
+    return next((e for e in details.get("writeErrors", []) if e.get("index") == position), {})
+
+
+__all__ = [
+    "BulkOutcome",
+    "assign_leads",
+    "build_lead",
+    "bulk_import",
+    "claim_keys",
+    "create_lead",
+    "dedupe_keys",
+    "get_lead",
+    "update_lead",
+]
