@@ -37,7 +37,7 @@ from service.core.errors import Forbidden, NotFound, Unprocessable
 from service.core.pagination import Sort, pack_cursor, unpack_cursor
 from service.core.policy import Action, ResourcePolicy, register_policy
 from service.core.repository import Repository, tenant_filter, uuid_filter
-from service.users import get_me
+from service.users import replace_own
 
 # Every role logs usage (whose it may be billed to is `_billed_user`'s data rule).
 POLICY: ResourcePolicy[AIUsageLog] = register_policy(
@@ -54,11 +54,9 @@ async def put_ai_config(
     *, ctx: RequestContext, data: AIConfigBody, expected_version: int | None
 ) -> User:
     """Replace the caller's AI config; any role may change their own."""
-    repo = Repository(User, ctx)
-    user = await get_me(ctx=ctx)
-    return await repo.update(
-        user,
-        {"ai_config": data.to_model().model_dump()},
+    return await replace_own(
+        ctx=ctx,
+        fields={"ai_config": data.to_model().model_dump()},
         expected_version=expected_version,
         event_type="ai_config_changed",
     )
@@ -68,11 +66,9 @@ async def put_ai_context(
     *, ctx: RequestContext, data: AIContextBody, expected_version: int | None
 ) -> User:
     """Replace the caller's AI context; any role may change their own."""
-    repo = Repository(User, ctx)
-    user = await get_me(ctx=ctx)
-    return await repo.update(
-        user,
-        {"ai_context": data.to_model().model_dump()},
+    return await replace_own(
+        ctx=ctx,
+        fields={"ai_context": data.to_model().model_dump()},
         expected_version=expected_version,
         event_type="ai_context_changed",
     )

@@ -38,7 +38,7 @@ from service.core.context import RequestContext
 from service.core.errors import Conflict, Unprocessable, readable
 from service.core.pagination import OLDEST_FIRST, PageResult
 from service.core.policy import Action, ResourcePolicy, register_policy
-from service.core.repository import Repository, uuid_filter
+from service.core.repository import Repository, equal_to, uuid_filter
 
 # The month view answers at most this many blogs (`truncated` says when there were more).
 MAX_CALENDAR_BLOGS = 1000
@@ -98,13 +98,7 @@ async def get_blog(*, ctx: RequestContext, id: UUID) -> BlogRead:
 
 async def list_blogs(*, ctx: RequestContext, filters: BlogFilters) -> PageResult[BlogRead]:
     """A page of the tenant's blogs, newest first."""
-    query: dict[str, Any] = {}
-    if filters.status is not None:
-        query["status"] = filters.status.value
-    if filters.tag is not None:
-        query["tags"] = filters.tag
-    if filters.user_id is not None:
-        query["user_id"] = uuid_filter(filters.user_id)
+    query = equal_to(filters, {"status": "status", "tag": "tags", "user_id": "user_id"})
     return await Repository(Blog, ctx).page_for(query, filters, view=BLOG_VIEW)
 
 

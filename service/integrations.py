@@ -24,7 +24,7 @@ from service.core import security
 from service.core.context import RequestContext
 from service.core.pagination import PageResult
 from service.core.policy import Action, ResourcePolicy, register_policy
-from service.core.repository import Repository, uuid_filter
+from service.core.repository import Repository, equal_to
 from service.core.settings import Settings
 
 POLICY: ResourcePolicy[Integration] = register_policy(ResourcePolicy(model=Integration))
@@ -64,13 +64,7 @@ async def list_integrations(
     *, ctx: RequestContext, filters: IntegrationFilters
 ) -> PageResult[IntegrationRead]:
     """A page of the tenant's integrations, newest first."""
-    query: dict[str, Any] = {}
-    if filters.type is not None:
-        query["type"] = filters.type.value
-    if filters.status is not None:
-        query["status"] = filters.status.value
-    if filters.user_id is not None:
-        query["user_id"] = uuid_filter(filters.user_id)
+    query = equal_to(filters, {"type": "type", "status": "status", "user_id": "user_id"})
     return await Repository(Integration, ctx).page_for(query, filters, view=INTEGRATION_VIEW)
 
 

@@ -100,14 +100,7 @@ async def archive(
     model: type[D] | None = None,
 ) -> D:
     """Set `archived_at`."""
-    policy = _policy(policy, model)
-    repo = Repository(policy.model, ctx)
-    doc = await repo.get(id)
-    await policy.check(ctx, Action.archive, doc)
-    archived = await repo.archive(doc)
-    if policy.after_archive is not None:
-        await policy.after_archive(ctx, archived)
-    return archived
+    return await _set_archived(ctx, id, _policy(policy, model), archived=True)
 
 
 async def unarchive(
@@ -118,14 +111,19 @@ async def unarchive(
     model: type[D] | None = None,
 ) -> D:
     """Clear `archived_at`."""
-    policy = _policy(policy, model)
+    return await _set_archived(ctx, id, _policy(policy, model), archived=False)
+
+
+async def _set_archived(
+    ctx: RequestContext, id: UUID, policy: ResourcePolicy[D], *, archived: bool
+) -> D:
     repo = Repository(policy.model, ctx)
     doc = await repo.get(id)
     await policy.check(ctx, Action.archive, doc)
-    unarchived = await repo.unarchive(doc)
+    changed = await (repo.archive(doc) if archived else repo.unarchive(doc))
     if policy.after_archive is not None:
-        await policy.after_archive(ctx, unarchived)
-    return unarchived
+        await policy.after_archive(ctx, changed)
+    return changed
 
 
 async def _readable(ctx: RequestContext, model: type[D], id: UUID) -> D:

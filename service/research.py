@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from documents.base import utcnow
@@ -21,7 +20,7 @@ from service.core.context import RequestContext
 from service.core.errors import Conflict
 from service.core.pagination import PageResult
 from service.core.policy import Action, ResourcePolicy, register_policy
-from service.core.repository import Repository, uuid_filter
+from service.core.repository import Repository, equal_to
 
 POLICY: ResourcePolicy[ResearchTopic] = register_policy(ResourcePolicy(model=ResearchTopic))
 """Members and above write ResearchTopic documents (the default roles)."""
@@ -56,11 +55,7 @@ async def list_topics(
     *, ctx: RequestContext, filters: ResearchFilters
 ) -> PageResult[ResearchTopicRead]:
     """A page of the tenant's topics, newest first."""
-    query: dict[str, Any] = {}
-    if filters.tag is not None:
-        query["tags"] = filters.tag
-    if filters.user_id is not None:
-        query["user_id"] = uuid_filter(filters.user_id)
+    query = equal_to(filters, {"tag": "tags", "user_id": "user_id"})
     return await Repository(ResearchTopic, ctx).page_for(query, filters, view=RESEARCH_TOPIC_VIEW)
 
 

@@ -151,6 +151,17 @@ async def add_to_team(
     )
 
 
+async def _team_and_member(
+    repo: Repository[Team], team_id: UUID, user_id: UUID
+) -> tuple[Team, TeamMember]:
+    """The team (404 if not the tenant's) and one of its members (404 if not a member)."""
+    team = await repo.get(team_id)
+    member = team.member(user_id)
+    if member is None:
+        raise NotFound(f"User {user_id} is not a member of team {team_id}.")
+    return team, member
+
+
 async def update_member(
     *,
     ctx: RequestContext,
@@ -162,10 +173,7 @@ async def update_member(
 ) -> Team:
     """Change a member's team role and/or status; journaled as a role or a status change."""
     repo = Repository(Team, ctx)
-    team = await repo.get(team_id)
-    current = team.member(user_id)
-    if current is None:
-        raise NotFound(f"User {user_id} is not a member of team {team_id}.")
+    team, current = await _team_and_member(repo, team_id, user_id)
     touches_owner = TeamRole.owner in (role, current.role)
     require_manager(ctx, team, owner_level=touches_owner)
     changed = current.model_copy(
@@ -188,10 +196,7 @@ async def remove_member(
 ) -> Team:
     """Remove a member (managers may remove anyone; any member may leave)."""
     repo = Repository(Team, ctx)
-    team = await repo.get(team_id)
-    current = team.member(user_id)
-    if current is None:
-        raise NotFound(f"User {user_id} is not a member of team {team_id}.")
+    team, current = await _team_and_member(repo, team_id, user_id)
     if user_id != ctx.user_id:
         require_manager(ctx, team, owner_level=current.role == TeamRole.owner)
     members = [m for m in team.members if m.user_id != user_id]

@@ -96,6 +96,16 @@ async def get_me(*, ctx: RequestContext) -> User:
     return await Repository(User, ctx).get(ctx.require_user())
 
 
+async def replace_own(
+    *, ctx: RequestContext, fields: Mapping[str, Any], expected_version: int | None, event_type: str
+) -> User:
+    """Replace whole top-level fields of the caller's own user, journaled as `event_type`."""
+    user = await get_me(ctx=ctx)
+    return await Repository(User, ctx).update(
+        user, dict(fields), expected_version=expected_version, event_type=event_type
+    )
+
+
 async def update_me(
     *, ctx: RequestContext, patch: Mapping[str, Any], expected_version: int | None = None
 ) -> User:
