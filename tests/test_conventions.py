@@ -4,6 +4,7 @@
   takes a role-bearing dependency and no route calls `ctx.require`.
 - Lists answer `page.body()` (service/core/pagination.py): no route builds `{"items": ...}`.
 - Every aggregate root declares its `POLICY` in its domain module (service/core/policy.py).
+- docs/architecture.md names only paths that exist.
 
 Each checker is also run on a planted violation, so a checker that finds nothing fails too.
 """
@@ -11,6 +12,7 @@ Each checker is also run on a planted violation, so a checker that finds nothing
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,22 @@ def test_the_policy_checker_reports_a_planted_root() -> None:
 
     assert roots_without_policy(frozenset(), base=Base) == ["Planted"]
     assert roots_without_policy(frozenset({Planted}), base=Base) == []
+
+
+ARCHITECTURE = ROUTES.parent / "docs" / "architecture.md"
+PATH_PREFIXES = ("service/", "routes/", "tests/", "documents/", "schemas/")
+
+
+def missing_paths(text: str, root: Path) -> list[str]:
+    """Backticked repository paths in `text` that do not exist under `root` (`X` is a stand-in)."""
+    named = {m for m in re.findall(r"`([^`\s]+)`", text) if m.startswith(PATH_PREFIXES)}
+    return sorted(p for p in named if "X" not in p and not (root / p).exists())
+
+
+def test_the_architecture_document_names_existing_paths() -> None:
+    assert missing_paths(ARCHITECTURE.read_text(), ROUTES.parent) == []
+
+
+def test_the_path_checker_reports_a_planted_path() -> None:
+    text = "See `service/core/policy.py`, `routes/X.py` and `service/core/gone.py`."
+    assert missing_paths(text, ROUTES.parent) == ["service/core/gone.py"]
