@@ -17,7 +17,7 @@ from service.core.repository import Repository
 
 PREFIX_LENGTH = 12  # "lik_" and 8 random characters: enough to tell keys apart in a listing
 
-# Owners and admins mint, revoke and see keys (their changes too: service/core/visibility.py).
+# Owners and admins mint, revoke and see keys (their journal changes too: `read` decides both).
 POLICY: ResourcePolicy[ApiKey] = register_policy(
     ResourcePolicy(model=ApiKey, roles=dict.fromkeys(Action, Role.admin))
 )

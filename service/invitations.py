@@ -29,15 +29,19 @@ from service.core import security
 from service.core.context import RequestContext, Role
 from service.core.errors import Conflict, Forbidden, Gone, NotFound
 from service.core.pagination import PageResult
-from service.core.policy import ResourcePolicy, register_policy
+from service.core.policy import Action, ResourcePolicy, register_policy
 from service.core.repository import Repository, uuid_filter
 from service.core.settings import Settings
 from service.core.throttle import Throttle, guess_throttle
 from service.teams import add_to_team, require_manager
 
 # Invitations are the team's business: their commands check `require_manager` (the team's
-# policy, then the caller's team role); the roles here are the same defaults.
-INVITATION_POLICY: ResourcePolicy[Invitation] = register_policy(ResourcePolicy(model=Invitation))
+# policy, then the caller's team role). They name outside email addresses, so in tenant-wide
+# reads (the change feed, the audit log) only admins see them; team managers list their own
+# team's through /v1/teams/{id}/invitations.
+INVITATION_POLICY: ResourcePolicy[Invitation] = register_policy(
+    ResourcePolicy(model=Invitation, roles={Action.read: Role.admin})
+)
 
 
 async def invite(

@@ -30,6 +30,8 @@ from service.core.repository import Repository, equal_to
 
 _email: TypeAdapter[str] = TypeAdapter(Email)
 
+# The do-not-contact list names phones and e-mails: admins manage and see it, its journal
+# changes too (issue 25).
 ADMIN_ONLY = dict.fromkeys(Action, Role.admin)
 
 

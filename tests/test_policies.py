@@ -15,7 +15,13 @@ from documents.user import Role, User
 from service import api_keys, lifecycle, teams, users
 from service.core.context import RequestContext
 from service.core.errors import Conflict, Forbidden
-from service.core.policy import Action, ResourcePolicy, policy_for, register_policy
+from service.core.policy import (
+    Action,
+    ResourcePolicy,
+    policy_for,
+    read_role,
+    register_policy,
+)
 from service.core.repository import Repository, uuid_filter
 from tests.factories import make_lead, make_team
 from tests.support.helpers import Account, assert_problem
@@ -28,6 +34,20 @@ def test_each_resource_has_one_policy() -> None:
     assert policy_for(Blog) is policy_for(Blog)  # the default, made once
     with pytest.raises(RuntimeError):
         register_policy(ResourcePolicy(model=User))
+
+
+def test_the_read_role_of_a_journal_type_is_its_policys() -> None:
+    # Visibility (who sees a type's changes in the feeds) asks the policy: one statement.
+    # Importing the domain modules declares their policies.
+    import service.invitations
+    import service.suppressions
+    import service.webhooks.endpoints  # noqa: F401 - the name `service` is bound already
+
+    for kind in ("api_key", "invitation", "suppression", "webhook"):
+        assert read_role(kind) is Role.admin, kind
+    assert read_role("lead") is Role.viewer
+    assert read_role("no_such_type") is Role.viewer
+    assert read_role("api_key") is api_keys.POLICY.role(Action.read)
     assert users.POLICY.role(Action.delete) == Role.admin
     assert policy_for(Blog).role(Action.delete) == Role.member
 

@@ -6,7 +6,8 @@ rules (`guard`), and what the shared lifecycle does around a soft delete or a re
 (routes/lifecycle.py, service/lifecycle.py) take it from `policy_for(model)`; a domain's own
 commands call `POLICY.require(ctx, Action.create)` with the same object, so each role is
 written once. `ctx.require(...)` stays only where a rule depends on data (a team manager, a
-target's rank). Who may SEE a resource and its history is service/core/visibility.py.
+target's rank). Which fields and whose resources a reader sees is service/core/visibility.py;
+the role needed to see a kind at all is the policy's `read`, there too (`read_role`).
 
 Registering: a domain module declares `POLICY = register_policy(ResourcePolicy(model=X, ...))`;
 every root does (tests/test_conventions.py), and `policy_for` falls back to the default
@@ -32,9 +33,9 @@ D = TypeVar("D", bound=RootDocument)
 class Action(StrEnum):
     """What a caller does to a resource.
 
-    `read` is the role a caller needs to list or get a resource kind at all (viewer by
-    default; admin-only kinds such as webhooks raise it). Which fields and whose resources a
-    reader sees is service/core/visibility.py's.
+    `read` is the role a caller needs to list or get a resource kind at all, or to see its
+    changes in the journal's feeds (viewer by default; admin-only kinds such as webhooks raise
+    it). Which fields and whose resources a reader sees is service/core/visibility.py's.
     """
 
     read = "read"
@@ -100,6 +101,8 @@ class ResourcePolicy(Generic[D]):
 
 
 _POLICIES: dict[type[RootDocument], ResourcePolicy[Any]] = {}
+# The same policies by the journal's `aggregate_type`, for readers holding only journal entries.
+_BY_TYPE: dict[str, ResourcePolicy[Any]] = {}
 
 
 def register_policy(policy: ResourcePolicy[D]) -> ResourcePolicy[D]:
@@ -108,12 +111,20 @@ def register_policy(policy: ResourcePolicy[D]) -> ResourcePolicy[D]:
     if existing is not None and existing is not policy:
         raise RuntimeError(f"{policy.model.__name__} already has a policy")
     _POLICIES[policy.model] = policy
+    if policy.model.aggregate_type:
+        _BY_TYPE[policy.model.aggregate_type] = policy
     return policy
 
 
 def declared_models() -> frozenset[type[RootDocument]]:
     """The aggregate roots that have a policy so far (tests/test_conventions.py checks them)."""
     return frozenset(_POLICIES)
+
+
+def read_role(aggregate_type: str) -> Role:
+    """The role needed to see resources of a journal type at all: its policy's `read`."""
+    policy = _BY_TYPE.get(aggregate_type)
+    return DEFAULT_ROLES[Action.read] if policy is None else policy.role(Action.read)
 
 
 def policy_for(model: type[D]) -> ResourcePolicy[D]:
@@ -130,5 +141,6 @@ __all__ = [
     "ResourcePolicy",
     "declared_models",
     "policy_for",
+    "read_role",
     "register_policy",
 ]

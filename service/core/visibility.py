@@ -17,7 +17,9 @@ Secrets are another matter: they never reach the journal at all (`"***"` there, 
 service/core/journal/diff.py) and never appear in a response.
 
 Rules are keyed by the journal's `aggregate_type`, so a consumer that only holds journal
-entries can apply them. Types without a rule are visible to every role of the tenant.
+entries can apply them. The role needed to see a type at all is its policy's `Action.read`
+(service/core/policy.py `read_role`), stated there once; types without a rule here show all
+their fields to whoever has that role.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from uuid import UUID
 
 from documents.base import ENVELOPE_FIELDS, RootDocument
 from documents.journal import DomainEvent
-from documents.user import Role
 from service.core.context import RequestContext
 from service.core.errors import Forbidden
+from service.core.policy import read_role
 
 C = TypeVar("C")
 E = TypeVar("E", bound=DomainEvent)
@@ -42,14 +44,13 @@ ENVELOPE = ENVELOPE_FIELDS
 
 @dataclass(frozen=True, slots=True)
 class Visibility:
-    """Who may see a type of resource, and which of its fields someone else's caller sees.
+    """Whose resources of a type a caller sees, and which of their fields.
 
     `owner` names where the resource's owner is: `"id"` (a user is their own owner) or a
     field such as `"user_id"`. `owner_only`: nobody else sees it at all. `shared`: the
     top-level fields everyone else (who may read it) sees; `None` = all.
     """
 
-    read_role: Role = Role.viewer
     owner: str | None = None
     owner_only: bool = False
     shared: frozenset[str] | None = None
@@ -74,15 +75,8 @@ USER_SHARED = ENVELOPE | {
 RULES: dict[str, Visibility] = {
     # A person's settings, security, subscription, billing and AI parts are theirs alone.
     "user": Visibility(owner="id", shared=USER_SHARED),
-    # Credentials of services: listed and journaled for owners/admins only.
-    "api_key": Visibility(read_role=Role.admin),
-    # Invitations name outside email addresses; in tenant-wide feeds, admins see them (team
-    # managers list their own team's invitations through /v1/teams/{id}/invitations).
-    "invitation": Visibility(read_role=Role.admin),
     # A kanban board is its user's own (`GET /v1/kanban` reads the caller's board only).
     "kanban_board": Visibility(owner="user_id", owner_only=True),
-    # The do-not-contact list names phones and e-mails: admins manage and see it (issue 25).
-    "suppression": Visibility(read_role=Role.admin),
 }
 
 _EVERYONE = Visibility()
@@ -102,7 +96,7 @@ def may_read(ctx: RequestContext, aggregate_type: str, *, owner_id: UUID | None 
     visibility = rule(aggregate_type)
     if visibility.owner_only:
         return _owns(ctx, owner_id)
-    return ctx.role >= visibility.read_role or _owns(ctx, owner_id)
+    return ctx.role >= read_role(aggregate_type) or _owns(ctx, owner_id)
 
 
 def require_read(ctx: RequestContext, aggregate_type: str, *, owner_id: UUID | None = None) -> None:
