@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from pymongo import ReturnDocument, UpdateMany
+from pymongo import ReturnDocument, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from documents.base import normalize_phone, utcnow
@@ -66,6 +66,14 @@ from service.core.repository import (
     tenant_filter,
     to_bson,
     uuid_filter,
+)
+from service.storage.migrations import (
+    DEFAULT_BATCH_SIZE,
+    Backfill,
+    CollectionMigration,
+    Progress,
+    as_bson_id,
+    register_backfill,
 )
 
 PHONE_LIST_FIELDS = ("caller_ids", "sender_numbers")
@@ -389,9 +397,67 @@ async def recount_lead_count(ctx: RequestContext, campaign_id: UUID) -> int:
     return n
 
 
+async def backfill_link_states(
+    *, batch_size: int = DEFAULT_BATCH_SIZE, progress: Progress | None = None, dry_run: bool = False
+) -> CollectionMigration:
+    """Copy each lead's state onto campaign links written before the links carried it.
+
+    Links whose `archived` is null get the lead's `is_archived` and `version` (and, when they
+    have no `counted` either, whether the lead is live), so the members' `count=true` is a
+    count of index keys (issue 23, `sync_link_states`). Not a shape
+    change an upcaster can make (it reads the lead), so it is a step of its own: each write
+    is conditional on `archived` still being null, so a live writer's copy wins and a rerun
+    finds nothing left; the walk is in `_id` order, batch by batch. A step of `migrate`
+    (registered below).
+    """
+    name = f"{CampaignLead.get_collection_name()} (lead state)"
+    report = CollectionMigration(collection=name, schema_version=0)
+    links = CampaignLead.get_pymongo_collection()
+    leads = LeadBase.get_pymongo_collection()
+    pending: dict[str, Any] = {"archived": None}
+    last_id = None
+    while True:
+        query = pending if last_id is None else {**pending, "_id": {"$gt": last_id}}
+        batch = await links.find(query).sort("_id", 1).limit(batch_size).to_list()
+        if not batch:
+            break
+        last_id = as_bson_id(batch[-1]["_id"])
+        found: dict[Any, dict[str, Any]] = {}
+        for tenant in {raw["tenant_id"] for raw in batch}:
+            ids = [raw["lead_id"] for raw in batch if raw["tenant_id"] == tenant]
+            async for lead in leads.find(
+                {"tenant_id": tenant, "_id": {"$in": ids}},
+                {"version": 1, "is_archived": 1, "archived_at": 1, "is_deleted": 1},
+            ):
+                found[(tenant, lead["_id"])] = lead
+        writes = []
+        for raw in batch:
+            lead = found.get((raw["tenant_id"], raw["lead_id"]), {})
+            state: dict[str, Any] = {
+                "archived": bool(lead.get("is_archived") or lead.get("archived_at")),
+                "lead_version": int(lead.get("version", 0)),
+            }
+            if "counted" not in raw:
+                state["counted"] = bool(lead) and not lead.get("is_deleted")
+            guard = {"_id": raw["_id"], "tenant_id": raw["tenant_id"], "archived": None}
+            writes.append(UpdateOne(guard, {"$set": state}))
+        report.pending += len(batch)
+        if not dry_run:
+            result = await links.bulk_write(writes, ordered=False)
+            report.migrated += result.modified_count
+            report.skipped += len(writes) - result.matched_count
+        if progress:
+            progress(name, report.pending, report.pending)
+    return report
+
+
+register_backfill(Backfill(name="link_states", model=CampaignLead, run=backfill_link_states))
+
+
 __all__ = [
     "CampaignStatus",
     "attach_leads",
+    "backfill_link_states",
     "campaign_link_filter",
     "campaigns_of",
     "count_members",

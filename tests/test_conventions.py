@@ -4,6 +4,8 @@
   takes a role-bearing dependency and no route calls `ctx.require`.
 - Lists answer `page.body()` (service/core/pagination.py): no route builds `{"items": ...}`.
 - Every aggregate root declares its `POLICY` in its domain module (service/core/policy.py).
+- Read shapes are `ReadView`s (schemas/common.py): no hand-written `to_x_read` function and no
+  `from_model` constructor.
 - docs/architecture.md names only paths that exist.
 
 Each checker is also run on a planted violation, so a checker that finds nothing fails too.
@@ -165,3 +167,43 @@ def test_the_architecture_document_names_existing_paths() -> None:
 def test_the_path_checker_reports_a_planted_path() -> None:
     text = "See `service/core/policy.py`, `routes/X.py` and `service/core/gone.py`."
     assert missing_paths(text, ROUTES.parent) == ["service/core/gone.py"]
+
+
+# (module, function): why it is no ReadView yet.
+HAND_WRITTEN_READS = {
+    ("kanban.py", "to_kanban_board_read"): "the board's states and tasks are free-form maps "
+    "answered as lists in the board's order (GlobalKanban.ordered_states/ordered_tasks)",
+}
+
+
+def read_shape_violations(source: str, path: str = "<planted>") -> list[str]:
+    """Hand-written read shapes: `def to_x_read(...)` functions and `from_model` constructors."""
+    return [
+        f"{path}:{node.lineno}: {node.name} (use a ReadView: `to_x_read = X_VIEW.document`)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (re.fullmatch(r"to_\w+_read", node.name) or node.name == "from_model")
+        and (path, node.name) not in HAND_WRITTEN_READS
+    ]
+
+
+def test_read_shapes_are_read_views() -> None:
+    root = ROUTES.parent
+    modules = sorted(p for d in ("schemas", "service", "routes") for p in (root / d).rglob("*.py"))
+    found = [v for p in modules for v in read_shape_violations(p.read_text(), p.name)]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def to_lead_read(doc: Lead) -> LeadRead:\n    return LeadRead(**doc.model_dump())",
+        "class XRead(BaseModel):\n    @classmethod\n    def from_model(cls, doc): ...",
+    ],
+)
+def test_the_read_shape_checker_reports_a_planted_violation(source: str) -> None:
+    assert read_shape_violations(source) != []
+
+
+def test_the_read_shape_checker_accepts_a_view() -> None:
+    assert read_shape_violations("to_lead_read = LEAD_VIEW.document") == []

@@ -222,8 +222,8 @@ async def test_migrate_backfills_claims_of_leads_stored_before_them(owner: Accou
         {"tenant_id": Binary.from_uuid(owner.tenant_id)}
     )
     report = await migrate(models=[LeadBase])
-    assert report.lead_claims is not None
-    assert (report.lead_claims.changed, report.lead_claims.clashes) == (3, 0)
+    made = report.backfills["lead_claims"]
+    assert (made.changed, made.clashes) == (3, 0)
     assert await claims(owner) == {
         ("email", "a@example.com"): UUID(a["id"]),
         ("phone", "+14155550100"): UUID(a["id"]),
@@ -231,4 +231,4 @@ async def test_migrate_backfills_claims_of_leads_stored_before_them(owner: Accou
     }
     assert assert_problem(await create(owner, email="b@example.com"), 409)["existing_id"] == b["id"]
     again = await migrate(models=[LeadBase])
-    assert again.lead_claims is not None and again.lead_claims.changed == 0
+    assert again.backfills["lead_claims"].changed == 0

@@ -386,12 +386,12 @@ async def test_migrate_backfills_the_lead_state_of_older_links(owner: Any) -> No
     await links.update_many({}, {"$unset": {"archived": "", "lead_version": ""}})
     await links.update_one({"lead_id": UUID(ids[2])}, {"$unset": {"counted": ""}})
     await _assert_counts_match(owner, c, from_keys=False)  # through the join meanwhile
-    dry = await migrations.backfill_link_states(dry_run=True)
+    dry = await campaigns.backfill_link_states(dry_run=True)
     assert (dry.pending, dry.migrated) == (5, 0)
     report = await migrations.migrate()
     state = next(x for x in report.collections if x.collection == "campaign_leads (lead state)")
     assert (state.pending, state.migrated, state.failed) == (5, 5, [])
     assert (await links.find_one({"lead_id": UUID(ids[2])}))["counted"] is True
     await _assert_counts_match(owner, c)
-    again = await migrations.backfill_link_states()
+    again = await campaigns.backfill_link_states()
     assert (again.pending, again.migrated) == (0, 0)

@@ -10,7 +10,9 @@ import typer
 from beanie import Document
 
 from documents.migrations import current_schema_version
+from service import campaigns  # noqa: F401 - registers its backfill step
 from service.cli.base import Steps, app, out, progress, run_with_database
+from service.leads.claims import ClaimsReport  # importing it registers the claims backfill
 from service.storage.migrations import (
     DEFAULT_BATCH_SIZE,
     MigrationReport,
@@ -47,7 +49,7 @@ async def run_migration(
 
 
 def _as_json(report: MigrationReport, dry_run: bool) -> dict[str, Any]:
-    claims = report.lead_claims
+    claims = report.backfills.get("lead_claims")
     return {
         "dry_run": dry_run,
         "lead_claims": None if claims is None else vars(claims),
@@ -85,7 +87,7 @@ def _summary(report: MigrationReport, dry_run: bool) -> list[str]:
         lines.extend(f"  failed {doc_id}: {error}" for doc_id, error in c.failed)
     if current:
         lines.append(f"single-shape collections, nothing to migrate: {', '.join(current)}")
-    if (claims := report.lead_claims) is not None:
+    if isinstance(claims := report.backfills.get("lead_claims"), ClaimsReport):
         lines.append(
             f"lead claims: {claims.examined} live lead(s) with keys, {claims.changed} claim(s) "
             f"created, {claims.clashes} lead(s) clashing with another's claim"

@@ -43,6 +43,7 @@ from service.core import journal
 from service.core.context import RequestContext
 from service.core.errors import Conflict
 from service.core.repository import tenant_filter, uuid_filter
+from service.storage.migrations import Backfill, register_backfill
 
 Key = tuple[str, str]
 """A dedupe key: (field, normalised value)."""
@@ -354,6 +355,14 @@ async def backfill(*, batch_size: int = 500) -> ClaimsReport:
             )
             report.changed += sum(len(claims) for claims in made.values())
             report.clashes += len(conflicts)
+
+
+async def _migrate_step(*, batch_size: int, dry_run: bool, **_: object) -> ClaimsReport | None:
+    # Claiming is a write: a dry run reports nothing for it.
+    return None if dry_run else await backfill(batch_size=batch_size)
+
+
+register_backfill(Backfill(name="lead_claims", model=LeadBase, run=_migrate_step))
 
 
 __all__ = [

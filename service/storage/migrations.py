@@ -21,13 +21,17 @@ re-validated form in one unordered `bulk_write` per batch.
   and the first error) and left as it is; the run goes on.
 - **Dry run** (`dry_run=True`): the same walk, upcasting and validation, without writing: the
   report says what is pending and which documents would fail; `migrated` stays 0.
-- **Lead claims**: when `leads` is migrated, the dedupe claims of leads stored before
-  `lead_claims` existed are created too (service/leads/claims.py `backfill`; idempotent).
+- **Backfills**: data a domain derives from other documents, which no upcaster can make (a
+  lead's dedupe claims, its state copied onto campaign links), is filled in by steps the
+  domain modules register (`register_backfill`, as they register their policy); `migrate` runs
+  those whose collection it migrates, after the rewrites. A step is idempotent and reports
+  either a `CollectionMigration` (listed with the collections) or its own report
+  (`MigrationReport.backfills`, by the step's name).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -36,14 +40,11 @@ from beanie import Document
 from beanie.odm.utils.parsing import parse_obj
 from bson import Binary
 from pydantic import ValidationError
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import ReplaceOne
 
 from documents import ALL_DOCUMENTS
-from documents.campaign import CampaignLead
-from documents.lead import LeadBase
 from documents.migrations import Versioned, current_schema_version, upcast
 from service.core.journal import encode_document
-from service.leads import claims as lead_claims
 
 Progress = Callable[[str, int, int], None]
 """`progress(collection, done, total)`: called as each batch is written (and once at 0)."""
@@ -68,7 +69,7 @@ class MigrationReport:
     """What `migrate` did, per collection."""
 
     collections: list[CollectionMigration] = field(default_factory=list)
-    lead_claims: lead_claims.ClaimsReport | None = None  # the claims backfill, when run
+    backfills: dict[str, Any] = field(default_factory=dict)  # other steps' reports, by name
 
     @property
     def migrated(self) -> int:
@@ -79,6 +80,31 @@ class MigrationReport:
     def failed(self) -> int:
         """Documents that could not be upcast into a valid current document."""
         return sum(len(c.failed) for c in self.collections)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backfill:
+    """A domain's data step of `migrate`, run when `model`'s collection is migrated.
+
+    `run(batch_size=, progress=, dry_run=)` returns a `CollectionMigration`, its own report,
+    or None (nothing to report, e.g. in a dry run).
+    """
+
+    name: str
+    model: type[Document]
+    run: Callable[..., Awaitable[Any]]
+
+
+_BACKFILLS: dict[str, Backfill] = {}
+
+
+def register_backfill(step: Backfill) -> Backfill:
+    """Make `migrate` run `step` (an error if another step has its name)."""
+    existing = _BACKFILLS.get(step.name)
+    if existing is not None and existing is not step:
+        raise RuntimeError(f"a backfill named {step.name!r} exists already")
+    _BACKFILLS[step.name] = step
+    return step
 
 
 def versioned_models() -> list[type[Document]]:
@@ -95,7 +121,8 @@ def versioned_models() -> list[type[Document]]:
     return models
 
 
-def _as_bson_id(value: Any) -> Any:
+def as_bson_id(value: Any) -> Any:
+    """An `_id` as stored (UUIDs as `Binary` subtype 4), to resume a walk after it."""
     return Binary.from_uuid(value) if isinstance(value, UUID) else value
 
 
@@ -140,7 +167,7 @@ async def _migrate_collection(
         batch = await collection.find(query).sort("_id", 1).limit(batch_size).to_list()
         if not batch:
             break
-        last_id = _as_bson_id(batch[-1]["_id"])
+        last_id = as_bson_id(batch[-1]["_id"])
         writes = []
         for raw in batch:
             try:
@@ -150,7 +177,7 @@ async def _migrate_collection(
                 report.failed.append((str(raw.get("_id")), detail))
                 continue
             guard = {
-                "_id": _as_bson_id(raw["_id"]),
+                "_id": as_bson_id(raw["_id"]),
                 "schema_version": raw.get("schema_version"),  # None: stored unversioned
                 "version": raw.get("version"),
             }
@@ -191,61 +218,13 @@ async def migrate(
     chosen = models if models is not None else versioned_models()
     for model in chosen:
         report.collections.append(await _migrate_collection(model, batch_size, progress, dry_run))
-    if models is None or CampaignLead in models:
-        report.collections.append(await backfill_link_states(batch_size, progress, dry_run))
-    if not dry_run and any(m.get_collection_name() == "leads" for m in chosen):
-        report.lead_claims = await lead_claims.backfill(batch_size=batch_size)
-    return report
-
-
-async def backfill_link_states(
-    batch_size: int = DEFAULT_BATCH_SIZE, progress: Progress | None = None, dry_run: bool = False
-) -> CollectionMigration:
-    """Copy each lead's state onto campaign links written before the links carried it.
-
-    Links whose `archived` is null get the lead's `is_archived` and `version` (and, when they
-    have no `counted` either, whether the lead is live), so the members' `count=true` is a
-    count of index keys (issue 23, service/campaigns.py `sync_link_states`). Not a shape
-    change an upcaster can make (it reads the lead), so it is a step of its own: each write
-    is conditional on `archived` still being null, so a live writer's copy wins and a rerun
-    finds nothing left; the walk is in `_id` order, batch by batch.
-    """
-    name = f"{CampaignLead.get_collection_name()} (lead state)"
-    report = CollectionMigration(collection=name, schema_version=0)
-    links = CampaignLead.get_pymongo_collection()
-    leads = LeadBase.get_pymongo_collection()
-    pending: dict[str, Any] = {"archived": None}
-    last_id = None
-    while True:
-        query = pending if last_id is None else {**pending, "_id": {"$gt": last_id}}
-        batch = await links.find(query).sort("_id", 1).limit(batch_size).to_list()
-        if not batch:
-            break
-        last_id = _as_bson_id(batch[-1]["_id"])
-        found: dict[Any, dict[str, Any]] = {}
-        for tenant in {raw["tenant_id"] for raw in batch}:
-            ids = [raw["lead_id"] for raw in batch if raw["tenant_id"] == tenant]
-            async for lead in leads.find(
-                {"tenant_id": tenant, "_id": {"$in": ids}},
-                {"version": 1, "is_archived": 1, "archived_at": 1, "is_deleted": 1},
-            ):
-                found[(tenant, lead["_id"])] = lead
-        writes = []
-        for raw in batch:
-            lead = found.get((raw["tenant_id"], raw["lead_id"]), {})
-            state: dict[str, Any] = {
-                "archived": bool(lead.get("is_archived") or lead.get("archived_at")),
-                "lead_version": int(lead.get("version", 0)),
-            }
-            if "counted" not in raw:
-                state["counted"] = bool(lead) and not lead.get("is_deleted")
-            guard = {"_id": raw["_id"], "tenant_id": raw["tenant_id"], "archived": None}
-            writes.append(UpdateOne(guard, {"$set": state}))
-        report.pending += len(batch)
-        if not dry_run:
-            result = await links.bulk_write(writes, ordered=False)
-            report.migrated += result.modified_count
-            report.skipped += len(writes) - result.matched_count
-        if progress:
-            progress(name, report.pending, report.pending)
+    names = None if models is None else {m.get_collection_name() for m in models}
+    for step in _BACKFILLS.values():
+        if names is not None and step.model.get_collection_name() not in names:
+            continue
+        result = await step.run(batch_size=batch_size, progress=progress, dry_run=dry_run)
+        if isinstance(result, CollectionMigration):
+            report.collections.append(result)
+        elif result is not None:
+            report.backfills[step.name] = result
     return report
