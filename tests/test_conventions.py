@@ -4,6 +4,10 @@
   takes a role-bearing dependency and no route calls `ctx.require`.
 - Lists answer `page.body()` (service/core/pagination.py): no route builds `{"items": ...}`.
 - Every aggregate root declares its `POLICY` in its domain module (service/core/policy.py).
+- Routes build no Mongo query: no `$` operator, no raw collection, no repository or filter
+  builder (the service does that).
+- In service/, `ctx.require(...)` only where data decides (another user's read model) and in
+  the audit log (no aggregate root, so no policy).
 - Read shapes are `ReadView`s (schemas/common.py): no hand-written `to_x_read` function and no
   `from_model` constructor.
 - docs/architecture.md names only paths that exist.
@@ -207,3 +211,83 @@ def test_the_read_shape_checker_reports_a_planted_violation(source: str) -> None
 
 def test_the_read_shape_checker_accepts_a_view() -> None:
     assert read_shape_violations("to_lead_read = LEAD_VIEW.document") == []
+
+
+QUERY_NAMES = frozenset({"Repository", "tenant_filter", "uuid_filter", "equal_to", "time_range"})
+JSON_SCHEMA_KEYS = frozenset({"$ref", "$defs"})  # the OpenAPI document's, not Mongo's
+
+
+def query_violations(source: str, path: str = "<planted>") -> list[str]:
+    """Mongo queries built in a route module: `$` operators, raw collections, filter builders."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        where = f"{path}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.Dict):
+            found += [
+                f"{where}: Mongo operator {k.value}"
+                for k in node.keys
+                if isinstance(k, ast.Constant)
+                and isinstance(k.value, str)
+                and k.value.startswith("$")
+                and k.value not in JSON_SCHEMA_KEYS
+            ]
+        elif isinstance(node, ast.Attribute) and node.attr == "get_pymongo_collection":
+            found.append(f"{where}: a raw collection")
+        elif isinstance(node, ast.Name) and node.id in QUERY_NAMES:
+            found.append(f"{where}: {node.id} (queries are the service's)")
+    return found
+
+
+def test_routes_build_no_query() -> None:
+    found = [v for p in _route_modules() for v in query_violations(p.read_text(), p.name)]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'query = {"email": {"$in": emails}}',
+        "docs = await Lead.get_pymongo_collection().find({}).to_list()",
+        "lead = await Repository(Lead, ctx).get(id)",
+        "query = {**equal_to(filters, 'status')}",
+    ],
+)
+def test_the_query_checker_reports_a_planted_violation(source: str) -> None:
+    assert query_violations(source) != []
+
+
+# Where the rule depends on data rather than on the resource's policy (module: why).
+DATA_DECIDES = {
+    "core/policy.py": "the policies' own check",
+    "read_models.py": "another user's read model needs admin, one's own any role",
+    "audit.py": "the audit log reads the journal, which is no aggregate root and has no policy",
+}
+
+
+def ctx_require_calls(source: str, path: str = "<planted>") -> list[str]:
+    """`ctx.require(...)` calls (a role check outside the resource's policy)."""
+    return [
+        f"{path}:{node.lineno}: ctx.require(...) (use the resource's POLICY)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "require"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "ctx"
+    ]
+
+
+def test_roles_are_checked_by_policies() -> None:
+    service = ROUTES.parent / "service"
+    found = [
+        v
+        for p in sorted(service.rglob("*.py"))
+        if p.relative_to(service).as_posix() not in DATA_DECIDES
+        for v in ctx_require_calls(p.read_text(), p.name)
+    ]
+    assert found == []
+
+
+def test_the_ctx_require_checker_reports_a_planted_call() -> None:
+    assert ctx_require_calls("def f(ctx):\n    ctx.require(Role.admin)") != []
+    assert ctx_require_calls("def f(ctx):\n    POLICY.require(ctx, Action.read)") == []
