@@ -8,6 +8,7 @@
   builder (the service does that).
 - In service/, `ctx.require(...)` only where data decides (another user's read model) and in
   the audit log (no aggregate root, so no policy).
+- No unbounded array in a stored document: every list field carries a `max_length`.
 - Read shapes are `ReadView`s (schemas/common.py): no hand-written `to_x_read` function and no
   `from_model` constructor.
 - docs/architecture.md names only paths that exist.
@@ -19,9 +20,14 @@ from __future__ import annotations
 
 import ast
 import re
+import types
+import typing
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from annotated_types import MaxLen
+from pydantic import BaseModel, Field
 
 from documents.base import RootDocument
 
@@ -291,3 +297,65 @@ def test_roles_are_checked_by_policies() -> None:
 def test_the_ctx_require_checker_reports_a_planted_call() -> None:
     assert ctx_require_calls("def f(ctx):\n    ctx.require(Role.admin)") != []
     assert ctx_require_calls("def f(ctx):\n    POLICY.require(ctx, Action.read)") == []
+
+
+# (model, field): why its list has no `max_length`.
+UNBOUNDED_LISTS = {
+    ("DomainEvent", "changes"): "one entry per changed field of one write, so bounded by the "
+    "aggregate's own size (tests/test_journal_size.py)",
+}
+
+
+def _is_list(annotation: object) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is tuple:  # a fixed-length tuple is bounded; `tuple[X, ...]` is not
+        return Ellipsis in typing.get_args(annotation)
+    if origin in (list, set, frozenset):
+        return True
+    if origin in (typing.Union, types.UnionType, typing.Annotated):
+        return any(_is_list(a) for a in typing.get_args(annotation))
+    return False
+
+
+def _models_in(annotation: object) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _models_in(arg)
+
+
+def unbounded_lists(models: Iterable[type[BaseModel]]) -> list[str]:
+    """List fields without a `max_length` in these models and every model they embed."""
+    seen: set[type[BaseModel]] = set()
+    found: list[str] = []
+    todo = [m for model in models for m in (model, *_subclasses(model))]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            bounded = any(isinstance(m, MaxLen) for m in info.metadata)
+            excused = (model.__name__, name) in UNBOUNDED_LISTS
+            if _is_list(info.annotation) and not bounded and not excused:
+                found.append(f"{model.__name__}.{name}")
+            todo.extend(_models_in(info.annotation))
+    return sorted(found)
+
+
+def test_stored_lists_are_bounded() -> None:
+    from documents import ALL_DOCUMENTS
+
+    assert unbounded_lists(ALL_DOCUMENTS) == []
+
+
+def test_the_list_bound_checker_reports_a_planted_list() -> None:
+    class Part(BaseModel):
+        tags: list[str]
+        pair: tuple[int, int]
+
+    class Planted(BaseModel):
+        parts: list[Part] = Field(max_length=5)
+        notes: list[str] | None = None
+
+    assert unbounded_lists([Planted]) == ["Part.tags", "Planted.notes"]
