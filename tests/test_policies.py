@@ -48,6 +48,26 @@ def test_the_read_role_of_a_journal_type_is_its_policys() -> None:
     assert read_role("lead") is Role.viewer
     assert read_role("no_such_type") is Role.viewer
     assert read_role("api_key") is api_keys.POLICY.role(Action.read)
+
+
+async def test_the_feeds_hide_what_the_policy_lets_only_admins_read(
+    owner: Account, member: Account
+) -> None:
+    body = {"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}
+    assert (await owner.client.post("/v1/webhooks", json=body)).status_code == 201
+    invited = {"email": "new@example.com", "role": "member"}
+    team = await make_team(owner)
+    r = await owner.client.post(f"/v1/teams/{team['id']}/invitations", json=invited)
+    assert r.status_code == 201, r.text
+
+    async def kinds(account: Account) -> set[str]:
+        r = await account.client.get("/v1/changes", params={"limit": 200})
+        assert r.status_code == 200, r.text
+        return {e["aggregate_type"] for e in r.json()["items"]}
+
+    assert {"webhook", "invitation", "team"} <= await kinds(owner)
+    seen = await kinds(member)
+    assert "team" in seen and not seen & {"webhook", "invitation"}
     assert users.POLICY.role(Action.delete) == Role.admin
     assert policy_for(Blog).role(Action.delete) == Role.member
 
