@@ -324,8 +324,7 @@ async def catch_up_projector(
         if any(done[f] is None and heads[f] > INLINE_REPLAY_MAX for f in projector.feeds):
             if inline:
                 return 0, True
-            fence = held.fence if held is not None else None
-            return await _rebuild(projector, fence), False
+            return await _rebuild(projector, held), False
         applied, more = 0, False
         for feed in projector.feeds:
             n, rest = await _catch_up_feed(
@@ -437,7 +436,7 @@ async def rebuild(name: str, *, patience: float = LEASE_TTL.total_seconds() * 2)
         async with workers.leased(lease_name(name), ttl=LEASE_TTL) as held:
             if held is None:
                 return False
-            result.append(await _rebuild(projector, held.fence))
+            result.append(await _rebuild(projector, held))
             return True
 
     if not await workers.wait_for(attempt, patience=patience, every=0.5):
@@ -474,11 +473,17 @@ async def tenants_of(projector: Projector) -> list[UUID]:
     return sorted(found)
 
 
-async def _rebuild(projector: Projector, fence: int | None = None) -> int:
+async def _rebuild(projector: Projector, held: leases.Held | None = None) -> int:
+    fence = held.fence if held is not None else None
     heads = await sequencer.heads(projector.feeds)
     started = utcnow()
     written = 0
     for tenant in await tenants_of(projector):
+        # A rebuild outlasts a lease's TTL: renew it between tenants, and stop (no prune, no
+        # checkpoint: the next holder rebuilds) once it is lost.
+        renewed = held is None or held.fresh() or (held.valid and await leases.renew(held))
+        if not renewed:
+            raise TimeoutError(f"projector {projector.name}: lease lost during the rebuild")
         # One tenant's rows at a time, written in batches: memory is bounded by a tenant.
         docs = await projector.compute_tenant(tenant)
         for start in range(0, len(docs), BATCH_SIZE):
