@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from beanie import Document
 from beanie.odm.utils.encoder import Encoder
 from bson import Binary
 
+from documents.base import utcnow
 from documents.read_models import CampaignStats, ProjectionCheckpoint
 from service import background, pipelines, projections
 from service.core.settings import Settings
@@ -177,3 +179,23 @@ async def test_a_young_database_without_checkpoints_is_caught_up_inline(owner: A
     assert await ProjectionCheckpoint.find_all().count() == 0
     r = await owner.client.get(f"/v1/read-models/campaign-stats/{camp.id}")
     assert r.status_code == 200 and r.json()["events_total"] == 1
+
+
+async def test_a_rebuild_that_loses_its_lease_stops_before_pruning(
+    owner: Account, stranger: Account
+) -> None:
+    await two_tenants(owner, stranger)
+    await projections.catch_up()
+    stale = {"_id": Binary.from_uuid(uuid4()), "tenant_id": Binary.from_uuid(owner.tenant_id)}
+    await CampaignStats.get_pymongo_collection().insert_one(
+        {**stale, "computed_at": utcnow() - timedelta(days=1)}
+    )
+    before = await runner.positions(projections.PROJECTORS["campaign_stats"])
+    async with workers.leased(runner.lease_name("campaign_stats"), ttl=runner.LEASE_TTL) as held:
+        assert held is not None
+        held.renewed_mono -= held.ttl.total_seconds()  # paused past its TTL: the lease is gone
+        with pytest.raises(TimeoutError):
+            await runner._rebuild(projections.PROJECTORS["campaign_stats"], held)
+    # Nothing pruned and no checkpoint moved: the next holder's rebuild does it.
+    assert await CampaignStats.get_pymongo_collection().count_documents(stale) == 1
+    assert await runner.positions(projections.PROJECTORS["campaign_stats"]) == before
