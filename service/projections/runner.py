@@ -82,7 +82,6 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 INLINE_REPLAY_MAX = BATCH_SIZE  # a checkpoint-less feed longer than this is rebuilt, not replayed
-TENANT_PAGE = 1000  # tenants per page of a rebuild's tenant walk
 LEASE_TTL = timedelta(seconds=30)
 READ_WAIT = 2.0  # seconds a read waits for another process's projector before answering
 
@@ -448,28 +447,19 @@ async def rebuild(name: str, *, patience: float = LEASE_TTL.total_seconds() * 2)
 async def tenants_of(projector: Projector) -> list[UUID]:
     """The tenants with documents in the projector's sources, ascending.
 
-    A skip scan of each source's tenant-prefixed index (one seek per tenant, `TENANT_PAGE`
-    at a time): the sources, not the `tenants` collection, say whose rows exist (an import
-    or a test may write a tenant's data without its `Tenant` document). Held in memory: one
-    id per tenant.
+    A skip scan of each source's tenant-prefixed index (one seek per tenant): the sources,
+    not the `tenants` collection, say whose rows exist (an import or a test may write a
+    tenant's data without its `Tenant` document). Held in memory: one id per tenant.
     """
     found: set[UUID] = set()
     for name in projector.sources:
         source = sequencer.collection(name)
-        after: Any = Binary.from_uuid(UUID(int=0))
-        bound = "$gte"  # the first seek includes the smallest id, the next ones skip past it
-        while True:
-            page: list[Any] = []
-            while len(page) < TENANT_PAGE:
-                query = {"tenant_id": {bound: after}}
-                row = await source.find_one(query, {"tenant_id": 1}, sort=[("tenant_id", 1)])
-                if row is None or row.get("tenant_id") is None:
-                    break
-                after, bound = row["tenant_id"], "$gt"
-                page.append(after)
-            found |= {t for t in map(uuid_of, page) if t is not None}
-            if len(page) < TENANT_PAGE:
-                break
+        query: dict[str, Any] = {"tenant_id": {"$gte": Binary.from_uuid(UUID(int=0))}}
+        while (row := await source.find_one(query, {"tenant_id": 1}, sort=[("tenant_id", 1)])) and (
+            tenant := uuid_of(row.get("tenant_id"))
+        ):
+            found.add(tenant)
+            query = {"tenant_id": {"$gt": row["tenant_id"]}}  # the next seek skips past it
     return sorted(found)
 
 
