@@ -10,8 +10,8 @@ Two kinds live here:
   campaign, a tenant or a user into one document (MongoDB's 16 MiB limit).
 * **Projector pipelines** (`campaign_stats_*`, `global_campaign_*`, `analytics_daily`,
   `global_team`, `blog_stats`, `research_stats_*`) recompute read-model rows for a set of keys
-  (or for everything, on rebuild). They run across tenants (projectors are system
-  processes), so they carry their own `$match`.
+  (or, on rebuild, every key of one `tenant`: a rebuild is streamed tenant by tenant). They
+  run across tenants (projectors are system processes), so they carry their own `$match`.
 
 Portability: the embedded backend (mongomock) lacks `$merge`, `$dateTrunc`, `$setWindowFields`,
 `$unionWith`, `$setIntersection`, `$isoDayOfWeek` and `$lookup` with `let`/pipeline or an
@@ -66,11 +66,13 @@ def _b(value: UUID) -> Binary:
     return Binary.from_uuid(value)
 
 
-def _in(field: str, keys: Keys) -> dict[str, Any]:
-    # None means "every key" (a rebuild). Otherwise restrict to the keys' tenants AND ids, so
-    # the tenant-prefixed indexes serve the match (the `$in` bounds combine on both fields).
+def _in(field: str, keys: Keys, tenant: UUID | None = None) -> dict[str, Any]:
+    # None means "every key" (a rebuild): of one `tenant` when given (a per-tenant rebuild,
+    # an equality on the tenant-prefixed indexes), of every tenant otherwise. Else restrict to
+    # the keys' tenants AND ids, so the tenant-prefixed indexes serve the match (the `$in`
+    # bounds combine on both fields).
     if keys is None:
-        return {}
+        return {} if tenant is None else {"tenant_id": _b(tenant)}
     pairs = list(keys)
     return {
         "tenant_id": {"$in": [_b(t) for t in {t for t, _ in pairs}]},
@@ -280,7 +282,7 @@ def overview(*, interval: Interval, tz: str | None = None) -> Pipeline:
 # -- projector pipelines -----------------------------------------------------------------------
 
 
-def campaign_stats_events(campaign_ids: Keys) -> tuple[str, Pipeline]:
+def campaign_stats_events(campaign_ids: Keys, tenant: UUID | None = None) -> tuple[str, Pipeline]:
     """Per campaign (on `events`): touchpoints by type, last touchpoint, leads contacted.
 
     Groups per (campaign, lead) first so each lead is looked up once in `campaign_leads`
@@ -306,7 +308,7 @@ def campaign_stats_events(campaign_ids: Keys) -> tuple[str, Pipeline]:
         per_lead[channel] = _count_if_type(channel)
         per_campaign[channel] = {"$sum": f"${channel}"}
     return EVENTS, [
-        {"$match": {"is_deleted": False, **_in("campaign_id", campaign_ids)}},
+        {"$match": {"is_deleted": False, **_in("campaign_id", campaign_ids, tenant)}},
         {"$group": per_lead},
         {
             "$lookup": {
@@ -327,27 +329,29 @@ def campaign_stats_events(campaign_ids: Keys) -> tuple[str, Pipeline]:
     ]
 
 
-def campaign_stats_links(campaign_ids: Keys) -> tuple[str, Pipeline]:
+def campaign_stats_links(campaign_ids: Keys, tenant: UUID | None = None) -> tuple[str, Pipeline]:
     """Per campaign (on `campaign_leads`): how many live leads it has (each link joins its lead)."""
     return CAMPAIGN_LEADS, [
-        {"$match": _in("campaign_id", campaign_ids)},
+        {"$match": _in("campaign_id", campaign_ids, tenant)},
         join_leads("lead_id"),
         {"$match": {"lead.is_deleted": False}},
         {"$group": {"_id": "$campaign_id", "leads_total": {"$sum": 1}}},
     ]
 
 
-def campaign_stats_campaigns(campaign_ids: Keys) -> tuple[str, Pipeline]:
+def campaign_stats_campaigns(
+    campaign_ids: Keys, tenant: UUID | None = None
+) -> tuple[str, Pipeline]:
     """The live campaigns themselves (on `campaigns`): the rows a stats projection exists for."""
     return CAMPAIGNS, [
-        {"$match": {"is_deleted": False, **_in("_id", campaign_ids)}},
+        {"$match": {"is_deleted": False, **_in("_id", campaign_ids, tenant)}},
         {"$project": {"tenant_id": 1, "user_id": 1, "type": 1, "status": 1, "name": 1}},
     ]
 
 
-def global_campaign_campaigns(user_ids: Keys) -> tuple[str, Pipeline]:
+def global_campaign_campaigns(user_ids: Keys, tenant: UUID | None = None) -> tuple[str, Pipeline]:
     """Per user (on `campaigns`): live campaigns counted by (type, status), last change."""
-    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids)}
+    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids, tenant)}
     return CAMPAIGNS, [
         {"$match": match},
         {
@@ -361,9 +365,9 @@ def global_campaign_campaigns(user_ids: Keys) -> tuple[str, Pipeline]:
     ]
 
 
-def global_campaign_events(user_ids: Keys) -> tuple[str, Pipeline]:
+def global_campaign_events(user_ids: Keys, tenant: UUID | None = None) -> tuple[str, Pipeline]:
     """Per user (on `events`): touchpoints they made and the last one."""
-    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids)}
+    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids, tenant)}
     return EVENTS, [
         {"$match": match},
         {
@@ -377,7 +381,9 @@ def global_campaign_events(user_ids: Keys) -> tuple[str, Pipeline]:
     ]
 
 
-def analytics_daily(tenant_days: Sequence[tuple[UUID, str]] | None) -> tuple[str, Pipeline]:
+def analytics_daily(
+    tenant_days: Sequence[tuple[UUID, str]] | None, tenant: UUID | None = None
+) -> tuple[str, Pipeline]:
     """Per tenant, UTC day and channel (on `events`): touchpoints and distinct leads touched.
 
     `tenant_days` restricts to those (tenant, "YYYY-MM-DD") pairs; each becomes a range on
@@ -396,6 +402,8 @@ def analytics_daily(tenant_days: Sequence[tuple[UUID, str]] | None) -> tuple[str
                 }
             )
         match["$or"] = ranges or [{"_id": None}]
+    elif tenant is not None:
+        match["tenant_id"] = _b(tenant)
     day_key = bucket_expression("day")
     return EVENTS, [
         {"$match": match},
@@ -415,14 +423,14 @@ def analytics_daily(tenant_days: Sequence[tuple[UUID, str]] | None) -> tuple[str
     ]
 
 
-def global_team(team_ids: Keys) -> tuple[str, Pipeline]:
+def global_team(team_ids: Keys, tenant: UUID | None = None) -> tuple[str, Pipeline]:
     """Teams with each member's username and names (on `teams`, `$lookup` into `users`).
 
     Members are unwound (keeping their position and teams without members), joined to their
     user one by one, sorted back into their original order and regrouped per team.
     """
     return TEAMS, [
-        {"$match": {"is_deleted": False, **_in("_id", team_ids)}},
+        {"$match": {"is_deleted": False, **_in("_id", team_ids, tenant)}},
         {
             "$unwind": {
                 "path": "$members",
@@ -462,13 +470,13 @@ def global_team(team_ids: Keys) -> tuple[str, Pipeline]:
     ]
 
 
-def blog_stats(user_ids: Keys) -> tuple[str, Pipeline]:
+def blog_stats(user_ids: Keys, tenant: UUID | None = None) -> tuple[str, Pipeline]:
     """Per user and status (on `blogs`, live and archived ones): count, last post, next slot.
 
     Output rows `{_id: {u: user, s: status}, tenant_id, n, last_posted_at,
     first_scheduled_for}`; the projector folds a user's statuses into one `GlobalBlog`.
     """
-    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids)}
+    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids, tenant)}
     return BLOGS, [
         {"$match": match},
         {
@@ -486,9 +494,9 @@ def blog_stats(user_ids: Keys) -> tuple[str, Pipeline]:
     ]
 
 
-def research_stats_totals(user_ids: Keys) -> tuple[str, Pipeline]:
+def research_stats_totals(user_ids: Keys, tenant: UUID | None = None) -> tuple[str, Pipeline]:
     """Per user (on `research`): topics, results, summed search volume, last research time."""
-    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids)}
+    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids, tenant)}
     return RESEARCH, [
         {"$match": match},
         {
@@ -504,13 +512,13 @@ def research_stats_totals(user_ids: Keys) -> tuple[str, Pipeline]:
     ]
 
 
-def research_stats_keywords(user_ids: Keys) -> tuple[str, Pipeline]:
+def research_stats_keywords(user_ids: Keys, tenant: UUID | None = None) -> tuple[str, Pipeline]:
     """Per user (on `research`): distinct keywords across all results.
 
     Grouped per (user, keyword) first and then counted per user: no `$addToSet` list that
     grows with a user's keywords.
     """
-    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids)}
+    match = {"is_deleted": False, "user_id": {"$ne": None}, **_in("user_id", user_ids, tenant)}
     return RESEARCH, [
         {"$match": match},
         {"$unwind": "$results"},

@@ -3,9 +3,10 @@ and how those rows are computed from the sources (service/pipelines.py).
 
 A definition is pure mapping — no checkpoints, leases or writes (service/projections/runner.py
 does those). `keys_from` turns a batch of feed entries into the read-model keys it affects;
-`compute` recomputes those keys from the source collections (all of them when `keys` is None,
-a rebuild). Recomputing instead of `$inc`-ing makes a repeated batch harmless: applying it
-twice gives the same rows. Keys are `(tenant_id, id)` pairs, so every pipeline `$match` and
+`compute` recomputes those keys from the source collections (every key of one tenant when
+`keys` is None, `compute_tenant`: a rebuild walks the tenants of `sources` one at a time).
+Recomputing instead of `$inc`-ing makes a repeated batch harmless: applying it twice gives the
+same rows. Keys are `(tenant_id, id)` pairs, so every pipeline `$match` and
 every row write carries the tenant (targeted on a cluster sharded by tenant).
 
 Read models and what they follow:
@@ -152,6 +153,8 @@ class Projector(ABC):
     name: ClassVar[str]
     model: ClassVar[type[Document]]
     feeds: ClassVar[tuple[str, ...]]
+    # The source collections whose tenants a rebuild walks (each has a tenant-prefixed index).
+    sources: ClassVar[tuple[str, ...]]
     # Extra filters on a feed (the aggregate types a projector follows in the journal).
     feed_filters: ClassVar[dict[str, dict[str, Any]]] = {}
     # The fields of a feed entry `keys_from` reads (besides `_id` and `seq`).
@@ -162,8 +165,12 @@ class Projector(ABC):
         """The read-model keys a batch of feed entries affects."""
 
     @abstractmethod
-    async def compute(self, keys: set[Key] | None) -> list[Document]:
-        """The rows of these keys (all rows when None), recomputed from the sources."""
+    async def compute(self, keys: set[Key] | None, tenant: UUID | None = None) -> list[Document]:
+        """The rows of these keys (all rows when None: of `tenant` when given), recomputed."""
+
+    async def compute_tenant(self, tenant: UUID) -> list[Document]:
+        """Every row of one tenant, recomputed (a rebuild's step: memory bounded by a tenant)."""
+        return await self.compute(None, tenant)
 
     def key_of(self, doc: Any) -> Key:
         """The key a computed row belongs to."""
@@ -183,6 +190,7 @@ class CampaignStatsProjector(Projector):
 
     name = "campaign_stats"
     model = CampaignStats
+    sources = (pipelines.CAMPAIGNS,)  # a row per live campaign
     feeds = (JOURNAL, EVENTS, CAMPAIGN_LEADS)
     feed_filters = {
         JOURNAL: {"aggregate_type": {"$in": [CampaignBase.aggregate_type, LeadBase.aggregate_type]}}
@@ -214,12 +222,12 @@ class CampaignStatsProjector(Projector):
             keys |= pairs([(tenant, link.get("campaign_id")) async for link in cursor])
         return keys
 
-    async def compute(self, keys: set[Key] | None) -> list[Document]:
+    async def compute(self, keys: set[Key] | None, tenant: UUID | None = None) -> list[Document]:
         """Live campaigns merged with their touchpoint and membership figures (three pipelines)."""
         campaigns, events, links = await asyncio.gather(
-            run(pipelines.campaign_stats_campaigns(keys)),
-            run(pipelines.campaign_stats_events(keys)),
-            run(pipelines.campaign_stats_links(keys)),
+            run(pipelines.campaign_stats_campaigns(keys, tenant)),
+            run(pipelines.campaign_stats_events(keys, tenant)),
+            run(pipelines.campaign_stats_links(keys, tenant)),
         )
         by_events = {uuid_of(r["_id"]): r for r in events}
         by_links = {uuid_of(r["_id"]): r["leads_total"] for r in links}
@@ -254,6 +262,7 @@ class GlobalCampaignProjector(Projector):
 
     name = "global_campaign"
     model = GlobalCampaign
+    sources = (pipelines.CAMPAIGNS, pipelines.EVENTS)
     feeds = (JOURNAL, EVENTS)
     feed_filters = {JOURNAL: {"aggregate_type": CampaignBase.aggregate_type}}
     feed_fields = {
@@ -270,11 +279,11 @@ class GlobalCampaignProjector(Projector):
         )
         return keys | await owners_of(pipelines.CAMPAIGNS, rows)
 
-    async def compute(self, keys: set[Key] | None) -> list[Document]:
+    async def compute(self, keys: set[Key] | None, tenant: UUID | None = None) -> list[Document]:
         """Campaign counts and touchpoint totals per user (two pipelines), merged by user."""
         groups, events = await asyncio.gather(
-            run(pipelines.global_campaign_campaigns(keys)),
-            run(pipelines.global_campaign_events(keys)),
+            run(pipelines.global_campaign_campaigns(keys, tenant)),
+            run(pipelines.global_campaign_events(keys, tenant)),
         )
         rows: dict[UUID, GlobalCampaign] = {}
 
@@ -304,6 +313,7 @@ class GlobalAnalyticsProjector(Projector):
 
     name = "global_analytics"
     model = GlobalAnalytics
+    sources = (pipelines.EVENTS,)
     feeds = (EVENTS,)
     feed_fields = {EVENTS: ("tenant_id", "occurred_at")}
 
@@ -313,9 +323,11 @@ class GlobalAnalyticsProjector(Projector):
             (uuid_of(r["tenant_id"]), as_utc(r["occurred_at"]).strftime("%Y-%m-%d")) for r in rows
         }
 
-    async def compute(self, keys: set[Key] | None) -> list[Document]:
+    async def compute(self, keys: set[Key] | None, tenant: UUID | None = None) -> list[Document]:
         """Daily per-channel rows of these tenant-days (one pipeline)."""
-        spec = pipelines.analytics_daily(sorted(keys, key=str) if keys is not None else None)
+        spec = pipelines.analytics_daily(
+            sorted(keys, key=str) if keys is not None else None, tenant
+        )
         return [
             GlobalAnalytics(
                 id=analytics_key(required_uuid(g["_id"]["t"]), g["_id"]["d"], g["_id"]["c"]),
@@ -346,6 +358,7 @@ class GlobalTeamProjector(Projector):
 
     name = "global_team"
     model = GlobalTeam
+    sources = (pipelines.TEAMS,)
     feeds = (JOURNAL,)
     feed_filters = {JOURNAL: {"aggregate_type": {"$in": ["team", "user"]}}}
     feed_fields = {JOURNAL: ("tenant_id", "aggregate_type", "aggregate_id")}
@@ -365,10 +378,10 @@ class GlobalTeamProjector(Projector):
             keys |= pairs([(t["tenant_id"], t["_id"]) async for t in cursor])
         return keys
 
-    async def compute(self, keys: set[Key] | None) -> list[Document]:
+    async def compute(self, keys: set[Key] | None, tenant: UUID | None = None) -> list[Document]:
         """Live teams joined to their members' users (one pipeline)."""
         out: list[Document] = []
-        for t in await run(pipelines.global_team(keys)):
+        for t in await run(pipelines.global_team(keys, tenant)):
             members = [GlobalTeamMember.model_validate(m) for m in t["members"] if m.get("user_id")]
             out.append(
                 GlobalTeam(
@@ -418,16 +431,17 @@ class BlogStatsProjector(UserRollupProjector):
 
     name = "blog_stats"
     model = GlobalBlog
+    sources = (pipelines.BLOGS,)
     aggregate = Blog
     feeds = (JOURNAL,)
     feed_filters = {JOURNAL: {"aggregate_type": Blog.aggregate_type}}
     feed_fields = {JOURNAL: ("tenant_id", "aggregate_id", "changes")}
 
-    async def compute(self, keys: set[Key] | None) -> list[Document]:
+    async def compute(self, keys: set[Key] | None, tenant: UUID | None = None) -> list[Document]:
         """Per user, the statuses folded into one row (one pipeline)."""
         grouped: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
         tenants: dict[UUID, Any] = {}
-        for g in await run(pipelines.blog_stats(keys)):
+        for g in await run(pipelines.blog_stats(keys, tenant)):
             user = required_uuid(g["_id"]["u"])
             grouped[user].append(g)
             tenants[user] = g["tenant_id"]
@@ -457,16 +471,17 @@ class ResearchStatsProjector(UserRollupProjector):
 
     name = "research_stats"
     model = GlobalResearchStats
+    sources = (pipelines.RESEARCH,)
     aggregate = ResearchTopic
     feeds = (JOURNAL,)
     feed_filters = {JOURNAL: {"aggregate_type": ResearchTopic.aggregate_type}}
     feed_fields = {JOURNAL: ("tenant_id", "aggregate_id", "changes")}
 
-    async def compute(self, keys: set[Key] | None) -> list[Document]:
+    async def compute(self, keys: set[Key] | None, tenant: UUID | None = None) -> list[Document]:
         """Totals and distinct keywords per user (two pipelines), merged by user."""
         totals, keywords = await asyncio.gather(
-            run(pipelines.research_stats_totals(keys)),
-            run(pipelines.research_stats_keywords(keys)),
+            run(pipelines.research_stats_totals(keys, tenant)),
+            run(pipelines.research_stats_keywords(keys, tenant)),
         )
         distinct = {uuid_of(k["_id"]): k["keywords"] for k in keywords}
         return [

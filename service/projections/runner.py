@@ -18,10 +18,21 @@ What it guarantees, with any number of service processes:
   longer exist are marked gone: computing, upserting and deleting again gives the same rows, so a
   checkpoint may be at-least-once. Readers never see a row missing in between (upsert first,
   delete stale after).
-* **Rebuild without an empty window.** `rebuild` recomputes every row, upserts them over the
-  current ones and then deletes the rows it did not write (`computed_at` older than the
-  rebuild's start), under the same lease, and sets the checkpoints to the heads it started
-  from: readers see the old rows until each is replaced, never an empty or partial model.
+* **Rebuild without an empty window, streamed per tenant.** `rebuild` walks the tenants that
+  have rows in the projector's `sources` (one index seek per tenant, `tenants_of`), computes
+  one tenant's rows at a time (`Projector.compute_tenant`) and upserts them over the current
+  ones in batches of `BATCH_SIZE`, so its memory is bounded by the largest tenant, not the
+  database; then it deletes the rows it did not write (`computed_at` older than the
+  rebuild's start: rows of vanished keys and tenants), under the same lease, and sets the
+  checkpoints to the heads it started from: readers see the old rows until each is replaced,
+  never an empty or partial model.
+* **A new projector on an old database is rebuilt, not replayed.** A projector with no
+  checkpoint for a feed whose head is past `INLINE_REPLAY_MAX` (a read model deployed onto
+  existing data, or checkpoints lost) is bootstrapped by the offline per-tenant rebuild,
+  run by the background worker (any catch-up without a request budget, under the lease),
+  which stores the heads. A request's inline catch-up never replays such a feed from 0: it
+  answers from the rows that exist and pokes the worker. A young database (every feed head
+  within `INLINE_REPLAY_MAX`) is simply caught up from 0: that is one batch.
 
 * **Fenced writes.** A lease bounds how often two holders overlap; it cannot stop a holder
   that paused between computing and writing (a GC pause, a frozen VM) from writing after its
@@ -55,19 +66,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from beanie.odm.utils.encoder import Encoder
+from bson import Binary
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.base import utcnow
 from documents.read_models import ProjectionCheckpoint
 from service.feeds import leases, sequencer, workers
-from service.projections.definitions import PROJECTORS, Key, Projector
+from service.projections.definitions import PROJECTORS, Key, Projector, uuid_of
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+INLINE_REPLAY_MAX = BATCH_SIZE  # a checkpoint-less feed longer than this is rebuilt, not replayed
 LEASE_TTL = timedelta(seconds=30)
 READ_WAIT = 2.0  # seconds a read waits for another process's projector before answering
 
@@ -194,15 +208,15 @@ def checkpoint_id(projector: Projector, feed: str) -> str:
     return f"{projector.name}:{feed}"
 
 
-async def positions(projector: Projector) -> dict[str, int]:
-    """The stored position of each of a projector's feeds (0 when it never ran)."""
+async def positions(projector: Projector) -> dict[str, int | None]:
+    """The stored position of each of a projector's feeds (None when it has no checkpoint)."""
     ids = {checkpoint_id(projector, feed): feed for feed in projector.feeds}
     cursor = ProjectionCheckpoint.get_pymongo_collection().find(
         {"_id": {"$in": list(ids)}}, {"position": 1}
     )
     found = {row["_id"]: row.get("position") async for row in cursor}
-    # A checkpoint of the former id-based format (a UUID) restarts from 0: re-applying is safe.
-    return {feed: found[cp] if isinstance(found.get(cp), int) else 0 for cp, feed in ids.items()}
+    # A checkpoint of the former id-based format (a UUID) counts as none: it is rebuilt.
+    return {feed: found[cp] if isinstance(found.get(cp), int) else None for cp, feed in ids.items()}
 
 
 async def _save(
@@ -234,7 +248,7 @@ async def caught_up(projector: Projector) -> bool:
     """Whether every feed of the projector is applied up to its head."""
     heads = await sequencer.heads(projector.feeds)
     done = await positions(projector)
-    return all(done[feed] >= heads[feed] for feed in projector.feeds)
+    return all((done[feed] or 0) >= heads[feed] for feed in projector.feeds)
 
 
 # -- catching up ----------------------------------------------------------------------------
@@ -296,17 +310,26 @@ async def catch_up_projector(
     max_batches: int | None = None,
     held: leases.Held | None = None,
     deadline: float | None = None,
+    inline: bool = False,
 ) -> tuple[int, bool]:
-    """Apply every feed's new entries (call under the projector's lease); (applied, more)."""
+    """Apply every feed's new entries (call under the projector's lease); (applied, more).
+
+    A feed without a checkpoint and past `INLINE_REPLAY_MAX` is not replayed: `inline` (a
+    request) leaves it to the worker (more=True); otherwise the projector is rebuilt.
+    """
     async with sequencer.feed_session() as session:
         heads = await sequencer.heads(projector.feeds, session=session)
         done = await positions(projector)
+        if any(done[f] is None and heads[f] > INLINE_REPLAY_MAX for f in projector.feeds):
+            if inline:
+                return 0, True
+            return await _rebuild(projector, held), False
         applied, more = 0, False
         for feed in projector.feeds:
             n, rest = await _catch_up_feed(
                 projector,
                 feed,
-                position=done[feed],
+                position=done[feed] or 0,
                 head=heads[feed],
                 batch_size=batch_size or BATCH_SIZE,
                 max_batches=max_batches,
@@ -381,6 +404,7 @@ async def catch_up(
                     max_batches=max_batches,
                     held=held,
                     deadline=deadline,
+                    inline=budget is not None,
                 )
                 if more:
                     workers.poke(lease_name(name))
@@ -411,7 +435,7 @@ async def rebuild(name: str, *, patience: float = LEASE_TTL.total_seconds() * 2)
         async with workers.leased(lease_name(name), ttl=LEASE_TTL) as held:
             if held is None:
                 return False
-            result.append(await _rebuild(projector, held.fence))
+            result.append(await _rebuild(projector, held))
             return True
 
     if not await workers.wait_for(attempt, patience=patience, every=0.5):
@@ -420,17 +444,48 @@ async def rebuild(name: str, *, patience: float = LEASE_TTL.total_seconds() * 2)
     return result[0]
 
 
-async def _rebuild(projector: Projector, fence: int | None = None) -> int:
+async def tenants_of(projector: Projector) -> list[UUID]:
+    """The tenants with documents in the projector's sources, ascending.
+
+    A skip scan of each source's tenant-prefixed index (one seek per tenant): the sources,
+    not the `tenants` collection, say whose rows exist (an import or a test may write a
+    tenant's data without its `Tenant` document). Held in memory: one id per tenant.
+    """
+    found: set[UUID] = set()
+    for name in projector.sources:
+        source = sequencer.collection(name)
+        query: dict[str, Any] = {"tenant_id": {"$gte": Binary.from_uuid(UUID(int=0))}}
+        while (row := await source.find_one(query, {"tenant_id": 1}, sort=[("tenant_id", 1)])) and (
+            tenant := uuid_of(row.get("tenant_id"))
+        ):
+            found.add(tenant)
+            query = {"tenant_id": {"$gt": row["tenant_id"]}}  # the next seek skips past it
+    return sorted(found)
+
+
+async def _rebuild(projector: Projector, held: leases.Held | None = None) -> int:
+    fence = held.fence if held is not None else None
     heads = await sequencer.heads(projector.feeds)
     started = utcnow()
-    docs = await projector.compute(None)
-    await _upsert(projector, docs, fence)
-    # Rows not rewritten above belong to keys that no longer exist (each row written carries
-    # `computed_at` >= `started`; so does every row a newer holder wrote meanwhile).
+    written = 0
+    for tenant in await tenants_of(projector):
+        # A rebuild outlasts a lease's TTL: renew it between tenants, and stop (no prune, no
+        # checkpoint: the next holder rebuilds) once it is lost.
+        renewed = held is None or held.fresh() or (held.valid and await leases.renew(held))
+        if not renewed:
+            raise TimeoutError(f"projector {projector.name}: lease lost during the rebuild")
+        # One tenant's rows at a time, written in batches: memory is bounded by a tenant.
+        docs = await projector.compute_tenant(tenant)
+        for start in range(0, len(docs), BATCH_SIZE):
+            await _upsert(projector, docs[start : start + BATCH_SIZE], fence)
+        written += len(docs)
+        del docs
+    # Rows not rewritten above belong to keys (or tenants) that no longer exist (each row
+    # written carries `computed_at` >= `started`; so does every row a newer holder wrote).
     await projector.model.get_pymongo_collection().delete_many({"computed_at": {"$lt": started}})
     for feed, head in heads.items():
         await _save(projector, feed, head, 0, fence)
-    return len(docs)
+    return written
 
 
 __all__ = [
@@ -438,6 +493,7 @@ __all__ = [
     "FENCE",
     "GONE",
     "INLINE",
+    "INLINE_REPLAY_MAX",
     "LEASE_TTL",
     "LIVE",
     "READ_WAIT",
@@ -453,4 +509,5 @@ __all__ = [
     "positions",
     "rebuild",
     "sync_feeds",
+    "tenants_of",
 ]

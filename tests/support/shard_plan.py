@@ -100,6 +100,16 @@ ALLOWED: tuple[Allowed, ...] = (
         why="`migrate` walks a whole collection in `_id` order: an operator batch",
     ),
     Allowed(
+        collections=("blogs", "campaigns", "events", "research", "teams"),
+        methods=("find",),
+        filters=(
+            '{"tenant_id": {"$gte": {"=": "binData"}}}',
+            '{"tenant_id": {"$gt": {"=": "binData"}}}',
+        ),
+        why="`rebuild` walks the tenants of a read model's sources (service/projections/"
+        "runner.py `tenants_of`): one index seek per tenant, an operator batch",
+    ),
+    Allowed(
         collections=("lead_claims", "leads"),
         methods=("find",),
         filters=("{}", '{"_id": {"$gt": {"=": "binData"}}}'),
