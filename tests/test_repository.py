@@ -168,6 +168,11 @@ async def test_creation_changes_equal_the_generic_diff(owner: Account) -> None:
         full = new.full({k: v for k, v in doc.model_dump().items() if k in new.names})
         assert new.changes(full, doc.secret_fields) == oracles.creation_changes(doc)
         assert new.stored(full) == journal.encode_document(doc)
+        # The bulk path's one-pass typed form: what the creation event stores.
+        typed = journal.typed_changes(doc.aggregate_type, new.changes(full, doc.secret_fields))
+        assert new.created_changes(full, doc.aggregate_type, doc.secret_fields) == typed
+        stored = new.stored(full)
+        assert new.created_changes(full, doc.aggregate_type, doc.secret_fields, stored) == typed
     new = journal.NewDocuments(User)
     full = new.full({k: v for k, v in user.model_dump().items() if k in new.names})
     redacted = new.changes(full, user.secret_fields)
