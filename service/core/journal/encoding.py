@@ -46,9 +46,13 @@ def to_bson(value: Any) -> Any:
         return value
     if kind is dict:
         return {
-            key if isinstance(key, Enum) else str(key): to_bson(inner)
+            key if isinstance(key, Enum) else str(key): inner
+            if type(inner) in _BSON_EXACT
+            else to_bson(inner)
             for key, inner in value.items()
         }
+    if kind is list:
+        return [inner if type(inner) in _BSON_EXACT else to_bson(inner) for inner in value]
     if isinstance(value, _BSON_AS_IS):
         return value
     if isinstance(value, UUID):
