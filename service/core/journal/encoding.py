@@ -219,10 +219,30 @@ class NewDocuments:
             elif kind is list and all(type(v) is str for v in value):
                 flat[key] = value  # `to_jsonable_python` would copy it; `typed_created` does
             elif kind is dict and value:
-                _flatten_json(to_jsonable_python(value), key, flat)
+                _flatten_values(value, key, flat)
             else:
                 flat[key] = to_jsonable_python(value)
         return typed_created(aggregate_type, created_leaves(flat, secret_fields))
+
+
+def _flatten_values(value: dict[Any, Any], prefix: str, out: dict[str, Any]) -> None:
+    # `_flatten_json(to_jsonable_python(value), ...)` without converting what needs no
+    # conversion: strings, ints, bools and None as they are, UUIDs and UTC dates left to
+    # `typed_created`; anything else (enums, floats, models, lists) by pydantic-core.
+    if not all(type(key) is str for key in value):
+        _flatten_json(to_jsonable_python(value), prefix, out)
+        return
+    for key, inner in value.items():
+        path = f"{prefix}.{key}"
+        kind = type(inner)
+        if kind is str or kind is int or kind is bool or inner is None:
+            out[path] = inner
+        elif kind is dict and inner:
+            _flatten_values(inner, path, out)
+        elif isinstance(inner, UUID) or (kind is datetime and inner.tzinfo is UTC):
+            out[path] = inner
+        else:
+            _flatten_json(to_jsonable_python(inner), path, out)
 
 
 def _flatten_json(value: Any, prefix: str, out: dict[str, Any]) -> None:
