@@ -31,7 +31,7 @@ def _required(model: type[RootDocument], name: str) -> Callable[[], Any]:
     return missing
 
 
-_REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id"})
+_REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id", "assignee_id"})
 _BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
 
 
@@ -143,7 +143,7 @@ class NewDocuments:
             kind = type(value)
             if kind in _BSON_EXACT:
                 out[alias] = value
-            elif kind is UUID:
+            elif isinstance(value, UUID):  # uuid6's ids are a subclass
                 # The tenant and actor ids repeat on every document of a batch: encoded once.
                 binary = shared.get(value)
                 if binary is None:
