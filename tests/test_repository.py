@@ -168,11 +168,56 @@ async def test_creation_changes_equal_the_generic_diff(owner: Account) -> None:
         full = new.full({k: v for k, v in doc.model_dump().items() if k in new.names})
         assert new.changes(full, doc.secret_fields) == oracles.creation_changes(doc)
         assert new.stored(full) == journal.encode_document(doc)
+        # The bulk path's one-pass typed form: what the creation event stores.
+        typed = journal.typed_changes(doc.aggregate_type, new.changes(full, doc.secret_fields))
+        assert new.created_changes(full, doc.aggregate_type, doc.secret_fields) == typed
+        stored = new.stored(full)
+        assert new.created_changes(full, doc.aggregate_type, doc.secret_fields, stored) == typed
     new = journal.NewDocuments(User)
     full = new.full({k: v for k, v in user.model_dump().items() if k in new.names})
     redacted = new.changes(full, user.secret_fields)
     assert {"field": "password_hash", "old": None, "new": journal.REDACTED} in redacted
     assert all(c["field"] and c["new"] is not None for c in redacted)  # no root or null entries
+
+
+async def test_created_changes_type_in_one_pass_what_typed_changes_types(
+    owner: Account,
+) -> None:
+    # Issue 27: the bulk path's one-pass typing, on nested values of every kind it shortcuts
+    # (strings, ints, bools, None, UUIDs, UTC and other dates) and those it leaves to
+    # pydantic-core (enums, floats, tuples, models), top-level and nested, empty dicts too.
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from documents.consent import ChannelConsent, Consent, ConsentStatus
+    from documents.lead import GeoPoint
+
+    at = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    lead = MLSRealEstateLead(
+        tenant_id=owner.tenant_id,
+        mls_id="X-2",
+        address=Address(line1="1 Main", city="Springfield"),
+        location=GeoPoint(coordinates=(-122.42, 37.77)),
+        listing_agent=ListingAgent(name="Al", phone="+14155550100"),
+        segments={"source": "fair", "tier": "a"},
+        tags=["a", "b"],
+        consent=Consent(
+            call=ChannelConsent(status=ConsentStatus.opted_in, source="form", at=at),
+            text=ChannelConsent(
+                status=ConsentStatus.opted_out, at=at.astimezone(timezone(timedelta(hours=2)))
+            ),
+        ),
+        baths=2.5,
+        listed_at=at,
+        assignee_id=owner.id,
+    )
+    new = journal.NewDocuments(type(lead))
+    values = lead.model_dump()
+    values["consent"]["text"]["at"] = at.astimezone(timezone(timedelta(hours=2)))
+    full = new.full({k: v for k, v in values.items() if k in new.names})
+    typed = journal.typed_changes("lead", new.changes(full, lead.secret_fields))
+    stored = new.stored(full)
+    assert new.created_changes(full, "lead", lead.secret_fields, stored) == typed
+    assert new.created_changes(full, "lead", lead.secret_fields) == typed
 
 
 async def test_creation_event_document_is_what_the_encoder_stores(owner: Account) -> None:

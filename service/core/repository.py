@@ -309,12 +309,14 @@ class Repository(Generic[D]):
             "pending_event": None,
         }
         secrets = self.model.secret_fields
+        aggregate_type = self.model.aggregate_type
         encoded: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         for position, (new, fields) in enumerate(rows):
             await yield_now(position)
             fields.update(stamp)
             full = new.full(fields)
-            encoded.append((new.stored(full), new.changes(full, secrets)))
+            stored = new.stored(full)
+            encoded.append((stored, new.created_changes(full, aggregate_type, secrets, stored)))
         return await self._insert_created(encoded)
 
     async def _insert_created(
@@ -344,6 +346,7 @@ class Repository(Generic[D]):
                     actor_type=actor_type,
                     changes=changes,
                     request_id=request_id,
+                    typed=True,
                 )
             )
         failed: dict[int, Exception] = {}

@@ -64,14 +64,15 @@ def _uuid(value: Any) -> UUID:
     return value.as_uuid() if isinstance(value, Binary) else UUID(str(value))
 
 
-def _new_claim(tenant_id: UUID, lead_id: UUID, key: Key, now: datetime) -> dict[str, Any]:
+def _new_claim(tenant: Binary, lead: Binary, key: Key, now: datetime) -> dict[str, Any]:
+    # `tenant` and `lead` as stored: a bulk chunk encodes each id once, not once per claim.
     field, value = key
     return {
         "_id": uuid_filter(journal.pooled_uuid7()),  # cheap ids for a bulk chunk's claims
-        "tenant_id": uuid_filter(tenant_id),
+        "tenant_id": tenant,
         "field": field,
         "value": value,
-        "lead_id": uuid_filter(lead_id),
+        "lead_id": lead,
         "claimed_at": now,
     }
 
@@ -131,7 +132,7 @@ async def _take(
     """
     collection = _collection()
     if holder is None:  # released since: claim it afresh
-        claim = _new_claim(ctx.tenant_id, lead_id, key, now)
+        claim = _new_claim(uuid_filter(ctx.tenant_id), uuid_filter(lead_id), key, now)
         try:
             await collection.insert_one(claim)
         except DuplicateKeyError:
@@ -186,7 +187,9 @@ async def _claim_many(
     rows = [(lead_id, key) for lead_id, keys in wanted for key in keys]
     if not rows:
         return {}, {}
-    claims = [_new_claim(ctx.tenant_id, lead_id, key, now) for lead_id, key in rows]
+    tenant = uuid_filter(ctx.tenant_id)
+    leads = {lead_id: uuid_filter(lead_id) for lead_id, keys in wanted if keys}
+    claims = [_new_claim(tenant, leads[lead_id], key, now) for lead_id, key in rows]
     made: dict[UUID, list[Any]] = {}
     refused: list[int] = []
     try:

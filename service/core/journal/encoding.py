@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 from uuid import UUID
@@ -17,7 +17,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 from documents.base import RootDocument
 from documents.journal import DomainEvent
 from service.core.journal.diff import UNJOURNALED, _flatten, created_leaves
-from service.core.journal.typed import typed_changes
+from service.core.journal.typed import is_uuid_path, typed_changes, typed_created
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
 _BSON_AS_IS = (str, int, float, type(None), datetime, Binary, Decimal128, ObjectId)
@@ -31,7 +31,7 @@ def _required(model: type[RootDocument], name: str) -> Callable[[], Any]:
     return missing
 
 
-_REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id"})
+_REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id", "assignee_id"})
 _BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
 
 
@@ -41,6 +41,18 @@ def to_bson(value: Any) -> Any:
     Exactly `beanie`'s `Encoder().encode(value)` (UUIDs become BSON UUIDs, enums their values,
     models dicts), with the common types converted here without it (several times faster).
     """
+    kind = type(value)
+    if kind in _BSON_EXACT:  # the common types by exact type first, then the general rules
+        return value
+    if kind is dict:
+        return {
+            key if isinstance(key, Enum) else str(key): inner
+            if type(inner) in _BSON_EXACT
+            else to_bson(inner)
+            for key, inner in value.items()
+        }
+    if kind is list:
+        return [inner if type(inner) in _BSON_EXACT else to_bson(inner) for inner in value]
     if isinstance(value, _BSON_AS_IS):
         return value
     if isinstance(value, UUID):
@@ -99,6 +111,7 @@ class NewDocuments:
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
         self._shared: dict[UUID, Binary] = {}
+        self._uuid_paths: dict[str, dict[str, str]] = {}  # per aggregate type: name → alias
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
         for name, _, info in self.fields:
@@ -130,7 +143,7 @@ class NewDocuments:
             kind = type(value)
             if kind in _BSON_EXACT:
                 out[alias] = value
-            elif kind is UUID:
+            elif isinstance(value, UUID):  # uuid6's ids are a subclass
                 # The tenant and actor ids repeat on every document of a batch: encoded once.
                 binary = shared.get(value)
                 if binary is None:
@@ -171,6 +184,74 @@ class NewDocuments:
             else:
                 flat[key] = to_jsonable_python(value)
         return created_leaves(flat, secret_fields)
+
+    def created_changes(
+        self,
+        full: Mapping[str, Any],
+        aggregate_type: str,
+        secret_fields: Iterable[str] = (),
+        stored: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """`typed_changes(aggregate_type, self.changes(full, secret_fields))`, in one pass.
+
+        The changes a creation event stores (the bulk path): UUIDs and UTC datetimes go to
+        `typed_created` as they are instead of through a JSON-mode string parsed back, lists
+        of strings as they are, and a UUID at a UUID path takes the BSON UUID `stored` (this
+        document's `stored(full)`) already holds.
+        """
+        uuid_paths = self._uuid_paths.get(aggregate_type)
+        if uuid_paths is None:
+            uuid_paths = self._uuid_paths[aggregate_type] = {
+                name: alias for name, alias, _ in self.fields if is_uuid_path(aggregate_type, name)
+            }
+        flat: dict[str, Any] = {}
+        for key, value in full.items():
+            if value is None or key in UNJOURNALED:
+                continue
+            kind = type(value)
+            if kind is str or kind is int or kind is float or kind is bool:
+                flat[key] = value
+            elif isinstance(value, UUID):
+                alias = uuid_paths.get(key)
+                flat[key] = value if stored is None or alias is None else stored[alias]
+            elif kind is datetime and value.tzinfo is UTC:
+                flat[key] = value
+            elif kind is list and all(type(v) is str for v in value):
+                flat[key] = value  # `to_jsonable_python` would copy it; `typed_created` does
+            elif kind is dict and value:
+                _flatten_values(value, key, flat)
+            else:
+                flat[key] = to_jsonable_python(value)
+        return typed_created(aggregate_type, created_leaves(flat, secret_fields))
+
+
+def _flatten_values(value: dict[Any, Any], prefix: str, out: dict[str, Any]) -> None:
+    # `_flatten_json(to_jsonable_python(value), ...)` without converting what needs no
+    # conversion: strings, ints, bools and None as they are, UUIDs and UTC dates left to
+    # `typed_created`; anything else (enums, floats, models, lists) by pydantic-core.
+    if not all(type(key) is str for key in value):
+        _flatten_json(to_jsonable_python(value), prefix, out)
+        return
+    for key, inner in value.items():
+        path = f"{prefix}.{key}"
+        kind = type(inner)
+        if kind is str or kind is int or kind is bool or inner is None:
+            out[path] = inner
+        elif kind is dict and inner:
+            _flatten_values(inner, path, out)
+        elif isinstance(inner, UUID) or (kind is datetime and inner.tzinfo is UTC):
+            out[path] = inner
+        else:
+            _flatten_json(to_jsonable_python(inner), path, out)
+
+
+def _flatten_json(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    # `diff._flatten` below a non-empty root, for JSON-mode values (mappings are plain dicts).
+    if type(value) is dict and value:
+        for key, inner in value.items():
+            _flatten_json(inner, f"{prefix}.{key}", out)
+    else:
+        out[prefix] = value
 
 
 def encode_event(event: DomainEvent) -> dict[str, Any]:

@@ -49,12 +49,14 @@ def creation_event(
     actor_type: str,
     changes: list[dict[str, Any]],
     request_id: str | None,
+    typed: bool = False,
 ) -> dict[str, Any]:
     """The `created` event of a new document, as stored, from the document's stored form.
 
     The bulk path's and the repair's one builder (neither has a `DomainEvent`): field for
     field what `encode_event(new_event(doc, event_type="created", ...))` stores for the
-    same document (tests/test_repository.py checks it). `changes` are JSON-mode dicts.
+    same document (tests/test_repository.py checks it). `changes` are JSON-mode dicts, or
+    already BSON-typed ones with `typed` (`NewDocuments.created_changes`).
     """
     return {
         "_id": event_id,
@@ -66,7 +68,7 @@ def creation_event(
         "actor_id": stored["created_by"],
         "actor_type": actor_type,
         "occurred_at": stored["updated_at"],
-        "changes": typed_changes(aggregate_type, changes),
+        "changes": changes if typed else typed_changes(aggregate_type, changes),
         "request_id": request_id,
         "seq": None,  # assigned by the sequencer once visible (service/feeds/sequencer.py)
     }
