@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from tests.factories import attach_leads, make_lead
+from tests.factories import attach_leads, make_campaign, make_lead
 from tests.support.helpers import Account
 
 Path = Callable[[Account, dict[str, Any]], Awaitable[None]]
@@ -114,41 +114,52 @@ async def recounted(campaign: str) -> int:
     return await leads.count_documents({"_id": {"$in": linked}, "is_deleted": False})
 
 
+MEMBERSHIP_OPS = ("attach", "detach", "delete", "restore", "merge")
+
+
+async def campaigns_and_leads(owner: Account, prefix: str) -> tuple[list[str], list[str]]:
+    """Two campaigns and eight leads (e-mails `<prefix><i>@x.io`) for a random sequence."""
+    campaigns = [(await make_campaign(owner, name=name))["id"] for name in ("A", "B")]
+    leads = [(await make_lead(owner, email=f"{prefix}{i}@x.io"))["id"] for i in range(8)]
+    return campaigns, leads
+
+
+async def membership_op(
+    owner: Account, rng: random.Random, op: str, campaign: str, lead: str, leads: list[str]
+) -> None:
+    """One random change of a campaign's membership, with every answer it may rightly give."""
+    if op == "attach":
+        chosen = rng.sample(leads, 3)
+        r = await owner.client.post(f"/v1/campaigns/{campaign}/leads", json={"lead_ids": chosen})
+        assert r.status_code in (200, 422), r.text  # 422: one of them is deleted
+    elif op == "detach":
+        r = await owner.client.delete(f"/v1/campaigns/{campaign}/leads/{lead}")
+        assert r.status_code in (204, 404), r.text
+    elif op == "delete":
+        assert (await owner.client.delete(f"/v1/leads/{lead}")).status_code in (204, 404)
+    elif op == "restore":
+        r = await owner.client.post(f"/v1/leads/{lead}/restore")
+        assert r.status_code in (200, 404, 409), r.text
+    else:
+        assert op == "merge", op
+        target, source = rng.sample(leads, 2)
+        r = await owner.client.post(f"/v1/leads/{target}/merge", json={"source_ids": [source]})
+        assert r.status_code in (200, 404, 409, 422), r.text
+
+
 async def test_incremental_lead_count_equals_a_recount_after_random_operations(
     owner: Account,
 ) -> None:
     from service.campaigns import recount_lead_count
 
     rng = random.Random(23)
-    campaigns = []
-    for name in ("A", "B"):
-        r = await owner.client.post("/v1/campaigns", json={"type": "call", "name": name})
-        campaigns.append(r.json()["id"])
-    leads = []
-    for i in range(8):
-        leads.append((await make_lead(owner, email=f"r{i}@x.io"))["id"])
+    campaigns, leads = await campaigns_and_leads(owner, "r")
     done = []
     for _ in range(60):
         op = rng.choice(["attach", "detach", "delete", "restore", "merge", "replay"])
         campaign, lead = rng.choice(campaigns), rng.choice(leads)
-        if op == "attach":
-            chosen = rng.sample(leads, 3)
-            r = await owner.client.post(
-                f"/v1/campaigns/{campaign}/leads", json={"lead_ids": chosen}
-            )
-            assert r.status_code in (200, 422), r.text  # 422: one of them is deleted
-        elif op == "detach":
-            r = await owner.client.delete(f"/v1/campaigns/{campaign}/leads/{lead}")
-            assert r.status_code in (204, 404), r.text
-        elif op == "delete":
-            assert (await owner.client.delete(f"/v1/leads/{lead}")).status_code in (204, 404)
-        elif op == "restore":
-            r = await owner.client.post(f"/v1/leads/{lead}/restore")
-            assert r.status_code in (200, 404, 409), r.text
-        elif op == "merge":
-            target, source = rng.sample(leads, 2)
-            r = await owner.client.post(f"/v1/leads/{target}/merge", json={"source_ids": [source]})
-            assert r.status_code in (200, 404, 409, 422), r.text
+        if op in MEMBERSHIP_OPS:
+            await membership_op(owner, rng, op, campaign, lead, leads)
         else:  # a replayed liveness change (a retried hook) must change nothing
             from service.campaigns import lead_liveness_changed
 
@@ -207,13 +218,7 @@ async def test_incremental_analytics_equal_the_pipeline_after_random_operations(
     from service import campaign_tallies
 
     rng = random.Random(2323)
-    campaigns = []
-    for name in ("A", "B"):
-        r = await owner.client.post("/v1/campaigns", json={"type": "call", "name": name})
-        campaigns.append(r.json()["id"])
-    leads = []
-    for i in range(8):
-        leads.append((await make_lead(owner, email=f"t{i}@x.io"))["id"])
+    campaigns, leads = await campaigns_and_leads(owner, "t")
     for c in campaigns:
         r = await owner.client.post(f"/v1/campaigns/{c}/leads", json={"lead_ids": leads[:5]})
         assert r.status_code == 200, r.text
@@ -241,24 +246,8 @@ async def test_incremental_analytics_equal_the_pipeline_after_random_operations(
             key, body = rng.choice(keys)
             r = await owner.client.post("/v1/events", json=body, headers={"Idempotency-Key": key})
             assert r.status_code in (200, 201), r.text
-        elif op == "attach":
-            chosen = rng.sample(leads, 3)
-            r = await owner.client.post(
-                f"/v1/campaigns/{campaign}/leads", json={"lead_ids": chosen}
-            )
-            assert r.status_code in (200, 422), r.text
-        elif op == "detach":
-            r = await owner.client.delete(f"/v1/campaigns/{campaign}/leads/{lead}")
-            assert r.status_code in (204, 404), r.text
-        elif op == "delete":
-            assert (await owner.client.delete(f"/v1/leads/{lead}")).status_code in (204, 404)
-        elif op == "restore":
-            r = await owner.client.post(f"/v1/leads/{lead}/restore")
-            assert r.status_code in (200, 404, 409), r.text
-        elif op == "merge":
-            target, source = rng.sample(leads, 2)
-            r = await owner.client.post(f"/v1/leads/{target}/merge", json={"source_ids": [source]})
-            assert r.status_code in (200, 404, 409, 422), r.text
+        elif op in MEMBERSHIP_OPS:
+            await membership_op(owner, rng, op, campaign, lead, leads)
         done.append(op)
         for c in campaigns:
             kept = await campaign_tallies.read(owner.ctx, UUID(c))
