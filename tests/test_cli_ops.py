@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import pytest
-from pymongo import IndexModel
 from pymongo.errors import OperationFailure
 from typer.testing import CliRunner
 
@@ -29,7 +28,13 @@ from service.embedded import open_embedded
 from service.storage.indexes import declared
 from service.storage.validators import validators
 from tests.factories import SCHEDULED, shape_1_blog
-from tests.support.helpers import WIDE, cli_env, on_embedded_file, stored_form
+from tests.support.helpers import (
+    WIDE,
+    cli_env,
+    install_older_claim_indexes,
+    on_embedded_file,
+    stored_form,
+)
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,26 +299,7 @@ def test_indexes_report_differences_and_apply_changes_them_keeping_undeclared_on
         db_file, _nothing
     )  # a database as start-up leaves it: every declared index built
 
-    async def older_release(db: Any) -> None:
-        # An older release's definitions: the same name without the partial filter, the same
-        # keys under another name; and an operator's own index.
-        claims = db["lead_claims"]
-        await claims.drop_index("tenant_lead")
-        await claims.drop_index("tenant_field_value_unique")
-        await claims.create_indexes(
-            [
-                IndexModel([("tenant_id", 1), ("lead_id", 1)], name="tenant_lead", unique=True),
-                IndexModel(
-                    [("tenant_id", 1), ("field", 1), ("value", 1)],
-                    name="old_value_name",
-                    unique=True,
-                    partialFilterExpression={"value": {"$type": "string"}},
-                ),
-                IndexModel([("source", 1)], name="operators_own"),
-            ]
-        )
-
-    _raw(db_file, older_release)
+    _raw(db_file, install_older_claim_indexes)
     before = _claims_indexes(db_file)
 
     compared = _cli(db_file, "indexes")
@@ -344,7 +330,7 @@ def test_indexes_report_differences_and_apply_changes_them_keeping_undeclared_on
     after = _claims_indexes(db_file)
     assert "unique" not in after["tenant_lead"]
     assert "old_value_name" not in after and after["tenant_field_value_unique"]["unique"] is True
-    assert after["operators_own"]["key"] == [("source", 1)]
+    assert after["operators_own"]["key"] == [("claimed_at", 1)]
 
     clean = _cli(db_file, "indexes")
     assert clean.exit_code == 0, clean.output

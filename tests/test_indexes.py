@@ -13,28 +13,14 @@ from documents import ALL_DOCUMENTS
 from service.database import init_models
 from service.storage.indexes import apply_changes, compare
 from tests.support import real_server
+from tests.support.helpers import install_older_claim_indexes
 from tests.support.query_plans import IndexSpec, check, make_shape
 
 
 async def _older_release(database: Any) -> None:
-    """An older release's definitions of the two lead-claim indexes, and an operator's own."""
-    await init_models(database)  # a database as start-up leaves it
-    claims = database["lead_claims"]
-    await claims.drop_index("tenant_lead")
-    await claims.drop_index("tenant_field_value_unique")
-    await claims.create_indexes(
-        [
-            # The same name with another option; the same keys under another name.
-            IndexModel([("tenant_id", 1), ("lead_id", 1)], name="tenant_lead", unique=True),
-            IndexModel(
-                [("tenant_id", 1), ("field", 1), ("value", 1)],
-                name="old_value_name",
-                unique=True,
-                partialFilterExpression={"value": {"$type": "string"}},
-            ),
-            IndexModel([("claimed_at", 1)], name="operators_own"),
-        ]
-    )
+    """A database as start-up leaves it, then the lead claims' indexes of an older release."""
+    await init_models(database)
+    await install_older_claim_indexes(database)
 
 
 async def test_start_up_reports_a_changed_index_and_drops_nothing(

@@ -20,6 +20,7 @@ import httpx
 from beanie import Document
 from bson.codec_options import CodecOptions
 from cryptography.fernet import Fernet
+from pymongo import IndexModel
 from typer.testing import CliRunner
 
 from documents.lead import LeadBase
@@ -188,3 +189,26 @@ async def read_model_snapshot() -> dict[str, list[dict[str, Any]]]:
         rows = await model.get_pymongo_collection().find(live, hidden).to_list(None)
         out[projector.name] = sorted(rows, key=lambda r: str(r["_id"]))
     return out
+
+
+async def install_older_claim_indexes(database: Any) -> None:
+    """An older release's definitions of the two lead-claim indexes, and an operator's own.
+
+    `tenant_lead`: the same name with another option (unique); `old_value_name`: the declared
+    unique keys under another name, with a partial filter; `operators_own`: undeclared.
+    """
+    claims = database["lead_claims"]
+    await claims.drop_index("tenant_lead")
+    await claims.drop_index("tenant_field_value_unique")
+    await claims.create_indexes(
+        [
+            IndexModel([("tenant_id", 1), ("lead_id", 1)], name="tenant_lead", unique=True),
+            IndexModel(
+                [("tenant_id", 1), ("field", 1), ("value", 1)],
+                name="old_value_name",
+                unique=True,
+                partialFilterExpression={"value": {"$type": "string"}},
+            ),
+            IndexModel([("claimed_at", 1)], name="operators_own"),
+        ]
+    )
