@@ -11,7 +11,7 @@ Helpers that test modules import (Account, assert_problem, PASSWORD...) live in 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -236,9 +236,27 @@ async def admin(make_account: Any, owner: Account) -> Account:
 
 
 @pytest.fixture
-async def service_client(app: FastAPI) -> AsyncIterator[ServiceClient]:
-    """Factory: an HTTP client authenticated with a new API key of `account`'s tenant."""
+async def key_client(app: FastAPI) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
+    """Factory: an HTTP client authenticating with a given API key (closed after the test)."""
     clients: list[httpx.AsyncClient] = []
+
+    def make(key: str) -> httpx.AsyncClient:
+        c = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://test",
+            headers={"X-API-Key": key},
+        )
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        await c.aclose()
+
+
+@pytest.fixture
+def service_client(key_client: Callable[[str], httpx.AsyncClient]) -> ServiceClient:
+    """Factory: an HTTP client authenticated with a new API key of `account`'s tenant."""
 
     async def factory(account: Account, role: str = "admin") -> httpx.AsyncClient:
         key = security.generate_api_key()
@@ -251,17 +269,9 @@ async def service_client(app: FastAPI) -> AsyncIterator[ServiceClient]:
                 key_hash=security.hash_api_key(key),
             )
         )
-        c = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://test",
-            headers={"X-API-Key": key},
-        )
-        clients.append(c)
-        return c
+        return key_client(key)
 
-    yield factory
-    for c in clients:
-        await c.aclose()
+    return factory
 
 
 @pytest.fixture

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from bson import Binary
-from fastapi import FastAPI
 
 from documents.api_key import ApiKey
 from documents.journal import DomainEvent
@@ -18,25 +15,6 @@ from service.core import security
 from service.core.errors import Unauthorized
 from service.core.settings import Settings
 from tests.support.helpers import Account, assert_problem
-
-
-@pytest.fixture
-async def key_client(app: FastAPI) -> AsyncIterator[Any]:
-    """Factory: an HTTP client authenticating with an API key."""
-    clients: list[httpx.AsyncClient] = []
-
-    def make(key: str) -> httpx.AsyncClient:
-        c = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://test",
-            headers={"X-API-Key": key},
-        )
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        await c.aclose()
 
 
 async def test_create_shows_the_key_once_and_stores_only_its_hash(owner: Account) -> None:
