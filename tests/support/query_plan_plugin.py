@@ -147,34 +147,38 @@ _FINDINGS = pytest.StashKey[tuple[int, list[tuple[Shape, str]]]]()
 _SHARD_FINDINGS = pytest.StashKey[tuple[int, list[tuple[shard_plan.Routed, str]]]]()
 
 
-def _shard_summary(reporter: Any, config: pytest.Config) -> None:
-    """The shard plan's check (tests/support/shard_plan.py): operations hitting every shard."""
-    checked, found = config.stash[_SHARD_FINDINGS]
+def _report(
+    reporter: Any, found: list[tuple[Any, str]], *, ok: str, title: str, advice: str
+) -> None:
+    """One check's summary: a line when it found nothing, else each finding and what to do."""
     if not found:
-        reporter.write_line(f"shard plan: {checked} operations checked, all targeted")
+        reporter.write_line(ok)
         return
-    reporter.section("shard plan: operations every shard would answer", sep="=", red=True)
-    for routed, reason in found:
-        reporter.write_line(f"{routed}\n    -> {reason}")
-    reporter.write_line(
-        f"{len(found)} of {checked} operations need the shard key's prefix or a justified "
-        "entry in tests/support/shard_plan.py ALLOWED"
-    )
+    reporter.section(title, sep="=", red=True)
+    for what, reason in found:
+        reporter.write_line(f"{what}\n    -> {reason}")
+    reporter.write_line(advice)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if _FINDINGS not in config.stash:
         return
-    checked, found = config.stash[_FINDINGS]
-    reporter = terminalreporter
-    _shard_summary(reporter, config)
-    if not found:
-        reporter.write_line(f"query plans: {checked} query shapes checked, all served by an index")
-        return
-    reporter.section("query plans: queries no declared index serves", sep="=", red=True)
-    for shape, reason in found:
-        reporter.write_line(f"{shape}\n    -> {reason}")
-    reporter.write_line(
-        f"{len(found)} of {checked} query shapes need an index, a rewrite, or a justified "
-        "entry in tests/support/query_plan_allowlist.py"
+    # The shard plan's check (tests/support/shard_plan.py): operations hitting every shard.
+    checked, found = config.stash[_SHARD_FINDINGS]
+    _report(
+        terminalreporter,
+        found,
+        ok=f"shard plan: {checked} operations checked, all targeted",
+        title="shard plan: operations every shard would answer",
+        advice=f"{len(found)} of {checked} operations need the shard key's prefix or a justified "
+        "entry in tests/support/shard_plan.py ALLOWED",
+    )
+    checked, shapes = config.stash[_FINDINGS]
+    _report(
+        terminalreporter,
+        shapes,
+        ok=f"query plans: {checked} query shapes checked, all served by an index",
+        title="query plans: queries no declared index serves",
+        advice=f"{len(shapes)} of {checked} query shapes need an index, a rewrite, or a justified "
+        "entry in tests/support/query_plan_allowlist.py",
     )
