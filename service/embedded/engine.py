@@ -49,7 +49,14 @@ from pymongo.errors import (
 
 from service.embedded import codec, geo, wal, work
 from service.embedded import mongomock_hooks as mm
-from service.embedded.keys import EMPTY_ARRAY, HIGHEST, path_values, sort_key, sort_value
+from service.embedded.keys import (
+    EMPTY_ARRAY,
+    HIGHEST,
+    has_path,
+    path_values,
+    sort_key,
+    sort_value,
+)
 from service.embedded.planner import Plan, plan
 from service.embedded.planner import analyse as planner_analyse
 from service.embedded.store import CollectionStore, Index, Recorder
@@ -808,7 +815,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             for value in path_values(doc, key):
                 if value is EMPTY_ARRAY:
                     value = []
-                if value is not None or _has(doc, key):
+                if value is not None or has_path(doc, key):
                     values.setdefault(sort_key(value), value)
         return list(values.values())
 
@@ -1012,15 +1019,6 @@ def sort_spec(sort: Any) -> list[tuple[str, int]]:
     if isinstance(sort, str):
         return [(sort, 1)]
     return [(str(k), int(d)) for k, d in sort]
-
-
-def _has(doc: Mapping[str, Any], path: str) -> bool:
-    value: Any = doc
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return False
-        value = value[part]
-    return True
 
 
 def _unwound_next(stages: list[Mapping[str, Any]], position: int) -> bool:

@@ -190,6 +190,16 @@ def element_key(value: Any) -> tuple[Any, ...]:
     return EMPTY_ARRAY_KEY if value is EMPTY_ARRAY else sort_key(value)
 
 
+def has_path(doc: Mapping[str, Any], path: str) -> bool:
+    """Whether a dotted path exists through embedded documents only (no array traversal)."""
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False
+        value = value[part]
+    return True
+
+
 def path_values(doc: Any, path: str) -> list[Any]:
     """Every value at a dotted path, descending into arrays as MongoDB's multikey indexes do.
 

@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from sortedcontainers import SortedList
 
 from service.embedded import codec, geo, wal
-from service.embedded.keys import index_keys, sort_key
+from service.embedded.keys import has_path, index_keys, sort_key
 
 if TYPE_CHECKING:
     from service.embedded.wal import Log
@@ -79,7 +79,7 @@ class Index:
 
     def constrains(self, doc: Mapping[str, Any]) -> bool:
         """Whether the unique constraint applies to this document (sparse and partial rules)."""
-        if self.sparse and not any(_has_path(doc, f) for f in self.fields):
+        if self.sparse and not any(has_path(doc, f) for f in self.fields):
             return False
         return self._applies is None or self._applies(doc)
 
@@ -116,15 +116,6 @@ def _compile(expr: Mapping[str, Any]) -> Any:
         else:
             return lambda doc: filter_applies(expr, doc)
     return lambda doc: all(check(doc) for check in checks)
-
-
-def _has_path(doc: Mapping[str, Any], path: str) -> bool:
-    value: Any = doc
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return False
-        value = value[part]
-    return True
 
 
 class Recorder:
