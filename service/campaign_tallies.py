@@ -118,27 +118,21 @@ async def link_counted_flipped(ctx: RequestContext, link: Mapping[str, Any], liv
         await _inc(ctx, link["campaign_id"], {"leads_contacted": 1 if live else -1})
 
 
-def _zero() -> dict[str, Any]:
+def _figures(totals: Mapping[str, Any], by_type: Mapping[str, Any]) -> dict[str, Any]:
+    """The counters in the shape analytics answer (zero where a source has no value)."""
     return {
-        "events_total": 0,
-        "events_by_type": dict.fromkeys(CHANNELS, 0),
-        "leads_contacted": 0,
-        "violations": 0,
+        "events_total": totals.get("events_total", 0),
+        "events_by_type": {c: by_type.get(c, 0) for c in CHANNELS},
+        "leads_contacted": totals.get("leads_contacted", 0),
+        "violations": totals.get("violations", 0),
     }
 
 
 async def read(ctx: RequestContext, campaign_id: UUID) -> dict[str, Any]:
     """The campaign's counters: one row by key (zeros before its first touchpoint)."""
     row = await CampaignTally.get_pymongo_collection().find_one(_key(ctx, campaign_id))
-    if row is None:
-        return _zero()
-    by_type = row.get("by_type", {})
-    return {
-        "events_total": row.get("events_total", 0),
-        "events_by_type": {c: by_type.get(c, 0) for c in CHANNELS},
-        "leads_contacted": row.get("leads_contacted", 0),
-        "violations": row.get("violations", 0),
-    }
+    row = row or {}
+    return _figures(row, row.get("by_type", {}))
 
 
 async def recount(ctx: RequestContext, campaign_id: UUID) -> dict[str, Any]:
@@ -148,12 +142,7 @@ async def recount(ctx: RequestContext, campaign_id: UUID) -> dict[str, Any]:
         match={"campaign_id": uuid_filter(campaign_id)},
     )
     touched = rows[0] if rows else {}
-    return {
-        "events_total": touched.get("events_total", 0),
-        "events_by_type": {c: touched.get(c, 0) for c in CHANNELS},
-        "leads_contacted": touched.get("leads_contacted", 0),
-        "violations": touched.get("violations", 0),
-    }
+    return _figures(touched, touched)  # the pipeline counts each channel at the top level
 
 
 async def rebuild(ctx: RequestContext, campaign_id: UUID) -> dict[str, Any]:
