@@ -44,6 +44,8 @@ def test_the_matcher_hooks_exist() -> None:
     assert all(isinstance(t, type) for t in hooks.REGEX_TYPES)
     assert {"$set", "$unset", "$inc", "$max", "$min"} <= set(hooks.UPDATERS)
     assert callable(hooks.process_pipeline)
+    parameters = list(inspect.signature(hooks.parse_expression).parameters)
+    assert parameters[:2] == ["expression", "doc_dict"]
     assert callable(hooks.validate_ok_for_update) and callable(hooks.validate_ok_for_replace)
 
 

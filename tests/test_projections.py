@@ -238,6 +238,28 @@ async def test_team_view_follows_member_names(owner: Account, member: Account) -
     assert (body["members"][1]["first_name"], body["members"][1]["last_name"]) == ("Ana", "Lima")
 
 
+async def test_team_view_keeps_a_member_whose_user_is_not_found(
+    owner: Account, member: Account
+) -> None:
+    """A member the `$lookup` finds no user for is listed without names, not dropped.
+
+    On MongoDB `$arrayElemAt` past the end is missing and `$push` keeps the rest of the object;
+    the embedded backend used to drop the member (issue 30).
+    """
+    team = await make_team(owner, member)
+    users = User.get_pymongo_collection()
+    await users.delete_one({"_id": Binary.from_uuid(member.id)})
+
+    r = await owner.client.get(f"/v1/read-models/teams/{team.id}")
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["member_count"] == 2
+    missing = body["members"][1]
+    assert missing["user_id"] == str(member.id) and missing["role"] == "member"
+    assert missing["username"] is None and missing["first_name"] is None
+
+
 async def test_read_model_endpoints_answer_current_data(owner: Account, member: Account) -> None:
     camp, lead = await seed.campaign(owner.ctx), await seed.lead(owner.ctx)
     await seed.link(owner.ctx, camp.id, lead.id)

@@ -17,6 +17,7 @@ are listed in mongomock_hooks.py):
   negation; arrays keep mongomock's (and MongoDB's) answer;
 - an update is "modified" when its BSON changes (1 -> true is a change, and re-indexed);
 - `$max`/`$min` compare in BSON order;
+- `$group` is our own (group.py): missing values are skipped or null as MongoDB has them;
 - a partial index covers a document when its filter matches it as a query would (arrays);
 - an array or regex `_id` is refused (WriteError, code 2); the same key pattern under
   another name is IndexOptionsConflict (code 85); a collation is refused;
@@ -49,6 +50,7 @@ from pymongo.errors import (
 
 from service.embedded import codec, geo, wal, work
 from service.embedded import mongomock_hooks as mm
+from service.embedded.group import group
 from service.embedded.keys import (
     EMPTY_ARRAY,
     HIGHEST,
@@ -798,7 +800,10 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 continue
             if "$sort" in stage:
                 work.sorted_in_memory(len(docs))
-            docs = list(mm.process_pipeline(docs, self.database, [stage], None))
+            if "$group" in stage:  # ours: mongomock's drops values with a missing part
+                docs = group(docs, stage["$group"])
+            else:
+                docs = list(mm.process_pipeline(docs, self.database, [stage], None))
             name = next(iter(stage))
             if name in _GROWING_STAGES and not _unwound_next(stages, position):
                 _check_sizes(name, docs)

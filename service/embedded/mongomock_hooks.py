@@ -40,6 +40,9 @@ UPDATERS: dict[str, Any] = _collection._updaters
 process_pipeline: Any = _aggregate.process_pipeline
 """mongomock's aggregation stages (called one stage at a time)."""
 
+parse_expression: Any = _aggregate._parse_expression
+"""mongomock's aggregation expression evaluator `(expression, doc)` (KeyError: missing)."""
+
 validate_ok_for_replace: Any = _collection.validate_ok_for_replace
 validate_ok_for_update: Any = _collection.validate_ok_for_update
 
