@@ -250,13 +250,6 @@ def test_validators_apply_installs_them_in_the_database(db_file: Path) -> None:
     assert {o["validationAction"] for o in _validator_options(db_file).values()} == {"error"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedded backend: collMod on a collection that does not exist yet neither fails "
-    "with NamespaceNotFound (as MongoDB does, so apply_validators creates it with the "
-    "validator) nor creates it, and create_collection ignores validator options; the "
-    "validator is lost. Real MongoDB is fine. Fix belongs in service/embedded/aio.py.",
-)
 def test_validators_apply_on_a_new_database_covers_every_collection(db_file: Path) -> None:
     assert _cli(db_file, "validators", "--apply").exit_code == 0
     installed = _validator_options(db_file)

@@ -14,8 +14,9 @@ Differences from PyMongo, all deliberate:
 - No sessions, transactions or change streams (`start_session`, `watch` raise
   NotImplementedError): the service is written not to need them.
 - No collations, `$text`, `$merge`, `$lookup` with `let`/`pipeline`, `$dateTrunc` or
-  `$setWindowFields` (mongomock lacks them); `$jsonSchema` validators given to `collMod` are
-  kept but not enforced. A collation (on any read, write or index), `array_filters`, `let`
+  `$setWindowFields` (mongomock lacks them); `$jsonSchema` validators given to `collMod` or
+  `create_collection` are kept but not enforced; `collMod` on a collection that does not exist
+  fails with NamespaceNotFound (26), as on MongoDB. A collation (on any read, write or index), `array_filters`, `let`
   and a write's `hint` raise NotImplementedError rather than being ignored.
 - `maxTimeMS` is honoured (cursor `max_time_ms`, `find(max_time_ms=)`, `maxTimeMS=` on
   `count_documents`, `distinct`, `aggregate` and `find_one_and_*`): counted from the call,
@@ -265,6 +266,10 @@ class EmbeddedClient:
         raise NotImplementedError("the embedded backend has no sessions or transactions")
 
 
+_COLLECTION_OPTIONS = ("validator", "validationLevel", "validationAction")
+"""The collection options `create_collection` and `collMod` keep (validators: not enforced)."""
+
+
 class EmbeddedDatabase:
     """A database with `AsyncDatabase`'s interface."""
 
@@ -328,8 +333,12 @@ class EmbeddedDatabase:
         raise OperationFailure(f"no such command: '{name}' (embedded backend)", code=59)
 
     def _coll_mod(self, command: dict[str, Any]) -> dict[str, Any]:
-        store = self.engine.store(command["collMod"])
-        for option in ("validator", "validationLevel", "validationAction"):
+        name = command["collMod"]
+        if name not in self.engine.list_collection_names():
+            # As MongoDB: collMod neither creates a collection nor keeps options for one.
+            raise OperationFailure(f"ns does not exist: {self.name}.{name}", code=26)
+        store = self.engine.store(name)
+        for option in _COLLECTION_OPTIONS:
             if option in command:
                 store.set_option(option, codec.canonical_value(command[option]))
         if "index" in command:  # hide or unhide: the planner skips hidden indexes
@@ -364,9 +373,16 @@ class EmbeddedDatabase:
             names = [n for n in names if filter_applies({"name": filter["name"]}, {"name": n})]
         return names
 
-    async def create_collection(self, name: str, **_: Any) -> EmbeddedCollection:
-        """Create a collection (CollectionInvalid when it exists)."""
-        await run(self.engine.create_collection, name)
+    async def create_collection(self, name: str, **options: Any) -> EmbeddedCollection:
+        """Create a collection (CollectionInvalid when it exists), keeping its validator options."""
+        kept = {k: v for k, v in options.items() if k in _COLLECTION_OPTIONS}
+
+        def create() -> None:
+            self.engine.create_collection(name)
+            for option, value in kept.items():
+                self.engine.store(name).set_option(option, codec.canonical_value(value))
+
+        await run(create)
         self.client.writes += 1
         return self.get_collection(name)
 
