@@ -142,22 +142,7 @@ def lead_search_text(fields: Mapping[str, Any]) -> str:
     A pure function of the stored document, so it also serves as the upcaster that gives
     leads stored before `search_text` existed their value (`with_search_text`).
     """
-    first, last = fields.get("first_name"), fields.get("last_name")
-    address = fields.get("address") or {}
-    if not isinstance(address, Mapping):
-        address = address.model_dump()
-    phone = fields.get("phone")
-    parts = [
-        first,
-        last,
-        f"{first} {last}" if first and last else None,
-        fields.get("email"),
-        phone.lstrip("+") if isinstance(phone, str) else None,
-        fields.get("company"),
-        fields.get("mls_id"),
-        *(address.get(part) for part in _ADDRESS_PARTS),
-    ]
-    return SEARCH_SEPARATOR.join(fold(p) for p in parts if isinstance(p, str) and p.strip())
+    return lead_search_fields(fields)[0]
 
 
 def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
@@ -183,29 +168,68 @@ def search_words(text: str) -> list[str]:
 
 def lead_search_tokens(fields: Mapping[str, Any]) -> list[str]:
     """The tokens `q` matches a lead by (a stored document or its fields); see above."""
+    return lead_search_fields(fields)[1]
+
+
+def _words(folded: str) -> list[str]:
+    return [w for w in _WORD_SPLIT.split(folded) if w]
+
+
+def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """`search_text` and `search_tokens` of a lead's fields, each part folded once.
+
+    The one derivation of both (the document's validator, the bulk import, the upcasters):
+    a part's folded form gives its piece of the text and its words.
+    """
     address = fields.get("address") or {}
     if not isinstance(address, Mapping):
         address = address.model_dump()
+    first, last = fields.get("first_name"), fields.get("last_name")
+    email, phone = fields.get("email"), fields.get("phone")
+    company, mls_id = fields.get("company"), fields.get("mls_id")
+    named = [first, last, company, mls_id, *(address.get(part) for part in _ADDRESS_PARTS)]
+    folded = [fold(p) if isinstance(p, str) else None for p in named]
+    f_first, f_last, f_company, f_mls, *f_address = folded
+    # The text: first, last, "first last", email, phone digits, company, MLS id, address.
+    text: list[str] = []
+    if isinstance(first, str) and first.strip():
+        text.append(f_first)  # type: ignore[arg-type]
+    if isinstance(last, str) and last.strip():
+        text.append(f_last)  # type: ignore[arg-type]
+    if isinstance(first, str) and isinstance(last, str) and first and last:
+        both = f"{first} {last}"
+        if both.strip():
+            # For ASCII, folding the joined names is joining their folded words.
+            if both.isascii():
+                text.append(" ".join(p for p in (f_first, f_last) if p))
+            else:
+                text.append(fold(both))
+    f_email = fold(email) if isinstance(email, str) else None
+    if isinstance(email, str) and email.strip():
+        text.append(f_email)  # type: ignore[arg-type]
+    if isinstance(phone, str):
+        plain = phone.lstrip("+")
+        if plain.strip():
+            text.append(fold(plain))
+    for part, f_part in zip(named[2:], folded[2:], strict=True):
+        if isinstance(part, str) and part.strip():
+            text.append(f_part)  # type: ignore[arg-type]
+    # The tokens: words of the names, company, MLS id and address; the email whole, its
+    # local part, its domain and their words; the phone's digits and their suffixes.
     tokens: list[str] = []
-    for part in (
-        fields.get("first_name"),
-        fields.get("last_name"),
-        fields.get("company"),
-        fields.get("mls_id"),
-        *(address.get(name) for name in _ADDRESS_PARTS),
-    ):
-        if isinstance(part, str):
-            tokens += search_words(part)
-    email = fields.get("email")
-    if isinstance(email, str) and email:
-        folded = fold(email)
-        local, _, domain = folded.partition("@")
-        tokens += [folded, local, domain, *search_words(folded)]
-    phone = fields.get("phone")
+    for f_part in (f_first, f_last, f_company, f_mls, *f_address):
+        if f_part is not None:
+            tokens += _words(f_part)
+    if f_email:
+        local, _, domain = f_email.partition("@")
+        # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
+        again = f_email if email.isascii() else fold(f_email)  # type: ignore[union-attr]
+        tokens += [f_email, local, domain, *_words(again)]
     if isinstance(phone, str):
         digits = re.sub(r"\D", "", phone)
         tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
-    return list(dict.fromkeys(t for t in tokens if t))[:MAX_SEARCH_TOKENS]
+    unique = list(dict.fromkeys(t for t in tokens if t))[:MAX_SEARCH_TOKENS]
+    return SEARCH_SEPARATOR.join(text), unique
 
 
 def with_search_tokens(stored: dict[str, Any]) -> dict[str, Any]:
@@ -270,8 +294,7 @@ class LeadBase(RootDocument, Segmented):
 
     @model_validator(mode="after")
     def _derive_search_text(self) -> LeadBase:
-        self.search_text = lead_search_text(self.__dict__)
-        self.search_tokens = lead_search_tokens(self.__dict__)
+        self.search_text, self.search_tokens = lead_search_fields(self.__dict__)
         self.is_archived = self.archived_at is not None
         return self
 
@@ -385,6 +408,7 @@ __all__ = [
     "MlsListing",
     "PropertyType",
     "fold",
+    "lead_search_fields",
     "lead_search_text",
     "lead_search_tokens",
     "search_words",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import string
 import unicodedata
 from typing import Annotated, Any
@@ -11,7 +12,14 @@ import pytest
 from pydantic import AfterValidator, EmailStr, TypeAdapter, ValidationError
 
 from documents.base import Email, _plain_email
-from documents.lead import fold
+from documents.lead import (
+    MAX_SEARCH_TOKENS,
+    PHONE_SUFFIX_MIN,
+    SEARCH_SEPARATOR,
+    fold,
+    lead_search_fields,
+    search_words,
+)
 
 _general: TypeAdapter[str] = TypeAdapter(
     Annotated[EmailStr, AfterValidator(lambda v: v.strip().lower())]
@@ -99,3 +107,76 @@ def _fold_general(text: str) -> str:
 )
 def test_fold_ascii_fast_path_agrees(text: str) -> None:
     assert fold(text) == _fold_general(text)
+
+
+# -- search text and tokens in one pass (issue 27) --------------------------------------------
+
+
+def _text_oracle(fields: dict[str, Any]) -> str:
+    # documents/lead.py before issue 27: every part folded on its own, the names joined first.
+    first, last = fields.get("first_name"), fields.get("last_name")
+    address = fields.get("address") or {}
+    phone = fields.get("phone")
+    parts = [
+        first,
+        last,
+        f"{first} {last}" if first and last else None,
+        fields.get("email"),
+        phone.lstrip("+") if isinstance(phone, str) else None,
+        fields.get("company"),
+        fields.get("mls_id"),
+        *(address.get(p) for p in ("line1", "line2", "city", "state", "postal_code", "country")),
+    ]
+    return SEARCH_SEPARATOR.join(fold(p) for p in parts if isinstance(p, str) and p.strip())
+
+
+def _tokens_oracle(fields: dict[str, Any]) -> list[str]:
+    address = fields.get("address") or {}
+    tokens: list[str] = []
+    for part in (
+        fields.get("first_name"),
+        fields.get("last_name"),
+        fields.get("company"),
+        fields.get("mls_id"),
+        *(address.get(p) for p in ("line1", "line2", "city", "state", "postal_code", "country")),
+    ):
+        if isinstance(part, str):
+            tokens += search_words(part)
+    email = fields.get("email")
+    if isinstance(email, str) and email:
+        folded = fold(email)
+        local, _, domain = folded.partition("@")
+        tokens += [folded, local, domain, *search_words(folded)]
+    phone = fields.get("phone")
+    if isinstance(phone, str):
+        digits = re.sub(r"\D", "", phone)
+        tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
+    return list(dict.fromkeys(t for t in tokens if t))[:MAX_SEARCH_TOKENS]
+
+
+# Letters, upper case, accents (precomposed and combining alone), compatibility forms that
+# fold to upper case (U+210C), every kind of space, the word separators and the text separator.
+_SEARCH_ALPHABET = "aZé\u0301Åß \u210c\ufb01\t\u00a0\u3000\x1f\x1c.@-_'()+0917Σς"
+
+
+def _search_values(rng: random.Random) -> str | None:
+    if rng.random() < 0.2:
+        return None
+    return "".join(rng.choice(_SEARCH_ALPHABET) for _ in range(rng.randint(0, 9)))
+
+
+def test_search_text_and_tokens_in_one_pass_agree_with_each_derivation() -> None:
+    rng = random.Random(27)
+    names = ["first_name", "last_name", "email", "phone", "company", "mls_id"]
+    for _ in range(6000):
+        fields: dict[str, Any] = {name: _search_values(rng) for name in names}
+        if rng.random() < 0.5:
+            fields["phone"] = "+" + "".join(rng.choice("0123456789") for _ in range(11))
+        fields["address"] = {
+            p: _search_values(rng) for p in ("line1", "city", "state", "postal_code", "country")
+        }
+        text, tokens = lead_search_fields(fields)
+        assert text == _text_oracle(fields), fields
+        assert tokens == _tokens_oracle(fields), fields
+    ascii_lead = {"first_name": " Ana ", "last_name": "de la Cruz", "email": "A.B@X.io"}
+    assert lead_search_fields(ascii_lead) == (_text_oracle(ascii_lead), _tokens_oracle(ascii_lead))
