@@ -8,10 +8,11 @@ import string
 import unicodedata
 from typing import Annotated, Any
 
+import phonenumbers
 import pytest
 from pydantic import AfterValidator, EmailStr, TypeAdapter, ValidationError
 
-from documents.base import Email, _plain_email
+from documents.base import Email, _plain_email, normalize_phone
 from documents.lead import (
     MAX_SEARCH_TOKENS,
     PHONE_SUFFIX_MIN,
@@ -20,6 +21,7 @@ from documents.lead import (
     lead_search_fields,
     search_words,
 )
+from documents.phones import nanp_e164
 
 _general: TypeAdapter[str] = TypeAdapter(
     Annotated[EmailStr, AfterValidator(lambda v: v.strip().lower())]
@@ -180,3 +182,81 @@ def test_search_text_and_tokens_in_one_pass_agree_with_each_derivation() -> None
         assert tokens == _tokens_oracle(fields), fields
     ascii_lead = {"first_name": " Ana ", "last_name": "de la Cruz", "email": "A.B@X.io"}
     assert lead_search_fields(ascii_lead) == (_text_oracle(ascii_lead), _tokens_oracle(ascii_lead))
+
+
+# -- phones: the NANP shortcut gives exactly what phonenumbers gives (issue 27) ---------------
+
+
+def _phone_oracle(value: str, region: str) -> str:
+    # `normalize_phone` before issue 27: the library's parse, validity and E.164 format.
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return "Not a phone number: expected digits such as +1 415 555 0100."
+    if not phonenumbers.is_valid_number(parsed):
+        return (
+            "Not a valid phone number: no such area code, or the wrong number of digits "
+            f"(without a +country code it is read in region {region})."
+        )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _phone_outcome(value: str, region: str) -> str:
+    try:
+        return normalize_phone.__wrapped__(value, region)
+    except ValueError as exc:
+        return str(exc)
+
+
+def _phone_inputs(rng: random.Random) -> list[str]:
+    def digits(n: int, first: str = "0123456789") -> str:
+        return rng.choice(first) + "".join(rng.choice("0123456789") for _ in range(n - 1))
+
+    out = []
+    for area in range(200, 1000):  # every area code: valid and unassigned ones
+        ten = f"{area}{digits(7)}"
+        a, e, s = ten[:3], ten[3:6], ten[6:]
+        out += [
+            f"+1{ten}",
+            f"+1 ({a}) {e}-{s}",
+            f"+ 1 {a}.{e}.{s}",
+            f"({a}) {e}-{s}",
+            f"{a}.{e}.{s})",
+            f"{ten}",
+            f"1{ten}",  # no plus: the library's default-country rules
+            f"+1 {a} {e} {s}-",
+        ]
+    for _ in range(2000):  # near misses: other lengths, leading 0/1, other characters
+        n = rng.choice([7, 9, 10, 10, 11, 12])
+        body = digits(n, rng.choice(["01", "23456789", "0123456789"]))
+        sep = rng.choice(["", " ", "-", ".", "/", "x", "#", "~", ",", "a", "\u00a0", "\uff11"])
+        cut = rng.randint(0, len(body))
+        out.append(
+            rng.choice(["", "+", "+1", "+ 1", "++1", "(", "011 1 "]) + body[:cut] + sep + body[cut:]
+        )
+    out += ["+44 20 7946 0958", "+1 800 555 0100", "+1 900 555 0100", "+1 (264) 497-1234"]
+    out += [
+        "+1" + "0" * 10,
+        "+1 " + " " * 80 + "4155550100",
+        "+1(((415)))5550100",
+        "+14155550100 ext 5",
+    ]
+    return out
+
+
+def test_nanp_phone_shortcut_agrees_with_phonenumbers() -> None:
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    rng = random.Random(2727)
+    inputs = _phone_inputs(rng)
+    fast_taken = 0
+    regions = [*COUNTRY_CODE_TO_REGION_CODE[1], "GB", "DE", "ZZ", "us"]
+    for i, value in enumerate(inputs):
+        for region in ["US"] if i % 4 else regions[i // 4 % len(regions) :][:3]:
+            assert _phone_outcome(value, region) == _phone_oracle(value, region), (value, region)
+            fast_taken += nanp_e164(value, region) is not None
+    assert fast_taken > 4000  # the shortcut is really exercised, valid and invalid numbers
+    assert {nanp_e164("+1 415 555 0100", "US"), nanp_e164("+1 415 155 0100", "US")} == {
+        "+14155550100",
+        False,
+    }
