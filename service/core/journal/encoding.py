@@ -16,8 +16,8 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent
-from service.core.journal.diff import UNJOURNALED, _flatten, created_leaves
-from service.core.journal.typed import is_uuid_path, typed_changes, typed_created
+from service.core.journal.diff import REDACTED, UNJOURNALED, _flatten, created_leaves
+from service.core.journal.typed import is_uuid_path, string_kind, typed_changes, typed_leaf
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
 _BSON_AS_IS = (str, int, float, type(None), datetime, Binary, Decimal128, ObjectId)
@@ -111,7 +111,8 @@ class NewDocuments:
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
         self._shared: dict[UUID, Binary] = {}
-        self._uuid_paths: dict[str, dict[str, str]] = {}  # per aggregate type: name → alias
+        # Per aggregate type, per field: how a string there is typed, its alias at a UUID path.
+        self._plans: dict[str, dict[str, tuple[Callable[[Any], Any] | None, str | None]]] = {}
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
         for name, _, info in self.fields:
@@ -194,64 +195,88 @@ class NewDocuments:
     ) -> list[dict[str, Any]]:
         """`typed_changes(aggregate_type, self.changes(full, secret_fields))`, in one pass.
 
-        The changes a creation event stores (the bulk path): UUIDs and UTC datetimes go to
-        `typed_created` as they are instead of through a JSON-mode string parsed back, lists
-        of strings as they are, and a UUID at a UUID path takes the BSON UUID `stored` (this
-        document's `stored(full)`) already holds.
+        The changes a creation event stores (the bulk path): each leaf is typed as it is
+        flattened (`typed_leaf`, `typed_changes`' rule) and the sorted leaves become the
+        changes. UUIDs and UTC datetimes are typed as they are instead of through a
+        JSON-mode string parsed back, str-valued enums by their value, lists of strings as
+        they are, and a UUID at a UUID path takes the BSON UUID `stored` (this document's
+        `stored(full)`) already holds.
         """
-        uuid_paths = self._uuid_paths.get(aggregate_type)
-        if uuid_paths is None:
-            uuid_paths = self._uuid_paths[aggregate_type] = {
-                name: alias for name, alias, _ in self.fields if is_uuid_path(aggregate_type, name)
+        plan = self._plans.get(aggregate_type)
+        if plan is None:
+            plan = self._plans[aggregate_type] = {
+                name: (
+                    string_kind(aggregate_type, name),
+                    alias if is_uuid_path(aggregate_type, name) else None,
+                )
+                for name, alias, _ in self.fields
             }
         flat: dict[str, Any] = {}
         for key, value in full.items():
             if value is None or key in UNJOURNALED:
                 continue
             kind = type(value)
-            if kind is str or kind is int or kind is float or kind is bool:
+            if kind is str:
+                to_kind = plan[key][0] if key in plan else string_kind(aggregate_type, key)
+                flat[key] = value if to_kind is None else to_kind(value)
+            elif kind is int or kind is float or kind is bool:
                 flat[key] = value
-            elif isinstance(value, UUID):
-                alias = uuid_paths.get(key)
-                flat[key] = value if stored is None or alias is None else stored[alias]
-            elif kind is datetime and value.tzinfo is UTC:
-                flat[key] = value
-            elif kind is list and all(type(v) is str for v in value):
-                flat[key] = value  # `to_jsonable_python` would copy it; `typed_created` does
             elif kind is dict and value:
-                _flatten_values(value, key, flat)
+                _flatten_typed(value, key, flat, aggregate_type)
+            elif stored is not None and isinstance(value, UUID) and key in plan and plan[key][1]:
+                flat[key] = stored[plan[key][1]]  # type: ignore[index]
+            elif isinstance(value, str) and isinstance(value, Enum):
+                flat[key] = typed_leaf(aggregate_type, key, value._value_)  # its JSON form
+            elif (
+                isinstance(value, UUID)
+                or (kind is datetime and value.tzinfo is UTC)
+                or (kind is list and all(type(v) is str for v in value))
+            ):
+                flat[key] = typed_leaf(aggregate_type, key, value)
             else:
-                flat[key] = to_jsonable_python(value)
-        return typed_created(aggregate_type, created_leaves(flat, secret_fields))
+                _flatten_json_typed(to_jsonable_python(value), key, flat, aggregate_type)
+        secrets = tuple(secret_fields)
+        changes = []
+        for field in sorted(flat):
+            new = flat[field]
+            if new is None:  # `diff` skips fields equal on both sides: absent (None) → None
+                continue
+            if secrets and any(field == s or field.startswith(f"{s}.") for s in secrets):
+                new = REDACTED  # typed or not, a secret's value is the marker
+            changes.append({"field": field, "old": None, "new": new})
+        return changes
 
 
-def _flatten_values(value: dict[Any, Any], prefix: str, out: dict[str, Any]) -> None:
-    # `_flatten_json(to_jsonable_python(value), ...)` without converting what needs no
-    # conversion: strings, ints, bools and None as they are, UUIDs and UTC dates left to
-    # `typed_created`; anything else (enums, floats, models, lists) by pydantic-core.
+def _flatten_typed(value: dict[Any, Any], prefix: str, out: dict[str, Any], kind_of: str) -> None:
+    # `diff._flatten(to_jsonable_python(value), ...)`, each leaf typed (`typed_leaf`), without
+    # converting what needs no conversion: strings, ints, bools and None as they are, UUIDs
+    # and UTC dates typed as they are; anything else (enums, floats, models, lists) through
+    # pydantic-core. `kind_of` is the aggregate type.
     if not all(type(key) is str for key in value):
-        _flatten_json(to_jsonable_python(value), prefix, out)
+        _flatten_json_typed(to_jsonable_python(value), prefix, out, kind_of)
         return
     for key, inner in value.items():
         path = f"{prefix}.{key}"
         kind = type(inner)
-        if kind is str or kind is int or kind is bool or inner is None:
+        if kind is int or kind is bool or inner is None:
             out[path] = inner
+        elif kind is str:
+            out[path] = typed_leaf(kind_of, path, inner)
         elif kind is dict and inner:
-            _flatten_values(inner, path, out)
+            _flatten_typed(inner, path, out, kind_of)
         elif isinstance(inner, UUID) or (kind is datetime and inner.tzinfo is UTC):
-            out[path] = inner
+            out[path] = typed_leaf(kind_of, path, inner)
         else:
-            _flatten_json(to_jsonable_python(inner), path, out)
+            _flatten_json_typed(to_jsonable_python(inner), path, out, kind_of)
 
 
-def _flatten_json(value: Any, prefix: str, out: dict[str, Any]) -> None:
-    # `diff._flatten` below a non-empty root, for JSON-mode values (mappings are plain dicts).
+def _flatten_json_typed(value: Any, prefix: str, out: dict[str, Any], kind_of: str) -> None:
+    # `diff._flatten` below a non-empty root, for JSON-mode values, each leaf typed.
     if type(value) is dict and value:
         for key, inner in value.items():
-            _flatten_json(inner, f"{prefix}.{key}", out)
+            _flatten_json_typed(inner, f"{prefix}.{key}", out, kind_of)
     else:
-        out[prefix] = value
+        out[prefix] = typed_leaf(kind_of, prefix, value)
 
 
 def encode_event(event: DomainEvent) -> dict[str, Any]:
