@@ -260,3 +260,77 @@ def test_nanp_phone_shortcut_agrees_with_phonenumbers() -> None:
         "+14155550100",
         False,
     }
+
+
+# -- a creation's journal changes in one pass (issue 27) ----------------------------------------
+
+
+@pytest.mark.usefixtures("app")  # Beanie initialised
+async def test_created_changes_in_one_pass_agree_with_typing_the_generic_changes() -> None:
+    # `NewDocuments.created_changes` flattens, types and sorts in one pass; the reference is
+    # the untyped creation changes typed afterwards (`typed_changes`). Values of every kind,
+    # top-level and nested: str enums, empty and non-str-keyed mappings, UUIDs at UUID paths
+    # and elsewhere, UTC and offset dates, floats (NaN too), models, tuples; secrets.
+    from datetime import UTC, datetime, timedelta, timezone
+    from uuid import uuid4
+
+    from documents.consent import ConsentStatus
+    from documents.lead import GeoPoint, LeadStatus, LeadType, MLSRealEstateLead
+    from service.core import journal
+
+    new = journal.NewDocuments(MLSRealEstateLead)
+    rng = random.Random(2727)
+    at = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    odd: list[Any] = [
+        None,
+        "text",
+        "",
+        7,
+        True,
+        2.5,
+        float("nan"),
+        LeadStatus.contacted,
+        ConsentStatus.opted_in,
+        uuid4(),
+        at,
+        at.astimezone(timezone(timedelta(hours=2))),
+        {},
+        {"inner": {}},
+        {1: "non-str key"},
+        ["a", "b"],
+        [],
+        [uuid4(), at],
+        (1.5, 2.5),
+        GeoPoint(coordinates=(-122.42, 37.77)),
+    ]
+    names = ["segments", "notes", "source", "mls_board", "listed_at", "user_id", "baths", "tags"]
+    for _ in range(300):
+        values: dict[str, Any] = {"tenant_id": uuid4(), "mls_id": "X-1", "id": uuid4()}
+        for name in rng.sample(names, 4):
+            values[name] = rng.choice(odd)
+        values["segments"] = {f"k{i}": rng.choice(odd) for i in range(rng.randint(0, 4))}
+        values["address"] = {"city": rng.choice(odd), "line1": rng.choice(["1 Main", None])}
+        values["consent"] = {"call": {"status": rng.choice(odd), "at": rng.choice(odd)}}
+        full = new.full(values)
+        secrets = rng.choice([(), ("notes",), ("address",), ("segments.k1", "user_id")])
+        reference = journal.typed_changes("lead", new.changes(full, secrets))
+        stored = new.stored(full)
+        for one_pass in (
+            new.created_changes(full, "lead", secrets),
+            new.created_changes(full, "lead", secrets, stored),
+        ):
+            assert _same(one_pass, reference), (values, secrets)
+    assert LeadType.mls  # the enum module is loaded (str enums at top level: `type`)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Equality, with NaN equal to itself and types compared (1 == True, 1.0 == 1 otherwise).
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and a != a:
+        return b != b
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

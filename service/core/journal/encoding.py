@@ -32,7 +32,9 @@ def _required(model: type[RootDocument], name: str) -> Callable[[], Any]:
 
 
 _REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id", "assignee_id"})
-_BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
+# Types stored as they are, checked by exact type: the common ones, and every subclass of
+# `_BSON_AS_IS` met since (str and int enums), which `to_bson` keeps whatever their value.
+_BSON_EXACT: set[type] = {str, int, float, bool, type(None), datetime, Binary}
 
 
 def to_bson(value: Any) -> Any:
@@ -54,6 +56,7 @@ def to_bson(value: Any) -> Any:
     if kind is list:
         return [inner if type(inner) in _BSON_EXACT else to_bson(inner) for inner in value]
     if isinstance(value, _BSON_AS_IS):
+        _BSON_EXACT.add(kind)
         return value
     if isinstance(value, UUID):
         return Binary.from_uuid(value)
@@ -221,8 +224,11 @@ class NewDocuments:
                 flat[key] = value if to_kind is None else to_kind(value)
             elif kind is int or kind is float or kind is bool:
                 flat[key] = value
-            elif kind is dict and value:
-                _flatten_typed(value, key, flat, aggregate_type)
+            elif kind is dict:
+                if value:
+                    _flatten_typed(value, key, flat, aggregate_type)
+                else:
+                    flat[key] = {}  # what typing an empty mapping gives
             elif stored is not None and isinstance(value, UUID) and key in plan and plan[key][1]:
                 flat[key] = stored[plan[key][1]]  # type: ignore[index]
             elif isinstance(value, str) and isinstance(value, Enum):
@@ -233,8 +239,8 @@ class NewDocuments:
                 or (kind is list and all(type(v) is str for v in value))
             ):
                 flat[key] = typed_leaf(aggregate_type, key, value)
-            else:
-                _flatten_json_typed(to_jsonable_python(value), key, flat, aggregate_type)
+            else:  # one leaf, as `changes` makes it (sub-documents come as dicts)
+                flat[key] = typed_leaf(aggregate_type, key, to_jsonable_python(value))
         secrets = tuple(secret_fields)
         changes = []
         for field in sorted(flat):
@@ -262,8 +268,13 @@ def _flatten_typed(value: dict[Any, Any], prefix: str, out: dict[str, Any], kind
             out[path] = inner
         elif kind is str:
             out[path] = typed_leaf(kind_of, path, inner)
-        elif kind is dict and inner:
-            _flatten_typed(inner, path, out, kind_of)
+        elif kind is dict:
+            if inner:
+                _flatten_typed(inner, path, out, kind_of)
+            else:
+                out[path] = {}  # what typing an empty mapping gives
+        elif isinstance(inner, str) and isinstance(inner, Enum):
+            out[path] = typed_leaf(kind_of, path, inner._value_)  # its JSON form
         elif isinstance(inner, UUID) or (kind is datetime and inner.tzinfo is UTC):
             out[path] = typed_leaf(kind_of, path, inner)
         else:
