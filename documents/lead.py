@@ -157,6 +157,7 @@ def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
 # folded (lower case, no accents) and split at spaces and `SEARCH_PUNCTUATION`.
 SEARCH_PUNCTUATION = r"\s.,;:@_\-()/+'\"&#!?"
 _WORD_SPLIT = re.compile(f"[{SEARCH_PUNCTUATION}]+")
+_NOT_DIGITS = re.compile(r"\D")
 PHONE_SUFFIX_MIN = 4
 MAX_SEARCH_TOKENS = 120  # a lead's fields are bounded; this bounds the array outright
 
@@ -171,10 +172,6 @@ def lead_search_tokens(fields: Mapping[str, Any]) -> list[str]:
     return lead_search_fields(fields)[1]
 
 
-def _words(folded: str) -> list[str]:
-    return [w for w in _WORD_SPLIT.split(folded) if w]
-
-
 def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     """`search_text` and `search_tokens` of a lead's fields, each part folded once.
 
@@ -187,49 +184,53 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     first, last = fields.get("first_name"), fields.get("last_name")
     email, phone = fields.get("email"), fields.get("phone")
     company, mls_id = fields.get("company"), fields.get("mls_id")
-    named = [first, last, company, mls_id, *(address.get(part) for part in _ADDRESS_PARTS)]
-    folded = [fold(p) if isinstance(p, str) else None for p in named]
-    f_first, f_last, f_company, f_mls, *f_address = folded
+    first = first if isinstance(first, str) else None
+    last = last if isinstance(last, str) else None
+    f_first = None if first is None else fold(first)
+    f_last = None if last is None else fold(last)
     # The text: first, last, "first last", email, phone digits, company, MLS id, address.
     text: list[str] = []
-    if isinstance(first, str) and first.strip():
-        text.append(f_first)  # type: ignore[arg-type]
-    if isinstance(last, str) and last.strip():
-        text.append(f_last)  # type: ignore[arg-type]
-    if isinstance(first, str) and isinstance(last, str) and first and last:
+    if f_first is not None and first.strip():  # type: ignore[union-attr]
+        text.append(f_first)
+    if f_last is not None and last.strip():  # type: ignore[union-attr]
+        text.append(f_last)
+    if first and last:
         both = f"{first} {last}"
         if both.strip():
             # For ASCII, folding the joined names is joining their folded words.
-            if both.isascii():
-                text.append(" ".join(p for p in (f_first, f_last) if p))
-            else:
-                text.append(fold(both))
+            text.append(" ".join(filter(None, (f_first, f_last))) if both.isascii() else fold(both))
     f_email = fold(email) if isinstance(email, str) else None
-    if isinstance(email, str) and email.strip():
-        text.append(f_email)  # type: ignore[arg-type]
+    if f_email is not None and email.strip():  # type: ignore[union-attr]
+        text.append(f_email)
     if isinstance(phone, str):
         plain = phone.lstrip("+")
         if plain.strip():
             text.append(fold(plain))
-    for part, f_part in zip(named[2:], folded[2:], strict=True):
-        if isinstance(part, str) and part.strip():
-            text.append(f_part)  # type: ignore[arg-type]
-    # The tokens: words of the names, company, MLS id and address; the email whole, its
-    # local part, its domain and their words; the phone's digits and their suffixes.
-    tokens: list[str] = []
-    for f_part in (f_first, f_last, f_company, f_mls, *f_address):
-        if f_part is not None:
-            tokens += _words(f_part)
+    # The words of the names, company, MLS id and address parts (their folded forms joined
+    # by a space: the split gives each part's words in order).
+    words = [p for p in (f_first, f_last) if p]
+    for part in (company, mls_id, *[address.get(name) for name in _ADDRESS_PARTS]):
+        if isinstance(part, str):
+            folded = fold(part)
+            if folded:
+                words.append(folded)
+            if part.strip():
+                text.append(folded)
+    tokens = _WORD_SPLIT.split(" ".join(words)) if words else []
+    # The email whole, its local part, its domain and their words; the phone's digits and
+    # their suffixes.
     if f_email:
         local, _, domain = f_email.partition("@")
         # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
         again = f_email if email.isascii() else fold(f_email)  # type: ignore[union-attr]
-        tokens += [f_email, local, domain, *_words(again)]
+        tokens += (f_email, local, domain, *_WORD_SPLIT.split(again))
     if isinstance(phone, str):
-        digits = re.sub(r"\D", "", phone)
+        digits = _NOT_DIGITS.sub("", phone)
         tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
-    unique = list(dict.fromkeys(t for t in tokens if t))[:MAX_SEARCH_TOKENS]
-    return SEARCH_SEPARATOR.join(text), unique
+    unique = list(dict.fromkeys(tokens))
+    if "" in unique:
+        unique.remove("")
+    return SEARCH_SEPARATOR.join(text), unique[:MAX_SEARCH_TOKENS]
 
 
 def with_search_tokens(stored: dict[str, Any]) -> dict[str, Any]:
