@@ -48,7 +48,7 @@ def to_bson(value: Any) -> Any:
         return value
     if kind is dict:
         return {
-            key if isinstance(key, Enum) else str(key): inner
+            key if type(key) is str or isinstance(key, Enum) else str(key): inner
             if type(inner) in _BSON_EXACT
             else to_bson(inner)
             for key, inner in value.items()
@@ -141,32 +141,36 @@ class NewDocuments:
     def stored(self, full: Mapping[str, Any]) -> dict[str, Any]:
         """The BSON-ready stored document (`encode_document`'s output) of `full` values."""
         out: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
-        shared = self._shared
+        exact = _BSON_EXACT
         for name, alias, _ in self.fields:
             value = full[name]
             kind = type(value)
-            if kind in _BSON_EXACT:
+            if kind in exact:
                 out[alias] = value
-            elif isinstance(value, UUID):  # uuid6's ids are a subclass
-                # The tenant and actor ids repeat on every document of a batch: encoded once.
-                binary = shared.get(value)
-                if binary is None:
-                    binary = Binary.from_uuid(value)
-                    if name in _REPEATED_IDS:
-                        if len(shared) > 16:
-                            shared.clear()
-                        shared[value] = binary
-                out[alias] = binary
             elif kind is dict:
                 out[alias] = {
-                    k if isinstance(k, Enum) else str(k): v
-                    if type(v) in _BSON_EXACT
+                    k if type(k) is str or isinstance(k, Enum) else str(k): v
+                    if type(v) in exact
                     else to_bson(v)
                     for k, v in value.items()
                 }
+            elif isinstance(value, UUID):  # uuid6's ids are a subclass
+                out[alias] = self._binary(name, value)
             else:
                 out[alias] = to_bson(value)
         return out
+
+    def _binary(self, name: str, value: UUID) -> Binary:
+        # The tenant and actor ids repeat on every document of a batch: encoded once.
+        shared = self._shared
+        binary = shared.get(value)
+        if binary is None:
+            binary = Binary.from_uuid(value)
+            if name in _REPEATED_IDS:
+                if len(shared) > 16:
+                    shared.clear()
+                shared[value] = binary
+        return binary
 
     def changes(
         self, full: Mapping[str, Any], secret_fields: Iterable[str] = ()
