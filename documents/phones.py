@@ -25,16 +25,46 @@ _INTERNATIONAL = re.compile(r"\+[ ().-]*1[ ().-]*([2-9][0-9 ().-]*)")
 _NATIONAL = re.compile(r"[ ().]*([2-9][0-9 ().-]*)")
 _SEPARATORS = str.maketrans("", "", " ().-")
 
-# A number type's test: `_is_number_matching_desc` (possible lengths, then the full pattern).
-_Desc = tuple[frozenset[int], Callable[[str], Any]] | None
-# A NANP region: its leading digits (matched at the start), general test, number type tests.
-_Region = tuple[Callable[[str], Any] | None, _Desc, list[_Desc]]
+# A NANP region: its leading digits (matched at the start), and its number type test for a
+# ten-digit national number (None: no number of that length has a type there).
+_Region = tuple[Callable[[str], Any] | None, Callable[[str], bool] | None]
+_LENGTH = 10  # the shortcut's national numbers: an area code and seven digits
 
 
-def _desc(desc: Any) -> _Desc:
+def _pattern(desc: Any) -> str | None:
+    # `_is_number_matching_desc` for a ten-digit number: its pattern when the possible
+    # lengths admit ten (or name none), else it never matches.
     if desc is None or not desc.national_number_pattern:
-        return None  # never matches
-    return frozenset(desc.possible_length), re.compile(desc.national_number_pattern).fullmatch
+        return None
+    if desc.possible_length and _LENGTH not in desc.possible_length:
+        return None
+    return str(desc.national_number_pattern)
+
+
+def _type_test(meta: Any) -> Callable[[str], bool] | None:
+    # `_number_type_helper(nsn, meta) != UNKNOWN`: the general description and any one of
+    # the types (mobile only when it differs from fixed line), the types' patterns in one
+    # alternation (a full match of it is a full match of one of them).
+    general = _pattern(meta.general_desc)
+    kinds = [
+        meta.premium_rate,
+        meta.toll_free,
+        meta.shared_cost,
+        meta.voip,
+        meta.personal_number,
+        meta.pager,
+        meta.uan,
+        meta.voicemail,
+        meta.fixed_line,
+    ]
+    if not meta.same_mobile_and_fixed_line_pattern:
+        kinds.append(meta.mobile)
+    patterns = [p for p in map(_pattern, kinds) if p is not None]
+    if general is None or not patterns:
+        return None
+    general_match = re.compile(general).fullmatch
+    type_match = re.compile("|".join(f"(?:{p})" for p in patterns)).fullmatch
+    return lambda nsn: general_match(nsn) is not None and type_match(nsn) is not None
 
 
 @functools.cache
@@ -45,48 +75,20 @@ def _regions() -> list[_Region]:
         meta = PhoneMetadata.metadata_for_region(region.upper(), None)
         if meta is None:
             continue
-        # `_number_type_helper`'s order; mobile only when it differs from fixed line.
-        kinds = [
-            meta.premium_rate,
-            meta.toll_free,
-            meta.shared_cost,
-            meta.voip,
-            meta.personal_number,
-            meta.pager,
-            meta.uan,
-            meta.voicemail,
-            meta.fixed_line,
-        ]
-        if not meta.same_mobile_and_fixed_line_pattern:
-            kinds.append(meta.mobile)
         leading = re.compile(meta.leading_digits).match if meta.leading_digits else None
-        out.append((leading, _desc(meta.general_desc), [_desc(k) for k in kinds]))
+        out.append((leading, _type_test(meta)))
     return out
 
 
-def _matches(desc: _Desc, nsn: str) -> bool:
-    if desc is None:
-        return False
-    lengths, fullmatch = desc
-    return (not lengths or len(nsn) in lengths) and fullmatch(nsn) is not None
-
-
-def _has_type(region: _Region, nsn: str) -> bool:
-    # `_number_type_helper(nsn, metadata) != UNKNOWN`.
-    _, general, kinds = region
-    return _matches(general, nsn) and any(_matches(kind, nsn) for kind in kinds)
-
-
 def _valid(nsn: str) -> bool:
-    # `is_valid_number` of +1 `nsn`: the first region whose leading digits match decides;
-    # a region without them is the number's when the number has one of its types (and is
-    # then valid: `is_valid_number_for_region` repeats that very test).
-    for region in _regions():
-        leading = region[0]
+    # `is_valid_number` of +1 `nsn` (ten digits): the first region whose leading digits
+    # match decides; a region without them is the number's when the number has one of its
+    # types (and is then valid: `is_valid_number_for_region` repeats that very test).
+    for leading, has_type in _regions():
         if leading is not None:
             if leading(nsn):
-                return _has_type(region, nsn)
-        elif _has_type(region, nsn):
+                return has_type is not None and has_type(nsn)
+        elif has_type is not None and has_type(nsn):
             return True
     return False
 
@@ -116,7 +118,7 @@ def nanp_e164(value: str, region: str) -> str | Literal[False] | None:
     if shape is None:
         return None
     nsn = shape[1].translate(_SEPARATORS)
-    if len(nsn) != 10:
+    if len(nsn) != _LENGTH:
         return None
     return f"+1{nsn}" if _valid(nsn) else False
 
