@@ -17,7 +17,13 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 from documents.base import RootDocument
 from documents.journal import DomainEvent
 from service.core.journal.diff import REDACTED, UNJOURNALED, _flatten, created_leaves
-from service.core.journal.typed import is_uuid_path, string_kind, typed_changes, typed_leaf
+from service.core.journal.typed import (
+    is_uuid_path,
+    list_kind,
+    string_kind,
+    typed_changes,
+    typed_leaf,
+)
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
 _BSON_AS_IS = (str, int, float, type(None), datetime, Binary, Decimal128, ObjectId)
@@ -35,6 +41,10 @@ _REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id", "
 # Types stored as they are, checked by exact type: the common ones, and every subclass of
 # `_BSON_AS_IS` met since (str and int enums), which `to_bson` keeps whatever their value.
 _BSON_EXACT: set[type] = {str, int, float, bool, type(None), datetime, Binary}
+
+
+_FieldPlan = tuple[Callable[[Any], Any] | None, str | None, Callable[[list[str]], list[Any]] | None]
+_MAX_PATHS = 1000  # nested paths whose kinds a `NewDocuments` keeps
 
 
 def to_bson(value: Any) -> Any:
@@ -114,8 +124,10 @@ class NewDocuments:
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
         self._shared: dict[UUID, Binary] = {}
-        # Per aggregate type, per field: how a string there is typed, its alias at a UUID path.
-        self._plans: dict[str, dict[str, tuple[Callable[[Any], Any] | None, str | None]]] = {}
+        # Per aggregate type, per field: how a string there is typed, its alias at a UUID
+        # path, how a list of strings there is typed; and strings' kinds by nested path.
+        self._plans: dict[str, dict[str, _FieldPlan]] = {}
+        self._path_kinds: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
         for name, _, info in self.fields:
@@ -215,9 +227,11 @@ class NewDocuments:
                 name: (
                     string_kind(aggregate_type, name),
                     alias if is_uuid_path(aggregate_type, name) else None,
+                    list_kind(aggregate_type, name),
                 )
                 for name, alias, _ in self.fields
             }
+        kinds = self._path_kinds.setdefault(aggregate_type, {})
         flat: dict[str, Any] = {}
         for key, value in full.items():
             if value is None or key in UNJOURNALED:
@@ -230,9 +244,12 @@ class NewDocuments:
                 flat[key] = value
             elif kind is dict:
                 if value:
-                    _flatten_typed(value, key, flat, aggregate_type)
+                    _flatten_typed(value, key, flat, aggregate_type, kinds)
                 else:
                     flat[key] = {}  # what typing an empty mapping gives
+            elif kind is list and key in plan and all(type(v) is str for v in value):
+                to_list = plan[key][2]
+                flat[key] = value if to_list is None else to_list(value)
             elif stored is not None and isinstance(value, UUID) and key in plan and plan[key][1]:
                 flat[key] = stored[plan[key][1]]  # type: ignore[index]
             elif isinstance(value, str) and isinstance(value, Enum):
@@ -257,11 +274,17 @@ class NewDocuments:
         return changes
 
 
-def _flatten_typed(value: dict[Any, Any], prefix: str, out: dict[str, Any], kind_of: str) -> None:
+def _flatten_typed(
+    value: dict[Any, Any],
+    prefix: str,
+    out: dict[str, Any],
+    kind_of: str,
+    kinds: dict[str, Callable[[Any], Any] | None],
+) -> None:
     # `diff._flatten(to_jsonable_python(value), ...)`, each leaf typed (`typed_leaf`), without
     # converting what needs no conversion: strings, ints, bools and None as they are, UUIDs
     # and UTC dates typed as they are; anything else (enums, floats, models, lists) through
-    # pydantic-core. `kind_of` is the aggregate type.
+    # pydantic-core. `kind_of` is the aggregate type, `kinds` its strings' kinds by path.
     if not all(type(key) is str for key in value):
         _flatten_json_typed(to_jsonable_python(value), prefix, out, kind_of)
         return
@@ -271,10 +294,16 @@ def _flatten_typed(value: dict[Any, Any], prefix: str, out: dict[str, Any], kind
         if kind is int or kind is bool or inner is None:
             out[path] = inner
         elif kind is str:
-            out[path] = typed_leaf(kind_of, path, inner)
+            if path in kinds:
+                to_kind = kinds[path]
+            else:
+                to_kind = string_kind(kind_of, path)
+                if len(kinds) < _MAX_PATHS:  # map keys are the clients': bounded
+                    kinds[path] = to_kind
+            out[path] = inner if to_kind is None else to_kind(inner)
         elif kind is dict:
             if inner:
-                _flatten_typed(inner, path, out, kind_of)
+                _flatten_typed(inner, path, out, kind_of, kinds)
             else:
                 out[path] = {}  # what typing an empty mapping gives
         elif isinstance(inner, str) and isinstance(inner, Enum):

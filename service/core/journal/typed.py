@@ -153,6 +153,11 @@ def string_kind(aggregate_type: str, field: str) -> Callable[[Any], Any] | None:
     return _string_kind(aggregate_type, field)
 
 
+def list_kind(aggregate_type: str, field: str) -> Callable[[list[str]], list[Any]] | None:
+    """How a list of strings at this journal path is typed (None: it stays as it is)."""
+    return _list_kind(aggregate_type, field)
+
+
 def is_uuid_path(aggregate_type: str, field: str) -> bool:
     """Whether a string at this journal path is stored as a BSON UUID."""
     return _string_kind(aggregate_type, field) is _as_uuid_value
