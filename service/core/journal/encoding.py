@@ -45,6 +45,7 @@ _BSON_EXACT: set[type] = {str, int, float, bool, type(None), datetime, Binary}
 
 _FieldPlan = tuple[Callable[[Any], Any] | None, str | None, Callable[[list[str]], list[Any]] | None]
 _MAX_PATHS = 1000  # nested paths whose kinds a `NewDocuments` keeps
+_STR_ONLY = frozenset({str})  # `set(map(type, items)) <= _STR_ONLY`: all exactly str
 
 
 def to_bson(value: Any) -> Any:
@@ -247,7 +248,7 @@ class NewDocuments:
                     _flatten_typed(value, key, flat, aggregate_type, kinds)
                 else:
                     flat[key] = {}  # what typing an empty mapping gives
-            elif kind is list and key in plan and all(type(v) is str for v in value):
+            elif kind is list and key in plan and set(map(type, value)) <= _STR_ONLY:
                 to_list = plan[key][2]
                 flat[key] = value if to_list is None else to_list(value)
             elif stored is not None and isinstance(value, UUID) and key in plan and plan[key][1]:
@@ -257,7 +258,7 @@ class NewDocuments:
             elif (
                 isinstance(value, UUID)
                 or (kind is datetime and value.tzinfo is UTC)
-                or (kind is list and all(type(v) is str for v in value))
+                or (kind is list and set(map(type, value)) <= _STR_ONLY)
             ):
                 flat[key] = typed_leaf(aggregate_type, key, value)
             else:  # one leaf, as `changes` makes it (sub-documents come as dicts)
@@ -285,7 +286,7 @@ def _flatten_typed(
     # converting what needs no conversion: strings, ints, bools and None as they are, UUIDs
     # and UTC dates typed as they are; anything else (enums, floats, models, lists) through
     # pydantic-core. `kind_of` is the aggregate type, `kinds` its strings' kinds by path.
-    if not all(type(key) is str for key in value):
+    if not set(map(type, value)) <= _STR_ONLY:
         _flatten_json_typed(to_jsonable_python(value), prefix, out, kind_of)
         return
     for key, inner in value.items():
