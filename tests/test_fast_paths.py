@@ -334,3 +334,24 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
+
+
+def test_uuid7_of_builds_what_uuid6_builds() -> None:
+    import pickle
+    from uuid import SafeUUID
+
+    import uuid6
+
+    from service.core.journal.events import uuid7_of
+
+    rng = random.Random(7)
+    values = [0, (1 << 128) - 1, *(rng.getrandbits(128) for _ in range(2000))]
+    for value in values:
+        fast, slow = uuid7_of(value), uuid6.UUID(int=value, version=7)
+        assert type(fast) is type(slow) and fast == slow and fast.int == slow.int
+        assert (fast.version, fast.variant, fast.is_safe) == (7, slow.variant, SafeUUID.unknown)
+        assert str(fast) == str(slow) and hash(fast) == hash(slow)
+        assert pickle.loads(pickle.dumps(fast)) == slow
+    for bad in (-1, 1 << 128):
+        with pytest.raises(ValueError, match="out of range"):
+            uuid7_of(bad)

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Mapping
 from typing import Any
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import uuid6
 from bson import Binary
@@ -97,7 +97,25 @@ class Uuid7Pool:
         if last is not None and stamp <= last:
             stamp = last + 1
         state["_last_v7_timestamp"] = stamp
-        return uuid6.UUID(int=((stamp & 0xFFFFFFFFFFFF) << 80) | rand, version=7)
+        return uuid7_of(((stamp & 0xFFFFFFFFFFFF) << 80) | rand)
+
+
+_VARIANT_VERSION_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_VARIANT_VERSION_7 = (0x8000 << 48) | (7 << 76)
+
+
+def uuid7_of(value: int) -> UUID:
+    """`uuid6.UUID(int=value, version=7)`, without its two Python-level initialisers.
+
+    The same steps (the RFC 4122 variant and version 7 set in the 128 bits, then the slots
+    `uuid.UUID.__init__` sets); tests/test_fast_paths.py compares both.
+    """
+    if not 0 <= value < 1 << 128:
+        raise ValueError("int is out of range (need a 128-bit value)")
+    made = object.__new__(uuid6.UUID)
+    object.__setattr__(made, "int", (value & _VARIANT_VERSION_CLEAR) | _VARIANT_VERSION_7)
+    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    return made
 
 
 pooled_uuid7 = Uuid7Pool()
