@@ -139,6 +139,8 @@ class NewDocuments:
                 self.defaults.append((name, None, functools.partial(info.get_default)))
             else:
                 self.defaults.append((name, info.default, factory))  # type: ignore[arg-type]
+        self._template = {name: default for name, default, _ in self.defaults}
+        self._factories = [(name, factory) for name, _, factory in self.defaults if factory]
 
     def full(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Every field's python-mode value: `values`, else the field's default."""
@@ -146,10 +148,14 @@ class NewDocuments:
             raise TypeError(
                 f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
             )
-        return {
-            name: values[name] if name in values else (factory() if factory else default)
-            for name, default, factory in self.defaults
-        }
+        # Every field in order (constant defaults in place), then the factories of the
+        # fields not given, then the values: keys keep the class's order.
+        out = dict(self._template)
+        for name, factory in self._factories:
+            if name not in values:
+                out[name] = factory()
+        out.update(values)
+        return out
 
     def stored(self, full: Mapping[str, Any]) -> dict[str, Any]:
         """The BSON-ready stored document (`encode_document`'s output) of `full` values."""
