@@ -349,8 +349,10 @@ def test_uuid7_of_builds_what_uuid6_builds() -> None:
     from uuid import SafeUUID
 
     import uuid6
+    from bson import Binary
 
-    from service.core.journal.events import uuid7_of
+    from service.core import journal
+    from service.core.journal.events import binary7_of, uuid7_of
 
     rng = random.Random(7)
     values = [0, (1 << 128) - 1, *(rng.getrandbits(128) for _ in range(2000))]
@@ -360,6 +362,13 @@ def test_uuid7_of_builds_what_uuid6_builds() -> None:
         assert (fast.version, fast.variant, fast.is_safe) == (7, slow.variant, SafeUUID.unknown)
         assert str(fast) == str(slow) and hash(fast) == hash(slow)
         assert pickle.loads(pickle.dumps(fast)) == slow
+        assert binary7_of(value) == Binary.from_uuid(slow)
+        assert type(binary7_of(value)) is Binary and binary7_of(value).subtype == 4
     for bad in (-1, 1 << 128):
         with pytest.raises(ValueError, match="out of range"):
             uuid7_of(bad)
+        with pytest.raises(ValueError, match="out of range"):
+            binary7_of(bad)
+    ids = [journal.pooled_uuid7(), journal.pooled_uuid7.binary().as_uuid(), uuid6.uuid7()]
+    ids += [journal.pooled_uuid7.binary().as_uuid() for _ in range(600)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) and {i.version for i in ids} == {7}

@@ -11,6 +11,7 @@ from uuid import UUID, SafeUUID
 
 import uuid6
 from bson import Binary
+from bson.binary import UUID_SUBTYPE
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent, FieldChange
@@ -87,6 +88,14 @@ class Uuid7Pool:
         self._at = 0
 
     def __call__(self) -> UUID:
+        return uuid7_of(self._next())
+
+    def binary(self) -> Binary:
+        """`Binary.from_uuid(self())` without the UUID object (a bulk chunk's claim ids)."""
+        return binary7_of(self._next())
+
+    def _next(self) -> int:
+        # The next id's 128 bits before its variant and version are set.
         if self._at + 10 > len(self._entropy):
             self._entropy, self._at = os.urandom(5000), 0
         rand = int.from_bytes(self._entropy[self._at : self._at + 10], "big") >> 4  # 76 bits
@@ -97,7 +106,7 @@ class Uuid7Pool:
         if last is not None and stamp <= last:
             stamp = last + 1
         state["_last_v7_timestamp"] = stamp
-        return uuid7_of(((stamp & 0xFFFFFFFFFFFF) << 80) | rand)
+        return ((stamp & 0xFFFFFFFFFFFF) << 80) | rand
 
 
 _VARIANT_VERSION_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
@@ -116,6 +125,14 @@ def uuid7_of(value: int) -> UUID:
     object.__setattr__(made, "int", (value & _VARIANT_VERSION_CLEAR) | _VARIANT_VERSION_7)
     object.__setattr__(made, "is_safe", SafeUUID.unknown)
     return made
+
+
+def binary7_of(value: int) -> Binary:
+    """`Binary.from_uuid(uuid7_of(value))`: the id as stored, straight from its bits."""
+    if not 0 <= value < 1 << 128:
+        raise ValueError("int is out of range (need a 128-bit value)")
+    bits = (value & _VARIANT_VERSION_CLEAR) | _VARIANT_VERSION_7
+    return Binary(bits.to_bytes(16, "big"), UUID_SUBTYPE)
 
 
 pooled_uuid7 = Uuid7Pool()
