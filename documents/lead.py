@@ -178,27 +178,25 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     The one derivation of both (the document's validator, the bulk import, the upcasters):
     a part's folded form gives its piece of the text and its words.
     """
-    get = fields.get
-    address = get("address") or {}
+    address = fields.get("address") or {}
     if not isinstance(address, Mapping):
         address = address.model_dump()
-    first, last, email, phone = get("first_name"), get("last_name"), get("email"), get("phone")
-    # The parts with words, in the tokens' order; their folded forms (None: not text).
-    parts = [first, last, get("company"), get("mls_id"), *map(address.get, _ADDRESS_PARTS)]
-    folded = [
-        (" ".join(p.lower().split()) if p.isascii() else fold(p)) if type(p) is str else None
-        for p in parts
-    ]
-    if not all(type(p) is str or p is None for p in parts):  # str subclasses: the general rule
-        folded = [fold(p) if isinstance(p, str) else None for p in parts]
-    f_first, f_last = folded[0], folded[1]
+    first, last = fields.get("first_name"), fields.get("last_name")
+    email, phone = fields.get("email"), fields.get("phone")
+    company, mls_id = fields.get("company"), fields.get("mls_id")
+    f_first = fold(first) if isinstance(first, str) else None
+    f_last = fold(last) if isinstance(last, str) else None
     # The text: first, last, "first last", email, phone digits, company, MLS id, address.
-    text = [f for p, f in zip(parts[:2], folded[:2], strict=True) if f is not None and p.strip()]
+    text: list[str] = []
+    if f_first is not None and first.strip():  # type: ignore[union-attr]
+        text.append(f_first)
+    if f_last is not None and last.strip():  # type: ignore[union-attr]
+        text.append(f_last)
     if first and last:
         both = f"{first} {last}"
         if both.strip():
             # For ASCII, folding the joined names is joining their folded words.
-            names = isinstance(first, str) and isinstance(last, str) and both.isascii()
+            names = f_first is not None and f_last is not None and both.isascii()
             text.append(" ".join(filter(None, (f_first, f_last))) if names else fold(both))
     f_email = fold(email) if isinstance(email, str) else None
     if f_email is not None and email.strip():  # type: ignore[union-attr]
@@ -207,12 +205,19 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
         plain = phone.lstrip("+")
         if plain.strip():
             text.append(fold(plain))
-    text += [f for p, f in zip(parts[2:], folded[2:], strict=True) if f is not None and p.strip()]
-    # The words of the named parts (their folded forms joined by a space: the split gives
-    # each part's words in order), the email whole, its local part, its domain and their
-    # words, the phone's digits and their suffixes.
-    words = " ".join(filter(None, folded))
-    tokens = _WORD_SPLIT.split(words) if words else []
+    # The words of the names, company, MLS id and address parts (their folded forms joined
+    # by a space: the split gives each part's words in order).
+    words = [p for p in (f_first, f_last) if p]
+    for part in (company, mls_id, *[address.get(name) for name in _ADDRESS_PARTS]):
+        if isinstance(part, str):
+            folded = fold(part)
+            if folded:
+                words.append(folded)
+            if part.strip():
+                text.append(folded)
+    tokens = _WORD_SPLIT.split(" ".join(words)) if words else []
+    # The email whole, its local part, its domain and their words; the phone's digits and
+    # their suffixes.
     if f_email:
         local, _, domain = f_email.partition("@")
         # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
