@@ -22,7 +22,8 @@ the import runs, in the same process and on the same worker thread, which the fl
 do (a real deployment runs it anywhere, against a server's indexes).
 
 Usage: .venv/bin/python bench/bench_bulk_import.py [--rows 10000] [--rounds 5] [--profile]
-(`--profile` runs one more service round under cProfile and prints where its time goes.)
+(`--profile` runs one more service round under cProfile and prints where its time goes, and
+one more stubbed round, printed as shares per step of a row.)
 """
 
 from __future__ import annotations
@@ -210,13 +211,15 @@ async def raw_same_writes_round(
     return time.perf_counter() - start
 
 
-async def python_only_rounds(settings: Settings, n_rows: int, rounds: int) -> list[float]:
+async def python_only_rounds(
+    settings: Settings, n_rows: int, rounds: int, profiler: cProfile.Profile | None = None
+) -> list[float]:
     """The service's bulk path per lead with every database call stubbed (thread CPU time).
 
     `leads.bulk_import` called directly (no HTTP, no body parsing), claims, inserts and the
     journal flush replaced by no-ops, the phone cache cleared per round: what a lead costs
     the service's own Python, steadier under load than wall time minus database time.
-    Runs last: the stubs stay in place.
+    Runs last: the stubs stay in place. With `profiler`, one more round runs under it.
     """
     from unittest.mock import patch
 
@@ -245,15 +248,59 @@ async def python_only_rounds(settings: Settings, n_rows: int, rounds: int) -> li
         patch.object(journal, "flush_many", no_flush),
         patch.object(LeadBase, "get_pymongo_collection", lambda: Discard()),
     ):
-        for _ in range(rounds):
+        for round_ in range(rounds + (profiler is not None)):
             rows = lead_rows(n_rows)
             normalize_phone.cache_clear()
             ctx = RequestContext(tenant_id=uuid7(), actor_id=uuid7(), role=Role.owner)
+            profiled = profiler is not None and round_ == rounds
+            if profiled:
+                profiler.enable()  # type: ignore[union-attr]
             cpu = time.thread_time()
             outcome = await commands.bulk_import(ctx=ctx, rows=rows)
-            times.append(time.thread_time() - cpu)
+            if profiled:
+                profiler.disable()  # type: ignore[union-attr]
+            else:
+                times.append(time.thread_time() - cpu)
             assert outcome.created == n_rows, outcome
     return times
+
+
+# Where the stubbed bulk path's time goes: the steps of a row, each by the function that does
+# it (file, name; cumulative time, the steps inside `_bulk_values` taken out of it).
+STEPS: list[tuple[str, str, str]] = [
+    ("schema validation (pydantic)", "pydantic/type_adapter.py", "validate_python"),
+    ("phone normalisation", "documents/base.py", "normalize_phone"),
+    ("search text and tokens", "documents/lead.py", "lead_search_*"),
+    ("API values -> document values", "service/leads/commands.py", "_bulk_values"),
+    ("defaults (NewDocuments.full)", "service/core/journal/encoding.py", "full"),
+    ("stored document (.stored)", "service/core/journal/encoding.py", "stored"),
+    ("creation changes (.created_changes)", "service/core/journal/encoding.py", "created_changes"),
+    ("ids (pooled uuid7, lead and event)", "service/core/journal/events.py", "__call__"),
+    ("journal entry + marker", "service/core/repository.py", "_insert_created"),
+]
+
+
+def print_step_shares(profiler: cProfile.Profile) -> None:
+    """The stubbed path's profile as shares of `bulk_import` per step of a row."""
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+
+    def cumulative(path: str, name: str) -> float:
+        # `lead_search_*`: one function now, two (text, tokens) before issue 27's last round.
+        return sum(
+            row[3]
+            for (file, _, fn), row in stats.items()
+            if (fn == name or (name.endswith("*") and fn.startswith(name[:-1])))
+            and file.endswith(path)
+        )
+
+    total = cumulative("service/leads/commands.py", "bulk_import")
+    spent = {label: cumulative(path, name) for label, path, name in STEPS}
+    spent["API values -> document values"] -= sum(spent[label] for label, _, _ in STEPS[:3])
+    print("\n--- bulk path, db stubbed: shares of bulk_import (cProfile inflates small calls) ---")
+    for label, _, _ in STEPS:
+        print(f"  {spent[label] / total:6.1%}  {label}")
+    rest = 1 - sum(spent.values()) / total
+    print(f"  {rest:6.1%}  the rest (row loop, dedupe, chunks, young collections)")
 
 
 def print_profile(profiler: cProfile.Profile, top: int = 30) -> None:
@@ -316,12 +363,15 @@ async def main(n_rows: int, rounds: int, profile: bool) -> None:
     for name, count in sorted(calls.items()):
         spent = statistics.median(call_seconds.get(name, [0.0]))
         print(f"    {name:32s} {count:3d}  {spent:7.3f} s")
-    stubbed = statistics.median(await python_only_rounds(settings, n_rows, rounds))
-    print(f"  bulk path, db stubbed     : {stubbed / n_rows * 1e6:8.1f} us  (thread CPU, no HTTP)")
     if profile:
         profiler = cProfile.Profile()
         await service_round(settings, rows, profiler)
         print_profile(profiler)
+    stubbed_profile = cProfile.Profile() if profile else None
+    stubbed = statistics.median(await python_only_rounds(settings, n_rows, rounds, stubbed_profile))
+    print(f"  bulk path, db stubbed     : {stubbed / n_rows * 1e6:8.1f} us  (thread CPU, no HTTP)")
+    if stubbed_profile is not None:
+        print_step_shares(stubbed_profile)
 
 
 if __name__ == "__main__":

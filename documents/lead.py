@@ -142,22 +142,7 @@ def lead_search_text(fields: Mapping[str, Any]) -> str:
     A pure function of the stored document, so it also serves as the upcaster that gives
     leads stored before `search_text` existed their value (`with_search_text`).
     """
-    first, last = fields.get("first_name"), fields.get("last_name")
-    address = fields.get("address") or {}
-    if not isinstance(address, Mapping):
-        address = address.model_dump()
-    phone = fields.get("phone")
-    parts = [
-        first,
-        last,
-        f"{first} {last}" if first and last else None,
-        fields.get("email"),
-        phone.lstrip("+") if isinstance(phone, str) else None,
-        fields.get("company"),
-        fields.get("mls_id"),
-        *(address.get(part) for part in _ADDRESS_PARTS),
-    ]
-    return SEARCH_SEPARATOR.join(fold(p) for p in parts if isinstance(p, str) and p.strip())
+    return lead_search_fields(fields)[0]
 
 
 def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +157,7 @@ def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
 # folded (lower case, no accents) and split at spaces and `SEARCH_PUNCTUATION`.
 SEARCH_PUNCTUATION = r"\s.,;:@_\-()/+'\"&#!?"
 _WORD_SPLIT = re.compile(f"[{SEARCH_PUNCTUATION}]+")
+_NOT_DIGITS = re.compile(r"\D")
 PHONE_SUFFIX_MIN = 4
 MAX_SEARCH_TOKENS = 120  # a lead's fields are bounded; this bounds the array outright
 
@@ -183,29 +169,67 @@ def search_words(text: str) -> list[str]:
 
 def lead_search_tokens(fields: Mapping[str, Any]) -> list[str]:
     """The tokens `q` matches a lead by (a stored document or its fields); see above."""
+    return lead_search_fields(fields)[1]
+
+
+def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """`search_text` and `search_tokens` of a lead's fields, each part folded once.
+
+    The one derivation of both (the document's validator, the bulk import, the upcasters):
+    a part's folded form gives its piece of the text and its words.
+    """
     address = fields.get("address") or {}
     if not isinstance(address, Mapping):
         address = address.model_dump()
-    tokens: list[str] = []
-    for part in (
-        fields.get("first_name"),
-        fields.get("last_name"),
-        fields.get("company"),
-        fields.get("mls_id"),
-        *(address.get(name) for name in _ADDRESS_PARTS),
-    ):
-        if isinstance(part, str):
-            tokens += search_words(part)
-    email = fields.get("email")
-    if isinstance(email, str) and email:
-        folded = fold(email)
-        local, _, domain = folded.partition("@")
-        tokens += [folded, local, domain, *search_words(folded)]
-    phone = fields.get("phone")
+    first, last = fields.get("first_name"), fields.get("last_name")
+    email, phone = fields.get("email"), fields.get("phone")
+    company, mls_id = fields.get("company"), fields.get("mls_id")
+    f_first = fold(first) if isinstance(first, str) else None
+    f_last = fold(last) if isinstance(last, str) else None
+    # The text: first, last, "first last", email, phone digits, company, MLS id, address.
+    text: list[str] = []
+    if f_first is not None and first.strip():  # type: ignore[union-attr]
+        text.append(f_first)
+    if f_last is not None and last.strip():  # type: ignore[union-attr]
+        text.append(f_last)
+    if first and last:
+        both = f"{first} {last}"
+        if both.strip():
+            # For ASCII, folding the joined names is joining their folded words.
+            names = f_first is not None and f_last is not None and both.isascii()
+            text.append(" ".join(filter(None, (f_first, f_last))) if names else fold(both))
+    f_email = fold(email) if isinstance(email, str) else None
+    if f_email is not None and email.strip():  # type: ignore[union-attr]
+        text.append(f_email)
     if isinstance(phone, str):
-        digits = re.sub(r"\D", "", phone)
+        plain = phone.lstrip("+")
+        if plain.strip():
+            text.append(fold(plain))
+    # The words of the names, company, MLS id and address parts (their folded forms joined
+    # by a space: the split gives each part's words in order).
+    words = [p for p in (f_first, f_last) if p]
+    for part in (company, mls_id, *[address.get(name) for name in _ADDRESS_PARTS]):
+        if isinstance(part, str):
+            folded = fold(part)
+            if folded:
+                words.append(folded)
+            if part.strip():
+                text.append(folded)
+    tokens = _WORD_SPLIT.split(" ".join(words)) if words else []
+    # The email whole, its local part, its domain and their words; the phone's digits and
+    # their suffixes.
+    if f_email:
+        local, _, domain = f_email.partition("@")
+        # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
+        again = f_email if email.isascii() else fold(f_email)  # type: ignore[union-attr]
+        tokens += (f_email, local, domain, *_WORD_SPLIT.split(again))
+    if isinstance(phone, str):
+        digits = _NOT_DIGITS.sub("", phone)
         tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
-    return list(dict.fromkeys(t for t in tokens if t))[:MAX_SEARCH_TOKENS]
+    unique = list(dict.fromkeys(tokens))
+    if "" in unique:
+        unique.remove("")
+    return SEARCH_SEPARATOR.join(text), unique[:MAX_SEARCH_TOKENS]
 
 
 def with_search_tokens(stored: dict[str, Any]) -> dict[str, Any]:
@@ -270,8 +294,7 @@ class LeadBase(RootDocument, Segmented):
 
     @model_validator(mode="after")
     def _derive_search_text(self) -> LeadBase:
-        self.search_text = lead_search_text(self.__dict__)
-        self.search_tokens = lead_search_tokens(self.__dict__)
+        self.search_text, self.search_tokens = lead_search_fields(self.__dict__)
         self.is_archived = self.archived_at is not None
         return self
 
@@ -385,6 +408,7 @@ __all__ = [
     "MlsListing",
     "PropertyType",
     "fold",
+    "lead_search_fields",
     "lead_search_text",
     "lead_search_tokens",
     "search_words",

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import random
+import re
 import string
 import unicodedata
 from typing import Annotated, Any
 
+import phonenumbers
 import pytest
 from pydantic import AfterValidator, EmailStr, TypeAdapter, ValidationError
 
-from documents.base import Email, _plain_email
-from documents.lead import fold
+from documents.base import Email, _plain_email, normalize_phone
+from documents.lead import (
+    MAX_SEARCH_TOKENS,
+    PHONE_SUFFIX_MIN,
+    SEARCH_SEPARATOR,
+    fold,
+    lead_search_fields,
+    search_words,
+)
+from documents.phones import nanp_e164
 
 _general: TypeAdapter[str] = TypeAdapter(
     Annotated[EmailStr, AfterValidator(lambda v: v.strip().lower())]
@@ -99,3 +109,266 @@ def _fold_general(text: str) -> str:
 )
 def test_fold_ascii_fast_path_agrees(text: str) -> None:
     assert fold(text) == _fold_general(text)
+
+
+# -- search text and tokens in one pass (issue 27) --------------------------------------------
+
+
+def _text_oracle(fields: dict[str, Any]) -> str:
+    # documents/lead.py before issue 27: every part folded on its own, the names joined first.
+    first, last = fields.get("first_name"), fields.get("last_name")
+    address = fields.get("address") or {}
+    phone = fields.get("phone")
+    parts = [
+        first,
+        last,
+        f"{first} {last}" if first and last else None,
+        fields.get("email"),
+        phone.lstrip("+") if isinstance(phone, str) else None,
+        fields.get("company"),
+        fields.get("mls_id"),
+        *(address.get(p) for p in ("line1", "line2", "city", "state", "postal_code", "country")),
+    ]
+    return SEARCH_SEPARATOR.join(fold(p) for p in parts if isinstance(p, str) and p.strip())
+
+
+def _tokens_oracle(fields: dict[str, Any]) -> list[str]:
+    address = fields.get("address") or {}
+    tokens: list[str] = []
+    for part in (
+        fields.get("first_name"),
+        fields.get("last_name"),
+        fields.get("company"),
+        fields.get("mls_id"),
+        *(address.get(p) for p in ("line1", "line2", "city", "state", "postal_code", "country")),
+    ):
+        if isinstance(part, str):
+            tokens += search_words(part)
+    email = fields.get("email")
+    if isinstance(email, str) and email:
+        folded = fold(email)
+        local, _, domain = folded.partition("@")
+        tokens += [folded, local, domain, *search_words(folded)]
+    phone = fields.get("phone")
+    if isinstance(phone, str):
+        digits = re.sub(r"\D", "", phone)
+        tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
+    return list(dict.fromkeys(t for t in tokens if t))[:MAX_SEARCH_TOKENS]
+
+
+# Letters, upper case, accents (precomposed and combining alone), compatibility forms that
+# fold to upper case (U+210C), every kind of space, the word separators and the text separator.
+_SEARCH_ALPHABET = "aZé\u0301Åß \u210c\ufb01\t\u00a0\u3000\x1f\x1c.@-_'()+0917Σς"
+
+
+class _Text(str):
+    """A str subclass (the one-pass derivation folds exact strs inline, others generally)."""
+
+
+def _search_values(rng: random.Random) -> Any:
+    draw = rng.random()
+    if draw < 0.2:
+        return None
+    if draw < 0.23:
+        return 5  # not text: skipped, but a name still makes "first last" (as before)
+    text = "".join(rng.choice(_SEARCH_ALPHABET) for _ in range(rng.randint(0, 9)))
+    return _Text(text) if draw < 0.27 else text
+
+
+def test_search_text_and_tokens_in_one_pass_agree_with_each_derivation() -> None:
+    rng = random.Random(27)
+    names = ["first_name", "last_name", "email", "phone", "company", "mls_id"]
+    for _ in range(6000):
+        fields: dict[str, Any] = {name: _search_values(rng) for name in names}
+        if rng.random() < 0.5:
+            fields["phone"] = "+" + "".join(rng.choice("0123456789") for _ in range(11))
+        fields["address"] = {
+            p: _search_values(rng) for p in ("line1", "city", "state", "postal_code", "country")
+        }
+        text, tokens = lead_search_fields(fields)
+        assert text == _text_oracle(fields), fields
+        assert tokens == _tokens_oracle(fields), fields
+    ascii_lead = {"first_name": " Ana ", "last_name": "de la Cruz", "email": "A.B@X.io"}
+    assert lead_search_fields(ascii_lead) == (_text_oracle(ascii_lead), _tokens_oracle(ascii_lead))
+
+
+# -- phones: the NANP shortcut gives exactly what phonenumbers gives (issue 27) ---------------
+
+
+def _phone_oracle(value: str, region: str) -> str:
+    # `normalize_phone` before issue 27: the library's parse, validity and E.164 format.
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return "Not a phone number: expected digits such as +1 415 555 0100."
+    if not phonenumbers.is_valid_number(parsed):
+        return (
+            "Not a valid phone number: no such area code, or the wrong number of digits "
+            f"(without a +country code it is read in region {region})."
+        )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _phone_outcome(value: str, region: str) -> str:
+    try:
+        return normalize_phone.__wrapped__(value, region)
+    except ValueError as exc:
+        return str(exc)
+
+
+def _phone_inputs(rng: random.Random) -> list[str]:
+    def digits(n: int, first: str = "0123456789") -> str:
+        return rng.choice(first) + "".join(rng.choice("0123456789") for _ in range(n - 1))
+
+    out = []
+    for area in range(200, 1000):  # every area code: valid and unassigned ones
+        ten = f"{area}{digits(7)}"
+        a, e, s = ten[:3], ten[3:6], ten[6:]
+        out += [
+            f"+1{ten}",
+            f"+1 ({a}) {e}-{s}",
+            f"+ 1 {a}.{e}.{s}",
+            f"({a}) {e}-{s}",
+            f"{a}.{e}.{s})",
+            f"{ten}",
+            f"1{ten}",  # no plus: the library's default-country rules
+            f"+1 {a} {e} {s}-",
+        ]
+    for _ in range(2000):  # near misses: other lengths, leading 0/1, other characters
+        n = rng.choice([7, 9, 10, 10, 11, 12])
+        body = digits(n, rng.choice(["01", "23456789", "0123456789"]))
+        sep = rng.choice(["", " ", "-", ".", "/", "x", "#", "~", ",", "a", "\u00a0", "\uff11"])
+        cut = rng.randint(0, len(body))
+        out.append(
+            rng.choice(["", "+", "+1", "+ 1", "++1", "(", "011 1 "]) + body[:cut] + sep + body[cut:]
+        )
+    out += ["+44 20 7946 0958", "+1 800 555 0100", "+1 900 555 0100", "+1 (264) 497-1234"]
+    out += [
+        "+1" + "0" * 10,
+        "+1 " + " " * 80 + "4155550100",
+        "+1(((415)))5550100",
+        "+14155550100 ext 5",
+    ]
+    return out
+
+
+def test_nanp_phone_shortcut_agrees_with_phonenumbers() -> None:
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    rng = random.Random(2727)
+    inputs = _phone_inputs(rng)
+    fast_taken = 0
+    regions = [*COUNTRY_CODE_TO_REGION_CODE[1], "GB", "DE", "ZZ", "us"]
+    for i, value in enumerate(inputs):
+        for region in ["US"] if i % 4 else regions[i // 4 % len(regions) :][:3]:
+            assert _phone_outcome(value, region) == _phone_oracle(value, region), (value, region)
+            fast_taken += nanp_e164(value, region) is not None
+    assert fast_taken > 4000  # the shortcut is really exercised, valid and invalid numbers
+    assert {nanp_e164("+1 415 555 0100", "US"), nanp_e164("+1 415 155 0100", "US")} == {
+        "+14155550100",
+        False,
+    }
+
+
+# -- a creation's journal changes in one pass (issue 27) ----------------------------------------
+
+
+@pytest.mark.usefixtures("app")  # Beanie initialised
+async def test_created_changes_in_one_pass_agree_with_typing_the_generic_changes() -> None:
+    # `NewDocuments.created_changes` flattens, types and sorts in one pass; the reference is
+    # the untyped creation changes typed afterwards (`typed_changes`). Values of every kind,
+    # top-level and nested: str enums, empty and non-str-keyed mappings, UUIDs at UUID paths
+    # and elsewhere, UTC and offset dates, floats (NaN too), models, tuples; secrets.
+    from datetime import UTC, datetime, timedelta, timezone
+    from uuid import uuid4
+
+    from documents.consent import ConsentStatus
+    from documents.lead import GeoPoint, LeadStatus, LeadType, MLSRealEstateLead
+    from service.core import journal
+
+    new = journal.NewDocuments(MLSRealEstateLead)
+    rng = random.Random(2727)
+    at = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    odd: list[Any] = [
+        None,
+        "text",
+        "",
+        7,
+        True,
+        2.5,
+        float("nan"),
+        LeadStatus.contacted,
+        ConsentStatus.opted_in,
+        uuid4(),
+        at,
+        at.astimezone(timezone(timedelta(hours=2))),
+        {},
+        {"inner": {}},
+        {1: "non-str key"},
+        ["a", "b"],
+        [],
+        [uuid4(), at],
+        (1.5, 2.5),
+        GeoPoint(coordinates=(-122.42, 37.77)),
+    ]
+    names = ["segments", "notes", "source", "mls_board", "listed_at", "user_id", "baths", "tags"]
+    for _ in range(300):
+        values: dict[str, Any] = {"tenant_id": uuid4(), "mls_id": "X-1", "id": uuid4()}
+        for name in rng.sample(names, 4):
+            values[name] = rng.choice(odd)
+        values["segments"] = {f"k{i}": rng.choice(odd) for i in range(rng.randint(0, 4))}
+        values["address"] = {"city": rng.choice(odd), "line1": rng.choice(["1 Main", None])}
+        values["consent"] = {"call": {"status": rng.choice(odd), "at": rng.choice(odd)}}
+        full = new.full(values)
+        secrets = rng.choice([(), ("notes",), ("address",), ("segments.k1", "user_id")])
+        reference = journal.typed_changes("lead", new.changes(full, secrets))
+        stored = new.stored(full)
+        for one_pass in (
+            new.created_changes(full, "lead", secrets),
+            new.created_changes(full, "lead", secrets, stored),
+        ):
+            assert _same(one_pass, reference), (values, secrets)
+    assert LeadType.mls  # the enum module is loaded (str enums at top level: `type`)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Equality, with NaN equal to itself and types compared (1 == True, 1.0 == 1 otherwise).
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and a != a:
+        return b != b
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def test_uuid7_of_builds_what_uuid6_builds() -> None:
+    import pickle
+    from uuid import SafeUUID
+
+    import uuid6
+    from bson import Binary
+
+    from service.core import journal
+    from service.core.journal.events import binary7_of, uuid7_of
+
+    rng = random.Random(7)
+    values = [0, (1 << 128) - 1, *(rng.getrandbits(128) for _ in range(2000))]
+    for value in values:
+        fast, slow = uuid7_of(value), uuid6.UUID(int=value, version=7)
+        assert type(fast) is type(slow) and fast == slow and fast.int == slow.int
+        assert (fast.version, fast.variant, fast.is_safe) == (7, slow.variant, SafeUUID.unknown)
+        assert str(fast) == str(slow) and hash(fast) == hash(slow)
+        assert pickle.loads(pickle.dumps(fast)) == slow
+        assert binary7_of(value) == Binary.from_uuid(slow)
+        assert type(binary7_of(value)) is Binary and binary7_of(value).subtype == 4
+    for bad in (-1, 1 << 128):
+        with pytest.raises(ValueError, match="out of range"):
+            uuid7_of(bad)
+        with pytest.raises(ValueError, match="out of range"):
+            binary7_of(bad)
+    ids = [journal.pooled_uuid7(), journal.pooled_uuid7.binary().as_uuid(), uuid6.uuid7()]
+    ids += [journal.pooled_uuid7.binary().as_uuid() for _ in range(600)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) and {i.version for i in ids} == {7}

@@ -32,8 +32,7 @@ from documents.lead import (
     LeadBase,
     LeadType,
     ListingAgent,
-    lead_search_text,
-    lead_search_tokens,
+    lead_search_fields,
 )
 from documents.user import User
 from schemas.common import money_to_cents
@@ -296,8 +295,7 @@ def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any
     ):
         if phone is not None and not E164.match(phone):
             raise Unprocessable("phone must be E.164", loc=loc)
-    fields["search_text"] = lead_search_text(fields)
-    fields["search_tokens"] = lead_search_tokens(fields)
+    fields["search_text"], fields["search_tokens"] = lead_search_fields(fields)
     fields["id"] = journal.pooled_uuid7()
     fields["user_id"] = ctx.user_id
     return data.type, fields

@@ -28,7 +28,7 @@ their BSON types), `outbox` (the protocol above: flush, repair, size check). One
 job: `new_event` (one write's event, a model) and `creation_event` (a creation's event as
 stored, for the bulk path and the repair); one value encoder, `to_bson`, which
 `encode_document` and `NewDocuments.stored` (the bulk path's) go through; one change typer,
-`typed.py` (`typed_changes`, and `typed_created` for a creation's changes in one pass, which
+`typed.py` (`typed_changes`, and `typed_leaf` for a creation's changes in one pass, which
 `NewDocuments.created_changes` gives the bulk path's `creation_event(typed=True)`).
 
 Import rule: code outside the package imports only the names below (`__all__`), from

@@ -16,8 +16,14 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent
-from service.core.journal.diff import UNJOURNALED, _flatten, created_leaves
-from service.core.journal.typed import is_uuid_path, typed_changes, typed_created
+from service.core.journal.diff import REDACTED, UNJOURNALED, _flatten, created_leaves
+from service.core.journal.typed import (
+    is_uuid_path,
+    list_kind,
+    string_kind,
+    typed_changes,
+    typed_leaf,
+)
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
 _BSON_AS_IS = (str, int, float, type(None), datetime, Binary, Decimal128, ObjectId)
@@ -32,7 +38,14 @@ def _required(model: type[RootDocument], name: str) -> Callable[[], Any]:
 
 
 _REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id", "assignee_id"})
-_BSON_EXACT = frozenset({str, int, float, bool, type(None), datetime, Binary})  # a `type` check
+# Types stored as they are, checked by exact type: the common ones, and every subclass of
+# `_BSON_AS_IS` met since (str and int enums), which `to_bson` keeps whatever their value.
+_BSON_EXACT: set[type] = {str, int, float, bool, type(None), datetime, Binary}
+
+
+_FieldPlan = tuple[Callable[[Any], Any] | None, str | None, Callable[[list[str]], list[Any]] | None]
+_MAX_PATHS = 1000  # nested paths whose kinds a `NewDocuments` keeps
+_STR_ONLY = frozenset({str})  # `set(map(type, items)) <= _STR_ONLY`: all exactly str
 
 
 def to_bson(value: Any) -> Any:
@@ -46,7 +59,7 @@ def to_bson(value: Any) -> Any:
         return value
     if kind is dict:
         return {
-            key if isinstance(key, Enum) else str(key): inner
+            key if type(key) is str or isinstance(key, Enum) else str(key): inner
             if type(inner) in _BSON_EXACT
             else to_bson(inner)
             for key, inner in value.items()
@@ -54,6 +67,7 @@ def to_bson(value: Any) -> Any:
     if kind is list:
         return [inner if type(inner) in _BSON_EXACT else to_bson(inner) for inner in value]
     if isinstance(value, _BSON_AS_IS):
+        _BSON_EXACT.add(kind)
         return value
     if isinstance(value, UUID):
         return Binary.from_uuid(value)
@@ -111,7 +125,10 @@ class NewDocuments:
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
         self._shared: dict[UUID, Binary] = {}
-        self._uuid_paths: dict[str, dict[str, str]] = {}  # per aggregate type: name → alias
+        # Per aggregate type, per field: how a string there is typed, its alias at a UUID
+        # path, how a list of strings there is typed; and strings' kinds by nested path.
+        self._plans: dict[str, dict[str, _FieldPlan]] = {}
+        self._path_kinds: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
         for name, _, info in self.fields:
@@ -122,6 +139,8 @@ class NewDocuments:
                 self.defaults.append((name, None, functools.partial(info.get_default)))
             else:
                 self.defaults.append((name, info.default, factory))  # type: ignore[arg-type]
+        self._template = {name: default for name, default, _ in self.defaults}
+        self._factories = [(name, factory) for name, _, factory in self.defaults if factory]
 
     def full(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Every field's python-mode value: `values`, else the field's default."""
@@ -129,40 +148,48 @@ class NewDocuments:
             raise TypeError(
                 f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
             )
-        return {
-            name: values[name] if name in values else (factory() if factory else default)
-            for name, default, factory in self.defaults
-        }
+        # Every field in order (constant defaults in place), then the factories of the
+        # fields not given, then the values: keys keep the class's order.
+        out = dict(self._template)
+        for name, factory in self._factories:
+            if name not in values:
+                out[name] = factory()
+        out.update(values)
+        return out
 
     def stored(self, full: Mapping[str, Any]) -> dict[str, Any]:
         """The BSON-ready stored document (`encode_document`'s output) of `full` values."""
         out: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
-        shared = self._shared
+        exact = _BSON_EXACT
         for name, alias, _ in self.fields:
             value = full[name]
             kind = type(value)
-            if kind in _BSON_EXACT:
+            if kind in exact:
                 out[alias] = value
-            elif isinstance(value, UUID):  # uuid6's ids are a subclass
-                # The tenant and actor ids repeat on every document of a batch: encoded once.
-                binary = shared.get(value)
-                if binary is None:
-                    binary = Binary.from_uuid(value)
-                    if name in _REPEATED_IDS:
-                        if len(shared) > 16:
-                            shared.clear()
-                        shared[value] = binary
-                out[alias] = binary
             elif kind is dict:
                 out[alias] = {
-                    k if isinstance(k, Enum) else str(k): v
-                    if type(v) in _BSON_EXACT
+                    k if type(k) is str or isinstance(k, Enum) else str(k): v
+                    if type(v) in exact
                     else to_bson(v)
                     for k, v in value.items()
                 }
+            elif isinstance(value, UUID):  # uuid6's ids are a subclass
+                out[alias] = self._binary(name, value)
             else:
                 out[alias] = to_bson(value)
         return out
+
+    def _binary(self, name: str, value: UUID) -> Binary:
+        # The tenant and actor ids repeat on every document of a batch: encoded once.
+        shared = self._shared
+        binary = shared.get(value)
+        if binary is None:
+            binary = Binary.from_uuid(value)
+            if name in _REPEATED_IDS:
+                if len(shared) > 16:
+                    shared.clear()
+                shared[value] = binary
+        return binary
 
     def changes(
         self, full: Mapping[str, Any], secret_fields: Iterable[str] = ()
@@ -194,64 +221,113 @@ class NewDocuments:
     ) -> list[dict[str, Any]]:
         """`typed_changes(aggregate_type, self.changes(full, secret_fields))`, in one pass.
 
-        The changes a creation event stores (the bulk path): UUIDs and UTC datetimes go to
-        `typed_created` as they are instead of through a JSON-mode string parsed back, lists
-        of strings as they are, and a UUID at a UUID path takes the BSON UUID `stored` (this
-        document's `stored(full)`) already holds.
+        The changes a creation event stores (the bulk path): each leaf is typed as it is
+        flattened (`typed_leaf`, `typed_changes`' rule) and the sorted leaves become the
+        changes. UUIDs and UTC datetimes are typed as they are instead of through a
+        JSON-mode string parsed back, str-valued enums by their value, lists of strings as
+        they are, and a UUID at a UUID path takes the BSON UUID `stored` (this document's
+        `stored(full)`) already holds.
         """
-        uuid_paths = self._uuid_paths.get(aggregate_type)
-        if uuid_paths is None:
-            uuid_paths = self._uuid_paths[aggregate_type] = {
-                name: alias for name, alias, _ in self.fields if is_uuid_path(aggregate_type, name)
+        plan = self._plans.get(aggregate_type)
+        if plan is None:
+            plan = self._plans[aggregate_type] = {
+                name: (
+                    string_kind(aggregate_type, name),
+                    alias if is_uuid_path(aggregate_type, name) else None,
+                    list_kind(aggregate_type, name),
+                )
+                for name, alias, _ in self.fields
             }
+        kinds = self._path_kinds.setdefault(aggregate_type, {})
         flat: dict[str, Any] = {}
         for key, value in full.items():
             if value is None or key in UNJOURNALED:
                 continue
             kind = type(value)
-            if kind is str or kind is int or kind is float or kind is bool:
+            if kind is str:
+                to_kind = plan[key][0] if key in plan else string_kind(aggregate_type, key)
+                flat[key] = value if to_kind is None else to_kind(value)
+            elif kind is int or kind is float or kind is bool:
                 flat[key] = value
-            elif isinstance(value, UUID):
-                alias = uuid_paths.get(key)
-                flat[key] = value if stored is None or alias is None else stored[alias]
-            elif kind is datetime and value.tzinfo is UTC:
-                flat[key] = value
-            elif kind is list and all(type(v) is str for v in value):
-                flat[key] = value  # `to_jsonable_python` would copy it; `typed_created` does
-            elif kind is dict and value:
-                _flatten_values(value, key, flat)
-            else:
-                flat[key] = to_jsonable_python(value)
-        return typed_created(aggregate_type, created_leaves(flat, secret_fields))
+            elif kind is dict:
+                if value:
+                    _flatten_typed(value, key, flat, aggregate_type, kinds)
+                else:
+                    flat[key] = {}  # what typing an empty mapping gives
+            elif kind is list and key in plan and set(map(type, value)) <= _STR_ONLY:
+                to_list = plan[key][2]
+                flat[key] = value if to_list is None else to_list(value)
+            elif stored is not None and isinstance(value, UUID) and key in plan and plan[key][1]:
+                flat[key] = stored[plan[key][1]]  # type: ignore[index]
+            elif isinstance(value, str) and isinstance(value, Enum):
+                flat[key] = typed_leaf(aggregate_type, key, value._value_)  # its JSON form
+            elif (
+                isinstance(value, UUID)
+                or (kind is datetime and value.tzinfo is UTC)
+                or (kind is list and set(map(type, value)) <= _STR_ONLY)
+            ):
+                flat[key] = typed_leaf(aggregate_type, key, value)
+            else:  # one leaf, as `changes` makes it (sub-documents come as dicts)
+                flat[key] = typed_leaf(aggregate_type, key, to_jsonable_python(value))
+        secrets = tuple(secret_fields)
+        changes = []
+        for field in sorted(flat):
+            new = flat[field]
+            if new is None:  # `diff` skips fields equal on both sides: absent (None) → None
+                continue
+            if secrets and any(field == s or field.startswith(f"{s}.") for s in secrets):
+                new = REDACTED  # typed or not, a secret's value is the marker
+            changes.append({"field": field, "old": None, "new": new})
+        return changes
 
 
-def _flatten_values(value: dict[Any, Any], prefix: str, out: dict[str, Any]) -> None:
-    # `_flatten_json(to_jsonable_python(value), ...)` without converting what needs no
-    # conversion: strings, ints, bools and None as they are, UUIDs and UTC dates left to
-    # `typed_created`; anything else (enums, floats, models, lists) by pydantic-core.
-    if not all(type(key) is str for key in value):
-        _flatten_json(to_jsonable_python(value), prefix, out)
+def _flatten_typed(
+    value: dict[Any, Any],
+    prefix: str,
+    out: dict[str, Any],
+    kind_of: str,
+    kinds: dict[str, Callable[[Any], Any] | None],
+) -> None:
+    # `diff._flatten(to_jsonable_python(value), ...)`, each leaf typed (`typed_leaf`), without
+    # converting what needs no conversion: strings, ints, bools and None as they are, UUIDs
+    # and UTC dates typed as they are; anything else (enums, floats, models, lists) through
+    # pydantic-core. `kind_of` is the aggregate type, `kinds` its strings' kinds by path.
+    if not set(map(type, value)) <= _STR_ONLY:
+        _flatten_json_typed(to_jsonable_python(value), prefix, out, kind_of)
         return
     for key, inner in value.items():
         path = f"{prefix}.{key}"
         kind = type(inner)
-        if kind is str or kind is int or kind is bool or inner is None:
+        if kind is int or kind is bool or inner is None:
             out[path] = inner
-        elif kind is dict and inner:
-            _flatten_values(inner, path, out)
+        elif kind is str:
+            if path in kinds:
+                to_kind = kinds[path]
+            else:
+                to_kind = string_kind(kind_of, path)
+                if len(kinds) < _MAX_PATHS:  # map keys are the clients': bounded
+                    kinds[path] = to_kind
+            out[path] = inner if to_kind is None else to_kind(inner)
+        elif kind is dict:
+            if inner:
+                _flatten_typed(inner, path, out, kind_of, kinds)
+            else:
+                out[path] = {}  # what typing an empty mapping gives
+        elif isinstance(inner, str) and isinstance(inner, Enum):
+            out[path] = typed_leaf(kind_of, path, inner._value_)  # its JSON form
         elif isinstance(inner, UUID) or (kind is datetime and inner.tzinfo is UTC):
-            out[path] = inner
+            out[path] = typed_leaf(kind_of, path, inner)
         else:
-            _flatten_json(to_jsonable_python(inner), path, out)
+            _flatten_json_typed(to_jsonable_python(inner), path, out, kind_of)
 
 
-def _flatten_json(value: Any, prefix: str, out: dict[str, Any]) -> None:
-    # `diff._flatten` below a non-empty root, for JSON-mode values (mappings are plain dicts).
+def _flatten_json_typed(value: Any, prefix: str, out: dict[str, Any], kind_of: str) -> None:
+    # `diff._flatten` below a non-empty root, for JSON-mode values, each leaf typed.
     if type(value) is dict and value:
         for key, inner in value.items():
-            _flatten_json(inner, f"{prefix}.{key}", out)
+            _flatten_json_typed(inner, f"{prefix}.{key}", out, kind_of)
     else:
-        out[prefix] = value
+        out[prefix] = typed_leaf(kind_of, prefix, value)
 
 
 def encode_event(event: DomainEvent) -> dict[str, Any]:

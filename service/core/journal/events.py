@@ -7,10 +7,11 @@ import os
 import time
 from collections.abc import Mapping
 from typing import Any
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import uuid6
 from bson import Binary
+from bson.binary import UUID_SUBTYPE
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent, FieldChange
@@ -87,6 +88,14 @@ class Uuid7Pool:
         self._at = 0
 
     def __call__(self) -> UUID:
+        return uuid7_of(self._next())
+
+    def binary(self) -> Binary:
+        """`Binary.from_uuid(self())` without the UUID object (a bulk chunk's claim ids)."""
+        return binary7_of(self._next())
+
+    def _next(self) -> int:
+        # The next id's 128 bits before its variant and version are set.
         if self._at + 10 > len(self._entropy):
             self._entropy, self._at = os.urandom(5000), 0
         rand = int.from_bytes(self._entropy[self._at : self._at + 10], "big") >> 4  # 76 bits
@@ -97,7 +106,33 @@ class Uuid7Pool:
         if last is not None and stamp <= last:
             stamp = last + 1
         state["_last_v7_timestamp"] = stamp
-        return uuid6.UUID(int=((stamp & 0xFFFFFFFFFFFF) << 80) | rand, version=7)
+        return ((stamp & 0xFFFFFFFFFFFF) << 80) | rand
+
+
+_VARIANT_VERSION_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_VARIANT_VERSION_7 = (0x8000 << 48) | (7 << 76)
+
+
+def uuid7_of(value: int) -> UUID:
+    """`uuid6.UUID(int=value, version=7)`, without its two Python-level initialisers.
+
+    The same steps (the RFC 4122 variant and version 7 set in the 128 bits, then the slots
+    `uuid.UUID.__init__` sets); tests/test_fast_paths.py compares both.
+    """
+    if not 0 <= value < 1 << 128:
+        raise ValueError("int is out of range (need a 128-bit value)")
+    made = object.__new__(uuid6.UUID)
+    object.__setattr__(made, "int", (value & _VARIANT_VERSION_CLEAR) | _VARIANT_VERSION_7)
+    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    return made
+
+
+def binary7_of(value: int) -> Binary:
+    """`Binary.from_uuid(uuid7_of(value))`: the id as stored, straight from its bits."""
+    if not 0 <= value < 1 << 128:
+        raise ValueError("int is out of range (need a 128-bit value)")
+    bits = (value & _VARIANT_VERSION_CLEAR) | _VARIANT_VERSION_7
+    return Binary(bits.to_bytes(16, "big"), UUID_SUBTYPE)
 
 
 pooled_uuid7 = Uuid7Pool()

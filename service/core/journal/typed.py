@@ -148,56 +148,58 @@ def typed_changes(
     return out
 
 
+def string_kind(aggregate_type: str, field: str) -> Callable[[Any], Any] | None:
+    """How a string at this journal path is typed (None: it stays a string)."""
+    return _string_kind(aggregate_type, field)
+
+
+def list_kind(aggregate_type: str, field: str) -> Callable[[list[str]], list[Any]] | None:
+    """How a list of strings at this journal path is typed (None: it stays as it is)."""
+    return _list_kind(aggregate_type, field)
+
+
 def is_uuid_path(aggregate_type: str, field: str) -> bool:
     """Whether a string at this journal path is stored as a BSON UUID."""
     return _string_kind(aggregate_type, field) is _as_uuid_value
 
 
-def typed_created(aggregate_type: str, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`typed_changes` of a creation's changes (`old` always None), typing them in place.
+def typed_leaf(aggregate_type: str, field: str, new: Any) -> Any:
+    """`typed_changes`' rule for one new value of a creation's change at `field`.
 
-    The bulk path's shortcut (`NewDocuments.created_changes`): the same rule per value,
-    without copying each change. Values already BSON-typed stay as they are (idempotent).
-    UUIDs and datetimes may also come as Python values (no JSON-mode string to parse back):
-    a UUID path's UUID becomes the BSON UUID `_as_uuid_value` would make of its string, a
-    date-time path's datetime stays (the caller passes only UTC ones: `fromisoformat` of
-    their JSON form is equal), either elsewhere becomes its JSON-mode string.
+    The bulk path's shortcut (`NewDocuments.created_changes`): values already BSON-typed
+    stay as they are (idempotent). UUIDs and datetimes may also come as Python values (no
+    JSON-mode string to parse back): a UUID path's UUID becomes the BSON UUID `_as_uuid_value`
+    would make of its string, a date-time path's datetime stays (the caller passes only UTC
+    ones: `fromisoformat` of their JSON form is equal), either elsewhere becomes its
+    JSON-mode string.
     """
-    for item in changes:
-        new = item["new"]
-        exact = type(new)
-        if exact is str:  # most leaves: checked by exact type first, the rules below else
-            kind = _string_kind(aggregate_type, item["field"])
-            if kind is not None:
-                item["new"] = kind(new)
-            continue
-        if exact in _AS_THEY_ARE:
-            continue
-        if new is None or isinstance(new, _UNTYPED):
-            continue
-        if isinstance(new, str):
-            kind = _string_kind(aggregate_type, item["field"])
-            if kind is not None:
-                item["new"] = kind(new)
-        elif isinstance(new, UUID):
-            kind = _string_kind(aggregate_type, item["field"])
-            if kind is _as_uuid_value:
-                item["new"] = Binary.from_uuid(new)
-            else:
-                item["new"] = kind(str(new)) if kind is not None else str(new)
-        elif isinstance(new, datetime):
-            if _string_kind(aggregate_type, item["field"]) is not _as_date:
-                item["new"] = to_jsonable_python(new)
-        elif type(new) is list and all(type(v) is str for v in new):
-            typed = _list_kind(aggregate_type, item["field"])
-            if typed is not None:
-                item["new"] = typed(new)
-        elif isinstance(new, _NESTED):
-            nodes = _nodes(aggregate_type, item["field"])
-            if nodes:
-                root, node = nodes[0]
-                item["new"] = _typed(root, node, new)
-    return changes
+    exact = type(new)
+    if exact is str:  # most leaves: checked by exact type first, the rules below else
+        kind = _string_kind(aggregate_type, field)
+        return new if kind is None else kind(new)
+    if exact in _AS_THEY_ARE or new is None or isinstance(new, _UNTYPED):
+        return new
+    if isinstance(new, str):
+        kind = _string_kind(aggregate_type, field)
+        return new if kind is None else kind(new)
+    if isinstance(new, UUID):
+        kind = _string_kind(aggregate_type, field)
+        if kind is _as_uuid_value:
+            return Binary.from_uuid(new)
+        return kind(str(new)) if kind is not None else str(new)
+    if isinstance(new, datetime):
+        if _string_kind(aggregate_type, field) is not _as_date:
+            return to_jsonable_python(new)
+        return new
+    if type(new) is list and all(type(v) is str for v in new):
+        typed = _list_kind(aggregate_type, field)
+        return new if typed is None else typed(new)
+    if isinstance(new, _NESTED):
+        nodes = _nodes(aggregate_type, field)
+        if nodes:
+            root, node = nodes[0]
+            return _typed(root, node, new)
+    return new
 
 
 async def retype_journal(
