@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 
+from schemas.common import ReadView
 from service.auth import AuthCache, authenticate
 from service.core.context import RequestContext
 from service.core.settings import Settings
@@ -103,6 +104,17 @@ IfMatch = Annotated[int | None, Depends(parse_if_match)]
 def set_etag(response: Response, version: int) -> None:
     """Expose a resource's version as its (strong) ETag."""
     response.headers["ETag"] = f'"{version}"'
+
+
+def read_response(view: ReadView[Any], item: Any) -> Response:
+    """A 200 with one resource as its view serialised it, and its version as the ETag.
+
+    The single GETs' answer: FastAPI neither validates nor serialises a returned Response
+    again (the route's `response_model` still documents the body).
+    """
+    response = Response(view.json(item), media_type="application/json")
+    set_etag(response, item.version)
+    return response
 
 
 def set_location(request: Request, response: Response, route_name: str, **params: Any) -> None:

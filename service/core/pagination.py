@@ -63,6 +63,10 @@ class StoredView(Protocol[T_co]):
         """The response object of a stored document."""
         ...
 
+    def stored_many(self, raws: Sequence[Mapping[str, Any]]) -> Sequence[T_co]:
+        """The response objects of stored documents (a page), in one call."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Sort:
@@ -350,7 +354,7 @@ async def paginate(
         raws = await collection.find(filter_, sort=sort.order(), limit=limit + 1).to_list()
         ids = [cast(UUID, raw["_id"]) for raw in raws]
         values = [sort_value(raw, sort.field) for raw in raws]
-        items = [view.stored(raw) for raw in raws[:limit]]
+        items = list(view.stored_many(raws[:limit]))
     total = await collection.count_documents(dict(query)) if count else None
     if len(ids) <= limit:
         return PageResult(items=items[:limit], next_cursor=None, total=total)
