@@ -14,6 +14,7 @@ one `pydantic_core.to_json` of what the driver returned.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await leads.bulk_import(ctx=ctx, rows=rows[start : start + 10_000])
     app.state.tenant = Binary.from_uuid(ctx.tenant_id)
     app.state.campaign = str(campaign.id)
+    gc.freeze()  # as the service's lifespan does: full collections skip the start-up objects
     yield
 
 

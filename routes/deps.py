@@ -48,18 +48,27 @@ CREDENTIAL_SCHEMES = (_bearer, _api_key)
 
 async def get_context(request: Request) -> RequestContext:
     """Authenticate the caller (Bearer JWT or X-API-Key) into a RequestContext."""
-    headers = request.headers
+    # Every authenticated request runs this: the two headers are read from the raw list in one
+    # pass (the first of each, as `request.headers.get` would), not through a Headers object.
+    scope = request.scope
+    authorization: bytes | None = None
+    api_key: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"authorization" and authorization is None:
+            authorization = value
+        elif name == b"x-api-key" and api_key is None:
+            api_key = value
     # As HTTPBearer reads it: `Bearer <token>`, the scheme in any case; anything else is none.
-    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
     token = token.strip()
-    state = request.app.state  # read directly: this runs on every request (hot path)
+    state = scope["app"].state
     ctx = await authenticate(
         settings=state.settings,
         cache=state.auth_cache,
         bearer=token if token and scheme.lower() == "bearer" else None,
-        api_key=headers.get("x-api-key") or None,
+        api_key=(api_key or b"").decode("latin-1") or None,
     )
-    request.state.ctx = ctx  # for access logs
+    scope.setdefault("state", {})["ctx"] = ctx  # `request.state.ctx`, for access logs
     return ctx
 
 
