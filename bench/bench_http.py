@@ -6,10 +6,16 @@ stored) >= 0.3x the req/s of GET /health, measured in the same run on the same s
 tenant's (the page's work must not grow with the data stored).
 
 Usage: .venv/bin/python bench/bench_http.py [--seconds 8] [--connections 32] [--rounds 3]
-    [--leads 1000] [--large 100000]
+    [--leads 1000] [--large 100000] [--floor]
 Needs `wrk` (Debian package `wrk`). Runs one uvicorn worker on the embedded database (in
 memory: EMBEDDED_DB_PATH is emptied) and seeds it over HTTP, so the numbers include auth,
-validation, the repository and serialisation.
+validation, the repository and serialisation. Background workers are off: after a large
+seeding the sequencer would number its events in the same process for minutes, and that is
+not the read path's cost.
+
+`--floor` also serves bench/floor_app.py (the same reads on the same backend and framework,
+nothing else: no middleware, auth, dependencies or schema) and measures it in the same
+rounds: the ratios the framework and the backend allow at best.
 """
 
 from __future__ import annotations
@@ -103,6 +109,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--leads", type=int, default=1000)
     parser.add_argument("--large", type=int, default=0, help="a second tenant with this many")
+    parser.add_argument("--floor", action="store_true", help="also measure bench/floor_app.py")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     if not shutil.which("wrk"):
@@ -115,30 +122,22 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "AUTH_CACHE_SECONDS": "30",
         "EMBEDDED_DB_PATH": "",  # memory only: no file, no lock, nothing left behind
+        "BACKGROUND_WORKERS": "false",
+        "FLOOR_LEADS": str(args.leads),
     }
     env.pop("MONGODB_URL", None)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "service.main:app",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    server = serve("service.main:app", port, env)
+    floor_port = free_port()
+    floor_base = f"http://127.0.0.1:{floor_port}"
+    floor = serve("bench.floor_app:app", floor_port, env) if args.floor else None
     try:
-        for _ in range(100):
-            try:
-                call(base, "GET", "/health")
-                break
-            except OSError:
-                time.sleep(0.1)
+        for url in (base, floor_base) if floor else (base,):
+            for _ in range(600):  # the floor app seeds itself before it answers
+                try:
+                    call(url, "GET", "/health")
+                    break
+                except OSError:
+                    time.sleep(0.1)
         token, campaign_id = seed(base, args.leads)
         large_token = seed(base, args.large, user="large")[0] if args.large else None
         lead_id = call(base, "GET", "/v1/leads?limit=1", token=token)["items"][0]["id"]
@@ -153,6 +152,11 @@ def main() -> None:
                 f"{base}/v1/leads?limit=50",
                 large_token,
             )
+        if floor:
+            floor_campaign = call(floor_base, "GET", "/campaign")
+            targets["floor GET /health"] = (f"{floor_base}/health", None)
+            targets["floor GET one (find_one)"] = (f"{floor_base}/one/{floor_campaign}", None)
+            targets["floor GET page (find 51)"] = (f"{floor_base}/page", None)
         for url, tok in targets.values():  # warm-up
             wrk(url, 2, args.connections, tok)
         results: dict[str, list[float]] = {name: [] for name in targets}
@@ -160,6 +164,7 @@ def main() -> None:
             for name, (url, tok) in targets.items():
                 results[name].append(wrk(url, args.seconds, args.connections, tok))
         health = statistics.median(results["GET /health"])
+        floor_health = statistics.median(results["floor GET /health"]) if floor else 0.0
         print(
             f"rounds={args.rounds} seconds={args.seconds} connections={args.connections} "
             f"leads={args.leads} load average {load_before:.1f} before, "
@@ -167,7 +172,10 @@ def main() -> None:
         )
         for name, values in results.items():
             rps = statistics.median(values)
-            print(f"{name:34s} {rps:9.0f} req/s  ratio to /health {rps / health:5.2f}")
+            line = f"{name:34s} {rps:9.0f} req/s  ratio to /health {rps / health:5.2f}"
+            if floor and name.startswith("floor"):
+                line += f"  (to the floor's /health {rps / floor_health:5.2f})"
+            print(line)
         print("targets: campaign >= 0.70, leads page >= 0.30")
         if large_token:
             small = statistics.median(results["GET /v1/leads?limit=50"])
@@ -177,12 +185,21 @@ def main() -> None:
                 "(target >= 0.90)"
             )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        for process in (server, floor):
+            if process is None:
+                continue
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """One uvicorn worker serving `app` on loopback."""
+    command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log"]
+    return subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT, env=env)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import CurrentContext, IfMatch, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
 from schemas.ai import (
     AI_CONFIG_VIEW,
     AI_CONTEXT_VIEW,
+    AI_USAGE_VIEW,
     AIConfigBody,
     AIConfigRead,
     AIContextBody,
@@ -87,8 +88,7 @@ async def list_usage(ctx: CurrentContext, filters: Annotated[AIUsageFilters, Que
 
 
 @router.get("/usage/{id}", response_model=AIUsageRead)
-async def get_usage(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_usage(id: UUID, ctx: CurrentContext) -> Response:
     """One usage record of the tenant (where `POST /v1/ai/usage` points with `Location`)."""
     log = await ai.get_usage(ctx=ctx, id=id)
-    set_etag(response, log.version)
-    return log
+    return read_response(AI_USAGE_VIEW, log)

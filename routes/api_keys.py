@@ -7,8 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import CurrentContext, IfMatch, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
 from schemas.api_keys import (
+    API_KEY_VIEW,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyFilters,
@@ -43,10 +44,9 @@ async def list_api_keys(ctx: CurrentContext, filters: Annotated[ApiKeyFilters, Q
 
 
 @router.get("/{id}", response_model=ApiKeyRead, summary="One key (never the key)")
-async def get_api_key(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_api_key(id: UUID, ctx: CurrentContext) -> Response:
     doc = await api_keys.get_api_key(ctx=ctx, id=id)
-    set_etag(response, doc.version)
-    return doc
+    return read_response(API_KEY_VIEW, doc)
 
 
 @router.delete(

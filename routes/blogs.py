@@ -9,9 +9,10 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from documents.blog import Blog
-from routes.deps import CurrentContext, IfMatch, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.blogs import (
+    BLOG_VIEW,
     BlogCreate,
     BlogFilters,
     BlogPublish,
@@ -86,11 +87,10 @@ async def blog_stats(ctx: CurrentContext, params: Annotated[StatsParams, Query()
 
 
 @router.get("/{id}", response_model=BlogRead)
-async def get_blog(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_blog(id: UUID, ctx: CurrentContext) -> Response:
     """One blog."""
     blog = await blogs.get_blog(ctx=ctx, id=id)
-    set_etag(response, blog.version)
-    return blog
+    return read_response(BLOG_VIEW, blog)
 
 
 @router.patch("/{id}", response_model=BlogRead)

@@ -8,9 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.campaign import CampaignBase
-from routes.deps import CurrentContext, IfMatch, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.campaigns import (
+    CAMPAIGN_VIEW,
     AttachLeads,
     AttachResult,
     CampaignCreate,
@@ -46,11 +47,10 @@ async def list_campaigns(ctx: CurrentContext, filters: Annotated[CampaignFilters
 
 
 @router.get("/{id}", response_model=CampaignRead)
-async def get_campaign(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_campaign(id: UUID, ctx: CurrentContext) -> Response:
     """One campaign; `lead_count` is the number of its live leads."""
     campaign = await campaigns.get_campaign(ctx=ctx, id=id)
-    set_etag(response, campaign.version)
-    return campaign
+    return read_response(CAMPAIGN_VIEW, campaign)
 
 
 @router.patch("/{id}", response_model=CampaignRead)

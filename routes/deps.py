@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 
+from schemas.common import ReadView
 from service.auth import AuthCache, authenticate
 from service.core.context import RequestContext
 from service.core.settings import Settings
@@ -47,18 +48,27 @@ CREDENTIAL_SCHEMES = (_bearer, _api_key)
 
 async def get_context(request: Request) -> RequestContext:
     """Authenticate the caller (Bearer JWT or X-API-Key) into a RequestContext."""
-    headers = request.headers
+    # Every authenticated request runs this: the two headers are read from the raw list in one
+    # pass (the first of each, as `request.headers.get` would), not through a Headers object.
+    scope = request.scope
+    authorization: bytes | None = None
+    api_key: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"authorization" and authorization is None:
+            authorization = value
+        elif name == b"x-api-key" and api_key is None:
+            api_key = value
     # As HTTPBearer reads it: `Bearer <token>`, the scheme in any case; anything else is none.
-    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
     token = token.strip()
-    state = request.app.state  # read directly: this runs on every request (hot path)
+    state = scope["app"].state
     ctx = await authenticate(
         settings=state.settings,
         cache=state.auth_cache,
         bearer=token if token and scheme.lower() == "bearer" else None,
-        api_key=headers.get("x-api-key") or None,
+        api_key=(api_key or b"").decode("latin-1") or None,
     )
-    request.state.ctx = ctx  # for access logs
+    scope.setdefault("state", {})["ctx"] = ctx  # `request.state.ctx`, for access logs
     return ctx
 
 
@@ -103,6 +113,17 @@ IfMatch = Annotated[int | None, Depends(parse_if_match)]
 def set_etag(response: Response, version: int) -> None:
     """Expose a resource's version as its (strong) ETag."""
     response.headers["ETag"] = f'"{version}"'
+
+
+def read_response(view: ReadView[Any], item: Any) -> Response:
+    """A 200 with one resource as its view serialised it, and its version as the ETag.
+
+    The single GETs' answer: FastAPI neither validates nor serialises a returned Response
+    again (the route's `response_model` still documents the body).
+    """
+    response = Response(view.json(item), media_type="application/json")
+    set_etag(response, item.version)
+    return response
 
 
 def set_location(request: Request, response: Response, route_name: str, **params: Any) -> None:

@@ -7,8 +7,22 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from routes.deps import CurrentContext, SettingsDep, set_etag, set_location, set_replayed
-from schemas.events import EventCreate, EventFilters, EventPage, EventRead, EventStatusUpdate
+from routes.deps import (
+    CurrentContext,
+    SettingsDep,
+    read_response,
+    set_etag,
+    set_location,
+    set_replayed,
+)
+from schemas.events import (
+    EVENT_VIEW,
+    EventCreate,
+    EventFilters,
+    EventPage,
+    EventRead,
+    EventStatusUpdate,
+)
 from service import callbacks, events
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -72,11 +86,10 @@ async def list_events(ctx: CurrentContext, filters: Annotated[EventFilters, Quer
 
 
 @router.get("/{id}", response_model=EventRead)
-async def get_event(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_event(id: UUID, ctx: CurrentContext) -> Response:
     """One event."""
     event = await events.get_event(ctx=ctx, id=id)
-    set_etag(response, event.version)
-    return event
+    return read_response(EVENT_VIEW, event)
 
 
 # PATCH/PUT/DELETE are not routes: events are facts, so the router answers 405 with `Allow`

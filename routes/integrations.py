@@ -8,10 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.integration import Integration
-from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, SettingsDep, read_response, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.integrations import (
+    INTEGRATION_VIEW,
     IntegrationCreate,
     IntegrationFilters,
     IntegrationRead,
@@ -48,11 +49,10 @@ async def list_integrations(
 
 
 @router.get("/{id}", response_model=IntegrationRead)
-async def get_integration(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_integration(id: UUID, ctx: CurrentContext) -> Response:
     """One integration (`has_credentials`, never the credentials)."""
     integration = await integrations.get_integration(ctx=ctx, id=id)
-    set_etag(response, integration.version)
-    return integration
+    return read_response(INTEGRATION_VIEW, integration)
 
 
 @router.patch("/{id}", response_model=IntegrationRead)

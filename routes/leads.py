@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from documents.lead import LeadBase
-from routes.deps import CurrentContext, IfMatch, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.events import TimelinePage, TimelineParams
 from schemas.export import ndjson_chunks
 from schemas.leads import (
     LEAD_CSV,
+    LEAD_VIEW,
     ExportFormat,
     LeadAssign,
     LeadAssignResult,
@@ -122,15 +123,13 @@ async def export_leads(
 async def get_lead(
     id: UUID,
     ctx: CurrentContext,
-    response: Response,
     include_deleted: Annotated[
         bool, Query(description="Answer a deleted (or erased) lead too.")
     ] = False,
-) -> Any:
+) -> Response:
     """One lead."""
     lead = await leads.get_lead(ctx=ctx, id=id, include_deleted=include_deleted)
-    set_etag(response, lead.version)
-    return lead
+    return read_response(LEAD_VIEW, lead)
 
 
 @router.patch("/{id}", response_model=LeadRead)

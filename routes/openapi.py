@@ -267,7 +267,8 @@ def _document_errors(operation: dict[str, Any]) -> None:
 
 
 def _sends(endpoint: Callable[..., Any] | None, helper: str, depth: int = 1) -> bool:
-    """Whether `endpoint` calls `helper`, itself or through a function of its own module.
+    """Whether `endpoint` calls `helper`, itself or through a function of its own module or
+    of routes/deps.py (`read_response` sets the ETag).
 
     The document follows the code: an endpoint sends a header when it calls its helper.
     """
@@ -281,7 +282,8 @@ def _sends(endpoint: Callable[..., Any] | None, helper: str, depth: int = 1) -> 
     return depth > 0 and any(
         _sends(scope[name], helper, depth - 1)
         for name in code.co_names
-        if callable(scope.get(name)) and getattr(scope[name], "__module__", None) == module
+        if callable(scope.get(name))
+        and getattr(scope[name], "__module__", None) in (module, "routes.deps")
     )
 
 

@@ -8,10 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.research import ResearchTopic
-from routes.deps import CurrentContext, IfMatch, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.research import (
+    RESEARCH_TOPIC_VIEW,
     ResearchFilters,
     ResearchResultIn,
     ResearchStatsParams,
@@ -56,11 +57,10 @@ async def list_topics(ctx: CurrentContext, filters: Annotated[ResearchFilters, Q
 
 
 @topics.get("/{id}", response_model=ResearchTopicRead)
-async def get_topic(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_topic(id: UUID, ctx: CurrentContext) -> Response:
     """One research topic with its results."""
     topic = await research.get_topic(ctx=ctx, id=id)
-    set_etag(response, topic.version)
-    return topic
+    return read_response(RESEARCH_TOPIC_VIEW, topic)
 
 
 @topics.patch("/{id}", response_model=ResearchTopicRead)

@@ -8,10 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.saved_search import SavedSearch
-from routes.deps import CurrentContext, IfMatch, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.saved_searches import (
+    SAVED_SEARCH_VIEW,
     RunParams,
     SavedSearchCreate,
     SavedSearchFilters,
@@ -46,11 +47,10 @@ async def list_saved_searches(
 
 
 @router.get("/{id}", response_model=SavedSearchRead)
-async def get_saved_search(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_saved_search(id: UUID, ctx: CurrentContext) -> Response:
     """One saved search."""
     search = await saved_searches.get_saved_search(ctx=ctx, id=id)
-    set_etag(response, search.version)
-    return search
+    return read_response(SAVED_SEARCH_VIEW, search)
 
 
 @router.patch("/{id}", response_model=SavedSearchRead)

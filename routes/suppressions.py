@@ -7,8 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import CurrentContext, set_etag, set_location
+from routes.deps import CurrentContext, read_response, set_etag, set_location
 from schemas.suppressions import (
+    SUPPRESSION_VIEW,
     SuppressionCreate,
     SuppressionFilters,
     SuppressionPage,
@@ -45,11 +46,10 @@ async def list_suppressions(
 
 
 @router.get("/{id}", response_model=SuppressionRead)
-async def get_suppression(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_suppression(id: UUID, ctx: CurrentContext) -> Response:
     """One entry of the list (admin)."""
     doc = await suppressions.get_suppression(ctx=ctx, id=id)
-    set_etag(response, doc.version)
-    return doc
+    return read_response(SUPPRESSION_VIEW, doc)
 
 
 @router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -8,10 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.team import Team
-from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, SettingsDep, read_response, set_etag, set_location
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.teams import (
+    TEAM_VIEW,
     InvitationCreate,
     InvitationCreated,
     InvitationFilters,
@@ -56,10 +57,9 @@ async def list_teams(ctx: CurrentContext, filters: Annotated[TeamFilters, Query(
 
 
 @router.get("/{id}", response_model=TeamRead, summary="A team with its members")
-async def get_team(id: UUID, ctx: CurrentContext, response: Response) -> Any:
+async def get_team(id: UUID, ctx: CurrentContext) -> Response:
     team = await teams.get_team(ctx=ctx, id=id)
-    set_etag(response, team.version)
-    return team
+    return read_response(TEAM_VIEW, team)
 
 
 @router.patch("/{id}", response_model=TeamRead, summary=f"Change a team ({_MANAGERS})")

@@ -203,3 +203,36 @@ async def test_a_cursor_of_another_sort_is_refused(owner: Account) -> None:
             f"/v1/events?limit=1&sort={other}&cursor={first['next_cursor']}"
         )
         assert_problem(response, 422)
+
+
+async def test_read_bodies_are_what_the_declared_schemas_write(owner: Account) -> None:
+    """Single GETs and pages are serialised once, by each item's own model (issue 27): the
+    bytes must be exactly what FastAPI writes through the route's declared response model."""
+    from pydantic import TypeAdapter
+
+    from schemas.campaigns import CAMPAIGN_VIEW, CampaignRead
+    from schemas.leads import LEAD_VIEW, LeadPage, LeadRead
+
+    await make_lead(owner, type="generic", email="a@example.com", tags=["x"])
+    await make_lead(owner, type="mls", mls_id="M-1", list_price=250000.5, beds=3)
+    mls = await make_lead(owner, type="mls", mls_id="M-2", address={"city": "Springfield"})
+    campaign = await make_campaign(owner, type="email", name="E")
+    response = await owner.client.get("/v1/leads?limit=2")
+    raws = await LeadBase.get_pymongo_collection().find({}, sort=[("_id", -1)]).to_list()
+    page = {"items": LEAD_VIEW.stored_many(raws[:2]), "next_cursor": response.json()["next_cursor"]}
+    declared = TypeAdapter(LeadPage)
+    assert response.content == declared.dump_json(declared.validate_python(page), by_alias=True)
+    union = TypeAdapter(list[LeadRead])  # type: ignore[valid-type]
+    assert response.content.startswith(b'{"items":' + union.dump_json(page["items"]) + b",")
+    assert [i["type"] for i in response.json()["items"]] == ["mls", "mls"]
+
+    one = await owner.client.get(f"/v1/leads/{mls['id']}")
+    assert one.content == LEAD_VIEW.adapter.dump_json(LEAD_VIEW.stored(raws[0]), by_alias=True)
+    assert one.headers["etag"] == '"1"' and one.headers["content-type"] == "application/json"
+    got = await owner.client.get(f"/v1/campaigns/{campaign['id']}")
+    stored = await owner.client.get(
+        f"/v1/campaigns/{campaign['id']}", headers={"If-None-Match": '"1"'}
+    )
+    assert stored.status_code == 304 and stored.content == b""
+    item = CAMPAIGN_VIEW.stored(got.json())
+    assert got.content == TypeAdapter(CampaignRead).dump_json(item, by_alias=True)  # type: ignore[arg-type]

@@ -63,6 +63,10 @@ class StoredView(Protocol[T_co]):
         """The response object of a stored document."""
         ...
 
+    def stored_many(self, raws: Sequence[Mapping[str, Any]]) -> Sequence[T_co]:
+        """The response objects of stored documents (a page), in one call."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Sort:
@@ -343,20 +347,18 @@ async def paginate(
         docs: list[Any] = (
             await model.find(filter_, with_children=True).sort(order).limit(limit + 1).to_list()
         )
-        ids = [cast(UUID, d.id) for d in docs]
-        values = [sort_value(d, sort.field) for d in docs]
-        items: list[Any] = docs
+        items: list[Any] = docs[:limit]
     else:
-        raws = await collection.find(filter_, sort=sort.order(), limit=limit + 1).to_list()
-        ids = [cast(UUID, raw["_id"]) for raw in raws]
-        values = [sort_value(raw, sort.field) for raw in raws]
-        items = [view.stored(raw) for raw in raws[:limit]]
+        docs = await collection.find(filter_, sort=sort.order(), limit=limit + 1).to_list()
+        items = list(view.stored_many(docs[:limit]))
     total = await collection.count_documents(dict(query)) if count else None
-    if len(ids) <= limit:
-        return PageResult(items=items[:limit], next_cursor=None, total=total)
+    if len(docs) <= limit:
+        return PageResult(items=items, next_cursor=None, total=total)
+    last = docs[limit - 1]  # the cursor's item: only its sort value and id are read
+    last_id = cast(UUID, last["_id"] if view is not None else last.id)
     return PageResult(
-        items=items[:limit],
-        next_cursor=encode_cursor(sort, values[limit - 1], ids[limit - 1]),
+        items=items,
+        next_cursor=encode_cursor(sort, sort_value(last, sort.field), last_id),
         total=total,
     )
 

@@ -207,7 +207,7 @@ async def _nearest_page(
         held = sum(1 for r in measured if r[0] >= horizon)
         fetch = fetch * 2 if not safe else want - len(rows) + held + NEAR_SLACK
         floor = max(floor, horizon)
-    items = [LEAD_VIEW.stored(raw) for _, _, raw in rows[: filters.limit]]
+    items = LEAD_VIEW.stored_many([raw for _, _, raw in rows[: filters.limit]])
     total = None
     if filters.count:
         counted = repo.scope(
@@ -313,7 +313,7 @@ async def _campaign_members(
     total = None
     if filters.count:
         total = await _count_members(ctx, campaign_id, filters)
-    items = [LEAD_VIEW.stored(raw) for raw in raws[: filters.limit]]
+    items = LEAD_VIEW.stored_many(raws[: filters.limit])
     if len(raws) <= filters.limit:
         return PageResult(items=items, next_cursor=None, total=total)
     last = raws[filters.limit - 1]
