@@ -16,8 +16,9 @@ Differences from PyMongo, all deliberate:
 - No collations, `$text`, `$merge`, `$lookup` with `let`/`pipeline`, `$dateTrunc` or
   `$setWindowFields` (mongomock lacks them); `$jsonSchema` validators given to `collMod` or
   `create_collection` are kept but not enforced; `collMod` on a collection that does not exist
-  fails with NamespaceNotFound (26), as on MongoDB. A collation (on any read, write or index), `array_filters`, `let`
-  and a write's `hint` raise NotImplementedError rather than being ignored.
+  fails with NamespaceNotFound (26), as on MongoDB. A collation (on any read, write or
+  index), `array_filters`, `let` and a write's `hint` raise NotImplementedError rather than
+  being ignored.
 - `maxTimeMS` is honoured (cursor `max_time_ms`, `find(max_time_ms=)`, `maxTimeMS=` on
   `count_documents`, `distinct`, `aggregate` and `find_one_and_*`): counted from the call,
   queueing for the worker included, it ends the operation with ExecutionTimeout (code 50).
