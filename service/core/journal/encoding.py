@@ -16,7 +16,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent
-from service.core.journal.diff import REDACTED, UNJOURNALED, _flatten, created_leaves
+from service.core.journal.diff import UNJOURNALED, _flatten, created_leaves
 from service.core.journal.typed import (
     is_uuid_path,
     list_kind,
@@ -269,16 +269,7 @@ class NewDocuments:
                 flat[key] = typed_leaf(aggregate_type, key, value)
             else:  # one leaf, as `changes` makes it (sub-documents come as dicts)
                 flat[key] = typed_leaf(aggregate_type, key, to_jsonable_python(value))
-        secrets = tuple(secret_fields)
-        changes = []
-        for field in sorted(flat):
-            new = flat[field]
-            if new is None:  # `diff` skips fields equal on both sides: absent (None) → None
-                continue
-            if secrets and any(field == s or field.startswith(f"{s}.") for s in secrets):
-                new = REDACTED  # typed or not, a secret's value is the marker
-            changes.append({"field": field, "old": None, "new": new})
-        return changes
+        return created_leaves(flat, secret_fields)  # typed or not, a secret's value is REDACTED
 
 
 def _flatten_typed(
