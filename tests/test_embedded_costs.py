@@ -1,0 +1,115 @@
+"""The embedded engine's shortcuts (issue 27) change its costs, never its answers or indexes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from bson import Binary, Int64
+
+from service.embedded import EmbeddedCollection, codec, embedded_database
+from service.embedded.engine import _touched
+from service.embedded.store import CollectionStore
+
+pytestmark = pytest.mark.embedded_only
+
+
+@pytest.fixture
+def coll() -> EmbeddedCollection:
+    return embedded_database("t")["c"]
+
+
+def _store(coll: EmbeddedCollection) -> CollectionStore:
+    return coll.engine._store
+
+
+def assert_indexes_consistent(store: CollectionStore) -> None:
+    """Every index holds exactly the entries its documents' stored values give, computed alone."""
+    for name, index in store.indexes.items():
+        expected: dict[Any, tuple[Any, ...]] = {}
+        for key, (raw, _) in store.docs.items():
+            doc = codec.to_canonical(raw)
+            expected[key] = tuple((*k, key) for k in index.keys_of(doc))
+        assert index.by_doc == expected, name
+        assert list(index.entries) == sorted(e for es in expected.values() for e in es), name
+
+
+DOCS: list[dict[str, Any]] = [
+    {"_id": 1, "a": 1, "b": {"c": "x"}, "tags": ["p", "q"], "d": None},
+    {"_id": 2, "a": [3, 1, 3], "b": [{"c": "y"}, {"c": "x"}], "tags": []},
+    {"_id": 3, "b": 4, "tags": [[], "p"], "d": datetime(2026, 1, 1, tzinfo=UTC)},
+    {"_id": 4, "a": True, "b": {"c": [1, 2]}, "tags": "solo", "d": uuid.uuid4()},
+    {"_id": 5, "a": Int64(7), "b": {}, "d": Binary(b"\x01\x02", 0), "loc": [1.5, 2.5]},
+    {"_id": "s", "a": float("nan"), "b": {"c": None}, "tags": [None, 2.0]},
+]
+
+
+async def _indexed(coll: EmbeddedCollection) -> None:
+    await coll.create_index([("a", 1), ("_id", 1)])
+    await coll.create_index([("a", 1), ("b.c", -1)])
+    await coll.create_index([("tags", 1), ("a", 1)])
+    await coll.create_index([("b.c", 1)], sparse=True)
+    await coll.create_index([("d", 1), ("a", 1)], partialFilterExpression={"a": {"$exists": True}})
+    await coll.create_index([("loc", "2dsphere"), ("a", 1)])
+
+
+async def test_index_keys_shared_between_indexes_are_each_index_s_own(
+    coll: EmbeddedCollection,
+) -> None:
+    # The per-document memo (keys.field_keys) gives every index what it computes alone, for
+    # scalars, arrays, nested paths, missing fields, empty arrays and geo fields.
+    await _indexed(coll)
+    await coll.insert_many([dict(d) for d in DOCS])
+    assert_indexes_consistent(_store(coll))
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"$set": {"a": 2}},
+        {"$set": {"b.c": "z"}},
+        {"$unset": {"a": ""}},
+        {"$inc": {"a": 1}},
+        {"$mul": {"a": 2}},
+        {"$min": {"a": -1}},
+        {"$max": {"a": 99}},
+        {"$rename": {"a": "z"}},
+        {"$rename": {"z": "a"}},
+        {"$push": {"tags": "r"}},
+        {"$addToSet": {"tags": "p"}},
+        {"$pull": {"tags": "p"}},
+        {"$pop": {"tags": 1}},
+        {"$currentDate": {"d": True}},
+        {"$set": {"a": True}},
+        {"$set": {"a": 1.0}},
+        {"$set": {"unindexed": 1}},
+    ],
+)
+async def test_updates_keep_every_index_exact(coll: EmbeddedCollection, update: Any) -> None:
+    # Only the indexes watching a field the update names are recomputed (`_touched`).
+    await _indexed(coll)
+    await coll.insert_many([{**d, "z": 5} for d in DOCS if not isinstance(d.get("a"), float)])
+    try:
+        await coll.update_many({}, update)
+    except Exception:  # an operator refused for some document type: the rest stays exact
+        pass
+    assert_indexes_consistent(_store(coll))
+    # And reads through the indexes answer as a collection scan does (an `$or` branch no
+    # index serves makes the plan a scan).
+    for value in (1, 2, True, 99, -1, None, "p", "r"):
+        for field in ("a", "tags", "b.c"):
+            planned = await coll.find({field: value}).to_list()
+            scanned = await coll.find({"$or": [{field: value}, {"never": 1}]}).to_list()
+            assert sorted(map(str, planned)) == sorted(map(str, scanned)), (field, value)
+
+
+def test_touched_names_the_top_level_fields_of_operator_updates() -> None:
+    assert _touched({"$set": {"a.b": 1, "c": 2}, "$unset": {"d": ""}}) == {"a", "c", "d"}
+    assert _touched({"$rename": {"a.x": "b.y"}}) == {"a", "b"}
+    assert _touched({"$push": {"arr.$[].x": 1}}) == {"arr"}
+    assert _touched({"a": 1}) is None  # a replacement: every field may change
+    assert _touched([{"$set": {"a": 1}}]) is None  # a pipeline
+    assert _touched({"$set": {"a": 1}, "$frob": {"b": 1}}) is None  # unknown: left to mongomock
+    assert _touched({}) is None
