@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from bson import Binary, Int64
+from pymongo.errors import WriteError
 
 from service.embedded import EmbeddedCollection, codec, embedded_database
 from service.embedded.engine import _touched
@@ -91,10 +93,8 @@ async def test_updates_keep_every_index_exact(coll: EmbeddedCollection, update: 
     # Only the indexes watching a field the update names are recomputed (`_touched`).
     await _indexed(coll)
     await coll.insert_many([{**d, "z": 5} for d in DOCS if not isinstance(d.get("a"), float)])
-    try:
+    with contextlib.suppress(WriteError):  # refused for some document: the rest stays exact
         await coll.update_many({}, update)
-    except Exception:  # an operator refused for some document type: the rest stays exact
-        pass
     assert_indexes_consistent(_store(coll))
     # And reads through the indexes answer as a collection scan does (an `$or` branch no
     # index serves makes the plan a scan).
