@@ -115,3 +115,19 @@ def test_touched_names_the_top_level_fields_of_operator_updates() -> None:
     assert _touched([{"$set": {"a": 1}}]) is None  # a pipeline
     assert _touched({"$set": {"a": 1}, "$frob": {"b": 1}}) is None  # unknown: left to mongomock
     assert _touched({}) is None
+
+
+async def test_a_bounded_walk_in_sort_order_beats_a_whole_walk_of_equal_cost(
+    coll: EmbeddedCollection,
+) -> None:
+    # One tenant holding every document: walking its bounds costs as much as walking `_id_`
+    # whole, but only the bounded walk decides the filter (no candidate decoded to check it).
+    from service.embedded.planner import plan
+
+    await coll.create_index([("tenant", 1), ("live", 1), ("_id", 1)], name="tenant_live")
+    await coll.insert_many([{"_id": i, "tenant": "t", "live": True} for i in range(300)])
+    query = {"tenant": "t", "live": True}
+    chosen = plan(_store(coll), codec.canonical(query), [("_id", -1)], 51)
+    assert (chosen.name, chosen.exact, chosen.ordered) == ("tenant_live", True, True)
+    page = await coll.find(query).sort("_id", -1).limit(51).to_list()
+    assert [d["_id"] for d in page] == list(range(299, 248, -1))
