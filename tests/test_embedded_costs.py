@@ -131,3 +131,32 @@ async def test_a_bounded_walk_in_sort_order_beats_a_whole_walk_of_equal_cost(
     assert (chosen.name, chosen.exact, chosen.ordered) == ("tenant_live", True, True)
     page = await coll.find(query).sort("_id", -1).limit(51).to_list()
     assert [d["_id"] for d in page] == list(range(299, 248, -1))
+
+
+def test_replies_decode_exactly_as_the_driver_decodes() -> None:
+    # codec.read builds UUIDs itself; the result is the driver's STANDARD decoding, types and
+    # all, and what its walk does not cover goes to the driver's decoder.
+    import bson
+    from bson import DBRef, Regex, Timestamp
+    from bson.code import Code
+    from bson.errors import InvalidBSON
+
+    ids = [uuid.uuid4() for _ in range(4)]
+    docs: list[dict[str, Any]] = [
+        {"_id": ids[0], "a": [ids[1], [ids[2], {"x": ids[3]}]], "b": {"c": {"d": ids[0]}}},
+        {"_id": 1, "legacy": Binary(ids[0].bytes, 3), "raw": Binary(b"\x00" * 16, 0), "n": None},
+        {"_id": 2, "when": datetime(2026, 5, 1, 12, 30, 1, 123000, tzinfo=UTC), "i": Int64(5)},
+        {"_id": 3, "ref": DBRef("c", ids[1]), "re": Regex("^a", "i"), "ts": Timestamp(5, 1)},
+        {"_id": 4, "code": Code("f()", {"u": ids[2]}), "plain": Code("g()")},
+        {"_id": 5, "empty": {}, "arr": [], "odd": Binary(b"\x01" * 16, 0x80)},
+    ]
+    for doc in docs:
+        raw = codec.encode(doc)
+        ours, drivers = codec.read(raw), bson.decode(raw, codec_options=codec.READER)
+        assert ours == drivers
+        assert repr(ours) == repr(drivers)  # the same types throughout
+    broken = codec.encode({"_id": 1, "u": Binary(b"abc", 4)})  # a UUID of 3 bytes
+    with pytest.raises(InvalidBSON):
+        bson.decode(broken, codec_options=codec.READER)
+    with pytest.raises(InvalidBSON):
+        codec.read(broken)
