@@ -64,7 +64,7 @@ def _add_floor(app: Any) -> None:
     """Stripped-down routes: the same database reads and JSON, none of the service around them.
 
     `/floor/page/{tenant}`: the page's query (tenant, live, not archived, newest first, 51
-    documents) on the raw driver, the 50 documents dumped to JSON by pydantic-core.
+    documents; the same filter as the page's, `is_archived: false`) on the raw driver, the 50 documents dumped to JSON by pydantic-core.
     `/floor/one/{tenant}/{id}`: the single read's query the same way. No auth, no schema.
     """
     from bson import Binary
@@ -75,8 +75,9 @@ def _add_floor(app: Any) -> None:
 
     @app.get("/floor/page/{tenant}", include_in_schema=False)
     async def floor_page(tenant: str) -> Response:
+        # The page's own filter (Repository.scope for leads: `is_archived` is indexed).
         query = {"tenant_id": Binary.from_uuid(UUID(tenant)), "is_deleted": False}
-        query["archived_at"] = None
+        query["is_archived"] = False
         cursor = LeadBase.get_pymongo_collection().find(query).sort("_id", -1).limit(51)
         docs = await cursor.to_list()
         return Response(to_json({"items": docs[:50]}), media_type="application/json")

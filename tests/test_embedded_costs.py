@@ -160,3 +160,22 @@ def test_replies_decode_exactly_as_the_driver_decodes() -> None:
         bson.decode(broken, codec_options=codec.READER)
     with pytest.raises(InvalidBSON):
         codec.read(broken)
+
+
+def test_uuid_shortcut_falls_back_where_the_raw_bytes_mislead() -> None:
+    # Text that looks like a UUID element, a nested UUID under a top-level field's name,
+    # and the same name twice: each still decodes exactly as the driver does.
+    import bson
+
+    ids = [uuid.uuid4() for _ in range(3)]
+    lookalike = "\x05u\x00\x10\x00\x00\x00\x04" + "x" * 16
+    docs: list[dict[str, Any]] = [
+        {"_id": ids[0], "text": lookalike, "u": "not a uuid"},
+        {"_id": ids[0], "u": ids[1], "nested": {"u": ids[2]}},
+        {"_id": 1, "list": [ids[0], ids[1]], "u": Binary(ids[2].bytes, 3)},
+        {"_id": ids[0], "\u00e9t\u00e9": ids[1]},
+    ]
+    for doc in docs:
+        raw = codec.encode(doc)
+        ours, drivers = codec.read(raw), bson.decode(raw, codec_options=codec.READER)
+        assert repr(ours) == repr(drivers)

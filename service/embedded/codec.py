@@ -10,6 +10,7 @@ gets is decoded afresh, as the driver decodes a reply (UUIDs, aware UTC datetime
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
@@ -89,9 +90,40 @@ def read(raw: bytes, options: CodecOptions[dict[str, Any]] = READER) -> dict[str
     """
     if options is READER or options == READER:
         doc = bson.decode(raw, codec_options=_READER_BINARY)
-        if _uuids(doc):
+        if _top_level_uuids(doc, raw) or _uuids(doc):
             return doc
     return bson.decode(raw, codec_options=options)
+
+
+# A binary element of subtype 4 in raw BSON: type 0x05, its name, its int32 length, 0x04.
+# Every such element matches (a name holds no NUL); text or binary payloads may match too.
+_UUID_ELEMENT = re.compile(rb"\x05([^\x00]*)\x00(.{4})\x04", re.DOTALL)
+_SIXTEEN = (16).to_bytes(4, "little")
+_NAMES: dict[bytes, str] = {}  # field names as found in BSON, decoded once
+
+
+def _top_level_uuids(doc: dict[str, Any], raw: bytes) -> bool:
+    """Turn the UUIDs into `uuid.UUID`s when each subtype-4 element the BSON may hold is a
+    top-level field (the common shape): each match of `_UUID_ELEMENT` is then one of the
+    document's fields holding a 16-byte `Binary` subtype 4, and as many matches as such
+    fields mean none is elsewhere. False (some left, maybe converted) for `_uuids` to finish.
+    """
+    for name, length in _UUID_ELEMENT.findall(raw):
+        if length != _SIXTEEN:
+            return False
+        key = _NAMES.get(name)
+        if key is None:
+            try:
+                key = name.decode()
+            except UnicodeDecodeError:  # a match inside some payload: not a field name
+                return False
+            if len(_NAMES) < 4096:
+                _NAMES[name] = key
+        value = doc.get(key)
+        if type(value) is not Binary or value.subtype != 4:
+            return False
+        doc[key] = _uuid(value)
+    return True
 
 
 _new = object.__new__
