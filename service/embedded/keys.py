@@ -18,7 +18,7 @@ https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from itertools import product
@@ -122,14 +122,33 @@ def _date_key(value: datetime) -> tuple[Any, ...]:
     return (_DATE, value)
 
 
+# Equal keys as one object: index entries sharing a prefix (a tenant, a flag) then compare
+# it by identity, not element by element, on every bisection of a write. Bounded: a full
+# table starts again (an equal key built anew still compares equal, only slower).
+_SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_SHARED_MAX = 1 << 16
+_FALSE_KEY: tuple[Any, ...] = (_BOOL, False)
+_TRUE_KEY: tuple[Any, ...] = (_BOOL, True)
+
+
+def _shared_binary_key(value: Binary) -> tuple[Any, ...]:
+    key = (_BINARY, len(value), value.subtype, bytes(value))
+    shared = _SHARED.get(key)
+    if shared is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = shared = key
+    return shared
+
+
 # The common stored types, by exact type: most keys are computed without the isinstance chain.
 _FAST: dict[type, Any] = {
     str: lambda v: (_STRING, v),
     int: lambda v: (_NUMBER, v),
     float: lambda v: (_NUMBER, NAN if v != v else v),  # NaN is the one float unequal to itself
-    bool: lambda v: (_BOOL, v),
+    bool: lambda v: _TRUE_KEY if v else _FALSE_KEY,
     type(None): lambda v: NULL_KEY,
-    Binary: _binary_key,
+    Binary: _shared_binary_key,
     datetime: _date_key,
 }
 
@@ -276,7 +295,7 @@ def index_keys(
     cells: Callable[[Any], int | None] | None = None,
     geo: frozenset[str] = frozenset(),
     memo: FieldKeys | None = None,
-) -> Iterator[tuple[Any, ...]]:
+) -> list[tuple[Any, ...]]:
     """The index entries of a document: one key tuple per combination of array elements.
 
     A `geo` field is keyed by `cells` of its whole value (a point's cell, see geo.py; a
@@ -296,10 +315,8 @@ def index_keys(
             single = False
         per_field.append(keys)
     if single:
-        yield tuple([k[0] for k in per_field])  # no arrays: one entry (the common case)
-        return
-    for combo in product(*per_field):
-        yield tuple(combo)
+        return [tuple([k[0] for k in per_field])]  # no arrays: one entry (the common case)
+    return [tuple(combo) for combo in product(*per_field)]
 
 
 def _whole_value(doc: Any, path: str) -> Any:

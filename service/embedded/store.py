@@ -76,8 +76,8 @@ class Index:
     ) -> list[tuple[Any, ...]]:
         """The key tuples of a document (several for array values); `memo`: see index_keys."""
         if self.geo:
-            return list(index_keys(doc, self.fields, geo.cell_value, self.geo, memo))
-        return list(index_keys(doc, self.fields, memo=memo))
+            return index_keys(doc, self.fields, geo.cell_value, self.geo, memo)
+        return index_keys(doc, self.fields, memo=memo)
 
     def constrains(self, doc: Mapping[str, Any]) -> bool:
         """Whether the unique constraint applies to this document (sparse and partial rules)."""
@@ -332,11 +332,13 @@ class CollectionStore:
     def _add(self, index: Index, key: IdKey, doc: Mapping[str, Any], keys: list[tuple]) -> None:
         if len(keys) > 1:
             index.multikey = True
-        entries = tuple((*k, key) for k in keys)
-        index.by_doc[key] = entries
-        if len(entries) == 1:
-            index.entries.add(entries[0])  # `update` sorts and checks its input first
+        if len(keys) == 1:
+            entry = (*keys[0], key)
+            index.by_doc[key] = (entry,)
+            index.entries.add(entry)  # `update` sorts and checks its input first
         else:
+            entries = tuple((*k, key) for k in keys)
+            index.by_doc[key] = entries
             index.entries.update(entries)
         if index.owners is not None and index.constrains(doc):
             for k in keys:
