@@ -343,6 +343,19 @@ def profile_main(n: int, top: int) -> None:
                     )
                     stuck[where] = stuck.get(where, 0) + 1
 
+        import gc
+
+        collections: list[float] = []  # explicit collections (the import's, per chunk), ms
+        collect = gc.collect
+
+        def timed_collect(generation: int = 2) -> int:
+            started = time.perf_counter()
+            try:
+                return collect(generation)
+            finally:
+                collections.append((time.perf_counter() - started) * 1000)
+
+        gc.collect = timed_collect  # type: ignore[assignment]
         sampling = threading.Event()
         threading.Thread(target=sampler, args=(sampling,), daemon=True).start()
 
@@ -379,6 +392,12 @@ def profile_main(n: int, top: int) -> None:
                         + ", ".join(f"{w:.0f}" for w in worst)
                     )
         sampling.set()
+        gc.collect = collect  # type: ignore[assignment]
+        if collections:
+            print(
+                f"gc.collect calls: {len(collections)}, worst {max(collections):.0f} ms, "
+                f"total {sum(collections):.0f} ms"
+            )
         print("where the threads were during loop stalls (10 ms samples), most first:")
         for where, count in sorted(stuck.items(), key=lambda kv: -kv[1])[:16]:
             print(f"  {count:5d}  {where}")
