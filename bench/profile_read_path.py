@@ -64,7 +64,8 @@ def _add_floor(app: Any) -> None:
     """Stripped-down routes: the same database reads and JSON, none of the service around them.
 
     `/floor/page/{tenant}`: the page's query (tenant, live, not archived, newest first, 51
-    documents; the same filter as the page's, `is_archived: false`) on the raw driver, the 50 documents dumped to JSON by pydantic-core.
+    documents; the page's own filter, `is_archived: false`) on the raw driver, the 50
+    documents dumped to JSON by pydantic-core.
     `/floor/one/{tenant}/{id}`: the single read's query the same way. No auth, no schema.
     """
     from bson import Binary
@@ -87,6 +88,11 @@ def _add_floor(app: Any) -> None:
         query = {"_id": Binary.from_uuid(UUID(id)), "tenant_id": Binary.from_uuid(UUID(tenant))}
         doc = await CampaignBase.get_pymongo_collection().find_one({**query, "is_deleted": False})
         return Response(to_json(doc), media_type="application/json")
+
+    # First in the routing table: appended last, each floor request paid for matching the
+    # ~200 routes before it (about 1 ms), which no real route pays.
+    routes = app.router.routes
+    routes[:0] = [routes.pop(), routes.pop()]
 
 
 async def main() -> None:
