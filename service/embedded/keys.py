@@ -126,7 +126,7 @@ def _date_key(value: datetime) -> tuple[Any, ...]:
 # it by identity, not element by element, on every bisection of a write. Bounded: a full
 # table starts again (an equal key built anew still compares equal, only slower).
 _SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-_SHARED_MAX = 1 << 16
+_SHARED_MAX = 1 << 14  # about 3 MB at most
 _FALSE_KEY: tuple[Any, ...] = (_BOOL, False)
 _TRUE_KEY: tuple[Any, ...] = (_BOOL, True)
 
