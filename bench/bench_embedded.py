@@ -16,7 +16,12 @@ The baseline, measured in the same run on the same backend: the raw driver API's
 `insert_many` of the same number of lead documents into a collection with the leads'
 indexes (no journal, no validation, no HTTP), reported as a ratio.
 
-Usage: .venv/bin/python bench/bench_embedded.py [--rows 10000]
+Usage: .venv/bin/python bench/bench_embedded.py [--rows 10000] [--profile [--top 30]]
+
+`--profile` runs the two imports in process instead (the ASGI app on a persistent embedded
+database, fsync on) and prints each import's time, the event loop's longest stalls and the
+engine's CPU time per kind of call; `--top N` adds cProfile tables (N rows) of the event loop
+and of the engine's worker thread.
 
 `--load 2000 20000` measures start-up instead (issue 29 point 4, issue 22): loading the data
 file of that many leads (every declared index) in-process, three ways in the same run — the
@@ -257,13 +262,175 @@ def load_main(sizes: list[int]) -> None:
         print(f"  server start to /health 200  : {restart:6.2f} s")
 
 
+def _call_name(call: Any) -> str:
+    """An engine call's kind for the profile: the function and its collection."""
+    fn = getattr(call, "func", call)
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    owner = getattr(fn, "__self__", None)
+    for cell in getattr(fn, "__closure__", None) or ():
+        contents = cell.cell_contents
+        if owner is None and hasattr(contents, "engine") and hasattr(contents, "name"):
+            owner = contents
+        elif callable(contents) and getattr(contents, "__qualname__", "").endswith("_first"):
+            return _call_name(contents)  # a `max_time_ms` wrapper
+    where = getattr(owner, "name", "")
+    return f"{getattr(fn, '__qualname__', repr(fn))} [{where}]"
+
+
+def profile_main(n: int, top: int) -> None:
+    """The two imports in process (ASGI app, persistent embedded database, fsync on): each
+    import's time, the event loop's longest stalls (a 10 ms ticker's lateness), the engine's
+    CPU time per kind of call; with `top`, cProfile tables of the event loop thread and of
+    the engine's worker thread (the profiler then inflates every time)."""
+    import cProfile
+    import pstats
+
+    from routes.app import create_app
+    from service.core.settings import Settings
+    from service.embedded import aio
+
+    async def run(folder: str) -> None:
+        settings = Settings(
+            embedded_db_path=str(Path(folder) / "lead_ignite.embedded"),
+            log_level="WARNING",
+            register_max_per_minute=1000,
+        )
+        app = create_app(settings=settings)
+        rows = lead_rows(2 * n)
+        loop_prof, engine_prof = cProfile.Profile(), cProfile.Profile()
+        exclusive = aio._exclusive
+
+        engine_time: dict[str, list[float]] = {}  # per engine call kind: [calls, seconds]
+
+        def profiled(call: Any) -> Any:
+            started = time.thread_time()
+            if top:
+                engine_prof.enable()
+            try:
+                return exclusive(call)
+            finally:
+                if top:
+                    engine_prof.disable()
+                spent = engine_time.setdefault(_call_name(call), [0, 0.0])
+                spent[0] += 1
+                spent[1] += time.thread_time() - started
+
+        stalls: list[float] = []
+        beat = [time.perf_counter()]
+        stuck: dict[str, int] = {}  # where the loop thread was when it had not ticked for 50 ms
+        loop_thread = threading.get_ident()
+
+        async def ticker(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                due = time.perf_counter() + 0.01
+                await asyncio.sleep(0.01)
+                beat[0] = time.perf_counter()
+                stalls.append((beat[0] - due) * 1000)
+
+        def sampler(stop: threading.Event) -> None:
+            import traceback
+
+            while not stop.wait(0.01):
+                if time.perf_counter() - beat[0] < 0.06:
+                    continue
+                for ident, frame in sys._current_frames().items():
+                    if ident == threading.get_ident():
+                        continue
+                    frames = traceback.extract_stack(frame)[-3:]
+                    where = ("loop: " if ident == loop_thread else "other: ") + " < ".join(
+                        f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames)
+                    )
+                    stuck[where] = stuck.get(where, 0) + 1
+
+        import gc
+
+        collections: list[float] = []  # explicit collections (the import's, per chunk), ms
+        collect = gc.collect
+
+        def timed_collect(generation: int = 2) -> int:
+            started = time.perf_counter()
+            try:
+                return collect(generation)
+            finally:
+                collections.append((time.perf_counter() - started) * 1000)
+
+        gc.collect = timed_collect  # type: ignore[assignment]
+        sampling = threading.Event()
+        threading.Thread(target=sampler, args=(sampling,), daemon=True).start()
+
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                r = await c.post(
+                    "/v1/auth/register",
+                    json={"username": "bencher", "email": "b@example.com", "password": PASSWORD},
+                )
+                r.raise_for_status()
+                form = {"username": "bencher", "password": PASSWORD}
+                r = await c.post("/v1/auth/token", data=form)
+                headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+                for label, part in (("first", rows[:n]), ("second", rows[n:])):
+                    stalls.clear()
+                    stop = asyncio.Event()
+                    tick = asyncio.create_task(ticker(stop))
+                    aio._exclusive = profiled
+                    if top:
+                        loop_prof.enable()
+                    start = time.perf_counter()
+                    r = await c.post("/v1/leads/bulk", json={"leads": part}, headers=headers)
+                    seconds = time.perf_counter() - start
+                    if top:
+                        loop_prof.disable()
+                    aio._exclusive = exclusive
+                    stop.set()
+                    await tick
+                    r.raise_for_status()
+                    worst = sorted(stalls)[-5:]
+                    print(
+                        f"import {label}: {seconds:.2f} s; event loop stalls (ms), worst 5: "
+                        + ", ".join(f"{w:.0f}" for w in worst)
+                    )
+        sampling.set()
+        gc.collect = collect  # type: ignore[assignment]
+        if collections:
+            print(
+                f"gc.collect calls: {len(collections)}, worst {max(collections):.0f} ms, "
+                f"total {sum(collections):.0f} ms"
+            )
+        print("where the threads were during loop stalls (10 ms samples), most first:")
+        for where, count in sorted(stuck.items(), key=lambda kv: -kv[1])[:16]:
+            print(f"  {count:5d}  {where}")
+        print("engine calls (the worker thread's CPU time, both imports), most first:")
+        for name, (calls, spent) in sorted(engine_time.items(), key=lambda kv: -kv[1][1])[:10]:
+            print(f"  {spent:7.2f} s  {calls:6d} calls  {name}")
+        if not top:
+            return
+        print("---- the event loop thread")
+        pstats.Stats(loop_prof).sort_stats("tottime").print_stats(top)
+        print("---- the engine's worker thread")
+        pstats.Stats(engine_prof).sort_stats("tottime").print_stats(top)
+        ours = "aio.py|engine.py|store.py|planner.py|wal.py"
+        pstats.Stats(engine_prof).sort_stats("cumulative").print_stats(ours, top)
+
+    with tempfile.TemporaryDirectory() as folder:
+        asyncio.run(run(folder))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--load", type=int, nargs="*", help="measure start-up at these sizes")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile the imports in process instead"
+    )
+    parser.add_argument("--top", type=int, default=0, help="with --profile: cProfile tables")
     args = parser.parse_args()
     if args.load:
         load_main(args.load)
+        return
+    if args.profile:
+        profile_main(args.rows, args.top)
         return
     rows = lead_rows(2 * args.rows)
     baseline = raw_insert_seconds(rows[: args.rows])

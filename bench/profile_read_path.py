@@ -64,7 +64,8 @@ def _add_floor(app: Any) -> None:
     """Stripped-down routes: the same database reads and JSON, none of the service around them.
 
     `/floor/page/{tenant}`: the page's query (tenant, live, not archived, newest first, 51
-    documents) on the raw driver, the 50 documents dumped to JSON by pydantic-core.
+    documents; the page's own filter, `is_archived: false`) on the raw driver, the 50
+    documents dumped to JSON by pydantic-core.
     `/floor/one/{tenant}/{id}`: the single read's query the same way. No auth, no schema.
     """
     from bson import Binary
@@ -75,8 +76,9 @@ def _add_floor(app: Any) -> None:
 
     @app.get("/floor/page/{tenant}", include_in_schema=False)
     async def floor_page(tenant: str) -> Response:
+        # The page's own filter (Repository.scope for leads: `is_archived` is indexed).
         query = {"tenant_id": Binary.from_uuid(UUID(tenant)), "is_deleted": False}
-        query["archived_at"] = None
+        query["is_archived"] = False
         cursor = LeadBase.get_pymongo_collection().find(query).sort("_id", -1).limit(51)
         docs = await cursor.to_list()
         return Response(to_json({"items": docs[:50]}), media_type="application/json")
@@ -87,7 +89,8 @@ def _add_floor(app: Any) -> None:
         doc = await CampaignBase.get_pymongo_collection().find_one({**query, "is_deleted": False})
         return Response(to_json(doc), media_type="application/json")
 
-    # Matched first: added last, they would be matched after every router of the API.
+    # First in the routing table: appended last, each floor request paid for matching the
+    # ~200 routes before it (about 1 ms), which no real route pays.
     routes = app.router.routes
     routes[:0] = [routes.pop(), routes.pop()]
 

@@ -294,17 +294,22 @@ class WorkingCopy(dict):  # type: ignore[type-arg]
     to roll back): decoding the original BSON again is the same copy, many times faster.
     """
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "snapshot")
     raw: bytes
+    snapshot: dict[str, Any] | None
 
     @classmethod
     def of(cls, raw: bytes) -> WorkingCopy:
         copy = cls(codec.to_canonical(raw))
         copy.raw = raw
+        copy.snapshot = None
         return copy
 
     def __deepcopy__(self, memo: Any) -> dict[str, Any]:
-        return codec.to_canonical(self.raw)
+        # Kept: it is the stored version `_ensure_uniques` compares with (never mutated:
+        # mongomock only compares it, or stores it back to roll a failed update back).
+        self.snapshot = codec.to_canonical(self.raw)
+        return self.snapshot
 
     # mongomock decides "modified" with `!=` against its snapshot: Python's equality says
     # `1 == True == 1.0`, BSON does not (an update from 1 to true must be stored).
@@ -486,22 +491,48 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         docs = (WorkingCopy.of(raw) for raw, _ in candidates)
         return (doc for doc in docs if filter_applies(query, doc))
 
+    def _update(self, spec: Any, document: Any, upsert: bool = False, **kwargs: Any) -> Any:
+        # The top-level fields an operator update names (every one it may change), for
+        # `_ensure_uniques`; None for a replacement or a pipeline.
+        self._touching = _touched(document)
+        try:
+            return super()._update(spec, document, upsert, **kwargs)
+        finally:
+            self._touching = None
+
+    _touching: frozenset[str] | None = None
+
     def _ensure_uniques(self, new_data: dict[str, Any]) -> None:
         # Called after an update changed its copy of a document: store it (re-indexed).
-        changed = None
-        if isinstance(new_data, WorkingCopy):
-            old = codec.to_canonical(new_data.raw)
+        raw = codec.updated(new_data)
+        key = sort_key(new_data["_id"])
+        if not isinstance(new_data, WorkingCopy):
+            self._store.replace(key, codec.to_canonical(raw), raw)
+            return
+        watched = frozenset().union(*(i.watched for i in self._store.indexes.values()))
+        if self._touching is not None:
+            # An operator update changes no field it does not name: the indexes watching
+            # none of those keep their entries (`replace` still compares the others').
+            changed = self._touching
+        else:
+            old = new_data.snapshot
+            if old is None:
+                old = codec.to_canonical(new_data.raw)
             # Python's `!=` first (fast); an indexed field Python calls equal may still have
             # changed its BSON kind (1 -> true), which its index entry must follow.
-            watched = frozenset().union(*(i.watched for i in self._store.indexes.values()))
             changed = frozenset(
                 k
                 for k in old.keys() | new_data.keys()
                 if old.get(k, _MISSING) != new_data.get(k, _MISSING)
                 or (k in watched and not identical(old.get(k, _MISSING), new_data.get(k, _MISSING)))
             )
-        key = sort_key(new_data["_id"])
-        self._store.replace(key, dict(new_data), codec.updated(new_data), changed)
+        # The indexes key what is stored: a changed value as its BSON holds it (an update's
+        # datetime loses its microseconds); the others were decoded from the stored BSON.
+        doc = dict(new_data)
+        for field in changed & watched:
+            if field in doc:
+                doc[field] = codec.canonical_value(doc[field])
+        self._store.replace(key, doc, raw, changed)
 
     def _insert(self, data: Any, session: Any = None, ordered: bool = True) -> Any:
         _no_session(session)
@@ -867,6 +898,31 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         if not any(i.ttl is not None for i in store.indexes.values()):
             return
         store.sweep(datetime.utcnow())
+
+
+# MongoDB's field update operators: each takes `{path: argument, ...}`.
+_PATH_OPERATORS = frozenset(
+    {"$currentDate", "$inc", "$min", "$max", "$mul", "$rename", "$set", "$setOnInsert"}
+    | {"$unset", "$addToSet", "$pop", "$pull", "$push", "$pullAll", "$bit"}
+)
+
+
+def _touched(update: Any) -> frozenset[str] | None:
+    """The top-level fields an operator update document names (`$rename`: both names), or
+    None when it is not one (a replacement, a pipeline, an operator not known here)."""
+    if not isinstance(update, Mapping) or not update:
+        return None
+    fields: set[str] = set()
+    for operator, args in update.items():
+        if operator not in _PATH_OPERATORS or not isinstance(args, Mapping):
+            return None
+        for path, value in args.items():
+            fields.add(str(path).split(".", 1)[0])
+            if operator == "$rename":
+                if not isinstance(value, str):
+                    return None
+                fields.add(value.split(".", 1)[0])
+    return frozenset(fields)
 
 
 NO_COLLATION = "the embedded backend has no collations (it compares strings by code point)"

@@ -18,7 +18,7 @@ https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from itertools import product
@@ -122,14 +122,33 @@ def _date_key(value: datetime) -> tuple[Any, ...]:
     return (_DATE, value)
 
 
+# Equal keys as one object: index entries sharing a prefix (a tenant, a flag) then compare
+# it by identity, not element by element, on every bisection of a write. Bounded: a full
+# table starts again (an equal key built anew still compares equal, only slower).
+_SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_SHARED_MAX = 1 << 14  # about 3 MB at most
+_FALSE_KEY: tuple[Any, ...] = (_BOOL, False)
+_TRUE_KEY: tuple[Any, ...] = (_BOOL, True)
+
+
+def _shared_binary_key(value: Binary) -> tuple[Any, ...]:
+    key = (_BINARY, len(value), value.subtype, bytes(value))
+    shared = _SHARED.get(key)
+    if shared is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = shared = key
+    return shared
+
+
 # The common stored types, by exact type: most keys are computed without the isinstance chain.
 _FAST: dict[type, Any] = {
     str: lambda v: (_STRING, v),
     int: lambda v: (_NUMBER, v),
     float: lambda v: (_NUMBER, NAN if v != v else v),  # NaN is the one float unequal to itself
-    bool: lambda v: (_BOOL, v),
+    bool: lambda v: _TRUE_KEY if v else _FALSE_KEY,
     type(None): lambda v: NULL_KEY,
-    Binary: _binary_key,
+    Binary: _shared_binary_key,
     datetime: _date_key,
 }
 
@@ -242,33 +261,62 @@ def _collect(value: Any, parts: Sequence[str], out: list[Any]) -> None:
         out.append(None)
 
 
+FieldKeys = dict[str, list[tuple[Any, ...]]]
+"""A document's element keys per indexed path, computed once and shared by its indexes."""
+
+
+def field_keys(doc: Mapping[str, Any], path: str, memo: FieldKeys | None = None) -> list[Any]:
+    """The distinct index keys of a path's values, in order (one key unless arrays)."""
+    if memo is not None:
+        found = memo.get(path)
+        if found is not None:
+            return found
+    if "." not in path:  # the common case: a top-level scalar, keyed without the detour
+        value = doc.get(path)
+        if not isinstance(value, list):
+            fast = _FAST.get(type(value))
+            keys = [fast(value) if fast is not None else sort_key(value)]
+            if memo is not None:
+                memo[path] = keys
+            return keys
+    values = path_values(doc, path)
+    if len(values) == 1:
+        keys = [element_key(values[0])]
+    else:
+        keys = sorted({element_key(v) for v in values})
+    if memo is not None:
+        memo[path] = keys
+    return keys
+
+
 def index_keys(
     doc: Mapping[str, Any],
     fields: Sequence[str],
     cells: Callable[[Any], int | None] | None = None,
     geo: frozenset[str] = frozenset(),
-) -> Iterator[tuple[Any, ...]]:
+    memo: FieldKeys | None = None,
+) -> list[tuple[Any, ...]]:
     """The index entries of a document: one key tuple per combination of array elements.
 
     A `geo` field is keyed by `cells` of its whole value (a point's cell, see geo.py; a
-    legacy `[lng, lat]` pair is one value, not two elements), null when it has none.
+    legacy `[lng, lat]` pair is one value, not two elements), null when it has none. `memo`
+    (one per document) shares each path's keys between the document's indexes, which mostly
+    lead with the same fields.
     """
     per_field = []
+    single = True
     for field in fields:
         if field in geo and cells is not None:
             cell = cells(_whole_value(doc, field))
             per_field.append([NULL_KEY if cell is None else (_NUMBER, cell)])
             continue
-        values = path_values(doc, field)
-        if len(values) == 1:
-            per_field.append([element_key(values[0])])
-            continue
-        per_field.append(sorted({element_key(v) for v in values}))
-    if all(len(k) == 1 for k in per_field):
-        yield tuple(k[0] for k in per_field)  # no arrays: one entry (the common case)
-        return
-    for combo in product(*per_field):
-        yield tuple(combo)
+        keys = field_keys(doc, field, memo)
+        if len(keys) != 1:
+            single = False
+        per_field.append(keys)
+    if single:
+        return [tuple([k[0] for k in per_field])]  # no arrays: one entry (the common case)
+    return [tuple(combo) for combo in product(*per_field)]
 
 
 def _whole_value(doc: Any, path: str) -> Any:

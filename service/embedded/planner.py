@@ -301,6 +301,7 @@ def _best_for(
     best: tuple[int, Index, list[Any]] | None = None
     best_used = 0  # of equal costs, the index bounding more fields wins (it may decide them)
     best_sorted: tuple[int, Index, list[Any], int] | None = None
+    sorted_used = 0  # the same tie-break among walks in sort order (a whole walk bounds none)
     for index in store.indexes.values():
         if index.options.get("hidden"):  # collMod hid it: kept up to date, never used
             continue
@@ -311,15 +312,23 @@ def _best_for(
                 whole = [((), (HIGHEST,))]
                 cost = len(store)
                 if best_sorted is None or cost < best_sorted[0]:
-                    best_sorted = (cost, index, whole, direction)
+                    best_sorted, sorted_used = (cost, index, whole, direction), 0
             continue
         intervals, fixed, used = found
         cost = _count(index, intervals)
         if best is None or cost < best[0] or (cost == best[0] and used > best_used):
             best, best_used = (cost, index, intervals), used
         direction = _serves_sort(index, fixed, sort, conj) if sort else 0
-        if direction and len(intervals) == 1 and (best_sorted is None or cost < best_sorted[0]):
-            best_sorted = (cost, index, intervals, direction)
+        if (
+            direction
+            and len(intervals) == 1
+            and (
+                best_sorted is None
+                or cost < best_sorted[0]
+                or (cost == best_sorted[0] and used > sorted_used)
+            )
+        ):
+            best_sorted, sorted_used = (cost, index, intervals, direction), used
     if best_sorted is not None and (
         best is None or _walk_is_cheaper(best_sorted[0], best[0], wanted)
     ):

@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from sortedcontainers import SortedList
 
 from service.embedded import codec, geo, wal
-from service.embedded.keys import has_path, index_keys, sort_key
+from service.embedded.keys import FieldKeys, has_path, index_keys, sort_key
 
 if TYPE_CHECKING:
     from service.embedded.wal import Log
@@ -71,11 +71,13 @@ class Index:
         """The index as `index_information()` describes it."""
         return {"key": list(self.keys), "v": 2, **self.options}
 
-    def keys_of(self, doc: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """The key tuples of a document (several for array values)."""
+    def keys_of(
+        self, doc: Mapping[str, Any], memo: FieldKeys | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The key tuples of a document (several for array values); `memo`: see index_keys."""
         if self.geo:
-            return list(index_keys(doc, self.fields, geo.cell_value, self.geo))
-        return list(index_keys(doc, self.fields))
+            return index_keys(doc, self.fields, geo.cell_value, self.geo, memo)
+        return index_keys(doc, self.fields, memo=memo)
 
     def constrains(self, doc: Mapping[str, Any]) -> bool:
         """Whether the unique constraint applies to this document (sparse and partial rules)."""
@@ -178,7 +180,8 @@ class CollectionStore:
         key = sort_key(doc["_id"])
         if key in self.docs:
             raise _duplicate("_id_", {"_id": 1}, {"_id": doc["_id"]})
-        new_keys = {name: index.keys_of(doc) for name, index in self.indexes.items()}
+        memo = _memo(doc, key)
+        new_keys = {name: index.keys_of(doc, memo) for name, index in self.indexes.items()}
         self._check_unique(key, doc, new_keys)
         self._seq += 1
         self.docs[key] = (raw, self._seq)
@@ -201,7 +204,8 @@ class CollectionStore:
             for name, index in self.indexes.items()
             if changed is None or index.watched & changed
         }
-        new_keys = {name: index.keys_of(doc) for name, index in affected.items()}
+        memo = _memo(doc, key)
+        new_keys = {name: index.keys_of(doc, memo) for name, index in affected.items()}
         self._check_unique(key, doc, new_keys)
         for name, index in affected.items():
             if index.by_doc.get(key) == tuple((*k, key) for k in new_keys[name]):
@@ -258,8 +262,9 @@ class CollectionStore:
             key = sort_key(doc["_id"])
             seq += 1
             docs[key] = (raw, seq)
+            memo = _memo(doc, key)
             for index in all_indexes:
-                keys = index.keys_of(doc)
+                keys = index.keys_of(doc, memo)
                 if len(keys) > 1:
                     index.multikey = True
                 index.by_doc[key] = tuple((*k, key) for k in keys)
@@ -327,9 +332,14 @@ class CollectionStore:
     def _add(self, index: Index, key: IdKey, doc: Mapping[str, Any], keys: list[tuple]) -> None:
         if len(keys) > 1:
             index.multikey = True
-        entries = tuple((*k, key) for k in keys)
-        index.by_doc[key] = entries
-        index.entries.update(entries)
+        if len(keys) == 1:
+            entry = (*keys[0], key)
+            index.by_doc[key] = (entry,)
+            index.entries.add(entry)  # `update` sorts and checks its input first
+        else:
+            entries = tuple((*k, key) for k in keys)
+            index.by_doc[key] = entries
+            index.entries.update(entries)
         if index.owners is not None and index.constrains(doc):
             for k in keys:
                 index.owners[k] = key
@@ -371,6 +381,12 @@ class CollectionStore:
             for entry in index.entries.irange((low,), (limit, (99,))):
                 expired.append(entry[-1])
         return list(dict.fromkeys(expired))
+
+
+def _memo(doc: Mapping[str, Any], key: IdKey) -> FieldKeys:
+    # A document's per-path keys for its indexes, `_id`'s already known (its `sort_key`, the
+    # one key of any value but an array, which `check_id` refuses anyway).
+    return {} if isinstance(doc.get("_id"), list) else {"_id": [key]}
 
 
 def _key_value(index: Index, key: tuple[Any, ...]) -> dict[str, Any]:
