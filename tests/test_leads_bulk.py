@@ -363,21 +363,25 @@ async def test_bulk_and_single_create_store_and_journal_the_same(
 async def test_an_import_holds_full_collections_and_gives_the_collector_back(
     owner: Account, monkeypatch: Any
 ) -> None:
-    """Issue 27: no automatic full GC pause during an import; the collector is restored after
-    (a failed import included), and left alone when someone else had disabled it."""
+    """Issue 27: no automatic full GC pause during an import, young collections go on; the
+    thresholds are restored after (a failed import included), and a disabled collector is
+    left alone."""
     import gc
 
-    seen: list[bool] = []
+    before = gc.get_threshold()
+    seen: list[tuple[bool, tuple[int, int, int]]] = []
     real = lead_service._insert_chunk
 
     async def spy(*args: Any) -> None:
-        seen.append(gc.isenabled())
+        seen.append((gc.isenabled(), gc.get_threshold()))
         await real(*args)
 
     monkeypatch.setattr(lead_service, "_insert_chunk", spy)
     r = await bulk(owner, [{"type": "generic", "email": f"gc{i}@example.com"} for i in range(3)])
     assert r.status_code == 200 and r.json()["created"] == 3
-    assert seen == [False] and gc.isenabled()
+    [(enabled, during)] = seen
+    assert enabled and during[:2] == before[:2] and during[2] > 1_000_000
+    assert gc.get_threshold() == before
 
     async def broken(*_: Any) -> None:
         raise RuntimeError("injected")
@@ -385,13 +389,14 @@ async def test_an_import_holds_full_collections_and_gives_the_collector_back(
     monkeypatch.setattr(lead_service, "_insert_chunk", broken)
     with contextlib.suppress(RuntimeError):  # a 500, or raised through the test transport
         await bulk(owner, [{"type": "generic", "email": "broken@example.com"}])
-    assert gc.isenabled()
+    assert gc.get_threshold() == before and gc.isenabled()
 
     gc.disable()
     try:
+        seen.clear()
         monkeypatch.setattr(lead_service, "_insert_chunk", spy)
         await bulk(owner, [{"type": "generic", "email": "held@example.com"}])
-        assert not gc.isenabled()
+        assert seen == [(False, before)]
     finally:
         gc.enable()
 
