@@ -42,7 +42,7 @@ from fastapi import FastAPI
 
 from service.core.settings import Settings
 from service.embedded import aio
-from tests.support.helpers import PASSWORD, watching
+from tests.support.helpers import PASSWORD, client_of, watching
 
 SEEDS = [int(s) for s in os.environ.get("INTERLEAVE_SEEDS", "1,2,3").split(",") if s.strip()]
 SECONDS = float(os.environ.get("INTERLEAVE_SECONDS", "20"))
@@ -99,9 +99,7 @@ class Tenant:
         self.n = itertools.count(1)
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-        c = httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
+        c = client_of(self.app, token)
         self.clients.append(c)
         return c
 

@@ -32,7 +32,7 @@ from fastapi import FastAPI
 
 from service.core.settings import Settings
 from service.embedded import aio
-from tests.support.helpers import PASSWORD, Account, watching
+from tests.support.helpers import PASSWORD, Account, client_of, watching
 
 # A team read-model GET makes 14 engine calls when the model is current and 28-56 when it
 # catches up inline (sequencing, leases, checkpoints, the pipeline, the writes).
@@ -94,9 +94,7 @@ class Round:
         self.n = itertools.count(1)
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-        c = httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
+        c = client_of(self.app, token)
         self.clients.append(c)
         return c
 

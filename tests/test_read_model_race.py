@@ -32,7 +32,7 @@ from service import projections
 from service.core.settings import Settings
 from service.main import create_app
 from service.projections import runner
-from tests.support.helpers import PASSWORD, Account, read_model_snapshot, watching
+from tests.support.helpers import PASSWORD, Account, client_of, read_model_snapshot, watching
 
 
 @pytest.fixture
@@ -53,12 +53,6 @@ async def instance(settings: Settings, database: Any) -> AsyncIterator[FastAPI]:
     app = create_app(settings=settings, database=database)
     async with app.router.lifespan_context(app):
         yield app
-
-
-def client_of(app: FastAPI, token: str | None = None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
 
 
 READERS = int(os.environ.get("STRESS_READERS", "6"))

@@ -212,3 +212,10 @@ async def install_older_claim_indexes(database: Any) -> None:
             IndexModel([("claimed_at", 1)], name="operators_own"),
         ]
     )
+
+
+def client_of(app: Any, token: str | None = None) -> httpx.AsyncClient:
+    """An in-process client of `app` (a 500 is answered, not raised), with a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
