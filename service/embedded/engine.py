@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bson import ObjectId, Regex
+from bson import Binary, Decimal128, Int64, ObjectId, Regex
 from pymongo.errors import (
     BulkWriteError,
     CollectionInvalid,
@@ -327,7 +327,7 @@ def identical(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         if not isinstance(b, dict):
             return False
-        if not dict.__eq__(a, b) and not _nan_at_top(a):
+        if not dict.__eq__(a, b) and not _has_nan(a):
             return False  # unequal in Python: unequal in BSON too, unless NaN (!= itself)
         return codec.encode(a) == codec.encode(b)  # equal in Python; the same BSON too?
     if isinstance(a, list):
@@ -341,8 +341,15 @@ def identical(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _nan_at_top(doc: Mapping[str, Any]) -> bool:
-    return any(v != v for v in doc.values() if type(v) is float)
+def _has_nan(value: Any) -> bool:
+    # Anywhere: a NaN inside an embedded document or array makes it unequal to its copy too.
+    if type(value) is float:
+        return value != value
+    if isinstance(value, dict):  # a WorkingCopy too
+        return any(_has_nan(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nan(v) for v in value)
+    return False
 
 
 class EngineClient:
@@ -492,6 +499,10 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         return (doc for doc in docs if filter_applies(query, doc))
 
     def _update(self, spec: Any, document: Any, upsert: bool = False, **kwargs: Any) -> Any:
+        if FAST_PATHS and not upsert and isinstance(spec, dict):
+            simple = _simple_update(document, kwargs)
+            if simple is not None:
+                return self._update_simply(spec, *simple, multi=bool(kwargs.get("multi")))
         # The top-level fields an operator update names (every one it may change), for
         # `_ensure_uniques`; None for a replacement or a pipeline.
         self._touching = _touched(document)
@@ -501,6 +512,57 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             self._touching = None
 
     _touching: frozenset[str] | None = None
+
+    def _update_simply(
+        self, spec: dict[str, Any], sets: dict[str, Any], unsets: list[str], *, multi: bool
+    ) -> dict[str, Any]:
+        """`$set`/`$unset` of top-level fields (see `_simple_update`), without mongomock's
+        per-document deep copy, positional walk and comparison: each candidate is decoded
+        once, changed in place and stored when its BSON changed (MongoDB's "modified")."""
+        spec = mm.patch_datetimes(spec)  # as mongomock's `_update` does first
+        store = self._store
+        with work.operation(self.name, "update"):
+            chosen = self._plan(spec)
+            candidates = list(chosen.candidates)
+            work.docs(len(candidates))
+        query = prepared(spec) or None
+        touched = frozenset(sets).union(unsets)
+        keyed: dict[str, Any] | None = None  # what the indexes key of the values they watch
+        matched = modified = 0
+        for raw, _ in candidates:
+            doc = codec.to_canonical(raw)
+            if query is not None and not filter_applies(query, doc):
+                continue
+            matched += 1
+            for name in unsets:
+                doc.pop(name, None)
+            doc.update(sets)  # existing fields keep their place, new ones are appended
+            new_raw = codec.updated(doc)
+            if new_raw != raw:
+                if keyed is None:
+                    # The indexes key what is stored (a value as its BSON holds it), as in
+                    # `_ensure_uniques`: once per update, every document gets the same values.
+                    indexes = store.indexes.values()
+                    watched = touched & frozenset().union(*(i.watched for i in indexes))
+                    keyed = {
+                        name: codec.canonical_value(value)
+                        for name, value in sets.items()
+                        if name in watched and not _canonical_as_is(value)
+                    }
+                doc.update(keyed)
+                store.replace(sort_key(doc["_id"]), doc, new_raw, touched)
+                modified += 1
+            if not multi:
+                break
+        return {
+            "connectionId": self.database.client._id,
+            "err": None,
+            "n": matched,
+            "nModified": modified,
+            "ok": 1,
+            "upserted": None,
+            "updatedExisting": matched > 0,
+        }
 
     def _ensure_uniques(self, new_data: dict[str, Any]) -> None:
         # Called after an update changed its copy of a document: store it (re-indexed).
@@ -898,6 +960,82 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         if not any(i.ttl is not None for i in store.indexes.values()):
             return
         store.sweep(datetime.utcnow())
+
+
+FAST_PATHS = True
+"""Whether the engine's own fast paths run (simple updates, inclusion projections); the
+differential tests turn them off to compare with mongomock's route."""
+
+# Options of `_update` that leave an update to mongomock when set (it refuses most of them).
+_UPDATE_OPTIONS = frozenset({"manipulate", "check_keys", "hint", "session", "collation", "let"})
+_SIMPLE_OPERATORS = frozenset({"$set", "$unset"})
+_INT64 = (-(2**63), 2**63)
+_PLAIN_KINDS = frozenset(
+    {str, bool, float, type(None), ObjectId, Binary, bytes, Decimal128, Int64, int, datetime}
+)
+
+
+def _simple_update(
+    document: Any, options: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]] | None:
+    """`(sets, unsets)` for an update the fast path does exactly as mongomock would: only
+    `$set`/`$unset`, each non-empty, of top-level names (not `_id`, no dot, no `$`, no NUL,
+    not empty, no name under both), `$set` values of plain BSON kinds (datetimes naive at
+    millisecond precision, no tuples or Timestamps, which mongomock's `_update` rewrites).
+    None for anything else, which stays on mongomock's route."""
+    if type(document) is not dict or not document or not document.keys() <= _SIMPLE_OPERATORS:
+        return None
+    if any(options.get(name) for name in _UPDATE_OPTIONS) or options.get("array_filters"):
+        return None
+    sets = document.get("$set", {})
+    unset = document.get("$unset", {})
+    if type(sets) is not dict or type(unset) is not dict:
+        return None
+    if ("$set" in document and not sets) or ("$unset" in document and not unset):
+        return None
+    for name in (*sets, *unset):
+        if not _simple_name(name):
+            return None
+    if not sets.keys().isdisjoint(unset) or not all(_plain(v, 0) for v in sets.values()):
+        return None
+    return sets, list(unset)
+
+
+def _simple_name(name: Any) -> bool:
+    return (
+        type(name) is str
+        and name != ""
+        and name != "_id"
+        and "." not in name
+        and not name.startswith("$")
+        and "\0" not in name
+    )
+
+
+def _plain(value: Any, depth: int) -> bool:
+    kind = type(value)
+    if kind is dict:
+        return depth < 64 and all(
+            type(k) is str and "\0" not in k and _plain(v, depth + 1) for k, v in value.items()
+        )
+    if kind is list:
+        return depth < 64 and all(_plain(v, depth + 1) for v in value)
+    if kind is datetime:
+        return value.tzinfo is None and value.microsecond % 1000 == 0
+    if kind is int:
+        return _INT64[0] <= value < _INT64[1]
+    return kind in _PLAIN_KINDS
+
+
+def _canonical_as_is(value: Any) -> bool:
+    # A value decoding from its BSON as itself (so an index may key it as given).
+    kind = type(value)
+    if kind is int:
+        return -(2**31) <= value < 2**31  # a larger int comes back as Int64
+    return kind in _AS_IS_KINDS
+
+
+_AS_IS_KINDS = frozenset({str, bool, float, type(None), ObjectId, Int64, Decimal128})
 
 
 # MongoDB's field update operators: each takes `{path: argument, ...}`.

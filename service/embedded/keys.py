@@ -153,6 +153,32 @@ _FAST: dict[type, Any] = {
 }
 
 
+def key_value(key: tuple[Any, ...]) -> Any:
+    """A value that `key` stands for (`sort_key`'s inverse, up to equal values), for messages
+    such as a duplicate key error's `keyValue`."""
+    rank = key[0]
+    if len(key) == 1:
+        return None  # null, missing or an empty array's place (MinKey/MaxKey: no message)
+    if rank == _BINARY:
+        return Binary(key[3], key[2])
+    part = key[1]
+    if rank == _NUMBER:
+        if part is NAN:
+            return math.nan
+        return Decimal128(part) if isinstance(part, Decimal) else part
+    if rank == _OBJECTID:
+        return ObjectId(part)
+    if rank == _OBJECT:
+        return {name: key_value(sub) for _, name, sub in part}
+    if rank == _ARRAY:
+        return [key_value(sub) for sub in part]
+    if rank == _TIMESTAMP:
+        return Timestamp(key[1], key[2])
+    if rank == _REGEX:
+        return Regex(part)
+    return part
+
+
 def sort_key(value: Any) -> tuple[Any, ...]:
     """A tuple ordering like `value` does in MongoDB (arrays compare element by element)."""
     fast = _FAST.get(type(value))

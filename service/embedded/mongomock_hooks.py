@@ -15,6 +15,7 @@ from typing import Any
 from mongomock import aggregate as _aggregate
 from mongomock import collection as _collection
 from mongomock import filtering as _filtering
+from mongomock import helpers as _helpers
 
 TESTED_VERSION = "4.3.0"
 """The mongomock version these hooks were checked against (pyproject pins it)."""
@@ -42,6 +43,10 @@ process_pipeline: Any = _aggregate.process_pipeline
 
 parse_expression: Any = _aggregate._parse_expression
 """mongomock's aggregation expression evaluator `(expression, doc)` (KeyError: missing)."""
+
+patch_datetimes: Any = _helpers.patch_datetime_awareness_in_document
+"""What mongomock's `_update` does to a filter first (naive UTC datetimes at millisecond
+precision): the engine's fast update path does the same to keep mongomock's answers."""
 
 validate_ok_for_replace: Any = _collection.validate_ok_for_replace
 validate_ok_for_update: Any = _collection.validate_ok_for_update

@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from sortedcontainers import SortedList
 
 from service.embedded import codec, geo, wal
-from service.embedded.keys import FieldKeys, has_path, index_keys, sort_key
+from service.embedded.keys import FieldKeys, has_path, index_keys, key_value, sort_key
 
 if TYPE_CHECKING:
     from service.embedded.wal import Log
@@ -220,8 +220,13 @@ class CollectionStore:
         self._record(wal.REPLACE, raw)
 
     def __setitem__(self, raw_id: Any, doc: dict[str, Any]) -> None:
-        # mongomock's update code restores a document's snapshot this way after a failure.
-        self.replace(sort_key(raw_id), doc, codec.updated(doc))
+        # mongomock's update code restores a document's snapshot this way after a failure;
+        # a failed update stored nothing, so the restore is then no change (and no log record).
+        key, raw = sort_key(raw_id), codec.updated(doc)
+        stored = self.docs.get(key)
+        if stored is not None and stored[0] == raw:
+            return
+        self.replace(key, doc, raw)
 
     def delete(self, key: IdKey) -> None:
         """Remove a document and its index entries."""
@@ -391,16 +396,8 @@ def _memo(doc: Mapping[str, Any], key: IdKey) -> FieldKeys:
 
 def _key_value(index: Index, key: tuple[Any, ...]) -> dict[str, Any]:
     # Only for the error message: the stored value the clashing key stands for.
-    value = {name: _plain(part) for name, part in zip(index.fields, key, strict=True)}
+    value = {name: key_value(part) for name, part in zip(index.fields, key, strict=True)}
     return codec.reply(value)
-
-
-def _plain(part: tuple[Any, ...]) -> Any:
-    if len(part) == 1:
-        return None
-    if len(part) == 4:  # binary: (rank, length, subtype, bytes)
-        return codec.binary(part[3], part[2])
-    return part[1]
 
 
 def _duplicate(name: str, pattern: dict[str, Any], value: dict[str, Any]) -> DuplicateKeyError:

@@ -1,0 +1,368 @@
+"""The engine's fast paths give mongomock's route's answers, byte for byte (issue 27, point 3).
+
+Simple `$set`/`$unset` updates, exact-plan updates (no re-match) and inclusion projections
+skip mongomock's machinery. Here two engines hold the same documents and indexes; one runs
+with the fast paths (`engine.FAST_PATHS`), the other without, and every operation must give
+the same return value or error, the same stored BSON, the same index entries and unique
+owners, and the same write-ahead log records. Documents, filters and updates are seeded
+random (mixed BSON kinds, arrays, embedded documents, null, NaN, missing fields) plus the
+cases that decide "modified" (1 -> 1.0 is a change, the same value is not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import pytest
+from bson import Binary, Decimal128, Int64, ObjectId
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from service.embedded import codec, engine, work
+from service.embedded import mongomock_hooks as hooks
+from service.embedded.engine import EngineClient, EngineCollection
+
+pytestmark = pytest.mark.embedded_only
+
+FIELDS = ["a", "b", "c", "d", "tags", "n"]
+VALUES: list[Any] = [
+    None,
+    0,
+    1,
+    1.0,
+    -0.0,
+    0.0,
+    True,
+    False,
+    Int64(1),
+    2**40,
+    "x",
+    "y",
+    "",
+    math.nan,
+    datetime(2024, 1, 1, 12, 0, 0, 123000),
+    ObjectId("0" * 23 + "1"),
+    Binary(UUID(int=7).bytes, 4),
+    b"\x01\x02",
+    Decimal128("2.5"),
+    [],
+    [1],
+    [None],
+    [1, 2],
+    ["x", "y"],
+    [[1]],
+    {"k": 1},
+    {"k": [1, {"z": math.nan}]},
+    {"k": None, "j": "x"},
+]
+
+
+class Log:
+    """A stand-in write-ahead log: the records, in order."""
+
+    def __init__(self) -> None:
+        self.records: list[bytes] = []
+
+    def append(self, record: bytes) -> None:
+        self.records.append(record)
+
+
+def collection() -> tuple[EngineCollection, Log]:
+    client = EngineClient()
+    log = Log()
+    client.recorder.log = log  # type: ignore[assignment]
+    coll = client.database("db").get_collection("c")
+    coll.create_index([("a", 1)], unique=True, sparse=True, name="a_unique")
+    coll.create_index(
+        [("b", 1)],
+        unique=True,
+        partialFilterExpression={"c": {"$type": "string"}},
+        name="b_partial_unique",
+    )
+    coll.create_index([("c", 1), ("d", -1)], name="c_d")
+    coll.create_index([("tags", 1)], name="tags")
+    coll.create_index([("d", 1)], partialFilterExpression={"n": True}, name="d_partial")
+    return coll, log
+
+
+def random_doc(rng: random.Random, _id: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {"_id": _id}
+    for name in rng.sample(FIELDS, rng.randint(0, len(FIELDS))):
+        doc[name] = rng.choice(VALUES)
+    return doc
+
+
+def random_filter(rng: random.Random, ids: int) -> dict[str, Any]:
+    shape = rng.randrange(9)
+    if shape == 0:
+        return {"_id": rng.randrange(ids)}
+    if shape == 1:
+        return {"_id": {"$in": [rng.randrange(ids) for _ in range(rng.randint(0, 6))]}}
+    if shape == 2:
+        return {rng.choice(FIELDS): rng.choice(VALUES)}
+    if shape == 3:
+        return {"c": rng.choice(VALUES), "d": rng.choice(VALUES)}
+    if shape == 4:
+        return {"_id": rng.randrange(ids), rng.choice(FIELDS): rng.choice([None, 1, "x"])}
+    if shape == 5:
+        return {"tags": {"$in": [rng.choice(VALUES) for _ in range(2)]}}
+    if shape == 6:
+        return {"d": {"$gte": rng.choice([0, 1, "x"])}}
+    if shape == 7:
+        return {"c.k": rng.choice([None, 1])}
+    return {}
+
+
+def random_update(rng: random.Random) -> dict[str, Any]:
+    names = rng.sample([*FIELDS, "new1", "new2"], rng.randint(1, 4))
+    cut = rng.randint(0, len(names))
+    update: dict[str, Any] = {}
+    if cut:
+        update["$set"] = {name: rng.choice(VALUES) for name in names[:cut]}
+    if cut < len(names):
+        update["$unset"] = dict.fromkeys(names[cut:], "")
+    return update
+
+
+@contextlib.contextmanager
+def fast_paths(on: bool) -> Iterator[None]:
+    before = engine.FAST_PATHS
+    engine.FAST_PATHS = on
+    try:
+        yield
+    finally:
+        engine.FAST_PATHS = before
+
+
+def state(coll: EngineCollection, log: Log) -> dict[str, Any]:
+    store = coll._store
+    return {
+        "docs": dict(store.docs),
+        "indexes": {
+            name: (list(i.entries), dict(i.by_doc), i.owners, i.multikey)
+            for name, i in store.indexes.items()
+        },
+        "log": list(log.records),
+    }
+
+
+def outcome(call: Any) -> Any:
+    with work.measuring() as counted:
+        try:
+            answer: Any = call()
+            if isinstance(answer, dict):  # each engine is its own client
+                answer = {k: v for k, v in answer.items() if k != "connectionId"}
+        except (PyMongoError, NotImplementedError) as exc:  # mongomock: no Decimal128 order
+            answer = (type(exc).__name__, str(exc), getattr(exc, "details", None))
+    return answer, counted.summary()
+
+
+def update(coll: EngineCollection, filter: Any, change: Any, *, multi: bool, fast: bool) -> Any:
+    # As aio.py hands them over: canonical filter and update.
+    query = codec.canonical(filter)
+    canonical = codec.canonical({"u": change})["u"]
+    with fast_paths(fast):
+        return outcome(lambda: coll._update(query, canonical, upsert=False, multi=multi))
+
+
+def same_state(fast: tuple[EngineCollection, Log], slow: tuple[EngineCollection, Log]) -> None:
+    mine, theirs = state(*fast), state(*slow)
+    assert mine["docs"] == theirs["docs"]
+    assert mine["indexes"] == theirs["indexes"]
+    assert mine["log"] == theirs["log"]
+
+
+def pair(docs: list[dict[str, Any]]) -> tuple[tuple[Any, Log], tuple[Any, Log]]:
+    made = []
+    for _ in range(2):
+        coll, log = collection()
+        for doc in docs:
+            with contextlib.suppress(DuplicateKeyError):
+                coll._insert(dict(doc))
+        made.append((coll, log))
+    return made[0], made[1]
+
+
+def apply_both(fast: Any, slow: Any, filter: Any, change: Any, *, multi: bool) -> Any:
+    mine = update(fast[0], filter, change, multi=multi, fast=True)
+    theirs = update(slow[0], filter, change, multi=multi, fast=False)
+    assert repr(mine) == repr(theirs), (filter, change, multi)  # repr: NaN in error details
+    same_state(fast, slow)
+    return mine[0]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_simple_updates_match_mongomocks_route(seed: int) -> None:
+    rng = random.Random(seed)
+    docs = [random_doc(rng, i) for i in range(30)]
+    fast, slow = pair(docs)
+    same_state(fast, slow)
+    for _ in range(40):
+        apply_both(fast, slow, random_filter(rng, 32), random_update(rng), multi=rng.random() < 0.5)
+
+
+def one(doc: dict[str, Any], filter: Any, change: Any, *, multi: bool = False) -> Any:
+    fast, slow = pair([doc])
+    return apply_both(fast, slow, filter, change, multi=multi)
+
+
+def test_setting_the_same_value_is_no_modification_and_no_record() -> None:
+    answer = one({"_id": 1, "a": 1, "t": True, "f": 1.5}, {"_id": 1}, {"$set": {"a": 1, "t": True}})
+    assert (answer["n"], answer["nModified"]) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("stored", "given"), [(1, 1.0), (1.0, 1), (1, True), (True, 1), (0.0, -0.0), (1, Int64(1))]
+)
+def test_another_bson_kind_of_an_equal_value_is_a_modification(stored: Any, given: Any) -> None:
+    answer = one({"_id": 1, "a": stored}, {"_id": 1}, {"$set": {"a": given}})
+    assert (answer["n"], answer["nModified"]) == (1, 1)
+
+
+def test_unset_of_a_missing_field_is_no_modification() -> None:
+    answer = one({"_id": 1, "a": 1}, {"_id": 1}, {"$unset": {"zz": ""}})
+    assert (answer["n"], answer["nModified"]) == (1, 0)
+
+
+def test_new_fields_are_appended_in_the_order_named() -> None:
+    fast, slow = pair([{"_id": 1, "c": "x", "a": 1}])
+    apply_both(fast, slow, {"_id": 1}, {"$set": {"z": 1, "a": 2, "b": 3}}, multi=False)
+    raw = fast[0]._store.docs[next(iter(fast[0]._store.docs))][0]
+    assert list(codec.to_canonical(raw)) == ["_id", "c", "a", "z", "b"]
+
+
+def test_unique_clash_raises_the_same_error_and_leaves_the_document() -> None:
+    fast, slow = pair([{"_id": 1, "a": "one"}, {"_id": 2, "a": "two"}])
+    records = len(fast[1].records)
+    answer = apply_both(fast, slow, {"_id": 2}, {"$set": {"a": "one", "x": 1}}, multi=False)
+    assert answer[0] == "DuplicateKeyError"
+    assert answer[2]["keyValue"] == {"a": "one"}
+    assert len(fast[1].records) == records  # nothing logged for the failed update
+
+
+def test_a_clash_midway_through_update_many_keeps_the_earlier_changes() -> None:
+    docs = [{"_id": i, "b": i, "c": "s"} for i in range(1, 4)]
+    fast, slow = pair(docs)
+    assert len(fast[0]._store) == 3
+    answer = apply_both(fast, slow, {"c": "s"}, {"$set": {"b": 7}}, multi=True)
+    assert answer[0] == "DuplicateKeyError"  # b is unique where c is a string
+    assert codec.to_canonical(fast[0]._store.docs[(2, 1)][0])["b"] == 7
+    assert codec.to_canonical(fast[0]._store.docs[(2, 2)][0])["b"] == 2
+
+
+def test_an_update_moves_a_document_into_and_out_of_a_partial_index() -> None:
+    fast, slow = pair([{"_id": 1, "b": 5, "c": 3}, {"_id": 2, "b": 5, "c": "s"}])
+    answer = apply_both(fast, slow, {"_id": 1}, {"$set": {"c": "now a string"}}, multi=False)
+    assert answer[0] == "DuplicateKeyError"
+    apply_both(fast, slow, {"_id": 2}, {"$unset": {"c": ""}}, multi=False)
+    apply_both(fast, slow, {"_id": 1}, {"$set": {"c": "now a string"}}, multi=False)
+    assert fast[0]._store.indexes["b_partial_unique"].owners == {((2, 5),): (2, 1)}
+    apply_both(fast, slow, {"_id": 2}, {"$set": {"n": True, "d": [1, 2]}}, multi=False)
+    assert fast[0]._store.indexes["d_partial"].multikey
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, [1, [2, {"x": None}]], {"k": {"j": [1, 2]}}, [], {}, math.nan, [math.nan]],
+)
+def test_arrays_documents_null_and_nan_as_set_values(value: Any) -> None:
+    fast, slow = pair([{"_id": 1, "a": 1, "tags": {"k": {"j": [1, 2]}}}])
+    for name in ("a", "tags", "fresh"):
+        for _ in range(2):  # the second time it is the same value
+            apply_both(fast, slow, {"_id": 1}, {"$set": {name: value}}, multi=False)
+
+
+def test_the_same_nested_nan_is_no_modification() -> None:
+    # MongoDB compares the stored BSON: a NaN inside an array or document is the same NaN.
+    answer = one({"_id": 1, "a": [math.nan], "b": {"z": math.nan}}, {"_id": 1}, {"$set": {"c": 1}})
+    assert answer["nModified"] == 1
+    answer = one({"_id": 1, "a": [math.nan]}, {"_id": 1}, {"$set": {"a": [math.nan]}})
+    assert answer["nModified"] == 0
+
+
+def test_the_work_counted_is_the_same() -> None:
+    docs = [{"_id": i, "c": 5, "d": i % 3} for i in range(20)]
+    fast, slow = pair(docs)
+    assert len(fast[0]._store) == 20
+    for filter in ({"c": 5, "d": 1}, {"_id": {"$in": [1, 2, 3, 99]}}, {"d": {"$gte": 1}}):
+        mine = update(fast[0], filter, {"$set": {"x": 1}}, multi=True, fast=True)
+        theirs = update(slow[0], filter, {"$set": {"x": 1}}, multi=True, fast=False)
+        assert mine == theirs
+        assert mine[1]["docs_examined"] > 0
+
+
+def test_shapes_left_to_mongomock() -> None:
+    sets: dict[str, Any] = {"a": 1}
+    documents: list[Any] = [
+        {"$set": {"a.b": 1}},
+        {"$set": {"_id": 1}},
+        {"$set": {"$a": 1}},
+        {"$set": {}},
+        {"$set": {"a": 1}, "$unset": {"a": ""}},
+        {"$set": {"a": datetime(2024, 1, 1, 0, 0, 0, 1)}},
+        {"$set": {"a": (1, 2)}},
+        {"$inc": {"a": 1}},
+        {"$set": sets, "$inc": {"b": 1}},
+        [{"$set": {"a": 1}}],
+        {"a": 1},
+    ]
+    for document in documents:
+        assert engine._simple_update(document, {}) is None, document
+    assert engine._simple_update({"$set": sets}, {"hint": "a_1"}) is None
+    assert engine._simple_update({"$set": sets, "$unset": {"b": ""}}, {}) == (sets, ["b"])
+
+
+def test_upserts_and_other_operators_still_agree() -> None:
+    fast, slow = pair([{"_id": 1, "a": 1}])
+    apply_both(fast, slow, {"_id": 1}, {"$inc": {"a": 1}, "$set": {"b": 2}}, multi=False)
+    for coll, on in ((fast[0], True), (slow[0], False)):
+        with fast_paths(on):
+            coll._update({"_id": 5}, {"$set": {"b": 2}}, upsert=True)
+    same_state(fast, slow)
+
+
+def test_mongomocks_filter_datetime_rule_is_kept() -> None:
+    # mongomock truncates a filter's datetimes to milliseconds before matching.
+    when = datetime(2024, 1, 1, 12, 0, 0, 123000)
+    fast, slow = pair([{"_id": 1, "w": when}])
+    query = {"w": datetime(2024, 1, 1, 12, 0, 0, 123456)}
+    for coll, on in ((fast[0], True), (slow[0], False)):
+        with fast_paths(on):
+            assert coll._update(query, {"$set": {"x": 1}}, multi=False)["n"] == 1
+    same_state(fast, slow)
+    assert list(hooks.patch_datetimes({"v": when})) == ["v"]
+
+
+def test_simple_updates_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[Any] = []
+    original = EngineCollection._update_simply
+
+    def spy(self: EngineCollection, *args: Any, **kwargs: Any) -> Any:
+        taken.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EngineCollection, "_update_simply", spy)
+    coll, _ = collection()
+    coll._insert({"_id": 1, "seq": None})
+    assert coll._update({"_id": 1, "seq": None}, {"$set": {"seq": 1}}, multi=False)["n"] == 1
+    assert coll._update({"_id": 1}, {"$inc": {"seq": 1}}, multi=False)["nModified"] == 1
+    assert len(taken) == 1
+
+
+@pytest.mark.parametrize(
+    "value", [math.nan, Decimal128("2.5"), ObjectId("0" * 23 + "1"), {"k": [1, "x"]}]
+)
+def test_a_duplicate_key_names_the_value(value: Any) -> None:
+    # The message's `keyValue` is rebuilt from the index key: every kind, NaN included
+    # (it failed to encode the key's stand-ins before: InvalidDocument instead of E11000).
+    coll, _ = collection()
+    coll._insert({"_id": 1, "a": value})
+    with pytest.raises(DuplicateKeyError) as raised:
+        coll._insert({"_id": 2, "a": value})
+    assert raised.value.details is not None
+    assert repr(raised.value.details["keyValue"]) == repr({"a": value})
