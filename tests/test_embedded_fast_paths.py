@@ -366,3 +366,70 @@ def test_a_duplicate_key_names_the_value(value: Any) -> None:
         coll._insert({"_id": 2, "a": value})
     assert raised.value.details is not None
     assert repr(raised.value.details["keyValue"]) == repr({"a": value})
+
+
+# -- exact plans: no re-match --------------------------------------------------------------
+
+
+SINGLE: list[Any] = [
+    None,
+    0,
+    1,
+    1.0,
+    -0.0,
+    True,
+    False,
+    "x",
+    math.nan,
+    Int64(1),
+    2**40,
+    [1],
+    [None],
+    [],
+    [[1]],
+    {"k": 1},
+    datetime(2024, 1, 1),
+    Binary(UUID(int=7).bytes, 4),
+]
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_exact_plans_decide_like_the_matcher(seed: int) -> None:
+    # A single-valued index (no document holds two keys) on values that test exactness:
+    # arrays of one element, empty arrays, null and missing, numbers of several kinds,
+    # booleans beside numbers. Every candidate of an exact plan must match, and an update
+    # or find that skips the re-match must pick what the matcher picks.
+    rng = random.Random(1000 + seed)
+    docs = []
+    for i in range(40):
+        doc: dict[str, Any] = {"_id": i}
+        for name in ("c", "d"):
+            if rng.random() < 0.8:
+                doc[name] = rng.choice(SINGLE)
+        docs.append(doc)
+    fast, slow = pair(docs)
+    assert not fast[0]._store.indexes["c_d"].multikey
+    exact = 0
+    for _ in range(40):
+        value, other = rng.choice(SINGLE[:11]), rng.choice(SINGLE[:11])
+        filter = rng.choice(
+            [
+                {"c": value},
+                {"c": {"$in": [value, other]}},
+                {"c": value, "d": {"$eq": other}},
+                {"_id": {"$in": [rng.randrange(40), rng.randrange(40)]}},
+            ]
+        )
+        query = codec.canonical(filter)
+        chosen = fast[0]._plan(query)
+        if chosen.exact:
+            exact += 1
+            for raw, _ in chosen.candidates:
+                assert engine.filter_applies(engine.prepared(query), codec.to_canonical(raw))
+        apply_both(fast, slow, filter, {"$set": {"seen": rng.randrange(3)}}, multi=True)
+        with fast_paths(True):
+            mine = [doc["_id"] for doc in fast[0].find(filter)]
+        with fast_paths(False):
+            theirs = [doc["_id"] for doc in fast[0].find(filter)]
+        assert mine == theirs, filter
+    assert exact > 10

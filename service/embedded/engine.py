@@ -492,10 +492,13 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
     def _iter_documents(self, filter: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         # Candidates are fixed before the update starts changing (and re-indexing) them.
         with work.operation(self.name, "update"):
-            candidates = list(self._plan(filter).candidates)
+            chosen = self._plan(filter)
+            candidates = list(chosen.candidates)
             work.docs(len(candidates))
-        query = prepared(filter)
         docs = (WorkingCopy.of(raw) for raw, _ in candidates)
+        if chosen.exact and FAST_PATHS:  # the index bounds decided it (planner `_decided`)
+            return docs
+        query = prepared(filter)
         return (doc for doc in docs if filter_applies(query, doc))
 
     def _update(self, spec: Any, document: Any, upsert: bool = False, **kwargs: Any) -> Any:
@@ -525,7 +528,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             chosen = self._plan(spec)
             candidates = list(chosen.candidates)
             work.docs(len(candidates))
-        query = prepared(spec) or None
+        query = None if chosen.exact and FAST_PATHS else prepared(spec) or None
         touched = frozenset(sets).union(unsets)
         keyed: dict[str, Any] | None = None  # what the indexes key of the values they watch
         matched = modified = 0
@@ -661,7 +664,8 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             return self._matching_near(near, rest, sort=sort, skip=skip, limit=limit, keep=keep)
         wanted = skip + limit if limit else None
         chosen = self._plan(filter, sort, wanted)
-        query = prepared(filter)
+        # An exact plan's candidates all match: decoded only to be returned or sorted.
+        query = None if chosen.exact and FAST_PATHS else prepared(filter)
         sorting = bool(sort) and not chosen.ordered
         found: list[tuple[bytes, dict[str, Any] | None]] = []
         order: list[tuple[Any, ...]] = []
@@ -680,7 +684,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 check_deadline()
             examined += 1
             doc = codec.to_canonical(raw)
-            if query and not filter_applies(query, doc):
+            if query is not None and query and not filter_applies(query, doc):
                 continue
             found.append((raw, doc if keep else None))
             if sorting:
