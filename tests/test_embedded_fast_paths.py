@@ -433,3 +433,34 @@ def test_exact_plans_decide_like_the_matcher(seed: int) -> None:
             theirs = [doc["_id"] for doc in fast[0].find(filter)]
         assert mine == theirs, filter
     assert exact > 10
+
+
+# -- projections ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_inclusion_projections_keep_the_documents_order(seed: int) -> None:
+    rng = random.Random(2000 + seed)
+    coll, _ = collection()
+    for _ in range(30):
+        doc = codec.canonical(random_doc(rng, rng.randrange(100)))
+        names = rng.sample([*FIELDS, "_id", "zz"], rng.randint(1, 4))
+        projection: Any = {name: rng.choice([1, True]) for name in names}
+        if rng.random() < 0.3:
+            projection["_id"] = rng.choice([0, False, 1, True])
+        if rng.random() < 0.2:
+            projection = list(names)
+        with fast_paths(True):
+            mine = coll.project(doc, projection)
+        with fast_paths(False):
+            theirs = coll.project(doc, projection)
+        assert mine == theirs  # the same fields and values (mongomock puts `_id` last)
+        assert list(mine) == [name for name in doc if name in mine]  # MongoDB's order
+        assert codec.encode({"v": mine}) == codec.encode({"v": {k: doc[k] for k in mine}})
+
+
+def test_projections_left_to_mongomock() -> None:
+    for projection in ({}, {"_id": 0}, {"a": 0}, {"a.b": 1}, {"a": 1.0}, {"a": {"$slice": 1}}):
+        assert engine._inclusion(projection) is None, projection
+    assert engine._inclusion({"a": 1, "_id": False}) == frozenset({"a"})
+    assert engine._inclusion({"_id": 1}) == frozenset({"_id"})

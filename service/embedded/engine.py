@@ -833,6 +833,10 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         """A projection of a document, with mongomock's projection rules."""
         if isinstance(projection, list | tuple):
             projection = dict.fromkeys(projection, 1)
+        if FAST_PATHS:
+            names = _inclusion(projection)
+            if names is not None:  # the document's fields in its order, as MongoDB returns them
+                return {name: value for name, value in doc.items() if name in names}
         return self._copy_only_fields(doc, dict(projection), dict)  # type: ignore[no-any-return]
 
     def count_documents(self, filter: Mapping[str, Any], **kwargs: Any) -> int:  # type: ignore[override]
@@ -1003,6 +1007,30 @@ def _simple_update(
     if not sets.keys().isdisjoint(unset) or not all(_plain(v, 0) for v in sets.values()):
         return None
     return sets, list(unset)
+
+
+def _inclusion(projection: Any) -> frozenset[str] | None:
+    """The fields an inclusion projection of top-level names keeps (`{f: 1 or True, ...}`,
+    `_id` kept unless `_id: 0 or False`); None for anything else (left to mongomock)."""
+    if not isinstance(projection, Mapping) or not projection:
+        return None
+    names = set()
+    keep_id = True
+    for name, value in projection.items():
+        if name == "_id":
+            if value is False or (type(value) is int and value == 0):
+                keep_id = False
+            elif not (value is True or (type(value) is int and value == 1)):
+                return None
+            continue
+        if not _simple_name(name) or not (value is True or (type(value) is int and value == 1)):
+            return None
+        names.add(name)
+    if not names and not keep_id:
+        return None  # `{_id: 0}` alone excludes: every other field is kept
+    if keep_id:
+        names.add("_id")
+    return frozenset(names)
 
 
 def _simple_name(name: Any) -> bool:
