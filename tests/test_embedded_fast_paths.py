@@ -464,3 +464,20 @@ def test_projections_left_to_mongomock() -> None:
         assert engine._inclusion(projection) is None, projection
     assert engine._inclusion({"a": 1, "_id": False}) == frozenset({"a"})
     assert engine._inclusion({"_id": 1}) == frozenset({"_id"})
+
+
+# -- partial filters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["$gt", "$gte", "$lt", "$lte"])
+@pytest.mark.parametrize("bound", [0, -1, 1.5, Int64(2), -0.0, math.inf])
+def test_a_numeric_range_partial_filter_covers_as_the_matcher_does(op: str, bound: Any) -> None:
+    # The sequencer's `seq_unique` index covers `{seq: {$gt: 0}}`: decided without the
+    # matcher for numbers, null and missing; the matcher's answer everywhere.
+    covers = engine.partial_matcher({"seq": {op: bound}})
+    query = engine.prepared({"seq": {op: bound}})
+    values = [v for v in VALUES if not isinstance(v, Decimal128)]  # mongomock cannot order it
+    for value in [*values, math.inf, -math.inf, -1, 3, [0, 5], [math.nan], ["x"]]:
+        doc = codec.canonical({"_id": 1, "seq": value})
+        assert covers(doc) == engine.filter_applies(query, doc), (op, bound, value)
+    assert covers({"_id": 1}) == engine.filter_applies(query, {"_id": 1}) is False

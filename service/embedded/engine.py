@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from operator import ge, gt, le, lt
 from typing import Any
 
 from bson import Binary, Decimal128, Int64, ObjectId, Regex
@@ -1120,15 +1121,20 @@ def _refuse_equivalent(
 def partial_matcher(expr: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
     """Whether a document is covered by a partial filter, with MongoDB's array semantics.
 
-    The common shapes (`{f: literal}` for a boolean, string or null, `{f: {"$type": t}}`)
-    are tested directly; an array value matches when one of its elements does, as a query
-    would (`{f: {$type: "string"}}` covers `{f: ["x", 1]}`). Anything else goes to the matcher.
+    The common shapes (`{f: literal}` for a boolean, string or null, `{f: {"$type": t}}`,
+    `{f: {"$gt": number}}` and the other ranges on a number or a missing field) are tested
+    directly; an array value matches when one of its elements does, as a query would
+    (`{f: {$type: "string"}}` covers `{f: ["x", 1]}`). Anything else goes to the matcher.
     """
     checks: list[Callable[[Mapping[str, Any]], bool]] = []
     for name, spec in expr.items():
         if "." in name or name.startswith("$"):
             break
-        if isinstance(spec, Mapping) and len(spec) == 1 and "$type" in spec:
+        ranged = _numeric_range(spec)
+        if ranged is not None:
+            matcher = prepared({name: spec})
+            checks.append(functools.partial(_range_test, name, *ranged, matcher))
+        elif isinstance(spec, Mapping) and len(spec) == 1 and "$type" in spec:
             test = _TYPE_TESTS.get(spec["$type"]) if isinstance(spec["$type"], str) else None
             if test is None:
                 break
@@ -1153,6 +1159,42 @@ _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
     "date": lambda v: isinstance(v, datetime),
     "null": lambda v: v is None,
 }
+
+
+_RANGES: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": gt,
+    "$gte": ge,
+    "$lt": lt,
+    "$lte": le,
+}
+
+
+def _numeric_range(spec: Any) -> tuple[Callable[[Any, Any], bool], float] | None:
+    # `{"$gt": n}` (or `$gte`, `$lt`, `$lte`) of a number that is not NaN.
+    if not isinstance(spec, Mapping) or len(spec) != 1:
+        return None
+    op, bound = next(iter(spec.items()))
+    if op not in _RANGES or type(bound) not in (int, float, Int64) or bound != bound:
+        return None
+    return _RANGES[op], bound
+
+
+def _range_test(
+    name: str,
+    compare: Callable[[Any, Any], bool],
+    bound: float,
+    query: Mapping[str, Any],
+    doc: Mapping[str, Any],
+) -> bool:
+    # A number compares as Python does (NaN with nothing), a missing field or null is out
+    # of range; anything else (arrays, other types) is the matcher's to decide.
+    value = doc.get(name)
+    kind = type(value)
+    if kind is int or kind is float or kind is Int64:
+        return compare(value, bound)
+    if value is None:
+        return False
+    return bool(filter_applies(query, doc))
 
 
 def _literal(expected: Any, value: Any) -> bool:
