@@ -182,12 +182,12 @@ class CollectionStore:
             raise _duplicate("_id_", {"_id": 1}, {"_id": doc["_id"]})
         memo = _memo(doc, key)
         new_keys = {name: index.keys_of(doc, memo) for name, index in self.indexes.items()}
-        self._check_unique(key, doc, new_keys)
+        covered = self._check_unique(key, doc, new_keys)
         self._seq += 1
         self.docs[key] = (raw, self._seq)
         self.created = True
         for name, index in self.indexes.items():
-            self._add(index, key, doc, new_keys[name])
+            self._add(index, key, new_keys[name], name in covered)
         self._record(wal.INSERT, raw)
 
     def replace(
@@ -206,16 +206,16 @@ class CollectionStore:
         }
         memo = _memo(doc, key)
         new_keys = {name: index.keys_of(doc, memo) for name, index in affected.items()}
-        self._check_unique(key, doc, new_keys)
+        covered = self._check_unique(key, doc, new_keys)
         for name, index in affected.items():
             if index.by_doc.get(key) == tuple((*k, key) for k in new_keys[name]):
                 owners = index.owners
-                if owners is None or index.constrains(doc) == any(
+                if owners is None or (name in covered) == any(
                     owners.get(k) == key for k in new_keys[name]
                 ):
                     continue  # the update left this index's keys (and membership) alone
             self._remove(index, key)
-            self._add(index, key, doc, new_keys[name])
+            self._add(index, key, new_keys[name], name in covered)
         self.docs[key] = (raw, seq)
         self._record(wal.REPLACE, raw)
 
@@ -324,17 +324,22 @@ class CollectionStore:
 
     def _check_unique(
         self, key: IdKey, doc: Mapping[str, Any], new_keys: Mapping[str, list[tuple[Any, ...]]]
-    ) -> None:
+    ) -> set[str]:
+        """DuplicateKeyError on a clash; else the unique indexes whose constraint covers the
+        document (sparse and partial rules, decided once for the check and the entries)."""
+        covered = set()
         for name, keys in new_keys.items():
             index = self.indexes[name]
             if index.owners is None or not index.constrains(doc):
                 continue
+            covered.add(name)
             for k in keys:
                 owner = index.owners.get(k)
                 if owner is not None and owner != key:
                     raise _duplicate(name, dict(index.keys), _key_value(index, k))
+        return covered
 
-    def _add(self, index: Index, key: IdKey, doc: Mapping[str, Any], keys: list[tuple]) -> None:
+    def _add(self, index: Index, key: IdKey, keys: list[tuple[Any, ...]], covered: bool) -> None:
         if len(keys) > 1:
             index.multikey = True
         if len(keys) == 1:
@@ -345,7 +350,7 @@ class CollectionStore:
             entries = tuple((*k, key) for k in keys)
             index.by_doc[key] = entries
             index.entries.update(entries)
-        if index.owners is not None and index.constrains(doc):
+        if index.owners is not None and covered:
             for k in keys:
                 index.owners[k] = key
 
