@@ -15,12 +15,14 @@ import contextlib
 import math
 import random
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import pytest
 from bson import Binary, Decimal128, Int64, ObjectId
+from bson.binary import UuidRepresentation
+from bson.codec_options import CodecOptions
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from service.embedded import codec, engine, work
@@ -481,3 +483,28 @@ def test_a_numeric_range_partial_filter_covers_as_the_matcher_does(op: str, boun
         doc = codec.canonical({"_id": 1, "seq": value})
         assert covers(doc) == engine.filter_applies(query, doc), (op, bound, value)
     assert covers({"_id": 1}) == engine.filter_applies(query, {"_id": 1}) is False
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_read_projected_decodes_once_to_the_same_reply(seed: int) -> None:
+    # What a cursor with a projection returns: the same values (UUIDs, aware datetimes) as
+    # the canonical copy projected and re-encoded, in the document's order.
+    rng = random.Random(3000 + seed)
+    coll, _ = collection()
+    plain = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
+    for _ in range(30):
+        doc = random_doc(rng, rng.randrange(100))
+        doc["u"] = UUID(int=rng.randrange(1 << 64))
+        doc["w"] = datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+        raw = codec.encode(doc)
+        names = rng.sample([*FIELDS, "_id", "u", "w", "zz"], rng.randint(1, 5))
+        projection: Any = dict.fromkeys(names, 1)
+        if rng.random() < 0.3:
+            projection["_id"] = 0
+        for options in (codec.READER, plain):
+            mine = coll.read_projected(raw, projection, options)
+            with fast_paths(False):
+                theirs = codec.reply(coll.project(codec.to_canonical(raw), projection), options)
+            assert repr(mine) == repr(
+                dict(sorted(theirs.items(), key=lambda i: list(doc).index(i[0])))
+            )

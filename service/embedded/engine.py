@@ -39,6 +39,7 @@ from operator import ge, gt, le, lt
 from typing import Any
 
 from bson import Binary, Decimal128, Int64, ObjectId, Regex
+from bson.codec_options import CodecOptions
 from pymongo.errors import (
     BulkWriteError,
     CollectionInvalid,
@@ -839,6 +840,19 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             if names is not None:  # the document's fields in its order, as MongoDB returns them
                 return {name: value for name, value in doc.items() if name in names}
         return self._copy_only_fields(doc, dict(projection), dict)  # type: ignore[no-any-return]
+
+    def read_projected(
+        self, raw: bytes, projection: Any, options: CodecOptions[dict[str, Any]] = codec.READER
+    ) -> dict[str, Any]:
+        """A caller's copy of a stored document through a projection, as
+        `codec.reply(self.project(codec.to_canonical(raw), projection), options)` gives it,
+        but decoded once (no canonical copy re-encoded) for an inclusion of top-level names."""
+        if isinstance(projection, list | tuple):
+            projection = dict.fromkeys(projection, 1)
+        names = _inclusion(projection) if FAST_PATHS else None
+        if names is None:
+            return codec.reply(self.project(codec.to_canonical(raw), projection), options)
+        return {name: value for name, value in codec.read(raw, options).items() if name in names}
 
     def count_documents(self, filter: Mapping[str, Any], **kwargs: Any) -> int:  # type: ignore[override]
         """How many documents match (with pymongo's `skip`/`limit`)."""
