@@ -25,7 +25,7 @@ from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from service.embedded import codec, engine, work
+from service.embedded import codec, engine, planner, work
 from service.embedded import mongomock_hooks as hooks
 from service.embedded.engine import EngineClient, EngineCollection
 
@@ -508,3 +508,39 @@ def test_read_projected_decodes_once_to_the_same_reply(seed: int) -> None:
             assert repr(mine) == repr(
                 dict(sorted(theirs.items(), key=lambda i: list(doc).index(i[0])))
             )
+
+
+# -- point lookups by `_id` -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_an_id_lookup_plans_as_the_general_planner(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(4000 + seed)
+    ids: list[Any] = [None, 0, 1, 2.5, "x", ObjectId("0" * 23 + "2"), b"\x01", True, -0.0]
+    ids += [Binary(UUID(int=9).bytes, 4), datetime(2024, 1, 1), Int64(7), 2**40]
+    coll, _ = collection()
+    for value in ids:
+        with contextlib.suppress(DuplicateKeyError):
+            coll._insert(codec.canonical({"_id": value, "c": rng.choice(VALUES)}))
+    store = coll._store
+    for _ in range(60):
+        query: dict[str, Any] = {"_id": rng.choice([*ids, 1.0, "missing", Int64(1), False])}
+        if rng.random() < 0.5:
+            query[rng.choice(["c", "d", "c.k"])] = rng.choice([None, 1, {"$exists": True}])
+        if rng.random() < 0.1:
+            query["$or"] = [{"c": 1}, {"d": 1}]
+        query = codec.canonical(query)
+        answers = []
+        for general in (False, True):
+            with monkeypatch.context() as patch:
+                if general:
+                    patch.setattr(planner, "_id_lookup", lambda store, query: None)
+                with work.measuring() as counted, work.operation("c", "find"):
+                    chosen = planner.plan(store, query)
+                    found = list(chosen.candidates)
+            answers.append(
+                (chosen.name, chosen.cost, chosen.ordered, chosen.exact, found, counted.summary())
+            )
+        assert answers[0] == answers[1], query

@@ -21,7 +21,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from bson import Binary, Int64, ObjectId
 
 from service.embedded import work
 from service.embedded.keys import HIGHEST, NULL_KEY, equality_key, sort_key, type_rank
@@ -395,6 +398,9 @@ def plan(
     The plan is `exact` when its index bounds decide the whole filter (see `_decided`; every
     top-level condition an equality or `$eq`/`$in` of indexable values on a bounded field).
     """
+    point = _id_lookup(store, query)
+    if point is not None:
+        return point
     conj = analyse(query)
     best = _best_for(store, conj, sort, wanted)
     if best is not None and best.exact and not _only_points(query):
@@ -406,6 +412,36 @@ def plan(
     if best is not None:
         return best
     return Plan("COLLSCAN", len(store), not sort, store.all())
+
+
+# `_id` values a point lookup takes as they are (`equality_key` keys them; no arrays,
+# documents or regular expressions, which need the general planner).
+_ID_KINDS = frozenset({ObjectId, str, int, Int64, Binary, bytes, float, datetime, bool, type(None)})
+
+
+def _id_lookup(store: CollectionStore, query: Mapping[str, Any]) -> Plan | None:
+    """The plan `_id_point` makes for `{_id: value, field: ..., ...}` (no `$` operator at the
+    top, a scalar `_id`), found by one hash lookup instead of analysing the filter and
+    bisecting the `_id_` index: the same candidates, cost, keys examined and exactness
+    (exact when `_id` is the whole filter)."""
+    value = query.get("_id", _ABSENT)
+    if type(value) not in _ID_KINDS or "_id_" not in store.indexes:
+        return None
+    for name in query:
+        if name.startswith("$"):
+            return None
+    stored = store.get(sort_key(value))
+    return Plan("_id_", int(stored is not None), True, _found(stored), exact=len(query) == 1)
+
+
+_ABSENT = object()
+
+
+def _found(stored: Stored | None) -> Iterator[Stored]:
+    # As `_walk_index` reads the `_id_` index: the key examined (if there is one) when read.
+    work.keys(int(stored is not None))
+    if stored is not None:
+        yield stored
 
 
 _POINT_OPERATORS = frozenset({"$eq", "$in"})
