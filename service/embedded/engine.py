@@ -8,6 +8,11 @@ query, a full scan per unique-index check, a deep copy of every matching documen
 index creation keeps `partialFilterExpression`. Everything here runs in the backend's one
 worker thread (see aio.py), so no locking is needed inside.
 
+The hot shapes skip mongomock's general code where the answer is provably the same
+(`FAST_PATHS`; tests/test_embedded_fast_paths.py compares both routes): `$set`/`$unset` of
+top-level fields (`_update_simply`), candidates of an exact plan (no re-match), inclusion
+projections of top-level names (`_inclusion`).
+
 Where mongomock's answer is not MongoDB's, the engine corrects it without touching
 mongomock's module state (its matcher here is an instance of our own; the private parts used
 are listed in mongomock_hooks.py):
