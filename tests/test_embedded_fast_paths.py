@@ -23,7 +23,7 @@ import pytest
 from bson import Binary, Decimal128, Int64, ObjectId
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, PyMongoError
 
 from service.embedded import codec, engine, planner, work
 from service.embedded import mongomock_hooks as hooks
@@ -544,3 +544,29 @@ def test_an_id_lookup_plans_as_the_general_planner(
                 (chosen.name, chosen.cost, chosen.ordered, chosen.exact, found, counted.summary())
             )
         assert answers[0] == answers[1], query
+
+
+# -- inserts ---------------------------------------------------------------------------------
+
+
+def test_insert_many_refuses_a_too_large_document_before_writing_any() -> None:
+    coll, log = collection()
+    records = len(log.records)
+    big = "x" * (16 * 1024 * 1024)
+    with pytest.raises(DocumentTooLarge):
+        coll._insert_many([{"_id": 1}, {"_id": 2, "big": big}], True)
+    assert len(coll._store) == 0 and len(log.records) == records
+
+
+def test_insert_many_reports_the_stored_form_of_a_clashing_document() -> None:
+    coll, _ = collection()
+    when = datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    with pytest.raises(BulkWriteError) as raised:
+        coll._insert_many([{"_id": 1, "a": "x"}, {"_id": 2, "a": "x", "w": when}, {"_id": 3}], True)
+    details = raised.value.details
+    assert details["nInserted"] == 1 and len(coll._store) == 1
+    assert details["writeErrors"][0]["op"] == {
+        "_id": 2,
+        "a": "x",
+        "w": datetime(2024, 1, 1, 12, 0, 0, 123000),
+    }

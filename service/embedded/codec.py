@@ -59,13 +59,19 @@ def canonical_value(value: Any) -> Any:
 
 def stored(doc: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
     """A document to store: its canonical dict and its BSON, refused above 16 MiB."""
+    raw = storable(doc)
+    return bson.decode(raw, codec_options=_CANONICAL), raw
+
+
+def storable(doc: Mapping[str, Any]) -> bytes:
+    """A document's BSON to store, refused above 16 MiB (DocumentTooLarge, as the driver)."""
     raw = encode(doc)
     if len(raw) > MAX_BSON_SIZE:
         raise DocumentTooLarge(
             f"BSON document too large ({len(raw)} bytes) - the connected server supports "
             f"BSON document sizes up to {MAX_BSON_SIZE} bytes."
         )
-    return bson.decode(raw, codec_options=_CANONICAL), raw
+    return raw
 
 
 def updated(doc: Mapping[str, Any]) -> bytes:

@@ -618,13 +618,16 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         return self._insert_many(list(data), ordered)
 
     def _insert_many(self, docs: list[dict[str, Any]], ordered: bool) -> list[Any]:
-        prepared = []
+        raws = []
         for doc in docs:
             doc.setdefault("_id", ObjectId())
-            prepared.append(codec.stored(doc))  # DocumentTooLarge before anything is written
+            raws.append(codec.storable(doc))  # DocumentTooLarge before anything is written
         errors: list[dict[str, Any]] = []
         inserted = 0
-        for index, (doc, raw) in enumerate(prepared):
+        for index, raw in enumerate(raws):
+            # Decoded one at a time: a batch of decoded documents held at once kept the
+            # cyclic GC busy walking them (bytes are not tracked).
+            doc = codec.to_canonical(raw)
             try:
                 check_id(doc)
                 self._store.insert(doc, raw)
