@@ -514,9 +514,7 @@ def test_read_projected_decodes_once_to_the_same_reply(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_an_id_lookup_plans_as_the_general_planner(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_id_lookups_plan_as_the_general_planner(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(4000 + seed)
     ids: list[Any] = [None, 0, 1, 2.5, "x", ObjectId("0" * 23 + "2"), b"\x01", True, -0.0]
     ids += [Binary(UUID(int=9).bytes, 4), datetime(2024, 1, 1), Int64(7), 2**40]
@@ -527,6 +525,9 @@ def test_an_id_lookup_plans_as_the_general_planner(
     store = coll._store
     for _ in range(60):
         query: dict[str, Any] = {"_id": rng.choice([*ids, 1.0, "missing", Int64(1), False])}
+        if rng.random() < 0.4:
+            some = [rng.choice([*ids, "missing", 1.0]) for _ in range(rng.randint(0, 6))]
+            query["_id"] = {"$in": some}
         if rng.random() < 0.5:
             query[rng.choice(["c", "d", "c.k"])] = rng.choice([None, 1, {"$exists": True}])
         if rng.random() < 0.1:
@@ -537,12 +538,14 @@ def test_an_id_lookup_plans_as_the_general_planner(
             with monkeypatch.context() as patch:
                 if general:
                     patch.setattr(planner, "_id_lookup", lambda store, query: None)
+                    patch.setattr(planner, "_id_points", lambda index, intervals: False)
                 with work.measuring() as counted, work.operation("c", "find"):
-                    chosen = planner.plan(store, query)
-                    found = list(chosen.candidates)
-            answers.append(
-                (chosen.name, chosen.cost, chosen.ordered, chosen.exact, found, counted.summary())
-            )
+                    chosen = planner.plan(store, query, [("_id", -1)] if seed % 2 else ())
+                    found = [next(chosen.candidates, None)]  # counted as read: one first
+                    first = counted.summary()
+                    found += list(chosen.candidates)
+            plain = (chosen.name, chosen.cost, chosen.ordered, chosen.exact)
+            answers.append((*plain, found, first, counted.summary()))
         assert answers[0] == answers[1], query
 
 

@@ -249,9 +249,33 @@ def _single(bounds: Bounds | None) -> bool:
     return bounds is not None and bounds.points is not None and len(bounds.points) == 1
 
 
+def _id_points(index: Index, intervals: list[tuple[Any, Any]]) -> bool:
+    # Equality points on the `_id_` index: each interval holds the entry of at most one
+    # document, the one stored under that key (every document has its `_id_` entry).
+    return index.name == "_id_" and all(
+        len(lo) == 1 and len(hi) == 2 and hi[0] == lo[0] and hi[1] == HIGHEST
+        for lo, hi in intervals
+    )
+
+
+def _walk_ids(
+    store: CollectionStore, intervals: list[tuple[Any, Any]], reverse: bool
+) -> Iterator[Stored]:
+    # `_walk_index` over `_id_` points, by hash lookups instead of a bisection per point
+    # (the same documents in the same order, the same keys examined as they are read).
+    for lo, _ in reversed(intervals) if reverse else intervals:
+        stored = store.get(lo[0])
+        if stored is not None:
+            work.keys(1)
+            yield stored
+
+
 def _walk_index(
     store: CollectionStore, index: Index, intervals: list[tuple[Any, Any]], reverse: bool
 ) -> Iterator[Stored]:
+    if _id_points(index, intervals):
+        yield from _walk_ids(store, intervals, reverse)
+        return
     seen: set[Any] | None = set() if index.multikey or len(intervals) > 1 else None
     keys = (
         key
@@ -287,7 +311,10 @@ def _keys_in(index: Index, lo: Any, hi: Any, reverse: bool) -> Iterator[Any]:
         size = min(size * 2, 1024)
 
 
-def _count(index: Index, intervals: list[tuple[Any, Any]]) -> int:
+def _count(index: Index, intervals: list[tuple[Any, Any]], store: CollectionStore) -> int:
+    if _id_points(index, intervals):
+        docs = store.docs
+        return sum(1 for lo, _ in intervals if lo[0] in docs)
     entries = index.entries
     return sum(entries.bisect_right(hi) - entries.bisect_left(lo) for lo, hi in intervals)
 
@@ -318,7 +345,7 @@ def _best_for(
                     best_sorted, sorted_used = (cost, index, whole, direction), 0
             continue
         intervals, fixed, used = found
-        cost = _count(index, intervals)
+        cost = _count(index, intervals, store)
         if best is None or cost < best[0] or (cost == best[0] and used > best_used):
             best, best_used = (cost, index, intervals), used
         direction = _serves_sort(index, fixed, sort, conj) if sort else 0
@@ -358,7 +385,7 @@ def _id_point(store: CollectionStore, conj: Conjunction) -> Plan | None:
         return None
     intervals = found[0]
     walk = _walk_index(store, index, intervals, False)
-    cost = _count(index, intervals)
+    cost = _count(index, intervals, store)
     return Plan(index.name, cost, True, walk, exact=_decided(index, conj, intervals))
 
 
