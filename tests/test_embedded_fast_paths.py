@@ -573,3 +573,79 @@ def test_insert_many_reports_the_stored_form_of_a_clashing_document() -> None:
         "a": "x",
         "w": datetime(2024, 1, 1, 12, 0, 0, 123000),
     }
+
+
+# -- equality filters without mongomock's matcher ---------------------------------------------
+
+LITERALS: list[Any] = [
+    None,
+    0,
+    1,
+    1.0,
+    -0.0,
+    True,
+    False,
+    Int64(1),
+    2**40,
+    "x",
+    "",
+    math.nan,
+    datetime(2024, 1, 1, 12, 0, 0, 123000),
+    ObjectId("0" * 23 + "1"),
+    Binary(UUID(int=7).bytes, 4),
+    Binary(UUID(int=7).bytes, 3),
+]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_quick_equality_filters_answer_as_the_matcher(seed: int) -> None:
+    rng = random.Random(5000 + seed)
+    decided = 0
+    for _ in range(300):
+        doc = random_doc(rng, 1)
+        if rng.random() < 0.3:
+            doc["c"] = {"k": rng.choice(VALUES), "j": {"k": rng.choice(LITERALS)}}
+        doc = codec.canonical(doc)
+        filter: dict[str, Any] = {}
+        for _ in range(rng.randint(1, 3)):
+            name = rng.choice([*FIELDS, "_id", "c.k", "c.j.k", "a.k", "zz"])
+            literal = rng.choice(LITERALS)
+            if "." in name and literal is None:
+                literal = 1
+            shape = rng.randrange(3)
+            if shape == 0:
+                filter[name] = literal
+            elif shape == 1:
+                filter[name] = {"$eq": literal}
+            else:
+                choices = [x for x in LITERALS if "." not in name or x is not None]
+                filter[name] = {"$in": rng.sample(choices, rng.randint(0, 3))}
+        filter = codec.canonical(filter)
+        quick = engine.quick_matcher(filter)
+        assert quick is not None, filter
+        answer = quick(doc)
+        if answer is not None:
+            decided += 1
+            assert answer == engine.filter_applies(engine.prepared(filter), doc), (filter, doc)
+    assert decided > 200
+
+
+def test_filters_left_to_the_matcher() -> None:
+    for filter in (
+        {"a.b": None},
+        {"a": {"$gt": 1}},
+        {"a": {"$in": [1], "$nin": [2]}},
+        {"a.0": 1},
+        {"$or": [{"a": 1}]},
+        {"a": {"k": 1}},
+        {"a": [1]},
+        {"a": Decimal128("1")},
+        {"a": {"$in": [[1]]}},
+    ):
+        assert engine.quick_matcher(codec.canonical(filter)) is None, filter
+    quick = engine.quick_matcher({"a": 1, "b.c": "x"})
+    assert quick is not None
+    assert quick({"a": [1, Decimal128("1")], "b": {"c": "x"}}) is None  # asks the matcher
+    assert quick({"a": 1, "b": [{"c": "x"}]}) is None
+    assert quick({"a": 1, "b": {"c": "x"}}) is True
+    assert quick({"a": True, "b": {"c": "x"}}) is False

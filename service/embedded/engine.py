@@ -185,6 +185,99 @@ def filter_applies(query: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     return bool(_MATCHER.apply(query, doc))
 
 
+# Scalars whose equality `quick_matcher` decides as the matcher (with `Same`) does.
+_QUICK_KINDS = frozenset({str, bool, int, float, Int64, ObjectId, datetime, Binary, type(None)})
+_NUMBERS = frozenset({int, float, Int64})
+
+
+def quick_matcher(query: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool | None] | None:
+    """A test for filters of equalities only (`{f: v}`, `{f: {$eq: v}}`, `{f: {$in: [...]}}`
+    of scalars; dotted names through embedded documents, null on top-level names only) that
+    answers as `filter_applies(prepared(query), doc)` does, without mongomock's machinery;
+    None (ask the matcher) for a document where it is not sure (an array on a dotted path, an
+    array with null, a value of another kind). None for any other filter."""
+    conditions = []
+    for key, value in query.items():
+        if type(key) is not str or not key or key.startswith("$"):
+            return None
+        path = key.split(".")
+        if any(not part or part.isdigit() for part in path):
+            return None
+        literals: Any = [value]
+        if type(value) is dict:
+            if len(value) != 1:
+                return None
+            op, arg = next(iter(value.items()))
+            if op == "$in" and type(arg) is list:
+                literals = arg
+            elif op == "$eq":
+                literals = [arg]
+            else:
+                return None
+        if any(type(literal) not in _QUICK_KINDS for literal in literals):
+            return None
+        if len(path) > 1 and None in literals:
+            return None  # `{"a.b": null}` has the engine's own rule (`_dotted_null`)
+        keys = frozenset(_quick_key(literal) for literal in literals)
+        conditions.append((path, keys, None in literals))
+    return functools.partial(_quick, conditions)
+
+
+def _quick_key(value: Any) -> tuple[Any, ...]:
+    # Equal for values MongoDB's equality calls equal: numbers by value across int, float
+    # and Int64 (NaN equals NaN), a boolean never a number, other kinds by kind and value.
+    kind = type(value)
+    if kind in _NUMBERS:
+        return ("NaN",) if value != value else (0, value)
+    return (kind, value)
+
+
+def _quick(
+    conditions: list[tuple[list[str], frozenset[tuple[Any, ...]], bool]], doc: Mapping[str, Any]
+) -> bool | None:
+    for path, keys, null in conditions:
+        value: Any = doc
+        for part in path:
+            if isinstance(value, dict):
+                value = value.get(part, _MISSING)
+            elif value is _MISSING:
+                break
+            elif type(value) is list:
+                return None  # through an array: the matcher's rules
+            else:
+                value = _MISSING  # below a scalar: nothing there
+                break
+        if value is _MISSING:
+            if not null:
+                return False
+            continue
+        kind = type(value)
+        if kind is list:
+            if null:
+                return None
+            found = False
+            for element in value:
+                hit = _quick_equal(element, keys)
+                if hit is None:
+                    return None
+                found = found or hit
+            if not found:
+                return False
+            continue
+        hit = _quick_equal(value, keys)
+        if not hit:
+            return hit
+    return True
+
+
+def _quick_equal(value: Any, keys: frozenset[tuple[Any, ...]]) -> bool | None:
+    # Whether a scalar equals one of the literals (see `_quick_key`); None for a value of a
+    # kind not decided here.
+    if type(value) not in _QUICK_KINDS:
+        return None
+    return _quick_key(value) in keys
+
+
 _EQUALITY_OPERATORS = frozenset({"$eq", "$ne"})
 _MEMBERSHIP_OPERATORS = frozenset({"$in", "$nin", "$all"})
 _FILTER_OPERATORS = frozenset({"$elemMatch", "$not"})
@@ -536,13 +629,16 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             candidates = list(chosen.candidates)
             work.docs(len(candidates))
         query = None if chosen.exact and FAST_PATHS else prepared(spec) or None
+        quick = quick_matcher(spec) if query is not None and FAST_PATHS else None
         touched = frozenset(sets).union(unsets)
         keyed: dict[str, Any] | None = None  # what the indexes key of the values they watch
         matched = modified = 0
         for raw, _ in candidates:
             doc = codec.to_canonical(raw)
-            if query is not None and not filter_applies(query, doc):
-                continue
+            if query is not None:
+                hit = None if quick is None else quick(doc)
+                if not (filter_applies(query, doc) if hit is None else hit):
+                    continue
             matched += 1
             for name in unsets:
                 doc.pop(name, None)
@@ -676,6 +772,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         chosen = self._plan(filter, sort, wanted)
         # An exact plan's candidates all match: decoded only to be returned or sorted.
         query = None if chosen.exact and FAST_PATHS else prepared(filter)
+        quick = quick_matcher(filter) if query and FAST_PATHS else None
         sorting = bool(sort) and not chosen.ordered
         found: list[tuple[bytes, dict[str, Any] | None]] = []
         order: list[tuple[Any, ...]] = []
@@ -694,8 +791,10 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 check_deadline()
             examined += 1
             doc = codec.to_canonical(raw)
-            if query is not None and query and not filter_applies(query, doc):
-                continue
+            if query:
+                hit = None if quick is None else quick(doc)
+                if not (filter_applies(query, doc) if hit is None else hit):
+                    continue
             found.append((raw, doc if keep else None))
             if sorting:
                 order.append(tuple(sort_value(doc, f, d < 0) for f, d in sort))
