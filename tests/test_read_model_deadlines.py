@@ -32,11 +32,11 @@ PAUSE = 0.3  # seconds: twice the request budget
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
     """A short request budget; leases renewed often (a third of 1 s), so renewals happen;
     background loops that run only when poked (after their first run at start-up)."""
     update = {"request_timeout_ms": BUDGET_MS, "lease_ttl_seconds": 1, "worker_poll_seconds": 60}
-    return settings.model_copy(update=update)
+    return settings.model_copy(update={**update, **getattr(request, "param", {})})
 
 
 @pytest.fixture(autouse=True)
@@ -104,6 +104,25 @@ async def test_an_engine_call_outlasting_the_budget_answers_503_not_500(
     assert_problem(r, 503)
     monkeypatch.setattr(EngineCollection, "aggregate", original)
     await _answers_the_new_name(owner, team["id"])
+
+
+@pytest.mark.parametrize("settings", [{"background_workers": False}], indirect=True)
+async def test_a_lease_taken_for_the_block_is_given_back_when_the_budget_ran_out(
+    owner: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a runtime (BACKGROUND_WORKERS=false, the CLI) `leased` takes the lease for the
+    # block and releases it after. The release ran under the spent budget and failed, so the
+    # lease stayed held: for a whole TTL every read waited READ_WAIT twice and answered stale.
+    team = await make_team(owner, name="Before")
+    assert (await owner.client.get(f"/v1/read-models/teams/{team['id']}")).status_code == 200
+    await owner.client.patch(f"/v1/teams/{team['id']}", json={"name": "After"})
+    monkeypatch.setattr(runner, "apply", _paused(runner.apply))
+    assert_problem(await owner.client.get(f"/v1/read-models/teams/{team['id']}"), 503)
+    monkeypatch.setattr(runner, "apply", runner.apply.__wrapped__)
+    started = time.monotonic()
+    r = await owner.client.get(f"/v1/read-models/teams/{team['id']}")
+    assert r.status_code == 200 and r.json()["name"] == "After", r.text
+    assert time.monotonic() - started < runner.READ_WAIT
 
 
 async def _answers_the_new_name(owner: Account, team_id: str) -> None:

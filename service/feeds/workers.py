@@ -28,13 +28,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import uuid4
 
-from service.core.deadlines import deadline
+from service.core.deadlines import deadline, unbounded
 from service.feeds import leases
 
 log = logging.getLogger(__name__)
 
 in_background: ContextVar[bool] = ContextVar("in_background", default=False)
 """True inside a worker's own loop (tools that count a request's database calls skip these)."""
+
+RELEASE_BUDGET = 2.0  # seconds for giving a lease back, whatever budget the block had left
 
 Step = Callable[[leases.Held], Awaitable[bool]]
 """One unit of work under a held lease; True when more work is waiting (run again soon)."""
@@ -203,7 +205,10 @@ async def leased(
         yield held
     finally:
         if held is not None:
-            await leases.release(held)
+            # Even when the block ended because the caller's budget ran out: a lease left
+            # behind would keep everyone else waiting a whole TTL for its silence.
+            with unbounded(), deadline(RELEASE_BUDGET):
+                await leases.release(held)
 
 
 async def wait_for(
