@@ -106,6 +106,32 @@ async def test_an_engine_call_outlasting_the_budget_answers_503_not_500(
     await _answers_the_new_name(owner, team["id"])
 
 
+async def test_a_long_background_step_holds_a_read_no_longer_than_its_budget(
+    owner: Account, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker's lock was waited for without bound: a read queued behind a whole background
+    # step (up to BACKGROUND_TIMEOUT_MS, a rebuild for as long as it takes) before its 503.
+    team = await make_team(owner, name="Before")
+    assert (await owner.client.get(f"/v1/read-models/teams/{team['id']}")).status_code == 200
+    await owner.client.patch(f"/v1/teams/{team['id']}", json={"name": "After"})
+    await runner.sync_feeds()
+    apply = runner.apply
+
+    async def slow_in_background(*args: Any, **kwargs: Any) -> Any:
+        if workers.in_background.get():
+            await asyncio.sleep(4 * PAUSE)
+        return await apply(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "apply", slow_in_background)
+    app.state.background.runtime.workers[runner.lease_name("global_team")].wake.set()
+    await asyncio.sleep(0.1)  # the worker is in its step, holding its lock
+    started = time.monotonic()
+    r = await owner.client.get(f"/v1/read-models/teams/{team['id']}")
+    assert time.monotonic() - started < 2 * PAUSE, r.text
+    assert_problem(r, 503)
+    await _answers_the_new_name(owner, team["id"])
+
+
 @pytest.mark.parametrize("settings", [{"background_workers": False}], indirect=True)
 async def test_a_lease_taken_for_the_block_is_given_back_when_the_budget_ran_out(
     owner: Account, monkeypatch: pytest.MonkeyPatch
