@@ -19,7 +19,8 @@ def check_time_zone(value: str) -> str:
     """An IANA zone name zoneinfo knows (`America/New_York`, `UTC`); ValueError otherwise."""
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a directory of the zone database (`America`, `Etc`) is opened as a file.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown IANA time zone: {value!r}") from None
     return value
 

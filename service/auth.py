@@ -51,13 +51,15 @@ class AuthCache:
             return None
         return hit.ctx
 
-    def put(self, key: str, ctx: RequestContext) -> None:
-        """Remember a verified credential."""
-        if self.ttl <= 0:
+    def put(self, key: str, ctx: RequestContext, *, valid_until: float | None = None) -> None:
+        """Remember a verified credential (never past `valid_until`, an epoch time: a token's
+        `exp`, so an expired token is refused even while its entry would still be fresh)."""
+        ttl = self.ttl if valid_until is None else min(self.ttl, valid_until - time.time())
+        if ttl <= 0:
             return
         if len(self._entries) > 10_000:
             self._entries.clear()
-        self._entries[key] = _Cached(ctx, time.monotonic() + self.ttl)
+        self._entries[key] = _Cached(ctx, time.monotonic() + ttl)
 
     def evict_actor(self, actor_id: UUID) -> None:
         """Forget every credential of a user or key (after revoke, delete, role change)."""
@@ -117,7 +119,7 @@ async def authenticate(
         except jwt.InvalidTokenError:
             raise Unauthorized("The access token is invalid or expired.") from None
         ctx = await _context_for_user(claims)
-        cache.put("jwt:" + bearer, ctx)
+        cache.put("jwt:" + bearer, ctx, valid_until=claims.exp)
         return ctx
     if api_key:
         digest = security.hash_api_key(api_key)

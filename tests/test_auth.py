@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -16,8 +18,9 @@ from documents.journal import DomainEvent
 from documents.tenant import Tenant
 from documents.throttle import ThrottleCounter
 from documents.user import User
+from service.auth import AuthCache, authenticate
 from service.core import journal, security
-from service.core.errors import TooManyRequests
+from service.core.errors import TooManyRequests, Unauthorized
 from service.core.settings import Settings
 from service.core.throttle import Throttle
 from tests.support.helpers import PASSWORD, Account, assert_problem
@@ -263,6 +266,22 @@ async def test_missing_expired_forged_and_malformed_tokens_are_401(
         response = await client.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
         assert_problem(response, 401)
         assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_a_cached_token_is_refused_once_it_expires(
+    owner: Account, settings: Settings
+) -> None:
+    # The auth cache kept a verified token for AUTH_CACHE_SECONDS whatever its `exp`: an
+    # expired token went on working for up to 30 s (found hunting issue 30).
+    expires = int(time.time()) + 1
+    claims = {"sub": str(owner.id), "tid": str(owner.tenant_id), "ver": 0, "exp": expires}
+    token = jwt.encode({**claims, "iat": expires - 1}, settings.jwt_secret, algorithm="HS256")
+    cache = AuthCache(60)
+    ctx = await authenticate(settings=settings, cache=cache, bearer=token, api_key=None)
+    assert ctx.actor_id == owner.id and cache.get("jwt:" + token) is not None
+    await asyncio.sleep(expires - time.time() + 0.05)
+    with pytest.raises(Unauthorized):
+        await authenticate(settings=settings, cache=cache, bearer=token, api_key=None)
 
 
 async def test_credentials_are_read_from_the_headers_as_the_schemes_say(

@@ -139,6 +139,7 @@ class AccessClaims(BaseModel):
     sub: ClaimId
     tid: ClaimId
     iat: StrictInt
+    exp: float  # seconds since the epoch (checked by `jwt.decode`; bounds the auth cache too)
     ver: StrictInt = Field(ge=0)
 
 

@@ -103,7 +103,9 @@ async def take(name: str, owner: str, ttl: timedelta) -> Held | None:
     mine = found.get("owner") == owner
     if not (mine or found.get("released") or _silent_for(name, found, ttl)):
         return None  # held by another owner who still renews it
-    fence, beat = int(found.get("fence", 0)), int(found.get("beat", 0))
+    # The token exactly as read: `None` also matches a missing field (a lease written by an
+    # older release has no `beat`), which `$inc` then starts at 1.
+    fence, beat = found.get("fence"), found.get("beat")
     result = await collection.update_one(
         {"_id": name, "fence": fence, "beat": beat},
         {"$set": {**fields, "acquired_at": now}, "$inc": {"fence": 1, "beat": 1}},
@@ -112,7 +114,12 @@ async def take(name: str, owner: str, ttl: timedelta) -> Held | None:
         return None
     _SEEN.pop(name, None)
     return Held(
-        name=name, owner=owner, ttl=ttl, fence=fence + 1, renewed_at=now, renewed_mono=started
+        name=name,
+        owner=owner,
+        ttl=ttl,
+        fence=int(fence or 0) + 1,
+        renewed_at=now,
+        renewed_mono=started,
     )
 
 

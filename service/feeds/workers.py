@@ -28,13 +28,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import uuid4
 
-from service.core.deadlines import deadline
+from service.core.deadlines import deadline, remaining, unbounded
 from service.feeds import leases
 
 log = logging.getLogger(__name__)
 
 in_background: ContextVar[bool] = ContextVar("in_background", default=False)
 """True inside a worker's own loop (tools that count a request's database calls skip these)."""
+
+RELEASE_BUDGET = 2.0  # seconds for giving a lease back, whatever budget the block had left
 
 Step = Callable[[leases.Held], Awaitable[bool]]
 """One unit of work under a held lease; True when more work is waiting (run again soon)."""
@@ -190,20 +192,44 @@ async def leased(
 
     In a process running a `Runtime`, this goes through that runtime's worker of the same name
     (its lock keeps the block and the worker's own loop apart, and its lease is reused); with
-    no runtime (the CLI), the lease is taken for the block and released after it.
+    no runtime (the CLI), the lease is taken for the block and released after it. Under a
+    budget (a request's), the worker's lock is waited for at most the budget left: a long step
+    of the worker (a rebuild) then reads as another holder instead of holding the caller.
     """
     for runtime in _RUNTIMES:
         worker = runtime.workers.get(name)
         if worker is not None:
-            async with worker.lock:
+            if not await _acquire(worker.lock):
+                yield None
+                return
+            try:
                 yield worker.held if await worker.ensure_lease() else None
+            finally:
+                worker.lock.release()
             return
     held = await leases.take(name, new_owner(), ttl)
     try:
         yield held
     finally:
         if held is not None:
-            await leases.release(held)
+            # Even when the block ended because the caller's budget ran out: a lease left
+            # behind would keep everyone else waiting a whole TTL for its silence.
+            with unbounded(), deadline(RELEASE_BUDGET):
+                await leases.release(held)
+
+
+async def _acquire(lock: asyncio.Lock) -> bool:
+    """Take `lock` within the caller's budget (without one: however long it takes)."""
+    left = remaining()
+    if left is None:
+        await lock.acquire()
+        return True
+    try:
+        async with asyncio.timeout(max(left, 0.0)):
+            await lock.acquire()
+    except TimeoutError:
+        return False
+    return True
 
 
 async def wait_for(

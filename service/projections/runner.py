@@ -75,6 +75,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.base import utcnow
 from documents.read_models import ProjectionCheckpoint
+from service.core.deadlines import unbounded
 from service.feeds import leases, sequencer, workers
 from service.projections.definitions import PROJECTORS, Key, Projector, uuid_of
 
@@ -464,6 +465,13 @@ async def tenants_of(projector: Projector) -> list[UUID]:
 
 
 async def _rebuild(projector: Projector, held: leases.Held | None = None) -> int:
+    # Batch work (service/core/deadlines.py): a background step's budget would cut a long
+    # rebuild every time, and the projector would be retried from scratch for ever.
+    with unbounded():
+        return await _rebuild_all(projector, held)
+
+
+async def _rebuild_all(projector: Projector, held: leases.Held | None) -> int:
     fence = held.fence if held is not None else None
     heads = await sequencer.heads(projector.feeds)
     started = utcnow()
