@@ -38,13 +38,13 @@ applied `insert_many`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
-import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -78,18 +78,22 @@ from pymongo.results import (
     UpdateResult,
 )
 
-from service.embedded import codec, wal
+from service.embedded import codec, wal, work
 from service.embedded.engine import (
     NO_COLLATION,
     SERVER_VERSION,
     EngineClient,
     EngineCollection,
     EngineDatabase,
+    WorkingCopy,
+    _bulk_details,
+    check_id,
     filter_applies,
+    prepared,
     sort_spec,
     time_limit,
 )
-from service.embedded.keys import equality_key
+from service.embedded.keys import equality_key, sort_key
 from service.embedded.mongomock_hooks import validate_ok_for_replace, validate_ok_for_update
 
 T = TypeVar("T")
@@ -185,6 +189,126 @@ async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         result: T = await _settle(outcome)  # a TTL deletion on the way is logged
         return result
     return await run(fn, *args, **kwargs)
+
+
+# -- large writes in slices -----------------------------------------------------------------
+#
+# A multi-document write (`insert_many`, `bulk_write`, `update_many`, `delete_many`) runs as a
+# chain of engine calls, each its own exclusive section of about SLICE_SECONDS, as a server
+# yields its locks between the write units of a batch: a call queued meanwhile (a point read,
+# a one-document create) runs between two slices instead of waiting for the whole batch. The
+# next slice is queued at the back of the worker's queue by the worker itself, so the event
+# loop is woken once per operation, not once per slice. The caller's CSOT budget covers the
+# whole chain; its log records are committed once, after the last slice (the log is ordered:
+# that commit covers the earlier slices), or after the slice that failed.
+
+SLICE_SECONDS = 0.005
+"""Engine time one slice of a large write aims at (checked after each document or op)."""
+SLICE_ITEMS: int | None = None
+"""At most this many documents or ops per slice (None: by time only; tests set it small)."""
+
+
+class _Slice:
+    """One slice's allowance: `more()` before each item (the first one always fits)."""
+
+    __slots__ = ("end", "items", "limit")
+
+    def __init__(self) -> None:
+        self.end = time.perf_counter() + SLICE_SECONDS
+        self.items = 0
+        self.limit = SLICE_ITEMS
+
+    def more(self) -> bool:
+        self.items += 1
+        if self.items == 1:
+            return True
+        if self.limit is not None and self.items > self.limit:
+            return False
+        return time.perf_counter() < self.end
+
+
+_MORE: Any = object()  # a step's answer: not finished, run another slice
+
+
+class _Chain:
+    """One sliced operation: its step run slice after slice in the worker, its log records."""
+
+    def __init__(
+        self, step: Callable[[_Slice], Any], loop: asyncio.AbstractEventLoop, ctx: Any
+    ) -> None:
+        self.step = step
+        self.loop = loop
+        self.context = ctx
+        self.future: asyncio.Future[tuple[Any, BaseException | None]] = loop.create_future()
+        self.stopped = False  # set on the loop when the caller's budget ran out
+        self.commits: dict[int, tuple[wal.Log, int]] = {}
+
+    def submit(self) -> None:
+        _WORKER.submit(self.context.run, self._slice)
+
+    def _slice(self) -> None:
+        # In the worker thread (in the caller's context: work counting, see work.py).
+        if self.stopped:
+            self._finish(_MORE, None)
+            return
+        with _ENGINE:
+            try:
+                result, error = self.step(_Slice()), None
+            except BaseException as exc:  # re-raised by the caller once its changes are durable
+                result, error = None, exc
+            for log, upto in wal.written():
+                self.commits[id(log)] = (log, upto)
+        if error is None and result is _MORE:
+            try:
+                self.submit()  # at the back of the queue: what waits runs first
+                return
+            except BaseException as exc:  # the worker is shutting down
+                result, error = None, exc
+        self._finish(result, error)
+
+    def _finish(self, result: Any, error: BaseException | None) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self.loop.call_soon_threadsafe(self._resolve, result, error)
+
+    def _resolve(self, result: Any, error: BaseException | None) -> None:
+        if not self.future.done():
+            self.future.set_result((result, error))
+
+    def logged(self) -> list[tuple[wal.Log, int]]:
+        return list(self.commits.values())
+
+    def commit_in_background(self, _: Any = None) -> None:
+        for log, upto in self.logged():
+            task = self.loop.create_task(_commit_later(log, upto))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+
+
+async def run_sliced(step: Callable[[_Slice], Any]) -> Any:
+    """Run a large write as slices: `step(slice)` does the next part (as much as the slice
+    allows) and answers `_MORE` until it is done; return once every slice's changes are
+    durable (after a failing slice too, then raise its error)."""
+    left = _time_left()
+    loop = asyncio.get_running_loop()
+    chain = _Chain(step, loop, contextvars.copy_context())
+    chain.submit()
+    try:
+        if left is None:
+            result, error = await asyncio.shield(chain.future)
+        else:
+            async with asyncio.timeout(left):
+                result, error = await asyncio.shield(chain.future)
+    except TimeoutError:
+        # As a server under `maxTimeMS` (CSOT sends it): the operation stops at its next
+        # yield; what it wrote before stays, committed in the background.
+        chain.stopped = True
+        chain.future.add_done_callback(chain.commit_in_background)
+        raise NetworkTimeout(f"timed out after {left:.3f}s (embedded backend)") from None
+    except asyncio.CancelledError:
+        # As a server when its client goes away: the operation runs to its end.
+        chain.future.add_done_callback(chain.commit_in_background)
+        raise
+    return await _settle((result, error, chain.logged()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,14 +679,7 @@ class EmbeddedCollection:
             if "_id" not in doc:
                 doc["_id"] = ObjectId()
         _observe(Operation(self.name, "insert_many"))
-
-        def execute() -> None:
-            try:
-                self.engine._insert_many(docs, ordered)
-            finally:
-                self._wrote()
-
-        await run(execute)
+        await run_sliced(_InsertMany(self, docs, ordered).step)
         return InsertManyResult([d["_id"] for d in docs], True)
 
     async def update_one(
@@ -601,6 +718,9 @@ class EmbeddedCollection:
         query = codec.canonical(filter)
         change = codec.canonical({"u": update})["u"]
         _observe(Operation(self.name, method, query))
+        if multi:
+            raw = await run_sliced(_UpdateMany(self, query, change, upsert).step)
+            return UpdateResult(_update_result(raw), True)
 
         def execute() -> dict[str, Any]:
             try:
@@ -625,6 +745,8 @@ class EmbeddedCollection:
         _refuse_options(kwargs, ("let", "hint"))
         query = codec.canonical(filter)
         _observe(Operation(self.name, method, query))
+        if multi:
+            return DeleteResult(await run_sliced(_DeleteMany(self, query).step), True)
 
         def execute() -> dict[str, Any]:
             try:
@@ -723,21 +845,14 @@ class EmbeddedCollection:
     ) -> BulkWriteResult:
         """Run insert/update/replace/delete operations in order; errors as PyMongo reports them."""
         _refuse_session(session)
+        requests = list(requests)
         # Each request's filter, for observers (the shard plan's check): {kind: filter}.
         each = tuple(
             {type(r).__name__: getattr(r, "_filter", None), "upsert": getattr(r, "_upsert", None)}
             for r in requests
         )
         _observe(Operation(self.name, "bulk_write", pipeline=each))
-        ops = [_bulk_op(r) for r in requests]
-
-        def execute() -> dict[str, Any]:
-            try:
-                return _run_bulk(self.engine, ops, ordered)
-            finally:
-                self._wrote()
-
-        result = await run(execute)
+        result = await run_sliced(_Bulk(self, requests, ordered).step)
         if result["writeErrors"]:
             raise BulkWriteError(result)
         return BulkWriteResult(result, True)
@@ -1104,42 +1219,224 @@ def _bulk_op(request: Any) -> tuple[str, dict[str, Any]]:
     raise TypeError(f"{request!r} is not a valid request")
 
 
-def _run_bulk(
-    engine: EngineCollection, ops: list[tuple[str, dict[str, Any]]], ordered: bool
-) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "writeErrors": [],
-        "writeConcernErrors": [],
-        "nInserted": 0,
-        "nUpserted": 0,
-        "nMatched": 0,
-        "nModified": 0,
-        "nRemoved": 0,
-        "upserted": [],
-    }
-    for index, (kind, args) in zip(itertools.count(), ops, strict=False):
-        try:
-            if kind == "insert":
-                engine._insert(args["doc"])
-                result["nInserted"] += 1
-            elif kind == "delete":
-                result["nRemoved"] += engine._delete(args["filter"], multi=args["multi"])["n"]
-            else:
-                raw = engine._update(
-                    args["filter"], args["update"], upsert=args["upsert"], multi=args["multi"]
-                )
-                if raw.get("upserted") is not None:
-                    result["nUpserted"] += 1
-                    result["upserted"].append(
-                        {"index": index, "_id": codec.reply({"v": raw["upserted"]})["v"]}
-                    )
-                else:
-                    result["nMatched"] += raw.get("n", 0)
-                    result["nModified"] += raw.get("nModified", 0)
-        except WriteError as exc:
-            result["writeErrors"].append(
-                {**(exc.details or {}), "index": index, "code": exc.code, "errmsg": str(exc)}
+def _bulk_apply(
+    engine: EngineCollection, result: dict[str, Any], index: int, kind: str, args: dict[str, Any]
+) -> bool:
+    # One op of a bulk write, its outcome added to `result`; False when it failed (WriteError).
+    try:
+        if kind == "insert":
+            engine._insert(args["doc"])
+            result["nInserted"] += 1
+        elif kind == "delete":
+            result["nRemoved"] += engine._delete(args["filter"], multi=args["multi"])["n"]
+        else:
+            raw = engine._update(
+                args["filter"], args["update"], upsert=args["upsert"], multi=args["multi"]
             )
-            if ordered:
-                break
-    return result
+            if raw.get("upserted") is not None:
+                result["nUpserted"] += 1
+                result["upserted"].append(
+                    {"index": index, "_id": codec.reply({"v": raw["upserted"]})["v"]}
+                )
+            else:
+                result["nMatched"] += raw.get("n", 0)
+                result["nModified"] += raw.get("nModified", 0)
+    except WriteError as exc:
+        result["writeErrors"].append(
+            {**(exc.details or {}), "index": index, "code": exc.code, "errmsg": str(exc)}
+        )
+        return False
+    return True
+
+
+class _Bulk:
+    """`bulk_write` in slices: every request converted (and refused) before any op runs, as
+    the driver validates them before sending; then the ops in order, whole ops per slice."""
+
+    def __init__(self, collection: EmbeddedCollection, requests: list[Any], ordered: bool) -> None:
+        self.collection = collection
+        self.requests = requests
+        self.ordered = ordered
+        self.ops: list[tuple[str, dict[str, Any]]] = []
+        self.position = 0
+        self.result: dict[str, Any] = {
+            "writeErrors": [],
+            "writeConcernErrors": [],
+            "nInserted": 0,
+            "nUpserted": 0,
+            "nMatched": 0,
+            "nModified": 0,
+            "nRemoved": 0,
+            "upserted": [],
+        }
+
+    def step(self, part: _Slice) -> Any:
+        requests, ops = self.requests, self.ops
+        while len(ops) < len(requests) and part.more():
+            ops.append(_bulk_op(requests[len(ops)]))
+        if len(ops) < len(requests):
+            return _MORE
+        engine = self.collection.engine
+        try:
+            while self.position < len(ops) and part.more():
+                index = self.position
+                self.position += 1
+                kind, args = ops[index]
+                if not _bulk_apply(engine, self.result, index, kind, args) and self.ordered:
+                    self.position = len(ops)  # ordered: the first error ends the batch
+        finally:
+            self.collection._wrote()
+        return _MORE if self.position < len(ops) else self.result
+
+
+class _InsertMany:
+    """`insert_many` in slices: every document encoded (DocumentTooLarge refused) before
+    anything is written, then inserted in order; errors keyed by the original index."""
+
+    def __init__(self, collection: EmbeddedCollection, docs: list[Any], ordered: bool) -> None:
+        self.collection = collection
+        self.docs = docs
+        self.ordered = ordered
+        self.prepared: list[tuple[dict[str, Any], bytes]] = []
+        self.position = 0
+        self.inserted = 0
+        self.errors: list[dict[str, Any]] = []
+
+    def step(self, part: _Slice) -> Any:
+        docs, prepared = self.docs, self.prepared
+        while len(prepared) < len(docs) and part.more():
+            prepared.append(codec.stored(docs[len(prepared)]))
+        if len(prepared) < len(docs):
+            return _MORE
+        try:
+            store = self.collection.engine._store
+            while self.position < len(prepared) and part.more():
+                index = self.position
+                self.position += 1
+                doc, raw = prepared[index]
+                try:
+                    check_id(doc)
+                    store.insert(doc, raw)
+                    self.inserted += 1
+                except WriteError as exc:
+                    error = {**(exc.details or {}), "index": index, "code": exc.code, "op": doc}
+                    self.errors.append(error)
+                    if self.ordered:
+                        self.position = len(prepared)
+        finally:
+            self.collection._wrote()
+        if self.position < len(prepared):
+            return _MORE
+        if self.errors:
+            raise BulkWriteError(_bulk_details(self.errors, n_inserted=self.inserted))
+        return None
+
+
+class _UpdateMany:
+    """`update_many` in slices: the candidates fixed first (one call, counted as the engine
+    counts an update's reads), then updated in order, each re-read and re-checked against the
+    filter at its turn (a server's multi-update re-checks each document it fetches: one
+    changed meanwhile so that it no longer matches is left alone)."""
+
+    def __init__(
+        self, collection: EmbeddedCollection, query: dict[str, Any], change: Any, upsert: bool
+    ) -> None:
+        self.collection = collection
+        self.query = query
+        self.matcher = prepared(query)
+        self.change = change
+        self.upsert = upsert
+        self.candidates: list[bytes] | None = None
+        self.position = 0
+        self.total: dict[str, Any] = {"n": 0, "nModified": 0, "upserted": None}
+
+    def step(self, part: _Slice) -> Any:
+        collection = self.collection
+        engine = collection.engine
+        try:
+            if self.candidates is None:
+                with work.operation(collection.name, "update"):
+                    self.candidates = [raw for raw, _ in engine._plan(self.query).candidates]
+                    work.docs(len(self.candidates))
+            if self.position < len(self.candidates):
+                self._apply(engine, self._turns(engine, part), upsert=False)
+                if self.position < len(self.candidates):
+                    return _MORE
+            if self.upsert and not self.total["n"]:  # nothing matched: insert (one call)
+                self._apply(engine, iter(()), upsert=True)
+            return self.total
+        finally:
+            collection._wrote()
+
+    def _turns(self, engine: EngineCollection, part: _Slice) -> Iterator[WorkingCopy]:
+        # The candidates this slice takes, each as stored now, if it still matches.
+        store, candidates = engine._store, self.candidates
+        assert candidates is not None
+        while self.position < len(candidates) and part.more():
+            raw = candidates[self.position]
+            self.position += 1
+            doc = WorkingCopy.of(raw)
+            current = store.get(sort_key(doc["_id"]))
+            if current is None:
+                continue  # deleted meanwhile
+            if current[0] is not raw:
+                doc = WorkingCopy.of(current[0])  # changed meanwhile: this version decides
+            if filter_applies(self.matcher, doc):
+                yield doc
+
+    def _apply(self, engine: EngineCollection, docs: Iterator[Any], *, upsert: bool) -> None:
+        # mongomock's update loop (the engine's `_update`) over these documents only.
+        # (Shadowed on this instance for this call only: the engine lock is held.)
+        engine.__dict__["_iter_documents"] = lambda _filter: docs
+        try:
+            raw = engine._update(self.query, self.change, upsert=upsert, multi=True)
+        finally:
+            del engine.__dict__["_iter_documents"]
+        total = self.total
+        total["n"] += raw.get("n", 0)
+        total["nModified"] += raw.get("nModified", 0)
+        if raw.get("upserted") is not None:
+            total["upserted"] = raw["upserted"]
+        total["updatedExisting"] = bool(total.get("updatedExisting") or raw.get("updatedExisting"))
+
+
+class _DeleteMany:
+    """`delete_many` in slices: the matches found first (one call, counted as the engine
+    counts a delete), then deleted in order; one changed meanwhile is re-checked, one
+    deleted meanwhile is not counted."""
+
+    def __init__(self, collection: EmbeddedCollection, query: dict[str, Any]) -> None:
+        self.collection = collection
+        self.query = query
+        self.matcher = prepared(query)
+        self.found: list[tuple[bytes, dict[str, Any] | None]] | None = None
+        self.position = 0
+        self.deleted = 0
+
+    def step(self, part: _Slice) -> Any:
+        collection = self.collection
+        engine = collection.engine
+        try:
+            if self.found is None:
+                with work.operation(collection.name, "delete"):
+                    self.found = engine.matching(self.query)
+            found, store = self.found, engine._store
+            while self.position < len(found) and part.more():
+                raw, doc = found[self.position]
+                self.position += 1
+                assert doc is not None
+                key = sort_key(doc["_id"])
+                current = store.get(key)
+                if current is None:
+                    continue
+                if current[0] is not raw and not filter_applies(
+                    self.matcher, codec.to_canonical(current[0])
+                ):
+                    continue
+                store.delete(key)
+                self.deleted += 1
+        finally:
+            collection._wrote()
+        if self.position < len(found):
+            return _MORE
+        return {"n": self.deleted, "ok": 1.0}
