@@ -251,13 +251,9 @@ class _Chain:
         if self.stopped:
             self._finish(_MORE, None)
             return
-        with _ENGINE:
-            try:
-                result, error = self.step(_Slice()), None
-            except BaseException as exc:  # re-raised by the caller once its changes are durable
-                result, error = None, exc
-            for log, upto in wal.written():
-                self.commits[id(log)] = (log, upto)
+        result, error, written = _exclusive(functools.partial(self.step, _Slice()))
+        for log, upto in written:
+            self.commits[id(log)] = (log, upto)
         if error is None and result is _MORE:
             try:
                 self.submit()  # at the back of the queue: what waits runs first
@@ -1255,6 +1251,7 @@ class _Bulk:
 
     def __init__(self, collection: EmbeddedCollection, requests: list[Any], ordered: bool) -> None:
         self.collection = collection
+        self.name = collection.name  # for profiles
         self.requests = requests
         self.ordered = ordered
         self.ops: list[tuple[str, dict[str, Any]]] = []
@@ -1295,6 +1292,7 @@ class _InsertMany:
 
     def __init__(self, collection: EmbeddedCollection, docs: list[Any], ordered: bool) -> None:
         self.collection = collection
+        self.name = collection.name  # for profiles
         self.docs = docs
         self.ordered = ordered
         self.prepared: list[tuple[dict[str, Any], bytes]] = []
@@ -1342,10 +1340,14 @@ class _UpdateMany:
         self, collection: EmbeddedCollection, query: dict[str, Any], change: Any, upsert: bool
     ) -> None:
         self.collection = collection
+        self.name = collection.name  # for profiles
         self.query = query
-        self.matcher = prepared(query)
+        self.matcher: Any = None
         self.change = change
         self.upsert = upsert
+        # mongomock reads the filter during an update only for a positional path (`a.$.b`)
+        # and an upsert; without one, each slice's call is spared walking a long filter.
+        self.spec = query if _positional(change) else {}
         self.candidates: list[bytes] | None = None
         self.position = 0
         self.total: dict[str, Any] = {"n": 0, "nModified": 0, "upserted": None}
@@ -1355,6 +1357,7 @@ class _UpdateMany:
         engine = collection.engine
         try:
             if self.candidates is None:
+                self.matcher = prepared(self.query)
                 with work.operation(collection.name, "update"):
                     self.candidates = [raw for raw, _ in engine._plan(self.query).candidates]
                     work.docs(len(self.candidates))
@@ -1389,7 +1392,8 @@ class _UpdateMany:
         # (Shadowed on this instance for this call only: the engine lock is held.)
         engine.__dict__["_iter_documents"] = lambda _filter: docs
         try:
-            raw = engine._update(self.query, self.change, upsert=upsert, multi=True)
+            spec = self.query if upsert else self.spec
+            raw = engine._update(spec, self.change, upsert=upsert, multi=True)
         finally:
             del engine.__dict__["_iter_documents"]
         total = self.total
@@ -1400,6 +1404,19 @@ class _UpdateMany:
         total["updatedExisting"] = bool(total.get("updatedExisting") or raw.get("updatedExisting"))
 
 
+def _positional(update: Any) -> bool:
+    # Whether an update names a positional path (`a.$`, `a.$[]`, `a.$[x]`), resolved
+    # against the filter; a pipeline counts as one (it is rare: keep the filter).
+    if not isinstance(update, Mapping):
+        return True
+    return any(
+        "$" in field
+        for fields in update.values()
+        if isinstance(fields, Mapping)
+        for field in fields
+    )
+
+
 class _DeleteMany:
     """`delete_many` in slices: the matches found first (one call, counted as the engine
     counts a delete), then deleted in order; one changed meanwhile is re-checked, one
@@ -1407,8 +1424,9 @@ class _DeleteMany:
 
     def __init__(self, collection: EmbeddedCollection, query: dict[str, Any]) -> None:
         self.collection = collection
+        self.name = collection.name  # for profiles
         self.query = query
-        self.matcher = prepared(query)
+        self.matcher: Any = None
         self.found: list[tuple[bytes, dict[str, Any] | None]] | None = None
         self.position = 0
         self.deleted = 0
@@ -1418,6 +1436,7 @@ class _DeleteMany:
         engine = collection.engine
         try:
             if self.found is None:
+                self.matcher = prepared(self.query)
                 with work.operation(collection.name, "delete"):
                     self.found = engine.matching(self.query)
             found, store = self.found, engine._store
