@@ -351,3 +351,16 @@ async def test_a_sliced_write_with_deferred_commits_still_reaches_the_log(tmp_pa
     db, _ = open_embedded(copy, "app")
     assert await db["c"].count_documents({}) == 30
     await db.client.close()
+
+
+async def test_a_long_cursor_decodes_in_slices_and_returns_every_document() -> None:
+    c = embedded_database("slices")["c"]
+    await c.insert_many([{"_id": i, "v": i, "w": -i} for i in range(100)])
+    with slices(7):
+        assert [d["_id"] async for d in c.find({"v": {"$gte": 0}})] == list(range(100))
+        projected = await c.find({}, {"w": 1}).sort("v", -1).to_list(None)
+        assert projected == [{"_id": i, "w": -i} for i in reversed(range(100))]
+        cursor = c.find({}).skip(5)
+        assert [d["_id"] for d in await cursor.to_list(10)] == list(range(5, 15))
+        assert [d["_id"] for d in await cursor.to_list(None)] == list(range(15, 100))
+        assert not cursor.alive

@@ -1045,14 +1045,21 @@ class EmbeddedCursor:
         return matches, self._decode(matches[:_BATCH])
 
     def _decode(self, batch: Sequence[bytes]) -> list[dict[str, Any]]:
+        # As many of `batch` as one slice of time allows (at least one): a long result is
+        # decoded over several calls, and calls queued meanwhile run between them.
         options = self.collection.codec_options
-        if self._projection is None:
-            return [codec.read(raw, options) for raw in batch]
         engine = self.collection.engine
-        return [
-            codec.reply(engine.project(codec.to_canonical(raw), self._projection), options)
-            for raw in batch
-        ]
+        part = _Slice()
+        out: list[dict[str, Any]] = []
+        for raw in batch:
+            if not part.more():
+                break
+            if self._projection is None:
+                out.append(codec.read(raw, options))
+            else:
+                doc = engine.project(codec.to_canonical(raw), self._projection)
+                out.append(codec.reply(doc, options))
+        return out
 
     def __aiter__(self) -> EmbeddedCursor:
         return self
