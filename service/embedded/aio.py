@@ -3,11 +3,19 @@
 `EmbeddedClient`, `EmbeddedDatabase`, `EmbeddedCollection`, `EmbeddedCursor` and
 `EmbeddedCommandCursor` answer like `AsyncMongoClient`, `AsyncDatabase`, `AsyncCollection`,
 `AsyncCursor` and `AsyncCommandCursor`. Every operation runs in one worker thread (so the
-event loop keeps serving while the engine works, and operations never interleave: a
+event loop keeps serving while the engine works, and engine calls never interleave: a
 single-writer store needs no finer locking), on canonical BSON values (codec.py), and every
 result is decoded as the real client decodes a reply. The one exception is a point read
 (`find_one` by `_id`): it runs on the event loop when the engine is free (`run_point`), under
 the same lock, because the thread hand-off costs more than the read.
+
+A large write (`insert_many`, `bulk_write`, `update_many`, `delete_many`) is not one engine
+call but a chain of slices of about SLICE_SECONDS each (`run_sliced`), as a server yields its
+locks between the write units of a batch: a call queued meanwhile waits for one slice, not
+for the whole batch. The answer is the one the write would give in one call (errors keyed by
+the original index, counts summed, work counted and observed once); `update_many` and
+`delete_many` fix their candidates first and re-check each document at its turn. A cursor
+likewise decodes its matches one slice at a time.
 
 Differences from PyMongo, all deliberate:
 
@@ -30,9 +38,9 @@ Differences from PyMongo, all deliberate:
   persistent client (see snapshot.py).
 
 Durability: an engine call's changes go to the write-ahead log (wal.py) in the critical
-section; `run` (and `run_point`) return only once they are committed, so a write that
-returned survives `kill -9`, even when the call failed after changing something (a partly
-applied `insert_many`).
+section; `run` (and `run_point`, `run_sliced`) return only once they are committed, so a
+write that returned survives `kill -9`, even when the call failed after changing something
+(a partly applied `insert_many`: its earlier slices included).
 """
 
 from __future__ import annotations
