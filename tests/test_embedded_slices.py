@@ -228,13 +228,10 @@ async def test_update_many_and_delete_many_answer_as_in_one_call() -> None:
 # -- other calls in between -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("items", [10, None])
-async def test_a_call_issued_during_a_large_insert_runs_between_its_slices(
-    items: int | None,
-) -> None:
+async def test_a_call_issued_during_a_large_insert_runs_between_its_slices() -> None:
     c = embedded_database("slices")["c"]
     await c.insert_one({"_id": "first", "k": -1})
-    with slices(items), worker_held() as gate:
+    with slices(10), worker_held() as gate:
         # Queued in this order behind the held worker: the insert's first slice, then the
         # reads and a one-document create; the insert's next slices go to the back.
         insert = asyncio.ensure_future(c.insert_many([{"k": i} for i in range(2000)]))
@@ -247,10 +244,27 @@ async def test_a_call_issued_during_a_large_insert_runs_between_its_slices(
         assert (await read) == {"_id": "first", "k": -1}
         assert (await point) == {"_id": "first", "k": -1}
         await create
-        # Sliced, the insert is still running; in one call it finished before them.
-        assert insert.done() is (items is None)
+        # The insert is still running (in one engine call it would have finished first).
+        assert not insert.done()
         await insert
     assert await c.count_documents({}) == 2002
+
+
+async def test_a_one_call_operation_goes_before_the_next_slices_of_every_large_write() -> None:
+    c = embedded_database("slices")["c"]
+    await c.insert_many([{"_id": i, "g": i % 2} for i in range(200)])
+    with slices(5), worker_held() as gate:
+        # Queued behind the held worker: both deletes' first slices, then a count.
+        evens = asyncio.ensure_future(c.delete_many({"g": 0}))
+        odds = asyncio.ensure_future(c.delete_many({"g": 1}))
+        await asyncio.sleep(0)
+        count = asyncio.ensure_future(c.count_documents({}))
+        await asyncio.sleep(0)
+        gate.set()
+        # Each first slice let the waiting count go first: it saw nothing deleted yet.
+        assert await count == 200
+        assert (await evens).deleted_count == (await odds).deleted_count == 100
+    assert await c.count_documents({}) == 0
 
 
 async def test_an_update_many_skips_a_document_changed_meanwhile_so_it_no_longer_matches() -> None:

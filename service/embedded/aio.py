@@ -160,15 +160,48 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     # In the caller's context: the engine counts its work for whoever measures (work.py).
     context = contextvars.copy_context()
     if left is None:
-        outcome = await loop.run_in_executor(_WORKER, context.run, _exclusive, call)
+        outcome = await _submit(loop, context, call)
     else:
         try:
             async with asyncio.timeout(left):
-                outcome = await loop.run_in_executor(_WORKER, context.run, _exclusive, call)
+                outcome = await _submit(loop, context, call)
         except TimeoutError:  # as PyMongo's socket timeout under CSOT (the call may still finish)
             raise NetworkTimeout(f"timed out after {left:.3f}s (embedded backend)") from None
     result: T = await _settle(outcome)
     return result
+
+
+class _Queued:
+    """How many one-call operations are queued for (or running in) the worker: the next
+    slice of a large write lets them go first (see `_Chain`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def done(self, _: Any = None) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+_QUEUED = _Queued()
+
+
+def _submit(
+    loop: asyncio.AbstractEventLoop, context: contextvars.Context, call: Callable[[], Any]
+) -> asyncio.Future[_Outcome]:
+    _QUEUED.add()
+    try:
+        job = _WORKER.submit(context.run, _exclusive, call)
+    except BaseException:
+        _QUEUED.done()
+        raise
+    job.add_done_callback(_QUEUED.done)  # finished or cancelled before it ran
+    return asyncio.wrap_future(job, loop=loop)
 
 
 def _time_left() -> float | None:
@@ -249,6 +282,7 @@ class _Chain:
         self.context = ctx
         self.future: asyncio.Future[tuple[Any, BaseException | None]] = loop.create_future()
         self.stopped = False  # set on the loop when the caller's budget ran out
+        self.yielded = False  # the next slice went to the back once already
         self.commits: dict[int, tuple[wal.Log, int]] = {}
 
     def submit(self) -> None:
@@ -259,6 +293,15 @@ class _Chain:
         if self.stopped:
             self._finish(_MORE, None)
             return
+        if _QUEUED.count and not self.yielded:
+            # One-call operations are waiting (a point read, a one-document write): they go
+            # first, once per slice, so each waits for the slice running, not for those
+            # queued by every large write in progress.
+            self.yielded = True
+            with contextlib.suppress(RuntimeError):  # (a worker shutting down: run it now)
+                self.submit()
+                return
+        self.yielded = False
         result, error, written = _exclusive(functools.partial(self.step, _Slice()))
         for log, upto in written:
             self.commits[id(log)] = (log, upto)
