@@ -11,7 +11,9 @@ Issue 10's targets, on this 2-core machine, every declared index live:
 
 It starts `uvicorn service.main:app` with `MONGODB_URL` unset and `EMBEDDED_DB_PATH` in a
 temporary folder (as `make run` does, the file persisted every EMBEDDED_SNAPSHOT_SECONDS),
-talks HTTP to it, and probes `/health` every 50 ms from another thread during each import.
+talks HTTP to it, and probes `/health` every 50 ms from another thread during each import
+(and `GET /v1/leads/{id}` of one stored lead the same way during the second: a small request
+that needs the engine while the import holds it).
 The baseline, measured in the same run on the same backend: the raw driver API's
 `insert_many` of the same number of lead documents into a collection with the leads'
 indexes (no journal, no validation, no HTTP), reported as a ratio.
@@ -19,9 +21,10 @@ indexes (no journal, no validation, no HTTP), reported as a ratio.
 Usage: .venv/bin/python bench/bench_embedded.py [--rows 10000] [--profile [--top 30]]
 
 `--profile` runs the two imports in process instead (the ASGI app on a persistent embedded
-database, fsync on) and prints each import's time, the event loop's longest stalls and the
-engine's CPU time per kind of call; `--top N` adds cProfile tables (N rows) of the event loop
-and of the engine's worker thread.
+database, fsync on) and prints each import's time, the event loop's longest stalls, the
+engine's CPU time and worst call per kind of call (also while 60 one-lead creates follow the
+imports) and the generation-2 garbage collections; `--top N` adds cProfile tables (N rows)
+of the event loop and of the engine's worker thread.
 
 `--load 2000 20000` measures start-up instead (issue 29 point 4, issue 22): loading the data
 file of that many leads (every declared index) in-process, three ways in the same run — the
