@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
-from pymongo.errors import BulkWriteError, DocumentTooLarge, NetworkTimeout
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, NetworkTimeout
 
 from service.core.deadlines import deadline
 from service.embedded import (
@@ -351,6 +351,25 @@ async def test_what_earlier_slices_wrote_is_durable_when_a_later_one_fails(
     await db.client.close()
     db, _ = open_embedded(second, "app")
     assert await db["d"].count_documents({}) == 20
+    await db.client.close()
+
+
+async def test_an_update_many_failing_in_a_later_slice_keeps_what_it_changed_before(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data.embedded"
+    db, _ = open_embedded(path, "app", interval=0)
+    await db["c"].create_index("k", unique=True)
+    await db["c"].insert_many([{"_id": i, "k": i} for i in range(30)])
+    await db["c"].insert_one({"_id": "taken", "k": 1020})
+    with slices(4), pytest.raises(DuplicateKeyError):
+        await db["c"].update_many({"_id": {"$type": "int"}}, {"$inc": {"k": 1000}})
+    copy = _crash_image(path, tmp_path / "crashed")
+    await db.client.close()
+
+    db, _ = open_embedded(copy, "app")
+    ks = {d["_id"]: d["k"] async for d in db["c"].find({"_id": {"$type": "int"}})}
+    assert ks == {i: i + 1000 if i < 20 else i for i in range(30)}
     await db.client.close()
 
 
