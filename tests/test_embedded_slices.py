@@ -397,3 +397,36 @@ async def test_a_long_cursor_decodes_in_slices_and_returns_every_document() -> N
         assert [d["_id"] for d in await cursor.to_list(10)] == list(range(5, 15))
         assert [d["_id"] for d in await cursor.to_list(None)] == list(range(15, 100))
         assert not cursor.alive
+
+
+@pytest.mark.parametrize(
+    ("query", "change"),
+    [
+        ({"g": 1}, {"$set": {"v": 1}}),  # the engine's fast path
+        ({"g": {"$in": [1, 2]}, "v": 0}, {"$inc": {"v": 2}}),  # mongomock's route
+        ({"_id": {"$in": [1, 2, 4, 5, 99]}}, {"$unset": {"v": ""}}),
+        ({"nothing": 1}, {"$set": {"v": 3}}),
+    ],
+)
+async def test_a_sliced_update_many_answers_and_counts_as_the_engine_in_one_call(
+    query: dict[str, Any], change: dict[str, Any]
+) -> None:
+    pictures = []
+    for sliced in (False, True):
+        db = embedded_database("slices")
+        await _indexed(db)
+        c = db["c"]
+        with work.measuring() as counted:
+            if sliced:
+                with slices(2):
+                    result = (await c.update_many(query, change)).raw_result
+            else:  # the engine's own update, one call (as before slicing)
+                engine = c.engine
+                result = await aio.run(
+                    engine._update, codec.canonical(query), change, upsert=False, multi=True
+                )
+                result = aio._update_result(result)
+        state = [d async for d in c.find({}).sort("_id", 1)]
+        ops = [(o.method, o.keys_examined, o.docs_examined) for o in counted.operations]
+        pictures.append((result, state, ops))
+    assert pictures[1] == pictures[0]

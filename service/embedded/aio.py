@@ -52,7 +52,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -93,7 +93,6 @@ from service.embedded.engine import (
     EngineClient,
     EngineCollection,
     EngineDatabase,
-    WorkingCopy,
     _bulk_details,
     check_id,
     filter_applies,
@@ -1353,23 +1352,25 @@ class _InsertMany:
         self.name = collection.name  # for profiles
         self.docs = docs
         self.ordered = ordered
-        self.prepared: list[tuple[dict[str, Any], bytes]] = []
+        self.raws: list[bytes] = []
         self.position = 0
         self.inserted = 0
         self.errors: list[dict[str, Any]] = []
 
     def step(self, part: _Slice) -> Any:
-        docs, prepared = self.docs, self.prepared
-        while len(prepared) < len(docs) and part.more():
-            prepared.append(codec.stored(docs[len(prepared)]))
-        if len(prepared) < len(docs):
+        docs, raws = self.docs, self.raws
+        while len(raws) < len(docs) and part.more():
+            raws.append(codec.storable(docs[len(raws)]))
+        if len(raws) < len(docs):
             return _MORE
         try:
             store = self.collection.engine._store
-            while self.position < len(prepared) and part.more():
+            while self.position < len(raws) and part.more():
                 index = self.position
                 self.position += 1
-                doc, raw = prepared[index]
+                raw = raws[index]
+                # Decoded one at a time (as the engine does): bytes are not tracked by the GC.
+                doc = codec.to_canonical(raw)
                 try:
                     check_id(doc)
                     store.insert(doc, raw)
@@ -1378,10 +1379,10 @@ class _InsertMany:
                     error = {**(exc.details or {}), "index": index, "code": exc.code, "op": doc}
                     self.errors.append(error)
                     if self.ordered:
-                        self.position = len(prepared)
+                        self.position = len(raws)
         finally:
             self.collection._wrote()
-        if self.position < len(prepared):
+        if self.position < len(raws):
             return _MORE
         if self.errors:
             raise BulkWriteError(_bulk_details(self.errors, n_inserted=self.inserted))
@@ -1390,9 +1391,11 @@ class _InsertMany:
 
 class _UpdateMany:
     """`update_many` in slices: the candidates fixed first (one call, counted as the engine
-    counts an update's reads), then updated in order, each re-read and re-checked against the
-    filter at its turn (a server's multi-update re-checks each document it fetches: one
-    changed meanwhile so that it no longer matches is left alone)."""
+    counts an update's reads), then updated batch by batch through the engine's own update,
+    each batch's filter narrowed to its candidates' `_id`s: every document is re-read and
+    re-checked against the filter at its turn, as a server's multi-update re-checks each
+    document it fetches (one changed meanwhile so that it no longer matches is left alone).
+    An update with a positional path or a pipeline runs in one call, as before."""
 
     def __init__(
         self, collection: EmbeddedCollection, query: dict[str, Any], change: Any, upsert: bool
@@ -1400,66 +1403,81 @@ class _UpdateMany:
         self.collection = collection
         self.name = collection.name  # for profiles
         self.query = query
-        self.matcher: Any = None
         self.change = change
         self.upsert = upsert
-        # mongomock reads the filter during an update only for a positional path (`a.$.b`)
-        # and an upsert; without one, each slice's call is spared walking a long filter.
-        self.spec = query if _positional(change) else {}
-        self.candidates: list[bytes] | None = None
+        self.whole = _positional(change)  # mongomock resolves `a.$` against the filter itself
+        self.raws: list[bytes] | None = None
         self.position = 0
+        self.size = 64  # candidates per engine update, adapted to SLICE_SECONDS
         self.total: dict[str, Any] = {"n": 0, "nModified": 0, "upserted": None}
 
     def step(self, part: _Slice) -> Any:
         collection = self.collection
         engine = collection.engine
         try:
-            if self.candidates is None:
-                self.matcher = prepared(self.query)
+            if self.whole:
+                return engine._update(self.query, self.change, upsert=self.upsert, multi=True)
+            if self.raws is None:
                 with work.operation(collection.name, "update"):
-                    self.candidates = [raw for raw, _ in engine._plan(self.query).candidates]
-                    work.docs(len(self.candidates))
-            if self.position < len(self.candidates):
-                self._apply(engine, self._turns(engine, part), upsert=False)
-                if self.position < len(self.candidates):
-                    return _MORE
-            if self.upsert and not self.total["n"]:  # nothing matched: insert (one call)
-                self._apply(engine, iter(()), upsert=True)
+                    self.raws = [raw for raw, _ in engine._plan(self.query).candidates]
+                    work.docs(len(self.raws))
+            raws = self.raws
+            first = True
+            while self.position < len(raws) and (first or time.perf_counter() < part.end):
+                first = False
+                size = self.size if part.limit is None else part.limit
+                batch = raws[self.position : self.position + size]
+                self.position += len(batch)
+                ids = [_id_of(raw) for raw in batch]
+                spec: dict[str, Any]
+                if "_id" in self.query:
+                    spec = {"$and": [self.query, {"_id": {"$in": ids}}]}
+                else:
+                    spec = {**self.query, "_id": {"$in": ids}}
+                started = time.perf_counter()
+                self._apply(spec, upsert=False)
+                spent = max(time.perf_counter() - started, 1e-5)
+                self.size = max(1, min(4096, int(len(batch) * SLICE_SECONDS / spent)))
+            if self.position < len(raws):
+                return _MORE
+            if self.upsert and not self.total["n"]:  # nothing matched: insert
+                self._apply(self.query, upsert=True)
             return self.total
         finally:
             collection._wrote()
 
-    def _turns(self, engine: EngineCollection, part: _Slice) -> Iterator[WorkingCopy]:
-        # The candidates this slice takes, each as stored now, if it still matches.
-        store, candidates = engine._store, self.candidates
-        assert candidates is not None
-        while self.position < len(candidates) and part.more():
-            raw = candidates[self.position]
-            self.position += 1
-            doc = WorkingCopy.of(raw)
-            current = store.get(sort_key(doc["_id"]))
-            if current is None:
-                continue  # deleted meanwhile
-            if current[0] is not raw:
-                doc = WorkingCopy.of(current[0])  # changed meanwhile: this version decides
-            if filter_applies(self.matcher, doc):
-                yield doc
-
-    def _apply(self, engine: EngineCollection, docs: Iterator[Any], *, upsert: bool) -> None:
-        # mongomock's update loop (the engine's `_update`) over these documents only.
-        # (Shadowed on this instance for this call only: the engine lock is held.)
-        engine.__dict__["_iter_documents"] = lambda _filter: docs
+    def _apply(self, spec: dict[str, Any], *, upsert: bool) -> None:
+        # The engine's update, its reads not counted again (the candidates were, above).
+        token = work._current.set(None)
         try:
-            spec = self.query if upsert else self.spec
-            raw = engine._update(spec, self.change, upsert=upsert, multi=True)
+            raw = self.collection.engine._update(spec, self.change, upsert=upsert, multi=True)
         finally:
-            del engine.__dict__["_iter_documents"]
+            work._current.reset(token)
         total = self.total
         total["n"] += raw.get("n", 0)
         total["nModified"] += raw.get("nModified", 0)
         if raw.get("upserted") is not None:
             total["upserted"] = raw["upserted"]
         total["updatedExisting"] = bool(total.get("updatedExisting") or raw.get("updatedExisting"))
+
+
+_FIXED_SIZES = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16}
+
+
+def _id_of(raw: bytes) -> Any:
+    # A stored document's `_id` (its first element, as the encoder writes it), decoded alone.
+    if raw[5:9] == b"_id\x00":
+        kind = raw[4]
+        size = _FIXED_SIZES.get(kind)
+        if kind == 0x02:  # string: length (with its NUL), bytes
+            size = 4 + int.from_bytes(raw[9:13], "little")
+        elif kind == 0x05:  # binary: length, subtype, bytes
+            size = 5 + int.from_bytes(raw[9:13], "little")
+        if size is not None:
+            element = raw[4 : 9 + size]
+            alone = (len(element) + 5).to_bytes(4, "little") + element + b"\x00"
+            return codec.to_canonical(alone)["_id"]
+    return codec.to_canonical(raw)["_id"]
 
 
 def _positional(update: Any) -> bool:
