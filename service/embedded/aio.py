@@ -1409,6 +1409,7 @@ class _UpdateMany:
         self.raws: list[bytes] | None = None
         self.position = 0
         self.size = 64  # candidates per engine update, adapted to SLICE_SECONDS
+        self.id_test: Any = None  # the filter's `_id` condition, if it has one
         self.total: dict[str, Any] = {"n": 0, "nModified": 0, "upserted": None}
 
     def step(self, part: _Slice) -> Any:
@@ -1421,6 +1422,8 @@ class _UpdateMany:
                 with work.operation(collection.name, "update"):
                     self.raws = [raw for raw, _ in engine._plan(self.query).candidates]
                     work.docs(len(self.raws))
+                if "_id" in self.query:
+                    self.id_test = prepared({"_id": self.query["_id"]})
             raws = self.raws
             first = True
             while self.position < len(raws) and (first or time.perf_counter() < part.end):
@@ -1428,16 +1431,16 @@ class _UpdateMany:
                 size = self.size if part.limit is None else part.limit
                 batch = raws[self.position : self.position + size]
                 self.position += len(batch)
-                ids = [_id_of(raw) for raw in batch]
-                spec: dict[str, Any]
-                if "_id" in self.query:
-                    spec = {"$and": [self.query, {"_id": {"$in": ids}}]}
-                else:
-                    spec = {**self.query, "_id": {"$in": ids}}
                 started = time.perf_counter()
-                self._apply(spec, upsert=False)
+                ids = [_id_of(raw) for raw in batch]
+                if self.id_test is not None:  # an `_id` never changes: tested once, here
+                    ids = [i for i in ids if filter_applies(self.id_test, {"_id": i})]
+                if ids:
+                    # The filter with its `_id` condition replaced by the batch's ids (a
+                    # long `$in` is not planned again for every batch).
+                    self._apply({**self.query, "_id": {"$in": ids}}, upsert=False)
                 spent = max(time.perf_counter() - started, 1e-5)
-                self.size = max(1, min(4096, int(len(batch) * SLICE_SECONDS / spent)))
+                self.size = max(16, min(4096, int(len(batch) * SLICE_SECONDS / spent)))
             if self.position < len(raws):
                 return _MORE
             if self.upsert and not self.total["n"]:  # nothing matched: insert
