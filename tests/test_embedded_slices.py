@@ -405,6 +405,8 @@ async def test_a_long_cursor_decodes_in_slices_and_returns_every_document() -> N
         ({"g": 1}, {"$set": {"v": 1}}),  # the engine's fast path
         ({"g": {"$in": [1, 2]}, "v": 0}, {"$inc": {"v": 2}}),  # mongomock's route
         ({"_id": {"$in": [1, 2, 4, 5, 99]}}, {"$unset": {"v": ""}}),
+        ({"g": 1, "_id": {"$gt": 5}}, {"$set": {"v": 9}}),  # candidates from `g`, `_id` tested
+        ({"$or": [{"g": 0}, {"_id": 4}]}, {"$set": {"v": 8}}),
         ({"nothing": 1}, {"$set": {"v": 3}}),
     ],
 )
