@@ -3,11 +3,19 @@
 `EmbeddedClient`, `EmbeddedDatabase`, `EmbeddedCollection`, `EmbeddedCursor` and
 `EmbeddedCommandCursor` answer like `AsyncMongoClient`, `AsyncDatabase`, `AsyncCollection`,
 `AsyncCursor` and `AsyncCommandCursor`. Every operation runs in one worker thread (so the
-event loop keeps serving while the engine works, and operations never interleave: a
+event loop keeps serving while the engine works, and engine calls never interleave: a
 single-writer store needs no finer locking), on canonical BSON values (codec.py), and every
 result is decoded as the real client decodes a reply. The one exception is a point read
 (`find_one` by `_id`): it runs on the event loop when the engine is free (`run_point`), under
 the same lock, because the thread hand-off costs more than the read.
+
+A large write (`insert_many`, `bulk_write`, `update_many`, `delete_many`) is not one engine
+call but a chain of slices of about SLICE_SECONDS each (`run_sliced`), as a server yields its
+locks between the write units of a batch: a call queued meanwhile waits for one slice, not
+for the whole batch. The answer is the one the write would give in one call (errors keyed by
+the original index, counts summed, work counted and observed once); `update_many` and
+`delete_many` fix their candidates first and re-check each document at its turn. A cursor
+likewise decodes its matches one slice at a time.
 
 Differences from PyMongo, all deliberate:
 
@@ -30,17 +38,17 @@ Differences from PyMongo, all deliberate:
   persistent client (see snapshot.py).
 
 Durability: an engine call's changes go to the write-ahead log (wal.py) in the critical
-section; `run` (and `run_point`) return only once they are committed, so a write that
-returned survives `kill -9`, even when the call failed after changing something (a partly
-applied `insert_many`).
+section; `run` (and `run_point`, `run_sliced`) return only once they are committed, so a
+write that returned survives `kill -9`, even when the call failed after changing something
+(a partly applied `insert_many`: its earlier slices included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
-import itertools
 import logging
 import threading
 import time
@@ -78,18 +86,21 @@ from pymongo.results import (
     UpdateResult,
 )
 
-from service.embedded import codec, wal
+from service.embedded import codec, wal, work
 from service.embedded.engine import (
     NO_COLLATION,
     SERVER_VERSION,
     EngineClient,
     EngineCollection,
     EngineDatabase,
+    _bulk_details,
+    check_id,
     filter_applies,
+    prepared,
     sort_spec,
     time_limit,
 )
-from service.embedded.keys import equality_key
+from service.embedded.keys import equality_key, sort_key
 from service.embedded.mongomock_hooks import validate_ok_for_replace, validate_ok_for_update
 
 T = TypeVar("T")
@@ -148,15 +159,48 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     # In the caller's context: the engine counts its work for whoever measures (work.py).
     context = contextvars.copy_context()
     if left is None:
-        outcome = await loop.run_in_executor(_WORKER, context.run, _exclusive, call)
+        outcome = await _submit(loop, context, call)
     else:
         try:
             async with asyncio.timeout(left):
-                outcome = await loop.run_in_executor(_WORKER, context.run, _exclusive, call)
+                outcome = await _submit(loop, context, call)
         except TimeoutError:  # as PyMongo's socket timeout under CSOT (the call may still finish)
             raise NetworkTimeout(f"timed out after {left:.3f}s (embedded backend)") from None
     result: T = await _settle(outcome)
     return result
+
+
+class _Queued:
+    """How many one-call operations are queued for (or running in) the worker: the next
+    slice of a large write lets them go first (see `_Chain`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def done(self, _: Any = None) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+_QUEUED = _Queued()
+
+
+def _submit(
+    loop: asyncio.AbstractEventLoop, context: contextvars.Context, call: Callable[[], Any]
+) -> asyncio.Future[_Outcome]:
+    _QUEUED.add()
+    try:
+        job = _WORKER.submit(context.run, _exclusive, call)
+    except BaseException:
+        _QUEUED.done()
+        raise
+    job.add_done_callback(_QUEUED.done)  # finished or cancelled before it ran
+    return asyncio.wrap_future(job, loop=loop)
 
 
 def _time_left() -> float | None:
@@ -185,6 +229,132 @@ async def run_point(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         result: T = await _settle(outcome)  # a TTL deletion on the way is logged
         return result
     return await run(fn, *args, **kwargs)
+
+
+# -- large writes in slices -----------------------------------------------------------------
+#
+# A multi-document write (`insert_many`, `bulk_write`, `update_many`, `delete_many`) runs as a
+# chain of engine calls, each its own exclusive section of about SLICE_SECONDS, as a server
+# yields its locks between the write units of a batch: a call queued meanwhile (a point read,
+# a one-document create) runs between two slices instead of waiting for the whole batch. The
+# next slice is queued at the back of the worker's queue by the worker itself, so the event
+# loop is woken once per operation, not once per slice. The caller's CSOT budget covers the
+# whole chain; its log records are committed once, after the last slice (the log is ordered:
+# that commit covers the earlier slices), or after the slice that failed.
+
+SLICE_SECONDS = 0.005
+"""Engine time one slice of a large write aims at (checked after each document or op)."""
+SLICE_ITEMS: int | None = None
+"""At most this many documents or ops per slice (None: by time only; tests set it small)."""
+
+
+class _Slice:
+    """One slice's allowance: `more()` before each item (the first one always fits)."""
+
+    __slots__ = ("end", "items", "limit")
+
+    def __init__(self) -> None:
+        self.end = time.perf_counter() + SLICE_SECONDS
+        self.items = 0
+        self.limit = SLICE_ITEMS
+
+    def more(self) -> bool:
+        self.items += 1
+        if self.items == 1:
+            return True
+        if self.limit is not None and self.items > self.limit:
+            return False
+        return time.perf_counter() < self.end
+
+
+_MORE: Any = object()  # a step's answer: not finished, run another slice
+
+
+class _Chain:
+    """One sliced operation: its step run slice after slice in the worker, its log records."""
+
+    def __init__(
+        self, step: Callable[[_Slice], Any], loop: asyncio.AbstractEventLoop, ctx: Any
+    ) -> None:
+        self.step = step
+        self.loop = loop
+        self.context = ctx
+        self.future: asyncio.Future[tuple[Any, BaseException | None]] = loop.create_future()
+        self.stopped = False  # set on the loop when the caller's budget ran out
+        self.yielded = False  # the next slice went to the back once already
+        self.commits: dict[int, tuple[wal.Log, int]] = {}
+
+    def submit(self) -> None:
+        _WORKER.submit(self.context.run, self._slice)
+
+    def _slice(self) -> None:
+        # In the worker thread (in the caller's context: work counting, see work.py).
+        if self.stopped:
+            self._finish(_MORE, None)
+            return
+        if _QUEUED.count and not self.yielded:
+            # One-call operations are waiting (a point read, a one-document write): they go
+            # first, once per slice, so each waits for the slice running, not for those
+            # queued by every large write in progress.
+            self.yielded = True
+            with contextlib.suppress(RuntimeError):  # (a worker shutting down: run it now)
+                self.submit()
+                return
+        self.yielded = False
+        result, error, written = _exclusive(functools.partial(self.step, _Slice()))
+        for log, upto in written:
+            self.commits[id(log)] = (log, upto)
+        if error is None and result is _MORE:
+            try:
+                self.submit()  # at the back of the queue: what waits runs first
+                return
+            except BaseException as exc:  # the worker is shutting down
+                result, error = None, exc
+        self._finish(result, error)
+
+    def _finish(self, result: Any, error: BaseException | None) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self.loop.call_soon_threadsafe(self._resolve, result, error)
+
+    def _resolve(self, result: Any, error: BaseException | None) -> None:
+        if not self.future.done():
+            self.future.set_result((result, error))
+
+    def logged(self) -> list[tuple[wal.Log, int]]:
+        return list(self.commits.values())
+
+    def commit_in_background(self, _: Any = None) -> None:
+        for log, upto in self.logged():
+            task = self.loop.create_task(_commit_later(log, upto))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+
+
+async def run_sliced(step: Callable[[_Slice], Any]) -> Any:
+    """Run a large write as slices: `step(slice)` does the next part (as much as the slice
+    allows) and answers `_MORE` until it is done; return once every slice's changes are
+    durable (after a failing slice too, then raise its error)."""
+    left = _time_left()
+    loop = asyncio.get_running_loop()
+    chain = _Chain(step, loop, contextvars.copy_context())
+    chain.submit()
+    try:
+        if left is None:
+            result, error = await asyncio.shield(chain.future)
+        else:
+            async with asyncio.timeout(left):
+                result, error = await asyncio.shield(chain.future)
+    except TimeoutError:
+        # As a server under `maxTimeMS` (CSOT sends it): the operation stops at its next
+        # yield; what it wrote before stays, committed in the background.
+        chain.stopped = True
+        chain.future.add_done_callback(chain.commit_in_background)
+        raise NetworkTimeout(f"timed out after {left:.3f}s (embedded backend)") from None
+    except asyncio.CancelledError:
+        # As a server when its client goes away: the operation runs to its end.
+        chain.future.add_done_callback(chain.commit_in_background)
+        raise
+    return await _settle((result, error, chain.logged()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,14 +725,7 @@ class EmbeddedCollection:
             if "_id" not in doc:
                 doc["_id"] = ObjectId()
         _observe(Operation(self.name, "insert_many"))
-
-        def execute() -> None:
-            try:
-                self.engine._insert_many(docs, ordered)
-            finally:
-                self._wrote()
-
-        await run(execute)
+        await run_sliced(_InsertMany(self, docs, ordered).step)
         return InsertManyResult([d["_id"] for d in docs], True)
 
     async def update_one(
@@ -601,6 +764,9 @@ class EmbeddedCollection:
         query = codec.canonical(filter)
         change = codec.canonical({"u": update})["u"]
         _observe(Operation(self.name, method, query))
+        if multi:
+            raw = await run_sliced(_UpdateMany(self, query, change, upsert).step)
+            return UpdateResult(_update_result(raw), True)
 
         def execute() -> dict[str, Any]:
             try:
@@ -625,6 +791,8 @@ class EmbeddedCollection:
         _refuse_options(kwargs, ("let", "hint"))
         query = codec.canonical(filter)
         _observe(Operation(self.name, method, query))
+        if multi:
+            return DeleteResult(await run_sliced(_DeleteMany(self, query).step), True)
 
         def execute() -> dict[str, Any]:
             try:
@@ -723,21 +891,14 @@ class EmbeddedCollection:
     ) -> BulkWriteResult:
         """Run insert/update/replace/delete operations in order; errors as PyMongo reports them."""
         _refuse_session(session)
+        requests = list(requests)
         # Each request's filter, for observers (the shard plan's check): {kind: filter}.
         each = tuple(
             {type(r).__name__: getattr(r, "_filter", None), "upsert": getattr(r, "_upsert", None)}
             for r in requests
         )
         _observe(Operation(self.name, "bulk_write", pipeline=each))
-        ops = [_bulk_op(r) for r in requests]
-
-        def execute() -> dict[str, Any]:
-            try:
-                return _run_bulk(self.engine, ops, ordered)
-            finally:
-                self._wrote()
-
-        result = await run(execute)
+        result = await run_sliced(_Bulk(self, requests, ordered).step)
         if result["writeErrors"]:
             raise BulkWriteError(result)
         return BulkWriteResult(result, True)
@@ -934,14 +1095,21 @@ class EmbeddedCursor:
         return matches, self._decode(matches[:_BATCH])
 
     def _decode(self, batch: Sequence[bytes]) -> list[dict[str, Any]]:
+        # As many of `batch` as one slice of time allows (at least one): a long result is
+        # decoded over several calls, and calls queued meanwhile run between them.
         options = self.collection.codec_options
-        if self._projection is None:
-            return [codec.read(raw, options) for raw in batch]
         engine = self.collection.engine
-        return [
-            codec.reply(engine.project(codec.to_canonical(raw), self._projection), options)
-            for raw in batch
-        ]
+        part = _Slice()
+        out: list[dict[str, Any]] = []
+        for raw in batch:
+            if not part.more():
+                break
+            if self._projection is None:
+                out.append(codec.read(raw, options))
+            else:
+                doc = engine.project(codec.to_canonical(raw), self._projection)
+                out.append(codec.reply(doc, options))
+        return out
 
     def __aiter__(self) -> EmbeddedCursor:
         return self
@@ -1104,42 +1272,269 @@ def _bulk_op(request: Any) -> tuple[str, dict[str, Any]]:
     raise TypeError(f"{request!r} is not a valid request")
 
 
-def _run_bulk(
-    engine: EngineCollection, ops: list[tuple[str, dict[str, Any]]], ordered: bool
-) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "writeErrors": [],
-        "writeConcernErrors": [],
-        "nInserted": 0,
-        "nUpserted": 0,
-        "nMatched": 0,
-        "nModified": 0,
-        "nRemoved": 0,
-        "upserted": [],
-    }
-    for index, (kind, args) in zip(itertools.count(), ops, strict=False):
-        try:
-            if kind == "insert":
-                engine._insert(args["doc"])
-                result["nInserted"] += 1
-            elif kind == "delete":
-                result["nRemoved"] += engine._delete(args["filter"], multi=args["multi"])["n"]
-            else:
-                raw = engine._update(
-                    args["filter"], args["update"], upsert=args["upsert"], multi=args["multi"]
-                )
-                if raw.get("upserted") is not None:
-                    result["nUpserted"] += 1
-                    result["upserted"].append(
-                        {"index": index, "_id": codec.reply({"v": raw["upserted"]})["v"]}
-                    )
-                else:
-                    result["nMatched"] += raw.get("n", 0)
-                    result["nModified"] += raw.get("nModified", 0)
-        except WriteError as exc:
-            result["writeErrors"].append(
-                {**(exc.details or {}), "index": index, "code": exc.code, "errmsg": str(exc)}
+def _bulk_apply(
+    engine: EngineCollection, result: dict[str, Any], index: int, kind: str, args: dict[str, Any]
+) -> bool:
+    # One op of a bulk write, its outcome added to `result`; False when it failed (WriteError).
+    try:
+        if kind == "insert":
+            engine._insert(args["doc"])
+            result["nInserted"] += 1
+        elif kind == "delete":
+            result["nRemoved"] += engine._delete(args["filter"], multi=args["multi"])["n"]
+        else:
+            raw = engine._update(
+                args["filter"], args["update"], upsert=args["upsert"], multi=args["multi"]
             )
-            if ordered:
-                break
-    return result
+            if raw.get("upserted") is not None:
+                result["nUpserted"] += 1
+                result["upserted"].append(
+                    {"index": index, "_id": codec.reply({"v": raw["upserted"]})["v"]}
+                )
+            else:
+                result["nMatched"] += raw.get("n", 0)
+                result["nModified"] += raw.get("nModified", 0)
+    except WriteError as exc:
+        result["writeErrors"].append(
+            {**(exc.details or {}), "index": index, "code": exc.code, "errmsg": str(exc)}
+        )
+        return False
+    return True
+
+
+class _Bulk:
+    """`bulk_write` in slices: every request converted (and refused) before any op runs, as
+    the driver validates them before sending; then the ops in order, whole ops per slice."""
+
+    def __init__(self, collection: EmbeddedCollection, requests: list[Any], ordered: bool) -> None:
+        self.collection = collection
+        self.name = collection.name  # for profiles
+        self.requests = requests
+        self.ordered = ordered
+        self.ops: list[tuple[str, dict[str, Any]]] = []
+        self.position = 0
+        self.result: dict[str, Any] = {
+            "writeErrors": [],
+            "writeConcernErrors": [],
+            "nInserted": 0,
+            "nUpserted": 0,
+            "nMatched": 0,
+            "nModified": 0,
+            "nRemoved": 0,
+            "upserted": [],
+        }
+
+    def step(self, part: _Slice) -> Any:
+        requests, ops = self.requests, self.ops
+        while len(ops) < len(requests) and part.more():
+            ops.append(_bulk_op(requests[len(ops)]))
+        if len(ops) < len(requests):
+            return _MORE
+        engine = self.collection.engine
+        try:
+            while self.position < len(ops) and part.more():
+                index = self.position
+                self.position += 1
+                kind, args = ops[index]
+                if not _bulk_apply(engine, self.result, index, kind, args) and self.ordered:
+                    self.position = len(ops)  # ordered: the first error ends the batch
+        finally:
+            self.collection._wrote()
+        return _MORE if self.position < len(ops) else self.result
+
+
+class _InsertMany:
+    """`insert_many` in slices: every document encoded (DocumentTooLarge refused) before
+    anything is written, then inserted in order; errors keyed by the original index."""
+
+    def __init__(self, collection: EmbeddedCollection, docs: list[Any], ordered: bool) -> None:
+        self.collection = collection
+        self.name = collection.name  # for profiles
+        self.docs = docs
+        self.ordered = ordered
+        self.raws: list[bytes] = []
+        self.position = 0
+        self.inserted = 0
+        self.errors: list[dict[str, Any]] = []
+
+    def step(self, part: _Slice) -> Any:
+        docs, raws = self.docs, self.raws
+        while len(raws) < len(docs) and part.more():
+            raws.append(codec.storable(docs[len(raws)]))
+        if len(raws) < len(docs):
+            return _MORE
+        try:
+            store = self.collection.engine._store
+            while self.position < len(raws) and part.more():
+                index = self.position
+                self.position += 1
+                raw = raws[index]
+                # Decoded one at a time (as the engine does): bytes are not tracked by the GC.
+                doc = codec.to_canonical(raw)
+                try:
+                    check_id(doc)
+                    store.insert(doc, raw)
+                    self.inserted += 1
+                except WriteError as exc:
+                    error = {**(exc.details or {}), "index": index, "code": exc.code, "op": doc}
+                    self.errors.append(error)
+                    if self.ordered:
+                        self.position = len(raws)
+        finally:
+            self.collection._wrote()
+        if self.position < len(raws):
+            return _MORE
+        if self.errors:
+            raise BulkWriteError(_bulk_details(self.errors, n_inserted=self.inserted))
+        return None
+
+
+class _UpdateMany:
+    """`update_many` in slices: the candidates fixed first (one call, counted as the engine
+    counts an update's reads), then updated batch by batch through the engine's own update,
+    each batch's filter narrowed to its candidates' `_id`s: every document is re-read and
+    re-checked against the filter at its turn, as a server's multi-update re-checks each
+    document it fetches (one changed meanwhile so that it no longer matches is left alone).
+    An update with a positional path or a pipeline runs in one call, as before."""
+
+    def __init__(
+        self, collection: EmbeddedCollection, query: dict[str, Any], change: Any, upsert: bool
+    ) -> None:
+        self.collection = collection
+        self.name = collection.name  # for profiles
+        self.query = query
+        self.change = change
+        self.upsert = upsert
+        self.whole = _positional(change)  # mongomock resolves `a.$` against the filter itself
+        self.raws: list[bytes] | None = None
+        self.position = 0
+        self.size = 64  # candidates per engine update, adapted to SLICE_SECONDS
+        self.id_test: Any = None  # the filter's `_id` condition, if it has one
+        self.total: dict[str, Any] = {"n": 0, "nModified": 0, "upserted": None}
+
+    def step(self, part: _Slice) -> Any:
+        collection = self.collection
+        engine = collection.engine
+        try:
+            if self.whole:
+                return engine._update(self.query, self.change, upsert=self.upsert, multi=True)
+            if self.raws is None:
+                with work.operation(collection.name, "update"):
+                    self.raws = [raw for raw, _ in engine._plan(self.query).candidates]
+                    work.docs(len(self.raws))
+                if "_id" in self.query:
+                    self.id_test = prepared({"_id": self.query["_id"]})
+            raws = self.raws
+            first = True
+            while self.position < len(raws) and (first or time.perf_counter() < part.end):
+                first = False
+                size = self.size if part.limit is None else part.limit
+                batch = raws[self.position : self.position + size]
+                self.position += len(batch)
+                started = time.perf_counter()
+                ids = [_id_of(raw) for raw in batch]
+                if self.id_test is not None:  # an `_id` never changes: tested once, here
+                    ids = [i for i in ids if filter_applies(self.id_test, {"_id": i})]
+                if ids:
+                    # The filter with its `_id` condition replaced by the batch's ids (a
+                    # long `$in` is not planned again for every batch).
+                    self._apply({**self.query, "_id": {"$in": ids}}, upsert=False)
+                spent = max(time.perf_counter() - started, 1e-5)
+                self.size = max(16, min(4096, int(len(batch) * SLICE_SECONDS / spent)))
+            if self.position < len(raws):
+                return _MORE
+            if self.upsert and not self.total["n"]:  # nothing matched: insert
+                self._apply(self.query, upsert=True)
+            return self.total
+        finally:
+            collection._wrote()
+
+    def _apply(self, spec: dict[str, Any], *, upsert: bool) -> None:
+        # The engine's update, its reads not counted again (the candidates were, above).
+        token = work._current.set(None)
+        try:
+            raw = self.collection.engine._update(spec, self.change, upsert=upsert, multi=True)
+        finally:
+            work._current.reset(token)
+        total = self.total
+        total["n"] += raw.get("n", 0)
+        total["nModified"] += raw.get("nModified", 0)
+        if raw.get("upserted") is not None:
+            total["upserted"] = raw["upserted"]
+        total["updatedExisting"] = bool(total.get("updatedExisting") or raw.get("updatedExisting"))
+
+
+_FIXED_SIZES = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16}
+
+
+def _id_of(raw: bytes) -> Any:
+    # A stored document's `_id` (its first element, as the encoder writes it), decoded alone.
+    if raw[5:9] == b"_id\x00":
+        kind = raw[4]
+        size = _FIXED_SIZES.get(kind)
+        if kind == 0x02:  # string: length (with its NUL), bytes
+            size = 4 + int.from_bytes(raw[9:13], "little")
+        elif kind == 0x05:  # binary: length, subtype, bytes
+            size = 5 + int.from_bytes(raw[9:13], "little")
+        if size is not None:
+            element = raw[4 : 9 + size]
+            alone = (len(element) + 5).to_bytes(4, "little") + element + b"\x00"
+            return codec.to_canonical(alone)["_id"]
+    return codec.to_canonical(raw)["_id"]
+
+
+def _positional(update: Any) -> bool:
+    # Whether an update names a positional path (`a.$`, `a.$[]`, `a.$[x]`), resolved
+    # against the filter; a pipeline counts as one (it is rare: keep the filter).
+    if not isinstance(update, Mapping):
+        return True
+    return any(
+        "$" in field
+        for fields in update.values()
+        if isinstance(fields, Mapping)
+        for field in fields
+    )
+
+
+class _DeleteMany:
+    """`delete_many` in slices: the matches found first (one call, counted as the engine
+    counts a delete), then deleted in order; one changed meanwhile is re-checked, one
+    deleted meanwhile is not counted."""
+
+    def __init__(self, collection: EmbeddedCollection, query: dict[str, Any]) -> None:
+        self.collection = collection
+        self.name = collection.name  # for profiles
+        self.query = query
+        self.matcher: Any = None
+        self.found: list[tuple[bytes, dict[str, Any] | None]] | None = None
+        self.position = 0
+        self.deleted = 0
+
+    def step(self, part: _Slice) -> Any:
+        collection = self.collection
+        engine = collection.engine
+        try:
+            if self.found is None:
+                self.matcher = prepared(self.query)
+                with work.operation(collection.name, "delete"):
+                    self.found = engine.matching(self.query)
+            found, store = self.found, engine._store
+            while self.position < len(found) and part.more():
+                raw, doc = found[self.position]
+                self.position += 1
+                assert doc is not None
+                key = sort_key(doc["_id"])
+                current = store.get(key)
+                if current is None:
+                    continue
+                if current[0] is not raw and not filter_applies(
+                    self.matcher, codec.to_canonical(current[0])
+                ):
+                    continue
+                store.delete(key)
+                self.deleted += 1
+        finally:
+            collection._wrote()
+        if self.position < len(found):
+            return _MORE
+        return {"n": self.deleted, "ok": 1.0}
