@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from service.embedded import EmbeddedDataError, open_embedded, snapshot, wal
 from service.embedded.engine import EngineClient
+from tests.support.helpers import crash_image
 
 # The embedded backend's file, snapshots and lock.
 pytestmark = pytest.mark.embedded_only
@@ -85,15 +85,6 @@ async def test_the_log_is_compacted_into_the_snapshot_once_it_outgrows_it(
     await db.client.close()
 
 
-def _crash_image(path: Path, into: Path) -> Path:
-    """The files as a `kill -9` would leave them now (every commit is already written)."""
-    into.mkdir()
-    for file in path.parent.glob(path.name + "*"):
-        if not file.name.endswith(".lock"):
-            shutil.copy(file, into / file.name)
-    return into / path.name
-
-
 async def test_every_acknowledged_write_is_on_disk_before_the_call_returns(
     tmp_path: Path,
 ) -> None:
@@ -108,7 +99,7 @@ async def test_every_acknowledged_write_is_on_disk_before_the_call_returns(
     await db.command({"collMod": "c", "validator": {"k": {"$type": "int"}}})
     await db["gone"].insert_one({"_id": 1})
     await db["gone"].drop()
-    copy = _crash_image(path, tmp_path / "crashed")
+    copy = crash_image(path, tmp_path / "crashed")
     await db.client.close()
 
     db, _ = open_embedded(copy, "app")
@@ -141,7 +132,7 @@ async def test_ttl_deletions_are_swept_in_insert_only_collections_and_persisted(
     # A later acknowledged write is durable only after every earlier log record (the log is
     # one sequence): the sweep's deletions are then on disk too, whatever the load.
     await db["marker"].insert_one({"_id": 0})
-    copy = _crash_image(path, tmp_path / "crashed")
+    copy = crash_image(path, tmp_path / "crashed")
     await db.client.close()
 
     db, _ = open_embedded(copy, "app")
@@ -173,7 +164,7 @@ async def test_deferred_follow_ups_answer_before_their_fsync_and_ride_the_next_c
     assert not waited.done()  # an ordinary write still waits for its commit
     gate.set()
     await waited
-    copy = _crash_image(path, tmp_path / "crashed")
+    copy = crash_image(path, tmp_path / "crashed")
     await db.client.close()
 
     db, _ = open_embedded(copy, "app")
@@ -198,7 +189,7 @@ async def test_embedded_fsync_decides_whether_a_commit_waits_for_the_disk(
     await database.db["c"].insert_one({"_id": 1})
     assert bool(synced) is fsync  # off: written to the OS (survives kill -9), not fsync'd
     monkeypatch.setattr(os, "fsync", real_fsync)
-    copy = _crash_image(tmp_path / "d.embedded", tmp_path / "crashed")
+    copy = crash_image(tmp_path / "d.embedded", tmp_path / "crashed")
     await database.close()
     db, _ = open_embedded(copy, "lead_ignite")
     assert await db["c"].count_documents({}) == 1
@@ -321,7 +312,7 @@ async def _two_segments(path: Path) -> list[Path]:
     assert db.client.engine.recorder.log is not None
     db.client.engine.recorder.log.rotate()
     await db["c"].insert_many([{"_id": i} for i in range(5, 10)])
-    copy = _crash_image(path, path.parent / "crashed")
+    copy = crash_image(path, path.parent / "crashed")
     await db.client.close()
     return [segment for _, segment in wal.segments(copy)]
 
@@ -492,7 +483,7 @@ async def test_writes_go_on_while_a_compaction_writes_the_snapshot(
     assert await asyncio.wait_for(db["c"].count_documents({}), timeout=1) == 101
     gates["second_done"].set()  # let the snapshot finish
     assert await compaction
-    copy = _crash_image(path, tmp_path / "crashed")
+    copy = crash_image(path, tmp_path / "crashed")
     await db.client.close()
     db, _ = open_embedded(copy, "app")  # the snapshot plus the write logged meanwhile
     assert await db["c"].count_documents({}) == 101

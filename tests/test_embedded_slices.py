@@ -12,7 +12,6 @@ that the caller's time budget covers the whole chain.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from service.embedded import (
     wal,
     work,
 )
+from tests.support.helpers import crash_image
 
 pytestmark = pytest.mark.embedded_only
 
@@ -318,15 +318,6 @@ async def test_the_time_budget_covers_the_whole_chain() -> None:
 # -- durability -----------------------------------------------------------------------------
 
 
-def _crash_image(path: Path, into: Path) -> Path:
-    # The files as a `kill -9` would leave them now.
-    into.mkdir()
-    for file in path.parent.glob(path.name + "*"):
-        if not file.name.endswith(".lock"):
-            shutil.copy(file, into / file.name)
-    return into / path.name
-
-
 async def test_what_earlier_slices_wrote_is_durable_when_a_later_one_fails(
     tmp_path: Path,
 ) -> None:
@@ -337,13 +328,13 @@ async def test_what_earlier_slices_wrote_is_durable_when_a_later_one_fails(
     with slices(3), pytest.raises(BulkWriteError) as caught:
         await db["c"].insert_many([{"_id": i, "k": i} for i in range(100)])
     assert caught.value.details["nInserted"] == 50
-    first = _crash_image(path, tmp_path / "first")  # as a `kill -9` right after the answer
+    first = crash_image(path, tmp_path / "first")  # as a `kill -9` right after the answer
     # A bulk write failing in a later slice with an error that is not a write error.
     with slices(3), pytest.raises(DocumentTooLarge):
         await db["d"].bulk_write(
             [*(InsertOne({"_id": i}) for i in range(20)), InsertOne({"b": BIG * 3})]
         )
-    second = _crash_image(path, tmp_path / "second")
+    second = crash_image(path, tmp_path / "second")
     await db.client.close()
 
     db, _ = open_embedded(first, "app")
@@ -364,7 +355,7 @@ async def test_an_update_many_failing_in_a_later_slice_keeps_what_it_changed_bef
     await db["c"].insert_one({"_id": "taken", "k": 1020})
     with slices(4), pytest.raises(DuplicateKeyError):
         await db["c"].update_many({"_id": {"$type": "int"}}, {"$inc": {"k": 1000}})
-    copy = _crash_image(path, tmp_path / "crashed")
+    copy = crash_image(path, tmp_path / "crashed")
     await db.client.close()
 
     db, _ = open_embedded(copy, "app")
@@ -379,7 +370,7 @@ async def test_a_sliced_write_with_deferred_commits_still_reaches_the_log(tmp_pa
     with slices(2), wal.deferred():
         await db["c"].insert_many([{"_id": i} for i in range(30)])
     await asyncio.sleep(0.2)  # the background commit
-    copy = _crash_image(path, tmp_path / "crashed")
+    copy = crash_image(path, tmp_path / "crashed")
     await db.client.close()
     db, _ = open_embedded(copy, "app")
     assert await db["c"].count_documents({}) == 30

@@ -60,7 +60,7 @@ PAUSE_MIXES: list[list[float | None]] = [
 def jittered(rng: random.Random) -> Iterator[None]:
     """Every engine call awaits a seeded random pause before it starts and after it ends."""
     mix = rng.choice(PAUSE_MIXES)
-    real_run, real_point = aio.run, aio.run_point
+    real_run, real_point, real_sliced = aio.run, aio.run_point, aio.run_sliced
 
     async def pause() -> None:
         delay = rng.choice(mix)
@@ -79,7 +79,17 @@ def jittered(rng: random.Random) -> Iterator[None]:
         await pause()
         return result
 
-    with patch.object(aio, "run", run), patch.object(aio, "run_point", run_point):
+    async def run_sliced(step: Any) -> Any:  # a large write, as slices (one call for us)
+        await pause()
+        result = await real_sliced(step)
+        await pause()
+        return result
+
+    with (
+        patch.object(aio, "run", run),
+        patch.object(aio, "run_point", run_point),
+        patch.object(aio, "run_sliced", run_sliced),
+    ):
         yield
 
 

@@ -52,7 +52,7 @@ _calls: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
 @contextmanager
 def pause_at_planned_call() -> Iterator[None]:
     """An engine call pauses when it is the planned one of the request it serves."""
-    real_run, real_point = aio.run, aio.run_point
+    real_run, real_point, real_sliced = aio.run, aio.run_point, aio.run_sliced
 
     async def pause() -> None:
         plan, calls = _plan.get(), _calls.get()
@@ -69,7 +69,15 @@ def pause_at_planned_call() -> Iterator[None]:
         await pause()
         return await real_point(fn, *args, **kwargs)
 
-    with patch.object(aio, "run", run), patch.object(aio, "run_point", run_point):
+    async def run_sliced(step: Any) -> Any:  # a large write, as slices (one call for us)
+        await pause()
+        return await real_sliced(step)
+
+    with (
+        patch.object(aio, "run", run),
+        patch.object(aio, "run_point", run_point),
+        patch.object(aio, "run_sliced", run_sliced),
+    ):
         yield
 
 

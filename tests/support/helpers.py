@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import logging
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -219,3 +220,12 @@ def client_of(app: Any, token: str | None = None) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
+
+
+def crash_image(path: Path, into: Path) -> Path:
+    """The embedded database's files as a `kill -9` would leave them now (copied into `into`)."""
+    into.mkdir()
+    for file in path.parent.glob(path.name + "*"):
+        if not file.name.endswith(".lock"):
+            shutil.copy(file, into / file.name)
+    return into / path.name
