@@ -16,6 +16,7 @@ import pytest
 
 from documents.read_models import GlobalTeam
 from documents.team import Team, TeamMember, TeamRole
+from documents.workspace_read_models import GlobalBlog
 from service import projections
 from service.core.repository import Repository
 from service.core.settings import Settings
@@ -130,6 +131,45 @@ async def test_a_newer_row_is_kept_without_an_error(owner: Account) -> None:
     assert await stored_name(team.id) == "One"
     assert await runner._upsert(projector, stale, 7) == 0  # the same writer may rewrite it
     assert await stored_name(team.id) == "Stale"
+
+
+async def test_a_key_gone_before_its_row_was_stored_holds_an_older_writer_back(
+    owner: Account,
+) -> None:
+    """Writer A (fence 3) computed a new team's row, then paused; writer B (fence 7) found the
+    team deleted while no row was stored yet. B's tombstone must hold A's late upsert back
+    (without it, A's row came back live: the stress run's "differs from a rebuild")."""
+    projector = projections.PROJECTORS["global_team"]
+    team = await new_team(owner, "Short-lived")
+    key = (owner.tenant_id, team.id)
+    computed_by_a = await projector.compute({key})
+    r = await owner.client.delete(f"/v1/teams/{team.id}")
+    assert r.status_code == 204, r.text
+
+    assert await runner.apply(projector, {key}, fence=7) == 0  # B: gone, nothing stored
+    assert await runner._upsert(projector, computed_by_a, 3) == 1  # A: kept back
+    assert await GlobalTeam.find_one({"_id": team.id, **runner.LIVE}) is None
+    r = await owner.client.get(f"/v1/read-models/teams/{team.id}")
+    assert r.status_code == 404, r.text
+
+    fresh = computed_by_a[0].model_copy(update={"name": "Back"})
+    assert await runner._upsert(projector, [fresh], 8) == 0  # a newer writer replaces it
+    assert await stored_name(team.id) == "Back"
+
+
+async def test_a_rollup_gone_before_it_was_stored_holds_an_older_writer_back(
+    owner: Account, member: Account
+) -> None:
+    """The same for a per-user rollup, whose rows are unique by (tenant_id, user_id)."""
+    projector = projections.PROJECTORS["blog_stats"]
+    key = (owner.tenant_id, member.id)
+    stale = GlobalBlog(tenant_id=owner.tenant_id, user_id=member.id, total=2)
+
+    assert await runner.apply(projector, {key}, fence=7) == 0  # no blogs: gone
+    assert await runner._upsert(projector, [stale], 3) == 1
+    rows = await GlobalBlog.find({"user_id": member.id}).to_list()
+    assert [r.total for r in rows] == [0]  # the tombstone only (read as defaults)
+    assert await GlobalBlog.find_one({"user_id": member.id, **runner.LIVE}) is None
 
 
 # -- stale reads ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from service import projections
 from service.core.settings import Settings
 from service.main import create_app
 from service.projections import runner
+from tests.support import work_budget_plugin
 from tests.support.helpers import PASSWORD, Account, client_of, read_model_snapshot, watching
 
 
@@ -237,3 +238,7 @@ async def test_read_models_never_answer_500_under_load(
     seconds = float(os.environ.get("STRESS_SECONDS", "60"))
     world = await hammer(settings, database, owner, seconds=seconds, writers=3, pause=PAUSE)
     assert world.answers.get(200, 0) > 100, world.answers
+    # Not judged here: under this deliberate backlog a read-model GET's inline catch-up applies
+    # up to its inline budget (`INLINE_FEED_BATCHES` pages per feed) whatever it returns; the
+    # default suite and `make scale` hold those GETs to the work budget.
+    work_budget_plugin.BUDGET.take()

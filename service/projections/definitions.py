@@ -104,6 +104,11 @@ def changed_values(row: dict[str, Any], field: str) -> set[UUID]:
     return found
 
 
+def _binary(value: Any) -> Any:
+    # A key part as stored: a UUID as `Binary` subtype 4, anything else (a day) as it is.
+    return Binary.from_uuid(value) if isinstance(value, UUID) else value
+
+
 def by_tenant(keys: Iterable[Key], field: str = "_id") -> dict[str, Any]:
     """A filter of the rows of these keys, one `$or` branch per tenant (tenant-targeted)."""
     grouped: dict[Any, list[Any]] = defaultdict(list)
@@ -112,7 +117,7 @@ def by_tenant(keys: Iterable[Key], field: str = "_id") -> dict[str, Any]:
     branches = [
         {
             "tenant_id": Binary.from_uuid(tenant),
-            field: {"$in": [Binary.from_uuid(k) if isinstance(k, UUID) else k for k in ks]},
+            field: {"$in": [_binary(k) for k in ks]},
         }
         for tenant, ks in grouped.items()
     ]
@@ -183,6 +188,12 @@ class Projector(ABC):
     def write_filter(self, doc: Any) -> dict[str, Any]:
         """Which stored row a computed one replaces: its `_id` within its tenant."""
         return {"_id": Binary.from_uuid(doc.id), "tenant_id": Binary.from_uuid(doc.tenant_id)}
+
+    def tombstone(self, key: Key) -> dict[str, Any] | None:
+        """The identity of `key`'s row, to mark it gone where no row was stored yet (None when
+        a key has no single row: then only stored rows are marked)."""
+        tenant, ident = key
+        return {"_id": _binary(ident), "tenant_id": _binary(tenant)}
 
 
 class CampaignStatsProjector(Projector):
@@ -352,6 +363,10 @@ class GlobalAnalyticsProjector(Projector):
         """Its `_id` with the whole shard key {tenant_id, day}: an upsert then stays targeted."""
         return {**super().write_filter(doc), "day": doc.day}
 
+    def tombstone(self, key: Key) -> dict[str, Any] | None:  # noqa: ARG002  (a day's channels)
+        """None: a day has a row per channel, so only stored rows of a gone day are marked."""
+        return None
+
 
 class GlobalTeamProjector(Projector):
     """`GlobalTeam`: teams with their members' usernames and names."""
@@ -417,6 +432,15 @@ class UserRollupProjector(Projector):
     def rows_of(self, keys: set[Key]) -> dict[str, Any]:
         """Rollups of these users (index `tenant_user`)."""
         return by_tenant(keys, "user_id")
+
+    def tombstone(self, key: Key) -> dict[str, Any] | None:
+        """A new rollup's identity: a fresh `_id` and the unique (tenant_id, user_id)."""
+        tenant, user = key
+        return {
+            "_id": Binary.from_uuid(uuid7()),
+            "tenant_id": _binary(tenant),
+            "user_id": _binary(user),
+        }
 
     def write_filter(self, doc: Any) -> dict[str, Any]:
         """The stored rollup of the same user (its `_id` is kept: it was chosen on insert)."""

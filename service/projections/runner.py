@@ -195,10 +195,25 @@ async def apply(projector: Projector, keys: set[Key], *, fence: int | None = Non
         mark: dict[str, Any] = {GONE: True, "computed_at": utcnow()}
         if fence is not None:
             mark[FENCE] = fence
-        await projector.model.get_pymongo_collection().update_many(
-            {**projector.rows_of(gone), **fenced(fence)}, {"$set": mark}
-        )
+        collection = projector.model.get_pymongo_collection()
+        await collection.update_many({**projector.rows_of(gone), **fenced(fence)}, {"$set": mark})
+        await _plant_tombstones(projector, gone, mark)
     return len(docs)
+
+
+async def _plant_tombstones(projector: Projector, gone: set[Key], mark: dict[str, Any]) -> None:
+    # A key gone before any row of it was stored gets a tombstone too: otherwise an older
+    # writer, paused between computing the row (while its source lived) and writing it, would
+    # upsert it after this writer's decision, with nothing there to hold its fence back.
+    # Where a row is stored (marked above, or a newer writer's) the insert is a duplicate.
+    planted = [{**t, **mark} for key in gone if (t := projector.tombstone(key)) is not None]
+    if not planted:
+        return
+    try:
+        await projector.model.get_pymongo_collection().insert_many(planted, ordered=False)
+    except BulkWriteError as exc:
+        if _duplicates(exc)[1]:
+            raise
 
 
 # -- checkpoints ----------------------------------------------------------------------------
