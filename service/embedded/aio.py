@@ -94,7 +94,6 @@ from service.embedded.engine import (
     EngineCollection,
     EngineDatabase,
     _bulk_details,
-    check_id,
     filter_applies,
     prepared,
     sort_spec,
@@ -1107,8 +1106,7 @@ class EmbeddedCursor:
             if self._projection is None:
                 out.append(codec.read(raw, options))
             else:
-                doc = engine.project(codec.to_canonical(raw), self._projection)
-                out.append(codec.reply(doc, options))
+                out.append(engine.read_projected(raw, self._projection, options))
         return out
 
     def __aiter__(self) -> EmbeddedCursor:
@@ -1364,22 +1362,14 @@ class _InsertMany:
         if len(raws) < len(docs):
             return _MORE
         try:
-            store = self.collection.engine._store
+            engine = self.collection.engine
             while self.position < len(raws) and part.more():
                 index = self.position
                 self.position += 1
-                raw = raws[index]
-                # Decoded one at a time (as the engine does): bytes are not tracked by the GC.
-                doc = codec.to_canonical(raw)
-                try:
-                    check_id(doc)
-                    store.insert(doc, raw)
+                if engine.insert_stored(raws[index], index, self.errors):
                     self.inserted += 1
-                except WriteError as exc:
-                    error = {**(exc.details or {}), "index": index, "code": exc.code, "op": doc}
-                    self.errors.append(error)
-                    if self.ordered:
-                        self.position = len(raws)
+                elif self.ordered:
+                    self.position = len(raws)
         finally:
             self.collection._wrote()
         if self.position < len(raws):

@@ -185,6 +185,28 @@ def filter_applies(query: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     return bool(_MATCHER.apply(query, doc))
 
 
+def candidate_test(
+    query: Mapping[str, Any], exact: bool
+) -> Callable[[Mapping[str, Any]], bool] | None:
+    """How a plan's candidate is checked against `query`: None when nothing needs checking
+    (an exact plan's bounds decided it, or an empty filter); else the quick matcher where it
+    is sure and mongomock's matcher where it is not."""
+    if exact and FAST_PATHS:
+        return None
+    matcher = prepared(query)
+    if not matcher:
+        return None
+    quick = quick_matcher(query) if FAST_PATHS else None
+    if quick is None:
+        return functools.partial(filter_applies, matcher)
+
+    def test(doc: Mapping[str, Any]) -> bool:
+        hit = quick(doc)
+        return filter_applies(matcher, doc) if hit is None else hit
+
+    return test
+
+
 # Scalars whose equality `quick_matcher` decides as the matcher (with `Same`) does.
 _QUICK_KINDS = frozenset({str, bool, int, float, Int64, ObjectId, datetime, Binary, type(None)})
 _NUMBERS = frozenset({int, float, Int64})
@@ -590,16 +612,19 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             super()._apply_update_document(existing_document, spec, rest, was_insert)
 
     def _iter_documents(self, filter: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        # Candidates are fixed before the update starts changing (and re-indexing) them.
+        candidates, test = self._update_candidates(filter)
+        docs = (WorkingCopy.of(raw) for raw, _ in candidates)
+        return docs if test is None else (doc for doc in docs if test(doc))
+
+    def _update_candidates(
+        self, filter: Mapping[str, Any]
+    ) -> tuple[list[tuple[bytes, Any]], Callable[[Mapping[str, Any]], bool] | None]:
+        # Fixed before the update starts changing (and re-indexing) them; with their test.
         with work.operation(self.name, "update"):
             chosen = self._plan(filter)
             candidates = list(chosen.candidates)
             work.docs(len(candidates))
-        docs = (WorkingCopy.of(raw) for raw, _ in candidates)
-        if chosen.exact and FAST_PATHS:  # the index bounds decided it (planner `_decided`)
-            return docs
-        query = prepared(filter)
-        return (doc for doc in docs if filter_applies(query, doc))
+        return candidates, candidate_test(filter, chosen.exact)
 
     def _update(self, spec: Any, document: Any, upsert: bool = False, **kwargs: Any) -> Any:
         if FAST_PATHS and not upsert and isinstance(spec, dict):
@@ -624,21 +649,14 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         once, changed in place and stored when its BSON changed (MongoDB's "modified")."""
         spec = mm.patch_datetimes(spec)  # as mongomock's `_update` does first
         store = self._store
-        with work.operation(self.name, "update"):
-            chosen = self._plan(spec)
-            candidates = list(chosen.candidates)
-            work.docs(len(candidates))
-        query = None if chosen.exact and FAST_PATHS else prepared(spec) or None
-        quick = quick_matcher(spec) if query is not None and FAST_PATHS else None
+        candidates, test = self._update_candidates(spec)
         touched = frozenset(sets).union(unsets)
         keyed: dict[str, Any] | None = None  # what the indexes key of the values they watch
         matched = modified = 0
         for raw, _ in candidates:
             doc = codec.to_canonical(raw)
-            if query is not None:
-                hit = None if quick is None else quick(doc)
-                if not (filter_applies(query, doc) if hit is None else hit):
-                    continue
+            if test is not None and not test(doc):
+                continue
             matched += 1
             for name in unsets:
                 doc.pop(name, None)
@@ -721,20 +739,27 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         errors: list[dict[str, Any]] = []
         inserted = 0
         for index, raw in enumerate(raws):
-            # Decoded one at a time: a batch of decoded documents held at once kept the
-            # cyclic GC busy walking them (bytes are not tracked).
-            doc = codec.to_canonical(raw)
-            try:
-                check_id(doc)
-                self._store.insert(doc, raw)
+            if self.insert_stored(raw, index, errors):
                 inserted += 1
-            except WriteError as exc:
-                errors.append({**(exc.details or {}), "index": index, "code": exc.code, "op": doc})
-                if ordered:
-                    break
+            elif ordered:
+                break
         if errors:
             raise BulkWriteError(_bulk_details(errors, n_inserted=inserted))
         return [d["_id"] for d in docs]
+
+    def insert_stored(self, raw: bytes, index: int, errors: list[dict[str, Any]]) -> bool:
+        """Insert the `index`-th encoded document of a batch; False (its error appended to
+        `errors`, keyed by `index`) when it was refused."""
+        # Decoded one at a time: a batch of decoded documents held at once kept the cyclic GC
+        # busy walking them (bytes are not tracked).
+        doc = codec.to_canonical(raw)
+        try:
+            check_id(doc)
+            self._store.insert(doc, raw)
+        except WriteError as exc:
+            errors.append({**(exc.details or {}), "index": index, "code": exc.code, "op": doc})
+            return False
+        return True
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -771,8 +796,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         wanted = skip + limit if limit else None
         chosen = self._plan(filter, sort, wanted)
         # An exact plan's candidates all match: decoded only to be returned or sorted.
-        query = None if chosen.exact and FAST_PATHS else prepared(filter)
-        quick = quick_matcher(filter) if query and FAST_PATHS else None
+        test = candidate_test(filter, chosen.exact)
         sorting = bool(sort) and not chosen.ordered
         found: list[tuple[bytes, dict[str, Any] | None]] = []
         order: list[tuple[Any, ...]] = []
@@ -791,10 +815,8 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 check_deadline()
             examined += 1
             doc = codec.to_canonical(raw)
-            if query:
-                hit = None if quick is None else quick(doc)
-                if not (filter_applies(query, doc) if hit is None else hit):
-                    continue
+            if test is not None and not test(doc):
+                continue
             found.append((raw, doc if keep else None))
             if sorting:
                 order.append(tuple(sort_value(doc, f, d < 0) for f, d in sort))
