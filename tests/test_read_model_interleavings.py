@@ -2,19 +2,19 @@
 
 tests/test_read_model_race.py and tests/test_team_read_model_sequences.py vary what is done;
 this one varies WHEN each coroutine gets to run. Every call into the embedded backend
-(`service.embedded.aio.run` and `run_point`) first and afterwards awaits a random pause drawn
-from a seeded generator (none, a bare yield, 1 ms, 10 ms…), so the request handlers, the inline
-catch-ups of read-model GETs and the background sequencer and projectors interleave at every
-database call in a different order per seed (the engine's worker thread adds timing of its
-own, so a seed replays the same choices, not always the very same schedule). Several users
-of one or more tenants meanwhile run the contract flows the read models follow (teams,
-members, roles and statuses, invitations redeemed by registering or accepting, reused tokens
-and tokens of other addresses, removing the last owner, team and user deletion and restore,
-profile and username changes, password changes, 2FA enrolment, tenant roles and
-deactivation, campaigns, blogs, research topics) with edge-case names (unicode,
-right-to-left marks, NUL, at and past the length limits), while readers GET every read
-model. No answer may be a 5xx: a failure names the seed (rerun it with
-`INTERLEAVE_SEEDS=<seed>`) and shows the tracebacks the app logged.
+(`service.embedded.aio.run`, `run_point`, `run_sliced`) first and afterwards awaits a random
+pause drawn from a seeded generator (none, a bare yield, 1 ms, 10 ms…), so the request
+handlers, the inline catch-ups of read-model GETs and the background sequencer and projectors
+interleave at every database call in a different order per seed (the engine's worker thread
+adds timing of its own, so a seed replays the same choices, not always the very same schedule).
+Several users of one or more tenants meanwhile run the contract flows the read models follow
+(teams, members, roles and statuses, invitations redeemed by registering or accepting, reused
+tokens and tokens of other addresses, removing the last owner, team and user deletion and
+restore, profile and username changes, password changes, 2FA enrolment, tenant roles and
+deactivation, campaigns, blogs, research topics) with edge-case names (unicode, right-to-left
+marks, NUL, at and past the length limits), while readers GET every read model. No answer may
+be a 5xx: a failure names the seed (rerun it with `INTERLEAVE_SEEDS=<seed>`) and shows the
+tracebacks the app logged.
 
 On main @ 49388fb (the code the outside prober ran) the same exploration, run as a script,
 found no 5xx either; see the issue-30 closing note for the seeds and counts.
@@ -34,15 +34,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
-from unittest.mock import patch
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from service.core.settings import Settings
-from service.embedded import aio
-from tests.support.helpers import PASSWORD, client_of, watching
+from tests.support.helpers import PASSWORD, around_engine_calls, client_of, watching
 
 SEEDS = [int(s) for s in os.environ.get("INTERLEAVE_SEEDS", "1,2,3").split(",") if s.strip()]
 SECONDS = float(os.environ.get("INTERLEAVE_SECONDS", "20"))
@@ -60,36 +58,13 @@ PAUSE_MIXES: list[list[float | None]] = [
 def jittered(rng: random.Random) -> Iterator[None]:
     """Every engine call awaits a seeded random pause before it starts and after it ends."""
     mix = rng.choice(PAUSE_MIXES)
-    real_run, real_point, real_sliced = aio.run, aio.run_point, aio.run_sliced
 
     async def pause() -> None:
         delay = rng.choice(mix)
         if delay is not None:
             await asyncio.sleep(delay)
 
-    async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        await pause()
-        result = await real_run(fn, *args, **kwargs)
-        await pause()
-        return result
-
-    async def run_point(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        await pause()
-        result = await real_point(fn, *args, **kwargs)
-        await pause()
-        return result
-
-    async def run_sliced(step: Any) -> Any:  # a large write, as slices (one call for us)
-        await pause()
-        result = await real_sliced(step)
-        await pause()
-        return result
-
-    with (
-        patch.object(aio, "run", run),
-        patch.object(aio, "run_point", run_point),
-        patch.object(aio, "run_sliced", run_sliced),
-    ):
+    with around_engine_calls(pause, pause):
         yield
 
 

@@ -24,15 +24,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from unittest.mock import patch
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from service.core.settings import Settings
-from service.embedded import aio
-from tests.support.helpers import PASSWORD, Account, client_of, watching
+from tests.support.helpers import PASSWORD, Account, around_engine_calls, client_of, watching
 
 # A team read-model GET makes 14 engine calls when the model is current and 28-56 when it
 # catches up inline (sequencing, leases, checkpoints, the pipeline, the writes).
@@ -52,7 +50,6 @@ _calls: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
 @contextmanager
 def pause_at_planned_call() -> Iterator[None]:
     """An engine call pauses when it is the planned one of the request it serves."""
-    real_run, real_point, real_sliced = aio.run, aio.run_point, aio.run_sliced
 
     async def pause() -> None:
         plan, calls = _plan.get(), _calls.get()
@@ -61,23 +58,7 @@ def pause_at_planned_call() -> Iterator[None]:
             if calls[0] == plan[0]:
                 await asyncio.sleep(plan[1])
 
-    async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        await pause()
-        return await real_run(fn, *args, **kwargs)
-
-    async def run_point(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        await pause()
-        return await real_point(fn, *args, **kwargs)
-
-    async def run_sliced(step: Any) -> Any:  # a large write, as slices (one call for us)
-        await pause()
-        return await real_sliced(step)
-
-    with (
-        patch.object(aio, "run", run),
-        patch.object(aio, "run_point", run_point),
-        patch.object(aio, "run_sliced", run_sliced),
-    ):
+    with around_engine_calls(pause):
         yield
 
 

@@ -10,11 +10,12 @@ import asyncio
 import csv
 import logging
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest.mock import patch
 from uuid import UUID, uuid4
 
 import httpx
@@ -30,6 +31,7 @@ from service import projections
 from service.core.context import RequestContext, Role
 from service.core.repository import Repository
 from service.core.settings import Settings
+from service.embedded import aio
 
 PASSWORD = "correct-horse-battery-9"
 
@@ -229,3 +231,30 @@ def crash_image(path: Path, into: Path) -> Path:
         if not file.name.endswith(".lock"):
             shutil.copy(file, into / file.name)
     return into / path.name
+
+
+@contextmanager
+def around_engine_calls(
+    before: Callable[[], Awaitable[None]], after: Callable[[], Awaitable[None]] | None = None
+) -> Iterator[None]:
+    """Every call into the embedded backend (`aio.run`, `run_point`, and `run_sliced`: a large
+    write, one call here) awaits `before` first and `after` once it returned (the stress
+    tools' pauses)."""
+
+    def wrapped(real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            await before()
+            result = await real(*args, **kwargs)
+            if after is not None:
+                await after()
+            return result
+
+        return call
+
+    with patch.multiple(
+        aio,
+        run=wrapped(aio.run),
+        run_point=wrapped(aio.run_point),
+        run_sliced=wrapped(aio.run_sliced),
+    ):
+        yield
