@@ -92,10 +92,12 @@ async def test_a_rebuild_holds_one_tenant_at_a_time(
         matches.append(spec[1][0]["$match"])
         return await real_run(spec)
 
-    async def counted_upsert(projector: Any, docs: Any, fence: int | None = None) -> int:
+    async def counted_upsert(
+        projector: Any, docs: Any, fence: Any = None, built: Any = None
+    ) -> int:
         written.append({d.tenant_id for d in docs})
         assert len(docs) <= runner.BATCH_SIZE
-        return await real_upsert(projector, docs, fence)
+        return await real_upsert(projector, docs, fence, built)
 
     monkeypatch.setattr(definitions, "run", counted_run)
     monkeypatch.setattr(runner, "_upsert", counted_upsert)
@@ -199,3 +201,55 @@ async def test_a_rebuild_that_loses_its_lease_stops_before_pruning(
     # Nothing pruned and no checkpoint moved: the next holder's rebuild does it.
     assert await CampaignStats.get_pymongo_collection().count_documents(stale) == 1
     assert await runner.positions(projections.PROJECTORS["campaign_stats"]) == before
+
+
+async def test_a_clock_stepping_back_during_a_rebuild_prunes_no_fresh_row(
+    owner: Account, stranger: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await two_tenants(owner, stranger)
+    await projections.catch_up()
+    collection = CampaignStats.get_pymongo_collection()
+    before = await collection.count_documents(runner.LIVE)
+    assert before > 0
+    # The rebuild reads the clock an hour ahead of the rows it then writes: as if NTP
+    # stepped the clock back after its start. No row it writes may be taken for a stale one.
+    ahead = utcnow() + timedelta(hours=1)
+    monkeypatch.setattr(runner, "utcnow", lambda: ahead)
+    assert await projections.rebuild("campaign_stats") == before
+    assert await collection.count_documents(runner.LIVE) == before
+
+
+async def test_a_rebuild_prunes_stale_rows_stamped_by_a_clock_ahead(
+    owner: Account, stranger: Account
+) -> None:
+    await two_tenants(owner, stranger)
+    await projections.catch_up()
+    # A row of a vanished key written by another host whose clock ran an hour ahead.
+    stale = {"_id": Binary.from_uuid(uuid4()), "tenant_id": Binary.from_uuid(owner.tenant_id)}
+    collection = CampaignStats.get_pymongo_collection()
+    await collection.insert_one({**stale, "computed_at": utcnow() + timedelta(hours=1)})
+    await projections.rebuild("campaign_stats")
+    assert await collection.count_documents(stale) == 0
+
+
+async def test_a_rebuild_leaves_rows_a_newer_holder_wrote(
+    owner: Account, stranger: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await two_tenants(owner, stranger)
+    await projections.catch_up()
+    collection = CampaignStats.get_pymongo_collection()
+    newer = {"_id": Binary.from_uuid(uuid4()), "tenant_id": Binary.from_uuid(owner.tenant_id)}
+    real = runner._upsert
+    fences: list[int | None] = []
+
+    async def meanwhile(projector: Any, docs: Any, fence: Any = None, built: Any = None) -> int:
+        # While this rebuild writes, its lease lapses and a newer holder stores a row.
+        fences.append(fence)
+        if len(fences) == 1:
+            await collection.insert_one({**newer, runner.FENCE: fence + 1, "computed_at": utcnow()})
+        return await real(projector, docs, fence, built)
+
+    monkeypatch.setattr(runner, "_upsert", meanwhile)
+    await projections.rebuild("campaign_stats")
+    assert fences and fences[0] is not None
+    assert await collection.count_documents(newer) == 1  # the newer writer's, not pruned

@@ -22,8 +22,9 @@ What it guarantees, with any number of service processes:
   have rows in the projector's `sources` (one index seek per tenant, `tenants_of`), computes
   one tenant's rows at a time (`Projector.compute_tenant`) and upserts them over the current
   ones in batches of `BATCH_SIZE`, so its memory is bounded by the largest tenant, not the
-  database; then it deletes the rows it did not write (`computed_at` older than the
-  rebuild's start: rows of vanished keys and tenants), under the same lease, and sets the
+  database; then it deletes the rows it did not write (every row it writes carries its
+  generation, `built`: the others are rows of vanished keys and tenants), under the same
+  lease and fence, and sets the
   checkpoints to the heads it started from: readers see the old rows until each is replaced,
   never an empty or partial model.
 * **A new projector on an old database is rebuilt, not replayed.** A projector with no
@@ -66,7 +67,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from beanie.odm.utils.encoder import Encoder
 from bson import Binary
@@ -90,6 +91,7 @@ READ_WAIT = 2.0  # seconds a read waits for another process's projector before a
 DUPLICATE_KEY = 11000
 FENCE = "fence"  # the stored field: the lease fence of the row's last writer
 GONE = "gone"  # the stored field: the row's key no longer exists (a tombstone, see `apply`)
+BUILT = "built"  # the stored field: the generation of the rebuild that last wrote the row
 LIVE = {GONE: {"$ne": True}}
 """The condition every read of a read model adds: tombstones are not rows."""
 
@@ -128,7 +130,9 @@ def fenced(fence: int | None) -> dict[str, Any]:
     return {} if fence is None else {FENCE: {"$not": {"$gt": fence}}}
 
 
-def _write_ops(projector: Projector, docs: Sequence[Any], fence: int | None) -> list[UpdateOne]:
+def _write_ops(
+    projector: Projector, docs: Sequence[Any], fence: int | None, built: Binary | None
+) -> list[UpdateOne]:
     encoder = Encoder()
     ops = []
     for doc in docs:
@@ -138,6 +142,8 @@ def _write_ops(projector: Projector, docs: Sequence[Any], fence: int | None) -> 
         doc_id = raw.pop("_id")
         if fence is not None:
             raw[FENCE] = fence
+        if built is not None:
+            raw[BUILT] = built
         update: dict[str, Any] = {"$set": raw, "$unset": {GONE: ""}}
         if "_id" not in key:
             update["$setOnInsert"] = {"_id": doc_id}
@@ -152,9 +158,12 @@ def _duplicates(exc: BulkWriteError) -> tuple[list[int], list[dict[str, Any]]]:
     return dup, [e for e in errors if e.get("code") != DUPLICATE_KEY]
 
 
-async def _upsert(projector: Projector, docs: Sequence[Any], fence: int | None = None) -> int:
-    """Upsert computed rows under the fence; returns how many a newer writer kept."""
-    ops = _write_ops(projector, docs, fence)
+async def _upsert(
+    projector: Projector, docs: Sequence[Any], fence: int | None = None, built: Binary | None = None
+) -> int:
+    """Upsert computed rows under the fence (stamped with a rebuild's generation `built`);
+    returns how many a newer writer kept."""
+    ops = _write_ops(projector, docs, fence, built)
     collection = projector.model.get_pymongo_collection()
     for attempt in range(2):
         if not ops:
@@ -489,7 +498,10 @@ async def _rebuild(projector: Projector, held: leases.Held | None = None) -> int
 async def _rebuild_all(projector: Projector, held: leases.Held | None) -> int:
     fence = held.fence if held is not None else None
     heads = await sequencer.heads(projector.feeds)
-    started = utcnow()
+    # Rows are told apart by this rebuild's own stamp, not by time: a clock stepped back
+    # mid-rebuild (or another host's clock ahead, for rows it wrote) would prune fresh rows
+    # or keep stale ones.
+    generation = Binary.from_uuid(uuid4())
     written = 0
     for tenant in await tenants_of(projector):
         # A rebuild outlasts a lease's TTL: renew it between tenants, and stop (no prune, no
@@ -500,12 +512,13 @@ async def _rebuild_all(projector: Projector, held: leases.Held | None) -> int:
         # One tenant's rows at a time, written in batches: memory is bounded by a tenant.
         docs = await projector.compute_tenant(tenant)
         for start in range(0, len(docs), BATCH_SIZE):
-            await _upsert(projector, docs[start : start + BATCH_SIZE], fence)
+            await _upsert(projector, docs[start : start + BATCH_SIZE], fence, generation)
         written += len(docs)
         del docs
-    # Rows not rewritten above belong to keys (or tenants) that no longer exist (each row
-    # written carries `computed_at` >= `started`; so does every row a newer holder wrote).
-    await projector.model.get_pymongo_collection().delete_many({"computed_at": {"$lt": started}})
+    # Rows not rewritten above belong to keys (or tenants) that no longer exist, or are
+    # tombstones; rows a newer holder wrote (a larger fence) are its to keep.
+    prune = {BUILT: {"$ne": generation}, **fenced(fence)}
+    await projector.model.get_pymongo_collection().delete_many(prune)
     for feed, head in heads.items():
         await _save(projector, feed, head, 0, fence)
     return written
@@ -513,6 +526,7 @@ async def _rebuild_all(projector: Projector, held: leases.Held | None) -> int:
 
 __all__ = [
     "BATCH_SIZE",
+    "BUILT",
     "FENCE",
     "GONE",
     "INLINE",

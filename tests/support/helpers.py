@@ -187,7 +187,7 @@ async def read_model_snapshot() -> dict[str, list[dict[str, Any]]]:
     out = {}
     for projector in projections.PROJECTORS.values():
         model: type[Document] = projector.model
-        hidden = {"computed_at": 0, "fence": 0}
+        hidden = {"computed_at": 0, "fence": 0, "built": 0}
         live = {"gone": {"$ne": True}}  # tombstones of keys that no longer exist aside
         rows = await model.get_pymongo_collection().find(live, hidden).to_list(None)
         out[projector.name] = sorted(rows, key=lambda r: str(r["_id"]))

@@ -42,9 +42,12 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed(
         collections=("read_*",),
         methods=("delete_many",),
-        filters=('{"computed_at": {"$lt": {"=": "date"}}}',),
+        filters=(
+            '{"built": {"$ne": {"=": "binData"}}}',
+            '{"built": {"$ne": {"=": "binData"}}, "fence": {"$not": {"$gt": {"=": "number"}}}}',
+        ),
         why="`rebuild` swaps without an empty window: after upserting every recomputed row it "
-        "deletes the rows it did not rewrite (older than its start). It follows a full "
+        "deletes the rows it did not rewrite (without its generation stamp). It follows a full "
         "recompute, on a collection of one row per key; an index would only cost each write.",
     ),
     Allowed(

@@ -86,7 +86,10 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed(
         collections=("read_*",),
         methods=("delete_many",),
-        filters=('{"computed_at": {"$lt": {"=": "date"}}}',),
+        filters=(
+            '{"built": {"$ne": {"=": "binData"}}}',
+            '{"built": {"$ne": {"=": "binData"}}, "fence": {"$not": {"$gt": {"=": "number"}}}}',
+        ),
         why="`rebuild` removes the rows it did not rewrite, across tenants: an operator batch",
     ),
     Allowed(
