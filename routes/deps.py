@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from schemas.common import ReadView
 from service.auth import AuthCache, authenticate
 from service.core.context import RequestContext
+from service.core.pagination import PageResult, StoredPage
 from service.core.settings import Settings
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a worker
@@ -124,6 +125,18 @@ def read_response(view: ReadView[Any], item: Any) -> Response:
     response = Response(view.json(item), media_type="application/json")
     set_etag(response, item.version)
     return response
+
+
+def page_response(page: PageResult[Any]) -> Any:
+    """A list's answer: a page of stored documents as the JSON its view writes in one pass.
+
+    `StoredPage.json()` is byte for byte what FastAPI writes for `page.body()` through the
+    route's `Page` / `CountedPage` response model, without building a model per item first
+    (issue 27); any other page is answered as its body, for FastAPI to serialise.
+    """
+    if isinstance(page, StoredPage):
+        return Response(page.json(), media_type="application/json")
+    return page.body()
 
 
 def set_location(request: Request, response: Response, route_name: str, **params: Any) -> None:
