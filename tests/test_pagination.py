@@ -248,9 +248,11 @@ async def _declared_body(response: Any, view: Any, page_model: Any, model: Any) 
 
     body = response.json()
     ids = [UUID(item["id"]) for item in body["items"]]
-    found = await model.get_pymongo_collection().find(
-        {"_id": {"$in": [Binary.from_uuid(i) for i in ids]}}
-    ).to_list()
+    found = (
+        await model.get_pymongo_collection()
+        .find({"_id": {"$in": [Binary.from_uuid(i) for i in ids]}})
+        .to_list()
+    )
     by_id = {raw["_id"]: raw for raw in found}
     page: dict[str, Any] = {
         "items": view.stored_many([by_id[i] for i in ids]),
@@ -336,7 +338,8 @@ async def test_lead_and_campaign_pages_are_byte_identical_to_the_declared_models
         expected = await _declared_body(response, LEAD_VIEW, LeadPage, LeadBase)
         assert response.content == expected, path
     everything = (await owner.client.get(lead_pages[1])).json()
-    assert everything["total"] == 6 and {i["type"] for i in everything["items"]} == {"generic", "mls"}
+    assert everything["total"] == 6
+    assert {i["type"] for i in everything["items"]} == {"generic", "mls"}
     assert any(i["consent"]["text"]["status"] == "opted_in" for i in everything["items"])
 
     for path in ("/v1/campaigns?limit=2", "/v1/campaigns?count=true", "/v1/campaigns?type=social"):
