@@ -192,6 +192,7 @@ def plain_schema(schema: CoreSchema) -> CoreSchema | None:
 
 _MODEL_KEYS = {"type", "cls", "schema", "custom_init", "root_model", "config", "ref", "metadata"}
 _FIELDS_KEYS = {"type", "fields", "model_name", "computed_fields", "ref", "metadata"}
+_STR_ENUM_KEYS = {"type", "cls", "members", "sub_type", "ref", "metadata"}
 
 
 def _plain(node: Any) -> Any:
@@ -220,6 +221,11 @@ def _plain(node: Any) -> Any:
         node.get("schema")
     ):
         raise _NotPlain(kind)  # a validator of a model (or of values holding one): given a dict
+    if kind == "enum" and node.get("sub_type") == "str" and not node.keys() - _STR_ENUM_KEYS:
+        # A stored text value is answered as itself: no enum member made, nor its `.value`
+        # read back by the serializer (≈5 a lead), and still only the members' values pass.
+        plain_enum = core_schema.literal_schema([member.value for member in node["members"]])
+        return {**plain_enum, "ref": node["ref"]} if "ref" in node else plain_enum
     serialization = node.get("serialization")
     if isinstance(serialization, dict) and serialization.get("is_field_serializer"):
         raise _NotPlain("field serializer")  # a method: it is handed the model

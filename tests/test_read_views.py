@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, Field, computed_field, field_serializer, model_validator
+import pytest
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    computed_field,
+    field_serializer,
+    model_validator,
+)
 
 from schemas.common import ReadView, ResourceRead, plain_schema
 
 
+class Status(StrEnum):
+    unknown = "unknown"
+    opted_in = "opted_in"
+
+
 class Channel(BaseModel):
-    status: str = "unknown"
+    status: Status = Status.unknown
     at: datetime | None = None
 
 
@@ -66,6 +80,16 @@ def test_a_union_page_is_written_from_dicts_as_its_models_write_it() -> None:
     assert view.stored_json_many(raws) == _by_models(view, raws)
     assert b"secret" not in view.stored_json_many(raws)
     assert view.stored_json_many([]) == b"[]"
+
+
+def test_a_stored_value_outside_an_enum_is_still_refused() -> None:
+    """The plain twin answers an enum's stored text as is, but only a member's value."""
+    view: ReadView[Any] = ReadView(Pet)
+    bad = [_raw("cat", name="Tom", consent={"call": {"status": "maybe"}})]
+    with pytest.raises(ValidationError):
+        view.stored_json_many(bad)
+    with pytest.raises(ValidationError):
+        view.stored_many(bad)
 
 
 class WithComputed(ResourceRead):
