@@ -27,6 +27,7 @@ import httpx
 
 from documents.campaign import CampaignBase
 from routes.app import create_app
+from routes.deps import CurrentContext
 from service.core.settings import Settings
 from service.database import embedded_database
 from service.embedded import aio
@@ -70,6 +71,7 @@ def _add_floor(app: Any) -> None:
     documents; the page's own filter, `is_archived: false`) on the raw driver, the 50
     documents dumped to JSON by pydantic-core.
     `/floor/one/{tenant}/{id}`: the single read's query the same way. No auth, no schema.
+    `/floor/auth/{id}`: `/floor/one` behind the service's authentication dependency.
     """
     from bson import Binary
     from fastapi import Response
@@ -92,10 +94,19 @@ def _add_floor(app: Any) -> None:
         doc = await CampaignBase.get_pymongo_collection().find_one({**query, "is_deleted": False})
         return Response(to_json(doc), media_type="application/json")
 
+    @app.get("/floor/auth/{id}", include_in_schema=False)
+    async def floor_auth(id: UUID, ctx: CurrentContext) -> Response:
+        # `floor one` plus what FastAPI does for any authenticated route: the caller's
+        # dependency (the credential cache) and a typed path parameter. The gap to `campaign`
+        # is then the service's own: the repository's scope, the view, the ETag, the routing.
+        query = {"_id": Binary.from_uuid(id), "tenant_id": Binary.from_uuid(ctx.tenant_id)}
+        doc = await CampaignBase.get_pymongo_collection().find_one({**query, "is_deleted": False})
+        return Response(to_json(doc), media_type="application/json")
+
     # First in the routing table: appended last, each floor request paid for matching the
     # ~200 routes before it (about 1 ms), which no real route pays.
     routes = app.router.routes
-    routes[:0] = [routes.pop(), routes.pop()]
+    routes[:0] = [routes.pop(), routes.pop(), routes.pop()]
 
 
 async def main() -> None:
@@ -145,6 +156,7 @@ async def main() -> None:
             "page": ("/v1/leads?limit=50", auth),
             "floor one": (f"/floor/one/{camp_tenant}/{camp['id']}", []),
             "floor page": (f"/floor/page/{camp_tenant}", []),
+            "floor auth": (f"/floor/auth/{camp['id']}", auth),
         }
         took: dict[str, list[float]] = {name: [] for name in paths}
         clock = time.process_time if args.clock == "cpu" else time.perf_counter

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, TypeVar, cast
 from uuid import UUID
 
@@ -226,6 +227,9 @@ def _plain(node: Any) -> Any:
         # read back by the serializer (≈5 a lead), and still only the members' values pass.
         plain_enum = core_schema.literal_schema([member.value for member in node["members"]])
         return {**plain_enum, "ref": node["ref"]} if "ref" in node else plain_enum
+    if kind == "literal" and all(isinstance(v, StrEnum) for v in node["expected"]):
+        # The same for a literal member (a subtype's `type`): its text, equal to the member.
+        return {**node, "expected": [v.value for v in node["expected"]]}
     serialization = node.get("serialization")
     if isinstance(serialization, dict) and serialization.get("is_field_serializer"):
         raise _NotPlain("field serializer")  # a method: it is handed the model
