@@ -50,7 +50,7 @@ async def create_campaign(
 async def list_campaigns(ctx: CurrentContext, filters: Annotated[CampaignFilters, Query()]) -> Any:
     """The tenant's campaigns, newest first or `sort`ed; `count=true` adds `total`."""
     page = await campaigns.list_campaigns(ctx=ctx, filters=filters)
-    return page_response(page)
+    return page_response(page, CampaignPage)
 
 
 @router.get("/{id}", response_model=CampaignRead)
@@ -90,7 +90,7 @@ async def list_campaign_leads(
 ) -> Any:
     """The campaign's live leads (deleted ones with `include_deleted=true`), newest lead first."""
     page = await lead_queries.list_campaign_leads(ctx=ctx, id=id, filters=filters)
-    return page_response(page)
+    return page_response(page, LeadPage)
 
 
 add_lifecycle_routes(

@@ -92,7 +92,7 @@ async def list_leads(ctx: CurrentContext, filters: Annotated[LeadFilters, Query(
     `total`. A cursor belongs to its sort (and `near` point): another one is refused (422).
     """
     page = await lead_queries.list_leads(ctx=ctx, filters=filters)
-    return page_response(page)
+    return page_response(page, LeadPage)
 
 
 @router.get(
@@ -170,7 +170,7 @@ async def lead_timeline(
 ) -> Any:
     """The lead's touchpoints, newest `occurred_at` first."""
     page = await events.list_lead_events(ctx=ctx, id=id, params=params)
-    return page.body()
+    return page_response(page, TimelinePage)
 
 
 @router.post("/{id}/erase", response_model=LeadErased)

@@ -380,3 +380,109 @@ def test_a_page_read_as_items_writes_the_same_bytes() -> None:
     assert body["total"] == 7 and body["next_cursor"] == "abc"
     assert body["items"][0]["list_price"] == 123.45 and "search_tokens" not in body["items"][0]
     assert body["items"][0]["consent"]["call"] == {"status": "unknown", "source": None, "at": None}
+
+
+@pytest.mark.usefixtures("member")  # a second user in the tenant's list
+async def test_every_list_written_from_stored_documents_is_byte_identical(
+    owner: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`page_response` writes a page straight from the stored documents for every list whose
+    declared model is a page of its view's schema: the bytes FastAPI wrote before."""
+    from documents.api_key import ApiKey
+    from documents.event import TouchpointEvent
+    from documents.research import ResearchTopic
+    from documents.saved_search import SavedSearch
+    from documents.suppression import Suppression
+    from documents.team import Team
+    from documents.user import User
+    from schemas.api_keys import API_KEY_VIEW, ApiKeyRead
+    from schemas.common import Page
+    from schemas.events import EVENT_VIEW, EventPage, TimelinePage
+    from schemas.research import RESEARCH_TOPIC_VIEW, ResearchTopicRead
+    from schemas.saved_searches import SAVED_SEARCH_VIEW, SavedSearchRead
+    from schemas.suppressions import SUPPRESSION_VIEW, SuppressionPage
+    from schemas.teams import TEAM_VIEW, TeamRead
+    from schemas.users import USER_VIEW, UserRead
+    from service.core.pagination import StoredPage
+    from tests.factories import make_api_key, make_team
+
+    written: list[bytes] = []
+    json_of = StoredPage.json
+
+    def spy(page: StoredPage[Any]) -> bytes:
+        written.append(json_of(page))
+        return written[-1]
+
+    monkeypatch.setattr(StoredPage, "json", spy)
+    campaign = await make_campaign(owner)
+    lead = await make_lead(owner, email="e@example.com")
+    await attach_leads(owner, campaign["id"], lead["id"])
+    refs = {"campaign_id": campaign["id"], "lead_id": lead["id"]}
+    for body in (
+        {
+            "type": "call",
+            "outcome": "voicemail",
+            "duration_seconds": 30,
+            "recording_url": "https://r/1",
+        },
+        {"type": "text", "direction": "inbound", "body": "Yes!", "delivery_status": "received"},
+        {"type": "social", "platform": "instagram", "action": "comment", "url": "https://ig/p/1"},
+        {"type": "email", "subject": "Hello", "status": "opened"},
+    ):
+        assert (await owner.client.post("/v1/events", json={**body, **refs})).status_code == 201
+    await make_team(owner, name="Blue")
+    await make_api_key(owner, name="ci")
+    for body in (
+        {"name": "Hot", "resource": "leads", "filters": {"status": "new"}},
+        {"name": "All", "resource": "campaigns"},
+    ):
+        assert (await owner.client.post("/v1/saved-searches", json=body)).status_code == 201
+    assert (
+        await owner.client.post("/v1/research/topics", json={"topic": "roofs"})
+    ).status_code == 201
+    suppression = {"channel": "email", "value": "no@example.com", "reason": "asked"}
+    assert (await owner.client.post("/v1/suppressions", json=suppression)).status_code == 201
+
+    lists: list[tuple[str, Any, Any, Any]] = [
+        ("/v1/events?limit=3", EVENT_VIEW, EventPage, TouchpointEvent),
+        ("/v1/events?count=true", EVENT_VIEW, EventPage, TouchpointEvent),
+        (f"/v1/leads/{lead['id']}/events", EVENT_VIEW, TimelinePage, TouchpointEvent),
+        ("/v1/users", USER_VIEW, Page[UserRead], User),
+        ("/v1/teams", TEAM_VIEW, Page[TeamRead], Team),
+        ("/v1/api-keys", API_KEY_VIEW, Page[ApiKeyRead], ApiKey),
+        ("/v1/saved-searches?limit=1", SAVED_SEARCH_VIEW, Page[SavedSearchRead], SavedSearch),
+        ("/v1/research/topics", RESEARCH_TOPIC_VIEW, Page[ResearchTopicRead], ResearchTopic),
+        ("/v1/suppressions", SUPPRESSION_VIEW, SuppressionPage, Suppression),
+    ]
+    for path, view, page_model, model in lists:
+        written.clear()
+        response = await owner.client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json()["items"], path
+        assert written == [response.content], f"{path}: not written from the stored documents"
+        expected = await _declared_body(response, view, page_model, model)
+        assert response.content == expected, path
+
+
+def test_only_a_page_of_the_views_own_schema_is_written_from_the_documents() -> None:
+    """A declared model with other items (or more fields, or no `total` for a counted page)
+    leaves the page to FastAPI, which validates it into that model."""
+    from routes.deps import _writes_as
+    from schemas.campaigns import CAMPAIGN_VIEW, CampaignPage
+    from schemas.common import Page
+    from schemas.events import EVENT_VIEW, TimelinePage
+    from schemas.leads import LEAD_VIEW, LeadPage
+    from schemas.teams import TEAM_VIEW
+    from schemas.users import USER_VIEW, UserRead
+    from service.core.pagination import StoredPage
+
+    def page(view: Any, total: int | None = None) -> StoredPage[Any]:
+        return StoredPage([], view, None, total)
+
+    assert _writes_as(LeadPage, page(LEAD_VIEW, total=3))
+    assert _writes_as(CampaignPage, page(CAMPAIGN_VIEW))
+    assert _writes_as(Page[UserRead], page(USER_VIEW))
+    assert _writes_as(TimelinePage, page(EVENT_VIEW))
+    assert not _writes_as(TimelinePage, page(EVENT_VIEW, total=3))  # `total` not declared
+    assert not _writes_as(Page[UserRead], page(TEAM_VIEW))  # another schema
+    assert not _writes_as(LeadPage, page(CAMPAIGN_VIEW))
