@@ -7,7 +7,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
+from routes.deps import (
+    CurrentContext,
+    IfMatch,
+    page_response,
+    read_response,
+    set_etag,
+    set_location,
+)
 from schemas.api_keys import (
     API_KEY_VIEW,
     ApiKeyCreate,
@@ -40,7 +47,7 @@ async def create_api_key(
 @router.get("", response_model=Page[ApiKeyRead], summary="The tenant's keys (never the key)")
 async def list_api_keys(ctx: CurrentContext, filters: Annotated[ApiKeyFilters, Query()]) -> Any:
     page = await api_keys.list_api_keys(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, Page[ApiKeyRead])
 
 
 @router.get("/{id}", response_model=ApiKeyRead, summary="One key (never the key)")

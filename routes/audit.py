@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from routes.deps import CurrentContext
+from routes.deps import CurrentContext, page_response
 from schemas.analytics import AuditEntry, AuditParams
 from schemas.common import Page
 from service import audit
@@ -31,4 +31,4 @@ async def audit_log(ctx: CurrentContext, params: Annotated[AuditParams, Query()]
         since=params.since,
         until=params.until,
     )
-    return page.body()
+    return page_response(page, Page[AuditEntry])

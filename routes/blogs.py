@@ -9,7 +9,14 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from documents.blog import Blog
-from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
+from routes.deps import (
+    CurrentContext,
+    IfMatch,
+    page_response,
+    read_response,
+    set_etag,
+    set_location,
+)
 from routes.lifecycle import add_lifecycle_routes
 from schemas.blogs import (
     BLOG_VIEW,
@@ -49,7 +56,7 @@ async def create_blog(
 async def list_blogs(ctx: CurrentContext, filters: Annotated[BlogFilters, Query()]) -> Any:
     """The tenant's blogs, newest first."""
     page = await blogs.list_blogs(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, Page[BlogRead])
 
 
 @router.get("/calendar", response_model=CalendarMonth)

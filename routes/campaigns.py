@@ -8,7 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.campaign import CampaignBase
-from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
+from routes.deps import (
+    CurrentContext,
+    IfMatch,
+    page_response,
+    read_response,
+    set_etag,
+    set_location,
+)
 from routes.lifecycle import add_lifecycle_routes
 from schemas.campaigns import (
     CAMPAIGN_VIEW,
@@ -43,7 +50,7 @@ async def create_campaign(
 async def list_campaigns(ctx: CurrentContext, filters: Annotated[CampaignFilters, Query()]) -> Any:
     """The tenant's campaigns, newest first or `sort`ed; `count=true` adds `total`."""
     page = await campaigns.list_campaigns(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, CampaignPage)
 
 
 @router.get("/{id}", response_model=CampaignRead)
@@ -83,7 +90,7 @@ async def list_campaign_leads(
 ) -> Any:
     """The campaign's live leads (deleted ones with `include_deleted=true`), newest lead first."""
     page = await lead_queries.list_campaign_leads(ctx=ctx, id=id, filters=filters)
-    return page.body()
+    return page_response(page, LeadPage)
 
 
 add_lifecycle_routes(

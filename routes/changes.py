@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from routes.deps import CurrentContext
+from routes.deps import CurrentContext, page_response
 from schemas.changes import ChangesPage, ChangesParams
 from service import changes
 
@@ -31,4 +31,4 @@ async def list_changes(ctx: CurrentContext, params: Annotated[ChangesParams, Que
         aggregate_type=params.aggregate_type,
         event_type=params.event_type,
     )
-    return page.body()
+    return page_response(page, ChangesPage)

@@ -7,14 +7,17 @@ resource's policy's (service/core/policy.py), checked by the service.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
+from pydantic import BaseModel
 
-from schemas.common import ReadView
+from schemas.common import CountedPage, Page, ReadView
 from service.auth import AuthCache, authenticate
 from service.core.context import RequestContext
+from service.core.pagination import PageResult, StoredPage
 from service.core.settings import Settings
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a worker
@@ -124,6 +127,39 @@ def read_response(view: ReadView[Any], item: Any) -> Response:
     response = Response(view.json(item), media_type="application/json")
     set_etag(response, item.version)
     return response
+
+
+def page_response(page: PageResult[Any], declared: type[BaseModel]) -> Any:
+    """A list's answer, as the route's `declared` page model (its `response_model`) writes it.
+
+    A page of stored documents read through the view of that model's item schema is written
+    by `StoredPage.json()`, straight from the documents: byte for byte what FastAPI writes for
+    `page.body()` through `declared`, without a model per item (issue 27). Any other page is
+    answered as `page.body()`, for FastAPI to validate and serialise through `declared`.
+    """
+    if isinstance(page, StoredPage) and _writes_as(declared, page):
+        return Response(page.json(), media_type="application/json")
+    return page.body()
+
+
+def _writes_as(declared: type[BaseModel], page: StoredPage[Any]) -> bool:
+    # Only where FastAPI would write exactly the page's fields with the view's own schema: a
+    # model declaring other items (a narrower shape) or more fields re-validates the page.
+    view_schema = getattr(page.view, "schema", None)
+    if not issubclass(declared, Page) or _page_item(declared) is not view_schema:
+        return False
+    extra = declared.model_fields.keys() - {"items", "next_cursor", "total"}
+    return not extra and (page.total is None or issubclass(declared, CountedPage))
+
+
+@lru_cache(maxsize=128)
+def _page_item(declared: type[BaseModel]) -> Any:
+    """The item schema `T` a `Page[T]` / `CountedPage[T]` (or a subclass of one) declares."""
+    for cls in declared.__mro__:
+        meta = getattr(cls, "__pydantic_generic_metadata__", None) or {}
+        if meta.get("origin") is not None and meta.get("args"):
+            return meta["args"][0]
+    return None
 
 
 def set_location(request: Request, response: Response, route_name: str, **params: Any) -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from routes.deps import (
     CurrentContext,
     SettingsDep,
+    page_response,
     read_response,
     set_etag,
     set_location,
@@ -82,7 +83,7 @@ async def list_events(ctx: CurrentContext, filters: Annotated[EventFilters, Quer
     """The tenant's events, newest `occurred_at` first or `sort`ed; `since` inclusive, `until`
     exclusive on `occurred_at`; `count=true` adds `total`."""
     page = await events.list_events(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, EventPage)
 
 
 @router.get("/{id}", response_model=EventRead)

@@ -8,7 +8,15 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.integration import Integration
-from routes.deps import CurrentContext, IfMatch, SettingsDep, read_response, set_etag, set_location
+from routes.deps import (
+    CurrentContext,
+    IfMatch,
+    SettingsDep,
+    page_response,
+    read_response,
+    set_etag,
+    set_location,
+)
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.integrations import (
@@ -45,7 +53,7 @@ async def list_integrations(
 ) -> Any:
     """The tenant's integrations, newest first."""
     page = await integrations.list_integrations(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, Page[IntegrationRead])
 
 
 @router.get("/{id}", response_model=IntegrationRead)

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from documents.lead import LeadBase
-from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
+from routes.deps import (
+    CurrentContext,
+    IfMatch,
+    page_response,
+    read_response,
+    set_etag,
+    set_location,
+)
 from routes.lifecycle import add_lifecycle_routes
 from schemas.events import TimelinePage, TimelineParams
 from schemas.export import ndjson_chunks
@@ -85,7 +92,7 @@ async def list_leads(ctx: CurrentContext, filters: Annotated[LeadFilters, Query(
     `total`. A cursor belongs to its sort (and `near` point): another one is refused (422).
     """
     page = await lead_queries.list_leads(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, LeadPage)
 
 
 @router.get(
@@ -163,7 +170,7 @@ async def lead_timeline(
 ) -> Any:
     """The lead's touchpoints, newest `occurred_at` first."""
     page = await events.list_lead_events(ctx=ctx, id=id, params=params)
-    return page.body()
+    return page_response(page, TimelinePage)
 
 
 @router.post("/{id}/erase", response_model=LeadErased)

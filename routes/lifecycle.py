@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
 
 from documents.base import RootDocument
-from routes.deps import CurrentContext, IfMatch, set_etag
+from routes.deps import CurrentContext, IfMatch, page_response, set_etag
 from schemas.common import HistoryEntry, Page, PageParams
 from service import lifecycle
 from service.core.policy import ResourcePolicy, policy_for
@@ -108,7 +108,7 @@ def add_lifecycle_routes(
         page = await lifecycle.history(
             ctx=ctx, model=model, id=id, limit=params.limit, cursor=params.cursor
         )
-        return page.body()
+        return page_response(page, Page[HistoryEntry])
 
     @router.get(
         "/{id}/versions/{n}",

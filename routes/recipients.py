@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from routes.deps import CurrentContext
+from routes.deps import CurrentContext, page_response
 from schemas.recipients import ClaimRequest, ClaimResult, RecipientFilters, RecipientPage
 from service import recipients
 
@@ -21,7 +21,7 @@ async def list_recipients(
     """One row per attached lead, newest lead first: `state` (queued, claimed, attempted,
     reached, exhausted, opted_out), `attempts`, `last_attempt_at`, `next_attempt_at`."""
     page = await recipients.list_recipients(ctx=ctx, id=id, filters=filters)
-    return page.body()
+    return page_response(page, RecipientPage)
 
 
 @router.post("/{id}/recipients/claim", response_model=ClaimResult)

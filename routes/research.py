@@ -8,7 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.research import ResearchTopic
-from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
+from routes.deps import (
+    CurrentContext,
+    IfMatch,
+    page_response,
+    read_response,
+    set_etag,
+    set_location,
+)
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.research import (
@@ -53,7 +60,7 @@ async def create_topic(
 async def list_topics(ctx: CurrentContext, filters: Annotated[ResearchFilters, Query()]) -> Any:
     """The tenant's research topics, newest first."""
     page = await research.list_topics(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, Page[ResearchTopicRead])
 
 
 @topics.get("/{id}", response_model=ResearchTopicRead)

@@ -8,7 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.saved_search import SavedSearch
-from routes.deps import CurrentContext, IfMatch, read_response, set_etag, set_location
+from routes.deps import (
+    CurrentContext,
+    IfMatch,
+    page_response,
+    read_response,
+    set_etag,
+    set_location,
+)
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.saved_searches import (
@@ -43,7 +50,7 @@ async def list_saved_searches(
 ) -> Any:
     """The tenant's saved searches, newest first."""
     page = await saved_searches.list_saved_searches(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, Page[SavedSearchRead])
 
 
 @router.get("/{id}", response_model=SavedSearchRead)

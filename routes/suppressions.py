@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import CurrentContext, read_response, set_etag, set_location
+from routes.deps import CurrentContext, page_response, read_response, set_etag, set_location
 from schemas.suppressions import (
     SUPPRESSION_VIEW,
     SuppressionCreate,
@@ -42,7 +42,7 @@ async def list_suppressions(
 ) -> Any:
     """The tenant's suppressions, newest first; `channel` and `value` (normalised) filter."""
     page = await suppressions.list_suppressions(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, SuppressionPage)
 
 
 @router.get("/{id}", response_model=SuppressionRead)

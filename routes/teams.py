@@ -8,7 +8,15 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 
 from documents.team import Team
-from routes.deps import CurrentContext, IfMatch, SettingsDep, read_response, set_etag, set_location
+from routes.deps import (
+    CurrentContext,
+    IfMatch,
+    SettingsDep,
+    page_response,
+    read_response,
+    set_etag,
+    set_location,
+)
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.teams import (
@@ -53,7 +61,7 @@ async def create_team(
 @router.get("", response_model=Page[TeamRead], summary="The tenant's teams, newest first")
 async def list_teams(ctx: CurrentContext, filters: Annotated[TeamFilters, Query()]) -> Any:
     page = await teams.list_teams(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, Page[TeamRead])
 
 
 @router.get("/{id}", response_model=TeamRead, summary="A team with its members")
@@ -178,7 +186,7 @@ async def list_invitations(
     id: UUID, ctx: CurrentContext, filters: Annotated[InvitationFilters, Query()]
 ) -> Any:
     page = await invitations.list_invitations(ctx=ctx, team_id=id, filters=filters)
-    return page.body()
+    return page_response(page, Page[InvitationRead])
 
 
 # DELETE /{id} (team owner or tenant admin; its invitations stop working), restore, history

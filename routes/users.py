@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from documents.user import User
-from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag
+from routes.deps import CurrentContext, IfMatch, SettingsDep, page_response, set_etag
 from routes.lifecycle import add_lifecycle_routes
 from schemas.common import Page
 from schemas.users import (
@@ -122,7 +122,7 @@ async def disable_two_factor(
 @router.get("", response_model=Page[UserRead], summary="The tenant's users, newest first")
 async def list_users(ctx: CurrentContext, filters: Annotated[UserFilters, Query()]) -> Any:
     page = await users.list_users(ctx=ctx, filters=filters)
-    return page.body()
+    return page_response(page, Page[UserRead])
 
 
 @router.get(

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from routes.deps import CurrentContext, IfMatch, SettingsDep, set_etag, set_location
+from routes.deps import CurrentContext, IfMatch, SettingsDep, page_response, set_etag, set_location
 from schemas.common import Page, PageParams
 from schemas.webhooks import (
     DeliveryParams,
@@ -47,7 +47,7 @@ async def create_webhook(
 async def list_webhooks(ctx: CurrentContext, params: Annotated[PageParams, Query()]) -> Any:
     """Newest first, with each one's delivery status."""
     page = await endpoints.list_webhooks(ctx=ctx, params=params)
-    return page.body()
+    return page_response(page, Page[WebhookRead])
 
 
 @router.get("/{id}", response_model=WebhookRead, summary="One subscription")
@@ -96,4 +96,4 @@ async def list_deliveries(
 ) -> Any:
     """Each attempt with its status code, time and error (kept 30 days)."""
     page = await endpoints.list_deliveries(ctx=ctx, id=id, params=params)
-    return page.body()
+    return page_response(page, Page[DeliveryRead])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, cast
 from uuid import UUID
 
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import CoreSchema, SchemaSerializer, SchemaValidator, core_schema
 
 from documents.base import refuse_bool_number_mixups
 
@@ -100,6 +102,7 @@ class ReadView(Generic[T]):
         self.schema = schema
         self.adapter: TypeAdapter[T] = TypeAdapter(schema)
         self._many: TypeAdapter[list[T]] = TypeAdapter(list[schema])  # type: ignore[valid-type]
+        self._plain: _PlainArray | bool | None = False  # not built yet
 
     def stored(self, raw: Any) -> T:
         """The response object of a raw stored document."""
@@ -123,6 +126,152 @@ class ReadView(Generic[T]):
         if isinstance(item, BaseModel):
             return item.__pydantic_serializer__.to_json(item, by_alias=True)
         return self.adapter.dump_json(item, by_alias=True)
+
+    def stored_json_many(self, raws: Sequence[Any]) -> bytes:
+        """Raw stored documents as the JSON array of their response objects, in one pass.
+
+        The bytes `json` writes for each of `stored_many(raws)`, without building the models:
+        the schema's plain twin (`plain_schema`) validates each document into a dict in the
+        model's field order and serialises it, ≈2x cheaper per document (issue 27). A schema
+        it cannot mirror exactly falls back to the models.
+        """
+        if self._plain is False:  # built on first use: most views never write a page
+            converted = plain_schema(self.adapter.core_schema)
+            self._plain = None if converted is None else _PlainArray(converted)
+        if isinstance(self._plain, _PlainArray):
+            return self._plain.json(raws)
+        return b"[" + b",".join(self.json(item) for item in self.stored_many(raws)) + b"]"
+
+
+class _PlainArray:
+    """Validates documents into dicts with a plain schema and writes them as a JSON array."""
+
+    def __init__(self, schema: CoreSchema) -> None:
+        self.validator = SchemaValidator(core_schema.list_schema(schema))
+        self.serializer = SchemaSerializer(core_schema.list_schema(schema))
+        self.discriminator: str | None = None
+        self.members: dict[Any, SchemaSerializer] = {}
+        union, definitions = schema, None
+        if union["type"] == "definitions":
+            union, definitions = union["schema"], union["definitions"]
+        if union["type"] == "tagged-union" and isinstance(union["discriminator"], str):
+            # Each dict is written by its member's serializer: the union's own tries the
+            # members in turn for a dict (≈1.4x slower), as it does for a model.
+            self.discriminator = union["discriminator"]
+            for tag, member in union["choices"].items():
+                if definitions is not None:
+                    member = core_schema.definitions_schema(member, definitions)
+                self.members[tag] = SchemaSerializer(member)
+
+    def json(self, raws: Sequence[Any]) -> bytes:
+        """The JSON array of these documents' response objects."""
+        items = self.validator.validate_python(raws)
+        if self.discriminator is None:
+            return self.serializer.to_json(items, by_alias=True)
+        key, members = self.discriminator, self.members
+        return b"[" + b",".join(members[i[key]].to_json(i, by_alias=True) for i in items) + b"]"
+
+
+class _NotPlain(Exception):
+    """A schema part whose model a dict cannot stand in for."""
+
+
+def plain_schema(schema: CoreSchema) -> CoreSchema | None:
+    """`schema` with each model replaced by a typed dict of the same fields, or None.
+
+    Validation then yields dicts in the models' field order (what a model's JSON follows) and
+    serialising them writes the bytes the models would: the same field schemas, aliases,
+    defaults and value serializers, without building an object per model. None when a part
+    needs a model instance: a validator after or around a model, a model or field serializer
+    method, computed fields, extra fields kept, a custom `__init__` or `model_post_init`.
+    """
+    try:
+        return cast(CoreSchema, _plain(schema))
+    except _NotPlain:
+        return None
+
+
+_MODEL_KEYS = {"type", "cls", "schema", "custom_init", "root_model", "config", "ref", "metadata"}
+_FIELDS_KEYS = {"type", "fields", "model_name", "computed_fields", "ref", "metadata"}
+_STR_ENUM_KEYS = {"type", "cls", "members", "sub_type", "ref", "metadata"}
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    if kind == "model":
+        config = node.get("config", {})
+        if (
+            node.keys() - _MODEL_KEYS
+            or node.get("custom_init")
+            or node.get("root_model")
+            or config.get("extra_fields_behavior") == "allow"
+        ):
+            raise _NotPlain(kind)
+        inner = _plain(node["schema"])
+        return {**inner, "ref": node["ref"]} if "ref" in node else inner
+    if kind == "model-fields":
+        if node.keys() - _FIELDS_KEYS or node.get("computed_fields"):
+            raise _NotPlain(kind)
+        fields: dict[str, Any] = {n: _plain_field(f) for n, f in node["fields"].items()}
+        return core_schema.typed_dict_schema(fields, extra_behavior="ignore")
+    if kind in ("function-after", "function-wrap", "function-plain") and _holds_model(
+        node.get("schema")
+    ):
+        raise _NotPlain(kind)  # a validator of a model (or of values holding one): given a dict
+    if kind == "enum" and node.get("sub_type") == "str" and not node.keys() - _STR_ENUM_KEYS:
+        # A stored text value is answered as itself: no enum member made, nor its `.value`
+        # read back by the serializer (≈5 a lead), and still only the members' values pass.
+        plain_enum = core_schema.literal_schema([member.value for member in node["members"]])
+        return {**plain_enum, "ref": node["ref"]} if "ref" in node else plain_enum
+    if kind == "literal" and all(isinstance(v, StrEnum) for v in node["expected"]):
+        # The same for a literal member (a subtype's `type`): its text, equal to the member.
+        return {**node, "expected": [v.value for v in node["expected"]]}
+    serialization = node.get("serialization")
+    if isinstance(serialization, dict) and serialization.get("is_field_serializer"):
+        raise _NotPlain("field serializer")  # a method: it is handed the model
+    plain = {key: _plain(value) for key, value in node.items() if key != "metadata"}
+    if kind == "default":
+        plain.update(_plain_default(node))
+    return plain
+
+
+def _holds_model(node: Any) -> bool:
+    if isinstance(node, list):
+        return any(_holds_model(item) for item in node)
+    if not isinstance(node, dict):
+        return False
+    if node.get("type") in ("model", "model-fields", "definition-ref"):
+        return True
+    return any(_holds_model(value) for key, value in node.items() if key != "metadata")
+
+
+def _plain_field(field: dict[str, Any]) -> dict[str, Any]:
+    schema = field["schema"]
+    return {
+        **{key: value for key, value in field.items() if key not in ("type", "frozen", "metadata")},
+        "type": "typed-dict-field",
+        "schema": _plain(schema),
+        "required": schema.get("type") != "default",
+    }
+
+
+def _plain_default(node: dict[str, Any]) -> dict[str, Any]:
+    """A default that is a model as its dict (the typed dict's serializer expects one)."""
+    if "default" in node:
+        default = node["default"]
+        return {"default": default.model_dump()} if isinstance(default, BaseModel) else {}
+    factory: Callable[..., Any] = node["default_factory"]
+    if node.get("default_factory_takes_data"):
+        return {"default_factory": lambda data: _dumped(factory(data))}
+    return {"default_factory": lambda: _dumped(factory())}
+
+
+def _dumped(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, BaseModel) else value
 
 
 def read_shape(model: type[BaseModel], name: str) -> type[BaseModel]:

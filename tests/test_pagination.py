@@ -236,3 +236,253 @@ async def test_read_bodies_are_what_the_declared_schemas_write(owner: Account) -
     assert stored.status_code == 304 and stored.content == b""
     item = CAMPAIGN_VIEW.stored(got.json())
     assert got.content == TypeAdapter(CampaignRead).dump_json(item, by_alias=True)  # type: ignore[arg-type]
+
+
+# -- pages written straight from the stored documents (issue 27) ------------------------------
+
+
+async def _declared_body(response: Any, view: Any, page_model: Any, model: Any) -> bytes:
+    """What FastAPI wrote before for this page: its stored documents validated into the read
+    models, the page validated and serialised through the route's declared response model."""
+    from pydantic import TypeAdapter
+
+    body = response.json()
+    ids = [UUID(item["id"]) for item in body["items"]]
+    found = (
+        await model.get_pymongo_collection()
+        .find({"_id": {"$in": [Binary.from_uuid(i) for i in ids]}})
+        .to_list()
+    )
+    by_id = {raw["_id"]: raw for raw in found}
+    page: dict[str, Any] = {
+        "items": view.stored_many([by_id[i] for i in ids]),
+        "next_cursor": body["next_cursor"],
+    }
+    if "total" in body:
+        page["total"] = body["total"]
+    declared = TypeAdapter(page_model)
+    dumped: bytes = declared.dump_json(declared.validate_python(page), by_alias=True)
+    return dumped
+
+
+async def test_lead_and_campaign_pages_are_byte_identical_to_the_declared_models(
+    owner: Account,
+) -> None:
+    from documents.campaign import CampaignBase
+    from schemas.campaigns import CAMPAIGN_VIEW, CampaignPage
+    from schemas.leads import LEAD_VIEW, LeadPage
+
+    full = await make_lead(
+        owner,
+        first_name="Ada",
+        last_name="Lovelace",
+        email="ada@example.com",
+        phone="+14155550100",
+        address={"line1": "1 Main St", "city": "Springfield", "country": "US"},
+        source="web",
+        notes="prefers mornings",
+        tags=["vip", "q3"],
+        segments={"tier": "gold"},
+        consent={"text": {"status": "opted_in", "source": "web form"}},
+        company="Analytical Engines",
+        job_title="Countess",
+        time_zone="Europe/London",
+    )
+    listing = await make_lead(
+        owner,
+        type="mls",
+        mls_id="M-1",
+        list_price=250000.5,
+        beds=3,
+        baths=2.5,
+        listing_status="active",
+        property_type="condo",
+        listed_at="2026-01-02T03:04:05Z",
+        location={"type": "Point", "coordinates": [-122.41, 37.77]},
+        listing_agent={"name": "Agent", "email": "agent@example.com", "phone": "+14155550111"},
+    )
+    await make_lead(owner, type="mls", mls_id="M-2", list_price=99.99)
+    gone = await make_lead(owner, email="gone@example.com")
+    shelved = await make_lead(owner, email="shelved@example.com")
+    legacy = await make_lead(owner, email="legacy@example.com")
+    assert (await owner.client.delete(f"/v1/leads/{gone['id']}")).status_code == 204
+    assert (await owner.client.post(f"/v1/leads/{shelved['id']}/archive")).status_code == 200
+    # A lead stored before consent and the later optional fields existed: upcast on read.
+    await LeadBase.get_pymongo_collection().update_one(
+        {"_id": Binary.from_uuid(UUID(legacy["id"]))},
+        {"$unset": {"consent": "", "time_zone": "", "assignee_id": "", "erased_at": ""}},
+    )
+    campaign = await make_campaign(owner, type="email", name="E", subject="Hi")
+    await make_campaign(owner, type="social", name="S", platforms=["facebook"], hashtags=["a"])
+    await make_campaign(owner, type="text", name="T", message_template="Hello")
+    await make_campaign(owner, type="call", name="C", script="Say hi")
+    await attach_leads(owner, campaign["id"], full["id"], listing["id"], legacy["id"])
+
+    lead_pages = [
+        "/v1/leads?limit=2",
+        "/v1/leads?limit=200&include_deleted=true&include_archived=true&count=true",
+        "/v1/leads?sort=-list_price&limit=2",
+        "/v1/leads?near=-122.4,37.7&within_km=50",
+        "/v1/leads?near=-122.4,37.7&count=true&limit=1",
+        "/v1/leads?q=ada",
+        "/v1/leads?type=mls&count=true",
+        f"/v1/leads?campaign_id={campaign['id']}&limit=2",
+        f"/v1/campaigns/{campaign['id']}/leads?count=true",
+        f"/v1/campaigns/{campaign['id']}/leads?sort=last_name&limit=1",
+        "/v1/leads?status=lost",  # an empty page
+    ]
+    for path in lead_pages:
+        response = await owner.client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert response.headers["content-type"] == "application/json"
+        expected = await _declared_body(response, LEAD_VIEW, LeadPage, LeadBase)
+        assert response.content == expected, path
+    everything = (await owner.client.get(lead_pages[1])).json()
+    assert everything["total"] == 6
+    assert {i["type"] for i in everything["items"]} == {"generic", "mls"}
+    assert any(i["consent"]["text"]["status"] == "opted_in" for i in everything["items"])
+
+    for path in ("/v1/campaigns?limit=2", "/v1/campaigns?count=true", "/v1/campaigns?type=social"):
+        response = await owner.client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        expected = await _declared_body(response, CAMPAIGN_VIEW, CampaignPage, CampaignBase)
+        assert response.content == expected, path
+
+
+def test_a_page_read_as_items_writes_the_same_bytes() -> None:
+    """A `StoredPage` whose items were read (validated) writes them, not the raw documents:
+    the same body either way."""
+    from schemas.leads import LEAD_VIEW
+    from service.core.pagination import StoredPage
+
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    raw = {
+        "_id": uuid4(),
+        "tenant_id": uuid4(),
+        "type": "mls",
+        "mls_id": "M-9",
+        "list_price_cents": 12345,
+        "status": "new",
+        "address": {"city": "X"},
+        "tags": [],
+        "segments": {},
+        "created_at": now,
+        "updated_at": now,
+        "is_deleted": False,
+        "version": 2,
+        "search_tokens": ["m-9"],  # internal: never answered
+    }
+    fresh = StoredPage([raw], LEAD_VIEW, "abc", 7).json()
+    read = StoredPage([raw], LEAD_VIEW, "abc", 7)
+    assert read.items[0].version == 2
+    assert read.json() == fresh
+    body = json.loads(fresh)
+    assert body["total"] == 7 and body["next_cursor"] == "abc"
+    assert body["items"][0]["list_price"] == 123.45 and "search_tokens" not in body["items"][0]
+    assert body["items"][0]["consent"]["call"] == {"status": "unknown", "source": None, "at": None}
+
+
+@pytest.mark.usefixtures("member")  # a second user in the tenant's list
+async def test_every_list_written_from_stored_documents_is_byte_identical(
+    owner: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`page_response` writes a page straight from the stored documents for every list whose
+    declared model is a page of its view's schema: the bytes FastAPI wrote before."""
+    from documents.api_key import ApiKey
+    from documents.event import TouchpointEvent
+    from documents.research import ResearchTopic
+    from documents.saved_search import SavedSearch
+    from documents.suppression import Suppression
+    from documents.team import Team
+    from documents.user import User
+    from schemas.api_keys import API_KEY_VIEW, ApiKeyRead
+    from schemas.common import Page
+    from schemas.events import EVENT_VIEW, EventPage, TimelinePage
+    from schemas.research import RESEARCH_TOPIC_VIEW, ResearchTopicRead
+    from schemas.saved_searches import SAVED_SEARCH_VIEW, SavedSearchRead
+    from schemas.suppressions import SUPPRESSION_VIEW, SuppressionPage
+    from schemas.teams import TEAM_VIEW, TeamRead
+    from schemas.users import USER_VIEW, UserRead
+    from service.core.pagination import StoredPage
+    from tests.factories import make_api_key, make_team
+
+    written: list[bytes] = []
+    json_of = StoredPage.json
+
+    def spy(page: StoredPage[Any]) -> bytes:
+        written.append(json_of(page))
+        return written[-1]
+
+    monkeypatch.setattr(StoredPage, "json", spy)
+    campaign = await make_campaign(owner)
+    lead = await make_lead(owner, email="e@example.com")
+    await attach_leads(owner, campaign["id"], lead["id"])
+    refs = {"campaign_id": campaign["id"], "lead_id": lead["id"]}
+    for body in (
+        {
+            "type": "call",
+            "outcome": "voicemail",
+            "duration_seconds": 30,
+            "recording_url": "https://r/1",
+        },
+        {"type": "text", "direction": "inbound", "body": "Yes!", "delivery_status": "received"},
+        {"type": "social", "platform": "instagram", "action": "comment", "url": "https://ig/p/1"},
+        {"type": "email", "subject": "Hello", "status": "opened"},
+    ):
+        assert (await owner.client.post("/v1/events", json={**body, **refs})).status_code == 201
+    await make_team(owner, name="Blue")
+    await make_api_key(owner, name="ci")
+    for body in (
+        {"name": "Hot", "resource": "leads", "filters": {"status": "new"}},
+        {"name": "All", "resource": "campaigns"},
+    ):
+        assert (await owner.client.post("/v1/saved-searches", json=body)).status_code == 201
+    assert (
+        await owner.client.post("/v1/research/topics", json={"topic": "roofs"})
+    ).status_code == 201
+    suppression = {"channel": "email", "value": "no@example.com", "reason": "asked"}
+    assert (await owner.client.post("/v1/suppressions", json=suppression)).status_code == 201
+
+    lists: list[tuple[str, Any, Any, Any]] = [
+        ("/v1/events?limit=3", EVENT_VIEW, EventPage, TouchpointEvent),
+        ("/v1/events?count=true", EVENT_VIEW, EventPage, TouchpointEvent),
+        (f"/v1/leads/{lead['id']}/events", EVENT_VIEW, TimelinePage, TouchpointEvent),
+        ("/v1/users", USER_VIEW, Page[UserRead], User),
+        ("/v1/teams", TEAM_VIEW, Page[TeamRead], Team),
+        ("/v1/api-keys", API_KEY_VIEW, Page[ApiKeyRead], ApiKey),
+        ("/v1/saved-searches?limit=1", SAVED_SEARCH_VIEW, Page[SavedSearchRead], SavedSearch),
+        ("/v1/research/topics", RESEARCH_TOPIC_VIEW, Page[ResearchTopicRead], ResearchTopic),
+        ("/v1/suppressions", SUPPRESSION_VIEW, SuppressionPage, Suppression),
+    ]
+    for path, view, page_model, model in lists:
+        written.clear()
+        response = await owner.client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json()["items"], path
+        assert written == [response.content], f"{path}: not written from the stored documents"
+        expected = await _declared_body(response, view, page_model, model)
+        assert response.content == expected, path
+
+
+def test_only_a_page_of_the_views_own_schema_is_written_from_the_documents() -> None:
+    """A declared model with other items (or more fields, or no `total` for a counted page)
+    leaves the page to FastAPI, which validates it into that model."""
+    from routes.deps import _writes_as
+    from schemas.campaigns import CAMPAIGN_VIEW, CampaignPage
+    from schemas.common import Page
+    from schemas.events import EVENT_VIEW, TimelinePage
+    from schemas.leads import LEAD_VIEW, LeadPage
+    from schemas.teams import TEAM_VIEW
+    from schemas.users import USER_VIEW, UserRead
+    from service.core.pagination import StoredPage
+
+    def page(view: Any, total: int | None = None) -> StoredPage[Any]:
+        return StoredPage([], view, None, total)
+
+    assert _writes_as(LeadPage, page(LEAD_VIEW, total=3))
+    assert _writes_as(CampaignPage, page(CAMPAIGN_VIEW))
+    assert _writes_as(Page[UserRead], page(USER_VIEW))
+    assert _writes_as(TimelinePage, page(EVENT_VIEW))
+    assert not _writes_as(TimelinePage, page(EVENT_VIEW, total=3))  # `total` not declared
+    assert not _writes_as(Page[UserRead], page(TEAM_VIEW))  # another schema
+    assert not _writes_as(LeadPage, page(CAMPAIGN_VIEW))

@@ -20,10 +20,11 @@ is a next page); `count=True` adds one `count_documents` on the same filter, wit
 cursor, for the page's `total`.
 
 Read path. With a `view` (the response schema's validator, see `schemas.common.ReadView`),
-stored documents come back as raw driver dicts and are validated once, straight into the
-response schema: no Beanie document is built in between (Beanie's parsing cost ≈0.15 ms per
-document; validating a dict into the response schema is a few microseconds). Without a view,
-pages hold Beanie documents, for callers that still need them.
+stored documents come back as raw driver dicts, never as Beanie documents (Beanie's parsing
+cost ≈0.15 ms per document), in a `StoredPage`: a route answering `StoredPage.json()` has the
+body written straight from those dicts in one pass (issue 27), and the response objects are
+validated only if something reads `items`. Without a view, pages hold Beanie documents, for
+callers that still need them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from uuid import UUID
 
 from beanie import Document, SortDirection
 from bson import Binary
+from pydantic_core import to_json
 
 from documents.base import as_utc
 from service.core.deadlines import unbounded
@@ -65,6 +67,14 @@ class StoredView(Protocol[T_co]):
 
     def stored_many(self, raws: Sequence[Mapping[str, Any]]) -> Sequence[T_co]:
         """The response objects of stored documents (a page), in one call."""
+        ...
+
+    def stored_json_many(self, raws: Sequence[Mapping[str, Any]]) -> bytes:
+        """The JSON array of stored documents' response objects (a page's `items`)."""
+        ...
+
+    def json(self, item: Any) -> bytes:
+        """One response object as its JSON body."""
         ...
 
 
@@ -126,6 +136,48 @@ class PageResult(Generic[T]):
     def body(self) -> dict[str, Any]:
         """The page as a response body: `items`, `next_cursor` and (when counted) `total`."""
         return {"items": self.items, "next_cursor": self.next_cursor, "total": self.total}
+
+
+class StoredPage(PageResult[T]):
+    """A page read through a view: its items are validated on first use only, and `json()`
+    writes the response body straight from the stored documents (the read path, issue 27)."""
+
+    def __init__(
+        self,
+        raws: Sequence[Mapping[str, Any]],
+        view: StoredView[T],
+        next_cursor: str | None,
+        total: int | None = None,
+    ) -> None:
+        self.raws = raws
+        self.view = view
+        self.next_cursor = next_cursor
+        self.total = total
+        self._items: list[T] | None = None
+
+    @property
+    def items(self) -> list[T]:
+        """The view's response objects (validated once, on first use)."""
+        if self._items is None:
+            self._items = list(self.view.stored_many(self.raws))
+        return self._items
+
+    @items.setter
+    def items(self, value: list[T]) -> None:
+        self._items = value
+
+    def json(self) -> bytes:
+        """The body FastAPI writes for `body()` through a `Page` / `CountedPage` of the view's
+        schema, byte for byte (tests/test_pagination.py compares them): `items`, `next_cursor`,
+        and `total` only when counted."""
+        if self._items is not None:  # set or built already: written from the items
+            items = b"[" + b",".join(self.view.json(item) for item in self._items) + b"]"
+        else:
+            items = self.view.stored_json_many(self.raws)
+        body = b'{"items":' + items + b',"next_cursor":' + to_json(self.next_cursor)
+        if self.total is not None:
+            body += b',"total":' + to_json(self.total)
+        return body + b"}"
 
 
 # -- cursor values ----------------------------------------------------------------------------
@@ -347,20 +399,17 @@ async def paginate(
         docs: list[Any] = (
             await model.find(filter_, with_children=True).sort(order).limit(limit + 1).to_list()
         )
-        items: list[Any] = docs[:limit]
     else:
         docs = await collection.find(filter_, sort=sort.order(), limit=limit + 1).to_list()
-        items = list(view.stored_many(docs[:limit]))
     total = await collection.count_documents(dict(query)) if count else None
-    if len(docs) <= limit:
-        return PageResult(items=items, next_cursor=None, total=total)
-    last = docs[limit - 1]  # the cursor's item: only its sort value and id are read
-    last_id = cast(UUID, last["_id"] if view is not None else last.id)
-    return PageResult(
-        items=items,
-        next_cursor=encode_cursor(sort, sort_value(last, sort.field), last_id),
-        total=total,
-    )
+    next_cursor = None
+    if len(docs) > limit:
+        last = docs[limit - 1]  # the cursor's item: only its sort value and id are read
+        last_id = cast(UUID, last["_id"] if view is not None else last.id)
+        next_cursor = encode_cursor(sort, sort_value(last, sort.field), last_id)
+    if view is None:
+        return PageResult(items=docs[:limit], next_cursor=next_cursor, total=total)
+    return StoredPage(docs[:limit], view, next_cursor, total)
 
 
 async def stream(

@@ -61,6 +61,7 @@ from service.core.pagination import (
     PageResult,
     Position,
     Sort,
+    StoredPage,
     after,
     decode_cursor,
     encode_cursor,
@@ -207,7 +208,7 @@ async def _nearest_page(
         held = sum(1 for r in measured if r[0] >= horizon)
         fetch = fetch * 2 if not safe else want - len(rows) + held + NEAR_SLACK
         floor = max(floor, horizon)
-    items = LEAD_VIEW.stored_many([raw for _, _, raw in rows[: filters.limit]])
+    raws = [raw for _, _, raw in rows[: filters.limit]]
     total = None
     if filters.count:
         counted = repo.scope(
@@ -217,9 +218,9 @@ async def _nearest_page(
         )
         total = await collection.count_documents(counted)
     if len(rows) <= filters.limit:
-        return PageResult(items=items, next_cursor=None, total=total)
+        return StoredPage(raws, LEAD_VIEW, None, total)
     distance, last_id, _ = rows[filters.limit - 1]
-    return PageResult(items=items, next_cursor=encode_cursor(sort, distance, last_id), total=total)
+    return StoredPage(raws, LEAD_VIEW, encode_cursor(sort, distance, last_id), total)
 
 
 def _by_distance(
@@ -313,12 +314,12 @@ async def _campaign_members(
     total = None
     if filters.count:
         total = await _count_members(ctx, campaign_id, filters)
-    items = LEAD_VIEW.stored_many(raws[: filters.limit])
     if len(raws) <= filters.limit:
-        return PageResult(items=items, next_cursor=None, total=total)
+        return StoredPage(raws, LEAD_VIEW, None, total)
     last = raws[filters.limit - 1]
     value = last["_id"] if sort.field == "_id" else last.get(sort.field)
-    return PageResult(items=items, next_cursor=encode_cursor(sort, value, last["_id"]), total=total)
+    next_cursor = encode_cursor(sort, value, last["_id"])
+    return StoredPage(raws[: filters.limit], LEAD_VIEW, next_cursor, total)
 
 
 async def _count_members(
