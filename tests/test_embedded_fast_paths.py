@@ -649,3 +649,94 @@ def test_filters_left_to_the_matcher() -> None:
     assert quick({"a": 1, "b": [{"c": "x"}]}) is None
     assert quick({"a": 1, "b": {"c": "x"}}) is True
     assert quick({"a": True, "b": {"c": "x"}}) is False
+
+
+# -- writes: keys picked per index, updates spliced into the stored BSON ----------------------
+
+UNINDEXED = ["e", "f"]
+
+
+def random_wide_doc(rng: random.Random, _id: int) -> dict[str, Any]:
+    doc = random_doc(rng, _id)
+    for name in rng.sample(UNINDEXED, rng.randint(0, 2)):
+        doc[name] = rng.choice(VALUES)
+    return doc
+
+
+def random_wide_filter(rng: random.Random, ids: int) -> dict[str, Any]:
+    # Filters the indexes do not decide, so every candidate is tested: unindexed and dotted
+    # fields, operators, `$or` (which needs the whole document).
+    name = rng.choice([*UNINDEXED, *FIELDS, "e.k", "c.k"])
+    shape = rng.randrange(6)
+    if shape == 0:
+        return {name: rng.choice(VALUES)}
+    if shape == 1:
+        return {name: {"$exists": rng.random() < 0.5}}
+    if shape == 2:
+        return {name: {"$in": [rng.choice(VALUES) for _ in range(2)]}, "_id": {"$lt": ids}}
+    if shape == 3:
+        return {"$or": [{name: rng.choice(VALUES)}, {"e": {"$exists": True}}]}
+    if shape == 4:
+        return {name: {"$ne": rng.choice(VALUES)}}
+    return {"_id": rng.randrange(ids), name: {"$type": "number"}}
+
+
+def random_wide_update(rng: random.Random) -> dict[str, Any]:
+    names = rng.sample([*FIELDS, *UNINDEXED, "new1", "new2"], rng.randint(1, 4))
+    cut = rng.randint(0, len(names))
+    update: dict[str, Any] = {}
+    if cut:
+        update["$set"] = {name: rng.choice(VALUES) for name in names[:cut]}
+    if cut < len(names):
+        update["$unset"] = dict.fromkeys(names[cut:], "")
+    return update
+
+
+def inserted_pair(docs: list[dict[str, Any]]) -> tuple[tuple[Any, Log], tuple[Any, Log]]:
+    # The same documents inserted with the fast paths (keys through `Scalars`) and without.
+    made = []
+    for on in (True, False):
+        coll, log = collection()
+        coll.create_index([("e", 1), ("tags", 1), ("a", -1)], name="e_tags_a")
+        coll.create_index([("c.k", 1), ("e", 1)], sparse=True, name="ck_e")
+        with fast_paths(on):
+            for doc in docs:
+                with contextlib.suppress(DuplicateKeyError):
+                    coll._insert(dict(doc))
+            with contextlib.suppress(BulkWriteError):
+                coll._insert_many([dict(doc) for doc in docs[:5]], False)
+        made.append((coll, log))
+    return made[0], made[1]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_inserts_key_every_index_as_the_general_route(seed: int) -> None:
+    rng = random.Random(6000 + seed)
+    docs = [random_wide_doc(rng, rng.randrange(40)) for _ in range(40)]
+    fast, slow = inserted_pair(docs)
+    assert len(fast[0]._store) > 10
+    same_state(fast, slow)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_spliced_updates_match_mongomocks_route(seed: int) -> None:
+    rng = random.Random(7000 + seed)
+    docs = [random_wide_doc(rng, i) for i in range(30)]
+    fast, slow = inserted_pair(docs)
+    for _ in range(40):
+        filter = random_wide_filter(rng, 32) if rng.random() < 0.7 else random_filter(rng, 32)
+        apply_both(fast, slow, filter, random_wide_update(rng), multi=rng.random() < 0.5)
+
+
+def test_a_spliced_update_keeps_the_other_fields_bytes() -> None:
+    # The splice replaces an element in place, drops an unset one, appends new ones in the
+    # order named: the bytes a decoded, changed and re-encoded document has.
+    coll, _ = collection()
+    coll._insert({"_id": 1, "a": 1, "x": {"k": [1, 2]}, "e": "old", "z": math.nan})
+    store = coll._store
+    change = {"$set": {"e": {"new": [1]}, "n2": 2, "n1": None}, "$unset": {"x": "", "zz": ""}}
+    assert coll._update({"_id": 1, "e": "old"}, change, multi=False)["nModified"] == 1
+    raw = store.docs[(2, 1)][0]
+    assert raw == codec.encode(
+        {"_id": 1, "a": 1, "e": {"new": [1]}, "z": math.nan, "n2": 2, "n1": None}
+    )

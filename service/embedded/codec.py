@@ -18,9 +18,11 @@ from uuid import UUID, SafeUUID
 
 import bson
 from bson import Binary, DBRef
+from bson._cbson import _element_to_dict  # type: ignore[import-not-found]
 from bson.binary import UuidRepresentation
 from bson.code import Code
 from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo.errors import DocumentTooLarge, OperationFailure
 
 MAX_BSON_SIZE = 16 * 1024 * 1024
@@ -76,7 +78,11 @@ def storable(doc: Mapping[str, Any]) -> bytes:
 
 def updated(doc: Mapping[str, Any]) -> bytes:
     """The BSON of a document after an update, refused above 16 MiB as MongoDB does."""
-    raw = encode(doc)
+    return checked_update(encode(doc))
+
+
+def checked_update(raw: bytes) -> bytes:
+    """`raw`, a document after an update, refused above 16 MiB as MongoDB does."""
     if len(raw) > MAX_BSON_SIZE:
         raise OperationFailure(
             f"Resulting document after update is larger than {MAX_BSON_SIZE}",
@@ -184,6 +190,41 @@ def reply(doc: Mapping[str, Any], options: CodecOptions[dict[str, Any]] = READER
 def binary(data: bytes, subtype: int) -> Binary:
     """A BSON binary value."""
     return Binary(data, subtype)
+
+
+# Walking a document's top-level elements: embedded documents and arrays are not decoded.
+_SKIM: CodecOptions[Any] = CodecOptions(
+    document_class=RawBSONDocument, uuid_representation=UuidRepresentation.UNSPECIFIED
+)
+
+
+def spans(raw: bytes, wanted: frozenset[str]) -> dict[str, tuple[int, int]]:
+    """Where each of the `wanted` top-level fields of a stored document lies in its BSON:
+    `(start, end)` of the whole element (type byte, name, value); absent ones are left out."""
+    found: dict[str, tuple[int, int]] = {}
+    end = len(raw)
+    position = 4
+    left = len(wanted)
+    while position < end - 1:
+        name, _, after = _element_to_dict(raw, position, end, _SKIM, True)
+        if name in wanted:
+            found[name] = (position, after)
+            left -= 1
+            if not left:
+                break
+        position = after
+    return found
+
+
+def element(name: str, value: Any) -> bytes:
+    """One top-level element's BSON (type, name, value), as `encode` writes it in a document."""
+    return encode({name: value})[4:-1]
+
+
+def document(elements: list[bytes]) -> bytes:
+    """A document's BSON from its elements' BSON."""
+    body = b"".join(elements)
+    return (len(body) + 5).to_bytes(4, "little") + body + b"\x00"
 
 
 def to_canonical(raw: bytes) -> dict[str, Any]:

@@ -526,6 +526,11 @@ class EngineStore(CollectionStore):
     partial index `partial_matcher` (arrays included).
     """
 
+    @property
+    def fast_paths(self) -> bool:
+        """The store's fast paths follow the engine's (`FAST_PATHS`)."""
+        return FAST_PATHS
+
     def create_index(self, index: Index) -> None:
         """Build an index (see CollectionStore.create_index)."""
         if index.partial is not None:
@@ -645,23 +650,31 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         self, spec: dict[str, Any], sets: dict[str, Any], unsets: list[str], *, multi: bool
     ) -> dict[str, Any]:
         """`$set`/`$unset` of top-level fields (see `_simple_update`), without mongomock's
-        per-document deep copy, positional walk and comparison: each candidate is decoded
-        once, changed in place and stored when its BSON changed (MongoDB's "modified")."""
+        per-document deep copy, positional walk and comparison: each candidate is changed
+        and stored when its BSON changed (MongoDB's "modified"). Where the filter and the
+        indexes the update touches name only top-level fields (`_Splice`), the stored BSON
+        is spliced element by element and only those fields are decoded; otherwise each
+        candidate is decoded whole, changed in place and encoded again."""
         spec = mm.patch_datetimes(spec)  # as mongomock's `_update` does first
         store = self._store
         candidates, test = self._update_candidates(spec)
         touched = frozenset(sets).union(unsets)
         keyed: dict[str, Any] | None = None  # what the indexes key of the values they watch
+        splice = _Splice.of(spec, sets, unsets, store, test is not None)
         matched = modified = 0
         for raw, _ in candidates:
-            doc = codec.to_canonical(raw)
+            if splice is not None:
+                doc, new_raw = splice.apply(raw)
+            else:
+                doc = codec.to_canonical(raw)
             if test is not None and not test(doc):
                 continue
             matched += 1
-            for name in unsets:
-                doc.pop(name, None)
-            doc.update(sets)  # existing fields keep their place, new ones are appended
-            new_raw = codec.updated(doc)
+            if splice is None:
+                for name in unsets:
+                    doc.pop(name, None)
+                doc.update(sets)  # existing fields keep their place, new ones are appended
+                new_raw = codec.updated(doc)
             if new_raw != raw:
                 if keyed is None:
                     # The indexes key what is stored (a value as its BSON holds it), as in
@@ -673,8 +686,12 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                         for name, value in sets.items()
                         if name in watched and not _canonical_as_is(value)
                     }
+                if splice is not None:
+                    for name in unsets:
+                        doc.pop(name, None)
+                    doc.update(sets)
                 doc.update(keyed)
-                store.replace(sort_key(doc["_id"]), doc, new_raw, touched)
+                store.replace(sort_key(doc["_id"]), doc, codec.checked_update(new_raw), touched)
                 modified += 1
             if not multi:
                 break
@@ -1151,6 +1168,81 @@ def _simple_update(
     if not sets.keys().isdisjoint(unset) or not all(_plain(v, 0) for v in sets.values()):
         return None
     return sets, list(unset)
+
+
+class _Splice:
+    """A simple update applied to stored BSON without decoding it whole.
+
+    The filter's top-level fields (for the candidate test) and those of every index the
+    update touches (keys, sparse and partial rules, `_id`) are found in the stored BSON
+    (`codec.spans`) and decoded alone; the new BSON is the old one with each `$set` field's
+    element replaced in place (or appended, in the order named) and each `$unset` field's
+    removed: the bytes `codec.updated` makes of the decoded document changed the same way.
+    Only when every name involved is a plain top-level field (no `$` operator at the top of
+    the filter or of a partial filter: those may read any field).
+    """
+
+    __slots__ = ("elements", "needed", "removed", "wanted")
+
+    def __init__(
+        self, elements: dict[str, bytes], removed: frozenset[str], needed: frozenset[str]
+    ) -> None:
+        self.elements = elements  # `$set`: each field's new element
+        self.removed = removed  # `$unset`
+        self.needed = needed  # decoded for the test and the indexes
+        self.wanted = needed | removed | elements.keys()
+
+    @classmethod
+    def of(
+        cls,
+        spec: Mapping[str, Any],
+        sets: dict[str, Any],
+        unsets: list[str],
+        store: CollectionStore,
+        tested: bool,
+    ) -> _Splice | None:
+        """The splice for this update, or None (decode whole) when it is not sure."""
+        if not FAST_PATHS:
+            return None
+        needed = {"_id"}
+        if tested:
+            for name in spec:
+                if type(name) is not str or name.startswith("$"):
+                    return None
+                needed.add(name.split(".", 1)[0])
+        touched = frozenset(sets).union(unsets)
+        for index in store.indexes.values():
+            if not index.watched & touched:
+                continue
+            if any(name.startswith("$") for name in index.watched):
+                return None
+            needed |= index.watched
+        elements = {name: codec.element(name, value) for name, value in sets.items()}
+        return cls(elements, frozenset(unsets), frozenset(needed))
+
+    def apply(self, raw: bytes) -> tuple[dict[str, Any], bytes]:
+        """The needed fields of the stored version (decoded), and the new version's BSON."""
+        spans = codec.spans(raw, self.wanted)
+        doc = codec.to_canonical(
+            codec.document([raw[a:b] for name, (a, b) in spans.items() if name in self.needed])
+        )
+        changes = sorted(
+            (start, end, name)
+            for name, (start, end) in spans.items()
+            if name in self.removed or name in self.elements
+        )
+        parts = []
+        position = 4
+        for start, end, name in changes:
+            parts.append(raw[position:start])
+            if name in self.elements:
+                parts.append(self.elements[name])
+            position = end
+        parts.append(raw[position:-1])
+        for name, element in self.elements.items():
+            if name not in spans:
+                parts.append(element)  # a new field: appended in the order named
+        return doc, codec.document(parts)
 
 
 def _inclusion(projection: Any) -> frozenset[str] | None:

@@ -19,9 +19,10 @@ write-ahead log once the client is persistent (see wal.py): TTL deletions includ
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import bson
@@ -30,7 +31,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from sortedcontainers import SortedList
 
 from service.embedded import codec, geo, wal
-from service.embedded.keys import FieldKeys, has_path, index_keys, key_value, sort_key
+from service.embedded.keys import FAST_KEYS, FieldKeys, has_path, index_keys, key_value, sort_key
 
 if TYPE_CHECKING:
     from service.embedded.wal import Log
@@ -65,6 +66,14 @@ class Index:
         self.watched = frozenset(f.split(".", 1)[0] for f in (*self.fields, *(self.partial or {})))
         self._applies = _compile(self.partial) if self.partial is not None else None
         self.geo = geo.geo_fields(self.keys)  # keyed by cell (geo.py), walked by `$nearSphere`
+        # An index of top-level fields only (no geo, no dotted path): its one key tuple, when
+        # none of them holds an array, is picked from a document's `Scalars` in one call.
+        self.pick: Callable[[Scalars], tuple[Any, ...]] | None = None
+        if not self.geo and not any("." in f for f in self.fields):
+            if len(self.fields) == 1:
+                self.pick = _one(self.fields[0])
+            else:
+                self.pick = itemgetter(*self.fields)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -120,6 +129,32 @@ def _compile(expr: Mapping[str, Any]) -> Any:
     return lambda doc: all(check(doc) for check in checks)
 
 
+class Scalars(dict):  # type: ignore[type-arg]
+    """A document's top-level scalar fields' keys, each computed on first use and shared by
+    the document's indexes (`Index.pick`); KeyError for a field holding an array (such an
+    index takes `index_keys`'s route). Each key is `field_keys`' one key of that field."""
+
+    __slots__ = ("doc",)
+
+    def __init__(self, doc: Mapping[str, Any], key: IdKey) -> None:
+        super().__init__()
+        self.doc = doc
+        if not isinstance(doc.get("_id"), list):
+            self["_id"] = key  # `_id`'s key is known (see `_memo`)
+
+    def __missing__(self, name: str) -> tuple[Any, ...]:
+        value = self.doc.get(name)
+        if isinstance(value, list):
+            raise KeyError(name)
+        fast = FAST_KEYS.get(type(value))
+        key = self[name] = fast(value) if fast is not None else sort_key(value)
+        return key  # type: ignore[no-any-return]
+
+
+def _one(name: str) -> Callable[[Scalars], tuple[Any, ...]]:
+    return lambda scalars: (scalars[name],)
+
+
 class Recorder:
     """Where the stores of one client send their changes: the log, once one is attached."""
 
@@ -154,6 +189,34 @@ class CollectionStore:
         self._next_expiry: datetime | None = None
         self.indexes["_id_"] = Index("_id_", [("_id", 1)])
 
+    @property
+    def fast_paths(self) -> bool:
+        """Whether keys come through `Scalars` (EngineStore follows `engine.FAST_PATHS`)."""
+        return True
+
+    def _keys(
+        self, doc: Mapping[str, Any], key: IdKey, indexes: Iterable[tuple[str, Index]]
+    ) -> dict[str, list[tuple[Any, ...]]]:
+        """The key tuples of a document in each of `indexes`, by index name."""
+        if not self.fast_paths:
+            general = _memo(doc, key)
+            return {name: index.keys_of(doc, general) for name, index in indexes}
+        scalars = Scalars(doc, key)
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        memo: FieldKeys | None = None
+        for name, index in indexes:
+            pick = index.pick
+            if pick is not None:
+                try:
+                    out[name] = [pick(scalars)]
+                    continue
+                except KeyError:  # a field holds an array: several keys
+                    pass
+            if memo is None:
+                memo = _memo(doc, key)
+            out[name] = index.keys_of(doc, memo)
+        return out
+
     def _record(self, kind: int, payload: bytes = b"") -> None:
         recorder = self.recorder
         if recorder is not None and recorder.log is not None:
@@ -180,8 +243,7 @@ class CollectionStore:
         key = sort_key(doc["_id"])
         if key in self.docs:
             raise _duplicate("_id_", {"_id": 1}, {"_id": doc["_id"]})
-        memo = _memo(doc, key)
-        new_keys = {name: index.keys_of(doc, memo) for name, index in self.indexes.items()}
+        new_keys = self._keys(doc, key, self.indexes.items())
         covered = self._check_unique(key, doc, new_keys)
         self._seq += 1
         self.docs[key] = (raw, self._seq)
@@ -204,8 +266,7 @@ class CollectionStore:
             for name, index in self.indexes.items()
             if changed is None or index.watched & changed
         }
-        memo = _memo(doc, key)
-        new_keys = {name: index.keys_of(doc, memo) for name, index in affected.items()}
+        new_keys = self._keys(doc, key, affected.items())
         covered = self._check_unique(key, doc, new_keys)
         for name, index in affected.items():
             if index.by_doc.get(key) == tuple((*k, key) for k in new_keys[name]):
