@@ -12,17 +12,19 @@ cases that decide "modified" (1 -> 1.0 is a change, the same value is not).
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
 import pytest
-from bson import Binary, Decimal128, Int64, ObjectId
+from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
+from bson.son import SON
 from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, PyMongoError
 
 from service.embedded import codec, engine, planner, work
@@ -656,10 +658,39 @@ def test_filters_left_to_the_matcher() -> None:
 UNINDEXED = ["e", "f"]
 
 
+class Colour(str, enum.Enum):  # noqa: UP042  (str, Enum): str() is not the value
+    RED = "red"
+
+
+class Shade(enum.StrEnum):
+    DARK = "dark"
+
+
+# Values a caller hands in that are stored in another form (aware datetimes, UUIDs, string
+# enums, 64-bit ints, tuples, ordered dicts): inserts must index what the BSON holds.
+GIVEN: list[Any] = [
+    datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC),
+    datetime(2024, 1, 1, 12, 0, 0, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    datetime(2024, 1, 1, 12, 0, 0, 1000),
+    datetime(1, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=-1))),
+    UUID(int=12345),
+    Colour.RED,
+    Shade.DARK,
+    [Colour.RED, "red"],
+    2**31,
+    -(2**31) - 1,
+    (1, 2),
+    {"k": UUID(int=1), "d": datetime(2024, 5, 5, 5, 5, 5, 5, tzinfo=UTC)},
+    Binary(b"\x01", 0),
+    Binary(b"\x01", 3),
+    SON([("k", 1)]),
+]
+
+
 def random_wide_doc(rng: random.Random, _id: int) -> dict[str, Any]:
     doc = random_doc(rng, _id)
     for name in rng.sample(UNINDEXED, rng.randint(0, 2)):
-        doc[name] = rng.choice(VALUES)
+        doc[name] = rng.choice(VALUES + GIVEN)
     return doc
 
 
@@ -740,3 +771,91 @@ def test_a_spliced_update_keeps_the_other_fields_bytes() -> None:
     assert raw == codec.encode(
         {"_id": 1, "a": 1, "e": {"new": [1]}, "z": math.nan, "n2": 2, "n1": None}
     )
+
+
+KINDS: list[Any] = [
+    *VALUES,
+    Regex("^a", "i"),
+    Code("x = 1"),
+    Code("x = y", {"y": 1}),
+    Timestamp(5, 1),
+    MinKey(),
+    MaxKey(),
+    2**62,
+    "é ü",
+    {"nested": {"deeper": [1, {"x": b"\x00"}]}},
+]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_spans_find_every_top_level_element(seed: int) -> None:
+    rng = random.Random(8000 + seed)
+    for _ in range(50):
+        doc = {"_id": rng.randrange(9)}
+        for n in range(rng.randint(0, 8)):
+            doc[rng.choice(["f", "é", "g"]) + str(n)] = rng.choice(KINDS)
+        raw = codec.encode(doc)
+        canonical = codec.to_canonical(raw)
+        wanted = {name.encode(): name for name in [*doc, "missing"]}
+        found = codec.spans(raw, wanted)
+        if found is None:  # a regular expression: not walked
+            assert any(isinstance(v, Regex) for v in canonical.values())
+            continue
+        assert set(found) == set(doc)
+        for name, (start, end) in found.items():
+            assert raw[start:end] == codec.element(name, canonical[name])
+
+
+def test_a_document_holding_a_regex_is_updated_by_decoding_it() -> None:
+    fast, slow = pair([{"_id": 1, "r": Regex("^a"), "e": 1}, {"_id": 2, "e": 1}])
+    apply_both(fast, slow, {"e": 1}, {"$set": {"a": "x"}, "$unset": {"r": ""}}, multi=True)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_canonical_fields_are_the_decoded_fields(seed: int) -> None:
+    # What an insert indexes without decoding: the stored form of each field, or None.
+    rng = random.Random(9000 + seed)
+    converted = 0
+    for _ in range(200):
+        doc = random_wide_doc(rng, rng.randrange(9))
+        for name in rng.sample(["g", "h"], rng.randint(0, 2)):
+            doc[name] = rng.choice(GIVEN)
+        names = rng.sample([*doc, "missing"], rng.randint(1, len(doc) + 1))
+        fields = codec.canonical_fields(doc, names)
+        decoded = codec.to_canonical(codec.encode(doc))
+        if fields is None:
+            assert any(isinstance(doc[n], tuple | SON) for n in names if n in doc) or any(
+                repr(doc[n]).count("datetime(1, 1, 1") for n in names if n in doc
+            )
+            continue
+        converted += 1
+        expected = {n: decoded[n] for n in names if n in decoded}
+        assert repr(fields) == repr(expected)
+        assert kinds(fields) == kinds(expected)
+        assert codec.encode(fields) == codec.encode(expected)
+    assert converted > 100
+
+
+def kinds(value: Any) -> Any:
+    """A value's shape by exact Python types, containers walked."""
+    if isinstance(value, dict):
+        return {k: kinds(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [kinds(v) for v in value]
+    return type(value).__name__
+
+
+def test_an_index_created_between_encoding_and_inserting_is_keyed_from_the_bson() -> None:
+    # A sliced `insert_many` encodes every document first; an index created by another call
+    # between its slices reads fields the early view does not hold: the BSON is decoded.
+    fast, slow = collection(), collection()
+    doc = {"_id": 1, "e": "x", "g": UUID(int=3), "a": 1}
+    stored = fast[0].storable(dict(doc))
+    assert stored[1] is not None and "g" not in stored[1][1]
+    for coll, _ in (fast, slow):
+        coll.create_index([("g", 1)], name="g")
+    assert fast[0].insert_stored(stored[0], 0, [], stored[1])
+    with fast_paths(False):
+        slow[0]._insert(dict(doc))
+    same_state(fast, slow)
+    assert len(fast[0]._store.indexes["g"].entries) == 1

@@ -93,6 +93,7 @@ from service.embedded.engine import (
     EngineClient,
     EngineCollection,
     EngineDatabase,
+    Indexed,
     _bulk_details,
     filter_applies,
     prepared,
@@ -1350,23 +1351,25 @@ class _InsertMany:
         self.name = collection.name  # for profiles
         self.docs = docs
         self.ordered = ordered
-        self.raws: list[bytes] = []
+        self.raws: list[tuple[bytes, Indexed | None]] = []
         self.position = 0
         self.inserted = 0
         self.errors: list[dict[str, Any]] = []
 
     def step(self, part: _Slice) -> Any:
         docs, raws = self.docs, self.raws
+        engine = self.collection.engine
         while len(raws) < len(docs) and part.more():
-            raws.append(codec.storable(docs[len(raws)]))
+            raws.append(engine.storable(docs[len(raws)]))
         if len(raws) < len(docs):
             return _MORE
         try:
-            engine = self.collection.engine
             while self.position < len(raws) and part.more():
                 index = self.position
                 self.position += 1
-                if engine.insert_stored(raws[index], index, self.errors):
+                raw, indexed = raws[index]
+                raws[index] = (raw, None)  # done with: the collector need not walk it again
+                if engine.insert_stored(raw, index, self.errors, indexed):
                     self.inserted += 1
                 elif self.ordered:
                     self.position = len(raws)

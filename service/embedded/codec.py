@@ -11,18 +11,16 @@ gets is decoded afresh, as the driver decodes a reply (UUIDs, aware UTC datetime
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import UTC
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, SafeUUID
 
 import bson
-from bson import Binary, DBRef
-from bson._cbson import _element_to_dict  # type: ignore[import-not-found]
+from bson import Binary, DBRef, Decimal128, Int64, ObjectId
 from bson.binary import UuidRepresentation
 from bson.code import Code
 from bson.codec_options import CodecOptions
-from bson.raw_bson import RawBSONDocument
 from pymongo.errors import DocumentTooLarge, OperationFailure
 
 MAX_BSON_SIZE = 16 * 1024 * 1024
@@ -192,22 +190,34 @@ def binary(data: bytes, subtype: int) -> Binary:
     return Binary(data, subtype)
 
 
-# Walking a document's top-level elements: embedded documents and arrays are not decoded.
-_SKIM: CodecOptions[Any] = CodecOptions(
-    document_class=RawBSONDocument, uuid_representation=UuidRepresentation.UNSPECIFIED
-)
+# The size of an element's value by its BSON type: fixed, or after a little-endian int32 length
+# (plus the bytes that length does not count). Other types (regex, DBPointer) end `spans`.
+_FIXED_SIZE = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8}
+_FIXED_SIZE |= {0x13: 16, 0x7F: 0, 0xFF: 0}
+_LENGTH_EXTRA = {0x02: 4, 0x03: 0, 0x04: 0, 0x05: 5, 0x0D: 4, 0x0E: 4, 0x0F: 0}
 
 
-def spans(raw: bytes, wanted: frozenset[str]) -> dict[str, tuple[int, int]]:
-    """Where each of the `wanted` top-level fields of a stored document lies in its BSON:
-    `(start, end)` of the whole element (type byte, name, value); absent ones are left out."""
+def spans(raw: bytes, wanted: Mapping[bytes, str]) -> dict[str, tuple[int, int]] | None:
+    """Where the `wanted` top-level fields (by their UTF-8 name) of a stored document lie in
+    its BSON: `(start, end)` of each whole element (type byte, name, value), by name; absent
+    ones are left out. Nothing is decoded. None at an element of a type not walked here."""
     found: dict[str, tuple[int, int]] = {}
-    end = len(raw)
+    last = len(raw) - 1
     position = 4
     left = len(wanted)
-    while position < end - 1:
-        name, _, after = _element_to_dict(raw, position, end, _SKIM, True)
-        if name in wanted:
+    find = raw.index
+    while position < last:
+        kind = raw[position]
+        stop = find(0, position + 1)
+        size = _FIXED_SIZE.get(kind)
+        if size is None:
+            extra = _LENGTH_EXTRA.get(kind)
+            if extra is None:
+                return None
+            size = extra + int.from_bytes(raw[stop + 1 : stop + 5], "little")
+        after = stop + 1 + size
+        name = wanted.get(raw[position + 1 : stop])
+        if name is not None:
             found[name] = (position, after)
             left -= 1
             if not left:
@@ -225,6 +235,75 @@ def document(elements: list[bytes]) -> bytes:
     """A document's BSON from its elements' BSON."""
     body = b"".join(elements)
     return (len(body) + 5).to_bytes(4, "little") + body + b"\x00"
+
+
+def canonical_fields(doc: Any, names: Iterable[str]) -> dict[str, Any] | None:
+    """The `names` top-level fields of a document about to be stored (those it has), as
+    `to_canonical(encode(doc))` has them, built without encoding and decoding the whole
+    document; None when some value is of a kind not converted here (decode its BSON).
+
+    Only plain containers and the common kinds are converted: str (a str subclass such as a
+    string enum as its text, which is what BSON holds), bool, int (Int64 beyond 32 bits),
+    float, None, ObjectId, Int64, Decimal128, bytes and Binary (subtype 0 as bytes), UUID
+    (as `Binary` subtype 4: the wire's standard representation), datetimes (naive UTC,
+    truncated to milliseconds); new containers, so the caller's later changes do not leak in.
+    """
+    if type(doc) is not dict:
+        return None
+    out: dict[str, Any] = {}
+    for name in names:
+        if name in doc:
+            value = _as_stored(doc[name], 0)
+            if value is _UNSURE:
+                return None
+            out[name] = value
+    return out
+
+
+_UNSURE: Any = object()
+_AS_IS = frozenset({str, bool, float, type(None), ObjectId, Int64, Decimal128, bytes})
+_EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)
+
+
+def _as_stored(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is int:
+        if -(2**31) <= value < 2**31:
+            return value
+        return Int64(value) if -(2**63) <= value < 2**63 else _UNSURE
+    if kind is Binary:
+        return bytes(value) if value.subtype == 0 else value
+    if kind is UUID:
+        return Binary(value.bytes, 4)
+    if kind is datetime:
+        offset = value.utcoffset()
+        if offset is not None:
+            value = value.replace(tzinfo=None)
+            if not _EARLIEST <= value <= _LATEST:
+                return _UNSURE
+            value -= offset
+        elif value.tzinfo is not None or not _EARLIEST <= value <= _LATEST:
+            return _UNSURE
+        micro = value.microsecond
+        return value if not micro % 1000 else value.replace(microsecond=micro - micro % 1000)
+    if depth > 90:
+        return _UNSURE
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            converted = _as_stored(item, depth + 1)
+            if type(key) is not str or converted is _UNSURE:
+                return _UNSURE
+            out[key] = converted
+        return out
+    if kind is list:
+        items = [_as_stored(item, depth + 1) for item in value]
+        return _UNSURE if any(item is _UNSURE for item in items) else items
+    if isinstance(value, str):
+        return str.__str__(value)
+    return _UNSURE
 
 
 def to_canonical(raw: bytes) -> dict[str, Any]:

@@ -663,14 +663,15 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         splice = _Splice.of(spec, sets, unsets, store, test is not None)
         matched = modified = 0
         for raw, _ in candidates:
-            if splice is not None:
-                doc, new_raw = splice.apply(raw)
+            spliced = splice.apply(raw) if splice is not None else None
+            if spliced is not None:
+                doc, new_raw = spliced
             else:
                 doc = codec.to_canonical(raw)
             if test is not None and not test(doc):
                 continue
             matched += 1
-            if splice is None:
+            if spliced is None:
                 for name in unsets:
                     doc.pop(name, None)
                 doc.update(sets)  # existing fields keep their place, new ones are appended
@@ -686,7 +687,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                         for name, value in sets.items()
                         if name in watched and not _canonical_as_is(value)
                     }
-                if splice is not None:
+                if spliced is not None:
                     for name in unsets:
                         doc.pop(name, None)
                     doc.update(sets)
@@ -743,20 +744,19 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             if "_id" not in data:
                 data["_id"] = ObjectId()
             check_id(data)
-            doc, raw = codec.stored(data)
-            self._store.insert(doc, raw)
+            raw, indexed = self.storable(data)
+            self._store.insert(codec.to_canonical(raw) if indexed is None else indexed[1], raw)
             return data["_id"]
         return self._insert_many(list(data), ordered)
 
     def _insert_many(self, docs: list[dict[str, Any]], ordered: bool) -> list[Any]:
-        raws = []
         for doc in docs:
             doc.setdefault("_id", ObjectId())
-            raws.append(codec.storable(doc))  # DocumentTooLarge before anything is written
+        stored = [self.storable(doc) for doc in docs]  # DocumentTooLarge before any write
         errors: list[dict[str, Any]] = []
         inserted = 0
-        for index, raw in enumerate(raws):
-            if self.insert_stored(raw, index, errors):
+        for index, (raw, indexed) in enumerate(stored):
+            if self.insert_stored(raw, index, errors, indexed):
                 inserted += 1
             elif ordered:
                 break
@@ -764,17 +764,35 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             raise BulkWriteError(_bulk_details(errors, n_inserted=inserted))
         return [d["_id"] for d in docs]
 
-    def insert_stored(self, raw: bytes, index: int, errors: list[dict[str, Any]]) -> bool:
+    def storable(self, doc: Any) -> tuple[bytes, Indexed | None]:
+        """A document to insert: its BSON (DocumentTooLarge above 16 MiB) and, when they can
+        be had without decoding it, the fields the indexes read in their stored form (see
+        `codec.canonical_fields`; taken now: a later change of `doc` is not stored), with
+        the version of the index set they are for."""
+        raw = codec.storable(doc)
+        if not FAST_PATHS:
+            return raw, None
+        version, names = self._store.indexed_fields()
+        fields = None if names is None else codec.canonical_fields(doc, names)
+        return raw, None if fields is None else (version, fields)
+
+    def insert_stored(
+        self, raw: bytes, index: int, errors: list[dict[str, Any]], indexed: Indexed | None = None
+    ) -> bool:
         """Insert the `index`-th encoded document of a batch; False (its error appended to
-        `errors`, keyed by `index`) when it was refused."""
+        `errors`, keyed by `index`) when it was refused. `indexed`: see `storable` (unused
+        when the indexes changed since)."""
         # Decoded one at a time: a batch of decoded documents held at once kept the cyclic GC
         # busy walking them (bytes are not tracked).
-        doc = codec.to_canonical(raw)
+        if indexed is not None and indexed[0] != self._store.index_version:
+            indexed = None
+        doc = codec.to_canonical(raw) if indexed is None else indexed[1]
         try:
             check_id(doc)
             self._store.insert(doc, raw)
         except WriteError as exc:
-            errors.append({**(exc.details or {}), "index": index, "code": exc.code, "op": doc})
+            op = doc if indexed is None else codec.to_canonical(raw)
+            errors.append({**(exc.details or {}), "index": index, "code": exc.code, "op": op})
             return False
         return True
 
@@ -1131,6 +1149,9 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         store.sweep(datetime.utcnow())
 
 
+Indexed = tuple[int, dict[str, Any]]
+"""A document's fields the indexes read, in stored form, and the index set's version."""
+
 FAST_PATHS = True
 """Whether the engine's own fast paths run (simple updates, inclusion projections); the
 differential tests turn them off to compare with mongomock's route."""
@@ -1190,7 +1211,7 @@ class _Splice:
         self.elements = elements  # `$set`: each field's new element
         self.removed = removed  # `$unset`
         self.needed = needed  # decoded for the test and the indexes
-        self.wanted = needed | removed | elements.keys()
+        self.wanted = {name.encode(): name for name in needed | removed | elements.keys()}
 
     @classmethod
     def of(
@@ -1220,9 +1241,12 @@ class _Splice:
         elements = {name: codec.element(name, value) for name, value in sets.items()}
         return cls(elements, frozenset(unsets), frozenset(needed))
 
-    def apply(self, raw: bytes) -> tuple[dict[str, Any], bytes]:
-        """The needed fields of the stored version (decoded), and the new version's BSON."""
+    def apply(self, raw: bytes) -> tuple[dict[str, Any], bytes] | None:
+        """The needed fields of the stored version (decoded), and the new version's BSON;
+        None when the document holds a value of a type `codec.spans` does not walk."""
         spans = codec.spans(raw, self.wanted)
+        if spans is None:
+            return None
         doc = codec.to_canonical(
             codec.document([raw[a:b] for name, (a, b) in spans.items() if name in self.needed])
         )

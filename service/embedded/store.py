@@ -188,11 +188,29 @@ class CollectionStore:
         self._seq = 0
         self._next_expiry: datetime | None = None
         self.indexes["_id_"] = Index("_id_", [("_id", 1)])
+        self.index_version = 0  # counts changes of the index set (see `indexed_fields`)
+        self._indexed: tuple[int, frozenset[str] | None] | None = None
 
     @property
     def fast_paths(self) -> bool:
         """Whether keys come through `Scalars` (EngineStore follows `engine.FAST_PATHS`)."""
         return True
+
+    def indexed_fields(self) -> tuple[int, frozenset[str] | None]:
+        """The top-level fields the indexes read (keys, sparse and partial rules) and `_id`
+        (None when a partial filter names an operator: it may read any field), with the
+        version of the index set they were read from (`index_version`)."""
+        cached = self._indexed
+        if cached is not None and cached[0] == self.index_version:
+            return cached
+        names: set[str] | None = {"_id"}
+        for index in self.indexes.values():
+            if any(name.startswith("$") for name in index.watched):
+                names = None
+                break
+            names |= index.watched  # type: ignore[operator]
+        self._indexed = (self.index_version, None if names is None else frozenset(names))
+        return self._indexed
 
     def _keys(
         self, doc: Mapping[str, Any], key: IdKey, indexes: Iterable[tuple[str, Index]]
@@ -301,6 +319,7 @@ class CollectionStore:
         """Remove every document and index."""
         self.docs.clear()
         self.indexes = {"_id_": Index("_id_", [("_id", 1)])}
+        self.index_version += 1
         self.created = False
         self.options = {}
         self._record(wal.DROP)
@@ -320,6 +339,7 @@ class CollectionStore:
         sorted once (the snapshot's checksum vouches for its unique indexes)."""
         for index in indexes:
             self.indexes[index.name] = index
+        self.index_version += 1
         all_indexes = list(self.indexes.values())
         docs = self.docs
         seq = self._seq
@@ -371,6 +391,7 @@ class CollectionStore:
             index.multikey = index.multikey or len(keys) > 1
         index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
         self.indexes[index.name] = index
+        self.index_version += 1
         self.created = True
         self._record(wal.CREATE_INDEX, codec.encode(index_spec(index)))
 
@@ -381,6 +402,7 @@ class CollectionStore:
         if name not in self.indexes:
             raise OperationFailure(f"index not found with name [{name}]", code=27)
         del self.indexes[name]
+        self.index_version += 1
         self._record(wal.DROP_INDEX, bson.encode({"name": name}))
 
     def _check_unique(
