@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+import bson
 import pytest
-from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
 from bson.son import SON
@@ -859,3 +860,48 @@ def test_an_index_created_between_encoding_and_inserting_is_keyed_from_the_bson(
         slow[0]._insert(dict(doc))
     same_state(fast, slow)
     assert len(fast[0]._store.indexes["g"].entries) == 1
+
+
+# -- reads: UUIDs made by a type decoder ---------------------------------------------------------
+
+
+def random_value(rng: random.Random, depth: int = 0) -> Any:
+    pick = rng.randrange(10 if depth < 3 else 6)
+    if pick == 0:
+        return UUID(int=rng.randrange(1 << 128))
+    if pick == 1:
+        return Binary(bytes(rng.randrange(256) for _ in range(rng.choice([0, 15, 16, 17]))), 4)
+    if pick == 2:
+        return Binary(UUID(int=rng.randrange(1 << 64)).bytes, rng.choice([0, 3, 5]))
+    if pick == 3:
+        return datetime(2024, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    if pick in (4, 5):
+        return rng.choice(VALUES)
+    if pick == 6:
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if pick == 7:
+        return {f"k{n}": random_value(rng, depth + 1) for n in range(rng.randint(0, 3))}
+    if pick == 8:
+        return DBRef("c", random_value(rng, depth + 1), extra=random_value(rng, depth + 1))
+    return Code("x", {"s": random_value(rng, depth + 1)})
+
+
+def decoded(call: Any) -> Any:
+    try:
+        return repr(call()), kinds(call())
+    except Exception as exc:
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_reads_decode_as_the_driver(seed: int) -> None:
+    rng = random.Random(10000 + seed)
+    failed = 0
+    for _ in range(200):
+        doc = {"_id": random_value(rng), **{f"f{n}": random_value(rng) for n in range(4)}}
+        raw = bson.encode(doc, codec_options=codec._WIRE)
+        mine = decoded(lambda raw=raw: codec.read(raw))
+        theirs = decoded(lambda raw=raw: bson.decode(raw, codec_options=codec.READER))
+        assert mine == theirs
+        failed += isinstance(mine, str)
+    assert 0 < failed < 150

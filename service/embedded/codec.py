@@ -10,17 +10,15 @@ gets is decoded afresh, as the driver decodes a reply (UUIDs, aware UTC datetime
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, SafeUUID
 
 import bson
-from bson import Binary, DBRef, Decimal128, Int64, ObjectId
+from bson import Binary, Decimal128, Int64, ObjectId
 from bson.binary import UuidRepresentation
-from bson.code import Code
-from bson.codec_options import CodecOptions
+from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from pymongo.errors import DocumentTooLarge, OperationFailure
 
 MAX_BSON_SIZE = 16 * 1024 * 1024
@@ -36,10 +34,6 @@ READER: CodecOptions[dict[str, Any]] = CodecOptions(
     uuid_representation=UuidRepresentation.STANDARD, tz_aware=True, tzinfo=UTC
 )
 """How the real client is configured to decode replies (and so how this backend answers)."""
-# READER but with UUIDs left as `Binary` subtype 4, turned into UUIDs by `_uuids` (see `read`).
-_READER_BINARY: CodecOptions[dict[str, Any]] = CodecOptions(
-    uuid_representation=UuidRepresentation.UNSPECIFIED, tz_aware=True, tzinfo=UTC
-)
 
 
 def encode(doc: Mapping[str, Any]) -> bytes:
@@ -92,48 +86,33 @@ def checked_update(raw: bytes) -> bytes:
 def read(raw: bytes, options: CodecOptions[dict[str, Any]] = READER) -> dict[str, Any]:
     """A caller's copy of a stored document, decoded as the real client decodes it.
 
-    With the client's own options, UUIDs are built here rather than by the C decoder, which
-    makes each through `Binary(...).as_uuid()` in Python (half of a lead's decoding): the
-    same `uuid.UUID` values, at a third of the cost. A document this walk does not cover
-    (a DBRef or a code scope may hold UUIDs; a malformed UUID must fail as the driver fails)
-    is decoded the driver's way.
+    With the client's own options, UUIDs are built by `_UuidDecoder` rather than by the C
+    decoder, which makes each through `Binary(...).as_uuid()` in Python: the same
+    `uuid.UUID` values, at a fraction of the cost, wherever they are (embedded documents,
+    arrays, DBRefs, code scopes). A document it refuses (a malformed UUID must fail as the
+    driver fails) is decoded the driver's way.
     """
     if options is READER or options == READER:
-        doc = bson.decode(raw, codec_options=_READER_BINARY)
-        if _top_level_uuids(doc, raw) or _uuids(doc):
-            return doc
+        try:
+            return bson.decode(raw, codec_options=_READER_UUIDS)
+        except Exception:
+            pass
     return bson.decode(raw, codec_options=options)
 
 
-# A binary element of subtype 4 in raw BSON: type 0x05, its name, its int32 length, 0x04.
-# Every such element matches (a name holds no NUL); text or binary payloads may match too.
-_UUID_ELEMENT = re.compile(rb"\x05([^\x00]*)\x00(.{4})\x04", re.DOTALL)
-_SIXTEEN = (16).to_bytes(4, "little")
-_NAMES: dict[bytes, str] = {}  # field names as found in BSON, decoded once
+class _UuidDecoder(TypeDecoder):
+    """Binary subtype 4 as `uuid.UUID` (the driver's standard representation); a subtype-4
+    value of another length than 16 is refused (the driver raises for it)."""
 
+    bson_type = Binary
 
-def _top_level_uuids(doc: dict[str, Any], raw: bytes) -> bool:
-    """Turn the UUIDs into `uuid.UUID`s when each subtype-4 element the BSON may hold is a
-    top-level field (the common shape): each match of `_UUID_ELEMENT` is then one of the
-    document's fields holding a 16-byte `Binary` subtype 4, and as many matches as such
-    fields mean none is elsewhere. False (some left, maybe converted) for `_uuids` to finish.
-    """
-    for name, length in _UUID_ELEMENT.findall(raw):
-        if length != _SIXTEEN:
-            return False
-        key = _NAMES.get(name)
-        if key is None:
-            try:
-                key = name.decode()
-            except UnicodeDecodeError:  # a match inside some payload: not a field name
-                return False
-            if len(_NAMES) < 4096:
-                _NAMES[name] = key
-        value = doc.get(key)
-        if type(value) is not Binary or value.subtype != 4:
-            return False
-        doc[key] = _uuid(value)
-    return True
+    def transform_bson(self, value: Any) -> Any:
+        """The UUID a subtype-4 binary stands for; other binaries as they are."""
+        if value.subtype != 4:
+            return value
+        if len(value) != 16:
+            raise ValueError("a UUID binary of another length than 16")
+        return _uuid(value)
 
 
 _new = object.__new__
@@ -149,23 +128,13 @@ def _uuid(data: bytes) -> UUID:
     return value  # type: ignore[no-any-return]
 
 
-def _uuids(container: dict[str, Any] | list[Any]) -> bool:
-    """Turn every `Binary` subtype 4 in place into its UUID, as the driver's STANDARD
-    representation decodes it; False (stop) at anything that needs the driver's decoder."""
-    items = container.items() if type(container) is dict else enumerate(container)
-    for key, value in items:
-        kind = type(value)
-        if kind is Binary:
-            if value.subtype == 4:
-                if len(value) != 16:
-                    return False  # the driver raises InvalidBSON: let it
-                container[key] = _uuid(value)  # type: ignore[index]
-        elif kind is dict or kind is list:
-            if not _uuids(value):
-                return False
-        elif kind is DBRef or kind is Code:
-            return False
-    return True
+# READER with UUIDs made by `_UuidDecoder` (see `read`).
+_READER_UUIDS: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.UNSPECIFIED,
+    tz_aware=True,
+    tzinfo=UTC,
+    type_registry=TypeRegistry([_UuidDecoder()]),
+)
 
 
 def reply(doc: Mapping[str, Any], options: CodecOptions[dict[str, Any]] = READER) -> dict[str, Any]:
