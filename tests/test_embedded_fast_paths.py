@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import math
 import random
 from collections.abc import Iterator
@@ -905,3 +906,61 @@ def test_reads_decode_as_the_driver(seed: int) -> None:
         assert mine == theirs
         failed += isinstance(mine, str)
     assert 0 < failed < 150
+
+
+# -- finds whose candidates are decoded in part --------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_partly_decoded_finds_match_the_general_route(seed: int) -> None:
+    # A cursor's find keeps no decoded documents: its candidates are decoded only in the
+    # fields the filter and the sort read. Same documents, order and counted work.
+    rng = random.Random(11000 + seed)
+    docs = [random_wide_doc(rng, i) for i in range(40)]
+    fast, _ = inserted_pair(docs)
+    coll = fast[0]
+    for _ in range(30):
+        filter = random_wide_filter(rng, 42) if rng.random() < 0.6 else random_filter(rng, 42)
+        if rng.random() < 0.2:
+            filter = {"$and": [filter, {rng.choice(UNINDEXED): {"$exists": True}}]}
+        if rng.random() < 0.1:
+            filter = {**filter, "$comment": "x"}
+        if rng.random() < 0.15:  # reads a field the filter's names do not show
+            filter = {**filter, "$expr": {"$eq": [f"${rng.choice(UNINDEXED)}", 1]}}
+        query = codec.canonical(filter)
+        sort = rng.choice([[], [("e", 1)], [("f", -1), ("_id", 1)], [("c.k", 1)], [("a", -1)]])
+        limit = rng.choice([0, 0, 3])
+        answers = []
+        for on in (True, False):
+            with fast_paths(on), work.measuring() as counted:
+                try:
+                    found: Any = coll.matching(query, sort=sort, limit=limit, keep=False)
+                    found = [raw for raw, _ in found]
+                except Exception as exc:  # mongomock: `$expr` on a missing field is a KeyError
+                    found = type(exc).__name__
+            answers.append((found, counted.summary()))
+        assert answers[0] == answers[1], (filter, sort)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_projected_reads_decode_only_the_kept_fields_alike(seed: int) -> None:
+    rng = random.Random(12000 + seed)
+    coll, _ = collection()
+    for _ in range(40):
+        doc = {"_id": random_value(rng), **{f"f{n}": random_value(rng) for n in range(4)}}
+        if rng.random() < 0.2:
+            doc["r"] = Regex("^a")  # not walked: the whole document is decoded
+        raw = bson.encode(doc, codec_options=codec._WIRE)
+        projection: Any = dict.fromkeys(rng.sample([*doc, "zz"], rng.randint(1, 3)), 1)
+        if rng.random() < 0.3:
+            projection["_id"] = 0
+        for options in (
+            codec.READER,
+            CodecOptions(uuid_representation=UuidRepresentation.STANDARD),
+        ):
+            read = functools.partial(coll.read_projected, raw, projection, options)
+            with fast_paths(True):
+                mine = decoded(read)
+            with fast_paths(False):
+                theirs = decoded(read)
+            assert mine == theirs, (doc, projection)

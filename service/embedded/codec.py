@@ -10,6 +10,7 @@ gets is decoded afresh, as the driver decodes a reply (UUIDs, aware UTC datetime
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -193,6 +194,21 @@ def spans(raw: bytes, wanted: Mapping[bytes, str]) -> dict[str, tuple[int, int]]
                 break
         position = after
     return found
+
+
+@functools.lru_cache(maxsize=512)
+def wanted(names: frozenset[str]) -> dict[bytes, str]:
+    """`names` as `spans` looks them up (by their UTF-8 bytes)."""
+    return {name.encode(): name for name in names}
+
+
+def subset(raw: bytes, names: Mapping[bytes, str]) -> bytes | None:
+    """The BSON of a stored document's `names` top-level fields alone, in the document's
+    order; None when `spans` does not walk it."""
+    found = spans(raw, names)
+    if found is None:
+        return None
+    return document([raw[start:end] for start, end in sorted(found.values())])
 
 
 def element(name: str, value: Any) -> bytes:

@@ -845,11 +845,14 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 work.docs(len(found))  # fetched to be returned (a count reads keys only)
             return found[skip : skip + limit] if limit else found[skip:]
         examined = 0
+        # Not kept: only the fields the test and the sort read are decoded (see `_read_by`).
+        names = None if keep or not FAST_PATHS else _read_by(filter, sort if sorting else ())
         for seen, (raw, _) in enumerate(chosen.candidates):
             if not seen & 255:
                 check_deadline()
             examined += 1
-            doc = codec.to_canonical(raw)
+            part = None if names is None else codec.subset(raw, names)
+            doc = codec.to_canonical(raw if part is None else part)
             if test is not None and not test(doc):
                 continue
             found.append((raw, doc if keep else None))
@@ -1010,13 +1013,14 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """A caller's copy of a stored document through a projection, as
         `codec.reply(self.project(codec.to_canonical(raw), projection), options)` gives it,
-        but decoded once (no canonical copy re-encoded) for an inclusion of top-level names."""
+        but for an inclusion of top-level names only the kept fields' BSON is decoded, once."""
         if isinstance(projection, list | tuple):
             projection = dict.fromkeys(projection, 1)
         names = _inclusion(projection) if FAST_PATHS else None
-        if names is None:
+        part = None if names is None else codec.subset(raw, codec.wanted(names))
+        if part is None:
             return codec.reply(self.project(codec.to_canonical(raw), projection), options)
-        return {name: value for name, value in codec.read(raw, options).items() if name in names}
+        return codec.read(part, options)  # the kept fields alone are decoded
 
     def count_documents(self, filter: Mapping[str, Any], **kwargs: Any) -> int:  # type: ignore[override]
         """How many documents match (with pymongo's `skip`/`limit`)."""
@@ -1267,6 +1271,31 @@ class _Splice:
             if name not in spans:
                 parts.append(element)  # a new field: appended in the order named
         return doc, codec.document(parts)
+
+
+def _read_by(filter: Mapping[str, Any], sort: Sort) -> dict[bytes, str] | None:
+    """The top-level fields a filter's test and a sort read (see `codec.wanted`), or None
+    when the filter has an operator that may read any field (`$expr`, `$where`...)."""
+    names: set[str] = {field.split(".", 1)[0] for field, _ in sort}
+    if not _filter_names(filter, names):
+        return None
+    return codec.wanted(frozenset(names))
+
+
+def _filter_names(filter: Mapping[str, Any], names: set[str]) -> bool:
+    # Adds the top-level names a filter reads (through `$and`/`$or`/`$nor`); False for an
+    # operator at the top that may read anything.
+    for key, value in filter.items():
+        if type(key) is not str:
+            return False
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            if not all(isinstance(part, Mapping) and _filter_names(part, names) for part in value):
+                return False
+        elif key.startswith("$"):
+            return False
+        else:
+            names.add(key.split(".", 1)[0])
+    return True
 
 
 def _inclusion(projection: Any) -> frozenset[str] | None:
