@@ -8,8 +8,11 @@ built, kept in memory: the encoding is counted, the disk is not):
 - `insert events`: `insert_many` of their N `lead.created` journal events;
 - `seq events`: the sequencer's `bulk_write` of N `UpdateOne({_id, seq: null}, {$set: {seq}})`;
 - `unset outbox`: the outbox clear, `update_many({_id: {$in}, pending_event.version: 1},
-  {$unset: {pending_event: ""}})` over the N leads;
-- `read leads`: every lead found and decoded as a caller receives it (the cursor's work).
+  {$unset: {pending_event: ""}})` over the N leads, in slices as `update_many` runs it;
+- `read leads`: every lead found and decoded as a caller receives it (the cursor's work);
+- `read events`: every event decoded as a caller receives it (what projectors read);
+- `find pending`: the sequencer's look-up of the unsequenced versions of a batch's aggregates,
+  `find({aggregate_id: {$in}, seq: null}, {_id, aggregate_id, version})`, found and read.
 
 Each kind is timed with the engine's calls exactly as aio.py makes them (one call for the
 whole batch, as the slices would run it), `--repeat` times alternating fresh databases; the
@@ -39,7 +42,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.bench_bulk_import import journal_documents, lead_rows, raw_documents
 
-KINDS = ("insert leads", "insert events", "seq events", "unset outbox", "read leads")
+KINDS = (
+    "insert leads",
+    "insert events",
+    "seq events",
+    "unset outbox",
+    "read leads",
+    "read events",
+    "find pending",
+)
 
 
 class _MemoryLog(list):  # type: ignore[type-arg]
@@ -123,7 +134,11 @@ def run_kind(
         change = codec.canonical({"$unset": {"pending_event": ""}})
 
         def timed() -> Any:
-            result = lead_engine._update(query, change, multi=True)
+            # As `update_many` runs it: `aio._UpdateMany` in slices (each its engine batch).
+            sliced = aio._UpdateMany(db["leads"], query, change, False)
+            result = aio._MORE
+            while result is aio._MORE:
+                result = sliced.step(aio._Slice())
             assert result["nModified"] == len(ids), result
             return result
 
@@ -135,6 +150,25 @@ def run_kind(
             found = lead_engine.matching({"tenant_id": tenant}, keep=False)
             out = [codec.read(raw) for raw, _ in found]
             assert len(out) == len(leads)
+            return out
+
+    elif kind == "read events":
+        event_engine._insert_many(_copies(events), False)
+        raws = [raw for raw, _ in event_engine._store.docs.values()]
+
+        def timed() -> Any:
+            return [codec.read(raw) for raw in raws]
+
+    elif kind == "find pending":
+        event_engine._insert_many(_copies(events), False)
+        ids = [e["aggregate_id"] for e in events]
+        query = codec.canonical({"aggregate_id": {"$in": ids}, "seq": None})
+        fields = {"_id": 1, "aggregate_id": 1, "version": 1}
+
+        def timed() -> Any:
+            found = event_engine.matching(query, keep=False)
+            out = [event_engine.read_projected(raw, fields) for raw, _ in found]
+            assert len(out) == len(events)
             return out
 
     else:

@@ -95,6 +95,7 @@ from service.embedded.engine import (
     EngineDatabase,
     Indexed,
     _bulk_details,
+    candidate_test,
     filter_applies,
     prepared,
     sort_spec,
@@ -1416,7 +1417,7 @@ class _UpdateMany:
                     self.raws = [raw for raw, _ in engine._plan(self.query).candidates]
                     work.docs(len(self.raws))
                 if "_id" in self.query:
-                    self.id_test = prepared({"_id": self.query["_id"]})
+                    self.id_test = candidate_test({"_id": self.query["_id"]}, exact=False)
             raws = self.raws
             first = True
             while self.position < len(raws) and (first or time.perf_counter() < part.end):
@@ -1427,7 +1428,7 @@ class _UpdateMany:
                 started = time.perf_counter()
                 ids = [_id_of(raw) for raw in batch]
                 if self.id_test is not None:  # an `_id` never changes: tested once, here
-                    ids = [i for i in ids if filter_applies(self.id_test, {"_id": i})]
+                    ids = [i for i in ids if self.id_test({"_id": i})]
                 if ids:
                     # The filter with its `_id` condition replaced by the batch's ids (a
                     # long `$in` is not planned again for every batch).
