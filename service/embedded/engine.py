@@ -1195,6 +1195,32 @@ def _simple_update(
     return sets, list(unset)
 
 
+def _splice_fields(
+    spec: Mapping[str, Any],
+    sets: dict[str, Any],
+    unsets: list[str],
+    store: CollectionStore,
+    tested: bool,
+) -> tuple[frozenset[str], dict[bytes, str]] | None:
+    # The fields a splice decodes (the filter's when the candidates are tested, the touched
+    # indexes', `_id`) and every field it looks for; None when that is not sure.
+    needed = {"_id"}
+    if tested:
+        for name in spec:
+            if type(name) is not str or name.startswith("$"):
+                return None
+            needed.add(name.split(".", 1)[0])
+    touched = frozenset(sets).union(unsets)
+    for index in store.indexes.values():
+        if not index.watched & touched:
+            continue
+        if any(name.startswith("$") for name in index.watched):
+            return None
+        needed |= index.watched
+    looked_for = needed | touched
+    return frozenset(needed), {name.encode(): name for name in looked_for}
+
+
 class _Splice:
     """A simple update applied to stored BSON without decoding it whole.
 
@@ -1210,12 +1236,16 @@ class _Splice:
     __slots__ = ("elements", "needed", "removed", "wanted")
 
     def __init__(
-        self, elements: dict[str, bytes], removed: frozenset[str], needed: frozenset[str]
+        self,
+        elements: dict[str, bytes],
+        removed: frozenset[str],
+        needed: frozenset[str],
+        wanted: dict[bytes, str],
     ) -> None:
         self.elements = elements  # `$set`: each field's new element
         self.removed = removed  # `$unset`
         self.needed = needed  # decoded for the test and the indexes
-        self.wanted = {name.encode(): name for name in needed | removed | elements.keys()}
+        self.wanted = wanted  # every field looked for (see `codec.spans`)
 
     @classmethod
     def of(
@@ -1229,21 +1259,19 @@ class _Splice:
         """The splice for this update, or None (decode whole) when it is not sure."""
         if not FAST_PATHS:
             return None
-        needed = {"_id"}
-        if tested:
-            for name in spec:
-                if type(name) is not str or name.startswith("$"):
-                    return None
-                needed.add(name.split(".", 1)[0])
-        touched = frozenset(sets).union(unsets)
-        for index in store.indexes.values():
-            if not index.watched & touched:
-                continue
-            if any(name.startswith("$") for name in index.watched):
-                return None
-            needed |= index.watched
+        # What is looked for depends on the update's shape, not its values: worked out once
+        # per shape and index set (a sequencer's thousands of `$set: {seq}` share one).
+        shape = (store.index_version, tuple(spec) if tested else None, tuple(sets), tuple(unsets))
+        found = store.derived.get(shape, _MISSING)
+        if found is _MISSING:
+            found = _splice_fields(spec, sets, unsets, store, tested)
+            if len(store.derived) >= 256:
+                store.derived.clear()
+            store.derived[shape] = found
+        if found is None:
+            return None
         elements = {name: codec.element(name, value) for name, value in sets.items()}
-        return cls(elements, frozenset(unsets), frozenset(needed))
+        return cls(elements, frozenset(unsets), *found)
 
     def apply(self, raw: bytes) -> tuple[dict[str, Any], bytes] | None:
         """The needed fields of the stored version (decoded), and the new version's BSON;

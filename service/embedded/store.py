@@ -189,6 +189,8 @@ class CollectionStore:
         self._next_expiry: datetime | None = None
         self.indexes["_id_"] = Index("_id_", [("_id", 1)])
         self.index_version = 0  # counts changes of the index set (see `indexed_fields`)
+        # What the engine derives from the index set, keyed with `index_version` among others.
+        self.derived: dict[Any, Any] = {}
         self._indexed: tuple[int, frozenset[str] | None] | None = None
 
     @property
@@ -279,24 +281,35 @@ class CollectionStore:
         the indexes that watch none of them.
         """
         seq = self.docs[key][1]
-        affected = {
-            name: index
-            for name, index in self.indexes.items()
-            if changed is None or index.watched & changed
-        }
-        new_keys = self._keys(doc, key, affected.items())
+        affected = self._affected(changed)
+        new_keys = self._keys(doc, key, affected)
         covered = self._check_unique(key, doc, new_keys)
-        for name, index in affected.items():
-            if index.by_doc.get(key) == tuple((*k, key) for k in new_keys[name]):
+        for name, index in affected:
+            keys = new_keys[name]
+            if index.by_doc.get(key) == tuple([(*k, key) for k in keys]):
                 owners = index.owners
-                if owners is None or (name in covered) == any(
-                    owners.get(k) == key for k in new_keys[name]
-                ):
+                if owners is None or (name in covered) == any(owners.get(k) == key for k in keys):
                     continue  # the update left this index's keys (and membership) alone
             self._remove(index, key)
-            self._add(index, key, new_keys[name], name in covered)
+            self._add(index, key, keys, name in covered)
         self.docs[key] = (raw, seq)
         self._record(wal.REPLACE, raw)
+
+    def _affected(self, changed: frozenset[str] | None) -> list[tuple[str, Index]]:
+        # The indexes watching a changed field (all when unknown), by name: worked out once
+        # per set of changed fields and index set.
+        shape = ("affected", self.index_version, changed)
+        found: list[tuple[str, Index]] | None = self.derived.get(shape)
+        if found is None:
+            found = [
+                (name, index)
+                for name, index in self.indexes.items()
+                if changed is None or index.watched & changed
+            ]
+            if len(self.derived) >= 256:
+                self.derived.clear()
+            self.derived[shape] = found
+        return found
 
     def __setitem__(self, raw_id: Any, doc: dict[str, Any]) -> None:
         # mongomock's update code restores a document's snapshot this way after a failure;
