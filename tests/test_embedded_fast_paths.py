@@ -29,7 +29,7 @@ from bson.codec_options import CodecOptions
 from bson.son import SON
 from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, PyMongoError
 
-from service.embedded import codec, engine, planner, work
+from service.embedded import codec, engine, keys, planner, work
 from service.embedded import mongomock_hooks as hooks
 from service.embedded.engine import EngineClient, EngineCollection
 
@@ -678,6 +678,8 @@ GIVEN: list[Any] = [
     UUID(int=12345),
     Colour.RED,
     Shade.DARK,
+    ["y", "x", "y"],
+    ["é", "Z", "a", ""],
     [Colour.RED, "red"],
     2**31,
     -(2**31) - 1,
@@ -964,3 +966,18 @@ def test_projected_reads_decode_only_the_kept_fields_alike(seed: int) -> None:
             with fast_paths(False):
                 theirs = decoded(read)
             assert mine == theirs, (doc, projection)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_string_array_keys_are_the_general_keys(seed: int) -> None:
+    rng = random.Random(13000 + seed)
+    words = ["", "a", "b", "B", "é", "ab", "a\x00", "10", "9"]
+    for _ in range(300):
+        value: Any = [rng.choice(words) for _ in range(rng.randint(0, 6))]
+        if rng.random() < 0.2 and value:
+            value[rng.randrange(len(value))] = rng.choice([1, None, ["a"], Colour.RED])
+        fast = keys.string_array_keys(value)
+        if fast is None:
+            assert not value or any(type(v) is not str for v in value)
+            continue
+        assert fast == keys.field_keys({"f": value}, "f")

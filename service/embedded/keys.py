@@ -317,6 +317,17 @@ def field_keys(doc: Mapping[str, Any], path: str, memo: FieldKeys | None = None)
     return keys
 
 
+def string_array_keys(value: Any) -> list[tuple[Any, ...]] | None:
+    """`field_keys` of a top-level field holding `value`, when it is a non-empty list of
+    strings only (their distinct keys in order: strings order as their keys do); else None."""
+    if type(value) is not list or not value:
+        return None
+    for item in value:
+        if type(item) is not str:
+            return None
+    return [(_STRING, item) for item in sorted(set(value))]
+
+
 def index_keys(
     doc: Mapping[str, Any],
     fields: Sequence[str],

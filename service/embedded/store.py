@@ -31,7 +31,15 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from sortedcontainers import SortedList
 
 from service.embedded import codec, geo, wal
-from service.embedded.keys import FAST_KEYS, FieldKeys, has_path, index_keys, key_value, sort_key
+from service.embedded.keys import (
+    FAST_KEYS,
+    FieldKeys,
+    has_path,
+    index_keys,
+    key_value,
+    sort_key,
+    string_array_keys,
+)
 
 if TYPE_CHECKING:
     from service.embedded.wal import Log
@@ -232,6 +240,13 @@ class CollectionStore:
                     continue
                 except KeyError:  # a field holds an array: several keys
                     pass
+                if memo is None:
+                    memo = _memo(doc, key)
+                for field in index.fields:  # arrays of strings (tags, search tokens) at once
+                    if field not in memo:
+                        strings = string_array_keys(doc.get(field))
+                        if strings is not None:
+                            memo[field] = strings
             if memo is None:
                 memo = _memo(doc, key)
             out[name] = index.keys_of(doc, memo)
