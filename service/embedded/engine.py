@@ -10,8 +10,11 @@ worker thread (see aio.py), so no locking is needed inside.
 
 The hot shapes skip mongomock's general code where the answer is provably the same
 (`FAST_PATHS`; tests/test_embedded_fast_paths.py compares both routes): `$set`/`$unset` of
-top-level fields (`_update_simply`), candidates of an exact plan (no re-match), inclusion
-projections of top-level names (`_inclusion`).
+top-level fields (`_update_simply`, spliced into the stored BSON by `_Splice`), candidates of
+an exact plan (no re-match), inclusion projections of top-level names (`_inclusion`, only the
+kept fields decoded), candidates of a cursor's find decoded in the fields the filter and sort
+read (`_read_by`), inserts indexed from the caller's values (`storable`) and index keys picked
+per index (`store.Scalars`).
 
 Where mongomock's answer is not MongoDB's, the engine corrects it without touching
 mongomock's module state (its matcher here is an instance of our own; the private parts used
