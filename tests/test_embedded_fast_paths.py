@@ -12,20 +12,24 @@ cases that decide "modified" (1 -> 1.0 is a change, the same value is not).
 from __future__ import annotations
 
 import contextlib
+import enum
+import functools
 import math
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+import bson
 import pytest
-from bson import Binary, Decimal128, Int64, ObjectId
+from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
+from bson.son import SON
 from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, PyMongoError
 
-from service.embedded import codec, engine, planner, work
+from service.embedded import codec, engine, keys, planner, work
 from service.embedded import mongomock_hooks as hooks
 from service.embedded.engine import EngineClient, EngineCollection
 
@@ -649,3 +653,331 @@ def test_filters_left_to_the_matcher() -> None:
     assert quick({"a": 1, "b": [{"c": "x"}]}) is None
     assert quick({"a": 1, "b": {"c": "x"}}) is True
     assert quick({"a": True, "b": {"c": "x"}}) is False
+
+
+# -- writes: keys picked per index, updates spliced into the stored BSON ----------------------
+
+UNINDEXED = ["e", "f"]
+
+
+class Colour(str, enum.Enum):  # noqa: UP042  (str, Enum): str() is not the value
+    RED = "red"
+
+
+class Shade(enum.StrEnum):
+    DARK = "dark"
+
+
+# Values a caller hands in that are stored in another form (aware datetimes, UUIDs, string
+# enums, 64-bit ints, tuples, ordered dicts): inserts must index what the BSON holds.
+GIVEN: list[Any] = [
+    datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC),
+    datetime(2024, 1, 1, 12, 0, 0, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    datetime(2024, 1, 1, 12, 0, 0, 1000),
+    datetime(1, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=-1))),
+    UUID(int=12345),
+    Colour.RED,
+    Shade.DARK,
+    ["y", "x", "y"],
+    ["é", "Z", "a", ""],
+    [Colour.RED, "red"],
+    2**31,
+    -(2**31) - 1,
+    (1, 2),
+    {"k": UUID(int=1), "d": datetime(2024, 5, 5, 5, 5, 5, 5, tzinfo=UTC)},
+    Binary(b"\x01", 0),
+    Binary(b"\x01", 3),
+    SON([("k", 1)]),
+]
+
+
+def random_wide_doc(rng: random.Random, _id: int) -> dict[str, Any]:
+    doc = random_doc(rng, _id)
+    for name in rng.sample(UNINDEXED, rng.randint(0, 2)):
+        doc[name] = rng.choice(VALUES + GIVEN)
+    return doc
+
+
+def random_wide_filter(rng: random.Random, ids: int) -> dict[str, Any]:
+    # Filters the indexes do not decide, so every candidate is tested: unindexed and dotted
+    # fields, operators, `$or` (which needs the whole document).
+    name = rng.choice([*UNINDEXED, *FIELDS, "e.k", "c.k"])
+    shape = rng.randrange(6)
+    if shape == 0:
+        return {name: rng.choice(VALUES)}
+    if shape == 1:
+        return {name: {"$exists": rng.random() < 0.5}}
+    if shape == 2:
+        return {name: {"$in": [rng.choice(VALUES) for _ in range(2)]}, "_id": {"$lt": ids}}
+    if shape == 3:
+        return {"$or": [{name: rng.choice(VALUES)}, {"e": {"$exists": True}}]}
+    if shape == 4:
+        return {name: {"$ne": rng.choice(VALUES)}}
+    return {"_id": rng.randrange(ids), name: {"$type": "number"}}
+
+
+def random_wide_update(rng: random.Random) -> dict[str, Any]:
+    names = rng.sample([*FIELDS, *UNINDEXED, "new1", "new2"], rng.randint(1, 4))
+    cut = rng.randint(0, len(names))
+    update: dict[str, Any] = {}
+    if cut:
+        update["$set"] = {name: rng.choice(VALUES) for name in names[:cut]}
+    if cut < len(names):
+        update["$unset"] = dict.fromkeys(names[cut:], "")
+    return update
+
+
+def inserted_pair(docs: list[dict[str, Any]]) -> tuple[tuple[Any, Log], tuple[Any, Log]]:
+    # The same documents inserted with the fast paths (keys through `Scalars`) and without.
+    made = []
+    for on in (True, False):
+        coll, log = collection()
+        coll.create_index([("e", 1), ("tags", 1), ("a", -1)], name="e_tags_a")
+        coll.create_index([("c.k", 1), ("e", 1)], sparse=True, name="ck_e")
+        with fast_paths(on):
+            for doc in docs:
+                with contextlib.suppress(DuplicateKeyError):
+                    coll._insert(dict(doc))
+            with contextlib.suppress(BulkWriteError):
+                coll._insert_many([dict(doc) for doc in docs[:5]], False)
+        made.append((coll, log))
+    return made[0], made[1]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_inserts_key_every_index_as_the_general_route(seed: int) -> None:
+    rng = random.Random(6000 + seed)
+    docs = [random_wide_doc(rng, rng.randrange(40)) for _ in range(40)]
+    fast, slow = inserted_pair(docs)
+    assert len(fast[0]._store) > 10
+    same_state(fast, slow)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_spliced_updates_match_mongomocks_route(seed: int) -> None:
+    rng = random.Random(7000 + seed)
+    docs = [random_wide_doc(rng, i) for i in range(30)]
+    fast, slow = inserted_pair(docs)
+    for _ in range(40):
+        filter = random_wide_filter(rng, 32) if rng.random() < 0.7 else random_filter(rng, 32)
+        apply_both(fast, slow, filter, random_wide_update(rng), multi=rng.random() < 0.5)
+
+
+def test_a_spliced_update_keeps_the_other_fields_bytes() -> None:
+    # The splice replaces an element in place, drops an unset one, appends new ones in the
+    # order named: the bytes a decoded, changed and re-encoded document has.
+    coll, _ = collection()
+    coll._insert({"_id": 1, "a": 1, "x": {"k": [1, 2]}, "e": "old", "z": math.nan})
+    store = coll._store
+    change = {"$set": {"e": {"new": [1]}, "n2": 2, "n1": None}, "$unset": {"x": "", "zz": ""}}
+    assert coll._update({"_id": 1, "e": "old"}, change, multi=False)["nModified"] == 1
+    raw = store.docs[(2, 1)][0]
+    assert raw == codec.encode(
+        {"_id": 1, "a": 1, "e": {"new": [1]}, "z": math.nan, "n2": 2, "n1": None}
+    )
+
+
+KINDS: list[Any] = [
+    *VALUES,
+    Regex("^a", "i"),
+    Code("x = 1"),
+    Code("x = y", {"y": 1}),
+    Timestamp(5, 1),
+    MinKey(),
+    MaxKey(),
+    2**62,
+    "é ü",
+    {"nested": {"deeper": [1, {"x": b"\x00"}]}},
+]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_spans_find_every_top_level_element(seed: int) -> None:
+    rng = random.Random(8000 + seed)
+    for _ in range(50):
+        doc = {"_id": rng.randrange(9)}
+        for n in range(rng.randint(0, 8)):
+            doc[rng.choice(["f", "é", "g"]) + str(n)] = rng.choice(KINDS)
+        raw = codec.encode(doc)
+        canonical = codec.to_canonical(raw)
+        wanted = {name.encode(): name for name in [*doc, "missing"]}
+        found = codec.spans(raw, wanted)
+        if found is None:  # a regular expression: not walked
+            assert any(isinstance(v, Regex) for v in canonical.values())
+            continue
+        assert set(found) == set(doc)
+        for name, (start, end) in found.items():
+            assert raw[start:end] == codec.element(name, canonical[name])
+
+
+def test_a_document_holding_a_regex_is_updated_by_decoding_it() -> None:
+    fast, slow = pair([{"_id": 1, "r": Regex("^a"), "e": 1}, {"_id": 2, "e": 1}])
+    apply_both(fast, slow, {"e": 1}, {"$set": {"a": "x"}, "$unset": {"r": ""}}, multi=True)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_canonical_fields_are_the_decoded_fields(seed: int) -> None:
+    # What an insert indexes without decoding: the stored form of each field, or None.
+    rng = random.Random(9000 + seed)
+    converted = 0
+    for _ in range(200):
+        doc = random_wide_doc(rng, rng.randrange(9))
+        for name in rng.sample(["g", "h"], rng.randint(0, 2)):
+            doc[name] = rng.choice(GIVEN)
+        names = rng.sample([*doc, "missing"], rng.randint(1, len(doc) + 1))
+        fields = codec.canonical_fields(doc, names)
+        decoded = codec.to_canonical(codec.encode(doc))
+        if fields is None:
+            assert any(isinstance(doc[n], tuple | SON) for n in names if n in doc) or any(
+                repr(doc[n]).count("datetime(1, 1, 1") for n in names if n in doc
+            )
+            continue
+        converted += 1
+        expected = {n: decoded[n] for n in names if n in decoded}
+        assert repr(fields) == repr(expected)
+        assert kinds(fields) == kinds(expected)
+        assert codec.encode(fields) == codec.encode(expected)
+    assert converted > 100
+
+
+def kinds(value: Any) -> Any:
+    """A value's shape by exact Python types, containers walked."""
+    if isinstance(value, dict):
+        return {k: kinds(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [kinds(v) for v in value]
+    return type(value).__name__
+
+
+def test_an_index_created_between_encoding_and_inserting_is_keyed_from_the_bson() -> None:
+    # A sliced `insert_many` encodes every document first; an index created by another call
+    # between its slices reads fields the early view does not hold: the BSON is decoded.
+    fast, slow = collection(), collection()
+    doc = {"_id": 1, "e": "x", "g": UUID(int=3), "a": 1}
+    stored = fast[0].storable(dict(doc))
+    assert stored[1] is not None and "g" not in stored[1][1]
+    for coll, _ in (fast, slow):
+        coll.create_index([("g", 1)], name="g")
+    assert fast[0].insert_stored(stored[0], 0, [], stored[1])
+    with fast_paths(False):
+        slow[0]._insert(dict(doc))
+    same_state(fast, slow)
+    assert len(fast[0]._store.indexes["g"].entries) == 1
+
+
+# -- reads: UUIDs made by a type decoder ---------------------------------------------------------
+
+
+def random_value(rng: random.Random, depth: int = 0) -> Any:
+    pick = rng.randrange(10 if depth < 3 else 6)
+    if pick == 0:
+        return UUID(int=rng.randrange(1 << 128))
+    if pick == 1:
+        return Binary(bytes(rng.randrange(256) for _ in range(rng.choice([0, 15, 16, 17]))), 4)
+    if pick == 2:
+        return Binary(UUID(int=rng.randrange(1 << 64)).bytes, rng.choice([0, 3, 5]))
+    if pick == 3:
+        return datetime(2024, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    if pick in (4, 5):
+        return rng.choice(VALUES)
+    if pick == 6:
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if pick == 7:
+        return {f"k{n}": random_value(rng, depth + 1) for n in range(rng.randint(0, 3))}
+    if pick == 8:
+        return DBRef("c", random_value(rng, depth + 1), extra=random_value(rng, depth + 1))
+    return Code("x", {"s": random_value(rng, depth + 1)})
+
+
+def decoded(call: Any) -> Any:
+    try:
+        return repr(call()), kinds(call())
+    except Exception as exc:
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_reads_decode_as_the_driver(seed: int) -> None:
+    rng = random.Random(10000 + seed)
+    failed = 0
+    for _ in range(200):
+        doc = {"_id": random_value(rng), **{f"f{n}": random_value(rng) for n in range(4)}}
+        raw = bson.encode(doc, codec_options=codec._WIRE)
+        mine = decoded(lambda raw=raw: codec.read(raw))
+        theirs = decoded(lambda raw=raw: bson.decode(raw, codec_options=codec.READER))
+        assert mine == theirs
+        failed += isinstance(mine, str)
+    assert 0 < failed < 150
+
+
+# -- finds whose candidates are decoded in part --------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_partly_decoded_finds_match_the_general_route(seed: int) -> None:
+    # A cursor's find keeps no decoded documents: its candidates are decoded only in the
+    # fields the filter and the sort read. Same documents, order and counted work.
+    rng = random.Random(11000 + seed)
+    docs = [random_wide_doc(rng, i) for i in range(40)]
+    fast, _ = inserted_pair(docs)
+    coll = fast[0]
+    for _ in range(30):
+        filter = random_wide_filter(rng, 42) if rng.random() < 0.6 else random_filter(rng, 42)
+        if rng.random() < 0.2:
+            filter = {"$and": [filter, {rng.choice(UNINDEXED): {"$exists": True}}]}
+        if rng.random() < 0.1:
+            filter = {**filter, "$comment": "x"}
+        if rng.random() < 0.15:  # reads a field the filter's names do not show
+            filter = {**filter, "$expr": {"$eq": [f"${rng.choice(UNINDEXED)}", 1]}}
+        query = codec.canonical(filter)
+        sort = rng.choice([[], [("e", 1)], [("f", -1), ("_id", 1)], [("c.k", 1)], [("a", -1)]])
+        limit = rng.choice([0, 0, 3])
+        answers = []
+        for on in (True, False):
+            with fast_paths(on), work.measuring() as counted:
+                try:
+                    found: Any = coll.matching(query, sort=sort, limit=limit, keep=False)
+                    found = [raw for raw, _ in found]
+                except Exception as exc:  # mongomock: `$expr` on a missing field is a KeyError
+                    found = type(exc).__name__
+            answers.append((found, counted.summary()))
+        assert answers[0] == answers[1], (filter, sort)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_projected_reads_decode_only_the_kept_fields_alike(seed: int) -> None:
+    rng = random.Random(12000 + seed)
+    coll, _ = collection()
+    for _ in range(40):
+        doc = {"_id": random_value(rng), **{f"f{n}": random_value(rng) for n in range(4)}}
+        if rng.random() < 0.2:
+            doc["r"] = Regex("^a")  # not walked: the whole document is decoded
+        raw = bson.encode(doc, codec_options=codec._WIRE)
+        projection: Any = dict.fromkeys(rng.sample([*doc, "zz"], rng.randint(1, 3)), 1)
+        if rng.random() < 0.3:
+            projection["_id"] = 0
+        for options in (
+            codec.READER,
+            CodecOptions(uuid_representation=UuidRepresentation.STANDARD),
+        ):
+            read = functools.partial(coll.read_projected, raw, projection, options)
+            with fast_paths(True):
+                mine = decoded(read)
+            with fast_paths(False):
+                theirs = decoded(read)
+            assert mine == theirs, (doc, projection)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_string_array_keys_are_the_general_keys(seed: int) -> None:
+    rng = random.Random(13000 + seed)
+    words = ["", "a", "b", "B", "é", "ab", "a\x00", "10", "9"]
+    for _ in range(300):
+        value: Any = [rng.choice(words) for _ in range(rng.randint(0, 6))]
+        if rng.random() < 0.2 and value:
+            value[rng.randrange(len(value))] = rng.choice([1, None, ["a"], Colour.RED])
+        fast = keys.string_array_keys(value)
+        if fast is None:
+            assert not value or any(type(v) is not str for v in value)
+            continue
+        assert fast == keys.field_keys({"f": value}, "f")

@@ -93,7 +93,9 @@ from service.embedded.engine import (
     EngineClient,
     EngineCollection,
     EngineDatabase,
+    Indexed,
     _bulk_details,
+    candidate_test,
     filter_applies,
     prepared,
     sort_spec,
@@ -1350,23 +1352,25 @@ class _InsertMany:
         self.name = collection.name  # for profiles
         self.docs = docs
         self.ordered = ordered
-        self.raws: list[bytes] = []
+        self.raws: list[tuple[bytes, Indexed | None]] = []
         self.position = 0
         self.inserted = 0
         self.errors: list[dict[str, Any]] = []
 
     def step(self, part: _Slice) -> Any:
         docs, raws = self.docs, self.raws
+        engine = self.collection.engine
         while len(raws) < len(docs) and part.more():
-            raws.append(codec.storable(docs[len(raws)]))
+            raws.append(engine.storable(docs[len(raws)]))
         if len(raws) < len(docs):
             return _MORE
         try:
-            engine = self.collection.engine
             while self.position < len(raws) and part.more():
                 index = self.position
                 self.position += 1
-                if engine.insert_stored(raws[index], index, self.errors):
+                raw, indexed = raws[index]
+                raws[index] = (raw, None)  # done with: the collector need not walk it again
+                if engine.insert_stored(raw, index, self.errors, indexed):
                     self.inserted += 1
                 elif self.ordered:
                     self.position = len(raws)
@@ -1413,7 +1417,7 @@ class _UpdateMany:
                     self.raws = [raw for raw, _ in engine._plan(self.query).candidates]
                     work.docs(len(self.raws))
                 if "_id" in self.query:
-                    self.id_test = prepared({"_id": self.query["_id"]})
+                    self.id_test = candidate_test({"_id": self.query["_id"]}, exact=False)
             raws = self.raws
             first = True
             while self.position < len(raws) and (first or time.perf_counter() < part.end):
@@ -1424,7 +1428,7 @@ class _UpdateMany:
                 started = time.perf_counter()
                 ids = [_id_of(raw) for raw in batch]
                 if self.id_test is not None:  # an `_id` never changes: tested once, here
-                    ids = [i for i in ids if filter_applies(self.id_test, {"_id": i})]
+                    ids = [i for i in ids if self.id_test({"_id": i})]
                 if ids:
                     # The filter with its `_id` condition replaced by the batch's ids (a
                     # long `$in` is not planned again for every batch).

@@ -10,17 +10,16 @@ gets is decoded afresh, as the driver decodes a reply (UUIDs, aware UTC datetime
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from datetime import UTC
+import functools
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, SafeUUID
 
 import bson
-from bson import Binary, DBRef
+from bson import Binary, Decimal128, Int64, ObjectId
 from bson.binary import UuidRepresentation
-from bson.code import Code
-from bson.codec_options import CodecOptions
+from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from pymongo.errors import DocumentTooLarge, OperationFailure
 
 MAX_BSON_SIZE = 16 * 1024 * 1024
@@ -36,10 +35,6 @@ READER: CodecOptions[dict[str, Any]] = CodecOptions(
     uuid_representation=UuidRepresentation.STANDARD, tz_aware=True, tzinfo=UTC
 )
 """How the real client is configured to decode replies (and so how this backend answers)."""
-# READER but with UUIDs left as `Binary` subtype 4, turned into UUIDs by `_uuids` (see `read`).
-_READER_BINARY: CodecOptions[dict[str, Any]] = CodecOptions(
-    uuid_representation=UuidRepresentation.UNSPECIFIED, tz_aware=True, tzinfo=UTC
-)
 
 
 def encode(doc: Mapping[str, Any]) -> bytes:
@@ -76,7 +71,11 @@ def storable(doc: Mapping[str, Any]) -> bytes:
 
 def updated(doc: Mapping[str, Any]) -> bytes:
     """The BSON of a document after an update, refused above 16 MiB as MongoDB does."""
-    raw = encode(doc)
+    return checked_update(encode(doc))
+
+
+def checked_update(raw: bytes) -> bytes:
+    """`raw`, a document after an update, refused above 16 MiB as MongoDB does."""
     if len(raw) > MAX_BSON_SIZE:
         raise OperationFailure(
             f"Resulting document after update is larger than {MAX_BSON_SIZE}",
@@ -88,48 +87,33 @@ def updated(doc: Mapping[str, Any]) -> bytes:
 def read(raw: bytes, options: CodecOptions[dict[str, Any]] = READER) -> dict[str, Any]:
     """A caller's copy of a stored document, decoded as the real client decodes it.
 
-    With the client's own options, UUIDs are built here rather than by the C decoder, which
-    makes each through `Binary(...).as_uuid()` in Python (half of a lead's decoding): the
-    same `uuid.UUID` values, at a third of the cost. A document this walk does not cover
-    (a DBRef or a code scope may hold UUIDs; a malformed UUID must fail as the driver fails)
-    is decoded the driver's way.
+    With the client's own options, UUIDs are built by `_UuidDecoder` rather than by the C
+    decoder, which makes each through `Binary(...).as_uuid()` in Python: the same
+    `uuid.UUID` values, at a fraction of the cost, wherever they are (embedded documents,
+    arrays, DBRefs, code scopes). A document it refuses (a malformed UUID must fail as the
+    driver fails) is decoded the driver's way.
     """
     if options is READER or options == READER:
-        doc = bson.decode(raw, codec_options=_READER_BINARY)
-        if _top_level_uuids(doc, raw) or _uuids(doc):
-            return doc
+        try:
+            return bson.decode(raw, codec_options=_READER_UUIDS)
+        except Exception:
+            pass
     return bson.decode(raw, codec_options=options)
 
 
-# A binary element of subtype 4 in raw BSON: type 0x05, its name, its int32 length, 0x04.
-# Every such element matches (a name holds no NUL); text or binary payloads may match too.
-_UUID_ELEMENT = re.compile(rb"\x05([^\x00]*)\x00(.{4})\x04", re.DOTALL)
-_SIXTEEN = (16).to_bytes(4, "little")
-_NAMES: dict[bytes, str] = {}  # field names as found in BSON, decoded once
+class _UuidDecoder(TypeDecoder):
+    """Binary subtype 4 as `uuid.UUID` (the driver's standard representation); a subtype-4
+    value of another length than 16 is refused (the driver raises for it)."""
 
+    bson_type = Binary
 
-def _top_level_uuids(doc: dict[str, Any], raw: bytes) -> bool:
-    """Turn the UUIDs into `uuid.UUID`s when each subtype-4 element the BSON may hold is a
-    top-level field (the common shape): each match of `_UUID_ELEMENT` is then one of the
-    document's fields holding a 16-byte `Binary` subtype 4, and as many matches as such
-    fields mean none is elsewhere. False (some left, maybe converted) for `_uuids` to finish.
-    """
-    for name, length in _UUID_ELEMENT.findall(raw):
-        if length != _SIXTEEN:
-            return False
-        key = _NAMES.get(name)
-        if key is None:
-            try:
-                key = name.decode()
-            except UnicodeDecodeError:  # a match inside some payload: not a field name
-                return False
-            if len(_NAMES) < 4096:
-                _NAMES[name] = key
-        value = doc.get(key)
-        if type(value) is not Binary or value.subtype != 4:
-            return False
-        doc[key] = _uuid(value)
-    return True
+    def transform_bson(self, value: Any) -> Any:
+        """The UUID a subtype-4 binary stands for; other binaries as they are."""
+        if value.subtype != 4:
+            return value
+        if len(value) != 16:
+            raise ValueError("a UUID binary of another length than 16")
+        return _uuid(value)
 
 
 _new = object.__new__
@@ -145,23 +129,13 @@ def _uuid(data: bytes) -> UUID:
     return value  # type: ignore[no-any-return]
 
 
-def _uuids(container: dict[str, Any] | list[Any]) -> bool:
-    """Turn every `Binary` subtype 4 in place into its UUID, as the driver's STANDARD
-    representation decodes it; False (stop) at anything that needs the driver's decoder."""
-    items = container.items() if type(container) is dict else enumerate(container)
-    for key, value in items:
-        kind = type(value)
-        if kind is Binary:
-            if value.subtype == 4:
-                if len(value) != 16:
-                    return False  # the driver raises InvalidBSON: let it
-                container[key] = _uuid(value)  # type: ignore[index]
-        elif kind is dict or kind is list:
-            if not _uuids(value):
-                return False
-        elif kind is DBRef or kind is Code:
-            return False
-    return True
+# READER with UUIDs made by `_UuidDecoder` (see `read`).
+_READER_UUIDS: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.UNSPECIFIED,
+    tz_aware=True,
+    tzinfo=UTC,
+    type_registry=TypeRegistry([_UuidDecoder()]),
+)
 
 
 def reply(doc: Mapping[str, Any], options: CodecOptions[dict[str, Any]] = READER) -> dict[str, Any]:
@@ -184,6 +158,137 @@ def reply(doc: Mapping[str, Any], options: CodecOptions[dict[str, Any]] = READER
 def binary(data: bytes, subtype: int) -> Binary:
     """A BSON binary value."""
     return Binary(data, subtype)
+
+
+# The size of an element's value by its BSON type: fixed, or after a little-endian int32 length
+# (plus the bytes that length does not count). Other types (regex, DBPointer) end `spans`.
+_FIXED_SIZE = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8}
+_FIXED_SIZE |= {0x13: 16, 0x7F: 0, 0xFF: 0}
+_LENGTH_EXTRA = {0x02: 4, 0x03: 0, 0x04: 0, 0x05: 5, 0x0D: 4, 0x0E: 4, 0x0F: 0}
+
+
+def spans(raw: bytes, wanted: Mapping[bytes, str]) -> dict[str, tuple[int, int]] | None:
+    """Where the `wanted` top-level fields (by their UTF-8 name) of a stored document lie in
+    its BSON: `(start, end)` of each whole element (type byte, name, value), by name; absent
+    ones are left out. Nothing is decoded. None at an element of a type not walked here."""
+    found: dict[str, tuple[int, int]] = {}
+    last = len(raw) - 1
+    position = 4
+    left = len(wanted)
+    find = raw.index
+    while position < last:
+        kind = raw[position]
+        stop = find(0, position + 1)
+        size = _FIXED_SIZE.get(kind)
+        if size is None:
+            extra = _LENGTH_EXTRA.get(kind)
+            if extra is None:
+                return None
+            size = extra + int.from_bytes(raw[stop + 1 : stop + 5], "little")
+        after = stop + 1 + size
+        name = wanted.get(raw[position + 1 : stop])
+        if name is not None:
+            found[name] = (position, after)
+            left -= 1
+            if not left:
+                break
+        position = after
+    return found
+
+
+@functools.lru_cache(maxsize=512)
+def wanted(names: frozenset[str]) -> dict[bytes, str]:
+    """`names` as `spans` looks them up (by their UTF-8 bytes)."""
+    return {name.encode(): name for name in names}
+
+
+def subset(raw: bytes, names: Mapping[bytes, str]) -> bytes | None:
+    """The BSON of a stored document's `names` top-level fields alone, in the document's
+    order; None when `spans` does not walk it."""
+    found = spans(raw, names)
+    if found is None:
+        return None
+    return document([raw[start:end] for start, end in sorted(found.values())])
+
+
+def element(name: str, value: Any) -> bytes:
+    """One top-level element's BSON (type, name, value), as `encode` writes it in a document."""
+    return encode({name: value})[4:-1]
+
+
+def document(elements: list[bytes]) -> bytes:
+    """A document's BSON from its elements' BSON."""
+    body = b"".join(elements)
+    return (len(body) + 5).to_bytes(4, "little") + body + b"\x00"
+
+
+def canonical_fields(doc: Any, names: Iterable[str]) -> dict[str, Any] | None:
+    """The `names` top-level fields of a document about to be stored (those it has), as
+    `to_canonical(encode(doc))` has them, built without encoding and decoding the whole
+    document; None when some value is of a kind not converted here (decode its BSON).
+
+    Only plain containers and the common kinds are converted: str (a str subclass such as a
+    string enum as its text, which is what BSON holds), bool, int (Int64 beyond 32 bits),
+    float, None, ObjectId, Int64, Decimal128, bytes and Binary (subtype 0 as bytes), UUID
+    (as `Binary` subtype 4: the wire's standard representation), datetimes (naive UTC,
+    truncated to milliseconds); new containers, so the caller's later changes do not leak in.
+    """
+    if type(doc) is not dict:
+        return None
+    out: dict[str, Any] = {}
+    for name in names:
+        if name in doc:
+            value = _as_stored(doc[name], 0)
+            if value is _UNSURE:
+                return None
+            out[name] = value
+    return out
+
+
+_UNSURE: Any = object()
+_AS_IS = frozenset({str, bool, float, type(None), ObjectId, Int64, Decimal128, bytes})
+_EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)
+
+
+def _as_stored(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is int:
+        if -(2**31) <= value < 2**31:
+            return value
+        return Int64(value) if -(2**63) <= value < 2**63 else _UNSURE
+    if kind is Binary:
+        return bytes(value) if value.subtype == 0 else value
+    if kind is UUID:
+        return Binary(value.bytes, 4)
+    if kind is datetime:
+        offset = value.utcoffset()
+        if offset is not None:
+            value = value.replace(tzinfo=None)
+            if not _EARLIEST <= value <= _LATEST:
+                return _UNSURE
+            value -= offset
+        elif value.tzinfo is not None or not _EARLIEST <= value <= _LATEST:
+            return _UNSURE
+        micro = value.microsecond
+        return value if not micro % 1000 else value.replace(microsecond=micro - micro % 1000)
+    if depth > 90:
+        return _UNSURE
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            converted = _as_stored(item, depth + 1)
+            if type(key) is not str or converted is _UNSURE:
+                return _UNSURE
+            out[key] = converted
+        return out
+    if kind is list:
+        items = [_as_stored(item, depth + 1) for item in value]
+        return _UNSURE if any(item is _UNSURE for item in items) else items
+    if isinstance(value, str):
+        return str.__str__(value)
+    return _UNSURE
 
 
 def to_canonical(raw: bytes) -> dict[str, Any]:

@@ -10,8 +10,11 @@ worker thread (see aio.py), so no locking is needed inside.
 
 The hot shapes skip mongomock's general code where the answer is provably the same
 (`FAST_PATHS`; tests/test_embedded_fast_paths.py compares both routes): `$set`/`$unset` of
-top-level fields (`_update_simply`), candidates of an exact plan (no re-match), inclusion
-projections of top-level names (`_inclusion`).
+top-level fields (`_update_simply`, spliced into the stored BSON by `_Splice`), candidates of
+an exact plan (no re-match), inclusion projections of top-level names (`_inclusion`, only the
+kept fields decoded), candidates of a cursor's find decoded in the fields the filter and sort
+read (`_read_by`), inserts indexed from the caller's values (`storable`) and index keys picked
+per index (`store.Scalars`).
 
 Where mongomock's answer is not MongoDB's, the engine corrects it without touching
 mongomock's module state (its matcher here is an instance of our own; the private parts used
@@ -526,6 +529,11 @@ class EngineStore(CollectionStore):
     partial index `partial_matcher` (arrays included).
     """
 
+    @property
+    def fast_paths(self) -> bool:
+        """The store's fast paths follow the engine's (`FAST_PATHS`)."""
+        return FAST_PATHS
+
     def create_index(self, index: Index) -> None:
         """Build an index (see CollectionStore.create_index)."""
         if index.partial is not None:
@@ -645,23 +653,32 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         self, spec: dict[str, Any], sets: dict[str, Any], unsets: list[str], *, multi: bool
     ) -> dict[str, Any]:
         """`$set`/`$unset` of top-level fields (see `_simple_update`), without mongomock's
-        per-document deep copy, positional walk and comparison: each candidate is decoded
-        once, changed in place and stored when its BSON changed (MongoDB's "modified")."""
+        per-document deep copy, positional walk and comparison: each candidate is changed
+        and stored when its BSON changed (MongoDB's "modified"). Where the filter and the
+        indexes the update touches name only top-level fields (`_Splice`), the stored BSON
+        is spliced element by element and only those fields are decoded; otherwise each
+        candidate is decoded whole, changed in place and encoded again."""
         spec = mm.patch_datetimes(spec)  # as mongomock's `_update` does first
         store = self._store
         candidates, test = self._update_candidates(spec)
         touched = frozenset(sets).union(unsets)
         keyed: dict[str, Any] | None = None  # what the indexes key of the values they watch
+        splice = _Splice.of(spec, sets, unsets, store, test is not None)
         matched = modified = 0
         for raw, _ in candidates:
-            doc = codec.to_canonical(raw)
+            spliced = splice.apply(raw) if splice is not None else None
+            if spliced is not None:
+                doc, new_raw = spliced
+            else:
+                doc = codec.to_canonical(raw)
             if test is not None and not test(doc):
                 continue
             matched += 1
-            for name in unsets:
-                doc.pop(name, None)
-            doc.update(sets)  # existing fields keep their place, new ones are appended
-            new_raw = codec.updated(doc)
+            if spliced is None:
+                for name in unsets:
+                    doc.pop(name, None)
+                doc.update(sets)  # existing fields keep their place, new ones are appended
+                new_raw = codec.updated(doc)
             if new_raw != raw:
                 if keyed is None:
                     # The indexes key what is stored (a value as its BSON holds it), as in
@@ -673,8 +690,12 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                         for name, value in sets.items()
                         if name in watched and not _canonical_as_is(value)
                     }
+                if spliced is not None:
+                    for name in unsets:
+                        doc.pop(name, None)
+                    doc.update(sets)
                 doc.update(keyed)
-                store.replace(sort_key(doc["_id"]), doc, new_raw, touched)
+                store.replace(sort_key(doc["_id"]), doc, codec.checked_update(new_raw), touched)
                 modified += 1
             if not multi:
                 break
@@ -726,20 +747,19 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             if "_id" not in data:
                 data["_id"] = ObjectId()
             check_id(data)
-            doc, raw = codec.stored(data)
-            self._store.insert(doc, raw)
+            raw, indexed = self.storable(data)
+            self._store.insert(codec.to_canonical(raw) if indexed is None else indexed[1], raw)
             return data["_id"]
         return self._insert_many(list(data), ordered)
 
     def _insert_many(self, docs: list[dict[str, Any]], ordered: bool) -> list[Any]:
-        raws = []
         for doc in docs:
             doc.setdefault("_id", ObjectId())
-            raws.append(codec.storable(doc))  # DocumentTooLarge before anything is written
+        stored = [self.storable(doc) for doc in docs]  # DocumentTooLarge before any write
         errors: list[dict[str, Any]] = []
         inserted = 0
-        for index, raw in enumerate(raws):
-            if self.insert_stored(raw, index, errors):
+        for index, (raw, indexed) in enumerate(stored):
+            if self.insert_stored(raw, index, errors, indexed):
                 inserted += 1
             elif ordered:
                 break
@@ -747,17 +767,35 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             raise BulkWriteError(_bulk_details(errors, n_inserted=inserted))
         return [d["_id"] for d in docs]
 
-    def insert_stored(self, raw: bytes, index: int, errors: list[dict[str, Any]]) -> bool:
+    def storable(self, doc: Any) -> tuple[bytes, Indexed | None]:
+        """A document to insert: its BSON (DocumentTooLarge above 16 MiB) and, when they can
+        be had without decoding it, the fields the indexes read in their stored form (see
+        `codec.canonical_fields`; taken now: a later change of `doc` is not stored), with
+        the version of the index set they are for."""
+        raw = codec.storable(doc)
+        if not FAST_PATHS:
+            return raw, None
+        version, names = self._store.indexed_fields()
+        fields = None if names is None else codec.canonical_fields(doc, names)
+        return raw, None if fields is None else (version, fields)
+
+    def insert_stored(
+        self, raw: bytes, index: int, errors: list[dict[str, Any]], indexed: Indexed | None = None
+    ) -> bool:
         """Insert the `index`-th encoded document of a batch; False (its error appended to
-        `errors`, keyed by `index`) when it was refused."""
+        `errors`, keyed by `index`) when it was refused. `indexed`: see `storable` (unused
+        when the indexes changed since)."""
         # Decoded one at a time: a batch of decoded documents held at once kept the cyclic GC
         # busy walking them (bytes are not tracked).
-        doc = codec.to_canonical(raw)
+        if indexed is not None and indexed[0] != self._store.index_version:
+            indexed = None
+        doc = codec.to_canonical(raw) if indexed is None else indexed[1]
         try:
             check_id(doc)
             self._store.insert(doc, raw)
         except WriteError as exc:
-            errors.append({**(exc.details or {}), "index": index, "code": exc.code, "op": doc})
+            op = doc if indexed is None else codec.to_canonical(raw)
+            errors.append({**(exc.details or {}), "index": index, "code": exc.code, "op": op})
             return False
         return True
 
@@ -810,11 +848,14 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 work.docs(len(found))  # fetched to be returned (a count reads keys only)
             return found[skip : skip + limit] if limit else found[skip:]
         examined = 0
+        # Not kept: only the fields the test and the sort read are decoded (see `_read_by`).
+        names = None if keep or not FAST_PATHS else _read_by(filter, sort if sorting else ())
         for seen, (raw, _) in enumerate(chosen.candidates):
             if not seen & 255:
                 check_deadline()
             examined += 1
-            doc = codec.to_canonical(raw)
+            part = None if names is None else codec.subset(raw, names)
+            doc = codec.to_canonical(raw if part is None else part)
             if test is not None and not test(doc):
                 continue
             found.append((raw, doc if keep else None))
@@ -975,13 +1016,14 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """A caller's copy of a stored document through a projection, as
         `codec.reply(self.project(codec.to_canonical(raw), projection), options)` gives it,
-        but decoded once (no canonical copy re-encoded) for an inclusion of top-level names."""
+        but for an inclusion of top-level names only the kept fields' BSON is decoded, once."""
         if isinstance(projection, list | tuple):
             projection = dict.fromkeys(projection, 1)
         names = _inclusion(projection) if FAST_PATHS else None
-        if names is None:
+        part = None if names is None else codec.subset(raw, codec.wanted(names))
+        if part is None:
             return codec.reply(self.project(codec.to_canonical(raw), projection), options)
-        return {name: value for name, value in codec.read(raw, options).items() if name in names}
+        return codec.read(part, options)  # the kept fields alone are decoded
 
     def count_documents(self, filter: Mapping[str, Any], **kwargs: Any) -> int:  # type: ignore[override]
         """How many documents match (with pymongo's `skip`/`limit`)."""
@@ -1114,6 +1156,9 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         store.sweep(datetime.utcnow())
 
 
+Indexed = tuple[int, dict[str, Any]]
+"""A document's fields the indexes read, in stored form, and the index set's version."""
+
 FAST_PATHS = True
 """Whether the engine's own fast paths run (simple updates, inclusion projections); the
 differential tests turn them off to compare with mongomock's route."""
@@ -1151,6 +1196,137 @@ def _simple_update(
     if not sets.keys().isdisjoint(unset) or not all(_plain(v, 0) for v in sets.values()):
         return None
     return sets, list(unset)
+
+
+def _splice_fields(
+    spec: Mapping[str, Any],
+    sets: dict[str, Any],
+    unsets: list[str],
+    store: CollectionStore,
+    tested: bool,
+) -> tuple[frozenset[str], dict[bytes, str]] | None:
+    # The fields a splice decodes (the filter's when the candidates are tested, the touched
+    # indexes', `_id`) and every field it looks for; None when that is not sure.
+    needed = {"_id"}
+    if tested:
+        for name in spec:
+            if type(name) is not str or name.startswith("$"):
+                return None
+            needed.add(name.split(".", 1)[0])
+    touched = frozenset(sets).union(unsets)
+    for index in store.indexes.values():
+        if not index.watched & touched:
+            continue
+        if any(name.startswith("$") for name in index.watched):
+            return None
+        needed |= index.watched
+    looked_for = needed | touched
+    return frozenset(needed), {name.encode(): name for name in looked_for}
+
+
+class _Splice:
+    """A simple update applied to stored BSON without decoding it whole.
+
+    The filter's top-level fields (for the candidate test) and those of every index the
+    update touches (keys, sparse and partial rules, `_id`) are found in the stored BSON
+    (`codec.spans`) and decoded alone; the new BSON is the old one with each `$set` field's
+    element replaced in place (or appended, in the order named) and each `$unset` field's
+    removed: the bytes `codec.updated` makes of the decoded document changed the same way.
+    Only when every name involved is a plain top-level field (no `$` operator at the top of
+    the filter or of a partial filter: those may read any field).
+    """
+
+    __slots__ = ("elements", "needed", "removed", "wanted")
+
+    def __init__(
+        self,
+        elements: dict[str, bytes],
+        removed: frozenset[str],
+        needed: frozenset[str],
+        wanted: dict[bytes, str],
+    ) -> None:
+        self.elements = elements  # `$set`: each field's new element
+        self.removed = removed  # `$unset`
+        self.needed = needed  # decoded for the test and the indexes
+        self.wanted = wanted  # every field looked for (see `codec.spans`)
+
+    @classmethod
+    def of(
+        cls,
+        spec: Mapping[str, Any],
+        sets: dict[str, Any],
+        unsets: list[str],
+        store: CollectionStore,
+        tested: bool,
+    ) -> _Splice | None:
+        """The splice for this update, or None (decode whole) when it is not sure."""
+        if not FAST_PATHS:
+            return None
+        # What is looked for depends on the update's shape, not its values: worked out once
+        # per shape and index set (a sequencer's thousands of `$set: {seq}` share one).
+        shape = (store.index_version, tuple(spec) if tested else None, tuple(sets), tuple(unsets))
+        found = store.derived.get(shape, _MISSING)
+        if found is _MISSING:
+            found = _splice_fields(spec, sets, unsets, store, tested)
+            if len(store.derived) >= 256:
+                store.derived.clear()
+            store.derived[shape] = found
+        if found is None:
+            return None
+        elements = {name: codec.element(name, value) for name, value in sets.items()}
+        return cls(elements, frozenset(unsets), *found)
+
+    def apply(self, raw: bytes) -> tuple[dict[str, Any], bytes] | None:
+        """The needed fields of the stored version (decoded), and the new version's BSON;
+        None when the document holds a value of a type `codec.spans` does not walk."""
+        spans = codec.spans(raw, self.wanted)
+        if spans is None:
+            return None
+        doc = codec.to_canonical(
+            codec.document([raw[a:b] for name, (a, b) in spans.items() if name in self.needed])
+        )
+        changes = sorted(
+            (start, end, name)
+            for name, (start, end) in spans.items()
+            if name in self.removed or name in self.elements
+        )
+        parts = []
+        position = 4
+        for start, end, name in changes:
+            parts.append(raw[position:start])
+            if name in self.elements:
+                parts.append(self.elements[name])
+            position = end
+        parts.append(raw[position:-1])
+        for name, element in self.elements.items():
+            if name not in spans:
+                parts.append(element)  # a new field: appended in the order named
+        return doc, codec.document(parts)
+
+
+def _read_by(filter: Mapping[str, Any], sort: Sort) -> dict[bytes, str] | None:
+    """The top-level fields a filter's test and a sort read (see `codec.wanted`), or None
+    when the filter has an operator that may read any field (`$expr`, `$where`...)."""
+    names: set[str] = {field.split(".", 1)[0] for field, _ in sort}
+    if not _filter_names(filter, names):
+        return None
+    return codec.wanted(frozenset(names))
+
+
+def _filter_names(filter: Mapping[str, Any], names: set[str]) -> bool:
+    # Adds the top-level names a filter reads (through `$and`/`$or`/`$nor`); False for an
+    # operator at the top that may read anything.
+    for key, value in filter.items():
+        if type(key) is not str:
+            return False
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            if not all(isinstance(part, Mapping) and _filter_names(part, names) for part in value):
+                return False
+        elif key.startswith("$"):
+            return False
+        else:
+            names.add(key.split(".", 1)[0])
+    return True
 
 
 def _inclusion(projection: Any) -> frozenset[str] | None:

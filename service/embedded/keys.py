@@ -151,6 +151,8 @@ _FAST: dict[type, Any] = {
     Binary: _shared_binary_key,
     datetime: _date_key,
 }
+FAST_KEYS = _FAST
+"""`sort_key` by a value's exact type, for the types most stored values have."""
 
 
 def key_value(key: tuple[Any, ...]) -> Any:
@@ -313,6 +315,17 @@ def field_keys(doc: Mapping[str, Any], path: str, memo: FieldKeys | None = None)
     if memo is not None:
         memo[path] = keys
     return keys
+
+
+def string_array_keys(value: Any) -> list[tuple[Any, ...]] | None:
+    """`field_keys` of a top-level field holding `value`, when it is a non-empty list of
+    strings only (their distinct keys in order: strings order as their keys do); else None."""
+    if type(value) is not list or not value:
+        return None
+    for item in value:
+        if type(item) is not str:
+            return None
+    return [(_STRING, item) for item in sorted(set(value))]
 
 
 def index_keys(

@@ -19,9 +19,10 @@ write-ahead log once the client is persistent (see wal.py): TTL deletions includ
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import bson
@@ -30,7 +31,15 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from sortedcontainers import SortedList
 
 from service.embedded import codec, geo, wal
-from service.embedded.keys import FieldKeys, has_path, index_keys, key_value, sort_key
+from service.embedded.keys import (
+    FAST_KEYS,
+    FieldKeys,
+    has_path,
+    index_keys,
+    key_value,
+    sort_key,
+    string_array_keys,
+)
 
 if TYPE_CHECKING:
     from service.embedded.wal import Log
@@ -65,6 +74,14 @@ class Index:
         self.watched = frozenset(f.split(".", 1)[0] for f in (*self.fields, *(self.partial or {})))
         self._applies = _compile(self.partial) if self.partial is not None else None
         self.geo = geo.geo_fields(self.keys)  # keyed by cell (geo.py), walked by `$nearSphere`
+        # An index of top-level fields only (no geo, no dotted path): its one key tuple, when
+        # none of them holds an array, is picked from a document's `Scalars` in one call.
+        self.pick: Callable[[Scalars], tuple[Any, ...]] | None = None
+        if not self.geo and not any("." in f for f in self.fields):
+            if len(self.fields) == 1:
+                self.pick = _one(self.fields[0])
+            else:
+                self.pick = itemgetter(*self.fields)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -120,6 +137,32 @@ def _compile(expr: Mapping[str, Any]) -> Any:
     return lambda doc: all(check(doc) for check in checks)
 
 
+class Scalars(dict):  # type: ignore[type-arg]
+    """A document's top-level scalar fields' keys, each computed on first use and shared by
+    the document's indexes (`Index.pick`); KeyError for a field holding an array (such an
+    index takes `index_keys`'s route). Each key is `field_keys`' one key of that field."""
+
+    __slots__ = ("doc",)
+
+    def __init__(self, doc: Mapping[str, Any], key: IdKey) -> None:
+        super().__init__()
+        self.doc = doc
+        if not isinstance(doc.get("_id"), list):
+            self["_id"] = key  # `_id`'s key is known (see `_memo`)
+
+    def __missing__(self, name: str) -> tuple[Any, ...]:
+        value = self.doc.get(name)
+        if isinstance(value, list):
+            raise KeyError(name)
+        fast = FAST_KEYS.get(type(value))
+        key = self[name] = fast(value) if fast is not None else sort_key(value)
+        return key  # type: ignore[no-any-return]
+
+
+def _one(name: str) -> Callable[[Scalars], tuple[Any, ...]]:
+    return lambda scalars: (scalars[name],)
+
+
 class Recorder:
     """Where the stores of one client send their changes: the log, once one is attached."""
 
@@ -153,6 +196,61 @@ class CollectionStore:
         self._seq = 0
         self._next_expiry: datetime | None = None
         self.indexes["_id_"] = Index("_id_", [("_id", 1)])
+        self.index_version = 0  # counts changes of the index set (see `indexed_fields`)
+        # What the engine derives from the index set, keyed with `index_version` among others.
+        self.derived: dict[Any, Any] = {}
+        self._indexed: tuple[int, frozenset[str] | None] | None = None
+
+    @property
+    def fast_paths(self) -> bool:
+        """Whether keys come through `Scalars` (EngineStore follows `engine.FAST_PATHS`)."""
+        return True
+
+    def indexed_fields(self) -> tuple[int, frozenset[str] | None]:
+        """The top-level fields the indexes read (keys, sparse and partial rules) and `_id`
+        (None when a partial filter names an operator: it may read any field), with the
+        version of the index set they were read from (`index_version`)."""
+        cached = self._indexed
+        if cached is not None and cached[0] == self.index_version:
+            return cached
+        names: set[str] | None = {"_id"}
+        for index in self.indexes.values():
+            if any(name.startswith("$") for name in index.watched):
+                names = None
+                break
+            names |= index.watched  # type: ignore[operator]
+        self._indexed = (self.index_version, None if names is None else frozenset(names))
+        return self._indexed
+
+    def _keys(
+        self, doc: Mapping[str, Any], key: IdKey, indexes: Iterable[tuple[str, Index]]
+    ) -> dict[str, list[tuple[Any, ...]]]:
+        """The key tuples of a document in each of `indexes`, by index name."""
+        if not self.fast_paths:
+            general = _memo(doc, key)
+            return {name: index.keys_of(doc, general) for name, index in indexes}
+        scalars = Scalars(doc, key)
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        memo: FieldKeys | None = None
+        for name, index in indexes:
+            pick = index.pick
+            if pick is not None:
+                try:
+                    out[name] = [pick(scalars)]
+                    continue
+                except KeyError:  # a field holds an array: several keys
+                    pass
+                if memo is None:
+                    memo = _memo(doc, key)
+                for field in index.fields:  # arrays of strings (tags, search tokens) at once
+                    if field not in memo:
+                        strings = string_array_keys(doc.get(field))
+                        if strings is not None:
+                            memo[field] = strings
+            if memo is None:
+                memo = _memo(doc, key)
+            out[name] = index.keys_of(doc, memo)
+        return out
 
     def _record(self, kind: int, payload: bytes = b"") -> None:
         recorder = self.recorder
@@ -180,8 +278,7 @@ class CollectionStore:
         key = sort_key(doc["_id"])
         if key in self.docs:
             raise _duplicate("_id_", {"_id": 1}, {"_id": doc["_id"]})
-        memo = _memo(doc, key)
-        new_keys = {name: index.keys_of(doc, memo) for name, index in self.indexes.items()}
+        new_keys = self._keys(doc, key, self.indexes.items())
         covered = self._check_unique(key, doc, new_keys)
         self._seq += 1
         self.docs[key] = (raw, self._seq)
@@ -199,25 +296,35 @@ class CollectionStore:
         the indexes that watch none of them.
         """
         seq = self.docs[key][1]
-        affected = {
-            name: index
-            for name, index in self.indexes.items()
-            if changed is None or index.watched & changed
-        }
-        memo = _memo(doc, key)
-        new_keys = {name: index.keys_of(doc, memo) for name, index in affected.items()}
+        affected = self._affected(changed)
+        new_keys = self._keys(doc, key, affected)
         covered = self._check_unique(key, doc, new_keys)
-        for name, index in affected.items():
-            if index.by_doc.get(key) == tuple((*k, key) for k in new_keys[name]):
+        for name, index in affected:
+            keys = new_keys[name]
+            if index.by_doc.get(key) == tuple([(*k, key) for k in keys]):
                 owners = index.owners
-                if owners is None or (name in covered) == any(
-                    owners.get(k) == key for k in new_keys[name]
-                ):
+                if owners is None or (name in covered) == any(owners.get(k) == key for k in keys):
                     continue  # the update left this index's keys (and membership) alone
             self._remove(index, key)
-            self._add(index, key, new_keys[name], name in covered)
+            self._add(index, key, keys, name in covered)
         self.docs[key] = (raw, seq)
         self._record(wal.REPLACE, raw)
+
+    def _affected(self, changed: frozenset[str] | None) -> list[tuple[str, Index]]:
+        # The indexes watching a changed field (all when unknown), by name: worked out once
+        # per set of changed fields and index set.
+        shape = ("affected", self.index_version, changed)
+        found: list[tuple[str, Index]] | None = self.derived.get(shape)
+        if found is None:
+            found = [
+                (name, index)
+                for name, index in self.indexes.items()
+                if changed is None or index.watched & changed
+            ]
+            if len(self.derived) >= 256:
+                self.derived.clear()
+            self.derived[shape] = found
+        return found
 
     def __setitem__(self, raw_id: Any, doc: dict[str, Any]) -> None:
         # mongomock's update code restores a document's snapshot this way after a failure;
@@ -240,6 +347,7 @@ class CollectionStore:
         """Remove every document and index."""
         self.docs.clear()
         self.indexes = {"_id_": Index("_id_", [("_id", 1)])}
+        self.index_version += 1
         self.created = False
         self.options = {}
         self._record(wal.DROP)
@@ -259,6 +367,7 @@ class CollectionStore:
         sorted once (the snapshot's checksum vouches for its unique indexes)."""
         for index in indexes:
             self.indexes[index.name] = index
+        self.index_version += 1
         all_indexes = list(self.indexes.values())
         docs = self.docs
         seq = self._seq
@@ -310,6 +419,7 @@ class CollectionStore:
             index.multikey = index.multikey or len(keys) > 1
         index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
         self.indexes[index.name] = index
+        self.index_version += 1
         self.created = True
         self._record(wal.CREATE_INDEX, codec.encode(index_spec(index)))
 
@@ -320,6 +430,7 @@ class CollectionStore:
         if name not in self.indexes:
             raise OperationFailure(f"index not found with name [{name}]", code=27)
         del self.indexes[name]
+        self.index_version += 1
         self._record(wal.DROP_INDEX, bson.encode({"name": name}))
 
     def _check_unique(

@@ -75,8 +75,10 @@ class Record:
 def encode(kind: int, database: str, collection: str, payload: bytes = b"") -> bytes:
     """One record's bytes, ready to append."""
     db, coll = database.encode(), collection.encode()
-    body = b"".join((bytes((kind,)), _NAME.pack(len(db)), db, _NAME.pack(len(coll)), coll, payload))
-    return _HEAD.pack(len(body), zlib.crc32(body)) + body
+    names = b"".join((bytes((kind,)), _NAME.pack(len(db)), db, _NAME.pack(len(coll)), coll))
+    # The CRC runs on across the small prefix and the payload: the payload is copied once.
+    crc = zlib.crc32(payload, zlib.crc32(names))
+    return b"".join((_HEAD.pack(len(names) + len(payload), crc), names, payload))
 
 
 def segment_path(path: Path, number: int) -> Path:

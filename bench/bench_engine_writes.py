@@ -1,0 +1,219 @@
+"""The embedded engine's write cost per document, by kind of write, in process (no HTTP).
+
+What an embedded import spends in the engine's worker thread (issue 27, build item 3), each
+kind timed on its own with every declared index live and a write-ahead log recording (records
+built, kept in memory: the encoding is counted, the disk is not):
+
+- `insert leads`: `insert_many` of N lead documents (outbox field included);
+- `insert events`: `insert_many` of their N `lead.created` journal events;
+- `seq events`: the sequencer's `bulk_write` of N `UpdateOne({_id, seq: null}, {$set: {seq}})`;
+- `unset outbox`: the outbox clear, `update_many({_id: {$in}, pending_event.version: 1},
+  {$unset: {pending_event: ""}})` over the N leads, in slices as `update_many` runs it;
+- `read leads`: every lead found and decoded as a caller receives it (the cursor's work);
+- `read events`: every event decoded as a caller receives it (what projectors read);
+- `find pending`: the sequencer's look-up of the unsequenced versions of a batch's aggregates,
+  `find({aggregate_id: {$in}, seq: null}, {_id, aggregate_id, version})`, found and read.
+
+Each kind is timed with the engine's calls exactly as aio.py makes them (one call for the
+whole batch, as the slices would run it), `--repeat` times alternating fresh databases; the
+best and median CPU µs per document (the thread's CPU time, which other processes on a busy
+machine disturb less than the wall clock) are printed. `--fast-off` runs with `engine.FAST_PATHS =
+False` (the general routes) for comparison.
+
+Usage: PYTHONPATH=. .venv/bin/python bench/bench_engine_writes.py [--rows 5000] [--repeat 5]
+       [--profile KIND]  (cProfile of one run of that kind, top 25 by own time)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import os
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.bench_bulk_import import journal_documents, lead_rows, raw_documents
+
+KINDS = (
+    "insert leads",
+    "insert events",
+    "seq events",
+    "unset outbox",
+    "read leads",
+    "read events",
+    "find pending",
+)
+
+
+class _MemoryLog(list):  # type: ignore[type-arg]
+    """Stands in for wal.Log: records are built and kept, nothing is written."""
+
+
+def _fresh() -> Any:
+    from service.database import init_models
+    from service.embedded import embedded_database
+
+    db = embedded_database("bench")
+    asyncio.run(init_models(db))
+    db.client.engine.recorder.log = _MemoryLog()
+    return db
+
+
+def _copies(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(d) for d in docs]
+
+
+def prepare(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The lead documents (with a pending outbox event each) and their journal events."""
+    _fresh()  # the models bound (building a lead needs them)
+    leads = raw_documents(lead_rows(n))
+    events = journal_documents(leads)
+    for lead, event in zip(leads, events, strict=True):
+        lead["pending_event"] = {
+            "id": event["_id"],
+            "version": 1,
+            "type": event.get("event_type"),
+        }
+    return leads, events
+
+
+def run_kind(
+    kind: str,
+    leads: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    profiler: cProfile.Profile | None = None,
+) -> float:
+    """Seconds the engine spends on one kind over all the documents (set-up untimed)."""
+    from pymongo import UpdateOne
+
+    from service.embedded import aio, codec
+
+    db = _fresh()
+    lead_engine = db["leads"].engine
+    event_engine = db["domain_events"].engine
+    timed: Callable[[], Any]
+    if kind == "insert leads":
+        docs = _copies(leads)
+
+        def timed() -> Any:
+            return lead_engine._insert_many(docs, False)
+
+    elif kind == "insert events":
+        docs = _copies(events)
+
+        def timed() -> Any:
+            return event_engine._insert_many(docs, False)
+
+    elif kind == "seq events":
+        event_engine._insert_many(_copies(events), False)
+        requests = [
+            UpdateOne({"_id": e["_id"], "seq": None}, {"$set": {"seq": n}})
+            for n, e in enumerate(events, start=1)
+        ]
+
+        def timed() -> Any:
+            result = {"writeErrors": [], "nMatched": 0, "nModified": 0, "upserted": []}
+            for index, request in enumerate(requests):
+                op, args = aio._bulk_op(request)
+                aio._bulk_apply(event_engine, result, index, op, args)
+            assert result["nModified"] == len(requests), result
+            return result
+
+    elif kind == "unset outbox":
+        lead_engine._insert_many(_copies(leads), False)
+        ids = [d["_id"] for d in leads]
+        query = codec.canonical({"_id": {"$in": ids}, "pending_event.version": 1})
+        change = codec.canonical({"$unset": {"pending_event": ""}})
+
+        def timed() -> Any:
+            # As `update_many` runs it: `aio._UpdateMany` in slices (each its engine batch).
+            sliced = aio._UpdateMany(db["leads"], query, change, False)
+            result = aio._MORE
+            while result is aio._MORE:
+                result = sliced.step(aio._Slice())
+            assert result["nModified"] == len(ids), result
+            return result
+
+    elif kind == "read leads":
+        lead_engine._insert_many(_copies(leads), False)
+        tenant = codec.canonical({"t": leads[0]["tenant_id"]})["t"]
+
+        def timed() -> Any:
+            found = lead_engine.matching({"tenant_id": tenant}, keep=False)
+            out = [codec.read(raw) for raw, _ in found]
+            assert len(out) == len(leads)
+            return out
+
+    elif kind == "read events":
+        event_engine._insert_many(_copies(events), False)
+        raws = [raw for raw, _ in event_engine._store.docs.values()]
+
+        def timed() -> Any:
+            return [codec.read(raw) for raw in raws]
+
+    elif kind == "find pending":
+        event_engine._insert_many(_copies(events), False)
+        ids = [e["aggregate_id"] for e in events]
+        query = codec.canonical({"aggregate_id": {"$in": ids}, "seq": None})
+        fields = {"_id": 1, "aggregate_id": 1, "version": 1}
+
+        def timed() -> Any:
+            found = event_engine.matching(query, keep=False)
+            out = [event_engine.read_projected(raw, fields) for raw, _ in found]
+            assert len(out) == len(events)
+            return out
+
+    else:
+        raise SystemExit(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+    # The bench's own documents (thousands of dicts) stay out of the collector's walks: what
+    # is timed is the engine's work, not the garbage collector re-walking the inputs.
+    gc.collect()
+    gc.freeze()
+    if profiler is not None:
+        profiler.enable()
+    start = time.thread_time()  # CPU time: other processes on the machine count less
+    timed()
+    seconds = time.thread_time() - start
+    if profiler is not None:
+        profiler.disable()
+    gc.unfreeze()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--fast-off", action="store_true")
+    parser.add_argument("--profile", choices=KINDS)
+    parser.add_argument("--kinds", nargs="*", choices=KINDS, default=list(KINDS))
+    args = parser.parse_args()
+    from service.embedded import engine
+
+    engine.FAST_PATHS = not args.fast_off
+    leads, events = prepare(args.rows)
+    if args.profile:
+        profiler = cProfile.Profile()
+        run_kind(args.profile, leads, events, profiler)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
+    times: dict[str, list[float]] = {kind: [] for kind in args.kinds}
+    for _ in range(args.repeat):
+        for kind in args.kinds:  # alternated: each round runs every kind once
+            times[kind].append(run_kind(kind, leads, events))
+    print(f"{args.rows} documents, {args.repeat} rounds, load {os.getloadavg()[0]:.2f}")
+    for kind, seconds in times.items():
+        per = [s / args.rows * 1e6 for s in seconds]
+        print(f"  {kind:14s} best {min(per):7.1f} µs/doc  median {statistics.median(per):7.1f}")
+
+
+if __name__ == "__main__":
+    main()
