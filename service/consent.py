@@ -60,19 +60,23 @@ def is_stop_word(body: str | None) -> bool:
     return body is not None and body.strip().upper() in STOP_WORDS
 
 
-def stored_consent(given: ConsentIn | None, at: datetime) -> dict[str, Any]:
+def stored_consent(given: ConsentIn | None, at: datetime | None) -> dict[str, Any]:
     """A new lead's consent as stored: what was sent (stamped `at`), `unknown` elsewhere.
 
-    Plain data, not a model: the bulk import stores and journals it as it is.
+    Plain data, not a model: the bulk import stores and journals it as it is. `at` matters
+    only when consent is given (the bulk path reads the clock only then).
     """
     stored: dict[str, Any] = {}
-    for channel in Channel:
-        value = getattr(given, channel.value) if given is not None else None
+    for channel in _CHANNELS:
+        value = getattr(given, channel) if given is not None else None
         if value is None:
-            stored[channel.value] = {"status": ConsentStatus.unknown, "source": None, "at": None}
+            stored[channel] = {"status": ConsentStatus.unknown, "source": None, "at": None}
         else:
-            stored[channel.value] = {"status": value.status, "source": value.source, "at": at}
+            stored[channel] = {"status": value.status, "source": value.source, "at": at}
     return stored
+
+
+_CHANNELS = tuple(channel.value for channel in Channel)  # enum iteration is slow per row
 
 
 # -- the rule -----------------------------------------------------------------------------------

@@ -314,9 +314,7 @@ class Repository(Generic[D]):
         for position, (new, fields) in enumerate(rows):
             await yield_now(position)
             fields.update(stamp)
-            full = new.full(fields)
-            stored = new.stored(full)
-            encoded.append((stored, new.created_changes(full, aggregate_type, secrets, stored)))
+            encoded.append(new.encode(fields, aggregate_type, secrets))
         return await self._insert_created(encoded)
 
     async def _insert_created(
@@ -333,7 +331,7 @@ class Repository(Generic[D]):
         events: list[dict[str, Any]] = []
         for position, (stored, changes) in enumerate(rows):
             await yield_now(position)
-            event_id = Binary.from_uuid(journal.pooled_uuid7())
+            event_id = journal.pooled_uuid7.binary()
             stored["pending_event"] = journal.creation_marker(
                 event_id=event_id, aggregate_id=stored["_id"], actor_type=actor_type
             )

@@ -89,7 +89,8 @@ def _normalise(changes: dict[str, Any], region: str) -> dict[str, Any]:
 
 def _outreach_fields(ctx: RequestContext, data: Any, fields: dict[str, Any]) -> dict[str, Any]:
     """A new lead's consent as stored (stamped now) and its assignee (the creating user)."""
-    fields["consent"] = stored_consent(data.consent, utcnow())
+    given = data.consent
+    fields["consent"] = stored_consent(given, utcnow() if given is not None else None)
     fields["assignee_id"] = ctx.user_id
     return fields
 
@@ -284,21 +285,35 @@ def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any
     second time by the document (email syntax and phone parsing were most of a row's cost).
     Phones, the only values the two sides type differently (raw in the API, E.164 in the
     document), are checked here, and the derived `search_text` is computed as the document's
-    validator would.
+    validator would. The import runs the same three steps, each over a whole chunk.
     """
-    data = _lead_adapter.validate_python(row)
-    fields = _normalise(data.model_dump(exclude={"type"}), ctx.phone_region)
+    kind, fields = _row_values(ctx, _lead_adapter.validate_python(row))
+    return kind, _with_search_fields(fields)
+
+
+def _row_values(
+    ctx: RequestContext, data: GenericLeadCreate | MLSLeadCreate
+) -> tuple[LeadType, dict[str, Any]]:
+    # A validated row's stored values but the derived search fields (`_bulk_values`).
+    fields = _normalise(data.model_dump(exclude=_TYPE), ctx.phone_region)
     fields = _outreach_fields(ctx, data, fields)
-    for loc, phone in (
-        (["phone"], fields.get("phone")),
-        (["listing_agent", "phone"], (fields.get("listing_agent") or {}).get("phone")),
-    ):
-        if phone is not None and not E164.match(phone):
-            raise Unprocessable("phone must be E.164", loc=loc)
-    fields["search_text"], fields["search_tokens"] = lead_search_fields(fields)
+    phone = fields.get("phone")
+    if phone is not None and not E164.match(phone):
+        raise Unprocessable("phone must be E.164", loc=["phone"])
+    agent = fields.get("listing_agent")
+    if agent is not None and agent.get("phone") is not None and not E164.match(agent["phone"]):
+        raise Unprocessable("phone must be E.164", loc=["listing_agent", "phone"])
     fields["id"] = journal.pooled_uuid7()
     fields["user_id"] = ctx.user_id
     return data.type, fields
+
+
+def _with_search_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    fields["search_text"], fields["search_tokens"] = lead_search_fields(fields)
+    return fields
+
+
+_TYPE = {"type"}
 
 
 def _bulk_document(ctx: RequestContext, row: Any) -> LeadBase:
@@ -380,20 +395,32 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
     seen: set[tuple[str, str]] = set()
     repo = Repository(LeadBase, ctx)
     for start in range(0, len(rows), BULK_CHUNK):
-        candidates: list[Candidate] = []
-        for index in range(start, min(start + BULK_CHUNK, len(rows))):
+        chunk = range(start, min(start + BULK_CHUNK, len(rows)))
+        # `_bulk_values`' steps, each over the whole chunk: a step's code and data stay in
+        # the CPU's caches (interleaved per row, the same work took about a third longer).
+        valid: list[tuple[int, GenericLeadCreate | MLSLeadCreate]] = []
+        for index in chunk:
             await yield_now(index)
             try:
-                kind, fields = _bulk_values(ctx, rows[index])
-            except (ValidationError, Unprocessable) as exc:
+                valid.append((index, _lead_adapter.validate_python(rows[index])))
+            except ValidationError as exc:
                 outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
-                continue
+        built: list[tuple[int, LeadType, dict[str, Any]]] = []
+        for position, (index, data) in enumerate(valid):
+            await yield_now(position)
+            try:
+                built.append((index, *_row_values(ctx, data)))
+            except Unprocessable as exc:
+                outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
+        candidates: list[Candidate] = []
+        for position, (index, kind, fields) in enumerate(built):
+            await yield_now(position)
             keys = _bulk_keys(fields)
             if seen.intersection(keys):
                 outcome.duplicates += 1
                 continue
             seen.update(keys)
-            candidates.append((index, kind, fields, keys))
+            candidates.append((index, kind, _with_search_fields(fields), keys))
         await _insert_chunk(repo, candidates, outcome)
     outcome.failed.sort(key=lambda f: f["index"])
     return outcome

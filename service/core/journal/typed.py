@@ -163,6 +163,11 @@ def is_uuid_path(aggregate_type: str, field: str) -> bool:
     return _string_kind(aggregate_type, field) is _as_uuid_value
 
 
+def is_date_path(aggregate_type: str, field: str) -> bool:
+    """Whether a string at this journal path is stored as a BSON date."""
+    return _string_kind(aggregate_type, field) is _as_date
+
+
 def typed_leaf(aggregate_type: str, field: str, new: Any) -> Any:
     """`typed_changes`' rule for one new value of a creation's change at `field`.
 
