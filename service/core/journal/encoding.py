@@ -12,6 +12,7 @@ from uuid import UUID
 from beanie import Document
 from beanie.odm.utils.encoder import Encoder
 from bson import Binary, Decimal128, ObjectId
+from bson.binary import UUID_SUBTYPE
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from documents.base import RootDocument
@@ -125,12 +126,12 @@ class NewDocuments:
             if name != "revision_id"
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
-        self._shared: dict[UUID, Binary] = {}
+        self._shared: dict[int, tuple[UUID, Binary]] = {}
         # Per aggregate type, per field: how a string there is typed, its alias at a UUID
         # path, how a list of strings there is typed; and strings' kinds by nested path.
         self._plans: dict[str, dict[str, _FieldPlan]] = {}
         self._path_kinds: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
-        self._walks: dict[str, list[_WalkStep]] = {}
+        self._walks: dict[str, _Walk] = {}
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
         for name, _, info in self.fields:
@@ -182,15 +183,18 @@ class NewDocuments:
         return out
 
     def _binary(self, name: str, value: UUID) -> Binary:
-        # The tenant and actor ids repeat on every document of a batch: encoded once.
+        # The tenant and actor ids repeat on every document of a batch: encoded once, found
+        # by the object's identity (a UUID's hash is Python code; the entry keeps the object
+        # alive, so its id is not reused while the entry lasts).
         shared = self._shared
-        binary = shared.get(value)
-        if binary is None:
-            binary = Binary.from_uuid(value)
-            if name in _REPEATED_IDS:
-                if len(shared) > 16:
-                    shared.clear()
-                shared[value] = binary
+        entry = shared.get(id(value))
+        if entry is not None and entry[0] is value:
+            return entry[1]
+        binary = Binary(value.bytes, UUID_SUBTYPE)  # `Binary.from_uuid`, standard form
+        if name in _REPEATED_IDS:
+            if len(shared) > 16:
+                shared.clear()
+            shared[id(value)] = (value, binary)
         return binary
 
     def changes(
@@ -278,32 +282,34 @@ class NewDocuments:
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """`(stored(full), created_changes(full, ..., stored))` of `full = self.full(values)`.
 
-        The bulk path's one walk: each field's stored value and its typed journal leaves are
-        made together, by the field's plan (worked out once per aggregate type), from the
-        values as given; no `full` dict. The same rules, case for case, as the three it
-        replaces (tests/test_repository.py compares them on varied documents).
+        The bulk path's one walk: the fields left to constant defaults come from a template
+        made once per aggregate type (stored forms and journal leaves), and each given value
+        (or factory default) makes its stored form and its typed leaves together; no `full`
+        dict. The same rules, case for case, as the three walks it replaces
+        (tests/test_repository.py and tests/test_leads_bulk.py compare them byte for byte).
         """
         if not self.names.issuperset(values):
             raise TypeError(
                 f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
             )
-        plan = self._walks.get(aggregate_type)
-        if plan is None:
-            plan = self._walks[aggregate_type] = self._walk_plan(aggregate_type)
+        walk = self._walks.get(aggregate_type)
+        if walk is None:
+            walk = self._walks[aggregate_type] = self._walk(aggregate_type)
+        steps, stored_template, leaf_template, factories, factory_names = walk
         kinds = self._path_kinds.setdefault(aggregate_type, {})
-        out: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
-        flat: dict[str, Any] = {}
+        out = dict(stored_template)  # every field in the class's order, constants in place
+        flat = dict(leaf_template)
         exact = _BSON_EXACT
-        for name, alias, default, factory, journaled, to_str, uuid_path, to_list, is_date in plan:
-            if name in values:
-                value = values[name]
-            elif factory is None:
-                value = default
-            else:
-                value = factory()
+        given: Iterable[tuple[str, Any]] = values.items()
+        if not factory_names <= values.keys():  # defaults made per document
+            given = [*given, *((n, f()) for n, f in factories if n not in values)]
+        for name, value in given:
+            alias, journaled, to_str, uuid_path, to_list, is_date = steps[name]
             kind = type(value)
             if value is None:
                 out[alias] = None
+                if name in leaf_template:
+                    del flat[name]
             elif kind is str:
                 out[alias] = value
                 if journaled:
@@ -332,55 +338,72 @@ class NewDocuments:
                 if journaled:
                     flat[name] = binary if uuid_path else typed_leaf(aggregate_type, name, value)
             elif kind is list:
+                if set(map(type, value)) <= _STR_ONLY:  # tags, search tokens
+                    out[alias] = list(value)
+                    if journaled:
+                        flat[name] = value if to_list is None else to_list(value)
+                    continue
                 out[alias] = [v if type(v) in exact else to_bson(v) for v in value]
-                if not journaled:
-                    continue
-                if set(map(type, value)) <= _STR_ONLY:
-                    flat[name] = value if to_list is None else to_list(value)
-                else:
-                    flat[name] = typed_leaf(aggregate_type, name, to_jsonable_python(value))
-            elif kind in exact or isinstance(value, _BSON_AS_IS):  # str enums, datetimes…
-                out[alias] = value if kind in exact else to_bson(value)
-                if not journaled:
-                    continue
-                if isinstance(value, str) and isinstance(value, Enum):
-                    json_form = value._value_  # its JSON form, typed as a string is
-                    if type(json_form) is not str:
-                        flat[name] = typed_leaf(aggregate_type, name, json_form)
-                    else:
-                        flat[name] = json_form if to_str is None else to_str(json_form)
-                elif kind is datetime and value.tzinfo is UTC:
-                    flat[name] = value if is_date else to_jsonable_python(value)
-                else:
-                    flat[name] = typed_leaf(aggregate_type, name, to_jsonable_python(value))
-            else:
-                out[alias] = to_bson(value)
                 if journaled:
                     flat[name] = typed_leaf(aggregate_type, name, to_jsonable_python(value))
+            else:
+                out[alias] = value if kind in exact else to_bson(value)
+                if journaled:
+                    flat[name] = _other_leaf(value, aggregate_type, name, to_str, is_date)
         return out, created_leaves(flat, secret_fields)
 
-    def _walk_plan(self, aggregate_type: str) -> list[_WalkStep]:
-        # Per field, in the class's order: its default, whether the journal records it, and
-        # how its strings, UUIDs, lists of strings and dates are typed there.
-        factories = {name: (default, factory) for name, default, factory in self.defaults}
-        plan: list[_WalkStep] = []
-        for name, alias, _ in self.fields:
-            default, factory = factories[name]
+    def _walk(self, aggregate_type: str) -> _Walk:
+        # Per field: its alias, whether the journal records it, how its strings, UUIDs, lists
+        # of strings and dates are typed; the stored forms and leaves of the constant
+        # defaults (plain scalars and str enums: immutable, shared by every document); the
+        # factories (and required fields) that make the others per document.
+        steps: dict[str, _Step] = {}
+        stored: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
+        leaves: dict[str, Any] = {}
+        factories: list[tuple[str, Callable[[], Any]]] = []
+        for (name, alias, _), (_, default, factory) in zip(self.fields, self.defaults, strict=True):
             to_str = string_kind(aggregate_type, name)
-            plan.append(
-                (
-                    name,
-                    alias,
-                    default,
-                    factory,
-                    name not in UNJOURNALED,
-                    to_str,
-                    is_uuid_path(aggregate_type, name),
-                    list_kind(aggregate_type, name),
-                    is_date_path(aggregate_type, name),
-                )
+            is_date = is_date_path(aggregate_type, name)
+            journaled = name not in UNJOURNALED
+            steps[name] = (
+                alias,
+                journaled,
+                to_str,
+                is_uuid_path(aggregate_type, name),
+                list_kind(aggregate_type, name),
+                is_date,
             )
-        return plan
+            stored[alias] = None
+            constant = type(default) in (str, int, float, bool) or (
+                isinstance(default, str) and isinstance(default, Enum)
+            )
+            if factory is not None or not (default is None or constant):
+                factories.append((name, factory or functools.partial(lambda d: d, default)))
+            elif default is not None:
+                stored[alias] = to_bson(default)
+                if not journaled:
+                    continue
+                if type(default) is str:
+                    leaves[name] = default if to_str is None else to_str(default)
+                elif isinstance(default, Enum):
+                    leaves[name] = _other_leaf(default, aggregate_type, name, to_str, is_date)
+                else:  # int, float, bool
+                    leaves[name] = default
+        return steps, stored, leaves, factories, frozenset(name for name, _ in factories)
+
+
+def _other_leaf(
+    value: Any, aggregate_type: str, name: str, to_str: Callable[[Any], Any] | None, is_date: bool
+) -> Any:
+    # A top-level value's leaf that is not a str, number, dict, list or UUID (`created_changes`).
+    if isinstance(value, str) and isinstance(value, Enum):
+        json_form = value._value_  # its JSON form, typed as a string is
+        if type(json_form) is not str:
+            return typed_leaf(aggregate_type, name, json_form)
+        return json_form if to_str is None else to_str(json_form)
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value if is_date else to_jsonable_python(value)
+    return typed_leaf(aggregate_type, name, to_jsonable_python(value))
 
 
 def _encode_dict(
@@ -412,22 +435,42 @@ def _encode_dict(
             stored[key] = out[path] = inner
         elif kind is dict and inner and set(map(type, inner)) <= _STR_ONLY:
             stored[key] = _encode_dict(inner, path, out, kind_of, kinds)
+        elif (
+            kind in _BSON_EXACT
+            and isinstance(inner, str)
+            and isinstance(inner, Enum)
+            and type(inner._value_) is str
+        ):
+            # A str enum met before (consent statuses…): stored as it is, journaled by value.
+            stored[key] = inner
+            if path in kinds:
+                to_kind = kinds[path]
+            else:
+                to_kind = string_kind(kind_of, path)
+                if len(kinds) < _MAX_PATHS:
+                    kinds[path] = to_kind
+            value = inner._value_
+            out[path] = value if to_kind is None else to_kind(value)
         else:
             stored[key] = inner if kind in _BSON_EXACT else to_bson(inner)
             _flatten_typed({key: inner}, prefix, out, kind_of, kinds)
     return stored
 
 
-_WalkStep = tuple[
+_Step = tuple[
     str,
-    str,
-    Any,
-    Callable[[], Any] | None,
     bool,
     Callable[[Any], Any] | None,
     bool,
     Callable[[list[str]], list[Any]] | None,
     bool,
+]
+_Walk = tuple[
+    dict[str, _Step],
+    dict[str, Any],
+    dict[str, Any],
+    list[tuple[str, Callable[[], Any]]],
+    frozenset[str],
 ]
 
 
