@@ -424,12 +424,9 @@ def _encode_dict(
         path = f"{prefix}.{key}"
         if kind is str:
             stored[key] = inner
-            if path in kinds:
-                to_kind = kinds[path]
-            else:
-                to_kind = string_kind(kind_of, path)
-                if len(kinds) < _MAX_PATHS:  # map keys are the clients': bounded
-                    kinds[path] = to_kind
+            to_kind = kinds.get(path, _UNKNOWN)
+            if to_kind is _UNKNOWN:
+                to_kind = _path_kind(kinds, kind_of, path)
             out[path] = inner if to_kind is None else to_kind(inner)
         elif kind is int or kind is bool:
             stored[key] = out[path] = inner
@@ -443,18 +440,29 @@ def _encode_dict(
         ):
             # A str enum met before (consent statuses…): stored as it is, journaled by value.
             stored[key] = inner
-            if path in kinds:
-                to_kind = kinds[path]
-            else:
-                to_kind = string_kind(kind_of, path)
-                if len(kinds) < _MAX_PATHS:
-                    kinds[path] = to_kind
-            value = inner._value_
-            out[path] = value if to_kind is None else to_kind(value)
+            to_kind = kinds.get(path, _UNKNOWN)
+            if to_kind is _UNKNOWN:
+                to_kind = _path_kind(kinds, kind_of, path)
+            json_form = inner._value_
+            out[path] = json_form if to_kind is None else to_kind(json_form)
         else:
             stored[key] = inner if kind in _BSON_EXACT else to_bson(inner)
             _flatten_typed({key: inner}, prefix, out, kind_of, kinds)
     return stored
+
+
+def _path_kind(
+    kinds: dict[str, Callable[[Any], Any] | None], kind_of: str, path: str
+) -> Callable[[Any], Any] | None:
+    # A nested path's string kind, kept for the next document (map keys are the clients':
+    # only so many are kept).
+    to_kind = string_kind(kind_of, path)
+    if len(kinds) < _MAX_PATHS:
+        kinds[path] = to_kind
+    return to_kind
+
+
+_UNKNOWN: Any = object()  # a path whose kind is not known yet
 
 
 _Step = tuple[
