@@ -66,17 +66,20 @@ def stored_consent(given: ConsentIn | None, at: datetime | None) -> dict[str, An
     Plain data, not a model: the bulk import stores and journals it as it is. `at` matters
     only when consent is given (the bulk path reads the clock only then).
     """
+    if given is None:  # most new leads: `unknown` everywhere
+        return {channel: {"status": _UNKNOWN, "source": None, "at": None} for channel in _CHANNELS}
     stored: dict[str, Any] = {}
     for channel in _CHANNELS:
-        value = getattr(given, channel) if given is not None else None
+        value = getattr(given, channel)
         if value is None:
-            stored[channel] = {"status": ConsentStatus.unknown, "source": None, "at": None}
+            stored[channel] = {"status": _UNKNOWN, "source": None, "at": None}
         else:
             stored[channel] = {"status": value.status, "source": value.source, "at": at}
     return stored
 
 
 _CHANNELS = tuple(channel.value for channel in Channel)  # enum iteration is slow per row
+_UNKNOWN = ConsentStatus.unknown
 
 
 # -- the rule -----------------------------------------------------------------------------------

@@ -405,16 +405,14 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
                 valid.append((index, _lead_adapter.validate_python(rows[index])))
             except ValidationError as exc:
                 outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
-        built: list[tuple[int, LeadType, dict[str, Any]]] = []
+        candidates: list[Candidate] = []
         for position, (index, data) in enumerate(valid):
             await yield_now(position)
             try:
-                built.append((index, *_row_values(ctx, data)))
+                kind, fields = _row_values(ctx, data)
             except Unprocessable as exc:
                 outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
-        candidates: list[Candidate] = []
-        for position, (index, kind, fields) in enumerate(built):
-            await yield_now(position)
+                continue
             keys = _bulk_keys(fields)
             if seen.intersection(keys):
                 outcome.duplicates += 1
