@@ -396,8 +396,9 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
     repo = Repository(LeadBase, ctx)
     for start in range(0, len(rows), BULK_CHUNK):
         chunk = range(start, min(start + BULK_CHUNK, len(rows)))
-        # `_bulk_values`' steps, each over the whole chunk: a step's code and data stay in
-        # the CPU's caches (interleaved per row, the same work took about a third longer).
+        # `_bulk_values` in steps over the whole chunk (validation, then the rest; the
+        # documents and journal entries in `create_many_values`): a step's code stays in the
+        # CPU's caches (everything row by row, the same work took about a sixth longer).
         valid: list[tuple[int, GenericLeadCreate | MLSLeadCreate]] = []
         for index in chunk:
             await yield_now(index)
