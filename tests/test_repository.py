@@ -223,6 +223,9 @@ async def test_created_changes_type_in_one_pass_what_typed_changes_types(
     # Values as the bulk path gives them: some fields left to their defaults.
     partial = {k: v for k, v in full.items() if k not in {"status", "tags", "consent", "address"}}
     assert_encodes_as_the_three_steps(new, partial, "lead", lead.secret_fields)
+    # None for fields whose default is not None (a constant, a factory's).
+    cleared = {**partial, "search_text": None, "is_archived": None, "tags": None, "notes": None}
+    assert_encodes_as_the_three_steps(new, cleared, "lead", lead.secret_fields)
 
 
 def assert_encodes_as_the_three_steps(

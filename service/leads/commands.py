@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -60,6 +60,10 @@ DEDUPE_FIELDS = ("email", "phone", "mls_id")
 # Rows per dedupe query and per insert in the bulk import: calls grow with N / BULK_CHUNK.
 BULK_CHUNK = 2000
 _lead_adapter: TypeAdapter[GenericLeadCreate | MLSLeadCreate] = TypeAdapter(LeadCreate)
+# `_lead_adapter.validate_python` without its Python-level argument checks (once per row).
+_validate_row: Callable[[Any], GenericLeadCreate | MLSLeadCreate] = (
+    _lead_adapter.validator.validate_python
+)
 
 # -- normalisation and dedupe -----------------------------------------------------------------
 
@@ -403,7 +407,7 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
         for index in chunk:
             await yield_now(index)
             try:
-                valid.append((index, _lead_adapter.validate_python(rows[index])))
+                valid.append((index, _validate_row(rows[index])))
             except ValidationError as exc:
                 outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
         candidates: list[Candidate] = []

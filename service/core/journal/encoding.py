@@ -295,7 +295,7 @@ class NewDocuments:
         walk = self._walks.get(aggregate_type)
         if walk is None:
             walk = self._walks[aggregate_type] = self._walk(aggregate_type)
-        steps, stored_template, leaf_template, factories, factory_names = walk
+        steps, stored_template, leaf_template, factories, factory_names, quiet = walk
         kinds = self._path_kinds.setdefault(aggregate_type, {})
         out = dict(stored_template)  # every field in the class's order, constants in place
         flat = dict(leaf_template)
@@ -304,12 +304,13 @@ class NewDocuments:
         if not factory_names <= values.keys():  # defaults made per document
             given = [*given, *((n, f()) for n, f in factories if n not in values)]
         for name, value in given:
+            if value is None and name in quiet:
+                continue  # None in the template already, and no leaf
             alias, journaled, to_str, uuid_path, to_list, is_date = steps[name]
             kind = type(value)
             if value is None:
                 out[alias] = None
-                if name in leaf_template:
-                    del flat[name]
+                flat.pop(name, None)
             elif kind is str:
                 out[alias] = value
                 if journaled:
@@ -389,7 +390,10 @@ class NewDocuments:
                     leaves[name] = _other_leaf(default, aggregate_type, name, to_str, is_date)
                 else:  # int, float, bool
                     leaves[name] = default
-        return steps, stored, leaves, factories, frozenset(name for name, _ in factories)
+        quiet = frozenset(
+            name for name, alias, _ in self.fields if stored[alias] is None and name not in leaves
+        )
+        return steps, stored, leaves, factories, frozenset(name for name, _ in factories), quiet
 
 
 def _other_leaf(
@@ -478,6 +482,7 @@ _Walk = tuple[
     dict[str, Any],
     dict[str, Any],
     list[tuple[str, Callable[[], Any]]],
+    frozenset[str],
     frozenset[str],
 ]
 
