@@ -238,11 +238,32 @@ def assert_encodes_as_the_three_steps(
     full = new.full(values)
     stored = new.stored(full)
     changes = new.created_changes(full, aggregate_type, secrets, stored)
-    one_stored, one_changes = new.encode(values, aggregate_type, secrets)
-    assert bson.encode(one_stored) == bson.encode(stored)
-    assert bson.encode({"c": one_changes}) == bson.encode({"c": changes})
-    assert one_stored == stored and one_changes == changes
-    assert [type(c["new"]) for c in one_changes] == [type(c["new"]) for c in changes]
+    # Alone, and with part of the values as a batch's common values (disjoint from the
+    # rest, overlapping it with other values, which the common ones win over).
+    shared = {k: v for k, v in values.items() if k in _STAMPED}
+    rest = {k: v for k, v in values.items() if k not in _STAMPED}
+    overlapping = {**values, **{k: _other(v) for k, v in shared.items()}}
+    common = new.common(shared, aggregate_type)
+    for given, with_common in ((values, None), (rest, common), (overlapping, common)):
+        one_stored, one_changes = new.encode(given, aggregate_type, secrets, with_common)
+        assert bson.encode(one_stored) == bson.encode(stored)
+        assert bson.encode({"c": one_changes}) == bson.encode({"c": changes})
+        assert one_stored == stored and one_changes == changes
+        assert [type(c["new"]) for c in one_changes] == [type(c["new"]) for c in changes]
+
+
+# What `create_many_values` stamps, and more: None, a constant's and a factory's fields.
+_STAMPED = {"tenant_id", "created_at", "updated_at", "created_by", "updated_by", "version"}
+_STAMPED |= {"is_deleted", "deleted_at", "pending_event", "search_text", "is_archived", "tags"}
+
+
+def _other(value: Any) -> Any:
+    # A different value of the same field's kind (the common value must win over it).
+    if value is None or isinstance(value, bool):
+        return "x" if value is None else not value
+    if isinstance(value, int):
+        return value + 1
+    return None
 
 
 async def test_creation_event_document_is_what_the_encoder_stores(owner: Account) -> None:

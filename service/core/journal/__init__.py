@@ -38,6 +38,7 @@ never from a submodule. Tests that patch a name patch it where it is looked up (
 
 from service.core.journal.diff import REDACTED, diff, journal_dump
 from service.core.journal.encoding import (
+    CommonValues,
     NewDocuments,
     as_uuid,
     encode_document,
@@ -65,6 +66,7 @@ from service.core.journal.typed import retype_journal, typed_changes
 __all__ = [
     "JOURNALED_DOCUMENT_MAX_BYTES",
     "REDACTED",
+    "CommonValues",
     "NewDocuments",
     "as_outbox",
     "as_uuid",

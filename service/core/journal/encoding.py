@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -278,31 +279,81 @@ class NewDocuments:
         return created_leaves(flat, secret_fields)  # typed or not, a secret's value is REDACTED
 
     def encode(
-        self, values: Mapping[str, Any], aggregate_type: str, secret_fields: Iterable[str] = ()
+        self,
+        values: Mapping[str, Any],
+        aggregate_type: str,
+        secret_fields: Iterable[str] = (),
+        common: CommonValues | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """`(stored(full), created_changes(full, ..., stored))` of `full = self.full(values)`.
 
         The bulk path's one walk: the fields left to constant defaults come from a template
         made once per aggregate type (stored forms and journal leaves), and each given value
         (or factory default) makes its stored form and its typed leaves together; no `full`
-        dict. The same rules, case for case, as the three walks it replaces
-        (tests/test_repository.py and tests/test_leads_bulk.py compare them byte for byte).
+        dict. `common` (`self.common(...)`): values every document of a batch shares, encoded
+        once, which win over `values` (as if `values | common` were given). The same rules,
+        case for case, as the three walks it replaces (tests/test_repository.py and
+        tests/test_leads_bulk.py compare them byte for byte).
         """
         if not self.names.issuperset(values):
             raise TypeError(
                 f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
             )
+        walk = self._plan(aggregate_type)
+        steps, stored_template, leaf_template, factories, factory_names, quiet = walk
+        out = dict(stored_template)  # every field in the class's order, constants in place
+        flat = dict(leaf_template)
+        missing = factory_names if common is None else common.factories
+        given: Iterable[tuple[str, Any]] = values.items()
+        if not missing <= values.keys():  # defaults made per document
+            given = [*given, *((n, f()) for n, f in factories if n in missing and n not in values)]
+        self._put(given, steps, quiet, out, flat, aggregate_type)
+        if common is not None:
+            out.update(common.stored)
+            flat.update(common.leaves)
+            for name in common.unset if values.keys().isdisjoint(common.names) else common.leafless:
+                flat.pop(name, None)
+        return out, created_leaves(flat, secret_fields)
+
+    def common(self, values: Mapping[str, Any], aggregate_type: str) -> CommonValues:
+        """`values` every document of a batch shares (the repository's stamp), encoded once
+        for `encode`: their stored forms and leaves are the same for every document."""
+        if not self.names.issuperset(values):
+            raise TypeError(
+                f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
+            )
+        steps, _, leaf_template, _, factory_names, _ = self._plan(aggregate_type)
+        stored: dict[str, Any] = {}
+        leaves: dict[str, Any] = {}
+        self._put(values.items(), steps, frozenset(), stored, leaves, aggregate_type)
+        leafless = frozenset(name for name in values if name not in leaves)
+        return CommonValues(
+            stored=stored,
+            leaves=leaves,
+            names=frozenset(values),
+            leafless=leafless,
+            unset=tuple(name for name in leafless if name in leaf_template),
+            factories=factory_names - values.keys(),
+        )
+
+    def _plan(self, aggregate_type: str) -> _Walk:
         walk = self._walks.get(aggregate_type)
         if walk is None:
             walk = self._walks[aggregate_type] = self._walk(aggregate_type)
-        steps, stored_template, leaf_template, factories, factory_names, quiet = walk
+        return walk
+
+    def _put(
+        self,
+        given: Iterable[tuple[str, Any]],
+        steps: dict[str, _Step],
+        quiet: frozenset[str],
+        out: dict[str, Any],
+        flat: dict[str, Any],
+        aggregate_type: str,
+    ) -> None:
+        # Each given value's stored form into `out` (by alias), its typed leaves into `flat`.
         kinds = self._path_kinds.setdefault(aggregate_type, {})
-        out = dict(stored_template)  # every field in the class's order, constants in place
-        flat = dict(leaf_template)
         exact = _BSON_EXACT
-        given: Iterable[tuple[str, Any]] = values.items()
-        if not factory_names <= values.keys():  # defaults made per document
-            given = [*given, *((n, f()) for n, f in factories if n not in values)]
         for name, value in given:
             if value is None and name in quiet:
                 continue  # None in the template already, and no leaf
@@ -334,10 +385,6 @@ class NewDocuments:
                     }
                     if journaled:
                         _flatten_typed(value, name, flat, aggregate_type, kinds)
-            elif isinstance(value, UUID):
-                out[alias] = binary = self._binary(name, value)
-                if journaled:
-                    flat[name] = binary if uuid_path else typed_leaf(aggregate_type, name, value)
             elif kind is list:
                 if set(map(type, value)) <= _STR_ONLY:  # tags, search tokens
                     out[alias] = list(value)
@@ -347,11 +394,14 @@ class NewDocuments:
                 out[alias] = [v if type(v) in exact else to_bson(v) for v in value]
                 if journaled:
                     flat[name] = typed_leaf(aggregate_type, name, to_jsonable_python(value))
+            elif isinstance(value, UUID):
+                out[alias] = binary = self._binary(name, value)
+                if journaled:
+                    flat[name] = binary if uuid_path else typed_leaf(aggregate_type, name, value)
             else:
                 out[alias] = value if kind in exact else to_bson(value)
                 if journaled:
                     flat[name] = _other_leaf(value, aggregate_type, name, to_str, is_date)
-        return out, created_leaves(flat, secret_fields)
 
     def _walk(self, aggregate_type: str) -> _Walk:
         # Per field: its alias, whether the journal records it, how its strings, UUIDs, lists
@@ -467,6 +517,18 @@ def _path_kind(
 
 
 _UNKNOWN: Any = object()  # a path whose kind is not known yet
+
+
+@dataclass(frozen=True, slots=True)
+class CommonValues:
+    """Values every new document of a batch shares, encoded once (`NewDocuments.common`)."""
+
+    stored: dict[str, Any]  # stored forms, by alias
+    leaves: dict[str, Any]  # typed journal leaves, by path
+    names: frozenset[str]
+    leafless: frozenset[str]  # given but without a leaf (None, unjournaled)
+    unset: tuple[str, ...]  # of those, the ones a template leaf must leave
+    factories: frozenset[str]  # the factory defaults still made per document
 
 
 _Step = tuple[
