@@ -157,8 +157,10 @@ def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
 # folded (lower case, no accents) and split at spaces and `SEARCH_PUNCTUATION`.
 SEARCH_PUNCTUATION = r"\s.,;:@_\-()/+'\"&#!?"
 _WORD_SPLIT = re.compile(f"[{SEARCH_PUNCTUATION}]+")
-# ASCII text splits the same with str methods (`\\s` and `str.split()` agree on ASCII space).
-_PUNCTUATION_TO_SPACE = str.maketrans(dict.fromkeys(".,;:@_-()/+'\"&#!?", " "))
+# ASCII text splits the same with str methods (`\s` and `str.split()` agree on ASCII space);
+# the punctuation becomes spaces by a bytes table (`str.translate` looks each character up).
+_PUNCTUATION = b".,;:@_-()/+'\"&#!?"
+_PUNCTUATION_TO_SPACE = bytes.maketrans(_PUNCTUATION, b" " * len(_PUNCTUATION))
 _NOT_DIGITS = re.compile(r"\D")
 PHONE_SUFFIX_MIN = 4
 MAX_SEARCH_TOKENS = 120  # a lead's fields are bounded; this bounds the array outright
@@ -210,7 +212,7 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     # The words of the names, company, MLS id and address parts (their folded forms joined
     # by a space: the split gives each part's words in order).
     words = [p for p in (f_first, f_last) if p]
-    for part in (company, mls_id, *[address.get(name) for name in _ADDRESS_PARTS]):
+    for part in (company, mls_id, *map(address.get, _ADDRESS_PARTS)):
         if isinstance(part, str):
             folded = fold(part)
             if folded:
@@ -237,7 +239,7 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
 def _split_words(text: str) -> list[str]:
     # `_WORD_SPLIT.split(text)` but for empty words (which the tokens drop).
     if text.isascii():
-        return text.translate(_PUNCTUATION_TO_SPACE).split()
+        return text.encode().translate(_PUNCTUATION_TO_SPACE).decode().split()
     return _WORD_SPLIT.split(text)
 
 
