@@ -290,8 +290,10 @@ class NewDocuments:
         The bulk path's one walk: the fields left to constant defaults come from a template
         made once per aggregate type (stored forms and journal leaves), and each given value
         (or factory default) makes its stored form and its typed leaves together; no `full`
-        dict. `common` (`self.common(...)`): values every document of a batch shares, encoded
-        once, which win over `values` (as if `values | common` were given). The same rules,
+        dict; a sub-document of plain values (strings, numbers, None) is taken into the stored
+        document as it is, not copied (the caller leaves `values` alone afterwards). `common`
+        (`self.common(...)`): values every document of a batch shares, encoded once, which
+        win over `values` (as if `values | common` were given). The same rules,
         case for case, as the three walks it replaces (tests/test_repository.py and
         tests/test_leads_bulk.py compare them byte for byte).
         """
@@ -468,7 +470,22 @@ def _encode_dict(
     kinds: dict[str, Callable[[Any], Any] | None],
 ) -> dict[str, Any]:
     # A sub-document with string keys: its stored form (`to_bson`'s) and its typed leaves
-    # (`_flatten_typed`'s) in one walk; values of other kinds go to those two apart.
+    # (`_flatten_typed`'s) in one walk; values of other kinds go to those two apart. One
+    # of plain values only (an address, a listing agent) is stored as it is: `to_bson`
+    # would make an equal copy.
+    if set(map(type, value.values())) <= _PLAIN:
+        for key, inner in value.items():
+            if inner is None:
+                continue
+            path = f"{prefix}.{key}"
+            if type(inner) is str:
+                to_kind = kinds.get(path, _UNKNOWN)
+                if to_kind is _UNKNOWN:
+                    to_kind = _path_kind(kinds, kind_of, path)
+                out[path] = inner if to_kind is None else to_kind(inner)
+            else:
+                out[path] = inner
+        return value
     stored: dict[str, Any] = {}
     for key, inner in value.items():
         kind = type(inner)
@@ -517,6 +534,7 @@ def _path_kind(
 
 
 _UNKNOWN: Any = object()  # a path whose kind is not known yet
+_PLAIN = frozenset({str, int, bool, type(None)})  # stored and journaled as they are
 
 
 @dataclass(frozen=True, slots=True)
