@@ -110,7 +110,8 @@ class NewDocuments:
     `encode_document(model.model_construct(**full))` gives, and `changes(full)` what
     `diff({}, journal_dump(...))` gives (tests/test_repository.py compares both). For bulk writes
     of values the caller has validated: no model instance, no second validation, no Beanie
-    encoder.
+    encoder. The bulk path calls `encode` (stored document and typed creation changes in one
+    walk); `full`, `stored` and `created_changes` are the walks it is tested against.
     """
 
     def __init__(self, model: type[RootDocument]) -> None:

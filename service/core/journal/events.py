@@ -57,7 +57,7 @@ def creation_event(
     The bulk path's and the repair's one builder (neither has a `DomainEvent`): field for
     field what `encode_event(new_event(doc, event_type="created", ...))` stores for the
     same document (tests/test_repository.py checks it). `changes` are JSON-mode dicts, or
-    already BSON-typed ones with `typed` (`NewDocuments.created_changes`).
+    already BSON-typed ones with `typed` (`NewDocuments.encode`).
     """
     return {
         "_id": event_id,
