@@ -289,9 +289,9 @@ def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any
     second time by the document (email syntax and phone parsing were most of a row's cost).
     Phones, the only values the two sides type differently (raw in the API, E.164 in the
     document), are checked here, and the derived `search_text` is computed as the document's
-    validator would. The import runs the same three steps, each over a whole chunk.
+    validator would. The import runs the same steps, its validation over a whole chunk first.
     """
-    kind, fields = _row_values(ctx, _lead_adapter.validate_python(row))
+    kind, fields = _row_values(ctx, _validate_row(row))
     return kind, _with_search_fields(fields)
 
 
@@ -313,6 +313,7 @@ def _row_values(
 
 
 def _with_search_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    # The derived search fields, as the document's validator computes them.
     fields["search_text"], fields["search_tokens"] = lead_search_fields(fields)
     return fields
 
