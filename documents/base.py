@@ -79,8 +79,8 @@ UTCDateTime = Annotated[ISODateTime, AfterValidator(as_utc)]
 
 _PLAIN_EMAIL = re.compile(
     r"(?P<local>[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*)"
-    r"@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+(?P<tld>[A-Za-z]{2,63}))"
-)
+    r"@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?P<tld>[A-Za-z]{2,63}))"
+)  # labels of at most 63 characters (the TLD's too), by the pattern itself
 _SPECIAL_USE_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
 
 
@@ -96,9 +96,8 @@ def _plain_email(value: Any, handler: Any) -> Any:
         match = _PLAIN_EMAIL.fullmatch(value)
         if (
             match is not None
-            and len(match["local"]) <= 64
+            and match.end("local") <= 64
             and match["tld"].lower() not in _SPECIAL_USE_TLDS
-            and all(len(label) <= 63 for label in match["domain"].split("."))
         ):
             return value.lower()
     return handler(value)

@@ -157,6 +157,10 @@ def with_search_text(stored: dict[str, Any]) -> dict[str, Any]:
 # folded (lower case, no accents) and split at spaces and `SEARCH_PUNCTUATION`.
 SEARCH_PUNCTUATION = r"\s.,;:@_\-()/+'\"&#!?"
 _WORD_SPLIT = re.compile(f"[{SEARCH_PUNCTUATION}]+")
+# ASCII text splits the same with str methods (`\s` and `str.split()` agree on ASCII space);
+# the punctuation becomes spaces by a bytes table (`str.translate` looks each character up).
+_PUNCTUATION = b".,;:@_-()/+'\"&#!?"
+_PUNCTUATION_TO_SPACE = bytes.maketrans(_PUNCTUATION, b" " * len(_PUNCTUATION))
 _NOT_DIGITS = re.compile(r"\D")
 PHONE_SUFFIX_MIN = 4
 MAX_SEARCH_TOKENS = 120  # a lead's fields are bounded; this bounds the array outright
@@ -208,28 +212,35 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     # The words of the names, company, MLS id and address parts (their folded forms joined
     # by a space: the split gives each part's words in order).
     words = [p for p in (f_first, f_last) if p]
-    for part in (company, mls_id, *[address.get(name) for name in _ADDRESS_PARTS]):
+    for part in (company, mls_id, *map(address.get, _ADDRESS_PARTS)):
         if isinstance(part, str):
             folded = fold(part)
             if folded:
                 words.append(folded)
             if part.strip():
                 text.append(folded)
-    tokens = _WORD_SPLIT.split(" ".join(words)) if words else []
+    tokens = _split_words(" ".join(words)) if words else []
     # The email whole, its local part, its domain and their words; the phone's digits and
     # their suffixes.
     if f_email:
         local, _, domain = f_email.partition("@")
         # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
         again = f_email if email.isascii() else fold(f_email)  # type: ignore[union-attr]
-        tokens += (f_email, local, domain, *_WORD_SPLIT.split(again))
+        tokens += (f_email, local, domain, *_split_words(again))
     if isinstance(phone, str):
-        digits = _NOT_DIGITS.sub("", phone)
+        plain = phone.lstrip("+")  # E.164 (stored phones): its digits after the `+`
+        digits = plain if plain.isdecimal() else _NOT_DIGITS.sub("", phone)
         tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
-    unique = list(dict.fromkeys(tokens))
-    if "" in unique:
-        unique.remove("")
-    return SEARCH_SEPARATOR.join(text), unique[:MAX_SEARCH_TOKENS]
+    unique = dict.fromkeys(tokens)
+    unique.pop("", None)
+    return SEARCH_SEPARATOR.join(text), list(unique)[:MAX_SEARCH_TOKENS]
+
+
+def _split_words(text: str) -> list[str]:
+    # `_WORD_SPLIT.split(text)` but for empty words (which the tokens drop).
+    if text.isascii():
+        return text.encode().translate(_PUNCTUATION_TO_SPACE).decode().split()
+    return _WORD_SPLIT.split(text)
 
 
 def with_search_tokens(stored: dict[str, Any]) -> dict[str, Any]:

@@ -60,19 +60,27 @@ def is_stop_word(body: str | None) -> bool:
     return body is not None and body.strip().upper() in STOP_WORDS
 
 
-def stored_consent(given: ConsentIn | None, at: datetime) -> dict[str, Any]:
+def stored_consent(given: ConsentIn | None, at: datetime | None) -> dict[str, Any]:
     """A new lead's consent as stored: what was sent (stamped `at`), `unknown` elsewhere.
 
-    Plain data, not a model: the bulk import stores and journals it as it is.
+    Plain data (statuses as strings), not a model: the bulk import stores and journals it
+    as it is. `at` matters only when consent is given (the bulk path reads the clock only
+    then).
     """
+    if given is None:  # most new leads: `unknown` everywhere
+        return {channel: {"status": _UNKNOWN, "source": None, "at": None} for channel in _CHANNELS}
     stored: dict[str, Any] = {}
-    for channel in Channel:
-        value = getattr(given, channel.value) if given is not None else None
+    for channel in _CHANNELS:
+        value = getattr(given, channel)
         if value is None:
-            stored[channel.value] = {"status": ConsentStatus.unknown, "source": None, "at": None}
+            stored[channel] = {"status": _UNKNOWN, "source": None, "at": None}
         else:
-            stored[channel.value] = {"status": value.status, "source": value.source, "at": at}
+            stored[channel] = {"status": value.status.value, "source": value.source, "at": at}
     return stored
+
+
+_CHANNELS = tuple(channel.value for channel in Channel)  # enum iteration is slow per row
+_UNKNOWN = ConsentStatus.unknown.value  # plain strings: stored and journaled as they are
 
 
 # -- the rule -----------------------------------------------------------------------------------

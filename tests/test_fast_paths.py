@@ -192,6 +192,18 @@ def test_search_text_and_tokens_in_one_pass_agree_with_each_derivation() -> None
     assert lead_search_fields(ascii_lead) == (_text_oracle(ascii_lead), _tokens_oracle(ascii_lead))
 
 
+def test_ascii_words_split_as_the_pattern_splits() -> None:
+    # Issue 27: ASCII text is split by a bytes table and `str.split`, not the pattern; every
+    # ASCII character (controls and the text separator included) in random strings.
+    from documents.lead import _WORD_SPLIT, _split_words
+
+    rng = random.Random(27)
+    ascii_chars = "".join(map(chr, range(128)))
+    for _ in range(5000):
+        text = "".join(rng.choice(ascii_chars) for _ in range(rng.randint(0, 12)))
+        assert _split_words(text) == [w for w in _WORD_SPLIT.split(text) if w], text
+
+
 # -- phones: the NANP shortcut gives exactly what phonenumbers gives (issue 27) ---------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 from typing import Any
 from uuid import UUID
@@ -16,6 +17,7 @@ from documents.journal import DomainEvent
 from documents.lead import LeadBase
 from documents.lead_claim import LeadClaim
 from service.core import journal
+from service.core.errors import Unprocessable
 from service.leads import claims as lead_claims
 from service.leads import commands as lead_service
 from tests.factories import make_api_key, make_lead
@@ -358,6 +360,82 @@ async def test_bulk_and_single_create_store_and_journal_the_same(
         assert _comparable_changes(many_event["changes"]) == _comparable_changes(
             one_event["changes"]
         )
+
+
+VARIED_ROWS: list[dict[str, Any]] = [
+    *RICH_ROWS,
+    *ROWS,
+    {"type": "generic", "email": "şükrü@örnek.com.tr", "first_name": "Şükrü", "last_name": "Öz"},
+    {"type": "generic", "phone": "+1 415.555.0199", "first_name": "  ", "last_name": "ﬀ Ⅸ"},
+    {
+        "type": "generic",
+        "phone": "+1-415-555-0123",
+        "company": "\uff26\uff55\uff4c\uff4c \uff37\uff49\uff44\uff54\uff48",
+        "notes": "n",
+    },
+    {"type": "generic", "phone": "+33 1 42 68 53 00", "segments": {"a b": "c", "k": " v "}},
+    {
+        "type": "generic",
+        "email": "c@example.com",
+        "consent": {"text": {"status": "opted_in", "source": "form"}, "email": None},
+        "time_zone": "America/Chicago",
+        "address": {},
+    },
+    {"type": "mls", "mls_id": "x1", "listing_agent": {}, "list_price": 0, "baths": 1.25},
+    {
+        "type": "mls",
+        "mls_id": "Z.9",
+        "listing_agent": {"name": "Ëva", "license_number": "L-1", "phone": "+1 (212) 555-0144"},
+        "location": {"type": "Point", "coordinates": [2.35, 48.85]},
+        "listed_at": "2024-01-01T00:00:00Z",
+        "year_built": 1999,
+        "property_type": "condo",
+        "days_on_market": 0,
+        "square_feet": 1200,
+        "lot_size_sqft": 5000,
+        "mls_board": "CRMLS",
+        "consent": {"call": {"status": "opted_out"}},
+    },
+]
+
+
+async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Account) -> None:
+    # Issue 27: the bulk path's `NewDocuments.encode` against `full` + `stored` +
+    # `created_changes` (the generic walks it replaced), byte for byte, on varied rows.
+    import bson
+
+    from documents.base import utcnow
+
+    now = utcnow()
+    stamp = {"tenant_id": owner.tenant_id, "created_at": now, "updated_at": now}
+    stamp |= {"created_by": owner.ctx.actor_id, "updated_by": owner.ctx.actor_id, "version": 1}
+    stamp |= {"is_deleted": False, "deleted_at": None, "pending_event": None}
+    checked = set()
+    for (index, row), region in itertools.product(enumerate(VARIED_ROWS), ("US", "GB")):
+        ctx = dataclasses.replace(owner.ctx, phone_region=region)
+        try:
+            kind, fields = lead_service._bulk_values(ctx, row)
+        except Unprocessable:  # a national number of the other region
+            continue
+        checked.add(index)
+        fields.update(stamp)
+        new = lead_service._new_leads(kind)
+        full = new.full(fields)
+        stored = new.stored(full)
+        changes = new.created_changes(full, "lead", LeadBase.secret_fields, stored)
+        unstamped = {k: v for k, v in fields.items() if k not in stamp}
+        for values, common in ((fields, None), (unstamped, new.common(stamp, "lead"))):
+            one_stored, one_changes = new.encode(values, "lead", LeadBase.secret_fields, common)
+            assert bson.encode(one_stored) == bson.encode(stored), row
+            assert bson.encode({"c": one_changes}) == bson.encode({"c": changes}), row
+            assert list(one_stored) == list(stored) and one_changes == changes
+        # And the values are the single-create path's (`build_lead`), as stored.
+        slow = lead_service.build_lead(ctx, lead_service._lead_adapter.validate_python(row))
+        skip = {"id", "created_at", "updated_at", "revision_id", "consent"}
+        assert lead_service._bulk_document(ctx, row).model_dump(exclude=skip) == slow.model_dump(
+            exclude=skip
+        )
+    assert checked == set(range(len(VARIED_ROWS)))
 
 
 async def test_an_import_holds_full_collections_and_gives_the_collector_back(

@@ -173,6 +173,7 @@ async def test_creation_changes_equal_the_generic_diff(owner: Account) -> None:
         assert new.created_changes(full, doc.aggregate_type, doc.secret_fields) == typed
         stored = new.stored(full)
         assert new.created_changes(full, doc.aggregate_type, doc.secret_fields, stored) == typed
+        assert_encodes_as_the_three_steps(new, full, doc.aggregate_type, doc.secret_fields)
     new = journal.NewDocuments(User)
     full = new.full({k: v for k, v in user.model_dump().items() if k in new.names})
     redacted = new.changes(full, user.secret_fields)
@@ -218,6 +219,51 @@ async def test_created_changes_type_in_one_pass_what_typed_changes_types(
     stored = new.stored(full)
     assert new.created_changes(full, "lead", lead.secret_fields, stored) == typed
     assert new.created_changes(full, "lead", lead.secret_fields) == typed
+    assert_encodes_as_the_three_steps(new, full, "lead", lead.secret_fields)
+    # Values as the bulk path gives them: some fields left to their defaults.
+    partial = {k: v for k, v in full.items() if k not in {"status", "tags", "consent", "address"}}
+    assert_encodes_as_the_three_steps(new, partial, "lead", lead.secret_fields)
+    # None for fields whose default is not None (a constant, a factory's).
+    cleared = {**partial, "search_text": None, "is_archived": None, "tags": None, "notes": None}
+    assert_encodes_as_the_three_steps(new, cleared, "lead", lead.secret_fields)
+
+
+def assert_encodes_as_the_three_steps(
+    new: journal.NewDocuments, values: dict[str, Any], aggregate_type: str, secrets: Any
+) -> None:
+    """`NewDocuments.encode` (one walk) stores and journals byte for byte what `full`,
+    `stored` and `created_changes` give (types included: BSON bytes differ otherwise)."""
+    import bson
+
+    full = new.full(values)
+    stored = new.stored(full)
+    changes = new.created_changes(full, aggregate_type, secrets, stored)
+    # Alone, and with part of the values as a batch's common values (disjoint from the
+    # rest, overlapping it with other values, which the common ones win over).
+    shared = {k: v for k, v in values.items() if k in _STAMPED}
+    rest = {k: v for k, v in values.items() if k not in _STAMPED}
+    overlapping = {**values, **{k: _other(v) for k, v in shared.items()}}
+    common = new.common(shared, aggregate_type)
+    for given, with_common in ((values, None), (rest, common), (overlapping, common)):
+        one_stored, one_changes = new.encode(given, aggregate_type, secrets, with_common)
+        assert bson.encode(one_stored) == bson.encode(stored)
+        assert bson.encode({"c": one_changes}) == bson.encode({"c": changes})
+        assert one_stored == stored and one_changes == changes
+        assert [type(c["new"]) for c in one_changes] == [type(c["new"]) for c in changes]
+
+
+# What `create_many_values` stamps, and more: None, a constant's and a factory's fields.
+_STAMPED = {"tenant_id", "created_at", "updated_at", "created_by", "updated_by", "version"}
+_STAMPED |= {"is_deleted", "deleted_at", "pending_event", "search_text", "is_archived", "tags"}
+
+
+def _other(value: Any) -> Any:
+    # A different value of the same field's kind (the common value must win over it).
+    if value is None or isinstance(value, bool):
+        return "x" if value is None else not value
+    if isinstance(value, int):
+        return value + 1
+    return None
 
 
 async def test_creation_event_document_is_what_the_encoder_stores(owner: Account) -> None:

@@ -293,7 +293,8 @@ class Repository(Generic[D]):
         `rows`; good rows are kept), each row's outbox a creation marker (service/journal),
         one journal insert and one marker clear. What is stored and journaled is exactly
         what `create` stores for the same values (tests/test_repository.py compares it with
-        tests/support/oracles.py). The caller has validated the values; they are stamped in place.
+        tests/support/oracles.py). The caller has validated the values; the stamp (tenant,
+        times, actor, version 1) wins over them.
         """
         now = utcnow()
         actor = self.ctx.actor_id
@@ -311,12 +312,13 @@ class Repository(Generic[D]):
         secrets = self.model.secret_fields
         aggregate_type = self.model.aggregate_type
         encoded: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        commons: dict[int, journal.CommonValues] = {}  # the stamp, encoded once per class
         for position, (new, fields) in enumerate(rows):
             await yield_now(position)
-            fields.update(stamp)
-            full = new.full(fields)
-            stored = new.stored(full)
-            encoded.append((stored, new.created_changes(full, aggregate_type, secrets, stored)))
+            common = commons.get(id(new))
+            if common is None:
+                common = commons[id(new)] = new.common(stamp, aggregate_type)
+            encoded.append(new.encode(fields, aggregate_type, secrets, common))
         return await self._insert_created(encoded)
 
     async def _insert_created(
@@ -333,7 +335,7 @@ class Repository(Generic[D]):
         events: list[dict[str, Any]] = []
         for position, (stored, changes) in enumerate(rows):
             await yield_now(position)
-            event_id = Binary.from_uuid(journal.pooled_uuid7())
+            event_id = journal.pooled_uuid7.binary()
             stored["pending_event"] = journal.creation_marker(
                 event_id=event_id, aggregate_id=stored["_id"], actor_type=actor_type
             )

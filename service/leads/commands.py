@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -60,6 +60,10 @@ DEDUPE_FIELDS = ("email", "phone", "mls_id")
 # Rows per dedupe query and per insert in the bulk import: calls grow with N / BULK_CHUNK.
 BULK_CHUNK = 2000
 _lead_adapter: TypeAdapter[GenericLeadCreate | MLSLeadCreate] = TypeAdapter(LeadCreate)
+# `_lead_adapter.validate_python` without its Python-level argument checks (once per row).
+_validate_row: Callable[[Any], GenericLeadCreate | MLSLeadCreate] = (
+    _lead_adapter.validator.validate_python
+)
 
 # -- normalisation and dedupe -----------------------------------------------------------------
 
@@ -89,7 +93,8 @@ def _normalise(changes: dict[str, Any], region: str) -> dict[str, Any]:
 
 def _outreach_fields(ctx: RequestContext, data: Any, fields: dict[str, Any]) -> dict[str, Any]:
     """A new lead's consent as stored (stamped now) and its assignee (the creating user)."""
-    fields["consent"] = stored_consent(data.consent, utcnow())
+    given = data.consent
+    fields["consent"] = stored_consent(given, utcnow() if given is not None else None)
     fields["assignee_id"] = ctx.user_id
     return fields
 
@@ -284,21 +289,36 @@ def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any
     second time by the document (email syntax and phone parsing were most of a row's cost).
     Phones, the only values the two sides type differently (raw in the API, E.164 in the
     document), are checked here, and the derived `search_text` is computed as the document's
-    validator would.
+    validator would. The import runs the same steps, its validation over a whole chunk first.
     """
-    data = _lead_adapter.validate_python(row)
-    fields = _normalise(data.model_dump(exclude={"type"}), ctx.phone_region)
+    kind, fields = _row_values(ctx, _validate_row(row))
+    return kind, _with_search_fields(fields)
+
+
+def _row_values(
+    ctx: RequestContext, data: GenericLeadCreate | MLSLeadCreate
+) -> tuple[LeadType, dict[str, Any]]:
+    # A validated row's stored values but the derived search fields (`_bulk_values`).
+    fields = _normalise(data.model_dump(exclude=_TYPE), ctx.phone_region)
     fields = _outreach_fields(ctx, data, fields)
-    for loc, phone in (
-        (["phone"], fields.get("phone")),
-        (["listing_agent", "phone"], (fields.get("listing_agent") or {}).get("phone")),
-    ):
-        if phone is not None and not E164.match(phone):
-            raise Unprocessable("phone must be E.164", loc=loc)
-    fields["search_text"], fields["search_tokens"] = lead_search_fields(fields)
+    phone = fields.get("phone")
+    if phone is not None and not E164.match(phone):
+        raise Unprocessable("phone must be E.164", loc=["phone"])
+    agent = fields.get("listing_agent")
+    if agent is not None and agent.get("phone") is not None and not E164.match(agent["phone"]):
+        raise Unprocessable("phone must be E.164", loc=["listing_agent", "phone"])
     fields["id"] = journal.pooled_uuid7()
     fields["user_id"] = ctx.user_id
     return data.type, fields
+
+
+def _with_search_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    # The derived search fields, as the document's validator computes them.
+    fields["search_text"], fields["search_tokens"] = lead_search_fields(fields)
+    return fields
+
+
+_TYPE = {"type"}
 
 
 def _bulk_document(ctx: RequestContext, row: Any) -> LeadBase:
@@ -380,12 +400,23 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
     seen: set[tuple[str, str]] = set()
     repo = Repository(LeadBase, ctx)
     for start in range(0, len(rows), BULK_CHUNK):
-        candidates: list[Candidate] = []
-        for index in range(start, min(start + BULK_CHUNK, len(rows))):
+        chunk = range(start, min(start + BULK_CHUNK, len(rows)))
+        # `_bulk_values` in steps over the whole chunk (validation, then the rest; the
+        # documents and journal entries in `create_many_values`): a step's code stays in the
+        # CPU's caches (everything row by row, the same work took about a sixth longer).
+        valid: list[tuple[int, GenericLeadCreate | MLSLeadCreate]] = []
+        for index in chunk:
             await yield_now(index)
             try:
-                kind, fields = _bulk_values(ctx, rows[index])
-            except (ValidationError, Unprocessable) as exc:
+                valid.append((index, _validate_row(rows[index])))
+            except ValidationError as exc:
+                outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
+        candidates: list[Candidate] = []
+        for position, (index, data) in enumerate(valid):
+            await yield_now(position)
+            try:
+                kind, fields = _row_values(ctx, data)
+            except Unprocessable as exc:
                 outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
                 continue
             keys = _bulk_keys(fields)
@@ -393,7 +424,7 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
                 outcome.duplicates += 1
                 continue
             seen.update(keys)
-            candidates.append((index, kind, fields, keys))
+            candidates.append((index, kind, _with_search_fields(fields), keys))
         await _insert_chunk(repo, candidates, outcome)
     outcome.failed.sort(key=lambda f: f["index"])
     return outcome

@@ -27,9 +27,10 @@ events), `encoding` (documents and entries as stored, BSON-ready), `typed` (chan
 their BSON types), `outbox` (the protocol above: flush, repair, size check). One builder per
 job: `new_event` (one write's event, a model) and `creation_event` (a creation's event as
 stored, for the bulk path and the repair); one value encoder, `to_bson`, which
-`encode_document` and `NewDocuments.stored` (the bulk path's) go through; one change typer,
+`encode_document` and `NewDocuments` (the bulk path's) go through; one change typer,
 `typed.py` (`typed_changes`, and `typed_leaf` for a creation's changes in one pass, which
-`NewDocuments.created_changes` gives the bulk path's `creation_event(typed=True)`).
+`NewDocuments.encode` gives the bulk path's `creation_event(typed=True)` with the stored
+document, in one walk).
 
 Import rule: code outside the package imports only the names below (`__all__`), from
 `service.core.journal` (`from service.core import journal` or `from service.core.journal import X`),
@@ -38,6 +39,7 @@ never from a submodule. Tests that patch a name patch it where it is looked up (
 
 from service.core.journal.diff import REDACTED, diff, journal_dump
 from service.core.journal.encoding import (
+    CommonValues,
     NewDocuments,
     as_uuid,
     encode_document,
@@ -65,6 +67,7 @@ from service.core.journal.typed import retype_journal, typed_changes
 __all__ = [
     "JOURNALED_DOCUMENT_MAX_BYTES",
     "REDACTED",
+    "CommonValues",
     "NewDocuments",
     "as_outbox",
     "as_uuid",

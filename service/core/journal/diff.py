@@ -118,6 +118,12 @@ def created_leaves(flat: Mapping[str, Any], secret_fields: Iterable[str]) -> lis
     redacted. The bulk path's shortcut (`NewDocuments.changes`): no models, no second dump.
     """
     secrets = tuple(secret_fields)
+    if not secrets:  # most aggregates (leads): no path to check
+        return [
+            {"field": field, "old": None, "new": value}
+            for field in sorted(flat)
+            if (value := flat[field]) is not None
+        ]
     changes = []
     for field in sorted(flat):
         value = flat[field]

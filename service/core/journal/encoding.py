@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -12,12 +13,14 @@ from uuid import UUID
 from beanie import Document
 from beanie.odm.utils.encoder import Encoder
 from bson import Binary, Decimal128, ObjectId
+from bson.binary import UUID_SUBTYPE
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent
 from service.core.journal.diff import UNJOURNALED, _flatten, created_leaves
 from service.core.journal.typed import (
+    is_date_path,
     is_uuid_path,
     list_kind,
     string_kind,
@@ -107,7 +110,8 @@ class NewDocuments:
     `encode_document(model.model_construct(**full))` gives, and `changes(full)` what
     `diff({}, journal_dump(...))` gives (tests/test_repository.py compares both). For bulk writes
     of values the caller has validated: no model instance, no second validation, no Beanie
-    encoder.
+    encoder. The bulk path calls `encode` (stored document and typed creation changes in one
+    walk); `full`, `stored` and `created_changes` are the walks it is tested against.
     """
 
     def __init__(self, model: type[RootDocument]) -> None:
@@ -124,11 +128,12 @@ class NewDocuments:
             if name != "revision_id"
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
-        self._shared: dict[UUID, Binary] = {}
+        self._shared: dict[int, tuple[UUID, Binary]] = {}
         # Per aggregate type, per field: how a string there is typed, its alias at a UUID
         # path, how a list of strings there is typed; and strings' kinds by nested path.
         self._plans: dict[str, dict[str, _FieldPlan]] = {}
         self._path_kinds: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
+        self._walks: dict[str, _Walk] = {}
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
         for name, _, info in self.fields:
@@ -180,15 +185,18 @@ class NewDocuments:
         return out
 
     def _binary(self, name: str, value: UUID) -> Binary:
-        # The tenant and actor ids repeat on every document of a batch: encoded once.
+        # The tenant and actor ids repeat on every document of a batch: encoded once, found
+        # by the object's identity (a UUID's hash is Python code; the entry keeps the object
+        # alive, so its id is not reused while the entry lasts).
         shared = self._shared
-        binary = shared.get(value)
-        if binary is None:
-            binary = Binary.from_uuid(value)
-            if name in _REPEATED_IDS:
-                if len(shared) > 16:
-                    shared.clear()
-                shared[value] = binary
+        entry = shared.get(id(value))
+        if entry is not None and entry[0] is value:
+            return entry[1]
+        binary = Binary(value.bytes, UUID_SUBTYPE)  # `Binary.from_uuid`, standard form
+        if name in _REPEATED_IDS:
+            if len(shared) > 16:
+                shared.clear()
+            shared[id(value)] = (value, binary)
         return binary
 
     def changes(
@@ -270,6 +278,294 @@ class NewDocuments:
             else:  # one leaf, as `changes` makes it (sub-documents come as dicts)
                 flat[key] = typed_leaf(aggregate_type, key, to_jsonable_python(value))
         return created_leaves(flat, secret_fields)  # typed or not, a secret's value is REDACTED
+
+    def encode(
+        self,
+        values: Mapping[str, Any],
+        aggregate_type: str,
+        secret_fields: Iterable[str] = (),
+        common: CommonValues | None = None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """`(stored(full), created_changes(full, ..., stored))` of `full = self.full(values)`.
+
+        The bulk path's one walk: the fields left to constant defaults come from a template
+        made once per aggregate type (stored forms and journal leaves), and each given value
+        (or factory default) makes its stored form and its typed leaves together; no `full`
+        dict; a sub-document of plain values (strings, numbers, None) is taken into the stored
+        document as it is, not copied (the caller leaves `values` alone afterwards). `common`
+        (`self.common(...)`): values every document of a batch shares, encoded once, which
+        win over `values` (as if `values | common` were given). The same rules,
+        case for case, as the three walks it replaces (tests/test_repository.py and
+        tests/test_leads_bulk.py compare them byte for byte).
+        """
+        if not self.names.issuperset(values):
+            raise TypeError(
+                f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
+            )
+        walk = self._plan(aggregate_type)
+        steps, stored_template, leaf_template, factories, factory_names, quiet = walk
+        out = dict(stored_template)  # every field in the class's order, constants in place
+        flat = dict(leaf_template)
+        missing = factory_names if common is None else common.factories
+        given: Iterable[tuple[str, Any]] = values.items()
+        if not missing <= values.keys():  # defaults made per document
+            given = [*given, *((n, f()) for n, f in factories if n in missing and n not in values)]
+        self._put(given, steps, quiet, out, flat, aggregate_type)
+        if common is not None:
+            out.update(common.stored)
+            flat.update(common.leaves)
+            for name in common.unset if values.keys().isdisjoint(common.names) else common.leafless:
+                flat.pop(name, None)
+        return out, created_leaves(flat, secret_fields)
+
+    def common(self, values: Mapping[str, Any], aggregate_type: str) -> CommonValues:
+        """`values` every document of a batch shares (the repository's stamp), encoded once
+        for `encode`: their stored forms and leaves are the same for every document."""
+        if not self.names.issuperset(values):
+            raise TypeError(
+                f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
+            )
+        steps, _, leaf_template, _, factory_names, _ = self._plan(aggregate_type)
+        stored: dict[str, Any] = {}
+        leaves: dict[str, Any] = {}
+        self._put(values.items(), steps, frozenset(), stored, leaves, aggregate_type)
+        leafless = frozenset(name for name in values if name not in leaves)
+        return CommonValues(
+            stored=stored,
+            leaves=leaves,
+            names=frozenset(values),
+            leafless=leafless,
+            unset=tuple(name for name in leafless if name in leaf_template),
+            factories=factory_names - values.keys(),
+        )
+
+    def _plan(self, aggregate_type: str) -> _Walk:
+        walk = self._walks.get(aggregate_type)
+        if walk is None:
+            walk = self._walks[aggregate_type] = self._walk(aggregate_type)
+        return walk
+
+    def _put(
+        self,
+        given: Iterable[tuple[str, Any]],
+        steps: dict[str, _Step],
+        quiet: frozenset[str],
+        out: dict[str, Any],
+        flat: dict[str, Any],
+        aggregate_type: str,
+    ) -> None:
+        # Each given value's stored form into `out` (by alias), its typed leaves into `flat`.
+        kinds = self._path_kinds.setdefault(aggregate_type, {})
+        exact = _BSON_EXACT
+        for name, value in given:
+            if value is None and name in quiet:
+                continue  # None in the template already, and no leaf
+            alias, journaled, to_str, uuid_path, to_list, is_date = steps[name]
+            kind = type(value)
+            if value is None:
+                out[alias] = None
+                flat.pop(name, None)
+            elif kind is str:
+                out[alias] = value
+                if journaled:
+                    flat[name] = value if to_str is None else to_str(value)
+            elif kind is int or kind is float or kind is bool:
+                out[alias] = value
+                if journaled:
+                    flat[name] = value
+            elif kind is dict:
+                if journaled and not value:
+                    out[alias] = {}
+                    flat[name] = {}  # what typing an empty mapping gives
+                elif journaled and set(map(type, value)) <= _STR_ONLY:
+                    out[alias] = _encode_dict(value, name, flat, aggregate_type, kinds)
+                else:  # keys to convert (or not journaled): the two walks apart
+                    out[alias] = {
+                        k if type(k) is str or isinstance(k, Enum) else str(k): v
+                        if type(v) in exact
+                        else to_bson(v)
+                        for k, v in value.items()
+                    }
+                    if journaled:
+                        _flatten_typed(value, name, flat, aggregate_type, kinds)
+            elif kind is list:
+                if set(map(type, value)) <= _STR_ONLY:  # tags, search tokens
+                    out[alias] = list(value)
+                    if journaled:
+                        flat[name] = value if to_list is None else to_list(value)
+                    continue
+                out[alias] = [v if type(v) in exact else to_bson(v) for v in value]
+                if journaled:
+                    flat[name] = typed_leaf(aggregate_type, name, to_jsonable_python(value))
+            elif isinstance(value, UUID):
+                out[alias] = binary = self._binary(name, value)
+                if journaled:
+                    flat[name] = binary if uuid_path else typed_leaf(aggregate_type, name, value)
+            else:
+                out[alias] = value if kind in exact else to_bson(value)
+                if journaled:
+                    flat[name] = _other_leaf(value, aggregate_type, name, to_str, is_date)
+
+    def _walk(self, aggregate_type: str) -> _Walk:
+        # Per field: its alias, whether the journal records it, how its strings, UUIDs, lists
+        # of strings and dates are typed; the stored forms and leaves of the constant
+        # defaults (plain scalars and str enums: immutable, shared by every document); the
+        # factories (and required fields) that make the others per document.
+        steps: dict[str, _Step] = {}
+        stored: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
+        leaves: dict[str, Any] = {}
+        factories: list[tuple[str, Callable[[], Any]]] = []
+        for (name, alias, _), (_, default, factory) in zip(self.fields, self.defaults, strict=True):
+            to_str = string_kind(aggregate_type, name)
+            is_date = is_date_path(aggregate_type, name)
+            journaled = name not in UNJOURNALED
+            steps[name] = (
+                alias,
+                journaled,
+                to_str,
+                is_uuid_path(aggregate_type, name),
+                list_kind(aggregate_type, name),
+                is_date,
+            )
+            stored[alias] = None
+            constant = type(default) in (str, int, float, bool) or (
+                isinstance(default, str) and isinstance(default, Enum)
+            )
+            if factory is not None or not (default is None or constant):
+                factories.append((name, factory or functools.partial(lambda d: d, default)))
+            elif default is not None:
+                stored[alias] = to_bson(default)
+                if not journaled:
+                    continue
+                if type(default) is str:
+                    leaves[name] = default if to_str is None else to_str(default)
+                elif isinstance(default, Enum):
+                    leaves[name] = _other_leaf(default, aggregate_type, name, to_str, is_date)
+                else:  # int, float, bool
+                    leaves[name] = default
+        quiet = frozenset(
+            name for name, alias, _ in self.fields if stored[alias] is None and name not in leaves
+        )
+        return steps, stored, leaves, factories, frozenset(name for name, _ in factories), quiet
+
+
+def _other_leaf(
+    value: Any, aggregate_type: str, name: str, to_str: Callable[[Any], Any] | None, is_date: bool
+) -> Any:
+    # A top-level value's leaf that is not a str, number, dict, list or UUID (`created_changes`).
+    if isinstance(value, str) and isinstance(value, Enum):
+        json_form = value._value_  # its JSON form, typed as a string is
+        if type(json_form) is not str:
+            return typed_leaf(aggregate_type, name, json_form)
+        return json_form if to_str is None else to_str(json_form)
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value if is_date else to_jsonable_python(value)
+    return typed_leaf(aggregate_type, name, to_jsonable_python(value))
+
+
+def _encode_dict(
+    value: dict[str, Any],
+    prefix: str,
+    out: dict[str, Any],
+    kind_of: str,
+    kinds: dict[str, Callable[[Any], Any] | None],
+) -> dict[str, Any]:
+    # A sub-document with string keys: its stored form (`to_bson`'s) and its typed leaves
+    # (`_flatten_typed`'s) in one walk; values of other kinds go to those two apart. One
+    # of plain values only (an address, a listing agent) is stored as it is: `to_bson`
+    # would make an equal copy.
+    if set(map(type, value.values())) <= _PLAIN:
+        for key, inner in value.items():
+            if inner is None:
+                continue
+            path = f"{prefix}.{key}"
+            if type(inner) is str:
+                to_kind = kinds.get(path, _UNKNOWN)
+                if to_kind is _UNKNOWN:
+                    to_kind = _path_kind(kinds, kind_of, path)
+                out[path] = inner if to_kind is None else to_kind(inner)
+            else:
+                out[path] = inner
+        return value
+    stored: dict[str, Any] = {}
+    for key, inner in value.items():
+        kind = type(inner)
+        if inner is None:
+            stored[key] = None
+            continue
+        path = f"{prefix}.{key}"
+        if kind is str:
+            stored[key] = inner
+            to_kind = kinds.get(path, _UNKNOWN)
+            if to_kind is _UNKNOWN:
+                to_kind = _path_kind(kinds, kind_of, path)
+            out[path] = inner if to_kind is None else to_kind(inner)
+        elif kind is int or kind is bool:
+            stored[key] = out[path] = inner
+        elif kind is dict and inner and set(map(type, inner)) <= _STR_ONLY:
+            stored[key] = _encode_dict(inner, path, out, kind_of, kinds)
+        elif (
+            kind in _BSON_EXACT
+            and isinstance(inner, str)
+            and isinstance(inner, Enum)
+            and type(inner._value_) is str
+        ):
+            # A str enum met before (consent statuses…): stored as it is, journaled by value.
+            stored[key] = inner
+            to_kind = kinds.get(path, _UNKNOWN)
+            if to_kind is _UNKNOWN:
+                to_kind = _path_kind(kinds, kind_of, path)
+            json_form = inner._value_
+            out[path] = json_form if to_kind is None else to_kind(json_form)
+        else:
+            stored[key] = inner if kind in _BSON_EXACT else to_bson(inner)
+            _flatten_typed({key: inner}, prefix, out, kind_of, kinds)
+    return stored
+
+
+def _path_kind(
+    kinds: dict[str, Callable[[Any], Any] | None], kind_of: str, path: str
+) -> Callable[[Any], Any] | None:
+    # A nested path's string kind, kept for the next document (map keys are the clients':
+    # only so many are kept).
+    to_kind = string_kind(kind_of, path)
+    if len(kinds) < _MAX_PATHS:
+        kinds[path] = to_kind
+    return to_kind
+
+
+_UNKNOWN: Any = object()  # a path whose kind is not known yet
+_PLAIN = frozenset({str, int, bool, type(None)})  # stored and journaled as they are
+
+
+@dataclass(frozen=True, slots=True)
+class CommonValues:
+    """Values every new document of a batch shares, encoded once (`NewDocuments.common`)."""
+
+    stored: dict[str, Any]  # stored forms, by alias
+    leaves: dict[str, Any]  # typed journal leaves, by path
+    names: frozenset[str]
+    leafless: frozenset[str]  # given but without a leaf (None, unjournaled)
+    unset: tuple[str, ...]  # of those, the ones a template leaf must leave
+    factories: frozenset[str]  # the factory defaults still made per document
+
+
+_Step = tuple[
+    str,
+    bool,
+    Callable[[Any], Any] | None,
+    bool,
+    Callable[[list[str]], list[Any]] | None,
+    bool,
+]
+_Walk = tuple[
+    dict[str, _Step],
+    dict[str, Any],
+    dict[str, Any],
+    list[tuple[str, Callable[[], Any]]],
+    frozenset[str],
+    frozenset[str],
+]
 
 
 def _flatten_typed(

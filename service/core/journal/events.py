@@ -57,7 +57,7 @@ def creation_event(
     The bulk path's and the repair's one builder (neither has a `DomainEvent`): field for
     field what `encode_event(new_event(doc, event_type="created", ...))` stores for the
     same document (tests/test_repository.py checks it). `changes` are JSON-mode dicts, or
-    already BSON-typed ones with `typed` (`NewDocuments.created_changes`).
+    already BSON-typed ones with `typed` (`NewDocuments.encode`).
     """
     return {
         "_id": event_id,
@@ -84,31 +84,30 @@ class Uuid7Pool:
     """
 
     def __init__(self) -> None:
-        self._entropy = b""
-        self._at = 0
+        self._random: list[int] = []  # 76 random bits per id, the next one last
 
     def __call__(self) -> UUID:
-        return uuid7_of(self._next())
+        return _uuid7(self._next())
 
     def binary(self) -> Binary:
         """`Binary.from_uuid(self())` without the UUID object (a bulk chunk's claim ids)."""
-        return binary7_of(self._next())
+        return _binary7(self._next())
 
     def _next(self) -> int:
         # The next id's 128 bits before its variant and version are set.
-        if self._at + 10 > len(self._entropy):
-            self._entropy, self._at = os.urandom(5000), 0
-        rand = int.from_bytes(self._entropy[self._at : self._at + 10], "big") >> 4  # 76 bits
-        self._at += 10
+        random = self._random
+        if not random:
+            entropy = os.urandom(5000)
+            random += [int.from_bytes(entropy[i : i + 10], "big") >> 4 for i in range(0, 5000, 10)]
         stamp = time.time_ns() // 1_000_000
-        state = vars(uuid6)  # uuid7's own clock: ids of both stay ordered
-        last: int | None = state.get("_last_v7_timestamp")
+        last: int | None = _UUID6_STATE.get("_last_v7_timestamp")
         if last is not None and stamp <= last:
             stamp = last + 1
-        state["_last_v7_timestamp"] = stamp
-        return ((stamp & 0xFFFFFFFFFFFF) << 80) | rand
+        _UUID6_STATE["_last_v7_timestamp"] = stamp
+        return ((stamp & 0xFFFFFFFFFFFF) << 80) | random.pop()
 
 
+_UUID6_STATE = vars(uuid6)  # uuid7's own clock: ids of both stay ordered
 _VARIANT_VERSION_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _VARIANT_VERSION_7 = (0x8000 << 48) | (7 << 76)
 
@@ -121,16 +120,26 @@ def uuid7_of(value: int) -> UUID:
     """
     if not 0 <= value < 1 << 128:
         raise ValueError("int is out of range (need a 128-bit value)")
-    made = object.__new__(uuid6.UUID)
-    object.__setattr__(made, "int", (value & _VARIANT_VERSION_CLEAR) | _VARIANT_VERSION_7)
-    object.__setattr__(made, "is_safe", SafeUUID.unknown)
-    return made
+    return _uuid7(value)
 
 
 def binary7_of(value: int) -> Binary:
     """`Binary.from_uuid(uuid7_of(value))`: the id as stored, straight from its bits."""
     if not 0 <= value < 1 << 128:
         raise ValueError("int is out of range (need a 128-bit value)")
+    return _binary7(value)
+
+
+def _uuid7(value: int) -> UUID:
+    # `uuid7_of` of bits known to be in range (the pool's).
+    made = object.__new__(uuid6.UUID)
+    object.__setattr__(made, "int", (value & _VARIANT_VERSION_CLEAR) | _VARIANT_VERSION_7)
+    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    return made
+
+
+def _binary7(value: int) -> Binary:
+    # `binary7_of` of bits known to be in range (the pool's).
     bits = (value & _VARIANT_VERSION_CLEAR) | _VARIANT_VERSION_7
     return Binary(bits.to_bytes(16, "big"), UUID_SUBTYPE)
 

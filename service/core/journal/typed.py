@@ -163,10 +163,15 @@ def is_uuid_path(aggregate_type: str, field: str) -> bool:
     return _string_kind(aggregate_type, field) is _as_uuid_value
 
 
+def is_date_path(aggregate_type: str, field: str) -> bool:
+    """Whether a string at this journal path is stored as a BSON date."""
+    return _string_kind(aggregate_type, field) is _as_date
+
+
 def typed_leaf(aggregate_type: str, field: str, new: Any) -> Any:
     """`typed_changes`' rule for one new value of a creation's change at `field`.
 
-    The bulk path's shortcut (`NewDocuments.created_changes`): values already BSON-typed
+    The bulk path's shortcut (`NewDocuments.encode`): values already BSON-typed
     stay as they are (idempotent). UUIDs and datetimes may also come as Python values (no
     JSON-mode string to parse back): a UUID path's UUID becomes the BSON UUID `_as_uuid_value`
     would make of its string, a date-time path's datetime stays (the caller passes only UTC
