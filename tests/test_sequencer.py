@@ -15,6 +15,7 @@ from uuid6 import uuid7
 from documents.base import utcnow
 from documents.lease import Lease
 from service.core.settings import Settings
+from service.embedded import aio
 from service.feeds import leases, sequencer
 from tests.factories import make_lead
 from tests.support.helpers import Account
@@ -145,3 +146,23 @@ async def test_two_contenders_for_a_silent_lease_one_wins() -> None:
     await asyncio.sleep(0.25)
     won = await asyncio.gather(*(leases.take("job", f"c{n}", short) for n in range(4)))
     assert sum(h is not None for h in won) == 1
+
+
+@pytest.mark.embedded_only  # service.embedded observers
+async def test_a_batch_of_first_versions_looks_for_no_lower_ones(owner: Account) -> None:
+    await sequencer.sequence_all()
+    batch = [entry(uuid7(), 1, owner.tenant_id) for _ in range(3)]
+    later = entry(uuid7(), 2, owner.tenant_id)
+    await journal().insert_many([*batch, later])
+    seen: list[Any] = []
+    aio.observers.append(lambda op: seen.append(op) if op.collection == "domain_events" else None)
+    try:
+        await sequencer.sequence_all(batch=3)  # the three first versions: nothing lower exists
+        await sequencer.sequence_all(batch=3)  # version 2: its version 1 is looked for
+    finally:
+        aio.observers.pop()
+    lookups = [op for op in seen if op.method == "find" and "aggregate_id" in (op.filter or {})]
+    assert len(lookups) == 1 and lookups[0].filter["aggregate_id"] == {
+        "$in": [later["aggregate_id"]]
+    }
+    assert sorted(await positions()) == list(range(1, len(await positions()) + 1))

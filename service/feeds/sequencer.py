@@ -70,6 +70,7 @@ FEEDS: tuple[str, ...] = (JOURNAL, EVENTS, CAMPAIGN_LEADS)
 """The collections read by position: the journal, the touchpoints, the campaign links."""
 
 BATCH = 2000
+FIRST_VERSION = 1  # an aggregate's first journal event (`DomainEvent.version` is >= 1)
 LEASE = "sequencer"
 
 # Created on every feed at start-up (here, not in each document's Settings, because the
@@ -193,11 +194,18 @@ async def _pending(feed: str, batch: int) -> list[dict[str, Any]]:
     if feed != JOURNAL or not rows:
         return rows
     # Lower versions of the same aggregates outside the batch (a skewed clock gave them larger
-    # ids) go first: an aggregate's versions are always sequenced in version order.
-    seen = {row["_id"] for row in rows}
-    ids = list({row["aggregate_id"] for row in rows})
-    extra = collection(feed).find({"aggregate_id": {"$in": ids}, "seq": None}, fields)
-    rows += [row async for row in extra if row["_id"] not in seen]
+    # ids) go first: an aggregate's versions are always sequenced in version order. Only an
+    # aggregate whose lowest version here is above the first can have one (an import's
+    # creations have none: no `$in` over thousands of aggregates for nothing).
+    lowest: dict[Any, int] = {}
+    for row in rows:
+        aggregate = row["aggregate_id"]
+        lowest[aggregate] = min(row["version"], lowest.get(aggregate, row["version"]))
+    ids = [aggregate for aggregate, version in lowest.items() if version > FIRST_VERSION]
+    if ids:
+        seen = {row["_id"] for row in rows}
+        extra = collection(feed).find({"aggregate_id": {"$in": ids}, "seq": None}, fields)
+        rows += [row async for row in extra if row["_id"] not in seen]
     return _versions_in_order(rows)
 
 
