@@ -182,43 +182,66 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     The one derivation of both (the document's validator, the bulk import, the upcasters):
     a part's folded form gives its piece of the text and its words.
     """
-    address = fields.get("address") or {}
-    if not isinstance(address, Mapping):
+    get = fields.get
+    address = get("address") or {}
+    if type(address) is not dict and not isinstance(address, Mapping):
         address = address.model_dump()
-    first, last = fields.get("first_name"), fields.get("last_name")
-    email, phone = fields.get("email"), fields.get("phone")
-    company, mls_id = fields.get("company"), fields.get("mls_id")
-    f_first = fold(first) if isinstance(first, str) else None
-    f_last = fold(last) if isinstance(last, str) else None
-    # The text: first, last, "first last", email, phone digits, company, MLS id, address.
+    first, last = get("first_name"), get("last_name")
+    email, phone = get("email"), get("phone")
+    # ASCII parts are folded inline (`fold`'s own fast path, without a call a part); for
+    # ASCII, "has text after `strip`" and "folds to something" are the same test.
+    f_first = f_last = None
     text: list[str] = []
-    if f_first is not None and first.strip():  # type: ignore[union-attr]
-        text.append(f_first)
-    if f_last is not None and last.strip():  # type: ignore[union-attr]
-        text.append(f_last)
+    words: list[str] = []
+    if isinstance(first, str):
+        f_first = " ".join(first.lower().split()) if first.isascii() else fold(first)
+        if first.strip():
+            text.append(f_first)
+        if f_first:
+            words.append(f_first)
+    if isinstance(last, str):
+        f_last = " ".join(last.lower().split()) if last.isascii() else fold(last)
+        if last.strip():
+            text.append(f_last)
+        if f_last:
+            words.append(f_last)
+    # The text: first, last, "first last", email, phone digits, company, MLS id, address.
     if first and last:
         both = f"{first} {last}"
         if both.strip():
             # For ASCII, folding the joined names is joining their folded words.
             names = f_first is not None and f_last is not None and both.isascii()
             text.append(" ".join(filter(None, (f_first, f_last))) if names else fold(both))
-    f_email = fold(email) if isinstance(email, str) else None
-    if f_email is not None and email.strip():  # type: ignore[union-attr]
-        text.append(f_email)
+    f_email = None
+    if isinstance(email, str):
+        f_email = " ".join(email.lower().split()) if email.isascii() else fold(email)
+        if email.strip():
+            text.append(f_email)
+    digits = None
     if isinstance(phone, str):
-        plain = phone.lstrip("+")
-        if plain.strip():
-            text.append(fold(plain))
+        plain = phone.lstrip("+")  # E.164 (stored phones): its digits after the `+`
+        if plain.isascii() and plain.isdecimal():
+            digits = plain  # folds to itself
+            text.append(plain)
+        else:
+            if plain.strip():
+                text.append(fold(plain))
+            digits = _NOT_DIGITS.sub("", phone)
     # The words of the names, company, MLS id and address parts (their folded forms joined
     # by a space: the split gives each part's words in order).
-    words = [p for p in (f_first, f_last) if p]
-    for part in (company, mls_id, *map(address.get, _ADDRESS_PARTS)):
+    for part in (get("company"), get("mls_id"), *map(address.get, _ADDRESS_PARTS)):
         if isinstance(part, str):
-            folded = fold(part)
-            if folded:
-                words.append(folded)
-            if part.strip():
-                text.append(folded)
+            if part.isascii():
+                folded = " ".join(part.lower().split())
+                if folded:
+                    words.append(folded)
+                    text.append(folded)
+            else:
+                folded = fold(part)
+                if folded:
+                    words.append(folded)
+                if part.strip():
+                    text.append(folded)
     tokens = _split_words(" ".join(words)) if words else []
     # The email whole, its local part, its domain and their words; the phone's digits and
     # their suffixes.
@@ -227,9 +250,7 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
         # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
         again = f_email if email.isascii() else fold(f_email)  # type: ignore[union-attr]
         tokens += (f_email, local, domain, *_split_words(again))
-    if isinstance(phone, str):
-        plain = phone.lstrip("+")  # E.164 (stored phones): its digits after the `+`
-        digits = plain if plain.isdecimal() else _NOT_DIGITS.sub("", phone)
+    if digits is not None:
         tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
     unique = dict.fromkeys(tokens)
     unique.pop("", None)

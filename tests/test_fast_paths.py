@@ -384,3 +384,32 @@ def test_uuid7_of_builds_what_uuid6_builds() -> None:
     ids = [journal.pooled_uuid7(), journal.pooled_uuid7.binary().as_uuid(), uuid6.uuid7()]
     ids += [journal.pooled_uuid7.binary().as_uuid() for _ in range(600)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids) and {i.version for i in ids} == {7}
+
+
+def test_created_leaves_sort_each_shape_once_and_agree_with_sorting() -> None:
+    # Issue 27: the sorted paths are remembered by the paths' given order; shapes of every
+    # order and subset (more than the memo keeps) give the changes a plain sort gives.
+    from service.core.journal.diff import (
+        _SORTED_PATHS,
+        _SORTED_PATHS_MAX,
+        REDACTED,
+        created_leaves,
+    )
+
+    rng = random.Random(27)
+    paths = ["a", "b.c", "b", "ab", "z", "b.a", "A", "_x", "a.b.c"]
+    for _ in range(3000):
+        chosen = rng.sample(paths, rng.randint(0, len(paths)))
+        flat = {p: rng.choice([None, 1, "v", [p]]) for p in chosen}
+        expected = [
+            {"field": f, "old": None, "new": flat[f]} for f in sorted(flat) if flat[f] is not None
+        ]
+        assert created_leaves(flat, ()) == expected
+        hidden = {f for f in flat if f == "b" or f.startswith("b.")}
+        secret = [
+            {"field": f, "old": None, "new": REDACTED if f in hidden else flat[f]}
+            for f in sorted(flat)
+            if flat[f] is not None
+        ]
+        assert created_leaves(flat, ("b",)) == secret
+        assert len(_SORTED_PATHS) <= _SORTED_PATHS_MAX

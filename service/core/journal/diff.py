@@ -111,6 +111,23 @@ def journal_dump(doc: RootDocument) -> dict[str, Any]:
     return doc.model_dump(mode="json", exclude=set(UNJOURNALED))
 
 
+# Sorted paths by the paths in their given order: a bulk import's rows of one class come
+# with their leaves in the same order (the encoder's template), so each sort is done once.
+_SORTED_PATHS: dict[tuple[str, ...], list[str]] = {}
+_SORTED_PATHS_MAX = 256  # distinct shapes (optional fields present or not) kept at most
+
+
+def _sorted_paths(flat: Mapping[str, Any]) -> list[str]:
+    # `sorted(flat)`, remembered by the paths' given order.
+    given = tuple(flat)
+    order = _SORTED_PATHS.get(given)
+    if order is None:
+        if len(_SORTED_PATHS) >= _SORTED_PATHS_MAX:
+            _SORTED_PATHS.clear()
+        order = _SORTED_PATHS[given] = sorted(given)
+    return order
+
+
 def created_leaves(flat: Mapping[str, Any], secret_fields: Iterable[str]) -> list[dict[str, Any]]:
     """A creation's changes from its flattened JSON-mode leaves: `diff({}, ...)` as dicts.
 
@@ -119,13 +136,14 @@ def created_leaves(flat: Mapping[str, Any], secret_fields: Iterable[str]) -> lis
     """
     secrets = tuple(secret_fields)
     if not secrets:  # most aggregates (leads): no path to check
+        order = _sorted_paths(flat)
         return [
             {"field": field, "old": None, "new": value}
-            for field in sorted(flat)
-            if (value := flat[field]) is not None
+            for field, value in zip(order, map(flat.__getitem__, order), strict=True)
+            if value is not None
         ]
     changes = []
-    for field in sorted(flat):
+    for field in _sorted_paths(flat):
         value = flat[field]
         if value is None:  # `diff` skips fields equal on both sides: absent (None) → None
             continue
