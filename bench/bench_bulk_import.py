@@ -286,12 +286,7 @@ async def python_only_rounds(
 # Where the stubbed bulk path's time goes: the steps of a row, each by the functions that do
 # it (file, names; cumulative time, less the steps listed last, which run inside it).
 STEPS: list[tuple[str, str, str, tuple[str, ...]]] = [
-    (
-        "schema validation (pydantic)",
-        "~",  # the validator's own method (called directly), a built-in to cProfile
-        "<method 'validate_python' of 'pydantic_core._pydantic_core.SchemaValidator' objects>",
-        (),
-    ),
+    ("schema validation (pydantic)", "service/leads/commands.py", "_validated", ()),
     ("phone normalisation", "documents/base.py", "normalize_phone", ()),
     ("search text and tokens", "documents/lead.py", "lead_search_*", ()),
     ("ids (pooled uuid7, lead and event)", "service/core/journal/events.py", "__call__|binary", ()),

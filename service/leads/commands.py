@@ -36,6 +36,7 @@ from documents.lead import (
 )
 from documents.user import User
 from schemas.common import money_to_cents
+from schemas.consent import ConsentIn
 from schemas.leads import (
     GENERIC_ONLY,
     LEAD_VIEW,
@@ -91,9 +92,10 @@ def _normalise(changes: dict[str, Any], region: str) -> dict[str, Any]:
     return changes
 
 
-def _outreach_fields(ctx: RequestContext, data: Any, fields: dict[str, Any]) -> dict[str, Any]:
+def _outreach_fields(
+    ctx: RequestContext, given: ConsentIn | None, fields: dict[str, Any]
+) -> dict[str, Any]:
     """A new lead's consent as stored (stamped now) and its assignee (the creating user)."""
-    given = data.consent
     fields["consent"] = stored_consent(given, utcnow() if given is not None else None)
     fields["assignee_id"] = ctx.user_id
     return fields
@@ -102,7 +104,7 @@ def _outreach_fields(ctx: RequestContext, data: Any, fields: dict[str, Any]) -> 
 def build_lead(ctx: RequestContext, data: GenericLeadCreate | MLSLeadCreate) -> LeadBase:
     """A new, normalised lead document of the caller's tenant (not stored yet)."""
     fields = _normalise(data.model_dump(exclude={"type"}), ctx.phone_region)
-    fields = _outreach_fields(ctx, data, fields)
+    fields = _outreach_fields(ctx, data.consent, fields)
     return LEAD_CLASSES[data.type](tenant_id=ctx.tenant_id, user_id=ctx.user_id, **fields)
 
 
@@ -291,16 +293,25 @@ def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any
     document), are checked here, and the derived `search_text` is computed as the document's
     validator would. The import runs the same steps, its validation over a whole chunk first.
     """
-    kind, fields = _row_values(ctx, _validate_row(row))
+    kind, fields = _row_values(ctx, _validated(row))
     return kind, _with_search_fields(fields)
 
 
-def _row_values(
-    ctx: RequestContext, data: GenericLeadCreate | MLSLeadCreate
-) -> tuple[LeadType, dict[str, Any]]:
+# A validated row as the import keeps it: its type, its consent, its other values (dumped).
+Validated = tuple[LeadType, ConsentIn | None, dict[str, Any]]
+
+
+def _validated(row: Any) -> Validated:
+    # The model is dumped at once and dropped: a chunk keeps one dict a row alive, not the
+    # model's objects (the young collections walked every object the chunk kept alive).
+    data = _validate_row(row)
+    return data.type, data.consent, data.model_dump(exclude=_TYPE)
+
+
+def _row_values(ctx: RequestContext, row: Validated) -> tuple[LeadType, dict[str, Any]]:
     # A validated row's stored values but the derived search fields (`_bulk_values`).
-    fields = _normalise(data.model_dump(exclude=_TYPE), ctx.phone_region)
-    fields = _outreach_fields(ctx, data, fields)
+    kind, consent, dumped = row
+    fields = _outreach_fields(ctx, consent, _normalise(dumped, ctx.phone_region))
     phone = fields.get("phone")
     if phone is not None and not E164.match(phone):
         raise Unprocessable("phone must be E.164", loc=["phone"])
@@ -309,7 +320,7 @@ def _row_values(
         raise Unprocessable("phone must be E.164", loc=["listing_agent", "phone"])
     fields["id"] = journal.pooled_uuid7()
     fields["user_id"] = ctx.user_id
-    return data.type, fields
+    return kind, fields
 
 
 def _with_search_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -404,11 +415,11 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
         # `_bulk_values` in steps over the whole chunk (validation, then the rest; the
         # documents and journal entries in `create_many_values`): a step's code stays in the
         # CPU's caches (everything row by row, the same work took about a sixth longer).
-        valid: list[tuple[int, GenericLeadCreate | MLSLeadCreate]] = []
+        valid: list[tuple[int, Validated]] = []
         for index in chunk:
             await yield_now(index)
             try:
-                valid.append((index, _validate_row(rows[index])))
+                valid.append((index, _validated(rows[index])))
             except ValidationError as exc:
                 outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
         candidates: list[Candidate] = []
