@@ -695,8 +695,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 if keyed is None:
                     # The indexes key what is stored (a value as its BSON holds it), as in
                     # `_ensure_uniques`: once per update, every document gets the same values.
-                    indexes = store.indexes.values()
-                    watched = touched & frozenset().union(*(i.watched for i in indexes))
+                    watched = touched & _watched(store)
                     keyed = {
                         name: codec.canonical_value(value)
                         for name, value in sets.items()
@@ -1193,6 +1192,18 @@ _INT64 = (-(2**63), 2**63)
 _PLAIN_KINDS = frozenset(
     {str, bool, float, type(None), ObjectId, Binary, bytes, Decimal128, Int64, int, datetime}
 )
+
+
+def _watched(store: CollectionStore) -> frozenset[str]:
+    """Every top-level field some index of `store` watches, once per index set."""
+    shape = ("watched", store.index_version)
+    found: frozenset[str] | None = store.derived.get(shape)
+    if found is None:
+        found = frozenset().union(*(i.watched for i in store.indexes.values()))
+        if len(store.derived) >= 256:
+            store.derived.clear()
+        store.derived[shape] = found
+    return found
 
 
 # Values `mm.patch_datetimes` returns as they are (no datetime, Timestamp or container).

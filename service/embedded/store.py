@@ -301,12 +301,13 @@ class CollectionStore:
         covered = self._check_unique(key, doc, new_keys)
         for name, index in affected:
             keys = new_keys[name]
-            if index.by_doc.get(key) == tuple([(*k, key) for k in keys]):
+            entries = tuple([(*k, key) for k in keys])
+            if index.by_doc.get(key) == entries:
                 owners = index.owners
                 if owners is None or (name in covered) == any(owners.get(k) == key for k in keys):
                     continue  # the update left this index's keys (and membership) alone
             self._remove(index, key)
-            self._add(index, key, keys, name in covered)
+            self._add(index, key, keys, name in covered, entries)
         self.docs[key] = (raw, seq)
         self._record(wal.REPLACE, raw)
 
@@ -450,15 +451,24 @@ class CollectionStore:
                     raise _duplicate(name, dict(index.keys), _key_value(index, k))
         return covered
 
-    def _add(self, index: Index, key: IdKey, keys: list[tuple[Any, ...]], covered: bool) -> None:
+    def _add(
+        self,
+        index: Index,
+        key: IdKey,
+        keys: list[tuple[Any, ...]],
+        covered: bool,
+        entries: tuple[tuple[Any, ...], ...] | None = None,
+    ) -> None:
+        # `entries`: the key tuples with `key` appended, when the caller has built them.
         if len(keys) > 1:
             index.multikey = True
         if len(keys) == 1:
-            entry = (*keys[0], key)
-            index.by_doc[key] = (entry,)
+            entry = (*keys[0], key) if entries is None else entries[0]
+            index.by_doc[key] = (entry,) if entries is None else entries
             index.entries.add(entry)  # `update` sorts and checks its input first
         else:
-            entries = tuple((*k, key) for k in keys)
+            if entries is None:
+                entries = tuple((*k, key) for k in keys)
             index.by_doc[key] = entries
             index.entries.update(entries)
         if index.owners is not None and covered:
