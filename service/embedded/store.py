@@ -19,6 +19,7 @@ write-ahead log once the client is persistent (see wal.py): TTL deletions includ
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -465,12 +466,18 @@ class CollectionStore:
         if len(keys) == 1:
             entry = (*keys[0], key) if entries is None else entries[0]
             index.by_doc[key] = (entry,) if entries is None else entries
-            index.entries.add(entry)  # `update` sorts and checks its input first
+            if self.fast_paths:
+                _add_entries(index.entries, (entry,))
+            else:
+                index.entries.add(entry)  # `update` sorts and checks its input first
         else:
             if entries is None:
                 entries = tuple((*k, key) for k in keys)
             index.by_doc[key] = entries
-            index.entries.update(entries)
+            if self.fast_paths:
+                _add_entries(index.entries, entries)
+            else:
+                index.entries.update(entries)
         if index.owners is not None and covered:
             for k in keys:
                 index.owners[k] = key
@@ -512,6 +519,32 @@ class CollectionStore:
             for entry in index.entries.irange((low,), (limit, (99,))):
                 expired.append(entry[-1])
         return list(dict.fromkeys(expired))
+
+
+def _add_entries(entries: SortedList, values: Iterable[tuple[Any, ...]]) -> None:
+    """`entries.add` of each value, the method's steps inlined (no per-value calls): the
+    same values end in the list. Left to the methods while the list is empty or keeps its
+    positional index (built by indexing the list, which every add must then update)."""
+    if not entries._maxes or entries._index:
+        entries.update(values)
+        return
+    lists, maxes = entries._lists, entries._maxes
+    limit = entries._load << 1
+    added = 0
+    for value in values:
+        pos = bisect_right(maxes, value)
+        if pos == len(maxes):
+            pos -= 1
+            lists[pos].append(value)
+            maxes[pos] = value
+        else:
+            insort(lists[pos], value)
+        added += 1
+        if len(lists[pos]) > limit:
+            entries._len += added
+            added = 0
+            entries._expand(pos)  # splits the sublist (and drops the positional index)
+    entries._len += added
 
 
 def _memo(doc: Mapping[str, Any], key: IdKey) -> FieldKeys:
