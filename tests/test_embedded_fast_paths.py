@@ -1026,3 +1026,32 @@ def test_a_ttl_index_created_after_writes_still_sweeps() -> None:
     coll._insert({"_id": 3, "at": old})
     coll._update({"_id": 3, "seq": None}, {"$set": {"seq": 3}})
     assert len(coll._store.docs) == 2  # no TTL index: nothing swept
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inlined_entry_adds_give_the_methods_list(seed: int) -> None:
+    from sortedcontainers import SortedList
+
+    from service.embedded.store import _add_entries
+
+    rng = random.Random(9300 + seed)
+    mine, theirs = SortedList(), SortedList()
+    mine._reset(8)  # small sublists: many splits
+    theirs._reset(8)
+    for step in range(400):
+        batch = [(rng.randrange(50), (rng.randrange(1000),)) for _ in range(rng.randint(1, 20))]
+        if step % 97 == 5:
+            _ = mine[len(mine) // 2]  # builds the positional index the adds must then keep
+        _add_entries(mine, batch)
+        theirs.update(batch)
+        assert list(mine) == list(theirs) and len(mine) == len(theirs)
+    mine._check()
+
+
+def test_equal_short_strings_and_tokens_share_one_key() -> None:
+    assert keys.FAST_KEYS[str]("lead") is keys.FAST_KEYS[str]("lead")
+    assert keys.FAST_KEYS[str]("x" * 40) == keys.sort_key("x" * 40)
+    first = keys.string_array_keys(["b", "a", "b"])
+    again = keys.string_array_keys(["a"])
+    assert first == [keys.sort_key("a"), keys.sort_key("b")]
+    assert first is not None and again is not None and first[0] is again[0]
