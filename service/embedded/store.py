@@ -461,23 +461,17 @@ class CollectionStore:
         entries: tuple[tuple[Any, ...], ...] | None = None,
     ) -> None:
         # `entries`: the key tuples with `key` appended, when the caller has built them.
-        if len(keys) > 1:
+        if entries is None:
+            entries = tuple([(*k, key) for k in keys])
+        if len(entries) > 1:
             index.multikey = True
-        if len(keys) == 1:
-            entry = (*keys[0], key) if entries is None else entries[0]
-            index.by_doc[key] = (entry,) if entries is None else entries
-            if self.fast_paths:
-                _add_entries(index.entries, (entry,))
-            else:
-                index.entries.add(entry)  # `update` sorts and checks its input first
+        index.by_doc[key] = entries
+        if self.fast_paths:
+            _add_entries(index.entries, entries)
+        elif len(entries) == 1:
+            index.entries.add(entries[0])  # `update` sorts and checks its input first
         else:
-            if entries is None:
-                entries = tuple((*k, key) for k in keys)
-            index.by_doc[key] = entries
-            if self.fast_paths:
-                _add_entries(index.entries, entries)
-            else:
-                index.entries.update(entries)
+            index.entries.update(entries)
         if index.owners is not None and covered:
             for k in keys:
                 index.owners[k] = key
