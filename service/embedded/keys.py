@@ -141,25 +141,9 @@ def _shared_binary_key(value: Binary) -> tuple[Any, ...]:
     return shared
 
 
-def _shared_string_key(value: str) -> tuple[Any, ...]:
-    # Short strings (kinds, states, types: few distinct values in many documents) shared;
-    # a long one (a text, an address) is rarely repeated and would only churn the table.
-    key = (_STRING, value)
-    if len(value) > _SHARED_STRING_MAX:
-        return key
-    shared = _SHARED.get(key)
-    if shared is None:
-        if len(_SHARED) >= _SHARED_MAX:
-            _SHARED.clear()
-        _SHARED[key] = shared = key
-    return shared
-
-
-_SHARED_STRING_MAX = 16
-
 # The common stored types, by exact type: most keys are computed without the isinstance chain.
 _FAST: dict[type, Any] = {
-    str: _shared_string_key,
+    str: lambda v: (_STRING, v),
     int: lambda v: (_NUMBER, v),
     float: lambda v: (_NUMBER, NAN if v != v else v),  # NaN is the one float unequal to itself
     bool: lambda v: _TRUE_KEY if v else _FALSE_KEY,

@@ -461,17 +461,21 @@ class CollectionStore:
         entries: tuple[tuple[Any, ...], ...] | None = None,
     ) -> None:
         # `entries`: the key tuples with `key` appended, when the caller has built them.
-        if entries is None:
-            entries = tuple([(*k, key) for k in keys])
-        if len(entries) > 1:
-            index.multikey = True
-        index.by_doc[key] = entries
-        if self.fast_paths:
-            _add_entries(index.entries, entries)
-        elif len(entries) == 1:
+        if len(keys) == 1:
+            if entries is None:
+                entries = ((*keys[0], key),)
+            index.by_doc[key] = entries
             index.entries.add(entries[0])  # `update` sorts and checks its input first
         else:
-            index.entries.update(entries)
+            if entries is None:
+                entries = tuple([(*k, key) for k in keys])
+            if entries:
+                index.multikey = True
+            index.by_doc[key] = entries
+            if self.fast_paths:
+                _add_entries(index.entries, entries)  # (one entry: no faster than `add`)
+            else:
+                index.entries.update(entries)
         if index.owners is not None and covered:
             for k in keys:
                 index.owners[k] = key
