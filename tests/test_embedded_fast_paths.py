@@ -981,3 +981,75 @@ def test_string_array_keys_are_the_general_keys(seed: int) -> None:
             assert not value or any(type(v) is not str for v in value)
             continue
         assert fast == keys.field_keys({"f": value}, "f")
+
+
+# -- the sequencer's per-op costs: `{_id, seq: null}` checked, patched and swept cheaply ------
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_top_level_scalar_conditions_are_the_general_loops(seed: int) -> None:
+    rng = random.Random(9100 + seed)
+    for _ in range(200):
+        names = rng.sample([*FIELDS, "_id", "zz"], rng.randint(1, 3))
+        filter = codec.canonical({name: rng.choice(LITERALS) for name in names})
+        # `{f: {$eq: v}}` takes the general loop; `{f: v}` the shortcut: the same conditions.
+        general = {name: {"$eq": value} for name, value in filter.items()}
+        quick, slow = engine.quick_matcher(filter), engine.quick_matcher(general)
+        assert quick is not None and slow is not None
+        assert quick.args == slow.args, filter  # type: ignore[attr-defined]
+    assert engine.quick_matcher({"0": 1}) is None  # a digit name stays the matcher's
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_flat_filters_are_patched_as_mongomock_patches_them(seed: int) -> None:
+    rng = random.Random(9200 + seed)
+    for _ in range(200):
+        spec = codec.canonical(random_filter(rng, 20))
+        if rng.random() < 0.2:
+            spec["when"] = datetime(2024, 1, 1, 12, 0, 0, 123456)
+        with fast_paths(True):
+            mine = engine._patched(spec)
+        assert mine == hooks.patch_datetimes(spec) and mine is not spec, spec
+        assert type(mine) is type(hooks.patch_datetimes(spec))
+
+
+def test_a_ttl_index_created_after_writes_still_sweeps() -> None:
+    coll, _ = collection()
+    old = datetime(2000, 1, 1)
+    coll._insert({"_id": 1, "at": old})
+    coll._insert({"_id": 2, "at": datetime.utcnow()})
+    assert coll._update({"_id": 1, "seq": None}, {"$set": {"seq": 1}})["nModified"] == 1
+    coll.create_index([("at", 1)], expireAfterSeconds=60, name="at_ttl")
+    coll._update({"_id": 2, "seq": None}, {"$set": {"seq": 2}})  # the op sweeps first
+    assert list(coll._store.docs) == [keys.sort_key(2)]
+    coll._store.drop_index("at_ttl")
+    coll._insert({"_id": 3, "at": old})
+    coll._update({"_id": 3, "seq": None}, {"$set": {"seq": 3}})
+    assert len(coll._store.docs) == 2  # no TTL index: nothing swept
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inlined_entry_adds_give_the_methods_list(seed: int) -> None:
+    from sortedcontainers import SortedList
+
+    from service.embedded.store import _add_entries
+
+    rng = random.Random(9300 + seed)
+    mine, theirs = SortedList(), SortedList()
+    mine._reset(8)  # small sublists: many splits
+    theirs._reset(8)
+    for step in range(400):
+        batch = [(rng.randrange(50), (rng.randrange(1000),)) for _ in range(rng.randint(1, 20))]
+        if step % 97 == 5:
+            _ = mine[len(mine) // 2]  # builds the positional index the adds must then keep
+        _add_entries(mine, batch)
+        theirs.update(batch)
+        assert list(mine) == list(theirs) and len(mine) == len(theirs)
+    mine._check()
+
+
+def test_equal_tokens_share_one_key() -> None:
+    first = keys.string_array_keys(["b", "a", "b"])
+    again = keys.string_array_keys(["a"])
+    assert first == [keys.sort_key("a"), keys.sort_key("b")]
+    assert first is not None and again is not None and first[0] is again[0]

@@ -11,6 +11,7 @@ gets is decoded afresh, as the driver decodes a reply (UUIDs, aware UTC datetime
 from __future__ import annotations
 
 import functools
+import struct
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -167,6 +168,16 @@ _FIXED_SIZE |= {0x13: 16, 0x7F: 0, 0xFF: 0}
 _LENGTH_EXTRA = {0x02: 4, 0x03: 0, 0x04: 0, 0x05: 5, 0x0D: 4, 0x0E: 4, 0x0F: 0}
 
 
+# `spans`' table of the same, by type byte: the fixed size (>= 0), or -1 - the bytes after a
+# length prefix that it does not count, or None (a type not walked).
+_SIZES: list[int | None] = [None] * 256
+for _kind, _size in _FIXED_SIZE.items():
+    _SIZES[_kind] = _size
+for _kind, _extra in _LENGTH_EXTRA.items():
+    _SIZES[_kind] = -1 - _extra
+_UINT32 = struct.Struct("<I").unpack_from
+
+
 def spans(raw: bytes, wanted: Mapping[bytes, str]) -> dict[str, tuple[int, int]] | None:
     """Where the `wanted` top-level fields (by their UTF-8 name) of a stored document lie in
     its BSON: `(start, end)` of each whole element (type byte, name, value), by name; absent
@@ -176,17 +187,17 @@ def spans(raw: bytes, wanted: Mapping[bytes, str]) -> dict[str, tuple[int, int]]
     position = 4
     left = len(wanted)
     find = raw.index
+    sizes = _SIZES
+    look = wanted.get
     while position < last:
-        kind = raw[position]
         stop = find(0, position + 1)
-        size = _FIXED_SIZE.get(kind)
+        size = sizes[raw[position]]
         if size is None:
-            extra = _LENGTH_EXTRA.get(kind)
-            if extra is None:
-                return None
-            size = extra + int.from_bytes(raw[stop + 1 : stop + 5], "little")
+            return None
+        if size < 0:
+            size = -1 - size + _UINT32(raw, stop + 1)[0]
         after = stop + 1 + size
-        name = wanted.get(raw[position + 1 : stop])
+        name = look(raw[position + 1 : stop])
         if name is not None:
             found[name] = (position, after)
             left -= 1

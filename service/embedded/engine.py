@@ -194,18 +194,25 @@ def candidate_test(
     """How a plan's candidate is checked against `query`: None when nothing needs checking
     (an exact plan's bounds decided it, or an empty filter); else the quick matcher where it
     is sure and mongomock's matcher where it is not."""
-    if exact and FAST_PATHS:
-        return None
-    matcher = prepared(query)
-    if not matcher:
-        return None
+    if (exact and FAST_PATHS) or not query:
+        return None  # (`prepared` of an empty filter is empty: nothing to check)
     quick = quick_matcher(query) if FAST_PATHS else None
     if quick is None:
+        matcher = prepared(query)
+        if not matcher:
+            return None
         return functools.partial(filter_applies, matcher)
+    # A quick matcher's filter is a non-empty dict of plain equalities: mongomock's form of
+    # it is needed only for a document the quick test is unsure of (most never are).
+    prepared_once: list[Any] = []
 
     def test(doc: Mapping[str, Any]) -> bool:
         hit = quick(doc)
-        return filter_applies(matcher, doc) if hit is None else hit
+        if hit is not None:
+            return hit
+        if not prepared_once:
+            prepared_once.append(prepared(query))
+        return filter_applies(prepared_once[0], doc)
 
     return test
 
@@ -223,8 +230,13 @@ def quick_matcher(query: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], boo
     array with null, a value of another kind). None for any other filter."""
     conditions = []
     for key, value in query.items():
-        if type(key) is not str or not key or key.startswith("$"):
+        if type(key) is not str or not key or key[0] == "$":
             return None
+        if type(value) in _QUICK_KINDS and "." not in key and not key.isdigit():
+            # The common case (a top-level field equal to a scalar), decided without the
+            # general loop below: the same condition it builds.
+            conditions.append(([key], frozenset((_quick_key(value),)), value is None))
+            continue
         path = key.split(".")
         if any(not part or part.isdigit() for part in path):
             return None
@@ -658,7 +670,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         indexes the update touches name only top-level fields (`_Splice`), the stored BSON
         is spliced element by element and only those fields are decoded; otherwise each
         candidate is decoded whole, changed in place and encoded again."""
-        spec = mm.patch_datetimes(spec)  # as mongomock's `_update` does first
+        spec = _patched(spec)  # as mongomock's `_update` does first
         store = self._store
         candidates, test = self._update_candidates(spec)
         touched = frozenset(sets).union(unsets)
@@ -683,8 +695,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 if keyed is None:
                     # The indexes key what is stored (a value as its BSON holds it), as in
                     # `_ensure_uniques`: once per update, every document gets the same values.
-                    indexes = store.indexes.values()
-                    watched = touched & frozenset().union(*(i.watched for i in indexes))
+                    watched = touched & _watched(store)
                     keyed = {
                         name: codec.canonical_value(value)
                         for name, value in sets.items()
@@ -1151,7 +1162,18 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
 
     def _expire(self) -> None:
         store = self._store
-        if not any(i.ttl is not None for i in store.indexes.values()):
+        if FAST_PATHS:
+            # Whether any index has a TTL, looked at once per index set (every op asks).
+            shape = ("ttl", store.index_version)
+            ttl = store.derived.get(shape)
+            if ttl is None:
+                ttl = any(i.ttl is not None for i in store.indexes.values())
+                if len(store.derived) >= 256:
+                    store.derived.clear()
+                store.derived[shape] = ttl
+            if not ttl:
+                return
+        elif not any(i.ttl is not None for i in store.indexes.values()):
             return
         store.sweep(datetime.utcnow())
 
@@ -1170,6 +1192,34 @@ _INT64 = (-(2**63), 2**63)
 _PLAIN_KINDS = frozenset(
     {str, bool, float, type(None), ObjectId, Binary, bytes, Decimal128, Int64, int, datetime}
 )
+
+
+def _watched(store: CollectionStore) -> frozenset[str]:
+    """Every top-level field some index of `store` watches, once per index set."""
+    shape = ("watched", store.index_version)
+    found: frozenset[str] | None = store.derived.get(shape)
+    if found is None:
+        found = frozenset().union(*(i.watched for i in store.indexes.values()))
+        if len(store.derived) >= 256:
+            store.derived.clear()
+        store.derived[shape] = found
+    return found
+
+
+# Values `mm.patch_datetimes` returns as they are (no datetime, Timestamp or container).
+_UNPATCHED = frozenset({str, bool, int, float, Int64, ObjectId, Binary, bytes, type(None)})
+
+
+def _patched(spec: dict[str, Any]) -> dict[str, Any]:
+    """`mm.patch_datetimes(spec)`: a flat filter of plain scalars (the sequencer's `{_id,
+    seq: null}`) is copied as it is, without mongomock's recursive walk."""
+    if FAST_PATHS and type(spec) is dict:
+        for value in spec.values():
+            if type(value) not in _UNPATCHED:
+                break
+        else:
+            return dict(spec)
+    return mm.patch_datetimes(spec)  # type: ignore[no-any-return]
 
 
 def _simple_update(

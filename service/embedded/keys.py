@@ -325,7 +325,19 @@ def string_array_keys(value: Any) -> list[tuple[Any, ...]] | None:
     for item in value:
         if type(item) is not str:
             return None
-    return [(_STRING, item) for item in sorted(set(value))]
+    # Shared (see `_SHARED`): the same token or tag in many documents' entries then compares
+    # by identity on every bisection instead of reading both strings.
+    shared = _SHARED
+    out = []
+    for item in sorted(set(value)):
+        key = (_STRING, item)
+        found = shared.get(key)
+        if found is None:
+            if len(shared) >= _SHARED_MAX:
+                shared.clear()
+            shared[key] = found = key
+        out.append(found)
+    return out
 
 
 def index_keys(

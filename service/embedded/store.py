@@ -19,6 +19,7 @@ write-ahead log once the client is persistent (see wal.py): TTL deletions includ
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -301,12 +302,13 @@ class CollectionStore:
         covered = self._check_unique(key, doc, new_keys)
         for name, index in affected:
             keys = new_keys[name]
-            if index.by_doc.get(key) == tuple([(*k, key) for k in keys]):
+            entries = tuple([(*k, key) for k in keys])
+            if index.by_doc.get(key) == entries:
                 owners = index.owners
                 if owners is None or (name in covered) == any(owners.get(k) == key for k in keys):
                     continue  # the update left this index's keys (and membership) alone
             self._remove(index, key)
-            self._add(index, key, keys, name in covered)
+            self._add(index, key, keys, name in covered, entries)
         self.docs[key] = (raw, seq)
         self._record(wal.REPLACE, raw)
 
@@ -450,17 +452,30 @@ class CollectionStore:
                     raise _duplicate(name, dict(index.keys), _key_value(index, k))
         return covered
 
-    def _add(self, index: Index, key: IdKey, keys: list[tuple[Any, ...]], covered: bool) -> None:
-        if len(keys) > 1:
-            index.multikey = True
+    def _add(
+        self,
+        index: Index,
+        key: IdKey,
+        keys: list[tuple[Any, ...]],
+        covered: bool,
+        entries: tuple[tuple[Any, ...], ...] | None = None,
+    ) -> None:
+        # `entries`: the key tuples with `key` appended, when the caller has built them.
         if len(keys) == 1:
-            entry = (*keys[0], key)
-            index.by_doc[key] = (entry,)
-            index.entries.add(entry)  # `update` sorts and checks its input first
-        else:
-            entries = tuple((*k, key) for k in keys)
+            if entries is None:
+                entries = ((*keys[0], key),)
             index.by_doc[key] = entries
-            index.entries.update(entries)
+            index.entries.add(entries[0])  # `update` sorts and checks its input first
+        else:
+            if entries is None:
+                entries = tuple([(*k, key) for k in keys])
+            if entries:
+                index.multikey = True
+            index.by_doc[key] = entries
+            if self.fast_paths:
+                _add_entries(index.entries, entries)  # (one entry: no faster than `add`)
+            else:
+                index.entries.update(entries)
         if index.owners is not None and covered:
             for k in keys:
                 index.owners[k] = key
@@ -502,6 +517,32 @@ class CollectionStore:
             for entry in index.entries.irange((low,), (limit, (99,))):
                 expired.append(entry[-1])
         return list(dict.fromkeys(expired))
+
+
+def _add_entries(entries: SortedList, values: Iterable[tuple[Any, ...]]) -> None:
+    """`entries.add` of each value, the method's steps inlined (no per-value calls): the
+    same values end in the list. Left to the methods while the list is empty or keeps its
+    positional index (built by indexing the list, which every add must then update)."""
+    if not entries._maxes or entries._index:
+        entries.update(values)
+        return
+    lists, maxes = entries._lists, entries._maxes
+    limit = entries._load << 1
+    added = 0
+    for value in values:
+        pos = bisect_right(maxes, value)
+        if pos == len(maxes):
+            pos -= 1
+            lists[pos].append(value)
+            maxes[pos] = value
+        else:
+            insort(lists[pos], value)
+        added += 1
+        if len(lists[pos]) > limit:
+            entries._len += added
+            added = 0
+            entries._expand(pos)  # splits the sublist (and drops the positional index)
+    entries._len += added
 
 
 def _memo(doc: Mapping[str, Any], key: IdKey) -> FieldKeys:
