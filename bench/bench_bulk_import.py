@@ -187,20 +187,31 @@ async def raw_round(docs: list[dict[str, Any]]) -> float:
 
 
 async def raw_same_writes_round(
-    docs: list[dict[str, Any]], events: list[dict[str, Any]], chunk: int
+    docs: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    chunk: int,
+    *,
+    db: Any | None = None,
+    sequence: bool = False,
 ) -> float:
     """Time the raw driver making the writes the service's protocol makes, per chunk.
 
     The rows' dedupe-key claims (into `lead_claims` with its unique index, as the service
     keeps it), leads with their creation marker, the journal entries, then the marker clear:
-    the floor a deduplicated, journaled import cannot go below on this backend.
+    the floor a deduplicated, journaled import cannot go below on this backend. `db` (already
+    indexed) replaces the fresh in-memory database; with `sequence`, each chunk's events also
+    get their feed positions as the sequencer gives them (one ordered bulk of conditional
+    `$set seq` by `_id`, then the published head).
     """
+    from pymongo import UpdateOne
+
     from documents.lead import LeadBase
     from documents.lead_claim import LeadClaim
     from service.leads.commands import dedupe_keys
 
-    db = embedded_database(f"bench_raw_{next(_seq)}")
-    await db["lead_claims"].create_indexes(LeadClaim.Settings.indexes)
+    if db is None:
+        db = embedded_database(f"bench_raw_{next(_seq)}")
+        await db["lead_claims"].create_indexes(LeadClaim.Settings.indexes)
     docs, events = copy.deepcopy(docs), copy.deepcopy(events)
     claims: list[list[dict[str, Any]]] = []
     for doc, event in zip(docs, events, strict=True):
@@ -215,6 +226,8 @@ async def raw_same_writes_round(
                 for field, value in dedupe_keys(lead)
             ]
         )
+    heads = db["feed_heads"]
+    published = ((await heads.find_one({"_id": "domain_events"})) or {}).get("head", 0)
     start = time.perf_counter()
     for i in range(0, len(docs), chunk):
         part = docs[i : i + chunk]
@@ -226,6 +239,14 @@ async def raw_same_writes_round(
             {"_id": {"$in": [d["_id"] for d in part]}, "pending_event.version": 1},
             {"$unset": {"pending_event": ""}},
         )
+        if sequence:
+            ops = [
+                UpdateOne({"_id": e["_id"], "seq": None}, {"$set": {"seq": published + i + n}})
+                for n, e in enumerate(events[i : i + chunk], start=1)
+            ]
+            await db["domain_events"].bulk_write(ops, ordered=True)
+            head = published + i + len(ops)
+            await heads.update_one({"_id": "domain_events"}, {"$max": {"head": head}}, upsert=True)
     return time.perf_counter() - start
 
 

@@ -175,6 +175,38 @@ def raw_insert_seconds(rows: list[dict[str, Any]]) -> float:
     return asyncio.run(run())
 
 
+def floor_seconds(rows: list[dict[str, Any]], n: int) -> tuple[float, float]:
+    """The floor of the two imports: the raw driver making the system's writes, twice.
+
+    Per chunk of the service's size, what `POST /v1/leads/bulk` and the sequencer write for
+    `n` leads (claims, leads with their creation marker, `lead.created` events, the marker
+    clear, the events' feed positions and head), on a file database opened as the server
+    opens it (write-ahead log, fsync on) with every declared index: the time the embedded
+    backend itself needs for those writes, with no validation, HTTP or reads.
+    """
+    from bench.bench_bulk_import import journal_documents, raw_same_writes_round
+    from service.database import init_models
+    from service.embedded import open_embedded
+    from service.leads.commands import BULK_CHUNK
+
+    async def run(folder: str) -> tuple[float, float]:
+        db, _ = open_embedded(Path(folder) / "floor.embedded", "lead_ignite")
+        await init_models(db)
+        times = []
+        for part in (rows[:n], rows[n : 2 * n]):
+            docs = raw_documents(part)
+            times.append(
+                await raw_same_writes_round(
+                    docs, journal_documents(docs), BULK_CHUNK, db=db, sequence=True
+                )
+            )
+        await db.client.close()
+        return times[0], times[1]
+
+    with tempfile.TemporaryDirectory() as folder:
+        return asyncio.run(run(folder))
+
+
 def _build_file(path: Path, n: int) -> Path:
     """A data file of `n` leads; returns a copy of it as `kill -9` left it (log only)."""
     from documents.lead import LeadBase
@@ -486,6 +518,7 @@ def main() -> None:
         return
     rows = lead_rows(2 * args.rows)
     baseline = raw_insert_seconds(rows[: args.rows])
+    floor = floor_seconds(rows, args.rows)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "lead_ignite.embedded"
         server = Server(path)
@@ -539,7 +572,11 @@ def main() -> None:
     n = args.rows
     print(f"rows per import={n}, machine load {os.getloadavg()[0]:.1f} (1-min average)")
     print(f"baseline: raw insert_many of {n} leads, indexed  : {baseline:7.2f} s")
-    for label, (seconds, probes) in results.items():
+    print(
+        f"floor: the same writes, raw driver, file db  : {floor[0]:7.2f} s, then {floor[1]:.2f} s"
+    )
+    for (label, (seconds, probes)), floor_s in zip(results.items(), floor, strict=True):
+        print(f"import {label:6} / its floor                : {seconds / floor_s:7.2f}x")
         worst = max(probes)
         slow = sum(1 for p in probes if p > 250)
         print(

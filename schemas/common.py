@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -127,6 +127,10 @@ class ReadView(Generic[T]):
             return item.__pydantic_serializer__.to_json(item, by_alias=True)
         return self.adapter.dump_json(item, by_alias=True)
 
+    def json_many(self, items: Iterable[T]) -> bytes:
+        """Response objects as the JSON array FastAPI would write for a list of the schema."""
+        return b"[" + b",".join(self.json(item) for item in items) + b"]"
+
     def stored_json_many(self, raws: Sequence[Any]) -> bytes:
         """Raw stored documents as the JSON array of their response objects, in one pass.
 
@@ -140,7 +144,7 @@ class ReadView(Generic[T]):
             self._plain = None if converted is None else _PlainArray(converted)
         if isinstance(self._plain, _PlainArray):
             return self._plain.json(raws)
-        return b"[" + b",".join(self.json(item) for item in self.stored_many(raws)) + b"]"
+        return self.json_many(self.stored_many(raws))
 
 
 class _PlainArray:

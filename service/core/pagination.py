@@ -77,6 +77,10 @@ class StoredView(Protocol[T_co]):
         """One response object as its JSON body."""
         ...
 
+    def json_many(self, items: Sequence[Any]) -> bytes:
+        """The JSON array of response objects already built."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Sort:
@@ -171,7 +175,7 @@ class StoredPage(PageResult[T]):
         schema, byte for byte (tests/test_pagination.py compares them): `items`, `next_cursor`,
         and `total` only when counted."""
         if self._items is not None:  # set or built already: written from the items
-            items = b"[" + b",".join(self.view.json(item) for item in self._items) + b"]"
+            items = self.view.json_many(self._items)
         else:
             items = self.view.stored_json_many(self.raws)
         body = b'{"items":' + items + b',"next_cursor":' + to_json(self.next_cursor)
