@@ -228,6 +228,35 @@ async def test_created_changes_type_in_one_pass_what_typed_changes_types(
     assert_encodes_as_the_three_steps(new, cleared, "lead", lead.secret_fields)
 
 
+async def test_a_sub_document_shared_by_rows_is_encoded_again_when_another_comes(
+    owner: Account,
+) -> None:
+    # Issue 27: `encode` reuses a nested sub-document's encoding while rows give the very
+    # same object (the bulk path's shared default consent); another object, even between
+    # two rows with the shared one, is encoded anew.
+    from uuid6 import uuid7
+
+    from documents.base import utcnow
+    from service.consent import stored_consent
+
+    new = journal.NewDocuments(GenericLead)
+    shared = stored_consent(None, None)
+    assert stored_consent(None, None) is shared
+    own = {**shared, "text": {"status": "opted_in", "source": "form", "at": None}}
+    stored_forms = []
+    for consent in (shared, shared, own, shared, {k: dict(v) for k, v in own.items()}):
+        values = {"id": uuid7(), "tenant_id": owner.tenant_id, "email": "a@x.com"}
+        values |= {"created_at": utcnow(), "updated_at": utcnow()}  # else made per call
+        values["consent"] = consent
+        assert_encodes_as_the_three_steps(new, values, "lead", GenericLead.secret_fields)
+        stored, changes = new.encode(values, "lead", GenericLead.secret_fields)
+        stored_forms.append(stored["consent"])
+        text = next(c["new"] for c in changes if c["field"] == "consent.text.status")
+        assert (text, stored["consent"]["text"]["status"]) == (consent["text"]["status"],) * 2
+    assert stored_forms[0] is stored_forms[1]  # made once, then reused by the next row
+    assert stored_forms[2] == stored_forms[4] != stored_forms[0] == stored_forms[3]
+
+
 def assert_encodes_as_the_three_steps(
     new: journal.NewDocuments, values: dict[str, Any], aggregate_type: str, secrets: Any
 ) -> None:

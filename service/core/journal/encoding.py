@@ -129,6 +129,9 @@ class NewDocuments:
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
         self._shared: dict[int, tuple[UUID, Binary]] = {}
+        # Per field: the last nested sub-document encoded there (the given object, its
+        # stored form, its leaves), reused while the next document gives the same object.
+        self._last_dicts: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         # Per aggregate type, per field: how a string there is typed, its alias at a UUID
         # path, how a list of strings there is typed; and strings' kinds by nested path.
         self._plans: dict[str, dict[str, _FieldPlan]] = {}
@@ -374,11 +377,23 @@ class NewDocuments:
                 if journaled:
                     flat[name] = value
             elif kind is dict:
-                if journaled and not value:
+                last = self._last_dicts.get(name)
+                if last is not None and last[0] is value:
+                    # The very object the last document had here (a batch's shared default
+                    # consent): its stored form and leaves as made then, not made again.
+                    out[alias] = last[1]
+                    flat.update(last[2])
+                elif journaled and not value:
                     out[alias] = {}
                     flat[name] = {}  # what typing an empty mapping gives
                 elif journaled and set(map(type, value)) <= _STR_ONLY:
-                    out[alias] = _encode_dict(value, name, flat, aggregate_type, kinds)
+                    if set(map(type, value.values())) <= _PLAIN:  # stored as it is
+                        out[alias] = _encode_dict(value, name, flat, aggregate_type, kinds)
+                        continue
+                    leaves: dict[str, Any] = {}
+                    out[alias] = _encode_dict(value, name, leaves, aggregate_type, kinds)
+                    flat.update(leaves)
+                    self._last_dicts[name] = (value, out[alias], leaves)
                 else:  # keys to convert (or not journaled): the two walks apart
                     out[alias] = {
                         k if type(k) is str or isinstance(k, Enum) else str(k): v
