@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import itertools
 import math
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import pytest
@@ -515,3 +515,37 @@ async def test_a_long_loop_gives_other_requests_a_turn_every_few_milliseconds() 
 
     # 100 ms of rows: a turn about every 5 ms (YIELD_AFTER), not one after the whole loop
     assert len(turns) >= 10
+
+
+def test_a_validated_row_is_dumped_as_the_serializer_dumps_it() -> None:
+    # Issue 27: `_validated` reads a row's values off the validated model (`_dumped`) instead
+    # of `model_dump()`: the same dict, types and key order included, on every kind of row.
+    from pydantic import BaseModel, PlainSerializer, computed_field
+
+    rows = [*VARIED_ROWS, {"type": "mls", "mls_id": "T", "tags": ["a"], "segments": {"k": "v"}}]
+    for row in rows:
+        model = lead_service._lead_adapter.validate_python(row)
+        assert lead_service._DUMPS_AS_HELD[type(model)]
+        dumped = lead_service._dumped(model)
+        assert dumped == model.model_dump() and repr(dumped) == repr(model.model_dump())
+        kind, consent, values = lead_service._validated(row)
+        assert (kind, consent) == (model.type, model.consent)
+        assert repr(values) == repr(model.model_dump(exclude={"type"}))
+
+    # Models whose dump is not their values as held are dumped by pydantic.
+    class Computed(BaseModel):
+        a: int = 1
+
+        @computed_field  # type: ignore[prop-decorator]
+        @property
+        def b(self) -> int:
+            return self.a + 1
+
+    class Serialized(BaseModel):
+        a: Annotated[int, PlainSerializer(str)] = 1
+
+    class Inner(BaseModel):
+        s: Serialized = Serialized()
+
+    for model_class in (Computed, Serialized, Inner):
+        assert not lead_service._dumps_as_held(model_class)
