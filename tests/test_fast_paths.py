@@ -386,6 +386,32 @@ def test_uuid7_of_builds_what_uuid6_builds() -> None:
     assert ids == sorted(ids) and len(set(ids)) == len(ids) and {i.version for i in ids} == {7}
 
 
+def test_uuid_binary_is_what_binary_makes() -> None:
+    # Issue 27: `uuid_binary` skips `Binary.__new__`'s checks and copy; the object must be
+    # the same in every way the driver, the journal and the tests use it.
+    import copy
+    import pickle
+    from uuid import UUID
+
+    import bson
+    from bson import Binary
+    from bson.codec_options import CodecOptions
+
+    from service.core.journal.typed import uuid_binary
+
+    rng = random.Random(11)
+    options = CodecOptions(uuid_representation=bson.binary.UuidRepresentation.STANDARD)
+    for raw in [bytes(16), b"\xff" * 16, *(rng.randbytes(16) for _ in range(500))]:
+        fast, slow = uuid_binary(raw), Binary(raw, 4)
+        assert type(fast) is Binary and fast == slow and fast.subtype == slow.subtype == 4
+        assert repr(fast) == repr(slow) and hash(fast) == hash(slow) and bytes(fast) == raw
+        assert vars(fast) == vars(slow) and fast.as_uuid() == UUID(bytes=raw)
+        assert bson.encode({"x": fast}) == bson.encode({"x": slow})
+        assert bson.decode(bson.encode({"x": fast}), options)["x"] == UUID(bytes=raw)
+        for copied in (pickle.loads(pickle.dumps(fast)), copy.deepcopy(fast), copy.copy(fast)):
+            assert type(copied) is Binary and copied == slow and copied.subtype == 4
+
+
 def test_created_leaves_sort_each_shape_once_and_agree_with_sorting() -> None:
     # Issue 27: the sorted paths are remembered by the paths' given order; shapes of every
     # order and subset (more than the memo keeps) give the changes a plain sort gives.

@@ -13,7 +13,6 @@ from uuid import UUID
 from beanie import Document
 from beanie.odm.utils.encoder import Encoder
 from bson import Binary, Decimal128, ObjectId
-from bson.binary import UUID_SUBTYPE
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from documents.base import RootDocument
@@ -26,6 +25,7 @@ from service.core.journal.typed import (
     string_kind,
     typed_changes,
     typed_leaf,
+    uuid_binary,
 )
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
@@ -195,7 +195,7 @@ class NewDocuments:
         entry = shared.get(id(value))
         if entry is not None and entry[0] is value:
             return entry[1]
-        binary = Binary(value.bytes, UUID_SUBTYPE)  # `Binary.from_uuid`, standard form
+        binary = uuid_binary(value.int.to_bytes(16, "big"))  # `Binary.from_uuid`, standard
         if name in _REPEATED_IDS:
             if len(shared) > 16:
                 shared.clear()
