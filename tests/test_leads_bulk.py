@@ -21,6 +21,7 @@ from service.core.errors import Unprocessable
 from service.leads import claims as lead_claims
 from service.leads import commands as lead_service
 from tests.factories import make_api_key, make_lead
+from tests.support import oracles
 from tests.support.dbcalls import count_db_calls
 from tests.support.helpers import Account, assert_problem
 
@@ -400,8 +401,8 @@ VARIED_ROWS: list[dict[str, Any]] = [
 
 
 async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Account) -> None:
-    # Issue 27: the bulk path's `NewDocuments.encode` against `full` + `stored` +
-    # `created_changes` (the generic walks it replaced), byte for byte, on varied rows.
+    # Issue 27: the bulk path's `NewDocuments.encode` against the generic walks it replaced
+    # (tests/support/oracles.py), byte for byte, on varied rows.
     import bson
 
     from documents.base import utcnow
@@ -420,9 +421,9 @@ async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Acco
         checked.add(index)
         fields.update(stamp)
         new = lead_service._new_leads(kind)
-        full = new.full(fields)
-        stored = new.stored(full)
-        changes = new.created_changes(full, "lead", LeadBase.secret_fields, stored)
+        full = oracles.new_full(new, fields)
+        stored = oracles.new_stored(new, full)
+        changes = oracles.new_created_changes(full, "lead", LeadBase.secret_fields)
         unstamped = {k: v for k, v in fields.items() if k not in stamp}
         for values, common in ((fields, None), (unstamped, new.common(stamp, "lead"))):
             one_stored, one_changes = new.encode(values, "lead", LeadBase.secret_fields, common)
