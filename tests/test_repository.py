@@ -389,3 +389,11 @@ async def test_next_write_expands_a_marker_before_its_own_event(owner: Account) 
     # Flushing the stale marker again (a late retry) changes nothing.
     await journal.flush_pending(LeadBase, lead.pending_event)
     assert len(await events_of(lead.id)) == 2
+
+
+@pytest.mark.usefixtures("app")  # Beanie initialised
+async def test_encode_refuses_values_of_no_field() -> None:
+    new = journal.NewDocuments(GenericLead)
+    for values in ({"nope": 1}, {"nope": None}, {"email": "a@x.com", "nope": {}}):
+        with pytest.raises(TypeError, match=r"GenericLead has no fields \['nope'\]"):
+            new.encode(values, "lead")

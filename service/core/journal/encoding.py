@@ -180,25 +180,27 @@ class NewDocuments:
         tests/test_fast_paths.py and tests/test_leads_bulk.py compare it byte for byte with the
         generic walks (tests/support/oracles.py).
         """
-        if not self.names.issuperset(values):
-            raise TypeError(
-                f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
-            )
         walk = self._plan(aggregate_type)
         steps, stored_template, leaf_template, factories, factory_names, quiet = walk
         out = dict(stored_template)  # every field in the class's order, constants in place
         flat = dict(leaf_template)
         missing = factory_names if common is None else common.factories
         given: Iterable[tuple[str, Any]] = values.items()
-        if not missing <= values.keys():  # defaults made per document
-            made = ((n, f()) for n, f in factories if n in missing and n not in values)
-            # A sub-document default (a model) goes in as its python-mode dict, as given ones
-            # do: the generic diff journals its leaves, not the sub-document as one value.
-            given = [
-                *given,
-                *((n, v.model_dump() if isinstance(v, BaseModel) else v) for n, v in made),
-            ]
-        self._put(given, steps, quiet, out, flat, aggregate_type)
+        try:
+            if not missing <= values.keys():  # defaults made per document
+                made = ((n, f()) for n, f in factories if n in missing and n not in values)
+                # A sub-document default (a model) goes in as its python-mode dict, as given
+                # ones do: the generic diff journals its leaves, not the sub-document whole.
+                given = [
+                    *given,
+                    *((n, v.model_dump() if isinstance(v, BaseModel) else v) for n, v in made),
+                ]
+            self._put(given, steps, quiet, out, flat, aggregate_type)
+        except (KeyError, TypeError):  # names that are no field first (looked for only now)
+            if not self.names.issuperset(values):
+                unknown = sorted(set(values) - self.names)
+                raise TypeError(f"{self.model.__name__} has no fields {unknown}") from None
+            raise
         if common is not None:
             out.update(common.stored)
             flat.update(common.leaves)
@@ -272,13 +274,11 @@ class NewDocuments:
                     out[alias] = {}
                     flat[name] = {}  # what typing an empty mapping gives
                 elif journaled and set(map(type, value)) <= _STR_ONLY:
-                    if set(map(type, value.values())) <= _PLAIN:  # stored as it is
-                        out[alias] = _encode_dict(value, name, flat, aggregate_type, kinds)
-                        continue
                     leaves: dict[str, Any] = {}
-                    out[alias] = _encode_dict(value, name, leaves, aggregate_type, kinds)
+                    out[alias] = stored = _encode_dict(value, name, leaves, aggregate_type, kinds)
                     flat.update(leaves)
-                    self._last_dicts[name] = (value, out[alias], leaves)
+                    if stored is not value:  # not plain (`_encode_dict` stored a copy)
+                        self._last_dicts[name] = (value, stored, leaves)
                 else:  # keys to convert (or not journaled): the two walks apart
                     out[alias] = {
                         k if type(k) is str or isinstance(k, Enum) else str(k): v
