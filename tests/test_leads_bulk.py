@@ -550,3 +550,19 @@ def test_a_validated_row_is_dumped_as_the_serializer_dumps_it() -> None:
 
     for model_class in (Computed, Serialized, Inner):
         assert not lead_service._dumps_as_held(model_class)
+
+    # Sub-models inside containers are dumped too; containers of scalars are left as held.
+    class Point(BaseModel):
+        x: int = 1
+
+    class Holder(BaseModel):
+        many: list[Point]
+        named: dict[str, Point | None]
+        pair: tuple[Point, ...]
+        words: list[str]
+        maybe: Point | None = None
+
+    held = Holder(many=[Point()], named={"a": Point(), "b": None}, pair=(Point(),), words=["w"])
+    assert lead_service._dumps_as_held(Holder)
+    assert lead_service._nested_fields(Holder) == ("many", "named", "pair", "maybe")
+    assert repr(lead_service._dumped(held)) == repr(held.model_dump())

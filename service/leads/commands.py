@@ -25,7 +25,7 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from uuid import UUID
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, EmailStr, TypeAdapter, ValidationError
 
 from documents.base import E164, normalize_phone, utcnow
 from documents.consent import Consent
@@ -356,17 +356,23 @@ def _nested_fields(model: type[BaseModel]) -> tuple[str, ...]:
 
 
 def _nested(annotation: Any) -> bool:
+    # Whether a value of `annotation` may hold a model (what `model_dump` would turn into a
+    # dict); anything not known to be scalars, or containers of them, is looked at.
     origin = get_origin(annotation)
     if origin is Annotated:
         return _nested(get_args(annotation)[0])
-    if origin is Union or origin is UnionType:
-        return any(_nested(arg) for arg in get_args(annotation))
+    if origin is Union or origin is UnionType or origin in _CONTAINERS:
+        return any(_nested(arg) for arg in get_args(annotation) if arg is not Ellipsis)
     if origin is Literal or annotation is None or annotation is type(None):
         return False
-    return not (isinstance(annotation, type) and issubclass(annotation, _SCALARS))
+    return not (
+        annotation is EmailStr
+        or (isinstance(annotation, type) and issubclass(annotation, _SCALARS))
+    )
 
 
 _SCALARS = (str, int, float, Decimal, datetime, UUID, Enum)
+_CONTAINERS = (list, tuple, dict, set, frozenset)
 _NESTED: dict[type[BaseModel], tuple[str, ...]] = {}
 _HELD_AS_IS = frozenset({str, int, float, bool, type(None)})
 
