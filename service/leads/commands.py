@@ -547,7 +547,8 @@ async def _insert_chunk(
     # another lead holds (stored before, or a concurrent writer's) is a duplicate.
     wanted = [(fields["id"], keys) for _, _, fields, keys in candidates]
     refused = await lead_claims.claim_many(repo.ctx, wanted)
-    fresh = [c for c in candidates if c[2]["id"] not in refused]
+    # (A UUID's hash is Python code: no look-ups when nothing was refused, the usual case.)
+    fresh = [c for c in candidates if c[2]["id"] not in refused] if refused else candidates
     outcome.duplicates += len(candidates) - len(fresh)
     if not fresh:
         return
