@@ -422,15 +422,21 @@ class IgnoreTenantId(BaseModel):
 
 def _money_number(value: Any) -> Any:
     """Accept only JSON numbers, snapping binary-float noise (0.5700000000000001) to the cent."""
-    if isinstance(value, bool | str):
+    if isinstance(value, _NOT_MONEY):
         raise ValueError("money must be a JSON number")
     if isinstance(value, float):
         exact = Decimal(repr(value))
         if not exact.is_finite() or exact.adjusted() > 15:
             return exact  # far out of range: the field's own bounds refuse it (422)
-        cents = exact.quantize(Decimal("0.01"))
-        return cents if abs(exact - cents) < Decimal("1e-9") else exact
+        cents = exact.quantize(_CENT)
+        return cents if abs(exact - cents) < _FLOAT_NOISE else exact
     return value
+
+
+# Made once, not per value (each row of a bulk import has a price).
+_NOT_MONEY = (bool, str)
+_CENT = Decimal("0.01")
+_FLOAT_NOISE = Decimal("1e-9")
 
 
 Money = Annotated[

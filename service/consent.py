@@ -65,10 +65,11 @@ def stored_consent(given: ConsentIn | None, at: datetime | None) -> dict[str, An
 
     Plain data (statuses as strings), not a model: the bulk import stores and journals it
     as it is. `at` matters only when consent is given (the bulk path reads the clock only
-    then).
+    then). Without consent it is one shared mapping, never to be changed: the bulk import's
+    encoder reuses the encoding of the object the previous row had.
     """
     if given is None:  # most new leads: `unknown` everywhere
-        return {channel: {"status": _UNKNOWN, "source": None, "at": None} for channel in _CHANNELS}
+        return _NO_CONSENT
     stored: dict[str, Any] = {}
     for channel in _CHANNELS:
         value = getattr(given, channel)
@@ -81,6 +82,9 @@ def stored_consent(given: ConsentIn | None, at: datetime | None) -> dict[str, An
 
 _CHANNELS = tuple(channel.value for channel in Channel)  # enum iteration is slow per row
 _UNKNOWN = ConsentStatus.unknown.value  # plain strings: stored and journaled as they are
+_NO_CONSENT: dict[str, Any] = {
+    channel: {"status": _UNKNOWN, "source": None, "at": None} for channel in _CHANNELS
+}
 
 
 # -- the rule -----------------------------------------------------------------------------------

@@ -286,17 +286,21 @@ def test_nanp_phone_shortcut_agrees_with_phonenumbers() -> None:
 
 
 @pytest.mark.usefixtures("app")  # Beanie initialised
-async def test_created_changes_in_one_pass_agree_with_typing_the_generic_changes() -> None:
-    # `NewDocuments.created_changes` flattens, types and sorts in one pass; the reference is
-    # the untyped creation changes typed afterwards (`typed_changes`). Values of every kind,
+async def test_one_walk_agrees_with_the_generic_walks_on_values_of_every_kind() -> None:
+    # `NewDocuments.encode` stores, flattens, types and sorts in one walk; the references are
+    # `to_bson` per field and the generic creation changes typed afterwards
+    # (tests/support/oracles.py). Values of every kind,
     # top-level and nested: str enums, empty and non-str-keyed mappings, UUIDs at UUID paths
     # and elsewhere, UTC and offset dates, floats (NaN too), models, tuples; secrets.
     from datetime import UTC, datetime, timedelta, timezone
     from uuid import uuid4
 
+    import bson
+
     from documents.consent import ConsentStatus
     from documents.lead import GeoPoint, LeadStatus, LeadType, MLSRealEstateLead
     from service.core import journal
+    from tests.support import oracles
 
     new = journal.NewDocuments(MLSRealEstateLead)
     rng = random.Random(2727)
@@ -326,20 +330,18 @@ async def test_created_changes_in_one_pass_agree_with_typing_the_generic_changes
     names = ["segments", "notes", "source", "mls_board", "listed_at", "user_id", "baths", "tags"]
     for _ in range(300):
         values: dict[str, Any] = {"tenant_id": uuid4(), "mls_id": "X-1", "id": uuid4()}
-        for name in rng.sample(names, 4):
-            values[name] = rng.choice(odd)
+        values |= {"created_at": at, "updated_at": at}  # else a clock's default per walk
+        for name in rng.sample(names, 4):  # sub-documents come as dicts at the top (its rule)
+            values[name] = rng.choice(odd[:-1])
         values["segments"] = {f"k{i}": rng.choice(odd) for i in range(rng.randint(0, 4))}
         values["address"] = {"city": rng.choice(odd), "line1": rng.choice(["1 Main", None])}
         values["consent"] = {"call": {"status": rng.choice(odd), "at": rng.choice(odd)}}
-        full = new.full(values)
+        full = oracles.new_full(new, values)
         secrets = rng.choice([(), ("notes",), ("address",), ("segments.k1", "user_id")])
-        reference = journal.typed_changes("lead", new.changes(full, secrets))
-        stored = new.stored(full)
-        for one_pass in (
-            new.created_changes(full, "lead", secrets),
-            new.created_changes(full, "lead", secrets, stored),
-        ):
-            assert _same(one_pass, reference), (values, secrets)
+        reference = oracles.new_created_changes(full, "lead", secrets)
+        stored, changes = new.encode(values, "lead", secrets)
+        assert _same(changes, reference), (values, secrets)
+        assert bson.encode(stored) == bson.encode(oracles.new_stored(new, full)), values
     assert LeadType.mls  # the enum module is loaded (str enums at top level: `type`)
 
 
@@ -384,6 +386,32 @@ def test_uuid7_of_builds_what_uuid6_builds() -> None:
     ids = [journal.pooled_uuid7(), journal.pooled_uuid7.binary().as_uuid(), uuid6.uuid7()]
     ids += [journal.pooled_uuid7.binary().as_uuid() for _ in range(600)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids) and {i.version for i in ids} == {7}
+
+
+def test_uuid_binary_is_what_binary_makes() -> None:
+    # Issue 27: `uuid_binary` skips `Binary.__new__`'s checks and copy; the object must be
+    # the same in every way the driver, the journal and the tests use it.
+    import copy
+    import pickle
+    from uuid import UUID
+
+    import bson
+    from bson import Binary
+    from bson.codec_options import CodecOptions
+
+    from service.core.journal.typed import uuid_binary
+
+    rng = random.Random(11)
+    options = CodecOptions(uuid_representation=bson.binary.UuidRepresentation.STANDARD)
+    for raw in [bytes(16), b"\xff" * 16, *(rng.randbytes(16) for _ in range(500))]:
+        fast, slow = uuid_binary(raw), Binary(raw, 4)
+        assert type(fast) is Binary and fast == slow and fast.subtype == slow.subtype == 4
+        assert repr(fast) == repr(slow) and hash(fast) == hash(slow) and bytes(fast) == raw
+        assert vars(fast) == vars(slow) and fast.as_uuid() == UUID(bytes=raw)
+        assert bson.encode({"x": fast}) == bson.encode({"x": slow})
+        assert bson.decode(bson.encode({"x": fast}), options)["x"] == UUID(bytes=raw)
+        for copied in (pickle.loads(pickle.dumps(fast)), copy.deepcopy(fast), copy.copy(fast)):
+            assert type(copied) is Binary and copied == slow and copied.subtype == 4
 
 
 def test_created_leaves_sort_each_shape_once_and_agree_with_sorting() -> None:

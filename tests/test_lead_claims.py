@@ -213,6 +213,29 @@ async def test_bulk_dedupes_in_batch_and_against_claims(owner: Account) -> None:
     assert again == {"created": 0, "duplicates": 5, "failed": []}
 
 
+async def test_a_bulk_row_refused_on_one_key_keeps_none_and_its_neighbours_keep_theirs(
+    owner: Account,
+) -> None:
+    # Issue 27: a chunk's claims are made lead by lead; a refused one drops exactly the
+    # claims its own lead made (not a neighbour's, before or after it in the chunk).
+    await created(owner, email="stored@example.com")
+    rows = [
+        {"type": "generic", "email": "a@example.com", "phone": "4155550101"},
+        {"type": "generic", "email": "stored@example.com", "phone": "4155550102"},
+        {"type": "generic", "phone": "4155550103", "email": "b@example.com"},
+    ]
+    body = (await owner.client.post("/v1/leads/bulk", json={"leads": rows})).json()
+    assert body == {"created": 2, "duplicates": 1, "failed": []}
+    assert set(await claims(owner)) == {
+        ("email", "stored@example.com"),
+        ("email", "a@example.com"),
+        ("phone", "+14155550101"),
+        ("email", "b@example.com"),
+        ("phone", "+14155550103"),
+    }
+    await created(owner, phone="4155550102")  # the refused row's phone was given back
+
+
 async def test_migrate_backfills_claims_of_leads_stored_before_them(owner: Account) -> None:
     a = await created(owner, email="a@example.com", phone="4155550100")
     b = await created(owner, email="b@example.com")

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import itertools
 import math
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import pytest
@@ -21,6 +21,7 @@ from service.core.errors import Unprocessable
 from service.leads import claims as lead_claims
 from service.leads import commands as lead_service
 from tests.factories import make_api_key, make_lead
+from tests.support import oracles
 from tests.support.dbcalls import count_db_calls
 from tests.support.helpers import Account, assert_problem
 
@@ -400,8 +401,8 @@ VARIED_ROWS: list[dict[str, Any]] = [
 
 
 async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Account) -> None:
-    # Issue 27: the bulk path's `NewDocuments.encode` against `full` + `stored` +
-    # `created_changes` (the generic walks it replaced), byte for byte, on varied rows.
+    # Issue 27: the bulk path's `NewDocuments.encode` against the generic walks it replaced
+    # (tests/support/oracles.py), byte for byte, on varied rows.
     import bson
 
     from documents.base import utcnow
@@ -420,9 +421,9 @@ async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Acco
         checked.add(index)
         fields.update(stamp)
         new = lead_service._new_leads(kind)
-        full = new.full(fields)
-        stored = new.stored(full)
-        changes = new.created_changes(full, "lead", LeadBase.secret_fields, stored)
+        full = oracles.new_full(new, fields)
+        stored = oracles.new_stored(new, full)
+        changes = oracles.new_created_changes(full, "lead", LeadBase.secret_fields)
         unstamped = {k: v for k, v in fields.items() if k not in stamp}
         for values, common in ((fields, None), (unstamped, new.common(stamp, "lead"))):
             one_stored, one_changes = new.encode(values, "lead", LeadBase.secret_fields, common)
@@ -515,3 +516,53 @@ async def test_a_long_loop_gives_other_requests_a_turn_every_few_milliseconds() 
 
     # 100 ms of rows: a turn about every 5 ms (YIELD_AFTER), not one after the whole loop
     assert len(turns) >= 10
+
+
+def test_a_validated_row_is_dumped_as_the_serializer_dumps_it() -> None:
+    # Issue 27: `_validated` reads a row's values off the validated model (`_dumped`) instead
+    # of `model_dump()`: the same dict, types and key order included, on every kind of row.
+    from pydantic import BaseModel, PlainSerializer, computed_field
+
+    rows = [*VARIED_ROWS, {"type": "mls", "mls_id": "T", "tags": ["a"], "segments": {"k": "v"}}]
+    for row in rows:
+        model = lead_service._lead_adapter.validate_python(row)
+        assert lead_service._DUMPS_AS_HELD[type(model)]
+        dumped = lead_service._dumped(model)
+        assert dumped == model.model_dump() and repr(dumped) == repr(model.model_dump())
+        kind, consent, values = lead_service._validated(row)
+        assert (kind, consent) == (model.type, model.consent)
+        assert repr(values) == repr(model.model_dump(exclude={"type"}))
+
+    # Models whose dump is not their values as held are dumped by pydantic.
+    class Computed(BaseModel):
+        a: int = 1
+
+        @computed_field  # type: ignore[prop-decorator]
+        @property
+        def b(self) -> int:
+            return self.a + 1
+
+    class Serialized(BaseModel):
+        a: Annotated[int, PlainSerializer(str)] = 1
+
+    class Inner(BaseModel):
+        s: Serialized = Serialized()
+
+    for model_class in (Computed, Serialized, Inner):
+        assert not lead_service._dumps_as_held(model_class)
+
+    # Sub-models inside containers are dumped too; containers of scalars are left as held.
+    class Point(BaseModel):
+        x: int = 1
+
+    class Holder(BaseModel):
+        many: list[Point]
+        named: dict[str, Point | None]
+        pair: tuple[Point, ...]
+        words: list[str]
+        maybe: Point | None = None
+
+    held = Holder(many=[Point()], named={"a": Point(), "b": None}, pair=(Point(),), words=["w"])
+    assert lead_service._dumps_as_held(Holder)
+    assert lead_service._nested_fields(Holder) == ("many", "named", "pair", "maybe")
+    assert repr(lead_service._dumped(held)) == repr(held.model_dump())

@@ -165,23 +165,18 @@ async def test_creation_changes_equal_the_generic_diff(owner: Account) -> None:
     )
     for doc in (user, lead):  # the bulk path's inputs: python-mode values, sub-documents as dicts
         new = journal.NewDocuments(type(doc))
-        full = new.full({k: v for k, v in doc.model_dump().items() if k in new.names})
-        assert new.changes(full, doc.secret_fields) == oracles.creation_changes(doc)
-        assert new.stored(full) == journal.encode_document(doc)
-        # The bulk path's one-pass typed form: what the creation event stores.
-        typed = journal.typed_changes(doc.aggregate_type, new.changes(full, doc.secret_fields))
-        assert new.created_changes(full, doc.aggregate_type, doc.secret_fields) == typed
-        stored = new.stored(full)
-        assert new.created_changes(full, doc.aggregate_type, doc.secret_fields, stored) == typed
+        full = oracles.new_full(new, {k: v for k, v in doc.model_dump().items() if k in new.names})
+        assert oracles.new_changes(full, doc.secret_fields) == oracles.creation_changes(doc)
+        assert oracles.new_stored(new, full) == journal.encode_document(doc)
         assert_encodes_as_the_three_steps(new, full, doc.aggregate_type, doc.secret_fields)
     new = journal.NewDocuments(User)
-    full = new.full({k: v for k, v in user.model_dump().items() if k in new.names})
-    redacted = new.changes(full, user.secret_fields)
+    full = oracles.new_full(new, {k: v for k, v in user.model_dump().items() if k in new.names})
+    redacted = oracles.new_changes(full, user.secret_fields)
     assert {"field": "password_hash", "old": None, "new": journal.REDACTED} in redacted
     assert all(c["field"] and c["new"] is not None for c in redacted)  # no root or null entries
 
 
-async def test_created_changes_type_in_one_pass_what_typed_changes_types(
+async def test_one_walk_types_nested_values_as_typed_changes_types(
     owner: Account,
 ) -> None:
     # Issue 27: the bulk path's one-pass typing, on nested values of every kind it shortcuts
@@ -214,11 +209,7 @@ async def test_created_changes_type_in_one_pass_what_typed_changes_types(
     new = journal.NewDocuments(type(lead))
     values = lead.model_dump()
     values["consent"]["text"]["at"] = at.astimezone(timezone(timedelta(hours=2)))
-    full = new.full({k: v for k, v in values.items() if k in new.names})
-    typed = journal.typed_changes("lead", new.changes(full, lead.secret_fields))
-    stored = new.stored(full)
-    assert new.created_changes(full, "lead", lead.secret_fields, stored) == typed
-    assert new.created_changes(full, "lead", lead.secret_fields) == typed
+    full = oracles.new_full(new, {k: v for k, v in values.items() if k in new.names})
     assert_encodes_as_the_three_steps(new, full, "lead", lead.secret_fields)
     # Values as the bulk path gives them: some fields left to their defaults.
     partial = {k: v for k, v in full.items() if k not in {"status", "tags", "consent", "address"}}
@@ -228,16 +219,45 @@ async def test_created_changes_type_in_one_pass_what_typed_changes_types(
     assert_encodes_as_the_three_steps(new, cleared, "lead", lead.secret_fields)
 
 
+async def test_a_sub_document_shared_by_rows_is_encoded_again_when_another_comes(
+    owner: Account,
+) -> None:
+    # Issue 27: `encode` reuses a nested sub-document's encoding while rows give the very
+    # same object (the bulk path's shared default consent); another object, even between
+    # two rows with the shared one, is encoded anew.
+    from uuid6 import uuid7
+
+    from documents.base import utcnow
+    from service.consent import stored_consent
+
+    new = journal.NewDocuments(GenericLead)
+    shared = stored_consent(None, None)
+    assert stored_consent(None, None) is shared
+    own = {**shared, "text": {"status": "opted_in", "source": "form", "at": None}}
+    stored_forms = []
+    for consent in (shared, shared, own, shared, {k: dict(v) for k, v in own.items()}):
+        values = {"id": uuid7(), "tenant_id": owner.tenant_id, "email": "a@x.com"}
+        values |= {"created_at": utcnow(), "updated_at": utcnow()}  # else made per call
+        values["consent"] = consent
+        assert_encodes_as_the_three_steps(new, values, "lead", GenericLead.secret_fields)
+        stored, changes = new.encode(values, "lead", GenericLead.secret_fields)
+        stored_forms.append(stored["consent"])
+        text = next(c["new"] for c in changes if c["field"] == "consent.text.status")
+        assert (text, stored["consent"]["text"]["status"]) == (consent["text"]["status"],) * 2
+    assert stored_forms[0] is stored_forms[1]  # made once, then reused by the next row
+    assert stored_forms[2] == stored_forms[4] != stored_forms[0] == stored_forms[3]
+
+
 def assert_encodes_as_the_three_steps(
     new: journal.NewDocuments, values: dict[str, Any], aggregate_type: str, secrets: Any
 ) -> None:
-    """`NewDocuments.encode` (one walk) stores and journals byte for byte what `full`,
-    `stored` and `created_changes` give (types included: BSON bytes differ otherwise)."""
+    """`NewDocuments.encode` (one walk) stores and journals byte for byte what the generic
+    walks give (tests/support/oracles.py; types included: BSON bytes differ otherwise)."""
     import bson
 
-    full = new.full(values)
-    stored = new.stored(full)
-    changes = new.created_changes(full, aggregate_type, secrets, stored)
+    full = oracles.new_full(new, values)
+    stored = oracles.new_stored(new, full)
+    changes = oracles.new_created_changes(full, aggregate_type, secrets)
     # Alone, and with part of the values as a batch's common values (disjoint from the
     # rest, overlapping it with other values, which the common ones win over).
     shared = {k: v for k, v in values.items() if k in _STAMPED}
@@ -369,3 +389,11 @@ async def test_next_write_expands_a_marker_before_its_own_event(owner: Account) 
     # Flushing the stale marker again (a late retry) changes nothing.
     await journal.flush_pending(LeadBase, lead.pending_event)
     assert len(await events_of(lead.id)) == 2
+
+
+@pytest.mark.usefixtures("app")  # Beanie initialised
+async def test_encode_refuses_values_of_no_field() -> None:
+    new = journal.NewDocuments(GenericLead)
+    for values in ({"nope": 1}, {"nope": None}, {"email": "a@x.com", "nope": {}}):
+        with pytest.raises(TypeError, match=r"GenericLead has no fields \['nope'\]"):
+            new.encode(values, "lead")

@@ -6,11 +6,12 @@ own encoder and generic `diff`), and seed test and bench data through the produc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
 from bson import Binary
+from pydantic_core import to_jsonable_python
 
 from documents.base import RootDocument, utcnow
 from service.core import journal
@@ -55,3 +56,42 @@ async def create_many(
         rows.append((journal.encode_document(doc), creation_changes(doc)))
     failed = await repo._insert_created(rows)
     return [doc for i, doc in enumerate(docs) if i not in failed], failed
+
+
+# The walks `NewDocuments.encode` (the bulk path's one walk) is compared with: every field's
+# value, its stored form by the one value encoder, its creation changes by the generic diff,
+# typed by the journal's typer.
+
+
+def new_full(new: journal.NewDocuments, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every field's python-mode value of a new document: `values`, else the field's default."""
+    if not new.names.issuperset(values):
+        raise TypeError(f"{new.model.__name__} has no fields {sorted(set(values) - new.names)}")
+    out = {}
+    for name, default, factory in new.defaults:
+        if name in values:
+            out[name] = values[name]
+        else:
+            out[name] = factory() if factory is not None else default
+    return out
+
+
+def new_stored(new: journal.NewDocuments, full: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored document of `full` values: each by `to_bson`, by alias, in field order."""
+    out: dict[str, Any] = dict((new.class_id,)) if new.class_id else {}
+    for name, alias, _ in new.fields:
+        out[alias] = journal.to_bson(full[name])
+    return out
+
+
+def new_changes(full: Mapping[str, Any], secret_fields: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """A creation's changes of `full` values: the generic diff of their JSON form, as dicts."""
+    after = to_jsonable_python(dict(full))
+    return [c.model_dump() for c in journal.diff({}, after, secret_fields)]
+
+
+def new_created_changes(
+    full: Mapping[str, Any], aggregate_type: str, secret_fields: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """The changes a creation event stores: `new_changes` typed by `typed_changes`."""
+    return journal.typed_changes(aggregate_type, new_changes(full, secret_fields))

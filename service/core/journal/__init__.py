@@ -62,7 +62,7 @@ from service.core.journal.outbox import (
     is_creation_marker,
     repair_journal,
 )
-from service.core.journal.typed import retype_journal, typed_changes
+from service.core.journal.typed import retype_journal, typed_changes, uuid_binary
 
 __all__ = [
     "JOURNALED_DOCUMENT_MAX_BYTES",
@@ -88,4 +88,5 @@ __all__ = [
     "retype_journal",
     "to_bson",
     "typed_changes",
+    "uuid_binary",
 ]

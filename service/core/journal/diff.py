@@ -132,7 +132,7 @@ def created_leaves(flat: Mapping[str, Any], secret_fields: Iterable[str]) -> lis
     """A creation's changes from its flattened JSON-mode leaves: `diff({}, ...)` as dicts.
 
     Every non-null leaf (sorted by path) becomes `old: None`, `new: value`; secret paths are
-    redacted. The bulk path's shortcut (`NewDocuments.changes`): no models, no second dump.
+    redacted. The bulk path's shortcut (`NewDocuments.encode`): no models, no second dump.
     """
     secrets = tuple(secret_fields)
     if not secrets:  # most aggregates (leads): no path to check

@@ -13,12 +13,12 @@ from uuid import UUID
 from beanie import Document
 from beanie.odm.utils.encoder import Encoder
 from bson import Binary, Decimal128, ObjectId
-from bson.binary import UUID_SUBTYPE
+from pydantic import BaseModel
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent
-from service.core.journal.diff import UNJOURNALED, _flatten, created_leaves
+from service.core.journal.diff import UNJOURNALED, created_leaves
 from service.core.journal.typed import (
     is_date_path,
     is_uuid_path,
@@ -26,6 +26,7 @@ from service.core.journal.typed import (
     string_kind,
     typed_changes,
     typed_leaf,
+    uuid_binary,
 )
 
 # Values stored as they are (str covers str-valued enums, which Beanie also keeps as they are).
@@ -46,7 +47,6 @@ _REPEATED_IDS = frozenset({"tenant_id", "created_by", "updated_by", "user_id", "
 _BSON_EXACT: set[type] = {str, int, float, bool, type(None), datetime, Binary}
 
 
-_FieldPlan = tuple[Callable[[Any], Any] | None, str | None, Callable[[list[str]], list[Any]] | None]
 _MAX_PATHS = 1000  # nested paths whose kinds a `NewDocuments` keeps
 _STR_ONLY = frozenset({str})  # `set(map(type, items)) <= _STR_ONLY`: all exactly str
 
@@ -105,13 +105,12 @@ def encode_document(doc: Document) -> dict[str, Any]:
 class NewDocuments:
     """New documents of one class built from already-validated field values, without Beanie.
 
-    `full(values)` completes python-mode field values (by field name) with the class's
-    defaults, in the order of the class's fields; `stored(full)` is then exactly what
-    `encode_document(model.model_construct(**full))` gives, and `changes(full)` what
-    `diff({}, journal_dump(...))` gives (tests/test_repository.py compares both). For bulk writes
-    of values the caller has validated: no model instance, no second validation, no Beanie
-    encoder. The bulk path calls `encode` (stored document and typed creation changes in one
-    walk); `full`, `stored` and `created_changes` are the walks it is tested against.
+    `encode(values)` completes python-mode field values (by field name; sub-documents as
+    dicts) with the class's defaults and gives, in one walk, the stored document (what
+    `to_bson` makes of each field, in the class's order) and its typed creation changes (the
+    generic `diff({}, ...)` of the values' JSON form, typed by `typed_changes`). For bulk
+    writes of values the caller has validated: no model instance, no second validation, no
+    Beanie encoder. tests/support/oracles.py holds the generic walks it is compared with.
     """
 
     def __init__(self, model: type[RootDocument]) -> None:
@@ -129,9 +128,10 @@ class NewDocuments:
         ]
         self.names = frozenset(name for name, _, _ in self.fields)
         self._shared: dict[int, tuple[UUID, Binary]] = {}
-        # Per aggregate type, per field: how a string there is typed, its alias at a UUID
-        # path, how a list of strings there is typed; and strings' kinds by nested path.
-        self._plans: dict[str, dict[str, _FieldPlan]] = {}
+        # Per field: the last nested sub-document encoded there (the given object, its
+        # stored form, its leaves), reused while the next document gives the same object.
+        self._last_dicts: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+        # Per aggregate type: strings' kinds by nested path, and the walk's plan.
         self._path_kinds: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
         self._walks: dict[str, _Walk] = {}
         # Defaults worked out once: constants as they are, factories called per document.
@@ -144,45 +144,6 @@ class NewDocuments:
                 self.defaults.append((name, None, functools.partial(info.get_default)))
             else:
                 self.defaults.append((name, info.default, factory))  # type: ignore[arg-type]
-        self._template = {name: default for name, default, _ in self.defaults}
-        self._factories = [(name, factory) for name, _, factory in self.defaults if factory]
-
-    def full(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Every field's python-mode value: `values`, else the field's default."""
-        if not self.names.issuperset(values):
-            raise TypeError(
-                f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
-            )
-        # Every field in order (constant defaults in place), then the factories of the
-        # fields not given, then the values: keys keep the class's order.
-        out = dict(self._template)
-        for name, factory in self._factories:
-            if name not in values:
-                out[name] = factory()
-        out.update(values)
-        return out
-
-    def stored(self, full: Mapping[str, Any]) -> dict[str, Any]:
-        """The BSON-ready stored document (`encode_document`'s output) of `full` values."""
-        out: dict[str, Any] = dict((self.class_id,)) if self.class_id else {}
-        exact = _BSON_EXACT
-        for name, alias, _ in self.fields:
-            value = full[name]
-            kind = type(value)
-            if kind in exact:
-                out[alias] = value
-            elif kind is dict:
-                out[alias] = {
-                    k if type(k) is str or isinstance(k, Enum) else str(k): v
-                    if type(v) in exact
-                    else to_bson(v)
-                    for k, v in value.items()
-                }
-            elif isinstance(value, UUID):  # uuid6's ids are a subclass
-                out[alias] = self._binary(name, value)
-            else:
-                out[alias] = to_bson(value)
-        return out
 
     def _binary(self, name: str, value: UUID) -> Binary:
         # The tenant and actor ids repeat on every document of a batch: encoded once, found
@@ -192,92 +153,12 @@ class NewDocuments:
         entry = shared.get(id(value))
         if entry is not None and entry[0] is value:
             return entry[1]
-        binary = Binary(value.bytes, UUID_SUBTYPE)  # `Binary.from_uuid`, standard form
+        binary = uuid_binary(value.int.to_bytes(16, "big"))  # `Binary.from_uuid`, standard
         if name in _REPEATED_IDS:
             if len(shared) > 16:
                 shared.clear()
             shared[id(value)] = (value, binary)
         return binary
-
-    def changes(
-        self, full: Mapping[str, Any], secret_fields: Iterable[str] = ()
-    ) -> list[dict[str, Any]]:
-        """The creation's changes of the document with `full` values: `diff({}, journal_dump(doc))`.
-
-        Straight from the python-mode values: plain scalars as they are, anything else
-        converted to JSON mode by pydantic-core as `journal_dump` would.
-        """
-        flat: dict[str, Any] = {}
-        for key, value in full.items():
-            if value is None or key in UNJOURNALED:
-                continue
-            kind = type(value)
-            if kind is str or kind is int or kind is float or kind is bool:
-                flat[key] = value
-            elif kind is dict and value:
-                _flatten(to_jsonable_python(value), key, flat)
-            else:
-                flat[key] = to_jsonable_python(value)
-        return created_leaves(flat, secret_fields)
-
-    def created_changes(
-        self,
-        full: Mapping[str, Any],
-        aggregate_type: str,
-        secret_fields: Iterable[str] = (),
-        stored: Mapping[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """`typed_changes(aggregate_type, self.changes(full, secret_fields))`, in one pass.
-
-        The changes a creation event stores (the bulk path): each leaf is typed as it is
-        flattened (`typed_leaf`, `typed_changes`' rule) and the sorted leaves become the
-        changes. UUIDs and UTC datetimes are typed as they are instead of through a
-        JSON-mode string parsed back, str-valued enums by their value, lists of strings as
-        they are, and a UUID at a UUID path takes the BSON UUID `stored` (this document's
-        `stored(full)`) already holds.
-        """
-        plan = self._plans.get(aggregate_type)
-        if plan is None:
-            plan = self._plans[aggregate_type] = {
-                name: (
-                    string_kind(aggregate_type, name),
-                    alias if is_uuid_path(aggregate_type, name) else None,
-                    list_kind(aggregate_type, name),
-                )
-                for name, alias, _ in self.fields
-            }
-        kinds = self._path_kinds.setdefault(aggregate_type, {})
-        flat: dict[str, Any] = {}
-        for key, value in full.items():
-            if value is None or key in UNJOURNALED:
-                continue
-            kind = type(value)
-            if kind is str:
-                to_kind = plan[key][0] if key in plan else string_kind(aggregate_type, key)
-                flat[key] = value if to_kind is None else to_kind(value)
-            elif kind is int or kind is float or kind is bool:
-                flat[key] = value
-            elif kind is dict:
-                if value:
-                    _flatten_typed(value, key, flat, aggregate_type, kinds)
-                else:
-                    flat[key] = {}  # what typing an empty mapping gives
-            elif kind is list and key in plan and set(map(type, value)) <= _STR_ONLY:
-                to_list = plan[key][2]
-                flat[key] = value if to_list is None else to_list(value)
-            elif stored is not None and isinstance(value, UUID) and key in plan and plan[key][1]:
-                flat[key] = stored[plan[key][1]]  # type: ignore[index]
-            elif isinstance(value, str) and isinstance(value, Enum):
-                flat[key] = typed_leaf(aggregate_type, key, value._value_)  # its JSON form
-            elif (
-                isinstance(value, UUID)
-                or (kind is datetime and value.tzinfo is UTC)
-                or (kind is list and set(map(type, value)) <= _STR_ONLY)
-            ):
-                flat[key] = typed_leaf(aggregate_type, key, value)
-            else:  # one leaf, as `changes` makes it (sub-documents come as dicts)
-                flat[key] = typed_leaf(aggregate_type, key, to_jsonable_python(value))
-        return created_leaves(flat, secret_fields)  # typed or not, a secret's value is REDACTED
 
     def encode(
         self,
@@ -286,7 +167,8 @@ class NewDocuments:
         secret_fields: Iterable[str] = (),
         common: CommonValues | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """`(stored(full), created_changes(full, ..., stored))` of `full = self.full(values)`.
+        """The stored document of `values` (completed by the defaults) and its creation's
+        typed changes (secret paths redacted).
 
         The bulk path's one walk: the fields left to constant defaults come from a template
         made once per aggregate type (stored forms and journal leaves), and each given value
@@ -294,23 +176,31 @@ class NewDocuments:
         dict; a sub-document of plain values (strings, numbers, None) is taken into the stored
         document as it is, not copied (the caller leaves `values` alone afterwards). `common`
         (`self.common(...)`): values every document of a batch shares, encoded once, which
-        win over `values` (as if `values | common` were given). The same rules,
-        case for case, as the three walks it replaces (tests/test_repository.py and
-        tests/test_leads_bulk.py compare them byte for byte).
+        win over `values` (as if `values | common` were given). tests/test_repository.py,
+        tests/test_fast_paths.py and tests/test_leads_bulk.py compare it byte for byte with the
+        generic walks (tests/support/oracles.py).
         """
-        if not self.names.issuperset(values):
-            raise TypeError(
-                f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
-            )
         walk = self._plan(aggregate_type)
         steps, stored_template, leaf_template, factories, factory_names, quiet = walk
         out = dict(stored_template)  # every field in the class's order, constants in place
         flat = dict(leaf_template)
         missing = factory_names if common is None else common.factories
         given: Iterable[tuple[str, Any]] = values.items()
-        if not missing <= values.keys():  # defaults made per document
-            given = [*given, *((n, f()) for n, f in factories if n in missing and n not in values)]
-        self._put(given, steps, quiet, out, flat, aggregate_type)
+        try:
+            if not missing <= values.keys():  # defaults made per document
+                made = ((n, f()) for n, f in factories if n in missing and n not in values)
+                # A sub-document default (a model) goes in as its python-mode dict, as given
+                # ones do: the generic diff journals its leaves, not the sub-document whole.
+                given = [
+                    *given,
+                    *((n, v.model_dump() if isinstance(v, BaseModel) else v) for n, v in made),
+                ]
+            self._put(given, steps, quiet, out, flat, aggregate_type)
+        except (KeyError, TypeError):  # names that are no field first (looked for only now)
+            if not self.names.issuperset(values):
+                unknown = sorted(set(values) - self.names)
+                raise TypeError(f"{self.model.__name__} has no fields {unknown}") from None
+            raise
         if common is not None:
             out.update(common.stored)
             flat.update(common.leaves)
@@ -374,11 +264,21 @@ class NewDocuments:
                 if journaled:
                     flat[name] = value
             elif kind is dict:
-                if journaled and not value:
+                last = self._last_dicts.get(name)
+                if last is not None and last[0] is value:
+                    # The very object the last document had here (a batch's shared default
+                    # consent): its stored form and leaves as made then, not made again.
+                    out[alias] = last[1]
+                    flat.update(last[2])
+                elif journaled and not value:
                     out[alias] = {}
                     flat[name] = {}  # what typing an empty mapping gives
                 elif journaled and set(map(type, value)) <= _STR_ONLY:
-                    out[alias] = _encode_dict(value, name, flat, aggregate_type, kinds)
+                    leaves: dict[str, Any] = {}
+                    out[alias] = stored = _encode_dict(value, name, leaves, aggregate_type, kinds)
+                    flat.update(leaves)
+                    if stored is not value:  # not plain (`_encode_dict` stored a copy)
+                        self._last_dicts[name] = (value, stored, leaves)
                 else:  # keys to convert (or not journaled): the two walks apart
                     out[alias] = {
                         k if type(k) is str or isinstance(k, Enum) else str(k): v
@@ -452,7 +352,7 @@ class NewDocuments:
 def _other_leaf(
     value: Any, aggregate_type: str, name: str, to_str: Callable[[Any], Any] | None, is_date: bool
 ) -> Any:
-    # A top-level value's leaf that is not a str, number, dict, list or UUID (`created_changes`).
+    # A top-level value's leaf that is not a str, number, dict, list or UUID.
     if isinstance(value, str) and isinstance(value, Enum):
         json_form = value._value_  # its JSON form, typed as a string is
         if type(json_form) is not str:

@@ -11,12 +11,11 @@ from uuid import UUID, SafeUUID
 
 import uuid6
 from bson import Binary
-from bson.binary import UUID_SUBTYPE
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent, FieldChange
 from service.core.context import RequestContext
-from service.core.journal.typed import typed_changes
+from service.core.journal.typed import typed_changes, uuid_binary
 from service.core.observability import request_id_var
 
 
@@ -141,7 +140,7 @@ def _uuid7(value: int) -> UUID:
 def _binary7(value: int) -> Binary:
     # `binary7_of` of bits known to be in range (the pool's).
     bits = (value & _VARIANT_VERSION_CLEAR) | _VARIANT_VERSION_7
-    return Binary(bits.to_bytes(16, "big"), UUID_SUBTYPE)
+    return uuid_binary(bits.to_bytes(16, "big"))
 
 
 pooled_uuid7 = Uuid7Pool()
