@@ -87,6 +87,9 @@ class Plan:
     # Every candidate matches the filter: the index bounds decide each of its conditions (see
     # `exact`), so the engine need not decode a candidate to re-check it.
     exact: bool = False
+    # A top-level field whose condition every candidate meets (a point lookup's `_id`): the
+    # candidates' test need not check it again.
+    decided: str | None = None
 
 
 def analyse(query: Mapping[str, Any]) -> Conjunction:
@@ -458,7 +461,9 @@ def _id_lookup(store: CollectionStore, query: Mapping[str, Any]) -> Plan | None:
         if name.startswith("$"):
             return None
     stored = store.get(sort_key(value))
-    return Plan("_id_", int(stored is not None), True, _found(stored), exact=len(query) == 1)
+    return Plan(
+        "_id_", int(stored is not None), True, _found(stored), exact=len(query) == 1, decided="_id"
+    )
 
 
 _ABSENT = object()
