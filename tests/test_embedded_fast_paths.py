@@ -1155,8 +1155,9 @@ def test_inlined_entry_removes_give_the_methods_list(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(10))
 def test_point_filters_with_more_conditions_match_mongomocks_route(seed: int) -> None:
-    # `{_id, f: v}`: the `_id` is decided by the lookup, the rest tested (cached per filter
-    # of plain scalars); updates and finds give the general route's answers.
+    # `{_id, f: v}` and `{_id: {$in}, f: v}`: the `_id` is decided by the lookup or the
+    # `_id_` index's points, the rest tested (cached per filter of plain scalars); updates
+    # and finds give the general route's answers.
     rng = random.Random(9600 + seed)
     docs = [random_doc(rng, i) for i in range(12)]
     fast, slow = pair(docs)
@@ -1165,6 +1166,9 @@ def test_point_filters_with_more_conditions_match_mongomocks_route(seed: int) ->
         filter = {"_id": rng.randrange(14), name: rng.choice(VALUES)}
         if rng.random() < 0.3:
             filter = {name: filter[name], "_id": filter["_id"]}
+        if rng.random() < 0.4:  # an `$in` of ids (and of other kinds, not decided)
+            ids = [rng.randrange(14) for _ in range(rng.randint(0, 4))]
+            filter["_id"] = {"$in": ids + rng.sample([1.0, "1", None, [1], {"k": 1}], 1)}
         change = {"$set": {rng.choice(FIELDS): rng.choice(VALUES)}}
         apply_both(fast, slow, filter, change, multi=rng.random() < 0.5)
         query = codec.canonical(filter)
