@@ -212,7 +212,7 @@ def candidate_test(
     if quick is not None and shape is not None:
         if len(_TESTS) >= 256:
             _TESTS.clear()
-        _TESTS[shape] = built = _quick_test(query, quick)
+        _TESTS[shape] = built = _quick_test(dict(query), quick)  # (the caller's dict may change)
         return built
     if quick is None:
         matcher = prepared(query)
