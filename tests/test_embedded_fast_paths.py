@@ -1196,3 +1196,26 @@ def test_log_records_keep_their_bytes() -> None:
         body = names + payload
         expected = struct.pack("<II", len(body), zlib.crc32(body)) + body
         assert wal.encode(kind, database, collection, payload) == expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_string_array_entries_are_the_general_keys(seed: int) -> None:
+    # An index with one field holding strings (tags, search tokens): its entries built from
+    # the document's scalar keys and the strings' shared keys are `index_keys`' own.
+    from service.embedded.store import Scalars, _memo, _string_array_entries
+
+    rng = random.Random(9700 + seed)
+    arrays = [["b", "a", "b"], ["x"], [], ["é", ""], ["a", 1], [None], "s", None, [["a"]]]
+    built = 0
+    for _ in range(600):
+        doc: dict[str, Any] = {"_id": rng.choice([1, "k", Binary(UUID(int=3).bytes, 4)])}
+        for name in rng.sample(["t", "u", "a", "b"], rng.randint(0, 4)):
+            doc[name] = rng.choice(arrays + VALUES)
+        fields = tuple(rng.sample(["t", "u", "a", "b", "_id"], rng.randint(1, 4)))
+        key = keys.sort_key(doc["_id"])
+        found = _string_array_entries(fields, Scalars(doc, key))
+        if found is None:
+            continue
+        built += 1
+        assert found == keys.index_keys(doc, fields, memo=_memo(doc, key))
+    assert built > 10

@@ -279,6 +279,8 @@ def canonical_fields(doc: Any, names: Iterable[str]) -> dict[str, Any] | None:
 _UNSURE: Any = object()
 _AS_IS = frozenset({str, bool, float, type(None), ObjectId, Int64, Decimal128, bytes})
 _EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)
+_EARLIEST_UTC, _LATEST_UTC = _EARLIEST.replace(tzinfo=UTC), _LATEST.replace(tzinfo=UTC)
+_STR_ONLY = {str}
 
 
 def _as_stored(value: Any, depth: int) -> Any:
@@ -294,6 +296,10 @@ def _as_stored(value: Any, depth: int) -> Any:
     if kind is UUID:
         return Binary(value.bytes, 4)
     if kind is datetime:
+        if value.tzinfo is UTC and _EARLIEST_UTC <= value <= _LATEST_UTC:
+            # The common aware UTC datetime: no offset to apply.
+            micro = value.microsecond
+            return value.replace(tzinfo=None, microsecond=micro - micro % 1000)
         offset = value.utcoffset()
         if offset is not None:
             value = value.replace(tzinfo=None)
@@ -315,6 +321,8 @@ def _as_stored(value: Any, depth: int) -> Any:
             out[key] = converted
         return out
     if kind is list:
+        if value and set(map(type, value)) == _STR_ONLY:
+            return list(value)  # strings only (search tokens, tags): each as it is
         items = [_as_stored(item, depth + 1) for item in value]
         return _UNSURE if any(item is _UNSURE for item in items) else items
     if isinstance(value, str):

@@ -160,6 +160,38 @@ class Scalars(dict):  # type: ignore[type-arg]
         return key  # type: ignore[no-any-return]
 
 
+def _string_array_entries(
+    fields: tuple[str, ...], scalars: Scalars
+) -> list[tuple[Any, ...]] | None:
+    """`index_keys` of an index of top-level fields where one field holds a non-empty array
+    of strings only (tags, search tokens) and the others scalars: one key tuple per distinct
+    string, in order, the scalars' keys taken from `scalars`. None for any other document."""
+    parts: list[Any] = []
+    at = -1
+    strings = None
+    doc = scalars.doc
+    for position, name in enumerate(fields):
+        known = scalars.get(name)  # (a key computed before; `get` computes none)
+        if known is not None:
+            parts.append(known)
+            continue
+        value = doc.get(name)
+        if type(value) is not list:
+            parts.append(scalars[name])
+            continue
+        if strings is not None:
+            return None  # two arrays: their product, on the general route
+        strings = string_array_keys(value)
+        if strings is None:
+            return None
+        at = position
+        parts.append(None)
+    if strings is None:
+        return None
+    head, tail = tuple(parts[:at]), tuple(parts[at + 1 :])
+    return [(*head, string, *tail) for string in strings]
+
+
 def _one(name: str) -> Callable[[Scalars], tuple[Any, ...]]:
     return lambda scalars: (scalars[name],)
 
@@ -241,6 +273,10 @@ class CollectionStore:
                     continue
                 except KeyError:  # a field holds an array: several keys
                     pass
+                found = _string_array_entries(index.fields, scalars)
+                if found is not None:
+                    out[name] = found
+                    continue
                 if memo is None:
                     memo = _memo(doc, key)
                 for field in index.fields:  # arrays of strings (tags, search tokens) at once
