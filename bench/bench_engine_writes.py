@@ -6,6 +6,8 @@ built, kept in memory: the encoding is counted, the disk is not):
 
 - `insert leads`: `insert_many` of N lead documents (outbox field included);
 - `insert events`: `insert_many` of their N `lead.created` journal events;
+- `insert claims`: `insert_many` of the leads' dedupe claims (email, phone, MLS id: 3 per
+  lead, as the bulk import claims them; timed per lead);
 - `seq events`: the sequencer's `bulk_write` of N `UpdateOne({_id, seq: null}, {$set: {seq}})`;
 - `unset outbox`: the outbox clear, `update_many({_id: {$in}, pending_event.version: 1},
   {$unset: {pending_event: ""}})` over the N leads, in slices as `update_many` runs it;
@@ -45,6 +47,7 @@ from bench.bench_bulk_import import journal_documents, lead_rows, raw_documents
 KINDS = (
     "insert leads",
     "insert events",
+    "insert claims",
     "seq events",
     "unset outbox",
     "read leads",
@@ -85,6 +88,28 @@ def prepare(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return leads, events
 
 
+def _claims(leads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The leads' dedupe claims as `service.leads.claims` builds them (fresh ids)."""
+    from datetime import UTC, datetime
+
+    from service.core import journal
+
+    now = datetime.now(UTC)
+    return [
+        {
+            "_id": journal.pooled_uuid7.binary(),
+            "tenant_id": lead["tenant_id"],
+            "field": field,
+            "value": lead[field],
+            "lead_id": lead["_id"],
+            "claimed_at": now,
+        }
+        for lead in leads
+        for field in ("email", "phone", "mls_id")
+        if lead.get(field)
+    ]
+
+
 def run_kind(
     kind: str,
     leads: list[dict[str, Any]],
@@ -111,6 +136,13 @@ def run_kind(
 
         def timed() -> Any:
             return event_engine._insert_many(docs, False)
+
+    elif kind == "insert claims":
+        claims = _claims(leads)
+        claim_engine = db["lead_claims"].engine
+
+        def timed() -> Any:
+            return claim_engine._insert_many(claims, False)
 
     elif kind == "seq events":
         event_engine._insert_many(_copies(events), False)

@@ -1053,3 +1053,169 @@ def test_equal_tokens_share_one_key() -> None:
     again = keys.string_array_keys(["a"])
     assert first == [keys.sort_key("a"), keys.sort_key("b")]
     assert first is not None and again is not None and first[0] is again[0]
+
+
+def _round_trip(doc: Any) -> dict[str, Any]:
+    # `codec.canonical`'s reference: encoded as the driver encodes, decoded in canonical form.
+    return bson.decode(codec.encode(doc), codec_options=codec._CANONICAL)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_flat_filters_are_made_canonical_as_the_bson_round_trip(seed: int) -> None:
+    # Filters and updates converted without encoding: the same values, kinds, order and
+    # errors as the round trip (anything unsure goes through it).
+    rng = random.Random(9500 + seed)
+    for _ in range(300):
+        doc = random_wide_doc(rng, rng.choice([1, "x", UUID(int=rng.randrange(9)), None]))
+        for name in rng.sample(["g", "h"], rng.randint(0, 2)):
+            doc[name] = rng.choice(GIVEN)
+        if rng.random() < 0.3:
+            doc = {name: doc[name] for name in rng.sample(list(doc), len(doc))}  # `_id` anywhere
+        if rng.random() < 0.2:
+            doc = {"$set": doc}
+        try:
+            expected: Any = _round_trip(doc)
+        except Exception as exc:
+            expected = type(exc)
+        try:
+            mine: Any = codec.canonical(doc)
+        except Exception as exc:
+            mine = type(exc)
+        assert repr(mine) == repr(expected)
+        if isinstance(expected, dict):
+            assert list(mine) == list(expected)  # a top-level `_id` first, as BSON writes it
+            assert kinds(mine) == kinds(expected)
+            assert codec.encode(mine) == codec.encode(expected)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"a": "\ud800"},  # a lone surrogate: no UTF-8 for it
+        {"a\0b": 1},  # a NUL in a key
+        {"a": {"b\0": 1}},
+        {1: "x"},
+        {"a": 2**63},  # beyond int64
+        {"a": datetime(1, 1, 1, tzinfo=UTC)},
+        {"a": Colour.RED, "b": "é", "c": -(2**31), "d": 2**31, "e": [UUID(int=1), b"\x00"]},
+        {"x": 1, "_id": UUID(int=5), "y": None},
+    ],
+)
+def test_canonical_refuses_and_converts_as_the_round_trip(doc: dict[Any, Any]) -> None:
+    try:
+        expected: Any = _round_trip(doc)
+    except Exception as exc:
+        expected = type(exc)
+    try:
+        mine: Any = codec.canonical(doc)
+    except Exception as exc:
+        mine = type(exc)
+    assert repr(mine) == repr(expected)
+    if isinstance(expected, dict):
+        assert kinds(mine) == kinds(expected) and list(mine) == list(expected)
+
+
+@pytest.mark.parametrize(
+    "value", [None, 0, 1, -1, 2**31 - 1, -(2**31), 2**31, -(2**31) - 1, True, 1.5, "x", UUID(int=1)]
+)
+def test_small_elements_are_written_as_encode_writes_them(value: Any) -> None:
+    for name in ("seq", "é", "a.b", ""):
+        assert codec.element(name, value) == codec.encode({name: value})[4:-1]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inlined_entry_removes_give_the_methods_list(seed: int) -> None:
+    from sortedcontainers import SortedList
+
+    from service.embedded.store import _remove_entry
+
+    rng = random.Random(9400 + seed)
+    mine, theirs = SortedList(), SortedList()
+    mine._reset(8)  # small sublists: many merges
+    theirs._reset(8)
+    values = [(rng.randrange(50), (i,)) for i in range(600)]
+    mine.update(values)
+    theirs.update(values)
+    step = 0
+    while theirs:
+        step += 1
+        if step % 53 == 7:
+            _ = mine[len(mine) // 2]  # the positional index: left to the method
+        # A queue's lowest entry every third step, else any.
+        value = theirs[0] if step % 3 == 0 else theirs[rng.randrange(len(theirs))]
+        _remove_entry(mine, value)
+        theirs.remove(value)
+        assert list(mine) == list(theirs) and len(mine) == len(theirs)
+        mine._check()
+        if step % 50 == 0:
+            for missing in ((99, (-1,)), (25, (-1,))):  # above every entry, between two
+                with pytest.raises(ValueError, match="not in list"):
+                    _remove_entry(mine, missing)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_point_filters_with_more_conditions_match_mongomocks_route(seed: int) -> None:
+    # `{_id, f: v}` and `{_id: {$in}, f: v}`: the `_id` is decided by the lookup or the
+    # `_id_` index's points, the rest tested (cached per filter of plain scalars); updates
+    # and finds give the general route's answers.
+    rng = random.Random(9600 + seed)
+    docs = [random_doc(rng, i) for i in range(12)]
+    fast, slow = pair(docs)
+    for _ in range(40):
+        name = rng.choice(FIELDS)
+        filter = {"_id": rng.randrange(14), name: rng.choice(VALUES)}
+        if rng.random() < 0.3:
+            filter = {name: filter[name], "_id": filter["_id"]}
+        if rng.random() < 0.4:  # an `$in` of ids (and of other kinds, not decided)
+            ids = [rng.randrange(14) for _ in range(rng.randint(0, 4))]
+            filter["_id"] = {"$in": ids + rng.sample([1.0, "1", None, [1], {"k": 1}], 1)}
+        change = {"$set": {rng.choice(FIELDS): rng.choice(VALUES)}}
+        apply_both(fast, slow, filter, change, multi=rng.random() < 0.5)
+        query = codec.canonical(filter)
+        found = []
+        for coll, flag in ((fast[0], True), (slow[0], False)):
+            with fast_paths(flag):
+                found.append([raw for raw, _ in coll.matching(query)])
+        assert found[0] == found[1], filter
+
+
+def test_log_records_keep_their_bytes() -> None:
+    import struct
+    import zlib
+
+    from service.embedded import wal
+
+    for kind, database, collection, payload in [
+        (wal.INSERT, "db", "c", b"\x05\x00\x00\x00\x00"),
+        (wal.DROP, "données", "é" * 300, b""),
+        (wal.INSERT, "db", "c", b"x" * 1000),
+    ]:
+        db, coll = database.encode(), collection.encode()
+        names = bytes((kind,)) + struct.pack("<H", len(db)) + db
+        names += struct.pack("<H", len(coll)) + coll
+        body = names + payload
+        expected = struct.pack("<II", len(body), zlib.crc32(body)) + body
+        assert wal.encode(kind, database, collection, payload) == expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_string_array_entries_are_the_general_keys(seed: int) -> None:
+    # An index with one field holding strings (tags, search tokens): its entries built from
+    # the document's scalar keys and the strings' shared keys are `index_keys`' own.
+    from service.embedded.store import Scalars, _memo, _string_array_entries
+
+    rng = random.Random(9700 + seed)
+    arrays = [["b", "a", "b"], ["x"], [], ["é", ""], ["a", 1], [None], "s", None, [["a"]]]
+    built = 0
+    for _ in range(600):
+        doc: dict[str, Any] = {"_id": rng.choice([1, "k", Binary(UUID(int=3).bytes, 4)])}
+        for name in rng.sample(["t", "u", "a", "b"], rng.randint(0, 4)):
+            doc[name] = rng.choice(arrays + VALUES)
+        fields = tuple(rng.sample(["t", "u", "a", "b", "_id"], rng.randint(1, 4)))
+        key = keys.sort_key(doc["_id"])
+        found = _string_array_entries(fields, Scalars(doc, key))
+        if found is None:
+            continue
+        built += 1
+        assert found == keys.index_keys(doc, fields, memo=_memo(doc, key))
+    assert built > 10

@@ -44,7 +44,17 @@ def encode(doc: Mapping[str, Any]) -> bytes:
 
 
 def canonical(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A filter, update or projection in canonical form."""
+    """A filter, update or projection in canonical form.
+
+    A plain dict of the common kinds (see `_as_wire`) is converted without the BSON round
+    trip (the same values: a sequencer's `{_id, seq: null}` and `{$set: {seq}}` per op).
+    """
+    if type(doc) is dict and len(doc) <= 32:
+        out = _as_wire(doc, 0)
+        if out is not _UNSURE:
+            if "_id" in out and next(iter(out)) != "_id":
+                out = {"_id": out.pop("_id"), **out}  # `encode` writes a top-level `_id` first
+            return out  # type: ignore[no-any-return]
     return bson.decode(encode(doc), codec_options=_CANONICAL)
 
 
@@ -224,7 +234,17 @@ def subset(raw: bytes, names: Mapping[bytes, str]) -> bytes | None:
 
 def element(name: str, value: Any) -> bytes:
     """One top-level element's BSON (type, name, value), as `encode` writes it in a document."""
+    kind = type(value)
+    if (kind is int or value is None) and name.isascii() and "\0" not in name:
+        # The sequencer's `seq` and other small numbers and nulls, written as `encode` does.
+        if value is None:
+            return b"\x0a" + name.encode() + b"\x00"
+        if -(2**31) <= value < 2**31:
+            return b"\x10" + name.encode() + b"\x00" + _INT32(value)
     return encode({name: value})[4:-1]
+
+
+_INT32 = struct.Struct("<i").pack
 
 
 def document(elements: list[bytes]) -> bytes:
@@ -259,6 +279,8 @@ def canonical_fields(doc: Any, names: Iterable[str]) -> dict[str, Any] | None:
 _UNSURE: Any = object()
 _AS_IS = frozenset({str, bool, float, type(None), ObjectId, Int64, Decimal128, bytes})
 _EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)
+_EARLIEST_UTC, _LATEST_UTC = _EARLIEST.replace(tzinfo=UTC), _LATEST.replace(tzinfo=UTC)
+_STR_ONLY = {str}
 
 
 def _as_stored(value: Any, depth: int) -> Any:
@@ -274,6 +296,10 @@ def _as_stored(value: Any, depth: int) -> Any:
     if kind is UUID:
         return Binary(value.bytes, 4)
     if kind is datetime:
+        if value.tzinfo is UTC and _EARLIEST_UTC <= value <= _LATEST_UTC:
+            # The common aware UTC datetime: no offset to apply.
+            micro = value.microsecond
+            return value.replace(tzinfo=None, microsecond=micro - micro % 1000)
         offset = value.utcoffset()
         if offset is not None:
             value = value.replace(tzinfo=None)
@@ -295,11 +321,53 @@ def _as_stored(value: Any, depth: int) -> Any:
             out[key] = converted
         return out
     if kind is list:
+        if value and set(map(type, value)) == _STR_ONLY:
+            return list(value)  # strings only (search tokens, tags): each as it is
         items = [_as_stored(item, depth + 1) for item in value]
         return _UNSURE if any(item is _UNSURE for item in items) else items
     if isinstance(value, str):
         return str.__str__(value)
     return _UNSURE
+
+
+def _as_wire(value: Any, depth: int) -> Any:
+    # `_as_stored`, for a value not yet known to encode: what `encode` refuses (a key that
+    # is not a str or holds NUL, a str it cannot write as UTF-8) or converts otherwise (a
+    # str or int subclass, a tuple, a mapping other than dict) is `_UNSURE`.
+    kind = type(value)
+    if kind is str:
+        if value.isascii():
+            return value
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return _UNSURE
+        return value
+    if kind is dict:
+        if depth > 90 or len(value) > 32:
+            return _UNSURE
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str or "\0" in key:
+                return _UNSURE
+            converted = _as_wire(item, depth + 1)
+            if converted is _UNSURE:
+                return _UNSURE
+            out[key] = converted
+        return out
+    if kind is list:
+        if depth > 90 or len(value) > 32:
+            return _UNSURE
+        items = [_as_wire(item, depth + 1) for item in value]
+        return _UNSURE if any(item is _UNSURE for item in items) else items
+    if kind in _WIRE_KINDS:
+        return _as_stored(value, depth)
+    return _UNSURE
+
+
+# The kinds `_as_wire` leaves to `_as_stored` (which converts them as `encode` and a decode do).
+_WIRE_KINDS = frozenset({bool, float, type(None), ObjectId, Int64, Decimal128, bytes})
+_WIRE_KINDS |= {int, Binary, UUID, datetime}
 
 
 def to_canonical(raw: bytes) -> dict[str, Any]:

@@ -189,19 +189,42 @@ def filter_applies(query: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
 
 
 def candidate_test(
-    query: Mapping[str, Any], exact: bool
+    query: Mapping[str, Any], exact: bool, decided: str | None = None
 ) -> Callable[[Mapping[str, Any]], bool] | None:
     """How a plan's candidate is checked against `query`: None when nothing needs checking
     (an exact plan's bounds decided it, or an empty filter); else the quick matcher where it
-    is sure and mongomock's matcher where it is not."""
+    is sure and mongomock's matcher where it is not. `decided`: a top-level field whose
+    condition the plan's candidates all meet (`Plan.decided`), left out of the test."""
     if (exact and FAST_PATHS) or not query:
         return None  # (`prepared` of an empty filter is empty: nothing to check)
+    shape = None
+    if FAST_PATHS:
+        if decided is not None and len(query) > 1 and decided in query:
+            query = {name: value for name, value in query.items() if name != decided}
+        # A filter of plain scalars (a sequencer's `{seq: null}` once its `_id` is decided)
+        # gets the test built for an equal filter before.
+        shape = _test_shape(query)
+        if shape is not None:
+            found = _TESTS.get(shape)
+            if found is not None:
+                return found
     quick = quick_matcher(query) if FAST_PATHS else None
+    if quick is not None and shape is not None:
+        if len(_TESTS) >= 256:
+            _TESTS.clear()
+        _TESTS[shape] = built = _quick_test(dict(query), quick)  # (the caller's dict may change)
+        return built
     if quick is None:
         matcher = prepared(query)
         if not matcher:
             return None
         return functools.partial(filter_applies, matcher)
+    return _quick_test(query, quick)
+
+
+def _quick_test(
+    query: Mapping[str, Any], quick: Callable[[Mapping[str, Any]], bool | None]
+) -> Callable[[Mapping[str, Any]], bool]:
     # A quick matcher's filter is a non-empty dict of plain equalities: mongomock's form of
     # it is needed only for a document the quick test is unsure of (most never are).
     prepared_once: list[Any] = []
@@ -215,6 +238,25 @@ def candidate_test(
         return filter_applies(prepared_once[0], doc)
 
     return test
+
+
+# Tests of plain-scalar filters by `_test_shape` (bounded: a full table starts again).
+_TESTS: dict[tuple[Any, ...], Callable[[Mapping[str, Any]], bool]] = {}
+_SHAPE_KINDS = frozenset({type(None), bool, int, str})
+
+
+def _test_shape(query: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    # The filter's names, value kinds and values, when every value is a scalar whose kind
+    # and value decide its equality test; else None (not cached).
+    if type(query) is not dict or len(query) > 8:
+        return None
+    shape = []
+    for name, value in query.items():
+        kind = type(value)
+        if kind not in _SHAPE_KINDS or type(name) is not str or (kind is str and len(value) > 64):
+            return None
+        shape.append((name, kind, value))
+    return tuple(shape)
 
 
 # Scalars whose equality `quick_matcher` decides as the matcher (with `Same`) does.
@@ -644,7 +686,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             chosen = self._plan(filter)
             candidates = list(chosen.candidates)
             work.docs(len(candidates))
-        return candidates, candidate_test(filter, chosen.exact)
+        return candidates, candidate_test(filter, chosen.exact, chosen.decided)
 
     def _update(self, spec: Any, document: Any, upsert: bool = False, **kwargs: Any) -> Any:
         if FAST_PATHS and not upsert and isinstance(spec, dict):
@@ -765,7 +807,8 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
 
     def _insert_many(self, docs: list[dict[str, Any]], ordered: bool) -> list[Any]:
         for doc in docs:
-            doc.setdefault("_id", ObjectId())
+            if "_id" not in doc:  # (not `setdefault`: an id is made only when one is missing)
+                doc["_id"] = ObjectId()
         stored = [self.storable(doc) for doc in docs]  # DocumentTooLarge before any write
         errors: list[dict[str, Any]] = []
         inserted = 0
@@ -845,7 +888,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         wanted = skip + limit if limit else None
         chosen = self._plan(filter, sort, wanted)
         # An exact plan's candidates all match: decoded only to be returned or sorted.
-        test = candidate_test(filter, chosen.exact)
+        test = candidate_test(filter, chosen.exact, chosen.decided)
         sorting = bool(sort) and not chosen.ordered
         found: list[tuple[bytes, dict[str, Any] | None]] = []
         order: list[tuple[Any, ...]] = []
@@ -1517,6 +1560,8 @@ def partial_matcher(expr: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bo
         else:
             break
     else:
+        if len(checks) == 1:
+            return checks[0]  # (`seq_unique`'s `{seq: {$gt: 0}}`: every write of a `seq`)
         return lambda doc: all(check(doc) for check in checks)
     query = prepared(dict(expr))
     return lambda doc: bool(filter_applies(query, doc))

@@ -87,6 +87,9 @@ class Plan:
     # Every candidate matches the filter: the index bounds decide each of its conditions (see
     # `exact`), so the engine need not decode a candidate to re-check it.
     exact: bool = False
+    # A top-level field whose condition every candidate meets (a point lookup's `_id`): the
+    # candidates' test need not check it again.
+    decided: str | None = None
 
 
 def analyse(query: Mapping[str, Any]) -> Conjunction:
@@ -364,13 +367,21 @@ def _best_for(
     ):
         cost, index, intervals, direction = best_sorted
         walk = _walk_index(store, index, intervals, reverse=direction < 0)
-        return Plan(index.name, cost, True, walk, exact=_decided(index, conj, intervals))
+        exact = _decided(index, conj, intervals)
+        return Plan(index.name, cost, True, walk, exact, _id_walk(index, intervals))
     if best is not None:
         cost, index, intervals = best
         ordered = not sort
         walk = _walk_index(store, index, intervals, False)
-        return Plan(index.name, cost, ordered, walk, exact=_decided(index, conj, intervals))
+        exact = _decided(index, conj, intervals)
+        return Plan(index.name, cost, ordered, walk, exact, _id_walk(index, intervals))
     return None
+
+
+def _id_walk(index: Index, intervals: list[Any]) -> str | None:
+    # "_id" for a walk of the `_id_` index by equality points (not ranges, not the whole
+    # index in its order): `plan` keeps it as `Plan.decided` when they are the filter's `$in`.
+    return "_id" if intervals and _id_points(index, intervals) else None
 
 
 def _id_point(store: CollectionStore, conj: Conjunction) -> Plan | None:
@@ -386,7 +397,8 @@ def _id_point(store: CollectionStore, conj: Conjunction) -> Plan | None:
     intervals = found[0]
     walk = _walk_index(store, index, intervals, False)
     cost = _count(index, intervals, store)
-    return Plan(index.name, cost, True, walk, exact=_decided(index, conj, intervals))
+    exact = _decided(index, conj, intervals)
+    return Plan(index.name, cost, True, walk, exact, _id_walk(index, intervals))
 
 
 def _decided(index: Index, conj: Conjunction, intervals: list[Any]) -> bool:
@@ -437,8 +449,22 @@ def plan(
         if union is not None and (best is None or union.cost < best.cost):
             best = union
     if best is not None:
+        if best.decided is not None and (conj.ors or not _id_in_only(query)):
+            best.decided = None  # bounds on `_id` that are not (only) the filter's `$in`
         return best
     return Plan("COLLSCAN", len(store), not sort, store.all())
+
+
+def _id_in_only(query: Mapping[str, Any]) -> bool:
+    # Whether the filter's `_id` condition is an `$in` of values a point lookup takes as they
+    # are, and nothing else at the top can add to it (`$and`, `$or`, `$expr`...): the `_id_`
+    # index's walk of its points then yields exactly the documents it matches.
+    value = query.get("_id")
+    if type(value) is not dict or value.keys() != {"$in"} or type(value["$in"]) is not list:
+        return False
+    if any(name.startswith("$") for name in query):
+        return False
+    return all(type(v) in _ID_KINDS for v in value["$in"])
 
 
 # `_id` values a point lookup takes as they are (`equality_key` keys them; no arrays,
@@ -458,7 +484,9 @@ def _id_lookup(store: CollectionStore, query: Mapping[str, Any]) -> Plan | None:
         if name.startswith("$"):
             return None
     stored = store.get(sort_key(value))
-    return Plan("_id_", int(stored is not None), True, _found(stored), exact=len(query) == 1)
+    return Plan(
+        "_id_", int(stored is not None), True, _found(stored), exact=len(query) == 1, decided="_id"
+    )
 
 
 _ABSENT = object()

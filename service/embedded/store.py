@@ -19,7 +19,7 @@ write-ahead log once the client is persistent (see wal.py): TTL deletions includ
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -160,6 +160,38 @@ class Scalars(dict):  # type: ignore[type-arg]
         return key  # type: ignore[no-any-return]
 
 
+def _string_array_entries(
+    fields: tuple[str, ...], scalars: Scalars
+) -> list[tuple[Any, ...]] | None:
+    """`index_keys` of an index of top-level fields where one field holds a non-empty array
+    of strings only (tags, search tokens) and the others scalars: one key tuple per distinct
+    string, in order, the scalars' keys taken from `scalars`. None for any other document."""
+    parts: list[Any] = []
+    at = -1
+    strings = None
+    doc = scalars.doc
+    for position, name in enumerate(fields):
+        known = scalars.get(name)  # (a key computed before; `get` computes none)
+        if known is not None:
+            parts.append(known)
+            continue
+        value = doc.get(name)
+        if type(value) is not list:
+            parts.append(scalars[name])
+            continue
+        if strings is not None:
+            return None  # two arrays: their product, on the general route
+        strings = string_array_keys(value)
+        if strings is None:
+            return None
+        at = position
+        parts.append(None)
+    if strings is None:
+        return None
+    head, tail = tuple(parts[:at]), tuple(parts[at + 1 :])
+    return [(*head, string, *tail) for string in strings]
+
+
 def _one(name: str) -> Callable[[Scalars], tuple[Any, ...]]:
     return lambda scalars: (scalars[name],)
 
@@ -241,6 +273,10 @@ class CollectionStore:
                     continue
                 except KeyError:  # a field holds an array: several keys
                     pass
+                found = _string_array_entries(index.fields, scalars)
+                if found is not None:
+                    out[name] = found
+                    continue
                 if memo is None:
                     memo = _memo(doc, key)
                 for field in index.fields:  # arrays of strings (tags, search tokens) at once
@@ -481,10 +517,16 @@ class CollectionStore:
                 index.owners[k] = key
 
     def _remove(self, index: Index, key: IdKey) -> None:
+        owners = index.owners
+        entries = index.entries
+        fast = self.fast_paths
         for entry in index.by_doc.pop(key, ()):
-            index.entries.remove(entry)
-            if index.owners is not None and index.owners.get(entry[:-1]) == key:
-                del index.owners[entry[:-1]]
+            if fast:
+                _remove_entry(entries, entry)
+            else:
+                entries.remove(entry)
+            if owners is not None and owners.get(entry[:-1]) == key:
+                del owners[entry[:-1]]
 
     # -- TTL ------------------------------------------------------------------------------
 
@@ -543,6 +585,29 @@ def _add_entries(entries: SortedList, values: Iterable[tuple[Any, ...]]) -> None
             added = 0
             entries._expand(pos)  # splits the sublist (and drops the positional index)
     entries._len += added
+
+
+def _remove_entry(entries: SortedList, value: tuple[Any, ...]) -> None:
+    """`entries.remove(value)`, the method's steps inlined where the sublist stays over half
+    full and the list keeps no positional index (the method's own route otherwise): the
+    same list after, ValueError for a value it does not hold."""
+    maxes = entries._maxes
+    pos = bisect_left(maxes, value)
+    if pos == len(maxes) or entries._index:
+        entries.remove(value)
+        return
+    sub = entries._lists[pos]
+    # A queue-like index (`seq_pending`'s unsequenced entries, taken in `_id` order) loses
+    # its lowest entry: found by one comparison instead of a bisection.
+    idx = 0 if sub[0] == value else bisect_left(sub, value)
+    if sub[idx] != value:
+        raise ValueError(f"{value!r} not in list")
+    if len(sub) - 1 > (entries._load >> 1):
+        del sub[idx]
+        entries._len -= 1
+        maxes[pos] = sub[-1]
+    else:
+        entries._delete(pos, idx)  # merges the sublist with its neighbour
 
 
 def _memo(doc: Mapping[str, Any], key: IdKey) -> FieldKeys:

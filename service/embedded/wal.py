@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import struct
@@ -74,11 +75,19 @@ class Record:
 
 def encode(kind: int, database: str, collection: str, payload: bytes = b"") -> bytes:
     """One record's bytes, ready to append."""
+    names, names_crc = _prefix(kind, database, collection)
+    # The CRC runs on across the small prefix and the payload: the payload is copied once.
+    crc = zlib.crc32(payload, names_crc)
+    return b"".join((_HEAD.pack(len(names) + len(payload), crc), names, payload))
+
+
+@functools.lru_cache(maxsize=1024)
+def _prefix(kind: int, database: str, collection: str) -> tuple[bytes, int]:
+    # A record's kind and names as written, and their CRC: the same for every record of a
+    # kind in a collection.
     db, coll = database.encode(), collection.encode()
     names = b"".join((bytes((kind,)), _NAME.pack(len(db)), db, _NAME.pack(len(coll)), coll))
-    # The CRC runs on across the small prefix and the payload: the payload is copied once.
-    crc = zlib.crc32(payload, zlib.crc32(names))
-    return b"".join((_HEAD.pack(len(names) + len(payload), crc), names, payload))
+    return names, zlib.crc32(names)
 
 
 def segment_path(path: Path, number: int) -> Path:
