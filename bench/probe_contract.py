@@ -19,7 +19,10 @@ database), then:
     .venv/bin/python bench/probe_contract.py --base-url http://127.0.0.1:8000 \
         --requests 50000 --concurrency 12 --seed 1 --out /tmp/probe
 
-`--team-cap 3` keeps few live teams per tenant (more writers on the same team).
+`--team-cap 3` keeps few live teams per tenant (more writers on the same team); `--burst 20`
+adds bursts of 3-8 concurrent writes on ONE team (members, rename, delete/restore, invitations,
+its users) or ONE lead (patch, delete/restore, merge both ways, attach/detach, event with an
+Idempotency-Key, consent, erase, claim), each followed by the read models.
 """
 
 from __future__ import annotations
@@ -171,6 +174,14 @@ async def login(c: httpx.AsyncClient, ident: str, pw: str) -> str | None:
 
 
 async def setup(c: httpx.AsyncClient) -> None:
+    """Wait for the service, then register the tenants' owners."""
+    for _ in range(120):
+        try:
+            if (await c.get(BASE + "/health")).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.5)
     for i in range(NTEN):
         t = Tenant(i)
         u = f"p{RUN}t{i}o"
@@ -1503,6 +1514,201 @@ async def a_outreach(c: httpx.AsyncClient, t: Tenant) -> None:
         )
 
 
+async def a_burst(c: httpx.AsyncClient, t: Tenant) -> None:
+    """Several writes on ONE resource at once (plus its read model), to provoke races."""
+    if rng.random() < 0.6 and t.teams:
+        team = rng.choice(t.teams[-4:])
+        uids = list(t.users)
+        ops = [
+            lambda: req(
+                c,
+                "POST",
+                f"/v1/teams/{team}/members",
+                json_body={"user_id": rng.choice(uids), "role": rng.choice(["member", "admin"])},
+                tok=t.owner_tok,
+                kind="burst.team.add",
+            ),
+            lambda: req(
+                c,
+                "DELETE",
+                f"/v1/teams/{team}/members/{rng.choice(uids)}",
+                tok=t.owner_tok,
+                kind="burst.team.remove",
+            ),
+            lambda: req(
+                c,
+                "PATCH",
+                f"/v1/teams/{team}/members/{rng.choice(uids)}",
+                json_body={
+                    "role": rng.choice(["member", "admin", "owner"]),
+                    "status": rng.choice(["active", "suspended"]),
+                },
+                tok=t.owner_tok,
+                kind="burst.team.mpatch",
+            ),
+            lambda: req(
+                c,
+                "PATCH",
+                f"/v1/teams/{team}",
+                json_body={"name": "b " + rs()},
+                tok=t.owner_tok,
+                kind="burst.team.patch",
+            ),
+            lambda: req(
+                c, "DELETE", f"/v1/teams/{team}", tok=t.owner_tok, kind="burst.team.delete"
+            ),
+            lambda: req(
+                c, "POST", f"/v1/teams/{team}/restore", tok=t.owner_tok, kind="burst.team.restore"
+            ),
+            lambda: req(
+                c,
+                "POST",
+                f"/v1/teams/{team}/invitations",
+                json_body={"email": f"b{rs()}@ex.com", "team_role": "member"},
+                tok=t.owner_tok,
+                kind="burst.team.invite",
+            ),
+            lambda: req(
+                c,
+                "PATCH",
+                "/v1/users/me",
+                json_body={"profile": {"first_name": rs()}},
+                tok=rng.choice(list(t.users.values()))["tok"],
+                kind="burst.user.patch",
+            ),
+            lambda: req(
+                c,
+                "PATCH",
+                f"/v1/users/{rng.choice(uids)}",
+                json_body={
+                    "role": rng.choice(["member", "viewer"]),
+                    "is_active": rng.choice([True, True, False]),
+                },
+                tok=t.owner_tok,
+                kind="burst.user.admin",
+            ),
+            lambda: req(
+                c, "GET", f"/v1/read-models/teams/{team}", tok=t.owner_tok, kind="burst.rm.team"
+            ),
+            lambda: req(
+                c, "GET", f"/v1/read-models/teams/{team}", tok=t.owner_tok, kind="burst.rm.team"
+            ),
+            lambda: req(c, "GET", f"/v1/teams/{team}", tok=t.owner_tok, kind="burst.team.get"),
+        ]
+        if t.invites:
+            inv = rng.choice(t.invites[-5:])
+            ops.append(
+                lambda: req(
+                    c,
+                    "POST",
+                    f"/v1/invitations/{inv['token']}/accept",
+                    tok=rng.choice(list(t.users.values()))["tok"],
+                    kind="burst.invite.accept",
+                )
+            )
+            ops.append(
+                lambda: req(
+                    c,
+                    "DELETE",
+                    f"/v1/invitations/{inv['id']}",
+                    tok=t.owner_tok,
+                    kind="burst.invite.revoke",
+                )
+            )
+        chosen = [rng.choice(ops) for _ in range(rng.randint(3, 8))]
+        await asyncio.gather(*(op() for op in chosen))
+        await control(c, t, team)
+        return
+    if not t.ids["leads"]:
+        return
+    lid = rng.choice(t.ids["leads"][-20:])
+    other = rng.choice(t.ids["leads"][-20:])
+    cid = rng.choice(t.ids["campaigns"]) if t.ids["campaigns"] else str(uuid.uuid4())
+    ops = [
+        lambda: req(
+            c,
+            "PATCH",
+            f"/v1/leads/{lid}",
+            json_body={"status": rng.choice(["contacted", "lost"])},
+            tok=t.owner_tok,
+            kind="burst.lead.patch",
+        ),
+        lambda: req(c, "DELETE", f"/v1/leads/{lid}", tok=t.owner_tok, kind="burst.lead.delete"),
+        lambda: req(
+            c, "POST", f"/v1/leads/{lid}/restore", tok=t.owner_tok, kind="burst.lead.restore"
+        ),
+        lambda: req(
+            c,
+            "POST",
+            f"/v1/leads/{other}/merge",
+            json_body={"source_ids": [lid]},
+            tok=t.owner_tok,
+            kind="burst.lead.merge",
+        ),
+        lambda: req(
+            c,
+            "POST",
+            f"/v1/leads/{lid}/merge",
+            json_body={"source_ids": [other]},
+            tok=t.owner_tok,
+            kind="burst.lead.merge",
+        ),
+        lambda: req(
+            c,
+            "POST",
+            f"/v1/campaigns/{cid}/leads",
+            json_body={"lead_ids": [lid, other]},
+            tok=t.owner_tok,
+            kind="burst.campaign.attach",
+        ),
+        lambda: req(
+            c,
+            "DELETE",
+            f"/v1/campaigns/{cid}/leads/{lid}",
+            tok=t.owner_tok,
+            kind="burst.campaign.detach",
+        ),
+        lambda: req(
+            c,
+            "POST",
+            "/v1/events",
+            json_body={"type": "call", "campaign_id": cid, "lead_id": lid, "outcome": "answered"},
+            headers={"Idempotency-Key": "burst-" + lid[:8]},
+            tok=t.owner_tok,
+            kind="burst.event",
+        ),
+        lambda: req(
+            c,
+            "PUT",
+            f"/v1/leads/{lid}/consent/text",
+            json_body={"status": rng.choice(["opted_in", "opted_out"])},
+            tok=t.owner_tok,
+            kind="burst.consent",
+        ),
+        lambda: req(c, "POST", f"/v1/leads/{lid}/erase", tok=t.owner_tok, kind="burst.erase"),
+        lambda: req(
+            c,
+            "POST",
+            f"/v1/campaigns/{cid}/recipients/claim",
+            json_body={"limit": 5},
+            tok=t.owner_tok,
+            kind="burst.claim",
+        ),
+        lambda: req(
+            c,
+            "GET",
+            f"/v1/read-models/campaign-stats/{cid}",
+            tok=t.owner_tok,
+            kind="burst.rm.cstats",
+        ),
+        lambda: req(
+            c, "GET", f"/v1/analytics/campaigns/{cid}", tok=t.owner_tok, kind="burst.analytics"
+        ),
+    ]
+    chosen = [rng.choice(ops) for _ in range(rng.randint(3, 8))]
+    await asyncio.gather(*(op() for op in chosen))
+
+
 ACTIONS = [
     (a_team, 22),
     (a_user, 12),
@@ -1513,6 +1719,7 @@ ACTIONS = [
     (a_workspace, 18),
     (a_misc_hostile, 6),
     (a_outreach, 0),  # --outreach sets the weight
+    (a_burst, 0),  # --burst sets the weight
 ]
 FNS = [f for f, _ in ACTIONS]
 WEIGHTS = [w for _, w in ACTIONS]
@@ -1565,6 +1772,7 @@ def cli() -> None:
     parser.add_argument("--tenants", type=int, default=NTEN)
     parser.add_argument("--team-cap", type=int, default=TEAMCAP, help="live teams per tenant")
     parser.add_argument("--outreach", type=int, default=0, help="weight of the newer endpoints")
+    parser.add_argument("--burst", type=int, default=0, help="weight of same-resource bursts")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     BASE, TOTAL, CONC, NTEN = args.base_url, args.requests, args.concurrency, args.tenants
@@ -1573,6 +1781,7 @@ def cli() -> None:
     rng.seed(args.seed)
     RUN = f"{args.seed}x{int(time.time()) % 100000}"
     WEIGHTS[FNS.index(a_outreach)] = args.outreach
+    WEIGHTS[FNS.index(a_burst)] = args.burst
     asyncio.run(main())
 
 
