@@ -149,12 +149,39 @@ async def erase_lead(*, ctx: RequestContext, id: UUID) -> LeadBase:
 
 
 async def erase_with(ctx: RequestContext, lead: LeadBase) -> LeadBase:
-    """Erase `lead` (already read in `ctx`'s tenant): journaled tombstone, then the pass."""
-    repo = Repository(LeadBase, ctx)
+    """Erase `lead` (already read in `ctx`'s tenant) and the leads merged into it, each once.
+
+    Sources merged into a lead are the same person (their values were copied into it). Each
+    lead gets its journaled tombstone, then its sources are erased, then its redaction pass.
+    Each lead is visited once: two concurrent opposite merges can leave two leads merged into
+    each other (service/leads/merge.py), and a walk without memory went round that cycle until
+    the recursion limit (a 500) or the request budget (a 503).
+    """
+    seen: set[UUID] = set()
+    erased: list[LeadBase] = []
+    stack: list[tuple[LeadBase, bool]] = [(lead, False)]  # (lead, its sources are done)
+    while stack:
+        current, sources_done = stack.pop()
+        if sources_done:
+            await redact_lead(ctx, current.id)
+            continue
+        if current.id in seen:
+            continue
+        seen.add(current.id)
+        current = await _tombstone(ctx, current)
+        erased.append(current)
+        stack.append((current, True))
+        sources = await _merged_sources(ctx, current.id)
+        stack.extend((source, False) for source in reversed(sources) if source.id not in seen)
+    return erased[0]
+
+
+async def _tombstone(ctx: RequestContext, lead: LeadBase) -> LeadBase:
+    """The journaled tombstone of one lead (`erased_at`, soft-deleted); counts follow."""
     was_live = not lead.is_deleted
     if lead.erased_at is None or was_live:
         now = utcnow()
-        lead = await repo.update(
+        lead = await Repository(LeadBase, ctx).update(
             lead,
             {
                 "erased_at": lead.erased_at or now,
@@ -165,10 +192,6 @@ async def erase_with(ctx: RequestContext, lead: LeadBase) -> LeadBase:
         )
     if was_live and leads.POLICY.after_delete is not None:
         await leads.POLICY.after_delete(ctx, lead)  # like a DELETE: campaigns are recounted
-    # Sources merged into it are the same person (their values were copied into this lead).
-    for source in await _merged_sources(ctx, lead.id):
-        await erase_with(ctx, source)
-    await redact_lead(ctx, lead.id)
     return lead
 
 
