@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.params import Form
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routes.paths import PathMethods, RouteIndex
@@ -161,11 +161,23 @@ async def _duplicate(_: Request, exc: Exception) -> JSONResponse:  # noqa: ARG00
 
 
 async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-    log.error("database unavailable: %s", type(exc).__name__)
+    # A time limit that ran out (the request's budget, `maxTimeMS`, a write concern's
+    # `wtimeout`) is not an unreachable server: say which, so an operator looks in the right place.
+    timed_out = (
+        isinstance(exc, PyMongoError)
+        and exc.timeout
+        and not isinstance(exc, ServerSelectionTimeoutError)  # no server found: unreachable
+    )
+    log.error("database %s: %s", "timeout" if timed_out else "unavailable", type(exc).__name__)
+    detail = (
+        "The database did not answer within the request's time budget; retry shortly."
+        if timed_out
+        else "The database is not reachable; retry shortly."
+    )
     return problem(
         503,
         "Service Unavailable",
-        "The database is not reachable; retry shortly.",
+        detail,
         {"Retry-After": str(DATABASE_RETRY_AFTER)},
         retry_after=DATABASE_RETRY_AFTER,
     )
