@@ -128,6 +128,10 @@ async def update_me(
             raise Unprocessable("username cannot be removed.", loc=["body", "username"])
         else:
             changes[key] = User.model_fields[key].get_default(call_default_factory=True)
+    if "security" in changes:
+        # `password_changed_at` is the service's, not the policy's: a reset keeps it.
+        policy = changes["security"].setdefault("security_settings", {})
+        policy["password_changed_at"] = user.security.security_settings.password_changed_at
     username = changes.get("username")
     if (
         username is not None

@@ -158,6 +158,29 @@ async def test_resetting_security_keeps_two_factor(owner: Account) -> None:
     assert after is not None and after.security.two_factor_auth.secret == "encrypted"
 
 
+@pytest.mark.parametrize(
+    "patch",
+    [{"security": None}, {"security": {"security_settings": None}}],
+    ids=["part", "policy"],
+)
+async def test_resetting_the_password_policy_keeps_when_the_password_changed(
+    owner: Account, patch: dict[str, Any]
+) -> None:
+    before = await User.get(owner.id)
+    assert before is not None
+    changed_at = before.security.security_settings.password_changed_at
+    assert changed_at is not None  # set at registration
+    await owner.client.patch(
+        "/v1/users/me", json={"security": {"security_settings": {"min_password_length": 20}}}
+    )
+    response = await owner.client.patch("/v1/users/me", json=patch)
+    assert response.status_code == 200
+    assert response.json()["security"]["security_settings"]["min_password_length"] == 12
+    after = await User.get(owner.id)
+    assert after is not None
+    assert after.security.security_settings.password_changed_at == changed_at
+
+
 async def test_an_empty_patch_changes_nothing(owner: Account) -> None:
     before = (await owner.client.get("/v1/users/me")).json()["version"]
     response = await owner.client.patch("/v1/users/me", json={})
