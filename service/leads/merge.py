@@ -11,7 +11,7 @@ from documents.event import TouchpointEvent
 from documents.lead import LeadBase, LeadStatus
 from service import campaigns
 from service.core.context import RequestContext
-from service.core.errors import Unprocessable
+from service.core.errors import Conflict, Unprocessable
 from service.core.policy import Action
 from service.core.repository import Repository, tenant_filter, uuid_filter
 from service.leads import claims as lead_claims
@@ -117,6 +117,37 @@ async def _merge_sources(
     return [found[i] for i in wanted]
 
 
+async def _refuse_a_crossed_merge(
+    ctx: RequestContext, repo: Repository[LeadBase], target: LeadBase, deleted: list[LeadBase]
+) -> None:
+    """409, with this merge's deletions undone, when the target was merged into a source meanwhile.
+
+    Two merges of one pair in opposite directions both pass their checks when they run at the
+    same time, and each deletes its source: A merged into B and B into A, both gone. Of the
+    two deletions the later one finds here its target already merged into its source (the
+    earlier one was acknowledged first), so at least one side restores what it deleted and no
+    two leads stay merged into each other. Claims the target took over from a restored source
+    go back to it. Only a crash between the deletion and this check leaves such a pair
+    (erasure and export walk it safely; restoring either lead undoes it).
+    """
+    if not deleted:
+        return
+    now = await repo.get(target.id, include_deleted=True)
+    if not (now.is_deleted and now.merged_into in {s.id for s in deleted}):
+        return
+    for source in deleted:
+        await repo.update(
+            source,
+            {"is_deleted": False, "deleted_at": None, "merged_into": None},
+            event_type="restored",
+        )
+        await lead_claims.claim(ctx, source.id, dedupe_keys(source), replaceable=[target.id])
+    raise Conflict(
+        "The lead was merged into one of these sources by another request at the same time; "
+        "nothing was merged. Check the leads and retry."
+    )
+
+
 async def merge_leads(*, ctx: RequestContext, id: UUID, source_ids: Sequence[UUID]) -> LeadBase:
     """Merge leads into lead `id`: it keeps its values and gains theirs where it has none.
 
@@ -138,8 +169,9 @@ async def merge_leads(*, ctx: RequestContext, id: UUID, source_ids: Sequence[UUI
 
     A crash after any step leaves sources deleted and pointing at the target; the same
     request, retried, finds them accepted in step 1 and completes steps 3-5 (idempotent).
-    Not prevented without transactions: two concurrent merges of the same pair in opposite
-    directions can both delete their source; restoring one undoes that.
+    Two concurrent merges of the same pair in opposite directions both pass step 1; the later
+    of their source deletions is undone (409, `_refuse_a_crossed_merge`), so two leads never
+    stay merged into each other.
     """
     leads.POLICY.require(ctx, Action.update)
     repo = Repository(LeadBase, ctx)
@@ -153,13 +185,16 @@ async def merge_leads(*, ctx: RequestContext, id: UUID, source_ids: Sequence[UUI
     if conflict is not None:
         raise conflict
     now = utcnow()
-    for source in sources:
-        if not source.is_deleted:
-            await repo.update(
-                source,
-                {"is_deleted": True, "deleted_at": now, "merged_into": target.id},
-                event_type="merged",
-            )
+    deleted = [
+        await repo.update(
+            source,
+            {"is_deleted": True, "deleted_at": now, "merged_into": target.id},
+            event_type="merged",
+        )
+        for source in sources
+        if not source.is_deleted
+    ]
+    await _refuse_a_crossed_merge(ctx, repo, target, deleted)
     await lead_claims.release_leads(ctx, [s.id for s in sources])
     moved_from = [uuid_filter(s.id) for s in sources]
     await TouchpointEvent.get_pymongo_collection().update_many(
