@@ -192,7 +192,7 @@ async def _claim_many(
     claims: list[dict[str, Any]] = []
     for lead_id, keys in wanted:
         if keys:
-            lead = journal.uuid_binary(lead_id.bytes)  # `uuid_filter`'s value, made faster
+            lead = uuid_filter(lead_id)
             claims += [_new_claim(tenant, lead, key, now) for key in keys]
     made: dict[UUID, list[Any]] = {}
     refused: list[int] = []
