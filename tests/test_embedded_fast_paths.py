@@ -1028,16 +1028,22 @@ def test_a_ttl_index_created_after_writes_still_sweeps() -> None:
     assert len(coll._store.docs) == 2  # no TTL index: nothing swept
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_inlined_entry_adds_give_the_methods_list(seed: int) -> None:
+def _small_sorted_lists() -> tuple[Any, Any]:
+    """Two empty SortedLists with sublists of 8 (the inlined steps and the library's methods)."""
     from sortedcontainers import SortedList
 
+    mine, theirs = SortedList(), SortedList()
+    mine._reset(8)
+    theirs._reset(8)
+    return mine, theirs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inlined_entry_adds_give_the_methods_list(seed: int) -> None:
     from service.embedded.store import _add_entries
 
     rng = random.Random(9300 + seed)
-    mine, theirs = SortedList(), SortedList()
-    mine._reset(8)  # small sublists: many splits
-    theirs._reset(8)
+    mine, theirs = _small_sorted_lists()  # many splits
     for step in range(400):
         batch = [(rng.randrange(50), (rng.randrange(1000),)) for _ in range(rng.randint(1, 20))]
         if step % 97 == 5:
@@ -1125,14 +1131,10 @@ def test_small_elements_are_written_as_encode_writes_them(value: Any) -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_inlined_entry_removes_give_the_methods_list(seed: int) -> None:
-    from sortedcontainers import SortedList
-
     from service.embedded.store import _remove_entry
 
     rng = random.Random(9400 + seed)
-    mine, theirs = SortedList(), SortedList()
-    mine._reset(8)  # small sublists: many merges
-    theirs._reset(8)
+    mine, theirs = _small_sorted_lists()  # many merges
     values = [(rng.randrange(50), (i,)) for i in range(600)]
     mine.update(values)
     theirs.update(values)

@@ -183,15 +183,19 @@ async def test_a_young_database_without_checkpoints_is_caught_up_inline(owner: A
     assert r.status_code == 200 and r.json()["events_total"] == 1
 
 
+async def _stale_row(owner: Account, *, computed: datetime) -> dict[str, Any]:
+    """A stats row of a campaign that does not exist, stamped `computed`; its filter."""
+    stale = {"_id": Binary.from_uuid(uuid4()), "tenant_id": Binary.from_uuid(owner.tenant_id)}
+    await CampaignStats.get_pymongo_collection().insert_one({**stale, "computed_at": computed})
+    return stale
+
+
 async def test_a_rebuild_that_loses_its_lease_stops_before_pruning(
     owner: Account, stranger: Account
 ) -> None:
     await two_tenants(owner, stranger)
     await projections.catch_up()
-    stale = {"_id": Binary.from_uuid(uuid4()), "tenant_id": Binary.from_uuid(owner.tenant_id)}
-    await CampaignStats.get_pymongo_collection().insert_one(
-        {**stale, "computed_at": utcnow() - timedelta(days=1)}
-    )
+    stale = await _stale_row(owner, computed=utcnow() - timedelta(days=1))
     before = await runner.positions(projections.PROJECTORS["campaign_stats"])
     async with workers.leased(runner.lease_name("campaign_stats"), ttl=runner.LEASE_TTL) as held:
         assert held is not None
@@ -225,9 +229,8 @@ async def test_a_rebuild_prunes_stale_rows_stamped_by_a_clock_ahead(
     await two_tenants(owner, stranger)
     await projections.catch_up()
     # A row of a vanished key written by another host whose clock ran an hour ahead.
-    stale = {"_id": Binary.from_uuid(uuid4()), "tenant_id": Binary.from_uuid(owner.tenant_id)}
+    stale = await _stale_row(owner, computed=utcnow() + timedelta(hours=1))
     collection = CampaignStats.get_pymongo_collection()
-    await collection.insert_one({**stale, "computed_at": utcnow() + timedelta(hours=1)})
     await projections.rebuild("campaign_stats")
     assert await collection.count_documents(stale) == 0
 
