@@ -184,9 +184,6 @@ async def _claim_many(
     # `made`: the claims this call inserted or took over, per lead. `confirm`: refresh the
     # `claimed_at` of claims the lead already held (not needed by the backfill).
     now = utcnow()
-    rows = [(lead_id, key) for lead_id, keys in wanted for key in keys]
-    if not rows:
-        return {}, {}
     tenant = uuid_filter(ctx.tenant_id)
     # Each lead's id encoded once, without a look-up per claim (a UUID's hash is Python code).
     claims: list[dict[str, Any]] = []
@@ -194,6 +191,8 @@ async def _claim_many(
         if keys:
             lead = uuid_filter(lead_id)
             claims += [_new_claim(tenant, lead, key, now) for key in keys]
+    if not claims:
+        return {}, {}
     made: dict[UUID, list[Any]] = {}
     refused: list[int] = []
     try:
@@ -203,6 +202,11 @@ async def _claim_many(
             if error.get("code") != _DUPLICATE_KEY:
                 raise
             refused.append(error["index"])
+    if not refused and confirm:
+        # Every claim made and none to resolve: `made` would only serve a refusal's undo
+        # (the usual bulk chunk skips building it, a look-up per lead).
+        return {}, {}
+    rows = [(lead_id, key) for lead_id, keys in wanted for key in keys]
     refused_set = set(refused)
     start = 0
     for lead_id, keys in wanted:  # the claims are in `wanted`'s order, a lead's together
