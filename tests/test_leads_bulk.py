@@ -442,9 +442,9 @@ async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Acco
 async def test_an_import_holds_full_collections_and_gives_the_collector_back(
     owner: Account, monkeypatch: Any
 ) -> None:
-    """Issue 27: no automatic full GC pause during an import, young collections go on; the
-    thresholds are restored after (a failed import included), and a disabled collector is
-    left alone."""
+    """Issue 27: no automatic generation-1 or full GC during an import, the youngest
+    generation's collections go on; the thresholds are restored after (a failed import
+    included), and a disabled collector is left alone."""
     import gc
 
     before = gc.get_threshold()
@@ -459,7 +459,7 @@ async def test_an_import_holds_full_collections_and_gives_the_collector_back(
     r = await bulk(owner, [{"type": "generic", "email": f"gc{i}@example.com"} for i in range(3)])
     assert r.status_code == 200 and r.json()["created"] == 3
     [(enabled, during)] = seen
-    assert enabled and during[:2] == before[:2] and during[2] > 1_000_000
+    assert enabled and during[0] == before[0] and min(during[1:]) > 1_000_000
     assert gc.get_threshold() == before
 
     async def broken(*_: Any) -> None:
