@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import math
 from typing import Annotated, Any
-from uuid import UUID
+from uuid import RFC_4122, UUID
 
 import pytest
 from bson import Binary
@@ -486,6 +486,16 @@ def test_pooled_ids_are_uuid7_in_order_with_uuid6s() -> None:
     ids = [uuid7(), *(journal.pooled_uuid7() for _ in range(1200)), uuid7()]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert {i.version for i in ids} == {7}
+    # Drawn together (a chunk's claims), across a refill of the pool, between single ones.
+    assert journal.pooled_uuid7.binaries(0) == []
+    drawn = [Binary.from_uuid(uuid7()), journal.pooled_uuid7.binary()]
+    drawn += journal.pooled_uuid7.binaries(700)
+    drawn += [*journal.pooled_uuid7.binaries(1), Binary.from_uuid(uuid7())]
+    assert [type(b) for b in drawn] == [Binary] * len(drawn)
+    assert {b.subtype for b in drawn} == {4}
+    as_uuids = [b.as_uuid() for b in drawn]
+    assert as_uuids == sorted(as_uuids) and len(set(as_uuids)) == len(as_uuids)
+    assert {i.version for i in as_uuids} == {7} and {i.variant for i in as_uuids} == {RFC_4122}
 
 
 async def test_a_long_loop_gives_other_requests_a_turn_every_few_milliseconds() -> None:
