@@ -190,11 +190,11 @@ async def _claim_many(
     tenant = uuid_filter(ctx.tenant_id)
     # Each lead's id encoded once, without a look-up per claim (a UUID's hash is Python code).
     claims: list[dict[str, Any]] = []
-    ids = iter(journal.pooled_uuid7.binaries(sum(len(keys) for _, keys in wanted)))
+    claim_ids = iter(journal.pooled_uuid7.binaries(sum(len(keys) for _, keys in wanted)))
     for lead_id, keys in wanted:
         if keys:
             lead = uuid_filter(lead_id)
-            claims += [_new_claim(tenant, lead, key, now, next(ids)) for key in keys]
+            claims += [_new_claim(tenant, lead, key, now, next(claim_ids)) for key in keys]
     if not claims:
         return {}, {}
     made: dict[UUID, list[Any]] = {}
