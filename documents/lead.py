@@ -128,9 +128,21 @@ def fold(text: str) -> str:
     """Text as search compares it: case-folded, accents removed, spaces collapsed."""
     if text.isascii():  # the common case: NFKD and combining marks change nothing in ASCII
         return " ".join(text.lower().split())
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(plain.split())
+    # Other text is folded character by character (a few microseconds): once per distinct
+    # value while it is remembered (an import's names, cities and companies repeat).
+    folded = _FOLDED.get(text)
+    if folded is None:
+        decomposed = unicodedata.normalize("NFKD", text.casefold())
+        plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+        folded = " ".join(plain.split())
+        if len(_FOLDED) >= _FOLDED_MAX:
+            _FOLDED.clear()
+        _FOLDED[str(text)] = folded
+    return folded
+
+
+_FOLDED: dict[str, str] = {}  # non-ASCII text → `fold`'s result
+_FOLDED_MAX = 4096
 
 
 _ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
