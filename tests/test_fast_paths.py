@@ -86,7 +86,7 @@ def test_email_fast_path_agrees_on_edge_cases(value: str) -> None:
 
 def test_email_fast_path_agrees_on_generated_addresses() -> None:
     addresses = _addresses(8000)
-    fast = [a for a in addresses if _plain_email(a, lambda _: None) is not None]
+    fast = [a for a in addresses if _plain_email(a, lambda _: "")]  # "": EmailStr's turn
     assert len(fast) > 250  # the fast path is really exercised
     for value in addresses:
         assert _outcome(_email, value) == _outcome(_general, value), value
