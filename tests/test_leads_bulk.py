@@ -439,27 +439,39 @@ async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Acco
     assert checked == set(range(len(VARIED_ROWS)))
 
 
-async def test_an_import_holds_full_collections_and_gives_the_collector_back(
+async def test_an_import_collects_between_chunks_and_gives_the_collector_back(
     owner: Account, monkeypatch: Any
 ) -> None:
-    """Issue 27: no automatic generation-1 or full GC during an import, the youngest
-    generation's collections go on; the thresholds are restored after (a failed import
-    included), and a disabled collector is left alone."""
+    """Issue 27: no automatic collection during an import, the youngest generation collected
+    once after each chunk (none older); the thresholds are restored after (a failed import
+    included), and a disabled collector is left alone (nothing collected)."""
     import gc
 
     before = gc.get_threshold()
     seen: list[tuple[bool, tuple[int, int, int]]] = []
+    collected: list[int] = []
     real = lead_service._insert_chunk
 
     async def spy(*args: Any) -> None:
         seen.append((gc.isenabled(), gc.get_threshold()))
         await real(*args)
 
+    def on_collection(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and seen:
+            collected.append(info["generation"])
+
     monkeypatch.setattr(lead_service, "_insert_chunk", spy)
-    r = await bulk(owner, [{"type": "generic", "email": f"gc{i}@example.com"} for i in range(3)])
-    assert r.status_code == 200 and r.json()["created"] == 3
-    [(enabled, during)] = seen
-    assert enabled and during[0] == before[0] and min(during[1:]) > 1_000_000
+    monkeypatch.setattr(lead_service, "BULK_CHUNK", 2)
+    rows = [{"type": "generic", "email": f"gc{i}@example.com"} for i in range(5)]
+    gc.callbacks.append(on_collection)  # the collector's own list (not an attribute to patch)
+    try:
+        r = await bulk(owner, rows)
+    finally:
+        gc.callbacks.remove(on_collection)
+    assert r.status_code == 200 and r.json()["created"] == 5
+    assert [enabled for enabled, _ in seen] == [True] * 3
+    assert all(min(during) > 1_000_000 for _, during in seen)
+    assert collected == [0, 0, 0]  # one young collection a chunk, after it
     assert gc.get_threshold() == before
 
     async def broken(*_: Any) -> None:
@@ -473,10 +485,13 @@ async def test_an_import_holds_full_collections_and_gives_the_collector_back(
     gc.disable()
     try:
         seen.clear()
+        collected.clear()
         monkeypatch.setattr(lead_service, "_insert_chunk", spy)
+        gc.callbacks.append(on_collection)
         await bulk(owner, [{"type": "generic", "email": "held@example.com"}])
-        assert seen == [(False, before)]
+        assert seen == [(False, before)] and collected == []
     finally:
+        gc.callbacks.remove(on_collection)
         gc.enable()
 
 
