@@ -403,7 +403,7 @@ STEPS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("schema validation (pydantic)", "service/leads/commands.py", "_validated", ()),
     ("phone normalisation", "documents/base.py", "normalize_phone", ()),
     ("search text and tokens", "documents/lead.py", "lead_search_*", ()),
-    ("ids (pooled uuid7, lead and event)", "service/core/journal/events.py", "__call__|binary", ()),
+    ("ids (pooled uuid7, lead and event)", "service/core/journal/events.py", "__call__|binar*", ()),
     (
         "API values -> document values",
         "service/leads/commands.py",
@@ -455,7 +455,7 @@ def print_step_shares(profiler: cProfile.Profile) -> None:
     for label, _, _, _ in STEPS:
         print(f"  {spent[label] / total:6.1%}  {label}")
     rest = 1 - sum(spent.values()) / total
-    print(f"  {rest:6.1%}  the rest (row loop, dedupe, chunks, young collections)")
+    print(f"  {rest:6.1%}  the rest (row loop, dedupe, chunks, collections between them)")
 
 
 def print_profile(profiler: cProfile.Profile, top: int = 30) -> None:
