@@ -27,6 +27,7 @@ the import runs, in the same process and on the same worker thread, which the fl
 do (a real deployment runs it anywhere, against a server's indexes).
 
 Usage: .venv/bin/python bench/bench_bulk_import.py [--rows 10000] [--rounds 5] [--profile]
+[--mix distinct|realistic]
 (`--profile` runs one more service round under cProfile and prints where its time goes, and
 one more stubbed round, printed as shares per step of a row.)
 """
@@ -65,8 +66,15 @@ from tests.support.dbcalls import count_db_calls
 _seq = itertools.count()
 
 
-def lead_rows(n: int) -> list[dict[str, Any]]:
-    """N distinct leads, half generic and half MLS, as a client would send them."""
+def lead_rows(n: int, mix: str = "distinct") -> list[dict[str, Any]]:
+    """N distinct leads, half generic and half MLS, as a client would send them.
+
+    `mix="realistic"`: names, cities and companies drawn from small pools (accented ones
+    among them, so repeated values), optional fields given or not, phones in several
+    shapes, consent on some rows; emails, phones and MLS ids still distinct.
+    """
+    if mix == "realistic":
+        return realistic_rows(n)
     rows: list[dict[str, Any]] = []
     for i in range(n):
         common = {
@@ -83,6 +91,41 @@ def lead_rows(n: int) -> list[dict[str, Any]]:
             rows.append(
                 {"type": "mls", **common, "mls_id": f"ML{i}", "list_price": 350000.25, "beds": 3}
             )
+    return rows
+
+
+_FIRST = ["James", "Mary", "José", "Zoë", "Robert", "Linda", "Søren", "Aiko", "Chloé", "Ali"]
+_LAST = ["Smith", "García", "Müller", "Nguyen", "O'Brien", "Johnson", "Brown", "Łukasz", "Lee"]
+_CITIES = [("Springfield", "IL"), ("Austin", "TX"), ("San José", "CA"), ("Denver", "CO")]
+_COMPANIES = ["Acme", "Globex Corp.", "Initech", None, None]
+
+
+def realistic_rows(n: int) -> list[dict[str, Any]]:
+    """`lead_rows(n, "realistic")`: repeated names, cities and companies; varied shapes."""
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        first, last = _FIRST[i % len(_FIRST)], _LAST[(i // 3) % len(_LAST)]
+        city, state = _CITIES[(i // 7) % len(_CITIES)]
+        number = f"{200 + i // 10000:03d}{i % 10000:04d}"
+        phone = [f"+1 (415) {number[:3]}-{number[3:]}", f"415.{number[:3]}.{number[3:]}"][i % 2]
+        row: dict[str, Any] = {
+            "first_name": first,
+            "last_name": last,
+            "email": f"{first[0]}.{last.encode('ascii', 'ignore').decode()}{i}@example.com",
+            "tags": ["import", "spring"] if i % 3 else ["import"],
+            "address": {"line1": f"{i} Main St", "city": city, "state": state, "country": "US"},
+        }
+        if i % 5:  # a fifth of the rows come without a phone
+            row["phone"] = phone
+        if i % 10 == 0:
+            row["consent"] = {"email": {"status": "opted_in", "source": "web form"}}
+        if i % 2:
+            row |= {"type": "generic", "company": _COMPANIES[i % len(_COMPANIES)]}
+        else:
+            row |= {"type": "mls", "mls_id": f"ML{i}", "list_price": 350000.25, "beds": 3}
+            if i % 4 == 0:
+                row["listing_agent"] = {"name": "Al Agent", "email": "al@realty.example"}
+        rows.append(row)
     return rows
 
 
@@ -297,7 +340,11 @@ def framework_floor_us(
 
 
 async def python_only_rounds(
-    settings: Settings, n_rows: int, rounds: int, profiler: cProfile.Profile | None = None
+    settings: Settings,
+    n_rows: int,
+    rounds: int,
+    profiler: cProfile.Profile | None = None,
+    mix: str = "distinct",
 ) -> list[float]:
     """The service's bulk path per lead with every database call stubbed (thread CPU time).
 
@@ -334,7 +381,7 @@ async def python_only_rounds(
         patch.object(LeadBase, "get_pymongo_collection", lambda: Discard()),
     ):
         for round_ in range(rounds + (profiler is not None)):
-            rows = lead_rows(n_rows)
+            rows = lead_rows(n_rows, mix)
             normalize_phone.cache_clear()
             ctx = RequestContext(tenant_id=uuid7(), actor_id=uuid7(), role=Role.owner)
             profiled = profiler is not None and round_ == rounds
@@ -356,7 +403,7 @@ STEPS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("schema validation (pydantic)", "service/leads/commands.py", "_validated", ()),
     ("phone normalisation", "documents/base.py", "normalize_phone", ()),
     ("search text and tokens", "documents/lead.py", "lead_search_*", ()),
-    ("ids (pooled uuid7, lead and event)", "service/core/journal/events.py", "__call__|binary", ()),
+    ("ids (pooled uuid7, lead and event)", "service/core/journal/events.py", "__call__|binar*", ()),
     (
         "API values -> document values",
         "service/leads/commands.py",
@@ -408,7 +455,7 @@ def print_step_shares(profiler: cProfile.Profile) -> None:
     for label, _, _, _ in STEPS:
         print(f"  {spent[label] / total:6.1%}  {label}")
     rest = 1 - sum(spent.values()) / total
-    print(f"  {rest:6.1%}  the rest (row loop, dedupe, chunks, young collections)")
+    print(f"  {rest:6.1%}  the rest (row loop, dedupe, chunks, collections between them)")
 
 
 def print_profile(profiler: cProfile.Profile, top: int = 30) -> None:
@@ -421,7 +468,7 @@ def print_profile(profiler: cProfile.Profile, top: int = 30) -> None:
     stats.sort_stats("tottime").print_stats(top)
 
 
-async def main(n_rows: int, rounds: int, profile: bool) -> None:
+async def main(n_rows: int, rounds: int, profile: bool, mix: str = "distinct") -> None:
     from service.leads.commands import BULK_CHUNK
 
     settings = Settings(
@@ -433,7 +480,7 @@ async def main(n_rows: int, rounds: int, profile: bool) -> None:
         background_workers=False,
         embedded_db_path="",
     )
-    rows = lead_rows(n_rows)
+    rows = lead_rows(n_rows, mix)
     await service_round(settings, rows[:500])  # warm-up: imports, validators, first requests
     docs = raw_documents(rows)  # after the warm-up: the models need Beanie initialised
     events = journal_documents(docs)
@@ -456,7 +503,7 @@ async def main(n_rows: int, rounds: int, profile: bool) -> None:
     total_calls = sum(calls.values())
     budget = 2 * math.ceil(n_rows / 1000) + 10
     load = os.getloadavg()
-    print(f"rows={n_rows} rounds={rounds} (median after warm-up; secondary indexes dropped)")
+    print(f"rows={n_rows} ({mix}) rounds={rounds} (median after warm-up; no secondary indexes)")
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} (1 / 5 min)")
     print(f"service POST /v1/leads/bulk : {service:8.3f} s  ({n_rows / service:,.0f} rows/s)")
     print(f"floor: raw, same writes     : {floor:8.3f} s  (claims + leads + journal + clear)")
@@ -476,7 +523,8 @@ async def main(n_rows: int, rounds: int, profile: bool) -> None:
         await service_round(settings, rows, profiler)
         print_profile(profiler)
     stubbed_profile = cProfile.Profile() if profile else None
-    stubbed = statistics.median(await python_only_rounds(settings, n_rows, rounds, stubbed_profile))
+    stubbed_times = await python_only_rounds(settings, n_rows, rounds, stubbed_profile, mix)
+    stubbed = statistics.median(stubbed_times)
     print(f"  bulk path, db stubbed     : {stubbed / n_rows * 1e6:8.1f} us  (thread CPU, no HTTP)")
     parse, validate, bson = framework_floor_us(rows, docs, events, max(rounds, 3))
     print(
@@ -492,5 +540,11 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="profile one more service round")
+    parser.add_argument(
+        "--mix",
+        choices=("distinct", "realistic"),
+        default="distinct",
+        help="rows of distinct values (the default), or `realistic_rows`' repeated ones",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.rows, args.rounds, args.profile))
+    asyncio.run(main(args.rows, args.rounds, args.profile, args.mix))

@@ -88,9 +88,10 @@ def _plain_email(value: Any, handler: Any) -> Any:
     """The common address (ASCII dot-atom at a letters-TLD hostname) without email_validator.
 
     Only addresses email_validator certainly accepts unchanged but for case take this path
-    (label and length limits, no `--`, no special-use TLD); anything else goes to EmailStr.
-    email_validator's domain checks are most of a bulk-import row's validation time.
-    tests/test_fast_paths.py compares both on generated addresses.
+    (label and length limits, no `--`, no special-use TLD); anything else goes to EmailStr,
+    whose answer is then trimmed and lower-cased (the fast path's is already: one validator
+    a value, not two). email_validator's domain checks are most of a bulk-import row's
+    validation time. tests/test_fast_paths.py compares both on generated addresses.
     """
     if type(value) is str and len(value) <= 254 and "--" not in value:
         match = _PLAIN_EMAIL.fullmatch(value)
@@ -100,12 +101,10 @@ def _plain_email(value: Any, handler: Any) -> Any:
             and match["tld"].lower() not in _SPECIAL_USE_TLDS
         ):
             return value.lower()
-    return handler(value)
+    return handler(value).strip().lower()
 
 
-Email = Annotated[
-    EmailStr, WrapValidator(_plain_email), AfterValidator(lambda v: v.strip().lower())
-]
+Email = Annotated[EmailStr, WrapValidator(_plain_email)]
 """A syntactically valid email, stored trimmed and lower-cased."""
 
 NOT_BLANK = {"pattern": r"[^\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"}

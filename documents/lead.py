@@ -128,9 +128,21 @@ def fold(text: str) -> str:
     """Text as search compares it: case-folded, accents removed, spaces collapsed."""
     if text.isascii():  # the common case: NFKD and combining marks change nothing in ASCII
         return " ".join(text.lower().split())
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(plain.split())
+    # Other text is folded character by character (a few microseconds): once per distinct
+    # value while it is remembered (an import's names, cities and companies repeat).
+    folded = _FOLDED.get(text)
+    if folded is None:
+        decomposed = unicodedata.normalize("NFKD", text.casefold())
+        plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+        folded = " ".join(plain.split())
+        if len(_FOLDED) >= _FOLDED_MAX:
+            _FOLDED.clear()
+        _FOLDED[str(text)] = folded
+    return folded
+
+
+_FOLDED: dict[str, str] = {}  # non-ASCII text → `fold`'s result
+_FOLDED_MAX = 4096
 
 
 _ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
@@ -193,30 +205,58 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     f_first = f_last = None
     text: list[str] = []
     words: list[str] = []
+    ascii_names = True  # both names (those given as text) ASCII
     if isinstance(first, str):
-        f_first = " ".join(first.lower().split()) if first.isascii() else fold(first)
-        if first.strip():
-            text.append(f_first)
-        if f_first:
-            words.append(f_first)
+        if first.isascii():
+            f_first = " ".join(first.lower().split())
+            if f_first:
+                text.append(f_first)
+                words.append(f_first)
+        else:
+            ascii_names = False
+            f_first = fold(first)
+            if first.strip():
+                text.append(f_first)
+            if f_first:
+                words.append(f_first)
     if isinstance(last, str):
-        f_last = " ".join(last.lower().split()) if last.isascii() else fold(last)
-        if last.strip():
-            text.append(f_last)
-        if f_last:
-            words.append(f_last)
+        if last.isascii():
+            f_last = " ".join(last.lower().split())
+            if f_last:
+                text.append(f_last)
+                words.append(f_last)
+        else:
+            ascii_names = False
+            f_last = fold(last)
+            if last.strip():
+                text.append(f_last)
+            if f_last:
+                words.append(f_last)
     # The text: first, last, "first last", email, phone digits, company, MLS id, address.
     if first and last:
-        both = f"{first} {last}"
-        if both.strip():
-            # For ASCII, folding the joined names is joining their folded words.
-            names = f_first is not None and f_last is not None and both.isascii()
-            text.append(" ".join(filter(None, (f_first, f_last))) if names else fold(both))
+        if f_first is not None and f_last is not None and ascii_names:
+            # For ASCII, folding the joined names is joining their folded words (and it has
+            # text after `strip` when either has).
+            if f_first and f_last:
+                text.append(f"{f_first} {f_last}")
+            elif f_first or f_last:
+                text.append(f_first or f_last)
+        else:
+            both = f"{first} {last}"
+            if both.strip():
+                text.append(fold(both))
     f_email = None
+    ascii_email = False
     if isinstance(email, str):
-        f_email = " ".join(email.lower().split()) if email.isascii() else fold(email)
-        if email.strip():
-            text.append(f_email)
+        if email.isascii():
+            ascii_email = True
+            f_email = " ".join(email.lower().split())
+            if f_email:
+                text.append(f_email)
+        else:
+            f_email = fold(email)
+            if email.strip():
+                text.append(f_email)
     digits = None
     if isinstance(phone, str):
         plain = phone.lstrip("+")  # E.164 (stored phones): its digits after the `+`
@@ -248,13 +288,16 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     if f_email:
         local, _, domain = f_email.partition("@")
         # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
-        again = f_email if email.isascii() else fold(f_email)  # type: ignore[union-attr]
+        again = f_email if ascii_email else fold(f_email)
         tokens += (f_email, local, domain, *_split_words(again))
     if digits is not None:
         tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
     unique = dict.fromkeys(tokens)
     unique.pop("", None)
-    return SEARCH_SEPARATOR.join(text), list(unique)[:MAX_SEARCH_TOKENS]
+    found = list(unique)
+    return SEARCH_SEPARATOR.join(text), (
+        found if len(found) <= MAX_SEARCH_TOKENS else found[:MAX_SEARCH_TOKENS]
+    )
 
 
 def _split_words(text: str) -> list[str]:

@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import math
 from typing import Annotated, Any
-from uuid import UUID
+from uuid import RFC_4122, UUID
 
 import pytest
 from bson import Binary
@@ -363,6 +363,78 @@ async def test_bulk_and_single_create_store_and_journal_the_same(
         )
 
 
+async def test_a_varied_batch_stores_and_journals_what_single_creates_do(
+    owner: Account, stranger: Account
+) -> None:
+    # Issue 27 (the bulk path's fast paths together: search fields of repeated accented and
+    # ASCII names, folds remembered, one email validator, claims without bookkeeping, ids
+    # drawn together, collections between chunks): a batch over several chunks with
+    # duplicates inside it and bad rows among good ones stores and journals, row for row,
+    # what POST /v1/leads does with the same rows.
+    names = [("José", "García"), ("Zoë", "Müller"), ("Mary", "Smith"), ("Søren", "O'Brien")]
+    cities = [{"city": "San José", "state": "CA"}, {"city": "Austin", "country": "US"}]
+    rows: list[Any] = []
+    for i in range(14):
+        first, last = names[i % len(names)]  # repeated: folds remembered, words repeated
+        row: dict[str, Any] = {"first_name": first, "last_name": last, "tags": ["import"]}
+        row["email"] = f"{first[0]}.lead{i}@Example.com"
+        row["address"] = {"line1": f"{i} Main St", **cities[i % 2]}
+        if i % 3:  # some without a phone
+            row["phone"] = f"+1 (415) 555-{i:04d}"
+        if i % 5 == 0:
+            row["consent"] = {"email": {"status": "opted_in", "source": "form"}}
+        if i % 2:
+            row |= {"type": "generic", "company": ["Acme", "Ünïcorn Inc."][i % 4 // 2]}
+        else:
+            row |= {"type": "mls", "mls_id": f"ml{i}", "list_price": 1000 + i, "beds": i}
+            row["listing_agent"] = {"name": "Al", "email": "al@x.com"} if i % 4 else None
+        rows.append(row)
+    rows += RICH_ROWS
+    rows[3] = {**rows[3], "email": rows[1]["email"].upper()}  # a duplicate in the batch
+    rows[5] = {**rows[5], "email": "not-an-email"}  # a bad row among good ones
+    rows.append({"type": "mls", "mls_id": "ML2"})  # the MLS id of row 2, another case
+    rows.append({"type": "generic", "first_name": "Zoë"})  # neither email nor phone
+    singles = {}
+    for index, row in enumerate(rows):
+        response = await owner.client.post("/v1/leads", json=row)
+        singles[index] = response.status_code
+    assert sorted(singles.values()).count(201) == len(rows) - 4
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lead_service, "BULK_CHUNK", 4)
+        body = (await bulk(stranger, rows)).json()
+    assert body["created"] == len(rows) - 4 and body["duplicates"] == 2
+    assert [f["index"] for f in body["failed"]] == [i for i, code in singles.items() if code == 422]
+    leads = LeadBase.get_pymongo_collection()
+    events = DomainEvent.get_pymongo_collection()
+
+    async def stored(account: Account) -> list[dict[str, Any]]:
+        tenant = Binary.from_uuid(account.tenant_id)
+        return await leads.find({"tenant_id": tenant}).sort("search_text", 1).to_list()
+
+    def unstamped(raw: dict[str, Any]) -> dict[str, Any]:
+        # Given consent is stamped when stored: the time differs between the two imports.
+        consent = {k: {**v, "at": v["at"] and "*"} for k, v in raw["consent"].items()}
+        return {**raw, "consent": consent}
+
+    def unstamped_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        at = {f"consent.{channel}.at" for channel in ("call", "text", "email")}
+        return [{**c, "new": "*"} if c["field"] in at else c for c in changes]
+
+    single, bulky = await stored(owner), await stored(stranger)
+    assert len(single) == len(bulky) == len(rows) - 4
+    assert sum(one["consent"]["email"]["at"] is not None for one in single) == 2
+    for one, many in zip(single, bulky, strict=True):
+        assert _comparable(unstamped(many)) == _comparable(unstamped(one))
+        [one_event] = await events.find({"aggregate_id": one["_id"]}).to_list()
+        [many_event] = await events.find({"aggregate_id": many["_id"]}).to_list()
+        assert _comparable(many_event | {"changes": None}) == _comparable(
+            one_event | {"changes": None}
+        )
+        assert _comparable_changes(unstamped_changes(many_event["changes"])) == (
+            _comparable_changes(unstamped_changes(one_event["changes"]))
+        )
+
+
 VARIED_ROWS: list[dict[str, Any]] = [
     *RICH_ROWS,
     *ROWS,
@@ -439,27 +511,39 @@ async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Acco
     assert checked == set(range(len(VARIED_ROWS)))
 
 
-async def test_an_import_holds_full_collections_and_gives_the_collector_back(
+async def test_an_import_collects_between_chunks_and_gives_the_collector_back(
     owner: Account, monkeypatch: Any
 ) -> None:
-    """Issue 27: no automatic full GC pause during an import, young collections go on; the
-    thresholds are restored after (a failed import included), and a disabled collector is
-    left alone."""
+    """Issue 27: no automatic collection during an import, the youngest generation collected
+    once after each chunk (none older); the thresholds are restored after (a failed import
+    included), and a disabled collector is left alone (nothing collected)."""
     import gc
 
     before = gc.get_threshold()
     seen: list[tuple[bool, tuple[int, int, int]]] = []
+    collected: list[int] = []
     real = lead_service._insert_chunk
 
     async def spy(*args: Any) -> None:
         seen.append((gc.isenabled(), gc.get_threshold()))
         await real(*args)
 
+    def on_collection(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and seen:
+            collected.append(info["generation"])
+
     monkeypatch.setattr(lead_service, "_insert_chunk", spy)
-    r = await bulk(owner, [{"type": "generic", "email": f"gc{i}@example.com"} for i in range(3)])
-    assert r.status_code == 200 and r.json()["created"] == 3
-    [(enabled, during)] = seen
-    assert enabled and during[:2] == before[:2] and during[2] > 1_000_000
+    monkeypatch.setattr(lead_service, "BULK_CHUNK", 2)
+    rows = [{"type": "generic", "email": f"gc{i}@example.com"} for i in range(5)]
+    gc.callbacks.append(on_collection)  # the collector's own list (not an attribute to patch)
+    try:
+        r = await bulk(owner, rows)
+    finally:
+        gc.callbacks.remove(on_collection)
+    assert r.status_code == 200 and r.json()["created"] == 5
+    assert [enabled for enabled, _ in seen] == [True] * 3
+    assert all(min(during) > 1_000_000 for _, during in seen)
+    assert collected == [0, 0, 0]  # one young collection a chunk, after it
     assert gc.get_threshold() == before
 
     async def broken(*_: Any) -> None:
@@ -473,10 +557,13 @@ async def test_an_import_holds_full_collections_and_gives_the_collector_back(
     gc.disable()
     try:
         seen.clear()
+        collected.clear()
         monkeypatch.setattr(lead_service, "_insert_chunk", spy)
+        gc.callbacks.append(on_collection)
         await bulk(owner, [{"type": "generic", "email": "held@example.com"}])
-        assert seen == [(False, before)]
+        assert seen == [(False, before)] and collected == []
     finally:
+        gc.callbacks.remove(on_collection)
         gc.enable()
 
 
@@ -486,6 +573,16 @@ def test_pooled_ids_are_uuid7_in_order_with_uuid6s() -> None:
     ids = [uuid7(), *(journal.pooled_uuid7() for _ in range(1200)), uuid7()]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert {i.version for i in ids} == {7}
+    # Drawn together (a chunk's claims), across a refill of the pool, between single ones.
+    assert journal.pooled_uuid7.binaries(0) == []
+    drawn = [Binary.from_uuid(uuid7()), journal.pooled_uuid7.binary()]
+    drawn += journal.pooled_uuid7.binaries(700)
+    drawn += [*journal.pooled_uuid7.binaries(1), Binary.from_uuid(uuid7())]
+    assert [type(b) for b in drawn] == [Binary] * len(drawn)
+    assert {b.subtype for b in drawn} == {4}
+    as_uuids = [b.as_uuid() for b in drawn]
+    assert as_uuids == sorted(as_uuids) and len(set(as_uuids)) == len(as_uuids)
+    assert {i.version for i in as_uuids} == {7} and {i.variant for i in as_uuids} == {RFC_4122}
 
 
 async def test_a_long_loop_gives_other_requests_a_turn_every_few_milliseconds() -> None:

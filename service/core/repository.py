@@ -333,9 +333,10 @@ class Repository(Generic[D]):
         request_id = request_id_var.get()
         raw: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
+        event_ids = journal.pooled_uuid7.binaries(len(rows))
         for position, (stored, changes) in enumerate(rows):
             await yield_now(position)
-            event_id = journal.pooled_uuid7.binary()
+            event_id = event_ids[position]
             stored["pending_event"] = journal.creation_marker(
                 event_id=event_id, aggregate_id=stored["_id"], actor_type=actor_type
             )

@@ -64,11 +64,14 @@ def _uuid(value: Any) -> UUID:
     return value.as_uuid() if isinstance(value, Binary) else UUID(str(value))
 
 
-def _new_claim(tenant: Binary, lead: Binary, key: Key, now: datetime) -> dict[str, Any]:
-    # `tenant` and `lead` as stored: a bulk chunk encodes each id once, not once per claim.
+def _new_claim(
+    tenant: Binary, lead: Binary, key: Key, now: datetime, claim_id: Binary | None = None
+) -> dict[str, Any]:
+    # `tenant` and `lead` as stored: a bulk chunk encodes each id once, not once per claim;
+    # and draws its claims' ids together (`claim_id`).
     field, value = key
     return {
-        "_id": journal.pooled_uuid7.binary(),  # cheap ids for a bulk chunk's claims
+        "_id": journal.pooled_uuid7.binary() if claim_id is None else claim_id,
         "tenant_id": tenant,
         "field": field,
         "value": value,
@@ -184,16 +187,16 @@ async def _claim_many(
     # `made`: the claims this call inserted or took over, per lead. `confirm`: refresh the
     # `claimed_at` of claims the lead already held (not needed by the backfill).
     now = utcnow()
-    rows = [(lead_id, key) for lead_id, keys in wanted for key in keys]
-    if not rows:
-        return {}, {}
     tenant = uuid_filter(ctx.tenant_id)
     # Each lead's id encoded once, without a look-up per claim (a UUID's hash is Python code).
     claims: list[dict[str, Any]] = []
+    claim_ids = iter(journal.pooled_uuid7.binaries(sum(len(keys) for _, keys in wanted)))
     for lead_id, keys in wanted:
         if keys:
             lead = uuid_filter(lead_id)
-            claims += [_new_claim(tenant, lead, key, now) for key in keys]
+            claims += [_new_claim(tenant, lead, key, now, next(claim_ids)) for key in keys]
+    if not claims:
+        return {}, {}
     made: dict[UUID, list[Any]] = {}
     refused: list[int] = []
     try:
@@ -203,6 +206,11 @@ async def _claim_many(
             if error.get("code") != _DUPLICATE_KEY:
                 raise
             refused.append(error["index"])
+    if not refused and confirm:
+        # Every claim made and none to resolve: `made` would only serve a refusal's undo
+        # (the usual bulk chunk skips building it, a look-up per lead).
+        return {}, {}
+    rows = [(lead_id, key) for lead_id, keys in wanted for key in keys]
     refused_set = set(refused)
     start = 0
     for lead_id, keys in wanted:  # the claims are in `wanted`'s order, a lead's together
