@@ -443,16 +443,20 @@ async def test_an_import_holds_full_collections_and_gives_the_collector_back(
     owner: Account, monkeypatch: Any
 ) -> None:
     """Issue 27: no automatic full GC pause during an import, young collections go on; the
-    thresholds are restored after (a failed import included), and a disabled collector is
-    left alone."""
+    thresholds are restored after (a failed import included), what the import left alive is
+    frozen out of later full collections, and a disabled collector is left alone."""
     import gc
 
     before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
     seen: list[tuple[bool, tuple[int, int, int]]] = []
     real = lead_service._insert_chunk
 
+    kept: list[object] = []
+
     async def spy(*args: Any) -> None:
         seen.append((gc.isenabled(), gc.get_threshold()))
+        kept.append([])
         await real(*args)
 
     monkeypatch.setattr(lead_service, "_insert_chunk", spy)
@@ -461,6 +465,10 @@ async def test_an_import_holds_full_collections_and_gives_the_collector_back(
     [(enabled, during)] = seen
     assert enabled and during[:2] == before[:2] and during[2] > 1_000_000
     assert gc.get_threshold() == before
+    # What lived on from the import (here a list the spy made) is out of reach of the next
+    # full collections.
+    assert gc.get_freeze_count() > frozen
+    assert kept and not any(o is kept[0] for o in gc.get_objects())
 
     async def broken(*_: Any) -> None:
         raise RuntimeError("injected")
