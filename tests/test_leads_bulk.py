@@ -515,17 +515,22 @@ async def test_an_import_collects_between_chunks_and_gives_the_collector_back(
     owner: Account, monkeypatch: Any
 ) -> None:
     """Issue 27: no automatic collection during an import, the youngest generation collected
-    once after each chunk (none older); the thresholds are restored after (a failed import
-    included), and a disabled collector is left alone (nothing collected)."""
+    once after each chunk (none older); then the young generations once and what the import
+    left alive frozen out of later full collections; the thresholds are restored after (a
+    failed import included), and a disabled collector is left alone (nothing collected)."""
     import gc
 
     before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
     seen: list[tuple[bool, tuple[int, int, int]]] = []
     collected: list[int] = []
     real = lead_service._insert_chunk
 
+    kept: list[object] = []
+
     async def spy(*args: Any) -> None:
         seen.append((gc.isenabled(), gc.get_threshold()))
+        kept.append([])
         await real(*args)
 
     def on_collection(phase: str, info: dict[str, Any]) -> None:
@@ -543,8 +548,12 @@ async def test_an_import_collects_between_chunks_and_gives_the_collector_back(
     assert r.status_code == 200 and r.json()["created"] == 5
     assert [enabled for enabled, _ in seen] == [True] * 3
     assert all(min(during) > 1_000_000 for _, during in seen)
-    assert collected == [0, 0, 0]  # one young collection a chunk, after it
+    assert collected == [0, 0, 0, 1]  # one young collection a chunk, after it; then gen. 1
     assert gc.get_threshold() == before
+    # What lived on from the import (here a list the spy made) is out of reach of the next
+    # full collections.
+    assert gc.get_freeze_count() > frozen
+    assert kept and not any(o is kept[0] for o in gc.get_objects())
 
     async def broken(*_: Any) -> None:
         raise RuntimeError("injected")

@@ -489,6 +489,13 @@ def _collections_between_chunks() -> Iterator[bool]:
     garbage still goes at every chunk, and the older generations after the import. (An
     explicit collection *during* a chunk walked its survivors at once: up to 330 ms.) A
     collector someone else disabled is left alone.
+
+    After the last running import, what it left alive (the store's new index lists and
+    documents on the embedded backend) is frozen out of the cyclic collector, as the
+    lifespan freezes what start-up built: otherwise the next full collection walks it all
+    (137-175 ms at 20,000 leads, during the creates that followed) and every later one again.
+    The young generations are collected first, so no garbage of theirs is frozen; an import
+    leaves no cyclic garbage in the old one (none found after 20,000 leads).
     """
     global _imports_running, _thresholds
     if _imports_running == 0 and not gc.isenabled():
@@ -503,6 +510,8 @@ def _collections_between_chunks() -> Iterator[bool]:
     finally:
         _imports_running -= 1
         if _imports_running == 0:
+            gc.collect(1)
+            gc.freeze()
             gc.set_threshold(*_thresholds)
 
 
