@@ -235,7 +235,9 @@ def main() -> None:
     if args.profile:
         profiler = cProfile.Profile()
         run_kind(args.profile, leads, events, profiler)
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(
+            int(os.environ.get("TOP", "25"))
+        )
         return
     times: dict[str, list[float]] = {kind: [] for kind in args.kinds}
     for _ in range(args.repeat):

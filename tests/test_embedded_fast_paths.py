@@ -1215,9 +1215,10 @@ def test_string_array_entries_are_the_general_keys(seed: int) -> None:
             doc[name] = rng.choice(arrays + VALUES)
         fields = tuple(rng.sample(["t", "u", "a", "b", "_id"], rng.randint(1, 4)))
         key = keys.sort_key(doc["_id"])
-        found = _string_array_entries(fields, Scalars(doc, key))
+        found = _string_array_entries(fields, Scalars(doc, key), key)
         if found is None:
             continue
         built += 1
-        assert found == keys.index_keys(doc, fields, memo=_memo(doc, key))
+        general = keys.index_keys(doc, fields, memo=_memo(doc, key))
+        assert found == tuple((*k, key) for k in general)
     assert built > 10

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from service.embedded.wal import Log
 
 IdKey = tuple[Any, ...]
+Entries = tuple[tuple[Any, ...], ...]
+"""A document's entries in one index: its key tuples, each with the `_id` key appended."""
 Stored = tuple[bytes, int]
 """One document: its BSON bytes and its insertion rank (a plain tuple, untracked by the GC)."""
 TTL_MONITOR_SECONDS = 60
@@ -75,14 +77,12 @@ class Index:
         self.watched = frozenset(f.split(".", 1)[0] for f in (*self.fields, *(self.partial or {})))
         self._applies = _compile(self.partial) if self.partial is not None else None
         self.geo = geo.geo_fields(self.keys)  # keyed by cell (geo.py), walked by `$nearSphere`
-        # An index of top-level fields only (no geo, no dotted path): its one key tuple, when
-        # none of them holds an array, is picked from a document's `Scalars` in one call.
+        # An index of top-level fields only (no geo, no dotted path): its one entry, when
+        # none of them holds an array, is picked from a document's `Scalars` in one call
+        # (the key tuple with the `_id` key appended, which `Scalars` holds under "_id").
         self.pick: Callable[[Scalars], tuple[Any, ...]] | None = None
         if not self.geo and not any("." in f for f in self.fields):
-            if len(self.fields) == 1:
-                self.pick = _one(self.fields[0])
-            else:
-                self.pick = itemgetter(*self.fields)
+            self.pick = itemgetter(*self.fields, "_id")
 
     @property
     def info(self) -> dict[str, Any]:
@@ -161,11 +161,12 @@ class Scalars(dict):  # type: ignore[type-arg]
 
 
 def _string_array_entries(
-    fields: tuple[str, ...], scalars: Scalars
-) -> list[tuple[Any, ...]] | None:
-    """`index_keys` of an index of top-level fields where one field holds a non-empty array
-    of strings only (tags, search tokens) and the others scalars: one key tuple per distinct
-    string, in order, the scalars' keys taken from `scalars`. None for any other document."""
+    fields: tuple[str, ...], scalars: Scalars, key: IdKey
+) -> tuple[tuple[Any, ...], ...] | None:
+    """The entries (`index_keys` with `key` appended) of an index of top-level fields where
+    one field holds a non-empty array of strings only (tags, search tokens) and the others
+    scalars: one per distinct string, in order, the scalars' keys taken from `scalars`. None
+    for any other document."""
     parts: list[Any] = []
     at = -1
     strings = None
@@ -188,12 +189,8 @@ def _string_array_entries(
         parts.append(None)
     if strings is None:
         return None
-    head, tail = tuple(parts[:at]), tuple(parts[at + 1 :])
-    return [(*head, string, *tail) for string in strings]
-
-
-def _one(name: str) -> Callable[[Scalars], tuple[Any, ...]]:
-    return lambda scalars: (scalars[name],)
+    head, tail = tuple(parts[:at]), (*parts[at + 1 :], key)
+    return tuple([(*head, string, *tail) for string in strings])
 
 
 class Recorder:
@@ -255,25 +252,29 @@ class CollectionStore:
         self._indexed = (self.index_version, None if names is None else frozenset(names))
         return self._indexed
 
-    def _keys(
+    def _entries(
         self, doc: Mapping[str, Any], key: IdKey, indexes: Iterable[tuple[str, Index]]
-    ) -> dict[str, list[tuple[Any, ...]]]:
-        """The key tuples of a document in each of `indexes`, by index name."""
+    ) -> dict[str, Entries]:
+        """The entries of a document in each of `indexes` (its key tuples, each with `key`
+        appended: what the sorted lists hold), by index name."""
         if not self.fast_paths:
             general = _memo(doc, key)
-            return {name: index.keys_of(doc, general) for name, index in indexes}
+            return {
+                name: tuple([(*k, key) for k in index.keys_of(doc, general)])
+                for name, index in indexes
+            }
         scalars = Scalars(doc, key)
-        out: dict[str, list[tuple[Any, ...]]] = {}
+        out: dict[str, Entries] = {}
         memo: FieldKeys | None = None
         for name, index in indexes:
             pick = index.pick
             if pick is not None:
                 try:
-                    out[name] = [pick(scalars)]
+                    out[name] = (pick(scalars),)
                     continue
                 except KeyError:  # a field holds an array: several keys
                     pass
-                found = _string_array_entries(index.fields, scalars)
+                found = _string_array_entries(index.fields, scalars, key)
                 if found is not None:
                     out[name] = found
                     continue
@@ -286,7 +287,7 @@ class CollectionStore:
                             memo[field] = strings
             if memo is None:
                 memo = _memo(doc, key)
-            out[name] = index.keys_of(doc, memo)
+            out[name] = tuple([(*k, key) for k in index.keys_of(doc, memo)])
         return out
 
     def _record(self, kind: int, payload: bytes = b"") -> None:
@@ -315,13 +316,13 @@ class CollectionStore:
         key = sort_key(doc["_id"])
         if key in self.docs:
             raise _duplicate("_id_", {"_id": 1}, {"_id": doc["_id"]})
-        new_keys = self._keys(doc, key, self.indexes.items())
-        covered = self._check_unique(key, doc, new_keys)
+        new = self._entries(doc, key, self.indexes.items())
+        covered = self._check_unique(key, doc, new)
         self._seq += 1
         self.docs[key] = (raw, self._seq)
         self.created = True
         for name, index in self.indexes.items():
-            self._add(index, key, new_keys[name], name in covered)
+            self._add(index, key, new[name], name in covered)
         self._record(wal.INSERT, raw)
 
     def replace(
@@ -334,17 +335,18 @@ class CollectionStore:
         """
         seq = self.docs[key][1]
         affected = self._affected(changed)
-        new_keys = self._keys(doc, key, affected)
-        covered = self._check_unique(key, doc, new_keys)
+        new = self._entries(doc, key, affected)
+        covered = self._check_unique(key, doc, new)
         for name, index in affected:
-            keys = new_keys[name]
-            entries = tuple([(*k, key) for k in keys])
+            entries = new[name]
             if index.by_doc.get(key) == entries:
                 owners = index.owners
-                if owners is None or (name in covered) == any(owners.get(k) == key for k in keys):
+                if owners is None or (name in covered) == any(
+                    owners.get(entry[:-1]) == key for entry in entries
+                ):
                     continue  # the update left this index's keys (and membership) alone
             self._remove(index, key)
-            self._add(index, key, keys, name in covered, entries)
+            self._add(index, key, entries, name in covered)
         self.docs[key] = (raw, seq)
         self._record(wal.REPLACE, raw)
 
@@ -472,49 +474,37 @@ class CollectionStore:
         self._record(wal.DROP_INDEX, bson.encode({"name": name}))
 
     def _check_unique(
-        self, key: IdKey, doc: Mapping[str, Any], new_keys: Mapping[str, list[tuple[Any, ...]]]
+        self, key: IdKey, doc: Mapping[str, Any], new: Mapping[str, Entries]
     ) -> set[str]:
         """DuplicateKeyError on a clash; else the unique indexes whose constraint covers the
         document (sparse and partial rules, decided once for the check and the entries)."""
         covered = set()
-        for name, keys in new_keys.items():
+        for name in new:
             index = self.indexes[name]
             if index.owners is None or not index.constrains(doc):
                 continue
             covered.add(name)
-            for k in keys:
+            for entry in new[name]:
+                k = entry[:-1]
                 owner = index.owners.get(k)
                 if owner is not None and owner != key:
                     raise _duplicate(name, dict(index.keys), _key_value(index, k))
         return covered
 
-    def _add(
-        self,
-        index: Index,
-        key: IdKey,
-        keys: list[tuple[Any, ...]],
-        covered: bool,
-        entries: tuple[tuple[Any, ...], ...] | None = None,
-    ) -> None:
-        # `entries`: the key tuples with `key` appended, when the caller has built them.
-        if len(keys) == 1:
-            if entries is None:
-                entries = ((*keys[0], key),)
-            index.by_doc[key] = entries
+    def _add(self, index: Index, key: IdKey, entries: Entries, covered: bool) -> None:
+        index.by_doc[key] = entries
+        if len(entries) == 1:
             index.entries.add(entries[0])  # `update` sorts and checks its input first
         else:
-            if entries is None:
-                entries = tuple([(*k, key) for k in keys])
             if entries:
                 index.multikey = True
-            index.by_doc[key] = entries
             if self.fast_paths:
                 _add_entries(index.entries, entries)  # (one entry: no faster than `add`)
             else:
                 index.entries.update(entries)
         if index.owners is not None and covered:
-            for k in keys:
-                index.owners[k] = key
+            for entry in entries:
+                index.owners[entry[:-1]] = key
 
     def _remove(self, index: Index, key: IdKey) -> None:
         owners = index.owners
