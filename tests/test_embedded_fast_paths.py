@@ -1054,6 +1054,23 @@ def test_inlined_entry_adds_give_the_methods_list(seed: int) -> None:
     mine._check()
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_an_inlined_entry_add_gives_the_methods_list(seed: int) -> None:
+    from service.embedded.store import _add_entry
+
+    rng = random.Random(9350 + seed)
+    mine, theirs = _small_sorted_lists()  # many splits
+    for step in range(1500):
+        # Mostly growing values (a queue's, a time's), some anywhere, some equal.
+        value = (step // 3 if step % 4 else rng.randrange(600), (rng.randrange(3),))
+        if step % 97 == 5:
+            _ = mine[len(mine) // 2]  # builds the positional index the add must then keep
+        _add_entry(mine, value)
+        theirs.add(value)
+        assert list(mine) == list(theirs) and len(mine) == len(theirs)
+        mine._check()
+
+
 def test_equal_tokens_share_one_key() -> None:
     first = keys.string_array_keys(["b", "a", "b"])
     again = keys.string_array_keys(["a"])

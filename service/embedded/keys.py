@@ -325,19 +325,22 @@ def string_array_keys(value: Any) -> list[tuple[Any, ...]] | None:
     for item in value:
         if type(item) is not str:
             return None
-    # Shared (see `_SHARED`): the same token or tag in many documents' entries then compares
-    # by identity on every bisection instead of reading both strings.
-    shared = _SHARED
+    # Shared (as `_SHARED`'s, looked up by the string itself): the same token or tag in many
+    # documents' entries then compares by identity on every bisection instead of reading
+    # both strings.
+    get = _STRINGS.get
     out = []
     for item in sorted(set(value)):
-        key = (_STRING, item)
-        found = shared.get(key)
+        found = get(item)
         if found is None:
-            if len(shared) >= _SHARED_MAX:
-                shared.clear()
-            shared[key] = found = key
+            if len(_STRINGS) >= _SHARED_MAX:
+                _STRINGS.clear()
+            found = _STRINGS[item] = (_STRING, item)
         out.append(found)
     return out
+
+
+_STRINGS: dict[str, tuple[Any, ...]] = {}
 
 
 def index_keys(

@@ -494,7 +494,10 @@ class CollectionStore:
     def _add(self, index: Index, key: IdKey, entries: Entries, covered: bool) -> None:
         index.by_doc[key] = entries
         if len(entries) == 1:
-            index.entries.add(entries[0])  # `update` sorts and checks its input first
+            if self.fast_paths:
+                _add_entry(index.entries, entries[0])
+            else:
+                index.entries.add(entries[0])  # `update` sorts and checks its input first
         else:
             if entries:
                 index.multikey = True
@@ -549,6 +552,28 @@ class CollectionStore:
             for entry in index.entries.irange((low,), (limit, (99,))):
                 expired.append(entry[-1])
         return list(dict.fromkeys(expired))
+
+
+def _add_entry(entries: SortedList, value: tuple[Any, ...]) -> None:
+    """`entries.add(value)`, the method's steps inlined (no call to `_expand` unless the
+    sublist must split): the same list after. Left to the method while the list is empty or
+    keeps its positional index."""
+    maxes = entries._maxes
+    if not maxes or entries._index:
+        entries.add(value)
+        return
+    pos = bisect_right(maxes, value)
+    if pos == len(maxes):
+        pos -= 1
+        sub = entries._lists[pos]
+        sub.append(value)
+        maxes[pos] = value
+    else:
+        sub = entries._lists[pos]
+        insort(sub, value)
+    entries._len += 1
+    if len(sub) > entries._load << 1:
+        entries._expand(pos)  # splits the sublist (no positional index to update)
 
 
 def _add_entries(entries: SortedList, values: Iterable[tuple[Any, ...]]) -> None:
