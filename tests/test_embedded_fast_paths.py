@@ -1312,3 +1312,120 @@ def test_string_array_entries_are_the_general_keys(seed: int) -> None:
         general = keys.index_keys(doc, fields, memo=_memo(doc, key))
         assert found == tuple((*k, key) for k in general)
     assert built > 10
+
+
+# -- byte keys: one bytes comparison in the key tuples' order -----------------------------------
+
+KEYED: list[Any] = [
+    *VALUES,
+    -1,
+    -1.5,
+    -(2**63),
+    2**63 - 1,
+    2**53 + 1,
+    float(2**53),
+    1e308,
+    -1e-308,
+    5e-324,
+    math.inf,
+    -math.inf,
+    0.1,
+    100,
+    10,
+    1.05,
+    Decimal128("1.50"),
+    1.5,
+    Decimal128("1.5"),
+    Decimal128("-150E-2"),
+    Decimal128("1.00E+2"),
+    100.0,
+    Decimal128("-0"),
+    Decimal128("1E+6144"),
+    Decimal128("-1E-6176"),
+    Decimal128("Infinity"),
+    Decimal128("-Infinity"),
+    Decimal128("NaN"),
+    Decimal128("0.1"),
+    "a",
+    "a\x00",
+    "a\x00b",
+    "a\x01",
+    "ab",
+    "\ud800",
+    "\ue000",
+    "é",
+    "\U0001f600",
+    datetime(1, 1, 1),
+    datetime(9999, 12, 31, 23, 59, 59, 999000),
+    datetime(1970, 1, 1),
+    Timestamp(5, 1),
+    Timestamp(5, 2),
+    Regex("^a", "i"),
+    Regex("^a"),
+    MinKey(),
+    MaxKey(),
+    Binary(b"", 0),
+    Binary(b"\x00", 0),
+    Binary(b"\x00", 5),
+    b"\x01\x02\x03",
+    ObjectId("f" * 24),
+    {},
+    {"a": 1},
+    {"a": 1, "b": 2},
+    {"a": "1"},
+    {"b": 1},
+    {"a": {"a": None}},
+    [[]],
+    [1, "a"],
+    [1, 1],
+    [math.nan],
+    [{"k": []}],
+]
+
+
+def _random_key_value(rng: random.Random, depth: int = 0) -> Any:
+    pick = rng.randrange(10)
+    if depth < 2 and pick == 0:
+        return [_random_key_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if depth < 2 and pick == 1:
+        names = rng.sample(["a", "b", "a\x00", ""], rng.randint(0, 3))
+        return {name: _random_key_value(rng, depth + 1) for name in names}
+    if pick == 2:
+        return rng.choice(
+            [rng.randint(-(10**6), 10**6), rng.randint(-5, 5) * 10 ** rng.randint(0, 18)]
+        )
+    if pick == 3:
+        return rng.choice(
+            [rng.uniform(-1e6, 1e6), rng.randint(-5, 5) / 4, 2.0 ** rng.randint(-60, 60)]
+        )
+    if pick == 4:
+        return "".join(rng.choice("ab\x00\x01é") for _ in range(rng.randint(0, 4)))
+    return rng.choice(KEYED)
+
+
+def _sign(a: Any, b: Any) -> int:
+    return (a > b) - (a < b)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_byte_keys_order_as_the_key_tuples(seed: int) -> None:
+    # Every pair of keys (and of entries: tuples of keys, with the planner's sentinels and
+    # bracket ends) compares as bytes exactly as it does as tuples, equal included.
+    rng = random.Random(9800 + seed)
+    values = [_random_key_value(rng) for _ in range(150)] + (KEYED if seed == 0 else [])
+    found = [keys.sort_key(v) for v in values]
+    found += [keys.EMPTY_ARRAY_KEY, keys.LOWEST, keys.HIGHEST, (2.5,), (3.5,), keys.NULL_KEY]
+    encoded = [keys.key_bytes(k) for k in found]
+    for i, (a, ea) in enumerate(zip(found, encoded, strict=True)):
+        for b, eb in zip(found[i:], encoded[i:], strict=True):
+            assert _sign(a, b) == _sign(ea, eb), (a, b)
+    for _ in range(3000):
+        width = rng.randint(1, 3)
+        one = tuple(rng.choice(found) for _ in range(width))
+        other = tuple(rng.choice(found) for _ in range(rng.randint(1, 3)))
+        if rng.random() < 0.5:  # a shared prefix: the later parts decide
+            other = one[: rng.randint(0, width)] + other
+        assert _sign(one, other) == _sign(keys.entry_bytes(one), keys.entry_bytes(other)), (
+            one,
+            other,
+        )
