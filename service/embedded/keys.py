@@ -498,3 +498,32 @@ _MICROSECOND = timedelta(microseconds=1)
 def entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
     """An index entry or bound (a tuple of key tuples) as bytes of the same order."""
     return b"".join([key_bytes(part) for part in parts])
+
+
+# Parts' bytes by part (equal parts encode alike, so equal keys may share): an entry's
+# parts are mostly shared keys (a tenant, a flag, a token), each encoded once. Bounded.
+_PART_BYTES: dict[tuple[Any, ...], bytes] = {}
+_STRING_BYTES: dict[str, bytes] = {}
+
+
+def cached_entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
+    """`entry_bytes(parts)`, each part's bytes computed once for equal parts."""
+    out = []
+    for part in parts:
+        found = _PART_BYTES.get(part)
+        if found is None:
+            if len(_PART_BYTES) >= _SHARED_MAX:
+                _PART_BYTES.clear()
+            found = _PART_BYTES[part] = key_bytes(part)
+        out.append(found)
+    return b"".join(out)
+
+
+def string_key_bytes(value: str) -> bytes:
+    """`key_bytes(sort_key(value))` of a string, computed once per string."""
+    found = _STRING_BYTES.get(value)
+    if found is None:
+        if len(_STRING_BYTES) >= _SHARED_MAX:
+            _STRING_BYTES.clear()
+        found = _STRING_BYTES[value] = _rank_byte(_STRING) + _string_bytes(value)
+    return found

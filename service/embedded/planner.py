@@ -299,8 +299,16 @@ def _keys_in(index: Index, lo: Any, hi: Any, reverse: bool) -> Iterator[Any]:
     # Growing chunks, each copied before it is yielded and resumed after its last entry: a
     # page stops after about `limit` keys (counted as examined), and a caller writing between
     # chunks never sees the index change under a chunk. (Writers list their candidates first.)
+    # An index that becomes multikey between chunks holds its entries as bytes from then on
+    # (`Index.encoded`): the bounds, and an entry resumed after, are converted once.
     size, inclusive = 16, (True, True)
+    encoded = False
+    resumed = False
     while True:
+        if index.encoded and not encoded:
+            encoded = True
+            lo = index.bound(lo, entry=resumed and not reverse)
+            hi = index.bound(hi, entry=resumed and reverse)
         found = index.entries.irange(lo, hi, inclusive=inclusive, reverse=reverse)
         chunk = list(itertools.islice(found, size))
         work.keys(len(chunk))
@@ -311,6 +319,7 @@ def _keys_in(index: Index, lo: Any, hi: Any, reverse: bool) -> Iterator[Any]:
             hi, inclusive = chunk[-1], (inclusive[0], False)
         else:
             lo, inclusive = chunk[-1], (False, inclusive[1])
+        resumed = True
         size = min(size * 2, 1024)
 
 
@@ -319,7 +328,10 @@ def _count(index: Index, intervals: list[tuple[Any, Any]], store: CollectionStor
         docs = store.docs
         return sum(1 for lo, _ in intervals if lo[0] in docs)
     entries = index.entries
-    return sum(entries.bisect_right(hi) - entries.bisect_left(lo) for lo, hi in intervals)
+    bound = index.bound
+    return sum(
+        entries.bisect_right(bound(hi)) - entries.bisect_left(bound(lo)) for lo, hi in intervals
+    )
 
 
 def _best_for(

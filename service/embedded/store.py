@@ -35,11 +35,13 @@ from service.embedded import codec, geo, wal
 from service.embedded.keys import (
     FAST_KEYS,
     FieldKeys,
+    cached_entry_bytes,
     has_path,
     index_keys,
     key_value,
     sort_key,
     string_array_keys,
+    string_key_bytes,
 )
 
 if TYPE_CHECKING:
@@ -73,10 +75,17 @@ class Index:
         self.ttl: int | None = self.options.get("expireAfterSeconds")
         if self.unique:
             self.owners = {}
+        # Once multikey (tens of entries a document: tags, search tokens), the entries are
+        # held as `(entry bytes, id key)` (see `keys.key_bytes`), compared by one memcmp;
+        # not a unique index (its owners are keyed by the key tuples), nor a geo or TTL one
+        # (their walks read the entries' parts).
+        self.encodable = not self.unique and self.ttl is None
+        self.encoded = False
         # Top-level fields whose change can change this index's entries or membership.
         self.watched = frozenset(f.split(".", 1)[0] for f in (*self.fields, *(self.partial or {})))
         self._applies = _compile(self.partial) if self.partial is not None else None
         self.geo = geo.geo_fields(self.keys)  # keyed by cell (geo.py), walked by `$nearSphere`
+        self.encodable = self.encodable and not self.geo
         # An index of top-level fields only (no geo, no dotted path): its one entry, when
         # none of them holds an array, is picked from a document's `Scalars` in one call
         # (the key tuple with the `_id` key appended, which `Scalars` holds under "_id").
@@ -96,6 +105,26 @@ class Index:
         if self.geo:
             return index_keys(doc, self.fields, geo.cell_value, self.geo, memo)
         return index_keys(doc, self.fields, memo=memo)
+
+    def encode(self, entries: Entries) -> Entries:
+        """Entries (key tuples with the id key appended) as this index holds them."""
+        if not self.encoded:
+            return entries
+        return tuple([(cached_entry_bytes(entry), entry[-1]) for entry in entries])
+
+    def become_encoded(self) -> None:
+        """Hold the entries as bytes from now on (see `encodable`): every one re-encoded,
+        the sorted list rebuilt."""
+        self.encoded = True
+        self.by_doc = {key: self.encode(entries) for key, entries in self.by_doc.items()}
+        self.entries = SortedList(e for entries in self.by_doc.values() for e in entries)
+
+    def bound(self, bound: tuple[Any, ...], entry: bool = False) -> tuple[Any, ...]:
+        """A bound of a walk (key tuples; `entry`: an entry, its id key last, as a walk
+        resumes after) as this index's entries compare with it."""
+        if not self.encoded:
+            return bound
+        return (cached_entry_bytes(bound), bound[-1]) if entry else (cached_entry_bytes(bound),)
 
     def constrains(self, doc: Mapping[str, Any]) -> bool:
         """Whether the unique constraint applies to this document (sparse and partial rules)."""
@@ -161,12 +190,12 @@ class Scalars(dict):  # type: ignore[type-arg]
 
 
 def _string_array_entries(
-    fields: tuple[str, ...], scalars: Scalars, key: IdKey
+    fields: tuple[str, ...], scalars: Scalars, key: IdKey, encoded: bool = False
 ) -> tuple[tuple[Any, ...], ...] | None:
     """The entries (`index_keys` with `key` appended) of an index of top-level fields where
     one field holds a non-empty array of strings only (tags, search tokens) and the others
-    scalars: one per distinct string, in order, the scalars' keys taken from `scalars`. None
-    for any other document."""
+    scalars: one per distinct string, in order, the scalars' keys taken from `scalars`
+    (`encoded`: as `Index.encode` makes them). None for any other document."""
     parts: list[Any] = []
     at = -1
     strings = None
@@ -190,6 +219,10 @@ def _string_array_entries(
     if strings is None:
         return None
     head, tail = tuple(parts[:at]), (*parts[at + 1 :], key)
+    if encoded:
+        # The entries' bytes share a head and a tail: each string's own bytes computed once.
+        first, last = cached_entry_bytes(head), cached_entry_bytes(tail)
+        return tuple([(first + string_key_bytes(string[1]) + last, key) for string in strings])
     return tuple([(*head, string, *tail) for string in strings])
 
 
@@ -260,7 +293,7 @@ class CollectionStore:
         if not self.fast_paths:
             general = _memo(doc, key)
             return {
-                name: tuple([(*k, key) for k in index.keys_of(doc, general)])
+                name: index.encode(tuple([(*k, key) for k in index.keys_of(doc, general)]))
                 for name, index in indexes
             }
         scalars = Scalars(doc, key)
@@ -270,11 +303,12 @@ class CollectionStore:
             pick = index.pick
             if pick is not None:
                 try:
-                    out[name] = (pick(scalars),)
+                    picked = (pick(scalars),)
+                    out[name] = index.encode(picked) if index.encoded else picked
                     continue
                 except KeyError:  # a field holds an array: several keys
                     pass
-                found = _string_array_entries(index.fields, scalars, key)
+                found = _string_array_entries(index.fields, scalars, key, index.encoded)
                 if found is not None:
                     out[name] = found
                     continue
@@ -287,7 +321,7 @@ class CollectionStore:
                             memo[field] = strings
             if memo is None:
                 memo = _memo(doc, key)
-            out[name] = tuple([(*k, key) for k in index.keys_of(doc, memo)])
+            out[name] = index.encode(tuple([(*k, key) for k in index.keys_of(doc, memo)]))
         return out
 
     def _record(self, kind: int, payload: bytes = b"") -> None:
@@ -427,7 +461,10 @@ class CollectionStore:
                         index.owners[k] = key
         self._seq = seq
         for index in all_indexes:
-            index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
+            if index.multikey and index.encodable and not index.encoded:
+                index.become_encoded()
+            else:
+                index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
         self.created = True
 
     # -- indexes --------------------------------------------------------------------------
@@ -457,7 +494,10 @@ class CollectionStore:
                     index.owners[k] = key
             index.by_doc[key] = tuple((*k, key) for k in keys)
             index.multikey = index.multikey or len(keys) > 1
-        index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
+        if index.multikey and index.encodable:
+            index.become_encoded()
+        else:
+            index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
         self.indexes[index.name] = index
         self.index_version += 1
         self.created = True
@@ -492,6 +532,10 @@ class CollectionStore:
         return covered
 
     def _add(self, index: Index, key: IdKey, entries: Entries, covered: bool) -> None:
+        # `entries`: in the index's form (`_entries`), until it becomes multikey here.
+        if len(entries) > 1 and index.encodable and not index.encoded:
+            index.become_encoded()
+            entries = index.encode(entries)
         index.by_doc[key] = entries
         if len(entries) == 1:
             if self.fast_paths:
