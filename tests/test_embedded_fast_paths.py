@@ -1298,6 +1298,7 @@ def test_string_array_entries_are_the_general_keys(seed: int) -> None:
 
     rng = random.Random(9700 + seed)
     arrays = [["b", "a", "b"], ["x"], [], ["é", ""], ["a", 1], [None], "s", None, [["a"]]]
+    arrays += [["a\x00", "a", "\ud800"], ["\x00\x00", "a\x00b"]]
     built = 0
     for _ in range(600):
         doc: dict[str, Any] = {"_id": rng.choice([1, "k", Binary(UUID(int=3).bytes, 4)])}
@@ -1311,6 +1312,9 @@ def test_string_array_entries_are_the_general_keys(seed: int) -> None:
         built += 1
         general = keys.index_keys(doc, fields, memo=_memo(doc, key))
         assert found == tuple((*k, key) for k in general)
+        # As a multikey index holds them once encoded: each entry's bytes, then its id key.
+        encoded = _string_array_entries(fields, Scalars(doc, key), key, encoded=True)
+        assert encoded == tuple((keys.entry_bytes((*k, key)), key) for k in general)
     assert built > 10
 
 
@@ -1429,3 +1433,79 @@ def test_byte_keys_order_as_the_key_tuples(seed: int) -> None:
             one,
             other,
         )
+
+
+def _twin_collections(encodable: bool) -> EngineCollection:
+    coll = EngineClient().database("db").get_collection("c")
+    coll.create_index([("t", 1), ("a", 1)], name="t_a")
+    coll.create_index([("a", 1), ("t", -1)], name="a_t")
+    if not encodable:
+        for index in coll._store.indexes.values():
+            index.encodable = False
+    return coll
+
+
+TOKENS: list[Any] = ["a", "b", "a\x00", "", "é", 1, 2.5, math.nan, None, True, Decimal128("2")]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_byte_entries_answer_as_tuple_entries(seed: int) -> None:
+    # Two collections with the same multikey indexes, one holding its entries as bytes (the
+    # default once multikey), one as key tuples: every query finds the same documents in
+    # the same order, the same keys examined.
+    rng = random.Random(9900 + seed)
+    mine, theirs = _twin_collections(True), _twin_collections(False)
+    for i in range(120):
+        doc: dict[str, Any] = {"_id": rng.choice([i, f"s{i}", float(i) + 0.5])}
+        if rng.random() < 0.9:
+            doc["t"] = (
+                rng.sample(TOKENS, rng.randint(0, 4)) if rng.random() < 0.7 else rng.choice(TOKENS)
+            )
+        if rng.random() < 0.8:
+            doc["a"] = rng.choice([*TOKENS, [1, 2], []])
+        for coll in (mine, theirs):
+            with contextlib.suppress(DuplicateKeyError):
+                coll._insert(dict(doc))
+    assert mine._store.indexes["t_a"].encoded and not theirs._store.indexes["t_a"].encoded
+    for _ in range(150):
+        field, other = rng.sample(["t", "a"], 2)
+        shape = rng.randrange(5)
+        if shape == 0:
+            filter: dict[str, Any] = {field: rng.choice(TOKENS)}
+        elif shape == 1:
+            filter = {field: {"$in": rng.sample(TOKENS, 3)}}
+        elif shape == 2:
+            op = rng.choice(["$gt", "$gte", "$lt", "$lte"])
+            filter = {field: {op: rng.choice(["a", 1, 2.5, ""])}}
+        elif shape == 3:
+            filter = {field: rng.choice(TOKENS), other: {"$gte": rng.choice(["a", 0])}}
+        else:
+            filter = {field: {"$regex": "^a"}}
+        query = codec.canonical(filter)
+        sort = rng.choice([(), (("_id", 1),), ((field, -1),)])
+        limit = rng.choice([0, 3])
+        answers = [
+            outcome(functools.partial(coll.matching, query, sort=sort, limit=limit, keep=False))
+            for coll in (mine, theirs)
+        ]
+        assert answers[0] == answers[1], (filter, sort, limit)
+
+
+def test_a_walk_resumes_after_its_index_turns_to_bytes() -> None:
+    # A walk between chunks when a write makes its index multikey (its entries then bytes):
+    # it resumes after the same entry, as the same walk over key tuples does.
+    walked = []
+    for encodable in (True, False):
+        coll = _twin_collections(encodable)
+        for i in range(100):
+            coll._insert({"_id": i, "t": f"k{i:03d}", "a": i})
+        index = coll._store.indexes["t_a"]
+        for reverse in (False, True):
+            walk = planner._keys_in(index, (), (keys.HIGHEST,), reverse)
+            first = [next(walk) for _ in range(20)]
+            if not reverse:
+                coll._insert({"_id": 1000, "t": ["k050", "k999", "a"], "a": 1})
+            assert index.encoded == encodable
+            walked.append((first, list(walk)))
+    assert walked[0] == walked[2] and walked[1] == walked[3]
+    assert len(walked[0][0]) + len(walked[0][1]) == 102  # the new document's two later keys

@@ -317,20 +317,31 @@ def field_keys(doc: Mapping[str, Any], path: str, memo: FieldKeys | None = None)
     return keys
 
 
-def string_array_keys(value: Any) -> list[tuple[Any, ...]] | None:
-    """`field_keys` of a top-level field holding `value`, when it is a non-empty list of
-    strings only (their distinct keys in order: strings order as their keys do); else None."""
+def string_array(value: Any) -> list[str] | None:
+    """The distinct strings of `value`, in order, when it is a non-empty list of strings
+    only (strings order as their keys do); else None."""
     if type(value) is not list or not value:
         return None
     for item in value:
         if type(item) is not str:
             return None
-    # Shared (as `_SHARED`'s, looked up by the string itself): the same token or tag in many
-    # documents' entries then compares by identity on every bisection instead of reading
-    # both strings.
+    return sorted(set(value))
+
+
+def string_array_keys(value: Any) -> list[tuple[Any, ...]] | None:
+    """`field_keys` of a top-level field holding `value`, when it is a non-empty list of
+    strings only (their distinct keys in order: strings order as their keys do); else None."""
+    strings = string_array(value)
+    return None if strings is None else string_keys(strings)
+
+
+def string_keys(strings: list[str]) -> list[tuple[Any, ...]]:
+    """The keys of strings, shared (as `_SHARED`'s, looked up by the string itself): the
+    same token or tag in many documents' entries then compares by identity on every
+    bisection instead of reading both strings."""
     get = _STRINGS.get
     out = []
-    for item in sorted(set(value)):
+    for item in strings:
         found = get(item)
         if found is None:
             if len(_STRINGS) >= _SHARED_MAX:
@@ -519,11 +530,22 @@ def cached_entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
     return b"".join(out)
 
 
-def string_key_bytes(value: str) -> bytes:
-    """`key_bytes(sort_key(value))` of a string, computed once per string."""
-    found = _STRING_BYTES.get(value)
-    if found is None:
-        if len(_STRING_BYTES) >= _SHARED_MAX:
-            _STRING_BYTES.clear()
-        found = _STRING_BYTES[value] = _rank_byte(_STRING) + _string_bytes(value)
-    return found
+def strings_bytes(values: list[str]) -> list[bytes]:
+    """`key_bytes(sort_key(value))` of each string, computed once per string (tokens and
+    tags recur across documents)."""
+    get = _STRING_BYTES.get
+    out = []
+    for value in values:
+        found = get(value)
+        if found is None:
+            if len(_STRING_BYTES) >= _SHARED_MAX:
+                _STRING_BYTES.clear()
+            data = value.encode("utf-8", "surrogatepass")
+            if b"\x00" in data:
+                data = data.replace(b"\x00", b"\x00\xff")
+            found = _STRING_BYTES[value] = _STRING_HEAD + data + b"\x00\x00"
+        out.append(found)
+    return out
+
+
+_STRING_HEAD = _rank_byte(_STRING)

@@ -40,8 +40,10 @@ from service.embedded.keys import (
     index_keys,
     key_value,
     sort_key,
+    string_array,
     string_array_keys,
-    string_key_bytes,
+    string_keys,
+    strings_bytes,
 )
 
 if TYPE_CHECKING:
@@ -211,7 +213,7 @@ def _string_array_entries(
             continue
         if strings is not None:
             return None  # two arrays: their product, on the general route
-        strings = string_array_keys(value)
+        strings = string_array(value)
         if strings is None:
             return None
         at = position
@@ -222,8 +224,8 @@ def _string_array_entries(
     if encoded:
         # The entries' bytes share a head and a tail: each string's own bytes computed once.
         first, last = cached_entry_bytes(head), cached_entry_bytes(tail)
-        return tuple([(first + string_key_bytes(string[1]) + last, key) for string in strings])
-    return tuple([(*head, string, *tail) for string in strings])
+        return tuple([(first + middle + last, key) for middle in strings_bytes(strings)])
+    return tuple([(*head, string, *tail) for string in string_keys(strings)])
 
 
 class Recorder:
@@ -532,8 +534,12 @@ class CollectionStore:
         return covered
 
     def _add(self, index: Index, key: IdKey, entries: Entries, covered: bool) -> None:
-        # `entries`: in the index's form (`_entries`), until it becomes multikey here.
-        if len(entries) > 1 and index.encodable and not index.encoded:
+        # `entries`: in the index's form when `_entries` made them; it may become multikey
+        # here (or have become so since: entries made before are encoded now).
+        if index.encoded:
+            if entries and type(entries[0][0]) is not bytes:
+                entries = index.encode(entries)
+        elif len(entries) > 1 and index.encodable:
             index.become_encoded()
             entries = index.encode(entries)
         index.by_doc[key] = entries
