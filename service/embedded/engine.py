@@ -222,6 +222,12 @@ def candidate_test(
     return _quick_test(query, quick)
 
 
+def _recheck(query: Mapping[str, Any], raw: bytes) -> bool:
+    # A stored document tested with the whole filter (an exact plan's odd entry, see
+    # `planner._range_test`): as `candidate_test`'s matcher would test it.
+    return filter_applies(prepared(query), codec.to_canonical(raw))
+
+
 def _quick_test(
     query: Mapping[str, Any], quick: Callable[[Mapping[str, Any]], bool | None]
 ) -> Callable[[Mapping[str, Any]], bool]:
@@ -899,9 +905,21 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
 
     # -- reads ----------------------------------------------------------------------------
 
-    def _plan(self, filter: Mapping[str, Any], sort: Sort = (), wanted: int | None = None) -> Plan:
+    def _plan(
+        self,
+        filter: Mapping[str, Any],
+        sort: Sort = (),
+        wanted: int | None = None,
+        *,
+        reading: bool = False,
+    ) -> Plan:
+        # `reading`: a find or count, which lists every match before returning any: a range
+        # the walk's entries decide may then be exact (`planner._range_test`), its odd
+        # documents tested as they are walked. A writer's candidates stay a superset, each
+        # tested as it is changed (mongomock's order: what a failing test leaves changed).
         self._expire()
-        return plan(self._store, filter, sort, wanted)
+        recheck = functools.partial(_recheck, filter) if reading and FAST_PATHS else None
+        return plan(self._store, filter, sort, wanted, recheck)
 
     def matching(
         self,
@@ -930,7 +948,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         if near is not None:
             return self._matching_near(near, rest, sort=sort, skip=skip, limit=limit, keep=keep)
         wanted = skip + limit if limit else None
-        chosen = self._plan(filter, sort, wanted)
+        chosen = self._plan(filter, sort, wanted, reading=True)
         # An exact plan's candidates all match: decoded only to be returned or sorted.
         test = candidate_test(filter, chosen.exact, chosen.decided)
         sorting = bool(sort) and not chosen.ordered
