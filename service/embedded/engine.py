@@ -13,8 +13,9 @@ The hot shapes skip mongomock's general code where the answer is provably the sa
 top-level fields (`_update_simply`, spliced into the stored BSON by `_Splice`), candidates of
 an exact plan (no re-match), inclusion projections of top-level names (`_inclusion`, only the
 kept fields decoded), candidates of a cursor's find decoded in the fields the filter and sort
-read (`_read_by`), inserts indexed from the caller's values (`storable`) and index keys picked
-per index (`store.Scalars`).
+read (`_read_by`), inserts indexed from the caller's values (`storable`), index keys picked
+per index (`store.Scalars`), numeric ranges tested without the matcher (`quick_matcher`) and
+a read's numeric range decided on the index entries (`planner._range_test`).
 
 Where mongomock's answer is not MongoDB's, the engine corrects it without touching
 mongomock's module state (its matcher here is an instance of our own; the private parts used

@@ -13,7 +13,8 @@ On a multikey index (one holding several entries for a document) two conditions 
 may be met by two array elements, so their points are never intersected and a range is
 bounded on one side only; a plan is `exact` (no re-check) only on a single-valued, full,
 non-partial index, and never for null on a dotted path (arrays without subdocuments are
-indexed as null there but do not match).
+indexed as null there but do not match). A read's numeric range after equality points is
+exact too, decided on the walk's entries (`_range_test`).
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ own copies; snapshots write the bytes as they are. Holding no Python containers 
 matters: the cyclic garbage collector walks every tracked object on a full collection, which
 with decoded documents took half a second at 20,000 leads and stalled every request. Index
 entries are tuples of atomic values, which the collector stops tracking. Each declared index
-is a sorted list of
-`(key..., id)` tuples (see keys.py) — so equality, range and ordered scans cost a bisection
-instead of a pass over the collection — and a unique index also keeps a hash map from key to
+is a sorted list of `(key..., id)` tuples (see keys.py) — so equality, range and ordered
+scans cost a bisection instead of a pass over the collection; a multikey one (tags, search
+tokens) holds `(bytes, id)` pairs of the same order instead (`Index.encoded`), compared by
+one memcmp — and a unique index also keeps a hash map from key to
 document, which decides duplicates in O(1). Partial and sparse unique indexes constrain only
 the documents they cover, exactly as MongoDB's do; for lookups every index holds every
 document, which can only widen a candidate set that the full filter then narrows.
