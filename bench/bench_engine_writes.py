@@ -13,6 +13,9 @@ built, kept in memory: the encoding is counted, the disk is not):
   {$unset: {pending_event: ""}})` over the N leads, in slices as `update_many` runs it;
 - `read leads`: every lead found and decoded as a caller receives it (the cursor's work);
 - `read events`: every event decoded as a caller receives it (what projectors read);
+- `read feed`: a projector's pages of the sequenced events, `find({aggregate_type: "lead",
+  seq: {$gt: position, $lte: head}}, {seq, tenant_id, aggregate_type, aggregate_id})` sorted
+  by `seq`, 500 a page, found and read (service/projections/runner.py);
 - `find pending`: the sequencer's look-up of the unsequenced versions of a batch's aggregates,
   `find({aggregate_id: {$in}, seq: null}, {_id, aggregate_id, version})`, found and read.
 
@@ -52,6 +55,7 @@ KINDS = (
     "unset outbox",
     "read leads",
     "read events",
+    "read feed",
     "find pending",
 )
 
@@ -191,6 +195,25 @@ def run_kind(
         def timed() -> Any:
             return [codec.read(raw) for raw in raws]
 
+    elif kind == "read feed":
+        event_engine._insert_many(_copies(events), False)
+        for n, e in enumerate(events, start=1):
+            query = codec.canonical({"_id": e["_id"], "seq": None})
+            event_engine._update(query, codec.canonical({"$set": {"seq": n}}))
+        fields = dict.fromkeys(("seq", "tenant_id", "aggregate_type", "aggregate_id"), 1)
+
+        def timed() -> Any:
+            position, read = 0, 0
+            while position < len(events):
+                window = {"$gt": position, "$lte": len(events)}
+                query = codec.canonical({"aggregate_type": "lead", "seq": window})
+                found = event_engine.matching(query, sort=[("seq", 1)], limit=500, keep=False)
+                page = [event_engine.read_projected(raw, fields) for raw, _ in found]
+                read += len(page)
+                position = page[-1]["seq"]
+            assert read == len(events)
+            return read
+
     elif kind == "find pending":
         event_engine._insert_many(_copies(events), False)
         ids = [e["aggregate_id"] for e in events]
@@ -235,7 +258,9 @@ def main() -> None:
     if args.profile:
         profiler = cProfile.Profile()
         run_kind(args.profile, leads, events, profiler)
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(
+            int(os.environ.get("TOP", "25"))
+        )
         return
     times: dict[str, list[float]] = {kind: [] for kind in args.kinds}
     for _ in range(args.repeat):

@@ -13,8 +13,9 @@ The hot shapes skip mongomock's general code where the answer is provably the sa
 top-level fields (`_update_simply`, spliced into the stored BSON by `_Splice`), candidates of
 an exact plan (no re-match), inclusion projections of top-level names (`_inclusion`, only the
 kept fields decoded), candidates of a cursor's find decoded in the fields the filter and sort
-read (`_read_by`), inserts indexed from the caller's values (`storable`) and index keys picked
-per index (`store.Scalars`).
+read (`_read_by`), inserts indexed from the caller's values (`storable`), index keys picked
+per index (`store.Scalars`), numeric ranges tested without the matcher (`quick_matcher`) and
+a read's numeric range decided on the index entries (`planner._range_test`).
 
 Where mongomock's answer is not MongoDB's, the engine corrects it without touching
 mongomock's module state (its matcher here is an instance of our own; the private parts used
@@ -222,6 +223,12 @@ def candidate_test(
     return _quick_test(query, quick)
 
 
+def _recheck(query: Mapping[str, Any], raw: bytes) -> bool:
+    # A stored document tested with the whole filter (an exact plan's odd entry, see
+    # `planner._range_test`): as `candidate_test`'s matcher would test it.
+    return filter_applies(prepared(query), codec.to_canonical(raw))
+
+
 def _quick_test(
     query: Mapping[str, Any], quick: Callable[[Mapping[str, Any]], bool | None]
 ) -> Callable[[Mapping[str, Any]], bool]:
@@ -265,12 +272,15 @@ _NUMBERS = frozenset({int, float, Int64})
 
 
 def quick_matcher(query: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool | None] | None:
-    """A test for filters of equalities only (`{f: v}`, `{f: {$eq: v}}`, `{f: {$in: [...]}}`
-    of scalars; dotted names through embedded documents, null on top-level names only) that
-    answers as `filter_applies(prepared(query), doc)` does, without mongomock's machinery;
-    None (ask the matcher) for a document where it is not sure (an array on a dotted path, an
-    array with null, a value of another kind). None for any other filter."""
+    """A test for filters of equalities (`{f: v}`, `{f: {$eq: v}}`, `{f: {$in: [...]}}` of
+    scalars; dotted names through embedded documents, null on top-level names only) and of
+    numeric ranges on top-level names (`{f: {$gt: 1, $lte: 9}}`, `$gt`/`$gte`/`$lt`/`$lte`
+    of numbers but NaN: a feed's `seq` window) that answers as `filter_applies(prepared(query),
+    doc)` does, without mongomock's machinery; None (ask the matcher) for a document where it
+    is not sure (an array on a dotted path, an array with null, a value of another kind, a
+    ranged field holding anything but a number). None for any other filter."""
     conditions = []
+    ranges: list[tuple[str, tuple[tuple[Any, Any], ...]]] = []
     for key, value in query.items():
         if type(key) is not str or not key or key[0] == "$":
             return None
@@ -279,6 +289,11 @@ def quick_matcher(query: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], boo
             # general loop below: the same condition it builds.
             conditions.append(([key], frozenset((_quick_key(value),)), value is None))
             continue
+        if type(value) is dict and value and "." not in key and not key.isdigit():
+            checks = _numeric_ranges(value)
+            if checks is not None:
+                ranges.append((key, checks))
+                continue
         path = key.split(".")
         if any(not part or part.isdigit() for part in path):
             return None
@@ -299,7 +314,43 @@ def quick_matcher(query: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], boo
             return None  # `{"a.b": null}` has the engine's own rule (`_dotted_null`)
         keys = frozenset(_quick_key(literal) for literal in literals)
         conditions.append((path, keys, None in literals))
+    if ranges:
+        return functools.partial(_quick_ranged, tuple(ranges), conditions)
     return functools.partial(_quick, conditions)
+
+
+def _numeric_ranges(ops: dict[str, Any]) -> tuple[tuple[Any, Any], ...] | None:
+    # `{$gt: 1, $lte: 9}`: each operator's comparison and bound, when every operator is a
+    # range of a number (int, Int64 or float but NaN; no boolean); else None.
+    checks = []
+    for op, arg in ops.items():
+        compare = _RANGES.get(op)
+        if compare is None or type(arg) not in _NUMBERS or arg != arg:
+            return None
+        checks.append((compare, arg))
+    return tuple(checks)
+
+
+def _quick_ranged(
+    ranges: tuple[tuple[str, tuple[tuple[Any, Any], ...]], ...],
+    conditions: list[tuple[list[str], frozenset[tuple[Any, ...]], bool]],
+    doc: Mapping[str, Any],
+) -> bool | None:
+    # mongomock compares a number with a number by value and a missing field or null with a
+    # number as unequal types: no match (as `_range_test`). A NaN value compares false with
+    # every bound. Arrays and other kinds (booleans, Decimal128, which mongomock refuses to
+    # order) go to the matcher, looked for first: no early "no" where the matcher raises.
+    values = [doc.get(name) for name, _ in ranges]
+    for value in values:
+        if value is not None and type(value) not in _NUMBERS:
+            return None
+    for (_, checks), value in zip(ranges, values, strict=True):
+        if value is None:
+            return False
+        for compare, bound in checks:
+            if not compare(value, bound):
+                return False
+    return _quick(conditions, doc) if conditions else True
 
 
 def _quick_key(value: Any) -> tuple[Any, ...]:
@@ -855,9 +906,21 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
 
     # -- reads ----------------------------------------------------------------------------
 
-    def _plan(self, filter: Mapping[str, Any], sort: Sort = (), wanted: int | None = None) -> Plan:
+    def _plan(
+        self,
+        filter: Mapping[str, Any],
+        sort: Sort = (),
+        wanted: int | None = None,
+        *,
+        reading: bool = False,
+    ) -> Plan:
+        # `reading`: a find or count, which lists every match before returning any: a range
+        # the walk's entries decide may then be exact (`planner._range_test`), its odd
+        # documents tested as they are walked. A writer's candidates stay a superset, each
+        # tested as it is changed (mongomock's order: what a failing test leaves changed).
         self._expire()
-        return plan(self._store, filter, sort, wanted)
+        recheck = functools.partial(_recheck, filter) if reading and FAST_PATHS else None
+        return plan(self._store, filter, sort, wanted, recheck)
 
     def matching(
         self,
@@ -886,7 +949,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         if near is not None:
             return self._matching_near(near, rest, sort=sort, skip=skip, limit=limit, keep=keep)
         wanted = skip + limit if limit else None
-        chosen = self._plan(filter, sort, wanted)
+        chosen = self._plan(filter, sort, wanted, reading=True)
         # An exact plan's candidates all match: decoded only to be returned or sorted.
         test = candidate_test(filter, chosen.exact, chosen.decided)
         sorting = bool(sort) and not chosen.ordered

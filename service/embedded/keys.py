@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import product
 from typing import Any
@@ -317,27 +317,41 @@ def field_keys(doc: Mapping[str, Any], path: str, memo: FieldKeys | None = None)
     return keys
 
 
-def string_array_keys(value: Any) -> list[tuple[Any, ...]] | None:
-    """`field_keys` of a top-level field holding `value`, when it is a non-empty list of
-    strings only (their distinct keys in order: strings order as their keys do); else None."""
+def string_array(value: Any) -> list[str] | None:
+    """The distinct strings of `value`, in order, when it is a non-empty list of strings
+    only (strings order as their keys do); else None."""
     if type(value) is not list or not value:
         return None
     for item in value:
         if type(item) is not str:
             return None
-    # Shared (see `_SHARED`): the same token or tag in many documents' entries then compares
-    # by identity on every bisection instead of reading both strings.
-    shared = _SHARED
+    return sorted(set(value))
+
+
+def string_array_keys(value: Any) -> list[tuple[Any, ...]] | None:
+    """`field_keys` of a top-level field holding `value`, when it is a non-empty list of
+    strings only (their distinct keys in order: strings order as their keys do); else None."""
+    strings = string_array(value)
+    return None if strings is None else string_keys(strings)
+
+
+def string_keys(strings: list[str]) -> list[tuple[Any, ...]]:
+    """The keys of strings, shared (as `_SHARED`'s, looked up by the string itself): the
+    same token or tag in many documents' entries then compares by identity on every
+    bisection instead of reading both strings."""
+    get = _STRINGS.get
     out = []
-    for item in sorted(set(value)):
-        key = (_STRING, item)
-        found = shared.get(key)
+    for item in strings:
+        found = get(item)
         if found is None:
-            if len(shared) >= _SHARED_MAX:
-                shared.clear()
-            shared[key] = found = key
+            if len(_STRINGS) >= _SHARED_MAX:
+                _STRINGS.clear()
+            found = _STRINGS[item] = (_STRING, item)
         out.append(found)
     return out
+
+
+_STRINGS: dict[str, tuple[Any, ...]] = {}
 
 
 def index_keys(
@@ -383,3 +397,155 @@ def sort_value(doc: Mapping[str, Any], path: str, descending: bool) -> tuple[Any
     ascending and its largest descending, as MongoDB does (an empty array below null)."""
     keys = [element_key(v) for v in path_values(doc, path)]
     return max(keys) if descending else min(keys)
+
+
+# -- byte keys: the same order as one `bytes` comparison -------------------------------------
+#
+# A multikey index (tags, search tokens: tens of entries per document) spends its inserts
+# comparing nested key tuples; as bytes, an entry compares by one memcmp. `key_bytes` maps
+# a key tuple (a `sort_key`, a bound's `LOWEST`/`HIGHEST`/bracket end, or a tuple of them)
+# to bytes whose order is the tuples' order, equal exactly when they are equal:
+#
+# - a rank as one byte (2 * rank + 4: brackets such as 2.5 and the -1/99 sentinels fit);
+# - numbers by value across int, float and Decimal (NaN below -inf, -0 equal to 0): a class
+#   byte, then for a finite non-zero value its decimal exponent (4 bytes) and digits (ASCII,
+#   trailing zeros dropped) ended by 0x00, every byte inverted for a negative value;
+# - strings as UTF-8 (surrogates passed) with 0x00 escaped as 0x00 0xFF, ended by 0x00 0x00;
+# - embedded documents and arrays as their parts' encodings ended by 0x00 (a part always
+#   starts with a rank byte above it, so a shorter one sorts first, as tuples do);
+# - fixed-width fields (binary length and subtype, dates, timestamps) big-endian.
+#
+# Every encoding is prefix-free, so a tuple of keys encodes as their concatenation.
+
+_NUMBER_NAN, _NUMBER_NEG_INF, _NUMBER_NEG, _NUMBER_ZERO = b"\x01", b"\x02", b"\x03", b"\x04"
+_NUMBER_POS, _NUMBER_POS_INF = b"\x05", b"\x06"
+_INVERT = bytes(255 - i for i in range(256))
+_EPOCH = datetime.min
+_RANK_BYTES: dict[Any, bytes] = {}
+
+
+def _rank_byte(rank: Any) -> bytes:
+    found = _RANK_BYTES.get(rank)
+    if found is None:
+        code = 2 * rank + 4
+        if code != int(code) or not 0 < code < 256:
+            raise TypeError(f"no byte for rank {rank!r}")
+        found = _RANK_BYTES[rank] = bytes((int(code),))
+    return found
+
+
+def _digits(value: Any) -> tuple[int, str]:
+    # A positive finite number as 0.DIGITS x 10**exponent, DIGITS without trailing zeros.
+    if type(value) is int or isinstance(value, int):
+        text = str(int(value))
+        stripped = text.rstrip("0")
+        return len(text), stripped
+    if isinstance(value, float):
+        value = Decimal(value)  # exact
+    _, digits, exponent = value.as_tuple()
+    text = "".join(map(str, digits)).lstrip("0")
+    stripped = text.rstrip("0")
+    return len(text) + int(exponent), stripped
+
+
+def _number_bytes(value: Any) -> bytes:
+    if value is NAN:
+        return _NUMBER_NAN
+    if value == 0:
+        return _NUMBER_ZERO
+    if value == math.inf:
+        return _NUMBER_POS_INF
+    if value == -math.inf:
+        return _NUMBER_NEG_INF
+    negative = value < 0
+    exponent, digits = _digits(-value if negative else value)
+    body = (exponent + (1 << 31)).to_bytes(4, "big") + digits.encode() + b"\x00"
+    return _NUMBER_NEG + body.translate(_INVERT) if negative else _NUMBER_POS + body
+
+
+def _string_bytes(value: str | bytes) -> bytes:
+    # (A compiled bytes pattern's regex key holds bytes: ordered among its kind alike.)
+    data = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+    return data.replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+
+
+def key_bytes(key: tuple[Any, ...]) -> bytes:
+    """One key tuple (see `sort_key`) as bytes of the same order (see above)."""
+    rank = key[0]
+    head = _rank_byte(rank)
+    if len(key) == 1:
+        return head  # null, MinKey, MaxKey, an empty array's place, a bound's sentinel
+    if rank == _NUMBER:
+        return head + _number_bytes(key[1])
+    if rank == _STRING:
+        return head + _string_bytes(key[1])
+    if rank == _BINARY:
+        return head + key[1].to_bytes(4, "big") + bytes((key[2],)) + key[3]
+    if rank == _BOOL:
+        return head + (b"\x01" if key[1] else b"\x00")
+    if rank == _OBJECTID:
+        return head + key[1]
+    if rank == _DATE:
+        micros = (key[1] - _EPOCH) // _MICROSECOND
+        return head + micros.to_bytes(8, "big")
+    if rank == _OBJECT:
+        parts = [
+            _rank_byte(sub_rank) + _string_bytes(name) + key_bytes(sub)
+            for sub_rank, name, sub in key[1]
+        ]
+        return head + b"".join(parts) + b"\x00"
+    if rank == _ARRAY:
+        return head + b"".join([key_bytes(sub) for sub in key[1]]) + b"\x00"
+    if rank == _TIMESTAMP:
+        return head + key[1].to_bytes(4, "big") + key[2].to_bytes(4, "big")
+    if rank == _REGEX:
+        return head + _string_bytes(key[1]) + _string_bytes(key[2])
+    raise TypeError(f"no byte key for {key!r}")
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
+    """An index entry or bound (a tuple of key tuples) as bytes of the same order."""
+    return b"".join([key_bytes(part) for part in parts])
+
+
+# Parts' bytes by part (equal parts encode alike, so equal keys may share): an entry's
+# parts are mostly shared keys (a tenant, a flag, a token), each encoded once. Bounded.
+_PART_BYTES: dict[tuple[Any, ...], bytes] = {}
+_STRING_BYTES: dict[str, bytes] = {}
+
+
+def cached_entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
+    """`entry_bytes(parts)`, each part's bytes computed once for equal parts."""
+    out = []
+    for part in parts:
+        found = _PART_BYTES.get(part)
+        if found is None:
+            if len(_PART_BYTES) >= _SHARED_MAX:
+                _PART_BYTES.clear()
+            found = _PART_BYTES[part] = key_bytes(part)
+        out.append(found)
+    return b"".join(out)
+
+
+def strings_bytes(values: list[str]) -> list[bytes]:
+    """`key_bytes(sort_key(value))` of each string, computed once per string (tokens and
+    tags recur across documents)."""
+    get = _STRING_BYTES.get
+    out = []
+    for value in values:
+        found = get(value)
+        if found is None:
+            if len(_STRING_BYTES) >= _SHARED_MAX:
+                _STRING_BYTES.clear()
+            data = value.encode("utf-8", "surrogatepass")
+            if b"\x00" in data:
+                data = data.replace(b"\x00", b"\x00\xff")
+            found = _STRING_BYTES[value] = _STRING_HEAD + data + b"\x00\x00"
+        out.append(found)
+    return out
+
+
+_STRING_HEAD = _rank_byte(_STRING)

@@ -13,15 +13,17 @@ On a multikey index (one holding several entries for a document) two conditions 
 may be met by two array elements, so their points are never intersected and a range is
 bounded on one side only; a plan is `exact` (no re-check) only on a single-valued, full,
 non-partial index, and never for null on a dotted path (arrays without subdocuments are
-indexed as null there but do not match).
+indexed as null there but do not match). A read's numeric range after equality points is
+exact too, decided on the walk's entries (`_range_test`).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import ge, gt, le, lt
 from typing import Any
 
 from bson import Binary, Int64, ObjectId
@@ -90,6 +92,8 @@ class Plan:
     # A top-level field whose condition every candidate meets (a point lookup's `_id`): the
     # candidates' test need not check it again.
     decided: str | None = None
+    # Exact by a test of the walk's entries (`_range_test`), not by the bounds alone.
+    ranged: bool = False
 
 
 def analyse(query: Mapping[str, Any]) -> Conjunction:
@@ -274,8 +278,13 @@ def _walk_ids(
 
 
 def _walk_index(
-    store: CollectionStore, index: Index, intervals: list[tuple[Any, Any]], reverse: bool
+    store: CollectionStore,
+    index: Index,
+    intervals: list[tuple[Any, Any]],
+    reverse: bool,
+    entry_test: Callable[[tuple[Any, ...]], bool] | None = None,
 ) -> Iterator[Stored]:
+    # `entry_test`: which entries' documents to yield (`_range_test`), the others skipped.
     if _id_points(index, intervals):
         yield from _walk_ids(store, intervals, reverse)
         return
@@ -283,7 +292,7 @@ def _walk_index(
     keys = (
         key
         for lo, hi in (reversed(intervals) if reverse else intervals)
-        for key in _keys_in(index, lo, hi, reverse)
+        for key in _keys_in(index, lo, hi, reverse, entry_test)
     )
     for key in keys:
         if seen is not None:
@@ -295,22 +304,40 @@ def _walk_index(
             yield stored
 
 
-def _keys_in(index: Index, lo: Any, hi: Any, reverse: bool) -> Iterator[Any]:
+def _keys_in(
+    index: Index,
+    lo: Any,
+    hi: Any,
+    reverse: bool,
+    entry_test: Callable[[tuple[Any, ...]], bool] | None = None,
+) -> Iterator[Any]:
     # Growing chunks, each copied before it is yielded and resumed after its last entry: a
     # page stops after about `limit` keys (counted as examined), and a caller writing between
     # chunks never sees the index change under a chunk. (Writers list their candidates first.)
+    # An index that becomes multikey between chunks holds its entries as bytes from then on
+    # (`Index.encoded`): the bounds, and an entry resumed after, are converted once.
     size, inclusive = 16, (True, True)
+    encoded = False
+    resumed = False
     while True:
+        if index.encoded and not encoded:
+            encoded = True
+            lo = index.bound(lo, entry=resumed and not reverse)
+            hi = index.bound(hi, entry=resumed and reverse)
         found = index.entries.irange(lo, hi, inclusive=inclusive, reverse=reverse)
         chunk = list(itertools.islice(found, size))
         work.keys(len(chunk))
-        yield from (entry[-1] for entry in chunk)
+        if entry_test is None:
+            yield from (entry[-1] for entry in chunk)
+        else:
+            yield from (entry[-1] for entry in chunk if entry_test(entry))
         if len(chunk) < size:
             return
         if reverse:
             hi, inclusive = chunk[-1], (inclusive[0], False)
         else:
             lo, inclusive = chunk[-1], (False, inclusive[1])
+        resumed = True
         size = min(size * 2, 1024)
 
 
@@ -319,7 +346,10 @@ def _count(index: Index, intervals: list[tuple[Any, Any]], store: CollectionStor
         docs = store.docs
         return sum(1 for lo, _ in intervals if lo[0] in docs)
     entries = index.entries
-    return sum(entries.bisect_right(hi) - entries.bisect_left(lo) for lo, hi in intervals)
+    bound = index.bound
+    return sum(
+        entries.bisect_right(bound(hi)) - entries.bisect_left(bound(lo)) for lo, hi in intervals
+    )
 
 
 def _best_for(
@@ -327,6 +357,8 @@ def _best_for(
     conj: Conjunction,
     sort: Sequence[tuple[str, int]],
     wanted: int | None,
+    query: Mapping[str, Any] | None = None,
+    recheck: Callable[[bytes], bool] | None = None,
 ) -> Plan | None:
     point = _id_point(store, conj)
     if point is not None:
@@ -366,16 +398,73 @@ def _best_for(
         best is None or _walk_is_cheaper(best_sorted[0], best[0], wanted)
     ):
         cost, index, intervals, direction = best_sorted
-        walk = _walk_index(store, index, intervals, reverse=direction < 0)
-        exact = _decided(index, conj, intervals)
-        return Plan(index.name, cost, True, walk, exact, _id_walk(index, intervals))
-    if best is not None:
+        ordered, reverse = True, direction < 0
+    elif best is not None:
         cost, index, intervals = best
-        ordered = not sort
-        walk = _walk_index(store, index, intervals, False)
-        exact = _decided(index, conj, intervals)
-        return Plan(index.name, cost, ordered, walk, exact, _id_walk(index, intervals))
-    return None
+        ordered, reverse = not sort, False
+    else:
+        return None
+    exact = _decided(index, conj, intervals)
+    test = None
+    if not exact and query is not None and recheck is not None:
+        test = _range_test(store, index, conj, query, recheck)
+    walk = _walk_index(store, index, intervals, reverse, test)
+    chosen = Plan(index.name, cost, ordered, walk, exact or test is not None)
+    chosen.decided = _id_walk(index, intervals)
+    chosen.ranged = test is not None
+    return chosen
+
+
+_COMPARE = {"$gt": gt, "$gte": ge, "$lt": lt, "$lte": le}
+_RANGE_NUMBERS = (int, float, Int64)
+
+
+def _range_test(
+    store: CollectionStore,
+    index: Index,
+    conj: Conjunction,
+    query: Mapping[str, Any],
+    recheck: Callable[[bytes], bool],
+) -> Callable[[tuple[Any, ...]], bool] | None:
+    """For a filter of equality points on an index's leading fields and a numeric range on
+    the next (`{aggregate_type: "lead", seq: {$gt: 5, $lte: 9}}`, a feed's page), a test of
+    the walk's entries that decides the filter: the bounds decide the points; the range is
+    decided on the entry's key where it holds an int or a float (compared as the matcher
+    compares numbers), and for any other key (NaN, Decimal128) by `recheck`ing the stored
+    document with the whole filter. None for any other filter or index."""
+    if index.multikey or index.sparse or index.partial is not None or index.geo or conj.ors:
+        return None
+    ranged = [name for name, bounds in conj.fields.items() if bounds.has_range]
+    if len(ranged) != 1 or "." in ranged[0] or ranged[0] not in index.fields:
+        return None
+    name = ranged[0]
+    at = index.fields.index(name)
+    if conj.fields[name].points is not None or set(conj.fields) != set(index.fields[: at + 1]):
+        return None
+    for field_name in index.fields[:at]:
+        bounds = conj.fields[field_name]
+        if bounds.points is None or ("." in field_name and NULL_KEY in bounds.points):
+            return None
+    spec = query.get(name)
+    if type(spec) is not dict or not spec:
+        return None
+    checks = []
+    for op, bound in spec.items():
+        if op not in _COMPARE or type(bound) not in _RANGE_NUMBERS or bound != bound:
+            return None
+        checks.append((_COMPARE[op], bound))
+    if not _only_points({key: value for key, value in query.items() if key != name}):
+        return None
+
+    def test(entry: tuple[Any, ...]) -> bool:
+        key = entry[at]
+        if len(key) == 2 and type(key[1]) in _RANGE_NUMBERS:
+            value = key[1]
+            return all(compare(value, bound) for compare, bound in checks)
+        stored = store.get(entry[-1])
+        return stored is not None and recheck(stored[0])
+
+    return test
 
 
 def _id_walk(index: Index, intervals: list[Any]) -> str | None:
@@ -431,18 +520,21 @@ def plan(
     query: Mapping[str, Any],
     sort: Sequence[tuple[str, int]] = (),
     wanted: int | None = None,
+    recheck: Callable[[bytes], bool] | None = None,
 ) -> Plan:
     """The cheapest way to find the documents `query` may match (`wanted`: skip + limit).
 
     The plan is `exact` when its index bounds decide the whole filter (see `_decided`; every
-    top-level condition an equality or `$eq`/`$in` of indexable values on a bounded field).
+    top-level condition an equality or `$eq`/`$in` of indexable values on a bounded field),
+    or with `recheck` (the whole filter's test of a stored document) when they and a test of
+    the walk's entries do (`_range_test`: a numeric range after the points).
     """
     point = _id_lookup(store, query)
     if point is not None:
         return point
     conj = analyse(query)
-    best = _best_for(store, conj, sort, wanted)
-    if best is not None and best.exact and not _only_points(query):
+    best = _best_for(store, conj, sort, wanted, query, recheck)
+    if best is not None and best.exact and not best.ranged and not _only_points(query):
         best.exact = False
     if conj.ors and (best is None or best.cost > 64):
         union = _union(store, conj, conj.ors[0])

@@ -6,9 +6,10 @@ own copies; snapshots write the bytes as they are. Holding no Python containers 
 matters: the cyclic garbage collector walks every tracked object on a full collection, which
 with decoded documents took half a second at 20,000 leads and stalled every request. Index
 entries are tuples of atomic values, which the collector stops tracking. Each declared index
-is a sorted list of
-`(key..., id)` tuples (see keys.py) — so equality, range and ordered scans cost a bisection
-instead of a pass over the collection — and a unique index also keeps a hash map from key to
+is a sorted list of `(key..., id)` tuples (see keys.py) — so equality, range and ordered
+scans cost a bisection instead of a pass over the collection; a multikey one (tags, search
+tokens) holds `(bytes, id)` pairs of the same order instead (`Index.encoded`), compared by
+one memcmp — and a unique index also keeps a hash map from key to
 document, which decides duplicates in O(1). Partial and sparse unique indexes constrain only
 the documents they cover, exactly as MongoDB's do; for lookups every index holds every
 document, which can only widen a candidate set that the full filter then narrows.
@@ -35,17 +36,23 @@ from service.embedded import codec, geo, wal
 from service.embedded.keys import (
     FAST_KEYS,
     FieldKeys,
+    cached_entry_bytes,
     has_path,
     index_keys,
     key_value,
     sort_key,
+    string_array,
     string_array_keys,
+    string_keys,
+    strings_bytes,
 )
 
 if TYPE_CHECKING:
     from service.embedded.wal import Log
 
 IdKey = tuple[Any, ...]
+Entries = tuple[tuple[Any, ...], ...]
+"""A document's entries in one index: its key tuples, each with the `_id` key appended."""
 Stored = tuple[bytes, int]
 """One document: its BSON bytes and its insertion rank (a plain tuple, untracked by the GC)."""
 TTL_MONITOR_SECONDS = 60
@@ -71,18 +78,23 @@ class Index:
         self.ttl: int | None = self.options.get("expireAfterSeconds")
         if self.unique:
             self.owners = {}
+        # Once multikey (tens of entries a document: tags, search tokens), the entries are
+        # held as `(entry bytes, id key)` (see `keys.key_bytes`), compared by one memcmp;
+        # not a unique index (its owners are keyed by the key tuples), nor a geo or TTL one
+        # (their walks read the entries' parts).
+        self.encodable = not self.unique and self.ttl is None
+        self.encoded = False
         # Top-level fields whose change can change this index's entries or membership.
         self.watched = frozenset(f.split(".", 1)[0] for f in (*self.fields, *(self.partial or {})))
         self._applies = _compile(self.partial) if self.partial is not None else None
         self.geo = geo.geo_fields(self.keys)  # keyed by cell (geo.py), walked by `$nearSphere`
-        # An index of top-level fields only (no geo, no dotted path): its one key tuple, when
-        # none of them holds an array, is picked from a document's `Scalars` in one call.
+        self.encodable = self.encodable and not self.geo
+        # An index of top-level fields only (no geo, no dotted path): its one entry, when
+        # none of them holds an array, is picked from a document's `Scalars` in one call
+        # (the key tuple with the `_id` key appended, which `Scalars` holds under "_id").
         self.pick: Callable[[Scalars], tuple[Any, ...]] | None = None
         if not self.geo and not any("." in f for f in self.fields):
-            if len(self.fields) == 1:
-                self.pick = _one(self.fields[0])
-            else:
-                self.pick = itemgetter(*self.fields)
+            self.pick = itemgetter(*self.fields, "_id")
 
     @property
     def info(self) -> dict[str, Any]:
@@ -96,6 +108,26 @@ class Index:
         if self.geo:
             return index_keys(doc, self.fields, geo.cell_value, self.geo, memo)
         return index_keys(doc, self.fields, memo=memo)
+
+    def encode(self, entries: Entries) -> Entries:
+        """Entries (key tuples with the id key appended) as this index holds them."""
+        if not self.encoded:
+            return entries
+        return tuple([(cached_entry_bytes(entry), entry[-1]) for entry in entries])
+
+    def become_encoded(self) -> None:
+        """Hold the entries as bytes from now on (see `encodable`): every one re-encoded,
+        the sorted list rebuilt."""
+        self.encoded = True
+        self.by_doc = {key: self.encode(entries) for key, entries in self.by_doc.items()}
+        self.entries = SortedList(e for entries in self.by_doc.values() for e in entries)
+
+    def bound(self, bound: tuple[Any, ...], entry: bool = False) -> tuple[Any, ...]:
+        """A bound of a walk (key tuples; `entry`: an entry, its id key last, as a walk
+        resumes after) as this index's entries compare with it."""
+        if not self.encoded:
+            return bound
+        return (cached_entry_bytes(bound), bound[-1]) if entry else (cached_entry_bytes(bound),)
 
     def constrains(self, doc: Mapping[str, Any]) -> bool:
         """Whether the unique constraint applies to this document (sparse and partial rules)."""
@@ -161,11 +193,12 @@ class Scalars(dict):  # type: ignore[type-arg]
 
 
 def _string_array_entries(
-    fields: tuple[str, ...], scalars: Scalars
-) -> list[tuple[Any, ...]] | None:
-    """`index_keys` of an index of top-level fields where one field holds a non-empty array
-    of strings only (tags, search tokens) and the others scalars: one key tuple per distinct
-    string, in order, the scalars' keys taken from `scalars`. None for any other document."""
+    fields: tuple[str, ...], scalars: Scalars, key: IdKey, encoded: bool = False
+) -> tuple[tuple[Any, ...], ...] | None:
+    """The entries (`index_keys` with `key` appended) of an index of top-level fields where
+    one field holds a non-empty array of strings only (tags, search tokens) and the others
+    scalars: one per distinct string, in order, the scalars' keys taken from `scalars`
+    (`encoded`: as `Index.encode` makes them). None for any other document."""
     parts: list[Any] = []
     at = -1
     strings = None
@@ -181,19 +214,19 @@ def _string_array_entries(
             continue
         if strings is not None:
             return None  # two arrays: their product, on the general route
-        strings = string_array_keys(value)
+        strings = string_array(value)
         if strings is None:
             return None
         at = position
         parts.append(None)
     if strings is None:
         return None
-    head, tail = tuple(parts[:at]), tuple(parts[at + 1 :])
-    return [(*head, string, *tail) for string in strings]
-
-
-def _one(name: str) -> Callable[[Scalars], tuple[Any, ...]]:
-    return lambda scalars: (scalars[name],)
+    head, tail = tuple(parts[:at]), (*parts[at + 1 :], key)
+    if encoded:
+        # The entries' bytes share a head and a tail: each string's own bytes computed once.
+        first, last = cached_entry_bytes(head), cached_entry_bytes(tail)
+        return tuple([(first + middle + last, key) for middle in strings_bytes(strings)])
+    return tuple([(*head, string, *tail) for string in string_keys(strings)])
 
 
 class Recorder:
@@ -255,25 +288,30 @@ class CollectionStore:
         self._indexed = (self.index_version, None if names is None else frozenset(names))
         return self._indexed
 
-    def _keys(
+    def _entries(
         self, doc: Mapping[str, Any], key: IdKey, indexes: Iterable[tuple[str, Index]]
-    ) -> dict[str, list[tuple[Any, ...]]]:
-        """The key tuples of a document in each of `indexes`, by index name."""
+    ) -> dict[str, Entries]:
+        """The entries of a document in each of `indexes` (its key tuples, each with `key`
+        appended: what the sorted lists hold), by index name."""
         if not self.fast_paths:
             general = _memo(doc, key)
-            return {name: index.keys_of(doc, general) for name, index in indexes}
+            return {
+                name: index.encode(tuple([(*k, key) for k in index.keys_of(doc, general)]))
+                for name, index in indexes
+            }
         scalars = Scalars(doc, key)
-        out: dict[str, list[tuple[Any, ...]]] = {}
+        out: dict[str, Entries] = {}
         memo: FieldKeys | None = None
         for name, index in indexes:
             pick = index.pick
             if pick is not None:
                 try:
-                    out[name] = [pick(scalars)]
+                    picked = (pick(scalars),)
+                    out[name] = index.encode(picked) if index.encoded else picked
                     continue
                 except KeyError:  # a field holds an array: several keys
                     pass
-                found = _string_array_entries(index.fields, scalars)
+                found = _string_array_entries(index.fields, scalars, key, index.encoded)
                 if found is not None:
                     out[name] = found
                     continue
@@ -286,7 +324,7 @@ class CollectionStore:
                             memo[field] = strings
             if memo is None:
                 memo = _memo(doc, key)
-            out[name] = index.keys_of(doc, memo)
+            out[name] = index.encode(tuple([(*k, key) for k in index.keys_of(doc, memo)]))
         return out
 
     def _record(self, kind: int, payload: bytes = b"") -> None:
@@ -315,13 +353,13 @@ class CollectionStore:
         key = sort_key(doc["_id"])
         if key in self.docs:
             raise _duplicate("_id_", {"_id": 1}, {"_id": doc["_id"]})
-        new_keys = self._keys(doc, key, self.indexes.items())
-        covered = self._check_unique(key, doc, new_keys)
+        new = self._entries(doc, key, self.indexes.items())
+        covered = self._check_unique(key, doc, new)
         self._seq += 1
         self.docs[key] = (raw, self._seq)
         self.created = True
         for name, index in self.indexes.items():
-            self._add(index, key, new_keys[name], name in covered)
+            self._add(index, key, new[name], name in covered)
         self._record(wal.INSERT, raw)
 
     def replace(
@@ -334,17 +372,18 @@ class CollectionStore:
         """
         seq = self.docs[key][1]
         affected = self._affected(changed)
-        new_keys = self._keys(doc, key, affected)
-        covered = self._check_unique(key, doc, new_keys)
+        new = self._entries(doc, key, affected)
+        covered = self._check_unique(key, doc, new)
         for name, index in affected:
-            keys = new_keys[name]
-            entries = tuple([(*k, key) for k in keys])
+            entries = new[name]
             if index.by_doc.get(key) == entries:
                 owners = index.owners
-                if owners is None or (name in covered) == any(owners.get(k) == key for k in keys):
+                if owners is None or (name in covered) == any(
+                    owners.get(entry[:-1]) == key for entry in entries
+                ):
                     continue  # the update left this index's keys (and membership) alone
             self._remove(index, key)
-            self._add(index, key, keys, name in covered, entries)
+            self._add(index, key, entries, name in covered)
         self.docs[key] = (raw, seq)
         self._record(wal.REPLACE, raw)
 
@@ -425,7 +464,10 @@ class CollectionStore:
                         index.owners[k] = key
         self._seq = seq
         for index in all_indexes:
-            index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
+            if index.multikey and index.encodable and not index.encoded:
+                index.become_encoded()
+            else:
+                index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
         self.created = True
 
     # -- indexes --------------------------------------------------------------------------
@@ -455,7 +497,10 @@ class CollectionStore:
                     index.owners[k] = key
             index.by_doc[key] = tuple((*k, key) for k in keys)
             index.multikey = index.multikey or len(keys) > 1
-        index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
+        if index.multikey and index.encodable:
+            index.become_encoded()
+        else:
+            index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
         self.indexes[index.name] = index
         self.index_version += 1
         self.created = True
@@ -472,49 +517,48 @@ class CollectionStore:
         self._record(wal.DROP_INDEX, bson.encode({"name": name}))
 
     def _check_unique(
-        self, key: IdKey, doc: Mapping[str, Any], new_keys: Mapping[str, list[tuple[Any, ...]]]
+        self, key: IdKey, doc: Mapping[str, Any], new: Mapping[str, Entries]
     ) -> set[str]:
         """DuplicateKeyError on a clash; else the unique indexes whose constraint covers the
         document (sparse and partial rules, decided once for the check and the entries)."""
         covered = set()
-        for name, keys in new_keys.items():
+        for name in new:
             index = self.indexes[name]
             if index.owners is None or not index.constrains(doc):
                 continue
             covered.add(name)
-            for k in keys:
+            for entry in new[name]:
+                k = entry[:-1]
                 owner = index.owners.get(k)
                 if owner is not None and owner != key:
                     raise _duplicate(name, dict(index.keys), _key_value(index, k))
         return covered
 
-    def _add(
-        self,
-        index: Index,
-        key: IdKey,
-        keys: list[tuple[Any, ...]],
-        covered: bool,
-        entries: tuple[tuple[Any, ...], ...] | None = None,
-    ) -> None:
-        # `entries`: the key tuples with `key` appended, when the caller has built them.
-        if len(keys) == 1:
-            if entries is None:
-                entries = ((*keys[0], key),)
-            index.by_doc[key] = entries
-            index.entries.add(entries[0])  # `update` sorts and checks its input first
+    def _add(self, index: Index, key: IdKey, entries: Entries, covered: bool) -> None:
+        # `entries`: in the index's form when `_entries` made them; it may become multikey
+        # here (or have become so since: entries made before are encoded now).
+        if index.encoded:
+            if entries and type(entries[0][0]) is not bytes:
+                entries = index.encode(entries)
+        elif len(entries) > 1 and index.encodable:
+            index.become_encoded()
+            entries = index.encode(entries)
+        index.by_doc[key] = entries
+        if len(entries) == 1:
+            if self.fast_paths:
+                _add_entry(index.entries, entries[0])
+            else:
+                index.entries.add(entries[0])  # `update` sorts and checks its input first
         else:
-            if entries is None:
-                entries = tuple([(*k, key) for k in keys])
             if entries:
                 index.multikey = True
-            index.by_doc[key] = entries
             if self.fast_paths:
                 _add_entries(index.entries, entries)  # (one entry: no faster than `add`)
             else:
                 index.entries.update(entries)
         if index.owners is not None and covered:
-            for k in keys:
-                index.owners[k] = key
+            for entry in entries:
+                index.owners[entry[:-1]] = key
 
     def _remove(self, index: Index, key: IdKey) -> None:
         owners = index.owners
@@ -559,6 +603,28 @@ class CollectionStore:
             for entry in index.entries.irange((low,), (limit, (99,))):
                 expired.append(entry[-1])
         return list(dict.fromkeys(expired))
+
+
+def _add_entry(entries: SortedList, value: tuple[Any, ...]) -> None:
+    """`entries.add(value)`, the method's steps inlined (no call to `_expand` unless the
+    sublist must split): the same list after. Left to the method while the list is empty or
+    keeps its positional index."""
+    maxes = entries._maxes
+    if not maxes or entries._index:
+        entries.add(value)
+        return
+    pos = bisect_right(maxes, value)
+    if pos == len(maxes):
+        pos -= 1
+        sub = entries._lists[pos]
+        sub.append(value)
+        maxes[pos] = value
+    else:
+        sub = entries._lists[pos]
+        insort(sub, value)
+    entries._len += 1
+    if len(sub) > entries._load << 1:
+        entries._expand(pos)  # splits the sublist (no positional index to update)
 
 
 def _add_entries(entries: SortedList, values: Iterable[tuple[Any, ...]]) -> None:
