@@ -466,8 +466,8 @@ async def bulk_import(*, ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcom
     or a concurrent writer's) is a duplicate too, and keeps none of its claims.
     """
     POLICY.require(ctx, Action.create)
-    with _collections_between_chunks() as collect:
-        return await _bulk_import(ctx, rows, collect)
+    with _young_collections_only():
+        return await _bulk_import(ctx, rows)
 
 
 _imports_running = 0
@@ -475,38 +475,34 @@ _thresholds: tuple[int, int, int] = (0, 0, 0)
 
 
 @contextlib.contextmanager
-def _collections_between_chunks() -> Iterator[bool]:
-    """No automatic collection while an import runs: the youngest generation is collected
-    between its chunks, once a chunk's rows are gone (yields whether the import should).
+def _young_collections_only() -> Iterator[None]:
+    """No automatic full (generation 2) collections while an import runs; after the last
+    running import, what it left alive is frozen out of the cyclic collector.
 
-    A chunk keeps its rows alive (some 30 tracked objects a row, big dicts among them) until
-    it is written, then drops them. An automatic collection in the middle walks them: a full
-    (generation 2) one the whole heap, the embedded store's containers included (150-300 ms
-    at 20,000 leads, every thread stopped); a generation-1 one, every tenth young one, the
-    young survivors since the last; each young one, every 700 objects, the chunk's rows made
-    since (together about 8 us of a row's 90). Collected between chunks instead, the young
-    generation holds what outlives a chunk (the request's body at first, then little): cyclic
-    garbage still goes at every chunk, and the older generations after the import. (An
-    explicit collection *during* a chunk walked its survivors at once: up to 330 ms.) A
-    collector someone else disabled is left alone.
+    An import leaves many objects alive for a while, which triggers a full collection again
+    and again; each walks the whole heap, the embedded store's containers included (150-300 ms
+    at 20,000 leads, every thread stopped). The young generations keep being collected
+    automatically, a few hundred objects at a time: collected only by the import (once per
+    chunk, or all at its end), they held everything every thread made meanwhile (the engine's
+    new index entries among it), and each such collection stopped the process for up to
+    120 ms. A collector someone else disabled is left alone.
 
-    After the last running import, what it left alive (the store's new index lists and
-    documents on the embedded backend) is frozen out of the cyclic collector, as the
-    lifespan freezes what start-up built: otherwise the next full collection walks it all
-    (137-175 ms at 20,000 leads, during the creates that followed) and every later one again.
-    The young generations are collected first, so no garbage of theirs is frozen; an import
-    leaves no cyclic garbage in the old one (none found after 20,000 leads).
+    The freeze (as the lifespan freezes what start-up built): otherwise the next full
+    collection walks what the import stored (137-175 ms at 20,000 leads, during the creates
+    that followed) and every later one again. The young generations are collected first, so
+    no garbage of theirs is frozen; an import leaves no cyclic garbage in the old one (none
+    found after 20,000 leads).
     """
     global _imports_running, _thresholds
     if _imports_running == 0 and not gc.isenabled():
-        yield False
+        yield
         return
     if _imports_running == 0:
         _thresholds = gc.get_threshold()
-        gc.set_threshold(_AUTOMATIC_NEVER, _AUTOMATIC_NEVER, _AUTOMATIC_NEVER)
+        gc.set_threshold(_thresholds[0], _thresholds[1], _FULL_COLLECTIONS_NEVER)
     _imports_running += 1
     try:
-        yield True
+        yield
     finally:
         _imports_running -= 1
         if _imports_running == 0:
@@ -515,11 +511,11 @@ def _collections_between_chunks() -> Iterator[bool]:
             gc.set_threshold(*_thresholds)
 
 
-# A threshold no import reaches: no automatic collection while one runs.
-_AUTOMATIC_NEVER = 1 << 30
+# A generation-2 threshold no import reaches (CPython counts generation-1 collections).
+_FULL_COLLECTIONS_NEVER = 1 << 30
 
 
-async def _bulk_import(ctx: RequestContext, rows: Sequence[Any], collect: bool) -> BulkOutcome:
+async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
     outcome = BulkOutcome()
     seen: set[tuple[str, str]] = set()
     repo = Repository(LeadBase, ctx)
@@ -550,9 +546,6 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any], collect: bool) 
             seen.update(keys)
             candidates.append((index, kind, _with_search_fields(fields), keys))
         await _insert_chunk(repo, candidates, outcome)
-        del valid, candidates  # the chunk's rows, gone before the collection
-        if collect and gc.isenabled():
-            gc.collect(0)
     outcome.failed.sort(key=lambda f: f["index"])
     return outcome
 
