@@ -188,6 +188,23 @@ def lead_search_tokens(fields: Mapping[str, Any]) -> list[str]:
     return lead_search_fields(fields)[1]
 
 
+def _fold_name(name: str, text: list[str], words: list[str]) -> str:
+    """`name` folded; onto the text when it has text after `strip`, onto the words when it
+    folds to something (for ASCII, folded inline: the two tests are the same)."""
+    if name.isascii():
+        folded = " ".join(name.lower().split())
+        if folded:
+            text.append(folded)
+            words.append(folded)
+        return folded
+    folded = fold(name)
+    if name.strip():
+        text.append(folded)
+    if folded:
+        words.append(folded)
+    return folded
+
+
 def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     """`search_text` and `search_tokens` of a lead's fields, each part folded once.
 
@@ -200,38 +217,11 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
         address = address.model_dump()
     first, last = get("first_name"), get("last_name")
     email, phone = get("email"), get("phone")
-    # ASCII parts are folded inline (`fold`'s own fast path, without a call a part); for
-    # ASCII, "has text after `strip`" and "folds to something" are the same test.
-    f_first = f_last = None
     text: list[str] = []
     words: list[str] = []
-    ascii_names = True  # both names (those given as text) ASCII
-    if isinstance(first, str):
-        if first.isascii():
-            f_first = " ".join(first.lower().split())
-            if f_first:
-                text.append(f_first)
-                words.append(f_first)
-        else:
-            ascii_names = False
-            f_first = fold(first)
-            if first.strip():
-                text.append(f_first)
-            if f_first:
-                words.append(f_first)
-    if isinstance(last, str):
-        if last.isascii():
-            f_last = " ".join(last.lower().split())
-            if f_last:
-                text.append(f_last)
-                words.append(f_last)
-        else:
-            ascii_names = False
-            f_last = fold(last)
-            if last.strip():
-                text.append(f_last)
-            if f_last:
-                words.append(f_last)
+    f_first = _fold_name(first, text, words) if isinstance(first, str) else None
+    f_last = _fold_name(last, text, words) if isinstance(last, str) else None
+    ascii_names = all(not isinstance(n, str) or n.isascii() for n in (first, last))
     # The text: first, last, "first last", email, phone digits, company, MLS id, address.
     if first and last:
         if f_first is not None and f_last is not None and ascii_names:
