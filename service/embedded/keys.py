@@ -18,7 +18,7 @@ https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import product
@@ -339,14 +339,26 @@ def string_keys(strings: list[str]) -> list[tuple[Any, ...]]:
     """The keys of strings, shared (as `_SHARED`'s, looked up by the string itself): the
     same token or tag in many documents' entries then compares by identity on every
     bisection instead of reading both strings."""
-    get = _STRINGS.get
+    return remembered(_STRINGS, strings, _string_key)
+
+
+def _string_key(value: str) -> tuple[Any, ...]:
+    return (_STRING, value)
+
+
+def remembered(
+    cache: dict[Any, Any], items: Iterable[Any], make: Callable[[Any], Any]
+) -> list[Any]:
+    """`make(item)` of each item, made once per distinct item while `cache` remembers it
+    (emptied when full: bounded)."""
+    get = cache.get
     out = []
-    for item in strings:
+    for item in items:
         found = get(item)
         if found is None:
-            if len(_STRINGS) >= _SHARED_MAX:
-                _STRINGS.clear()
-            found = _STRINGS[item] = (_STRING, item)
+            if len(cache) >= _SHARED_MAX:
+                cache.clear()
+            found = cache[item] = make(item)
         out.append(found)
     return out
 
@@ -519,33 +531,17 @@ _STRING_BYTES: dict[str, bytes] = {}
 
 def cached_entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
     """`entry_bytes(parts)`, each part's bytes computed once for equal parts."""
-    out = []
-    for part in parts:
-        found = _PART_BYTES.get(part)
-        if found is None:
-            if len(_PART_BYTES) >= _SHARED_MAX:
-                _PART_BYTES.clear()
-            found = _PART_BYTES[part] = key_bytes(part)
-        out.append(found)
-    return b"".join(out)
+    return b"".join(remembered(_PART_BYTES, parts, key_bytes))
 
 
 def strings_bytes(values: list[str]) -> list[bytes]:
     """`key_bytes(sort_key(value))` of each string, computed once per string (tokens and
     tags recur across documents)."""
-    get = _STRING_BYTES.get
-    out = []
-    for value in values:
-        found = get(value)
-        if found is None:
-            if len(_STRING_BYTES) >= _SHARED_MAX:
-                _STRING_BYTES.clear()
-            data = value.encode("utf-8", "surrogatepass")
-            if b"\x00" in data:
-                data = data.replace(b"\x00", b"\x00\xff")
-            found = _STRING_BYTES[value] = _STRING_HEAD + data + b"\x00\x00"
-        out.append(found)
-    return out
+    return remembered(_STRING_BYTES, values, _string_key_bytes)
+
+
+def _string_key_bytes(value: str) -> bytes:
+    return _STRING_HEAD + _string_bytes(value)
 
 
 _STRING_HEAD = _rank_byte(_STRING)
