@@ -86,51 +86,44 @@ class Uuid7Pool:
         self._random: list[int] = []  # 76 random bits per id, the next one last
 
     def __call__(self) -> UUID:
-        return _uuid7(self._next())
+        return _uuid7(self._draw(1)[0])
 
     def binary(self) -> Binary:
         """`Binary.from_uuid(self())` without the UUID object (a bulk chunk's claim ids)."""
-        return _binary7(self._next())
+        return _binary7(self._draw(1)[0])
 
     def binaries(self, count: int) -> list[Binary]:
-        """`count` ids as `binary()` makes them one after another, the clock read once.
+        """`count` ids as `binary()` makes them one after another (a bulk chunk's claims)."""
+        return [_binary7(bits) for bits in self._draw(count)]
 
-        uuid7's rule gives each id after the first of a millisecond the next millisecond, so
-        ids made faster than one a millisecond (a bulk chunk's claims) never see the clock
-        move: reading it once for all of them changes none of their timestamps.
+    def _draw(self, count: int) -> list[int]:
+        """The next `count` ids' 128 bits before their variant and version are set.
+
+        uuid7's rule: an id's millisecond is the clock's, or the one after the last id's. The
+        clock is read once for them all: ids made faster than one a millisecond never see it
+        move (each after the first takes the next millisecond anyway), so reading it once
+        changes none of their timestamps.
         """
         random = self._random
         stamp = time.time_ns() // 1_000_000
         last: int | None = _UUID6_STATE.get("_last_v7_timestamp")
-        made: list[Binary] = []
+        drawn: list[int] = []
         for _ in range(count):
             if not random:
                 self._refill()
             if last is not None and stamp <= last:
                 stamp = last + 1
             last = stamp
-            made.append(_binary7(((stamp & 0xFFFFFFFFFFFF) << 80) | random.pop()))
-        if made:
+            drawn.append(((stamp & 0xFFFFFFFFFFFF) << 80) | random.pop())
+        if drawn:
             _UUID6_STATE["_last_v7_timestamp"] = last
-        return made
+        return drawn
 
     def _refill(self) -> None:
         # 500 ids' randomness (76 bits each) from one `os.urandom`.
         entropy = os.urandom(5000)
         bits = [int.from_bytes(entropy[i : i + 10], "big") >> 4 for i in range(0, 5000, 10)]
         self._random += bits
-
-    def _next(self) -> int:
-        # The next id's 128 bits before its variant and version are set.
-        random = self._random
-        if not random:
-            self._refill()
-        stamp = time.time_ns() // 1_000_000
-        last: int | None = _UUID6_STATE.get("_last_v7_timestamp")
-        if last is not None and stamp <= last:
-            stamp = last + 1
-        _UUID6_STATE["_last_v7_timestamp"] = stamp
-        return ((stamp & 0xFFFFFFFFFFFF) << 80) | random.pop()
 
 
 _UUID6_STATE = vars(uuid6)  # uuid7's own clock: ids of both stay ordered
