@@ -188,20 +188,17 @@ def lead_search_tokens(fields: Mapping[str, Any]) -> list[str]:
     return lead_search_fields(fields)[1]
 
 
-def _fold_name(name: str, text: list[str], words: list[str]) -> str:
-    """`name` folded; onto the text when it has text after `strip`, onto the words when it
-    folds to something (for ASCII, folded inline: the two tests are the same)."""
-    if name.isascii():
-        folded = " ".join(name.lower().split())
+def _fold_part(part: str, text: list[str]) -> str:
+    """`part` folded, and onto the text when it has text after `strip` (for ASCII, folded
+    inline, that is when it folds to something)."""
+    if part.isascii():
+        folded = " ".join(part.lower().split())
         if folded:
             text.append(folded)
-            words.append(folded)
         return folded
-    folded = fold(name)
-    if name.strip():
+    folded = fold(part)
+    if part.strip():
         text.append(folded)
-    if folded:
-        words.append(folded)
     return folded
 
 
@@ -219,8 +216,9 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     email, phone = get("email"), get("phone")
     text: list[str] = []
     words: list[str] = []
-    f_first = _fold_name(first, text, words) if isinstance(first, str) else None
-    f_last = _fold_name(last, text, words) if isinstance(last, str) else None
+    f_first = _fold_part(first, text) if isinstance(first, str) else None
+    f_last = _fold_part(last, text) if isinstance(last, str) else None
+    words += filter(None, (f_first, f_last))
     ascii_names = all(not isinstance(n, str) or n.isascii() for n in (first, last))
     # The text: first, last, "first last", email, phone digits, company, MLS id, address.
     if first and last:
@@ -235,18 +233,7 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
             both = f"{first} {last}"
             if both.strip():
                 text.append(fold(both))
-    f_email = None
-    ascii_email = False
-    if isinstance(email, str):
-        if email.isascii():
-            ascii_email = True
-            f_email = " ".join(email.lower().split())
-            if f_email:
-                text.append(f_email)
-        else:
-            f_email = fold(email)
-            if email.strip():
-                text.append(f_email)
+    f_email = _fold_part(email, text) if isinstance(email, str) else None
     digits = None
     if isinstance(phone, str):
         plain = phone.lstrip("+")  # E.164 (stored phones): its digits after the `+`
@@ -260,25 +247,15 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
     # The words of the names, company, MLS id and address parts (their folded forms joined
     # by a space: the split gives each part's words in order).
     for part in (get("company"), get("mls_id"), *map(address.get, _ADDRESS_PARTS)):
-        if isinstance(part, str):
-            if part.isascii():
-                folded = " ".join(part.lower().split())
-                if folded:
-                    words.append(folded)
-                    text.append(folded)
-            else:
-                folded = fold(part)
-                if folded:
-                    words.append(folded)
-                if part.strip():
-                    text.append(folded)
+        if isinstance(part, str) and (folded := _fold_part(part, text)):
+            words.append(folded)
     tokens = _split_words(" ".join(words)) if words else []
     # The email whole, its local part, its domain and their words; the phone's digits and
     # their suffixes.
     if f_email:
         local, _, domain = f_email.partition("@")
         # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
-        again = f_email if ascii_email else fold(f_email)
+        again = f_email if email.isascii() else fold(f_email)  # type: ignore[union-attr]
         tokens += (f_email, local, domain, *_split_words(again))
     if digits is not None:
         tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
