@@ -78,17 +78,16 @@ class Index:
         self.ttl: int | None = self.options.get("expireAfterSeconds")
         if self.unique:
             self.owners = {}
-        # Once multikey (tens of entries a document: tags, search tokens), the entries are
-        # held as `(entry bytes, id key)` (see `keys.key_bytes`), compared by one memcmp;
-        # not a unique index (its owners are keyed by the key tuples), nor a geo or TTL one
-        # (their walks read the entries' parts).
-        self.encodable = not self.unique and self.ttl is None
-        self.encoded = False
         # Top-level fields whose change can change this index's entries or membership.
         self.watched = frozenset(f.split(".", 1)[0] for f in (*self.fields, *(self.partial or {})))
         self._applies = _compile(self.partial) if self.partial is not None else None
         self.geo = geo.geo_fields(self.keys)  # keyed by cell (geo.py), walked by `$nearSphere`
-        self.encodable = self.encodable and not self.geo
+        # Once multikey (tens of entries a document: tags, search tokens), the entries are
+        # held as `(entry bytes, id key)` (see `keys.key_bytes`), compared by one memcmp;
+        # not a unique index (its owners are keyed by the key tuples), nor a geo or TTL one
+        # (their walks read the entries' parts).
+        self.encodable = not self.unique and self.ttl is None and not self.geo
+        self.encoded = False
         # An index of top-level fields only (no geo, no dotted path): its one entry, when
         # none of them holds an array, is picked from a document's `Scalars` in one call
         # (the key tuple with the `_id` key appended, which `Scalars` holds under "_id").
@@ -114,6 +113,14 @@ class Index:
         if not self.encoded:
             return entries
         return tuple([(cached_entry_bytes(entry), entry[-1]) for entry in entries])
+
+    def sort_entries(self) -> None:
+        """The sorted list made from `by_doc`, just filled with key-tuple entries (held as
+        bytes when the index is multikey: see `encodable`)."""
+        if self.multikey and self.encodable:
+            self.become_encoded()
+        else:
+            self.entries = SortedList(e for entries in self.by_doc.values() for e in entries)
 
     def become_encoded(self) -> None:
         """Hold the entries as bytes from now on (see `encodable`): every one re-encoded,
@@ -464,10 +471,7 @@ class CollectionStore:
                         index.owners[k] = key
         self._seq = seq
         for index in all_indexes:
-            if index.multikey and index.encodable and not index.encoded:
-                index.become_encoded()
-            else:
-                index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
+            index.sort_entries()
         self.created = True
 
     # -- indexes --------------------------------------------------------------------------
@@ -497,10 +501,7 @@ class CollectionStore:
                     index.owners[k] = key
             index.by_doc[key] = tuple((*k, key) for k in keys)
             index.multikey = index.multikey or len(keys) > 1
-        if index.multikey and index.encodable:
-            index.become_encoded()
-        else:
-            index.entries = SortedList(e for entries in index.by_doc.values() for e in entries)
+        index.sort_entries()
         self.indexes[index.name] = index
         self.index_version += 1
         self.created = True
