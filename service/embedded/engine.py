@@ -44,7 +44,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from operator import ge, gt, le, lt
 from typing import Any
 
 from bson import Binary, Decimal128, Int64, ObjectId, Regex
@@ -70,7 +69,7 @@ from service.embedded.keys import (
     sort_key,
     sort_value,
 )
-from service.embedded.planner import Plan, plan
+from service.embedded.planner import Plan, numeric_ranges, plan
 from service.embedded.planner import analyse as planner_analyse
 from service.embedded.store import CollectionStore, Index, Recorder
 
@@ -290,7 +289,7 @@ def quick_matcher(query: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], boo
             conditions.append(([key], frozenset((_quick_key(value),)), value is None))
             continue
         if type(value) is dict and value and "." not in key and not key.isdigit():
-            checks = _numeric_ranges(value)
+            checks = numeric_ranges(value)
             if checks is not None:
                 ranges.append((key, checks))
                 continue
@@ -317,18 +316,6 @@ def quick_matcher(query: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], boo
     if ranges:
         return functools.partial(_quick_ranged, tuple(ranges), conditions)
     return functools.partial(_quick, conditions)
-
-
-def _numeric_ranges(ops: dict[str, Any]) -> tuple[tuple[Any, Any], ...] | None:
-    # `{$gt: 1, $lte: 9}`: each operator's comparison and bound, when every operator is a
-    # range of a number (int, Int64 or float but NaN; no boolean); else None.
-    checks = []
-    for op, arg in ops.items():
-        compare = _RANGES.get(op)
-        if compare is None or type(arg) not in _NUMBERS or arg != arg:
-            return None
-        checks.append((compare, arg))
-    return tuple(checks)
 
 
 def _quick_ranged(
@@ -1638,22 +1625,10 @@ _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-_RANGES: dict[str, Callable[[Any, Any], bool]] = {
-    "$gt": gt,
-    "$gte": ge,
-    "$lt": lt,
-    "$lte": le,
-}
-
-
 def _numeric_range(spec: Any) -> tuple[Callable[[Any, Any], bool], float] | None:
     # `{"$gt": n}` (or `$gte`, `$lt`, `$lte`) of a number that is not NaN.
-    if not isinstance(spec, Mapping) or len(spec) != 1:
-        return None
-    op, bound = next(iter(spec.items()))
-    if op not in _RANGES or type(bound) not in (int, float, Int64) or bound != bound:
-        return None
-    return _RANGES[op], bound
+    checks = numeric_ranges(spec)
+    return checks[0] if checks is not None and len(checks) == 1 else None
 
 
 def _range_test(

@@ -415,8 +415,23 @@ def _best_for(
     return chosen
 
 
-_COMPARE = {"$gt": gt, "$gte": ge, "$lt": lt, "$lte": le}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {"$gt": gt, "$gte": ge, "$lt": lt, "$lte": le}
 _RANGE_NUMBERS = (int, float, Int64)
+
+
+def numeric_ranges(spec: Any) -> tuple[tuple[Callable[[Any, Any], bool], Any], ...] | None:
+    """`{$gt: 1, $lte: 9}` as each operator's comparison and bound, when `spec` is a
+    non-empty mapping of `$gt`/`$gte`/`$lt`/`$lte` of numbers (int, Int64 or float but NaN;
+    no boolean); else None."""
+    if not isinstance(spec, Mapping) or not spec:
+        return None
+    checks = []
+    for op, bound in spec.items():
+        compare = _COMPARE.get(op)
+        if compare is None or type(bound) not in _RANGE_NUMBERS or bound != bound:
+            return None
+        checks.append((compare, bound))
+    return tuple(checks)
 
 
 def _range_test(
@@ -445,14 +460,9 @@ def _range_test(
         bounds = conj.fields[field_name]
         if bounds.points is None or ("." in field_name and NULL_KEY in bounds.points):
             return None
-    spec = query.get(name)
-    if type(spec) is not dict or not spec:
+    checks = numeric_ranges(query.get(name))
+    if checks is None:
         return None
-    checks = []
-    for op, bound in spec.items():
-        if op not in _COMPARE or type(bound) not in _RANGE_NUMBERS or bound != bound:
-            return None
-        checks.append((_COMPARE[op], bound))
     if not _only_points({key: value for key, value in query.items() if key != name}):
         return None
 
