@@ -1561,3 +1561,82 @@ def test_numeric_range_plans_decide_like_the_matcher(seed: int) -> None:
             assert repr(mine[0]) == repr(theirs[0]), filter
             assert dict(made[0]._store.docs) == dict(made[1]._store.docs)
     assert ranged > 20
+
+
+def _sequenced_pair(docs: list[dict[str, Any]]) -> tuple[tuple[Any, Log], tuple[Any, Log]]:
+    # A journal's indexes in miniature: compound ones ending in `seq`, one holding an array
+    # field (`tags`), a dotted one, the sequencer's unique partial `seq_unique`.
+    made = []
+    for _ in range(2):
+        client = EngineClient()
+        log = Log()
+        client.recorder.log = log  # type: ignore[assignment]
+        coll = client.database("db").get_collection("events")
+        coll.create_index([("t", 1), ("seq", 1)], name="t_seq")
+        coll.create_index([("t", 1), ("tags", 1), ("seq", 1)], name="t_tags_seq")
+        coll.create_index([("seq", 1), ("_id", 1)], name="seq_pending")
+        coll.create_index([("seq", 1)], unique=True, partialFilterExpression={"seq": {"$gt": 0}})
+        coll.create_index([("e.k", 1), ("seq", 1)], name="ek_seq")
+        for doc in docs:
+            coll._insert(dict(doc))
+        made.append((coll, log))
+    return made[0], made[1]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_moved_entries_are_the_entries_derived_afresh(seed: int) -> None:
+    # `store.replace` derives a changed document's entries from its old ones (the changed
+    # fields' keys put in); each update must leave the index entries, unique owners, stored
+    # BSON and log that mongomock's route (every entry derived afresh) leaves.
+    rng = random.Random(12000 + seed)
+    docs = []
+    for i in range(25):
+        doc: dict[str, Any] = {"_id": i, "t": rng.choice(["a", "b", 1, None]), "seq": None}
+        if rng.random() < 0.7:
+            doc["tags"] = rng.choice([[], ["x"], ["x", "y"], [1, "x"], "x", None])
+        if rng.random() < 0.5:
+            doc["e"] = rng.choice([{"k": 1}, {"k": [1, 2]}, [{"k": 3}], "s"])
+        docs.append(doc)
+    fast, slow = _sequenced_pair(docs)
+    for n in range(60):
+        target = rng.randrange(27)
+        shape = rng.randrange(5)
+        if shape == 0:
+            filter, change = {"_id": target, "seq": None}, {"$set": {"seq": n + 1}}
+        elif shape == 1:
+            filter, change = {"_id": target}, {"$set": {"seq": rng.choice([None, 1, [n], n])}}
+        elif shape == 2:
+            filter, change = {"_id": target}, {"$set": {"tags": rng.choice([["z"], [], "z"])}}
+        elif shape == 3:
+            filter, change = {"_id": target}, {"$unset": {rng.choice(["seq", "t", "e"]): ""}}
+        else:
+            filter, change = {"t": rng.choice(["a", "b"])}, {"$set": {"seq": n + 100}}
+        apply_both(fast, slow, filter, change, multi=shape == 4)
+
+
+def test_a_sequencer_update_decodes_only_the_id_and_its_filter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `{_id, seq: null}` -> `$set: {seq}` over indexes keying top-level fields: the new
+    # entries come from the old ones, so the other indexed fields are not decoded.
+    fast, _ = _sequenced_pair([{"_id": 1, "t": "a", "tags": ["x"], "seq": None, "big": "b" * 99}])
+    decoded: list[list[str]] = []
+    real = codec.to_canonical
+
+    def spy(raw: bytes) -> dict[str, Any]:
+        out = real(raw)
+        decoded.append(list(out))
+        return out
+
+    monkeypatch.setattr(codec, "to_canonical", spy)
+    coll = fast[0]
+    coll.drop_index("ek_seq")  # a dotted index needs the whole document
+    assert (
+        update(coll, {"_id": 1, "seq": None}, {"$set": {"seq": 1}}, multi=False, fast=True)[0][
+            "nModified"
+        ]
+        == 1
+    )
+    assert decoded == [["_id", "seq"]]
+    index = coll._store.indexes["t_tags_seq"]
+    assert list(index.entries) == [((3, "a"), (3, "x"), (2, 1), (2, 1))]

@@ -786,7 +786,13 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                         doc.pop(name, None)
                     doc.update(sets)
                 doc.update(keyed)
-                store.replace(sort_key(doc["_id"]), doc, codec.checked_update(new_raw), touched)
+                store.replace(
+                    sort_key(doc["_id"]),
+                    doc,
+                    codec.checked_update(new_raw),
+                    touched,
+                    whole=spliced is None or splice is None or splice.whole,
+                )
                 modified += 1
             if not multi:
                 break
@@ -1347,9 +1353,10 @@ def _splice_fields(
     unsets: list[str],
     store: CollectionStore,
     tested: bool,
-) -> tuple[frozenset[str], dict[bytes, str]] | None:
+) -> tuple[frozenset[str], dict[bytes, str], bool] | None:
     # The fields a splice decodes (the filter's when the candidates are tested, the touched
-    # indexes', `_id`) and every field it looks for; None when that is not sure.
+    # indexes' or only the unique ones', `_id`), every field it looks for and whether the
+    # decoded fields are all the touched indexes read; None when that is not sure.
     needed = {"_id"}
     if tested:
         for name in spec:
@@ -1357,29 +1364,36 @@ def _splice_fields(
                 return None
             needed.add(name.split(".", 1)[0])
     touched = frozenset(sets).union(unsets)
-    for index in store.indexes.values():
-        if not index.watched & touched:
-            continue
+    watching = [index for index in store.indexes.values() if index.watched & touched]
+    for index in watching:
         if any(name.startswith("$") for name in index.watched):
             return None
-        needed |= index.watched
+    # Where every index watching a touched field keys top-level scalars (`Index.pick`), its
+    # new entry is its old one with the touched fields' keys put in (`store.replace`, not
+    # `whole`): only the fields a unique index's constraint reads are decoded besides.
+    whole = any(index.pick is None for index in watching)
+    for index in watching:
+        if whole or index.unique:
+            needed |= index.watched
     looked_for = needed | touched
-    return frozenset(needed), {name.encode(): name for name in looked_for}
+    return frozenset(needed), {name.encode(): name for name in looked_for}, whole
 
 
 class _Splice:
     """A simple update applied to stored BSON without decoding it whole.
 
     The filter's top-level fields (for the candidate test) and those of every index the
-    update touches (keys, sparse and partial rules, `_id`) are found in the stored BSON
-    (`codec.spans`) and decoded alone; the new BSON is the old one with each `$set` field's
-    element replaced in place (or appended, in the order named) and each `$unset` field's
-    removed: the bytes `codec.updated` makes of the decoded document changed the same way.
-    Only when every name involved is a plain top-level field (no `$` operator at the top of
-    the filter or of a partial filter: those may read any field).
+    update touches (keys, sparse and partial rules, `_id`; only the unique ones' where every
+    touched index keys top-level scalars, whose new entries `store.replace` derives from
+    their old ones) are found in the stored BSON (`codec.spans`) and decoded alone; the new
+    BSON is the old one with each `$set` field's element replaced in place (or appended, in
+    the order named) and each `$unset` field's removed: the bytes `codec.updated` makes of
+    the decoded document changed the same way. Only when every name involved is a plain
+    top-level field (no `$` operator at the top of the filter or of a partial filter: those
+    may read any field).
     """
 
-    __slots__ = ("elements", "needed", "removed", "wanted")
+    __slots__ = ("elements", "needed", "removed", "wanted", "whole")
 
     def __init__(
         self,
@@ -1387,11 +1401,13 @@ class _Splice:
         removed: frozenset[str],
         needed: frozenset[str],
         wanted: dict[bytes, str],
+        whole: bool,
     ) -> None:
         self.elements = elements  # `$set`: each field's new element
         self.removed = removed  # `$unset`
         self.needed = needed  # decoded for the test and the indexes
         self.wanted = wanted  # every field looked for (see `codec.spans`)
+        self.whole = whole  # `needed` holds every field the touched indexes read
 
     @classmethod
     def of(

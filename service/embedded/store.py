@@ -370,29 +370,108 @@ class CollectionStore:
         self._record(wal.INSERT, raw)
 
     def replace(
-        self, key: IdKey, doc: dict[str, Any], raw: bytes, changed: frozenset[str] | None = None
+        self,
+        key: IdKey,
+        doc: dict[str, Any],
+        raw: bytes,
+        changed: frozenset[str] | None = None,
+        whole: bool = True,
     ) -> None:
         """Store a new version of a document (keeping its rank); DuplicateKeyError on a clash.
 
         `changed` (top-level fields that differ from the stored version), when known, spares
-        the indexes that watch none of them.
+        the indexes that watch none of them, and the entries of those that do are derived
+        from their old ones (`_moved_entries`). Not `whole`: `doc` holds only `_id`, the
+        changed fields and the fields of the unique indexes watching them (`raw` is decoded
+        for any other entry needed).
         """
         seq = self.docs[key][1]
         affected = self._affected(changed)
-        new = self._entries(doc, key, affected)
+        fast = self.fast_paths
+        if changed is not None and fast:
+            new = self._moved_entries(doc, key, raw, changed, whole)
+        else:
+            new = self._entries(doc, key, affected)
         covered = self._check_unique(key, doc, new)
+        by_doc = None
         for name, index in affected:
             entries = new[name]
-            if index.by_doc.get(key) == entries:
+            by_doc = index.by_doc
+            old = by_doc.get(key)
+            if old == entries:
                 owners = index.owners
                 if owners is None or (name in covered) == any(
                     owners.get(entry[:-1]) == key for entry in entries
                 ):
                     continue  # the update left this index's keys (and membership) alone
+            if (
+                fast
+                and index.owners is None
+                and not index.encoded
+                and old is not None
+                and len(old) == 1
+                and len(entries) == 1
+            ):
+                # One entry moves (a sequencer's `seq`): `_remove` and `_add`'s steps for it.
+                _remove_entry(index.entries, old[0])
+                _add_entry(index.entries, entries[0])
+                by_doc[key] = entries
+                continue
             self._remove(index, key)
             self._add(index, key, entries, name in covered)
         self.docs[key] = (raw, seq)
         self._record(wal.REPLACE, raw)
+
+    def _moved_entries(
+        self, doc: Mapping[str, Any], key: IdKey, raw: bytes, changed: frozenset[str], whole: bool
+    ) -> dict[str, Entries]:
+        """The new entries of a document whose changed fields are `changed` (at most), in
+        the indexes watching them: where the index's old entry is one unencoded key tuple of
+        top-level fields, that tuple with the changed fields' keys put in (the others'
+        keys, unchanged, are not derived again); the rest by `_entries`, from `doc` when it
+        is `whole`, else from `raw` (the new version) decoded."""
+        out: dict[str, Entries] = {}
+        rest: list[tuple[str, Index]] = []
+        scalars = Scalars(doc, key)
+        for name, index, positions in self._movers(changed):
+            old = index.by_doc.get(key) if positions is not None else None
+            if old is None or len(old) != 1 or index.encoded:
+                rest.append((name, index))
+                continue
+            parts = list(old[0])
+            try:
+                for position, field in positions:  # type: ignore[union-attr]
+                    parts[position] = scalars[field]
+            except KeyError:  # a changed field now holds an array: several entries
+                rest.append((name, index))
+                continue
+            out[name] = (tuple(parts),)
+        if rest:
+            out.update(self._entries(doc if whole else codec.to_canonical(raw), key, rest))
+        return out
+
+    def _movers(
+        self, changed: frozenset[str]
+    ) -> list[tuple[str, Index, tuple[tuple[int, str], ...] | None]]:
+        # `_affected`'s indexes, each with the positions of the changed fields in its entry
+        # tuples (None for an index whose entries are not picked from top-level scalars).
+        shape = ("movers", self.index_version, changed)
+        found = self.derived.get(shape)
+        if found is None:
+            found = [
+                (
+                    name,
+                    index,
+                    None
+                    if index.pick is None
+                    else tuple((n, f) for n, f in enumerate(index.fields) if f in changed),
+                )
+                for name, index in self._affected(changed)
+            ]
+            if len(self.derived) >= 256:
+                self.derived.clear()
+            self.derived[shape] = found
+        return found  # type: ignore[no-any-return]
 
     def _affected(self, changed: frozenset[str] | None) -> list[tuple[str, Index]]:
         # The indexes watching a changed field (all when unknown), by name: worked out once
