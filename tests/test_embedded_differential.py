@@ -199,6 +199,8 @@ def _sort(rng: random.Random) -> list[tuple[str, int]]:
 
 
 PROJECTIONS: list[Any] = [None, None, {"v": 1}, {"tags": 0, "a": 0}, {"_id": 0, "status": 1}]
+# Exclusions with `_id` dropped too, alone, and of a field no document has.
+PROJECTIONS += [{"_id": 0, "tags": 0}, {"_id": False}, {"s": False, "nowhere": 0}]
 
 
 def _change(rng: random.Random) -> dict[str, Any]:

@@ -1640,3 +1640,103 @@ def test_a_sequencer_update_decodes_only_the_id_and_its_filter(
     assert decoded == [["_id", "seq"]]
     index = coll._store.indexes["t_tags_seq"]
     assert list(index.entries) == [((3, "a"), (3, "x"), (2, 1), (2, 1))]
+
+
+# -- exclusion projections --------------------------------------------------------------------
+
+
+def _random_exclusion(rng: random.Random, doc: dict[str, Any]) -> Any:
+    # Mostly exclusions of top-level names (present or not, `_id: 0` or not); also shapes
+    # the fast path leaves to mongomock: `_id: 1` beside exclusions, dotted paths, 0.0,
+    # a mix with an inclusion, an operator.
+    names = rng.sample([*doc, "zz", "_id"], rng.randint(1, min(4, len(doc) + 2)))
+    projection: dict[str, Any] = {name: rng.choice([0, False]) for name in names}
+    odd = rng.randrange(10)
+    if odd == 0:
+        projection["_id"] = rng.choice([1, True])
+    elif odd == 1:
+        projection["e.k"] = 0
+    elif odd == 2:
+        projection[next(iter(projection))] = 0.0
+    elif odd == 3:
+        projection["zz"] = 1
+    elif odd == 4:
+        projection["tags"] = {"$slice": 1}
+    return projection
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_exclusion_projections_read_as_the_general_route(seed: int) -> None:
+    # `read_projected` (the cursor's copies) and `project` (the engine's own finds) with an
+    # exclusion: the same reply, value kinds and field order as mongomock's route, errors
+    # included; the document's order kept.
+    rng = random.Random(13000 + seed)
+    coll, _ = collection()
+    for _ in range(40):
+        doc = {"_id": random_value(rng), **{f"f{n}": random_value(rng) for n in range(4)}}
+        for name in rng.sample(FIELDS, rng.randint(0, 3)):
+            doc[name] = rng.choice(VALUES + GIVEN[:6])
+        if rng.random() < 0.15:
+            doc["r"] = Regex("^a")  # not walked: the whole document is decoded
+        raw = bson.encode(doc, codec_options=codec._WIRE)
+        projection = _random_exclusion(rng, doc)
+        for options in (
+            codec.READER,
+            CodecOptions(uuid_representation=UuidRepresentation.STANDARD),
+        ):
+            read = functools.partial(coll.read_projected, raw, projection, options)
+            with fast_paths(True):
+                mine = decoded(read)
+            with fast_paths(False):
+                theirs = decoded(read)
+            assert mine == theirs, (doc, projection)
+        stored = codec.to_canonical(raw)
+        project = functools.partial(coll.project, stored, projection)
+        # (mongomock puts a kept `_id` last; MongoDB, and the fast path, keep its place)
+        mine, theirs = _in_order(project, stored, True), _in_order(project, stored, False)
+        assert mine == theirs, (doc, projection)
+        if engine._exclusion(projection) is not None:
+            with fast_paths(True):
+                kept = project()
+            assert list(kept) == [name for name in stored if name not in projection]
+
+
+def _in_order(project: Any, stored: dict[str, Any], on: bool) -> Any:
+    # A projection's answer (or error) with its fields in the stored document's order.
+    with fast_paths(on):
+        try:
+            got = project()
+        except Exception as exc:
+            return type(exc).__name__
+    ordered = dict(sorted(got.items(), key=lambda item: list(stored).index(item[0])))
+    return repr(ordered), kinds(ordered)
+
+
+def test_an_exclusion_decodes_only_the_kept_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The excluded fields' bytes are cut out before decoding: nothing decodes the whole
+    # document, and the reply is the document without them.
+    coll, _ = collection()
+    doc = {"_id": 1, "a": "x", "search_text": "t" * 50, "search_tokens": ["p", "q"], "b": 2}
+    raw = codec.encode(doc)
+    seen: list[bytes] = []
+    real = bson.decode
+
+    def spy(data: bytes, *args: Any, **kwargs: Any) -> Any:
+        seen.append(bytes(data))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(bson, "decode", spy)
+    got = coll.read_projected(raw, {"search_text": 0, "search_tokens": 0})
+    assert got == {"_id": 1, "a": "x", "b": 2}
+    assert seen == [codec.encode({"_id": 1, "a": "x", "b": 2})]
+    assert coll.read_projected(raw, {"_id": 0, "zz": 0}) == {
+        k: v for k, v in doc.items() if k != "_id"
+    }
+
+
+def test_exclusion_shapes_left_to_mongomock() -> None:
+    for projection in ({}, {"a": 0, "_id": 1}, {"a.b": 0}, {"a": 0.0}, {"a": 0, "b": 1}, {"$a": 0}):
+        assert engine._exclusion(projection) is None, projection
+    assert engine._exclusion({"_id": 0}) == frozenset({"_id"})
+    assert engine._exclusion({"a": False, "_id": 0}) == frozenset({"a", "_id"})
+    assert engine._inclusion({"a": 0}) is None  # an exclusion is not read as an inclusion

@@ -232,6 +232,23 @@ def subset(raw: bytes, names: Mapping[bytes, str]) -> bytes | None:
     return document([raw[start:end] for start, end in sorted(found.values())])
 
 
+def without(raw: bytes, names: Mapping[bytes, str]) -> bytes | None:
+    """The BSON of a stored document without its `names` top-level fields (the others'
+    bytes as they are, in the document's order); None when `spans` does not walk it."""
+    found = spans(raw, names)
+    if found is None:
+        return None
+    if not found:
+        return raw
+    parts = []
+    position = 4
+    for start, end in sorted(found.values()):
+        parts.append(raw[position:start])
+        position = end
+    parts.append(raw[position:-1])
+    return document(parts)
+
+
 def element(name: str, value: Any) -> bytes:
     """One top-level element's BSON (type, name, value), as `encode` writes it in a document."""
     kind = type(value)

@@ -11,11 +11,12 @@ worker thread (see aio.py), so no locking is needed inside.
 The hot shapes skip mongomock's general code where the answer is provably the same
 (`FAST_PATHS`; tests/test_embedded_fast_paths.py compares both routes): `$set`/`$unset` of
 top-level fields (`_update_simply`, spliced into the stored BSON by `_Splice`), candidates of
-an exact plan (no re-match), inclusion projections of top-level names (`_inclusion`, only the
-kept fields decoded), candidates of a cursor's find decoded in the fields the filter and sort
-read (`_read_by`), inserts indexed from the caller's values (`storable`), index keys picked
-per index (`store.Scalars`), numeric ranges tested without the matcher (`quick_matcher`) and
-a read's numeric range decided on the index entries (`planner._range_test`).
+an exact plan (no re-match), inclusion and exclusion projections of top-level names
+(`_inclusion`, `_exclusion`: only the kept fields decoded), candidates of a cursor's find
+decoded in the fields the filter and sort read (`_read_by`), inserts indexed from the
+caller's values (`storable`), index keys picked per index (`store.Scalars`), numeric ranges
+tested without the matcher (`quick_matcher`) and a read's numeric range decided on the index
+entries (`planner._range_test`).
 
 Where mongomock's answer is not MongoDB's, the engine corrects it without touching
 mongomock's module state (its matcher here is an instance of our own; the private parts used
@@ -1119,6 +1120,9 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             names = _inclusion(projection)
             if names is not None:  # the document's fields in its order, as MongoDB returns them
                 return {name: value for name, value in doc.items() if name in names}
+            dropped = _exclusion(projection)
+            if dropped is not None:
+                return {name: value for name, value in doc.items() if name not in dropped}
         return self._copy_only_fields(doc, dict(projection), dict)  # type: ignore[no-any-return]
 
     def read_projected(
@@ -1126,11 +1130,19 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """A caller's copy of a stored document through a projection, as
         `codec.reply(self.project(codec.to_canonical(raw), projection), options)` gives it,
-        but for an inclusion of top-level names only the kept fields' BSON is decoded, once."""
+        but for an inclusion or exclusion of top-level names only the kept fields' BSON is
+        decoded, once (an excluded field's bytes are cut out before decoding)."""
         if isinstance(projection, list | tuple):
             projection = dict.fromkeys(projection, 1)
-        names = _inclusion(projection) if FAST_PATHS else None
-        part = None if names is None else codec.subset(raw, codec.wanted(names))
+        part = None
+        if FAST_PATHS:
+            names = _inclusion(projection)
+            if names is not None:
+                part = codec.subset(raw, codec.wanted(names))
+            else:
+                dropped = _exclusion(projection)
+                if dropped is not None:
+                    part = codec.without(raw, codec.wanted(dropped))
         if part is None:
             return codec.reply(self.project(codec.to_canonical(raw), projection), options)
         return codec.read(part, options)  # the kept fields alone are decoded
@@ -1509,6 +1521,22 @@ def _inclusion(projection: Any) -> frozenset[str] | None:
         return None  # `{_id: 0}` alone excludes: every other field is kept
     if keep_id:
         names.add("_id")
+    return frozenset(names)
+
+
+def _exclusion(projection: Any) -> frozenset[str] | None:
+    """The fields an exclusion projection of top-level names drops (`{f: 0 or False, ...}`,
+    `_id` among them when `_id: 0 or False`); None for anything else (left to mongomock:
+    an `_id: 1` beside exclusions, a dotted path, an operator, another value)."""
+    if not isinstance(projection, Mapping) or not projection:
+        return None
+    names = set()
+    for name, value in projection.items():
+        if not (value is False or (type(value) is int and value == 0)):
+            return None
+        if name != "_id" and not _simple_name(name):
+            return None
+        names.add(name)
     return frozenset(names)
 
 
