@@ -1102,13 +1102,15 @@ class EmbeddedCursor:
         engine = self.collection.engine
         part = _Slice()
         out: list[dict[str, Any]] = []
+        read: Callable[[bytes], dict[str, Any]]
+        if self._projection is None:
+            read = functools.partial(codec.read, options=options)
+        else:
+            read = engine.projector(self._projection, options)  # the projection read once
         for raw in batch:
             if not part.more():
                 break
-            if self._projection is None:
-                out.append(codec.read(raw, options))
-            else:
-                out.append(engine.read_projected(raw, self._projection, options))
+            out.append(read(raw))
         return out
 
     def __aiter__(self) -> EmbeddedCursor:

@@ -1130,22 +1130,33 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """A caller's copy of a stored document through a projection, as
         `codec.reply(self.project(codec.to_canonical(raw), projection), options)` gives it,
-        but for an inclusion or exclusion of top-level names only the kept fields' BSON is
-        decoded, once (an excluded field's bytes are cut out before decoding)."""
+        but for an inclusion or exclusion of top-level names the stored BSON is decoded
+        once, as the client decodes it (an inclusion's kept fields alone)."""
+        return self.projector(projection, options)(raw)
+
+    def projector(
+        self, projection: Any, options: CodecOptions[dict[str, Any]] = codec.READER
+    ) -> Callable[[bytes], dict[str, Any]]:
+        """`read_projected` of stored documents with this projection, the projection read
+        once (a cursor's batch shares one)."""
         if isinstance(projection, list | tuple):
             projection = dict.fromkeys(projection, 1)
-        part = None
-        if FAST_PATHS:
-            names = _inclusion(projection)
-            if names is not None:
-                part = codec.subset(raw, codec.wanted(names))
-            else:
-                dropped = _exclusion(projection)
-                if dropped is not None:
-                    part = codec.without(raw, codec.wanted(dropped))
-        if part is None:
-            return codec.reply(self.project(codec.to_canonical(raw), projection), options)
-        return codec.read(part, options)  # the kept fields alone are decoded
+        general = functools.partial(self._read_projected, projection=projection, options=options)
+        if not FAST_PATHS:
+            return general
+        names = _inclusion(projection)
+        if names is not None:
+            return functools.partial(_read_kept, codec.wanted(names), general, options)
+        dropped = _exclusion(projection)
+        if dropped is not None:
+            return functools.partial(_read_without, dropped, general, options)
+        return general
+
+    def _read_projected(
+        self, raw: bytes, projection: Any, options: CodecOptions[dict[str, Any]]
+    ) -> dict[str, Any]:
+        # The general route: the canonical copy projected, encoded and read as the client.
+        return codec.reply(self.project(codec.to_canonical(raw), projection), options)
 
     def count_documents(self, filter: Mapping[str, Any], **kwargs: Any) -> int:  # type: ignore[override]
         """How many documents match (with pymongo's `skip`/`limit`)."""
@@ -1522,6 +1533,39 @@ def _inclusion(projection: Any) -> frozenset[str] | None:
     if keep_id:
         names.add("_id")
     return frozenset(names)
+
+
+def _read_kept(
+    names: dict[bytes, str],
+    general: Callable[[bytes], dict[str, Any]],
+    options: CodecOptions[dict[str, Any]],
+    raw: bytes,
+) -> dict[str, Any]:
+    # An inclusion: the kept fields' BSON alone decoded (`general` for a document `spans`
+    # does not walk).
+    part = codec.subset(raw, names)
+    return general(raw) if part is None else codec.read(part, options)
+
+
+def _read_without(
+    dropped: frozenset[str],
+    general: Callable[[bytes], dict[str, Any]],
+    options: CodecOptions[dict[str, Any]],
+    raw: bytes,
+) -> dict[str, Any]:
+    # An exclusion: decoded whole, the excluded fields then dropped (the C decoder reads a
+    # long string faster than a walk over the elements cuts it out: a lead without its
+    # search fields, 40 µs against 55 µs cut first). Where the whole document does not
+    # decode as the client decodes it (a bad value may be excluded) or the client wants
+    # another document class, the excluded fields' bytes are cut out first.
+    if options.document_class is dict:
+        with contextlib.suppress(Exception):
+            doc = codec.read(raw, options)
+            for name in dropped:
+                doc.pop(name, None)
+            return doc
+    part = codec.without(raw, codec.wanted(dropped))
+    return general(raw) if part is None else codec.read(part, options)
 
 
 def _exclusion(projection: Any) -> frozenset[str] | None:
