@@ -70,7 +70,7 @@ from service.embedded.keys import (
     sort_key,
     sort_value,
 )
-from service.embedded.planner import Plan, numeric_ranges, plan
+from service.embedded.planner import Plan, numeric_ranges, plan, point_key
 from service.embedded.planner import analyse as planner_analyse
 from service.embedded.store import CollectionStore, Index, Recorder
 
@@ -721,6 +721,15 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         self, filter: Mapping[str, Any]
     ) -> tuple[list[tuple[bytes, Any]], Callable[[Mapping[str, Any]], bool] | None]:
         # Fixed before the update starts changing (and re-indexing) them; with their test.
+        if FAST_PATHS and work.current() is None:
+            # A point update by `_id` (a sequencer's) with no one counting the work: the
+            # document `_id_lookup`'s plan would find, without making the plan.
+            self._expire()
+            key = point_key(self._store, filter)
+            if key is not None:
+                stored = self._store.get(key)
+                found = [] if stored is None else [stored]
+                return found, candidate_test(filter, len(filter) == 1, "_id")
         with work.operation(self.name, "update"):
             chosen = self._plan(filter)
             candidates = list(chosen.candidates)
@@ -1309,6 +1318,7 @@ differential tests turn them off to compare with mongomock's route."""
 
 # Options of `_update` that leave an update to mongomock when set (it refuses most of them).
 _UPDATE_OPTIONS = frozenset({"manipulate", "check_keys", "hint", "session", "collation", "let"})
+_PLAIN_OPTIONS = frozenset({"multi"})  # (a bulk write's update passes only this one)
 _SIMPLE_OPERATORS = frozenset({"$set", "$unset"})
 _INT64 = (-(2**63), 2**63)
 _PLAIN_KINDS = frozenset(
@@ -1354,7 +1364,9 @@ def _simple_update(
     None for anything else, which stays on mongomock's route."""
     if type(document) is not dict or not document or not document.keys() <= _SIMPLE_OPERATORS:
         return None
-    if any(options.get(name) for name in _UPDATE_OPTIONS) or options.get("array_filters"):
+    if options.keys() - _PLAIN_OPTIONS and (
+        any(options.get(name) for name in _UPDATE_OPTIONS) or options.get("array_filters")
+    ):
         return None
     sets = document.get("$set", {})
     unset = document.get("$unset", {})

@@ -579,16 +579,25 @@ def _id_lookup(store: CollectionStore, query: Mapping[str, Any]) -> Plan | None:
     top, a scalar `_id`), found by one hash lookup instead of analysing the filter and
     bisecting the `_id_` index: the same candidates, cost, keys examined and exactness
     (exact when `_id` is the whole filter)."""
+    key = point_key(store, query)
+    if key is None:
+        return None
+    stored = store.get(key)
+    return Plan(
+        "_id_", int(stored is not None), True, _found(stored), exact=len(query) == 1, decided="_id"
+    )
+
+
+def point_key(store: CollectionStore, query: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The `_id` key a filter `{_id: value, field: ..., ...}` (no `$` operator at the top, a
+    scalar `_id`) is served by (one hash lookup: `_id_lookup`), or None for another filter."""
     value = query.get("_id", _ABSENT)
     if type(value) not in _ID_KINDS or "_id_" not in store.indexes:
         return None
     for name in query:
         if name.startswith("$"):
             return None
-    stored = store.get(sort_key(value))
-    return Plan(
-        "_id_", int(stored is not None), True, _found(stored), exact=len(query) == 1, decided="_id"
-    )
+    return sort_key(value)
 
 
 _ABSENT = object()

@@ -365,8 +365,15 @@ class CollectionStore:
         self._seq += 1
         self.docs[key] = (raw, self._seq)
         self.created = True
+        fast = self.fast_paths
         for name, index in self.indexes.items():
-            self._add(index, key, new[name], name in covered)
+            entries = new[name]
+            if fast and len(entries) == 1 and index.owners is None and not index.encoded:
+                # One key tuple into a plain index (most of them): `_add`'s steps for it.
+                index.by_doc[key] = entries
+                _add_entry(index.entries, entries[0])
+                continue
+            self._add(index, key, entries, name in covered)
         self._record(wal.INSERT, raw)
 
     def replace(

@@ -112,30 +112,43 @@ def current() -> Work | None:
     return _current.get()
 
 
-@contextmanager
-def operation(collection: str, method: str) -> Iterator[OpWork | None]:
-    """Attribute what runs inside to one operation (nested operations join the outer one)."""
-    work = _current.get()
-    if work is None:
-        yield None
-        return
-    if work._open is not None:
-        work._depth += 1
-        try:
-            yield work._open
-        finally:
+class operation:  # (lower case: used as `with work.operation(...)`, as before)
+    """Attribute what runs inside to one operation (nested operations join the outer one).
+
+    A class rather than a generator-based context manager: it is entered on every engine
+    call, and with no one measuring it only reads the context variable once.
+    """
+
+    __slots__ = ("_method", "_name", "_nested", "_work")
+
+    def __init__(self, collection: str, method: str) -> None:
+        self._name = collection
+        self._method = method
+
+    def __enter__(self) -> OpWork | None:
+        work = self._work = _current.get()
+        if work is None:
+            return None
+        self._nested = work._open is not None
+        if self._nested:
+            work._depth += 1
+            return work._open
+        op = OpWork(self._name, self._method)
+        outer: Work | None = work
+        while outer is not None:
+            outer.operations.append(op)
+            outer = outer.parent
+        work._open = op
+        return op
+
+    def __exit__(self, *_: object) -> None:
+        work = self._work
+        if work is None:
+            return
+        if self._nested:
             work._depth -= 1
-        return
-    op = OpWork(collection, method)
-    outer: Work | None = work
-    while outer is not None:
-        outer.operations.append(op)
-        outer = outer.parent
-    work._open = op
-    try:
-        yield op
-    finally:
-        work._open = None
+        else:
+            work._open = None
 
 
 def _open() -> OpWork | None:
