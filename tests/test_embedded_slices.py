@@ -203,6 +203,13 @@ async def test_update_many_and_delete_many_answer_as_in_one_call() -> None:
             lambda: c.update_many({"_id": {"$lt": 6}}, [{"$set": {"p": "$k"}}]),
             lambda: c.delete_many({"g": 0}),
             lambda: c.delete_many({"nothing": 1}),
+            # An outbox's clear: `_id`s by `$in` (some missing, repeated, 1.0 for 1) and one
+            # more condition; then one whose `_id` condition the plan does not decide alone.
+            lambda: c.update_many(
+                {"_id": {"$in": [3.0, 5, 5, 404, 7, 1]}, "g": {"$in": [1, 2]}},
+                {"$set": {"o": 1}},
+            ),
+            lambda: c.update_many({"_id": {"$in": [2, 3], "$lt": 3}}, {"$unset": {"o": ""}}),
         ]
 
     one_call, sliced = await _run_both(scenario, _indexed)
@@ -223,6 +230,7 @@ async def test_update_many_and_delete_many_answer_as_in_one_call() -> None:
     ks = {d["_id"]: d.get("k") for d in sliced[1]}
     assert (ks[2], ks[5], ks[8], ks[11]) == (1002, 1005, 8, 11)  # the ones before it stay
     assert outcomes[8][1]["n"] == 4 and outcomes[9][1]["n"] == 0
+    assert outcomes[10][1]["n"] == 3 and outcomes[11][1]["n"] == 1
 
 
 # -- other calls in between -----------------------------------------------------------------

@@ -1416,9 +1416,11 @@ class _UpdateMany:
                 return engine._update(self.query, self.change, upsert=self.upsert, multi=True)
             if self.raws is None:
                 with work.operation(collection.name, "update"):
-                    self.raws = [raw for raw, _ in engine._plan(self.query).candidates]
+                    chosen = engine._plan(self.query)
+                    self.raws = [raw for raw, _ in chosen.candidates]
                     work.docs(len(self.raws))
-                if "_id" in self.query:
+                # (A plan that decided `_id`, an outbox's `$in`, found only ids meeting it.)
+                if "_id" in self.query and chosen.decided != "_id":
                     self.id_test = candidate_test({"_id": self.query["_id"]}, exact=False)
             raws = self.raws
             first = True

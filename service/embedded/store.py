@@ -395,8 +395,11 @@ class CollectionStore:
         seq = self.docs[key][1]
         affected = self._affected(changed)
         fast = self.fast_paths
-        if changed is not None and fast:
-            new = self._moved_entries(doc, key, raw, changed, whole)
+        movers = self._movers(changed) if changed is not None and fast else None
+        if movers is not None and movers[1]:
+            new = self._moved_entries(doc, key, raw, movers[0], whole)
+        elif not whole:
+            new = self._entries(codec.to_canonical(raw), key, affected)
         else:
             new = self._entries(doc, key, affected)
         covered = self._check_unique(key, doc, new)
@@ -430,7 +433,12 @@ class CollectionStore:
         self._record(wal.REPLACE, raw)
 
     def _moved_entries(
-        self, doc: Mapping[str, Any], key: IdKey, raw: bytes, changed: frozenset[str], whole: bool
+        self,
+        doc: Mapping[str, Any],
+        key: IdKey,
+        raw: bytes,
+        movers: list[tuple[str, Index, tuple[tuple[int, str], ...] | None]],
+        whole: bool,
     ) -> dict[str, Entries]:
         """The new entries of a document whose changed fields are `changed` (at most), in
         the indexes watching them: where the index's old entry is one unencoded key tuple of
@@ -440,7 +448,7 @@ class CollectionStore:
         out: dict[str, Entries] = {}
         rest: list[tuple[str, Index]] = []
         scalars = Scalars(doc, key)
-        for name, index, positions in self._movers(changed):
+        for name, index, positions in movers:
             old = index.by_doc.get(key) if positions is not None else None
             if old is None or len(old) != 1 or index.encoded:
                 rest.append((name, index))
@@ -459,13 +467,14 @@ class CollectionStore:
 
     def _movers(
         self, changed: frozenset[str]
-    ) -> list[tuple[str, Index, tuple[tuple[int, str], ...] | None]]:
+    ) -> tuple[list[tuple[str, Index, tuple[tuple[int, str], ...] | None]], bool]:
         # `_affected`'s indexes, each with the positions of the changed fields in its entry
-        # tuples (None for an index whose entries are not picked from top-level scalars).
+        # tuples (None for an index whose entries are not picked from top-level scalars),
+        # and whether any has them.
         shape = ("movers", self.index_version, changed)
         found = self.derived.get(shape)
         if found is None:
-            found = [
+            movers = [
                 (
                     name,
                     index,
@@ -475,6 +484,7 @@ class CollectionStore:
                 )
                 for name, index in self._affected(changed)
             ]
+            found = (movers, any(positions is not None for _, _, positions in movers))
             if len(self.derived) >= 256:
                 self.derived.clear()
             self.derived[shape] = found
