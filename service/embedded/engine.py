@@ -693,9 +693,16 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
     def __init__(self, database: EngineDatabase, name: str) -> None:
         super().__init__(database, name, _db_store=None)
 
+    _held: CollectionStore | None = None
+
     @property
     def _store(self) -> CollectionStore:  # type: ignore[override]
-        return self.database.store(self.name)
+        # Looked up once: a database keeps a collection's store for good (a drop empties
+        # it in place), and every write asks for it several times.
+        store = self._held
+        if store is None:
+            store = self._held = self.database.store(self.name)
+        return store
 
     # -- the hooks mongomock's update code calls ------------------------------------------
 
