@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -98,11 +98,17 @@ class ReadView(Generic[T]):
     declare (internals, secrets) are dropped.
     """
 
-    def __init__(self, schema: Any) -> None:
+    def __init__(self, schema: Any, *, unread: Iterable[str] = ()) -> None:
         self.schema = schema
         self.adapter: TypeAdapter[T] = TypeAdapter(schema)
         self._many: TypeAdapter[list[T]] = TypeAdapter(list[schema])  # type: ignore[valid-type]
         self._plain: _PlainArray | bool | None = False  # not built yet
+        # Stored fields no response shows (derived or internal): left on the server by reads
+        # through this view, so a page carries and decodes only what it returns.
+        read = _read_names(self.adapter.core_schema)
+        if overlap := read.intersection(unread):
+            raise ValueError(f"the schema reads the fields it leaves unread: {sorted(overlap)}")
+        self.projection: Mapping[str, int] | None = dict.fromkeys(unread, 0) or None
 
     def stored(self, raw: Any) -> T:
         """The response object of a raw stored document."""
@@ -145,6 +151,26 @@ class ReadView(Generic[T]):
         if isinstance(self._plain, _PlainArray):
             return self._plain.json(raws)
         return self.json_many(self.stored_many(raws))
+
+
+def _read_names(schema: Any) -> set[str]:
+    """Every field name and validation alias of the models in a core schema (nested ones
+    too: a superset of the stored fields it reads)."""
+    names: set[str] = set()
+    nodes = [schema]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, list):
+            nodes.extend(node)
+        elif isinstance(node, dict):
+            if node.get("type") in ("model-fields", "typed-dict"):
+                for name, field in node["fields"].items():
+                    names.add(name)
+                    alias = field.get("validation_alias")
+                    flat = alias if isinstance(alias, list) else [alias]
+                    names.update(a if isinstance(a, str) else a[0] for a in flat if a)
+            nodes.extend(node.values())
+    return names
 
 
 class _PlainArray:

@@ -247,7 +247,9 @@ class MLSLeadRead(_LeadReadBase, MlsListing):
 
 AnyLeadRead = GenericLeadRead | MLSLeadRead
 LeadRead = Annotated[AnyLeadRead, Field(discriminator="type")]
-LEAD_VIEW: ReadView[AnyLeadRead] = ReadView(LeadRead)
+LEAD_VIEW: ReadView[AnyLeadRead] = ReadView(
+    LeadRead, unread=("search_text", "search_tokens", "pending_event")
+)
 """Stored leads (raw or documents) → `LeadRead`, one validation each (money in major units)."""
 to_lead_read = LEAD_VIEW.document
 """The API view of a stored lead document."""

@@ -486,3 +486,38 @@ def test_only_a_page_of_the_views_own_schema_is_written_from_the_documents() -> 
     assert not _writes_as(TimelinePage, page(EVENT_VIEW, total=3))  # `total` not declared
     assert not _writes_as(Page[UserRead], page(TEAM_VIEW))  # another schema
     assert not _writes_as(LeadPage, page(CAMPAIGN_VIEW))
+
+
+def test_a_view_cannot_leave_unread_a_field_its_schema_reads() -> None:
+    """`unread` fields are never fetched: one the response shows (by name or by validation
+    alias) would come back empty, so the view refuses it when built."""
+    from schemas.common import ReadView
+    from schemas.leads import LeadRead
+
+    with pytest.raises(ValueError, match="email"):
+        ReadView(LeadRead, unread=("search_tokens", "email"))
+    with pytest.raises(ValueError, match="list_price_cents"):
+        ReadView(LeadRead, unread=("list_price_cents",))  # the stored name of `list_price`
+    assert ReadView(LeadRead).projection is None
+
+
+async def test_lead_reads_leave_the_derived_search_fields_on_the_server(owner: Account) -> None:
+    """A lead page and a lead read fetch no `search_text` / `search_tokens` / outbox (stored
+    for queries only), and answer exactly as with them."""
+    from schemas.leads import LEAD_VIEW
+    from service.core.pagination import StoredPage, paginate
+    from service.core.repository import Repository
+
+    lead = await make_lead(owner, first_name="Ada", email="ada@example.com", phone="+14155550100")
+    lead_id = UUID(lead["id"])
+    stored = await LeadBase.get_pymongo_collection().find_one({"_id": Binary.from_uuid(lead_id)})
+    assert stored is not None and stored["search_tokens"] and stored["search_text"]
+    query = {"tenant_id": stored["tenant_id"], "is_deleted": False}
+    page = await paginate(LeadBase, query, limit=10, view=LEAD_VIEW)
+    assert isinstance(page, StoredPage) and len(page.raws) == 1
+    assert not {"search_text", "search_tokens", "pending_event"} & page.raws[0].keys()
+    assert json.loads(page.json())["items"] == [
+        json.loads(LEAD_VIEW.json(LEAD_VIEW.stored(stored)))
+    ]
+    repo = Repository(LeadBase, owner.ctx)
+    assert await repo.read(lead_id, LEAD_VIEW) == LEAD_VIEW.stored(stored)

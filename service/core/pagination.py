@@ -61,6 +61,9 @@ BATCH_SIZE = 500  # documents per round trip when a result is streamed (export)
 class StoredView(Protocol[T_co]):
     """Turns one stored document (a raw driver dict) into its response shape."""
 
+    projection: Mapping[str, int] | None
+    """Stored fields its reads leave on the server (none of them shown), or None."""
+
     def stored(self, raw: Mapping[str, Any]) -> T_co:
         """The response object of a stored document."""
         ...
@@ -404,7 +407,9 @@ async def paginate(
             await model.find(filter_, with_children=True).sort(order).limit(limit + 1).to_list()
         )
     else:
-        docs = await collection.find(filter_, sort=sort.order(), limit=limit + 1).to_list()
+        docs = await collection.find(
+            filter_, view.projection, sort=sort.order(), limit=limit + 1
+        ).to_list()
     total = await collection.count_documents(dict(query)) if count else None
     next_cursor = None
     if len(docs) > limit:

@@ -158,7 +158,7 @@ class Repository(Generic[D]):
     async def read(self, id: UUID, view: StoredView[T], *, include_deleted: bool = False) -> T:
         """The response object of one document (404 as `get`), validated once from storage."""
         query = self.scope({"_id": uuid_filter(id)}, include_deleted=include_deleted)
-        raw = await self.model.get_pymongo_collection().find_one(query)
+        raw = await self.model.get_pymongo_collection().find_one(query, view.projection)
         if raw is None:
             raise NotFound(f"{self.model.aggregate_type or 'resource'} {id} not found")
         return view.stored(raw)
