@@ -38,7 +38,7 @@ def _outcome(adapter: TypeAdapter[str], value: Any) -> str | None:
 
 def _addresses(n: int) -> list[str]:
     rng = random.Random(18)
-    local_chars = string.ascii_letters[:6] + "Z09._+-"
+    local_chars = string.ascii_letters[:6] + "Z09._+-'"
     domain_chars = "aZ9.-"
     tlds = ["com", "COM", "io", "test", "localhost", "onion", "c0m", "x", "7", "arpa", "Local"]
     out = []
@@ -67,6 +67,10 @@ EDGE_CASES = [
     "a@localhost",
     "a@b.c0m",
     "a..b@example.com",
+    "o'brien@example.com",  # an apostrophe: kept as it is (issue 27)
+    "'@example.com",
+    "a.'.b@example.com",
+    "a'b@exa'mple.com",  # not in a domain
     ".a@example.com",
     "a.@example.com",
     " padded@example.com ",
@@ -90,6 +94,15 @@ def test_email_fast_path_agrees_on_generated_addresses() -> None:
     assert len(fast) > 250  # the fast path is really exercised
     for value in addresses:
         assert _outcome(_email, value) == _outcome(_general, value), value
+
+
+def test_email_with_an_apostrophe_takes_the_fast_path() -> None:
+    # Issue 27: names like O'Brien give addresses email_validator keeps as they are.
+    def general(_: Any) -> str:
+        raise AssertionError("EmailStr was called")
+
+    assert _plain_email("D'Arcy.O'Brien@Example.com", general) == "d'arcy.o'brien@example.com"
+    assert _outcome(_general, "D'Arcy.O'Brien@Example.com") == "d'arcy.o'brien@example.com"
 
 
 def _fold_general(text: str) -> str:
