@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import math
 from typing import Annotated, Any
-from uuid import RFC_4122, UUID
+from uuid import RFC_4122, UUID, SafeUUID
 
 import pytest
 from bson import Binary
@@ -592,6 +592,14 @@ def test_pooled_ids_are_uuid7_in_order_with_uuid6s() -> None:
     as_uuids = [b.as_uuid() for b in drawn]
     assert as_uuids == sorted(as_uuids) and len(set(as_uuids)) == len(as_uuids)
     assert {i.version for i in as_uuids} == {7} and {i.variant for i in as_uuids} == {RFC_4122}
+    # A chunk's lead ids (issue 27): drawn together, as single ones are, across a refill.
+    assert journal.pooled_uuid7.many(0) == []
+    leads = [uuid7(), journal.pooled_uuid7(), *journal.pooled_uuid7.many(700), uuid7()]
+    assert leads == sorted(leads) and len(set(leads)) == len(leads)
+    assert {type(i) for i in leads} == {type(uuid7())} and {i.version for i in leads} == {7}
+    assert {i.variant for i in leads} == {RFC_4122} and {i.is_safe for i in leads[1:-1]} == {
+        SafeUUID.unknown
+    }
 
 
 async def test_a_long_loop_gives_other_requests_a_turn_every_few_milliseconds() -> None:
