@@ -367,10 +367,10 @@ async def test_a_varied_batch_stores_and_journals_what_single_creates_do(
     owner: Account, stranger: Account
 ) -> None:
     # Issue 27 (the bulk path's fast paths together: search fields of repeated accented and
-    # ASCII names, folds remembered, one email validator, claims without bookkeeping, ids
-    # drawn together, collections between chunks): a batch over several chunks with
-    # duplicates inside it and bad rows among good ones stores and journals, row for row,
-    # what POST /v1/leads does with the same rows.
+    # ASCII names, folds remembered, one email validator, sub-document paths kept, claims
+    # without bookkeeping, ids drawn together, collections between chunks): a batch over
+    # several chunks with duplicates inside it and bad rows among good ones stores and
+    # journals, row for row, what POST /v1/leads does with the same rows.
     names = [("José", "García"), ("Zoë", "Müller"), ("Mary", "Smith"), ("Søren", "O'Brien")]
     cities = [{"city": "San José", "state": "CA"}, {"city": "Austin", "country": "US"}]
     rows: list[Any] = []
@@ -390,6 +390,19 @@ async def test_a_varied_batch_stores_and_journals_what_single_creates_do(
             row["listing_agent"] = {"name": "Al", "email": "al@x.com"} if i % 4 else None
         rows.append(row)
     rows += RICH_ROWS
+    # An apostrophe in an email's local part (its fast path), ASCII parts with inner spaces
+    # and punctuation (the ASCII search fields' one pass).
+    rows.append({"type": "generic", "email": "D'Arcy.O'Brien@Example.com", "first_name": "D'Arcy"})
+    rows.append(
+        {
+            "type": "generic",
+            "phone": "+1 415 555 0177",
+            "first_name": "Ana  Maria",
+            "last_name": "de la\tCruz",
+            "company": "Acme,  Inc. (West)",
+            "address": {"line1": "5  Elm St.", "postal_code": "94110-1234", "country": "US"},
+        }
+    )
     rows[3] = {**rows[3], "email": rows[1]["email"].upper()}  # a duplicate in the batch
     rows[5] = {**rows[5], "email": "not-an-email"}  # a bad row among good ones
     rows.append({"type": "mls", "mls_id": "ML2"})  # the MLS id of row 2, another case
