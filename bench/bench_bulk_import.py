@@ -403,7 +403,12 @@ STEPS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("schema validation (pydantic)", "service/leads/commands.py", "_validated", ()),
     ("phone normalisation", "documents/base.py", "normalize_phone", ()),
     ("search text and tokens", "documents/lead.py", "lead_search_*", ()),
-    ("ids (pooled uuid7, lead and event)", "service/core/journal/events.py", "__call__|binar*", ()),
+    (
+        "ids (pooled uuid7, lead and event)",
+        "service/core/journal/events.py",
+        "__call__|binar*|many",
+        (),
+    ),
     (
         "API values -> document values",
         "service/leads/commands.py",

@@ -78,9 +78,11 @@ UTCDateTime = Annotated[ISODateTime, AfterValidator(as_utc)]
 """A datetime normalised to aware UTC on the way in (naive values are read as UTC)."""
 
 _PLAIN_EMAIL = re.compile(
-    r"(?P<local>[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*)"
+    r"(?P<local>[A-Za-z0-9_+'-]+(?:\.[A-Za-z0-9_+'-]+)*)"
     r"@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?P<tld>[A-Za-z]{2,63}))"
 )  # labels of at most 63 characters (the TLD's too), by the pattern itself
+# The local part: letters, digits and `_+'-` (names like O'Brien), which email_validator
+# keeps as they are; its other `atext` characters are rare and left to it.
 _SPECIAL_USE_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
 
 

@@ -214,6 +214,13 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
         address = address.model_dump()
     first, last = get("first_name"), get("last_name")
     email, phone = get("email"), get("phone")
+    others = (get("company"), get("mls_id"), *map(address.get, _ADDRESS_PARTS))
+    try:  # (a part neither text nor falsy is no str to join: not text, skipped below)
+        all_ascii = "".join(filter(None, (first, last, email, *others))).isascii()
+    except TypeError:
+        all_ascii = False
+    if all_ascii:
+        return _ascii_search_fields(first, last, email, phone, others)
     text: list[str] = []
     words: list[str] = []
     f_first = _fold_part(first, text) if isinstance(first, str) else None
@@ -246,7 +253,7 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
             digits = _NOT_DIGITS.sub("", phone)
     # The words of the names, company, MLS id and address parts (their folded forms joined
     # by a space: the split gives each part's words in order).
-    for part in (get("company"), get("mls_id"), *map(address.get, _ADDRESS_PARTS)):
+    for part in others:
         if isinstance(part, str) and (folded := _fold_part(part, text)):
             words.append(folded)
     tokens = _split_words(" ".join(words)) if words else []
@@ -257,6 +264,58 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
         # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
         again = f_email if email.isascii() else fold(f_email)  # type: ignore[union-attr]
         tokens += (f_email, local, domain, *_split_words(again))
+    if digits is not None:
+        tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
+    unique = dict.fromkeys(tokens)
+    unique.pop("", None)
+    found = list(unique)
+    return SEARCH_SEPARATOR.join(text), (
+        found if len(found) <= MAX_SEARCH_TOKENS else found[:MAX_SEARCH_TOKENS]
+    )
+
+
+def _ascii_search_fields(
+    first: Any, last: Any, email: Any, phone: Any, others: tuple[Any, ...]
+) -> tuple[str, list[str]]:
+    # `lead_search_fields` when every text part but the phone is ASCII (most leads; parts
+    # that are not text are skipped as there), without a call per part: a part folds to
+    # `" ".join(part.lower().split())`, and the words of the names, company, MLS id and
+    # address are those of the raw parts joined and lower-cased at once (folding only
+    # collapses spaces, which the split drops anyway).
+    text: list[str] = []
+    f_first = " ".join(first.lower().split()) if isinstance(first, str) else ""
+    f_last = " ".join(last.lower().split()) if isinstance(last, str) else ""
+    if f_first:
+        text.append(f_first)
+    if f_last:
+        text.append(f_last)
+    if first and last and (f_first or f_last):
+        text.append(f"{f_first} {f_last}" if f_first and f_last else f_first or f_last)
+    f_email = " ".join(email.lower().split()) if isinstance(email, str) else ""
+    if f_email:
+        text.append(f_email)
+    digits = None
+    if isinstance(phone, str):
+        plain = phone.lstrip("+")  # E.164 (stored phones): its digits after the `+`
+        if plain.isascii() and plain.isdecimal():
+            digits = plain  # folds to itself
+            text.append(plain)
+        else:
+            if plain.strip():
+                text.append(fold(plain))
+            digits = _NOT_DIGITS.sub("", phone)
+    sources = [part for part in (first, last) if isinstance(part, str)]
+    for part in others:
+        if isinstance(part, str):
+            sources.append(part)
+            folded = " ".join(part.lower().split())
+            if folded:
+                text.append(folded)
+    tokens = " ".join(sources).lower().encode().translate(_PUNCTUATION_TO_SPACE).decode().split()
+    if f_email:
+        local, _, domain = f_email.partition("@")
+        tokens += (f_email, local, domain)
+        tokens += f_email.encode().translate(_PUNCTUATION_TO_SPACE).decode().split()
     if digits is not None:
         tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
     unique = dict.fromkeys(tokens)

@@ -38,7 +38,7 @@ def _outcome(adapter: TypeAdapter[str], value: Any) -> str | None:
 
 def _addresses(n: int) -> list[str]:
     rng = random.Random(18)
-    local_chars = string.ascii_letters[:6] + "Z09._+-"
+    local_chars = string.ascii_letters[:6] + "Z09._+-'"
     domain_chars = "aZ9.-"
     tlds = ["com", "COM", "io", "test", "localhost", "onion", "c0m", "x", "7", "arpa", "Local"]
     out = []
@@ -67,6 +67,10 @@ EDGE_CASES = [
     "a@localhost",
     "a@b.c0m",
     "a..b@example.com",
+    "o'brien@example.com",  # an apostrophe: kept as it is (issue 27)
+    "'@example.com",
+    "a.'.b@example.com",
+    "a'b@exa'mple.com",  # not in a domain
     ".a@example.com",
     "a.@example.com",
     " padded@example.com ",
@@ -90,6 +94,15 @@ def test_email_fast_path_agrees_on_generated_addresses() -> None:
     assert len(fast) > 250  # the fast path is really exercised
     for value in addresses:
         assert _outcome(_email, value) == _outcome(_general, value), value
+
+
+def test_email_with_an_apostrophe_takes_the_fast_path() -> None:
+    # Issue 27: names like O'Brien give addresses email_validator keeps as they are.
+    def general(_: Any) -> str:
+        raise AssertionError("EmailStr was called")
+
+    assert _plain_email("D'Arcy.O'Brien@Example.com", general) == "d'arcy.o'brien@example.com"
+    assert _outcome(_general, "D'Arcy.O'Brien@Example.com") == "d'arcy.o'brien@example.com"
 
 
 def _fold_general(text: str) -> str:
@@ -208,6 +221,45 @@ def test_search_text_and_tokens_in_one_pass_agree_with_each_derivation() -> None
         assert tokens == _tokens_oracle(fields), fields
     ascii_lead = {"first_name": " Ana ", "last_name": "de la Cruz", "email": "A.B@X.io"}
     assert lead_search_fields(ascii_lead) == (_text_oracle(ascii_lead), _tokens_oracle(ascii_lead))
+
+
+_ASCII_SEARCH_ALPHABET = "aZq 09\t\n\x1f\x1c\x0b.@-_'()+&#!?,;:/\""
+
+
+def _ascii_search_values(rng: random.Random) -> Any:
+    draw = rng.random()
+    if draw < 0.15:
+        return None
+    if draw < 0.18:
+        return rng.choice([5, 0, False, ""])  # not text (truthy or not), or empty text
+    text = "".join(rng.choice(_ASCII_SEARCH_ALPHABET) for _ in range(rng.randint(0, 9)))
+    return _Text(text) if draw < 0.22 else text
+
+
+def test_ascii_search_fields_agree_with_each_derivation(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 27: leads whose text parts are all ASCII take `_ascii_search_fields` (no call per
+    # part, the words split at once); every ASCII space, control and punctuation drawn.
+    from documents import lead
+
+    taken = []
+    fast = lead._ascii_search_fields
+    monkeypatch.setattr(lead, "_ascii_search_fields", lambda *a: taken.append(1) or fast(*a))
+    rng = random.Random(2727)
+    names = ["first_name", "last_name", "email", "phone", "company", "mls_id"]
+    for _ in range(6000):
+        fields: dict[str, Any] = {name: _ascii_search_values(rng) for name in names}
+        if rng.random() < 0.5:
+            fields["phone"] = "+" + "".join(rng.choice("0123456789") for _ in range(11))
+        fields["address"] = {
+            p: _ascii_search_values(rng)
+            for p in ("line1", "line2", "city", "state", "postal_code", "country")
+        }
+        assert lead_search_fields(fields) == (_text_oracle(fields), _tokens_oracle(fields)), fields
+    assert len(taken) > 4000  # the ASCII path is really exercised
+    before = len(taken)
+    mixed = {"first_name": "Zoë", "last_name": "Smith", "email": "z@x.io", "address": {}}
+    assert lead_search_fields(mixed) == (_text_oracle(mixed), _tokens_oracle(mixed))
+    assert len(taken) == before  # not all ASCII: the general path
 
 
 def test_ascii_words_split_as_the_pattern_splits() -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import math
 from typing import Annotated, Any
-from uuid import RFC_4122, UUID
+from uuid import RFC_4122, UUID, SafeUUID
 
 import pytest
 from bson import Binary
@@ -367,10 +367,10 @@ async def test_a_varied_batch_stores_and_journals_what_single_creates_do(
     owner: Account, stranger: Account
 ) -> None:
     # Issue 27 (the bulk path's fast paths together: search fields of repeated accented and
-    # ASCII names, folds remembered, one email validator, claims without bookkeeping, ids
-    # drawn together, collections between chunks): a batch over several chunks with
-    # duplicates inside it and bad rows among good ones stores and journals, row for row,
-    # what POST /v1/leads does with the same rows.
+    # ASCII names, folds remembered, one email validator, sub-document paths kept, claims
+    # without bookkeeping, ids drawn together, collections between chunks): a batch over
+    # several chunks with duplicates inside it and bad rows among good ones stores and
+    # journals, row for row, what POST /v1/leads does with the same rows.
     names = [("José", "García"), ("Zoë", "Müller"), ("Mary", "Smith"), ("Søren", "O'Brien")]
     cities = [{"city": "San José", "state": "CA"}, {"city": "Austin", "country": "US"}]
     rows: list[Any] = []
@@ -390,6 +390,19 @@ async def test_a_varied_batch_stores_and_journals_what_single_creates_do(
             row["listing_agent"] = {"name": "Al", "email": "al@x.com"} if i % 4 else None
         rows.append(row)
     rows += RICH_ROWS
+    # An apostrophe in an email's local part (its fast path), ASCII parts with inner spaces
+    # and punctuation (the ASCII search fields' one pass).
+    rows.append({"type": "generic", "email": "D'Arcy.O'Brien@Example.com", "first_name": "D'Arcy"})
+    rows.append(
+        {
+            "type": "generic",
+            "phone": "+1 415 555 0177",
+            "first_name": "Ana  Maria",
+            "last_name": "de la\tCruz",
+            "company": "Acme,  Inc. (West)",
+            "address": {"line1": "5  Elm St.", "postal_code": "94110-1234", "country": "US"},
+        }
+    )
     rows[3] = {**rows[3], "email": rows[1]["email"].upper()}  # a duplicate in the batch
     rows[5] = {**rows[5], "email": "not-an-email"}  # a bad row among good ones
     rows.append({"type": "mls", "mls_id": "ML2"})  # the MLS id of row 2, another case
@@ -592,6 +605,14 @@ def test_pooled_ids_are_uuid7_in_order_with_uuid6s() -> None:
     as_uuids = [b.as_uuid() for b in drawn]
     assert as_uuids == sorted(as_uuids) and len(set(as_uuids)) == len(as_uuids)
     assert {i.version for i in as_uuids} == {7} and {i.variant for i in as_uuids} == {RFC_4122}
+    # A chunk's lead ids (issue 27): drawn together, as single ones are, across a refill.
+    assert journal.pooled_uuid7.many(0) == []
+    leads = [uuid7(), journal.pooled_uuid7(), *journal.pooled_uuid7.many(700), uuid7()]
+    assert leads == sorted(leads) and len(set(leads)) == len(leads)
+    assert {type(i) for i in leads} == {type(uuid7())} and {i.version for i in leads} == {7}
+    assert {i.variant for i in leads} == {RFC_4122} and {i.is_safe for i in leads[1:-1]} == {
+        SafeUUID.unknown
+    }
 
 
 async def test_a_long_loop_gives_other_requests_a_turn_every_few_milliseconds() -> None:

@@ -248,6 +248,31 @@ async def test_a_sub_document_shared_by_rows_is_encoded_again_when_another_comes
     assert stored_forms[2] == stored_forms[4] != stored_forms[0] == stored_forms[3]
 
 
+async def test_sub_document_paths_are_kept_per_key_and_bounded(owner: Account) -> None:
+    # Issue 27: a sub-document key's journal path is made once and reused (the same string,
+    # its hash known); past the bound (clients' map keys) paths are made per document. The
+    # encoding stays the generic walks' either way.
+    from uuid6 import uuid7
+
+    from documents.base import utcnow
+    from service.core.journal import encoding
+
+    new = journal.NewDocuments(MLSRealEstateLead)
+    cities = []
+    for n in range(3):
+        segments = {f"k{n}_{i}": f"v{i}" for i in range(encoding._MAX_KEYED + 10)}
+        values = {"id": uuid7(), "tenant_id": owner.tenant_id, "mls_id": f"M{n}"}
+        values |= {"created_at": utcnow(), "updated_at": utcnow(), "segments": segments}
+        values["address"] = {"line1": f"{n} Main", "city": "Springfield", "state": None}
+        values["listing_agent"] = {"name": "Al", "phone": "+14155550100", "email": None}
+        assert_encodes_as_the_three_steps(new, values, "lead", MLSRealEstateLead.secret_fields)
+        _, changes = new.encode(values, "lead", MLSRealEstateLead.secret_fields)
+        cities += [c["field"] for c in changes if c["field"] == "address.city"]
+    assert len(cities) == 3 and cities[0] is cities[1] is cities[2]
+    kept = new._key_paths["lead"]
+    assert len(kept) <= encoding._MAX_KEYED and len(kept["segments"]) == encoding._MAX_KEYED
+
+
 def assert_encodes_as_the_three_steps(
     new: journal.NewDocuments, values: dict[str, Any], aggregate_type: str, secrets: Any
 ) -> None:

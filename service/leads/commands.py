@@ -297,7 +297,7 @@ def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any
     document), are checked here, and the derived `search_text` is computed as the document's
     validator would. The import runs the same steps, its validation over a whole chunk first.
     """
-    kind, fields = _row_values(ctx, _validated(row))
+    kind, fields = _row_values(ctx, _validated(row), journal.pooled_uuid7())
     return kind, _with_search_fields(fields)
 
 
@@ -407,7 +407,9 @@ _JSON_ONLY = frozenset({"json", "json-unless-none"})
 _DUMPS_AS_HELD = {kind: _dumps_as_held(kind) for kind in (GenericLeadCreate, MLSLeadCreate)}
 
 
-def _row_values(ctx: RequestContext, row: Validated) -> tuple[LeadType, dict[str, Any]]:
+def _row_values(
+    ctx: RequestContext, row: Validated, lead_id: UUID
+) -> tuple[LeadType, dict[str, Any]]:
     # A validated row's stored values but the derived search fields (`_bulk_values`).
     kind, consent, dumped = row
     fields = _outreach_fields(ctx, consent, _normalise(dumped, ctx.phone_region))
@@ -417,7 +419,7 @@ def _row_values(ctx: RequestContext, row: Validated) -> tuple[LeadType, dict[str
     agent = fields.get("listing_agent")
     if agent is not None and agent.get("phone") is not None and not E164.match(agent["phone"]):
         raise Unprocessable("phone must be E.164", loc=["listing_agent", "phone"])
-    fields["id"] = journal.pooled_uuid7()
+    fields["id"] = lead_id
     fields["user_id"] = ctx.user_id
     return kind, fields
 
@@ -532,10 +534,11 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
             except ValidationError as exc:
                 outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
         candidates: list[Candidate] = []
+        lead_ids = journal.pooled_uuid7.many(len(valid))  # as one a row, drawn at once
         for position, (index, data) in enumerate(valid):
             await yield_now(position)
             try:
-                kind, fields = _row_values(ctx, data)
+                kind, fields = _row_values(ctx, data, lead_ids[position])
             except Unprocessable as exc:
                 outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
                 continue

@@ -133,6 +133,10 @@ class NewDocuments:
         self._last_dicts: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         # Per aggregate type: strings' kinds by nested path, and the walk's plan.
         self._path_kinds: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
+        # Per aggregate type: a sub-document key's path by the sub-document's path and the
+        # key, whose hash is already known (a path string made per document would be hashed
+        # again in every dict it goes into: the kinds, the leaves, the sorted paths' key).
+        self._key_paths: dict[str, dict[str, dict[str, str]]] = {}
         self._walks: dict[str, _Walk] = {}
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
@@ -246,6 +250,7 @@ class NewDocuments:
     ) -> None:
         # Each given value's stored form into `out` (by alias), its typed leaves into `flat`.
         kinds = self._path_kinds.setdefault(aggregate_type, {})
+        keyed = self._key_paths.setdefault(aggregate_type, {})
         exact = _BSON_EXACT
         for name, value in given:
             if value is None and name in quiet:
@@ -275,7 +280,9 @@ class NewDocuments:
                     flat[name] = {}  # what typing an empty mapping gives
                 elif journaled and set(map(type, value)) <= _STR_ONLY:
                     leaves: dict[str, Any] = {}
-                    out[alias] = stored = _encode_dict(value, name, leaves, aggregate_type, kinds)
+                    out[alias] = stored = _encode_dict(
+                        value, name, leaves, aggregate_type, kinds, keyed
+                    )
                     flat.update(leaves)
                     if stored is not value:  # not plain (`_encode_dict` stored a copy)
                         self._last_dicts[name] = (value, stored, leaves)
@@ -369,16 +376,18 @@ def _encode_dict(
     out: dict[str, Any],
     kind_of: str,
     kinds: dict[str, Callable[[Any], Any] | None],
+    keyed: dict[str, dict[str, str]],
 ) -> dict[str, Any]:
     # A sub-document with string keys: its stored form (`to_bson`'s) and its typed leaves
     # (`_flatten_typed`'s) in one walk; values of other kinds go to those two apart. One
     # of plain values only (an address, a listing agent) is stored as it is: `to_bson`
-    # would make an equal copy.
+    # would make an equal copy. `keyed`: the keys' paths made before (`_key_path`).
+    known = keyed.get(prefix) or _EMPTY
     if set(map(type, value.values())) <= _PLAIN:
         for key, inner in value.items():
             if inner is None:
                 continue
-            path = f"{prefix}.{key}"
+            path = known.get(key) or _key_path(keyed, prefix, key)
             if type(inner) is str:
                 to_kind = kinds.get(path, _UNKNOWN)
                 if to_kind is _UNKNOWN:
@@ -393,7 +402,7 @@ def _encode_dict(
         if inner is None:
             stored[key] = None
             continue
-        path = f"{prefix}.{key}"
+        path = known.get(key) or _key_path(keyed, prefix, key)
         if kind is str:
             stored[key] = inner
             to_kind = kinds.get(path, _UNKNOWN)
@@ -403,7 +412,7 @@ def _encode_dict(
         elif kind is int or kind is bool:
             stored[key] = out[path] = inner
         elif kind is dict and inner and set(map(type, inner)) <= _STR_ONLY:
-            stored[key] = _encode_dict(inner, path, out, kind_of, kinds)
+            stored[key] = _encode_dict(inner, path, out, kind_of, kinds, keyed)
         elif (
             kind in _BSON_EXACT
             and isinstance(inner, str)
@@ -434,6 +443,20 @@ def _path_kind(
     return to_kind
 
 
+def _key_path(keyed: dict[str, dict[str, str]], prefix: str, key: str) -> str:
+    # A sub-document key's path, kept for the next document: the same string object, whose
+    # hash is then known (map keys are the clients': only so many are kept).
+    path = f"{prefix}.{key}"
+    known = keyed.get(prefix)
+    if known is None and len(keyed) < _MAX_KEYED:
+        known = keyed[prefix] = {}
+    if known is not None and len(known) < _MAX_KEYED:
+        known[key] = path
+    return path
+
+
+_MAX_KEYED = 64  # sub-documents, and keys of each, whose paths a `NewDocuments` keeps
+_EMPTY: dict[str, str] = {}
 _UNKNOWN: Any = object()  # a path whose kind is not known yet
 _PLAIN = frozenset({str, int, bool, type(None)})  # stored and journaled as they are
 
