@@ -1642,6 +1642,33 @@ def test_a_sequencer_update_decodes_only_the_id_and_its_filter(
     assert list(index.entries) == [((3, "a"), (3, "x"), (2, 1), (2, 1))]
 
 
+def test_an_update_no_index_watches_decodes_only_what_its_filter_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An outbox clear on a collection whose indexes key none of it (`_id` alone): no index
+    # entry to derive, so nothing beyond the splice's own fields is decoded.
+    docs = [{"_id": i, "t": "a", "big": "b" * 99, "p": {"v": 1}} for i in range(3)]
+    (fast, _), (slow, _) = pair(docs)
+    decoded: list[list[str]] = []
+    real = codec.to_canonical
+
+    def spy(raw: bytes) -> dict[str, Any]:
+        out = real(raw)
+        decoded.append(list(out))
+        return out
+
+    monkeypatch.setattr(codec, "to_canonical", spy)
+    change = {"$unset": {"p": ""}}
+    query = {"_id": {"$in": [0, 1, 2]}, "p.v": 1}
+    assert update(fast, query, change, multi=True, fast=True)[0]["nModified"] == 3
+    assert not any(len(fields) > 2 for fields in decoded), decoded
+    monkeypatch.setattr(codec, "to_canonical", real)
+    update(slow, query, change, multi=True, fast=False)
+    assert [raw for raw, _ in fast._store.docs.values()] == [
+        raw for raw, _ in slow._store.docs.values()
+    ]
+
+
 # -- exclusion projections --------------------------------------------------------------------
 
 

@@ -396,7 +396,9 @@ class CollectionStore:
         affected = self._affected(changed)
         fast = self.fast_paths
         movers = self._movers(changed) if changed is not None and fast else None
-        if movers is not None and movers[1]:
+        if not affected:
+            new = {}  # no index watches what changed (an outbox clear without its index)
+        elif movers is not None and movers[1]:
             new = self._moved_entries(doc, key, raw, movers[0], whole)
         elif not whole:
             new = self._entries(codec.to_canonical(raw), key, affected)
