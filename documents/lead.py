@@ -241,16 +241,7 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
             if both.strip():
                 text.append(fold(both))
     f_email = _fold_part(email, text) if isinstance(email, str) else None
-    digits = None
-    if isinstance(phone, str):
-        plain = phone.lstrip("+")  # E.164 (stored phones): its digits after the `+`
-        if plain.isascii() and plain.isdecimal():
-            digits = plain  # folds to itself
-            text.append(plain)
-        else:
-            if plain.strip():
-                text.append(fold(plain))
-            digits = _NOT_DIGITS.sub("", phone)
+    digits = _phone_part(phone, text)
     # The words of the names, company, MLS id and address parts (their folded forms joined
     # by a space: the split gives each part's words in order).
     for part in others:
@@ -264,14 +255,7 @@ def lead_search_fields(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
         # `fold` is idempotent on ASCII only (U+210C folds to H): words fold the folded email.
         again = f_email if email.isascii() else fold(f_email)  # type: ignore[union-attr]
         tokens += (f_email, local, domain, *_split_words(again))
-    if digits is not None:
-        tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
-    unique = dict.fromkeys(tokens)
-    unique.pop("", None)
-    found = list(unique)
-    return SEARCH_SEPARATOR.join(text), (
-        found if len(found) <= MAX_SEARCH_TOKENS else found[:MAX_SEARCH_TOKENS]
-    )
+    return SEARCH_SEPARATOR.join(text), _tokens(tokens, digits)
 
 
 def _ascii_search_fields(
@@ -294,16 +278,7 @@ def _ascii_search_fields(
     f_email = " ".join(email.lower().split()) if isinstance(email, str) else ""
     if f_email:
         text.append(f_email)
-    digits = None
-    if isinstance(phone, str):
-        plain = phone.lstrip("+")  # E.164 (stored phones): its digits after the `+`
-        if plain.isascii() and plain.isdecimal():
-            digits = plain  # folds to itself
-            text.append(plain)
-        else:
-            if plain.strip():
-                text.append(fold(plain))
-            digits = _NOT_DIGITS.sub("", phone)
+    digits = _phone_part(phone, text)
     sources = [part for part in (first, last) if isinstance(part, str)]
     for part in others:
         if isinstance(part, str):
@@ -316,14 +291,30 @@ def _ascii_search_fields(
         local, _, domain = f_email.partition("@")
         tokens += (f_email, local, domain)
         tokens += f_email.encode().translate(_PUNCTUATION_TO_SPACE).decode().split()
+    return SEARCH_SEPARATOR.join(text), _tokens(tokens, digits)
+
+
+def _phone_part(phone: Any, text: list[str]) -> str | None:
+    # A phone's piece of the text (appended to `text`) and its digits, or None.
+    if not isinstance(phone, str):
+        return None
+    plain = phone.lstrip("+")  # E.164 (stored phones): its digits after the `+`
+    if plain.isascii() and plain.isdecimal():
+        text.append(plain)  # folds to itself
+        return plain
+    if plain.strip():
+        text.append(fold(plain))
+    return _NOT_DIGITS.sub("", phone)
+
+
+def _tokens(tokens: list[str], digits: str | None) -> list[str]:
+    # The words with the phone's digits and their suffixes, each once, none empty, capped.
     if digits is not None:
         tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
     unique = dict.fromkeys(tokens)
     unique.pop("", None)
     found = list(unique)
-    return SEARCH_SEPARATOR.join(text), (
-        found if len(found) <= MAX_SEARCH_TOKENS else found[:MAX_SEARCH_TOKENS]
-    )
+    return found if len(found) <= MAX_SEARCH_TOKENS else found[:MAX_SEARCH_TOKENS]
 
 
 def _split_words(text: str) -> list[str]:

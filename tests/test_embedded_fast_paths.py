@@ -1017,6 +1017,21 @@ def test_partly_decoded_finds_match_the_general_route(seed: int) -> None:
         assert answers[0] == answers[1], (filter, sort)
 
 
+def _reads_alike(coll: Any, raw: bytes, projection: Any, doc: Any) -> None:
+    # A stored document read through `projection` with the fast paths on and off, with the
+    # client's options and the driver's plain STANDARD ones: the same copies.
+    for options in (
+        codec.READER,
+        CodecOptions(uuid_representation=UuidRepresentation.STANDARD),
+    ):
+        read = functools.partial(coll.read_projected, raw, projection, options)
+        with fast_paths(True):
+            mine = decoded(read)
+        with fast_paths(False):
+            theirs = decoded(read)
+        assert mine == theirs, (doc, projection)
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_projected_reads_decode_only_the_kept_fields_alike(seed: int) -> None:
     rng = random.Random(12000 + seed)
@@ -1029,16 +1044,7 @@ def test_projected_reads_decode_only_the_kept_fields_alike(seed: int) -> None:
         projection: Any = dict.fromkeys(rng.sample([*doc, "zz"], rng.randint(1, 3)), 1)
         if rng.random() < 0.3:
             projection["_id"] = 0
-        for options in (
-            codec.READER,
-            CodecOptions(uuid_representation=UuidRepresentation.STANDARD),
-        ):
-            read = functools.partial(coll.read_projected, raw, projection, options)
-            with fast_paths(True):
-                mine = decoded(read)
-            with fast_paths(False):
-                theirs = decoded(read)
-            assert mine == theirs, (doc, projection)
+        _reads_alike(coll, raw, projection, doc)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -1707,16 +1713,7 @@ def test_exclusion_projections_read_as_the_general_route(seed: int) -> None:
             doc["r"] = Regex("^a")  # not walked: the whole document is decoded
         raw = bson.encode(doc, codec_options=codec._WIRE)
         projection = _random_exclusion(rng, doc)
-        for options in (
-            codec.READER,
-            CodecOptions(uuid_representation=UuidRepresentation.STANDARD),
-        ):
-            read = functools.partial(coll.read_projected, raw, projection, options)
-            with fast_paths(True):
-                mine = decoded(read)
-            with fast_paths(False):
-                theirs = decoded(read)
-            assert mine == theirs, (doc, projection)
+        _reads_alike(coll, raw, projection, doc)
         stored = codec.to_canonical(raw)
         project = functools.partial(coll.project, stored, projection)
         # (mongomock puts a kept `_id` last; MongoDB, and the fast path, keep its place)
