@@ -505,19 +505,18 @@ async def test_lead_reads_leave_the_derived_search_fields_on_the_server(owner: A
     """A lead page and a lead read fetch no `search_text` / `search_tokens` / outbox (stored
     for queries only), and answer exactly as with them."""
     from schemas.leads import LEAD_VIEW
-    from service.core.pagination import StoredPage, paginate
+    from service.core.pagination import StoredPage
     from service.core.repository import Repository
 
     lead = await make_lead(owner, first_name="Ada", email="ada@example.com", phone="+14155550100")
     lead_id = UUID(lead["id"])
     stored = await LeadBase.get_pymongo_collection().find_one({"_id": Binary.from_uuid(lead_id)})
     assert stored is not None and stored["search_tokens"] and stored["search_text"]
-    query = {"tenant_id": stored["tenant_id"], "is_deleted": False}
-    page = await paginate(LeadBase, query, limit=10, view=LEAD_VIEW)
+    repo = Repository(LeadBase, owner.ctx)
+    page = await repo.page(limit=10, view=LEAD_VIEW)
     assert isinstance(page, StoredPage) and len(page.raws) == 1
     assert not {"search_text", "search_tokens", "pending_event"} & page.raws[0].keys()
     assert json.loads(page.json())["items"] == [
         json.loads(LEAD_VIEW.json(LEAD_VIEW.stored(stored)))
     ]
-    repo = Repository(LeadBase, owner.ctx)
     assert await repo.read(lead_id, LEAD_VIEW) == LEAD_VIEW.stored(stored)
