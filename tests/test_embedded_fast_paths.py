@@ -1620,12 +1620,8 @@ def test_moved_entries_are_the_entries_derived_afresh(seed: int) -> None:
         apply_both(fast, slow, filter, change, multi=shape == 4)
 
 
-def test_a_sequencer_update_decodes_only_the_id_and_its_filter(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # `{_id, seq: null}` -> `$set: {seq}` over indexes keying top-level fields: the new
-    # entries come from the old ones, so the other indexed fields are not decoded.
-    fast, _ = _sequenced_pair([{"_id": 1, "t": "a", "tags": ["x"], "seq": None, "big": "b" * 99}])
+def _decoded_fields(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    # The fields of every document the engine decodes whole from now on, in order.
     decoded: list[list[str]] = []
     real = codec.to_canonical
 
@@ -1635,6 +1631,16 @@ def test_a_sequencer_update_decodes_only_the_id_and_its_filter(
         return out
 
     monkeypatch.setattr(codec, "to_canonical", spy)
+    return decoded
+
+
+def test_a_sequencer_update_decodes_only_the_id_and_its_filter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `{_id, seq: null}` -> `$set: {seq}` over indexes keying top-level fields: the new
+    # entries come from the old ones, so the other indexed fields are not decoded.
+    fast, _ = _sequenced_pair([{"_id": 1, "t": "a", "tags": ["x"], "seq": None, "big": "b" * 99}])
+    decoded = _decoded_fields(monkeypatch)
     coll = fast[0]
     coll.drop_index("ek_seq")  # a dotted index needs the whole document
     assert (
@@ -1655,20 +1661,12 @@ def test_an_update_no_index_watches_decodes_only_what_its_filter_reads(
     # entry to derive, so nothing beyond the splice's own fields is decoded.
     docs = [{"_id": i, "t": "a", "big": "b" * 99, "p": {"v": 1}} for i in range(3)]
     (fast, _), (slow, _) = pair(docs)
-    decoded: list[list[str]] = []
-    real = codec.to_canonical
-
-    def spy(raw: bytes) -> dict[str, Any]:
-        out = real(raw)
-        decoded.append(list(out))
-        return out
-
-    monkeypatch.setattr(codec, "to_canonical", spy)
+    decoded = _decoded_fields(monkeypatch)
     change = {"$unset": {"p": ""}}
     query = {"_id": {"$in": [0, 1, 2]}, "p.v": 1}
     assert update(fast, query, change, multi=True, fast=True)[0]["nModified"] == 3
     assert not any(len(fields) > 2 for fields in decoded), decoded
-    monkeypatch.setattr(codec, "to_canonical", real)
+    monkeypatch.undo()
     update(slow, query, change, multi=True, fast=False)
     assert [raw for raw, _ in fast._store.docs.values()] == [
         raw for raw, _ in slow._store.docs.values()

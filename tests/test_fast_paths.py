@@ -6,6 +6,7 @@ import random
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import phonenumbers
@@ -206,16 +207,23 @@ def _search_values(rng: random.Random) -> Any:
     return _Text(text) if draw < 0.27 else text
 
 
+def _drawn_lead(
+    rng: random.Random, draw: Callable[[random.Random], Any], address_parts: tuple[str, ...]
+) -> dict[str, Any]:
+    # A lead's searched fields drawn by `draw`; half the phones a well-formed E.164 number.
+    names = ["first_name", "last_name", "email", "phone", "company", "mls_id"]
+    fields: dict[str, Any] = {name: draw(rng) for name in names}
+    if rng.random() < 0.5:
+        fields["phone"] = "+" + "".join(rng.choice("0123456789") for _ in range(11))
+    fields["address"] = {p: draw(rng) for p in address_parts}
+    return fields
+
+
 def test_search_text_and_tokens_in_one_pass_agree_with_each_derivation() -> None:
     rng = random.Random(27)
-    names = ["first_name", "last_name", "email", "phone", "company", "mls_id"]
+    parts = ("line1", "city", "state", "postal_code", "country")
     for _ in range(6000):
-        fields: dict[str, Any] = {name: _search_values(rng) for name in names}
-        if rng.random() < 0.5:
-            fields["phone"] = "+" + "".join(rng.choice("0123456789") for _ in range(11))
-        fields["address"] = {
-            p: _search_values(rng) for p in ("line1", "city", "state", "postal_code", "country")
-        }
+        fields = _drawn_lead(rng, _search_values, parts)
         text, tokens = lead_search_fields(fields)
         assert text == _text_oracle(fields), fields
         assert tokens == _tokens_oracle(fields), fields
@@ -245,15 +253,9 @@ def test_ascii_search_fields_agree_with_each_derivation(monkeypatch: pytest.Monk
     fast = lead._ascii_search_fields
     monkeypatch.setattr(lead, "_ascii_search_fields", lambda *a: taken.append(1) or fast(*a))
     rng = random.Random(2727)
-    names = ["first_name", "last_name", "email", "phone", "company", "mls_id"]
+    parts = ("line1", "line2", "city", "state", "postal_code", "country")
     for _ in range(6000):
-        fields: dict[str, Any] = {name: _ascii_search_values(rng) for name in names}
-        if rng.random() < 0.5:
-            fields["phone"] = "+" + "".join(rng.choice("0123456789") for _ in range(11))
-        fields["address"] = {
-            p: _ascii_search_values(rng)
-            for p in ("line1", "line2", "city", "state", "postal_code", "country")
-        }
+        fields = _drawn_lead(rng, _ascii_search_values, parts)
         assert lead_search_fields(fields) == (_text_oracle(fields), _tokens_oracle(fields)), fields
     assert len(taken) > 4000  # the ASCII path is really exercised
     before = len(taken)
