@@ -152,15 +152,18 @@ class _UtcDecoder(TypeDecoder):
 
 
 _new = object.__new__
-_set = object.__setattr__
+_set_int = UUID.__dict__["int"].__set__
+_set_is_safe = UUID.__dict__["is_safe"].__set__
 _UNKNOWN = SafeUUID.unknown
 
 
 def _uuid(data: bytes) -> UUID:
-    # `UUID(bytes=data)` without its argument checks (16 bytes, checked by the caller).
+    # `UUID(bytes=data)` without its argument checks (16 bytes, checked by the caller): the
+    # two slots `UUID.__init__` sets, through their descriptors (as the journal's pooled
+    # uuid7 does; `object.__setattr__` looks each one up first).
     value = _new(UUID)
-    _set(value, "int", int.from_bytes(data))
-    _set(value, "is_safe", _UNKNOWN)
+    _set_int(value, int.from_bytes(data))
+    _set_is_safe(value, _UNKNOWN)
     return value  # type: ignore[no-any-return]
 
 

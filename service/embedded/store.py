@@ -405,7 +405,6 @@ class CollectionStore:
         else:
             new = self._entries(doc, key, affected)
         covered = self._check_unique(key, doc, new)
-        by_doc = None
         for name, index in affected:
             entries = new[name]
             by_doc = index.by_doc
