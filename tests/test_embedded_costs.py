@@ -37,7 +37,7 @@ def assert_indexes_consistent(store: CollectionStore) -> None:
         in_order = sorted(e for es in expected.values() for e in es)
         # A multikey index holds its entries as bytes (`Index.encoded`): in the same order.
         assert index.encoded == (index.multikey and index.encodable), name
-        assert [e[-1] for e in index.entries] == [e[-1] for e in in_order], name
+        assert [index.id_of(e) for e in index.entries] == [e[-1] for e in in_order], name
         expected = {key: index.encode(entries) for key, entries in expected.items()}
         assert index.by_doc == expected, name
         assert list(index.entries) == sorted(e for es in expected.values() for e in es), name

@@ -534,6 +534,25 @@ def cached_entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
     return b"".join(remembered(_PART_BYTES, parts, key_bytes))
 
 
+def id_tail(key: tuple[Any, ...]) -> bytes:
+    """How an entry held as bytes ends: its id key's bytes, then their length (one byte
+    below 255, else four big-endian then 0xFF) for `entry_id_bytes` to cut them back out.
+    Entries are prefix-free before the length, so it changes no order: distinct entries
+    differ before it, and a bound (key parts without an id) never reaches it."""
+    data = key_bytes(key)
+    size = len(data)
+    return data + (bytes((size,)) if size < 255 else size.to_bytes(4, "big") + b"\xff")
+
+
+def entry_id_bytes(entry: bytes) -> bytes:
+    """The id key's bytes of an entry held as bytes (see `id_tail`)."""
+    size = entry[-1]
+    if size != 255:
+        return entry[-1 - size : -1]
+    size = int.from_bytes(entry[-5:-1], "big")
+    return entry[-5 - size : -5]
+
+
 def strings_bytes(values: list[str]) -> list[bytes]:
     """`key_bytes(sort_key(value))` of each string, computed once per string (tokens and
     tags recur across documents)."""
