@@ -526,7 +526,6 @@ def entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
 # Parts' bytes by part (equal parts encode alike, so equal keys may share): an entry's
 # parts are mostly shared keys (a tenant, a flag, a token), each encoded once. Bounded.
 _PART_BYTES: dict[tuple[Any, ...], bytes] = {}
-_STRING_BYTES: dict[str, bytes] = {}
 
 
 def cached_entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
@@ -554,13 +553,16 @@ def entry_id_bytes(entry: bytes) -> bytes:
 
 
 def strings_bytes(values: list[str]) -> list[bytes]:
-    """`key_bytes(sort_key(value))` of each string, computed once per string (tokens and
-    tags recur across documents)."""
-    return remembered(_STRING_BYTES, values, _string_key_bytes)
-
-
-def _string_key_bytes(value: str) -> bytes:
-    return _STRING_HEAD + _string_bytes(value)
+    """`key_bytes(sort_key(value))` of each string. Not remembered: most search tokens
+    occur in one document only (an email, a name, a phone's suffixes), and encoding one
+    without a NUL costs less than a cache's look-up, insertion and eviction."""
+    head, end = _STRING_HEAD, b"\x00\x00"
+    return [
+        head + value.encode("utf-8", "surrogatepass") + end
+        if "\x00" not in value
+        else head + _string_bytes(value)
+        for value in values
+    ]
 
 
 _STRING_HEAD = _rank_byte(_STRING)
