@@ -37,7 +37,7 @@ def assert_indexes_consistent(store: CollectionStore) -> None:
         in_order = sorted(e for es in expected.values() for e in es)
         # A multikey index holds its entries as bytes (`Index.encoded`): in the same order.
         assert index.encoded == (index.multikey and index.encodable), name
-        assert [e[-1] for e in index.entries] == [e[-1] for e in in_order], name
+        assert [index.id_of(e) for e in index.entries] == [e[-1] for e in in_order], name
         expected = {key: index.encode(entries) for key, entries in expected.items()}
         assert index.by_doc == expected, name
         assert list(index.entries) == sorted(e for es in expected.values() for e in es), name
@@ -110,6 +110,26 @@ async def test_updates_keep_every_index_exact(coll: EmbeddedCollection, update: 
             planned = await coll.find({field: value}).to_list()
             scanned = await coll.find({"$or": [{field: value}, {"never": 1}]}).to_list()
             assert sorted(map(str, planned)) == sorted(map(str, scanned)), (field, value)
+
+
+async def test_byte_entries_give_back_long_and_short_ids(coll: EmbeddedCollection) -> None:
+    # A multikey index holds its entries as bytes, each ending with its id's bytes and their
+    # length (`keys.id_tail`: one byte, or five past 254 bytes): ids of both forms come back
+    # through inserts, updates and deletes, and queries answer as a collection scan does.
+    await coll.create_index([("tags", 1), ("a", 1)])
+    ids: list[Any] = ["x" * 300, "y" * 251, "z" * 252, 7, 7.5, "s", uuid.uuid4()]
+    await coll.insert_many(
+        [{"_id": i, "tags": ["p", f"t{n % 3}"], "a": n} for n, i in enumerate(ids)]
+    )
+    assert _store(coll).indexes["tags_1_a_1"].encoded
+    await coll.update_many({"a": {"$gte": 3}}, {"$push": {"tags": "q"}})
+    await coll.delete_one({"_id": "y" * 251})
+    assert_indexes_consistent(_store(coll))
+    for value in ("p", "q", "t1", "none"):
+        planned = await coll.find({"tags": value}).sort("tags", 1).to_list()
+        scanned = await coll.find({"$or": [{"tags": value}, {"nowhere": 1}]}).to_list()
+        assert sorted(map(repr, planned)) == sorted(map(repr, scanned)), value
+        assert len({repr(d["_id"]) for d in planned}) == len(planned)
 
 
 def test_touched_names_the_top_level_fields_of_operator_updates() -> None:

@@ -1318,9 +1318,10 @@ def test_string_array_entries_are_the_general_keys(seed: int) -> None:
         built += 1
         general = keys.index_keys(doc, fields, memo=_memo(doc, key))
         assert found == tuple((*k, key) for k in general)
-        # As a multikey index holds them once encoded: each entry's bytes, then its id key.
+        # As a multikey index holds them once encoded: each entry's bytes, its id recoverable.
         encoded = _string_array_entries(fields, Scalars(doc, key), key, encoded=True)
-        assert encoded == tuple((keys.entry_bytes((*k, key)), key) for k in general)
+        assert encoded == tuple(keys.entry_bytes(k) + keys.id_tail(key) for k in general)
+        assert all(keys.entry_id_bytes(entry) == keys.key_bytes(key) for entry in encoded)
     assert built > 10
 
 
@@ -1439,6 +1440,35 @@ def test_byte_keys_order_as_the_key_tuples(seed: int) -> None:
             one,
             other,
         )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_byte_entries_order_as_entry_tuples_and_give_back_their_ids(seed: int) -> None:
+    # Entries as a multikey index holds them (key parts' bytes, then `id_tail`: the id's
+    # bytes and their length, long ids too) order among themselves and against a walk's
+    # bounds (key parts, sentinels) exactly as the entry tuples do; each gives back its id.
+    rng = random.Random(9850 + seed)
+    values = [_random_key_value(rng) for _ in range(40)] + ["x" * 300, "y" * 254, "é" * 200]
+    found = [keys.sort_key(v) for v in values]
+    ids = [keys.sort_key(v) for v in (*values[:12], "z" * 400, "a" * 253, 7, 7.5)]
+    entries = []
+    for _ in range(400):
+        parts = tuple(rng.choice(found) for _ in range(2))
+        entries.append((*parts, rng.choice(ids)))
+    encoded = {entry: keys.entry_bytes(entry[:-1]) + keys.id_tail(entry[-1]) for entry in entries}
+    assert sorted(encoded) == sorted(encoded, key=encoded.__getitem__)
+    for entry, data in encoded.items():
+        assert keys.entry_id_bytes(data) == keys.key_bytes(entry[-1])
+    sentinels = [keys.LOWEST, keys.HIGHEST, keys.NULL_KEY]
+    for _ in range(1500):
+        entry = rng.choice(entries)
+        width = rng.randint(0, 2)
+        bound = entry[:width] + tuple(
+            rng.choice(found + sentinels) for _ in range(rng.randint(0, 1))
+        )
+        # (A bound equal to a whole entry sorts before it, as `(bytes,)` before `(bytes, id)`.)
+        expected = _sign(bound, entry) or (-1 if len(bound) == len(entry) else 0)
+        assert expected == _sign(keys.entry_bytes(bound), encoded[entry]), (bound, entry)
 
 
 def _twin_collections(encodable: bool) -> EngineCollection:

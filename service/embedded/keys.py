@@ -526,7 +526,6 @@ def entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
 # Parts' bytes by part (equal parts encode alike, so equal keys may share): an entry's
 # parts are mostly shared keys (a tenant, a flag, a token), each encoded once. Bounded.
 _PART_BYTES: dict[tuple[Any, ...], bytes] = {}
-_STRING_BYTES: dict[str, bytes] = {}
 
 
 def cached_entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
@@ -534,14 +533,36 @@ def cached_entry_bytes(parts: Sequence[tuple[Any, ...]]) -> bytes:
     return b"".join(remembered(_PART_BYTES, parts, key_bytes))
 
 
+def id_tail(key: tuple[Any, ...]) -> bytes:
+    """How an entry held as bytes ends: its id key's bytes, then their length (one byte
+    below 255, else four big-endian then 0xFF) for `entry_id_bytes` to cut them back out.
+    Entries are prefix-free before the length, so it changes no order: distinct entries
+    differ before it, and a bound (key parts without an id) never reaches it."""
+    data = key_bytes(key)
+    size = len(data)
+    return data + (bytes((size,)) if size < 255 else size.to_bytes(4, "big") + b"\xff")
+
+
+def entry_id_bytes(entry: bytes) -> bytes:
+    """The id key's bytes of an entry held as bytes (see `id_tail`)."""
+    size = entry[-1]
+    if size != 255:
+        return entry[-1 - size : -1]
+    size = int.from_bytes(entry[-5:-1], "big")
+    return entry[-5 - size : -5]
+
+
 def strings_bytes(values: list[str]) -> list[bytes]:
-    """`key_bytes(sort_key(value))` of each string, computed once per string (tokens and
-    tags recur across documents)."""
-    return remembered(_STRING_BYTES, values, _string_key_bytes)
-
-
-def _string_key_bytes(value: str) -> bytes:
-    return _STRING_HEAD + _string_bytes(value)
+    """`key_bytes(sort_key(value))` of each string. Not remembered: most search tokens
+    occur in one document only (an email, a name, a phone's suffixes), and encoding one
+    without a NUL costs less than a cache's look-up, insertion and eviction."""
+    head, end = _STRING_HEAD, b"\x00\x00"
+    return [
+        head + value.encode("utf-8", "surrogatepass") + end
+        if "\x00" not in value
+        else head + _string_bytes(value)
+        for value in values
+    ]
 
 
 _STRING_HEAD = _rank_byte(_STRING)

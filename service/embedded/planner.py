@@ -282,7 +282,7 @@ def _walk_index(
     index: Index,
     intervals: list[tuple[Any, Any]],
     reverse: bool,
-    entry_test: Callable[[tuple[Any, ...]], bool] | None = None,
+    entry_test: Callable[[Any], bool] | None = None,
 ) -> Iterator[Stored]:
     # `entry_test`: which entries' documents to yield (`_range_test`), the others skipped.
     if _id_points(index, intervals):
@@ -309,7 +309,7 @@ def _keys_in(
     lo: Any,
     hi: Any,
     reverse: bool,
-    entry_test: Callable[[tuple[Any, ...]], bool] | None = None,
+    entry_test: Callable[[Any], bool] | None = None,
 ) -> Iterator[Any]:
     # Growing chunks, each copied before it is yielded and resumed after its last entry: a
     # page stops after about `limit` keys (counted as examined), and a caller writing between
@@ -327,7 +327,13 @@ def _keys_in(
         found = index.entries.irange(lo, hi, inclusive=inclusive, reverse=reverse)
         chunk = list(itertools.islice(found, size))
         work.keys(len(chunk))
-        if entry_test is None:
+        if encoded:
+            id_of = index.id_of
+            if entry_test is None:
+                yield from (id_of(entry) for entry in chunk)
+            else:
+                yield from (id_of(entry) for entry in chunk if entry_test(entry))
+        elif entry_test is None:
             yield from (entry[-1] for entry in chunk)
         else:
             yield from (entry[-1] for entry in chunk if entry_test(entry))
@@ -440,7 +446,7 @@ def _range_test(
     conj: Conjunction,
     query: Mapping[str, Any],
     recheck: Callable[[bytes], bool],
-) -> Callable[[tuple[Any, ...]], bool] | None:
+) -> Callable[[Any], bool] | None:
     """For a filter of equality points on an index's leading fields and a numeric range on
     the next (`{aggregate_type: "lead", seq: {$gt: 5, $lte: 9}}`, a feed's page), a test of
     the walk's entries that decides the filter: the bounds decide the points; the range is
@@ -466,7 +472,10 @@ def _range_test(
     if not _only_points({key: value for key, value in query.items() if key != name}):
         return None
 
-    def test(entry: tuple[Any, ...]) -> bool:
+    def test(entry: Any) -> bool:
+        if type(entry) is bytes:  # the index turned multikey during the walk: the document
+            stored = store.get(index.id_of(entry))
+            return stored is not None and recheck(stored[0])
         key = entry[at]
         if len(key) == 2 and type(key[1]) in _RANGE_NUMBERS:
             value = key[1]

@@ -8,8 +8,8 @@ with decoded documents took half a second at 20,000 leads and stalled every requ
 entries are tuples of atomic values, which the collector stops tracking. Each declared index
 is a sorted list of `(key..., id)` tuples (see keys.py) — so equality, range and ordered
 scans cost a bisection instead of a pass over the collection; a multikey one (tags, search
-tokens) holds `(bytes, id)` pairs of the same order instead (`Index.encoded`), compared by
-one memcmp — and a unique index also keeps a hash map from key to
+tokens) holds each entry as one byte string of the same order instead (`Index.encoded`, its
+id recoverable), compared by one memcmp — and a unique index also keeps a hash map from key to
 document, which decides duplicates in O(1). Partial and sparse unique indexes constrain only
 the documents they cover, exactly as MongoDB's do; for lookups every index holds every
 document, which can only widen a candidate set that the full filter then narrows.
@@ -37,7 +37,9 @@ from service.embedded.keys import (
     FAST_KEYS,
     FieldKeys,
     cached_entry_bytes,
+    entry_id_bytes,
     has_path,
+    id_tail,
     index_keys,
     key_value,
     sort_key,
@@ -51,8 +53,9 @@ if TYPE_CHECKING:
     from service.embedded.wal import Log
 
 IdKey = tuple[Any, ...]
-Entries = tuple[tuple[Any, ...], ...]
-"""A document's entries in one index: its key tuples, each with the `_id` key appended."""
+Entries = tuple[Any, ...]
+"""A document's entries in one index: its key tuples, each with the `_id` key appended (or
+those as bytes: `Index.encode`)."""
 Stored = tuple[bytes, int]
 """One document: its BSON bytes and its insertion rank (a plain tuple, untracked by the GC)."""
 TTL_MONITOR_SECONDS = 60
@@ -66,9 +69,11 @@ class Index:
     keys: list[tuple[str, Any]]
     options: dict[str, Any] = field(default_factory=dict)
     entries: SortedList = field(default_factory=SortedList)
-    by_doc: dict[IdKey, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
+    by_doc: dict[IdKey, Entries] = field(default_factory=dict)
     owners: dict[tuple[Any, ...], IdKey] | None = None
     multikey: bool = False
+    # Once `encoded`: each held document's id key by its bytes (see `id_of`).
+    ids: dict[bytes, IdKey] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.fields = tuple(name for name, _ in self.keys)
@@ -82,10 +87,11 @@ class Index:
         self.watched = frozenset(f.split(".", 1)[0] for f in (*self.fields, *(self.partial or {})))
         self._applies = _compile(self.partial) if self.partial is not None else None
         self.geo = geo.geo_fields(self.keys)  # keyed by cell (geo.py), walked by `$nearSphere`
-        # Once multikey (tens of entries a document: tags, search tokens), the entries are
-        # held as `(entry bytes, id key)` (see `keys.key_bytes`), compared by one memcmp;
-        # not a unique index (its owners are keyed by the key tuples), nor a geo or TTL one
-        # (their walks read the entries' parts).
+        # Once multikey (tens of entries a document: tags, search tokens), each entry is held
+        # as one byte string (see `keys.key_bytes`, `keys.id_tail`), compared by one memcmp
+        # (a `(bytes, id)` pair took two, and one more object an entry); not a unique index
+        # (its owners are keyed by the key tuples), nor a geo or TTL one (their walks read
+        # the entries' parts).
         self.encodable = not self.unique and self.ttl is None and not self.geo
         self.encoded = False
         # An index of top-level fields only (no geo, no dotted path): its one entry, when
@@ -110,9 +116,16 @@ class Index:
 
     def encode(self, entries: Entries) -> Entries:
         """Entries (key tuples with the id key appended) as this index holds them."""
-        if not self.encoded:
+        if not self.encoded or not entries:
             return entries
-        return tuple([(cached_entry_bytes(entry), entry[-1]) for entry in entries])
+        tail = id_tail(entries[0][-1])  # one document's entries: one id key
+        return tuple([cached_entry_bytes(entry[:-1]) + tail for entry in entries])
+
+    def id_of(self, entry: Any) -> IdKey:
+        """The id key of one of the entries this index holds."""
+        if self.encoded:
+            return self.ids[entry_id_bytes(entry)]
+        return entry[-1]  # type: ignore[no-any-return]
 
     def sort_entries(self) -> None:
         """The sorted list made from `by_doc`, just filled with key-tuple entries (held as
@@ -127,14 +140,19 @@ class Index:
         the sorted list rebuilt."""
         self.encoded = True
         self.by_doc = {key: self.encode(entries) for key, entries in self.by_doc.items()}
+        self.ids = {
+            entry_id_bytes(entries[0]): key for key, entries in self.by_doc.items() if entries
+        }
         self.entries = SortedList(e for entries in self.by_doc.values() for e in entries)
 
-    def bound(self, bound: tuple[Any, ...], entry: bool = False) -> tuple[Any, ...]:
+    def bound(self, bound: tuple[Any, ...], entry: bool = False) -> Any:
         """A bound of a walk (key tuples; `entry`: an entry, its id key last, as a walk
         resumes after) as this index's entries compare with it."""
         if not self.encoded:
             return bound
-        return (cached_entry_bytes(bound), bound[-1]) if entry else (cached_entry_bytes(bound),)
+        if entry:
+            return cached_entry_bytes(bound[:-1]) + id_tail(bound[-1])
+        return cached_entry_bytes(bound)
 
     def constrains(self, doc: Mapping[str, Any]) -> bool:
         """Whether the unique constraint applies to this document (sparse and partial rules)."""
@@ -201,7 +219,7 @@ class Scalars(dict):  # type: ignore[type-arg]
 
 def _string_array_entries(
     fields: tuple[str, ...], scalars: Scalars, key: IdKey, encoded: bool = False
-) -> tuple[tuple[Any, ...], ...] | None:
+) -> Entries | None:
     """The entries (`index_keys` with `key` appended) of an index of top-level fields where
     one field holds a non-empty array of strings only (tags, search tokens) and the others
     scalars: one per distinct string, in order, the scalars' keys taken from `scalars`
@@ -231,8 +249,8 @@ def _string_array_entries(
     head, tail = tuple(parts[:at]), (*parts[at + 1 :], key)
     if encoded:
         # The entries' bytes share a head and a tail: each string's own bytes computed once.
-        first, last = cached_entry_bytes(head), cached_entry_bytes(tail)
-        return tuple([(first + middle + last, key) for middle in strings_bytes(strings)])
+        first, last = cached_entry_bytes(head), cached_entry_bytes(tail[:-1]) + id_tail(key)
+        return tuple([first + middle + last for middle in strings_bytes(strings)])
     return tuple([(*head, string, *tail) for string in string_keys(strings)])
 
 
@@ -636,11 +654,13 @@ class CollectionStore:
         # `entries`: in the index's form when `_entries` made them; it may become multikey
         # here (or have become so since: entries made before are encoded now).
         if index.encoded:
-            if entries and type(entries[0][0]) is not bytes:
+            if entries and type(entries[0]) is not bytes:
                 entries = index.encode(entries)
         elif len(entries) > 1 and index.encodable:
             index.become_encoded()
             entries = index.encode(entries)
+        if index.encoded and entries:
+            index.ids[entry_id_bytes(entries[0])] = key
         index.by_doc[key] = entries
         if len(entries) == 1:
             if self.fast_paths:
@@ -662,7 +682,10 @@ class CollectionStore:
         owners = index.owners
         entries = index.entries
         fast = self.fast_paths
-        for entry in index.by_doc.pop(key, ()):
+        old = index.by_doc.pop(key, ())
+        if index.encoded and old:
+            del index.ids[entry_id_bytes(old[0])]
+        for entry in old:
             if fast:
                 _remove_entry(entries, entry)
             else:
@@ -699,7 +722,7 @@ class CollectionStore:
             limit = sort_key(now - timedelta(seconds=int(index.ttl)))
             low = sort_key(datetime.min)
             for entry in index.entries.irange((low,), (limit, (99,))):
-                expired.append(entry[-1])
+                expired.append(index.id_of(entry))
         return list(dict.fromkeys(expired))
 
 
