@@ -527,10 +527,11 @@ async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Acco
 async def test_an_import_shares_constant_changes_and_nothing_mutates_them(
     owner: Account, monkeypatch: Any
 ) -> None:
-    """Issue 27: the creation changes of a batch's constant leaves (the stamp, defaults) are
-    one dict each, shared by every row's journal entry; the write path (the leads' and the
-    journal's inserts, the outbox clear) mutates no entry, so what is stored is what was
-    built, and an entry read back is its own (changing it changes no other)."""
+    """Issue 27: the creation changes of a batch's constant leaves (the stamp, defaults, the
+    first row's leaves every row holds as the same object) are one dict each, shared by every
+    row's journal entry; the write path (the leads' and the journal's inserts, the outbox
+    clear) mutates no entry, so what is stored is what was built, and an entry read back is
+    its own (changing it changes no other)."""
     import copy
 
     seen: list[tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]] = []
@@ -552,7 +553,10 @@ async def test_an_import_shares_constant_changes_and_nothing_mutates_them(
     assert response.status_code == 200 and response.json()["created"] == 4, response.text
     ((built, copies),) = seen
     assert built == copies  # nothing in the write path changed a change
-    for field in ("tenant_id", "created_by", "created_at", "is_deleted", "status"):
+    shared = ("tenant_id", "created_by", "created_at", "is_deleted", "status")
+    # And those the first row holds as objects every row holds (the actor's id, the default
+    # consent's leaves): learnt from it.
+    for field in (*shared, "assignee_id", "user_id", "consent.email.status"):
         made = [c for changes in built for c in changes if c["field"] == field]
         # One per document class (the stamp is encoded once per class): the generic rows'.
         assert len(made) == 4 and all(c is made[0] for c in made[:3]), field

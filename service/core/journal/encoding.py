@@ -211,7 +211,15 @@ class NewDocuments:
             flat.update(common.leaves)
             for name in common.unset if values.keys().isdisjoint(common.names) else common.leafless:
                 flat.pop(name, None)
-            return out, created_leaves(flat, secret_fields, common.changes)
+            changes = created_leaves(flat, secret_fields, common.changes)
+            if common.learning and not secret_fields:
+                # The batch's first document: its change dicts join the shared ones, for the
+                # leaves a later document holds as the very same object too (the shared
+                # default consent's, the actor's id); the others never match.
+                common.learning.clear()
+                for change in changes:
+                    common.changes.setdefault(change["field"], change)
+            return out, changes
         return out, created_leaves(flat, secret_fields)
 
     def common(self, values: Mapping[str, Any], aggregate_type: str) -> CommonValues:
@@ -237,6 +245,7 @@ class NewDocuments:
             unset=tuple(name for name in leafless if name in leaf_template),
             factories=factory_names - values.keys(),
             changes=changes,
+            learning=[True],
         )
 
     def _plan(self, aggregate_type: str) -> _Walk:
@@ -478,6 +487,7 @@ class CommonValues:
     unset: tuple[str, ...]  # of those, the ones a template leaf must leave
     factories: frozenset[str]  # the factory defaults still made per document
     changes: dict[str, dict[str, Any]]  # the template's and these leaves' changes, shared
+    learning: list[bool]  # non-empty until the first document's changes joined `changes`
 
 
 _Step = tuple[
