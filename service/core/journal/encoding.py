@@ -181,7 +181,9 @@ class NewDocuments:
         taken into the stored document as it is, not copied (the caller leaves `values` alone
         afterwards; the stored document and its changes are only encoded after). `common`
         (`self.common(...)`): values every document of a batch shares, encoded once, which
-        win over `values` (as if `values | common` were given). tests/test_repository.py,
+        win over `values` (as if `values | common` were given); the changes of leaves every
+        document holds as the same object are then one dict for the batch (`common.changes`:
+        none is mutated after, all are only encoded). tests/test_repository.py,
         tests/test_fast_paths.py and tests/test_leads_bulk.py compare it byte for byte with the
         generic walks (tests/support/oracles.py).
         """
