@@ -339,20 +339,47 @@ def framework_floor_us(
     )
 
 
+class YoungCollections:
+    """The cyclic collector's runs during the timed stubbed rounds: how many, how long.
+
+    Their number follows what a lead allocates and keeps (not the machine's load): a
+    load-independent measure of allocation work, and their time is part of a lead's cost.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self.timing = False
+        self._started = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, int]) -> None:
+        """`gc.callbacks` entry: counts the collections made while `timing`."""
+        if not self.timing:
+            return
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.count += 1
+            self.seconds += time.thread_time() - self._started
+
+
 async def python_only_rounds(
     settings: Settings,
     n_rows: int,
     rounds: int,
     profiler: cProfile.Profile | None = None,
     mix: str = "distinct",
+    collections: YoungCollections | None = None,
 ) -> list[float]:
     """The service's bulk path per lead with every database call stubbed (thread CPU time).
 
     `leads.bulk_import` called directly (no HTTP, no body parsing), claims, inserts and the
     journal flush replaced by no-ops, the phone cache cleared per round: what a lead costs
     the service's own Python, steadier under load than wall time minus database time.
-    Runs last: the stubs stay in place. With `profiler`, one more round runs under it.
+    Runs last: the stubs stay in place. With `profiler`, one more round runs under it; with
+    `collections`, the collector's runs during the timed rounds are counted there.
     """
+    import gc
     from unittest.mock import patch
 
     from uuid6 import uuid7
@@ -387,12 +414,18 @@ async def python_only_rounds(
             profiled = profiler is not None and round_ == rounds
             if profiled:
                 profiler.enable()  # type: ignore[union-attr]
+            if collections is not None and not profiled:
+                gc.callbacks.append(collections)
+                collections.timing = True
             cpu = time.thread_time()
             outcome = await commands.bulk_import(ctx=ctx, rows=rows)
             if profiled:
                 profiler.disable()  # type: ignore[union-attr]
             else:
                 times.append(time.thread_time() - cpu)
+            if collections is not None and collections.timing:
+                collections.timing = False
+                gc.callbacks.remove(collections)
             assert outcome.created == n_rows, outcome
     return times
 
@@ -528,9 +561,15 @@ async def main(n_rows: int, rounds: int, profile: bool, mix: str = "distinct") -
         await service_round(settings, rows, profiler)
         print_profile(profiler)
     stubbed_profile = cProfile.Profile() if profile else None
-    stubbed_times = await python_only_rounds(settings, n_rows, rounds, stubbed_profile, mix)
+    young = YoungCollections()
+    stubbed_times = await python_only_rounds(settings, n_rows, rounds, stubbed_profile, mix, young)
     stubbed = statistics.median(stubbed_times)
     print(f"  bulk path, db stubbed     : {stubbed / n_rows * 1e6:8.1f} us  (thread CPU, no HTTP)")
+    leads = n_rows * len(stubbed_times)
+    print(
+        f"    young collections       : {young.count * 1000 / leads:8.1f} per 1000 leads"
+        f"  ({young.seconds / leads * 1e6:.1f} us a lead; the count follows allocations, not load)"
+    )
     parse, validate, bson = framework_floor_us(rows, docs, events, max(rounds, 3))
     print(
         f"  framework floor per lead  : {parse + validate:8.1f} us  (JSON parse {parse:.1f} +"

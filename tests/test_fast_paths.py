@@ -7,6 +7,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import phonenumbers
@@ -513,3 +514,25 @@ def test_created_leaves_sort_each_shape_once_and_agree_with_sorting() -> None:
         ]
         assert created_leaves(flat, ("b",)) == secret
         assert len(_SORTED_PATHS) <= _SORTED_PATHS_MAX
+
+
+def test_created_leaves_take_a_shared_change_only_for_the_very_object() -> None:
+    # Issue 27: a batch's constant leaves' change dicts are made once (`shared_changes`) and
+    # taken where the leaf is the very object they hold; an equal value that is another
+    # object (or another path's) gets its own dict; the changes equal the unshared ones.
+    from service.core.journal.diff import created_leaves, shared_changes
+
+    tags, stamp = ["a"], datetime(2026, 1, 1, tzinfo=UTC)
+    shared = shared_changes({"tags": tags, "at": stamp, "gone": None, "n": 1})
+    assert "gone" not in shared  # null leaves are no change
+    for flat in (
+        {"tags": tags, "at": stamp, "n": 1, "x": "v"},
+        {"tags": ["a"], "at": datetime(2026, 1, 1, tzinfo=UTC), "n": 2, "x": None},
+        {"at": tags, "tags": stamp},  # the objects at other paths
+    ):
+        changes = created_leaves(flat, (), shared)
+        assert changes == created_leaves(flat, ())
+        for change in changes:
+            made = shared.get(change["field"])
+            assert (change is made) == (made is not None and made["new"] is change["new"])
+    assert created_leaves({"tags": tags}, (), shared)[0] is shared["tags"]

@@ -524,6 +524,57 @@ async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Acco
     assert checked == set(range(len(VARIED_ROWS)))
 
 
+async def test_an_import_shares_constant_changes_and_nothing_mutates_them(
+    owner: Account, monkeypatch: Any
+) -> None:
+    """Issue 27: the creation changes of a batch's constant leaves (the stamp, defaults, the
+    first row's leaves every row holds as the same object) are one dict each, shared by every
+    row's journal entry; the write path (the leads' and the journal's inserts, the outbox
+    clear) mutates no entry, so what is stored is what was built, and an entry read back is
+    its own (changing it changes no other)."""
+    import copy
+
+    seen: list[tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]] = []
+    real = journal.flush_many
+
+    async def spy(model: Any, events: Any) -> None:
+        built = [e["changes"] for e in events]
+        copies = copy.deepcopy(built)
+        await real(model, events)
+        seen.append((built, copies))
+
+    monkeypatch.setattr(journal, "flush_many", spy)
+    rows: list[Any] = [
+        {"type": "generic", "email": f"shared{i}@example.com", "first_name": f"N{i}"}
+        for i in range(3)
+    ]
+    rows.append({"type": "mls", "mls_id": "SHARED-1", "list_price": 10})
+    response = await bulk(owner, rows)
+    assert response.status_code == 200 and response.json()["created"] == 4, response.text
+    ((built, copies),) = seen
+    assert built == copies  # nothing in the write path changed a change
+    shared = ("tenant_id", "created_by", "created_at", "is_deleted", "status")
+    # And those the first row holds as objects every row holds (the actor's id, the default
+    # consent's leaves): learnt from it.
+    for field in (*shared, "assignee_id", "user_id", "consent.email.status"):
+        made = [c for changes in built for c in changes if c["field"] == field]
+        # One per document class (the stamp is encoded once per class): the generic rows'.
+        assert len(made) == 4 and all(c is made[0] for c in made[:3]), field
+    stored = {
+        e.aggregate_id: e
+        async for e in DomainEvent.find(
+            {"tenant_id": owner.tenant_id, "event_type": "lead.created"}
+        )
+    }
+    assert len(stored) == 4
+    first, second = list(stored.values())[:2]
+    status = next(c for c in first.changes if c.field == "status")
+    status.new = "changed"
+    again = await DomainEvent.get(second.id)
+    assert again is not None
+    assert next(c.new for c in again.changes if c.field == "status") == "new"
+
+
 async def test_an_import_holds_full_collections_and_freezes_what_it_left(
     owner: Account, monkeypatch: Any
 ) -> None:

@@ -115,6 +115,7 @@ def journal_dump(doc: RootDocument) -> dict[str, Any]:
 # with their leaves in the same order (the encoder's template), so each sort is done once.
 _SORTED_PATHS: dict[tuple[str, ...], list[str]] = {}
 _SORTED_PATHS_MAX = 256  # distinct shapes (optional fields present or not) kept at most
+_NO_SHARED: Mapping[str, dict[str, Any]] = {}
 
 
 def _sorted_paths(flat: Mapping[str, Any]) -> list[str]:
@@ -128,17 +129,27 @@ def _sorted_paths(flat: Mapping[str, Any]) -> list[str]:
     return order
 
 
-def created_leaves(flat: Mapping[str, Any], secret_fields: Iterable[str]) -> list[dict[str, Any]]:
+def created_leaves(
+    flat: Mapping[str, Any],
+    secret_fields: Iterable[str],
+    shared: Mapping[str, dict[str, Any]] = _NO_SHARED,
+) -> list[dict[str, Any]]:
     """A creation's changes from its flattened JSON-mode leaves: `diff({}, ...)` as dicts.
 
     Every non-null leaf (sorted by path) becomes `old: None`, `new: value`; secret paths are
     redacted. The bulk path's shortcut (`NewDocuments.encode`): no models, no second dump.
+    `shared`: change dicts by path made once for a batch's constant leaves (defaults, the
+    stamp), taken as they are where the leaf is the very object their `new` holds (an
+    equal dict: a creation's changes are never mutated after, they are only encoded).
     """
     secrets = tuple(secret_fields)
     if not secrets:  # most aggregates (leads): no path to check
         order = _sorted_paths(flat)
+        get = shared.get
         return [
-            {"field": field, "old": None, "new": value}
+            made
+            if (made := get(field)) is not None and made["new"] is value
+            else {"field": field, "old": None, "new": value}
             for field, value in zip(order, map(flat.__getitem__, order), strict=True)
             if value is not None
         ]
@@ -151,3 +162,12 @@ def created_leaves(flat: Mapping[str, Any], secret_fields: Iterable[str]) -> lis
             value = REDACTED
         changes.append({"field": field, "old": None, "new": value})
     return changes
+
+
+def shared_changes(leaves: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """`created_leaves`' `shared` for leaves every document of a batch has (made once)."""
+    return {
+        path: {"field": path, "old": None, "new": value}
+        for path, value in leaves.items()
+        if value is not None
+    }

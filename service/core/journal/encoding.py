@@ -18,7 +18,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from documents.base import RootDocument
 from documents.journal import DomainEvent
-from service.core.journal.diff import UNJOURNALED, created_leaves
+from service.core.journal.diff import UNJOURNALED, created_leaves, shared_changes
 from service.core.journal.typed import (
     is_date_path,
     is_uuid_path,
@@ -177,10 +177,13 @@ class NewDocuments:
         The bulk path's one walk: the fields left to constant defaults come from a template
         made once per aggregate type (stored forms and journal leaves), and each given value
         (or factory default) makes its stored form and its typed leaves together; no `full`
-        dict; a sub-document of plain values (strings, numbers, None) is taken into the stored
-        document as it is, not copied (the caller leaves `values` alone afterwards). `common`
+        dict; a sub-document of plain values (strings, numbers, None) or a list of strings is
+        taken into the stored document as it is, not copied (the caller leaves `values` alone
+        afterwards; the stored document and its changes are only encoded after). `common`
         (`self.common(...)`): values every document of a batch shares, encoded once, which
-        win over `values` (as if `values | common` were given). tests/test_repository.py,
+        win over `values` (as if `values | common` were given); the changes of leaves every
+        document holds as the same object are then one dict for the batch (`common.changes`:
+        none is mutated after, all are only encoded). tests/test_repository.py,
         tests/test_fast_paths.py and tests/test_leads_bulk.py compare it byte for byte with the
         generic walks (tests/support/oracles.py).
         """
@@ -210,6 +213,15 @@ class NewDocuments:
             flat.update(common.leaves)
             for name in common.unset if values.keys().isdisjoint(common.names) else common.leafless:
                 flat.pop(name, None)
+            changes = created_leaves(flat, secret_fields, common.changes)
+            if common.learning and not secret_fields:
+                # The batch's first document: its change dicts join the shared ones, for the
+                # leaves a later document holds as the very same object too (the shared
+                # default consent's, the actor's id); the others never match.
+                common.learning.clear()
+                for change in changes:
+                    common.changes.setdefault(change["field"], change)
+            return out, changes
         return out, created_leaves(flat, secret_fields)
 
     def common(self, values: Mapping[str, Any], aggregate_type: str) -> CommonValues:
@@ -224,6 +236,9 @@ class NewDocuments:
         leaves: dict[str, Any] = {}
         self._put(values.items(), steps, frozenset(), stored, leaves, aggregate_type)
         leafless = frozenset(name for name in values if name not in leaves)
+        # The constant leaves' change dicts, made once for the batch (each batch its own).
+        changes = shared_changes(leaf_template)
+        changes.update(shared_changes(leaves))
         return CommonValues(
             stored=stored,
             leaves=leaves,
@@ -231,6 +246,8 @@ class NewDocuments:
             leafless=leafless,
             unset=tuple(name for name in leafless if name in leaf_template),
             factories=factory_names - values.keys(),
+            changes=changes,
+            learning=[True],
         )
 
     def _plan(self, aggregate_type: str) -> _Walk:
@@ -297,7 +314,7 @@ class NewDocuments:
                         _flatten_typed(value, name, flat, aggregate_type, kinds)
             elif kind is list:
                 if set(map(type, value)) <= _STR_ONLY:  # tags, search tokens
-                    out[alias] = list(value)
+                    out[alias] = value  # as it is, as `to_bson`'s copy would be
                     if journaled:
                         flat[name] = value if to_list is None else to_list(value)
                     continue
@@ -471,6 +488,8 @@ class CommonValues:
     leafless: frozenset[str]  # given but without a leaf (None, unjournaled)
     unset: tuple[str, ...]  # of those, the ones a template leaf must leave
     factories: frozenset[str]  # the factory defaults still made per document
+    changes: dict[str, dict[str, Any]]  # the template's and these leaves' changes, shared
+    learning: list[bool]  # non-empty until the first document's changes joined `changes`
 
 
 _Step = tuple[
