@@ -490,7 +490,7 @@ def test_a_numeric_range_partial_filter_covers_as_the_matcher_does(op: str, boun
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_read_projected_decodes_once_to_the_same_reply(seed: int) -> None:
+def test_a_projector_decodes_once_to_the_same_reply(seed: int) -> None:
     # What a cursor with a projection returns: the same values (UUIDs, aware datetimes) as
     # the canonical copy projected and re-encoded, in the document's order.
     rng = random.Random(3000 + seed)
@@ -506,7 +506,7 @@ def test_read_projected_decodes_once_to_the_same_reply(seed: int) -> None:
         if rng.random() < 0.3:
             projection["_id"] = 0
         for options in (codec.READER, plain):
-            mine = coll.read_projected(raw, projection, options)
+            mine = coll.projector(projection, options)(raw)
             with fast_paths(False):
                 theirs = codec.reply(coll.project(codec.to_canonical(raw), projection), options)
             assert repr(mine) == repr(
@@ -1024,7 +1024,10 @@ def _reads_alike(coll: Any, raw: bytes, projection: Any, doc: Any) -> None:
         codec.READER,
         CodecOptions(uuid_representation=UuidRepresentation.STANDARD),
     ):
-        read = functools.partial(coll.read_projected, raw, projection, options)
+
+        def read(options: Any = options) -> Any:
+            return coll.projector(projection, options)(raw)  # the route chosen when built
+
         with fast_paths(True):
             mine = decoded(read)
         with fast_paths(False):
@@ -1728,7 +1731,7 @@ def _random_exclusion(rng: random.Random, doc: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_exclusion_projections_read_as_the_general_route(seed: int) -> None:
-    # `read_projected` (the cursor's copies) and `project` (the engine's own finds) with an
+    # `projector` (the cursor's copies) and `project` (the engine's own finds) with an
     # exclusion: the same reply, value kinds and field order as mongomock's route, errors
     # included; the document's order kept.
     rng = random.Random(13000 + seed)
@@ -1779,18 +1782,16 @@ def test_an_exclusion_decodes_the_stored_bytes_once(monkeypatch: pytest.MonkeyPa
         return real(data, *args, **kwargs)
 
     monkeypatch.setattr(bson, "decode", spy)
-    got = coll.read_projected(raw, {"search_text": 0, "search_tokens": 0})
+    got = coll.projector({"search_text": 0, "search_tokens": 0})(raw)
     assert got == {"_id": 1, "a": "x", "b": 2}
     assert list(got) == ["_id", "a", "b"]
     assert seen == [raw]
-    assert coll.read_projected(raw, {"_id": 0, "zz": 0}) == {
-        k: v for k, v in doc.items() if k != "_id"
-    }
+    assert coll.projector({"_id": 0, "zz": 0})(raw) == {k: v for k, v in doc.items() if k != "_id"}
     monkeypatch.setattr(bson, "decode", real)
     bad = bson.encode({"_id": 1, "bad": Binary(b"\x01\x02", 4), "k": "v"})
-    assert coll.read_projected(bad, {"bad": 0}) == {"_id": 1, "k": "v"}
+    assert coll.projector({"bad": 0})(bad) == {"_id": 1, "k": "v"}
     with pytest.raises(bson.errors.InvalidBSON):
-        coll.read_projected(bad, {"k": 0})
+        coll.projector({"k": 0})(bad)
 
 
 def test_exclusion_shapes_left_to_mongomock() -> None:

@@ -1141,20 +1141,14 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 return {name: value for name, value in doc.items() if name not in dropped}
         return self._copy_only_fields(doc, dict(projection), dict)  # type: ignore[no-any-return]
 
-    def read_projected(
-        self, raw: bytes, projection: Any, options: CodecOptions[dict[str, Any]] = codec.READER
-    ) -> dict[str, Any]:
-        """A caller's copy of a stored document through a projection, as
-        `codec.reply(self.project(codec.to_canonical(raw), projection), options)` gives it,
-        but for an inclusion or exclusion of top-level names the stored BSON is decoded
-        once, as the client decodes it (an inclusion's kept fields alone)."""
-        return self.projector(projection, options)(raw)
-
     def projector(
         self, projection: Any, options: CodecOptions[dict[str, Any]] = codec.READER
     ) -> Callable[[bytes], dict[str, Any]]:
-        """`read_projected` of stored documents with this projection, the projection read
-        once (a cursor's batch shares one)."""
+        """A caller's copy of a stored document through `projection`, as
+        `codec.reply(self.project(codec.to_canonical(raw), projection), options)` gives it:
+        for an inclusion or exclusion of top-level names the stored BSON is decoded once, as
+        the client decodes it (an inclusion's kept fields alone). The projection is read
+        once, here: a cursor's batch shares the reader."""
         if isinstance(projection, list | tuple):
             projection = dict.fromkeys(projection, 1)
         general = functools.partial(self._read_projected, projection=projection, options=options)
