@@ -478,19 +478,16 @@ _thresholds: tuple[int, int, int] = (0, 0, 0)
 
 @contextlib.contextmanager
 def _young_collections_only() -> Iterator[None]:
-    """No automatic full (generation 2) collections while an import runs, and young ones only
-    past `_YOUNG_WHILE_IMPORTING` objects; after the last running import, what it left alive
-    is frozen out of the cyclic collector.
+    """No automatic full (generation 2) collections while an import runs; after the last
+    running import, what it left alive is frozen out of the cyclic collector.
 
     An import leaves many objects alive for a while, which triggers a full collection again
     and again; each walks the whole heap, the embedded store's containers included (150-300 ms
     at 20,000 leads, every thread stopped). The young generations keep being collected
-    automatically (collected only by the import, once per chunk or all at its end, they held
-    everything every thread made meanwhile, the engine's new index entries among it, and each
-    such collection stopped the process for up to 120 ms), but past a chunk's worth of objects
-    rather than 700: at 700 they ran about 50 times a 1,000 leads, each walking the rows in
-    flight again (7-10 us a lead); now a chunk's rows die by reference counting before any
-    collection walks them. A collector someone else disabled is left alone.
+    automatically, a few hundred objects at a time: collected only by the import (once per
+    chunk, or all at its end), they held everything every thread made meanwhile (the engine's
+    new index entries among it), and each such collection stopped the process for up to
+    120 ms. A collector someone else disabled is left alone.
 
     The freeze (as the lifespan freezes what start-up built): otherwise the next full
     collection walks what the import stored (137-175 ms at 20,000 leads, during the creates
@@ -504,8 +501,7 @@ def _young_collections_only() -> Iterator[None]:
         return
     if _imports_running == 0:
         _thresholds = gc.get_threshold()
-        young = max(_thresholds[0], _YOUNG_WHILE_IMPORTING)
-        gc.set_threshold(young, _thresholds[1], _FULL_COLLECTIONS_NEVER)
+        gc.set_threshold(_thresholds[0], _thresholds[1], _FULL_COLLECTIONS_NEVER)
     _imports_running += 1
     try:
         yield
@@ -519,12 +515,6 @@ def _young_collections_only() -> Iterator[None]:
 
 # A generation-2 threshold no import reaches (CPython counts generation-1 collections).
 _FULL_COLLECTIONS_NEVER = 1 << 30
-# The young generation's threshold while imports run: above what a chunk of BULK_CHUNK rows
-# keeps alive at once (about 36 tracked objects a row: the bench's count of young
-# collections), with room for what other requests and the engine make meanwhile. A young
-# collection that does run walks at most this many objects: 15-35 ms measured, under the
-# 100 ms pause the service allows itself.
-_YOUNG_WHILE_IMPORTING = 200_000
 
 
 async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
