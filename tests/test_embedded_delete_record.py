@@ -3,7 +3,9 @@ the same bytes that encoding the decoded `_id` wrote, and a replay rebuilds the 
 
 from __future__ import annotations
 
+import functools
 import math
+import random
 import uuid
 from datetime import datetime
 from typing import Any
@@ -12,9 +14,10 @@ import bson
 import pytest
 from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 
-from service.embedded import codec, snapshot, wal
-from service.embedded.engine import EngineClient
+from service.embedded import codec, keys, snapshot, wal, work
+from service.embedded.engine import EngineClient, EngineCollection
 from service.embedded.store import _id_record
+from tests import test_embedded_fast_paths as fast_paths_tests
 
 pytestmark = pytest.mark.embedded_only
 
@@ -98,3 +101,54 @@ def test_an_id_the_cut_does_not_walk_is_decoded_whole() -> None:
     # (A regular expression `_id` is refused on insert; a stored one would be decoded.)
     raw = bson.encode({"_id": Regex("^a"), "x": 1})
     assert _id_record(raw) == bson.encode({"_id": codec.to_canonical(raw)["_id"]})
+
+
+def _old_delete(coll: EngineCollection, query: Any, multi: bool) -> dict[str, Any]:
+    # The former `EngineCollection._delete`: every match decoded whole and kept for its `_id`.
+    with work.operation(coll.name, "delete"):
+        found = coll.matching(query, limit=0 if multi else 1)
+    for _, doc in found:
+        assert doc is not None
+        coll._store.delete(keys.sort_key(doc["_id"]))
+    return {"n": len(found), "ok": 1.0}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_delete_decoding_only_what_its_filter_reads_deletes_as_before(seed: int) -> None:
+    # `_delete` reads its matches without keeping them (decoded only as far as the filter
+    # reads, not at all on an exact plan) and keys them by their `_id` alone: the same
+    # documents go, with the same answers, errors, indexes, log and counted work as the
+    # former route of whole decoded documents.
+    rng = random.Random(27700 + seed)
+    docs = [fast_paths_tests.random_doc(rng, i) for i in range(40)]
+    mine, theirs = fast_paths_tests.pair(docs)
+    for _ in range(25):
+        query = codec.canonical(fast_paths_tests.random_filter(rng, 45))
+        multi = rng.random() < 0.5
+        new = fast_paths_tests.outcome(functools.partial(mine[0]._delete, query, multi=multi))
+        old = fast_paths_tests.outcome(functools.partial(_old_delete, theirs[0], query, multi))
+        assert repr(new) == repr(old), (query, multi)  # repr: NaN in error details
+        fast_paths_tests.same_state(mine, theirs)
+
+
+def test_an_exact_delete_decodes_only_the_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    coll = EngineClient().database("db").get_collection("c")
+    coll.create_index([("t", 1)], name="t")
+    for i in range(6):
+        coll._insert({"_id": i, "t": "a" if i < 4 else "b", "big": "x" * 99, "n": i})
+    decoded: list[list[str]] = []
+    real = codec.to_canonical
+
+    def spy(raw: bytes) -> dict[str, Any]:
+        out = real(raw)
+        decoded.append(list(out))
+        return out
+
+    monkeypatch.setattr(codec, "to_canonical", spy)
+    assert coll._delete(codec.canonical({"t": "a"}), multi=True)["n"] == 4
+    assert coll._delete(codec.canonical({"_id": 5}))["n"] == 1
+    assert decoded == [["_id"]] * 5
+    decoded.clear()
+    assert coll._delete(codec.canonical({"t": "b", "n": {"$gte": 0}}))["n"] == 1
+    assert decoded == [["t", "n"], ["_id"]]  # the fields the filter reads, then the key
+    assert list(coll._store.docs) == []

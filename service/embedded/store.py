@@ -369,6 +369,10 @@ class CollectionStore:
         """The stored document with this `_id` key, if any."""
         return self.docs.get(key)
 
+    def key_of(self, raw: bytes) -> IdKey:
+        """The `_id` key of a stored document, its `_id` alone decoded."""
+        return sort_key(codec.to_canonical(_id_record(raw))["_id"])
+
     def all(self) -> Iterator[Stored]:
         """Every document in insertion order (a snapshot: writes during iteration are safe)."""
         return iter(list(self.docs.values()))
