@@ -1189,10 +1189,12 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         if collation is not None:
             raise NotImplementedError(NO_COLLATION)
         with work.operation(self.name, "delete"):
-            found = self.matching(filter, limit=0 if multi else 1)
-        for _, doc in found:
-            assert doc is not None
-            self._store.delete(sort_key(doc["_id"]))
+            # Not kept: a match is decoded only as far as the filter reads it (not at all on
+            # an exact plan), and its key comes from its `_id` alone.
+            found = self.matching(filter, limit=0 if multi else 1, keep=False)
+        store = self._store
+        for raw, _ in found:
+            store.delete(store.key_of(raw))
         return {"n": len(found), "ok": 1.0}
 
     def aggregate(

@@ -369,6 +369,10 @@ class CollectionStore:
         """The stored document with this `_id` key, if any."""
         return self.docs.get(key)
 
+    def key_of(self, raw: bytes) -> IdKey:
+        """The `_id` key of a stored document, its `_id` alone decoded."""
+        return sort_key(codec.to_canonical(_id_record(raw))["_id"])
+
     def all(self) -> Iterator[Stored]:
         """Every document in insertion order (a snapshot: writes during iteration are safe)."""
         return iter(list(self.docs.values()))
@@ -540,7 +544,7 @@ class CollectionStore:
         for index in self.indexes.values():
             self._remove(index, key)
         if self.recorder is not None and self.recorder.log is not None:
-            self._record(wal.DELETE, bson.encode({"_id": codec.to_canonical(raw)["_id"]}))
+            self._record(wal.DELETE, _id_record(raw))
 
     def drop(self) -> None:
         """Remove every document and index."""
@@ -795,6 +799,19 @@ def _remove_entry(entries: SortedList, value: tuple[Any, ...]) -> None:
         maxes[pos] = sub[-1]
     else:
         entries._delete(pos, idx)  # merges the sublist with its neighbour
+
+
+_ID_FIELD = codec.wanted(frozenset({"_id"}))
+
+
+def _id_record(raw: bytes) -> bytes:
+    """A delete's log payload, `{"_id": ...}`: the stored document's `_id` element cut from
+    its BSON (what encoding its decoded `_id` writes, without decoding the whole document:
+    12-18 µs for a lead or an event, against about 1.5)."""
+    cut = codec.subset(raw, _ID_FIELD)
+    if cut is None or len(cut) == 5:  # an element `spans` does not walk came first
+        return bson.encode({"_id": codec.to_canonical(raw)["_id"]})
+    return cut
 
 
 def _memo(doc: Mapping[str, Any], key: IdKey) -> FieldKeys:
