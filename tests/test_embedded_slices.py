@@ -313,6 +313,34 @@ async def test_a_delete_many_rechecks_documents_changed_meanwhile() -> None:
     assert [d async for d in c.find({})] == [{"_id": 5, "g": 2}]
 
 
+async def test_a_delete_many_decodes_only_the_ids_its_plan_decided(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Matches read without keeping them: an index that decides the filter leaves only each
+    # match's `_id` to decode (its key); a filter the index leaves partly open reads its
+    # fields first.
+    c = embedded_database("slices")["c"]
+    await c.create_index("t")
+    await c.insert_many([{"_id": i, "t": i % 2, "n": i, "big": "x" * 99} for i in range(6)])
+    decoded: list[list[str]] = []
+    real = codec.to_canonical
+
+    def spy(raw: bytes) -> dict[str, Any]:
+        out = real(raw)
+        decoded.append(list(out))
+        return out
+
+    monkeypatch.setattr(codec, "to_canonical", spy)
+    with slices(1):
+        assert (await c.delete_many({"t": 0})).deleted_count == 3
+        assert decoded == [["_id"]] * 3
+        decoded.clear()
+        assert (await c.delete_many({"t": 1, "n": {"$gte": 3}})).deleted_count == 2
+    assert decoded == [["t", "n"]] * 3 + [["_id"]] * 2
+    monkeypatch.undo()
+    assert [d["_id"] async for d in c.find({})] == [1]
+
+
 async def test_the_time_budget_covers_the_whole_chain() -> None:
     c = embedded_database("slices")["c"]
     with slices(1), worker_held() as gate:

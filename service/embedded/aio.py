@@ -101,7 +101,7 @@ from service.embedded.engine import (
     sort_spec,
     time_limit,
 )
-from service.embedded.keys import equality_key, sort_key
+from service.embedded.keys import equality_key
 from service.embedded.mongomock_hooks import validate_ok_for_replace, validate_ok_for_update
 
 T = TypeVar("T")
@@ -1515,13 +1515,14 @@ class _DeleteMany:
             if self.found is None:
                 self.matcher = prepared(self.query)
                 with work.operation(collection.name, "delete"):
-                    self.found = engine.matching(self.query)
+                    # Not kept: a match is decoded only as far as the filter reads it (not
+                    # at all on an exact plan); its key comes from its `_id` alone.
+                    self.found = engine.matching(self.query, keep=False)
             found, store = self.found, engine._store
             while self.position < len(found) and part.more():
-                raw, doc = found[self.position]
+                raw, _ = found[self.position]
                 self.position += 1
-                assert doc is not None
-                key = sort_key(doc["_id"])
+                key = store.key_of(raw)
                 current = store.get(key)
                 if current is None:
                     continue
