@@ -13,7 +13,7 @@ from typing import Any
 
 import bson
 import pytest
-from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from service.embedded import codec, keys, snapshot, wal, work
@@ -47,6 +47,10 @@ IDS: list[Any] = [
     MinKey(),
     MaxKey(),
     {"a": 1, "b": [1, "x"], "c": {"d": None}},
+    Code("function () {}"),
+    Code("x", {"a": 1}),
+    DBRef("c", 1),
+    {"$ref": "c", "$id": 2, "$db": "d"},
 ]
 
 

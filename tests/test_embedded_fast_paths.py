@@ -1394,6 +1394,14 @@ KEYED: list[Any] = [
     [1, 1],
     [math.nan],
     [{"k": []}],
+    Code("a"),
+    Code("a\x00"),
+    Code("b"),
+    Code("a", {}),
+    Code("a", {"x": 1}),
+    Code("b", {"x": 1}),
+    DBRef("c", 1),
+    DBRef("c", 1, "d"),
 ]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID, SafeUUID
 
 import bson
-from bson import Binary, Decimal128, Int64, ObjectId
+from bson import Binary, Code, Decimal128, Int64, ObjectId
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from pymongo.errors import DocumentTooLarge, OperationFailure
@@ -356,6 +356,8 @@ def _as_stored(value: Any, depth: int) -> Any:
     if depth > 90:
         return _UNSURE
     if kind is dict:
+        if "$ref" in value and "$id" in value:
+            return _UNSURE  # a DBRef's shape, which BSON decodes as a DBRef
         out = {}
         for key, item in value.items():
             converted = _as_stored(item, depth + 1)
@@ -368,7 +370,7 @@ def _as_stored(value: Any, depth: int) -> Any:
             return list(value)  # strings only (search tokens, tags): each as it is
         items = [_as_stored(item, depth + 1) for item in value]
         return _UNSURE if any(item is _UNSURE for item in items) else items
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, Code):  # (code is no string in BSON)
         return str.__str__(value)
     return _UNSURE
 
@@ -387,7 +389,7 @@ def _as_wire(value: Any, depth: int) -> Any:
             return _UNSURE
         return value
     if kind is dict:
-        if depth > 90 or len(value) > 32:
+        if depth > 90 or len(value) > 32 or ("$ref" in value and "$id" in value):
             return _UNSURE
         out = {}
         for key, item in value.items():

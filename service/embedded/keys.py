@@ -4,8 +4,10 @@ Stored documents are in the backend's canonical form (see `codec.py`): UUIDs are
 `Binary` subtype 4, datetimes naive UTC with millisecond precision. `sort_key` maps such a value
 to a Python tuple whose natural order is MongoDB's BSON comparison order (MinKey < null <
 numbers < strings < objects < arrays < binary < ObjectId < booleans < dates < timestamps <
-regular expressions < MaxKey); numbers compare by value across int, float and Decimal128,
-and NaN sorts below every other number (-inf included) and equals only NaN.
+regular expressions < JavaScript code < code with scope < MaxKey, as the server's
+`canonicalizeBSONType` ranks them; a DBRef is the embedded document it is stored as); numbers
+compare by value across int, float and Decimal128, and NaN sorts below every other number
+(-inf included) and equals only NaN.
 
 A field that holds an empty array is keyed below null (`EMPTY_ARRAY_KEY`): MongoDB's sort
 documentation says "a comparison of an empty array ([ ]) considers the empty array as less
@@ -25,11 +27,12 @@ from itertools import product
 from typing import Any
 from uuid import UUID
 
-from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 
 # Ranks of BSON types in comparison order.
 _MINKEY, _NULL, _NUMBER, _STRING, _OBJECT, _ARRAY = 0, 1, 2, 3, 4, 5
-_BINARY, _OBJECTID, _BOOL, _DATE, _TIMESTAMP, _REGEX, _MAXKEY = 6, 7, 8, 9, 10, 11, 12
+_BINARY, _OBJECTID, _BOOL, _DATE, _TIMESTAMP, _REGEX = 6, 7, 8, 9, 10, 11
+_CODE, _CODE_SCOPE, _MAXKEY = 12, 13, 14
 
 NULL_KEY: tuple[Any, ...] = (_NULL,)
 # Between MinKey and null: a field holding `[]` (see the module docstring).
@@ -87,8 +90,10 @@ def type_rank(value: Any) -> int:
     if isinstance(value, int | float | Int64 | Decimal128 | Decimal):
         return _NUMBER
     if isinstance(value, str):
+        if isinstance(value, Code):  # (a str subclass)
+            return _CODE if value.scope is None else _CODE_SCOPE
         return _STRING
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping | DBRef):
         return _OBJECT
     if isinstance(value, list | tuple):
         return _ARRAY
@@ -176,6 +181,10 @@ def key_value(key: tuple[Any, ...]) -> Any:
         return [key_value(sub) for sub in part]
     if rank == _TIMESTAMP:
         return Timestamp(key[1], key[2])
+    if rank == _CODE:
+        return Code(part)
+    if rank == _CODE_SCOPE:
+        return Code(part, key_value(key[2]))
     if rank == _REGEX:
         return Regex(part)
     return part
@@ -201,11 +210,17 @@ def sort_key(value: Any) -> tuple[Any, ...]:
         subtype = value.subtype if isinstance(value, Binary) else 0
         return (rank, len(value), subtype, bytes(value))
     if rank == _OBJECT:
+        if isinstance(value, DBRef):
+            value = value.as_doc()
         return (rank, tuple((type_rank(v), k, sort_key(v)) for k, v in value.items()))
     if rank == _ARRAY:
         return (rank, tuple(sort_key(v) for v in value))
     if rank == _TIMESTAMP:
         return (rank, value.time, value.inc)
+    if rank == _CODE:
+        return (rank, str(value))
+    if rank == _CODE_SCOPE:  # the code, then the scope as a document (field names count)
+        return (rank, str(value), sort_key(dict(value.scope)))
     return (rank, value.pattern, str(getattr(value, "flags", "")))
 
 
@@ -215,7 +230,7 @@ def equality_key(value: Any) -> tuple[Any, ...] | None:
     Arrays and embedded documents as whole values, and regular expressions, are left to a
     scan of the other candidates: the index holds array elements, not arrays.
     """
-    if isinstance(value, list | tuple | Mapping | Regex) or hasattr(value, "pattern"):
+    if isinstance(value, list | tuple | Mapping | DBRef | Regex) or hasattr(value, "pattern"):
         return None
     return sort_key(value)
 
@@ -512,6 +527,10 @@ def key_bytes(key: tuple[Any, ...]) -> bytes:
         return head + key[1].to_bytes(4, "big") + key[2].to_bytes(4, "big")
     if rank == _REGEX:
         return head + _string_bytes(key[1]) + _string_bytes(key[2])
+    if rank == _CODE:
+        return head + _string_bytes(key[1])
+    if rank == _CODE_SCOPE:
+        return head + _string_bytes(key[1]) + key_bytes(key[2])
     raise TypeError(f"no byte key for {key!r}")
 
 

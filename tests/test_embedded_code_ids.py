@@ -1,0 +1,85 @@
+"""JavaScript code, code with scope and DBRefs on the embedded backend: every BSON type MongoDB
+accepts as `_id` (all but arrays, regular expressions and undefined) is stored, found, updated,
+deleted and replayed from the log, and code sorts where the server's `canonicalizeBSONType`
+puts it: after regular expressions, code with scope after code, both before MaxKey.
+
+An acknowledged insert of such an `_id` once made the database unreadable at the next start
+(its key had no BSON order): a write lost, and every other with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import Code, DBRef, MaxKey, MinKey, Regex
+
+from service.embedded import embedded_database, open_embedded
+
+pytestmark = pytest.mark.embedded_only
+
+IDS: list[Any] = [
+    Code("function () { return 1 }"),
+    Code("x", {"a": 1}),
+    Code("x", {}),
+    DBRef("leads", 1),
+    DBRef("leads", 2, "other"),
+    {"$ref": "leads", "$id": 3},  # stored as a DBRef is: an embedded document
+    {"a": {"$ref": "leads", "$id": 4}},
+]
+
+
+@pytest.mark.parametrize("value", IDS, ids=repr)
+async def test_an_acknowledged_write_of_any_id_survives_a_restart(
+    value: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "db"
+    db, _ = open_embedded(path, "t", fsync=False)
+    c = db["c"]
+    await c.insert_one({"_id": value, "v": 1})
+    await c.insert_one({"_id": 7, "v": 1})
+    assert (await c.find_one({"_id": value}))["v"] == 1  # type: ignore[index]
+    assert (await c.update_one({"_id": value}, {"$set": {"v": 2}})).modified_count == 1
+    await db.client.close()
+
+    db, _ = open_embedded(path, "t", fsync=False)
+    c = db["c"]
+    found = await c.find_one({"_id": value})
+    assert found is not None and found["v"] == 2
+    assert found["_id"] == (await c.find_one({"v": 2}))["_id"]  # type: ignore[index]
+    assert (await c.delete_one({"_id": value})).deleted_count == 1
+    await db.client.close()
+
+    db, _ = open_embedded(path, "t", fsync=False)
+    assert [d["_id"] async for d in db["c"].find({})] == [7]
+    await db.client.close()
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+async def test_code_sorts_after_regular_expressions_and_before_max_key(indexed: bool) -> None:
+    c = embedded_database("code")["c"]
+    if indexed:
+        await c.create_index("v")
+    values: list[Any] = [
+        MaxKey(),
+        Code("b", {"s": 1}),
+        Code("b"),
+        Code("a", {"s": 2}),
+        Code("a", {"s": 1}),
+        Code("a"),
+        Regex("^z"),
+        DBRef("c", 1),
+        "z",
+        MinKey(),
+    ]
+    await c.insert_many([{"_id": n, "v": v} for n, v in enumerate(values)])
+    ascending = [d["_id"] async for d in c.find({}).sort("v", 1)]
+    # MinKey, the string, the DBRef (an embedded document), the regex, code by its text,
+    # code with scope by its text then its scope, MaxKey.
+    assert ascending == [9, 8, 7, 6, 5, 2, 4, 3, 1, 0]
+    assert [d["_id"] async for d in c.find({}).sort("v", -1)] == ascending[::-1]
+    assert [d["_id"] async for d in c.find({"v": Code("a", {"s": 1})})] == [4]
+    assert [d["_id"] async for d in c.find({"v": Code("a")})] == [5]
+    # A DBRef's shape in a filter is an equality with the document, not operators.
+    assert [d["_id"] async for d in c.find({"v": {"$ref": "c", "$id": 1}})] == [7]
