@@ -11,6 +11,9 @@ built, kept in memory: the encoding is counted, the disk is not):
 - `seq events`: the sequencer's `bulk_write` of N `UpdateOne({_id, seq: null}, {$set: {seq}})`;
 - `unset outbox`: the outbox clear, `update_many({_id: {$in}, pending_event.version: 1},
   {$unset: {pending_event: ""}})` over the N leads, in slices as `update_many` runs it;
+- `delete claims`: a chunk's claims released, `delete_many({tenant_id, lead_id: {$in}})` over
+  the N leads, in slices as `delete_many` runs it (service/leads/claims.py `release_leads`;
+  timed per lead);
 - `read leads`: every lead found and decoded as a caller receives it (the cursor's work);
 - `read events`: every event decoded as a caller receives it (what projectors read);
 - `read page`: every lead found and decoded as a list page reads it, without its search
@@ -55,6 +58,7 @@ KINDS = (
     "insert claims",
     "seq events",
     "unset outbox",
+    "delete claims",
     "read leads",
     "read events",
     "read page",
@@ -187,6 +191,22 @@ def run_kind(
             while result is aio._MORE:
                 result = sliced.step(aio._Slice())
             assert result["nModified"] == len(ids), result
+            return result
+
+    elif kind == "delete claims":
+        claims = _claims(leads)
+        db["lead_claims"].engine._insert_many(claims, False)
+        query = codec.canonical(
+            {"tenant_id": leads[0]["tenant_id"], "lead_id": {"$in": [d["_id"] for d in leads]}}
+        )
+
+        def timed() -> Any:
+            # As `delete_many` runs it: `aio._DeleteMany` in slices (each its engine batch).
+            sliced = aio._DeleteMany(db["lead_claims"], query)
+            result = aio._MORE
+            while result is aio._MORE:
+                result = sliced.step(aio._Slice())
+            assert result["n"] == len(claims), result
             return result
 
     elif kind == "read leads":
