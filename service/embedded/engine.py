@@ -505,6 +505,10 @@ _EXTREMA = {
 }
 
 
+# How mongomock's update refuses a changed `_id` (the server answers with code 66).
+_ALTERED_ID = "After applying the update, the (immutable) field '_id'"
+
+
 class WorkingCopy(dict):  # type: ignore[type-arg]
     """A stored document decoded for an update, remembering the BSON it came from.
 
@@ -527,7 +531,7 @@ class WorkingCopy(dict):  # type: ignore[type-arg]
         # Kept: it is the stored version `_ensure_uniques` compares with (never mutated:
         # mongomock only compares it, or stores it back to roll a failed update back).
         self.snapshot = codec.to_canonical(self.raw)
-        return self.snapshot
+        return _Snapshot(self.snapshot)
 
     # mongomock decides "modified" with `!=` against its snapshot: Python's equality says
     # `1 == True == 1.0`, BSON does not (an update from 1 to true must be stored).
@@ -536,6 +540,39 @@ class WorkingCopy(dict):  # type: ignore[type-arg]
 
     def __ne__(self, other: object) -> bool:
         return not identical(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Snapshot(dict):  # type: ignore[type-arg]
+    """A working copy's stored version as mongomock holds it: its `_id` compares as BSON.
+
+    mongomock refuses an update when `snapshot.get("_id") != doc.get("_id")`; the server
+    when the new `_id` compares unequal to the old in BSON order (where NaN equals NaN and
+    1 equals 1.0). With Python's `!=`, an `_id` holding NaN (a copy's NaN is another float)
+    was "altered" by any update.
+    """
+
+    __slots__ = ()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = dict.get(self, key, default)
+        return _ComparedAsBson(value) if key == "_id" else value
+
+
+class _ComparedAsBson:
+    """A value whose `==` and `!=` are BSON comparison's, for the other side's `!=`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return sort_key(self.value) == sort_key(other)
+
+    def __ne__(self, other: object) -> bool:
+        return sort_key(self.value) != sort_key(other)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -549,7 +586,7 @@ def identical(a: Any, b: Any) -> bool:
             return False  # unequal in Python: unequal in BSON too, unless NaN (!= itself)
         return codec.encode(a) == codec.encode(b)  # equal in Python; the same BSON too?
     if isinstance(a, list):
-        if not isinstance(b, list) or not list.__eq__(a, b):
+        if not isinstance(b, list) or (not list.__eq__(a, b) and not _has_nan(a)):
             return False
         return codec.encode({"v": a}) == codec.encode({"v": b})
     if type(a) is not type(b):
@@ -753,6 +790,13 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         self._touching = _touched(document)
         try:
             return super()._update(spec, document, upsert, **kwargs)
+        except WriteError as exc:
+            if exc.code is None and str(exc).startswith(_ALTERED_ID):
+                # mongomock's message, without the server's code
+                raise WriteError(
+                    str(exc), code=66, details={"codeName": "ImmutableField"}
+                ) from None
+            raise
         finally:
             self._touching = None
 

@@ -1,10 +1,12 @@
-"""JavaScript code, code with scope and DBRefs on the embedded backend: every BSON type MongoDB
-accepts as `_id` (all but arrays, regular expressions and undefined) is stored, found, updated,
-deleted and replayed from the log, and code sorts where the server's `canonicalizeBSONType`
-puts it: after regular expressions, code with scope after code, both before MaxKey.
+"""Every `_id` MongoDB accepts (any BSON type but arrays, regular expressions and undefined)
+on the embedded backend: stored, found, updated, deleted and replayed from the log; compared
+as the server compares it when an update must leave it unchanged; and code sorted where the
+server's `canonicalizeBSONType` puts it: after regular expressions, code with scope after
+code, both before MaxKey.
 
-An acknowledged insert of such an `_id` once made the database unreadable at the next start
-(its key had no BSON order): a write lost, and every other with it.
+An acknowledged insert of a code or DBRef `_id` once made the database unreadable at the next
+start (its key had no BSON order): a write lost, and every other with it. An `_id` holding NaN
+was "altered" by every update (Python's NaN is unequal to itself; BSON's equals itself).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 from bson import Code, DBRef, MaxKey, MinKey, Regex
+from pymongo.errors import WriteError
 
 from service.embedded import embedded_database, open_embedded
 
@@ -83,3 +86,27 @@ async def test_code_sorts_after_regular_expressions_and_before_max_key(indexed: 
     assert [d["_id"] async for d in c.find({"v": Code("a")})] == [5]
     # A DBRef's shape in a filter is an equality with the document, not operators.
     assert [d["_id"] async for d in c.find({"v": {"$ref": "c", "$id": 1}})] == [7]
+
+
+@pytest.mark.parametrize("value", [float("nan"), {"k": [1, {"z": float("nan")}]}], ids=repr)
+async def test_an_id_holding_nan_is_unchanged_by_an_update(value: Any) -> None:
+    c = embedded_database("ids")["c"]
+    await c.insert_one({"_id": value, "n": 1, "a": 1})
+    # `$set` of MinKey and `$inc` take mongomock's general route, which checks the `_id`.
+    assert (await c.update_one({"n": 1}, {"$set": {"a": MinKey()}})).modified_count == 1
+    assert (await c.update_many({"n": 1}, {"$inc": {"n": 1}})).modified_count == 1
+    assert (await c.find_one({}))["n"] == 2  # type: ignore[index]
+
+
+async def test_an_update_altering_the_id_is_refused_and_one_keeping_its_value_is_not() -> None:
+    c = embedded_database("ids")["c"]
+    await c.insert_many([{"_id": {"k": 1, "j": 1}, "n": 1}, {"_id": 2, "n": 2}])
+    with pytest.raises(WriteError) as refused:
+        await c.update_one({"n": 1}, {"$set": {"_id.k": 2}})
+    assert refused.value.code == 66
+    with pytest.raises(WriteError):  # field order is part of a document's value
+        await c.update_one({"n": 1}, {"$set": {"_id": {"j": 1, "k": 1}}})
+    assert (await c.find_one({"n": 1}))["_id"] == {"k": 1, "j": 1}  # type: ignore[index]
+    # 2.0 compares equal to 2 in BSON: the server takes it (the check is a comparison).
+    assert (await c.update_one({"n": 2}, {"$set": {"_id": 2.0, "m": 1}})).matched_count == 1
+    assert (await c.find_one({"_id": 2}))["m"] == 1  # type: ignore[index]
