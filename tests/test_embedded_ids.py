@@ -110,3 +110,28 @@ async def test_an_update_altering_the_id_is_refused_and_one_keeping_its_value_is
     # 2.0 compares equal to 2 in BSON: the server takes it (the check is a comparison).
     assert (await c.update_one({"n": 2}, {"$set": {"_id": 2.0, "m": 1}})).matched_count == 1
     assert (await c.find_one({"_id": 2}))["m"] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("value", [None, 0, "", float("nan"), 1], ids=repr)
+async def test_a_replacement_keeps_the_stored_id(value: Any) -> None:
+    c = embedded_database("ids")["c"]
+    await c.insert_one({"_id": value, "n": 1})
+    assert (await c.replace_one({"n": 1}, {"n": 2, "m": 1})).modified_count == 1
+    assert (await c.replace_one({"n": 2}, {})).modified_count == 1
+    [stored] = [d async for d in c.find({})]
+    assert list(stored) == ["_id"] and type(stored["_id"]) is type(value)
+    # By a filter's equal but other-typed `_id`: the stored one stays (1, not 1.0).
+    assert (await c.replace_one({"_id": 1.0}, {"n": 3})).matched_count == (value == 1)
+    assert [type(d["_id"]) async for d in c.find({})] == [type(value)]
+
+
+async def test_a_replacement_altering_the_id_is_refused() -> None:
+    c = embedded_database("ids")["c"]
+    await c.insert_one({"_id": 1, "n": 1})
+    with pytest.raises(WriteError) as refused:
+        await c.replace_one({"_id": 1}, {"_id": 2, "n": 2})
+    assert refused.value.code == 66
+    assert await c.find_one({}) == {"_id": 1, "n": 1}
+    # An `_id` comparing equal (2.0 and 2 alike in BSON) is the server's to take.
+    assert (await c.replace_one({"_id": 1}, {"_id": 1.0, "n": 3})).modified_count == 1
+    assert await c.find_one({}) == {"_id": 1.0, "n": 3}

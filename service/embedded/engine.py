@@ -746,7 +746,11 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
     def _apply_update_document(
         self, existing_document: Any, spec: Any, document: Mapping[str, Any], was_insert: bool
     ) -> None:
-        # `$max`/`$min` in BSON order; every other operator as mongomock applies it.
+        # A replacement as the server makes it; `$max`/`$min` in BSON order; every other
+        # operator as mongomock applies it.
+        if not document or not next(iter(document)).startswith("$"):
+            self._replace_whole(existing_document, document)
+            return
         rest = {k: v for k, v in document.items() if k not in _EXTREMA}
         for name, fields in document.items():
             if name in _EXTREMA:
@@ -755,6 +759,31 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 )
         if rest or not document:
             super()._apply_update_document(existing_document, spec, rest, was_insert)
+
+    def _replace_whole(self, existing: dict[str, Any], replacement: Mapping[str, Any]) -> None:
+        # The stored `_id` stays (first), or the replacement's where it compares equal to it
+        # in BSON order; any other is refused with code 66. (mongomock took the filter's `_id`
+        # over the stored one, 1.0 for 1, dropped a null or falsy one, and compared with
+        # Python's `!=`, which NaN never passes.)
+        for key in replacement:
+            if key.startswith("$"):  # mongomock's answer to a mix of fields and operators
+                raise ValueError(f"field names cannot start with $ [{key}]")
+        kept = existing["_id"]
+        if "_id" in replacement:
+            given = replacement["_id"]
+            if sort_key(codec.canonical_value(given)) != sort_key(kept):
+                raise WriteError(
+                    f"{_ALTERED_ID} was found to have been altered to _id: {given!r}",
+                    code=66,
+                    details={"codeName": "ImmutableField"},
+                )
+            kept = given
+        codec.encode(replacement)  # what BSON cannot hold (a NUL in a key) refused before
+        existing.clear()
+        existing["_id"] = kept
+        existing.update(
+            self._internalize_dict({k: v for k, v in replacement.items() if k != "_id"})
+        )
 
     def _iter_documents(self, filter: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         candidates, test = self._update_candidates(filter)
