@@ -267,8 +267,14 @@ def _ascii_search_fields(
     # address are those of the raw parts joined and lower-cased at once (folding only
     # collapses spaces, which the split drops anyway).
     text: list[str] = []
-    f_first = " ".join(first.lower().split()) if isinstance(first, str) else ""
-    f_last = " ".join(last.lower().split()) if isinstance(last, str) else ""
+    sources: list[str] = []  # the raw parts whose words are tokens
+    f_first = f_last = ""
+    if isinstance(first, str):
+        sources.append(first)
+        f_first = " ".join(first.lower().split())
+    if isinstance(last, str):
+        sources.append(last)
+        f_last = " ".join(last.lower().split())
     if f_first:
         text.append(f_first)
     if f_last:
@@ -279,7 +285,6 @@ def _ascii_search_fields(
     if f_email:
         text.append(f_email)
     digits = _phone_part(phone, text)
-    sources = [part for part in (first, last) if isinstance(part, str)]
     for part in others:
         if isinstance(part, str):
             sources.append(part)
@@ -310,7 +315,12 @@ def _phone_part(phone: Any, text: list[str]) -> str | None:
 def _tokens(tokens: list[str], digits: str | None) -> list[str]:
     # The words with the phone's digits and their suffixes, each once, none empty, capped.
     if digits is not None:
-        tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
+        # (A loop: a comprehension is a call of its own in CPython 3.11, a sixth of this.)
+        if len(digits) > PHONE_SUFFIX_MIN:
+            for start in range(len(digits) - PHONE_SUFFIX_MIN + 1):
+                tokens.append(digits[start:])
+        else:
+            tokens.append(digits)
     unique = dict.fromkeys(tokens)
     unique.pop("", None)
     found = list(unique)
