@@ -218,7 +218,7 @@ class NewDocuments:
                 # The batch's first document: its change dicts join the shared ones, for the
                 # leaves a later document holds as the very same object too (the shared
                 # default consent's, the actor's id); the others never match.
-                common.learning.clear()
+                common.learning = False
                 for change in changes:
                     common.changes.setdefault(change["field"], change)
             return out, changes
@@ -247,7 +247,7 @@ class NewDocuments:
             unset=tuple(name for name in leafless if name in leaf_template),
             factories=factory_names - values.keys(),
             changes=changes,
-            learning=[True],
+            learning=True,
         )
 
     def _plan(self, aggregate_type: str) -> _Walk:
@@ -478,9 +478,12 @@ _UNKNOWN: Any = object()  # a path whose kind is not known yet
 _PLAIN = frozenset({str, int, bool, type(None)})  # stored and journaled as they are
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommonValues:
-    """Values every new document of a batch shares, encoded once (`NewDocuments.common`)."""
+    """Values every new document of a batch shares, encoded once (`NewDocuments.common`).
+
+    Read-only but for `learning`, which the batch's first document turns off.
+    """
 
     stored: dict[str, Any]  # stored forms, by alias
     leaves: dict[str, Any]  # typed journal leaves, by path
@@ -489,7 +492,7 @@ class CommonValues:
     unset: tuple[str, ...]  # of those, the ones a template leaf must leave
     factories: frozenset[str]  # the factory defaults still made per document
     changes: dict[str, dict[str, Any]]  # the template's and these leaves' changes, shared
-    learning: list[bool]  # non-empty until the first document's changes joined `changes`
+    learning: bool  # until the first document's changes joined `changes`
 
 
 _Step = tuple[
