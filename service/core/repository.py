@@ -283,7 +283,9 @@ class Repository(Generic[D]):
         return doc
 
     async def create_many_values(
-        self, rows: Sequence[tuple[journal.NewDocuments, dict[str, Any]]]
+        self,
+        rows: Sequence[tuple[journal.NewDocuments, dict[str, Any]]],
+        shared: Mapping[str, Any] | None = None,
     ) -> dict[int, Exception]:
         """Insert many aggregates, given as validated field values (python mode, by name).
 
@@ -294,11 +296,13 @@ class Repository(Generic[D]):
         one journal insert and one marker clear. What is stored and journaled is exactly
         what `create` stores for the same values (tests/test_repository.py compares it with
         tests/support/oracles.py). The caller has validated the values; the stamp (tenant,
-        times, actor, version 1) wins over them.
+        times, actor, version 1) wins over them. `shared`: values every row has (a bulk
+        import's creator), given once and encoded once with the stamp, which wins over them.
         """
         now = utcnow()
         actor = self.ctx.actor_id
         stamp = {
+            **(shared or {}),
             "tenant_id": self.ctx.tenant_id,
             "created_at": now,
             "updated_at": now,

@@ -96,20 +96,23 @@ def _normalise(changes: dict[str, Any], region: str) -> dict[str, Any]:
     return changes
 
 
-def _outreach_fields(
-    ctx: RequestContext, given: ConsentIn | None, fields: dict[str, Any]
-) -> dict[str, Any]:
-    """A new lead's consent as stored (stamped now) and its assignee (the creating user)."""
+def _with_consent(given: ConsentIn | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """A new lead's consent as stored (stamped now)."""
     fields["consent"] = stored_consent(given, utcnow() if given is not None else None)
-    fields["assignee_id"] = ctx.user_id
     return fields
+
+
+def _creator_fields(ctx: RequestContext) -> dict[str, Any]:
+    """What a new lead takes from the caller: its creator, who is also its assignee."""
+    return {"user_id": ctx.user_id, "assignee_id": ctx.user_id}
 
 
 def build_lead(ctx: RequestContext, data: GenericLeadCreate | MLSLeadCreate) -> LeadBase:
     """A new, normalised lead document of the caller's tenant (not stored yet)."""
-    fields = _normalise(data.model_dump(exclude={"type"}), ctx.phone_region)
-    fields = _outreach_fields(ctx, data.consent, fields)
-    return LEAD_CLASSES[data.type](tenant_id=ctx.tenant_id, user_id=ctx.user_id, **fields)
+    fields = _with_consent(
+        data.consent, _normalise(data.model_dump(exclude={"type"}), ctx.phone_region)
+    )
+    return LEAD_CLASSES[data.type](tenant_id=ctx.tenant_id, **_creator_fields(ctx), **fields)
 
 
 async def check_assignee(ctx: RequestContext, user_id: UUID, loc: list[str | int]) -> None:
@@ -298,7 +301,7 @@ def _bulk_values(ctx: RequestContext, row: Any) -> tuple[LeadType, dict[str, Any
     validator would. The import runs the same steps, its validation over a whole chunk first.
     """
     kind, fields = _row_values(ctx, _validated(row), journal.pooled_uuid7())
-    return kind, _with_search_fields(fields)
+    return kind, _with_search_fields(fields) | _creator_fields(ctx)
 
 
 # A validated row as the import keeps it: its type, its consent, its other values (dumped).
@@ -410,9 +413,10 @@ _DUMPS_AS_HELD = {kind: _dumps_as_held(kind) for kind in (GenericLeadCreate, MLS
 def _row_values(
     ctx: RequestContext, row: Validated, lead_id: UUID
 ) -> tuple[LeadType, dict[str, Any]]:
-    # A validated row's stored values but the derived search fields (`_bulk_values`).
+    # A validated row's stored values but the derived search fields and the creator's
+    # (`_bulk_values`; the import gives the creator's to all its rows at once).
     kind, consent, dumped = row
-    fields = _outreach_fields(ctx, consent, _normalise(dumped, ctx.phone_region))
+    fields = _with_consent(consent, _normalise(dumped, ctx.phone_region))
     phone = fields.get("phone")
     if phone is not None and not E164.match(phone):
         raise Unprocessable("phone must be E.164", loc=["phone"])
@@ -420,7 +424,6 @@ def _row_values(
     if agent is not None and agent.get("phone") is not None and not E164.match(agent["phone"]):
         raise Unprocessable("phone must be E.164", loc=["listing_agent", "phone"])
     fields["id"] = lead_id
-    fields["user_id"] = ctx.user_id
     return kind, fields
 
 
@@ -553,7 +556,7 @@ async def _bulk_import(ctx: RequestContext, rows: Sequence[Any]) -> BulkOutcome:
                 outcome.failed.append({"index": index, "errors": _row_errors(exc, rows[index])})
                 continue
             keys = _bulk_keys(fields)
-            if seen.intersection(keys):
+            if not seen.isdisjoint(keys):
                 outcome.duplicates += 1
                 continue
             seen.update(keys)
@@ -577,7 +580,7 @@ async def _insert_chunk(
         return
     # A crash here leaves the chunk's claims: stale after the grace period for rows not stored.
     failures = await repo.create_many_values(
-        [(_new_leads(kind), fields) for _, kind, fields, _ in fresh]
+        [(_new_leads(kind), fields) for _, kind, fields, _ in fresh], _creator_fields(repo.ctx)
     )
     if failures:  # rows not stored hold no key
         await lead_claims.release_leads(repo.ctx, (fresh[p][2]["id"] for p in failures))
