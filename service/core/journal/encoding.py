@@ -189,8 +189,11 @@ class NewDocuments:
         """
         walk = self._plan(aggregate_type)
         steps, stored_template, leaf_template, factories, factory_names, quiet = walk
-        out = dict(stored_template)  # every field in the class's order, constants in place
-        flat = dict(leaf_template)
+        apart = common is not None and not values.keys().isdisjoint(common.names)
+        if common is not None and not apart:  # (the usual batch) shared values in place
+            out, flat = dict(common.stored_start), dict(common.leaves_start)
+        else:  # every field in the class's order, constants in place
+            out, flat = dict(stored_template), dict(leaf_template)
         missing = factory_names if common is None else common.factories
         given: Iterable[tuple[str, Any]] = values.items()
         try:
@@ -209,10 +212,11 @@ class NewDocuments:
                 raise TypeError(f"{self.model.__name__} has no fields {unknown}") from None
             raise
         if common is not None:
-            out.update(common.stored)
-            flat.update(common.leaves)
-            for name in common.unset if values.keys().isdisjoint(common.names) else common.leafless:
-                flat.pop(name, None)
+            if apart:  # values given for shared names too: the shared ones win
+                out.update(common.stored)
+                flat.update(common.leaves)
+                for name in common.leafless:
+                    flat.pop(name, None)
             changes = created_leaves(flat, secret_fields, common.changes)
             if common.learning and not secret_fields:
                 # The batch's first document: its change dicts join the shared ones, for the
@@ -231,11 +235,16 @@ class NewDocuments:
             raise TypeError(
                 f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
             )
-        steps, _, leaf_template, _, factory_names, _ = self._plan(aggregate_type)
+        steps, stored_template, leaf_template, _, factory_names, _ = self._plan(aggregate_type)
         stored: dict[str, Any] = {}
         leaves: dict[str, Any] = {}
         self._put(values.items(), steps, frozenset(), stored, leaves, aggregate_type)
         leafless = frozenset(name for name in values if name not in leaves)
+        # The templates as a document whose values leave the shared names alone starts:
+        # the shared values in place, no template leaf where a shared value has none.
+        leaves_start = {**leaf_template, **leaves}
+        for name in leafless:
+            leaves_start.pop(name, None)
         # The constant leaves' change dicts, made once for the batch (each batch its own).
         changes = shared_changes(leaf_template)
         changes.update(shared_changes(leaves))
@@ -244,7 +253,8 @@ class NewDocuments:
             leaves=leaves,
             names=frozenset(values),
             leafless=leafless,
-            unset=tuple(name for name in leafless if name in leaf_template),
+            stored_start={**stored_template, **stored},
+            leaves_start=leaves_start,
             factories=factory_names - values.keys(),
             changes=changes,
             learning=True,
@@ -489,7 +499,8 @@ class CommonValues:
     leaves: dict[str, Any]  # typed journal leaves, by path
     names: frozenset[str]
     leafless: frozenset[str]  # given but without a leaf (None, unjournaled)
-    unset: tuple[str, ...]  # of those, the ones a template leaf must leave
+    stored_start: dict[str, Any]  # the stored template with `stored` in place
+    leaves_start: dict[str, Any]  # the leaf template with `leaves` in place, `leafless` out
     factories: frozenset[str]  # the factory defaults still made per document
     changes: dict[str, dict[str, Any]]  # the template's and these leaves' changes, shared
     learning: bool  # until the first document's changes joined `changes`
