@@ -138,6 +138,9 @@ class NewDocuments:
         # again in every dict it goes into: the kinds, the leaves, the sorted paths' key).
         self._key_paths: dict[str, dict[str, dict[str, str]]] = {}
         self._walks: dict[str, _Walk] = {}
+        # The constant defaults (scalars, str enums) by field: given as the very object (a
+        # model's default status), their stored form and leaf are the templates' already.
+        self._constants: dict[str, Any] = {}
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
         for name, _, info in self.fields:
@@ -205,7 +208,7 @@ class NewDocuments:
                     *given,
                     *((n, v.model_dump() if isinstance(v, BaseModel) else v) for n, v in made),
                 ]
-            self._put(given, steps, quiet, out, flat, aggregate_type)
+            self._put(given, steps, quiet, self._constants, out, flat, aggregate_type)
         except (KeyError, TypeError):  # names that are no field first (looked for only now)
             if not self.names.issuperset(values):
                 unknown = sorted(set(values) - self.names)
@@ -238,7 +241,7 @@ class NewDocuments:
         steps, stored_template, leaf_template, _, factory_names, _ = self._plan(aggregate_type)
         stored: dict[str, Any] = {}
         leaves: dict[str, Any] = {}
-        self._put(values.items(), steps, frozenset(), stored, leaves, aggregate_type)
+        self._put(values.items(), steps, frozenset(), {}, stored, leaves, aggregate_type)
         leafless = frozenset(name for name in values if name not in leaves)
         # The templates as a document whose values leave the shared names alone starts:
         # the shared values in place, no template leaf where a shared value has none.
@@ -271,11 +274,14 @@ class NewDocuments:
         given: Iterable[tuple[str, Any]],
         steps: dict[str, _Step],
         quiet: frozenset[str],
+        constants: Mapping[str, Any],
         out: dict[str, Any],
         flat: dict[str, Any],
         aggregate_type: str,
     ) -> None:
-        # Each given value's stored form into `out` (by alias), its typed leaves into `flat`.
+        # Each given value's stored form into `out` (by alias), its typed leaves into `flat`;
+        # `out` and `flat` are templates when `quiet` (None in place, no leaf) and `constants`
+        # (those defaults' forms and leaves in place) are given, else empty.
         kinds = self._path_kinds.setdefault(aggregate_type, {})
         keyed = self._key_paths.setdefault(aggregate_type, {})
         exact = _BSON_EXACT
@@ -336,6 +342,8 @@ class NewDocuments:
                 if journaled:
                     flat[name] = binary if uuid_path else typed_leaf(aggregate_type, name, value)
             else:
+                if value is constants.get(name, _UNKNOWN):
+                    continue  # the default itself (an enum member): in the templates already
                 out[alias] = value if kind in exact else to_bson(value)
                 if journaled:
                     flat[name] = _other_leaf(value, aggregate_type, name, to_str, is_date)
@@ -368,6 +376,7 @@ class NewDocuments:
             if factory is not None or not (default is None or constant):
                 factories.append((name, factory or functools.partial(lambda d: d, default)))
             elif default is not None:
+                self._constants[name] = default
                 stored[alias] = to_bson(default)
                 if not journaled:
                     continue
