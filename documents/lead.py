@@ -264,29 +264,28 @@ def _ascii_search_fields(
     # `lead_search_fields` when every text part but the phone is ASCII (most leads; parts
     # that are not text are skipped as there), without a call per part: a part folds to
     # `" ".join(part.lower().split())`, and the words of the names, company, MLS id and
-    # address are those of the raw parts joined and lower-cased at once (folding only
-    # collapses spaces, which the split drops anyway).
+    # address are those of their folded forms joined at once.
     text: list[str] = []
+    sources: list[str] = []  # the folded parts whose words are tokens
     f_first = " ".join(first.lower().split()) if isinstance(first, str) else ""
     f_last = " ".join(last.lower().split()) if isinstance(last, str) else ""
     if f_first:
         text.append(f_first)
+        sources.append(f_first)
     if f_last:
         text.append(f_last)
+        sources.append(f_last)
     if first and last and (f_first or f_last):
         text.append(f"{f_first} {f_last}" if f_first and f_last else f_first or f_last)
     f_email = " ".join(email.lower().split()) if isinstance(email, str) else ""
     if f_email:
         text.append(f_email)
     digits = _phone_part(phone, text)
-    sources = [part for part in (first, last) if isinstance(part, str)]
     for part in others:
-        if isinstance(part, str):
-            sources.append(part)
-            folded = " ".join(part.lower().split())
-            if folded:
-                text.append(folded)
-    tokens = " ".join(sources).lower().encode().translate(_PUNCTUATION_TO_SPACE).decode().split()
+        if isinstance(part, str) and (folded := " ".join(part.lower().split())):
+            text.append(folded)
+            sources.append(folded)
+    tokens = " ".join(sources).encode().translate(_PUNCTUATION_TO_SPACE).decode().split()
     if f_email:
         local, _, domain = f_email.partition("@")
         tokens += (f_email, local, domain)
@@ -310,7 +309,12 @@ def _phone_part(phone: Any, text: list[str]) -> str | None:
 def _tokens(tokens: list[str], digits: str | None) -> list[str]:
     # The words with the phone's digits and their suffixes, each once, none empty, capped.
     if digits is not None:
-        tokens += [digits[i:] for i in range(len(digits) - PHONE_SUFFIX_MIN + 1)] or [digits]
+        # (A loop: a comprehension is a call of its own in CPython 3.11, a sixth of this.)
+        if len(digits) > PHONE_SUFFIX_MIN:
+            for start in range(len(digits) - PHONE_SUFFIX_MIN + 1):
+                tokens.append(digits[start:])
+        else:
+            tokens.append(digits)
     unique = dict.fromkeys(tokens)
     unique.pop("", None)
     found = list(unique)

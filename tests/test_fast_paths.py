@@ -8,11 +8,12 @@ import string
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 import phonenumbers
 import pytest
-from pydantic import AfterValidator, EmailStr, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BeforeValidator, EmailStr, Field, TypeAdapter, ValidationError
 
 from documents.base import Email, _plain_email, normalize_phone
 from documents.lead import (
@@ -24,6 +25,7 @@ from documents.lead import (
     search_words,
 )
 from documents.phones import nanp_e164
+from schemas.common import Money
 
 _general: TypeAdapter[str] = TypeAdapter(
     Annotated[EmailStr, AfterValidator(lambda v: v.strip().lower())]
@@ -536,3 +538,67 @@ def test_created_leaves_take_a_shared_change_only_for_the_very_object() -> None:
             made = shared.get(change["field"])
             assert (change is made) == (made is not None and made["new"] is change["new"])
     assert created_leaves({"tags": tags}, (), shared)[0] is shared["tags"]
+
+
+def _money_oracle_number(value: Any) -> Any:
+    # `_money_number` as it was before the bounds moved into the decimal schema (the noise
+    # snapping only; `ge` ran after it as a Python validator, then the digit bounds).
+    if isinstance(value, bool | str):
+        raise ValueError("money must be a JSON number")
+    if isinstance(value, float):
+        exact = Decimal(repr(value))
+        if not exact.is_finite() or exact.adjusted() > 15:
+            return exact
+        cents = exact.quantize(Decimal("0.01"))
+        return cents if abs(exact - cents) < Decimal("1e-9") else exact
+    return value
+
+
+# The general path: pydantic's own Python validator per bound, in declaration order.
+_money_general: TypeAdapter[Decimal | None] = TypeAdapter(
+    Annotated[
+        Decimal,
+        BeforeValidator(_money_oracle_number),
+        Field(ge=0, max_digits=14, decimal_places=2),
+    ]
+    | None
+)
+_money: TypeAdapter[Decimal | None] = TypeAdapter(Money | None)
+
+
+def _money_outcome(adapter: TypeAdapter[Decimal | None], value: Any) -> Any:
+    try:
+        money = adapter.validate_python(value)
+    except ValidationError as exc:
+        return [(e["type"], e["msg"], e["loc"]) for e in exc.errors()]
+    return money if money is None else (money, money.as_tuple())
+
+
+def _money_inputs(rng: random.Random) -> list[Any]:
+    edges: list[Any] = [
+        *(0, 1, -1, 0.0, -0.0, -0.001, 0.001, 1.005, 350000.25, 0.5700000000000001, -1e-12),
+        *(-0.5700000000000001, -1.5e-9, 1e15, -1e15, 999999999999.99, 999999999999.995, -1e17),
+        *(12345678901234, 123456789012345, -123456789012345, 10**20, -(10**20), 5e-324),
+        *(float("inf"), float("-inf"), float("nan"), True, False, None, "1", [], {}),
+        *(Decimal("-0"), Decimal("1E+20"), Decimal("-0E-10"), Decimal("NaN"), Decimal("-NaN")),
+        *(Decimal("-Infinity"), Decimal("1.2300"), Decimal("-1.001"), Decimal("-1E+15")),
+        *(-1.7976931348623157e308, Decimal("100000000000.001"), 1234567890123.4),
+    ]
+    for _ in range(3000):
+        edges += [
+            rng.uniform(-1e16, 1e16),
+            round(rng.uniform(-1e13, 1e13), rng.randrange(5)),
+            rng.randrange(-(10**16), 10**16),
+            Decimal(rng.randrange(-(10**17), 10**17)).scaleb(-rng.randrange(8)),
+            rng.uniform(-1, 1) * 10 ** rng.randrange(-12, 20),
+            rng.choice([1, -1]) * rng.randrange(10**14) / 100 + rng.choice([0, 1e-10, -1e-10]),
+        ]
+    return edges
+
+
+def test_money_bounds_checked_natively_answer_as_the_python_validators_did() -> None:
+    # `Money` checks its digit bounds in the decimal schema and refuses negatives in its
+    # before validator: the same values, errors and error order as a Python validator per
+    # bound (`ge` first), without their cost (≈2 us a price).
+    for value in _money_inputs(random.Random(27)):
+        assert _money_outcome(_money, value) == _money_outcome(_money_general, value), value

@@ -122,6 +122,29 @@ async def test_database_calls_grow_with_chunks_not_rows(owner: Account, monkeypa
         assert per_request <= 2 * math.ceil(rows_n / 1000) + 10
 
 
+async def test_blocks_of_a_chunk_take_every_row_once_in_order(
+    owner: Account, monkeypatch: Any
+) -> None:
+    # Issue 27: a chunk's rows are validated and normalised a block at a time; chunks that
+    # are no multiple of the block, and bad rows and duplicates on either side of a block's
+    # edge, come out as when the whole chunk was one step.
+    monkeypatch.setattr(lead_service, "BULK_CHUNK", 20)
+    monkeypatch.setattr(lead_service, "_BLOCK", 8)
+    rows: list[Any] = [{"type": "generic", "email": f"blk{i}@example.com"} for i in range(45)]
+    rows[7] = {"type": "bogus"}  # the last row of a block, invalid
+    rows[8] = {"type": "generic", "email": "blk6@example.com"}  # a duplicate across the edge
+    rows[16] = {"type": "generic", "phone": "123"}  # impossible phone (normalisation step)
+    rows[23] = {"type": "generic", "email": "BLK22@example.com"}  # duplicate in the next chunk
+    body = (await bulk(owner, rows)).json()
+    assert body["created"] == 41 and body["duplicates"] == 2, body
+    assert [f["index"] for f in body["failed"]] == [7, 16]
+    stored = await LeadBase.find({"tenant_id": owner.tenant_id}, with_children=True).to_list()
+    expected = {f"blk{i}@example.com" for i in range(45)} - {
+        f"blk{i}@example.com" for i in (7, 8, 16, 23)
+    }
+    assert sorted(d.email for d in stored) == sorted(expected)
+
+
 async def test_concurrent_writer_duplicate_counts_as_duplicate(
     owner: Account, monkeypatch: Any
 ) -> None:

@@ -7,7 +7,7 @@ journals one domain event (the crash-safe protocol: service/core/journal/__init_
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -283,7 +283,10 @@ class Repository(Generic[D]):
         return doc
 
     async def create_many_values(
-        self, rows: Sequence[tuple[journal.NewDocuments, dict[str, Any]]]
+        self,
+        rows: Sequence[tuple[journal.NewDocuments, dict[str, Any]]],
+        shared: Mapping[str, Any] | None = None,
+        derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> dict[int, Exception]:
         """Insert many aggregates, given as validated field values (python mode, by name).
 
@@ -294,11 +297,16 @@ class Repository(Generic[D]):
         one journal insert and one marker clear. What is stored and journaled is exactly
         what `create` stores for the same values (tests/test_repository.py compares it with
         tests/support/oracles.py). The caller has validated the values; the stamp (tenant,
-        times, actor, version 1) wins over them.
+        times, actor, version 1) wins over them. `shared`: values every row has (a bulk
+        import's creator), given once and encoded once with the stamp, which wins over them.
+        `derive`: completes a row's values just before it is encoded (fields derived from
+        the others, a lead's search fields): made then, they are still in the CPU's caches
+        when the encoder reads them back (made a chunk earlier, about 2 us a lead more).
         """
         now = utcnow()
         actor = self.ctx.actor_id
         stamp = {
+            **(shared or {}),
             "tenant_id": self.ctx.tenant_id,
             "created_at": now,
             "updated_at": now,
@@ -318,6 +326,8 @@ class Repository(Generic[D]):
             common = commons.get(id(new))
             if common is None:
                 common = commons[id(new)] = new.common(stamp, aggregate_type)
+            if derive is not None:
+                fields = derive(fields)
             encoded.append(new.encode(fields, aggregate_type, secrets, common))
         return await self._insert_created(encoded)
 

@@ -143,17 +143,19 @@ def created_leaves(
     equal dict: a creation's changes are never mutated after, they are only encoded).
     """
     secrets = tuple(secret_fields)
-    if not secrets:  # most aggregates (leads): no path to check
-        order = _sorted_paths(flat)
-        get = shared.get
-        return [
-            made
-            if (made := get(field)) is not None and made["new"] is value
-            else {"field": field, "old": None, "new": value}
-            for field, value in zip(order, map(flat.__getitem__, order), strict=True)
-            if value is not None
-        ]
     changes = []
+    if not secrets:  # most aggregates (leads): no path to check
+        # A plain loop: a comprehension over zipped maps took a fifth longer (≈35 leaves).
+        get = shared.get
+        for field in _sorted_paths(flat):
+            value = flat[field]
+            if value is None:
+                continue
+            made = get(field)
+            if made is None or made["new"] is not value:
+                made = {"field": field, "old": None, "new": value}
+            changes.append(made)
+        return changes
     for field in _sorted_paths(flat):
         value = flat[field]
         if value is None:  # `diff` skips fields equal on both sides: absent (None) → None

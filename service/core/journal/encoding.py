@@ -138,6 +138,9 @@ class NewDocuments:
         # again in every dict it goes into: the kinds, the leaves, the sorted paths' key).
         self._key_paths: dict[str, dict[str, dict[str, str]]] = {}
         self._walks: dict[str, _Walk] = {}
+        # The constant defaults (scalars, str enums) by field: given as the very object (a
+        # model's default status), their stored form and leaf are the templates' already.
+        self._constants: dict[str, Any] = {}
         # Defaults worked out once: constants as they are, factories called per document.
         self.defaults: list[tuple[str, Any, Callable[[], Any] | None]] = []
         for name, _, info in self.fields:
@@ -189,8 +192,11 @@ class NewDocuments:
         """
         walk = self._plan(aggregate_type)
         steps, stored_template, leaf_template, factories, factory_names, quiet = walk
-        out = dict(stored_template)  # every field in the class's order, constants in place
-        flat = dict(leaf_template)
+        apart = common is not None and not values.keys().isdisjoint(common.names)
+        if common is not None and not apart:  # (the usual batch) shared values in place
+            out, flat = dict(common.stored_start), dict(common.leaves_start)
+        else:  # every field in the class's order, constants in place
+            out, flat = dict(stored_template), dict(leaf_template)
         missing = factory_names if common is None else common.factories
         given: Iterable[tuple[str, Any]] = values.items()
         try:
@@ -202,23 +208,24 @@ class NewDocuments:
                     *given,
                     *((n, v.model_dump() if isinstance(v, BaseModel) else v) for n, v in made),
                 ]
-            self._put(given, steps, quiet, out, flat, aggregate_type)
+            self._put(given, steps, quiet, self._constants, out, flat, aggregate_type)
         except (KeyError, TypeError):  # names that are no field first (looked for only now)
             if not self.names.issuperset(values):
                 unknown = sorted(set(values) - self.names)
                 raise TypeError(f"{self.model.__name__} has no fields {unknown}") from None
             raise
         if common is not None:
-            out.update(common.stored)
-            flat.update(common.leaves)
-            for name in common.unset if values.keys().isdisjoint(common.names) else common.leafless:
-                flat.pop(name, None)
+            if apart:  # values given for shared names too: the shared ones win
+                out.update(common.stored)
+                flat.update(common.leaves)
+                for name in common.leafless:
+                    flat.pop(name, None)
             changes = created_leaves(flat, secret_fields, common.changes)
             if common.learning and not secret_fields:
                 # The batch's first document: its change dicts join the shared ones, for the
                 # leaves a later document holds as the very same object too (the shared
                 # default consent's, the actor's id); the others never match.
-                common.learning.clear()
+                common.learning = False
                 for change in changes:
                     common.changes.setdefault(change["field"], change)
             return out, changes
@@ -231,11 +238,16 @@ class NewDocuments:
             raise TypeError(
                 f"{self.model.__name__} has no fields {sorted(set(values) - self.names)}"
             )
-        steps, _, leaf_template, _, factory_names, _ = self._plan(aggregate_type)
+        steps, stored_template, leaf_template, _, factory_names, _ = self._plan(aggregate_type)
         stored: dict[str, Any] = {}
         leaves: dict[str, Any] = {}
-        self._put(values.items(), steps, frozenset(), stored, leaves, aggregate_type)
+        self._put(values.items(), steps, frozenset(), {}, stored, leaves, aggregate_type)
         leafless = frozenset(name for name in values if name not in leaves)
+        # The templates as a document whose values leave the shared names alone starts:
+        # the shared values in place, no template leaf where a shared value has none.
+        leaves_start = {**leaf_template, **leaves}
+        for name in leafless:
+            leaves_start.pop(name, None)
         # The constant leaves' change dicts, made once for the batch (each batch its own).
         changes = shared_changes(leaf_template)
         changes.update(shared_changes(leaves))
@@ -244,10 +256,11 @@ class NewDocuments:
             leaves=leaves,
             names=frozenset(values),
             leafless=leafless,
-            unset=tuple(name for name in leafless if name in leaf_template),
+            stored_start={**stored_template, **stored},
+            leaves_start=leaves_start,
             factories=factory_names - values.keys(),
             changes=changes,
-            learning=[True],
+            learning=True,
         )
 
     def _plan(self, aggregate_type: str) -> _Walk:
@@ -261,11 +274,14 @@ class NewDocuments:
         given: Iterable[tuple[str, Any]],
         steps: dict[str, _Step],
         quiet: frozenset[str],
+        constants: Mapping[str, Any],
         out: dict[str, Any],
         flat: dict[str, Any],
         aggregate_type: str,
     ) -> None:
-        # Each given value's stored form into `out` (by alias), its typed leaves into `flat`.
+        # Each given value's stored form into `out` (by alias), its typed leaves into `flat`;
+        # `out` and `flat` are templates when `quiet` (None in place, no leaf) and `constants`
+        # (those defaults' forms and leaves in place) are given, else empty.
         kinds = self._path_kinds.setdefault(aggregate_type, {})
         keyed = self._key_paths.setdefault(aggregate_type, {})
         exact = _BSON_EXACT
@@ -326,6 +342,8 @@ class NewDocuments:
                 if journaled:
                     flat[name] = binary if uuid_path else typed_leaf(aggregate_type, name, value)
             else:
+                if value is constants.get(name, _UNKNOWN):
+                    continue  # the default itself (an enum member): in the templates already
                 out[alias] = value if kind in exact else to_bson(value)
                 if journaled:
                     flat[name] = _other_leaf(value, aggregate_type, name, to_str, is_date)
@@ -358,6 +376,7 @@ class NewDocuments:
             if factory is not None or not (default is None or constant):
                 factories.append((name, factory or functools.partial(lambda d: d, default)))
             elif default is not None:
+                self._constants[name] = default
                 stored[alias] = to_bson(default)
                 if not journaled:
                     continue
@@ -478,18 +497,22 @@ _UNKNOWN: Any = object()  # a path whose kind is not known yet
 _PLAIN = frozenset({str, int, bool, type(None)})  # stored and journaled as they are
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommonValues:
-    """Values every new document of a batch shares, encoded once (`NewDocuments.common`)."""
+    """Values every new document of a batch shares, encoded once (`NewDocuments.common`).
+
+    Read-only but for `learning`, which the batch's first document turns off.
+    """
 
     stored: dict[str, Any]  # stored forms, by alias
     leaves: dict[str, Any]  # typed journal leaves, by path
     names: frozenset[str]
     leafless: frozenset[str]  # given but without a leaf (None, unjournaled)
-    unset: tuple[str, ...]  # of those, the ones a template leaf must leave
+    stored_start: dict[str, Any]  # the stored template with `stored` in place
+    leaves_start: dict[str, Any]  # the leaf template with `leaves` in place, `leafless` out
     factories: frozenset[str]  # the factory defaults still made per document
     changes: dict[str, dict[str, Any]]  # the template's and these leaves' changes, shared
-    learning: list[bool]  # non-empty until the first document's changes joined `changes`
+    learning: bool  # until the first document's changes joined `changes`
 
 
 _Step = tuple[
