@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from service.embedded import codec, keys, snapshot, wal, work
 from service.embedded.engine import EngineClient, EngineCollection
 from service.embedded.store import _id_record
+from tests.support.helpers import MemoryLog, decoded_fields
 
 pytestmark = pytest.mark.embedded_only
 
@@ -54,19 +55,9 @@ IDS: list[Any] = [
 ]
 
 
-class Log:
-    """A stand-in write-ahead log: the records, in order."""
-
-    def __init__(self) -> None:
-        self.records: list[bytes] = []
-
-    def append(self, record: bytes) -> None:
-        self.records.append(record)
-
-
-def _logged() -> tuple[EngineClient, Log]:
+def _logged() -> tuple[EngineClient, MemoryLog]:
     client = EngineClient()
-    log = Log()
+    log = MemoryLog()
     client.recorder.log = log  # type: ignore[assignment]
     coll = client.database("db").get_collection("c")
     coll.create_index([("a", 1), ("n", 1)], name="a_n")
@@ -123,7 +114,7 @@ VALUES += [datetime(2024, 1, 1), Binary(b"\x01", 0), Decimal128("2.5"), [], [1],
 VALUES += [{"k": 1}, {"k": [1, 2]}, {"k": None}]
 
 
-def _pair(docs: list[dict[str, Any]]) -> list[tuple[EngineCollection, Log]]:
+def _pair(docs: list[dict[str, Any]]) -> list[tuple[EngineCollection, MemoryLog]]:
     made = []
     for _ in range(2):
         client, log = _logged()
@@ -162,7 +153,7 @@ def _outcome(call: Any) -> Any:
     return answer, counted.summary()
 
 
-def _state(coll: EngineCollection, log: Log) -> Any:
+def _state(coll: EngineCollection, log: MemoryLog) -> Any:
     store = coll._store
     indexes = {
         name: (list(i.entries), dict(i.by_doc), i.owners, i.multikey)
@@ -199,15 +190,7 @@ def test_an_exact_delete_decodes_only_the_ids(monkeypatch: pytest.MonkeyPatch) -
     coll.create_index([("t", 1)], name="t")
     for i in range(6):
         coll._insert({"_id": i, "t": "a" if i < 4 else "b", "big": "x" * 99, "n": i})
-    decoded: list[list[str]] = []
-    real = codec.to_canonical
-
-    def spy(raw: bytes) -> dict[str, Any]:
-        out = real(raw)
-        decoded.append(list(out))
-        return out
-
-    monkeypatch.setattr(codec, "to_canonical", spy)
+    decoded = decoded_fields(monkeypatch)
     assert coll._delete(codec.canonical({"t": "a"}), multi=True)["n"] == 4
     assert coll._delete(codec.canonical({"_id": 5}))["n"] == 1
     assert decoded == [["_id"]] * 5

@@ -32,6 +32,7 @@ from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, 
 from service.embedded import codec, engine, keys, planner, work
 from service.embedded import mongomock_hooks as hooks
 from service.embedded.engine import EngineClient, EngineCollection
+from tests.support.helpers import MemoryLog, decoded_fields
 
 pytestmark = pytest.mark.embedded_only
 
@@ -68,19 +69,9 @@ VALUES: list[Any] = [
 ]
 
 
-class Log:
-    """A stand-in write-ahead log: the records, in order."""
-
-    def __init__(self) -> None:
-        self.records: list[bytes] = []
-
-    def append(self, record: bytes) -> None:
-        self.records.append(record)
-
-
-def collection() -> tuple[EngineCollection, Log]:
+def collection() -> tuple[EngineCollection, MemoryLog]:
     client = EngineClient()
-    log = Log()
+    log = MemoryLog()
     client.recorder.log = log  # type: ignore[assignment]
     coll = client.database("db").get_collection("c")
     coll.create_index([("a", 1)], unique=True, sparse=True, name="a_unique")
@@ -145,7 +136,7 @@ def fast_paths(on: bool) -> Iterator[None]:
         engine.FAST_PATHS = before
 
 
-def state(coll: EngineCollection, log: Log) -> dict[str, Any]:
+def state(coll: EngineCollection, log: MemoryLog) -> dict[str, Any]:
     store = coll._store
     return {
         "docs": dict(store.docs),
@@ -176,14 +167,16 @@ def update(coll: EngineCollection, filter: Any, change: Any, *, multi: bool, fas
         return outcome(lambda: coll._update(query, canonical, upsert=False, multi=multi))
 
 
-def same_state(fast: tuple[EngineCollection, Log], slow: tuple[EngineCollection, Log]) -> None:
+def same_state(
+    fast: tuple[EngineCollection, MemoryLog], slow: tuple[EngineCollection, MemoryLog]
+) -> None:
     mine, theirs = state(*fast), state(*slow)
     assert mine["docs"] == theirs["docs"]
     assert mine["indexes"] == theirs["indexes"]
     assert mine["log"] == theirs["log"]
 
 
-def pair(docs: list[dict[str, Any]]) -> tuple[tuple[Any, Log], tuple[Any, Log]]:
+def pair(docs: list[dict[str, Any]]) -> tuple[tuple[Any, MemoryLog], tuple[Any, MemoryLog]]:
     made = []
     for _ in range(2):
         coll, log = collection()
@@ -800,7 +793,9 @@ def random_wide_update(rng: random.Random) -> dict[str, Any]:
     return update
 
 
-def inserted_pair(docs: list[dict[str, Any]]) -> tuple[tuple[Any, Log], tuple[Any, Log]]:
+def inserted_pair(
+    docs: list[dict[str, Any]],
+) -> tuple[tuple[Any, MemoryLog], tuple[Any, MemoryLog]]:
     # The same documents inserted with the fast paths (keys through `Scalars`) and without.
     made = []
     for on in (True, False):
@@ -1610,13 +1605,15 @@ def test_numeric_range_plans_decide_like_the_matcher(seed: int) -> None:
     assert ranged > 20
 
 
-def _sequenced_pair(docs: list[dict[str, Any]]) -> tuple[tuple[Any, Log], tuple[Any, Log]]:
+def _sequenced_pair(
+    docs: list[dict[str, Any]],
+) -> tuple[tuple[Any, MemoryLog], tuple[Any, MemoryLog]]:
     # A journal's indexes in miniature: compound ones ending in `seq`, one holding an array
     # field (`tags`), a dotted one, the sequencer's unique partial `seq_unique`.
     made = []
     for _ in range(2):
         client = EngineClient()
-        log = Log()
+        log = MemoryLog()
         client.recorder.log = log  # type: ignore[assignment]
         coll = client.database("db").get_collection("events")
         coll.create_index([("t", 1), ("seq", 1)], name="t_seq")
@@ -1661,27 +1658,13 @@ def test_moved_entries_are_the_entries_derived_afresh(seed: int) -> None:
         apply_both(fast, slow, filter, change, multi=shape == 4)
 
 
-def _decoded_fields(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    # The fields of every document the engine decodes whole from now on, in order.
-    decoded: list[list[str]] = []
-    real = codec.to_canonical
-
-    def spy(raw: bytes) -> dict[str, Any]:
-        out = real(raw)
-        decoded.append(list(out))
-        return out
-
-    monkeypatch.setattr(codec, "to_canonical", spy)
-    return decoded
-
-
 def test_a_sequencer_update_decodes_only_the_id_and_its_filter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # `{_id, seq: null}` -> `$set: {seq}` over indexes keying top-level fields: the new
     # entries come from the old ones, so the other indexed fields are not decoded.
     fast, _ = _sequenced_pair([{"_id": 1, "t": "a", "tags": ["x"], "seq": None, "big": "b" * 99}])
-    decoded = _decoded_fields(monkeypatch)
+    decoded = decoded_fields(monkeypatch)
     coll = fast[0]
     coll.drop_index("ek_seq")  # a dotted index needs the whole document
     assert (
@@ -1702,7 +1685,7 @@ def test_an_update_no_index_watches_decodes_only_what_its_filter_reads(
     # entry to derive, so nothing beyond the splice's own fields is decoded.
     docs = [{"_id": i, "t": "a", "big": "b" * 99, "p": {"v": 1}} for i in range(3)]
     (fast, _), (slow, _) = pair(docs)
-    decoded = _decoded_fields(monkeypatch)
+    decoded = decoded_fields(monkeypatch)
     change = {"$unset": {"p": ""}}
     query = {"_id": {"$in": [0, 1, 2]}, "p.v": 1}
     assert update(fast, query, change, multi=True, fast=True)[0]["nModified"] == 3

@@ -32,7 +32,7 @@ from service.embedded import (
     wal,
     work,
 )
-from tests.support.helpers import crash_image
+from tests.support.helpers import crash_image, decoded_fields
 
 pytestmark = pytest.mark.embedded_only
 
@@ -322,15 +322,7 @@ async def test_a_delete_many_decodes_only_the_ids_its_plan_decided(
     c = embedded_database("slices")["c"]
     await c.create_index("t")
     await c.insert_many([{"_id": i, "t": i % 2, "n": i, "big": "x" * 99} for i in range(6)])
-    decoded: list[list[str]] = []
-    real = codec.to_canonical
-
-    def spy(raw: bytes) -> dict[str, Any]:
-        out = real(raw)
-        decoded.append(list(out))
-        return out
-
-    monkeypatch.setattr(codec, "to_canonical", spy)
+    decoded = decoded_fields(monkeypatch)
     with slices(1):
         assert (await c.delete_many({"t": 0})).deleted_count == 3
         assert decoded == [["_id"]] * 3

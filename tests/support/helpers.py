@@ -258,3 +258,30 @@ def around_engine_calls(
         run_sliced=wrapped(aio.run_sliced),
     ):
         yield
+
+
+class MemoryLog:
+    """A stand-in for the embedded write-ahead log: the records appended, in order."""
+
+    def __init__(self) -> None:
+        self.records: list[bytes] = []
+
+    def append(self, record: bytes) -> None:
+        """Keep one record."""
+        self.records.append(record)
+
+
+def decoded_fields(monkeypatch: Any) -> list[list[str]]:
+    """The fields of every stored document the embedded engine decodes from now on, in order."""
+    from service.embedded import codec
+
+    decoded: list[list[str]] = []
+    real = codec.to_canonical
+
+    def spy(raw: bytes) -> dict[str, Any]:
+        out = real(raw)
+        decoded.append(list(out))
+        return out
+
+    monkeypatch.setattr(codec, "to_canonical", spy)
+    return decoded
