@@ -509,6 +509,11 @@ _EXTREMA = {
 _ALTERED_ID = "After applying the update, the (immutable) field '_id'"
 
 
+def _id_altered(message: str) -> WriteError:
+    """The server's refusal of an update that changes a document's `_id`."""
+    return WriteError(message, code=66, details={"codeName": "ImmutableField"})
+
+
 class WorkingCopy(dict):  # type: ignore[type-arg]
     """A stored document decoded for an update, remembering the BSON it came from.
 
@@ -757,7 +762,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
                 self._update_document_fields_with_positional_awareness(
                     existing_document, fields, spec, _EXTREMA[name], None
                 )
-        if rest or not document:
+        if rest:
             super()._apply_update_document(existing_document, spec, rest, was_insert)
 
     def _replace_whole(self, existing: dict[str, Any], replacement: Mapping[str, Any]) -> None:
@@ -772,13 +777,8 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
         if "_id" in replacement:
             given = replacement["_id"]
             if sort_key(codec.canonical_value(given)) != sort_key(kept):
-                raise WriteError(
-                    f"{_ALTERED_ID} was found to have been altered to _id: {given!r}",
-                    code=66,
-                    details={"codeName": "ImmutableField"},
-                )
+                raise _id_altered(f"{_ALTERED_ID} was found to have been altered to _id: {given!r}")
             kept = given
-        codec.encode(replacement)  # what BSON cannot hold (a NUL in a key) refused before
         existing.clear()
         existing["_id"] = kept
         existing.update(
@@ -821,10 +821,7 @@ class EngineCollection(mm.Collection):  # type: ignore[misc]
             return super()._update(spec, document, upsert, **kwargs)
         except WriteError as exc:
             if exc.code is None and str(exc).startswith(_ALTERED_ID):
-                # mongomock's message, without the server's code
-                raise WriteError(
-                    str(exc), code=66, details={"codeName": "ImmutableField"}
-                ) from None
+                raise _id_altered(str(exc)) from None  # mongomock's, without the server's code
             raise
         finally:
             self._touching = None
