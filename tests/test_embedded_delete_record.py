@@ -14,12 +14,12 @@ from typing import Any
 import bson
 import pytest
 from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError
 
 from service.embedded import codec, keys, snapshot, wal, work
 from service.embedded.engine import EngineClient, EngineCollection
 from service.embedded.store import _id_record
-from tests.support.helpers import MemoryLog, decoded_fields
+from tests.support.helpers import MemoryLog, decoded_fields, engine_outcome, engine_state
 
 pytestmark = pytest.mark.embedded_only
 
@@ -144,24 +144,6 @@ def _random_filter(rng: random.Random) -> dict[str, Any]:
     return {"tags": {"$size": 1}} if rng.random() < 0.8 else {}  # a scan
 
 
-def _outcome(call: Any) -> Any:
-    with work.measuring() as counted:
-        try:
-            answer: Any = call()
-        except (PyMongoError, NotImplementedError) as exc:  # mongomock: no Decimal128 order
-            answer = (type(exc).__name__, str(exc))
-    return answer, counted.summary()
-
-
-def _state(coll: EngineCollection, log: MemoryLog) -> Any:
-    store = coll._store
-    indexes = {
-        name: (list(i.entries), dict(i.by_doc), i.owners, i.multikey)
-        for name, i in store.indexes.items()
-    }
-    return dict(store.docs), indexes, list(log.records)
-
-
 @pytest.mark.parametrize("seed", range(12))
 def test_a_delete_decoding_only_what_its_filter_reads_deletes_as_before(seed: int) -> None:
     # `_delete` reads its matches without keeping them (decoded only as far as the filter
@@ -179,10 +161,10 @@ def test_a_delete_decoding_only_what_its_filter_reads_deletes_as_before(seed: in
     for _ in range(25):
         query = codec.canonical(_random_filter(rng))
         multi = rng.random() < 0.5
-        new = _outcome(functools.partial(mine[0]._delete, query, multi=multi))
-        old = _outcome(functools.partial(_old_delete, theirs[0], query, multi))
+        new = engine_outcome(functools.partial(mine[0]._delete, query, multi=multi))
+        old = engine_outcome(functools.partial(_old_delete, theirs[0], query, multi))
         assert repr(new) == repr(old), (query, multi)  # repr: NaN in error details
-        assert _state(*mine) == _state(*theirs), (query, multi)
+        assert engine_state(*mine) == engine_state(*theirs), (query, multi)
 
 
 def test_an_exact_delete_decodes_only_the_ids(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,12 +27,12 @@ from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectI
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
 from bson.son import SON
-from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError
 
 from service.embedded import codec, engine, keys, planner, work
 from service.embedded import mongomock_hooks as hooks
 from service.embedded.engine import EngineClient, EngineCollection
-from tests.support.helpers import MemoryLog, decoded_fields
+from tests.support.helpers import MemoryLog, decoded_fields, engine_outcome, engine_state
 
 pytestmark = pytest.mark.embedded_only
 
@@ -136,41 +136,18 @@ def fast_paths(on: bool) -> Iterator[None]:
         engine.FAST_PATHS = before
 
 
-def state(coll: EngineCollection, log: MemoryLog) -> dict[str, Any]:
-    store = coll._store
-    return {
-        "docs": dict(store.docs),
-        "indexes": {
-            name: (list(i.entries), dict(i.by_doc), i.owners, i.multikey)
-            for name, i in store.indexes.items()
-        },
-        "log": list(log.records),
-    }
-
-
-def outcome(call: Any) -> Any:
-    with work.measuring() as counted:
-        try:
-            answer: Any = call()
-            if isinstance(answer, dict):  # each engine is its own client
-                answer = {k: v for k, v in answer.items() if k != "connectionId"}
-        except (PyMongoError, NotImplementedError) as exc:  # mongomock: no Decimal128 order
-            answer = (type(exc).__name__, str(exc), getattr(exc, "details", None))
-    return answer, counted.summary()
-
-
 def update(coll: EngineCollection, filter: Any, change: Any, *, multi: bool, fast: bool) -> Any:
     # As aio.py hands them over: canonical filter and update.
     query = codec.canonical(filter)
     canonical = codec.canonical({"u": change})["u"]
     with fast_paths(fast):
-        return outcome(lambda: coll._update(query, canonical, upsert=False, multi=multi))
+        return engine_outcome(lambda: coll._update(query, canonical, upsert=False, multi=multi))
 
 
 def same_state(
     fast: tuple[EngineCollection, MemoryLog], slow: tuple[EngineCollection, MemoryLog]
 ) -> None:
-    mine, theirs = state(*fast), state(*slow)
+    mine, theirs = engine_state(*fast), engine_state(*slow)
     assert mine["docs"] == theirs["docs"]
     assert mine["indexes"] == theirs["indexes"]
     assert mine["log"] == theirs["log"]
@@ -1527,7 +1504,9 @@ def test_byte_entries_answer_as_tuple_entries(seed: int) -> None:
         sort = rng.choice([(), (("_id", 1),), ((field, -1),)])
         limit = rng.choice([0, 3])
         answers = [
-            outcome(functools.partial(coll.matching, query, sort=sort, limit=limit, keep=False))
+            engine_outcome(
+                functools.partial(coll.matching, query, sort=sort, limit=limit, keep=False)
+            )
             for coll in (mine, theirs)
         ]
         assert answers[0] == answers[1], (filter, sort, limit)
@@ -1593,8 +1572,10 @@ def test_numeric_range_plans_decide_like_the_matcher(seed: int) -> None:
         for coll, on in zip(made, (True, False), strict=True):
             with fast_paths(on):
                 # (The work counted differs: an exact plan examines no document to count.)
-                found = outcome(functools.partial(coll.matching, query, sort=sort, limit=limit))
-                counted = outcome(functools.partial(coll.count_documents, query))
+                found = engine_outcome(
+                    functools.partial(coll.matching, query, sort=sort, limit=limit)
+                )
+                counted = engine_outcome(functools.partial(coll.count_documents, query))
             answers.append((found[0], counted[0]))
         assert answers[0] == answers[1], (filter, sort, limit)
         if rng.random() < 0.3:

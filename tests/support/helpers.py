@@ -285,3 +285,32 @@ def decoded_fields(monkeypatch: Any) -> list[list[str]]:
 
     monkeypatch.setattr(codec, "to_canonical", spy)
     return decoded
+
+
+def engine_state(coll: Any, log: MemoryLog) -> dict[str, Any]:
+    """An embedded collection's whole state: stored documents, every index, the log's records."""
+    store = coll._store
+    return {
+        "docs": dict(store.docs),
+        "indexes": {
+            name: (list(i.entries), dict(i.by_doc), i.owners, i.multikey)
+            for name, i in store.indexes.items()
+        },
+        "log": list(log.records),
+    }
+
+
+def engine_outcome(call: Callable[[], Any]) -> Any:
+    """An embedded engine call's answer (or error) and the work it counted, to compare."""
+    from pymongo.errors import PyMongoError
+
+    from service.embedded import work
+
+    with work.measuring() as counted:
+        try:
+            answer: Any = call()
+            if isinstance(answer, dict):  # each engine is its own client
+                answer = {k: v for k, v in answer.items() if k != "connectionId"}
+        except (PyMongoError, NotImplementedError) as exc:  # mongomock: no Decimal128 order
+            answer = (type(exc).__name__, str(exc), getattr(exc, "details", None))
+    return answer, counted.summary()
