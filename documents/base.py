@@ -291,6 +291,10 @@ class RootDocument(Document, Versioned):
     aggregate_type: ClassVar[str] = ""
     # Dotted field paths whose values never reach the journal (replaced by "***").
     secret_fields: ClassVar[frozenset[str]] = frozenset()
+    # Internal fields the document's validator derives from the others on every validation
+    # (never sent, never shown): stored with every write, never journaled, since a state
+    # rebuilt from the journal derives them again when it is validated.
+    derived_fields: ClassVar[frozenset[str]] = frozenset()
 
     @before_event(Insert)
     def _stamp_insert(self) -> None:

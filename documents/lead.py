@@ -357,6 +357,7 @@ class LeadBase(RootDocument, Segmented):
     """Fields every lead has; `last_contacted_at` is raised by touchpoint events."""
 
     aggregate_type: ClassVar[str] = "lead"
+    derived_fields: ClassVar[frozenset[str]] = frozenset({"search_text", "search_tokens"})
 
     type: LeadType
     status: LeadStatus = LeadStatus.new

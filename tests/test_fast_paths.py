@@ -413,7 +413,7 @@ async def test_one_walk_agrees_with_the_generic_walks_on_values_of_every_kind() 
         values["consent"] = {"call": {"status": rng.choice(odd), "at": rng.choice(odd)}}
         full = oracles.new_full(new, values)
         secrets = rng.choice([(), ("notes",), ("address",), ("segments.k1", "user_id")])
-        reference = oracles.new_created_changes(full, "lead", secrets)
+        reference = oracles.new_created_changes(new, full, "lead", secrets)
         stored, changes = new.encode(values, "lead", secrets)
         assert _same(changes, reference), (values, secrets)
         assert bson.encode(stored) == bson.encode(oracles.new_stored(new, full)), values

@@ -23,6 +23,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from documents.base import normalize_phone
+from documents.lead import LeadBase
 from documents.tenant import Tenant
 from documents.user import User
 from service.cli import app
@@ -238,6 +239,8 @@ def test_the_csv_import_reports_impossible_phones(
 
 # -- history in API terms --------------------------------------------------------------------
 
+INTERNAL = LeadBase.derived_fields  # never shown: not by `GET`, history, feed or webhooks
+
 
 async def test_history_feed_and_versions_speak_api_names_and_units(owner: Account) -> None:
     created = await owner.client.post(
@@ -245,15 +248,31 @@ async def test_history_feed_and_versions_speak_api_names_and_units(owner: Accoun
     )
     url = f"/v1/leads/{created.json()['id']}"
     await owner.client.patch(url, json={"list_price": 900000.5})
+    await owner.client.patch(url, json={"first_name": "Ana"})  # a searchable field
     history = (await owner.client.get(f"{url}/history")).json()["items"]
     first = {c["field"]: c["new"] for c in history[0]["changes"]}
     assert first["list_price"] == 850000.0
-    assert not {"list_price_cents", "search_text"} & first.keys()  # stored form, internal
+    assert not {"list_price_cents", *INTERNAL} & first.keys()  # stored form, internal
     assert history[1]["changes"] == [{"field": "list_price", "old": 850000.0, "new": 900000.5}]
+    assert history[2]["changes"] == [{"field": "first_name", "old": None, "new": "Ana"}]
     assert (await owner.client.get(f"{url}/versions/1")).json()["list_price"] == 850000.0
     feed = (await owner.client.get("/v1/changes", params={"aggregate_type": "lead"})).json()
-    assert feed["items"][-1]["changes"] == history[1]["changes"]
-    assert "list_price_cents" not in str(feed) and "search_text" not in str(feed)
+    assert [item["changes"] for item in feed["items"][-2:]] == [
+        history[1]["changes"],
+        history[2]["changes"],
+    ]
+    assert not any(name in str(feed) for name in ("list_price_cents", *INTERNAL))
+
+
+def test_entries_journaled_with_the_derived_fields_hide_them() -> None:
+    # Entries journaled before the derived fields were left out of the journal still hold
+    # them: the API's view leaves them out as it leaves `GET` without them.
+    changes = [
+        {"field": "first_name", "old": None, "new": "Ana"},
+        {"field": "search_text", "old": None, "new": "ana"},
+        {"field": "search_tokens", "old": None, "new": ["ana"]},
+    ]
+    assert api_changes("lead", changes) == changes[:1]
 
 
 async def test_nested_money_is_shown_in_major_units(owner: Account) -> None:
@@ -284,7 +303,7 @@ async def test_webhook_payloads_speak_api_names_and_units(owner: Account) -> Non
         (body,) = verified(rec, hook["secret"])
     fields = {c["field"]: c["new"] for c in body["data"]["changes"]}
     assert fields["list_price"] == 1.0 and "list_price_cents" not in fields
-    assert "search_text" not in fields
+    assert not INTERNAL & fields.keys()
 
 
 # -- getting started ----------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from fastapi import FastAPI
 
 from documents import AGGREGATE_ROOTS
 from documents.journal import DomainEvent
+from documents.lead import LeadBase
+from service import lifecycle
 from service.core.repository import Repository
 from tests.support.helpers import PASSWORD, Account, assert_problem
 
@@ -771,6 +773,41 @@ async def test_version_equals_last_event_for_every_aggregate(
         assert last.get(aggregate_id) == version
         got = sorted(v for a, v in snap.events if a == aggregate_id)
         assert got == list(range(1, version + 1))  # no gaps
+
+
+async def test_derived_fields_are_stored_with_every_write_and_never_journaled(
+    owner: Account,
+) -> None:
+    # A lead's search fields are derived from its other fields on every validation: the
+    # journal keeps what they derive from (single create, bulk create, update), every write
+    # stores them, and a version rebuilt from the journal derives them again.
+    assert LeadBase.derived_fields == {"search_text", "search_tokens"}
+    one = await owner.client.post(
+        "/v1/leads", json={"type": "generic", "first_name": "Ana", "email": "a.silva@example.com"}
+    )
+    bulk = await owner.client.post(
+        "/v1/leads/bulk", json={"leads": [{"type": "mls", "mls_id": "B-1", "last_name": "Ito"}]}
+    )
+    lead_id = UUID(one.json()["id"])
+    patched = await owner.client.patch(f"/v1/leads/{lead_id}", json={"first_name": "Anna"})
+    assert (one.status_code, bulk.json()["created"], patched.status_code) == (201, 1, 200)
+    lead_events = [e for e in (await snapshot()).events.values() if e["aggregate_type"] == "lead"]
+    assert len(lead_events) == 3
+    for event in lead_events:
+        journaled = {c["field"].split(".")[0] for c in event["changes"]}
+        assert "first_name" in journaled or "mls_id" in journaled, event
+        assert not journaled & LeadBase.derived_fields, event
+    stored = await LeadBase.get_pymongo_collection().find_one({"_id": Binary.from_uuid(lead_id)})
+    assert stored is not None
+    assert "anna" in stored["search_tokens"] and "ana" not in stored["search_tokens"]
+    assert stored["search_text"].startswith("anna")
+    rebuilt = await lifecycle.version(ctx=owner.ctx, model=LeadBase, id=lead_id, n=2)
+    assert (rebuilt.search_text, rebuilt.search_tokens) == (
+        stored["search_text"],
+        stored["search_tokens"],
+    )
+    first = await lifecycle.version(ctx=owner.ctx, model=LeadBase, id=lead_id, n=1)
+    assert "ana" in first.search_tokens and "anna" not in first.search_tokens
 
 
 # -- concurrency -------------------------------------------------------------------------------

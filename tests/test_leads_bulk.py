@@ -531,7 +531,7 @@ async def test_one_walk_stores_and_journals_what_the_three_steps_did(owner: Acco
         new = lead_service._new_leads(kind)
         full = oracles.new_full(new, fields)
         stored = oracles.new_stored(new, full)
-        changes = oracles.new_created_changes(full, "lead", LeadBase.secret_fields)
+        changes = oracles.new_created_changes(new, full, "lead", LeadBase.secret_fields)
         unstamped = {k: v for k, v in fields.items() if k not in stamp}
         for values, common in ((fields, None), (unstamped, new.common(stamp, "lead"))):
             one_stored, one_changes = new.encode(values, "lead", LeadBase.secret_fields, common)

@@ -166,12 +166,12 @@ async def test_creation_changes_equal_the_generic_diff(owner: Account) -> None:
     for doc in (user, lead):  # the bulk path's inputs: python-mode values, sub-documents as dicts
         new = journal.NewDocuments(type(doc))
         full = oracles.new_full(new, {k: v for k, v in doc.model_dump().items() if k in new.names})
-        assert oracles.new_changes(full, doc.secret_fields) == oracles.creation_changes(doc)
+        assert oracles.new_changes(new, full, doc.secret_fields) == oracles.creation_changes(doc)
         assert oracles.new_stored(new, full) == journal.encode_document(doc)
         assert_encodes_as_the_three_steps(new, full, doc.aggregate_type, doc.secret_fields)
     new = journal.NewDocuments(User)
     full = oracles.new_full(new, {k: v for k, v in user.model_dump().items() if k in new.names})
-    redacted = oracles.new_changes(full, user.secret_fields)
+    redacted = oracles.new_changes(new, full, user.secret_fields)
     assert {"field": "password_hash", "old": None, "new": journal.REDACTED} in redacted
     assert all(c["field"] and c["new"] is not None for c in redacted)  # no root or null entries
 
@@ -282,7 +282,7 @@ def assert_encodes_as_the_three_steps(
 
     full = oracles.new_full(new, values)
     stored = oracles.new_stored(new, full)
-    changes = oracles.new_created_changes(full, aggregate_type, secrets)
+    changes = oracles.new_created_changes(new, full, aggregate_type, secrets)
     # Alone, and with part of the values as a batch's common values (disjoint from the
     # rest, overlapping it with other values, which the common ones win over).
     shared = {k: v for k, v in values.items() if k in _STAMPED}

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from documents import AGGREGATE_ROOTS
+
 
 def _money(value: Any) -> Any:
     # Integer cents → a JSON number in major units, as the API's `Money` fields answer.
@@ -42,10 +44,7 @@ INTERNAL = ApiField(None)
 MONEY = _money
 
 API_FIELDS: dict[str, dict[str, ApiField]] = {
-    "lead": {
-        "list_price_cents": ApiField("list_price", MONEY),
-        "search_text": INTERNAL,  # derived from the searchable fields for `q`
-    },
+    "lead": {"list_price_cents": ApiField("list_price", MONEY)},
     "user": {
         "amount_cents": ApiField("amount", MONEY),
         "monthly_cost_limit_cents": ApiField("monthly_cost_limit", MONEY),
@@ -53,6 +52,13 @@ API_FIELDS: dict[str, dict[str, ApiField]] = {
     "ai_usage": {"cost_cents": ApiField("cost", MONEY)},
 }
 """Per aggregate type: stored field name → its API name and unit (only where they differ)."""
+# Derived internal fields (`RootDocument.derived_fields`): not journaled, and hidden in the
+# entries journaled before they were left out.
+for _root in AGGREGATE_ROOTS:
+    if _root.derived_fields:
+        API_FIELDS.setdefault(_root.aggregate_type, {}).update(
+            dict.fromkeys(_root.derived_fields, INTERNAL)
+        )
 FREE_FORM = frozenset({"segments"})
 """Maps whose keys are data (a segment may be called anything): never renamed inside."""
 

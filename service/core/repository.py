@@ -402,7 +402,8 @@ class Repository(Generic[D]):
         event = journal.new_event(
             updated, ctx=self.ctx, event_type=event_type, changes=field_changes
         )
-        touched = {c.field.split(".", 1)[0] for c in field_changes}
+        # Derived fields are not journaled but follow what they derive from: stored each time.
+        touched = {c.field.split(".", 1)[0] for c in field_changes} | updated.derived_fields
         data = to_bson(updated)
         fields = {k: data[k] for k in touched | {"version", "updated_at", "updated_by"}}
         fields["pending_event"] = to_bson(journal.as_outbox(event))

@@ -84,14 +84,21 @@ def new_stored(new: journal.NewDocuments, full: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def new_changes(full: Mapping[str, Any], secret_fields: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """A creation's changes of `full` values: the generic diff of their JSON form, as dicts."""
-    after = to_jsonable_python(dict(full))
+def new_changes(
+    new: journal.NewDocuments, full: Mapping[str, Any], secret_fields: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """A creation's changes of `full` values: the generic diff of their JSON form (the
+    class's derived fields left out, as `journal_dump` leaves them), as dicts."""
+    derived = new.model.derived_fields
+    after = to_jsonable_python({k: v for k, v in full.items() if k not in derived})
     return [c.model_dump() for c in journal.diff({}, after, secret_fields)]
 
 
 def new_created_changes(
-    full: Mapping[str, Any], aggregate_type: str, secret_fields: Iterable[str] = ()
+    new: journal.NewDocuments,
+    full: Mapping[str, Any],
+    aggregate_type: str,
+    secret_fields: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
     """The changes a creation event stores: `new_changes` typed by `typed_changes`."""
-    return journal.typed_changes(aggregate_type, new_changes(full, secret_fields))
+    return journal.typed_changes(aggregate_type, new_changes(new, full, secret_fields))

@@ -107,8 +107,9 @@ def _redacted(subtree: dict[str, Any], path: str, secrets: tuple[str, ...]) -> d
 
 
 def journal_dump(doc: RootDocument) -> dict[str, Any]:
-    """The part of a document the journal compares (JSON mode)."""
-    return doc.model_dump(mode="json", exclude=set(UNJOURNALED))
+    """The part of a document the journal compares (JSON mode): no bookkeeping, nothing
+    derived (`RootDocument.derived_fields`)."""
+    return doc.model_dump(mode="json", exclude=set(UNJOURNALED | doc.derived_fields))
 
 
 # Sorted paths by the paths in their given order: a bulk import's rows of one class come

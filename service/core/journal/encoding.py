@@ -360,7 +360,7 @@ class NewDocuments:
         for (name, alias, _), (_, default, factory) in zip(self.fields, self.defaults, strict=True):
             to_str = string_kind(aggregate_type, name)
             is_date = is_date_path(aggregate_type, name)
-            journaled = name not in UNJOURNALED
+            journaled = name not in UNJOURNALED and name not in self.model.derived_fields
             steps[name] = (
                 alias,
                 journaled,
