@@ -43,22 +43,29 @@ class ApiField:
 INTERNAL = ApiField(None)
 MONEY = _money
 
-API_FIELDS: dict[str, dict[str, ApiField]] = {
-    "lead": {"list_price_cents": ApiField("list_price", MONEY)},
-    "user": {
-        "amount_cents": ApiField("amount", MONEY),
-        "monthly_cost_limit_cents": ApiField("monthly_cost_limit", MONEY),
-    },
-    "ai_usage": {"cost_cents": ApiField("cost", MONEY)},
-}
+
+def _derived_hidden(fields: dict[str, dict[str, ApiField]]) -> dict[str, dict[str, ApiField]]:
+    """`fields` with every root's derived internal fields (`RootDocument.derived_fields`)
+    hidden: never journaled now, but held by the entries journaled before."""
+    for root in AGGREGATE_ROOTS:
+        if root.derived_fields:
+            fields.setdefault(root.aggregate_type, {}).update(
+                dict.fromkeys(root.derived_fields, INTERNAL)
+            )
+    return fields
+
+
+API_FIELDS: dict[str, dict[str, ApiField]] = _derived_hidden(
+    {
+        "lead": {"list_price_cents": ApiField("list_price", MONEY)},
+        "user": {
+            "amount_cents": ApiField("amount", MONEY),
+            "monthly_cost_limit_cents": ApiField("monthly_cost_limit", MONEY),
+        },
+        "ai_usage": {"cost_cents": ApiField("cost", MONEY)},
+    }
+)
 """Per aggregate type: stored field name → its API name and unit (only where they differ)."""
-# Derived internal fields (`RootDocument.derived_fields`): not journaled, and hidden in the
-# entries journaled before they were left out.
-for _root in AGGREGATE_ROOTS:
-    if _root.derived_fields:
-        API_FIELDS.setdefault(_root.aggregate_type, {}).update(
-            dict.fromkeys(_root.derived_fields, INTERNAL)
-        )
 FREE_FORM = frozenset({"segments"})
 """Maps whose keys are data (a segment may be called anything): never renamed inside."""
 
