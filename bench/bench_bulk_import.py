@@ -9,7 +9,11 @@ Everything runs on the embedded backend (service/embedded/), in one process, in 
 - floor: the raw driver making the writes of a journaled import with pre-built documents —
   per chunk the rows' dedupe-key claims (`lead_claims`, its unique index kept, as the
   service's), the leads with their creation marker, their `lead.created` events, the marker
-  clear — the floor a deduplicated, journaled import cannot go below.
+  clear — the floor a deduplicated, journaled import cannot go below;
+- stripped-down app: bench/floor_bulk_app.py, a FastAPI app with only this endpoint doing
+  the same work and the same writes by the plainest code (no auth, repository or generic
+  encoder, no turns for other requests), checked to store the same fields and journaled
+  paths: what this work costs written plainly with the same libraries.
 
 Targets (issue 27; issue 18 had 2.0x and 100 us): service <= 1.3x the floor, and <= 50 us of
 Python work per lead outside database calls ((service time - time awaiting database calls) /
@@ -316,6 +320,42 @@ async def _same_writes(
     return time.perf_counter() - start
 
 
+async def floor_app_round(
+    rows: list[dict[str, Any]], docs: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> tuple[float, float, float]:
+    """Time the stripped-down app's `POST /v1/leads/bulk` of `rows` (bench/floor_bulk_app.py).
+
+    Its database as the service's (in memory, `lead_claims` indexed, no secondary index on
+    leads or events). Returns wall time, event-loop CPU, time in database calls; checks
+    first that it stored what the service stores (`docs`, `events`: the same fields, the
+    same journaled paths).
+    """
+    from bench.floor_bulk_app import create_floor_app
+    from documents.lead_claim import LeadClaim
+
+    db = embedded_database(f"bench_app_{next(_seq)}")
+    await db["lead_claims"].create_indexes(LeadClaim.Settings.indexes)
+    app = create_floor_app(db, tenant_id=uuid7(), actor_id=uuid7())
+    body = json.dumps({"leads": rows}).encode()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://bench", timeout=600
+    ) as client:
+        with _young_collections_only(), count_db_calls() as (_, seconds):
+            start, cpu = time.perf_counter(), time.thread_time()
+            response = await client.post(
+                "/v1/leads/bulk", content=body, headers={"Content-Type": "application/json"}
+            )
+            elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu
+    assert response.status_code == 200 and response.json()["created"] == len(rows), response.text
+    stored = await db["leads"].find_one({"email": docs[0]["email"]})
+    entry = await db["domain_events"].find_one({"aggregate_id": stored["_id"]})
+    assert set(stored) | {"pending_event"} == set(docs[0]), (list(stored), list(docs[0]))
+    paths = [c["field"] for c in entry["changes"]]
+    assert paths == [c["field"] for c in events[0]["changes"]], (paths, events[0]["changes"])
+    return elapsed, cpu, sum(seconds.values())
+
+
 def framework_floor_us(
     rows: list[dict[str, Any]],
     docs: list[dict[str, Any]],
@@ -543,11 +583,13 @@ async def main(n_rows: int, rounds: int, profile: bool, mix: str = "distinct") -
     events = journal_documents(docs)
     await raw_round(docs[:500])
     service_times, raw_times, floor_times, cpu_times = [], [], [], []
+    app_rounds: list[tuple[float, float, float]] = []
     calls: Counter[str] = Counter()
     call_seconds: dict[str, list[float]] = {}
     for _ in range(rounds):
         raw_times.append(await raw_round(docs))
         floor_times.append(await raw_same_writes_round(docs, events, BULK_CHUNK))
+        app_rounds.append(await floor_app_round(rows, docs, events))
         elapsed, cpu, calls, seconds = await service_round(settings, rows)
         service_times.append(elapsed)
         cpu_times.append(cpu)
@@ -571,6 +613,13 @@ async def main(n_rows: int, rounds: int, profile: bool, mix: str = "distinct") -
     print(f"Python work per lead        : {python_us:8.1f} us  (target <= 50 us; wall - db)")
     cpu_us = statistics.median(cpu_times) / n_rows * 1e6
     print(f"  event loop CPU per lead   : {cpu_us:8.1f} us  (thread CPU time: less load-bound)")
+    app_wall, app_cpu, app_db = (statistics.median(r[i] for r in app_rounds) for i in range(3))
+    print(
+        f"stripped-down app (same writes): {app_wall:5.3f} s, Python work per lead"
+        f" {(app_wall - app_db) / n_rows * 1e6:.1f} us, event loop CPU per lead"
+        f" {app_cpu / n_rows * 1e6:.1f} us (bench/floor_bulk_app.py)"
+    )
+    print(f"ratio service / stripped app: {service / app_wall:8.2f}x")
     print(f"database calls              : {total_calls} (budget 2*ceil(N/1000)+10 = {budget})")
     for name, count in sorted(calls.items()):
         spent = statistics.median(call_seconds.get(name, [0.0]))
