@@ -325,8 +325,9 @@ def _call_name(call: Any) -> str:
 def profile_main(n: int, top: int) -> None:
     """The two imports in process (ASGI app, persistent embedded database, fsync on): each
     import's time, the event loop's longest stalls (a 10 ms ticker's lateness), the engine's
-    CPU time per kind of call during each import and during the creates; with `top`, cProfile tables of the event loop thread and of
-    the engine's worker thread (the profiler then inflates every time)."""
+    CPU time per kind of call during each import and during the creates; with `top`, cProfile
+    tables of the event loop thread and of the engine's worker thread (the profiler then
+    inflates every time)."""
     import cProfile
     import pstats
 
