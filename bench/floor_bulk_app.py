@@ -16,7 +16,8 @@ service's import must do, by the plainest code, with the same fast primitives:
 Not here, by design: authentication, tenancy checks, the repository and its generic
 encoder, turns for other requests (the loop is held for the whole import), conflict
 resolution beyond "refused is duplicate". bench_bulk_import.py times it next to the service
-and checks it stores the same documents (same fields, same number of journaled changes).
+and checks, for a lead of each type, that it stores the same fields with the same values and
+journals the same changes (ids and times aside).
 """
 
 from __future__ import annotations
