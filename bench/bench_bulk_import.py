@@ -12,8 +12,9 @@ Everything runs on the embedded backend (service/embedded/), in one process, in 
   clear — the floor a deduplicated, journaled import cannot go below;
 - stripped-down app: bench/floor_bulk_app.py, a FastAPI app with only this endpoint doing
   the same work and the same writes by the plainest code (no auth, repository or generic
-  encoder, no turns for other requests), checked to store the same fields and journaled
-  paths: what this work costs written plainly with the same libraries.
+  encoder, no turns for other requests), checked to store the same documents and journal
+  the same changes (ids and times aside): what this work costs written plainly with the
+  same libraries.
 
 Targets (issue 27; issue 18 had 2.0x and 100 us): service <= 1.3x the floor, and <= 50 us of
 Python work per lead outside database calls ((service time - time awaiting database calls) /

@@ -172,28 +172,21 @@ async def _write_chunk(
             continue
         doc["_id"] = lead_id = lead_ids[position]
         changes = _creation_changes(doc)
-        doc["pending_event"] = {
-            "version": 1,
-            "id": event_ids[position],
-            "aggregate_id": lead_id,
-            "actor_type": "user",
-        }
+        event_id = event_ids[position]
+        doc["pending_event"] = journal.creation_marker(
+            event_id=event_id, aggregate_id=lead_id, actor_type="user"
+        )
         stored.append(doc)
         events.append(
-            {
-                "_id": event_ids[position],
-                "tenant_id": tenant,
-                "aggregate_type": "lead",
-                "aggregate_id": lead_id,
-                "version": 1,
-                "event_type": "lead.created",
-                "actor_id": doc["created_by"],
-                "actor_type": "user",
-                "occurred_at": now,
-                "changes": changes,
-                "request_id": None,
-                "seq": None,
-            }
+            journal.creation_event(
+                aggregate_type="lead",
+                stored=doc,
+                event_id=event_id,
+                actor_type="user",
+                changes=changes,
+                request_id=None,
+                typed=True,
+            )
         )
     if stored:
         await db["leads"].insert_many(stored, ordered=False)
